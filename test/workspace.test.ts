@@ -1,0 +1,62 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+// The dependency rules of docs/architecture.md, enforced on package.json and on every import in src/.
+const allowed: Record<string, string[]> = {
+  transport: [],
+  pki: [],
+  overlay: [],
+  raft: ['transport'],
+  store: ['raft'],
+  scheduler: ['store'],
+}
+
+const root = join(import.meta.dirname, '..')
+const packages = readdirSync(join(root, 'packages')).sort()
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? sourceFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : [],
+  )
+}
+
+describe('workspace', () => {
+  it('has exactly the planned packages', () => {
+    expect(packages).toEqual(Object.keys(allowed).sort())
+  })
+
+  for (const name of packages) {
+    describe(`@swarmkit/${name}`, () => {
+      const dir = join(root, 'packages', name)
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+
+      it('exports source first, then types and the built ESM', () => {
+        expect(pkg.name).toBe(`@swarmkit/${name}`)
+        for (const [sub, target] of Object.entries<Record<string, string>>(pkg.exports)) {
+          expect(Object.keys(target), sub).toEqual(['@swarmkit/source', 'types', 'import'])
+          expect(existsSync(join(dir, target['@swarmkit/source']!)), `${sub} source`).toBe(true)
+        }
+      })
+
+      it('has a README with an example', () => {
+        const readme = readFileSync(join(dir, 'README.md'), 'utf8')
+        expect(readme).toMatch(/```(ts|typescript|js)/)
+      })
+
+      it('depends only on the swarmkit packages it may import', () => {
+        const declared = Object.keys(pkg.dependencies ?? {})
+          .filter((d) => d.startsWith('@swarmkit/'))
+          .map((d) => d.slice('@swarmkit/'.length))
+        for (const d of declared) expect(allowed[name], `package.json dependency ${d}`).toContain(d)
+        for (const file of sourceFiles(join(dir, 'src'))) {
+          const text = readFileSync(file, 'utf8')
+          for (const m of text.matchAll(/from '@swarmkit\/([a-z]+)/g)) {
+            expect(allowed[name], `${file} imports @swarmkit/${m[1]}`).toContain(m[1])
+            expect(declared, `${file} imports undeclared @swarmkit/${m[1]}`).toContain(m[1])
+          }
+        }
+      })
+    })
+  }
+})
