@@ -1,0 +1,79 @@
+/**
+ * The persistence contract between the raft driver and a log store. Fixed early so that memory and file
+ * storage (and the store package's encrypted storage) can be built in parallel; additions must stay
+ * backward compatible.
+ */
+
+/** Entry kinds. Storage treats them as opaque numbers; only the core interprets them. */
+export const EntryType = {
+  /** A user command, or the leader's empty no-op at the start of its term (data.length === 0). */
+  Normal: 0,
+  /** A membership change; the encoding of `data` belongs to the raft core. */
+  Config: 1,
+} as const
+export type EntryType = (typeof EntryType)[keyof typeof EntryType]
+
+export interface Entry {
+  readonly index: number
+  readonly term: number
+  readonly type: EntryType
+  readonly data: Uint8Array
+}
+
+/** What a node must never forget: the current term, its vote in that term, and how far it knows commits go. */
+export interface HardState {
+  readonly term: number
+  readonly vote: string | null
+  readonly commit: number
+}
+
+/** Cluster membership as of some log index. */
+export interface ConfState {
+  readonly voters: readonly string[]
+  readonly learners: readonly string[]
+  /** Network addresses of members where known (id -> address), for real transports. */
+  readonly addresses?: Readonly<Record<string, string>>
+}
+
+export interface SnapshotMeta {
+  /** Index and term of the last entry the snapshot covers. */
+  readonly index: number
+  readonly term: number
+  readonly conf: ConfState
+}
+
+export interface Snapshot {
+  readonly meta: SnapshotMeta
+  readonly data: Uint8Array
+}
+
+/** Everything a node restarts from. `entries` are contiguous and follow `snapshot.meta.index` (or 0). */
+export interface PersistedState {
+  readonly hardState: HardState
+  readonly snapshot: Snapshot | null
+  readonly entries: readonly Entry[]
+}
+
+/**
+ * One batch to make durable, in this order: snapshot, then entries, then hard state. `entries` may begin at
+ * or below the last stored index: the stored suffix from `entries[0].index` on is replaced (a follower
+ * truncating a conflicting tail). A snapshot newer than every stored entry discards the stored log.
+ */
+export interface StorageUpdate {
+  readonly hardState?: HardState
+  readonly entries?: readonly Entry[]
+  readonly snapshot?: Snapshot
+}
+
+export interface LogStorage {
+  /** Reads back what was persisted (empty state for new storage). Called once per RaftNode.start(). */
+  load(options?: { signal?: AbortSignal }): Promise<PersistedState>
+  /** Makes `update` durable; resolves only once it is (one sync may cover many queued updates). */
+  save(update: StorageUpdate, options?: { signal?: AbortSignal }): Promise<void>
+  /** The latest snapshot, with its data, to send to a lagging follower. */
+  snapshot(options?: { signal?: AbortSignal }): Promise<Snapshot | null>
+  /** Drops entries with index <= `index`; only ever called at or below the latest snapshot's index. */
+  compact(index: number, options?: { signal?: AbortSignal }): Promise<void>
+  /** Flushes and releases the storage; a new LogStorage (or the same memory one) can be loaded again. */
+  close(): Promise<void>
+}
