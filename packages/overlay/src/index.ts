@@ -14,6 +14,18 @@
  *
  * Errors are {@link OverlayError} with a typed `code`.
  */
+
+export type {
+  CallOptions,
+  DataPlaneState,
+  DesiredDataPlane,
+  NetworkDriver,
+  OverlayNetwork,
+  Peer,
+  Sandbox,
+  SandboxEndpoint,
+  SandboxSpec,
+} from './driver.js'
 export { isOverlayError, OverlayError, type OverlayErrorCode } from './errors.js'
 export {
   type AddressPool,
@@ -27,6 +39,9 @@ export {
   type SubnetRecord,
   type SubnetRequest,
 } from './ipam.js'
+export { type CommandRunner, checkLinuxDriver, type LinuxDriverOptions, linuxDriver } from './linux-driver.js'
+export { macFor } from './mac.js'
+export { type MemoryDriverOptions, type MemoryNetworkDriver, memoryDriver } from './memory-driver.js'
 export {
   type PortAllocator,
   type PortAllocatorOptions,
