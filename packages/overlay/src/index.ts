@@ -43,6 +43,15 @@ export { type CommandRunner, checkLinuxDriver, type LinuxDriverOptions, linuxDri
 export { macFor } from './mac.js'
 export { type MemoryDriverOptions, type MemoryNetworkDriver, memoryDriver } from './memory-driver.js'
 export {
+  type CloseOptions,
+  type MeshEndpoint,
+  type MeshService,
+  type RoutingMesh,
+  type RoutingMeshEvents,
+  type RoutingMeshOptions,
+  routingMesh,
+} from './mesh.js'
+export {
   type PortAllocator,
   type PortAllocatorOptions,
   type PortConfig,
