@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import {
   abortable,
   type CallOptions,
@@ -342,6 +342,24 @@ class LinuxDriver implements NetworkDriver {
     }
     await this.ip(['link', 'set', 'dev', vx, 'mtu', String(net.mtu), 'master', br, 'up'], options)
     await this.ip(['link', 'set', 'dev', br, 'up'], options)
+    // Networks are isolated from each other even on a host that forwards (ip_forward=1): nothing that
+    // enters through an overlay bridge is routed anywhere.
+    await this.sysctl(`net/ipv4/conf/${br}/forwarding`, '0', options)
+  }
+
+  private async sysctl(key: string, value: string, options?: CallOptions): Promise<void> {
+    const path = `/proc/sys/${key}`
+    if (this.ns === undefined) {
+      await writeFile(path, value).catch((err) => {
+        throw this.failure(['sysctl', key], err)
+      })
+      return
+    }
+    await this.run('ip', ['netns', 'exec', this.ns, 'sh', '-c', `echo ${value} > ${path}`], options).catch(
+      (err) => {
+        throw this.failure(['netns', 'exec', this.ns!, 'sysctl', key], err)
+      },
+    )
   }
 
   private async syncPeers(net: CheckedNetwork, all: ReturnType<typeof checkPeers>, options?: CallOptions) {

@@ -85,12 +85,13 @@ export class Lab {
   }
 
   /** Starts `node -e script` inside a namespace; resolves once it prints a line starting with `ready`. */
-  async node(
-    ns: string,
-    script: string,
-    args: string[] = [],
-  ): Promise<{ child: ChildProcess; line: string }> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, ...args], {
+  node(ns: string, script: string, args: string[] = []): Promise<{ child: ChildProcess; line: string }> {
+    return this.spawnNode(ns, ['-e', script, ...args])
+  }
+
+  /** Starts node with these arguments inside a namespace; resolves once it prints a `ready` line. */
+  async spawnNode(ns: string, nodeArgs: string[]): Promise<{ child: ChildProcess; line: string }> {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs], {
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     this.children.add(child)
