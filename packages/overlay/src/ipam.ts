@@ -129,6 +129,21 @@ interface Mark {
 
 const MAX_ID = 256
 
+// The index of the IPv4 block of prefix q holding `base`: below 2^30 for q <= 30, a small integer.
+function block4(base: number, q: number): number {
+  return q === 0 ? 0 : Math.floor(base / 2 ** (32 - q))
+}
+
+function block6(base: bigint, q: number): bigint {
+  return ((base >> BigInt(128 - q)) << 8n) | BigInt(q)
+}
+
+function bump<K>(map: Map<K, number>, key: K, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta
+  if (n === 0) map.delete(key)
+  else map.set(key, n)
+}
+
 // Math.min/max do not take bigints.
 const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b)
 const bigMax = (a: bigint, b: bigint): bigint => (a > b ? a : b)
@@ -142,7 +157,17 @@ function checkNetwork(network: unknown): string {
 class IpamImpl implements Ipam {
   private readonly pools: Pool[] = []
   private readonly networks = new Map<string, Subnet[]>()
-  private readonly all: Subnet[] = []
+  /**
+   * Overlap index, O(prefix length) per check whatever the number of subnets: `exact` holds each subnet
+   * under its own block; `under` counts the subnets inside every aligned block that contains one. A CIDR
+   * overlaps an allocated subnet iff one of its enclosing blocks is a subnet (`exact`) or its own block
+   * contains one (`under`). IPv4 keys a block of prefix q by its index at that level (a small integer, so
+   * no bigint garbage on the hot path); IPv6 by base and prefix packed in a bigint.
+   */
+  private readonly exact4 = Array.from({ length: 33 }, () => new Map<number, Subnet>())
+  private readonly under4 = Array.from({ length: 33 }, () => new Map<number, number>())
+  private readonly exact6 = new Map<bigint, Subnet>()
+  private readonly under6 = new Map<bigint, number>()
 
   constructor(options: IpamOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
@@ -189,13 +214,13 @@ class IpamImpl implements Ipam {
       const max = familyBits(cidr.family) - 2
       if (cidr.prefix > max)
         throw new RangeError(`request.subnet must be /${max} or larger to hold a gateway and an address`)
-      for (const s of this.all)
-        if (overlaps(s.cidr, cidr))
-          throw new OverlayError(
-            'SUBNET_OVERLAP',
-            `subnet ${formatCidr(cidr)} overlaps ${s.text} of network ${s.network}`,
-            { holder: s.network },
-          )
+      const s = this.overlapping(cidr)
+      if (s !== undefined)
+        throw new OverlayError(
+          'SUBNET_OVERLAP',
+          `subnet ${formatCidr(cidr)} overlaps ${s.text} of network ${s.network}`,
+          { holder: s.network },
+        )
       for (const pool of this.pools) {
         if (!overlaps(pool.cidr, cidr)) continue
         // Mark every pool slot the user subnet touches, so pool allocation steps around it.
@@ -265,7 +290,7 @@ class IpamImpl implements Ipam {
     let list = this.networks.get(network)
     if (list === undefined) this.networks.set(network, (list = []))
     list.push(subnet)
-    this.all.push(subnet)
+    this.index(subnet, 1)
     return { network, subnet: subnet.text, gateway: subnet.gatewayText }
   }
 
@@ -275,7 +300,7 @@ class IpamImpl implements Ipam {
     if (list === undefined) throw new OverlayError('NOT_FOUND', `network ${network} holds no subnet`)
     for (const s of list) {
       for (const m of s.marks) this.undoSlots(m)
-      this.all.splice(this.all.indexOf(s), 1)
+      this.index(s, -1)
     }
     this.networks.delete(network)
   }
@@ -392,7 +417,46 @@ class IpamImpl implements Ipam {
 
   /** After a rebuild: continue next-fit after the highest address, as close to the original as the records allow. */
   settle(): void {
-    for (const s of this.all) s.bits.resetCursor()
+    for (const list of this.networks.values()) for (const s of list) s.bits.resetCursor()
+  }
+
+  private index(s: Subnet, delta: 1 | -1): void {
+    const { family, prefix } = s.cidr
+    if (family === 4) {
+      const base = Number(s.cidr.base)
+      if (delta > 0) this.exact4[prefix]!.set(block4(base, prefix), s)
+      else this.exact4[prefix]!.delete(block4(base, prefix))
+      for (let q = 0; q <= prefix; q++) bump(this.under4[q]!, block4(base, q), delta)
+      return
+    }
+    const base = s.cidr.base
+    if (delta > 0) this.exact6.set(block6(base, prefix), s)
+    else this.exact6.delete(block6(base, prefix))
+    for (let q = 0; q <= prefix; q++) bump(this.under6, block6(base, q), delta)
+  }
+
+  // An allocated subnet overlapping `cidr`, if any.
+  private overlapping(cidr: Cidr): Subnet | undefined {
+    const { family, prefix } = cidr
+    let inside: boolean
+    if (family === 4) {
+      const base = Number(cidr.base)
+      for (let q = 0; q <= prefix; q++) {
+        const hit = this.exact4[q]!.get(block4(base, q))
+        if (hit !== undefined) return hit
+      }
+      inside = this.under4[prefix]!.has(block4(base, prefix))
+    } else {
+      for (let q = 0; q <= prefix; q++) {
+        const hit = this.exact6.get(block6(cidr.base, q))
+        if (hit !== undefined) return hit
+      }
+      inside = this.under6.has(block6(cidr.base, prefix))
+    }
+    if (!inside) return undefined
+    // Something lies inside `cidr`: find it for the message (error path only).
+    for (const list of this.networks.values()) for (const s of list) if (overlaps(s.cidr, cidr)) return s
+    return undefined
   }
 
   private find(list: Subnet[], family: Family, value: bigint): Subnet | undefined {

@@ -17,6 +17,8 @@ interface Chunk {
 
 export class Bitmap {
   readonly size: number
+  // Chunk 0 lives in a field (most bitmaps — a /24's addresses — have only that one); the rest in a Map.
+  private c0: Chunk | undefined
   private readonly chunks = new Map<number, Chunk>()
   private readonly lastChunk: number
   private count = 0
@@ -34,7 +36,7 @@ export class Bitmap {
   }
 
   has(i: number): boolean {
-    const c = this.chunks.get(Math.floor(i / CHUNK_BITS))
+    const c = this.get(Math.floor(i / CHUNK_BITS))
     if (c === undefined) return false
     const bit = i % CHUNK_BITS
     return (c.words[bit >>> 5]! & (1 << (bit & 31))) !== 0
@@ -43,10 +45,12 @@ export class Bitmap {
   /** Marks `i` used; false if it already was. */
   set(i: number): boolean {
     const ci = Math.floor(i / CHUNK_BITS)
-    let c = this.chunks.get(ci)
+    let c = this.get(ci)
     if (c === undefined) {
-      c = { words: new Uint32Array(CHUNK_WORDS), used: 0 }
-      this.chunks.set(ci, c)
+      // A bitmap smaller than a chunk (a /24's 256 addresses) gets only the words it needs.
+      c = { words: new Uint32Array(Math.min(CHUNK_WORDS, Math.ceil(this.size / 32))), used: 0 }
+      if (ci === 0) this.c0 = c
+      else this.chunks.set(ci, c)
     }
     const bit = i % CHUNK_BITS
     const w = bit >>> 5
@@ -61,7 +65,7 @@ export class Bitmap {
   /** Marks `i` free; false if it already was. */
   clear(i: number): boolean {
     const ci = Math.floor(i / CHUNK_BITS)
-    const c = this.chunks.get(ci)
+    const c = this.get(ci)
     if (c === undefined) return false
     const bit = i % CHUNK_BITS
     const w = bit >>> 5
@@ -98,9 +102,9 @@ export class Bitmap {
   /** Restarts the next-fit cursor just after the highest used integer (used after a rebuild). */
   resetCursor(): void {
     let hi = -1
-    for (const [ci, c] of this.chunks) {
+    for (const [ci, c] of this.all()) {
       if (c.used === 0) continue
-      for (let w = CHUNK_WORDS - 1; w >= 0; w--) {
+      for (let w = c.words.length - 1; w >= 0; w--) {
         const word = c.words[w]!
         if (word !== 0) {
           const cand = ci * CHUNK_BITS + w * 32 + (31 - Math.clz32(word))
@@ -115,11 +119,9 @@ export class Bitmap {
 
   /** Every used integer in ascending order. */
   *values(): Generator<number> {
-    const keys = [...this.chunks.keys()].sort((a, b) => a - b)
-    for (const ci of keys) {
-      const c = this.chunks.get(ci)!
+    for (const [ci, c] of this.all().sort((a, b) => a[0] - b[0])) {
       if (c.used === 0) continue
-      for (let w = 0; w < CHUNK_WORDS; w++) {
+      for (let w = 0; w < c.words.length; w++) {
         let word = c.words[w]!
         while (word !== 0) {
           const low = word & -word
@@ -130,13 +132,23 @@ export class Bitmap {
     }
   }
 
+  private get(ci: number): Chunk | undefined {
+    return ci === 0 ? this.c0 : this.chunks.get(ci)
+  }
+
+  private all(): Array<[number, Chunk]> {
+    const out = [...this.chunks]
+    if (this.c0 !== undefined) out.push([0, this.c0])
+    return out
+  }
+
   // The first free integer in [from, size), or -1.
   private findFrom(from: number): number {
     if (from >= this.size) return -1
     let ci = Math.floor(from / CHUNK_BITS)
     let bit = from % CHUNK_BITS
     for (; ci <= this.lastChunk; ci++, bit = 0) {
-      const c = this.chunks.get(ci)
+      const c = this.get(ci)
       if (c === undefined) {
         const i = ci * CHUNK_BITS + bit
         return i < this.size ? i : -1
@@ -152,7 +164,7 @@ export class Bitmap {
           const i = ci * CHUNK_BITS + w * 32 + (31 - Math.clz32(free))
           return i < this.size ? i : -1
         }
-        if (++w >= CHUNK_WORDS) break
+        if (++w >= words.length) break
         word = words[w]!
       }
     }
