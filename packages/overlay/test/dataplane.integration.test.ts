@@ -41,26 +41,29 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
 
   const lab = new Lab()
   const drivers: NetworkDriver[] = []
-  const control = ipam({ pools: [{ base: '10.77.0.0/16', size: 24 }] })
+  const control = ipam({ pools: [{ base: '10.77.0.0/16', size: 24 }, 'fd77:5a::/48'] })
   const vnis = vniAllocator()
-  const nets: Record<'red' | 'blue', OverlayNetwork & { nodes: string[] }> = {} as never
+  type Net = 'red' | 'blue' | 'green'
+  const nets: Record<Net, OverlayNetwork & { nodes: string[] }> = {} as never
   // Tasks: name -> host index, network, address (filled in by beforeAll).
-  const tasks: Array<{ name: string; host: number; network: 'red' | 'blue'; address: string; ns: string }> = [
+  const tasks: Array<{ name: string; host: number; network: Net; address: string; ns: string }> = [
     { name: 'r1', host: 0, network: 'red', address: '', ns: '' },
     { name: 'r2', host: 1, network: 'red', address: '', ns: '' },
     { name: 'r3', host: 2, network: 'red', address: '', ns: '' },
     { name: 'b1', host: 0, network: 'blue', address: '', ns: '' },
     { name: 'b2', host: 1, network: 'blue', address: '', ns: '' },
+    { name: 'g1', host: 0, network: 'green', address: '', ns: '' },
+    { name: 'g3', host: 2, network: 'green', address: '', ns: '' },
   ]
   const task = (name: string) => tasks.find((t) => t.name === name)!
 
-  const peersOf = (network: 'red' | 'blue'): Peer[] => [
+  const peersOf = (network: Net): Peer[] => [
     ...tasks
       .filter((t) => t.network === network)
       .map((t) => ({ address: t.address, vtep: lab.hosts[t.host]!.vtep })),
     ...nets[network].nodes.map((address, i) => ({ address, vtep: lab.hosts[i]!.vtep })),
   ]
-  const networkOn = (network: 'red' | 'blue', host: number): OverlayNetwork => {
+  const networkOn = (network: Net, host: number): OverlayNetwork => {
     const { nodes, ...n } = nets[network]
     return { ...n, nodeAddress: nodes[host]! }
   }
@@ -71,8 +74,8 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     for (const h of lab.hosts)
       await must('ip', ['netns', 'exec', h.ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'])
     // Control plane: subnets, VNIs, a node address per host and an address per task.
-    for (const name of ['red', 'blue'] as const) {
-      const s = control.allocateSubnet(name)
+    for (const name of ['red', 'blue', 'green'] as const) {
+      const s = control.allocateSubnet(name, { family: name === 'green' ? 6 : 4 })
       nets[name] = {
         id: name,
         vni: vnis.allocate(name),
@@ -86,7 +89,7 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     for (const [i, h] of lab.hosts.entries()) {
       const d = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix: h.prefix })
       drivers.push(d)
-      for (const name of ['red', 'blue'] as const) {
+      for (const name of ['red', 'blue', 'green'] as const) {
         await d.createNetwork(networkOn(name, i))
         await d.setPeers(name, peersOf(name))
       }
@@ -110,8 +113,8 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
 
   it('gives every host its bridge, VXLAN device and peers', async () => {
     const s = await drivers[0]!.inspect()
-    expect(s.networks.map((n) => n.id).sort()).toEqual(['blue', 'red'])
-    expect(s.sandboxes).toEqual(['b1', 'r1'])
+    expect(s.networks.map((n) => n.id).sort()).toEqual(['blue', 'green', 'red'])
+    expect(s.sandboxes).toEqual(['b1', 'g1', 'r1'])
     // Remote only: r2, r3 and the other two hosts' addresses on red.
     expect(
       s.peers
@@ -147,6 +150,25 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     await lab.node(task('r2').ns, server, ['r2', '7000'])
     const r = await lab.script(task('r1').ns, client, [task('r2').address, '7000'])
     expect(r.out.trim()).toBe('r2 ping')
+  })
+
+  it('carries IPv6 overlays too (ping and TCP)', async () => {
+    expect(nets.green.subnet).toBe('fd77:5a::/64')
+    const r = await sh('ip', [
+      'netns',
+      'exec',
+      task('g1').ns,
+      'ping',
+      '-6',
+      '-c',
+      '1',
+      '-W',
+      '5',
+      task('g3').address,
+    ])
+    expect(r.code, `${r.out}${r.err}`).toBe(0)
+    await lab.node(task('g3').ns, server.replace("'0.0.0.0'", "'::'"), ['g3', '7003'])
+    expect((await lab.script(task('g1').ns, client, [task('g3').address, '7003'])).out.trim()).toBe('g3 ping')
   })
 
   it('keeps overlay networks apart', async () => {

@@ -1,3 +1,7 @@
+import { chmodSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type CommandRunner,
@@ -7,7 +11,7 @@ import {
   type NetworkDriver,
 } from '../src/index.js'
 import { driverCompliance } from './helpers/driver-compliance.js'
-import { kernelUnavailable, Lab } from './helpers/lab.js'
+import { kernelUnavailable, Lab, sh } from './helpers/lab.js'
 
 describe('memoryDriver', () => {
   driverCompliance(() => ({ driver: memoryDriver({ vtep: '198.18.0.1' }), vtep: '198.18.0.1' }))
@@ -40,6 +44,41 @@ describe('linuxDriver without privileges', () => {
     // user the capability check itself refuses. Either way: the same clear error.
     expect(isOverlayError(err, 'PERMISSION_DENIED')).toBe(true)
     expect(err.message).toMatch(/root/)
+  })
+
+  it('refuses with PERMISSION_DENIED when really run without root', async () => {
+    if (process.getuid?.() !== 0) {
+      // Already unprivileged: ask directly.
+      const err = await linuxDriver({ vtep: '198.18.0.1' })
+        .inspect()
+        .catch((e) => e)
+      expect(isOverlayError(err, 'PERMISSION_DENIED') || isOverlayError(err, 'UNSUPPORTED')).toBe(true)
+      return
+    }
+    // Root: run the driver in a child that drops to user nobody (setpriv clears the capabilities).
+    const out = join(tmpdir(), `overlay-noroot-${process.pid}.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'no-root.ts')],
+      outfile: out,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'silent',
+    })
+    try {
+      chmodSync(out, 0o644)
+      const r = await sh('setpriv', [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        out,
+      ])
+      expect(r.err).toBe('')
+      expect(r.out).toMatch(/^PERMISSION_DENIED .*needs root \(missing CAP_NET_ADMIN and CAP_SYS_ADMIN\)/)
+    } finally {
+      rmSync(out, { force: true })
+    }
   })
 
   it('says UNSUPPORTED when iproute2 is missing', async () => {
