@@ -104,11 +104,17 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
   })
 
   afterAll(async () => {
+    // Processes first (they pin namespaces), then each driver's own teardown, then the lab; assert last
+    // so a failing assertion cannot leave anything behind.
+    await lab.killAll()
+    const leftovers: string[] = []
     for (const d of drivers) {
-      await d.destroy().catch(() => {})
-      expect((await d.inspect()).resources).toEqual([])
+      await d.destroy().catch((e) => leftovers.push(`destroy failed: ${e}`))
+      leftovers.push(...(await d.inspect()).resources)
     }
-    expect(await lab.destroy()).toEqual([])
+    const rest = await lab.destroy()
+    expect(leftovers).toEqual([])
+    expect(rest).toEqual([])
   })
 
   it('gives every host its bridge, VXLAN device and peers', async () => {
