@@ -63,3 +63,44 @@ export function opensslMake(
     rmSync(dir, { recursive: true, force: true })
   }
 }
+
+/** A manual clock: timers fire only when the test advances time. */
+export class FakeClock {
+  time: number
+  #timers: { at: number; seq: number; fn: () => void }[] = []
+  #seq = 0
+  constructor(start: number) {
+    this.time = start
+  }
+  now = (): number => this.time
+  setTimeout = (fn: () => void, ms: number): unknown => {
+    const t = { at: this.time + Math.max(0, ms), seq: this.#seq++, fn }
+    this.#timers.push(t)
+    return t
+  }
+  clearTimeout = (h: unknown): void => {
+    this.#timers = this.#timers.filter((t) => t !== h)
+  }
+  get pending(): number {
+    return this.#timers.length
+  }
+  /** Moves time forward to `until`, firing due timers in order and letting promises settle between them. */
+  async advanceTo(until: number): Promise<void> {
+    for (;;) {
+      await settle()
+      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq)
+      const next = this.#timers[0]
+      if (!next || next.at > until) break
+      this.#timers.shift()
+      this.time = next.at
+      next.fn()
+    }
+    this.time = until
+    await settle()
+  }
+}
+
+/** Lets pending promise callbacks run (a macrotask turn). */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
