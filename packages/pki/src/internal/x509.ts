@@ -417,17 +417,20 @@ export function encodeCsr(subject: Uint8Array, seed: Uint8Array, publicKey: Uint
 
 export const MAX_CSR_SIZE = 8 * 1024
 
-export function parseCsrDer(der: Uint8Array): CertificateRequest {
+/** A CSR's structure without checking its signature (see {@link parseCsrDer}). */
+export function decodeCsrDer(der: Uint8Array): {
+  request: CertificateRequest
+  info: Uint8Array
+  signature: Uint8Array
+} {
   if (der.length > MAX_CSR_SIZE) throw new PkiError('TOO_LARGE', `CSR exceeds ${MAX_CSR_SIZE} bytes`)
-  let out: CertificateRequest | undefined
-  let info: Uint8Array | undefined
-  let signature: Uint8Array | undefined
+  let out: { request: CertificateRequest; info: Uint8Array; signature: Uint8Array } | undefined
   malformed('MALFORMED_CSR', () => {
     const root = decodeDer(der, { maxSize: MAX_CSR_SIZE })
     const top = seqOf(root, 'CertificationRequest')
     if (top.length !== 3) throw new PkiError('MALFORMED_DER', 'CertificationRequest: expected 3 fields')
     const alg = parseAlgorithm(top[1], 'signatureAlgorithm')
-    signature = readOctetAlignedBits(top[2], 'signature')
+    const signature = readOctetAlignedBits(top[2], 'signature')
     const f = seqOf(top[0], 'CertificationRequestInfo')
     if (f.length !== 4) throw new PkiError('MALFORMED_DER', 'CertificationRequestInfo: expected 4 fields')
     if (readSmallInteger(f[0], 'version') !== 0) throw new PkiError('MALFORMED_DER', 'CSR version must be 0')
@@ -437,13 +440,18 @@ export function parseCsrDer(der: Uint8Array): CertificateRequest {
     if (alg !== OID.ed25519 || spki.algorithm !== OID.ed25519) {
       throw new PkiError('UNSUPPORTED_ALGORITHM', 'only Ed25519 certificate requests are accepted')
     }
-    info = top[0]!.raw
-    out = { der: root.raw, subject, publicKey: spki.key }
+    out = { request: { der: root.raw, subject, publicKey: spki.key }, info: top[0]!.raw, signature }
   })
-  if (!edVerify(signature!, info!, out!.publicKey)) {
+  return out!
+}
+
+/** Parses a CSR and checks its self-signature (proof that the requester holds the key). */
+export function parseCsrDer(der: Uint8Array): CertificateRequest {
+  const { request, info, signature } = decodeCsrDer(der)
+  if (!edVerify(signature, info, request.publicKey)) {
     throw new PkiError('BAD_CSR_SIGNATURE', 'certificate request signature does not verify')
   }
-  return out!
+  return request
 }
 
 export { concat }
