@@ -151,6 +151,12 @@ export function verifyChain(
   const now = ms(options.now, 'options.now')
   const leaf = certs[0]!
   if (leaf.isCA) throw new PkiError('NOT_A_NODE_CERTIFICATE', 'the leaf certificate is a CA')
+  if (leaf.keyUsage && !leaf.keyUsage.includes('digitalSignature')) {
+    throw new PkiError(
+      'NOT_A_NODE_CERTIFICATE',
+      'the leaf certificate may not sign (no digitalSignature usage)',
+    )
+  }
   checkTime(leaf, now, 'certificate')
   const path: Certificate[] = [leaf]
   let current = leaf
@@ -166,7 +172,7 @@ export function verifyChain(
       return false
     })
     if (anchor) {
-      checkCA(anchor, now, 'trust anchor')
+      checkCA(anchor, now, 'trust anchor', path.length - 1)
       path.push(anchor)
       break
     }
@@ -180,7 +186,7 @@ export function verifyChain(
       if (badSignature) throw new PkiError('BAD_SIGNATURE', 'certificate signature does not verify')
       throw new PkiError('UNKNOWN_ISSUER', 'certificate signed by unknown authority')
     }
-    checkCA(next, now, 'intermediate')
+    checkCA(next, now, 'intermediate', path.length - 1)
     path.push(next)
     current = next
   }
@@ -189,9 +195,13 @@ export function verifyChain(
   return { identity, path }
 }
 
-function checkCA(c: Certificate, now: number, what: string): void {
+/** `below` counts the intermediate CAs between this CA and the leaf (for pathLenConstraint). */
+function checkCA(c: Certificate, now: number, what: string, below: number): void {
   if (!c.isCA || (c.keyUsage && !c.keyUsage.includes('keyCertSign'))) {
     throw new PkiError('NOT_A_CA', `${what} is not a certificate authority`)
+  }
+  if (c.pathLength !== undefined && below > c.pathLength) {
+    throw new PkiError('CHAIN_TOO_LONG', `${what} allows at most ${c.pathLength} intermediates below it`)
   }
   checkTime(c, now, what)
 }

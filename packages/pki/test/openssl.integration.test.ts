@@ -271,6 +271,124 @@ describe('we read what openssl makes', () => {
     expect(code).toBe('UNKNOWN_ISSUER')
   })
 
+  it('agrees with openssl on path length constraints through an intermediate', () => {
+    const rootKey = opensslMake(['genpkey', '-algorithm', 'ed25519', '-out', 'k.pem'], {}, 'k.pem')
+    const midKey = opensslMake(['genpkey', '-algorithm', 'ed25519', '-out', 'k.pem'], {}, 'k.pem')
+    const ca0 = (pathlen: string) =>
+      opensslMake(
+        [
+          'req',
+          '-x509',
+          '-new',
+          '-key',
+          'k.pem',
+          '-subj',
+          '/CN=root',
+          '-days',
+          '10',
+          '-out',
+          'c.pem',
+          '-addext',
+          `basicConstraints=critical,CA:TRUE${pathlen}`,
+          '-addext',
+          'keyUsage=critical,keyCertSign',
+        ],
+        { 'k.pem': rootKey },
+        'c.pem',
+      )
+    const midCsr = opensslMake(
+      ['req', '-new', '-key', 'k.pem', '-subj', '/CN=mid', '-out', 'r.pem'],
+      { 'k.pem': midKey },
+      'r.pem',
+    )
+    const nodeId = generateNodeId(random)
+    const leafCsr = opensslMake(
+      [
+        'req',
+        '-new',
+        '-key',
+        'k.pem',
+        '-subj',
+        `/O=${clusterId}/OU=swarm-manager/CN=${nodeId}`,
+        '-out',
+        'r.pem',
+      ],
+      { 'k.pem': keyPem },
+      'r.pem',
+    )
+    for (const [pathlen, ok] of [
+      [',pathlen:0', false],
+      [',pathlen:1', true],
+      ['', true],
+    ] as const) {
+      const rootPem = ca0(pathlen)
+      const midPem = opensslMake(
+        [
+          'x509',
+          '-req',
+          '-in',
+          'r.pem',
+          '-CA',
+          'ca.pem',
+          '-CAkey',
+          'ca.key',
+          '-days',
+          '5',
+          '-extfile',
+          'e.cnf',
+          '-out',
+          'm.pem',
+        ],
+        {
+          'r.pem': midCsr,
+          'ca.pem': rootPem,
+          'ca.key': rootKey,
+          'e.cnf':
+            'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+        },
+        'm.pem',
+      )
+      const leafPem = opensslMake(
+        [
+          'x509',
+          '-req',
+          '-in',
+          'r.pem',
+          '-CA',
+          'm.pem',
+          '-CAkey',
+          'm.key',
+          '-days',
+          '2',
+          '-extfile',
+          'e.cnf',
+          '-out',
+          'l.pem',
+        ],
+        {
+          'r.pem': leafCsr,
+          'm.pem': midPem,
+          'm.key': midKey,
+          'e.cnf': 'keyUsage=critical,digitalSignature\n',
+        },
+        'l.pem',
+      )
+      const r = openssl(['verify', '-CAfile', 'ca.pem', '-untrusted', 'm.pem', 'l.pem'], {
+        'ca.pem': rootPem,
+        'm.pem': midPem,
+        'l.pem': leafPem,
+      })
+      expect(r.status === 0, `openssl, pathlen "${pathlen}": ${r.stderr}`).toBe(ok)
+      let code = 'ok'
+      try {
+        verifyChain(leafPem + midPem, { roots: rootPem })
+      } catch (err) {
+        code = isPkiError(err) ? err.code : String(err)
+      }
+      expect(code, `pathlen "${pathlen}"`).toBe(ok ? 'ok' : 'CHAIN_TOO_LONG')
+    }
+  })
+
   it('refuses openssl certificates with algorithms it does not support', () => {
     const ecKey = opensslMake(
       ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'k.pem'],

@@ -4,6 +4,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   type AuthorizePolicy,
+  authorize,
   createCSR,
   createRootCA,
   generateClusterId,
@@ -52,7 +53,10 @@ interface Outcome {
   /** What the client saw: the server's greeting, or the error that ended it. */
   client: { ok: true; protocol: string | null; serverIdentity: NodeIdentity } | { ok: false; error: string }
   /** The identity the server authorized, or the reason it refused. */
-  server: { ok: true; identity: NodeIdentity } | { ok: false; error: string } | undefined
+  server:
+    | { ok: true; identity: NodeIdentity; viaSubject: NodeIdentity }
+    | { ok: false; error: string }
+    | undefined
 }
 
 const servers: ReturnType<typeof createServer>[] = []
@@ -74,7 +78,13 @@ async function handshake(
           clusterId,
           ...policy.server,
         })
-        server = { ok: true, identity }
+        // The same decision from the subject node:tls reports, as a transport's TLS hook would see it.
+        const subject = socket.getPeerCertificate().subject
+        const viaSubject = authorize(
+          { cn: subject.CN, ou: subject.OU, o: subject.O },
+          { roles: ['swarm-manager', 'swarm-worker'], clusterId, ...policy.server },
+        )
+        server = { ok: true, identity, viaSubject }
         socket.end(`hello ${identity.nodeId}\n`)
       } catch (err) {
         server = { ok: false, error: (err as Error).message }
@@ -125,7 +135,7 @@ describe('mutual TLS 1.3 with issued certificates', () => {
     const worker = node('swarm-worker')
     const r = await handshake(manager, worker)
     expect(r.client).toEqual({ ok: true, protocol: 'TLSv1.3', serverIdentity: manager.identity })
-    expect(r.server).toEqual({ ok: true, identity: worker.identity })
+    expect(r.server).toEqual({ ok: true, identity: worker.identity, viaSubject: worker.identity })
   })
 
   it('fails for an expired client certificate', async () => {
