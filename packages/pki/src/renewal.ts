@@ -49,8 +49,11 @@ export interface RenewalScheduler extends EventEmitter<RenewalEvents> {
   start(): void
   /** Stops timers and aborts an attempt in flight. */
   stop(): void
-  /** Renews at once, e.g. on a role change; resolves with the new certificate. */
-  renewNow(): Promise<CertificateLifetime>
+  /**
+   * Renews at once, e.g. on a role change; resolves with the new certificate. Concurrent calls share one
+   * attempt; `signal` stops this caller's wait (rejecting with `ABORTED`), not the attempt.
+   */
+  renewNow(options?: { signal?: AbortSignal }): Promise<CertificateLifetime>
   readonly certificate: CertificateLifetime
   /** When the next attempt is due (epoch ms), or undefined when stopped or renewing. */
   readonly nextAttemptAt: number | undefined
@@ -102,9 +105,27 @@ class Scheduler extends EventEmitter<RenewalEvents> implements RenewalScheduler 
     this.#abort?.abort(new PkiError('ABORTED', 'renewal scheduler stopped'))
   }
 
-  renewNow(): Promise<CertificateLifetime> {
+  renewNow(options: { signal?: AbortSignal } = {}): Promise<CertificateLifetime> {
+    const signal = options.signal
+    if (signal?.aborted)
+      return Promise.reject(new PkiError('ABORTED', 'renewal wait aborted', { cause: signal.reason }))
     this.#cancelTimer()
-    return this.#attempt()
+    const attempt = this.#attempt()
+    if (!signal) return attempt
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new PkiError('ABORTED', 'renewal wait aborted', { cause: signal.reason }))
+      signal.addEventListener('abort', onAbort, { once: true })
+      attempt.then(
+        (c) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(c)
+        },
+        (err) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
   }
 
   #cancelTimer(): void {

@@ -145,6 +145,25 @@ describe('renewalScheduler', () => {
     expect(clock.pending).toBe(0)
   })
 
+  it('lets a caller stop waiting for renewNow without aborting the shared attempt', async () => {
+    const clock = new FakeClock(start)
+    let release!: () => void
+    const s = renewalScheduler({
+      certificate: lifetime(start),
+      clock,
+      random: () => 0,
+      renew: () => new Promise((resolve) => (release = () => resolve(lifetime(clock.now())))),
+    })
+    const ac = new AbortController()
+    const waiting = s.renewNow({ signal: ac.signal })
+    const other = s.renewNow()
+    ac.abort()
+    await expect(waiting).rejects.toMatchObject({ code: 'ABORTED' })
+    release()
+    expect((await other).notBefore.getTime()).toBe(start)
+    await expect(s.renewNow({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' })
+  })
+
   it('validates its options', () => {
     expect(() => renewalScheduler({ certificate: lifetime(start) } as never)).toThrow(TypeError)
     expect(() =>
