@@ -6,7 +6,8 @@
  * - Root CA: {@link createRootCA}, {@link exportRootCA}, {@link importRootCA}.
  * - Node keys, CSRs and certificates: {@link generateKeyPair}, {@link createCSR}, {@link parseCSR},
  *   {@link issueNodeCertificate}, {@link parseCertificate}.
- * - Trust: {@link verifyChain}, {@link nodeIdentity}, {@link authorize}, {@link revocationList}.
+ * - Trust: {@link verifyChain}, {@link nodeIdentity}, {@link authorize}, {@link authorizer},
+ *   {@link revocationList}.
  * - Tokens: {@link generateJoinToken}, {@link parseJoinToken}, {@link checkJoinTokenCA},
  *   {@link rotateJoinToken}, {@link generateUnlockKey}, {@link parseUnlockKey}.
  * - Joining: {@link caServer} (CA side), {@link verifyRootCAResponse}, {@link createJoinRequest},
@@ -102,6 +103,7 @@ export {
 export {
   type Certificate,
   type CertificateRequest,
+  type CertificateSubject,
   type Clock,
   type DistinguishedName,
   type KeyPair,
@@ -109,12 +111,14 @@ export {
   NODE_ROLES,
   type NodeIdentity,
   type NodeRole,
+  type PeerIdentityLike,
   systemClock,
   type TlsSubject,
 } from './types.js'
 export {
   type AuthorizePolicy,
   authorize,
+  authorizer,
   MAX_CHAIN_LENGTH,
   nodeIdentity,
   type RevocationList,

@@ -24,6 +24,19 @@ export interface TlsSubject {
   readonly o: string | readonly string[] | undefined
 }
 
+/**
+ * The subject of a peer certificate with long field names, as `@swarmkit/transport` reports a TLS peer
+ * (`PeerIdentity`): `commonName` is the node ID, `organizationalUnit` the role, `organization` the cluster.
+ */
+export interface CertificateSubject {
+  readonly commonName: string | readonly string[] | undefined
+  readonly organizationalUnit?: string | readonly string[] | undefined
+  readonly organization?: string | readonly string[] | undefined
+}
+
+/** Any of the identity shapes `authorize` accepts. */
+export type PeerIdentityLike = NodeIdentity | TlsSubject | CertificateSubject
+
 /** A distinguished name, reduced to the attributes swarm uses, plus its exact encoding. */
 export interface DistinguishedName {
   readonly commonName: string | undefined

@@ -2,7 +2,13 @@ import { parseCertificate, parseCertificates } from './certificates.js'
 import { PkiError } from './errors.js'
 import { isValidId } from './ids.js'
 import { signatureVerifies } from './internal/x509.js'
-import { type Certificate, NODE_ROLES, type NodeIdentity, type NodeRole, type TlsSubject } from './types.js'
+import {
+  type Certificate,
+  NODE_ROLES,
+  type NodeIdentity,
+  type NodeRole,
+  type PeerIdentityLike,
+} from './types.js'
 
 /** Longest chain accepted (leaf, intermediates, root). */
 export const MAX_CHAIN_LENGTH = 4
@@ -250,12 +256,14 @@ function single(v: string | readonly string[] | undefined, what: string): string
 
 /**
  * Authorizes an already TLS-verified peer, swarm's way: its role (OU) must be among `roles`, it must not be
- * revoked, and its organization (O) must be `clusterId`. `identity` is either a {@link NodeIdentity} or the
- * TLS subject `{ cn, ou, o }` (node ID, role, cluster ID), e.g. from `getPeerCertificate().subject` as
- * `{ cn: s.CN, ou: s.OU, o: s.O }`. Returns the node identity or throws `UNAUTHORIZED_ROLE`, `REVOKED`,
- * `WRONG_CLUSTER` or `NOT_A_NODE_CERTIFICATE` with swarm's "Permission denied: …" messages.
+ * revoked, and its organization (O) must be `clusterId`. `identity` may be a {@link NodeIdentity}
+ * `{ nodeId, role, clusterId }`, a TLS subject `{ cn, ou, o }` (e.g. node's `getPeerCertificate().subject`
+ * as `{ cn: s.CN, ou: s.OU, o: s.O }`), or `{ commonName, organizationalUnit, organization }` (the
+ * transport's `PeerIdentity`): CN is the node ID, OU the role, O the cluster ID, each exactly one value.
+ * Returns the node identity or throws `UNAUTHORIZED_ROLE`, `REVOKED`, `WRONG_CLUSTER` or
+ * `NOT_A_NODE_CERTIFICATE`, with swarm's "Permission denied: …" messages.
  */
-export function authorize(identity: NodeIdentity | TlsSubject, policy: AuthorizePolicy): NodeIdentity {
+export function authorize(identity: PeerIdentityLike, policy: AuthorizePolicy): NodeIdentity {
   if (typeof identity !== 'object' || identity === null) throw new TypeError('identity must be an object')
   if (typeof policy !== 'object' || policy === null || !Array.isArray(policy.roles)) {
     throw new TypeError('policy.roles must be an array of roles')
@@ -265,15 +273,37 @@ export function authorize(identity: NodeIdentity | TlsSubject, policy: Authorize
   if ('nodeId' in identity) {
     id = identity
   } else {
-    const role = single(identity.ou, 'OU') as NodeRole
+    const [cn, ou, o] =
+      'commonName' in identity
+        ? [identity.commonName, identity.organizationalUnit, identity.organization]
+        : [identity.cn, identity.ou, identity.o]
+    const role = single(ou, 'OU') as NodeRole
     if (!NODE_ROLES.includes(role)) {
       throw new PkiError(
         'UNAUTHORIZED_ROLE',
         `Permission denied: remote certificate not part of OUs: [${policy.roles.join(' ')}]`,
       )
     }
-    id = { nodeId: single(identity.cn, 'CN'), role, clusterId: single(identity.o, 'O') }
+    id = { nodeId: single(cn, 'CN'), role, clusterId: single(o, 'O') }
   }
   checkPolicy(id, policy, ms(policy.now, 'policy.now'))
   return id
+}
+
+/**
+ * A ready-made TLS authorization hook: returns `true` for an authorized peer and throws the
+ * {@link authorize} error otherwise, e.g. `tlsTransport({ …, authorize: authorizer({ roles, clusterId }) })`.
+ * `policy.now` is ignored: each call checks revocation at the current time.
+ */
+export function authorizer(policy: Omit<AuthorizePolicy, 'now'>): (identity: PeerIdentityLike) => true {
+  if (typeof policy !== 'object' || policy === null || !Array.isArray(policy.roles)) {
+    throw new TypeError('policy.roles must be an array of roles')
+  }
+  if (typeof policy.clusterId !== 'string') throw new TypeError('policy.clusterId must be a string')
+  const fixed: AuthorizePolicy = { roles: [...policy.roles], clusterId: policy.clusterId }
+  if (policy.revocations) fixed.revocations = policy.revocations
+  return (identity) => {
+    authorize(identity, fixed)
+    return true
+  }
 }

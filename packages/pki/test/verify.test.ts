@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   authorize,
+  authorizer,
   type Certificate,
   createCSR,
   createRootCA,
@@ -139,8 +140,22 @@ describe('authorize', () => {
   const issued = issue('swarm-worker')
   const id = nodeIdentity(issued.certificate)
 
-  it('accepts a node identity or a TLS subject { cn, ou, o }', () => {
+  it('accepts a node identity, a TLS subject { cn, ou, o } or a transport identity', () => {
     expect(authorize(id, { roles: ['swarm-worker'], clusterId })).toEqual(id)
+    const transportIdentity = {
+      commonName: id.nodeId,
+      organizationalUnit: id.role,
+      organization: id.clusterId,
+    }
+    expect(authorize(transportIdentity, { roles: ['swarm-worker'], clusterId })).toEqual(id)
+    const hook = authorizer({ roles: ['swarm-worker'], clusterId })
+    expect(hook(transportIdentity)).toBe(true)
+    expect(() => hook({ ...transportIdentity, organization: 'other' })).toThrow(
+      'Permission denied: remote certificate not part of organization',
+    )
+    expect(() => hook({ commonName: id.nodeId })).toThrow(
+      expect.objectContaining({ code: 'NOT_A_NODE_CERTIFICATE' }),
+    )
     expect(
       authorize(
         { cn: id.nodeId, ou: [id.role], o: id.clusterId },
