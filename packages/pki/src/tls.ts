@@ -30,14 +30,15 @@ export interface NodeTlsOptions {
   minVersion: 'TLSv1.3'
   requestCert: true
   rejectUnauthorized: true
-  checkServerIdentity?: (hostname: string, cert: PeerCertificate) => Error | undefined
+  checkServerIdentity: (hostname: string, cert: PeerCertificate) => Error | undefined
 }
 
 /**
  * `node:tls` options for a node identity: TLS 1.3 only, mutual authentication, the chain verified by
- * OpenSSL against `roots` (so expired and foreign certificates fail the handshake). With `peer`, a client
- * also checks the server's identity (cluster, role, revocation) instead of the host name, failing the
- * handshake otherwise; servers check their clients with {@link verifyTlsPeer} on `secureConnection`.
+ * OpenSSL against `roots` (so expired and foreign certificates fail the handshake). A client checks the
+ * server's node certificate instead of the host name (peers are identified by certificate) and, with
+ * `peer`, its cluster, role and revocation, failing the handshake otherwise; servers check their clients
+ * with {@link verifyTlsPeer} on `secureConnection`.
  */
 export function tlsOptions(credentials: TlsCredentials, options: { peer?: PeerPolicy } = {}): NodeTlsOptions {
   if (typeof credentials !== 'object' || credentials === null)
@@ -52,31 +53,31 @@ export function tlsOptions(credentials: TlsCredentials, options: { peer?: PeerPo
       : key instanceof Uint8Array
         ? encodePrivateKeyPem(key)
         : encodePrivateKeyPem((key as KeyPair).privateKey)
-  const out: NodeTlsOptions = {
+  const peer = options.peer
+  const policy: AuthorizePolicy | undefined = peer && {
+    clusterId: peer.clusterId,
+    roles: peer.roles ?? ['swarm-manager', 'swarm-worker'],
+    ...(peer.revocations ? { revocations: peer.revocations } : {}),
+  }
+  return {
     key: keyPem,
     cert: certificate,
     ca: roots,
     minVersion: 'TLSv1.3',
     requestCert: true,
     rejectUnauthorized: true,
-  }
-  const peer = options.peer
-  if (peer) {
-    const policy: AuthorizePolicy = {
-      clusterId: peer.clusterId,
-      roles: peer.roles ?? ['swarm-manager', 'swarm-worker'],
-      ...(peer.revocations ? { revocations: peer.revocations } : {}),
-    }
-    out.checkServerIdentity = (_host, cert) => {
+    // Peers are identified by certificate, not host name: the server must hold a node certificate and,
+    // with a policy, pass it.
+    checkServerIdentity: (_host, cert) => {
       try {
-        authorize(peerCertificateIdentity(cert), policy)
+        const identity = peerCertificateIdentity(cert)
+        if (policy) authorize(identity, policy)
         return undefined
       } catch (err) {
         return err as Error
       }
-    }
+    },
   }
-  return out
 }
 
 /** The node identity of a `node:tls` peer certificate, read from its DER with this package's parser. */

@@ -67,7 +67,7 @@ afterAll(() => {
 async function handshake(
   serverCreds: TlsCredentials,
   clientCreds: TlsCredentials,
-  policy: { server?: Partial<AuthorizePolicy>; client?: Partial<PeerPolicy> } = {},
+  policy: { server?: Partial<AuthorizePolicy>; client?: Partial<PeerPolicy> | null } = {},
 ): Promise<Outcome> {
   let server: Outcome['server']
   const serverDone = new Promise<void>((resolveServer) => {
@@ -104,7 +104,9 @@ async function handshake(
   const port = (srv.address() as AddressInfo).port
   const client = await new Promise<Outcome['client']>((resolve) => {
     const socket = connect({
-      ...tlsOptions(clientCreds, { peer: { clusterId, ...policy.client } }),
+      ...(policy.client === null
+        ? tlsOptions(clientCreds)
+        : tlsOptions(clientCreds, { peer: { clusterId, ...policy.client } })),
       host: '127.0.0.1',
       port,
     })
@@ -195,6 +197,12 @@ describe('mutual TLS 1.3 with issued certificates', () => {
     expect((r2.client as { error: string }).error).toMatch(
       /unable to (verify the first certificate|get local issuer certificate)/,
     )
+  })
+
+  it('connects by IP without a client policy: identity comes from the certificate, not the host name', async () => {
+    const manager = node('swarm-manager')
+    const r = await handshake(manager, node('swarm-worker'), { client: null })
+    expect(r.client).toMatchObject({ ok: true, serverIdentity: manager.identity })
   })
 
   it('refuses a role the client does not accept', async () => {

@@ -243,6 +243,8 @@ export function readTime(node: DerNode | undefined, what: string): Date {
     m = /^(\d\d\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
     if (!m) fail(`${what}: invalid GeneralizedTime`)
     year = Number(m[1])
+    // RFC 5280 uses UTCTime before 2050; refusing years before 1950 also keeps Date.UTC off its 0-99 quirk.
+    if (year < 1950) fail(`${what}: GeneralizedTime before 1950`)
   } else fail(`${what}: expected a time`)
   const [mo, d, h, mi, se] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [
     number,
