@@ -2,6 +2,7 @@
 // inputs to the DER parser (a few seconds); SWARMKIT_SLOW=1 feeds 2,000,000. A failing case prints its seed.
 import { describe, expect, it } from 'vitest'
 import {
+  type Certificate,
   createCSR,
   createRootCA,
   encodePrivateKeyPem,
@@ -11,6 +12,7 @@ import {
   parseJoinToken,
   parseUnlockKey,
   startRootRotation,
+  verifyChain,
 } from '../src/index.js'
 import { concat, type DerNode, decodeDer, tlv } from '../src/internal/der.js'
 import { decodePem } from '../src/internal/pem.js'
@@ -131,6 +133,13 @@ function mutator(seed: number, items: Uint8Array[]) {
 }
 
 const ALLOWED = new Set([
+  'EXPIRED',
+  'NOT_YET_VALID',
+  'UNKNOWN_ISSUER',
+  'BAD_SIGNATURE',
+  'NOT_A_CA',
+  'NOT_A_NODE_CERTIFICATE',
+  'CHAIN_TOO_LONG',
   'MALFORMED_DER',
   'MALFORMED_CERTIFICATE',
   'MALFORMED_CSR',
@@ -155,6 +164,15 @@ function expectOnlyPkiErrors(label: string, i: number, input: Uint8Array, fn: ()
 
 describe('fuzzing', () => {
   const items = corpus()
+  const fuzzNow = Date.UTC(2026, 0, 1)
+  const anchors = items.flatMap((d) => {
+    try {
+      const c = parseCertificateDer(d)
+      return c.isCA ? [c] : []
+    } catch {
+      return []
+    }
+  })
 
   it(`DER, certificate, CSR and key parsers survive ${DER_BUDGET.toLocaleString('en')} mutated inputs`, () => {
     const next = mutator(SEED, items)
@@ -169,7 +187,17 @@ describe('fuzzing', () => {
       })
       if (!ok) continue
       accepted++
-      if (expectOnlyPkiErrors('parseCertificate', i, input, () => parseCertificateDer(input))) certsAccepted++
+      let cert: Certificate | undefined
+      if (expectOnlyPkiErrors('parseCertificate', i, input, () => (cert = parseCertificateDer(input)))) {
+        certsAccepted++
+        // Verification (signatures, names, times, identity) of what parses: a few hundred by default.
+        if (cert && (SLOW || certsAccepted <= 300)) {
+          const c = cert
+          expectOnlyPkiErrors('verifyChain', i, input, () =>
+            verifyChain([c], { roots: anchors, now: fuzzNow }),
+          )
+        }
+      }
       expectOnlyPkiErrors('decodeCsr', i, input, () => decodeCsrDer(input))
       expectOnlyPkiErrors('decodePkcs8', i, input, () => decodePkcs8(input))
     }
