@@ -226,10 +226,13 @@ export function verifyRootCAResponse(token: string, response: RootCAResponse): s
 }
 
 /** A join request for `token`, with a new key pair unless one is given. */
-export function createJoinRequest(token: string, options: { key?: KeyPair; random?: RandomBytes } = {}) {
+export function createJoinRequest(
+  token: string,
+  options: { key?: KeyPair; random?: RandomBytes } = {},
+): { key: KeyPair; request: JoinRequest } {
   parseJoinToken(token)
   const key = options.key ?? generateKeyPair(options.random ? { random: options.random } : {})
-  return { key, request: { csr: createCSR(key.privateKey), token } satisfies JoinRequest }
+  return { key, request: { csr: createCSR(key.privateKey), token } }
 }
 
 /** Everything a node needs for mutual TLS. */
@@ -250,6 +253,10 @@ export function acceptCertificateResponse(
   response: CertificateResponse,
   options: { key: KeyPair; roots: string; now?: Date | number; expectedRole?: NodeRole },
 ): NodeCredentials {
+  if (typeof options !== 'object' || options === null || !(options.key?.publicKey instanceof Uint8Array)) {
+    throw new TypeError("options.key must be the joiner's KeyPair")
+  }
+  if (typeof options.roots !== 'string') throw new TypeError('options.roots must be the trusted root PEM')
   if (typeof response !== 'object' || response === null || typeof response.certificate !== 'string') {
     throw new PkiError('MALFORMED_PEM', 'certificate response must carry a PEM chain')
   }
