@@ -76,7 +76,7 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
   /** Undefined when allowed, else why not. */
   const refusal = (socket: TLSSocket): { identity: PeerIdentity } | TransportError => {
     const peer = socket.getPeerCertificate()
-    if (!peer || !peer.subject) {
+    if (!peer?.subject) {
       return new TransportError('HANDSHAKE_FAILED', 'the peer presented no certificate')
     }
     const identity = identityOf(peer)

@@ -244,7 +244,7 @@ export function transportCompliance(
         for (let j = 0; j < 50; j++) c.send(Uint8Array.of(i + 1))
       })
       await waitFor(() => echoed.every((e) => e.length === 50), 'every echo')
-      echoed.forEach((e, i) => expect(e.every((f) => f[0] === i + 1)).toBe(true))
+      for (const [i, e] of echoed.entries()) expect(e.every((f) => f[0] === i + 1)).toBe(true)
     })
 
     it('closes its listeners and connections when the transport closes', async () => {
