@@ -8,7 +8,7 @@ import { checkFrame, type ResolvedLimits } from './limits.js'
 
 /** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
 const COPY_LIMIT = 16 * 1024
-const ARENA_BYTES = 64 * 1024
+const ARENA_BYTES = 256 * 1024
 const HEADER_BYTES = 4
 /** How long a graceful close waits for the peer before dropping the socket. */
 const CLOSE_TIMEOUT_MS = 5_000
@@ -218,7 +218,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
         return
       }
       if (len - pos >= size) {
-        const frame = chunk.subarray(pos, pos + size)
+        // A plain view (not a Buffer): cheaper to make, and decoders can share the chunk's memory.
+        const frame = new Uint8Array(chunk.buffer, chunk.byteOffset + pos, size)
         pos += size
         this.emit('frame:receive', frame)
       } else {
