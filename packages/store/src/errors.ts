@@ -22,8 +22,10 @@ export type StoreErrorCode =
   | 'WATCH_DROPPED'
   /** A watch cannot resume from the requested version (compacted away). */
   | 'VERSION_COMPACTED'
-  /** The transaction could not be committed through raft; nothing changed. */
+  /** The transaction was not committed through raft, and never will be: nothing changed anywhere. */
   | 'PROPOSAL_FAILED'
+  /** The proposal failed ambiguously and could not be settled (no quorum): it may still commit later. */
+  | 'OUTCOME_UNKNOWN'
   /** The store (or storage) was closed. */
   | 'CLOSED'
   /** The operation was aborted through its signal. */
