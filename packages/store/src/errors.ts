@@ -14,8 +14,10 @@ export type StoreErrorCode =
   | 'INVALID_ARGUMENT'
   /** The encrypted state needs the unlock key: "Swarm is encrypted and needs to be unlocked …". */
   | 'LOCKED'
-  /** The key given does not open the key material. */
+  /** The key given does not open the key material ("swarm could not be unlocked: invalid key provided"). */
   | 'BAD_KEY'
+  /** Unlock was asked of key material that is not locked ("swarm is not locked"). */
+  | 'NOT_LOCKED'
   /** A record or key file failed authentication or decoding (tampered or damaged). */
   | 'CORRUPT'
   /** A watcher fell too far behind and was dropped, or asked to resume from a version no longer held. */
