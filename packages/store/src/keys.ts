@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open as openFile, rename } from 'node:fs/promises'
+import { mkdir, open as openFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
@@ -190,7 +190,8 @@ export class KeyManager {
   }
 
   /**
-   * Opens the key file at `path`, creating it (autolock off, a fresh DEK) if there is none. A file wrapped
+   * Opens the key file at `path`, creating it (and its directory, mode 0700) with autolock off and a fresh DEK
+   * if there is none. A file wrapped
    * under an unlock key opens locked unless `options.unlockKey` is given (`BAD_KEY` if it is wrong).
    */
   static async open(path: string, options: KeyManagerOptions = {}): Promise<KeyManager> {
@@ -204,6 +205,7 @@ export class KeyManager {
     if (f === null) {
       state = { current: freshKey(random, []), previous: [], retiredFloor: 0, retired: [], extras: {} }
       f = plainFile(state)
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 })
       await writeKeyFile(path, f)
     } else if (!f.autolock) {
       state = readPlain(f)
