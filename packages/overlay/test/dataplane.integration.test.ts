@@ -238,6 +238,33 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     await sh('rm', ['-f', bundle])
   })
 
+  it('drives the namespace it runs in when given none (as a node agent does)', async () => {
+    const bundle = join(tmpdir(), `${lab.tag}-root-ns.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'root-ns-driver.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    try {
+      const h = lab.hosts[2]!
+      // Its own prefix: the namespace-wide listing must not touch the test's driver on this host.
+      const { line } = await lab.spawnNode(h.ns, [bundle, h.vtep, `${lab.tag}z`])
+      const out = JSON.parse(line.slice('ready '.length))
+      expect(out.made.networks).toEqual([{ id: 'local', vni: 9000 }])
+      expect(out.made.sandboxes).toEqual(['sb'])
+      expect(out.forwarding).toBe('0')
+      expect(out.after.resources).toEqual([])
+      // The test's own driver on that host is untouched.
+      expect((await drivers[2]!.inspect()).sandboxes).toEqual(['g3', 'r3'])
+    } finally {
+      await sh('rm', ['-f', bundle])
+    }
+  })
+
   it('lets a restarted driver clean up after a crashed one', async () => {
     // A new driver instance knows nothing; reconciling to "only red, only r1" removes the rest it finds.
     const h = lab.hosts[0]!
