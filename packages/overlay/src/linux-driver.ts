@@ -23,7 +23,7 @@ import { parseCidr, parseIp } from './internal/ip.js'
 export type CommandRunner = (
   file: 'ip' | 'bridge',
   args: string[],
-  options?: { signal?: AbortSignal },
+  options?: { signal?: AbortSignal; input?: string },
 ) => Promise<string>
 
 export interface LinuxDriverOptions {
@@ -50,7 +50,7 @@ const CAP_SYS_ADMIN = 21n
 
 const defaultRunner: CommandRunner = (file, args, options) =>
   new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { maxBuffer: MAX_OUTPUT, timeout: 30_000, signal: options?.signal, encoding: 'utf8' },
@@ -62,6 +62,7 @@ const defaultRunner: CommandRunner = (file, args, options) =>
         } else resolve(stdout)
       },
     )
+    if (options?.input !== undefined) child.stdin?.end(options.input)
   })
 
 /**
@@ -372,21 +373,34 @@ class LinuxDriver implements NetworkDriver {
     const neigh = await this.neighbours(vx, options)
     const wantNeigh = new Map(peers.map((p) => [p.address, p.mac]))
     const wantFdb = new Map(peers.map((p) => [p.mac, p.vtep]))
+    // One `ip -batch` and one `bridge -batch` whatever the number of peers (a spawn each would take
+    // seconds for a thousand). Deletions first, then additions.
+    const ipCmds: string[][] = []
+    const bridgeCmds: string[][] = []
     for (const n of neigh)
-      if (wantNeigh.get(n.address) !== n.mac) await this.ip(['neigh', 'del', n.address, 'dev', vx], options)
+      if (wantNeigh.get(n.address) !== n.mac) ipCmds.push(['neigh', 'del', n.address, 'dev', vx])
     for (const [mac, dst] of fdb)
-      if (wantFdb.get(mac) !== dst)
-        await this.bridge(['fdb', 'del', mac, 'dev', vx, 'dst', dst, 'self'], options)
+      if (wantFdb.get(mac) !== dst) bridgeCmds.push(['fdb', 'del', mac, 'dev', vx, 'dst', dst, 'self'])
     const haveNeigh = new Map(neigh.map((n) => [n.address, n.mac]))
     for (const p of peers) {
       if (fdb.get(p.mac) !== p.vtep)
-        await this.bridge(['fdb', 'replace', p.mac, 'dev', vx, 'dst', p.vtep, 'self', 'permanent'], options)
+        bridgeCmds.push(['fdb', 'replace', p.mac, 'dev', vx, 'dst', p.vtep, 'self', 'permanent'])
       if (haveNeigh.get(p.address) !== p.mac)
-        await this.ip(
-          ['neigh', 'replace', p.address, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent'],
-          options,
-        )
+        ipCmds.push(['neigh', 'replace', p.address, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent'])
     }
+    await this.batch('bridge', bridgeCmds, options)
+    await this.batch('ip', ipCmds, options)
+  }
+
+  // Runs commands through `<tool> -batch -` (stops at the first failure, which is reported).
+  private async batch(tool: 'ip' | 'bridge', cmds: string[][], options?: CallOptions): Promise<void> {
+    if (cmds.length === 0) return
+    abortable(options)
+    const args = [...(this.ns === undefined ? [] : ['-n', this.ns]), '-batch', '-']
+    const input = `${cmds.map((c) => c.join(' ')).join('\n')}\n`
+    await this.run(tool, args, { ...options, input }).catch((err) => {
+      throw this.failure([tool, ...args, `(${cmds.length} commands)`], err)
+    })
   }
 
   private async ensureSandbox(s: ReturnType<typeof checkSandbox>, options?: CallOptions): Promise<Sandbox> {

@@ -53,6 +53,26 @@ export function driverCompliance(fixture: () => DriverFixture): void {
     await driver.destroy()
   })
 
+  it('programs hundreds of peers at once and replaces them wholesale', async () => {
+    const { driver } = fixture()
+    await driver.createNetwork({ ...netB, subnet: '10.21.0.0/22', gateway: '10.21.0.1' })
+    const many = (offset: number) =>
+      Array.from({ length: 300 }, (_, i) => ({
+        address: `10.21.${(i + offset) >> 8}.${(i + offset) & 255 || 1}`,
+        vtep: `198.18.1.${1 + (i % 50)}`,
+      })).filter((p, i, all) => all.findIndex((q) => q.address === p.address) === i)
+    await driver.setPeers('net-b', many(0))
+    expect((await driver.inspect()).peers.length).toBe(many(0).length)
+    await driver.setPeers('net-b', many(150))
+    const after = (await driver.inspect()).peers.map((p) => p.address).sort()
+    expect(after).toEqual(
+      many(150)
+        .map((p) => p.address)
+        .sort(),
+    )
+    await driver.destroy()
+  })
+
   it('creates sandboxes on known networks, idempotently, and removes them', async () => {
     const { driver } = fixture()
     await expect(
