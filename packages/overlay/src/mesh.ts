@@ -85,6 +85,8 @@ interface Entry {
   udp: dgram.Socket | undefined
   sockets: Set<net.Socket>
   flows: Map<string, Flow>
+  /** Settles when the bind attempt has finished (either way); a close must wait for it. */
+  bound: Promise<void>
 }
 
 interface Flow {
@@ -177,14 +179,32 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       return
     }
     if (entry === undefined) {
-      entry = { spec, pool, next: 0, server: undefined, udp: undefined, sockets: new Set(), flows: new Map() }
+      entry = {
+        spec,
+        pool,
+        next: 0,
+        server: undefined,
+        udp: undefined,
+        sockets: new Set(),
+        flows: new Map(),
+        bound: Promise.resolve(),
+      }
       this.entries.set(key, entry)
+      const binding = spec.protocol === 'tcp' ? this.listenTcp(entry) : this.listenUdp(entry)
+      entry.bound = binding.then(
+        () => {},
+        () => {},
+      )
       try {
-        if (spec.protocol === 'tcp') await this.listenTcp(entry)
-        else await this.listenUdp(entry)
+        await binding
       } catch (err) {
-        this.entries.delete(key)
+        if (this.entries.get(key) === entry) this.entries.delete(key)
         throw err
+      }
+      if (this.entries.get(key) !== entry) {
+        // Unpublished or closed while binding: do not leave the listener behind.
+        await this.shut(entry)
+        return
       }
       this.emit('port:bound', { protocol: spec.protocol, port: spec.publishedPort, service: spec.service })
     } else {
@@ -278,12 +298,15 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       up.connect({ host: ep.address, port: ep.port, noDelay: true })
       upstream = up
       entry.sockets.add(up)
-      up.on('close', () => entry.sockets.delete(up))
       const timer = setTimeout(
         () => up.destroy(new Error(`connect timeout after ${this.connectTimeoutMs} ms`)),
         this.connectTimeoutMs,
       )
       timer.unref()
+      up.on('close', () => {
+        clearTimeout(timer)
+        entry.sockets.delete(up)
+      })
       let connected = false
       up.once('connect', () => {
         connected = true
@@ -383,6 +406,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   }
 
   private async shut(entry: Entry): Promise<void> {
+    await entry.bound
     for (const s of entry.sockets) s.destroy()
     entry.sockets.clear()
     for (const key of [...entry.flows.keys()]) this.endFlow(entry, key)

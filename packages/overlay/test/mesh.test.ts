@@ -160,6 +160,30 @@ describe('routingMesh (TCP)', () => {
   })
 })
 
+describe('routingMesh (lifecycle)', () => {
+  it('leaves no listener behind when unpublished or closed while binding', async () => {
+    const m = mesh('127.0.0.2')
+    const port = await freePort('127.0.0.2')
+    const pending = m.publish({ service: 'a', protocol: 'tcp', publishedPort: port, endpoints: [] })
+    await m.unpublish('tcp', port)
+    await pending
+    await expect(hello('127.0.0.2', port)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    const port2 = await freePort('127.0.0.2')
+    const pending2 = m.publish({ service: 'b', protocol: 'udp', publishedPort: port2, endpoints: [] })
+    await m.close()
+    await pending2
+    expect(m.listening()).toEqual([])
+    // The port is free again: another mesh can bind it.
+    const other = mesh('127.0.0.2')
+    await other.publish({ service: 'c', protocol: 'udp', publishedPort: port2, endpoints: [] })
+    await expect(
+      m.publish({ service: 'd', protocol: 'tcp', publishedPort: port, endpoints: [] }),
+    ).rejects.toMatchObject({
+      code: 'CLOSED',
+    })
+  })
+})
+
 describe('routingMesh (UDP)', () => {
   it('balances flows round-robin and returns replies to the right client', async () => {
     const b = await udpBackends(['a', 'b'])
