@@ -113,7 +113,10 @@ interface LinkInfo {
   master?: string
   ifalias?: string
   address?: string
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } }
+  linkinfo?: {
+    info_kind?: string
+    info_data?: { id?: number; local?: string; local6?: string; port?: number }
+  }
 }
 
 // FNV-1a, 32 bits, in base 36 (7 characters): short, stable veth names from sandbox IDs.
@@ -173,7 +176,18 @@ class LinuxDriver implements NetworkDriver {
               holder: other.id,
             },
           )
-      await this.ensureNetwork(net, await this.links(options), options)
+      let links = await this.links(options)
+      // The same network under another VNI (known, or found by the bridge's alias after a restart): its
+      // old devices go first.
+      const stale = this.bridgeName(net.vni)
+      for (const l of links.values())
+        if (l.ifalias === net.id && l.ifname.startsWith(`${this.prefix}b`) && l.ifname !== stale) {
+          const old = l.ifname.slice(this.prefix.length + 1)
+          for (const name of [`${this.prefix}x${old}`, l.ifname])
+            if (links.has(name)) await this.ip(['link', 'del', 'dev', name], options)
+          links = await this.links(options)
+        }
+      await this.ensureNetwork(net, links, options)
       this.networks.set(net.id, net)
     })
   }
@@ -322,7 +336,7 @@ class LinuxDriver implements NetworkDriver {
       x.linkinfo?.info_kind === 'vxlan' &&
       data?.id === net.vni &&
       data?.port === this.port &&
-      data?.local === this.vtep
+      (data?.local ?? data?.local6) === this.vtep
     if (x !== undefined && !same) await this.ip(['link', 'del', 'dev', vx], options)
     if (!same) {
       const args = [

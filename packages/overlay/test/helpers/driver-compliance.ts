@@ -27,6 +27,11 @@ export function driverCompliance(fixture: () => DriverFixture): void {
     expect(s.networks).toEqual([{ id: 'net-a', vni: 4100 }])
     expect(s.resources.length).toBeGreaterThan(0)
     await expect(driver.createNetwork({ ...netB, vni: 4100 })).rejects.toMatchObject({ code: 'IN_USE' })
+    // The same network moved to another VNI: only the new one remains.
+    await driver.createNetwork({ ...netA, vni: 4105 })
+    const moved = await driver.inspect()
+    expect(moved.networks).toEqual([{ id: 'net-a', vni: 4105 }])
+    expect(moved.resources.length).toBe(s.resources.length)
     await driver.destroy()
   })
 
