@@ -1,8 +1,22 @@
-// The behaviour every NetworkDriver must have; run against the memory driver always and the Linux driver
-// wherever the kernel can be used.
+/**
+ * @packageDocumentation
+ * The compliance suite every `NetworkDriver` runs (the memory driver always, the Linux driver wherever the
+ * kernel can be used; yours too). Call it inside a `describe`:
+ *
+ * ```ts
+ * import { memoryDriver } from '@swarmkit/overlay'
+ * import { driverCompliance } from '@swarmkit/overlay/testing'
+ * describe('memoryDriver', () => driverCompliance(() => ({ driver: memoryDriver({ vtep: '198.18.0.1' }), vtep: '198.18.0.1' })))
+ * ```
+ *
+ * Each case ends with `destroy()`. It needs vitest (an optional peer dependency).
+ */
 import { expect, it } from 'vitest'
-import { isOverlayError, macFor, type NetworkDriver, type OverlayNetwork } from '../../src/index.js'
+import type { NetworkDriver, OverlayNetwork } from '../driver.js'
+import { isOverlayError } from '../errors.js'
+import { macFor } from '../mac.js'
 
+/** What a compliance run needs: a driver, fresh or destroyed, and its node's VTEP address. */
 export interface DriverFixture {
   driver: NetworkDriver
   /** The node's own VTEP address. */
@@ -18,6 +32,7 @@ const netA: OverlayNetwork = {
 }
 const netB: OverlayNetwork = { id: 'net-b', vni: 4101, subnet: '10.20.2.0/24', gateway: '10.20.2.1' }
 
+/** Registers the driver compliance cases (vitest `it`s) for the driver `fixture` returns. */
 export function driverCompliance(fixture: () => DriverFixture): void {
   it('creates a network idempotently and reads it back', async () => {
     const { driver } = fixture()
