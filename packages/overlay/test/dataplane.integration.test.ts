@@ -5,9 +5,11 @@ import { join } from 'node:path'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  type ClusterView,
   ipam,
   linuxDriver,
   type NetworkDriver,
+  nodeDataPlane,
   type OverlayNetwork,
   type Peer,
   vniAllocator,
@@ -236,6 +238,38 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     expect(r.out.trim()).toBe('r3 ping')
     await lab.kill(mesh.child)
     await sh('rm', ['-f', bundle])
+  })
+
+  it('matches what nodeDataPlane plans from the cluster view (reconciling to it changes nothing)', async () => {
+    const view: ClusterView = {
+      nodes: lab.hosts.map((h, i) => ({ id: `h${i}`, vtep: h.vtep })),
+      networks: (['red', 'blue', 'green'] as const).map((name) => {
+        const { nodes, ...n } = nets[name]
+        return { ...n, nodeAddresses: Object.fromEntries(nodes.map((a, i) => [`h${i}`, a])) }
+      }),
+      tasks: tasks.map((t) => ({
+        id: t.name,
+        node: `h${t.host}`,
+        endpoints: [{ network: t.network, address: t.address }],
+      })),
+    }
+    for (const [i, d] of drivers.entries()) {
+      const before = await d.inspect()
+      await d.reconcile(nodeDataPlane(view, `h${i}`))
+      expect(await d.inspect()).toEqual(before)
+    }
+    const r = await sh('ip', [
+      'netns',
+      'exec',
+      task('r1').ns,
+      'ping',
+      '-c',
+      '1',
+      '-W',
+      '5',
+      task('r3').address,
+    ])
+    expect(r.code).toBe(0)
   })
 
   it('drives the namespace it runs in when given none (as a node agent does)', async () => {
