@@ -39,6 +39,14 @@ export interface RoutingMeshOptions {
   udpIdleMs?: number
   /** Most concurrent UDP flows per port; the oldest is dropped beyond it. Default 4096. */
   maxUdpFlows?: number
+  /**
+   * An endpoint whose connect failed is skipped for this long, ms (unless every endpoint is), so a dead
+   * task costs one failed attempt rather than every Nth connection until the control plane notices.
+   * Default 10000.
+   */
+  ejectMs?: number
+  /** Clock for ejection, ms. Default `Date.now`. */
+  now?: () => number
 }
 
 export interface RoutingMeshEvents {
@@ -87,6 +95,8 @@ interface Entry {
   flows: Map<string, Flow>
   /** Settles when the bind attempt has finished (either way); a close must wait for it. */
   bound: Promise<void>
+  /** `address|port` -> until when (ms) an endpoint that failed to connect is skipped. */
+  ejected: Map<string, number>
 }
 
 interface Flow {
@@ -139,6 +149,8 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   private readonly connectTimeoutMs: number
   private readonly udpIdleMs: number
   private readonly maxUdpFlows: number
+  private readonly ejectMs: number
+  private readonly now: () => number
   private readonly family: 4 | 6
   private readonly entries = new Map<string, Entry>()
   private closed = false
@@ -154,6 +166,10 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     this.connectTimeoutMs = positive(options.connectTimeoutMs ?? 5000, 'options.connectTimeoutMs')
     this.udpIdleMs = positive(options.udpIdleMs ?? 30_000, 'options.udpIdleMs')
     this.maxUdpFlows = positive(options.maxUdpFlows ?? 4096, 'options.maxUdpFlows')
+    this.ejectMs = positive(options.ejectMs ?? 10_000, 'options.ejectMs')
+    if (options.now !== undefined && typeof options.now !== 'function')
+      throw new TypeError('options.now must be a function')
+    this.now = options.now ?? Date.now
   }
 
   async publish(service: MeshService, options?: CloseOptions): Promise<void> {
@@ -188,6 +204,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
         sockets: new Set(),
         flows: new Map(),
         bound: Promise.resolve(),
+        ejected: new Map(),
       }
       this.entries.set(key, entry)
       const binding = spec.protocol === 'tcp' ? this.listenTcp(entry) : this.listenUdp(entry)
@@ -210,6 +227,9 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     } else {
       entry.spec = spec
       entry.pool = pool
+      // Forget ejections of endpoints that are gone.
+      const present = new Set(pool.map((e) => `${e.address}|${e.port}`))
+      for (const key of entry.ejected.keys()) if (!present.has(key)) entry.ejected.delete(key)
     }
   }
 
@@ -240,15 +260,29 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     await Promise.all(all.map((e) => this.shut(e)))
   }
 
-  // Round-robin over the eligible endpoints, skipping `tried`.
+  // Round-robin over the eligible endpoints, skipping `tried` and, while any other is left, ejected ones.
   private pick(entry: Entry, tried: Set<MeshEndpoint>): MeshEndpoint | undefined {
     const pool = entry.pool
+    const now = entry.ejected.size > 0 ? this.now() : 0
+    let fallback: MeshEndpoint | undefined
     for (let i = 0; i < pool.length; i++) {
       const e = pool[entry.next++ % pool.length]!
       if (entry.next >= 1 << 30) entry.next = 0
-      if (!tried.has(e)) return e
+      if (tried.has(e)) continue
+      if (entry.ejected.size > 0) {
+        const key = `${e.address}|${e.port}`
+        const until = entry.ejected.get(key)
+        if (until !== undefined) {
+          if (until > now) {
+            fallback ??= e
+            continue
+          }
+          entry.ejected.delete(key)
+        }
+      }
+      return e
     }
-    return undefined
+    return fallback
   }
 
   private listenTcp(entry: Entry): Promise<void> {
@@ -318,6 +352,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       up.on('error', (error) => {
         clearTimeout(timer)
         if (connected || client.destroyed) return done()
+        entry.ejected.set(`${ep.address}|${ep.port}`, this.now() + this.ejectMs)
         this.emit('endpoint:failed', {
           service: entry.spec.service,
           address: ep.address,
