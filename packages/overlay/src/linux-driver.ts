@@ -240,6 +240,11 @@ class LinuxDriver implements NetworkDriver {
       if (vnis.has(n.vni)) throw new RangeError(`desired.networks: VNI ${n.vni} is used twice`)
       vnis.add(n.vni)
     }
+    const ids = new Set(nets.map((n) => n.id))
+    for (const s of d.sandboxes)
+      for (const e of s.endpoints)
+        if (!ids.has(e.network))
+          throw new RangeError(`desired.sandboxes: ${s.id} joins network ${e.network}, which is not desired`)
     return this.serial(options, async () => {
       // 1. Sandboxes that should not exist go first (their veths hang on the bridges).
       const wantBoxes = new Set(sandboxes.map((s) => s.id))
