@@ -265,6 +265,27 @@ describe('RpcSession', () => {
     expect(await good.call('ping')).toBe('pong')
   })
 
+  it('answers OVERLOADED beyond maxConcurrent calls from one peer', async () => {
+    const net = new MemoryNetwork()
+    const release: (() => void)[] = []
+    const server = rpcServer({
+      transport: net.transport('srv'),
+      maxConcurrent: 2,
+      methods: { wait: { kind: 'call', handler: () => new Promise<void>((r) => release.push(r)) } },
+    })
+    await server.listen('srv')
+    const client = rpcClient({ transport: net.transport('cli'), address: 'srv' })
+    const first = client.call('wait')
+    const second = client.call('wait')
+    await expect(client.call('wait')).rejects.toMatchObject({ code: 'OVERLOADED' })
+    for (const r of release) r()
+    await Promise.all([first, second])
+    const third = client.call('wait')
+    await waitFor(() => release.length === 3)
+    release[2]!()
+    await third
+  })
+
   it('refuses oversized messages before sending them', async () => {
     const net = new MemoryNetwork({ maxFrameBytes: 1024 })
     const { client } = await connected(net, { echo: { kind: 'call', handler: (p) => p } })
