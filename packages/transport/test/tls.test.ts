@@ -153,7 +153,9 @@ describe('tlsTransport', () => {
     const server = silent.address() as AddressInfo
     const sockets: Socket[] = []
     silent.on('connection', (s) => sockets.push(s))
-    cleanups.push(() => sockets.forEach((s) => s.destroy()))
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy()
+    })
     const client = tls({ ...worker, ca: pki.ca })
     await expect(client.dial(`127.0.0.1:${server.port}`, { timeoutMs: 200 })).rejects.toMatchObject({
       code: 'TIMEOUT',
