@@ -301,6 +301,8 @@ function lazyStream<T>(
     if (cancelled) inner.cancel()
     return inner
   })
+  // A failure is reported by next(); until someone calls it, it must not count as unhandled.
+  ready.catch(() => undefined)
   const stream: RpcStream<T> = {
     [Symbol.asyncIterator]() {
       return stream
@@ -316,7 +318,6 @@ function lazyStream<T>(
     cancel() {
       cancelled = true
       inner?.cancel()
-      ready.catch(() => undefined)
     },
   }
   return stream

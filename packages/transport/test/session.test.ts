@@ -352,6 +352,23 @@ describe('RpcClient', () => {
     expect(await second).toBe('pong')
   })
 
+  it('opens a stream before it is connected, and reports a failed dial through the stream', async () => {
+    const net = new MemoryNetwork()
+    const server = rpcServer({
+      transport: net.transport('srv'),
+      methods: { three: { kind: 'stream', handler: () => [1, 2, 3] } },
+    })
+    await server.listen('srv')
+    const client = rpcClient({ transport: net.transport('cli'), address: 'srv' })
+    const items: unknown[] = []
+    for await (const v of client.stream('three')) items.push(v)
+    expect(items).toEqual([1, 2, 3])
+    const lonely = rpcClient({ transport: net.transport('cli2'), address: 'nobody', reconnect: false })
+    const stream = lonely.stream('three')
+    await turn()
+    await expect(stream.next()).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+  })
+
   it('with reconnect off, fails a call when the dial fails', async () => {
     const net = new MemoryNetwork()
     const client = rpcClient({ transport: net.transport('cli'), address: 'nobody', reconnect: false })
