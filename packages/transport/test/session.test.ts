@@ -376,3 +376,52 @@ describe('RpcClient', () => {
     expect(client.notify('x')).toBe(false)
   })
 })
+
+describe('messaging over a faulty MemoryNetwork with a ManualClock', () => {
+  it('replays bit for bit from its seed', async () => {
+    async function run(seed: number): Promise<string[]> {
+      const clock = new ManualClock()
+      const net = new MemoryNetwork({ seed, clock })
+      const trace: string[] = []
+      const server = rpcServer({
+        transport: net.transport('s'),
+        methods: {
+          echo: { kind: 'call', handler: (p: number) => p },
+          note: {
+            kind: 'notify',
+            handler: (p: number) => void trace.push(`note ${p} @${clock.now().toFixed(3)}`),
+          },
+        },
+      })
+      await server.listen('s')
+      const client = rpcClient({
+        transport: net.transport('c'),
+        address: 's',
+        random: seededRandom(seed),
+        callTimeoutMs: 50,
+        reconnect: { initialDelayMs: 5, maxDelayMs: 40 },
+      })
+      client.on('dial:fail', (_e, n, d) => trace.push(`dial fail ${n} retry ${d?.toFixed(3)}`))
+      net.setFaults({ dropRate: 0.2, duplicateRate: 0.1, delayMs: [0, 10], reorder: true })
+      for (let i = 0; i < 40; i++) {
+        if (i === 15) net.partition(['s'], ['c'])
+        if (i === 25) net.heal()
+        client.notify('note', i)
+        client.call('echo', i).then(
+          (v) => trace.push(`echo ${v} @${clock.now().toFixed(3)}`),
+          (e: TransportError) => trace.push(`echo ${i} ${e.code} @${clock.now().toFixed(3)}`),
+        )
+        await clock.advanceAsync(3)
+      }
+      await clock.advanceAsync(200)
+      trace.push(`stats ${JSON.stringify(net.stats())}`)
+      return trace
+    }
+    const a = await run(11)
+    const b = await run(11)
+    expect(b).toEqual(a)
+    expect(a.some((l) => l.includes('TIMEOUT'))).toBe(true)
+    expect(a.some((l) => l.startsWith('echo') && !l.includes('TIMEOUT'))).toBe(true)
+    expect(await run(12)).not.toEqual(a)
+  })
+})
