@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   type Certificate,
+  certificatePem,
   createCSR,
   createRootCA,
   encodePrivateKeyPem,
@@ -17,7 +18,8 @@ import {
 import { concat, type DerNode, decodeDer, tlv } from '../src/internal/der.js'
 import { decodePem } from '../src/internal/pem.js'
 import { decodeCsrDer, decodePkcs8, parseCertificateDer, parseCsrDer } from '../src/internal/x509.js'
-import { opensslMake, seededFloat, seededRandom } from './helpers.js'
+import { OPENSSL_CERT, OPENSSL_CSR, OPENSSL_KEY } from './fixtures.js'
+import { seededFloat, seededRandom } from './helpers.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
 const DER_BUDGET = SLOW ? 2_000_000 : 100_000
@@ -30,7 +32,7 @@ function reencode(n: DerNode): Uint8Array {
   return n.children ? tlv(n.tag, ...n.children.map(reencode)) : tlv(n.tag, n.value)
 }
 
-/** The corpus: DER this package makes and DER openssl makes. */
+/** The corpus: DER this package makes and DER openssl made (fixed fixtures, so runs replay exactly). */
 function corpus(): Uint8Array[] {
   const random = seededRandom(SEED)
   const now = Date.UTC(2026, 0, 1)
@@ -45,34 +47,15 @@ function corpus(): Uint8Array[] {
     random,
   })
   const rotation = startRootRotation(ca, { now, random })
-  const sslKey = opensslMake(['genpkey', '-algorithm', 'ed25519', '-out', 'k.pem'], {}, 'k.pem')
-  const sslCert = opensslMake(
-    [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      'k.pem',
-      '-subj',
-      '/O=o/OU=ou/CN=cn',
-      '-days',
-      '1',
-      '-out',
-      'c.pem',
-      '-addext',
-      'subjectAltName=DNS:a,IP:127.0.0.1',
-    ],
-    { 'k.pem': sslKey },
-    'c.pem',
-  )
   const pems = [
     ca.pem,
     issued.pem,
     csr,
     encodePrivateKeyPem(key.privateKey),
-    rotation.crossSigned && issued.chain,
-    sslKey,
-    sslCert,
+    certificatePem(rotation.crossSigned),
+    OPENSSL_KEY,
+    OPENSSL_CERT,
+    OPENSSL_CSR,
   ]
   return pems.flatMap((p) => decodePem(p).map((blk) => blk.der))
 }
