@@ -100,17 +100,21 @@ function checkContext(ctx: SealContext): void {
 }
 
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574])
+// Scratch space for the native path (node:crypto copies key, iv and AAD when a cipher is created).
+const scratchNonce = new Uint32Array(4)
+const scratchKey = new Uint32Array(8)
+const scratchKeyBuf = Buffer.from(scratchKey.buffer)
+const scratchIv = Buffer.alloc(12)
 
-/** XChaCha20 = ChaCha20 under the HChaCha20 subkey of the nonce's first 16 bytes, with nonce 0^4 || last 8. */
-function subkey(k: RingKey, nonce: Uint8Array): { key: Buffer; iv: Buffer } {
-  const n = new Uint32Array(4)
+/**
+ * XChaCha20 is ChaCha20 under the HChaCha20 subkey of the nonce's first 16 bytes, with nonce 0^4 || its last 8.
+ * Fills the scratch key and iv; the caller wipes the key once the cipher holds its copy.
+ */
+function subkey(k: RingKey, nonce: Uint8Array): void {
   const v = new DataView(nonce.buffer, nonce.byteOffset, 16)
-  for (let i = 0; i < 4; i++) n[i] = v.getUint32(i * 4, true)
-  const out = new Uint32Array(8)
-  hchacha(SIGMA, k.words, n, out)
-  const iv = Buffer.alloc(12)
-  iv.set(nonce.subarray(16, 24), 4)
-  return { key: Buffer.from(out.buffer), iv }
+  for (let i = 0; i < 4; i++) scratchNonce[i] = v.getUint32(i * 4, true)
+  hchacha(SIGMA, k.words, scratchNonce, scratchKey)
+  scratchIv.set(nonce.subarray(16, 24), 4)
 }
 
 /** XChaCha20-Poly1305 with a random 24-byte nonce per record; the record's place in the log is associated data. */
@@ -132,14 +136,13 @@ export function sealRecord(
   out.set(nonce, 5)
   const ad = aad(k.id, ctx)
   if (ring.impl === 'native') {
-    const { key, iv } = subkey(k, nonce)
-    const c = createCipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
+    subkey(k, nonce)
+    const c = createCipheriv('chacha20-poly1305', scratchKeyBuf, scratchIv, { authTagLength: TAG_BYTES })
+    scratchKey.fill(0)
     c.setAAD(ad, { plaintextLength: data.length })
-    const ct = c.update(data)
+    out.set(c.update(data), HEADER)
     c.final()
-    out.set(ct, HEADER)
     out.set(c.getAuthTag(), HEADER + data.length)
-    key.fill(0)
   } else {
     xchacha20poly1305(k.key, nonce, ad).encrypt(data, out.subarray(HEADER))
   }
@@ -169,13 +172,14 @@ export function openRecord(ring: Keyring, sealed: Uint8Array, ctx: SealContext):
   const ad = aad(id, ctx)
   try {
     if (ring.impl === 'native') {
-      const { key, iv } = subkey(k, nonce)
-      const d = createDecipheriv('chacha20-poly1305', key, iv, { authTagLength: TAG_BYTES })
+      subkey(k, nonce)
+      const d = createDecipheriv('chacha20-poly1305', scratchKeyBuf, scratchIv, { authTagLength: TAG_BYTES })
+      scratchKey.fill(0)
       d.setAAD(ad, { plaintextLength: body.length })
       d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
       const pt = d.update(body)
       d.final()
-      key.fill(0)
+      // A plain Uint8Array that owns its bytes (not a view into Node's buffer pool).
       const out = new Uint8Array(pt.length)
       out.set(pt)
       return out
