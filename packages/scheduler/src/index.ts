@@ -1,5 +1,21 @@
 /**
  * @packageDocumentation
- * @swarmkit/scheduler — work in progress; see README.md.
+ * @swarmkit/scheduler: Docker Swarm's scheduling and orchestration. Placement constraints in swarm's syntax,
+ * the filter pipeline in swarm's order with swarm's "no suitable node (…)" explanations, spread placement
+ * with placement preferences, and a placement engine that places a batch of tasks in O(tasks · log nodes).
  */
-export const PACKAGE_NAME = '@swarmkit/scheduler'
+export type { Constraint } from './constraints.js'
+export {
+  CONSTRAINT_KEYS,
+  ConstraintSet,
+  ENGINE_LABEL_PREFIX,
+  NODE_LABEL_PREFIX,
+  nodeMatchesConstraints,
+  parseConstraints,
+  validateConstraints,
+  validatePlacement,
+} from './constraints.js'
+export type { SchedulerErrorCode } from './errors.js'
+export { isSchedulerError, SchedulerError } from './errors.js'
+export type { Assignment, FilterName, PlacementResult, Placer, Unplaced } from './placement.js'
+export { createPlacer, explainFailures, explainFilter, FILTERS } from './placement.js'
