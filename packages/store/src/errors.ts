@@ -35,11 +35,18 @@ export class StoreError extends Error {
   readonly code: StoreErrorCode
   /** The raft index of the record concerned, for `CORRUPT` log records. */
   readonly index?: number
+  /** More about what happened, kept out of `message` where swarm's message is fixed (e.g. the versions for `SEQUENCE`). */
+  readonly detail?: string
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown; index?: number }) {
+  constructor(
+    code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown; index?: number; detail?: string },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     if (options?.index !== undefined) this.index = options.index
+    if (options?.detail !== undefined) this.detail = options.detail
   }
 }
 
