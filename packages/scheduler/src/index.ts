@@ -4,6 +4,9 @@
  * the filter pipeline in swarm's order with swarm's "no suitable node (…)" explanations, spread placement
  * with placement preferences, and a placement engine that places a batch of tasks in O(tasks · log nodes).
  */
+
+export type { Clock, ManualClock } from './clock.js'
+export { manualClock, systemClock } from './clock.js'
 export type { Constraint } from './constraints.js'
 export {
   CONSTRAINT_KEYS,
@@ -19,3 +22,6 @@ export type { SchedulerErrorCode } from './errors.js'
 export { isSchedulerError, SchedulerError } from './errors.js'
 export type { Assignment, FilterName, PlacementResult, Placer, Unplaced } from './placement.js'
 export { createPlacer, explainFailures, explainFilter, FILTERS } from './placement.js'
+export type { Scheduler, SchedulerEvents, SchedulerOptions } from './scheduler.js'
+export { createScheduler } from './scheduler.js'
+export type { Logger, SchedulerStore } from './store.js'

@@ -78,3 +78,18 @@ export function serviceSpec(name: string, over: Partial<ServiceSpec> = {}): Serv
 export function service(id: string, spec: ServiceSpec): Service {
   return { id, meta: { version: 1, createdAt: 0, updatedAt: 0 }, spec, specVersion: { index: 1 } }
 }
+
+/** Waits (by yielding to the event loop, never by sleeping) until `cond` holds; fails after `max` turns. */
+export async function until(cond: () => boolean, max = 5000): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    if (cond()) return
+    await new Promise((r) => setImmediate(r))
+  }
+  throw new Error('condition not reached')
+}
+
+/** A store object without `meta`, for `tx.create`. */
+export function fresh<T extends { meta: unknown }>(o: T): Omit<T, 'meta'> {
+  const { meta: _meta, ...rest } = o
+  return rest
+}
