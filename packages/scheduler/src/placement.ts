@@ -171,7 +171,6 @@ class PlacerImpl implements Placer {
       throw new TypeError('node: expected a Node')
     const info = this.#byId.get(node.id)
     if (info) {
-      for (const a of info.tasks) info.give(a)
       info.reset(node)
       return
     }
@@ -186,7 +185,8 @@ class PlacerImpl implements Placer {
     this.#byId.delete(nodeId)
     const at = this.#nodes.indexOf(info)
     if (at >= 0) this.#nodes.splice(at, 1)
-    for (const a of info.tasks) this.#tasks.delete(a.id)
+    info.removed = true
+    for (const [id, a] of this.#tasks) if (a.node === info) this.#tasks.delete(id)
   }
 
   addTask(task: Task): void {

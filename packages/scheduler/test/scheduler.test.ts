@@ -92,6 +92,7 @@ describe('Scheduler', () => {
       for await (const e of w)
         if (
           e.table === 'tasks' &&
+          e.action === 'update' &&
           e.object.status.state === 'assigned' &&
           e.oldObject.status.state === 'pending'
         )

@@ -37,7 +37,13 @@ export class NodeInfo {
   readonly hostPorts = new Set<string>()
   /** Recent failures by `serviceId@specVersion`, oldest first. */
   failures: Map<string, number[]> | undefined
-  readonly tasks = new Set<TaskAccount>()
+  /** What the accounted tasks hold, so that `reset` can recompute what is free. */
+  heldCpu = 0
+  heldMem = 0
+  heldDiscrete: Map<string, number> | undefined
+  heldNamed: Map<string, Set<string>> | undefined
+  /** Set once the node left the placer; its task accounts are dropped lazily. */
+  removed = false
   /** Scratch slot used by one placement pass (-1 outside of one). */
   scratch = -1
 
@@ -69,7 +75,12 @@ export class NodeInfo {
         set.add(value)
       }
     }
-    for (const a of this.tasks) this.take(a)
+    this.cpu -= this.heldCpu
+    this.mem -= this.heldMem
+    if (this.heldDiscrete)
+      for (const [k, v] of this.heldDiscrete) this.discrete?.set(k, (this.discrete.get(k) ?? 0) - v)
+    if (this.heldNamed)
+      for (const [k, names] of this.heldNamed) for (const n of names) this.named?.get(k)?.delete(n)
   }
 
   /** How many of `kind` are free (discrete count plus free names). */
@@ -77,40 +88,56 @@ export class NodeInfo {
     return (this.discrete?.get(kind) ?? 0) + (this.named?.get(kind)?.size ?? 0)
   }
 
-  take(a: TaskAccount): void {
+  add(a: TaskAccount): void {
+    this.total++
+    this.byService.set(a.serviceId, (this.byService.get(a.serviceId) ?? 0) + 1)
     this.cpu -= a.cpu
     this.mem -= a.mem
-    if (a.discrete) for (const [k, v] of a.discrete) this.discrete?.set(k, (this.discrete.get(k) ?? 0) - v)
-    if (a.named) for (const [k, names] of a.named) for (const n of names) this.named?.get(k)?.delete(n)
+    this.heldCpu += a.cpu
+    this.heldMem += a.mem
+    if (a.discrete)
+      for (const [k, v] of a.discrete) {
+        this.discrete?.set(k, (this.discrete.get(k) ?? 0) - v)
+        this.heldDiscrete ??= new Map()
+        this.heldDiscrete.set(k, (this.heldDiscrete.get(k) ?? 0) + v)
+      }
+    if (a.named)
+      for (const [k, names] of a.named) {
+        this.heldNamed ??= new Map()
+        let held = this.heldNamed.get(k)
+        if (!held) this.heldNamed.set(k, (held = new Set()))
+        for (const n of names) {
+          this.named?.get(k)?.delete(n)
+          held.add(n)
+        }
+      }
     if (a.ports) for (const p of a.ports) this.hostPorts.add(p)
   }
 
-  give(a: TaskAccount): void {
-    this.cpu += a.cpu
-    this.mem += a.mem
-    if (a.discrete) for (const [k, v] of a.discrete) this.discrete?.set(k, (this.discrete.get(k) ?? 0) + v)
-    if (a.named)
-      for (const [k, names] of a.named) {
-        const set = this.named?.get(k)
-        if (set) for (const n of names) set.add(n)
-      }
-    if (a.ports) for (const p of a.ports) this.hostPorts.delete(p)
-  }
-
-  add(a: TaskAccount): void {
-    this.tasks.add(a)
-    this.total++
-    this.byService.set(a.serviceId, (this.byService.get(a.serviceId) ?? 0) + 1)
-    this.take(a)
-  }
-
   remove(a: TaskAccount): void {
-    if (!this.tasks.delete(a)) return
     this.total--
     const n = (this.byService.get(a.serviceId) ?? 1) - 1
     if (n === 0) this.byService.delete(a.serviceId)
     else this.byService.set(a.serviceId, n)
-    this.give(a)
+    this.cpu += a.cpu
+    this.mem += a.mem
+    this.heldCpu -= a.cpu
+    this.heldMem -= a.mem
+    if (a.discrete)
+      for (const [k, v] of a.discrete) {
+        this.discrete?.set(k, (this.discrete.get(k) ?? 0) + v)
+        this.heldDiscrete?.set(k, (this.heldDiscrete.get(k) ?? 0) - v)
+      }
+    if (a.named)
+      for (const [k, names] of a.named) {
+        const free = this.named?.get(k)
+        const held = this.heldNamed?.get(k)
+        for (const n of names) {
+          held?.delete(n)
+          free?.add(n)
+        }
+      }
+    if (a.ports) for (const p of a.ports) this.hostPorts.delete(p)
   }
 
   recordFailure(key: string, now: number): void {
