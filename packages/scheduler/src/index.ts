@@ -18,10 +18,16 @@ export {
   validateConstraints,
   validatePlacement,
 } from './constraints.js'
+export { DEFAULTS } from './defaults.js'
 export type { SchedulerErrorCode } from './errors.js'
 export { isSchedulerError, SchedulerError } from './errors.js'
+export type { Orchestrator, OrchestratorEvents, OrchestratorOptions } from './orchestrator.js'
+export { createOrchestrator } from './orchestrator.js'
 export type { Assignment, FilterName, PlacementResult, Placer, Unplaced } from './placement.js'
 export { createPlacer, explainFailures, explainFilter, FILTERS } from './placement.js'
 export type { Scheduler, SchedulerEvents, SchedulerOptions } from './scheduler.js'
 export { createScheduler } from './scheduler.js'
+export { createService, rollbackService, updateService } from './services.js'
 export type { Logger, SchedulerStore } from './store.js'
+export type { TaskOutcome, TestExecutor, TestExecutorOptions } from './test-executor.js'
+export { createTestExecutor } from './test-executor.js'

@@ -121,7 +121,7 @@ function normArch(a: string): string {
   return a
 }
 
-function platformOk(platforms: Platform[], node: Node): boolean {
+export function platformOk(platforms: Platform[], node: Node): boolean {
   const p = node.description?.platform
   if (!p) return false
   const arch = normArch(p.architecture)
