@@ -554,6 +554,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const active = new Map<number, Task[]>()
     const all = new Map<number, Task[]>()
     const created: NewTask[] = []
+    const done = new Set<number>()
     for (const t of tasks) {
       if (t.desiredState === 'remove') continue
       let list = all.get(t.slot)
@@ -561,7 +562,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       list.push(t)
       if (!isDesiredUp(t)) continue
       const r = this.#supervise(svc, t, plan, now)
-      if (r === null) continue
+      if (r === null) {
+        // stopped for good (restart policy): the slot stays, holding its finished task
+        done.add(t.slot)
+        continue
+      }
       if (r) {
         created.push(r)
         continue
@@ -574,6 +579,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     // A slot is live if a task in it should be up, or its last task ended and is not to be restarted.
     const live = new Set<number>(active.keys())
     for (const r of created) live.add(r.slot)
+    for (const slot of done) live.add(slot)
     const rollingBack = svc.updateStatus?.state === 'rollback_started'
     for (const [slot, list] of all) {
       if (live.has(slot) || rollingBack) continue
@@ -643,8 +649,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         continue
       }
       const r = this.#supervise(svc, t, plan, now)
-      if (r === null) continue
-      if (r) {
+      if (r === null || r) {
+        // replaced, or stopped for good by its restart policy: either way, no new task for this node
         created.add(t.nodeId)
         continue
       }
