@@ -72,7 +72,7 @@ class TestExecutorImpl implements TestExecutor {
   async exit(taskId: string, outcome: 'complete' | 'failed'): Promise<void> {
     await this.store.update((tx) => {
       const t = tx.get('tasks', taskId)
-      if (!t || t.status.state !== 'running') return
+      if (t?.status.state !== 'running') return
       tx.update('tasks', {
         ...t,
         status: {
