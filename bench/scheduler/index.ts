@@ -79,6 +79,7 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
       if (e.table === 'tasks' && e.object.status.state === 'assigned' && ++assigned === tasks) return
     }
   })()
+  const c0 = process.cpuUsage()
   const t0 = performance.now()
   await store.update((tx) => {
     for (let i = 0; i < tasks; i++) tx.create('tasks', makeTask(i, constrained))
@@ -86,6 +87,7 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
   const created = performance.now()
   await done
   const ms = performance.now() - t0
+  const cpu = process.cpuUsage(c0)
   watch.close()
   await scheduler.stop()
   gc()
@@ -96,7 +98,7 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
   ).length
   if (bad) throw new Error(`${bad} tasks misplaced`)
   store.close()
-  return { ms, createMs: created - t0, bytesPerTask }
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, createMs: created - t0, bytesPerTask }
 }
 
 function engine(tasks: number, nodes: number, constrained: boolean) {
@@ -104,15 +106,17 @@ function engine(tasks: number, nodes: number, constrained: boolean) {
   for (let i = 0; i < nodes; i++) placer.setNode(withMeta(makeNode(i)))
   gc()
   const heapBefore = process.memoryUsage().heapUsed
+  const c0 = process.cpuUsage()
   const t0 = performance.now()
   const list: Task[] = new Array(tasks)
   for (let i = 0; i < tasks; i++) list[i] = withMeta(makeTask(i, constrained))
   const r = placer.place(list)
   const ms = performance.now() - t0
+  const cpu = process.cpuUsage(c0)
   if (r.assigned.length !== tasks) throw new Error('engine left tasks unplaced')
   gc()
   const bytesPerTask = (process.memoryUsage().heapUsed - heapBefore) / tasks
-  return { ms, bytesPerTask, r }
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytesPerTask, r }
 }
 
 /** Swarm's spread rule by a full scan of the nodes for every task. */
@@ -155,25 +159,31 @@ const rows: string[][] = [
 for (const [tasks, nodes] of SHAPES) {
   for (const constrained of [false, true]) {
     const reps = tasks <= 10_000 ? 5 : 3
-    const e2e: { ms: number; createMs: number; bytesPerTask: number }[] = []
+    const e2e: { ms: number; cpuMs: number; createMs: number; bytesPerTask: number }[] = []
     for (let r = 0; r < reps; r++) e2e.push(await endToEnd(tasks, nodes, constrained))
     const eng: number[] = []
+    const engCpu: number[] = []
     let engBytes = 0
     for (let r = 0; r < reps; r++) {
       const x = engine(tasks, nodes, constrained)
       eng.push(x.ms)
+      engCpu.push(x.cpuMs)
       engBytes = x.bytesPerTask
     }
     const naiveMs = tasks * nodes <= 1e8 ? naive(tasks, nodes, constrained) : undefined
     const ms = median(e2e.map((x) => x.ms))
     const createMs = median(e2e.map((x) => x.createMs))
+    const cpuMs = median(e2e.map((x) => x.cpuMs))
+    const engCpuMs = median(engCpu)
     const bytes = median(e2e.map((x) => x.bytesPerTask))
     const engMs = median(eng)
     const key = `${tasks}_${nodes}${constrained ? '_constrained' : ''}`
     const base = SWARMKIT_MS[`${tasks}_${nodes}`] as number
     figures[`end_to_end_ms_${key}`] = Math.round(ms)
     figures[`store_create_ms_${key}`] = Math.round(createMs)
+    figures[`end_to_end_cpu_ms_${key}`] = Math.round(cpuMs)
     figures[`engine_ms_${key}`] = Math.round(engMs * 10) / 10
+    figures[`engine_cpu_ms_${key}`] = Math.round(engCpuMs * 10) / 10
     if (!constrained) {
       figures[`speedup_vs_swarmkit_${tasks}_${nodes}`] = Math.round((base / ms) * 10) / 10
       figures[`engine_speedup_vs_swarmkit_${tasks}_${nodes}`] = Math.round(base / engMs)
@@ -188,9 +198,9 @@ for (const [tasks, nodes] of SHAPES) {
       String(tasks),
       String(nodes),
       constrained ? '1/3 eligible' : 'none',
-      `${ms.toFixed(0)} ms`,
+      `${ms.toFixed(0)} ms (${cpuMs.toFixed(0)})`,
       `${createMs.toFixed(0)} ms`,
-      `${engMs.toFixed(1)} ms`,
+      `${engMs.toFixed(1)} ms (${engCpuMs.toFixed(0)})`,
       naiveMs === undefined ? '-' : `${naiveMs.toFixed(0)} ms`,
       `${base} ms`,
       `${(base / ms).toFixed(1)}x`,

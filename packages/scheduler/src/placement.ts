@@ -192,10 +192,25 @@ class PlacerImpl implements Placer {
   addTask(task: Task): void {
     if (typeof task !== 'object' || task === null || typeof task.id !== 'string')
       throw new TypeError('task: expected a Task')
+    const r = task.spec.resources?.reservations
+    const had = this.#tasks.get(task.id)
+    // The common echo of our own assignment: same node, same plain reservation; nothing to redo.
+    if (
+      had &&
+      had.node.node.id === task.nodeId &&
+      !had.node.removed &&
+      had.cpu === (r?.nanoCPUs ?? 0) &&
+      had.mem === (r?.memoryBytes ?? 0) &&
+      !had.discrete &&
+      !had.named &&
+      !had.ports &&
+      !task.assignedGenericResources?.length &&
+      !task.endpoint?.ports?.length
+    )
+      return
     this.removeTask(task.id)
     const node = this.#byId.get(task.nodeId)
     if (!node) return
-    const r = task.spec.resources?.reservations
     const g = accountGeneric(task.assignedGenericResources)
     const a: TaskAccount = {
       id: task.id,
@@ -237,15 +252,27 @@ class PlacerImpl implements Placer {
     if (!Array.isArray(tasks)) throw new TypeError('tasks: expected an array of tasks')
     const result: PlacementResult = { assigned: [], unplaced: [] }
     const groups = new Map<string, Task[]>()
+    let lastService: string | undefined
+    let lastVersion: number | undefined
+    let last: Task[] | undefined
     for (const t of tasks) {
       if (t.nodeId) {
         this.#placePreassigned(t, now, result)
+        continue
+      }
+      // Tasks usually arrive grouped already: skip building a key while the group stays the same.
+      const version = t.specVersion?.index
+      if (last && t.serviceId === lastService && version === lastVersion) {
+        last.push(t)
         continue
       }
       const key = failureKey(t)
       let g = groups.get(key)
       if (!g) groups.set(key, (g = []))
       g.push(t)
+      last = g
+      lastService = t.serviceId
+      lastVersion = version
     }
     for (const g of groups.values()) this.#placeGroup(g, now, result)
     return result
@@ -455,10 +482,26 @@ class PlacerImpl implements Placer {
         heap.pushUnordered(i)
       }
       heap.heapify()
+      // Tasks holding only CPU and memory are accounted on their nodes once per node at the end.
+      const simple = q.generic === undefined && q.ports === undefined
+      const before = simple ? Float64Array.from(heap.k1) : undefined
       for (let placed = 0; placed < n && heap.size > 0; placed++) {
         const i = heap.top()
         const info = nodes[i] as NodeInfo
-        this.#assign(info, group[next++] as Task, q, result)
+        const task = group[next++] as Task
+        if (simple) {
+          this.#tasks.set(task.id, {
+            id: task.id,
+            node: info,
+            serviceId: q.serviceId,
+            cpu: q.cpu,
+            mem: q.mem,
+            discrete: undefined,
+            named: undefined,
+            ports: undefined,
+          })
+          result.assigned.push({ task, nodeId: info.node.id })
+        } else this.#assign(info, task, q, result)
         const slot = slotOf[i] as number
         const left = (caps[slot] as number) - 1
         caps[slot] = left
@@ -468,7 +511,13 @@ class PlacerImpl implements Placer {
           heap.k2[i] = (heap.k2[i] as number) + 1
           heap.fixTop()
         }
+        if (simple && left <= 0) heap.k1[i] = (heap.k1[i] as number) + 1
       }
+      if (before)
+        for (let i = 0; i < nodes.length; i++) {
+          const added = (heap.k1[i] as number) - (before[i] as number)
+          if (added > 0) (nodes[i] as NodeInfo).addMany(q.serviceId, added, q.cpu, q.mem)
+        }
     }
     const placeOnBranch = (b: Branch, n: number): void => {
       if (n <= 0) return

@@ -88,6 +88,16 @@ export class NodeInfo {
     return (this.discrete?.get(kind) ?? 0) + (this.named?.get(kind)?.size ?? 0)
   }
 
+  /** Accounts `n` tasks of one service that hold only CPU and memory (a batch placed at once). */
+  addMany(serviceId: string, n: number, cpu: number, mem: number): void {
+    this.total += n
+    this.byService.set(serviceId, (this.byService.get(serviceId) ?? 0) + n)
+    this.cpu -= n * cpu
+    this.mem -= n * mem
+    this.heldCpu += n * cpu
+    this.heldMem += n * mem
+  }
+
   add(a: TaskAccount): void {
     this.total++
     this.byService.set(a.serviceId, (this.byService.get(a.serviceId) ?? 0) + 1)
