@@ -119,15 +119,21 @@ function engine(tasks: number, nodes: number, constrained: boolean) {
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytesPerTask, r }
 }
 
-/** Swarm's spread rule by a full scan of the nodes for every task. */
+/**
+ * Swarm's spread rule by a full scan of the nodes for every task, doing the same bookkeeping as the engine
+ * (task objects, an assignment list, a task -> node map) so that only the choice of node differs.
+ */
 function naive(tasks: number, nodes: number, constrained: boolean) {
+  const ns = Array.from({ length: nodes }, (_, i) => withMeta(makeNode(i)))
+  gc()
   const t0 = performance.now()
-  const ns = Array.from({ length: nodes }, (_, i) => makeNode(i))
   const eligible = ns.map((n) => !constrained || n.spec.labels.type === 'special')
   const svc = new Int32Array(nodes)
   const total = new Int32Array(nodes)
+  const assigned: { task: Task; nodeId: string }[] = []
+  const where = new Map<string, number>()
   for (let i = 0; i < tasks; i++) {
-    makeTask(i, constrained)
+    const task = withMeta(makeTask(i, constrained))
     let best = -1
     for (let j = 0; j < nodes; j++) {
       if (!eligible[j]) continue
@@ -135,6 +141,8 @@ function naive(tasks: number, nodes: number, constrained: boolean) {
     }
     svc[best]!++
     total[best]!++
+    assigned.push({ task, nodeId: ns[best]!.id })
+    where.set(task.id, best)
   }
   return performance.now() - t0
 }

@@ -767,7 +767,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
       const since = r.updated.get(id) as number
       const inWindow = since === 0 || now - since <= config.monitorMs
-      if (isFinished(t) && !r.failed.has(id) && inWindow) {
+      // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
+      if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
         r.failed.add(id)
         r.failures++
         if (r.failures / r.total > config.maxFailureRatio) failedTask ??= id

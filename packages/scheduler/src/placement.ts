@@ -485,21 +485,28 @@ class PlacerImpl implements Placer {
       // Tasks holding only CPU and memory are accounted on their nodes once per node at the end.
       const simple = q.generic === undefined && q.ports === undefined
       const before = simple ? Float64Array.from(heap.k1) : undefined
+      const shared: (TaskAccount | undefined)[] = simple ? new Array(nodes.length) : []
       for (let placed = 0; placed < n && heap.size > 0; placed++) {
         const i = heap.top()
         const info = nodes[i] as NodeInfo
         const task = group[next++] as Task
         if (simple) {
-          this.#tasks.set(task.id, {
-            id: task.id,
-            node: info,
-            serviceId: q.serviceId,
-            cpu: q.cpu,
-            mem: q.mem,
-            discrete: undefined,
-            named: undefined,
-            ports: undefined,
-          })
+          // Tasks of one batch on one node hold the same: they share one (immutable) account.
+          let a = shared[i]
+          if (!a) {
+            a = {
+              id: '',
+              node: info,
+              serviceId: q.serviceId,
+              cpu: q.cpu,
+              mem: q.mem,
+              discrete: undefined,
+              named: undefined,
+              ports: undefined,
+            }
+            shared[i] = a
+          }
+          this.#tasks.set(task.id, a)
           result.assigned.push({ task, nodeId: info.node.id })
         } else this.#assign(info, task, q, result)
         const slot = slotOf[i] as number

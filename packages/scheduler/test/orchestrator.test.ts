@@ -211,6 +211,36 @@ describe('global orchestrator', () => {
   })
 })
 
+describe('global orchestrator restarts', () => {
+  it('restarts a failed global task on its own node, and adds none to a paused node', async () => {
+    h = await harness()
+    const [a, b] = await h.addNodes(2)
+    const s = await h.service(
+      serviceSpec('agent', {
+        mode: { global: {} },
+        taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 1 * S } }),
+      }),
+    )
+    await h.settle()
+    const onA = h.running(s.id).find((t) => t.nodeId === a)!
+    await h.exec.exit(onA.id, 'failed')
+    await h.advance(1_000)
+    const again = h.running(s.id).find((t) => t.nodeId === a)
+    expect(again?.id).not.toBe(onA.id)
+    await h.setNode(b!, (n) => ({ ...n, spec: { ...n.spec, availability: 'pause' } }))
+    const [c] = await h.addNodes(1, { availability: 'pause' })
+    await h.settle()
+    // b keeps its task; c, paused from the start, gets none
+    expect(
+      h
+        .running(s.id)
+        .map((t) => t.nodeId)
+        .sort(),
+    ).toEqual([a, b])
+    expect(h.tasks(s.id).some((t) => t.nodeId === c)).toBe(false)
+  })
+})
+
 describe('rolling update', () => {
   async function webWith(h: Harness, replicas: number, update: Parameters<typeof serviceSpec>[1]) {
     const s = await h.service(serviceSpec('web', { mode: { replicated: { replicas } }, ...update }))

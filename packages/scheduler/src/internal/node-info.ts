@@ -6,6 +6,7 @@ export const MAX_FAILURES = 5
 
 /** What an accounted task holds on its node. */
 export interface TaskAccount {
+  /** The task's ID, or '' for an account shared by the tasks of one batch on one node. */
   id: string
   node: NodeInfo
   serviceId: string
