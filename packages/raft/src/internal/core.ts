@@ -366,7 +366,7 @@ export class RaftCore {
     }
     if (this.role === 'leader') {
       const self = this.progress.get(this.id)
-      if (self && self.maybeUpdate(log.stable) && this.maybeCommit()) this.bcastCommit()
+      if (self?.maybeUpdate(log.stable) && this.maybeCommit()) this.bcastCommit()
     }
   }
 
@@ -795,7 +795,8 @@ export class RaftCore {
     if (pr.state === ProgressState.Probe) pr.becomeReplicate()
     else pr.inflights.freeLE(m.index)
     if (moved && this.maybeCommit()) this.bcastCommit()
-    else if (wasPaused) this.sendAppend(m.from, pr, false)
+    else if (wasPaused || pr.sentCommit < log.committed)
+      this.sendAppend(m.from, pr, pr.sentCommit < log.committed)
     // Keep the pipe full while there is more to send.
     while (pr.next <= log.lastIndex() && this.sendAppend(m.from, pr, false)) {}
     if (this.transferee === m.from && pr.match === log.lastIndex()) this.sendTimeoutNow(m.from)
