@@ -8,6 +8,15 @@
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
 export { type CoreOptions, RaftCore } from './internal/core.js'
 export { MemoryLogStorage } from './memory-storage.js'
+export {
+  type PeerSpec,
+  type ProposeResult,
+  type RaftLogger,
+  RaftNode,
+  type RaftNodeEvents,
+  type RaftNodeOptions,
+  type StateMachine,
+} from './node.js'
 export type {
   ConfState,
   Entry,

@@ -977,10 +977,14 @@ export class RaftCore {
 
   private send(m: Message): void {
     // A leader's appends and heartbeats may leave before its own write is durable: it counts itself toward a
-    // commit only once advance() reports the write (Raft thesis §10.2.1). Pre-votes change no state. All else
+    // commit only once advance() reports the write (Raft thesis §10.2.1). A ProposeResp only says where the
+    // entries went, and pre-votes change no state. All else
     // (votes, vote grants, acknowledgements) waits for the Ready's writes.
     if (
-      (this.role === 'leader' && (m.type === MessageType.Append || m.type === MessageType.Heartbeat)) ||
+      (this.role === 'leader' &&
+        (m.type === MessageType.Append ||
+          m.type === MessageType.Heartbeat ||
+          m.type === MessageType.ProposeResp)) ||
       m.type === MessageType.PreVote
     ) {
       this.msgsNow.push(m)
