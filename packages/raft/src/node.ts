@@ -84,7 +84,8 @@ interface Proposal {
   readonly data: Uint8Array
   readonly resolve: (r: ProposeResult) => void
   readonly reject: (e: Error) => void
-  readonly deadline: number
+  /** When waiting for a leader must end (set when the wait starts; 0 before). */
+  deadline: number
   term: number
   done: boolean
 }
@@ -119,6 +120,12 @@ function positive(name: string, v: unknown, def: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
     throw new RangeError(`${name} must be a positive number`)
   return v
+}
+
+function resolveRead(r: ReadWaiter, index: number): void {
+  if (r.done) return
+  r.done = true
+  r.resolve(index)
 }
 
 function stoppedError(): RaftError {
@@ -352,7 +359,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         data: command,
         resolve,
         reject,
-        deadline: this.clock.now() + this.leaderWaitMs,
+        deadline: 0,
         term: 0,
         done: false,
       }
@@ -616,7 +623,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       return
     }
     if (core.leader === null || core.role === 'learner') {
-      for (const p of items) if (!p.done) this.waitingLeader.push(p)
+      for (const p of items) if (!p.done) this.waitForLeader(p)
       return
     }
     // Forward in chunks that fit an append.
@@ -644,6 +651,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
   }
 
+  private waitForLeader(p: Proposal): void {
+    if (p.deadline === 0) p.deadline = this.clock.now() + this.leaderWaitMs
+    this.waitingLeader.push(p)
+  }
+
   private onForwards(results: readonly ForwardResult[]): void {
     for (const r of results) {
       const f = this.forwarded.get(r.context)
@@ -665,7 +677,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           k++
         }
       } else if (r.reason === 1) {
-        for (const p of f.items) if (!p.done) this.waitingLeader.push(p)
+        for (const p of f.items) if (!p.done) this.waitForLeader(p)
       } else {
         for (const p of f.items)
           this.settle(p, new RaftError('PROPOSAL_DROPPED', 'the leader refused the proposal'))
@@ -696,7 +708,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         continue
       }
       if (s.index <= this.applied) {
-        for (const r of b.reads) if (!r.done) (r.done = true), r.resolve(s.index)
+        for (const r of b.reads) resolveRead(r, s.index)
         continue
       }
       const w = { index: s.index, reads: b.reads }
@@ -712,7 +724,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     let k = 0
     while (k < ws.length && ws[k]!.index <= this.applied) {
       const w = ws[k++]!
-      for (const r of w.reads) if (!r.done) (r.done = true), r.resolve(w.index)
+      for (const r of w.reads) resolveRead(r, w.index)
     }
     if (k > 0) this.readWaits = ws.slice(k)
   }
