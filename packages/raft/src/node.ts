@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
 import { RaftCore } from './internal/core.js'
+import { coreOf } from './internal/inspect.js'
 import { type ClockLike, Links, type TransportLike } from './internal/links.js'
 import { type Entry, EntryType, type LogStorage } from './storage.js'
 import type { ForwardResult, Message, ReadState, Ready, Role } from './types.js'
@@ -250,6 +251,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.clock = options.clock ?? transport.clock ?? realClock
     this.random = options.random ?? Math.random
     this.log = options.logger ?? {}
+    coreOf.set(this, () => this.core)
   }
 
   // ---------------------------------------------------------------- state
