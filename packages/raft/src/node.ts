@@ -1,8 +1,9 @@
+import type { Clock, Transport } from '@swarmkit/transport'
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
-import { type ClockLike, Links, type TransportLike } from './internal/links.js'
+import { Links } from './internal/links.js'
 import { type Entry, EntryType, type LogStorage } from './storage.js'
 import type { ForwardResult, Message, ReadState, Ready, Role } from './types.js'
 
@@ -32,7 +33,7 @@ export interface RaftNodeOptions {
   /** Bootstrap voters (used when storage holds no configuration). */
   readonly peers: readonly PeerSpec[]
   /** Any `@swarmkit/transport` Transport. Its clock is used unless `clock` is given. */
-  readonly transport: TransportLike
+  readonly transport: Transport
   readonly storage: LogStorage
   readonly stateMachine: StateMachine
   /** Address to listen on (default: this member's address in `peers`, else its ID). */
@@ -60,7 +61,7 @@ export interface RaftNodeOptions {
   /** How long propose/readIndex wait for a leader before NO_LEADER. Default 5 x the maximum election timeout. */
   readonly leaderWaitMs?: number
   /** Time source and timers (default: the transport's clock, else real time). */
-  readonly clock?: ClockLike
+  readonly clock?: Clock
   /** Uniform [0, 1) random source for election timeouts (default Math.random). */
   readonly random?: () => number
   readonly logger?: RaftLogger
@@ -110,7 +111,7 @@ interface TransferWaiter {
   readonly deadline: number
 }
 
-const realClock: ClockLike = {
+const realClock: Clock = {
   now: () => performance.now(),
   setTimeout: (cb, ms) => setTimeout(cb, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
@@ -143,7 +144,7 @@ function stoppedError(): RaftError {
 export class RaftNode extends EventEmitter<RaftNodeEvents> {
   readonly id: string
   private readonly opts: RaftNodeOptions
-  private readonly clock: ClockLike
+  private readonly clock: Clock
   private readonly random: () => number
   private readonly addresses = new Map<string, string>()
   private readonly voterIds: string[]
@@ -685,10 +686,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           this.settle(p, new RaftError('PROPOSAL_DROPPED', 'the leader refused the proposal'))
       }
     }
-    if (this.waitingLeader.length > 0 && this.core!.leader !== null) {
-      for (const p of this.waitingLeader) this.queued.push(p)
-      this.waitingLeader = []
-    }
+    // Refused as "not leader": retried on the next tick or leader change, never in a tight loop.
   }
 
   private submitReads(): void {
