@@ -1,8 +1,17 @@
 /**
  * @packageDocumentation
- * @swarmkit/raft — work in progress; see README.md.
+ * @swarmkit/raft — Raft consensus for swarmkit: the `LogStorage` contract, durable file storage
+ * (`FileLogStorage`), and the `RaftError` class. See README.md.
  */
 export const PACKAGE_NAME = '@swarmkit/raft'
+export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
+export {
+  FileLogStorage,
+  type FileLogStorageOptions,
+  type FileLogStorageStats,
+  type SealContext,
+  type SealHook,
+} from './file-storage.js'
 export type {
   ConfState,
   Entry,
