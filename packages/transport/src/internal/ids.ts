@@ -1,0 +1,5 @@
+let lastConnectionId = 0
+
+export function nextConnectionId(): number {
+  return ++lastConnectionId
+}
