@@ -251,6 +251,8 @@ export class FileLogStorage implements LogStorage {
   #snapFiles = new Set<string>()
 
   #queue: Pending[] = []
+  /** Background writes of snapshot files, in order. */
+  #snapChain: Promise<void> = Promise.resolve()
   #flushing = false
   #failed: RaftError | null = null
   #closed = false
@@ -516,8 +518,24 @@ export class FileLogStorage implements LogStorage {
       return new Promise<void>((res, rej) => {
         p.resolve = res
         p.reject = rej
-        this.#queue.push(p)
-        this.#kick()
+        if (p.snapFile && p.snap && !p.snap.discard && p.lastEntry === 0 && !p.hard) {
+          // A snapshot of this node's own log changes no entry: write its (possibly large) file off the
+          // log's path so that saves behind it are not held up, then queue the record that refers to it.
+          const file = p.snapFile
+          p.snapFile = null
+          this.#snapChain = this.#snapChain.then(async () => {
+            try {
+              await writeAtomic(this.dir, file.name, file.bytes)
+            } catch (e) {
+              this.#failed ??= ioError(`${this.dir}: snapshot write failed`, e)
+            }
+            this.#queue.push(p)
+            this.#kick()
+          })
+        } else {
+          this.#queue.push(p)
+          this.#kick()
+        }
       })
     } catch (e) {
       return Promise.reject(e)
@@ -715,6 +733,11 @@ export class FileLogStorage implements LogStorage {
       throw new RangeError(`index ${index} is above the latest snapshot's index ${this.#snapIndex}`)
     }
     await this.#drain()
+    if (index > (this.#durSnap?.index ?? 0)) {
+      throw new RangeError(
+        `index ${index} is above the durable snapshot's index ${this.#durSnap?.index ?? 0}`,
+      )
+    }
     let removed = 0
     try {
       while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
@@ -738,6 +761,7 @@ export class FileLogStorage implements LogStorage {
     if (!this.#closing) {
       this.#closed = true
       this.#closing = (async () => {
+        await this.#snapChain
         await this.#drainAll().catch(() => {})
         if (this.#fd >= 0) await closeFd(this.#fd).catch(() => {})
         this.#fd = -1
@@ -769,9 +793,10 @@ export class FileLogStorage implements LogStorage {
     })
   }
 
-  #drain(): Promise<void> {
-    if (this.#failed) return Promise.reject(this.#failed)
-    if (this.#queue.length === 0 && !this.#flushing) return Promise.resolve()
+  async #drain(): Promise<void> {
+    await this.#snapChain
+    if (this.#failed) throw this.#failed
+    if (this.#queue.length === 0 && !this.#flushing) return
     return this.#drainAll()
   }
 
@@ -858,7 +883,10 @@ export class FileLogStorage implements LogStorage {
   #track(p: Pending, body: Buffer | null): void {
     const seg = this.#segments[this.#segments.length - 1]!
     const kind = body ? body[0] : -1
-    if (p.snap && (kind === -1 || kind === KIND_SNAPSHOT)) {
+    // Every snapshot file whose record is written is tracked, so that it is deleted once superseded.
+    if (p.snap && (kind === -1 || kind === KIND_SNAPSHOT))
+      this.#snapFiles.add(snapshotName(p.snap.index, p.snap.term))
+    if (p.snap && (kind === -1 || kind === KIND_SNAPSHOT) && p.snap.index >= (this.#durSnap?.index ?? 0)) {
       this.#durSnap = { index: p.snap.index, term: p.snap.term }
       if (p.snap.discard) this.#durLast = p.snap.index
     }

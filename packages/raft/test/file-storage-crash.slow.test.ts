@@ -2,7 +2,7 @@
 // under load from six concurrent writers and is killed with SIGKILL at seeded random points (some before it has
 // even opened the log). After each kill the parent opens the directory and checks that the log is exactly the
 // result of a prefix of the issued saves, possibly with the next save torn after some of its entries, and that
-// the prefix includes every save that was acknowledged. Then the child starts again on the same directory.
+// the prefix includes every save that was acknowledged (snapshots of the node's own log may land later). Then the child starts again on the same directory.
 //
 // 200 kills by default (in four independent lanes), 2,000 with SWARMKIT_SLOW=1.
 import { spawn } from 'node:child_process'
@@ -47,7 +47,8 @@ function prng(seed: number): () => number {
 
 interface Run {
   ops: Op[]
-  acked: number
+  /** Positions (in `ops`) of the saves acknowledged. */
+  acked: Set<number>
   stderr: string
   code: number | null
   signal: NodeJS.Signals | null
@@ -57,7 +58,7 @@ interface Run {
 function runChild(dir: string, seed: number, killAfter: number): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, dir, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const run: Run = { ops: [], acked: 0, stderr: '', code: null, signal: null }
+    const run: Run = { ops: [], acked: new Set(), stderr: '', code: null, signal: null }
     const pos = new Map<string, number>()
     let acks = 0
     let rest = ''
@@ -75,7 +76,7 @@ function runChild(dir: string, seed: number, killAfter: number): Promise<Run> {
         } else if (line.startsWith('a ')) {
           const p = pos.get(line.slice(2))
           if (p === undefined) return reject(new Error(`ack of an unknown save: ${line}`))
-          run.acked = Math.max(run.acked, p + 1)
+          run.acked.add(p)
           if (++acks >= killAfter) kill()
         } else if (line === 'r' && killAfter === 0) kill()
       }
@@ -123,17 +124,48 @@ function matches(s: PersistedState, m: ModelState): boolean {
   return true
 }
 
-/** The states a crash may leave after `ops` on top of `start`, given that the first `acked` are durable. */
-function candidates(start: ModelState, ops: Op[], acked: number): ModelState[] {
-  const out: ModelState[] = []
-  let m = start
-  for (let p = 0; p <= ops.length; p++) {
-    if (p >= acked) {
-      out.push(m)
-      const op = ops[p]
-      if (op?.entries) for (let k = 0; k < op.entries.n; k++) out.push(applyOp(m, op, k))
+/** `m` with the snapshot moved up to `snap` (this child's snapshots always match its log, so they keep it). */
+function withSnapshot(m: ModelState, snap: { index: number; term: number } | null): ModelState {
+  if (!snap || snap.index === (m.snap?.index ?? 0)) return m
+  return { ...m, snap, entries: m.entries.filter((e) => e[0] > snap.index) }
+}
+
+/**
+ * The states a crash may leave after `ops` on top of `start`. Saves of entries and hard state become durable
+ * in call order (the last one possibly torn after some entries) and include every acknowledged one. A
+ * snapshot of the node's own log is written off the log's path, so its record may land later than saves
+ * issued after it, but never before the saves issued before it; an acknowledged one is durable.
+ */
+function candidates(start: ModelState, ops: Op[], acked: Set<number>): ModelState[] {
+  const logOps: Op[] = []
+  const snaps: Array<{ snap: { index: number; term: number }; before: number }> = []
+  let mustLog = 0
+  let mustSnap = start.snap?.index ?? 0
+  ops.forEach((op, k) => {
+    if (op.snap) {
+      snaps.push({ snap: op.snap, before: logOps.length })
+      if (acked.has(k)) {
+        mustSnap = Math.max(mustSnap, op.snap.index)
+        mustLog = Math.max(mustLog, logOps.length)
+      }
+    } else {
+      logOps.push(op)
+      if (acked.has(k)) mustLog = logOps.length
     }
-    if (p < ops.length) m = applyOp(m, ops[p]!)
+  })
+  const out: ModelState[] = []
+  const emit = (m: ModelState, durableLogOps: number) => {
+    const allowed = [start.snap, ...snaps.filter((s) => s.before <= durableLogOps).map((s) => s.snap)]
+    for (const snap of allowed) if ((snap?.index ?? 0) >= mustSnap) out.push(withSnapshot(m, snap))
+  }
+  let m = start
+  for (let p = 0; p <= logOps.length; p++) {
+    if (p >= mustLog) {
+      emit(m, p)
+      const op = logOps[p]
+      if (op?.entries) for (let k = 0; k <= op.entries.n; k++) emit(applyOp(m, op, k, true), p)
+    }
+    if (p < logOps.length) m = applyOp(m, logOps[p]!)
   }
   return out
 }
@@ -151,7 +183,7 @@ async function lane(laneNo: number): Promise<{ kills: number; acked: number }> {
     if (run.signal !== 'SIGKILL') {
       throw new Error(`lane ${laneNo} round ${round}: child exited ${run.code}/${run.signal}: ${run.stderr}`)
     }
-    totalAcked += run.acked
+    totalAcked += run.acked.size
     const storage = await FileLogStorage.open(dir, {
       segmentBytes: 16 * 1024,
       nodeId: 'n1',
@@ -161,10 +193,32 @@ async function lane(laneNo: number): Promise<{ kills: number; acked: number }> {
     await storage.close()
     const found = candidates(model, run.ops, run.acked).find((m) => matches(state, m))
     if (!found) {
-      const info = { lane: laneNo, round, seed, acked: run.acked, issued: run.ops.length }
+      const info = { lane: laneNo, round, seed, acked: run.acked.size, issued: run.ops.length }
+      if (process.env['CRASH_DEBUG']) {
+        const { writeFileSync } = await import('node:fs')
+        writeFileSync(
+          process.env['CRASH_DEBUG'],
+          JSON.stringify(
+            {
+              info,
+              recovered: {
+                snap: state.snapshot?.meta,
+                hard: state.hardState,
+                first: state.entries[0]?.index,
+                last: state.entries.at(-1)?.index,
+              },
+              model: { snap: model.snap, hard: model.hard, last: model.entries.at(-1) },
+              ops: run.ops.map((o, k) => ({ ...o, acked: run.acked.has(k) })),
+            },
+            null,
+            0,
+          ),
+        )
+      }
       throw new Error(
         `recovered state is not a prefix of the issued saves covering every acknowledged one: ${JSON.stringify(info)}\n` +
-          `recovered: ${JSON.stringify(describeState(state)).slice(0, 2000)}`,
+          `recovered: ${JSON.stringify(describeState(state)).slice(0, 2000)}\n` +
+          `before: ${JSON.stringify(model).slice(0, 1500)}\nops: ${JSON.stringify(run.ops).slice(-3000)}`,
       )
     }
     model = found

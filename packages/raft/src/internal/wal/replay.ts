@@ -141,9 +141,9 @@ export async function replaySegments(
           if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term)) {
             throw corrupt(seg.name, off, 'snapshot record out of range')
           }
-          if (snap !== null && index < snap.index) {
-            throw corrupt(seg.name, off, `snapshot ${index} is older than snapshot ${snap.index}`)
-          }
+          // A snapshot of the node's own log is written in the background and its record may land after
+          // that of a newer snapshot: an older record changes nothing.
+          if (snap !== null && index < snap.index) return
           const last = first + entries.length - 1
           const keep =
             entries.length > 0 && (index < first || (index <= last && entries[index - first]!.term === term))
