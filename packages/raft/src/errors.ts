@@ -1,15 +1,19 @@
-/** What went wrong, for code that handles a {@link RaftError}. */
+/** What went wrong, as a discriminating code. */
 export type RaftErrorCode =
-  /** No leader was known within a bounded wait. */
+  /** No leader was known within the bounded wait (an election did not finish, or this node is cut off). */
   | 'NO_LEADER'
-  /** The node or storage was stopped or closed. */
+  /** The node was stopped (or is stopping) before the operation finished. */
   | 'STOPPED'
-  /** The proposal is known not to have committed. */
+  /** The proposal is known not to have committed (refused by the leader, or its log slot was overwritten). */
   | 'PROPOSAL_DROPPED'
-  /** The leader lost its role before the outcome was known: the proposal may or may not commit. */
+  /** Leadership changed while the proposal was in flight: it may or may not commit later. */
   | 'LOST_LEADERSHIP'
-  /** A proposal, entry or message is larger than the configured maximum. */
+  /** The command is larger than `maxProposalBytes`. */
   | 'TOO_LARGE'
+  /** `transferLeadership` was called on a node that is not the leader. */
+  | 'NOT_LEADER'
+  /** The leadership transfer did not complete within an election timeout. */
+  | 'TRANSFER_FAILED'
   /** Stored data failed a check (checksum, framing, continuity); the message names the file and offset. */
   | 'CORRUPT'
   /** The storage directory belongs to another node or cluster, or was written with other seal hooks. */
@@ -19,22 +23,21 @@ export type RaftErrorCode =
   /** A read, write or sync failed; storage that failed to sync refuses every later write. */
   | 'IO'
 
-/** The one error class of `@swarmkit/raft`. Check `name` and `code`, not `instanceof`, across realms. */
+/** The one error class of `@swarmkit/raft`. Guard with `err instanceof RaftError` or `err.name === 'RaftError'`. */
 export class RaftError extends Error {
   override readonly name = 'RaftError'
   readonly code: RaftErrorCode
-
   constructor(code: RaftErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.code = code
   }
 }
 
-/** True when `error` is a {@link RaftError} (optionally with the given `code`). */
-export function isRaftError(error: unknown, code?: RaftErrorCode): error is RaftError {
+export function isRaftError(err: unknown, code?: RaftErrorCode): err is RaftError {
   return (
-    error instanceof Error &&
-    error.name === 'RaftError' &&
-    (code === undefined || (error as { code?: unknown }).code === code)
+    typeof err === 'object' &&
+    err !== null &&
+    (err as { name?: unknown }).name === 'RaftError' &&
+    (code === undefined || (err as { code?: unknown }).code === code)
   )
 }

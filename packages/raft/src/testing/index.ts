@@ -1,6 +1,16 @@
 /**
- * @packageDocumentation
- * Test helpers for `@swarmkit/raft`: the `LogStorage` compliance suite that every storage implementation runs.
- * Needs vitest (an optional peer dependency).
+ * Test tools for users of `@swarmkit/raft`: a linearizability checker (Wing & Gong / Lowe with
+ * P-compositionality, as porcupine does) and a key-value model for it.
  */
+export {
+  type CheckOptions,
+  type CheckOutcome,
+  type CheckResult,
+  checkLinearizability,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+  type Model,
+  type Operation,
+} from './linearizability.js'
 export { type LogStorageFactory, testLogStorage } from './log-storage.js'
