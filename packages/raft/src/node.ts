@@ -3,8 +3,24 @@ import { RaftError } from './errors.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
 import { type ClockLike, Links, type TransportLike } from './internal/links.js'
-import { type Entry, EntryType, type LogStorage } from './storage.js'
-import type { ForwardResult, Message, ReadState, Ready, Role } from './types.js'
+import { ACK, CHUNK, decodeAck, decodeChunk, encodeAck, encodeChunk } from './internal/snapshot-wire.js'
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type LogStorage,
+  type Snapshot,
+  type SnapshotMeta,
+  type StorageUpdate,
+} from './storage.js'
+import {
+  type ForwardResult,
+  type Message,
+  MessageType,
+  type ReadState,
+  type Ready,
+  type Role,
+} from './types.js'
 
 /** The user's replicated state machine. `apply` must be deterministic: every member applies the same commands. */
 export interface StateMachine {
@@ -59,6 +75,17 @@ export interface RaftNodeOptions {
   readonly maxUncommittedBytes?: number
   /** How long propose/readIndex wait for a leader before NO_LEADER. Default 5 x the maximum election timeout. */
   readonly leaderWaitMs?: number
+  /**
+   * Take a snapshot of the state machine after this many entries were applied since the last one, and compact
+   * the log behind it. Default 10,000; 0 turns automatic snapshots off.
+   */
+  readonly snapshotThreshold?: number
+  /** Entries kept in the log behind a snapshot, so that slightly lagging followers need no snapshot. Default 500. */
+  readonly trailingEntries?: number
+  /** Snapshot data per transfer chunk. Default and maximum 1 MiB. */
+  readonly snapshotChunkBytes?: number
+  /** Largest snapshot accepted from a leader. Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
   /** Time source and timers (default: the transport's clock, else real time). */
   readonly clock?: ClockLike
   /** Uniform [0, 1) random source for election timeouts (default Math.random). */
@@ -102,6 +129,29 @@ interface ReadBatch {
   readonly reads: ReadWaiter[]
   readonly sentAt: number
 }
+
+interface Outgoing {
+  readonly to: string
+  readonly term: number
+  readonly meta: SnapshotMeta
+  data: Uint8Array | null
+  sent: number
+  acked: number
+  lastProgress: number
+}
+
+interface Incoming {
+  readonly term: number
+  readonly index: number
+  readonly logTerm: number
+  readonly conf: ConfState
+  readonly data: Uint8Array
+  received: number
+  lastProgress: number
+}
+
+/** Snapshot bytes in flight per transfer (flow control window). */
+const SNAPSHOT_WINDOW_CHUNKS = 4
 
 interface TransferWaiter {
   readonly target: string
@@ -182,6 +232,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readWaits: { index: number; reads: ReadWaiter[] }[] = []
   private transfers: TransferWaiter[] = []
 
+  private readonly snapshotThreshold: number
+  private readonly trailingEntries: number
+  private readonly chunkBytes: number
+  private readonly maxSnapshotBytes: number
+  /** Index of the latest snapshot taken or installed. */
+  private snapIndex = 0
+  private snapshotting = false
+  /** Outgoing snapshot transfers, by follower. */
+  private readonly sending = new Map<string, Outgoing>()
+  /** Incoming snapshot transfers, by leader. */
+  private readonly receiving = new Map<string, Incoming>()
+
   constructor(options: RaftNodeOptions) {
     super()
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -240,6 +302,19 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     positive('options.maxInflightAppends', options.maxInflightAppends, 256)
     positive('options.maxInflightBytes', options.maxInflightBytes, 32 << 20)
     positive('options.maxUncommittedBytes', options.maxUncommittedBytes, 64 << 20)
+    const st = options.snapshotThreshold
+    if (st !== undefined && (!Number.isSafeInteger(st) || st < 0)) {
+      throw new RangeError('options.snapshotThreshold must be an integer >= 0')
+    }
+    this.snapshotThreshold = st ?? 10_000
+    const te = options.trailingEntries
+    if (te !== undefined && (!Number.isSafeInteger(te) || te < 0)) {
+      throw new RangeError('options.trailingEntries must be an integer >= 0')
+    }
+    this.trailingEntries = te ?? 500
+    this.chunkBytes = Math.floor(positive('options.snapshotChunkBytes', options.snapshotChunkBytes, 1 << 20))
+    if (this.chunkBytes > 1 << 20) throw new RangeError('options.snapshotChunkBytes must be at most 1 MiB')
+    this.maxSnapshotBytes = positive('options.maxSnapshotBytes', options.maxSnapshotBytes, 1 << 30)
     if (options.random !== undefined && typeof options.random !== 'function') {
       throw new TypeError('options.random must be a function')
     }
@@ -284,7 +359,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.state = 'starting'
     options?.signal?.throwIfAborted()
     const persisted = await this.storage.load(options)
-    if (persisted.snapshot) await this.sm.restore(persisted.snapshot.data)
+    if (persisted.snapshot) {
+      await this.sm.restore(persisted.snapshot.data)
+      this.snapIndex = persisted.snapshot.meta.index
+      this.learnAddresses(persisted.snapshot.meta.conf)
+    }
     if (this.state !== 'starting') return
     const o = this.opts
     this.core = new RaftCore({
@@ -316,6 +395,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.maxProposalBytes,
       (msgs) => this.receive(msgs),
       (msg, err) => this.log.warn?.(msg, { id: this.id, err }),
+      (peer, frame) => this.receiveRaw(peer, frame),
     )
     await this.links.start()
     if (this.state !== 'starting') return
@@ -471,16 +551,21 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
-        if (rd.messagesNow.length > 0) links.send(rd.messagesNow)
-        if (rd.hardState !== null || rd.entries.length > 0) {
-          const update: { hardState?: typeof rd.hardState & object; entries?: typeof rd.entries } = {}
+        if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
+        if (rd.snapshot !== null || rd.hardState !== null || rd.entries.length > 0) {
+          const update: { -readonly [K in keyof StorageUpdate]: StorageUpdate[K] } = {}
+          if (rd.snapshot) update.snapshot = rd.snapshot
           if (rd.hardState) update.hardState = rd.hardState
           if (rd.entries.length > 0) update.entries = rd.entries
           await this.storage.save(update)
           if (this.state !== 'running') return
         }
+        if (rd.snapshot) {
+          await this.installSnapshot(rd.snapshot)
+          if (this.state !== 'running') return
+        }
         this.observeSoftState()
-        if (rd.messages.length > 0) links.send(rd.messages)
+        if (rd.messages.length > 0) this.send(rd.messages)
         if (rd.forwards.length > 0) this.onForwards(rd.forwards)
         if (rd.readStates.length > 0) this.onReadStates(rd.readStates)
         if (rd.committed.length > 0) {
@@ -488,19 +573,265 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (this.state !== 'running') return
         }
         core.advance(rd)
+        if (
+          this.snapshotThreshold > 0 &&
+          !this.snapshotting &&
+          this.applied - this.snapIndex >= this.snapshotThreshold
+        ) {
+          await this.takeSnapshot()
+          if (this.state !== 'running') return
+        }
         if (this.readWaits.length > 0) this.releaseReads()
         if (this.queued.length > 0) this.submitProposals()
         if (this.readQueue.length > 0) this.submitReads()
       }
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err))
-      this.log.error?.('raft node failed; stopping', { id: this.id, err: e })
-      this.state = 'stopped'
-      if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
-      this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
-      void this.links?.close()
-      this.emit('error', e)
+      this.fail(err)
     }
+  }
+
+  /** A fatal failure (storage, state machine): stop, fail everything pending, report it. */
+  private fail(err: unknown): void {
+    if (this.state === 'stopped') return
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.log.error?.('raft node failed; stopping', { id: this.id, err: e })
+    this.state = 'stopped'
+    if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
+    this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
+    void this.links?.close()
+    this.emit('error', e)
+  }
+
+  /** Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are. */
+  private send(msgs: readonly Message[]): void {
+    let plain = true
+    for (let i = 0; i < msgs.length; i++) if (msgs[i]!.type === MessageType.Snapshot) plain = false
+    if (plain) {
+      this.links!.send(msgs)
+      return
+    }
+    const rest: Message[] = []
+    for (const m of msgs) {
+      if (m.type === MessageType.Snapshot) void this.startSnapshotSend(m)
+      else rest.push(m)
+    }
+    if (rest.length > 0) this.links!.send(rest)
+  }
+
+  private learnAddresses(conf: ConfState): void {
+    if (!conf.addresses) return
+    for (const [id, address] of Object.entries(conf.addresses)) {
+      if (id !== this.id || !this.addresses.has(id)) this.addresses.set(id, address)
+    }
+  }
+
+  private confNow(): ConfState {
+    const core = this.core!
+    const addresses: Record<string, string> = {}
+    for (const id of [...core.voters, ...core.learners]) {
+      const a = this.addresses.get(id)
+      if (a !== undefined) addresses[id] = a
+    }
+    return { voters: [...core.voters], learners: [...core.learners], addresses }
+  }
+
+  /**
+   * Snapshots the state machine at the applied index. Only applying waits for `stateMachine.snapshot()`;
+   * the snapshot is made durable in the background (proposals, replication and commits go on), then the log
+   * is compacted behind it, keeping `trailingEntries`.
+   */
+  private async takeSnapshot(): Promise<void> {
+    const core = this.core!
+    const index = this.applied
+    const term = core.log.term(index)
+    if (term < 0) return
+    const meta: SnapshotMeta = { index, term, conf: this.confNow() }
+    this.snapshotting = true
+    let data: Uint8Array
+    try {
+      data = await this.sm.snapshot()
+      if (!(data instanceof Uint8Array))
+        throw new TypeError('stateMachine.snapshot() must return a Uint8Array')
+    } catch (err) {
+      this.snapshotting = false
+      this.log.error?.('state machine snapshot failed', { id: this.id, err })
+      return
+    }
+    this.storage
+      .save({ snapshot: { meta, data } })
+      .then(async () => {
+        this.snapshotting = false
+        if (this.state !== 'running') return
+        if (index > this.snapIndex) this.snapIndex = index
+        core.snapshotTaken(meta)
+        const to = index - this.trailingEntries
+        if (to > core.log.snapIndex) {
+          core.compact(to)
+          await this.storage.compact(Math.min(to, core.log.snapIndex))
+        }
+        this.schedule()
+      })
+      .catch((err) => {
+        this.snapshotting = false
+        if (this.state === 'running') this.fail(err)
+      })
+  }
+
+  /** A snapshot from the leader is durable: load it into the state machine. */
+  private async installSnapshot(s: Snapshot): Promise<void> {
+    await this.sm.restore(s.data)
+    const index = s.meta.index
+    this.applied = index
+    if (index > this.snapIndex) this.snapIndex = index
+    this.learnAddresses(s.meta.conf)
+    for (const [i, p] of this.byIndex) {
+      if (i > index) continue
+      this.byIndex.delete(i)
+      this.settle(
+        p,
+        new RaftError('LOST_LEADERSHIP', 'the entry was applied from a snapshot; its result is unknown'),
+      )
+    }
+    if (this.readWaits.length > 0) this.releaseReads()
+  }
+
+  private async startSnapshotSend(m: Message): Promise<void> {
+    const core = this.core!
+    const cur = this.sending.get(m.to)
+    if (cur && cur.meta.index === m.index && cur.term === m.term) return
+    const snap = await this.storage.snapshot().catch(() => null)
+    if (this.state !== 'running') return
+    if (!snap || snap.meta.index !== m.index || snap.meta.term !== m.logTerm) {
+      core.reportSnapshot(m.to, false)
+      return
+    }
+    const out: Outgoing = {
+      to: m.to,
+      term: m.term,
+      meta: snap.meta,
+      data: snap.data,
+      sent: 0,
+      acked: 0,
+      lastProgress: this.clock.now(),
+    }
+    this.sending.set(m.to, out)
+    this.pumpSnapshot(out)
+  }
+
+  /** Sends chunks while fewer than the window are unacknowledged. */
+  private pumpSnapshot(out: Outgoing): void {
+    const data = out.data!
+    const total = data.length
+    const window = SNAPSHOT_WINDOW_CHUNKS * this.chunkBytes
+    while (
+      out.sent - out.acked < window &&
+      (out.sent < total || (total === 0 && out.sent === 0 && out.acked === 0))
+    ) {
+      const end = Math.min(total, out.sent + this.chunkBytes)
+      const frame = encodeChunk({
+        term: out.term,
+        index: out.meta.index,
+        logTerm: out.meta.term,
+        offset: out.sent,
+        total,
+        conf: out.sent === 0 ? out.meta.conf : null,
+        data: data.subarray(out.sent, end),
+      })
+      if (!this.links!.sendFrame(out.to, frame)) return
+      out.sent = end
+      if (total === 0) return
+    }
+  }
+
+  private abortSnapshotSend(out: Outgoing): void {
+    if (this.sending.get(out.to) !== out) return
+    this.sending.delete(out.to)
+    out.data = null
+    this.core?.reportSnapshot(out.to, false)
+    this.schedule()
+  }
+
+  private receiveRaw(peer: string, frame: Uint8Array): void {
+    const core = this.core
+    if (!core || this.state !== 'running') return
+    const now = this.clock.now()
+    if (frame[0] === ACK) {
+      const ack = decodeAck(frame)
+      const out = this.sending.get(peer)
+      if (!out || out.meta.index !== ack.index) return
+      if (!ack.ok || core.role !== 'leader' || core.term !== out.term) {
+        this.abortSnapshotSend(out)
+        return
+      }
+      out.lastProgress = now
+      if (ack.received > out.acked) out.acked = Math.min(ack.received, out.data!.length)
+      if (ack.received < out.sent) out.sent = Math.max(out.acked, ack.received)
+      if (out.acked >= out.data!.length) {
+        // All delivered; the follower answers with an AppendResp once it has installed it.
+        this.sending.delete(peer)
+        out.data = null
+        return
+      }
+      this.pumpSnapshot(out)
+      return
+    }
+    if (frame[0] !== CHUNK) throw new Error(`unknown frame kind ${frame[0]}`)
+    const c = decodeChunk(frame, this.chunkBytes + 1024, this.maxSnapshotBytes)
+    if (c.term < core.term) {
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      return
+    }
+    let inc = this.receiving.get(peer)
+    if (c.offset === 0) {
+      inc = {
+        term: c.term,
+        index: c.index,
+        logTerm: c.logTerm,
+        conf: c.conf!,
+        data: new Uint8Array(c.total),
+        received: 0,
+        lastProgress: now,
+      }
+      this.receiving.set(peer, inc)
+    }
+    if (!inc || inc.index !== c.index || inc.term !== c.term || inc.data.length !== c.total) {
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      return
+    }
+    if (c.offset === inc.received) {
+      inc.data.set(c.data, c.offset)
+      inc.received += c.data.length
+      inc.lastProgress = now
+    }
+    this.links!.sendFrame(peer, encodeAck(c.index, inc.received, true))
+    if (inc.received < inc.data.length) return
+    this.receiving.delete(peer)
+    core.step({
+      type: MessageType.Snapshot,
+      from: peer,
+      to: this.id,
+      term: inc.term,
+      index: inc.index,
+      logTerm: inc.logTerm,
+      entries: [],
+      commit: 0,
+      reject: false,
+      hint: 0,
+      context: 0,
+      snapshot: { meta: { index: inc.index, term: inc.logTerm, conf: inc.conf }, data: inc.data },
+    })
+    this.schedule()
+  }
+
+  private checkSnapshotTransfers(now: number): void {
+    const limit = 2 * this.electionMaxMs
+    for (const out of [...this.sending.values()]) {
+      if (now - out.lastProgress > limit || this.core!.role !== 'leader' || this.core!.term !== out.term) {
+        this.abortSnapshotSend(out)
+      }
+    }
+    for (const [peer, inc] of [...this.receiving])
+      if (now - inc.lastProgress > limit) this.receiving.delete(peer)
   }
 
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
@@ -734,6 +1065,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private checkDeadlines(): void {
     const now = this.clock.now()
     const core = this.core!
+    if (this.sending.size > 0 || this.receiving.size > 0) this.checkSnapshotTransfers(now)
     if (this.waitingLeader.length > 0) {
       if (core.leader !== null && core.role !== 'learner') {
         for (const p of this.waitingLeader) this.queued.push(p)

@@ -1,4 +1,11 @@
-import { type Entry, EntryType, type HardState, type PersistedState } from '../storage.js'
+import {
+  type Entry,
+  EntryType,
+  type HardState,
+  type PersistedState,
+  type Snapshot,
+  type SnapshotMeta,
+} from '../storage.js'
 import {
   type ForwardResult,
   type Message,
@@ -79,6 +86,10 @@ export class RaftCore {
   voters: string[]
   learners: string[]
   readonly progress = new Map<string, Progress>()
+  /** The latest snapshot this node holds (what a leader sends to a follower missing compacted entries). */
+  snapshotMeta: SnapshotMeta | null = null
+  /** A snapshot received from the leader, to hand out in the next Ready. */
+  private pendingSnapshot: Snapshot | null = null
 
   private readonly electionMin: number
   private readonly electionMax: number
@@ -141,6 +152,7 @@ export class RaftCore {
       if (st.snapshot) {
         log.snapIndex = st.snapshot.meta.index
         log.snapTerm = st.snapshot.meta.term
+        this.snapshotMeta = st.snapshot.meta
       }
       log.entries = [...st.entries]
       log.stable = log.inProgress = log.lastIndex()
@@ -260,13 +272,18 @@ export class RaftCore {
         const lead =
           m.type === MessageType.Append ||
           m.type === MessageType.Heartbeat ||
+          m.type === MessageType.Snapshot ||
           m.type === MessageType.TimeoutNow
             ? m.from
             : null
         this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)
       }
     } else if (m.term < this.term) {
-      if (m.type === MessageType.Append || m.type === MessageType.Heartbeat) {
+      if (
+        m.type === MessageType.Append ||
+        m.type === MessageType.Heartbeat ||
+        m.type === MessageType.Snapshot
+      ) {
         // Figure 2: reply false with our term, so a stale leader steps down.
         this.send(this.msg(MessageType.AppendResp, m.from, {}))
       } else if (m.type === MessageType.PreVote) {
@@ -314,6 +331,7 @@ export class RaftCore {
     return (
       this.msgsNow.length > 0 ||
       this.msgsAfter.length > 0 ||
+      this.pendingSnapshot !== null ||
       log.lastIndex() > log.inProgress ||
       log.committed > log.applying ||
       this.readStates.length > 0 ||
@@ -339,8 +357,11 @@ export class RaftCore {
     const softStateChanged = this.role !== this.prevRole || this.leader !== this.prevLeader
     this.prevRole = this.role
     this.prevLeader = this.leader
+    const snapshot = this.pendingSnapshot
+    this.pendingSnapshot = null
     const rd: Ready = {
       softStateChanged,
+      snapshot,
       hardState,
       entries,
       messagesNow: this.msgsNow,
@@ -359,6 +380,7 @@ export class RaftCore {
   /** The driver persisted, sent and applied everything in `rd`. */
   advance(rd: Ready): void {
     const log = this.log
+    if (rd.snapshot !== null && rd.snapshot.meta.index > log.applied) log.applied = rd.snapshot.meta.index
     if (rd.entries.length > 0) log.stableTo(rd.entries)
     if (rd.committed.length > 0) {
       const last = rd.committed[rd.committed.length - 1]!.index
@@ -367,6 +389,26 @@ export class RaftCore {
     if (this.role === 'leader') {
       const self = this.progress.get(this.id)
       if (self?.maybeUpdate(log.stable) && this.maybeCommit()) this.bcastCommit()
+    }
+  }
+
+  /** The driver made a snapshot durable (taken locally); leaders send it to followers that need it. */
+  snapshotTaken(meta: SnapshotMeta): void {
+    if (meta.index > (this.snapshotMeta?.index ?? 0)) this.snapshotMeta = meta
+  }
+
+  /** Drops log entries up to `index` (at most the applied index and the latest snapshot's index). */
+  compact(index: number): void {
+    this.log.compact(Math.min(index, this.snapshotMeta?.index ?? 0))
+  }
+
+  /** The driver could not deliver a snapshot to `to`: probe again (a fresh snapshot is sent if still needed). */
+  reportSnapshot(to: string, ok: boolean): void {
+    const pr = this.progress.get(to)
+    if (!pr || pr.state !== ProgressState.Snapshot || this.role !== 'leader') return
+    if (!ok) {
+      pr.becomeProbe()
+      pr.probeSent = true
     }
   }
 
@@ -605,6 +647,10 @@ export class RaftCore {
         this.becomeFollower(m.term, m.from)
         this.handleHeartbeat(m)
         return
+      case MessageType.Snapshot:
+        this.becomeFollower(m.term, m.from)
+        this.handleSnapshot(m)
+        return
       case MessageType.Propose:
         this.send(
           this.msg(MessageType.ProposeResp, m.from, {
@@ -641,6 +687,11 @@ export class RaftCore {
         this.electionElapsed = 0
         this.leader = m.from
         this.handleHeartbeat(m)
+        return
+      case MessageType.Snapshot:
+        this.electionElapsed = 0
+        this.leader = m.from
+        this.handleSnapshot(m)
         return
       case MessageType.TimeoutNow:
         if (this.promotable()) this.campaign('transfer')
@@ -700,6 +751,46 @@ export class RaftCore {
     )
   }
 
+  /** Raft §7: install a snapshot the leader sent, unless the log already covers it. */
+  private handleSnapshot(m: Message): void {
+    const log = this.log
+    const s = m.snapshot
+    if (!s || s.meta.index !== m.index || s.meta.term !== m.logTerm) return
+    if (m.index <= log.committed) {
+      this.send(this.msg(MessageType.AppendResp, m.from, { index: log.committed }))
+      return
+    }
+    if (log.matchTerm(m.index, m.logTerm)) {
+      // The log holds the snapshot's last entry: the entries after it may still be good.
+      log.commitTo(m.index)
+      this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
+      return
+    }
+    log.restore(m.index, m.logTerm)
+    this.snapshotMeta = s.meta
+    this.pendingSnapshot = s
+    this.applyConf(s.meta.conf.voters, s.meta.conf.learners)
+    this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
+  }
+
+  /** Replaces the membership (progress of members that stay is kept). */
+  private applyConf(voters: readonly string[], learners: readonly string[]): void {
+    this.voters = [...voters]
+    this.learners = [...learners]
+    const keep = new Set([...voters, ...learners])
+    for (const id of [...this.progress.keys()]) if (!keep.has(id)) this.progress.delete(id)
+    for (const v of voters) {
+      const pr = this.progress.get(v)
+      if (pr) pr.isLearner = false
+      else this.progress.set(v, this.newProgress(v, false))
+    }
+    for (const l of learners) {
+      const pr = this.progress.get(l)
+      if (pr) pr.isLearner = true
+      else this.progress.set(l, this.newProgress(l, true))
+    }
+  }
+
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(m.commit)
     this.send(this.msg(MessageType.HeartbeatResp, m.from, { index: m.index, context: m.context }))
@@ -742,9 +833,12 @@ export class RaftCore {
     const prevIndex = pr.next - 1
     const prevTerm = log.term(prevIndex)
     if (prevTerm < 0) {
-      // The entries this follower needs were compacted; snapshot transfer belongs to the storage layer's
-      // snapshot support and is not reachable while logs are never compacted.
-      return false
+      // The entries this follower needs were compacted: send the snapshot instead (the driver streams it).
+      const meta = this.snapshotMeta
+      if (meta === null || !pr.recentActive) return false
+      this.send(this.msg(MessageType.Snapshot, to, { index: meta.index, logTerm: meta.term }))
+      pr.becomeSnapshot(meta.index)
+      return true
     }
     const ents =
       pr.next <= log.lastIndex() ? log.sliceBytes(pr.next, this.maxMsgBytes, this.maxMsgEntries) : EMPTY
@@ -791,8 +885,11 @@ export class RaftCore {
     }
     const wasPaused = pr.isPaused()
     const moved = pr.maybeUpdate(m.index)
-    if (!moved && !(pr.match === m.index && pr.state === ProgressState.Probe)) return
-    if (pr.state === ProgressState.Probe) pr.becomeReplicate()
+    if (pr.state === ProgressState.Snapshot) {
+      if (pr.match < pr.pendingSnapshot) return
+      pr.becomeReplicate()
+    } else if (!moved && !(pr.match === m.index && pr.state === ProgressState.Probe)) return
+    else if (pr.state === ProgressState.Probe) pr.becomeReplicate()
     else pr.inflights.freeLE(m.index)
     if (moved && this.maybeCommit()) this.bcastCommit()
     else if (wasPaused || pr.sentCommit < log.committed)
@@ -984,6 +1081,7 @@ export class RaftCore {
       (this.role === 'leader' &&
         (m.type === MessageType.Append ||
           m.type === MessageType.Heartbeat ||
+          m.type === MessageType.Snapshot ||
           m.type === MessageType.ProposeResp)) ||
       m.type === MessageType.PreVote
     ) {

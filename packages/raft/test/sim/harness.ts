@@ -1,11 +1,17 @@
 // Deterministic simulation of a RaftNode cluster over MemoryNetwork and a ManualClock. One seed decides every
 // fault, every client operation and every timing, so a failing seed replays bit for bit.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { isRaftError, MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
-import { isRaftError, MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { Entry } from '../../src/storage.js'
-import { checkLinearizability, type KvInput, type KvOutput, kvModel, type Operation } from '../../src/testing/index.js'
+import {
+  checkLinearizability,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+  type Operation,
+} from '../../src/testing/index.js'
 import { rng } from '../helpers/cores.js'
 
 const enc = new TextEncoder()
@@ -59,7 +65,13 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const clock = new ManualClock()
   const net = new MemoryNetwork({ seed: o.seed, clock })
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`)
-  const members: Member[] = ids.map((id) => ({ id, storage: new MemoryLogStorage(), node: null, sm: new Kv(), applied: [] }))
+  const members: Member[] = ids.map((id) => ({
+    id,
+    storage: new MemoryLogStorage(),
+    node: null,
+    sm: new Kv(),
+    applied: [],
+  }))
   const history: Operation<KvInput, KvOutput>[] = []
   let time = 0 // logical time of client events: a total order of calls and returns
   let valueSeq = 0
@@ -131,12 +143,14 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         const g = committed[i - 1]
         const d = dec.decode(e.data)
         if (g === undefined) committed.push({ term: e.term, data: d })
-        else if (g.term !== e.term || g.data !== d) fail(`${m.id} committed ${i}@${e.term} but ${i}@${g.term} was committed`)
+        else if (g.term !== e.term || g.data !== d)
+          fail(`${m.id} committed ${i}@${e.term} but ${i}@${g.term} was committed`)
       }
       // Leader completeness: a leader holds every committed entry.
       if (c.role === 'leader') {
         for (let i = 1; i <= committed.length; i++) {
-          if (log.term(i) !== committed[i - 1]!.term) fail(`leader ${m.id} (term ${c.term}) lacks committed entry ${i}`)
+          if (log.term(i) !== committed[i - 1]!.term)
+            fail(`leader ${m.id} (term ${c.term}) lacks committed entry ${i}`)
         }
       }
     }
@@ -163,7 +177,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         const d = dec.decode(e.data)
         const g = appliedAt[e.index - 1]
         if (g === undefined) appliedAt[e.index - 1] = { term: 0, data: d }
-        else if (g.data !== d) fail(`${m.id} applied "${d}" at ${e.index}, another member applied "${g.data}"`)
+        else if (g.data !== d)
+          fail(`${m.id} applied "${d}" at ${e.index}, another member applied "${g.data}"`)
       }
       m.applied.length = 0
     }
@@ -188,11 +203,23 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     opsStarted++
     trace.push(`${clock.now()} ${m.id} put ${key}=${value}`)
     node.propose(enc.encode(`${key}=${value}`)).then(
-      () => history.push({ client: opsStarted, input: { op: 'put', key, value }, output: { ok: true }, call, return: ++time }),
+      () =>
+        history.push({
+          client: opsStarted,
+          input: { op: 'put', key, value },
+          output: { ok: true },
+          call,
+          return: ++time,
+        }),
       (err) => {
         // NO_LEADER and PROPOSAL_DROPPED mean "not committed": leave it out, so a read of it is a violation.
         if (isRaftError(err, 'NO_LEADER') || isRaftError(err, 'PROPOSAL_DROPPED')) return
-        history.push({ input: { op: 'put', key, value }, output: undefined, call, return: Number.POSITIVE_INFINITY })
+        history.push({
+          input: { op: 'put', key, value },
+          output: undefined,
+          call,
+          return: Number.POSITIVE_INFINITY,
+        })
       },
     )
   }
