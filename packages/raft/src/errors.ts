@@ -14,6 +14,8 @@ export type RaftErrorCode =
   | 'NOT_LEADER'
   /** The leadership transfer did not complete within an election timeout. */
   | 'TRANSFER_FAILED'
+  /** A membership change was refused: the voters left reachable would not be a majority. */
+  | 'UNSAFE_CHANGE'
   /** Stored data failed a check (checksum, framing, continuity); the message names the file and offset. */
   | 'CORRUPT'
   /** The storage directory belongs to another node or cluster, or was written with other seal hooks. */

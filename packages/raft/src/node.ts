@@ -1,5 +1,6 @@
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
+import { decodeConf, encodeConf } from './internal/conf.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
 import { type ClockLike, Links, type TransportLike } from './internal/links.js'
@@ -9,6 +10,7 @@ import {
   type Entry,
   EntryType,
   type LogStorage,
+  type PersistedState,
   type Snapshot,
   type SnapshotMeta,
   type StorageUpdate,
@@ -86,6 +88,11 @@ export interface RaftNodeOptions {
   readonly snapshotChunkBytes?: number
   /** Largest snapshot accepted from a leader. Default 1 GiB. */
   readonly maxSnapshotBytes?: number
+  /**
+   * Start from this member's storage as a one-member cluster: drop uncommitted entries, remove every other
+   * member, and keep all applied state (disaster recovery after losing a majority). Default false.
+   */
+  readonly forceNewCluster?: boolean
   /** Time source and timers (default: the transport's clock, else real time). */
   readonly clock?: ClockLike
   /** Uniform [0, 1) random source for election timeouts (default Math.random). */
@@ -152,6 +159,17 @@ interface Incoming {
 
 /** Snapshot bytes in flight per transfer (flow control window). */
 const SNAPSHOT_WINDOW_CHUNKS = 4
+
+interface ConfWaiter {
+  readonly describe: string
+  /** Builds the new configuration from the current one, or throws when the change no longer makes sense. */
+  readonly build: () => ConfState
+  readonly resolve: () => void
+  readonly reject: (e: Error) => void
+  readonly deadline: number
+  /** Only propose once this returns true (a learner caught up, for promotion). */
+  readonly ready?: () => boolean
+}
 
 interface TransferWaiter {
   readonly target: string
@@ -231,6 +249,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readBatches = new Map<number, ReadBatch>()
   private readWaits: { index: number; reads: ReadWaiter[] }[] = []
   private transfers: TransferWaiter[] = []
+  private confWaiters: ConfWaiter[] = []
+  /** Learners to promote once caught up (added with `learner: false`). */
+  private readonly autoPromote = new Set<string>()
 
   private readonly snapshotThreshold: number
   private readonly trailingEntries: number
@@ -358,7 +379,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.state !== 'new') throw new RaftError('STOPPED', 'start() may be called once')
     this.state = 'starting'
     options?.signal?.throwIfAborted()
-    const persisted = await this.storage.load(options)
+    let persisted = await this.storage.load(options)
+    let voters = this.voterIds
+    if (this.opts.forceNewCluster) {
+      persisted = await this.forceNewCluster(persisted)
+      voters = [this.id]
+    }
     if (persisted.snapshot) {
       await this.sm.restore(persisted.snapshot.data)
       this.snapIndex = persisted.snapshot.meta.index
@@ -368,7 +394,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const o = this.opts
     this.core = new RaftCore({
       id: this.id,
-      voters: this.voterIds,
+      voters,
       electionTick: this.electionTick,
       electionTickMax: this.electionTickMax,
       heartbeatTick: this.heartbeatTick,
@@ -390,7 +416,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       o.transport,
       this.id,
       address,
-      (peer) => this.addresses.get(peer),
+      (peer) => this.addresses.get(peer) ?? peer,
       this.clock,
       this.maxProposalBytes,
       (msgs) => this.receive(msgs),
@@ -485,12 +511,228 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     })
   }
 
+  /** The current configuration: voters and learners (as of the last membership change applied here). */
+  members(): { voters: string[]; learners: string[] } {
+    const core = this.core
+    if (!core) return { voters: [...this.voterIds], learners: [] }
+    return { voters: [...core.voters], learners: [...core.learners] }
+  }
+
+  /**
+   * Adds a member (leader only). It joins as a learner: it receives the log but does not vote. With
+   * `learner: false` the leader promotes it to voter once it has caught up; otherwise call `promote`.
+   * Resolves once the change is applied on this node. IDs that were removed never return.
+   */
+  addMember(
+    id: string,
+    options: { address?: string; learner?: boolean; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    if (
+      options.address !== undefined &&
+      (typeof options.address !== 'string' || options.address.length === 0)
+    )
+      return Promise.reject(new TypeError('options.address must be a non-empty string'))
+    const p = this.changeConf(`add ${id}`, options.signal, () => {
+      const cur = this.core!.confState()
+      if (this.core!.removed.has(id))
+        throw new RangeError(`${id} was removed from the cluster; IDs never return`)
+      if (cur.voters.includes(id) || cur.learners.includes(id))
+        throw new RangeError(`${id} is already a member`)
+      const addresses = this.addressRecord()
+      if (options.address !== undefined) addresses[id] = options.address
+      return { voters: cur.voters, learners: [...cur.learners, id], addresses, removed: cur.removed ?? [] }
+    })
+    if (options.learner === false) {
+      return p.then(() => {
+        this.autoPromote.add(id)
+        return this.promote(id, options.signal ? { signal: options.signal } : undefined)
+      })
+    }
+    return p
+  }
+
+  /** Makes learner `id` a voter once it has caught up with the leader's log (leader only). */
+  promote(id: string, options?: { signal?: AbortSignal }): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    return this.changeConf(
+      `promote ${id}`,
+      options?.signal,
+      () => {
+        const cur = this.core!.confState()
+        if (!cur.learners.includes(id)) throw new RangeError(`${id} is not a learner`)
+        return {
+          voters: [...cur.voters, id],
+          learners: cur.learners.filter((l) => l !== id),
+          addresses: this.addressRecord(),
+          removed: cur.removed ?? [],
+        }
+      },
+      () => {
+        const core = this.core!
+        return core.matchOf(id) + Math.max(this.trailingEntries, 100) >= core.lastIndex
+      },
+    ).finally(() => this.autoPromote.delete(id))
+  }
+
+  /**
+   * Removes member `id` (leader only); refused with UNSAFE_CHANGE when the voters left that this leader can
+   * reach would not be a majority. A leader that removes itself steps down once the change is applied.
+   */
+  removeMember(id: string, options?: { signal?: AbortSignal }): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    return this.changeConf(`remove ${id}`, options?.signal, () => {
+      const core = this.core!
+      const cur = core.confState()
+      const isVoter = cur.voters.includes(id)
+      if (!isVoter && !cur.learners.includes(id)) throw new RangeError(`${id} is not a member`)
+      const voters = cur.voters.filter((v) => v !== id)
+      if (isVoter) {
+        if (voters.length === 0) throw new RangeError(`${id} is the last voter`)
+        const reachable = core.reachableVoters().filter((v) => v !== id).length
+        if (reachable < (voters.length >> 1) + 1) {
+          throw new RaftError(
+            'UNSAFE_CHANGE',
+            `removing ${id} would leave ${reachable} reachable of ${voters.length} voters, not a majority`,
+          )
+        }
+      }
+      const addresses = this.addressRecord()
+      delete addresses[id]
+      return {
+        voters,
+        learners: cur.learners.filter((l) => l !== id),
+        addresses,
+        removed: [...(cur.removed ?? []), id],
+      }
+    })
+  }
+
+  private addressRecord(): Record<string, string> {
+    const core = this.core!
+    const out: Record<string, string> = {}
+    for (const id of [...core.voters, ...core.learners]) {
+      const a = this.addresses.get(id)
+      if (a !== undefined) out[id] = a
+    }
+    return out
+  }
+
+  private changeConf(
+    describe: string,
+    signal: AbortSignal | undefined,
+    build: () => ConfState,
+    ready?: () => boolean,
+  ): Promise<void> {
+    if (this.state !== 'running') return Promise.reject(stoppedError())
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.core!.role !== 'leader') {
+      return Promise.reject(new RaftError('NOT_LEADER', 'membership changes go through the leader'))
+    }
+    try {
+      build()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w: ConfWaiter = {
+        describe,
+        build,
+        resolve,
+        reject,
+        deadline: this.clock.now() + this.leaderWaitMs,
+        ...(ready ? { ready } : {}),
+      }
+      this.confWaiters.push(w)
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (this.confWaiters.includes(w)) {
+            this.confWaiters = this.confWaiters.filter((x) => x !== w)
+            reject(signal.reason)
+          }
+        },
+        { once: true },
+      )
+      this.submitConfChanges()
+    })
+  }
+
+  /** Proposes the first waiting membership change once the core allows one. */
+  private submitConfChanges(): void {
+    const core = this.core
+    if (!core || this.state !== 'running' || this.confWaiters.length === 0) return
+    const w = this.confWaiters[0]!
+    if (core.role !== 'leader') {
+      this.confWaiters.shift()
+      w.reject(new RaftError('NOT_LEADER', `lost leadership before proposing: ${w.describe}`))
+      this.submitConfChanges()
+      return
+    }
+    if (w.ready && !w.ready()) return
+    let conf: ConfState
+    try {
+      conf = w.build()
+    } catch (err) {
+      this.confWaiters.shift()
+      w.reject(err as Error)
+      this.submitConfChanges()
+      return
+    }
+    const r = core.proposeConfChange(conf)
+    if (r.index < 0) return
+    this.confWaiters.shift()
+    const p: Proposal = {
+      data: encodeConf(conf),
+      resolve: () => w.resolve(),
+      reject: w.reject,
+      deadline: 0,
+      term: r.term,
+      done: false,
+    }
+    this.byIndex.set(r.index, p)
+    this.schedule()
+  }
+
+  /** Rewrites the persisted state as a one-member cluster (see `forceNewCluster`). */
+  private async forceNewCluster(st: PersistedState): Promise<PersistedState> {
+    const commit = st.hardState.commit
+    const kept = st.entries.filter((e) => e.index <= commit)
+    let conf: ConfState = st.snapshot?.meta.conf ?? { voters: this.voterIds, learners: [] }
+    for (const e of kept) if (e.type === EntryType.Config) conf = decodeConf(e.data)
+    const others = [...conf.voters, ...conf.learners, ...this.voterIds].filter((id) => id !== this.id)
+    const self = this.addresses.get(this.id)
+    const next: ConfState = {
+      voters: [this.id],
+      learners: [],
+      ...(self !== undefined ? { addresses: { [this.id]: self } } : {}),
+      removed: [...new Set([...(conf.removed ?? []), ...others])],
+    }
+    const last = kept.length > 0 ? kept[kept.length - 1]! : null
+    const lastIndex = last ? last.index : (st.snapshot?.meta.index ?? 0)
+    const lastTerm = last ? last.term : (st.snapshot?.meta.term ?? 0)
+    const entry: Entry = {
+      index: lastIndex + 1,
+      term: Math.max(st.hardState.term, lastTerm),
+      type: EntryType.Config,
+      data: encodeConf(next),
+    }
+    // Durably replaces any uncommitted suffix with the new configuration.
+    await this.storage.save({ entries: [entry] })
+    const snapshot = st.snapshot ? { ...st.snapshot, meta: { ...st.snapshot.meta, conf: next } } : null
+    return { hardState: st.hardState, snapshot, entries: [...kept, entry] }
+  }
+
   /**
    * Hands leadership to `to` (default: the most up-to-date follower). Resolves once this node sees the new
    * leader; rejects with NOT_LEADER on a non-leader, TRANSFER_FAILED after an election timeout.
    */
   transferLeadership(to?: string, options?: { signal?: AbortSignal }): Promise<void> {
-    if (to !== undefined && (typeof to !== 'string' || !this.voterIds.includes(to) || to === this.id)) {
+    const voters = this.core?.voters ?? this.voterIds
+    if (to !== undefined && (typeof to !== 'string' || !voters.includes(to) || to === this.id)) {
       return Promise.reject(new RangeError('to must be the ID of another voter'))
     }
     if (this.state !== 'running') return Promise.reject(stoppedError())
@@ -582,6 +824,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (this.state !== 'running') return
         }
         if (this.readWaits.length > 0) this.releaseReads()
+        if (this.confWaiters.length > 0) this.submitConfChanges()
         if (this.queued.length > 0) this.submitProposals()
         if (this.readQueue.length > 0) this.submitReads()
       }
@@ -632,7 +875,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const a = this.addresses.get(id)
       if (a !== undefined) addresses[id] = a
     }
-    return { voters: [...core.voters], learners: [...core.learners], addresses }
+    return { voters: [...core.voters], learners: [...core.learners], addresses, removed: [...core.removed] }
   }
 
   /**
@@ -867,6 +1110,17 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           else p.resolve({ index: e.index, term: e.term, result })
         }
         if (this.state !== 'running') return
+      } else if (e.type === EntryType.Config) {
+        const conf = decodeConf(e.data)
+        this.core!.applyConfChange(conf)
+        this.learnAddresses(conf)
+        this.applied = e.index
+        if (p !== undefined && !p.done) {
+          p.done = true
+          if (p.term !== e.term)
+            p.reject(new RaftError('PROPOSAL_DROPPED', `log index ${e.index} went to another entry`))
+          else p.resolve({ index: e.index, term: e.term, result: undefined })
+        }
       } else {
         this.applied = e.index
         if (p !== undefined && !p.done) {
@@ -1066,6 +1320,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const now = this.clock.now()
     const core = this.core!
     if (this.sending.size > 0 || this.receiving.size > 0) this.checkSnapshotTransfers(now)
+    if (this.confWaiters.length > 0) {
+      this.confWaiters = this.confWaiters.filter((w) => {
+        if (now < w.deadline) return true
+        w.reject(new RaftError('PROPOSAL_DROPPED', `membership change not proposed in time: ${w.describe}`))
+        return false
+      })
+      this.submitConfChanges()
+    }
     if (this.waitingLeader.length > 0) {
       if (core.leader !== null && core.role !== 'learner') {
         for (const p of this.waitingLeader) this.queued.push(p)
@@ -1152,5 +1414,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.readWaits = []
     for (const t of this.transfers) t.reject(err)
     this.transfers = []
+    for (const w of this.confWaiters) w.reject(err)
+    this.confWaiters = []
   }
 }

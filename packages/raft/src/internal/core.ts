@@ -1,4 +1,5 @@
 import {
+  type ConfState,
   type Entry,
   EntryType,
   type HardState,
@@ -14,6 +15,7 @@ import {
   type Ready,
   type Role,
 } from '../types.js'
+import { encodeConf } from './conf.js'
 import { RaftLog } from './log.js'
 import { Progress, ProgressState } from './progress.js'
 
@@ -90,6 +92,10 @@ export class RaftCore {
   snapshotMeta: SnapshotMeta | null = null
   /** A snapshot received from the leader, to hand out in the next Ready. */
   private pendingSnapshot: Snapshot | null = null
+  /** Members removed from the cluster: their messages are ignored and they never return. */
+  readonly removed = new Set<string>()
+  /** A leader proposes no membership change until the entry at this index is applied. */
+  private pendingConfIndex = 0
 
   private readonly electionMin: number
   private readonly electionMax: number
@@ -147,6 +153,7 @@ export class RaftCore {
     const conf = st?.snapshot?.meta.conf
     this.voters = [...(conf ? conf.voters : opts.voters)]
     this.learners = [...(conf ? conf.learners : (opts.learners ?? []))]
+    for (const id of conf?.removed ?? []) this.removed.add(id)
     if (st) {
       const log = this.log
       if (st.snapshot) {
@@ -256,7 +263,7 @@ export class RaftCore {
 
   /** Feeds one message from a peer. Unknown senders and malformed terms are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id) return
+    if (m.to !== this.id || this.removed.has(m.from)) return
     if (m.term > this.term) {
       const isVote = m.type === MessageType.Vote || m.type === MessageType.PreVote
       if (isVote) {
@@ -392,6 +399,67 @@ export class RaftCore {
     }
   }
 
+  /** The configuration this node runs with (that of the last Config entry applied, or of its snapshot). */
+  confState(): ConfState {
+    return { voters: [...this.voters], learners: [...this.learners], removed: [...this.removed] }
+  }
+
+  /**
+   * Leader only: appends a Config entry that moves the cluster to `conf` (one member added, promoted or
+   * removed at a time). Refused (index -1) while an earlier change is not yet applied or this leader has not
+   * applied an entry of its own term: the rules that make single-server changes safe.
+   */
+  proposeConfChange(conf: ConfState): { index: number; term: number; reason: number } {
+    if (this.role !== 'leader' || this.transferee !== null) {
+      return { index: -1, term: this.term, reason: Reject.NotLeader }
+    }
+    if (this.log.applied < this.pendingConfIndex || !this.committedInTerm()) {
+      return { index: -1, term: this.term, reason: Reject.Dropped }
+    }
+    const log = this.log
+    const index = log.lastIndex() + 1
+    log.entries.push({ index, term: this.term, type: EntryType.Config, data: encodeConf(conf) })
+    this.pendingConfIndex = index
+    this.bcastAppend()
+    return { index, term: this.term, reason: 0 }
+  }
+
+  /**
+   * The driver applied a Config entry: run with its configuration from now on. A leader that removed itself
+   * steps down; a removed member stops taking part.
+   */
+  applyConfChange(conf: ConfState): void {
+    for (const id of conf.removed ?? []) this.removed.add(id)
+    this.applyConf(
+      conf.voters.filter((v) => !this.removed.has(v)),
+      conf.learners.filter((v) => !this.removed.has(v)),
+    )
+    if (this.role === 'leader') {
+      if (!this.voters.includes(this.id)) {
+        this.becomeFollower(this.term, null)
+        return
+      }
+      if (this.maybeCommit()) this.bcastCommit()
+      for (const pr of this.progress.values()) {
+        if (pr.id !== this.id && pr.next === 1 && pr.match === 0) pr.next = this.log.lastIndex() + 1
+      }
+      this.bcastAppend()
+    } else if (this.role === 'learner' || this.role === 'follower') {
+      this.role = this.promotable() || !this.learners.includes(this.id) ? 'follower' : 'learner'
+    }
+  }
+
+  /** Leader only: voters heard from within the last two election timeouts (this node included). */
+  reachableVoters(): string[] {
+    const since = this.ticks - 2 * this.electionMax
+    return this.voters.filter((v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since)
+  }
+
+  /** Leader only: how far `id`'s log matches this leader's (0 when unknown). */
+  matchOf(id: string): number {
+    return this.progress.get(id)?.match ?? 0
+  }
+
   /** The driver made a snapshot durable (taken locally); leaders send it to followers that need it. */
   snapshotTaken(meta: SnapshotMeta): void {
     if (meta.index > (this.snapshotMeta?.index ?? 0)) this.snapshotMeta = meta
@@ -509,6 +577,9 @@ export class RaftCore {
     // The no-op: commits everything before it once it commits (Figure 8: only current-term entries commit
     // by counting replicas).
     this.termStart = last + 1
+    // A membership change waits until this term's no-op is applied (so the leader has committed in its term
+    // and no change from an earlier term can still be pending).
+    this.pendingConfIndex = last + 1
     this.log.append([{ index: last + 1, term: this.term, type: EntryType.Normal, data: EMPTY_DATA }])
     this.bcastAppend()
   }
@@ -769,6 +840,7 @@ export class RaftCore {
     log.restore(m.index, m.logTerm)
     this.snapshotMeta = s.meta
     this.pendingSnapshot = s
+    for (const id of s.meta.conf.removed ?? []) this.removed.add(id)
     this.applyConf(s.meta.conf.voters, s.meta.conf.learners)
     this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
   }
@@ -869,6 +941,7 @@ export class RaftCore {
 
   private handleAppendResp(m: Message, pr: Progress): void {
     pr.recentActive = true
+    pr.lastHeard = this.ticks
     const log = this.log
     if (m.reject) {
       let probe = m.hint
@@ -901,6 +974,7 @@ export class RaftCore {
 
   private handleHeartbeatResp(m: Message, pr: Progress): void {
     pr.recentActive = true
+    pr.lastHeard = this.ticks
     pr.probeSent = false
     if (m.index > pr.ackedTick) pr.ackedTick = m.index
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, false)

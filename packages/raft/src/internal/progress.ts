@@ -81,6 +81,8 @@ export class Progress {
     this.inflights = new Inflights(maxInflight, maxInflightBytes)
   }
 
+  /** The leader tick at which this peer last answered anything (-1: never). */
+  lastHeard = -1
   /** The index of the snapshot being sent (Snapshot state). */
   pendingSnapshot = 0
 
