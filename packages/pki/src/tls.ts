@@ -1,5 +1,5 @@
 import type { PeerCertificate, TLSSocket } from 'node:tls'
-import { encodePrivateKeyPem, parseCertificate } from './certificates.js'
+import { decodePrivateKeyPem, encodePrivateKeyPem, parseCertificate } from './certificates.js'
 import { PkiError } from './errors.js'
 import type { KeyPair, NodeIdentity, NodeRole } from './types.js'
 import { type AuthorizePolicy, authorize, nodeIdentity, type RevocationList } from './verify.js'
@@ -49,7 +49,7 @@ export function tlsOptions(credentials: TlsCredentials, options: { peer?: PeerPo
   }
   const keyPem =
     typeof key === 'string'
-      ? key
+      ? encodePrivateKeyPem(decodePrivateKeyPem(key).privateKey) // checked and normalized
       : key instanceof Uint8Array
         ? encodePrivateKeyPem(key)
         : encodePrivateKeyPem((key as KeyPair).privateKey)
