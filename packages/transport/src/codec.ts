@@ -32,7 +32,7 @@ let slabUsed = 0
 
 function copyBinary(view: Uint8Array): Uint8Array {
   const n = view.byteLength
-  if (n > SMALL_BINARY) return view.slice()
+  if (n > SMALL_BINARY) return new Uint8Array(view) // a copy
   if (slabUsed + n > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES)
     slabUsed = 0

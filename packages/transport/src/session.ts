@@ -207,7 +207,8 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     if (this.copyLimit > 0) {
       // Encoded into msgpackr's reused buffer: send() copies it before anything else can encode.
       let frame = this.codec.encodeTransient(message)
-      if (frame.byteLength > this.copyLimit) frame = frame.slice()
+      // A copy (msgpackr returns a Buffer, whose slice() would be a view).
+      if (frame.byteLength > this.copyLimit) frame = new Uint8Array(frame)
       this.connection.send(frame)
     } else {
       this.connection.send(this.codec.encode(message))
