@@ -181,7 +181,7 @@ describe('tcpTransport', () => {
       return client.call<Uint8Array>('echo', payload(n, i))
     })
     const answers = await Promise.all(calls)
-    answers.forEach((a, i) => expect(Buffer.compare(a, payload(sizes[i]!, i))).toBe(0))
+    for (const [i, a] of answers.entries()) expect(Buffer.compare(a, payload(sizes[i]!, i))).toBe(0)
     await waitFor(() => got.length === sizes.length)
     expect(got).toEqual(sizes)
   })
