@@ -175,7 +175,7 @@ describe('RaftNode cluster', () => {
     const terms = c.members.map((m) => m.node!.term)
     await c.stopAll()
     await c.startAll()
-    c.members.forEach((m, i) => expect(m.node!.term).toBeGreaterThanOrEqual(terms[i]!))
+    for (const [i, m] of c.members.entries()) expect(m.node!.term).toBeGreaterThanOrEqual(terms[i]!)
     await c.waitLeader()
     await c.commit('after-restart')
     await until(() => c.applied('after-restart').count === 3, 15_000, 'replay and apply')
