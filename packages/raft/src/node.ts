@@ -164,6 +164,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private links: Links | null = null
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
   private tickTimer: unknown = undefined
+  private lastTickAt = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
   private applied = 0
@@ -321,6 +322,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     await this.links.start()
     if (this.state !== 'starting') return
     this.state = 'running'
+    this.lastTickAt = this.clock.now()
     this.armTick()
     this.schedule()
   }
@@ -442,7 +444,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    this.core!.tick()
+    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
+    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    const now = this.clock.now()
+    let n = Math.floor((now - this.lastTickAt) / this.tickMs)
+    if (n < 1) n = 1
+    if (n > this.electionTickMax + 1) {
+      n = this.electionTickMax + 1
+      this.lastTickAt = now
+    } else {
+      this.lastTickAt += n * this.tickMs
+    }
+    for (let i = 0; i < n; i++) this.core!.tick()
     this.checkDeadlines()
     this.armTick()
     this.schedule()
