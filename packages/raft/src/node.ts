@@ -524,12 +524,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const e = entries[i]!
       const p = byIndex.size > 0 ? byIndex.get(e.index) : undefined
       if (p !== undefined) byIndex.delete(e.index)
-      if (e.type === EntryType.Normal && e.data.length > 0) {
+      const data = e.data
+      if (e.type === EntryType.Normal && data.length > 0) {
         let result: unknown
         let failed: unknown
         let threw = false
         try {
-          result = sm.apply(e.data, e.index)
+          result = sm.apply(data, e.index)
           if (
             result !== null &&
             typeof result === 'object' &&
