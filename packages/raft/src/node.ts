@@ -106,6 +106,8 @@ interface ReadBatch {
 
 interface TransferWaiter {
   readonly target: string
+  /** The caller named the target (otherwise any other new leader will do). */
+  readonly explicit: boolean
   readonly resolve: () => void
   readonly reject: (e: Error) => void
   readonly deadline: number
@@ -320,7 +322,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       (msg, err) => this.log.warn?.(msg, { id: this.id, err }),
     )
     await this.links.start()
-    if (this.state !== 'starting') return
+    if (this.state !== 'starting') {
+      await this.links.close()
+      return
+    }
     this.state = 'running'
     this.lastTickAt = this.clock.now()
     this.armTick()
@@ -413,7 +418,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    * leader; rejects with NOT_LEADER on a non-leader, TRANSFER_FAILED after an election timeout.
    */
   transferLeadership(to?: string, options?: { signal?: AbortSignal }): Promise<void> {
-    if (to !== undefined && (typeof to !== 'string' || !this.voterIds.includes(to) || to === this.id)) {
+    const voters = this.core?.voters ?? this.voterIds
+    if (to !== undefined && (typeof to !== 'string' || !voters.includes(to) || to === this.id)) {
       return Promise.reject(new RangeError('to must be the ID of another voter'))
     }
     if (this.state !== 'running') return Promise.reject(stoppedError())
@@ -425,7 +431,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (target === null) return Promise.reject(new RaftError('TRANSFER_FAILED', 'no voter to transfer to'))
     this.schedule()
     return new Promise<void>((resolve, reject) => {
-      this.transfers.push({ target, resolve, reject, deadline: this.clock.now() + 2 * this.electionMaxMs })
+      this.transfers.push({
+        target,
+        explicit: to !== undefined,
+        resolve,
+        reject,
+        deadline: this.clock.now() + 2 * this.electionMaxMs,
+      })
     })
   }
 
@@ -596,9 +608,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.emit('leader:change', leader, term)
     }
     if (this.transfers.length > 0 && leader !== null && leader !== this.id) {
-      const done = this.transfers.filter((t) => t.target === leader || core.role !== 'leader')
-      this.transfers = this.transfers.filter((t) => !done.includes(t))
-      for (const t of done) t.resolve()
+      const ts = this.transfers
+      this.transfers = []
+      for (const t of ts) {
+        if (t.target === leader || !t.explicit) t.resolve()
+        else t.reject(new RaftError('TRANSFER_FAILED', `${leader} became leader instead of ${t.target}`))
+      }
     }
   }
 
