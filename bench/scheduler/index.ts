@@ -7,7 +7,13 @@
 //   run where tasks x nodes <= 1e8.
 // Every third node carries `type=special`; "constrained" tasks require `node.labels.type==special`.
 
-import { createPlacer, createScheduler } from '@swarmkit/scheduler'
+import {
+  createOrchestrator,
+  createPlacer,
+  createScheduler,
+  createService,
+  createTestExecutor,
+} from '@swarmkit/scheduler'
 import type { Node, Task } from '@swarmkit/store'
 import { memoryStore } from '@swarmkit/store'
 
@@ -216,6 +222,54 @@ for (const [tasks, nodes] of SHAPES) {
     ])
   }
 }
+/** The whole pipeline: a service of `replicas` created, orchestrated, scheduled and run by the test executor. */
+async function orchestrated(replicas: number, nodes: number) {
+  const store = memoryStore({ historySize: 0 })
+  await store.update((tx) => {
+    for (let i = 0; i < nodes; i++) tx.create('nodes', makeNode(i))
+  })
+  const scheduler = createScheduler({ store })
+  const orchestrator = createOrchestrator({ store })
+  const workers = createTestExecutor({ store })
+  scheduler.start()
+  orchestrator.start()
+  workers.start()
+  const watch = store.watch({ table: 'tasks', action: 'update', queueSize: 10_000_000 })
+  const t0 = performance.now()
+  const svc = await createService(store, {
+    name: 'web',
+    labels: {},
+    mode: { replicated: { replicas } },
+    taskTemplate: { containerSpec: { image: 'nginx:alpine' } },
+  })
+  let running = 0
+  for await (const e of watch) {
+    if (e.action === 'update' && e.table === 'tasks' && e.object.serviceId === svc.id) {
+      if (
+        e.object.status.state === 'running' &&
+        e.oldObject.status.state !== 'running' &&
+        ++running === replicas
+      )
+        break
+    }
+  }
+  const ms = performance.now() - t0
+  watch.close()
+  await Promise.all([workers.stop(), orchestrator.stop(), scheduler.stop()])
+  store.close()
+  return ms
+}
+
+const pipelineMs = median([
+  await orchestrated(10_000, 1000),
+  await orchestrated(10_000, 1000),
+  await orchestrated(10_000, 1000),
+])
+figures.pipeline_ms_10000_replicas_1000_nodes = Math.round(pipelineMs)
+console.log(
+  `\nservice of 10k replicas on 1k nodes, created -> all running (orchestrator + scheduler + test executor): ${pipelineMs.toFixed(0)} ms`,
+)
+
 figures.linear_ratio_end_to_end_100k_vs_10k =
   Math.round(
     ((figures.end_to_end_ms_100000_1000 as number) / (figures.end_to_end_ms_10000_1000 as number)) * 100,
