@@ -46,9 +46,10 @@ function makeNode(i: number): Omit<Node, 'meta'> {
   }
 }
 
-function makeTask(i: number, constrained: boolean): Omit<Task, 'meta'> {
+function makeTask(i: number, constrained: boolean): Task {
   return {
     id: `task${i}`,
+    meta: { version: 1, createdAt: 0, updatedAt: 0 },
     spec: {
       containerSpec: { image: 'nginx:alpine' },
       placement: constrained ? { constraints: ['node.labels.type==special'] } : undefined,
@@ -76,8 +77,6 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
   })
   const scheduler = createScheduler({ store })
   scheduler.start()
-  gc()
-  const heapBefore = process.memoryUsage().heapUsed
   let assigned = 0
   const watch = store.watch({ table: 'tasks', action: 'update', queueSize: 10_000_000 })
   const done = (async () => {
@@ -96,13 +95,21 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
   const cpu = process.cpuUsage(c0)
   watch.close()
   await scheduler.stop()
-  gc()
-  const bytesPerTask = (process.memoryUsage().heapUsed - heapBefore) / tasks
   // check: every task on an eligible node
   const bad = store.view((tx) =>
     tx.find('tasks', { all: true }, (t) => !t.nodeId || (constrained && Number(t.nodeId.slice(4)) % 3 !== 0)),
   ).length
   if (bad) throw new Error(`${bad} tasks misplaced`)
+  // Memory per task: the heap freed once the tasks are deleted from the store and the scheduler is gone.
+  gc()
+  const withTasks = process.memoryUsage().heapUsed
+  await store.update((tx) => {
+    for (let i = 0; i < tasks; i++) tx.delete('tasks', `task${i}`)
+  })
+  const placer = scheduler.placer
+  for (let i = 0; i < tasks; i++) placer.removeTask(`task${i}`)
+  gc()
+  const bytesPerTask = (withTasks - process.memoryUsage().heapUsed) / tasks
   store.close()
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, createMs: created - t0, bytesPerTask }
 }
@@ -111,18 +118,22 @@ function engine(tasks: number, nodes: number, constrained: boolean) {
   const placer = createPlacer()
   for (let i = 0; i < nodes; i++) placer.setNode(withMeta(makeNode(i)))
   gc()
-  const heapBefore = process.memoryUsage().heapUsed
   const c0 = process.cpuUsage()
   const t0 = performance.now()
   const list: Task[] = new Array(tasks)
-  for (let i = 0; i < tasks; i++) list[i] = withMeta(makeTask(i, constrained))
+  for (let i = 0; i < tasks; i++) list[i] = makeTask(i, constrained)
   const r = placer.place(list)
   const ms = performance.now() - t0
   const cpu = process.cpuUsage(c0)
   if (r.assigned.length !== tasks) throw new Error('engine left tasks unplaced')
+  // Memory per task: what the placer holds for them (freed when they are removed).
   gc()
-  const bytesPerTask = (process.memoryUsage().heapUsed - heapBefore) / tasks
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytesPerTask, r }
+  const withTasks = process.memoryUsage().heapUsed
+  for (const t of list) placer.removeTask(t.id)
+  r.assigned.length = 0
+  gc()
+  const bytesPerTask = (withTasks - process.memoryUsage().heapUsed) / tasks
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytesPerTask }
 }
 
 /**
@@ -139,7 +150,7 @@ function naive(tasks: number, nodes: number, constrained: boolean) {
   const assigned: { task: Task; nodeId: string }[] = []
   const where = new Map<string, number>()
   for (let i = 0; i < tasks; i++) {
-    const task = withMeta(makeTask(i, constrained))
+    const task = makeTask(i, constrained)
     let best = -1
     for (let j = 0; j < nodes; j++) {
       if (!eligible[j]) continue

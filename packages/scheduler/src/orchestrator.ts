@@ -525,7 +525,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       for (const id of d.waitFor) {
         const old = this.#tasks.get(id)
-        if (old && !stopped(old) && !invalidNode(this.#nodes.get(old.nodeId))) return
+        const node = this.#nodes.get(old?.nodeId ?? '')
+        // A task on a node that is down or gone will never report stopping: do not wait for it.
+        if (old && !stopped(old) && node && node.status.state !== 'down') return
       }
     }
     plan.setDesired(t, 'running')
