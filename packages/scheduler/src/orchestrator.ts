@@ -97,13 +97,23 @@ class Plan {
   readonly ops: Op[] = []
   readonly bulk: NewTask[] = []
   readonly after: (() => void)[] = []
+  readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
+
+  /** Changes a task; several changes to one task in a pass are composed into one write. */
+  change(t: Task, next: (cur: Task) => Task): void {
+    const prev = this.#taskOps.get(t.id)
+    if (prev) {
+      const first = prev.next
+      prev.next = (cur) => next(first(cur))
+      return
+    }
+    const op: Extract<Op, { kind: 'task' }> = { kind: 'task', id: t.id, version: t.meta.version, next }
+    this.#taskOps.set(t.id, op)
+    this.ops.push(op)
+  }
+
   setDesired(t: Task, desired: Task['desiredState']): void {
-    this.ops.push({
-      kind: 'task',
-      id: t.id,
-      version: t.meta.version,
-      next: (cur) => ({ ...cur, desiredState: desired }),
-    })
+    this.change(t, (cur) => ({ ...cur, desiredState: desired }))
   }
 }
 
@@ -134,6 +144,8 @@ interface UpdateRun {
   nextAt: number
   paused: boolean
 }
+
+const RETRY_MS = 1000
 
 const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
 
@@ -364,10 +376,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         })
       }
     } catch (err) {
-      // Someone changed an object we reasoned about: look again with the newer state.
+      // Someone changed an object we reasoned about: its event is on our watch already, and the pass that
+      // follows it looks again with the newer state.
       this.#dirty.add(serviceId)
-      if (err instanceof Conflict) this.#loop.kick()
-      else this.#fail(err)
+      if (!(err instanceof Conflict)) {
+        // A failed commit (e.g. no raft quorum) changed nothing: try again in a second.
+        this.#fail(err)
+        this.#wake(serviceId, this.#clock.now() + RETRY_MS)
+      }
     }
   }
 
@@ -478,22 +494,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     desired: 'shutdown' | 'rejected' = 'shutdown',
   ): NewTask | undefined {
     if (desired === 'rejected') {
-      plan.ops.push({
-        kind: 'task',
-        id: t.id,
-        version: t.meta.version,
-        next: (cur) => ({
-          ...cur,
-          desiredState: 'shutdown',
-          status: {
-            ...cur.status,
-            timestamp: now,
-            state: 'rejected',
-            message: 'task rejected by constraint enforcer',
-            err: 'assigned node no longer meets constraints',
-          },
-        }),
-      })
+      plan.change(t, (cur) => ({
+        ...cur,
+        desiredState: 'shutdown',
+        status: {
+          ...cur.status,
+          timestamp: now,
+          state: 'rejected',
+          message: 'task rejected by constraint enforcer',
+          err: 'assigned node no longer meets constraints',
+        },
+      }))
     } else plan.setDesired(t, 'shutdown')
     const exited = desired === 'rejected' ? { ...t, status: { ...t.status, state: 'rejected' as const } } : t
     if (!moved && !this.#shouldRestart(exited, now)) return undefined
