@@ -346,7 +346,12 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       upstream.on('message', (reply) => {
         const f = entry.flows.get(key)
         f?.timer.refresh()
-        sock.send(reply, rinfo.port, rinfo.address)
+        try {
+          sock.send(reply, rinfo.port, rinfo.address)
+        } catch {
+          // the listener closed under this flow
+          this.endFlow(entry, key)
+        }
       })
       upstream.on('error', () => this.endFlow(entry, key))
       const timer = setTimeout(() => this.endFlow(entry, key), this.udpIdleMs)

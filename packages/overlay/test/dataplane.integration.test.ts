@@ -104,11 +104,17 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
   })
 
   afterAll(async () => {
+    // Processes first (they pin namespaces), then each driver's own teardown, then the lab; assert last
+    // so a failing assertion cannot leave anything behind.
+    await lab.killAll()
+    const leftovers: string[] = []
     for (const d of drivers) {
-      await d.destroy().catch(() => {})
-      expect((await d.inspect()).resources).toEqual([])
+      await d.destroy().catch((e) => leftovers.push(`destroy failed: ${e}`))
+      leftovers.push(...(await d.inspect()).resources)
     }
-    expect(await lab.destroy()).toEqual([])
+    const rest = await lab.destroy()
+    expect(leftovers).toEqual([])
+    expect(rest).toEqual([])
   })
 
   it('gives every host its bridge, VXLAN device and peers', async () => {
@@ -230,6 +236,33 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     expect(r.out.trim()).toBe('r3 ping')
     await lab.kill(mesh.child)
     await sh('rm', ['-f', bundle])
+  })
+
+  it('drives the namespace it runs in when given none (as a node agent does)', async () => {
+    const bundle = join(tmpdir(), `${lab.tag}-root-ns.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'root-ns-driver.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    try {
+      const h = lab.hosts[2]!
+      // Its own prefix: the namespace-wide listing must not touch the test's driver on this host.
+      const { line } = await lab.spawnNode(h.ns, [bundle, h.vtep, `${lab.tag}z`])
+      const out = JSON.parse(line.slice('ready '.length))
+      expect(out.made.networks).toEqual([{ id: 'local', vni: 9000 }])
+      expect(out.made.sandboxes).toEqual(['sb'])
+      expect(out.forwarding).toBe('0')
+      expect(out.after.resources).toEqual([])
+      // The test's own driver on that host is untouched.
+      expect((await drivers[2]!.inspect()).sandboxes).toEqual(['g3', 'r3'])
+    } finally {
+      await sh('rm', ['-f', bundle])
+    }
   })
 
   it('lets a restarted driver clean up after a crashed one', async () => {

@@ -7,6 +7,7 @@ import {
   encodeCommand,
   encodeSnapshot,
   Op,
+  type ProposerState,
 } from './internal/codec.js'
 import { freezeDeep } from './internal/data.js'
 import { INDEXES, TableState } from './internal/indexes.js'
@@ -159,8 +160,10 @@ export class MemoryStore {
   private readonly watchQueueSize: number
   private readonly maxChanges: number
   private readonly maxCommandBytes: number
-  private readonly waiters = new Map<string, Waiter>()
-  private readonly idPrefix: string
+  private readonly waiters = new Map<number, Waiter>()
+  /** Replicated: per proposer, the last command applied and the fence (see `commit`). */
+  private proposers = new Map<string, ProposerState>()
+  private readonly proposerId: string
   private seq = 0
   private locked = false
   private readonly lockQueue: (() => void)[] = []
@@ -189,7 +192,7 @@ export class MemoryStore {
       1024,
     )
     this.tables = Object.fromEntries(TABLES.map((t) => [t, new TableState(INDEXES[t] as never)])) as Tables
-    this.idPrefix = Buffer.from(this.random(8)).toString('hex')
+    this.proposerId = Buffer.from(this.random(12)).toString('base64url')
   }
 
   /** The version of the last commit (the last applied raft index when replicated). */
@@ -410,26 +413,53 @@ export class MemoryStore {
       this._version = index
       return { ok: true, version: index, changes: 0 }
     }
-    let id: string | undefined
-    let result: ApplyResult
+    let cmd: ReturnType<typeof decodeCommand>
     try {
-      const cmd = decodeCommand(command, Math.max(this.maxCommandBytes, 4 * 1024 * 1024))
-      id = cmd.id
-      const check = new TxImpl(this.tables, this._version, true, cmd.time)
-      check.loadAndValidate(cmd.actions)
-      this.applyActions(cmd.actions, index, cmd.time)
-      result = { ok: true, version: index, changes: cmd.actions.length }
+      cmd = decodeCommand(command, Math.max(this.maxCommandBytes, 4 * 1024 * 1024))
     } catch (err) {
       if (!(err instanceof StoreError)) throw err
       this._version = index
-      result = { ok: false, version: index, code: err.code, message: err.message }
+      return { ok: false, version: index, code: err.code, message: err.message }
     }
-    if (id !== undefined) {
-      const w = this.waiters.get(id)
-      if (w) {
-        this.waiters.delete(id)
-        w.resolve(result)
+    let p = this.proposers.get(cmd.proposer)
+    if (!p) this.proposers.set(cmd.proposer, (p = { applied: 0, floor: 0, code: null, message: '' }))
+    const mine = cmd.proposer === this.proposerId ? this.waiters.get(cmd.seq) : undefined
+    if (cmd.kind === 'fence') {
+      this._version = index
+      if (p.applied < cmd.seq) p.floor = Math.max(p.floor, cmd.seq)
+      // A fence settles every earlier command of its proposer that has not applied: it never will.
+      if (cmd.proposer === this.proposerId) {
+        for (const [seq, w] of this.waiters) {
+          if (seq <= p.floor && seq > p.applied) {
+            this.waiters.delete(seq)
+            w.resolve({ ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED })
+          }
+        }
       }
+      return { ok: true, version: index, changes: 0 }
+    }
+    let result: ApplyResult
+    if (cmd.seq <= p.floor) {
+      this._version = index
+      result = { ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED }
+    } else {
+      try {
+        const check = new TxImpl(this.tables, this._version, true, cmd.time)
+        check.loadAndValidate(cmd.actions)
+        this.applyActions(cmd.actions, index, cmd.time)
+        result = { ok: true, version: index, changes: cmd.actions.length }
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err
+        this._version = index
+        result = { ok: false, version: index, code: err.code, message: err.message }
+      }
+      p.applied = Math.max(p.applied, cmd.seq)
+      p.code = result.ok ? null : result.code
+      p.message = result.ok ? '' : result.message
+    }
+    if (mine) {
+      this.waiters.delete(cmd.seq)
+      mine.resolve(result)
     }
     return result
   }
@@ -438,7 +468,7 @@ export class MemoryStore {
   snapshot(): Uint8Array {
     const tables = {} as Record<Table, Record<string, any>[]>
     for (const t of TABLES) tables[t] = [...this.tables[t].objects.values()]
-    return encodeSnapshot({ version: this._version, tables })
+    return encodeSnapshot({ version: this._version, tables, proposers: Object.fromEntries(this.proposers) })
   }
 
   /**
@@ -486,9 +516,23 @@ export class MemoryStore {
     for (const t of TABLES) (this.tables as Record<Table, TableState<any>>)[t] = fresh[t]
     this._version = s.version
     this.history.reset(s.version)
-    for (const [id, w] of this.waiters) {
-      this.waiters.delete(id)
-      w.reject(new StoreError('PROPOSAL_FAILED', 'outcome unknown: the store was restored from a snapshot'))
+    this.proposers = new Map(Object.entries(s.proposers))
+    // Settle this store's own command if the snapshot already covers it.
+    const mine = this.proposers.get(this.proposerId)
+    if (mine) {
+      for (const [seq, w] of this.waiters) {
+        if (seq === mine.applied) {
+          this.waiters.delete(seq)
+          w.resolve(
+            mine.code === null
+              ? { ok: true, version: s.version, changes: 0 }
+              : { ok: false, version: s.version, code: mine.code as StoreErrorCode, message: mine.message },
+          )
+        } else if (seq <= mine.floor || seq < mine.applied) {
+          this.waiters.delete(seq)
+          w.resolve({ ok: false, version: s.version, code: 'PROPOSAL_FAILED', message: CANCELLED })
+        }
+      }
     }
     for (const w of this.watchers) w.rebase()
     this.deliver(events)
@@ -499,9 +543,9 @@ export class MemoryStore {
     if (this._closed) return
     this._closed = true
     for (const w of [...this.watchers]) w.close()
-    for (const [id, w] of this.waiters) {
-      this.waiters.delete(id)
-      w.reject(new StoreError('CLOSED', 'store is closed'))
+    for (const [seq, w] of this.waiters) {
+      this.waiters.delete(seq)
+      w.reject(new StoreError('OUTCOME_UNKNOWN', 'store closed while a transaction was in flight'))
     }
   }
 
@@ -521,42 +565,68 @@ export class MemoryStore {
     else this.locked = false
   }
 
-  /** Proposes `actions` as one command and waits until this member has applied it. */
+  /**
+   * Proposes `actions` as one command and waits until this member has applied it. If the proposer fails in a
+   * way that leaves the outcome open (leadership lost, stopped, aborted), a fence is proposed: whichever of the
+   * two applies first decides, identically on every member, whether the transaction happened. Only if even
+   * the fence cannot be committed does the caller get `OUTCOME_UNKNOWN`.
+   */
   private async commit(actions: Action[], signal: AbortSignal | undefined): Promise<void> {
-    const id = `${this.idPrefix}.${(++this.seq).toString(36)}`
-    const command = encodeCommand({ id, time: this.clock(), actions })
+    const seq = ++this.seq
+    const command = encodeCommand({ kind: 'tx', proposer: this.proposerId, seq, time: this.clock(), actions })
     if (command.length > this.maxCommandBytes) {
       throw new StoreError(
         'INVALID_ARGUMENT',
         `transaction too large: ${command.length} bytes encoded, the limit is ${this.maxCommandBytes}`,
       )
     }
-    let settled = false
-    const applied = new Promise<ApplyResult>((resolve, reject) => {
-      this.waiters.set(id, {
-        resolve: (r) => {
-          settled = true
-          resolve(r)
-        },
-        reject: (e) => {
-          settled = true
-          reject(e)
-        },
-      })
-    })
+    const applied = new Promise<ApplyResult>((resolve, reject) => this.waiters.set(seq, { resolve, reject }))
     applied.catch(() => undefined)
     try {
       await this.proposer!(command, signal ? { signal } : undefined)
     } catch (err) {
-      if (!settled) {
-        this.waiters.delete(id)
-        throw new StoreError('PROPOSAL_FAILED', `the transaction was not committed: ${errorMessage(err)}`, {
-          cause: err,
-        })
+      if (this.waiters.has(seq)) {
+        if (definitelyNotCommitted(err)) {
+          this.waiters.delete(seq)
+          throw new StoreError('PROPOSAL_FAILED', `the transaction was not committed: ${errorMessage(err)}`, {
+            cause: err,
+          })
+        }
+        await this.fence(seq, err)
       }
     }
     const result = await applied
-    if (!result.ok) throw new StoreError(result.code, result.message)
+    if (!result.ok) {
+      throw new StoreError(
+        result.code,
+        result.message,
+        result.code === 'PROPOSAL_FAILED' ? { detail: 'cancelled' } : undefined,
+      )
+    }
+  }
+
+  private async fence(seq: number, cause: unknown): Promise<void> {
+    const fence = encodeCommand({ kind: 'fence', proposer: this.proposerId, seq })
+    let last: unknown = cause
+    for (let attempt = 0; attempt < FENCE_ATTEMPTS && this.waiters.has(seq) && !this._closed; attempt++) {
+      try {
+        await this.proposer!(fence)
+        return
+      } catch (err) {
+        last = err
+      }
+    }
+    const w = this.waiters.get(seq)
+    if (w) {
+      this.waiters.delete(seq)
+      w.reject(
+        new StoreError(
+          'OUTCOME_UNKNOWN',
+          `the transaction may or may not have committed: ${errorMessage(cause)}; settling it failed: ${errorMessage(last)}`,
+          { cause },
+        ),
+      )
+    }
   }
 
   /** Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. */
@@ -593,6 +663,17 @@ export class MemoryStore {
     this.history.push(events)
     for (const w of this.watchers) w.push(events)
   }
+}
+
+const CANCELLED = 'the transaction was not committed (its proposal failed and was fenced off)'
+const FENCE_ATTEMPTS = 3
+
+/** Raft errors that guarantee the command is not in the log and never will be. */
+function definitelyNotCommitted(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || (err as { name?: unknown }).name !== 'RaftError')
+    return false
+  const code = (err as { code?: unknown }).code
+  return code === 'PROPOSAL_DROPPED' || code === 'TOO_LARGE' || code === 'NO_LEADER'
 }
 
 function errorMessage(err: unknown): string {

@@ -45,22 +45,23 @@ type Op =
   | { kind: 'delete'; table: T; id: string }
   | { kind: 'abort' }
 
-const sub = fc.oneof(
-  fc.constant([]),
+const sub: fc.Arbitrary<string[]> = fc.oneof(
+  fc.constant<string[]>([]),
   fc.subarray(['a', 'b'], { minLength: 1 }),
   fc.subarray(IDS, { maxLength: 2 }),
 )
+const maybe: fc.Arbitrary<string[]> = fc.oneof(fc.constant<string[]>([]), sub)
 const state = fc.constantFrom<TaskState>('new', 'pending', 'running', 'complete', 'shutdown')
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
-    weight: 5,
+    weight: 8,
     arbitrary: fc.record({
       kind: fc.constant('create' as const),
       table: fc.constantFrom(...TABLES_USED),
       id: fc.constantFrom(...IDS),
       name: fc.constantFrom(...NAMES),
-      nets: sub,
-      secs: sub,
+      nets: maybe,
+      secs: maybe,
       svc: fc.constantFrom(...IDS),
       slot: fc.integer({ min: 0, max: 2 }),
       state,
@@ -74,17 +75,17 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       id: fc.constantFrom(...IDS),
       name: fc.constantFrom(...NAMES),
       nets: sub,
-      secs: sub,
+      secs: maybe,
       stale: fc.boolean(),
       state,
       desired: fc.constantFrom('running' as const, 'shutdown' as const),
     }),
   },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('delete' as const),
-      table: fc.constantFrom(...TABLES_USED),
+      table: fc.constantFrom<T>('networks', 'secrets', ...TABLES_USED),
       id: fc.constantFrom(...IDS),
     }),
   },

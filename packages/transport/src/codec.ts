@@ -42,11 +42,18 @@ function copyBinary(view: Uint8Array): Uint8Array {
   return out
 }
 
-/** Replace every binary inside a decoded value by a copy (in place; values are fresh from the decoder). */
+/**
+ * Replace every binary inside a decoded value by a copy (in place; values are fresh from the decoder),
+ * and refuse types outside the codec's contract (msgpackr also knows RegExp, Error, typed arrays...):
+ * a peer cannot hand a handler anything but plain data.
+ */
 function detach(value: unknown, depth: number): unknown {
   if (typeof value !== 'object' || value === null) return value
-  if (value instanceof Uint8Array) return copyBinary(value)
-  if (depth > 64) return value
+  if (value instanceof Uint8Array) {
+    if (value.constructor !== Uint8Array && value.constructor !== Buffer) throw unsupported(value)
+    return copyBinary(value)
+  }
+  if (depth > 256) throw new TransportError('BAD_FRAME', 'value nested too deeply')
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const v = value[i]
@@ -54,23 +61,42 @@ function detach(value: unknown, depth: number): unknown {
     }
     return value
   }
-  if (value instanceof Map) {
-    for (const [k, v] of value) if (typeof v === 'object' && v !== null) value.set(k, detach(v, depth + 1))
-    return value
-  }
-  if (Object.getPrototypeOf(value) === Object.prototype) {
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null) {
     const o = value as Record<string, unknown>
     for (const k in o) {
       const v = o[k]
       if (typeof v === 'object' && v !== null) o[k] = detach(v, depth + 1)
     }
+    return value
   }
-  return value
+  if (value instanceof Map) {
+    for (const [k, v] of value) if (typeof v === 'object' && v !== null) value.set(k, detach(v, depth + 1))
+    return value
+  }
+  if (value instanceof Set) {
+    const items = [...value].map((v) => detach(v, depth + 1))
+    value.clear()
+    for (const v of items) value.add(v)
+    return value
+  }
+  if (value instanceof Date) return value
+  throw unsupported(value)
+}
+
+function unsupported(value: object): TransportError {
+  return new TransportError(
+    'BAD_FRAME',
+    `unsupported type in message: ${value.constructor?.name ?? 'unknown'}`,
+  )
 }
 
 /**
- * The msgpack codec (msgpackr) that the messaging layer uses. Binary values decode as copies
- * (`Uint8Array`s that do not keep the received frame alive). Each codec has its own decoder state,
+ * The msgpack codec (msgpackr) that the messaging layer uses. It carries null, undefined, booleans,
+ * numbers, 64-bit bigints, strings, `Uint8Array`s, arrays, plain objects, Sets and Dates (Maps arrive
+ * as plain objects); a frame with
+ * anything else (msgpackr's RegExp, Error or typed-array extensions) is refused as `BAD_FRAME`. Binary
+ * values decode as copies (`Uint8Array`s that do not keep the received frame alive). Each codec has its own decoder state,
  * so give each connection its own.
  */
 export function messageCodec(options?: CodecOptions): Codec {
@@ -124,6 +150,7 @@ export function messageCodec(options?: CodecOptions): Codec {
           0,
         )
       } catch (cause) {
+        if (cause instanceof TransportError) throw cause
         throw new TransportError('BAD_FRAME', `undecodable frame: ${(cause as Error)?.message ?? cause}`, {
           cause,
         })

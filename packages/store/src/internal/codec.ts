@@ -16,28 +16,45 @@ export interface Action {
   object: Record<string, any> | null
 }
 
-/** One transaction as it travels through raft: an id to match it on apply, the proposer's clock, actions. */
+/**
+ * One transaction as it travels through raft. `proposer` (random per store instance) and `seq` (1, 2, 3, … per
+ * proposer, one in flight at a time) identify it; `time` is the proposer's clock for the objects' meta.
+ */
 export interface Command {
-  id: string
+  kind: 'tx'
+  proposer: string
+  seq: number
   time: number
   actions: Action[]
 }
 
-const COMMAND_VERSION = 1
+/**
+ * Settles an ambiguous proposal: once applied, command `seq` of `proposer` (and any earlier one) can no
+ * longer apply anywhere. Applied after the command, it changes nothing.
+ */
+export interface Fence {
+  kind: 'fence'
+  proposer: string
+  seq: number
+}
+
+const COMMAND_TX = 1
+const COMMAND_FENCE = 2
 const SNAPSHOT_VERSION = 1
 const SNAPSHOT_KIND = 'swarmkit-store'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' })
 
-export function encodeCommand(cmd: Command): Uint8Array {
+export function encodeCommand(cmd: Command | Fence): Uint8Array {
+  if (cmd.kind === 'fence') return packr.pack([COMMAND_FENCE, cmd.proposer, cmd.seq])
   const a = cmd.actions.map((x) => [x.op, TABLES.indexOf(x.table), x.id, x.baseVersion, x.object])
-  return packr.pack([COMMAND_VERSION, cmd.id, cmd.time, a])
+  return packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a])
 }
 
 const corrupt = (what: string, cause?: unknown): StoreError =>
   new StoreError('CORRUPT', `malformed store command: ${what}`, cause === undefined ? undefined : { cause })
 
-export function decodeCommand(data: Uint8Array, maxBytes: number): Command {
+export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fence {
   if (!(data instanceof Uint8Array)) throw corrupt('not bytes')
   if (data.length > maxBytes) throw corrupt(`${data.length} bytes exceeds the limit of ${maxBytes}`)
   let raw: unknown
@@ -46,9 +63,16 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command {
   } catch (err) {
     throw corrupt('undecodable', err)
   }
-  if (!Array.isArray(raw) || raw.length !== 4 || raw[0] !== COMMAND_VERSION) throw corrupt('unknown format')
-  const [, id, time, list] = raw
-  if (typeof id !== 'string' || typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
+  if (!Array.isArray(raw)) throw corrupt('unknown format')
+  const [kind, proposer, seq] = raw
+  if (typeof proposer !== 'string' || proposer.length > 64 || !Number.isSafeInteger(seq) || seq < 1) {
+    throw corrupt('bad header')
+  }
+  if (kind === COMMAND_FENCE && raw.length === 3) return { kind: 'fence', proposer, seq }
+  if (kind !== COMMAND_TX || raw.length !== 5) throw corrupt('unknown format')
+  const time = raw[3]
+  const list = raw[4]
+  if (typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
   const actions: Action[] = []
   for (const item of list) {
     if (!Array.isArray(item) || item.length !== 5) throw corrupt('bad action')
@@ -63,16 +87,25 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command {
     }
     actions.push({ op, table, id: oid, baseVersion, object })
   }
-  return { id, time, actions }
+  return { kind: 'tx', proposer, seq, time, actions }
+}
+
+/** Replicated bookkeeping per proposer: the last command applied and its outcome, and the fence. */
+export interface ProposerState {
+  applied: number
+  floor: number
+  code: string | null
+  message: string
 }
 
 export interface SnapshotData {
   version: number
   tables: Record<Table, Record<string, any>[]>
+  proposers: Record<string, ProposerState>
 }
 
 export function encodeSnapshot(s: SnapshotData): Uint8Array {
-  return packr.pack([SNAPSHOT_KIND, SNAPSHOT_VERSION, s.version, TABLES.map((t) => s.tables[t])])
+  return packr.pack([SNAPSHOT_KIND, SNAPSHOT_VERSION, s.version, TABLES.map((t) => s.tables[t]), s.proposers])
 }
 
 export function decodeSnapshot(data: Uint8Array): SnapshotData {
@@ -83,7 +116,7 @@ export function decodeSnapshot(data: Uint8Array): SnapshotData {
   } catch (err) {
     throw new StoreError('CORRUPT', 'malformed store snapshot: undecodable', { cause: err })
   }
-  if (!Array.isArray(raw) || raw[0] !== SNAPSHOT_KIND || raw[1] !== SNAPSHOT_VERSION || raw.length !== 4) {
+  if (!Array.isArray(raw) || raw[0] !== SNAPSHOT_KIND || raw[1] !== SNAPSHOT_VERSION || raw.length !== 5) {
     throw new StoreError('CORRUPT', 'malformed store snapshot: unknown format')
   }
   const version = raw[2]
@@ -102,5 +135,23 @@ export function decodeSnapshot(data: Uint8Array): SnapshotData {
     if (!Array.isArray(list)) throw new StoreError('CORRUPT', `malformed store snapshot: table ${t}`)
     tables[t] = list
   })
-  return { version, tables }
+  const proposers: Record<string, ProposerState> = {}
+  const rawProposers = raw[4]
+  if (typeof rawProposers !== 'object' || rawProposers === null) {
+    throw new StoreError('CORRUPT', 'malformed store snapshot: proposers')
+  }
+  for (const [id, p] of Object.entries(rawProposers as Record<string, any>)) {
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      !Number.isSafeInteger(p.applied) ||
+      !Number.isSafeInteger(p.floor) ||
+      (p.code !== null && typeof p.code !== 'string') ||
+      typeof p.message !== 'string'
+    ) {
+      throw new StoreError('CORRUPT', 'malformed store snapshot: proposer state')
+    }
+    proposers[id] = { applied: p.applied, floor: p.floor, code: p.code, message: p.message }
+  }
+  return { version, tables, proposers }
 }

@@ -3,7 +3,11 @@
  * carries unchanged), deep-frozen once stored so that reads can hand them out without copying.
  */
 
-/** Deep copy of plain data; throws TypeError (naming `what`) on anything else (functions, Maps, Dates, cycles). */
+/**
+ * Deep copy of plain data; throws TypeError (naming `what`) on anything else (functions, Maps, Dates, cycles).
+ * Frozen objects and arrays are shared, not copied: every object the store hands out is deep-frozen, so an
+ * update built as `{ ...task, status: { ...task.status, state } }` copies only the two new levels.
+ */
 export function clonePlain<T>(value: T, what: string): T {
   return cloneValue(value, what, 0) as T
 }
@@ -19,6 +23,7 @@ function cloneValue(value: unknown, path: string, depth: number): unknown {
     return value
   }
   if (depth > MAX_DEPTH) throw new TypeError(`${path}: nested too deeply (or cyclic)`)
+  if (Object.isFrozen(value)) return value
   if (Array.isArray(value)) {
     const out = new Array(value.length)
     for (let i = 0; i < value.length; i++) out[i] = cloneValue(value[i], path, depth + 1)
@@ -29,9 +34,13 @@ function cloneValue(value: unknown, path: string, depth: number): unknown {
   if (proto !== Object.prototype && proto !== null) {
     throw new TypeError(`${path}: only plain objects, arrays and Uint8Array can be stored`)
   }
-  const out: Record<string, unknown> = {}
-  for (const key in value as Record<string, unknown>) {
-    out[key] = cloneValue((value as Record<string, unknown>)[key], path, depth + 1)
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+  for (const key in out) {
+    const v = out[key]
+    if (v !== null && typeof v === 'object') out[key] = cloneValue(v, path, depth + 1)
+    else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+      throw new TypeError(`${path}: ${typeof v} values cannot be stored`)
+    }
   }
   return out
 }
