@@ -187,6 +187,20 @@ describe('replicated orchestrator', () => {
     expect(h.running(s.id)).toHaveLength(1)
   })
 
+  it('keeps as many finished tasks per slot as configured', async () => {
+    h = await harness({ taskHistory: 2 })
+    await h.addNodes(1)
+    const s = await h.service(
+      serviceSpec('crash', { taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0 } }) }),
+    )
+    await h.settle()
+    for (let i = 0; i < 4; i++) {
+      await h.exec.exit(h.running(s.id)[0]!.id, 'failed')
+      await h.advance(1)
+    }
+    expect(h.tasks(s.id).filter((t) => t.status.state === 'failed')).toHaveLength(2)
+  })
+
   it('removes the tasks of a deleted service', async () => {
     h = await harness()
     await h.addNodes(2)
