@@ -745,7 +745,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       const created = run
       plan.after.push(() => this.#runs.set(svc.id, created))
-      if (!rollback)
+      // (An orchestrator taking over an update in progress keeps its status.)
+      if (!rollback && status?.state !== 'updating')
         this.#setStatus(svc, plan, { state: 'updating', startedAt: now, message: 'update in progress' })
     }
     if (paused || run.paused) return
@@ -768,7 +769,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           r.nextAt = Math.max(r.nextAt, now + config.delayMs)
           if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
         })
-      } else if (isFinished(t) || !isDesiredUp(t)) {
+      } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
+        // failed, stopped, or no node can take it now: this step is over either way
         plan.after.push(() => r.inFlight.delete(key))
       }
     }
@@ -831,9 +833,22 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
     let inFlight = r.inFlight.size
     for (const s of waiting) {
-      if (inFlight >= limit) break
-      inFlight++
       const up = s.active.filter((t) => isDesiredUp(t))
+      if (!up.some((t) => t.status.state === 'running')) {
+        // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
+        // nothing down, so it is not an update step to wait for.
+        for (const o of up) plan.setDesired(o, 'shutdown')
+        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
+        plan.ops.push({ kind: 'create', task: t })
+        const waitFor = up.map((o) => o.id)
+        plan.after.push(() => {
+          this.#delays.set(t.id, { at: now, waitFor })
+          r.updated.set(t.id, 0)
+        })
+        continue
+      }
+      if (inFlight >= limit) continue
+      inFlight++
       if (config.order === 'start-first') {
         const t = this.#newTask(svc, s.slot, s.nodeId, now, 'running')
         plan.ops.push({ kind: 'create', task: t })
