@@ -1,8 +1,29 @@
 /**
  * @packageDocumentation
- * @swarmkit/raft — work in progress; see README.md.
+ * Raft consensus for swarmkit: a pure, deterministic core (`RaftCore`: tick / step / propose / ready /
+ * advance), the `RaftNode` driver that owns timers, a Transport, a LogStorage and the user's StateMachine, and
+ * `MemoryLogStorage` and the durable `FileLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
  */
-export const PACKAGE_NAME = '@swarmkit/raft'
+
+export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
+export {
+  FileLogStorage,
+  type FileLogStorageOptions,
+  type FileLogStorageStats,
+  type SealContext,
+  type SealHook,
+} from './file-storage.js'
+export { type CoreOptions, RaftCore } from './internal/core.js'
+export { MemoryLogStorage } from './memory-storage.js'
+export {
+  type PeerSpec,
+  type ProposeResult,
+  type RaftLogger,
+  RaftNode,
+  type RaftNodeEvents,
+  type RaftNodeOptions,
+  type StateMachine,
+} from './node.js'
 export type {
   ConfState,
   Entry,
@@ -14,3 +35,11 @@ export type {
   StorageUpdate,
 } from './storage.js'
 export { EntryType } from './storage.js'
+export {
+  type ForwardResult,
+  type Message,
+  MessageType,
+  type ReadState,
+  type Ready,
+  type Role,
+} from './types.js'

@@ -1,0 +1,208 @@
+/**
+ * A linearizability checker: Wing & Gong's search with Lowe's memoization of (linearized set, state), and
+ * P-compositionality (a history is linearizable iff each independent partition is, e.g. each key of a
+ * key-value store), in the manner of porcupine.
+ *
+ * Operations whose outcome is unknown (a client timed out, a proposal was LOST_LEADERSHIP) have
+ * `return: Infinity` and `output: undefined`: they may take effect at any point after their call, or never.
+ */
+
+/** One client operation, with the times of its call and its return (any totally ordered clock). */
+export interface Operation<I, O> {
+  readonly client?: number
+  readonly input: I
+  /** undefined when the outcome is unknown. */
+  readonly output: O | undefined
+  readonly call: number
+  /** Infinity when the operation never returned (outcome unknown). */
+  readonly return: number
+}
+
+/** A sequential specification. */
+export interface Model<S, I, O> {
+  init(): S
+  /** Applies `input` to `state`; ok is false when `output` is impossible. `output` undefined: unknown. */
+  step(state: S, input: I, output: O | undefined): { ok: boolean; state: S }
+  /** A string that is equal for equal states (memoization key). */
+  hash(state: S): string
+  /** Splits a history into independent parts (default: one part). */
+  partition?(history: readonly Operation<I, O>[]): Operation<I, O>[][]
+}
+
+export type CheckOutcome = 'ok' | 'illegal' | 'unknown'
+
+export interface CheckResult<I, O> {
+  readonly outcome: CheckOutcome
+  /** The partition that is not linearizable (or ran out of budget), for the report. */
+  readonly partition?: readonly Operation<I, O>[]
+}
+
+export interface CheckOptions {
+  /** Upper bound of search steps per partition; beyond it the outcome is 'unknown'. Default 5,000,000. */
+  readonly maxSteps?: number
+}
+
+interface Node {
+  id: number
+  isReturn: boolean
+  prev: Node | null
+  next: Node | null
+  match: Node | null
+}
+
+/** Checks one history against a model. */
+export function checkLinearizability<S, I, O>(
+  model: Model<S, I, O>,
+  history: readonly Operation<I, O>[],
+  options: CheckOptions = {},
+): CheckResult<I, O> {
+  if (!model || typeof model.step !== 'function') throw new TypeError('model must be a Model')
+  if (!Array.isArray(history)) throw new TypeError('history must be an array')
+  const maxSteps = options.maxSteps ?? 5_000_000
+  const parts = model.partition ? model.partition(history) : [history.slice()]
+  let unknown: Operation<I, O>[] | undefined
+  for (const part of parts) {
+    const r = checkPartition(model, part, maxSteps)
+    if (r === 'illegal') return { outcome: 'illegal', partition: part }
+    if (r === 'unknown' && !unknown) unknown = part
+  }
+  return unknown ? { outcome: 'unknown', partition: unknown } : { outcome: 'ok' }
+}
+
+function checkPartition<S, I, O>(
+  model: Model<S, I, O>,
+  ops: readonly Operation<I, O>[],
+  maxSteps: number,
+): CheckOutcome {
+  const n = ops.length
+  if (n === 0) return 'ok'
+  // Events sorted by time; at equal times calls come first (such operations are treated as concurrent).
+  const events: { t: number; ret: boolean; id: number }[] = []
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!
+    if (!(op.return >= op.call)) throw new RangeError(`operation ${i} returns before it is called`)
+    events.push({ t: op.call, ret: false, id: i })
+    if (op.return !== Number.POSITIVE_INFINITY) events.push({ t: op.return, ret: true, id: i })
+  }
+  events.sort((a, b) => a.t - b.t || Number(a.ret) - Number(b.ret) || a.id - b.id)
+  const head: Node = { id: -1, isReturn: false, prev: null, next: null, match: null }
+  const calls: Node[] = new Array(n)
+  let tail = head
+  for (const e of events) {
+    const node: Node = { id: e.id, isReturn: e.ret, prev: tail, next: null, match: null }
+    tail.next = node
+    tail = node
+    if (e.ret) calls[e.id]!.match = node
+    else calls[e.id] = node
+  }
+
+  const lift = (c: Node) => {
+    c.prev!.next = c.next
+    if (c.next) c.next.prev = c.prev
+    const r = c.match
+    if (r) {
+      r.prev!.next = r.next
+      if (r.next) r.next.prev = r.prev
+    }
+  }
+  const unlift = (c: Node) => {
+    const r = c.match
+    if (r) {
+      r.prev!.next = r
+      if (r.next) r.next.prev = r
+    }
+    c.prev!.next = c
+    if (c.next) c.next.prev = c
+  }
+
+  const words = new Uint32Array((n + 31) >>> 5)
+  const cache = new Set<string>()
+  const stack: { node: Node; state: S }[] = []
+  let state = model.init()
+  let entry: Node | null = head.next
+  let steps = 0
+  while (head.next !== null) {
+    if (++steps > maxSteps) return 'unknown'
+    if (entry === null) return 'ok' // only calls of unfinished operations are left
+    if (!entry.isReturn) {
+      const op = ops[entry.id]!
+      const r = model.step(state, op.input, op.output)
+      if (r.ok) {
+        const w = entry.id >>> 5
+        const bit = 1 << (entry.id & 31)
+        words[w] = words[w]! | bit
+        const key = `${words.join(',')}|${model.hash(r.state)}`
+        if (!cache.has(key)) {
+          cache.add(key)
+          stack.push({ node: entry, state })
+          state = r.state
+          lift(entry)
+          entry = head.next
+          continue
+        }
+        words[w] = words[w]! & ~bit
+      }
+      entry = entry.next
+    } else {
+      const top = stack.pop()
+      if (!top) return 'illegal'
+      state = top.state
+      const w = top.node.id >>> 5
+      words[w] = words[w]! & ~(1 << (top.node.id & 31))
+      unlift(top.node)
+      entry = top.node.next
+    }
+  }
+  return 'ok'
+}
+
+/** Inputs of the key-value model. */
+export type KvInput =
+  | { readonly op: 'get'; readonly key: string }
+  | { readonly op: 'put'; readonly key: string; readonly value: string }
+  | { readonly op: 'append'; readonly key: string; readonly value: string }
+
+/** Outputs: the value read (null for a missing key); writes return nothing worth checking. */
+export type KvOutput = { readonly value: string | null } | { readonly ok: true }
+
+/**
+ * A key-value register per key: get, put and append. Partitioned by key, since operations on different keys
+ * commute. State is the value of the partition's single key.
+ */
+export const kvModel: Model<string | null, KvInput, KvOutput> = {
+  init: () => null,
+  step(state, input, output) {
+    switch (input.op) {
+      case 'get':
+        if (output === undefined) return { ok: true, state }
+        return { ok: 'value' in output && output.value === state, state }
+      case 'put':
+        return { ok: true, state: input.value }
+      case 'append':
+        return { ok: true, state: (state ?? '') + input.value }
+    }
+  },
+  hash: (state) => (state === null ? '\u0000' : `=${state}`),
+  partition(history) {
+    // A put whose outcome is unknown and whose value no completed read returned can always be left out
+    // (never taking effect explains everything it could), and so can a read with no output: pruning them
+    // keeps the search small when many operations time out.
+    const seen = new Set<string>()
+    for (const op of history) {
+      if (op.input.op === 'get' && op.output && 'value' in op.output && op.output.value !== null) {
+        seen.add(`${op.input.key}\u0000${op.output.value}`)
+      }
+    }
+    const byKey = new Map<string, Operation<KvInput, KvOutput>[]>()
+    for (const op of history) {
+      if (op.output === undefined) {
+        if (op.input.op === 'get') continue
+        if (op.input.op === 'put' && !seen.has(`${op.input.key}\u0000${op.input.value}`)) continue
+      }
+      let list = byKey.get(op.input.key)
+      if (!list) byKey.set(op.input.key, (list = []))
+      list.push(op)
+    }
+    return [...byKey.values()]
+  },
+}

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest'
+import {
+  checkLinearizability,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+  type Operation,
+} from '../src/testing/index.js'
+import { rng } from './helpers/cores.js'
+
+type Op = Operation<KvInput, KvOutput>
+const put = (key: string, value: string, call: number, ret: number): Op => ({
+  input: { op: 'put', key, value },
+  output: ret === Number.POSITIVE_INFINITY ? undefined : { ok: true },
+  call,
+  return: ret,
+})
+const get = (key: string, value: string | null, call: number, ret: number): Op => ({
+  input: { op: 'get', key },
+  output: { value },
+  call,
+  return: ret,
+})
+const check = (h: Op[]) => checkLinearizability(kvModel, h).outcome
+const INF = Number.POSITIVE_INFINITY
+
+describe('checkLinearizability', () => {
+  it('accepts a sequential history that follows the model', () => {
+    expect(check([put('x', '1', 0, 1), get('x', '1', 2, 3), put('x', '2', 4, 5), get('x', '2', 6, 7)])).toBe(
+      'ok',
+    )
+  })
+
+  it('rejects a stale read after a write completed', () => {
+    expect(check([put('x', '1', 0, 1), put('x', '2', 2, 3), get('x', '1', 4, 5)])).toBe('illegal')
+  })
+
+  it('accepts either value for a read concurrent with a write', () => {
+    expect(check([put('x', '1', 0, 1), put('x', '2', 2, 6), get('x', '1', 3, 4)])).toBe('ok')
+    expect(check([put('x', '1', 0, 1), put('x', '2', 2, 6), get('x', '2', 3, 4)])).toBe('ok')
+  })
+
+  it('rejects two sequential reads that see a concurrent write go backwards', () => {
+    expect(check([put('x', '1', 0, 1), put('x', '2', 2, 10), get('x', '2', 3, 4), get('x', '1', 5, 6)])).toBe(
+      'illegal',
+    )
+  })
+
+  it('rejects a read of a value never written, and a read of the initial value after a write', () => {
+    expect(check([get('x', 'zzz', 0, 1)])).toBe('illegal')
+    expect(check([put('x', '1', 0, 1), get('x', null, 2, 3)])).toBe('illegal')
+    expect(check([get('x', null, 0, 1), put('x', '1', 2, 3)])).toBe('ok')
+  })
+
+  it('lets an operation with unknown outcome take effect later, or never', () => {
+    expect(check([put('x', '1', 0, INF), get('x', null, 1, 2), get('x', '1', 3, 4)])).toBe('ok')
+    expect(check([put('x', '1', 0, INF), get('x', null, 1, 2), get('x', null, 3, 4)])).toBe('ok')
+    // Once observed, it cannot be undone.
+    expect(check([put('x', '1', 0, INF), get('x', '1', 1, 2), get('x', null, 3, 4)])).toBe('illegal')
+  })
+
+  it('checks keys independently (P-compositionality)', () => {
+    const h = [put('x', '1', 0, 1), put('y', '1', 0, 1), get('y', '1', 2, 3), get('x', '1', 2, 3)]
+    expect(check(h)).toBe('ok')
+    const r = checkLinearizability(kvModel, [...h, get('y', null, 4, 5)])
+    expect(r.outcome).toBe('illegal')
+    expect(r.partition!.every((op) => op.input.key === 'y')).toBe(true)
+  })
+
+  it('handles appends', () => {
+    const app = (v: string, c: number, r: number): Op => ({
+      input: { op: 'append', key: 'k', value: v },
+      output: { ok: true },
+      call: c,
+      return: r,
+    })
+    expect(check([app('a', 0, 5), app('b', 1, 6), get('k', 'ba', 7, 8)])).toBe('ok')
+    expect(check([app('a', 0, 1), app('b', 2, 3), get('k', 'ba', 4, 5)])).toBe('illegal')
+  })
+
+  it('accepts random histories produced by a linearizable register and rejects them once a read is corrupted', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = rng(seed)
+      // Each op gets a linearization point; its interval [call, return] is drawn around that point.
+      const ops: Op[] = []
+      const state = new Map<string, string | null>()
+      for (let i = 0; i < 40; i++) {
+        const key = `k${Math.floor(r() * 3)}`
+        const point = i * 10 + 5
+        const call = point - Math.floor(r() * 30)
+        const ret = r() < 0.05 ? INF : point + Math.floor(r() * 30)
+        if (r() < 0.5) {
+          const value = `v${i}`
+          state.set(key, value)
+          ops.push(put(key, value, call, ret))
+        } else if (ret !== INF) {
+          ops.push(get(key, state.get(key) ?? null, call, ret))
+        }
+      }
+      expect(check(ops), `seed ${seed}`).toBe('ok')
+      const reads = ops.map((o, i) => [o, i] as const).filter(([o]) => o.input.op === 'get')
+      if (reads.length === 0) continue
+      const [victim, at] = reads[Math.floor(r() * reads.length)]!
+      const bad = ops.slice()
+      bad[at] = { ...victim, output: { value: 'never-written' } }
+      expect(check(bad), `seed ${seed} corrupted`).toBe('illegal')
+    }
+  })
+
+  it('reports unknown when the search budget runs out', () => {
+    const h: Op[] = []
+    for (let i = 0; i < 30; i++) h.push(put('x', `${i}`, 0, 100))
+    h.push(get('x', 'nope', 101, 102))
+    expect(checkLinearizability(kvModel, h, { maxSteps: 50 }).outcome).toBe('unknown')
+  })
+
+  it('validates its arguments', () => {
+    expect(() => checkLinearizability(kvModel, null as never)).toThrow(TypeError)
+    expect(() => check([put('x', '1', 5, 1)])).toThrow(RangeError)
+  })
+})
