@@ -46,7 +46,7 @@ send()
 setInterval(send, 500)
 setTimeout(() => { console.log('timeout'); process.exit(3) }, 10000)`
 
-describe('overlay data plane (kernel, 3 hosts)', () => {
+describe('overlay data plane (kernel, 3 hosts)', { timeout: 60_000 }, () => {
   if (unavailable !== undefined) {
     it(`cannot run here: ${unavailable}`, () => {
       if (process.env.SWARMKIT_CI === '1')
@@ -117,7 +117,7 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
         t.ns = sb.namespace
       }
     }
-  })
+  }, 120_000)
 
   afterAll(async () => {
     // Processes first (they pin namespaces), then each driver's own teardown, then the lab; assert last
@@ -131,7 +131,7 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     const rest = await lab.destroy()
     expect(leftovers).toEqual([])
     expect(rest).toEqual([])
-  })
+  }, 120_000)
 
   it('gives every host its bridge, VXLAN device and peers', async () => {
     const s = await drivers[0]!.inspect()
