@@ -323,6 +323,35 @@ describe('overlay data plane (kernel, 3 hosts)', { timeout: 60_000 }, () => {
     }
   })
 
+  it('cleans up after a driver process killed in the middle of its work', async () => {
+    const bundle = join(tmpdir(), `${lab.tag}-crash.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'crash-driver.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    try {
+      const h = lab.hosts[1]!
+      const prefix = `${lab.tag}y`
+      const { child } = await lab.spawnNode(h.ns, [bundle, h.vtep, prefix])
+      await lab.kill(child) // SIGKILL, wherever it was
+      const fresh = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix })
+      const left = await fresh.inspect()
+      expect(left.networks).toEqual([{ id: 'doomed', vni: 9100 }])
+      expect(left.sandboxes.length).toBeGreaterThanOrEqual(4)
+      await fresh.destroy()
+      expect(await fresh.inspect()).toEqual({ networks: [], peers: [], sandboxes: [], resources: [] })
+      // The test's own driver on that host is untouched.
+      expect((await drivers[1]!.inspect()).sandboxes).toEqual(['b2', 'r2'])
+    } finally {
+      await sh('rm', ['-f', bundle])
+    }
+  })
+
   it('lets a restarted driver clean up after a crashed one', async () => {
     // A new driver instance knows nothing; reconciling to "only red, only r1" removes the rest it finds.
     const h = lab.hosts[0]!
