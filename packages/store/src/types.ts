@@ -486,6 +486,7 @@ export interface Task {
   serviceAnnotations: { name: string; labels: Labels }
   status: TaskStatus
   desiredState: DesiredTaskState
+  /** The networks the task is attached to, with its addresses (Docker's `NetworksAttachments`). */
   networks: NetworkAttachment[]
   endpoint?: Endpoint
   logDriver?: Driver
