@@ -368,6 +368,7 @@ export class KeyManager {
         { ...s, previous: [], retired, retiredFloor: Math.max(s.retiredFloor, snapshotIndex) },
         this.currentUnlockKey(),
       )
+      for (const k of s.previous) k.fill(0)
     }, options?.signal)
   }
 
@@ -405,6 +406,11 @@ export class KeyManager {
     if (this.state) {
       this.state.current.fill(0)
       for (const k of this.state.previous) k.fill(0)
+      for (const v of Object.values(this.state.extras)) v.fill(0)
+    }
+    if (this.ring) {
+      this.ring.current.words.fill(0)
+      for (const k of this.ring.previous) k.words.fill(0)
     }
     if (this.unlockKeyBytes) this.unlockKeyBytes.fill(0)
     this.state = null

@@ -247,6 +247,16 @@ describe('KeyManager autolock', () => {
   })
 })
 
+describe('KeyManager close', () => {
+  it('forgets the keys: hooks made before refuse afterwards', async () => {
+    const km = await KeyManager.open(join(dir, 'keys.json'))
+    const { seal } = km.hooks()
+    km.close()
+    expectStoreError(() => seal(text('x'), entry(1)), 'CLOSED')
+    expectStoreError(() => km.hooks(), 'CLOSED')
+  })
+})
+
 describe('KeyManager cancellation', () => {
   it('stops a key file change before it starts when the signal is aborted', async () => {
     const path = join(dir, 'keys.json')
