@@ -7,6 +7,8 @@ import { type Harness, harness } from './harness.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
 const runs = (fast: number, slow: number) => (SLOW ? slow : fast)
+/** `SWARMKIT_SEED=<n>` replays (or explores) another seed. */
+const seed = (fixed: number) => (process.env.SWARMKIT_SEED ? Number(process.env.SWARMKIT_SEED) : fixed)
 
 const nodeArb = fc.record({
   zone: fc.constantFrom('a', 'b', 'c'),
@@ -98,7 +100,9 @@ function checkConverged(h: Harness, ids: string[], shapes: ServiceShape[]): void
       expect(n.status.state, 'runs on a node that is up').toBe('ready')
       expect(n.spec.availability, 'not on a drained node').not.toBe('drain')
       expect(constraints.matches(n), 'constraint holds').toBe(true)
-      expect(t.specVersion?.index, 'at the current spec').toBe(svc.specVersion.index)
+      // (an update paused by a failure, as swarm's default failure action does, leaves older tasks running)
+      if (!svc.updateStatus?.state.endsWith('paused'))
+        expect(JSON.stringify(t.spec), 'at the current spec').toBe(JSON.stringify(svc.spec.taskTemplate))
       perNode.set(t.nodeId, (perNode.get(t.nodeId) ?? 0) + 1)
     }
     const eligible = nodes.filter((n) => usable(n) && constraints.matches(n))
@@ -172,7 +176,7 @@ describe('properties', () => {
           }
         },
       ),
-      { seed: 7, numRuns: runs(30, 300) },
+      { seed: seed(7), numRuns: runs(30, 300) },
     )
   })
 
@@ -207,7 +211,7 @@ describe('properties', () => {
           { minLength: 1, maxLength: 6 },
         ),
         fc.array(serviceArb, { minLength: 1, maxLength: 4 }),
-        fc.array(opArb, { minLength: 1, maxLength: 8 }),
+        fc.array(opArb, { minLength: 1, maxLength: 14 }),
         async (nodeShapes: NodeShape[], shapes: ServiceShape[], ops) => {
           const h = await harness({ seed: nodeShapes.length * 17 + ops.length })
           try {
@@ -304,7 +308,7 @@ describe('properties', () => {
           }
         },
       ),
-      { seed: 23, numRuns: runs(15, 150) },
+      { seed: seed(23), numRuns: runs(15, 150) },
     )
   })
 
@@ -354,7 +358,7 @@ describe('properties', () => {
           }
         },
       ),
-      { seed: 11, numRuns: runs(20, 200) },
+      { seed: seed(11), numRuns: runs(20, 200) },
     )
   })
 
@@ -400,7 +404,7 @@ describe('properties', () => {
           }
         },
       ),
-      { seed: 13, numRuns: runs(15, 150) },
+      { seed: seed(13), numRuns: runs(15, 150) },
     )
   })
 })
