@@ -711,12 +711,13 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const dirty = slots
       .filter((s) => !s.active.some(isCurrent))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     let run = this.#runs.get(svc.id)
-    if (run && run.version !== version) {
+    // A new spec, or a paused update whose status was cleared (the service was updated again): start over.
+    if (run && (run.version !== version || (run.paused && !paused))) {
       this.#runs.delete(svc.id)
       run = undefined
     }
-    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     if (!run) {
       if (dirty.length === 0) {
         if (status && UPDATE_ACTIVE.has(status.state)) {

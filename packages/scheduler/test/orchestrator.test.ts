@@ -339,6 +339,19 @@ describe('rolling update', () => {
     const st = h.getService(s.id).updateStatus
     expect(st?.state).toBe('paused')
     expect(st?.message).toMatch(/^update paused due to failure or early termination of task [0-9a-z]{25}$/)
+    // Updating the service again (here: a fixed image) clears the pause and starts a new update.
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' } }),
+    })
+    await h.advance(60_000)
+    expect(h.getService(s.id).updateStatus?.state).toBe('completed')
+    expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual([
+      'nginx:2',
+      'nginx:2',
+      'nginx:2',
+      'nginx:2',
+    ])
   })
 
   it('rolls back when failures exceed the ratio, and completes the rollback', async () => {
