@@ -770,6 +770,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           r.nextAt = Math.max(r.nextAt, now + config.delayMs)
           if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
         })
+      } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
+        // start-first, but no node can run both (ports, max replicas, resources): stop the old task
+        // first after all, so that the new one fits.
+        for (const id of f.stopAfter) {
+          const old = this.#tasks.get(id)
+          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
+        }
+        plan.after.push(() => {
+          f.stopAfter = []
+        })
       } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
         // failed, stopped, or no node can take it now: this step is over either way
         plan.after.push(() => r.inFlight.delete(key))

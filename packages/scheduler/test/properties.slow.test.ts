@@ -31,8 +31,19 @@ type ServiceShape = {
   maxReplicas: number | undefined
 }
 
-function specOf(i: number, s: ServiceShape): ServiceSpec {
+const updateArb = fc.option(
+  fc.record({
+    parallelism: fc.integer({ min: 0, max: 3 }),
+    order: fc.constantFrom('stop-first' as const, 'start-first' as const),
+    failureAction: fc.constantFrom('pause' as const, 'continue' as const, 'rollback' as const),
+    monitor: fc.constantFrom(0, 1e9, 5e9),
+  }),
+  { nil: undefined },
+)
+
+function specOf(i: number, s: ServiceShape, update?: ServiceSpec['updateConfig']): ServiceSpec {
   return serviceSpec(`svc${i}`, {
+    ...(update ? { updateConfig: update, rollbackConfig: update } : {}),
     mode: s.global ? { global: {} } : { replicated: { replicas: s.replicas } },
     taskTemplate: taskSpec({
       placement: {
@@ -212,7 +223,8 @@ describe('properties', () => {
         ),
         fc.array(serviceArb, { minLength: 1, maxLength: 4 }),
         fc.array(opArb, { minLength: 1, maxLength: 14 }),
-        async (nodeShapes: NodeShape[], shapes: ServiceShape[], ops) => {
+        updateArb,
+        async (nodeShapes: NodeShape[], shapes: ServiceShape[], ops, update) => {
           const h = await harness({ seed: nodeShapes.length * 17 + ops.length })
           try {
             await h.store.update((tx) => {
@@ -236,7 +248,7 @@ describe('properties', () => {
               })
             })
             const ids: string[] = []
-            for (const [i, s] of shapes.entries()) ids.push((await h.service(specOf(i, s))).id)
+            for (const [i, s] of shapes.entries()) ids.push((await h.service(specOf(i, s, update))).id)
             await h.advance(1)
             let nodeCount = nodeShapes.length
             for (const op of ops) {
