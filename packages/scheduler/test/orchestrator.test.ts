@@ -327,6 +327,22 @@ describe('rolling update', () => {
     expect(h.running(s.id)).toHaveLength(1)
   })
 
+  it('falls back to stop-first when no node can run both tasks', async () => {
+    h = await harness()
+    await h.addNodes(1)
+    const s = await webWith(h, 1, {
+      updateConfig: { parallelism: 1, order: 'start-first', monitor: 0 },
+      taskTemplate: taskSpec({ placement: { maxReplicas: 1 } }),
+    })
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' }, placement: { maxReplicas: 1 } }),
+    })
+    await h.advance(10_000)
+    expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual(['nginx:2'])
+    expect(h.getService(s.id).updateStatus?.state).toBe('completed')
+  })
+
   it('pauses on failure, as swarm words it', async () => {
     h = await harness({ behavior: (t) => (t.spec.containerSpec.image === 'bad' ? 'fail' : 'run') })
     await h.addNodes(2)
