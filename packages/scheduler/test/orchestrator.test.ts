@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { rollbackService, updateService } from '../src/index.js'
+import { createOrchestrator, rollbackService, updateService } from '../src/index.js'
 import { serviceSpec, taskSpec } from './fixtures.js'
-import { countBy, type Harness, harness } from './harness.js'
+import { countBy, type Harness, harness, seeded } from './harness.js'
 
 let h: Harness | undefined
 afterEach(async () => {
@@ -304,6 +304,33 @@ describe('rolling update', () => {
     expect(atVersion(v2)).toBe(4)
     await h.advance(2_000)
     expect(h.getService(s.id).updateStatus).toMatchObject({ state: 'completed', message: 'update completed' })
+  })
+
+  it('is taken over by a new orchestrator halfway through', async () => {
+    h = await harness()
+    await h.addNodes(2)
+    const s = await webWith(h, 4, { updateConfig: { parallelism: 1, delay: 10 * S, monitor: 0 } })
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' } }),
+    })
+    await h.advance(10_000)
+    const startedAt = h.getService(s.id).updateStatus?.startedAt
+    await h.orchestrator.stop() // the leader changes
+    const next = createOrchestrator({ store: h.store, clock: h.clock, random: seeded(99) })
+    next.start()
+    try {
+      await h.advance(60_000)
+      expect(h.getService(s.id).updateStatus).toMatchObject({ state: 'completed', startedAt })
+      expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual([
+        'nginx:2',
+        'nginx:2',
+        'nginx:2',
+        'nginx:2',
+      ])
+    } finally {
+      await next.stop()
+    }
   })
 
   it('starts the new task before stopping the old one with start-first', async () => {

@@ -203,6 +203,7 @@ describe('properties', () => {
         zone: fc.constantFrom('a', 'b', 'c'),
       }),
       fc.record({ kind: fc.constant('join' as const), zone: fc.constantFrom('a', 'b', 'c') }),
+      fc.record({ kind: fc.constant('leave' as const), node: fc.nat(9) }),
       fc.record({
         kind: fc.constant('scale' as const),
         service: fc.nat(3),
@@ -253,6 +254,8 @@ describe('properties', () => {
             let nodeCount = nodeShapes.length
             for (const op of ops) {
               const nodeId = 'node' in op ? `n${op.node % nodeCount}` : ''
+              const gone = nodeId !== '' && !h.store.view((tx) => tx.get('nodes', nodeId))
+              if (gone && op.kind !== 'leave') continue
               const si = 'service' in op ? op.service % shapes.length : 0
               const svcId = ids[si] as string
               switch (op.kind) {
@@ -272,6 +275,12 @@ describe('properties', () => {
                   break
                 case 'relabel':
                   await h.setNode(nodeId, (n) => ({ ...n, spec: { ...n.spec, labels: { zone: op.zone } } }))
+                  break
+                case 'leave':
+                  // the node is removed from the cluster (docker node rm --force)
+                  await h.store.update((tx) => {
+                    if (tx.get('nodes', nodeId)) tx.delete('nodes', nodeId)
+                  })
                   break
                 case 'join':
                   await h.store.update((tx) => {
