@@ -192,6 +192,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   readonly #runs = new Map<string, UpdateRun>()
   readonly #wakes = new Map<string, { at: number; cancel: () => void }>()
   readonly #constraints = new Map<string, ConstraintSet | null>()
+  /** Per pass: tasks to reject per node for lack of resources. */
+  readonly #overcommit = new Map<string, Set<string>>()
 
   constructor(options: OrchestratorOptions, commitSize: number, queueSize: number) {
     super()
@@ -325,6 +327,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async #pass(): Promise<void> {
     const dirty = [...this.#dirty].sort()
     this.#dirty.clear()
+    this.#overcommit.clear()
     for (const id of dirty) {
       const plan = new Plan()
       try {
@@ -404,8 +407,38 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#reap(svc, tasks, plan)
   }
 
-  #matcher(t: Task): ConstraintSet | null | undefined {
-    const list = t.spec.placement?.constraints
+  /** Tasks on `node` whose CPU or memory reservations no longer fit in what it offers (memoized per pass). */
+  #overcommitted(node: Node): Set<string> {
+    let out = this.#overcommit.get(node.id)
+    if (out) return out
+    out = new Set()
+    this.#overcommit.set(node.id, out)
+    let cpu = node.description?.resources?.nanoCPUs ?? 0
+    let mem = node.description?.resources?.memoryBytes ?? 0
+    const held: Task[] = []
+    for (const id of this.#byNode.get(node.id) ?? []) {
+      const t = this.#tasks.get(id)
+      if (!t || !isDesiredUp(t) || isFinished(t) || taskStateRank(t.status.state) < RANK_ASSIGNED) continue
+      const r = t.spec.resources?.reservations
+      if (r && (r.nanoCPUs > 0 || r.memoryBytes > 0)) held.push(t)
+    }
+    held.sort((a, b) => a.meta.createdAt - b.meta.createdAt || (a.id < b.id ? -1 : 1))
+    for (const t of held) {
+      const r = t.spec.resources?.reservations
+      const needCpu = r?.nanoCPUs ?? 0
+      const needMem = r?.memoryBytes ?? 0
+      if (needCpu > cpu || needMem > mem) {
+        out.add(t.id)
+        continue
+      }
+      cpu -= needCpu
+      mem -= needMem
+    }
+    return out
+  }
+
+  #matcher(spec: Task['spec']): ConstraintSet | null | undefined {
+    const list = spec.placement?.constraints
     if (!list?.length) return undefined
     const key = list.join('\n')
     let c = this.#constraints.get(key)
@@ -424,7 +457,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   /** Whether `node` may run tasks of `spec` (constraints and platforms). */
   #fits(spec: Task['spec'], node: Node): boolean {
-    const c = this.#matcher({ spec } as Task)
+    const c = this.#matcher(spec)
     if (c === null) return false
     if (c && !c.matches(node)) return false
     const platforms = spec.placement?.platforms
@@ -554,8 +587,13 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const node = this.#nodes.get(t.nodeId)
       if (invalidNode(node)) return this.#restart(svc, t, true, plan, now) ?? null
       const rank = taskStateRank(t.status.state)
-      if (node && !isFinished(t) && rank >= RANK_ASSIGNED && t.slot !== 0 && !this.#fits(t.spec, node))
-        return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
+      // The constraint enforcer: the service's current constraints (the task's may be older), and the
+      // node's resources (a node that shrank rejects its newest tasks first).
+      if (node && !isFinished(t) && rank >= RANK_ASSIGNED) {
+        const c = t.slot === 0 ? undefined : this.#matcher(svc.spec.taskTemplate)
+        if (c === null || (c && !c.matches(node)) || this.#overcommitted(node).has(t.id))
+          return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
+      }
     }
     if (isFinished(t)) return this.#restart(svc, t, false, plan, now) ?? null
     return undefined

@@ -171,6 +171,35 @@ describe('replicated orchestrator', () => {
     })
   })
 
+  it('rejects the newest tasks of a node whose resources shrank, and places them elsewhere', async () => {
+    h = await harness()
+    const [a] = await h.addNodes(1, { cpu: 4e9 })
+    const s = await h.service(
+      serviceSpec('web', {
+        mode: { replicated: { replicas: 4 } },
+        taskTemplate: taskSpec({
+          resources: { reservations: { nanoCPUs: 1e9, memoryBytes: 0 } },
+          restartPolicy: { condition: 'any', delay: 0 },
+        }),
+      }),
+    )
+    await h.settle()
+    expect(h.running(s.id)).toHaveLength(4)
+    const [b] = await h.addNodes(1, { cpu: 4e9 })
+    await h.setNode(a!, (n) => ({
+      ...n,
+      description: { ...n.description!, resources: { ...n.description!.resources, nanoCPUs: 2e9 } },
+    }))
+    await h.advance(1)
+    expect(countBy(h.running(s.id), (t) => t.nodeId)).toEqual(
+      new Map([
+        [a!, 2],
+        [b!, 2],
+      ]),
+    )
+    expect(h.tasks(s.id).filter((t) => t.status.state === 'rejected')).toHaveLength(2)
+  })
+
   it('keeps 5 finished tasks per slot (configurable)', async () => {
     h = await harness()
     await h.addNodes(1)
