@@ -333,6 +333,56 @@ describe('properties', () => {
     )
   })
 
+  it("never overcommits a node; what does not fit stays pending with swarm's explanation", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 6 }),
+        fc.array(
+          fc.record({ replicas: fc.integer({ min: 0, max: 8 }), cpu: fc.constantFrom(0.5, 1, 2, 3) }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        async (cpus, services) => {
+          const h = await harness({ seed: cpus.length * 7 + services.length })
+          try {
+            for (const c of cpus) await h.addNodes(1, { cpu: c * 1e9 })
+            const ids: string[] = []
+            for (const [i, sv] of services.entries()) {
+              const spec = serviceSpec(`svc${i}`, {
+                mode: { replicated: { replicas: sv.replicas } },
+                taskTemplate: taskSpec({
+                  resources: { reservations: { nanoCPUs: sv.cpu * 1e9, memoryBytes: 0 } },
+                }),
+              })
+              ids.push((await h.service(spec)).id)
+            }
+            await h.advance(1)
+            const nodes = h.store.view((tx) => tx.find('nodes'))
+            const used = new Map<string, number>()
+            for (const t of h.running()) {
+              used.set(t.nodeId, (used.get(t.nodeId) ?? 0) + (t.spec.resources?.reservations?.nanoCPUs ?? 0))
+            }
+            for (const n of nodes) {
+              expect(used.get(n.id) ?? 0, `cpu on ${n.id}`).toBeLessThanOrEqual(
+                n.description?.resources.nanoCPUs ?? 0,
+              )
+            }
+            services.forEach((sv, i) => {
+              const tasks = h.tasks(ids[i])
+              const running = tasks.filter((t) => t.status.state === 'running')
+              const waiting = tasks.filter((t) => t.status.state === 'pending')
+              expect(running.length + waiting.length, 'every slot runs or waits').toBe(sv.replicas)
+              for (const t of waiting)
+                expect(t.status.err).toMatch(/^no suitable node \(insufficient resources on \d+ nodes?\)$/)
+            })
+          } finally {
+            await h.stop()
+          }
+        },
+      ),
+      { seed: seed(31), numRuns: runs(20, 200) },
+    )
+  })
+
   it('a stop-first rolling update never has more than parallelism slots down, and finishes', async () => {
     await fc.assert(
       fc.asyncProperty(
