@@ -744,8 +744,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const version = svc.specVersion.index
     const status = svc.updateStatus
     const template = specKey(svc.spec.taskTemplate)
-    // A task is out of date when it comes from another spec version and its spec differs from the template.
-    const isCurrent = (t: Task) => (t.specVersion?.index ?? 0) === version || specKey(t.spec) === template
+    const unplaced = specKey(withoutPlacement(svc.spec.taskTemplate))
+    const placement = this.#matcher(svc.spec.taskTemplate)
+    // A task is out of date when it comes from another spec version and its spec differs from the template;
+    // as in swarm, not when only the placement changed and its node still meets the new constraints.
+    const isCurrent = (t: Task) => {
+      if ((t.specVersion?.index ?? 0) === version) return true
+      if (specKey(t.spec) === template) return true
+      if (specKey(withoutPlacement(t.spec)) !== unplaced || placement === null) return false
+      const node = this.#nodes.get(t.nodeId)
+      return node !== undefined && (!placement || placement.matches(node))
+    }
     const dirty = slots
       .filter((s) => !s.active.some(isCurrent))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
@@ -948,6 +957,19 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 }
 
 const specKeys = new WeakMap<object, string>()
+
+const unplacedSpecs = new WeakMap<object, Task['spec']>()
+
+/** The spec without its placement (cached per frozen store object, so that its key is cached too). */
+function withoutPlacement(spec: Task['spec']): Task['spec'] {
+  let out = unplacedSpecs.get(spec)
+  if (!out) {
+    const { placement: _placement, ...rest } = spec
+    out = rest
+    unplacedSpecs.set(spec, out)
+  }
+  return out
+}
 
 /** A canonical string of a task spec (cached per frozen store object). */
 function specKey(spec: Task['spec']): string {

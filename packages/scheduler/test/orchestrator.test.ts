@@ -383,6 +383,28 @@ describe('rolling update', () => {
     expect(h.running(s.id)).toHaveLength(1)
   })
 
+  it('does not restart tasks when only the placement changed and their nodes still qualify', async () => {
+    h = await harness()
+    await h.addNodes(2, { labels: { zone: 'east' } })
+    const s = await webWith(h, 2, { updateConfig: { parallelism: 1, monitor: 0 } })
+    const before = h
+      .running(s.id)
+      .map((t) => t.id)
+      .sort()
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ placement: { constraints: ['node.labels.zone==east'] } }),
+    })
+    await h.advance(10_000)
+    expect(
+      h
+        .running(s.id)
+        .map((t) => t.id)
+        .sort(),
+    ).toEqual(before)
+    expect(h.getService(s.id).updateStatus).toBeUndefined()
+  })
+
   it('falls back to stop-first when no node can run both tasks', async () => {
     h = await harness()
     await h.addNodes(1)
