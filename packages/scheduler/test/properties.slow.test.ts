@@ -127,7 +127,10 @@ function checkConverged(h: Harness, ids: string[], shapes: ServiceShape[]): void
       : eligible.length
         ? Number.POSITIVE_INFINITY
         : 0
-    expect(running.length, `replicated ${id}: N running`).toBe(Math.min(shape.replicas, cap))
+    // (the service's own replica count: a rollback restores the previous spec, which may be a scale)
+    const mode = svc.spec.mode
+    const replicas = 'replicated' in mode ? mode.replicated.replicas : shape.replicas
+    expect(running.length, `replicated ${id}: N running`).toBe(Math.min(replicas, cap))
     expect(new Set(running.map((t) => t.slot)).size, 'one running task per slot').toBe(running.length)
     if (shape.maxReplicas) for (const c of perNode.values()) expect(c).toBeLessThanOrEqual(shape.maxReplicas)
   })
