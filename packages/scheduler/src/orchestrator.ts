@@ -281,8 +281,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
-        if (e.action === 'delete') this.#dropTask(e.object)
-        else this.#putTask(e.object)
+        if (e.action === 'delete') {
+          this.#dropTask(e.object)
+          this.#delays.delete(e.object.id)
+        } else this.#putTask(e.object)
         this.#dirty.add(e.object.serviceId)
         return
       case 'nodes': {
@@ -394,6 +396,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const svc = this.#services.get(serviceId)
     const tasks = [...(this.#bySvc.get(serviceId)?.values() ?? [])]
     if (!svc || svc.pendingDelete) {
+      if (!svc && tasks.length === 0) {
+        // Nothing left of it: forget its restart history, update run and timer.
+        for (const key of this.#history.keys()) if (key.startsWith(`${serviceId}/`)) this.#history.delete(key)
+        this.#runs.delete(serviceId)
+        this.#wakes.get(serviceId)?.cancel()
+        this.#wakes.delete(serviceId)
+        return
+      }
       // The service is gone (or going): stop its tasks, then remove them once they stopped.
       for (const t of tasks) {
         if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
