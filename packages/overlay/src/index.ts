@@ -1,5 +1,62 @@
 /**
  * @packageDocumentation
- * @swarmkit/overlay — work in progress; see README.md.
+ * `@swarmkit/overlay` — swarm's overlay networking as a library.
+ *
+ * Control plane (pure, synchronous, deterministic): {@link ipam} (subnets from address pools, per-network
+ * addresses, virtual IPs, IPv4 and IPv6, rebuilt exactly from the objects holding the addresses with
+ * {@link rebuildIpam}), {@link vniAllocator} (VXLAN network identifiers 4096..2^24-1) and
+ * {@link portAllocator} (published ports, one space per protocol, dynamic ones from 30000-32767).
+ *
+ * Data plane: the {@link NetworkDriver} interface with {@link linuxDriver} (bridges, VXLAN devices,
+ * static forwarding and neighbour entries, network-namespace sandboxes, all through iproute2) and
+ * {@link memoryDriver}; and {@link routingMesh}, a userspace TCP and UDP proxy that balances connections
+ * round-robin over a service's healthy endpoints.
+ *
+ * Errors are {@link OverlayError} with a typed `code`.
  */
-export const PACKAGE_NAME = '@swarmkit/overlay'
+
+export type {
+  CallOptions,
+  DataPlaneState,
+  DesiredDataPlane,
+  NetworkDriver,
+  OverlayNetwork,
+  Peer,
+  Sandbox,
+  SandboxEndpoint,
+  SandboxSpec,
+} from './driver.js'
+export { isOverlayError, OverlayError, type OverlayErrorCode } from './errors.js'
+export {
+  type AddressPool,
+  type AddressRecord,
+  type AddressRequest,
+  type Ipam,
+  type IpamOptions,
+  type IpamState,
+  ipam,
+  rebuildIpam,
+  type SubnetRecord,
+  type SubnetRequest,
+} from './ipam.js'
+export { type CommandRunner, checkLinuxDriver, type LinuxDriverOptions, linuxDriver } from './linux-driver.js'
+export { macFor } from './mac.js'
+export { type MemoryDriverOptions, type MemoryNetworkDriver, memoryDriver } from './memory-driver.js'
+export {
+  type CloseOptions,
+  type MeshEndpoint,
+  type MeshService,
+  type RoutingMesh,
+  type RoutingMeshEvents,
+  type RoutingMeshOptions,
+  routingMesh,
+} from './mesh.js'
+export {
+  type PortAllocator,
+  type PortAllocatorOptions,
+  type PortConfig,
+  type PortProtocol,
+  type PublishMode,
+  portAllocator,
+} from './ports.js'
+export { VNI_MAX, VNI_MIN, type VniAllocator, type VniAllocatorOptions, vniAllocator } from './vni.js'

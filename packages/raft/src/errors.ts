@@ -14,6 +14,16 @@ export type RaftErrorCode =
   | 'NOT_LEADER'
   /** The leadership transfer did not complete within an election timeout. */
   | 'TRANSFER_FAILED'
+  /** A membership change was refused: the voters left reachable would not be a majority. */
+  | 'UNSAFE_CHANGE'
+  /** Stored data failed a check (checksum, framing, continuity); the message names the file and offset. */
+  | 'CORRUPT'
+  /** The storage directory belongs to another node or cluster, or was written with other seal hooks. */
+  | 'STORAGE_MISMATCH'
+  /** The storage directory is already open (in this process or in another live one). */
+  | 'LOCKED'
+  /** A read, write or sync failed; storage that failed to sync refuses every later write. */
+  | 'IO'
 
 /** The one error class of `@swarmkit/raft`. Guard with `err instanceof RaftError` or `err.name === 'RaftError'`. */
 export class RaftError extends Error {

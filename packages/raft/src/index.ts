@@ -2,10 +2,17 @@
  * @packageDocumentation
  * Raft consensus for swarmkit: a pure, deterministic core (`RaftCore`: tick / step / propose / ready /
  * advance), the `RaftNode` driver that owns timers, a Transport, a LogStorage and the user's StateMachine, and
- * `MemoryLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
+ * `MemoryLogStorage` and the durable `FileLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
  */
 
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
+export {
+  FileLogStorage,
+  type FileLogStorageOptions,
+  type FileLogStorageStats,
+  type SealContext,
+  type SealHook,
+} from './file-storage.js'
 export { type CoreOptions, RaftCore } from './internal/core.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {

@@ -43,6 +43,10 @@ export class MemoryLogStorage implements LogStorage {
       const last = this.offset + this.entries.length
       if (first > last + 1) throw new RangeError(`entries start at ${first} but the log ends at ${last}`)
       if (first <= this.offset) throw new RangeError(`entries start at ${first}, at or below ${this.offset}`)
+      for (let i = 1; i < entries.length; i++) {
+        if (entries[i]!.index !== first + i)
+          throw new RangeError(`entries[${i}] does not follow entries[${i - 1}]`)
+      }
       if (first <= last) this.entries.length = first - this.offset - 1
       for (let i = 0; i < entries.length; i++) this.entries.push(entries[i]!)
     }

@@ -1,11 +1,29 @@
 import type { Clock, Transport } from '@swarmkit/transport'
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
+import { decodeConf, encodeConf } from './internal/conf.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
 import { Links } from './internal/links.js'
-import { type Entry, EntryType, type LogStorage } from './storage.js'
-import type { ForwardResult, Message, ReadState, Ready, Role } from './types.js'
+import { ACK, CHUNK, decodeAck, decodeChunk, encodeAck, encodeChunk } from './internal/snapshot-wire.js'
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type LogStorage,
+  type PersistedState,
+  type Snapshot,
+  type SnapshotMeta,
+  type StorageUpdate,
+} from './storage.js'
+import {
+  type ForwardResult,
+  type Message,
+  MessageType,
+  type ReadState,
+  type Ready,
+  type Role,
+} from './types.js'
 
 /** The user's replicated state machine. `apply` must be deterministic: every member applies the same commands. */
 export interface StateMachine {
@@ -60,6 +78,22 @@ export interface RaftNodeOptions {
   readonly maxUncommittedBytes?: number
   /** How long propose/readIndex wait for a leader before NO_LEADER. Default 5 x the maximum election timeout. */
   readonly leaderWaitMs?: number
+  /**
+   * Take a snapshot of the state machine after this many entries were applied since the last one, and compact
+   * the log behind it. Default 10,000; 0 turns automatic snapshots off.
+   */
+  readonly snapshotThreshold?: number
+  /** Entries kept in the log behind a snapshot, so that slightly lagging followers need no snapshot. Default 500. */
+  readonly trailingEntries?: number
+  /** Snapshot data per transfer chunk. Default and maximum 1 MiB. */
+  readonly snapshotChunkBytes?: number
+  /** Largest snapshot accepted from a leader. Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
+  /**
+   * Start from this member's storage as a one-member cluster: drop uncommitted entries, remove every other
+   * member, and keep all applied state (disaster recovery after losing a majority). Default false.
+   */
+  readonly forceNewCluster?: boolean
   /** Time source and timers (default: the transport's clock, else real time). */
   readonly clock?: Clock
   /** Uniform [0, 1) random source for election timeouts (default Math.random). */
@@ -102,6 +136,40 @@ interface ReadWaiter {
 interface ReadBatch {
   readonly reads: ReadWaiter[]
   readonly sentAt: number
+}
+
+interface Outgoing {
+  readonly to: string
+  readonly term: number
+  readonly meta: SnapshotMeta
+  data: Uint8Array | null
+  sent: number
+  acked: number
+  lastProgress: number
+}
+
+interface Incoming {
+  readonly term: number
+  readonly index: number
+  readonly logTerm: number
+  readonly conf: ConfState
+  readonly data: Uint8Array
+  received: number
+  lastProgress: number
+}
+
+/** Snapshot bytes in flight per transfer (flow control window). */
+const SNAPSHOT_WINDOW_CHUNKS = 4
+
+interface ConfWaiter {
+  readonly describe: string
+  /** Builds the new configuration from the current one, or throws when the change no longer makes sense. */
+  readonly build: () => ConfState
+  readonly resolve: () => void
+  readonly reject: (e: Error) => void
+  readonly deadline: number
+  /** Only propose once this returns true (a learner caught up, for promotion). */
+  readonly ready?: () => boolean
 }
 
 interface TransferWaiter {
@@ -185,6 +253,21 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readBatches = new Map<number, ReadBatch>()
   private readWaits: { index: number; reads: ReadWaiter[] }[] = []
   private transfers: TransferWaiter[] = []
+  private confWaiters: ConfWaiter[] = []
+  /** Learners to promote once caught up (added with `learner: false`). */
+  private readonly autoPromote = new Set<string>()
+
+  private readonly snapshotThreshold: number
+  private readonly trailingEntries: number
+  private readonly chunkBytes: number
+  private readonly maxSnapshotBytes: number
+  /** Index of the latest snapshot taken or installed. */
+  private snapIndex = 0
+  private snapshotting = false
+  /** Outgoing snapshot transfers, by follower. */
+  private readonly sending = new Map<string, Outgoing>()
+  /** Incoming snapshot transfers, by leader. */
+  private readonly receiving = new Map<string, Incoming>()
 
   constructor(options: RaftNodeOptions) {
     super()
@@ -244,6 +327,19 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     positive('options.maxInflightAppends', options.maxInflightAppends, 256)
     positive('options.maxInflightBytes', options.maxInflightBytes, 32 << 20)
     positive('options.maxUncommittedBytes', options.maxUncommittedBytes, 64 << 20)
+    const st = options.snapshotThreshold
+    if (st !== undefined && (!Number.isSafeInteger(st) || st < 0)) {
+      throw new RangeError('options.snapshotThreshold must be an integer >= 0')
+    }
+    this.snapshotThreshold = st ?? 10_000
+    const te = options.trailingEntries
+    if (te !== undefined && (!Number.isSafeInteger(te) || te < 0)) {
+      throw new RangeError('options.trailingEntries must be an integer >= 0')
+    }
+    this.trailingEntries = te ?? 500
+    this.chunkBytes = Math.floor(positive('options.snapshotChunkBytes', options.snapshotChunkBytes, 1 << 20))
+    if (this.chunkBytes > 1 << 20) throw new RangeError('options.snapshotChunkBytes must be at most 1 MiB')
+    this.maxSnapshotBytes = positive('options.maxSnapshotBytes', options.maxSnapshotBytes, 1 << 30)
     if (options.random !== undefined && typeof options.random !== 'function') {
       throw new TypeError('options.random must be a function')
     }
@@ -287,13 +383,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.state !== 'new') throw new RaftError('STOPPED', 'start() may be called once')
     this.state = 'starting'
     options?.signal?.throwIfAborted()
-    const persisted = await this.storage.load(options)
-    if (persisted.snapshot) await this.sm.restore(persisted.snapshot.data)
+    let persisted = await this.storage.load(options)
+    let voters = this.voterIds
+    if (this.opts.forceNewCluster) {
+      persisted = await this.forceNewCluster(persisted)
+      voters = [this.id]
+    }
+    if (persisted.snapshot) {
+      await this.sm.restore(persisted.snapshot.data)
+      this.snapIndex = persisted.snapshot.meta.index
+      this.learnAddresses(persisted.snapshot.meta.conf)
+    }
     if (this.state !== 'starting') return
     const o = this.opts
     this.core = new RaftCore({
       id: this.id,
-      voters: this.voterIds,
+      voters,
       electionTick: this.electionTick,
       electionTickMax: this.electionTickMax,
       heartbeatTick: this.heartbeatTick,
@@ -315,11 +420,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       o.transport,
       this.id,
       address,
-      (peer) => this.addresses.get(peer),
+      (peer) => this.addresses.get(peer) ?? peer,
       this.clock,
       this.maxProposalBytes,
       (msgs) => this.receive(msgs),
       (msg, err) => this.log.warn?.(msg, { id: this.id, err }),
+      (peer, frame) => this.receiveRaw(peer, frame),
     )
     await this.links.start()
     if (this.state !== 'starting') {
@@ -413,6 +519,221 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     })
   }
 
+  /** The current configuration: voters and learners (as of the last membership change applied here). */
+  members(): { voters: string[]; learners: string[] } {
+    const core = this.core
+    if (!core) return { voters: [...this.voterIds], learners: [] }
+    return { voters: [...core.voters], learners: [...core.learners] }
+  }
+
+  /**
+   * Adds a member (leader only). It joins as a learner: it receives the log but does not vote. With
+   * `learner: false` the leader promotes it to voter once it has caught up; otherwise call `promote`.
+   * Resolves once the change is applied on this node. IDs that were removed never return.
+   */
+  addMember(
+    id: string,
+    options: { address?: string; learner?: boolean; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    if (
+      options.address !== undefined &&
+      (typeof options.address !== 'string' || options.address.length === 0)
+    )
+      return Promise.reject(new TypeError('options.address must be a non-empty string'))
+    const p = this.changeConf(`add ${id}`, options.signal, () => {
+      const cur = this.core!.confState()
+      if (this.core!.removed.has(id))
+        throw new RangeError(`${id} was removed from the cluster; IDs never return`)
+      if (cur.voters.includes(id) || cur.learners.includes(id))
+        throw new RangeError(`${id} is already a member`)
+      const addresses = this.addressRecord()
+      if (options.address !== undefined) addresses[id] = options.address
+      return { voters: cur.voters, learners: [...cur.learners, id], addresses, removed: cur.removed ?? [] }
+    })
+    if (options.learner === false) {
+      return p.then(() => {
+        this.autoPromote.add(id)
+        return this.promote(id, options.signal ? { signal: options.signal } : undefined)
+      })
+    }
+    return p
+  }
+
+  /** Makes learner `id` a voter once it has caught up with the leader's log (leader only). */
+  promote(id: string, options?: { signal?: AbortSignal }): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    return this.changeConf(
+      `promote ${id}`,
+      options?.signal,
+      () => {
+        const cur = this.core!.confState()
+        if (!cur.learners.includes(id)) throw new RangeError(`${id} is not a learner`)
+        return {
+          voters: [...cur.voters, id],
+          learners: cur.learners.filter((l) => l !== id),
+          addresses: this.addressRecord(),
+          removed: cur.removed ?? [],
+        }
+      },
+      () => {
+        const core = this.core!
+        return core.matchOf(id) + Math.max(this.trailingEntries, 100) >= core.lastIndex
+      },
+    ).finally(() => this.autoPromote.delete(id))
+  }
+
+  /**
+   * Removes member `id` (leader only); refused with UNSAFE_CHANGE when the voters left that this leader can
+   * reach would not be a majority. A leader that removes itself steps down once the change is applied.
+   */
+  removeMember(id: string, options?: { signal?: AbortSignal }): Promise<void> {
+    if (typeof id !== 'string' || id.length === 0)
+      return Promise.reject(new TypeError('id must be a non-empty string'))
+    return this.changeConf(`remove ${id}`, options?.signal, () => {
+      const core = this.core!
+      const cur = core.confState()
+      const isVoter = cur.voters.includes(id)
+      if (!isVoter && !cur.learners.includes(id)) throw new RangeError(`${id} is not a member`)
+      const voters = cur.voters.filter((v) => v !== id)
+      if (isVoter) {
+        if (voters.length === 0) throw new RangeError(`${id} is the last voter`)
+        const reachable = core.reachableVoters().filter((v) => v !== id).length
+        if (reachable < (voters.length >> 1) + 1) {
+          throw new RaftError(
+            'UNSAFE_CHANGE',
+            `removing ${id} would leave ${reachable} reachable of ${voters.length} voters, not a majority`,
+          )
+        }
+      }
+      const addresses = this.addressRecord()
+      delete addresses[id]
+      return {
+        voters,
+        learners: cur.learners.filter((l) => l !== id),
+        addresses,
+        removed: [...(cur.removed ?? []), id],
+      }
+    })
+  }
+
+  private addressRecord(): Record<string, string> {
+    const core = this.core!
+    const out: Record<string, string> = {}
+    for (const id of [...core.voters, ...core.learners]) {
+      const a = this.addresses.get(id)
+      if (a !== undefined) out[id] = a
+    }
+    return out
+  }
+
+  private changeConf(
+    describe: string,
+    signal: AbortSignal | undefined,
+    build: () => ConfState,
+    ready?: () => boolean,
+  ): Promise<void> {
+    if (this.state !== 'running') return Promise.reject(stoppedError())
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.core!.role !== 'leader') {
+      return Promise.reject(new RaftError('NOT_LEADER', 'membership changes go through the leader'))
+    }
+    try {
+      build()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w: ConfWaiter = {
+        describe,
+        build,
+        resolve,
+        reject,
+        deadline: this.clock.now() + this.leaderWaitMs,
+        ...(ready ? { ready } : {}),
+      }
+      this.confWaiters.push(w)
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (this.confWaiters.includes(w)) {
+            this.confWaiters = this.confWaiters.filter((x) => x !== w)
+            reject(signal.reason)
+          }
+        },
+        { once: true },
+      )
+      this.submitConfChanges()
+    })
+  }
+
+  /** Proposes the first waiting membership change once the core allows one. */
+  private submitConfChanges(): void {
+    const core = this.core
+    if (!core || this.state !== 'running' || this.confWaiters.length === 0) return
+    const w = this.confWaiters[0]!
+    if (core.role !== 'leader') {
+      this.confWaiters.shift()
+      w.reject(new RaftError('NOT_LEADER', `lost leadership before proposing: ${w.describe}`))
+      this.submitConfChanges()
+      return
+    }
+    if (w.ready && !w.ready()) return
+    let conf: ConfState
+    try {
+      conf = w.build()
+    } catch (err) {
+      this.confWaiters.shift()
+      w.reject(err as Error)
+      this.submitConfChanges()
+      return
+    }
+    const r = core.proposeConfChange(conf)
+    if (r.index < 0) return
+    this.confWaiters.shift()
+    const p: Proposal = {
+      data: encodeConf(conf),
+      resolve: () => w.resolve(),
+      reject: w.reject,
+      deadline: 0,
+      term: r.term,
+      done: false,
+    }
+    this.byIndex.set(r.index, p)
+    this.schedule()
+  }
+
+  /** Rewrites the persisted state as a one-member cluster (see `forceNewCluster`). */
+  private async forceNewCluster(st: PersistedState): Promise<PersistedState> {
+    const commit = st.hardState.commit
+    const kept = st.entries.filter((e) => e.index <= commit)
+    let conf: ConfState = st.snapshot?.meta.conf ?? { voters: this.voterIds, learners: [] }
+    for (const e of kept) if (e.type === EntryType.Config) conf = decodeConf(e.data)
+    const others = [...conf.voters, ...conf.learners, ...this.voterIds].filter((id) => id !== this.id)
+    const self = this.addresses.get(this.id)
+    const next: ConfState = {
+      voters: [this.id],
+      learners: [],
+      ...(self !== undefined ? { addresses: { [this.id]: self } } : {}),
+      removed: [...new Set([...(conf.removed ?? []), ...others])],
+    }
+    const last = kept.length > 0 ? kept[kept.length - 1]! : null
+    const lastIndex = last ? last.index : (st.snapshot?.meta.index ?? 0)
+    const lastTerm = last ? last.term : (st.snapshot?.meta.term ?? 0)
+    const entry: Entry = {
+      index: lastIndex + 1,
+      term: Math.max(st.hardState.term, lastTerm),
+      type: EntryType.Config,
+      data: encodeConf(next),
+    }
+    // Durably replaces any uncommitted suffix with the new configuration.
+    await this.storage.save({ entries: [entry] })
+    const snapshot = st.snapshot ? { ...st.snapshot, meta: { ...st.snapshot.meta, conf: next } } : null
+    return { hardState: st.hardState, snapshot, entries: [...kept, entry] }
+  }
+
   /**
    * Hands leadership to `to` (default: the most up-to-date follower). Resolves once this node sees the new
    * leader; rejects with NOT_LEADER on a non-leader, TRANSFER_FAILED after an election timeout.
@@ -456,8 +777,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
-    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    // After a stall (a long GC, a blocked event loop) the core is told how much time really passed, so a
+    // leader's lease expires on real time; its timers still take one step.
     const now = this.clock.now()
     let n = Math.floor((now - this.lastTickAt) / this.tickMs)
     if (n < 1) n = 1
@@ -467,7 +788,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     } else {
       this.lastTickAt += n * this.tickMs
     }
-    for (let i = 0; i < n; i++) this.core!.tick()
+    this.core!.tick(n)
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -497,16 +818,21 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
-        if (rd.messagesNow.length > 0) links.send(rd.messagesNow)
-        if (rd.hardState !== null || rd.entries.length > 0) {
-          const update: { hardState?: typeof rd.hardState & object; entries?: typeof rd.entries } = {}
+        if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
+        if (rd.snapshot !== null || rd.hardState !== null || rd.entries.length > 0) {
+          const update: { -readonly [K in keyof StorageUpdate]: StorageUpdate[K] } = {}
+          if (rd.snapshot) update.snapshot = rd.snapshot
           if (rd.hardState) update.hardState = rd.hardState
           if (rd.entries.length > 0) update.entries = rd.entries
           await this.storage.save(update)
           if (this.state !== 'running') return
         }
+        if (rd.snapshot) {
+          await this.installSnapshot(rd.snapshot)
+          if (this.state !== 'running') return
+        }
         this.observeSoftState()
-        if (rd.messages.length > 0) links.send(rd.messages)
+        if (rd.messages.length > 0) this.send(rd.messages)
         if (rd.forwards.length > 0) this.onForwards(rd.forwards)
         if (rd.readStates.length > 0) this.onReadStates(rd.readStates)
         if (rd.committed.length > 0) {
@@ -514,19 +840,266 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (this.state !== 'running') return
         }
         core.advance(rd)
+        if (
+          this.snapshotThreshold > 0 &&
+          !this.snapshotting &&
+          this.applied - this.snapIndex >= this.snapshotThreshold
+        ) {
+          await this.takeSnapshot()
+          if (this.state !== 'running') return
+        }
         if (this.readWaits.length > 0) this.releaseReads()
+        if (this.confWaiters.length > 0) this.submitConfChanges()
         if (this.queued.length > 0) this.submitProposals()
         if (this.readQueue.length > 0) this.submitReads()
       }
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err))
-      this.log.error?.('raft node failed; stopping', { id: this.id, err: e })
-      this.state = 'stopped'
-      if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
-      this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
-      void this.links?.close()
-      this.emit('error', e)
+      this.fail(err)
     }
+  }
+
+  /** A fatal failure (storage, state machine): stop, fail everything pending, report it. */
+  private fail(err: unknown): void {
+    if (this.state === 'stopped') return
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.log.error?.('raft node failed; stopping', { id: this.id, err: e })
+    this.state = 'stopped'
+    if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
+    this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
+    void this.links?.close()
+    this.emit('error', e)
+  }
+
+  /** Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are. */
+  private send(msgs: readonly Message[]): void {
+    let plain = true
+    for (let i = 0; i < msgs.length; i++) if (msgs[i]!.type === MessageType.Snapshot) plain = false
+    if (plain) {
+      this.links!.send(msgs)
+      return
+    }
+    const rest: Message[] = []
+    for (const m of msgs) {
+      if (m.type === MessageType.Snapshot) void this.startSnapshotSend(m)
+      else rest.push(m)
+    }
+    if (rest.length > 0) this.links!.send(rest)
+  }
+
+  private learnAddresses(conf: ConfState): void {
+    if (!conf.addresses) return
+    for (const [id, address] of Object.entries(conf.addresses)) {
+      if (id !== this.id || !this.addresses.has(id)) this.addresses.set(id, address)
+    }
+  }
+
+  private confNow(): ConfState {
+    const core = this.core!
+    const addresses: Record<string, string> = {}
+    for (const id of [...core.voters, ...core.learners]) {
+      const a = this.addresses.get(id)
+      if (a !== undefined) addresses[id] = a
+    }
+    return { voters: [...core.voters], learners: [...core.learners], addresses, removed: [...core.removed] }
+  }
+
+  /**
+   * Snapshots the state machine at the applied index. Only applying waits for `stateMachine.snapshot()`;
+   * the snapshot is made durable in the background (proposals, replication and commits go on), then the log
+   * is compacted behind it, keeping `trailingEntries`.
+   */
+  private async takeSnapshot(): Promise<void> {
+    const core = this.core!
+    const index = this.applied
+    const term = core.log.term(index)
+    if (term < 0) return
+    const meta: SnapshotMeta = { index, term, conf: this.confNow() }
+    this.snapshotting = true
+    let data: Uint8Array
+    try {
+      data = await this.sm.snapshot()
+      if (!(data instanceof Uint8Array))
+        throw new TypeError('stateMachine.snapshot() must return a Uint8Array')
+    } catch (err) {
+      this.snapshotting = false
+      this.log.error?.('state machine snapshot failed', { id: this.id, err })
+      return
+    }
+    this.storage
+      .save({ snapshot: { meta, data } })
+      .then(async () => {
+        this.snapshotting = false
+        if (this.state !== 'running') return
+        if (index > this.snapIndex) this.snapIndex = index
+        core.snapshotTaken(meta)
+        const to = index - this.trailingEntries
+        if (to > core.log.snapIndex) {
+          core.compact(to)
+          await this.storage.compact(Math.min(to, core.log.snapIndex))
+        }
+        this.schedule()
+      })
+      .catch((err) => {
+        this.snapshotting = false
+        if (this.state === 'running') this.fail(err)
+      })
+  }
+
+  /** A snapshot from the leader is durable: load it into the state machine. */
+  private async installSnapshot(s: Snapshot): Promise<void> {
+    await this.sm.restore(s.data)
+    const index = s.meta.index
+    this.applied = index
+    if (index > this.snapIndex) this.snapIndex = index
+    this.learnAddresses(s.meta.conf)
+    for (const [i, p] of this.byIndex) {
+      if (i > index) continue
+      this.byIndex.delete(i)
+      this.settle(
+        p,
+        new RaftError('LOST_LEADERSHIP', 'the entry was applied from a snapshot; its result is unknown'),
+      )
+    }
+    if (this.readWaits.length > 0) this.releaseReads()
+  }
+
+  private async startSnapshotSend(m: Message): Promise<void> {
+    const core = this.core!
+    const cur = this.sending.get(m.to)
+    if (cur && cur.meta.index === m.index && cur.term === m.term) return
+    const snap = await this.storage.snapshot().catch(() => null)
+    if (this.state !== 'running') return
+    if (!snap || snap.meta.index !== m.index || snap.meta.term !== m.logTerm) {
+      core.reportSnapshot(m.to, false)
+      return
+    }
+    const out: Outgoing = {
+      to: m.to,
+      term: m.term,
+      meta: snap.meta,
+      data: snap.data,
+      sent: 0,
+      acked: 0,
+      lastProgress: this.clock.now(),
+    }
+    this.sending.set(m.to, out)
+    this.pumpSnapshot(out)
+  }
+
+  /** Sends chunks while fewer than the window are unacknowledged. */
+  private pumpSnapshot(out: Outgoing): void {
+    const data = out.data!
+    const total = data.length
+    const window = SNAPSHOT_WINDOW_CHUNKS * this.chunkBytes
+    while (
+      out.sent - out.acked < window &&
+      (out.sent < total || (total === 0 && out.sent === 0 && out.acked === 0))
+    ) {
+      const end = Math.min(total, out.sent + this.chunkBytes)
+      const frame = encodeChunk({
+        term: out.term,
+        index: out.meta.index,
+        logTerm: out.meta.term,
+        offset: out.sent,
+        total,
+        conf: out.sent === 0 ? out.meta.conf : null,
+        data: data.subarray(out.sent, end),
+      })
+      if (!this.links!.sendFrame(out.to, frame)) return
+      out.sent = end
+      if (total === 0) return
+    }
+  }
+
+  private abortSnapshotSend(out: Outgoing): void {
+    if (this.sending.get(out.to) !== out) return
+    this.sending.delete(out.to)
+    out.data = null
+    this.core?.reportSnapshot(out.to, false)
+    this.schedule()
+  }
+
+  private receiveRaw(peer: string, frame: Uint8Array): void {
+    const core = this.core
+    if (!core || this.state !== 'running') return
+    const now = this.clock.now()
+    if (frame[0] === ACK) {
+      const ack = decodeAck(frame)
+      const out = this.sending.get(peer)
+      if (!out || out.meta.index !== ack.index) return
+      if (!ack.ok || core.role !== 'leader' || core.term !== out.term) {
+        this.abortSnapshotSend(out)
+        return
+      }
+      out.lastProgress = now
+      if (ack.received > out.acked) out.acked = Math.min(ack.received, out.data!.length)
+      if (ack.received < out.sent) out.sent = Math.max(out.acked, ack.received)
+      if (out.acked >= out.data!.length) {
+        // All delivered; the follower answers with an AppendResp once it has installed it.
+        this.sending.delete(peer)
+        out.data = null
+        return
+      }
+      this.pumpSnapshot(out)
+      return
+    }
+    if (frame[0] !== CHUNK) throw new Error(`unknown frame kind ${frame[0]}`)
+    const c = decodeChunk(frame, this.chunkBytes + 1024, this.maxSnapshotBytes)
+    if (c.term < core.term) {
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      return
+    }
+    let inc = this.receiving.get(peer)
+    if (c.offset === 0) {
+      inc = {
+        term: c.term,
+        index: c.index,
+        logTerm: c.logTerm,
+        conf: c.conf!,
+        data: new Uint8Array(c.total),
+        received: 0,
+        lastProgress: now,
+      }
+      this.receiving.set(peer, inc)
+    }
+    if (!inc || inc.index !== c.index || inc.term !== c.term || inc.data.length !== c.total) {
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      return
+    }
+    if (c.offset === inc.received) {
+      inc.data.set(c.data, c.offset)
+      inc.received += c.data.length
+      inc.lastProgress = now
+    }
+    this.links!.sendFrame(peer, encodeAck(c.index, inc.received, true))
+    if (inc.received < inc.data.length) return
+    this.receiving.delete(peer)
+    core.step({
+      type: MessageType.Snapshot,
+      from: peer,
+      to: this.id,
+      term: inc.term,
+      index: inc.index,
+      logTerm: inc.logTerm,
+      entries: [],
+      commit: 0,
+      reject: false,
+      hint: 0,
+      context: 0,
+      snapshot: { meta: { index: inc.index, term: inc.logTerm, conf: inc.conf }, data: inc.data },
+    })
+    this.schedule()
+  }
+
+  private checkSnapshotTransfers(now: number): void {
+    const limit = 2 * this.electionMaxMs
+    for (const out of [...this.sending.values()]) {
+      if (now - out.lastProgress > limit || this.core!.role !== 'leader' || this.core!.term !== out.term) {
+        this.abortSnapshotSend(out)
+      }
+    }
+    for (const [peer, inc] of [...this.receiving])
+      if (now - inc.lastProgress > limit) this.receiving.delete(peer)
   }
 
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
@@ -563,6 +1136,17 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           else p.resolve({ index: e.index, term: e.term, result })
         }
         if (this.state !== 'running') return
+      } else if (e.type === EntryType.Config) {
+        const conf = decodeConf(e.data)
+        this.core!.applyConfChange(conf)
+        this.learnAddresses(conf)
+        this.applied = e.index
+        if (p !== undefined && !p.done) {
+          p.done = true
+          if (p.term !== e.term)
+            p.reject(new RaftError('PROPOSAL_DROPPED', `log index ${e.index} went to another entry`))
+          else p.resolve({ index: e.index, term: e.term, result: undefined })
+        }
       } else {
         this.applied = e.index
         if (p !== undefined && !p.done) {
@@ -761,6 +1345,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private checkDeadlines(): void {
     const now = this.clock.now()
     const core = this.core!
+    if (this.sending.size > 0 || this.receiving.size > 0) this.checkSnapshotTransfers(now)
+    if (this.confWaiters.length > 0) {
+      this.confWaiters = this.confWaiters.filter((w) => {
+        if (now < w.deadline) return true
+        w.reject(new RaftError('PROPOSAL_DROPPED', `membership change not proposed in time: ${w.describe}`))
+        return false
+      })
+      this.submitConfChanges()
+    }
     if (this.waitingLeader.length > 0) {
       if (core.leader !== null && core.role !== 'learner') {
         for (const p of this.waitingLeader) this.queued.push(p)
@@ -847,5 +1440,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.readWaits = []
     for (const t of this.transfers) t.reject(err)
     this.transfers = []
+    for (const w of this.confWaiters) w.reject(err)
+    this.confWaiters = []
   }
 }

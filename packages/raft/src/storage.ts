@@ -33,6 +33,8 @@ export interface ConfState {
   readonly learners: readonly string[]
   /** Network addresses of members where known (id -> address), for real transports. */
   readonly addresses?: Readonly<Record<string, string>>
+  /** IDs removed from the cluster; they never return. */
+  readonly removed?: readonly string[]
 }
 
 export interface SnapshotMeta {

@@ -1,4 +1,4 @@
-import type { Entry, HardState } from './storage.js'
+import type { Entry, HardState, Snapshot } from './storage.js'
 
 /** The roles a node can be in. */
 export type Role = 'leader' | 'follower' | 'candidate' | 'precandidate' | 'learner'
@@ -25,6 +25,12 @@ export const MessageType = {
   /** Follower to leader: forwarded proposals identified by `context`. */
   Propose: 12,
   ProposeResp: 13,
+  /**
+   * Leader to follower: install the snapshot `index`/`logTerm` (the follower's log lacks entries the leader
+   * compacted). The driver streams the data in chunks; the receiving driver steps the message with `snapshot`
+   * set once all of it arrived. Answered with an AppendResp.
+   */
+  Snapshot: 14,
 } as const
 export type MessageType = (typeof MessageType)[keyof typeof MessageType]
 
@@ -52,6 +58,8 @@ export interface Message {
   reject: boolean
   hint: number
   context: number
+  /** Snapshot messages only, on the receiving side: the whole snapshot. */
+  snapshot?: Snapshot
 }
 
 /** A ReadIndex outcome: `index` is the commit index to wait for, or -1 when the request failed. */
@@ -75,6 +83,11 @@ export interface Ready {
   readonly softStateChanged: boolean
   /** Persist this before sending `messages`, or null when unchanged. */
   readonly hardState: HardState | null
+  /**
+   * A snapshot from the leader to persist (before `entries`) and restore into the state machine before applying
+   * `committed`, or null.
+   */
+  readonly snapshot: Snapshot | null
   /** Persist these (they may overwrite a stored suffix) before sending `messages`. */
   readonly entries: readonly Entry[]
   /** Safe to send at once, before persisting: a leader's appends and heartbeats, pre-votes. */

@@ -14,16 +14,20 @@ export type StoreErrorCode =
   | 'INVALID_ARGUMENT'
   /** The encrypted state needs the unlock key: "Swarm is encrypted and needs to be unlocked …". */
   | 'LOCKED'
-  /** The key given does not open the key material. */
+  /** The key given does not open the key material ("swarm could not be unlocked: invalid key provided"). */
   | 'BAD_KEY'
+  /** Unlock was asked of key material that is not locked ("swarm is not locked"). */
+  | 'NOT_LOCKED'
   /** A record or key file failed authentication or decoding (tampered or damaged). */
   | 'CORRUPT'
   /** A watcher fell too far behind and was dropped, or asked to resume from a version no longer held. */
   | 'WATCH_DROPPED'
   /** A watch cannot resume from the requested version (compacted away). */
   | 'VERSION_COMPACTED'
-  /** The transaction could not be committed through raft; nothing changed. */
+  /** The transaction was not committed through raft, and never will be: nothing changed anywhere. */
   | 'PROPOSAL_FAILED'
+  /** The proposal failed ambiguously and could not be settled (no quorum): it may still commit later. */
+  | 'OUTCOME_UNKNOWN'
   /** The store (or storage) was closed. */
   | 'CLOSED'
   /** The operation was aborted through its signal. */
@@ -35,11 +39,18 @@ export class StoreError extends Error {
   readonly code: StoreErrorCode
   /** The raft index of the record concerned, for `CORRUPT` log records. */
   readonly index?: number
+  /** More about what happened, kept out of `message` where swarm's message is fixed (e.g. the versions for `SEQUENCE`). */
+  readonly detail?: string
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown; index?: number }) {
+  constructor(
+    code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown; index?: number; detail?: string },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     if (options?.index !== undefined) this.index = options.index
+    if (options?.detail !== undefined) this.detail = options.detail
   }
 }
 

@@ -21,9 +21,82 @@ export interface CodecOptions {
 // so frames are self-contained.
 const packer = new Packr({ useRecords: false, moreTypes: false })
 
+// Binary values are decoded as views of the frame, then copied out (see `detach`) so that they do not
+// keep the received chunk (up to 64 KiB) alive. Small ones go into shared 8 KiB slabs, the way Node's
+// Buffer pool works: one allocation per slab instead of one ArrayBuffer per value.
+const SLAB_BYTES = 8 * 1024
+const SMALL_BINARY = SLAB_BYTES / 2
+let slab = new ArrayBuffer(SLAB_BYTES)
+let slabUsed = 0
+
+function copyBinary(view: Uint8Array): Uint8Array {
+  const n = view.byteLength
+  if (n > SMALL_BINARY) return view.slice()
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES)
+    slabUsed = 0
+  }
+  const out = new Uint8Array(slab, slabUsed, n)
+  out.set(view)
+  slabUsed += (n + 7) & ~7
+  return out
+}
+
 /**
- * The msgpack codec (msgpackr) that the messaging layer uses. Binary values decode as copies
- * (`Uint8Array`s that do not keep the received frame alive). Each codec has its own decoder state,
+ * Replace every binary inside a decoded value by a copy (in place; values are fresh from the decoder),
+ * and refuse types outside the codec's contract (msgpackr also knows RegExp, Error, typed arrays...):
+ * a peer cannot hand a handler anything but plain data.
+ */
+function detach(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (value instanceof Uint8Array) {
+    if (value.constructor !== Uint8Array && value.constructor !== Buffer) throw unsupported(value)
+    return copyBinary(value)
+  }
+  if (depth > 256) throw new TransportError('BAD_FRAME', 'value nested too deeply')
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i]
+      if (typeof v === 'object' && v !== null) value[i] = detach(v, depth + 1)
+    }
+    return value
+  }
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null) {
+    const o = value as Record<string, unknown>
+    for (const k in o) {
+      const v = o[k]
+      if (typeof v === 'object' && v !== null) o[k] = detach(v, depth + 1)
+    }
+    return value
+  }
+  if (value instanceof Map) {
+    for (const [k, v] of value) if (typeof v === 'object' && v !== null) value.set(k, detach(v, depth + 1))
+    return value
+  }
+  if (value instanceof Set) {
+    const items = [...value].map((v) => detach(v, depth + 1))
+    value.clear()
+    for (const v of items) value.add(v)
+    return value
+  }
+  if (value instanceof Date) return value
+  throw unsupported(value)
+}
+
+function unsupported(value: object): TransportError {
+  return new TransportError(
+    'BAD_FRAME',
+    `unsupported type in message: ${value.constructor?.name ?? 'unknown'}`,
+  )
+}
+
+/**
+ * The msgpack codec (msgpackr) that the messaging layer uses. It carries null, undefined, booleans,
+ * numbers, 64-bit bigints, strings, `Uint8Array`s, arrays, plain objects, Sets and Dates (Maps arrive
+ * as plain objects); a frame with
+ * anything else (msgpackr's RegExp, Error or typed-array extensions) is refused as `BAD_FRAME`. Binary
+ * values decode as copies (`Uint8Array`s that do not keep the received frame alive). Each codec has its own decoder state,
  * so give each connection its own.
  */
 export function messageCodec(options?: CodecOptions): Codec {
@@ -34,9 +107,11 @@ export function messageCodec(options?: CodecOptions): Codec {
   const unpacker = new Unpackr({
     useRecords: false,
     mapsAsObjects: true,
-    copyBuffers: true,
+    copyBuffers: false,
     structuredClone: false,
   })
+  let lastMemory: ArrayBuffer | undefined
+  let lastView: Uint8Array | undefined
   return {
     maxFrameBytes,
     encode(value: unknown): Uint8Array {
@@ -62,9 +137,20 @@ export function messageCodec(options?: CodecOptions): Codec {
         )
       }
       if (frame.byteLength === 0) throw new TransportError('BAD_FRAME', 'empty frame')
+      // Frames cut from one received chunk share its memory: decode them through one view of the whole
+      // buffer (msgpackr caches a DataView per source), instead of a new view per frame.
+      const memory = frame.buffer as ArrayBuffer
+      if (memory !== lastMemory) {
+        lastMemory = memory
+        lastView = new Uint8Array(memory)
+      }
       try {
-        return unpacker.unpack(frame)
+        return detach(
+          unpacker.unpack(lastView!, { start: frame.byteOffset, end: frame.byteOffset + frame.byteLength }),
+          0,
+        )
       } catch (cause) {
+        if (cause instanceof TransportError) throw cause
         throw new TransportError('BAD_FRAME', `undecodable frame: ${(cause as Error)?.message ?? cause}`, {
           cause,
         })

@@ -10,6 +10,8 @@ export type TransportErrorCode =
   | 'DIAL_FAILED'
   /** Another listener already holds this address. */
   | 'ADDRESS_IN_USE'
+  /** Listening failed for another reason (bad host, permissions). */
+  | 'LISTEN_FAILED'
   /** A frame is larger than the connection's maximum frame size. */
   | 'FRAME_TOO_LARGE'
   /** A frame could not be decoded or does not follow the protocol. */

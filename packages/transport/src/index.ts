@@ -56,6 +56,8 @@ export {
   type StreamMethod,
   type StreamOptions,
 } from './session.js'
+export { type TcpTransportOptions, tcpTransport } from './tcp.js'
+export { identityOf, type TlsTransportOptions, tlsTransport } from './tls.js'
 export type {
   AbortOptions,
   Clock,

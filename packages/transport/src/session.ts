@@ -122,10 +122,35 @@ interface PendingCall {
   onAbort: (() => void) | undefined
 }
 
-interface Incoming {
-  controller: AbortController
-  credits: number
-  wake: (() => void) | undefined
+/** A call or stream the peer has in progress here; its context, with the signal made on first use. */
+class Incoming implements MethodContext {
+  credits = 0
+  wake: (() => void) | undefined = undefined
+  cancelled = false
+  private controller: AbortController | undefined
+  private reason: unknown
+
+  constructor(
+    readonly method: string,
+    readonly identity: PeerIdentity | undefined,
+    readonly session: RpcSession,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController()
+      if (this.cancelled) this.controller.abort(this.reason)
+    }
+    return this.controller.signal
+  }
+
+  abort(reason: unknown): void {
+    if (this.cancelled) return
+    this.cancelled = true
+    this.reason = reason
+    this.controller?.abort(reason)
+    this.wake?.()
+  }
 }
 
 /**
@@ -135,7 +160,7 @@ interface Incoming {
 export class RpcSession extends EventEmitter<RpcSessionEvents> {
   readonly connection: Connection
   private readonly codec: Codec
-  private readonly methods: Methods
+  private readonly methods: Map<string, MethodSpec>
   private readonly authorizer: MethodAuthorizer | undefined
   private readonly callTimeoutMs: number
   private readonly streamWindow: number
@@ -158,7 +183,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     }
     const o = resolveSessionOptions(options)
     this.connection = connection
-    this.methods = o.methods
+    this.methods = new Map(Object.entries(o.methods))
     this.authorizer = o.authorize
     this.callTimeoutMs = o.callTimeoutMs
     this.streamWindow = o.streamWindow
@@ -387,8 +412,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
         const s = this.incoming.get(id)
         if (s) {
           this.incoming.delete(id)
-          s.controller.abort(new TransportError('ABORTED', 'the caller cancelled'))
-          s.wake?.()
+          s.abort(new TransportError('ABORTED', 'the caller cancelled'))
         }
         return
       }
@@ -398,8 +422,8 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
   }
 
   private check(method: string, kind: MethodSpec['kind']): MethodSpec | TransportError {
-    const spec = Object.hasOwn(this.methods, method) ? this.methods[method] : undefined
-    if (!spec || spec.kind !== kind) {
+    const spec = this.methods.get(method)
+    if (spec === undefined || spec.kind !== kind) {
       return new TransportError('UNKNOWN_METHOD', `no ${kind} method ${method}`)
     }
     const identity = this.connection.remoteIdentity
@@ -461,12 +485,12 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     return { method, identity: this.connection.remoteIdentity, session: this, signal }
   }
 
-  private admit(id: number): Incoming | TransportError {
+  private admit(id: number, method: string): Incoming | TransportError {
     if (this.incoming.has(id)) throw protocolError('duplicate request id')
     if (this.incoming.size >= this.maxConcurrent) {
       return new TransportError('OVERLOADED', `more than ${this.maxConcurrent} requests in progress`)
     }
-    const entry: Incoming = { controller: new AbortController(), credits: 0, wake: undefined }
+    const entry = new Incoming(method, this.connection.remoteIdentity, this)
     this.incoming.set(id, entry)
     return entry
   }
@@ -477,15 +501,14 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
       this.sendError(id, spec)
       return
     }
-    const entry = this.admit(id)
+    const entry = this.admit(id, method)
     if (entry instanceof TransportError) {
       this.sendError(id, entry)
       return
     }
-    const context = this.context(method, entry.controller.signal)
     let result: unknown
     try {
-      result = (spec as CallMethod).handler(payload, context)
+      result = (spec as CallMethod).handler(payload, entry)
     } catch (error) {
       this.answer(id, entry, method, false, error)
       return
@@ -545,7 +568,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
       this.sendError(id, spec)
       return
     }
-    const entry = this.admit(id)
+    const entry = this.admit(id, method)
     if (entry instanceof TransportError) {
       this.sendError(id, entry)
       return
@@ -561,11 +584,10 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     method: string,
     payload: unknown,
   ): Promise<void> {
-    const signal = entry.controller.signal
-    const live = () => !signal.aborted && !this.isClosed && this.incoming.get(id) === entry
+    const live = () => !entry.cancelled && !this.isClosed && this.incoming.get(id) === entry
     let iterator: Iterator<unknown> | AsyncIterator<unknown> | undefined
     try {
-      const iterable = spec.handler(payload, this.context(method, signal)) as any
+      const iterable = spec.handler(payload, entry) as any
       const factory = iterable?.[Symbol.asyncIterator] ?? iterable?.[Symbol.iterator]
       if (typeof factory !== 'function') throw new TypeError(`stream handler ${method} returned no iterable`)
       iterator = factory.call(iterable) as Iterator<unknown> | AsyncIterator<unknown>
@@ -577,7 +599,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
             })
             entry.wake = undefined
           } else {
-            await this.waitDrain(signal).catch(() => undefined)
+            await this.waitDrain(entry.signal).catch(() => undefined)
           }
         }
         if (!live()) break
@@ -670,8 +692,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     for (const consumer of this.streams.values()) consumer.fail(failure)
     this.streams.clear()
     for (const entry of this.incoming.values()) {
-      entry.controller.abort(failure)
-      entry.wake?.()
+      entry.abort(failure)
     }
     this.incoming.clear()
     this.lifetime.abort(failure)

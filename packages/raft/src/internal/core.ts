@@ -1,4 +1,12 @@
-import { type Entry, EntryType, type HardState, type PersistedState } from '../storage.js'
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type HardState,
+  type PersistedState,
+  type Snapshot,
+  type SnapshotMeta,
+} from '../storage.js'
 import {
   type ForwardResult,
   type Message,
@@ -7,6 +15,7 @@ import {
   type Ready,
   type Role,
 } from '../types.js'
+import { encodeConf } from './conf.js'
 import { RaftLog } from './log.js'
 import { Progress, ProgressState } from './progress.js'
 
@@ -79,6 +88,14 @@ export class RaftCore {
   voters: string[]
   learners: string[]
   readonly progress = new Map<string, Progress>()
+  /** The latest snapshot this node holds (what a leader sends to a follower missing compacted entries). */
+  snapshotMeta: SnapshotMeta | null = null
+  /** A snapshot received from the leader, to hand out in the next Ready. */
+  private pendingSnapshot: Snapshot | null = null
+  /** Members removed from the cluster: their messages are ignored and they never return. */
+  readonly removed = new Set<string>()
+  /** A leader proposes no membership change until the entry at this index is applied. */
+  private pendingConfIndex = 0
 
   private readonly electionMin: number
   private readonly electionMax: number
@@ -136,11 +153,13 @@ export class RaftCore {
     const conf = st?.snapshot?.meta.conf
     this.voters = [...(conf ? conf.voters : opts.voters)]
     this.learners = [...(conf ? conf.learners : (opts.learners ?? []))]
+    for (const id of conf?.removed ?? []) this.removed.add(id)
     if (st) {
       const log = this.log
       if (st.snapshot) {
         log.snapIndex = st.snapshot.meta.index
         log.snapTerm = st.snapshot.meta.term
+        this.snapshotMeta = st.snapshot.meta
       }
       log.entries = [...st.entries]
       log.stable = log.inProgress = log.lastIndex()
@@ -159,9 +178,13 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- inputs
 
-  /** One unit of logical time. */
-  tick(): void {
-    this.ticks++
+  /**
+   * One unit of logical time for the election and heartbeat timers. `elapsed` (default 1) is how many tick
+   * periods really passed: a driver that was stalled passes more, so lease reads expire on real time while
+   * the timers still advance one step (a stalled leader first hears its followers before judging them).
+   */
+  tick(elapsed = 1): void {
+    this.ticks += elapsed >= 1 ? Math.floor(elapsed) : 1
     this.electionElapsed++
     if (this.role === 'leader') {
       this.heartbeatElapsed++
@@ -244,7 +267,7 @@ export class RaftCore {
 
   /** Feeds one message from a peer. Unknown senders and malformed terms are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id) return
+    if (m.to !== this.id || this.removed.has(m.from)) return
     if (m.term > this.term) {
       const isVote = m.type === MessageType.Vote || m.type === MessageType.PreVote
       if (isVote) {
@@ -260,13 +283,18 @@ export class RaftCore {
         const lead =
           m.type === MessageType.Append ||
           m.type === MessageType.Heartbeat ||
+          m.type === MessageType.Snapshot ||
           m.type === MessageType.TimeoutNow
             ? m.from
             : null
         this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)
       }
     } else if (m.term < this.term) {
-      if (m.type === MessageType.Append || m.type === MessageType.Heartbeat) {
+      if (
+        m.type === MessageType.Append ||
+        m.type === MessageType.Heartbeat ||
+        m.type === MessageType.Snapshot
+      ) {
         // Figure 2: reply false with our term, so a stale leader steps down.
         this.send(this.msg(MessageType.AppendResp, m.from, {}))
       } else if (m.type === MessageType.PreVote) {
@@ -314,6 +342,7 @@ export class RaftCore {
     return (
       this.msgsNow.length > 0 ||
       this.msgsAfter.length > 0 ||
+      this.pendingSnapshot !== null ||
       log.lastIndex() > log.inProgress ||
       log.committed > log.applying ||
       this.readStates.length > 0 ||
@@ -339,8 +368,11 @@ export class RaftCore {
     const softStateChanged = this.role !== this.prevRole || this.leader !== this.prevLeader
     this.prevRole = this.role
     this.prevLeader = this.leader
+    const snapshot = this.pendingSnapshot
+    this.pendingSnapshot = null
     const rd: Ready = {
       softStateChanged,
+      snapshot,
       hardState,
       entries,
       messagesNow: this.msgsNow,
@@ -359,6 +391,7 @@ export class RaftCore {
   /** The driver persisted, sent and applied everything in `rd`. */
   advance(rd: Ready): void {
     const log = this.log
+    if (rd.snapshot !== null && rd.snapshot.meta.index > log.applied) log.applied = rd.snapshot.meta.index
     if (rd.entries.length > 0) log.stableTo(rd.entries)
     if (rd.committed.length > 0) {
       const last = rd.committed[rd.committed.length - 1]!.index
@@ -367,6 +400,87 @@ export class RaftCore {
     if (this.role === 'leader') {
       const self = this.progress.get(this.id)
       if (self?.maybeUpdate(log.stable) && this.maybeCommit()) this.bcastCommit()
+    }
+  }
+
+  /** The configuration this node runs with (that of the last Config entry applied, or of its snapshot). */
+  confState(): ConfState {
+    return { voters: [...this.voters], learners: [...this.learners], removed: [...this.removed] }
+  }
+
+  /**
+   * Leader only: appends a Config entry that moves the cluster to `conf` (one member added, promoted or
+   * removed at a time). Refused (index -1) while an earlier change is not yet applied or this leader has not
+   * applied an entry of its own term: the rules that make single-server changes safe.
+   */
+  proposeConfChange(conf: ConfState): { index: number; term: number; reason: number } {
+    if (this.role !== 'leader' || this.transferee !== null) {
+      return { index: -1, term: this.term, reason: Reject.NotLeader }
+    }
+    if (this.log.applied < this.pendingConfIndex || !this.committedInTerm()) {
+      return { index: -1, term: this.term, reason: Reject.Dropped }
+    }
+    const log = this.log
+    const index = log.lastIndex() + 1
+    log.entries.push({ index, term: this.term, type: EntryType.Config, data: encodeConf(conf) })
+    this.pendingConfIndex = index
+    this.bcastAppend()
+    return { index, term: this.term, reason: 0 }
+  }
+
+  /**
+   * The driver applied a Config entry: run with its configuration from now on. A leader that removed itself
+   * steps down; a removed member stops taking part.
+   */
+  applyConfChange(conf: ConfState): void {
+    for (const id of conf.removed ?? []) this.removed.add(id)
+    this.applyConf(
+      conf.voters.filter((v) => !this.removed.has(v)),
+      conf.learners.filter((v) => !this.removed.has(v)),
+    )
+    if (this.role === 'leader') {
+      if (!this.voters.includes(this.id)) {
+        this.becomeFollower(this.term, null)
+        return
+      }
+      if (this.maybeCommit()) this.bcastCommit()
+      for (const pr of this.progress.values()) {
+        if (pr.id !== this.id && pr.next === 1 && pr.match === 0) pr.next = this.log.lastIndex() + 1
+      }
+      this.bcastAppend()
+    } else if (this.role === 'learner' || this.role === 'follower') {
+      this.role = this.promotable() || !this.learners.includes(this.id) ? 'follower' : 'learner'
+    }
+  }
+
+  /** Leader only: voters heard from within the last two election timeouts (this node included). */
+  reachableVoters(): string[] {
+    const since = this.ticks - 2 * this.electionMax
+    return this.voters.filter((v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since)
+  }
+
+  /** Leader only: how far `id`'s log matches this leader's (0 when unknown). */
+  matchOf(id: string): number {
+    return this.progress.get(id)?.match ?? 0
+  }
+
+  /** The driver made a snapshot durable (taken locally); leaders send it to followers that need it. */
+  snapshotTaken(meta: SnapshotMeta): void {
+    if (meta.index > (this.snapshotMeta?.index ?? 0)) this.snapshotMeta = meta
+  }
+
+  /** Drops log entries up to `index` (at most the applied index and the latest snapshot's index). */
+  compact(index: number): void {
+    this.log.compact(Math.min(index, this.snapshotMeta?.index ?? 0))
+  }
+
+  /** The driver could not deliver a snapshot to `to`: probe again (a fresh snapshot is sent if still needed). */
+  reportSnapshot(to: string, ok: boolean): void {
+    const pr = this.progress.get(to)
+    if (!pr || pr.state !== ProgressState.Snapshot || this.role !== 'leader') return
+    if (!ok) {
+      pr.becomeProbe()
+      pr.probeSent = true
     }
   }
 
@@ -468,6 +582,9 @@ export class RaftCore {
     // The no-op: commits everything before it once it commits (Figure 8: only current-term entries commit
     // by counting replicas).
     this.termStart = last + 1
+    // A membership change waits until this term's no-op is applied (so the leader has committed in its term
+    // and no change from an earlier term can still be pending).
+    this.pendingConfIndex = last + 1
     this.log.append([{ index: last + 1, term: this.term, type: EntryType.Normal, data: EMPTY_DATA }])
     this.bcastAppend()
   }
@@ -606,6 +723,10 @@ export class RaftCore {
         this.becomeFollower(m.term, m.from)
         this.handleHeartbeat(m)
         return
+      case MessageType.Snapshot:
+        this.becomeFollower(m.term, m.from)
+        this.handleSnapshot(m)
+        return
       case MessageType.Propose:
         this.send(
           this.msg(MessageType.ProposeResp, m.from, {
@@ -642,6 +763,11 @@ export class RaftCore {
         this.electionElapsed = 0
         this.leader = m.from
         this.handleHeartbeat(m)
+        return
+      case MessageType.Snapshot:
+        this.electionElapsed = 0
+        this.leader = m.from
+        this.handleSnapshot(m)
         return
       case MessageType.TimeoutNow:
         if (this.promotable()) this.campaign('transfer')
@@ -701,6 +827,47 @@ export class RaftCore {
     )
   }
 
+  /** Raft §7: install a snapshot the leader sent, unless the log already covers it. */
+  private handleSnapshot(m: Message): void {
+    const log = this.log
+    const s = m.snapshot
+    if (!s || s.meta.index !== m.index || s.meta.term !== m.logTerm) return
+    if (m.index <= log.committed) {
+      this.send(this.msg(MessageType.AppendResp, m.from, { index: log.committed }))
+      return
+    }
+    if (log.matchTerm(m.index, m.logTerm)) {
+      // The log holds the snapshot's last entry: the entries after it may still be good.
+      log.commitTo(m.index)
+      this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
+      return
+    }
+    log.restore(m.index, m.logTerm)
+    this.snapshotMeta = s.meta
+    this.pendingSnapshot = s
+    for (const id of s.meta.conf.removed ?? []) this.removed.add(id)
+    this.applyConf(s.meta.conf.voters, s.meta.conf.learners)
+    this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
+  }
+
+  /** Replaces the membership (progress of members that stay is kept). */
+  private applyConf(voters: readonly string[], learners: readonly string[]): void {
+    this.voters = [...voters]
+    this.learners = [...learners]
+    const keep = new Set([...voters, ...learners])
+    for (const id of [...this.progress.keys()]) if (!keep.has(id)) this.progress.delete(id)
+    for (const v of voters) {
+      const pr = this.progress.get(v)
+      if (pr) pr.isLearner = false
+      else this.progress.set(v, this.newProgress(v, false))
+    }
+    for (const l of learners) {
+      const pr = this.progress.get(l)
+      if (pr) pr.isLearner = true
+      else this.progress.set(l, this.newProgress(l, true))
+    }
+  }
+
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(m.commit)
     this.send(this.msg(MessageType.HeartbeatResp, m.from, { index: m.index, context: m.context }))
@@ -743,9 +910,12 @@ export class RaftCore {
     const prevIndex = pr.next - 1
     const prevTerm = log.term(prevIndex)
     if (prevTerm < 0) {
-      // The entries this follower needs were compacted; snapshot transfer belongs to the storage layer's
-      // snapshot support and is not reachable while logs are never compacted.
-      return false
+      // The entries this follower needs were compacted: send the snapshot instead (the driver streams it).
+      const meta = this.snapshotMeta
+      if (meta === null || !pr.recentActive) return false
+      this.send(this.msg(MessageType.Snapshot, to, { index: meta.index, logTerm: meta.term }))
+      pr.becomeSnapshot(meta.index)
+      return true
     }
     const ents =
       pr.next <= log.lastIndex() ? log.sliceBytes(pr.next, this.maxMsgBytes, this.maxMsgEntries) : EMPTY
@@ -777,6 +947,7 @@ export class RaftCore {
   private handleAppendResp(m: Message, pr: Progress): void {
     pr.recentActive = true
     pr.appendAckTick = this.ticks
+    pr.lastHeard = this.ticks
     const log = this.log
     if (m.reject) {
       let probe = m.hint
@@ -793,8 +964,11 @@ export class RaftCore {
     }
     const wasPaused = pr.isPaused()
     const moved = pr.maybeUpdate(m.index)
-    if (!moved && !(pr.match === m.index && pr.state === ProgressState.Probe)) return
-    if (pr.state === ProgressState.Probe) pr.becomeReplicate()
+    if (pr.state === ProgressState.Snapshot) {
+      if (pr.match < pr.pendingSnapshot) return
+      pr.becomeReplicate()
+    } else if (!moved && !(pr.match === m.index && pr.state === ProgressState.Probe)) return
+    else if (pr.state === ProgressState.Probe) pr.becomeReplicate()
     else pr.inflights.freeLE(m.index)
     if (moved && this.maybeCommit()) this.bcastCommit()
     else if (wasPaused || pr.sentCommit < log.committed)
@@ -806,6 +980,7 @@ export class RaftCore {
 
   private handleHeartbeatResp(m: Message, pr: Progress): void {
     pr.recentActive = true
+    pr.lastHeard = this.ticks
     pr.probeSent = false
     if (m.index > pr.ackedTick) pr.ackedTick = m.index
     // Answers heartbeats but has not answered an append for two heartbeat intervals: the appends in flight
@@ -995,6 +1170,7 @@ export class RaftCore {
       (this.role === 'leader' &&
         (m.type === MessageType.Append ||
           m.type === MessageType.Heartbeat ||
+          m.type === MessageType.Snapshot ||
           m.type === MessageType.ProposeResp)) ||
       m.type === MessageType.PreVote
     ) {

@@ -1,6 +1,6 @@
 import type { Clock, Connection, Listener, Transport } from '@swarmkit/transport'
 import type { Message } from '../types.js'
-import { decodeBatch, decodeHello, encodeBatch, encodeHello } from './wire.js'
+import { BATCH_KIND, decodeBatch, decodeHello, encodeBatch, encodeHello } from './wire.js'
 
 interface Outbound {
   conn: Connection | null
@@ -32,6 +32,8 @@ export class Links {
     private readonly maxEntryBytes: number,
     private readonly deliver: (msgs: Message[]) => void,
     private readonly warn: (msg: string, err?: unknown) => void,
+    /** Frames of other kinds than hello and batch (snapshot chunks and their acknowledgements). */
+    private readonly deliverRaw: (peer: string, frame: Uint8Array) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -61,7 +63,8 @@ export class Links {
           peer = h.from
           return
         }
-        this.deliver(decodeBatch(frame, peer, this.self, this.maxEntryBytes))
+        if (frame[0] !== BATCH_KIND) this.deliverRaw(peer, frame)
+        else this.deliver(decodeBatch(frame, peer, this.self, this.maxEntryBytes))
       } catch (err) {
         this.warn(`closing connection from ${peer ?? 'unknown peer'}: bad frame`, err)
         conn.abort()
@@ -80,6 +83,30 @@ export class Links {
       while (j < msgs.length && msgs[j]!.to === to) j++
       this.sendTo(to, msgs, i, j)
       i = j
+    }
+  }
+
+  /**
+   * Sends one frame of another kind to `to` on the connection messages use. Returns false when there is no
+   * open connection (it is dialed for next time) or the connection is over its high-water mark.
+   */
+  sendFrame(to: string, frame: Uint8Array): boolean {
+    if (this.closed) return false
+    let o = this.out.get(to)
+    if (!o) {
+      o = { conn: null, dialing: false, queue: [], retryAt: 0, backoff: 0 }
+      this.out.set(to, o)
+    }
+    const conn = o.conn
+    if (!conn || conn.closed) {
+      if (!o.dialing && this.clock.now() >= o.retryAt) void this.dial(to, o)
+      return false
+    }
+    try {
+      return conn.send(frame)
+    } catch (err) {
+      this.warn('send failed', err)
+      return false
     }
   }
 

@@ -118,6 +118,27 @@ export class RaftLog {
     if (this.inProgress >= from) this.inProgress = from - 1
   }
 
+  /** Drops the entries up to `index` (at most `applied`), which a snapshot covers. */
+  compact(index: number): void {
+    const to = Math.min(index, this.applied, this.stable)
+    if (to <= this.snapIndex) return
+    const term = this.term(to)
+    this.entries.splice(0, to - this.snapIndex)
+    this.snapIndex = to
+    this.snapTerm = term
+  }
+
+  /** Replaces the whole log with a snapshot's point: everything up to `index` is committed and applied. */
+  restore(index: number, term: number): void {
+    this.entries = []
+    this.snapIndex = index
+    this.snapTerm = term
+    this.committed = index
+    this.applying = index
+    this.stable = index
+    this.inProgress = index
+  }
+
   commitTo(c: number): boolean {
     const target = Math.min(c, this.lastIndex())
     if (target > this.committed) {

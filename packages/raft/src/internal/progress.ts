@@ -4,6 +4,8 @@ export const ProgressState = {
   Probe: 0,
   /** Known match: appends are pipelined, bounded by the in-flight limits. */
   Replicate: 1,
+  /** A snapshot is being sent; appends wait until the follower answers or the transfer fails. */
+  Snapshot: 2,
 } as const
 export type ProgressState = (typeof ProgressState)[keyof typeof ProgressState]
 
@@ -81,8 +83,21 @@ export class Progress {
     this.inflights = new Inflights(maxInflight, maxInflightBytes)
   }
 
+  /** The leader tick at which this peer last answered anything (-1: never). */
+  lastHeard = -1
+  /** The index of the snapshot being sent (Snapshot state). */
+  pendingSnapshot = 0
+
   isPaused(): boolean {
+    if (this.state === ProgressState.Snapshot) return true
     return this.state === ProgressState.Probe ? this.probeSent : this.inflights.full()
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = ProgressState.Snapshot
+    this.probeSent = false
+    this.inflights.reset()
+    this.pendingSnapshot = index
   }
 
   becomeProbe(): void {

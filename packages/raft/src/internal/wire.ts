@@ -16,6 +16,8 @@ import { type Message, MessageType } from '../types.js'
 const VERSION = 1
 const HELLO = 0
 const BATCH = 1
+/** The frame kind of message batches (other kinds are routed elsewhere: snapshot chunks and acks). */
+export const BATCH_KIND = BATCH
 const MAX_TYPE = MessageType.ProposeResp
 const MSG_HEAD = 2 + 6 * 8 + 4
 const ENTRY_HEAD = 8 + 8 + 1 + 4

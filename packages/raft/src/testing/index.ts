@@ -13,3 +13,4 @@ export {
   type Model,
   type Operation,
 } from './linearizability.js'
+export { type LogStorageFactory, testLogStorage } from './log-storage.js'

@@ -1,0 +1,86 @@
+import { createServer } from 'node:net'
+
+export interface LoadResult {
+  writers: number
+  writes: number
+  seconds: number
+  writesPerSec: number
+  p50Ms: number
+  p99Ms: number
+  errors: number
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<import('node:net').Server>((resolve, reject) => {
+          const s = createServer()
+          s.once('error', reject)
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
+  )
+  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port)
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  return ports
+}
+
+/** Polls `check` until it returns true (errors count as not yet), or throws after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      if (await check()) return
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting: ${(last as Error)?.message ?? 'no answer'}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+/** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
+export async function runWriters(
+  writers: number,
+  ms: number,
+  write: (writer: number, n: number) => Promise<void>,
+): Promise<LoadResult> {
+  const lat: number[] = []
+  let errors = 0
+  const start = performance.now()
+  const end = start + ms
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let n = 0; performance.now() < end; n++) {
+        const t = performance.now()
+        try {
+          await write(w, n)
+          lat.push(performance.now() - t)
+        } catch {
+          errors++
+        }
+      }
+    }),
+  )
+  const seconds = (performance.now() - start) / 1000
+  const sorted = Float64Array.from(lat).sort()
+  return {
+    writers,
+    writes: lat.length,
+    seconds,
+    writesPerSec: lat.length / seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    errors,
+  }
+}

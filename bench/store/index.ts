@@ -1,0 +1,233 @@
+// bench/store: the store's transaction, batch and watch throughput, and the cost of encryption at rest.
+// Each figure is measured next to a baseline from the same run; machines here are shared and noisy.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { KeyManager, MemoryStore, type NewObject, type Task } from '@swarmkit/store'
+
+const results: Record<string, number> = {}
+const rows: [string, string, string][] = []
+
+function row(name: string, value: string, note = ''): void {
+  rows.push([name, value, note])
+}
+
+async function timeIt(fn: () => Promise<void> | void, minMs = 400): Promise<{ ops: number; ms: number }> {
+  let ops = 0
+  const t0 = performance.now()
+  let t = t0
+  while (t - t0 < minMs) {
+    await fn()
+    ops++
+    t = performance.now()
+  }
+  return { ops, ms: t - t0 }
+}
+
+function task(id: string, slot: number): NewObject<Task> {
+  return {
+    id,
+    serviceId: 'svc',
+    slot,
+    nodeId: `node${slot % 50}`,
+    spec: {
+      containerSpec: {
+        image: 'nginx:alpine',
+        args: ['sh', '-c', 'nginx -g "daemon off;"'],
+        env: ['A=1', 'B=2'],
+      },
+      networks: [],
+      restartPolicy: { condition: 'any', delay: 5e9 },
+    },
+    serviceAnnotations: { name: 'web', labels: {} },
+    status: { timestamp: 0, state: 'new', message: 'created' },
+    desiredState: 'running',
+    networks: [],
+  }
+}
+
+async function storeBenchmarks(): Promise<void> {
+  // Single-object update transactions.
+  const s = new MemoryStore()
+  await s.update((tx) => tx.create('tasks', task('t0', 1)))
+  let n = 0
+  const upd = await timeIt(async () => {
+    for (let i = 0; i < 1000; i++) {
+      await s.update((tx) => {
+        const t = tx.get('tasks', 't0')!
+        tx.update('tasks', { ...t, status: { ...t.status, message: `m${n++}` } })
+      })
+    }
+  })
+  const updPerSec = (upd.ops * 1000) / (upd.ms / 1000)
+  // Baseline: a naive copy-on-write map (structuredClone in, no indexes, no events).
+  const naive = new Map<string, unknown>()
+  naive.set('t0', structuredClone(task('t0', 1)))
+  const base = await timeIt(() => {
+    for (let i = 0; i < 1000; i++) {
+      const t = naive.get('t0') as Task
+      naive.set('t0', structuredClone({ ...t, status: { ...t.status, message: `m${n++}` } }))
+    }
+  })
+  const basePerSec = (base.ops * 1000) / (base.ms / 1000)
+  results.update_txn_per_s = Math.round(updPerSec)
+  results.naive_clone_map_update_per_s = Math.round(basePerSec)
+  row(
+    'single-object update txn',
+    `${fmt(updPerSec)} txn/s`,
+    `naive structuredClone map: ${fmt(basePerSec)}/s`,
+  )
+
+  // 200-object batches (creates, then updates).
+  const b = new MemoryStore()
+  let k = 0
+  const batches = await timeIt(async () => {
+    await b.batch(async (batch) => {
+      for (let i = 0; i < 200; i++) {
+        const id = `b${k++}`
+        await batch.update((tx) => {
+          tx.create('tasks', task(id, i))
+        })
+      }
+    })
+  }, 600)
+  const objPerSec = (batches.ops * 200) / (batches.ms / 1000)
+  results.batch200_objects_per_s = Math.round(objPerSec)
+  results.batch200_per_s = Math.round(batches.ops / (batches.ms / 1000))
+  row(
+    '200-object batch (creates)',
+    `${fmt(objPerSec)} objects/s`,
+    `${fmt(batches.ops / (batches.ms / 1000))} batches/s`,
+  )
+  const ids = b.view((tx) =>
+    tx
+      .find('tasks')
+      .slice(0, 200)
+      .map((t) => t.id),
+  )
+  const ub = await timeIt(async () => {
+    await b.update((tx) => {
+      for (const id of ids) {
+        const t = tx.get('tasks', id)!
+        tx.update('tasks', { ...t, desiredState: t.desiredState === 'running' ? 'shutdown' : 'running' })
+      }
+    })
+  })
+  const ubPerSec = (ub.ops * 200) / (ub.ms / 1000)
+  results.txn200_updates_objects_per_s = Math.round(ubPerSec)
+  row(
+    'one txn updating 200 objects',
+    `${fmt(ubPerSec)} objects/s`,
+    `${b.view((tx) => tx.find('tasks').length)} tasks stored`,
+  )
+
+  // Watch fan-out: 100 watchers each receive every event.
+  const w = new MemoryStore()
+  await w.update((tx) => tx.create('tasks', task('w0', 1)))
+  const watchers = Array.from({ length: 100 }, () => w.watch({ table: 'tasks', queueSize: 1_000_000 }))
+  let delivered = 0
+  const readers = watchers.map(async (watch) => {
+    for await (const _ of watch) delivered++
+  })
+  const events = 20_000
+  const t0 = performance.now()
+  for (let i = 0; i < events; i++) {
+    await w.update((tx) => {
+      const t = tx.get('tasks', 'w0')!
+      tx.update('tasks', { ...t, status: { ...t.status, message: `m${i}` } })
+    })
+  }
+  while (delivered < events * watchers.length) await new Promise((r) => setImmediate(r))
+  const fanMs = performance.now() - t0
+  for (const x of watchers) x.close()
+  await Promise.all(readers)
+  const deliveredPerSec = delivered / (fanMs / 1000)
+  results.watch_fanout_100_events_delivered_per_s = Math.round(deliveredPerSec)
+  results.watch_fanout_100_commits_per_s = Math.round(events / (fanMs / 1000))
+  row(
+    'watch fan-out to 100 watchers',
+    `${fmt(deliveredPerSec)} deliveries/s`,
+    `${fmt(events / (fanMs / 1000))} commits/s`,
+  )
+}
+
+async function sealBenchmarks(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-store-'))
+  try {
+    const native = await KeyManager.open(join(dir, 'keys.json'), { cipher: 'native' })
+    const noble = await KeyManager.open(join(dir, 'keys.json'), { cipher: 'noble' })
+    const key = randomBytes(32)
+    const mbps = (r: { ops: number; ms: number }, size: number) =>
+      (r.ops * 100 * size) / 2 ** 20 / (r.ms / 1000)
+    for (const size of [256, 4096, 65536]) {
+      const data = randomBytes(size)
+      const ctx = { kind: 'entry' as const, index: 1, term: 1, type: 0 }
+      const figures: Record<string, [number, number]> = {}
+      for (const [name, km] of [
+        ['native', native],
+        ['noble', noble],
+      ] as const) {
+        const { seal, open } = km.hooks()
+        const sealed = seal(data, ctx)
+        const s = await timeIt(() => {
+          for (let i = 0; i < 100; i++) seal(data, ctx)
+        })
+        const o = await timeIt(() => {
+          for (let i = 0; i < 100; i++) open(sealed, ctx)
+        })
+        figures[name] = [mbps(s, size), mbps(o, size)]
+      }
+      // Baseline: node:crypto's native (OpenSSL) IETF chacha20-poly1305 with a fresh 12-byte nonce and AAD.
+      const aad = Buffer.alloc(23)
+      const ns = await timeIt(() => {
+        for (let i = 0; i < 100; i++) {
+          const c = createCipheriv('chacha20-poly1305', key, randomBytes(12), { authTagLength: 16 })
+          c.setAAD(aad, { plaintextLength: size })
+          Buffer.concat([c.update(data), c.final(), c.getAuthTag()])
+        }
+      })
+      const iv = randomBytes(12)
+      const c = createCipheriv('chacha20-poly1305', key, iv, { authTagLength: 16 })
+      c.setAAD(aad, { plaintextLength: size })
+      const ct = Buffer.concat([c.update(data), c.final()])
+      const tag = c.getAuthTag()
+      const no = await timeIt(() => {
+        for (let i = 0; i < 100; i++) {
+          const d = createDecipheriv('chacha20-poly1305', key, iv, { authTagLength: 16 })
+          d.setAAD(aad, { plaintextLength: size })
+          d.setAuthTag(tag)
+          Buffer.concat([d.update(ct), d.final()])
+        }
+      })
+      figures.node = [mbps(ns, size), mbps(no, size)]
+      for (const [name, [sv, ov]] of Object.entries(figures)) {
+        const prefix = name === 'node' ? 'node_chacha20poly1305' : `xchacha_${name}`
+        results[`${prefix}_seal_${size}B_MiB_per_s`] = Math.round(sv)
+        results[`${prefix}_open_${size}B_MiB_per_s`] = Math.round(ov)
+      }
+      const f = (x: [number, number]) => `${x[0].toFixed(0)} / ${x[1].toFixed(0)}`
+      row(
+        `seal / open ${size} B records`,
+        `${f(figures.native!)} MiB/s`,
+        `noble-only ${f(figures.noble!)}; baseline node:crypto chacha20-poly1305 ${f(figures.node!)} MiB/s`,
+      )
+    }
+    native.close()
+    noble.close()
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function fmt(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1)
+}
+
+await storeBenchmarks()
+await sealBenchmarks()
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`)
+const w0 = Math.max(...rows.map((r) => r[0].length))
+const w1 = Math.max(...rows.map((r) => r[1].length))
+for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`)
+console.log(JSON.stringify(results))

@@ -1,0 +1,6 @@
+import { secureRpcDemo } from './secure-rpc.js'
+
+const log = (line: string) => console.log(`  ${line}`)
+console.log('swarmkit demo\n\n1. join a cluster with a token and talk over mutual TLS')
+await secureRpcDemo(log)
+console.log('\ndone')

@@ -1,0 +1,97 @@
+// The replicated state: a map from string keys to byte values, as a raft state machine.
+//
+// Commands (what is proposed and logged), little-endian:
+//   PUT 1 | keyLength u16 | key (utf-8) | value
+// Snapshots: count u32, then per key: keyLength u16 | key | valueLength u32 | value.
+
+const PUT = 1
+const enc = new TextEncoder()
+const dec = new TextDecoder('utf-8', { fatal: true })
+
+/** Longest key accepted, in utf-8 bytes. */
+export const MAX_KEY_BYTES = 4096
+
+export function encodePut(key: string, value: Uint8Array): Uint8Array {
+  const k = enc.encode(key)
+  if (k.length === 0 || k.length > MAX_KEY_BYTES) throw new RangeError(`key must be 1-${MAX_KEY_BYTES} bytes`)
+  const out = new Uint8Array(3 + k.length + value.length)
+  out[0] = PUT
+  out[1] = k.length & 0xff
+  out[2] = k.length >>> 8
+  out.set(k, 3)
+  out.set(value, 3 + k.length)
+  return out
+}
+
+/** The key-value map that `apply` mutates, in log order, on every member. */
+export class KvStateMachine {
+  readonly #map = new Map<string, Uint8Array>()
+
+  get size(): number {
+    return this.#map.size
+  }
+
+  /** The value stored under `key` as of the last applied entry. */
+  get(key: string): Uint8Array | undefined {
+    return this.#map.get(key)
+  }
+
+  /** Applies one committed command; returns the log index it was applied at. */
+  apply(command: Uint8Array, index: number): number {
+    if (command.length === 0) return index
+    if (command[0] !== PUT || command.length < 3) throw new Error(`entry ${index}: unknown kv command`)
+    const keyLength = command[1]! | (command[2]! << 8)
+    if (3 + keyLength > command.length) throw new Error(`entry ${index}: truncated kv command`)
+    const key = dec.decode(command.subarray(3, 3 + keyLength))
+    this.#map.set(key, command.slice(3 + keyLength))
+    return index
+  }
+
+  snapshot(): Uint8Array {
+    let size = 4
+    const keys: Uint8Array[] = []
+    for (const [k, v] of this.#map) {
+      const kb = enc.encode(k)
+      keys.push(kb)
+      size += 2 + kb.length + 4 + v.length
+    }
+    const out = new Uint8Array(size)
+    const view = new DataView(out.buffer)
+    view.setUint32(0, this.#map.size, true)
+    let off = 4
+    let i = 0
+    for (const v of this.#map.values()) {
+      const kb = keys[i++]!
+      view.setUint16(off, kb.length, true)
+      out.set(kb, off + 2)
+      off += 2 + kb.length
+      view.setUint32(off, v.length, true)
+      out.set(v, off + 4)
+      off += 4 + v.length
+    }
+    return out
+  }
+
+  restore(snapshot: Uint8Array): void {
+    const view = new DataView(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength)
+    const fail = () => new Error('malformed kv snapshot')
+    if (snapshot.length < 4) throw fail()
+    const count = view.getUint32(0, true)
+    const next = new Map<string, Uint8Array>()
+    let off = 4
+    for (let n = 0; n < count; n++) {
+      if (off + 2 > snapshot.length) throw fail()
+      const kl = view.getUint16(off, true)
+      if (off + 2 + kl + 4 > snapshot.length) throw fail()
+      const key = dec.decode(snapshot.subarray(off + 2, off + 2 + kl))
+      off += 2 + kl
+      const vl = view.getUint32(off, true)
+      if (off + 4 + vl > snapshot.length) throw fail()
+      next.set(key, snapshot.slice(off + 4, off + 4 + vl))
+      off += 4 + vl
+    }
+    if (off !== snapshot.length) throw fail()
+    this.#map.clear()
+    for (const [k, v] of next) this.#map.set(k, v)
+  }
+}

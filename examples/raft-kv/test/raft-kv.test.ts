@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { encodePut, KvClient, type KvServer, KvStateMachine, startKvServer } from '../src/index.js'
+import { FrameReader } from '../src/protocol.js'
+
+const enc = (s: string) => new TextEncoder().encode(s)
+const dec = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined)
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => {
+      const s = createServer()
+      return new Promise<typeof s>((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)))
+    }),
+  )
+  const ports = servers.map((s) => (s.address() as { port: number }).port)
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  return ports
+}
+
+async function until(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+describe('KvStateMachine', () => {
+  it('applies puts and round-trips its snapshot', () => {
+    const sm = new KvStateMachine()
+    sm.apply(encodePut('a', enc('1')), 1)
+    sm.apply(encodePut('b', enc('two')), 2)
+    sm.apply(encodePut('a', new Uint8Array(0)), 3)
+    sm.apply(new Uint8Array(0), 4)
+    const copy = new KvStateMachine()
+    copy.restore(sm.snapshot())
+    expect(copy.size).toBe(2)
+    expect(dec(copy.get('b'))).toBe('two')
+    expect(copy.get('a')?.length).toBe(0)
+    expect(() => copy.restore(sm.snapshot().subarray(0, 7))).toThrow(/malformed/)
+    expect(() => sm.apply(Uint8Array.of(9, 0, 0), 5)).toThrow(/unknown/)
+    expect(() => encodePut('', enc('x'))).toThrow(RangeError)
+  })
+})
+
+describe('FrameReader', () => {
+  it('splits a byte stream into frames however it is cut, and refuses oversized frames', () => {
+    const frames = [enc('hello'), new Uint8Array(0), enc('x'.repeat(300))]
+    const stream = Buffer.concat(
+      frames.map((f) => {
+        const b = Buffer.alloc(4 + f.length)
+        b.writeUInt32LE(f.length, 0)
+        b.set(f, 4)
+        return b
+      }),
+    )
+    for (const cut of [1, 3, 4, 7, 100, stream.length]) {
+      const got: string[] = []
+      const r = new FrameReader()
+      for (let o = 0; o < stream.length; o += cut)
+        r.push(stream.subarray(o, o + cut), (f) => got.push(f.toString()))
+      expect(got).toEqual(frames.map((f) => Buffer.from(f).toString()))
+    }
+    const big = Buffer.alloc(8)
+    big.writeUInt32LE(1000, 0)
+    expect(() => new FrameReader(999).push(big, () => {})).toThrow(/over the limit/)
+  })
+})
+
+describe('raft-kv', () => {
+  const root = mkdtempSync(join(tmpdir(), 'raft-kv-test-'))
+  afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+  it('serves linearizable puts and gets from every member, across a member restart', async () => {
+    const ports = await freePorts(3)
+    const peers = ['n1', 'n2', 'n3'].map((id, k) => ({ id, address: `127.0.0.1:${ports[k]}` }))
+    const start = (id: string) =>
+      startKvServer({ id, peers, dataDir: join(root, id), clientAddress: '127.0.0.1:0' })
+    const servers = new Map<string, KvServer>()
+    for (const p of peers) servers.set(p.id, await start(p.id))
+    await until(() => [...servers.values()].some((s) => s.node.role === 'leader'))
+    const clients = await Promise.all([...servers.values()].map((s) => KvClient.connect(s.clientAddress)))
+    try {
+      // Puts through every member (followers forward to the leader), then reads anywhere see them.
+      await Promise.all(clients.map((c, k) => c.put(`key${k}`, enc(`value${k}`))))
+      for (const c of clients) {
+        for (let k = 0; k < 3; k++) expect(dec(await c.get(`key${k}`))).toBe(`value${k}`)
+        expect(await c.get('missing')).toBeUndefined()
+      }
+      // A write completed through one member is visible to a read on another right away.
+      for (let i = 0; i < 20; i++) {
+        await clients[i % 3]!.put('counter', enc(String(i)))
+        expect(dec(await clients[(i + 1) % 3]!.get('counter'))).toBe(String(i))
+      }
+      // Restart a follower from its files: it comes back with the data.
+      const follower = [...servers.entries()].find(([, s]) => s.node.role !== 'leader')!
+      const fi = peers.findIndex((p) => p.id === follower[0])
+      await clients[fi]!.close()
+      await follower[1].close()
+      const again = await start(follower[0])
+      servers.set(follower[0], again)
+      await until(() => again.state.size === 4)
+      const c = await KvClient.connect(again.clientAddress)
+      clients[fi] = c
+      expect(dec(await c.get('counter'))).toBe('19')
+      await expect(c.put('', enc('x'))).rejects.toThrow(TypeError)
+    } finally {
+      await Promise.all(clients.map((c) => c.close()))
+      await Promise.all([...servers.values()].map((s) => s.close()))
+    }
+  })
+})

@@ -1,0 +1,447 @@
+import dgram from 'node:dgram'
+import net from 'node:net'
+import { EventEmitter } from 'eventemitter3'
+import { OverlayError } from './errors.js'
+import { parseIp } from './internal/ip.js'
+import type { PublishMode } from './ports.js'
+
+/** One task endpoint of a published service. */
+export interface MeshEndpoint {
+  /** Where the task listens: its overlay address (or any address this node can reach). */
+  address: string
+  /** The task's target port. */
+  port: number
+  /** The node the task runs on (host-mode ports bind only on the task's node). */
+  node?: string
+  /** False excludes the endpoint from balancing (e.g. a failing health check). Default true. */
+  healthy?: boolean
+}
+
+/** A published port of a service and its current endpoints. */
+export interface MeshService {
+  service: string
+  protocol: 'tcp' | 'udp'
+  publishedPort: number
+  /** `ingress` (default): every node answers and balances over all endpoints. `host`: only nodes with a
+   * local endpoint bind, and they forward to their local endpoints only. */
+  publishMode?: PublishMode
+  endpoints: MeshEndpoint[]
+}
+
+export interface RoutingMeshOptions {
+  /** The address published ports bind on, e.g. this node's address, or `127.0.0.2` to share a machine. */
+  host: string
+  /** This node's ID; needed for host-mode ports. */
+  node?: string
+  /** TCP connect timeout to an endpoint before trying the next one, ms. Default 5000. */
+  connectTimeoutMs?: number
+  /** A UDP flow (client address and port) is forgotten after this much silence, ms. Default 30000. */
+  udpIdleMs?: number
+  /** Most concurrent UDP flows per port; the oldest is dropped beyond it. Default 4096. */
+  maxUdpFlows?: number
+}
+
+export interface RoutingMeshEvents {
+  /** A published port was bound on this node. */
+  'port:bound': (e: { protocol: 'tcp' | 'udp'; port: number; service: string }) => void
+  /** A published port was released on this node. */
+  'port:unbound': (e: { protocol: 'tcp' | 'udp'; port: number; service: string }) => void
+  /** Connecting to an endpoint failed; the connection was retried on the next endpoint. */
+  'endpoint:failed': (e: { service: string; address: string; port: number; error: Error }) => void
+  /** A connection or datagram arrived with no healthy endpoint to send it to; it was dropped. */
+  'connection:dropped': (e: { service: string; protocol: 'tcp' | 'udp'; port: number }) => void
+}
+
+export interface CloseOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * A node's routing mesh: a userspace TCP and UDP proxy answering on every published port and balancing
+ * connections (UDP: flows) round-robin over the service's healthy endpoints.
+ */
+export interface RoutingMesh extends EventEmitter<RoutingMeshEvents> {
+  readonly host: string
+  /**
+   * Publishes (or updates the endpoints of) a service's port. Ingress ports bind at once; host-mode ports
+   * bind only while an endpoint on this node exists. `IN_USE` if another service holds the port here,
+   * `BIND_FAILED` if the address and port cannot be bound.
+   */
+  publish(service: MeshService, options?: CloseOptions): Promise<void>
+  /** Stops answering on a port; open connections are closed. No-op if not published. */
+  unpublish(protocol: 'tcp' | 'udp', port: number, options?: CloseOptions): Promise<void>
+  /** The ports this node is listening on now. */
+  listening(): Array<{ protocol: 'tcp' | 'udp'; port: number; service: string }>
+  /** Closes every listener and connection. */
+  close(options?: CloseOptions): Promise<void>
+}
+
+interface Entry {
+  spec: MeshService
+  /** Endpoints eligible for balancing (healthy; local only in host mode). */
+  pool: MeshEndpoint[]
+  next: number
+  server: net.Server | undefined
+  udp: dgram.Socket | undefined
+  sockets: Set<net.Socket>
+  flows: Map<string, Flow>
+}
+
+interface Flow {
+  upstream: dgram.Socket
+  timer: NodeJS.Timeout
+  /** Datagrams that arrived before the upstream socket finished connecting (bounded). */
+  pending: Buffer[] | undefined
+}
+
+const MAX_PENDING = 64
+
+const MAX_ENDPOINTS = 100_000
+/** Bytes buffered per direction of a proxied TCP connection before the reader is paused. */
+const BUFFER = 1 << 20
+
+function checkService(s: unknown): MeshService {
+  if (typeof s !== 'object' || s === null) throw new TypeError('service must be an object')
+  const m = s as MeshService
+  if (typeof m.service !== 'string' || m.service.length === 0 || m.service.length > 256)
+    throw new TypeError('service.service must be a non-empty string')
+  if (m.protocol !== 'tcp' && m.protocol !== 'udp') throw new TypeError('service.protocol must be tcp or udp')
+  if (!Number.isInteger(m.publishedPort) || m.publishedPort < 1 || m.publishedPort > 65535)
+    throw new RangeError('service.publishedPort must be an integer in 1..65535')
+  const mode = m.publishMode ?? 'ingress'
+  if (mode !== 'ingress' && mode !== 'host')
+    throw new TypeError('service.publishMode must be ingress or host')
+  if (!Array.isArray(m.endpoints) || m.endpoints.length > MAX_ENDPOINTS)
+    throw new TypeError('service.endpoints must be an array')
+  const endpoints = m.endpoints.map((e, i) => {
+    if (typeof e !== 'object' || e === null) throw new TypeError(`service.endpoints[${i}] must be an object`)
+    parseIp(e.address, `service.endpoints[${i}].address`)
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
+      throw new RangeError(`service.endpoints[${i}].port must be an integer in 1..65535`)
+    if (e.node !== undefined && typeof e.node !== 'string')
+      throw new TypeError(`service.endpoints[${i}].node must be a string`)
+    return { ...e }
+  })
+  return {
+    service: m.service,
+    protocol: m.protocol,
+    publishedPort: m.publishedPort,
+    publishMode: mode,
+    endpoints,
+  }
+}
+
+class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
+  readonly host: string
+  private readonly node: string | undefined
+  private readonly connectTimeoutMs: number
+  private readonly udpIdleMs: number
+  private readonly maxUdpFlows: number
+  private readonly family: 4 | 6
+  private readonly entries = new Map<string, Entry>()
+  private closed = false
+
+  constructor(options: RoutingMeshOptions) {
+    super()
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    this.family = parseIp(options.host, 'options.host').family
+    this.host = options.host
+    if (options.node !== undefined && (typeof options.node !== 'string' || options.node.length === 0))
+      throw new TypeError('options.node must be a non-empty string')
+    this.node = options.node
+    this.connectTimeoutMs = positive(options.connectTimeoutMs ?? 5000, 'options.connectTimeoutMs')
+    this.udpIdleMs = positive(options.udpIdleMs ?? 30_000, 'options.udpIdleMs')
+    this.maxUdpFlows = positive(options.maxUdpFlows ?? 4096, 'options.maxUdpFlows')
+  }
+
+  async publish(service: MeshService, options?: CloseOptions): Promise<void> {
+    const spec = checkService(service)
+    options?.signal?.throwIfAborted()
+    if (this.closed) throw new OverlayError('CLOSED', 'the routing mesh is closed')
+    if (spec.publishMode === 'host' && this.node === undefined)
+      throw new TypeError('host-mode ports need options.node (this node ID) on the routing mesh')
+    const key = `${spec.protocol}/${spec.publishedPort}`
+    let entry = this.entries.get(key)
+    if (entry !== undefined && entry.spec.service !== spec.service)
+      throw new OverlayError(
+        'IN_USE',
+        `port ${spec.publishedPort}/${spec.protocol} is already published by service ${entry.spec.service}`,
+        { holder: entry.spec.service },
+      )
+    const local =
+      spec.publishMode === 'host' ? spec.endpoints.filter((e) => e.node === this.node) : spec.endpoints
+    const pool = local.filter((e) => e.healthy !== false)
+    if (spec.publishMode === 'host' && local.length === 0) {
+      // No task of the service here: a host-mode port is not bound on this node.
+      if (entry !== undefined) await this.unpublish(spec.protocol, spec.publishedPort)
+      return
+    }
+    if (entry === undefined) {
+      entry = { spec, pool, next: 0, server: undefined, udp: undefined, sockets: new Set(), flows: new Map() }
+      this.entries.set(key, entry)
+      try {
+        if (spec.protocol === 'tcp') await this.listenTcp(entry)
+        else await this.listenUdp(entry)
+      } catch (err) {
+        this.entries.delete(key)
+        throw err
+      }
+      this.emit('port:bound', { protocol: spec.protocol, port: spec.publishedPort, service: spec.service })
+    } else {
+      entry.spec = spec
+      entry.pool = pool
+    }
+  }
+
+  async unpublish(protocol: 'tcp' | 'udp', port: number, options?: CloseOptions): Promise<void> {
+    if (protocol !== 'tcp' && protocol !== 'udp') throw new TypeError('protocol must be tcp or udp')
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new RangeError('port must be an integer in 1..65535')
+    options?.signal?.throwIfAborted()
+    const key = `${protocol}/${port}`
+    const entry = this.entries.get(key)
+    if (entry === undefined) return
+    this.entries.delete(key)
+    await this.shut(entry)
+    this.emit('port:unbound', { protocol, port, service: entry.spec.service })
+  }
+
+  listening(): Array<{ protocol: 'tcp' | 'udp'; port: number; service: string }> {
+    return [...this.entries.values()]
+      .map((e) => ({ protocol: e.spec.protocol, port: e.spec.publishedPort, service: e.spec.service }))
+      .sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1))
+  }
+
+  async close(options?: CloseOptions): Promise<void> {
+    options?.signal?.throwIfAborted()
+    this.closed = true
+    const all = [...this.entries.values()]
+    this.entries.clear()
+    await Promise.all(all.map((e) => this.shut(e)))
+  }
+
+  // Round-robin over the eligible endpoints, skipping `tried`.
+  private pick(entry: Entry, tried: Set<MeshEndpoint>): MeshEndpoint | undefined {
+    const pool = entry.pool
+    for (let i = 0; i < pool.length; i++) {
+      const e = pool[entry.next++ % pool.length]!
+      if (entry.next >= 1 << 30) entry.next = 0
+      if (!tried.has(e)) return e
+    }
+    return undefined
+  }
+
+  private listenTcp(entry: Entry): Promise<void> {
+    const server = net.createServer(
+      { allowHalfOpen: true, pauseOnConnect: true, highWaterMark: BUFFER },
+      (client) => this.onTcp(entry, client),
+    )
+    entry.server = server
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) => reject(this.bindError(entry, err)))
+      server.listen({ host: this.host, port: entry.spec.publishedPort, exclusive: true }, () => {
+        server.removeAllListeners('error')
+        server.on('error', () => {})
+        resolve()
+      })
+    })
+  }
+
+  private onTcp(entry: Entry, client: net.Socket): void {
+    entry.sockets.add(client)
+    client.setNoDelay(true)
+    const tried = new Set<MeshEndpoint>()
+    let upstream: net.Socket | undefined
+    const done = () => {
+      client.destroy()
+      upstream?.destroy()
+    }
+    client.on('error', done)
+    client.on('close', () => {
+      entry.sockets.delete(client)
+      upstream?.destroy()
+    })
+    const attempt = () => {
+      const ep = this.pick(entry, tried)
+      if (ep === undefined) {
+        this.emit('connection:dropped', {
+          service: entry.spec.service,
+          protocol: 'tcp',
+          port: entry.spec.publishedPort,
+        })
+        client.destroy()
+        return
+      }
+      tried.add(ep)
+      // highWaterMark is a stream.Duplex option that net.Socket passes on (missing from its types).
+      const up = new net.Socket({ allowHalfOpen: true, highWaterMark: BUFFER } as net.SocketConstructorOpts)
+      up.connect({ host: ep.address, port: ep.port, noDelay: true })
+      upstream = up
+      entry.sockets.add(up)
+      up.on('close', () => entry.sockets.delete(up))
+      const timer = setTimeout(
+        () => up.destroy(new Error(`connect timeout after ${this.connectTimeoutMs} ms`)),
+        this.connectTimeoutMs,
+      )
+      timer.unref()
+      let connected = false
+      up.once('connect', () => {
+        connected = true
+        clearTimeout(timer)
+        relay(client, up)
+        relay(up, client)
+        client.resume()
+      })
+      up.on('error', (error) => {
+        clearTimeout(timer)
+        if (connected || client.destroyed) return done()
+        this.emit('endpoint:failed', {
+          service: entry.spec.service,
+          address: ep.address,
+          port: ep.port,
+          error,
+        })
+        up.destroy()
+        attempt()
+      })
+    }
+    attempt()
+  }
+
+  private listenUdp(entry: Entry): Promise<void> {
+    const sock = dgram.createSocket(this.family === 4 ? 'udp4' : 'udp6')
+    entry.udp = sock
+    sock.on('message', (msg, rinfo) => this.onDatagram(entry, sock, msg, rinfo))
+    return new Promise((resolve, reject) => {
+      sock.once('error', (err) => {
+        sock.close()
+        reject(this.bindError(entry, err))
+      })
+      sock.bind({ address: this.host, port: entry.spec.publishedPort, exclusive: true }, () => {
+        sock.removeAllListeners('error')
+        sock.on('error', () => {})
+        resolve()
+      })
+    })
+  }
+
+  private onDatagram(entry: Entry, sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const key = `${rinfo.address}|${rinfo.port}`
+    const flow = entry.flows.get(key)
+    if (flow === undefined) {
+      const ep = this.pick(entry, new Set())
+      if (ep === undefined) {
+        this.emit('connection:dropped', {
+          service: entry.spec.service,
+          protocol: 'udp',
+          port: entry.spec.publishedPort,
+        })
+        return
+      }
+      if (entry.flows.size >= this.maxUdpFlows) {
+        const [oldest] = entry.flows.keys()
+        if (oldest !== undefined) this.endFlow(entry, oldest)
+      }
+      const upstream = dgram.createSocket(parseIp(ep.address, 'address').family === 4 ? 'udp4' : 'udp6')
+      upstream.on('message', (reply) => {
+        const f = entry.flows.get(key)
+        f?.timer.refresh()
+        try {
+          sock.send(reply, rinfo.port, rinfo.address)
+        } catch {
+          // the listener closed under this flow
+          this.endFlow(entry, key)
+        }
+      })
+      upstream.on('error', () => this.endFlow(entry, key))
+      const timer = setTimeout(() => this.endFlow(entry, key), this.udpIdleMs)
+      timer.unref()
+      const created: Flow = { upstream, timer, pending: [msg] }
+      upstream.connect(ep.port, ep.address, () => {
+        const queued = created.pending ?? []
+        created.pending = undefined
+        for (const m of queued) upstream.send(m)
+      })
+      entry.flows.set(key, created)
+      return
+    }
+    flow.timer.refresh()
+    if (flow.pending === undefined) flow.upstream.send(msg)
+    else if (flow.pending.length < MAX_PENDING) flow.pending.push(msg)
+  }
+
+  private endFlow(entry: Entry, key: string): void {
+    const flow = entry.flows.get(key)
+    if (flow === undefined) return
+    entry.flows.delete(key)
+    clearTimeout(flow.timer)
+    try {
+      flow.upstream.close()
+    } catch {
+      // already closed
+    }
+  }
+
+  private async shut(entry: Entry): Promise<void> {
+    for (const s of entry.sockets) s.destroy()
+    entry.sockets.clear()
+    for (const key of [...entry.flows.keys()]) this.endFlow(entry, key)
+    if (entry.server !== undefined) {
+      const server = entry.server
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+    if (entry.udp !== undefined) {
+      const udp = entry.udp
+      await new Promise<void>((r) => {
+        try {
+          udp.close(() => r())
+        } catch {
+          r()
+        }
+      })
+    }
+  }
+
+  private bindError(entry: Entry, err: Error): OverlayError {
+    return new OverlayError(
+      'BIND_FAILED',
+      `cannot bind ${entry.spec.protocol} ${this.host}:${entry.spec.publishedPort} for service ${entry.spec.service}: ${err.message}`,
+      { cause: err },
+    )
+  }
+}
+
+// Copies one direction with backpressure: pause the reader while the writer holds more than BUFFER bytes.
+// Leaner than stream.pipe() on this hot path, with a larger buffer than the 16 KiB default so both sockets
+// stay busy. The writer is corked while a burst of reads arrives (libuv reads up to 32 chunks of 64 KiB per
+// poll) and uncorked once the loop turns, so a burst goes out in one writev instead of one write each.
+function relay(from: net.Socket, to: net.Socket): void {
+  let corked = false
+  const uncork = () => {
+    corked = false
+    to.uncork()
+  }
+  from.on('data', (chunk: Buffer) => {
+    if (!corked) {
+      corked = true
+      to.cork()
+      setImmediate(uncork)
+    }
+    if (!to.write(chunk)) from.pause()
+  })
+  to.on('drain', () => from.resume())
+  from.on('end', () => {
+    if (corked) uncork()
+    to.end()
+  })
+}
+
+function positive(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer`)
+  return n
+}
+
+/** Creates a node's routing mesh, binding published ports on `options.host`. */
+export function routingMesh(options: RoutingMeshOptions): RoutingMesh {
+  return new Mesh(options)
+}

@@ -1,0 +1,293 @@
+// The kernel data plane end to end, as root: three hosts (network namespaces on an underlay bridge,
+// 198.18.0.0/15), two overlay networks allocated by the control plane, tasks in sandboxes on every host.
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { build } from 'esbuild'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  ipam,
+  linuxDriver,
+  type NetworkDriver,
+  type OverlayNetwork,
+  type Peer,
+  vniAllocator,
+} from '../src/index.js'
+import { kernelUnavailable, Lab, must, sh } from './helpers/lab.js'
+
+const unavailable = await kernelUnavailable()
+
+// A TCP server that says its name, then echoes; and a client that prints what it got (or the error).
+const server = `
+const net = require('node:net')
+const s = net.createServer((c) => { c.write(process.argv[1] + '\\n'); c.pipe(c); c.on('error', () => {}) })
+s.listen(Number(process.argv[2]), '0.0.0.0', () => console.log('ready'))`
+const client = `
+const net = require('node:net')
+const c = net.connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 3000 })
+let buf = ''
+c.on('data', (d) => { buf += d; if (buf.includes('\\n') && buf.includes('ping')) { console.log(buf.trim().split('\\n').join(' ')); process.exit(0) } })
+c.on('connect', () => c.write('ping\\n'))
+c.on('timeout', () => { console.log('timeout'); process.exit(3) })
+c.on('error', (e) => { console.log(e.code); process.exit(2) })`
+
+describe('overlay data plane (kernel, 3 hosts)', () => {
+  if (unavailable !== undefined) {
+    it(`cannot run here: ${unavailable}`, () => {
+      if (process.env.SWARMKIT_CI === '1')
+        throw new Error(`kernel data-plane tests could not run in CI: ${unavailable}`)
+    })
+    return
+  }
+
+  const lab = new Lab()
+  const drivers: NetworkDriver[] = []
+  const control = ipam({ pools: [{ base: '10.77.0.0/16', size: 24 }, 'fd77:5a::/48'] })
+  const vnis = vniAllocator()
+  type Net = 'red' | 'blue' | 'green'
+  const nets: Record<Net, OverlayNetwork & { nodes: string[] }> = {} as never
+  // Tasks: name -> host index, network, address (filled in by beforeAll).
+  const tasks: Array<{ name: string; host: number; network: Net; address: string; ns: string }> = [
+    { name: 'r1', host: 0, network: 'red', address: '', ns: '' },
+    { name: 'r2', host: 1, network: 'red', address: '', ns: '' },
+    { name: 'r3', host: 2, network: 'red', address: '', ns: '' },
+    { name: 'b1', host: 0, network: 'blue', address: '', ns: '' },
+    { name: 'b2', host: 1, network: 'blue', address: '', ns: '' },
+    { name: 'g1', host: 0, network: 'green', address: '', ns: '' },
+    { name: 'g3', host: 2, network: 'green', address: '', ns: '' },
+  ]
+  const task = (name: string) => tasks.find((t) => t.name === name)!
+
+  const peersOf = (network: Net): Peer[] => [
+    ...tasks
+      .filter((t) => t.network === network)
+      .map((t) => ({ address: t.address, vtep: lab.hosts[t.host]!.vtep })),
+    ...nets[network].nodes.map((address, i) => ({ address, vtep: lab.hosts[i]!.vtep })),
+  ]
+  const networkOn = (network: Net, host: number): OverlayNetwork => {
+    const { nodes, ...n } = nets[network]
+    return { ...n, nodeAddress: nodes[host]! }
+  }
+
+  beforeAll(async () => {
+    await lab.create(3)
+    // Hosts that forward packets, like a real docker host: isolation must not depend on ip_forward=0.
+    for (const h of lab.hosts)
+      await must('ip', ['netns', 'exec', h.ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'])
+    // Control plane: subnets, VNIs, a node address per host and an address per task.
+    for (const name of ['red', 'blue', 'green'] as const) {
+      const s = control.allocateSubnet(name, { family: name === 'green' ? 6 : 4 })
+      nets[name] = {
+        id: name,
+        vni: vnis.allocate(name),
+        subnet: s.subnet,
+        gateway: s.gateway,
+        nodes: lab.hosts.map(() => control.allocateAddress(name)),
+      }
+    }
+    for (const t of tasks) t.address = control.allocateAddress(t.network)
+    // Data plane on each host.
+    for (const [i, h] of lab.hosts.entries()) {
+      const d = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix: h.prefix })
+      drivers.push(d)
+      for (const name of ['red', 'blue', 'green'] as const) {
+        await d.createNetwork(networkOn(name, i))
+        await d.setPeers(name, peersOf(name))
+      }
+      for (const t of tasks.filter((x) => x.host === i)) {
+        const sb = await d.createSandbox({
+          id: t.name,
+          endpoints: [{ network: t.network, address: t.address }],
+        })
+        t.ns = sb.namespace
+      }
+    }
+  })
+
+  afterAll(async () => {
+    // Processes first (they pin namespaces), then each driver's own teardown, then the lab; assert last
+    // so a failing assertion cannot leave anything behind.
+    await lab.killAll()
+    const leftovers: string[] = []
+    for (const d of drivers) {
+      await d.destroy().catch((e) => leftovers.push(`destroy failed: ${e}`))
+      leftovers.push(...(await d.inspect()).resources)
+    }
+    const rest = await lab.destroy()
+    expect(leftovers).toEqual([])
+    expect(rest).toEqual([])
+  })
+
+  it('gives every host its bridge, VXLAN device and peers', async () => {
+    const s = await drivers[0]!.inspect()
+    expect(s.networks.map((n) => n.id).sort()).toEqual(['blue', 'green', 'red'])
+    expect(s.sandboxes).toEqual(['b1', 'g1', 'r1'])
+    // Remote only: r2, r3 and the other two hosts' addresses on red.
+    expect(
+      s.peers
+        .filter((p) => p.network === 'red')
+        .map((p) => p.address)
+        .sort(),
+    ).toEqual([task('r2').address, task('r3').address, nets.red.nodes[1]!, nets.red.nodes[2]!].sort())
+  })
+
+  it('lets tasks on different hosts reach each other over VXLAN (ping)', async () => {
+    for (const [from, to] of [
+      ['r1', 'r2'],
+      ['r2', 'r3'],
+      ['r3', 'r1'],
+      ['b1', 'b2'],
+    ] as const) {
+      const r = await sh('ip', [
+        'netns',
+        'exec',
+        task(from).ns,
+        'ping',
+        '-c',
+        '1',
+        '-W',
+        '5',
+        task(to).address,
+      ])
+      expect(r.code, `${from} -> ${to}: ${r.out}${r.err}`).toBe(0)
+    }
+  })
+
+  it('lets tasks on different hosts reach each other over VXLAN (TCP)', async () => {
+    await lab.node(task('r2').ns, server, ['r2', '7000'])
+    const r = await lab.script(task('r1').ns, client, [task('r2').address, '7000'])
+    expect(r.out.trim()).toBe('r2 ping')
+  })
+
+  it('carries IPv6 overlays too (ping and TCP)', async () => {
+    expect(nets.green.subnet).toBe('fd77:5a::/64')
+    const r = await sh('ip', [
+      'netns',
+      'exec',
+      task('g1').ns,
+      'ping',
+      '-6',
+      '-c',
+      '1',
+      '-W',
+      '5',
+      task('g3').address,
+    ])
+    expect(r.code, `${r.out}${r.err}`).toBe(0)
+    await lab.node(task('g3').ns, server.replace("'0.0.0.0'", "'::'"), ['g3', '7003'])
+    expect((await lab.script(task('g1').ns, client, [task('g3').address, '7003'])).out.trim()).toBe('g3 ping')
+  })
+
+  it('keeps overlay networks apart', async () => {
+    await lab.node(task('b2').ns, server, ['b2', '7001'])
+    // Blue on host 1 cannot reach red on host 2, nor red on its own host; red cannot reach blue.
+    for (const [from, to] of [
+      ['b1', 'r2'],
+      ['b1', 'r1'],
+      ['r1', 'b2'],
+    ] as const) {
+      const r = await sh('ip', [
+        'netns',
+        'exec',
+        task(from).ns,
+        'ping',
+        '-c',
+        '1',
+        '-W',
+        '1',
+        task(to).address,
+      ])
+      expect(r.code, `${from} -> ${to} must fail`).not.toBe(0)
+    }
+    const tcp = await lab.script(task('r1').ns, client, [task('b2').address, '7001'])
+    expect(tcp.code).not.toBe(0)
+    // The same server is reachable from its own network.
+    expect((await lab.script(task('b1').ns, client, [task('b2').address, '7001'])).out.trim()).toBe('b2 ping')
+  })
+
+  it('routes the mesh on one host to a task on another', async () => {
+    await lab.node(task('r3').ns, server, ['r3', '7002'])
+    const bundle = join(tmpdir(), `${lab.tag}-mesh-node.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'mesh-node.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    const config = {
+      host: lab.hosts[0]!.vtep,
+      node: 'h1',
+      services: [
+        {
+          service: 'web',
+          protocol: 'tcp',
+          publishedPort: 8080,
+          endpoints: [{ address: task('r3').address, port: 7002, node: 'h3' }],
+        },
+      ],
+    }
+    const mesh = await lab.spawnNode(lab.hosts[0]!.ns, [bundle, JSON.stringify(config)])
+    expect(mesh.line).toContain('8080')
+    // A client on host 2 connects to host 1's published port; host 1 forwards over VXLAN to r3 on host 3.
+    const r = await lab.script(lab.hosts[1]!.ns, client, [lab.hosts[0]!.vtep, '8080'])
+    expect(r.out.trim()).toBe('r3 ping')
+    await lab.kill(mesh.child)
+    await sh('rm', ['-f', bundle])
+  })
+
+  it('drives the namespace it runs in when given none (as a node agent does)', async () => {
+    const bundle = join(tmpdir(), `${lab.tag}-root-ns.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'root-ns-driver.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    try {
+      const h = lab.hosts[2]!
+      // Its own prefix: the namespace-wide listing must not touch the test's driver on this host.
+      const { line } = await lab.spawnNode(h.ns, [bundle, h.vtep, `${lab.tag}z`])
+      const out = JSON.parse(line.slice('ready '.length))
+      expect(out.made.networks).toEqual([{ id: 'local', vni: 9000 }])
+      expect(out.made.sandboxes).toEqual(['sb'])
+      expect(out.forwarding).toBe('0')
+      expect(out.after.resources).toEqual([])
+      // The test's own driver on that host is untouched.
+      expect((await drivers[2]!.inspect()).sandboxes).toEqual(['g3', 'r3'])
+    } finally {
+      await sh('rm', ['-f', bundle])
+    }
+  })
+
+  it('lets a restarted driver clean up after a crashed one', async () => {
+    // A new driver instance knows nothing; reconciling to "only red, only r1" removes the rest it finds.
+    const h = lab.hosts[0]!
+    const fresh = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix: h.prefix })
+    await fresh.reconcile({
+      networks: [networkOn('red', 0)],
+      peers: { red: peersOf('red') },
+      sandboxes: [{ id: 'r1', endpoints: [{ network: 'red', address: task('r1').address }] }],
+    })
+    const s = await fresh.inspect()
+    expect(s.networks.map((n) => n.id)).toEqual(['red'])
+    expect(s.sandboxes).toEqual(['r1'])
+    const r = await sh('ip', [
+      'netns',
+      'exec',
+      task('r1').ns,
+      'ping',
+      '-c',
+      '1',
+      '-W',
+      '5',
+      task('r2').address,
+    ])
+    expect(r.code).toBe(0)
+  })
+})

@@ -1,0 +1,117 @@
+// The behaviour every NetworkDriver must have; run against the memory driver always and the Linux driver
+// wherever the kernel can be used.
+import { expect, it } from 'vitest'
+import { isOverlayError, macFor, type NetworkDriver, type OverlayNetwork } from '../../src/index.js'
+
+export interface DriverFixture {
+  driver: NetworkDriver
+  /** The node's own VTEP address. */
+  vtep: string
+}
+
+const netA: OverlayNetwork = {
+  id: 'net-a',
+  vni: 4100,
+  subnet: '10.20.1.0/24',
+  gateway: '10.20.1.1',
+  nodeAddress: '10.20.1.250',
+}
+const netB: OverlayNetwork = { id: 'net-b', vni: 4101, subnet: '10.20.2.0/24', gateway: '10.20.2.1' }
+
+export function driverCompliance(fixture: () => DriverFixture): void {
+  it('creates a network idempotently and reads it back', async () => {
+    const { driver } = fixture()
+    await driver.createNetwork(netA)
+    await driver.createNetwork(netA)
+    const s = await driver.inspect()
+    expect(s.networks).toEqual([{ id: 'net-a', vni: 4100 }])
+    expect(s.resources.length).toBeGreaterThan(0)
+    await expect(driver.createNetwork({ ...netB, vni: 4100 })).rejects.toMatchObject({ code: 'IN_USE' })
+    await driver.destroy()
+  })
+
+  it('programs exactly the given remote peers, skipping its own', async () => {
+    const { driver, vtep } = fixture()
+    await driver.createNetwork(netA)
+    await driver.setPeers('net-a', [
+      { address: '10.20.1.5', vtep: '198.18.0.2' },
+      { address: '10.20.1.6', vtep: '198.18.0.3' },
+      { address: '10.20.1.7', vtep }, // local: no entry
+    ])
+    await driver.setPeers('net-a', [
+      { address: '10.20.1.6', vtep: '198.18.0.3' },
+      { address: '10.20.1.8', vtep: '198.18.0.2', mac: '02:aa:00:00:00:08' },
+    ])
+    const s = await driver.inspect()
+    expect(s.peers).toEqual([
+      { network: 'net-a', address: '10.20.1.6', mac: macFor('10.20.1.6'), vtep: '198.18.0.3' },
+      { network: 'net-a', address: '10.20.1.8', mac: '02:aa:00:00:00:08', vtep: '198.18.0.2' },
+    ])
+    await driver.setPeers('net-a', [])
+    expect((await driver.inspect()).peers).toEqual([])
+    await expect(driver.setPeers('nope', [])).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await driver.destroy()
+  })
+
+  it('creates sandboxes on known networks, idempotently, and removes them', async () => {
+    const { driver } = fixture()
+    await expect(
+      driver.createSandbox({ id: 't1', endpoints: [{ network: 'net-a', address: '10.20.1.2' }] }),
+    ).rejects.toSatisfy((e: unknown) => isOverlayError(e, 'NOT_FOUND'))
+    await driver.createNetwork(netA)
+    await driver.createNetwork(netB)
+    const spec = {
+      id: 't1',
+      endpoints: [
+        { network: 'net-a', address: '10.20.1.2' },
+        { network: 'net-b', address: '10.20.2.2' },
+      ],
+    }
+    const sb = await driver.createSandbox(spec)
+    expect(sb.interfaces.map((i) => [i.name, i.address, i.mac])).toEqual([
+      ['eth0', '10.20.1.2', macFor('10.20.1.2')],
+      ['eth1', '10.20.2.2', macFor('10.20.2.2')],
+    ])
+    await driver.createSandbox(spec)
+    await driver.createSandbox({ id: 't1', endpoints: [{ network: 'net-a', address: '10.20.1.3' }] })
+    await expect(
+      driver.createSandbox({ id: 't2', endpoints: [{ network: 'net-a', address: '10.20.9.3' }] }),
+    ).rejects.toMatchObject({ code: 'OUT_OF_RANGE' })
+    expect((await driver.inspect()).sandboxes).toEqual(['t1'])
+    await driver.removeSandbox('t1')
+    await driver.removeSandbox('t1')
+    expect((await driver.inspect()).sandboxes).toEqual([])
+    await driver.destroy()
+  })
+
+  it('reconciles to exactly the desired state and destroys everything it owns', async () => {
+    const { driver } = fixture()
+    await driver.createNetwork(netA)
+    await driver.createNetwork(netB)
+    await driver.createSandbox({ id: 'stale', endpoints: [{ network: 'net-b', address: '10.20.2.9' }] })
+    await driver.reconcile({
+      networks: [netA],
+      peers: { 'net-a': [{ address: '10.20.1.5', vtep: '198.18.0.2' }] },
+      sandboxes: [{ id: 'keep', endpoints: [{ network: 'net-a', address: '10.20.1.4' }] }],
+    })
+    const s = await driver.inspect()
+    expect(s.networks).toEqual([{ id: 'net-a', vni: 4100 }])
+    expect(s.sandboxes).toEqual(['keep'])
+    expect(s.peers.map((p) => p.address)).toEqual(['10.20.1.5'])
+    await driver.destroy()
+    const after = await driver.inspect()
+    expect(after).toEqual({ networks: [], peers: [], sandboxes: [], resources: [] })
+  })
+
+  it('checks its input', async () => {
+    const { driver } = fixture()
+    await expect(async () => driver.createNetwork({ ...netA, vni: 0 })).rejects.toThrow(/network.vni/)
+    await expect(async () => driver.createNetwork({ ...netA, gateway: '10.9.9.9' })).rejects.toThrow(
+      /network.gateway/,
+    )
+    await expect(async () => driver.createSandbox({ id: 'bad id', endpoints: [] })).rejects.toThrow(TypeError)
+    await expect(async () => driver.setPeers('net-a', [{ address: 'x', vtep: '1.2.3.4' }])).rejects.toThrow(
+      /peers\[0\].address/,
+    )
+  })
+}

@@ -1,0 +1,932 @@
+import { Buffer } from 'node:buffer'
+import * as fs from 'node:fs'
+import {
+  mkdir,
+  open as openFile,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { RaftError } from './errors.js'
+import { crc32c } from './internal/wal/crc32c.js'
+import {
+  ENTRY_BODY,
+  FLAG_SEALED,
+  seal as frame,
+  get64,
+  HARD_BODY,
+  KIND_ENTRY,
+  KIND_HARD,
+  KIND_SEGMENT,
+  KIND_SNAPSHOT,
+  MAX_VOTE_BYTES,
+  parseSegmentName,
+  parseSnapshotName,
+  put64,
+  RECORD_HEADER,
+  SEGMENT_BODY,
+  SNAP_HEADER,
+  SNAP_MAGIC,
+  SNAPSHOT_BODY,
+  segmentName,
+  snapshotName,
+  WAL_VERSION,
+} from './internal/wal/format.js'
+import {
+  cutFile,
+  type Limits,
+  type Replayed,
+  readSnapshotFile,
+  replaySegments,
+  type SealContext,
+  type SealHook,
+  type SegmentState,
+  validateConf,
+} from './internal/wal/replay.js'
+import type { Entry, HardState, LogStorage, PersistedState, Snapshot, StorageUpdate } from './storage.js'
+
+export type { SealContext, SealHook }
+
+/** Options of {@link FileLogStorage.open}. */
+export interface FileLogStorageOptions {
+  /** This member's ID. Recorded on first open; a directory recorded for another ID is refused. */
+  readonly nodeId?: string
+  /** The cluster's ID. Recorded on first open; a directory recorded for another cluster is refused. */
+  readonly clusterId?: string
+  /** A segment is closed and a new one started once it reaches this size. Default 64 MiB. */
+  readonly segmentBytes?: number
+  /** The largest entry data accepted by `save` and read back. Default 64 MiB. */
+  readonly maxEntryBytes?: number
+  /** The largest snapshot data accepted by `save` and read back. Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
+  /**
+   * Seals entry and snapshot data before it is written (e.g. authenticated encryption). Index, term and type
+   * stay readable and are passed in `context` so a sealer can bind them (as associated data). Give `open`
+   * with it; a log written with hooks must be opened with them and every record of it is sealed.
+   */
+  readonly seal?: SealHook
+  /** Undoes `seal`; throws when the data is not authentic (reported as `CORRUPT`). */
+  readonly open?: SealHook
+  readonly signal?: AbortSignal
+}
+
+/** Counters since open, for benchmarks and tests. */
+export interface FileLogStorageStats {
+  /** `save` calls made durable. */
+  readonly saves: number
+  /** `fdatasync` calls on the log (each covers one batch of saves). */
+  readonly syncs: number
+  /** Bytes appended to the log. */
+  readonly bytes: number
+  /** Segment files in use. */
+  readonly segments: number
+}
+
+const MiB = 1 << 20
+const DEFAULT_SEGMENT_BYTES = 64 * MiB
+const DEFAULT_MAX_ENTRY = 64 * MiB
+const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
+/** Room a seal hook may add to data (nonce, tag, key id). */
+const SEAL_SLACK = 1024
+const META = 'meta.json'
+const LOCK = 'LOCK'
+const META_FORMAT = 'swarmkit-raft-log'
+const MAX_META_BYTES = 64 * 1024
+
+/** Directories open in this process. */
+const held = new Set<string>()
+
+interface Pending {
+  /** The records of this save (snapshot reference, entries, hard state), or null for a barrier. */
+  buf: Buffer | null
+  snapFile: { name: string; bytes: Buffer } | null
+  snap: { index: number; term: number; discard: boolean } | null
+  firstEntry: number
+  lastEntry: number
+  hard: HardState | null
+  resolve: () => void
+  reject: (e: unknown) => void
+}
+
+function ioError(what: string, cause: unknown): RaftError {
+  return new RaftError('IO', `${what}: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+}
+
+function writevAll(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  const total = bufs.reduce((n, b) => n + b.length, 0)
+  return new Promise((done, fail) => {
+    const step = (list: Buffer[], pos: number, left: number) => {
+      fs.writev(fd, list, pos, (err, n) => {
+        if (err) return fail(err)
+        if (n === left) return done(total)
+        if (n <= 0) return fail(new Error('short write'))
+        // Skip what was written and continue with the rest.
+        let skip = n
+        const rest: Buffer[] = []
+        for (const b of list) {
+          if (skip >= b.length) skip -= b.length
+          else {
+            rest.push(skip > 0 ? b.subarray(skip) : b)
+            skip = 0
+          }
+        }
+        step(rest, pos + n, left - n)
+      })
+    }
+    if (total === 0) done(0)
+    else step(bufs, position, total)
+  })
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((done, fail) => fs.fdatasync(fd, (err) => (err ? fail(err) : done())))
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((done, fail) => fs.close(fd, (err) => (err ? fail(err) : done())))
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await openFile(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Writes `bytes` to `dir/name` through a synced temporary file and a rename, then syncs the directory. */
+async function writeAtomic(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`)
+  const fh = await openFile(tmp, 'w')
+  try {
+    await fh.writeFile(bytes)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, join(dir, name))
+  await syncDir(dir)
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError')
+}
+
+function checkCount(value: unknown, name: string, min = 0): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${String(value)}`)
+  }
+  return value
+}
+
+function checkHardState(hs: unknown, name: string): HardState {
+  if (typeof hs !== 'object' || hs === null) throw new TypeError(`${name} must be an object`)
+  const h = hs as HardState
+  checkCount(h.term, `${name}.term`)
+  checkCount(h.commit, `${name}.commit`)
+  if (h.vote !== null && (typeof h.vote !== 'string' || h.vote.length === 0)) {
+    throw new TypeError(`${name}.vote must be a non-empty string or null`)
+  }
+  if (h.vote !== null && Buffer.byteLength(h.vote) > MAX_VOTE_BYTES) {
+    throw new RangeError(`${name}.vote is longer than ${MAX_VOTE_BYTES} bytes`)
+  }
+  return { term: h.term, vote: h.vote, commit: h.commit }
+}
+
+/**
+ * Durable {@link LogStorage} in a directory: a segmented write-ahead log with a CRC-32C on every record, group
+ * commit, snapshot files written atomically, and recovery that cuts a torn tail and refuses anything else
+ * that does not check out.
+ *
+ * - `save` resolves only after `fdatasync` has covered its records. Saves that arrive while a sync is running
+ *   are written together and covered by the next single sync (group commit).
+ * - A snapshot is written to a temporary file, synced, renamed and the directory synced, before the log
+ *   record that refers to it is written.
+ * - `compact(index)` deletes the segments whose entries all lie at or below `index`.
+ * - `open` cuts a torn tail of the last segment back to the last valid record. Damage anywhere else is a
+ *   `RaftError` `CORRUPT` naming the file and offset. A directory recorded for another node or cluster is
+ *   `STORAGE_MISMATCH`; one already open is `LOCKED`.
+ */
+export class FileLogStorage implements LogStorage {
+  /** The storage directory. */
+  readonly dir: string
+  readonly #limits: Limits
+  readonly #seal: SealHook | undefined
+  readonly #segmentBytes: number
+  readonly #maxEntry: number
+  readonly #maxSnapshot: number
+  readonly #lockKey: string
+
+  // What save() has accepted (validated against, updated synchronously in call order).
+  #snapIndex = 0
+  #snapTerm = 0
+  /** Terms of the entries after the snapshot: #terms[k] is the term of index #snapIndex + 1 + k. */
+  #terms: number[] = []
+  #hard: HardState = { term: 0, vote: null, commit: 0 }
+
+  // What is durable, as the writer goes (for the header of the next segment).
+  #durHard: HardState | null = null
+  #durSnap: { index: number; term: number } | null = null
+  #durLast = 0
+
+  #segments: SegmentState[] = []
+  #fd = -1
+  #segSize = 0
+  #segHeader = 0
+  #snapFiles = new Set<string>()
+
+  #queue: Pending[] = []
+  /** Background writes of snapshot files, in order. */
+  #snapChain: Promise<void> = Promise.resolve()
+  #flushing = false
+  #failed: RaftError | null = null
+  #closed = false
+  #closing: Promise<void> | null = null
+  #stash: PersistedState | null = null
+  #stats = { saves: 0, syncs: 0, bytes: 0 }
+
+  private constructor(dir: string, options: FileLogStorageOptions, lockKey: string) {
+    this.dir = dir
+    this.#lockKey = lockKey
+    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
+    this.#maxEntry = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY
+    this.#maxSnapshot = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT
+    this.#seal = options.seal
+    const maxBody = ENTRY_BODY + this.#maxEntry + SEAL_SLACK
+    this.#limits = {
+      maxBody,
+      maxSegmentFile:
+        Math.max(this.#segmentBytes, DEFAULT_SEGMENT_BYTES) + maxBody + RECORD_HEADER + 64 * 1024,
+      maxSnapshotBytes: this.#maxSnapshot,
+      open: options.open,
+    }
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir` and recovers it. Rejects with `CORRUPT`, `STORAGE_MISMATCH`,
+   * `LOCKED` or `IO`.
+   */
+  static async open(dir: string, options: FileLogStorageOptions = {}): Promise<FileLogStorage> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string')
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+    for (const key of ['nodeId', 'clusterId'] as const) {
+      const v = options[key]
+      if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 256)) {
+        throw new TypeError(`options.${key} must be a non-empty string of at most 256 characters`)
+      }
+    }
+    if (options.segmentBytes !== undefined) checkCount(options.segmentBytes, 'options.segmentBytes', 1024)
+    if (options.maxEntryBytes !== undefined) checkCount(options.maxEntryBytes, 'options.maxEntryBytes', 1)
+    if (options.maxSnapshotBytes !== undefined) {
+      checkCount(options.maxSnapshotBytes, 'options.maxSnapshotBytes', 1)
+      if (options.maxSnapshotBytes > 2 * 1024 * MiB)
+        throw new RangeError('options.maxSnapshotBytes is over 2 GiB')
+    }
+    if ((options.seal === undefined) !== (options.open === undefined)) {
+      throw new TypeError('options.seal and options.open go together: give both or neither')
+    }
+    for (const key of ['seal', 'open'] as const) {
+      if (options[key] !== undefined && typeof options[key] !== 'function') {
+        throw new TypeError(`options.${key} must be a function`)
+      }
+    }
+    checkSignal(options.signal)
+
+    const abs = resolve(dir)
+    if (held.has(abs)) throw new RaftError('LOCKED', `${abs} is already open in this process`)
+    held.add(abs)
+    const storage = new FileLogStorage(abs, options, abs)
+    try {
+      await mkdir(abs, { recursive: true })
+      await storage.#lock()
+      await storage.#recover(options)
+      return storage
+    } catch (e) {
+      if (storage.#fd >= 0) await closeFd(storage.#fd).catch(() => {})
+      await storage.#unlock()
+      throw e
+    }
+  }
+
+  async #lock(): Promise<void> {
+    const path = join(this.dir, LOCK)
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' })
+      return
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, e)
+    }
+    const text = (await readFile(path, 'latin1').catch(() => '')).slice(0, 32)
+    const pid = Number.parseInt(text, 10)
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
+      throw new RaftError('LOCKED', `${this.dir} is in use by process ${pid}`)
+    }
+    // A lock left by a process that is gone: take it over.
+    await writeAtomic(this.dir, LOCK, Buffer.from(String(process.pid)))
+  }
+
+  async #unlock(): Promise<void> {
+    await unlink(join(this.dir, LOCK)).catch(() => {})
+    held.delete(this.#lockKey)
+  }
+
+  async #recover(options: FileLogStorageOptions): Promise<void> {
+    const names = await readdir(this.dir)
+    for (const n of names) if (n.endsWith('.tmp')) await rm(join(this.dir, n), { force: true })
+    const segs = names
+      .map((name) => ({ name, seq: parseSegmentName(name) }))
+      .filter((s): s is { name: string; seq: number } => s.seq !== null)
+      .sort((a, b) => a.seq - b.seq)
+    for (let k = 1; k < segs.length; k++) {
+      if (segs[k]!.seq !== segs[k - 1]!.seq + 1) {
+        throw new RaftError(
+          'CORRUPT',
+          `${segs[k]!.name}: segment ${segs[k - 1]!.seq + 1} is missing before it`,
+        )
+      }
+    }
+    await this.#checkMeta(options, names.includes(META), segs.length > 0)
+
+    const replayed: Replayed = await replaySegments(this.dir, segs, this.#limits)
+    if (replayed.dropLast) await unlink(join(this.dir, segs[segs.length - 1]!.name))
+    this.#segments = replayed.segments
+    let snapshot: Snapshot | null = null
+    if (replayed.snapshot) {
+      snapshot = await readSnapshotFile(
+        this.dir,
+        replayed.snapshot.index,
+        replayed.snapshot.term,
+        this.#limits,
+      )
+    }
+    // Snapshot files the log does not refer to were never acknowledged (or were superseded).
+    const keep = replayed.snapshot ? snapshotName(replayed.snapshot.index, replayed.snapshot.term) : null
+    for (const n of names) {
+      if (parseSnapshotName(n) !== null && n !== keep) await rm(join(this.dir, n), { force: true })
+    }
+    if (keep) this.#snapFiles.add(keep)
+
+    this.#hard = replayed.hardState
+    this.#durHard = replayed.hardState
+    this.#snapIndex = replayed.snapshot?.index ?? 0
+    this.#snapTerm = replayed.snapshot?.term ?? 0
+    this.#durSnap = replayed.snapshot
+    this.#terms = replayed.entries.map((e) => e.term)
+    this.#durLast = this.#snapIndex + this.#terms.length
+
+    const last = this.#segments[this.#segments.length - 1]
+    if (last) {
+      const path = join(this.dir, last.name)
+      if (replayed.tailEnd < replayed.tailSize) await cutFile(path, replayed.tailEnd)
+      this.#fd = fs.openSync(path, 'r+')
+      this.#segSize = replayed.tailEnd
+      this.#segHeader = 0
+    } else {
+      await this.#startSegment(1)
+    }
+    this.#stash = { hardState: replayed.hardState, snapshot, entries: replayed.entries }
+  }
+
+  async #checkMeta(options: FileLogStorageOptions, exists: boolean, hasSegments: boolean): Promise<void> {
+    const path = join(this.dir, META)
+    let meta: Record<string, unknown> = {
+      format: META_FORMAT,
+      version: 1,
+      sealed: options.seal !== undefined,
+    }
+    let changed = !exists
+    if (exists) {
+      const size = (await stat(path)).size
+      if (size > MAX_META_BYTES) throw new RaftError('CORRUPT', `${path}: ${size} bytes is over the limit`)
+      try {
+        meta = JSON.parse(await readFile(path, 'utf8'))
+      } catch (e) {
+        throw new RaftError('CORRUPT', `${path}: not valid JSON`, { cause: e })
+      }
+      if (
+        typeof meta !== 'object' ||
+        meta === null ||
+        meta['format'] !== META_FORMAT ||
+        meta['version'] !== 1
+      ) {
+        throw new RaftError(
+          'STORAGE_MISMATCH',
+          `${path}: not a swarmkit raft log (or an unsupported version)`,
+        )
+      }
+    } else if (hasSegments) {
+      throw new RaftError('CORRUPT', `${path} is missing from a directory that holds log segments`)
+    }
+    for (const key of ['nodeId', 'clusterId'] as const) {
+      const want = options[key]
+      const have = meta[key]
+      if (want === undefined) continue
+      if (have === undefined) {
+        meta[key] = want
+        changed = true
+      } else if (have !== want) {
+        const what = key === 'nodeId' ? 'node' : 'cluster'
+        throw new RaftError(
+          'STORAGE_MISMATCH',
+          `${this.dir} belongs to ${what} ${JSON.stringify(have)}, not ${JSON.stringify(want)}`,
+        )
+      }
+    }
+    if (meta['sealed'] !== (options.seal !== undefined)) {
+      throw new RaftError(
+        'STORAGE_MISMATCH',
+        meta['sealed']
+          ? `${this.dir} holds a sealed log: open it with the seal and open hooks`
+          : `${this.dir} holds a log that is not sealed: it cannot be opened with seal hooks`,
+      )
+    }
+    if (changed) await writeAtomic(this.dir, META, Buffer.from(JSON.stringify(meta)))
+  }
+
+  /** Creates segment `seq` with its header records, synced, and makes it the one appended to. */
+  async #startSegment(seq: number): Promise<void> {
+    const parts: Buffer[] = []
+    const head = Buffer.alloc(RECORD_HEADER + SEGMENT_BODY)
+    head[RECORD_HEADER] = KIND_SEGMENT
+    head[RECORD_HEADER + 1] = WAL_VERSION
+    put64(head, RECORD_HEADER + 4, seq)
+    frame(head, 0, SEGMENT_BODY)
+    parts.push(head)
+    if (this.#durSnap) parts.push(encodeSnapshotRef(this.#durSnap.index, this.#durSnap.term))
+    if (this.#durHard) parts.push(encodeHard(this.#durHard))
+    const name = segmentName(seq, this.#durLast + 1)
+    const path = join(this.dir, name)
+    const fd = fs.openSync(path, 'wx')
+    try {
+      const n = await writevAll(fd, parts, 0)
+      await fdatasync(fd)
+      await syncDir(this.dir)
+      this.#fd = fd
+      this.#segSize = n
+      this.#segHeader = n
+      this.#segments.push({ seq, name, minIndex: this.#durLast + 1 })
+    } catch (e) {
+      await closeFd(fd).catch(() => {})
+      throw e
+    }
+  }
+
+  /** Reads back the persisted state. The first call after `open` returns what recovery read. */
+  async load(options?: { signal?: AbortSignal }): Promise<PersistedState> {
+    checkSignal(options?.signal)
+    this.#checkOpen()
+    await this.#drain()
+    if (this.#stash) {
+      const s = this.#stash
+      this.#stash = null
+      return s
+    }
+    const segs = this.#segments.map(({ seq, name }) => ({ seq, name }))
+    const r = await replaySegments(this.dir, segs, this.#limits)
+    const snapshot = r.snapshot
+      ? await readSnapshotFile(this.dir, r.snapshot.index, r.snapshot.term, this.#limits)
+      : null
+    return { hardState: r.hardState, snapshot, entries: r.entries }
+  }
+
+  /**
+   * Queues `update` and resolves once it is durable. Invalid updates (gaps, terms going back, a snapshot older
+   * than the stored one, a vote changed within a term) throw synchronously-checked `RangeError`/`TypeError`
+   * and change nothing.
+   */
+  save(update: StorageUpdate, options?: { signal?: AbortSignal }): Promise<void> {
+    try {
+      checkSignal(options?.signal)
+      this.#checkOpen()
+      if (this.#failed) throw this.#failed
+      const p = this.#accept(update)
+      return new Promise<void>((res, rej) => {
+        p.resolve = res
+        p.reject = rej
+        if (p.snapFile && p.snap && !p.snap.discard && p.lastEntry === 0 && !p.hard) {
+          // A snapshot of this node's own log changes no entry: write its (possibly large) file off the
+          // log's path so that saves behind it are not held up, then queue the record that refers to it.
+          const file = p.snapFile
+          p.snapFile = null
+          this.#snapChain = this.#snapChain.then(async () => {
+            try {
+              await writeAtomic(this.dir, file.name, file.bytes)
+            } catch (e) {
+              this.#failed ??= ioError(`${this.dir}: snapshot write failed`, e)
+            }
+            this.#queue.push(p)
+            this.#kick()
+          })
+        } else {
+          this.#queue.push(p)
+          this.#kick()
+        }
+      })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #termAt(index: number): number | undefined {
+    if (index === this.#snapIndex) return this.#snapTerm
+    if (index < this.#snapIndex) return undefined
+    return this.#terms[index - this.#snapIndex - 1]
+  }
+
+  /** Validates `update` against the accepted state, applies it there, and encodes its records. */
+  #accept(update: StorageUpdate): Pending {
+    if (typeof update !== 'object' || update === null) throw new TypeError('update must be an object')
+    const { snapshot, entries, hardState } = update
+    const lastIndex = this.#snapIndex + this.#terms.length
+
+    // 1. Check everything against the state as it would be after each step, changing nothing yet.
+    let snapMeta: { index: number; term: number; discard: boolean } | null = null
+    let snapFile: { name: string; bytes: Buffer } | null = null
+    if (snapshot !== undefined) {
+      if (typeof snapshot !== 'object' || snapshot === null || typeof snapshot.meta !== 'object') {
+        throw new TypeError('update.snapshot must be a Snapshot')
+      }
+      const index = checkCount(snapshot.meta.index, 'update.snapshot.meta.index')
+      const term = checkCount(snapshot.meta.term, 'update.snapshot.meta.term')
+      const conf = validateConf(snapshot.meta.conf, 'update.snapshot.meta')
+      if (!(snapshot.data instanceof Uint8Array))
+        throw new TypeError('update.snapshot.data must be a Uint8Array')
+      if (snapshot.data.length > this.#maxSnapshot) {
+        throw new RaftError('TOO_LARGE', `snapshot data of ${snapshot.data.length} bytes is over the limit`)
+      }
+      if (index < this.#snapIndex || (index === this.#snapIndex && index > 0 && term !== this.#snapTerm)) {
+        throw new RangeError(
+          `update.snapshot ${index}/${term} is older than the stored snapshot ${this.#snapIndex}/${this.#snapTerm}`,
+        )
+      }
+      const keep = index <= lastIndex && this.#termAt(index) === term
+      snapMeta = { index, term, discard: !keep }
+      snapFile = {
+        name: snapshotName(index, term),
+        bytes: this.#encodeSnapshotFile(index, term, conf, snapshot.data),
+      }
+    }
+    const base = snapMeta ? snapMeta.index : this.#snapIndex
+    const baseTerm = snapMeta ? snapMeta.term : this.#snapTerm
+    const last = snapMeta?.discard ? base : lastIndex
+    const termBefore = (i: number): number =>
+      i === base ? baseTerm : i > base && i <= last ? this.#terms[i - this.#snapIndex - 1]! : Number.NaN
+
+    let firstEntry = 0
+    let lastEntry = 0
+    if (entries !== undefined) {
+      if (!Array.isArray(entries)) throw new TypeError('update.entries must be an array')
+      let prevTerm = 0
+      for (let k = 0; k < entries.length; k++) {
+        const e = entries[k] as Entry
+        if (typeof e !== 'object' || e === null) throw new TypeError(`update.entries[${k}] must be an Entry`)
+        checkCount(e.index, `update.entries[${k}].index`, 1)
+        checkCount(e.term, `update.entries[${k}].term`)
+        if (!Number.isInteger(e.type) || e.type < 0 || e.type > 255) {
+          throw new RangeError(`update.entries[${k}].type must be an integer 0-255`)
+        }
+        if (!(e.data instanceof Uint8Array))
+          throw new TypeError(`update.entries[${k}].data must be a Uint8Array`)
+        if (e.data.length > this.#maxEntry) {
+          throw new RaftError('TOO_LARGE', `entry ${e.index} holds ${e.data.length} bytes, over the limit`)
+        }
+        if (k === 0) {
+          if (e.index <= base || e.index > last + 1) {
+            throw new RangeError(
+              `update.entries[0].index ${e.index} must lie in ${base + 1}..${last + 1} (after the snapshot, no gap)`,
+            )
+          }
+          prevTerm = termBefore(e.index - 1)
+        } else if (e.index !== entries[k - 1]!.index + 1) {
+          throw new RangeError(
+            `update.entries[${k}].index ${e.index} does not follow ${entries[k - 1]!.index}`,
+          )
+        }
+        if (e.term < prevTerm) {
+          throw new RangeError(`update.entries[${k}].term ${e.term} is below the term ${prevTerm} before it`)
+        }
+        prevTerm = e.term
+      }
+      if (entries.length > 0) {
+        firstEntry = entries[0]!.index
+        lastEntry = entries[entries.length - 1]!.index
+      }
+    }
+    let hard: HardState | null = null
+    if (hardState !== undefined) {
+      hard = checkHardState(hardState, 'update.hardState')
+      if (hard.term < this.#hard.term) {
+        throw new RangeError(`update.hardState.term ${hard.term} is below the stored term ${this.#hard.term}`)
+      }
+      if (hard.term === this.#hard.term && this.#hard.vote !== null && hard.vote !== this.#hard.vote) {
+        throw new RangeError(`update.hardState.vote changes the vote already cast in term ${hard.term}`)
+      }
+    }
+
+    // 2. Encode (sealing may throw; still nothing changed).
+    const parts: Buffer[] = []
+    if (snapMeta) parts.push(encodeSnapshotRef(snapMeta.index, snapMeta.term))
+    if (entries && entries.length > 0) parts.push(this.#encodeEntries(entries))
+    if (hard) parts.push(encodeHard(hard))
+    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+
+    // 3. Apply to the accepted state.
+    if (snapMeta) {
+      if (snapMeta.discard) this.#terms = []
+      else this.#terms.splice(0, snapMeta.index - this.#snapIndex)
+      this.#snapIndex = snapMeta.index
+      this.#snapTerm = snapMeta.term
+    }
+    if (entries && entries.length > 0) {
+      this.#terms.length = firstEntry - this.#snapIndex - 1
+      for (const e of entries) this.#terms.push(e.term)
+    }
+    if (hard) this.#hard = hard
+    this.#stash = null
+    const noop = () => {}
+    return { buf, snapFile, snap: snapMeta, firstEntry, lastEntry, hard, resolve: noop, reject: noop }
+  }
+
+  #encodeEntries(entries: readonly Entry[]): Buffer {
+    const sealed: Uint8Array[] = []
+    let size = 0
+    for (const e of entries) {
+      let data = e.data
+      if (this.#seal) {
+        data = this.#seal(data, { kind: 'entry', index: e.index, term: e.term, type: e.type })
+        if (!(data instanceof Uint8Array)) throw new TypeError('options.seal must return a Uint8Array')
+        if (data.length > this.#maxEntry + SEAL_SLACK)
+          throw new RangeError('options.seal grew the data too much')
+      }
+      sealed.push(data)
+      size += RECORD_HEADER + ENTRY_BODY + data.length
+    }
+    const buf = Buffer.allocUnsafe(size)
+    let off = 0
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!
+      const data = sealed[k]!
+      const b = off + RECORD_HEADER
+      buf[b] = KIND_ENTRY
+      buf[b + 1] = e.type
+      buf[b + 2] = this.#seal ? FLAG_SEALED : 0
+      buf[b + 3] = 0
+      put64(buf, b + 4, e.index)
+      put64(buf, b + 12, e.term)
+      buf.set(data, b + ENTRY_BODY)
+      frame(buf, off, ENTRY_BODY + data.length)
+      off = b + ENTRY_BODY + data.length
+    }
+    return buf
+  }
+
+  #encodeSnapshotFile(index: number, term: number, conf: unknown, raw: Uint8Array): Buffer {
+    let data = raw
+    if (this.#seal) {
+      data = this.#seal(raw, { kind: 'snapshot', index, term, type: 0 })
+      if (!(data instanceof Uint8Array)) throw new TypeError('options.seal must return a Uint8Array')
+    }
+    const confBytes = Buffer.from(JSON.stringify(conf))
+    const buf = Buffer.allocUnsafe(SNAP_HEADER + confBytes.length + data.length + 4)
+    buf.write(SNAP_MAGIC, 0, 'latin1')
+    buf.writeUInt32LE(this.#seal ? FLAG_SEALED : 0, 8)
+    buf.writeUInt32LE(confBytes.length, 12)
+    put64(buf, 16, index)
+    put64(buf, 24, term)
+    put64(buf, 32, data.length)
+    buf.set(confBytes, SNAP_HEADER)
+    buf.set(data, SNAP_HEADER + confBytes.length)
+    buf.writeUInt32LE(crc32c(buf, 0, 0, buf.length - 4), buf.length - 4)
+    return buf
+  }
+
+  /** The latest durable snapshot, read back and checked, or null. */
+  async snapshot(options?: { signal?: AbortSignal }): Promise<Snapshot | null> {
+    checkSignal(options?.signal)
+    this.#checkOpen()
+    await this.#drain()
+    const s = this.#durSnap
+    return s ? readSnapshotFile(this.dir, s.index, s.term, this.#limits) : null
+  }
+
+  /** Deletes the segments whose entries all lie at or below `index` (at most the latest snapshot's index). */
+  async compact(index: number, options?: { signal?: AbortSignal }): Promise<void> {
+    checkSignal(options?.signal)
+    checkCount(index, 'index')
+    this.#checkOpen()
+    if (index > this.#snapIndex) {
+      throw new RangeError(`index ${index} is above the latest snapshot's index ${this.#snapIndex}`)
+    }
+    await this.#drain()
+    if (index > (this.#durSnap?.index ?? 0)) {
+      throw new RangeError(
+        `index ${index} is above the durable snapshot's index ${this.#durSnap?.index ?? 0}`,
+      )
+    }
+    let removed = 0
+    try {
+      while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
+        const seg = this.#segments.shift()!
+        await unlink(join(this.dir, seg.name))
+        removed++
+      }
+      if (removed > 0) await syncDir(this.dir)
+    } catch (e) {
+      throw ioError('compaction failed', e)
+    }
+  }
+
+  /** Counters since open. */
+  stats(): FileLogStorageStats {
+    return { ...this.#stats, segments: this.#segments.length }
+  }
+
+  /** Waits for queued saves, then closes the files and releases the directory. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closed = true
+      this.#closing = (async () => {
+        await this.#snapChain
+        await this.#drainAll().catch(() => {})
+        if (this.#fd >= 0) await closeFd(this.#fd).catch(() => {})
+        this.#fd = -1
+        this.#stash = null
+        await this.#unlock()
+      })()
+    }
+    return this.#closing
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new RaftError('STOPPED', `${this.dir}: storage is closed`)
+  }
+
+  /** Resolves once every save queued before the call is durable; rejects if the storage failed. */
+  #drainAll(): Promise<void> {
+    return new Promise<void>((res, rej) => {
+      this.#queue.push({
+        buf: null,
+        snapFile: null,
+        snap: null,
+        firstEntry: 0,
+        lastEntry: 0,
+        hard: null,
+        resolve: res,
+        reject: rej,
+      })
+      this.#kick()
+    })
+  }
+
+  async #drain(): Promise<void> {
+    await this.#snapChain
+    if (this.#failed) throw this.#failed
+    if (this.#queue.length === 0 && !this.#flushing) return
+    return this.#drainAll()
+  }
+
+  #kick(): void {
+    if (this.#flushing) return
+    this.#flushing = true
+    // A microtask later, so that every save issued in the same turn lands in one batch.
+    queueMicrotask(() => void this.#flushLoop())
+  }
+
+  async #flushLoop(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue
+      this.#queue = []
+      if (this.#failed) {
+        for (const p of batch) p.reject(this.#failed)
+        continue
+      }
+      try {
+        await this.#writeBatch(batch)
+      } catch (e) {
+        this.#failed = e instanceof RaftError ? e : ioError(`${this.dir}: write-ahead log write failed`, e)
+        for (const p of batch) p.reject(this.#failed)
+        continue
+      }
+      for (const p of batch) p.resolve()
+      await this.#dropOldSnapshots()
+    }
+    this.#flushing = false
+  }
+
+  async #writeBatch(batch: Pending[]): Promise<void> {
+    // Snapshot files first: the log records that refer to them must not become durable before them.
+    for (const p of batch) if (p.snapFile) await writeAtomic(this.dir, p.snapFile.name, p.snapFile.bytes)
+    let chunk: Buffer[] = []
+    let chunkBytes = 0
+    let saves = 0
+    const flushChunk = async () => {
+      if (chunkBytes === 0) return
+      await writevAll(this.#fd, chunk, this.#segSize)
+      this.#segSize += chunkBytes
+      this.#stats.bytes += chunkBytes
+      chunk = []
+      chunkBytes = 0
+    }
+    const roll = async () => {
+      await flushChunk()
+      await fdatasync(this.#fd)
+      this.#stats.syncs++
+      const fd = this.#fd
+      await this.#startSegment(this.#segments[this.#segments.length - 1]!.seq + 1)
+      await closeFd(fd)
+    }
+    const full = (n: number) =>
+      this.#segSize + chunkBytes > this.#segHeader && this.#segSize + chunkBytes + n > this.#segmentBytes
+    for (const p of batch) {
+      const buf = p.buf
+      if (!buf) continue
+      saves++
+      if (this.#segSize + chunkBytes + buf.length <= this.#segmentBytes) {
+        chunk.push(buf)
+        chunkBytes += buf.length
+        this.#track(p, null)
+        continue
+      }
+      // Split this save at record boundaries across segments.
+      for (let off = 0; off < buf.length; ) {
+        const end = off + RECORD_HEADER + buf.readUInt32LE(off)
+        if (full(end - off)) await roll()
+        chunk.push(buf.subarray(off, end))
+        chunkBytes += end - off
+        this.#track(p, buf.subarray(off + RECORD_HEADER, end))
+        off = end
+      }
+    }
+    await flushChunk()
+    await fdatasync(this.#fd)
+    this.#stats.syncs++
+    this.#stats.saves += saves
+    if (this.#segSize >= this.#segmentBytes) await roll()
+  }
+
+  /** Advances the durable state by a whole save (`body` null) or by one of its records. */
+  #track(p: Pending, body: Buffer | null): void {
+    const seg = this.#segments[this.#segments.length - 1]!
+    const kind = body ? body[0] : -1
+    // Every snapshot file whose record is written is tracked, so that it is deleted once superseded.
+    if (p.snap && (kind === -1 || kind === KIND_SNAPSHOT))
+      this.#snapFiles.add(snapshotName(p.snap.index, p.snap.term))
+    if (p.snap && (kind === -1 || kind === KIND_SNAPSHOT) && p.snap.index >= (this.#durSnap?.index ?? 0)) {
+      this.#durSnap = { index: p.snap.index, term: p.snap.term }
+      if (p.snap.discard) this.#durLast = p.snap.index
+    }
+    if (p.lastEntry > 0 && (kind === -1 || kind === KIND_ENTRY)) {
+      const first = body ? get64(body, 4) : p.firstEntry
+      if (first < seg.minIndex) seg.minIndex = first
+      this.#durLast = body ? first : p.lastEntry
+    }
+    if (p.hard && (kind === -1 || kind === KIND_HARD)) this.#durHard = p.hard
+  }
+
+  async #dropOldSnapshots(): Promise<void> {
+    const keep = this.#durSnap ? snapshotName(this.#durSnap.index, this.#durSnap.term) : null
+    if (keep) this.#snapFiles.add(keep)
+    for (const name of this.#snapFiles) {
+      if (name === keep) continue
+      this.#snapFiles.delete(name)
+      await rm(join(this.dir, name), { force: true }).catch(() => {})
+    }
+  }
+}
+
+function encodeHard(h: HardState): Buffer {
+  const vote = h.vote === null ? Buffer.alloc(0) : Buffer.from(h.vote)
+  const buf = Buffer.alloc(RECORD_HEADER + HARD_BODY + vote.length)
+  const b = RECORD_HEADER
+  buf[b] = KIND_HARD
+  buf.writeUInt16LE(vote.length, b + 2)
+  put64(buf, b + 4, h.term)
+  put64(buf, b + 12, h.commit)
+  buf.set(vote, b + HARD_BODY)
+  frame(buf, 0, HARD_BODY + vote.length)
+  return buf
+}
+
+function encodeSnapshotRef(index: number, term: number): Buffer {
+  const buf = Buffer.alloc(RECORD_HEADER + SNAPSHOT_BODY)
+  buf[RECORD_HEADER] = KIND_SNAPSHOT
+  put64(buf, RECORD_HEADER + 4, index)
+  put64(buf, RECORD_HEADER + 12, term)
+  frame(buf, 0, SNAPSHOT_BODY)
+  return buf
+}

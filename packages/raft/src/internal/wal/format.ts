@@ -1,0 +1,87 @@
+// The on-disk formats of the write-ahead log and the snapshot files. Every integer is little-endian; 64-bit
+// numbers (indexes, terms, sequence numbers) are written as low then high 32-bit words and limited to 2^53-1.
+//
+// A segment file `wal-<seq>-<firstIndex>.log` (both 16 hex digits) is a run of records:
+//   u32 bodyLength | u32 crc32c(body) | body
+// and every body starts with a kind byte:
+//   SEGMENT  1 | version u8 | 0 u16 | seq u64                      always the first record of a segment
+//   HARD     2 | 0 u8 | voteLength u16 | term u64 | commit u64 | vote (utf-8)
+//   SNAPSHOT 3 | 0 u8 | 0 u16 | index u64 | term u64               the snapshot file of that name is durable
+//   ENTRY    4 | type u8 | flags u8 | 0 u8 | index u64 | term u64 | data (sealed when flags & 1)
+// A segment starts with SEGMENT, then the hard state and snapshot reference in force when it was created, so
+// the segments before it can be deleted once the log they hold is covered by a snapshot.
+//
+// A snapshot file `snap-<index>-<term>.snap` (16 hex digits each):
+//   magic "SKRSNAP1" | flags u32 | confLength u32 | index u64 | term u64 | dataLength u64 | conf (JSON) | data |
+//   u32 crc32c(everything before it)
+
+import { crc32c } from './crc32c.js'
+
+export const RECORD_HEADER = 8
+export const KIND_SEGMENT = 1
+export const KIND_HARD = 2
+export const KIND_SNAPSHOT = 3
+export const KIND_ENTRY = 4
+export const FLAG_SEALED = 1
+export const WAL_VERSION = 1
+export const SEGMENT_BODY = 12
+export const HARD_BODY = 20
+export const SNAPSHOT_BODY = 20
+export const ENTRY_BODY = 20
+export const MAX_VOTE_BYTES = 1024
+export const SNAP_MAGIC = 'SKRSNAP1'
+export const SNAP_HEADER = 40
+export const MAX_CONF_BYTES = 16 << 20
+
+const TWO32 = 0x1_0000_0000
+
+export function put64(buf: Buffer, off: number, v: number): void {
+  buf.writeUInt32LE(v % TWO32, off)
+  buf.writeUInt32LE(Math.floor(v / TWO32), off + 4)
+}
+
+export function get64(buf: Uint8Array, off: number): number {
+  const lo = (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0
+  const hi = (buf[off + 4]! | (buf[off + 5]! << 8) | (buf[off + 6]! << 16) | (buf[off + 7]! << 24)) >>> 0
+  return hi * TWO32 + lo
+}
+
+export function get32(buf: Uint8Array, off: number): number {
+  return (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0
+}
+
+/** Writes the frame header of the record whose body spans `buf[start + 8, start + 8 + bodyLength)`. */
+export function seal(buf: Buffer, start: number, bodyLength: number): void {
+  buf.writeUInt32LE(bodyLength, start)
+  buf.writeUInt32LE(crc32c(buf, 0, start + RECORD_HEADER, start + RECORD_HEADER + bodyLength), start + 4)
+}
+
+export function hex16(n: number): string {
+  return n.toString(16).padStart(16, '0')
+}
+
+export function segmentName(seq: number, firstIndex: number): string {
+  return `wal-${hex16(seq)}-${hex16(firstIndex)}.log`
+}
+
+export function snapshotName(index: number, term: number): string {
+  return `snap-${hex16(index)}-${hex16(term)}.snap`
+}
+
+const SEGMENT_RE = /^wal-([0-9a-f]{16})-([0-9a-f]{16})\.log$/
+const SNAPSHOT_RE = /^snap-([0-9a-f]{16})-([0-9a-f]{16})\.snap$/
+
+export function parseSegmentName(name: string): number | null {
+  const m = SEGMENT_RE.exec(name)
+  if (!m) return null
+  const seq = Number.parseInt(m[1]!, 16)
+  return Number.isSafeInteger(seq) ? seq : null
+}
+
+export function parseSnapshotName(name: string): { index: number; term: number } | null {
+  const m = SNAPSHOT_RE.exec(name)
+  if (!m) return null
+  const index = Number.parseInt(m[1]!, 16)
+  const term = Number.parseInt(m[2]!, 16)
+  return Number.isSafeInteger(index) && Number.isSafeInteger(term) ? { index, term } : null
+}

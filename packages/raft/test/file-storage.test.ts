@@ -1,0 +1,327 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Entry, FileLogStorage, type FileLogStorageOptions, type LogStorage } from '../src/index.js'
+import { testLogStorage } from '../src/testing/index.js'
+
+const dirs = new Map<LogStorage, string>()
+
+testLogStorage('FileLogStorage', {
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
+    // Small segments so that the suite crosses segment boundaries and compaction deletes files.
+    const s = await FileLogStorage.open(dir, { segmentBytes: 2048 })
+    dirs.set(s, dir)
+    return s
+  },
+  async reopen(closed) {
+    const dir = dirs.get(closed)!
+    const s = await FileLogStorage.open(dir, { segmentBytes: 2048 })
+    dirs.set(s, dir)
+    return s
+  },
+  async destroy(s) {
+    rmSync(dirs.get(s)!, { recursive: true, force: true })
+  },
+})
+
+const made: string[] = []
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
+  made.push(dir)
+  return dir
+}
+const open: FileLogStorage[] = []
+async function openStorage(dir: string, options?: FileLogStorageOptions): Promise<FileLogStorage> {
+  const s = await FileLogStorage.open(dir, options)
+  open.push(s)
+  return s
+}
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close()
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function entries(from: number, to: number, term: number, size = 40): Entry[] {
+  const out: Entry[] = []
+  for (let i = from; i <= to; i++) {
+    out.push({ index: i, term, type: 0, data: new Uint8Array(size).fill(i & 0xff) })
+  }
+  return out
+}
+
+function segmentFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.startsWith('wal-'))
+    .sort()
+}
+
+async function fill(dir: string, count: number, options?: FileLogStorageOptions): Promise<void> {
+  const s = await FileLogStorage.open(dir, options)
+  await s.load()
+  for (let i = 1; i <= count; i += 10) {
+    await s.save({ entries: entries(i, i + 9, 1), hardState: { term: 1, vote: 'n1', commit: i } })
+  }
+  await s.close()
+}
+
+describe('FileLogStorage', () => {
+  it('covers many concurrent saves with few syncs (group commit)', async () => {
+    const s = await openStorage(tempDir())
+    await s.load()
+    const saves = []
+    for (let i = 1; i <= 200; i++) saves.push(s.save({ entries: entries(i, i, 1) }))
+    await Promise.all(saves)
+    const stats = s.stats()
+    expect(stats.saves).toBe(200)
+    expect(stats.syncs).toBeLessThanOrEqual(2)
+  })
+
+  it('rolls segments and deletes those below a compaction point', async () => {
+    const dir = tempDir()
+    const s = await openStorage(dir, { segmentBytes: 4096 })
+    await s.load()
+    for (let i = 1; i <= 1000; i += 10) await s.save({ entries: entries(i, i + 9, 1) })
+    const before = segmentFiles(dir).length
+    expect(before).toBeGreaterThan(10)
+    await s.save({
+      snapshot: {
+        meta: { index: 900, term: 1, conf: { voters: ['n1'], learners: [] } },
+        data: new Uint8Array(8),
+      },
+    })
+    await s.compact(800)
+    const after = segmentFiles(dir)
+    expect(after.length).toBeLessThan(before)
+    expect(after.length).toBeGreaterThanOrEqual(3)
+    await s.close()
+    const again = await openStorage(dir, { segmentBytes: 4096 })
+    const state = await again.load()
+    expect(state.snapshot?.meta.index).toBe(900)
+    expect(state.entries.map((e) => e.index)).toEqual(Array.from({ length: 100 }, (_, k) => 901 + k))
+  })
+
+  it('splits one large save across segments', async () => {
+    const dir = tempDir()
+    const s = await openStorage(dir, { segmentBytes: 2048 })
+    await s.load()
+    await s.save({ entries: entries(1, 300, 1, 30), hardState: { term: 1, vote: null, commit: 0 } })
+    expect(segmentFiles(dir).length).toBeGreaterThan(3)
+    await s.close()
+    const state = await (await openStorage(dir, { segmentBytes: 2048 })).load()
+    expect(state.entries.length).toBe(300)
+    expect(state.hardState.term).toBe(1)
+  })
+
+  it('cuts a torn tail back to the last valid record', async () => {
+    const dir = tempDir()
+    await fill(dir, 50)
+    const [last] = segmentFiles(dir).slice(-1)
+    const path = join(dir, last!)
+    const full = readFileSync(path)
+    // Every cut inside the last record is a torn write; so is garbage after a valid prefix.
+    for (const cut of [full.length - 1, full.length - 30, full.length - 61]) {
+      writeFileSync(path, full.subarray(0, cut))
+      const s = await FileLogStorage.open(dir)
+      const state = await s.load()
+      expect(state.entries.length).toBeGreaterThanOrEqual(40)
+      expect(state.entries.length).toBeLessThanOrEqual(50)
+      await s.save({ entries: entries(state.entries.length + 1, state.entries.length + 1, 1) })
+      await s.close()
+      writeFileSync(path, full)
+    }
+    writeFileSync(path, Buffer.concat([full, Buffer.alloc(700)]))
+    let s = await FileLogStorage.open(dir)
+    expect((await s.load()).entries.length).toBe(50)
+    await s.close()
+    expect(statSync(path).size).toBe(full.length)
+    writeFileSync(path, Buffer.concat([full, Buffer.from('partial record garbage')]))
+    s = await FileLogStorage.open(dir)
+    expect((await s.load()).entries.length).toBe(50)
+    await s.close()
+  })
+
+  it('reports corruption before the tail as CORRUPT with the file and offset', async () => {
+    const dir = tempDir()
+    await fill(dir, 50)
+    const [last] = segmentFiles(dir).slice(-1)
+    const path = join(dir, last!)
+    const full = readFileSync(path)
+    const bad = Buffer.from(full)
+    bad[200]! ^= 0x40
+    writeFileSync(path, bad)
+    const err = await FileLogStorage.open(dir).catch((e) => e)
+    expect(err).toMatchObject({ name: 'RaftError', code: 'CORRUPT' })
+    expect(err.message).toContain(last)
+    expect(err.message).toMatch(/offset \d+/)
+  })
+
+  it('reports damage in an earlier segment as CORRUPT', async () => {
+    const dir = tempDir()
+    await fill(dir, 200, { segmentBytes: 2048 })
+    const files = segmentFiles(dir)
+    expect(files.length).toBeGreaterThan(2)
+    const path = join(dir, files[1]!)
+    const full = readFileSync(path)
+    // A torn-looking end is still corruption when it is not the last segment.
+    writeFileSync(path, full.subarray(0, full.length - 5))
+    const err = await FileLogStorage.open(dir, { segmentBytes: 2048 }).catch((e) => e)
+    expect(err).toMatchObject({ name: 'RaftError', code: 'CORRUPT' })
+    expect(err.message).toContain(files[1])
+  })
+
+  it('reports a missing segment as CORRUPT', async () => {
+    const dir = tempDir()
+    await fill(dir, 200, { segmentBytes: 2048 })
+    const files = segmentFiles(dir)
+    rmSync(join(dir, files[2]!))
+    await expect(FileLogStorage.open(dir, { segmentBytes: 2048 })).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('refuses a record length over the limit', async () => {
+    const dir = tempDir()
+    await fill(dir, 20)
+    const [first] = segmentFiles(dir)
+    const path = join(dir, first!)
+    const bad = readFileSync(path)
+    bad.writeUInt32LE(0x7fffffff, 0)
+    writeFileSync(path, Buffer.concat([bad, bad]))
+    await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('refuses a directory of another node or cluster', async () => {
+    const dir = tempDir()
+    await (await FileLogStorage.open(dir, { nodeId: 'n1', clusterId: 'c1' })).close()
+    await expect(FileLogStorage.open(dir, { nodeId: 'n2', clusterId: 'c1' })).rejects.toMatchObject({
+      name: 'RaftError',
+      code: 'STORAGE_MISMATCH',
+    })
+    await expect(FileLogStorage.open(dir, { nodeId: 'n1', clusterId: 'c2' })).rejects.toMatchObject({
+      code: 'STORAGE_MISMATCH',
+    })
+    await (await FileLogStorage.open(dir, { nodeId: 'n1' })).close()
+    await (await FileLogStorage.open(dir)).close()
+  })
+
+  it('refuses a directory that is already open', async () => {
+    const dir = tempDir()
+    const s = await openStorage(dir)
+    await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ name: 'RaftError', code: 'LOCKED' })
+    await s.close()
+    await (await FileLogStorage.open(dir)).close()
+  })
+
+  it('takes over the lock of a process that is gone', async () => {
+    const dir = tempDir()
+    await (await FileLogStorage.open(dir)).close()
+    writeFileSync(join(dir, 'LOCK'), '999999999')
+    await (await FileLogStorage.open(dir)).close()
+  })
+
+  it('seals entries and snapshots with the hooks, leaving index, term and type readable', async () => {
+    const dir = tempDir()
+    const seen: string[] = []
+    const key = 0x5a
+    const hooks: FileLogStorageOptions = {
+      seal: (data, ctx) => {
+        seen.push(`${ctx.kind}:${ctx.index}:${ctx.term}:${ctx.type}`)
+        const out = new Uint8Array(data.length + 1)
+        out[0] = (ctx.index + ctx.term) & 0xff
+        for (let i = 0; i < data.length; i++) out[i + 1] = data[i]! ^ key
+        return out
+      },
+      open: (data, ctx) => {
+        if (data[0] !== ((ctx.index + ctx.term) & 0xff)) throw new Error('authentication failed')
+        return data.subarray(1).map((b) => b ^ key)
+      },
+    }
+    const secret = new TextEncoder().encode('very secret value')
+    const s = await openStorage(dir, hooks)
+    await s.load()
+    await s.save({
+      entries: [
+        { index: 1, term: 1, type: 0, data: secret },
+        { index: 2, term: 1, type: 1, data: secret },
+      ],
+    })
+    await s.save({
+      snapshot: { meta: { index: 2, term: 1, conf: { voters: ['a'], learners: [] } }, data: secret },
+    })
+    await s.save({ entries: [{ index: 3, term: 2, type: 0, data: secret }] })
+    await s.close()
+    expect(seen).toEqual(['entry:1:1:0', 'entry:2:1:1', 'snapshot:2:1:0', 'entry:3:2:0'])
+    for (const n of readdirSync(dir))
+      expect(readFileSync(join(dir, n)).includes(Buffer.from(secret))).toBe(false)
+
+    const again = await openStorage(dir, hooks)
+    const state = await again.load()
+    expect(Buffer.from(state.snapshot!.data).toString()).toBe('very secret value')
+    expect(state.entries.map((e) => [e.index, e.term, Buffer.from(e.data).toString()])).toEqual([
+      [3, 2, 'very secret value'],
+    ])
+    await again.close()
+    await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ code: 'STORAGE_MISMATCH' })
+    const wrong = { ...hooks, open: () => new Uint8Array(0).fill(0, 0, 0) && (undefined as never) }
+    await expect(
+      FileLogStorage.open(dir, {
+        ...wrong,
+        open: () => {
+          throw new Error('bad key')
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('rejects invalid updates without changing anything', async () => {
+    const s = await openStorage(tempDir())
+    await s.load()
+    await s.save({ entries: entries(1, 5, 2), hardState: { term: 2, vote: 'a', commit: 1 } })
+    await expect(s.save({ entries: entries(6, 6, 1) })).rejects.toThrow(/term/)
+    await expect(s.save({ hardState: { term: 1, vote: null, commit: 0 } })).rejects.toThrow(RangeError)
+    await expect(s.save({ hardState: { term: 2, vote: 'b', commit: 0 } })).rejects.toThrow(/vote/)
+    await expect(
+      s.save({ entries: [{ index: 0, term: 2, type: 0, data: new Uint8Array() }] }),
+    ).rejects.toThrow(RangeError)
+    await expect(s.save(null as never)).rejects.toThrow(TypeError)
+    await expect(s.compact(1)).rejects.toThrow(RangeError)
+    await expect(FileLogStorage.open('')).rejects.toThrow(TypeError)
+    await expect(FileLogStorage.open(tempDir(), { segmentBytes: 10 })).rejects.toThrow(RangeError)
+    await s.save({ entries: entries(6, 6, 2) })
+    expect((await s.load()).entries.length).toBe(6)
+  })
+
+  it('refuses an entry over maxEntryBytes with TOO_LARGE', async () => {
+    const s = await openStorage(tempDir(), { maxEntryBytes: 100 })
+    await s.load()
+    await expect(s.save({ entries: entries(1, 1, 1, 101) })).rejects.toMatchObject({ code: 'TOO_LARGE' })
+  })
+
+  it('rejects saves after close with STOPPED', async () => {
+    const s = await FileLogStorage.open(tempDir())
+    await s.close()
+    await expect(s.save({ entries: entries(1, 1, 1) })).rejects.toMatchObject({ code: 'STOPPED' })
+    await expect(s.load()).rejects.toMatchObject({ code: 'STOPPED' })
+  })
+
+  it('refuses a snapshot file that fails its checksum', async () => {
+    const dir = tempDir()
+    const s = await FileLogStorage.open(dir)
+    await s.load()
+    await s.save({ entries: entries(1, 3, 1) })
+    await s.save({
+      snapshot: {
+        meta: { index: 3, term: 1, conf: { voters: ['a'], learners: [] } },
+        data: new Uint8Array(64),
+      },
+    })
+    await s.close()
+    const name = readdirSync(dir).find((n) => n.startsWith('snap-'))!
+    const buf = readFileSync(join(dir, name))
+    buf[buf.length - 10]! ^= 1
+    writeFileSync(join(dir, name), buf)
+    const err = await FileLogStorage.open(dir).catch((e) => e)
+    expect(err).toMatchObject({ code: 'CORRUPT' })
+    expect(err.message).toContain(name)
+  })
+})

@@ -1,0 +1,157 @@
+import { Packr } from 'msgpackr'
+import { StoreError } from '../errors.js'
+import { TABLES, type Table } from '../types.js'
+
+/** What a transaction does to one object. */
+export const Op = { Create: 0, Update: 1, Delete: 2 } as const
+export type Op = (typeof Op)[keyof typeof Op]
+
+export interface Action {
+  op: Op
+  table: Table
+  id: string
+  /** The version the transaction saw (0 for creates); apply fails with SEQUENCE if the stored one differs. */
+  baseVersion: number
+  /** The new object for creates and updates; null for deletes. */
+  object: Record<string, any> | null
+}
+
+/**
+ * One transaction as it travels through raft. `proposer` (random per store instance) and `seq` (1, 2, 3, … per
+ * proposer, one in flight at a time) identify it; `time` is the proposer's clock for the objects' meta.
+ */
+export interface Command {
+  kind: 'tx'
+  proposer: string
+  seq: number
+  time: number
+  actions: Action[]
+}
+
+/**
+ * Settles an ambiguous proposal: once applied, command `seq` of `proposer` (and any earlier one) can no
+ * longer apply anywhere. Applied after the command, it changes nothing.
+ */
+export interface Fence {
+  kind: 'fence'
+  proposer: string
+  seq: number
+}
+
+const COMMAND_TX = 1
+const COMMAND_FENCE = 2
+const SNAPSHOT_VERSION = 1
+const SNAPSHOT_KIND = 'swarmkit-store'
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' })
+
+export function encodeCommand(cmd: Command | Fence): Uint8Array {
+  if (cmd.kind === 'fence') return packr.pack([COMMAND_FENCE, cmd.proposer, cmd.seq])
+  const a = cmd.actions.map((x) => [x.op, TABLES.indexOf(x.table), x.id, x.baseVersion, x.object])
+  return packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a])
+}
+
+const corrupt = (what: string, cause?: unknown): StoreError =>
+  new StoreError('CORRUPT', `malformed store command: ${what}`, cause === undefined ? undefined : { cause })
+
+export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fence {
+  if (!(data instanceof Uint8Array)) throw corrupt('not bytes')
+  if (data.length > maxBytes) throw corrupt(`${data.length} bytes exceeds the limit of ${maxBytes}`)
+  let raw: unknown
+  try {
+    raw = packr.unpack(data)
+  } catch (err) {
+    throw corrupt('undecodable', err)
+  }
+  if (!Array.isArray(raw)) throw corrupt('unknown format')
+  const [kind, proposer, seq] = raw
+  if (typeof proposer !== 'string' || proposer.length > 64 || !Number.isSafeInteger(seq) || seq < 1) {
+    throw corrupt('bad header')
+  }
+  if (kind === COMMAND_FENCE && raw.length === 3) return { kind: 'fence', proposer, seq }
+  if (kind !== COMMAND_TX || raw.length !== 5) throw corrupt('unknown format')
+  const time = raw[3]
+  const list = raw[4]
+  if (typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
+  const actions: Action[] = []
+  for (const item of list) {
+    if (!Array.isArray(item) || item.length !== 5) throw corrupt('bad action')
+    const [op, t, oid, baseVersion, object] = item
+    const table = TABLES[t as number]
+    if (op !== Op.Create && op !== Op.Update && op !== Op.Delete) throw corrupt('bad op')
+    if (table === undefined || typeof oid !== 'string' || !Number.isSafeInteger(baseVersion)) {
+      throw corrupt('bad action fields')
+    }
+    if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
+      throw corrupt('bad action object')
+    }
+    actions.push({ op, table, id: oid, baseVersion, object })
+  }
+  return { kind: 'tx', proposer, seq, time, actions }
+}
+
+/** Replicated bookkeeping per proposer: the last command applied and its outcome, and the fence. */
+export interface ProposerState {
+  applied: number
+  floor: number
+  code: string | null
+  message: string
+}
+
+export interface SnapshotData {
+  version: number
+  tables: Record<Table, Record<string, any>[]>
+  proposers: Record<string, ProposerState>
+}
+
+export function encodeSnapshot(s: SnapshotData): Uint8Array {
+  return packr.pack([SNAPSHOT_KIND, SNAPSHOT_VERSION, s.version, TABLES.map((t) => s.tables[t]), s.proposers])
+}
+
+export function decodeSnapshot(data: Uint8Array): SnapshotData {
+  if (!(data instanceof Uint8Array)) throw new TypeError('snapshot: expected a Uint8Array')
+  let raw: unknown
+  try {
+    raw = packr.unpack(data)
+  } catch (err) {
+    throw new StoreError('CORRUPT', 'malformed store snapshot: undecodable', { cause: err })
+  }
+  if (!Array.isArray(raw) || raw[0] !== SNAPSHOT_KIND || raw[1] !== SNAPSHOT_VERSION || raw.length !== 5) {
+    throw new StoreError('CORRUPT', 'malformed store snapshot: unknown format')
+  }
+  const version = raw[2]
+  const lists = raw[3]
+  if (
+    !Number.isSafeInteger(version) ||
+    version < 0 ||
+    !Array.isArray(lists) ||
+    lists.length !== TABLES.length
+  ) {
+    throw new StoreError('CORRUPT', 'malformed store snapshot: bad header')
+  }
+  const tables = {} as Record<Table, Record<string, any>[]>
+  TABLES.forEach((t, i) => {
+    const list = lists[i]
+    if (!Array.isArray(list)) throw new StoreError('CORRUPT', `malformed store snapshot: table ${t}`)
+    tables[t] = list
+  })
+  const proposers: Record<string, ProposerState> = {}
+  const rawProposers = raw[4]
+  if (typeof rawProposers !== 'object' || rawProposers === null) {
+    throw new StoreError('CORRUPT', 'malformed store snapshot: proposers')
+  }
+  for (const [id, p] of Object.entries(rawProposers as Record<string, any>)) {
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      !Number.isSafeInteger(p.applied) ||
+      !Number.isSafeInteger(p.floor) ||
+      (p.code !== null && typeof p.code !== 'string') ||
+      typeof p.message !== 'string'
+    ) {
+      throw new StoreError('CORRUPT', 'malformed store snapshot: proposer state')
+    }
+    proposers[id] = { applied: p.applied, floor: p.floor, code: p.code, message: p.message }
+  }
+  return { version, tables, proposers }
+}

@@ -1,0 +1,103 @@
+/**
+ * Plain-data helpers. Stored objects are plain JSON-like data plus Uint8Array (what the raft command codec
+ * carries unchanged), deep-frozen once stored so that reads can hand them out without copying.
+ */
+
+/**
+ * Deep copy of plain data; throws TypeError (naming `what`) on anything else (functions, Maps, Dates, cycles).
+ * Frozen objects and arrays are shared, not copied: every object the store hands out is deep-frozen, so an
+ * update built as `{ ...task, status: { ...task.status, state } }` copies only the two new levels.
+ */
+export function clonePlain<T>(value: T, what: string): T {
+  return cloneValue(value, what, 0) as T
+}
+
+const MAX_DEPTH = 64
+
+function cloneValue(value: unknown, path: string, depth: number): unknown {
+  if (value === null || typeof value !== 'object') {
+    const t = typeof value
+    if (t === 'function' || t === 'symbol' || t === 'bigint') {
+      throw new TypeError(`${path}: ${t} values cannot be stored`)
+    }
+    return value
+  }
+  if (depth > MAX_DEPTH) throw new TypeError(`${path}: nested too deeply (or cyclic)`)
+  if (Object.isFrozen(value)) return value
+  if (Array.isArray(value)) {
+    const out = new Array(value.length)
+    for (let i = 0; i < value.length; i++) out[i] = cloneValue(value[i], path, depth + 1)
+    return out
+  }
+  if (value instanceof Uint8Array) return new Uint8Array(value)
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`${path}: only plain objects, arrays and Uint8Array can be stored`)
+  }
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+  for (const key in out) {
+    const v = out[key]
+    if (v !== null && typeof v === 'object') out[key] = cloneValue(v, path, depth + 1)
+    else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+      throw new TypeError(`${path}: ${typeof v} values cannot be stored`)
+    }
+  }
+  return out
+}
+
+/**
+ * Freezes decoded or cloned data in place, replacing Node Buffers (what msgpackr decodes binary to, views
+ * into the decoded frame) with standalone Uint8Array copies first. Typed arrays themselves cannot be frozen.
+ */
+export function freezeDeep<T>(value: T): T {
+  freezeValue(value)
+  return value
+}
+
+function freezeValue(value: unknown): void {
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return
+  if (Object.isFrozen(value)) return
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i]
+      if (v instanceof Uint8Array && v.constructor !== Uint8Array) value[i] = new Uint8Array(v)
+      else freezeValue(v)
+    }
+  } else {
+    const obj = value as Record<string, unknown>
+    for (const key in obj) {
+      const v = obj[key]
+      if (v instanceof Uint8Array && v.constructor !== Uint8Array) obj[key] = new Uint8Array(v)
+      else freezeValue(v)
+    }
+  }
+  Object.freeze(value)
+}
+
+/** Structural equality of plain data (Uint8Array by content). */
+export function equalPlain(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+    return true
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) {
+    const bb = b as unknown[]
+    if (a.length !== bb.length) return false
+    for (let i = 0; i < a.length; i++) if (!equalPlain(a[i], bb[i])) return false
+    return true
+  }
+  const ao = a as Record<string, unknown>
+  const bo = b as Record<string, unknown>
+  let n = 0
+  for (const key in ao) {
+    if (ao[key] === undefined) continue
+    n++
+    if (!equalPlain(ao[key], bo[key])) return false
+  }
+  for (const key in bo) if (bo[key] !== undefined) n--
+  return n === 0
+}

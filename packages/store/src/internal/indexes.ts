@@ -1,0 +1,222 @@
+import type { Service, Table, TableObjects, Task } from '../types.js'
+import { taskStateRank } from '../types.js'
+
+/** Secondary indexes; which exist depends on the table (see `INDEXES`). */
+export type IndexName =
+  | 'name'
+  | 'role'
+  | 'availability'
+  | 'serviceId'
+  | 'nodeId'
+  | 'slot'
+  | 'desiredState'
+  | 'taskState'
+  | 'network'
+  | 'secret'
+  | 'config'
+
+export type IndexKeys = string | readonly string[] | undefined
+type KeyFn<O> = (o: O) => IndexKeys
+
+const lower = (s: string | undefined): string | undefined => (s ? s.toLowerCase() : undefined)
+
+function serviceNetworks(s: Service): IndexKeys {
+  const nets = s.spec.taskTemplate.networks
+  if (!nets || nets.length === 0) return undefined
+  return nets.length === 1 ? nets[0]!.target : unique(nets.map((n) => n.target))
+}
+
+function taskNetworks(t: Task): IndexKeys {
+  const a = t.networks
+  const b = t.spec.networks
+  if ((!a || a.length === 0) && (!b || b.length === 0)) return undefined
+  const ids: string[] = []
+  if (a) for (const n of a) ids.push(n.networkId)
+  if (b) for (const n of b) ids.push(n.target)
+  return unique(ids)
+}
+
+function secretRefs(spec: { containerSpec: { secrets?: { secretId: string }[] } }): IndexKeys {
+  const refs = spec.containerSpec.secrets
+  if (!refs || refs.length === 0) return undefined
+  return refs.length === 1 ? refs[0]!.secretId : unique(refs.map((r) => r.secretId))
+}
+
+function configRefs(spec: { containerSpec: { configs?: { configId: string }[] } }): IndexKeys {
+  const refs = spec.containerSpec.configs
+  if (!refs || refs.length === 0) return undefined
+  return refs.length === 1 ? refs[0]!.configId : unique(refs.map((r) => r.configId))
+}
+
+function unique(keys: string[]): readonly string[] {
+  return keys.length < 2 ? keys : [...new Set(keys)]
+}
+
+/** Index key of a task's slot: tasks of replicated services by (service, slot), global ones by (service, node). */
+export function slotKey(serviceId: string, slot: number, nodeId?: string): string {
+  return slot === 0 && nodeId !== undefined
+    ? `${serviceId}\u0000n\u0000${nodeId}`
+    : `${serviceId}\u0000${slot}`
+}
+
+export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjects[T]>>> } = {
+  nodes: {
+    name: (n) => {
+      const a = lower(n.spec.name)
+      const b = lower(n.description?.hostname)
+      return a && b && a !== b ? [a, b] : (a ?? b)
+    },
+    role: (n) => n.role,
+    availability: (n) => n.spec.availability,
+  },
+  services: {
+    name: (s) => lower(s.spec.name),
+    network: serviceNetworks,
+    secret: (s) => secretRefs(s.spec.taskTemplate),
+    config: (s) => configRefs(s.spec.taskTemplate),
+  },
+  tasks: {
+    serviceId: (t) => t.serviceId || undefined,
+    nodeId: (t) => t.nodeId || undefined,
+    slot: (t) => (t.serviceId ? slotKey(t.serviceId, t.slot, t.nodeId) : undefined),
+    desiredState: (t) => t.desiredState,
+    taskState: (t) => t.status.state,
+    network: taskNetworks,
+    secret: (t) => secretRefs(t.spec),
+    config: (t) => configRefs(t.spec),
+  },
+  networks: { name: (n) => lower(n.spec.name) },
+  clusters: { name: (c) => lower(c.spec.name) },
+  secrets: { name: (s) => lower(s.spec.name) },
+  configs: { name: (c) => lower(c.spec.name) },
+}
+
+/** Tables whose names are unique (case-insensitively), as in swarm. Node names are not. */
+export const UNIQUE_NAMES: ReadonlySet<Table> = new Set<Table>([
+  'services',
+  'networks',
+  'clusters',
+  'secrets',
+  'configs',
+])
+
+/**
+ * Whether a task still holds the networks, secrets and configs it references: it is meant to run, or it has
+ * not yet reached a terminal state. Old shutdown tasks kept as history do not block a removal.
+ */
+export function taskHoldsReferences(t: Task): boolean {
+  return (
+    t.desiredState === 'running' ||
+    t.desiredState === 'ready' ||
+    taskStateRank(t.status.state) < COMPLETE_RANK
+  )
+}
+const COMPLETE_RANK = taskStateRank('complete')
+
+export function hasKey(keys: IndexKeys, key: string): boolean {
+  if (keys === undefined) return false
+  if (typeof keys === 'string') return keys === key
+  return keys.includes(key)
+}
+
+/** One table: the primary map, a prefix index on ids, and the secondary indexes. */
+export class TableState<O extends { id: string }> {
+  readonly objects = new Map<string, O>()
+  /** Ids bucketed by their first two characters, for prefix search. */
+  private readonly prefixes = new Map<string, Set<string>>()
+  readonly indexes = new Map<IndexName, Map<string, Set<string>>>()
+  private readonly defs: [IndexName, KeyFn<O>][]
+
+  constructor(defs: Partial<Record<IndexName, KeyFn<O>>>) {
+    this.defs = Object.entries(defs) as [IndexName, KeyFn<O>][]
+    for (const [name] of this.defs) this.indexes.set(name, new Map())
+  }
+
+  keysOf(index: IndexName, o: O): IndexKeys {
+    for (const [name, fn] of this.defs) if (name === index) return fn(o)
+    return undefined
+  }
+
+  hasIndex(index: IndexName): boolean {
+    return this.indexes.has(index)
+  }
+
+  /** Ids under `key` in `index` (empty when none). */
+  lookup(index: IndexName, key: string): ReadonlySet<string> {
+    return this.indexes.get(index)?.get(key) ?? EMPTY
+  }
+
+  idsWithPrefix(prefix: string): string[] {
+    const out: string[] = []
+    if (prefix.length >= 2) {
+      const bucket = this.prefixes.get(prefix.slice(0, 2))
+      if (bucket) for (const id of bucket) if (id.startsWith(prefix)) out.push(id)
+      return out
+    }
+    for (const [head, bucket] of this.prefixes) {
+      if (!head.startsWith(prefix)) continue
+      for (const id of bucket) out.push(id)
+    }
+    return out
+  }
+
+  /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every index in step. */
+  put(id: string, prev: O | undefined, next: O | undefined): void {
+    if (next) this.objects.set(id, next)
+    else this.objects.delete(id)
+    if (!prev && next) {
+      const head = id.slice(0, 2)
+      let bucket = this.prefixes.get(head)
+      if (!bucket) this.prefixes.set(head, (bucket = new Set()))
+      bucket.add(id)
+    } else if (prev && !next) {
+      const head = id.slice(0, 2)
+      const bucket = this.prefixes.get(head)
+      if (bucket) {
+        bucket.delete(id)
+        if (bucket.size === 0) this.prefixes.delete(head)
+      }
+    }
+    for (const [name, fn] of this.defs) {
+      const before = prev ? fn(prev) : undefined
+      const after = next ? fn(next) : undefined
+      if (before === after) continue
+      const index = this.indexes.get(name)!
+      if (typeof before === 'string' && typeof after === 'string') {
+        removeKey(index, before, id)
+        addKey(index, after, id)
+        continue
+      }
+      if (before !== undefined) {
+        if (typeof before === 'string') {
+          if (!hasKey(after, before)) removeKey(index, before, id)
+        } else for (const k of before) if (!hasKey(after, k)) removeKey(index, k, id)
+      }
+      if (after !== undefined) {
+        if (typeof after === 'string') addKey(index, after, id)
+        else for (const k of after) addKey(index, k, id)
+      }
+    }
+  }
+
+  clear(): void {
+    this.objects.clear()
+    this.prefixes.clear()
+    for (const index of this.indexes.values()) index.clear()
+  }
+}
+
+const EMPTY: ReadonlySet<string> = new Set()
+
+function addKey(index: Map<string, Set<string>>, key: string, id: string): void {
+  let set = index.get(key)
+  if (!set) index.set(key, (set = new Set()))
+  set.add(id)
+}
+
+function removeKey(index: Map<string, Set<string>>, key: string, id: string): void {
+  const set = index.get(key)
+  if (!set) return
+  set.delete(id)
+  if (set.size === 0) index.delete(key)
+}

@@ -1,0 +1,435 @@
+import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
+import type { By, NewObject, Tx } from '../memory-store.js'
+import { type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
+import { type Action, Op } from './codec.js'
+import { clonePlain, freezeDeep } from './data.js'
+import {
+  hasKey,
+  type IndexKeys,
+  type IndexName,
+  slotKey,
+  type TableState,
+  taskHoldsReferences,
+  UNIQUE_NAMES,
+} from './indexes.js'
+import { validateObject } from './validate.js'
+
+/** A pending change to one object, squashed: the first touch decides the op, the last write the object. */
+export interface Entry {
+  op: Op
+  table: Table
+  id: string
+  baseVersion: number
+  object: Record<string, any> | null
+}
+
+export type Tables = { [T in Table]: TableState<TableObjects[T]> }
+
+const SINGULAR: Record<Table, string> = {
+  nodes: 'node',
+  services: 'service',
+  tasks: 'task',
+  networks: 'network',
+  clusters: 'cluster',
+  secrets: 'secret',
+  configs: 'config',
+}
+
+const REF_INDEX: Partial<Record<Table, IndexName>> = {
+  networks: 'network',
+  secrets: 'secret',
+  configs: 'config',
+}
+
+const key = (table: Table, id: string): string => `${table}\u0000${id}`
+
+/** Resolves a `By` to an index and key (or a scan kind) for a table, or throws TypeError. */
+function plan(
+  table: Table,
+  state: TableState<any>,
+  by: By | undefined,
+):
+  | { kind: 'all' }
+  | { kind: 'id'; id: string }
+  | { kind: 'prefix'; prefix: string }
+  | { kind: 'index'; index: IndexName; key: string }
+  | { kind: 'namePrefix'; prefix: string } {
+  if (by === undefined) return { kind: 'all' }
+  if (typeof by !== 'object' || by === null) throw new TypeError('by: expected an object')
+  const need = (index: IndexName, k: string) => {
+    if (!state.hasIndex(index)) throw new TypeError(`by: ${table} have no ${index} index`)
+    return { kind: 'index' as const, index, key: k }
+  }
+  const str = (v: unknown, what: string): string => {
+    if (typeof v !== 'string') throw new TypeError(`by.${what}: expected a string`)
+    return v
+  }
+  if ('all' in by) return { kind: 'all' }
+  if ('id' in by) return { kind: 'id', id: str(by.id, 'id') }
+  if ('idPrefix' in by) return { kind: 'prefix', prefix: str(by.idPrefix, 'idPrefix') }
+  if ('name' in by) {
+    need('name', '')
+    return { kind: 'index', index: 'name', key: str(by.name, 'name').toLowerCase() }
+  }
+  if ('namePrefix' in by) {
+    need('name', '')
+    return { kind: 'namePrefix', prefix: str(by.namePrefix, 'namePrefix').toLowerCase() }
+  }
+  if ('serviceId' in by) return need('serviceId', str(by.serviceId, 'serviceId'))
+  if ('nodeId' in by) return need('nodeId', str(by.nodeId, 'nodeId'))
+  if ('slot' in by) {
+    const s = by.slot
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.serviceId !== 'string' ||
+      !Number.isSafeInteger(s.slot)
+    ) {
+      throw new TypeError('by.slot: expected { serviceId, slot, nodeId? }')
+    }
+    return need('slot', slotKey(s.serviceId, s.slot, s.nodeId))
+  }
+  if ('desiredState' in by) return need('desiredState', str(by.desiredState, 'desiredState'))
+  if ('taskState' in by) return need('taskState', str(by.taskState, 'taskState'))
+  if ('role' in by) return need('role', str(by.role, 'role'))
+  if ('availability' in by) return need('availability', str(by.availability, 'availability'))
+  if ('referencedNetworkId' in by) return need('network', str(by.referencedNetworkId, 'referencedNetworkId'))
+  if ('referencedSecretId' in by) return need('secret', str(by.referencedSecretId, 'referencedSecretId'))
+  if ('referencedConfigId' in by) return need('config', str(by.referencedConfigId, 'referencedConfigId'))
+  throw new TypeError(`by: unknown selector ${Object.keys(by).join(', ')}`)
+}
+
+function checkTable(table: unknown, tables: Tables): asserts table is Table {
+  if (typeof table !== 'string' || !Object.hasOwn(tables, table)) {
+    throw new TypeError(`table: expected one of ${Object.keys(tables).join(', ')}`)
+  }
+}
+
+/**
+ * A read view (overlay null) or a write transaction over the store's tables. Reads see the transaction's own
+ * writes. Every write is checked at once against the transaction's view, so a failed call changes nothing.
+ */
+export class TxImpl implements Tx {
+  private readonly overlay: Map<string, Entry> | null
+  private undo: [string, Entry | undefined][] | null = null
+
+  constructor(
+    private readonly tables: Tables,
+    readonly version: number,
+    writable: boolean,
+    private readonly now: number,
+  ) {
+    this.overlay = writable ? new Map() : null
+  }
+
+  // ---------------------------------------------------------------------------------------------- reads
+
+  get<T extends Table>(table: T, id: string): TableObjects[T] | undefined {
+    checkTable(table, this.tables)
+    if (this.overlay !== null && this.overlay.size > 0) {
+      const e = this.overlay.get(key(table, id))
+      if (e) return (e.object ?? undefined) as TableObjects[T] | undefined
+    }
+    return this.tables[table].objects.get(id) as TableObjects[T] | undefined
+  }
+
+  find<T extends Table>(table: T, by?: By, filter?: (object: TableObjects[T]) => boolean): TableObjects[T][] {
+    checkTable(table, this.tables)
+    if (filter !== undefined && typeof filter !== 'function')
+      throw new TypeError('filter: expected a function')
+    const state = this.tables[table] as TableState<TableObjects[T]>
+    const p = plan(table, state, by)
+    const out: TableObjects[T][] = []
+    const touched = this.overlay !== null && this.overlay.size > 0 ? this.overlay : null
+    const take = (id: string, o: TableObjects[T] | undefined) => {
+      if (o === undefined) return
+      if (touched?.has(key(table, id))) return
+      if (filter === undefined || filter(o)) out.push(o)
+    }
+    switch (p.kind) {
+      case 'all':
+        for (const [id, o] of state.objects) take(id, o)
+        break
+      case 'id':
+        take(p.id, state.objects.get(p.id))
+        break
+      case 'prefix':
+        for (const id of state.idsWithPrefix(p.prefix)) take(id, state.objects.get(id))
+        break
+      case 'index':
+        for (const id of state.lookup(p.index, p.key)) take(id, state.objects.get(id))
+        break
+      case 'namePrefix': {
+        const seen = new Set<string>()
+        for (const [k, ids] of state.indexes.get('name')!) {
+          if (!k.startsWith(p.prefix)) continue
+          for (const id of ids) {
+            if (seen.has(id)) continue
+            seen.add(id)
+            take(id, state.objects.get(id))
+          }
+        }
+        break
+      }
+    }
+    if (touched) {
+      for (const e of touched.values()) {
+        if (e.table !== table || e.object === null) continue
+        const o = e.object as TableObjects[T]
+        if (!matches(state, p, o)) continue
+        if (filter === undefined || filter(o)) out.push(o)
+      }
+    }
+    return out
+  }
+
+  lookup<T extends Table>(table: T, ref: string): TableObjects[T] {
+    checkTable(table, this.tables)
+    if (typeof ref !== 'string') throw new TypeError('ref: expected a string')
+    const byId = this.get(table, ref)
+    if (byId) return byId
+    const notFound = () => new StoreError('NOT_FOUND', `${SINGULAR[table]} ${ref} not found`)
+    if (ref === '') throw notFound()
+    if (this.tables[table].hasIndex('name')) {
+      const named = this.find(table, { name: ref })
+      if (named.length === 1) return named[0]!
+      if (named.length > 1) {
+        throw new StoreError(
+          'INVALID_ARGUMENT',
+          `${SINGULAR[table]} ${ref} is ambiguous (${named.length} matches)`,
+        )
+      }
+    }
+    const prefixed = this.find(table, { idPrefix: ref })
+    if (prefixed.length === 1) return prefixed[0]!
+    if (prefixed.length > 1) {
+      throw new StoreError(
+        'INVALID_ARGUMENT',
+        `${SINGULAR[table]} ${ref} is ambiguous (${prefixed.length} matches)`,
+      )
+    }
+    throw notFound()
+  }
+
+  // ---------------------------------------------------------------------------------------------- writes
+
+  private writable(): Map<string, Entry> {
+    if (this.overlay === null) throw new TypeError('tx: this is a read-only view')
+    return this.overlay
+  }
+
+  private record(k: string, prev: Entry | undefined): void {
+    if (this.undo !== null) this.undo.push([k, prev ? { ...prev } : undefined])
+  }
+
+  create<T extends Table>(table: T, object: NewObject<TableObjects[T]>): TableObjects[T] {
+    const overlay = this.writable()
+    checkTable(table, this.tables)
+    validateObject(table, object)
+    const o = clonePlain(object, 'object') as Record<string, any>
+    o.meta = { version: 0, createdAt: this.now, updatedAt: this.now }
+    if (table === 'services' && o.specVersion === undefined) o.specVersion = { index: 0 }
+    const k = key(table, o.id)
+    if (overlay.has(k) || this.tables[table].objects.has(o.id)) {
+      throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
+    }
+    this.checkName(table, o)
+    if (table === 'services') this.checkServiceRefs(o)
+    freezeDeep(o)
+    this.record(k, undefined)
+    overlay.set(k, { op: Op.Create, table, id: o.id, baseVersion: 0, object: o })
+    return o as TableObjects[T]
+  }
+
+  update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T] {
+    const overlay = this.writable()
+    checkTable(table, this.tables)
+    validateObject(table, object)
+    const cur = this.get(table, object.id) as Record<string, any> | undefined
+    if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${object.id} not found`)
+    checkVersion(table, object, cur.meta.version)
+    if (table === 'tasks') checkTaskState(cur as Task, object as Task)
+    const o = clonePlain(object, 'object') as Record<string, any>
+    o.meta = cur.meta
+    if (table === 'services' && o.specVersion === undefined) o.specVersion = { index: 0 }
+    this.checkName(table, o)
+    if (table === 'services') this.checkServiceRefs(o)
+    freezeDeep(o)
+    const k = key(table, o.id)
+    const e = overlay.get(k)
+    this.record(k, e)
+    if (e) e.object = o
+    else overlay.set(k, { op: Op.Update, table, id: o.id, baseVersion: cur.meta.version, object: o })
+    return o as TableObjects[T]
+  }
+
+  delete(table: Table, id: string): void {
+    const overlay = this.writable()
+    checkTable(table, this.tables)
+    if (typeof id !== 'string') throw new TypeError('id: expected a string')
+    const cur = this.get(table, id) as Record<string, any> | undefined
+    if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${id} not found`)
+    this.checkNotInUse(table, cur)
+    const k = key(table, id)
+    const e = overlay.get(k)
+    this.record(k, e)
+    if (e?.op === Op.Create) overlay.delete(k)
+    else if (e) {
+      e.op = Op.Delete
+      e.object = null
+    } else overlay.set(k, { op: Op.Delete, table, id, baseVersion: cur.meta.version, object: null })
+  }
+
+  // ---------------------------------------------------------------------------------------------- checks
+
+  private checkName(table: Table, o: Record<string, any>): void {
+    if (!UNIQUE_NAMES.has(table)) return
+    const name = (o.spec.name as string).toLowerCase()
+    for (const other of this.find(table, { name })) {
+      if (other.id !== o.id) {
+        throw new StoreError(
+          'NAME_CONFLICT',
+          `${SINGULAR[table]} name "${o.spec.name}" conflicts with an existing object (${other.id})`,
+        )
+      }
+    }
+  }
+
+  private checkServiceRefs(o: Record<string, any>): void {
+    const t = o.spec.taskTemplate
+    for (const n of t.networks ?? []) this.mustExist('networks', n.target, o)
+    for (const r of t.containerSpec.secrets ?? []) this.mustExist('secrets', r.secretId, o)
+    for (const r of t.containerSpec.configs ?? []) this.mustExist('configs', r.configId, o)
+  }
+
+  private mustExist(table: Table, id: string, service: Record<string, any>): void {
+    if (!this.get(table, id)) {
+      throw new StoreError(
+        'INVALID_ARGUMENT',
+        `service ${service.spec.name} references ${SINGULAR[table]} ${id}, which does not exist`,
+      )
+    }
+  }
+
+  private checkNotInUse(table: Table, o: Record<string, any>): void {
+    const index = REF_INDEX[table]
+    if (!index) return
+    const by: By =
+      index === 'network'
+        ? { referencedNetworkId: o.id }
+        : index === 'secret'
+          ? { referencedSecretId: o.id }
+          : { referencedConfigId: o.id }
+    const services = this.find('services', by)
+    if (services.length > 0) {
+      throw new StoreError(
+        'IN_USE',
+        `${SINGULAR[table]} ${o.spec.name} is in use by service ${services.map((s) => s.spec.name).join(', ')}`,
+      )
+    }
+    const tasks = this.find('tasks', by, taskHoldsReferences)
+    if (tasks.length > 0) {
+      throw new StoreError('IN_USE', `${SINGULAR[table]} ${o.spec.name} is in use by task ${tasks[0]!.id}`)
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------- state
+
+  /** The squashed changes, in the order objects were first touched. */
+  actions(): Action[] {
+    return this.overlay ? [...this.overlay.values()] : []
+  }
+
+  get size(): number {
+    return this.overlay ? this.overlay.size : 0
+  }
+
+  /** Starts recording an undo log (for batches, where one callback's failure rolls back only its changes). */
+  savepoint(): number {
+    if (this.undo === null) this.undo = []
+    return this.undo.length
+  }
+
+  rollback(mark: number): void {
+    const overlay = this.writable()
+    const undo = this.undo!
+    while (undo.length > mark) {
+      const [k, prev] = undo.pop()!
+      if (prev) overlay.set(k, prev)
+      else overlay.delete(k)
+    }
+  }
+
+  /**
+   * Loads already-squashed actions (a command from the log) into the overlay without per-call checks, then
+   * checks that the final state keeps every invariant: versions match, names are unique, removed networks,
+   * secrets and configs are unreferenced, services reference objects that exist.
+   */
+  loadAndValidate(actions: readonly Action[]): void {
+    const overlay = this.writable()
+    for (const a of actions) {
+      const k = key(a.table, a.id)
+      if (overlay.has(k))
+        throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id} appears twice in one command`)
+      const base = this.tables[a.table].objects.get(a.id) as Record<string, any> | undefined
+      if (a.op === Op.Create) {
+        if (base) throw new StoreError('EXISTS', `${SINGULAR[a.table]} ${a.id} already exists`)
+      } else {
+        if (!base) throw new StoreError('NOT_FOUND', `${SINGULAR[a.table]} ${a.id} not found`)
+        checkVersion(a.table, { meta: { version: a.baseVersion } }, base.meta.version)
+      }
+      if (a.object !== null) {
+        validateObject(a.table, a.object)
+        if (a.object.id !== a.id) throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id}: id mismatch`)
+        if (a.op === Op.Update && a.table === 'tasks') checkTaskState(base as Task, a.object as Task)
+      }
+      overlay.set(k, { ...a })
+    }
+    for (const a of actions) {
+      if (a.object !== null) {
+        this.checkName(a.table, a.object)
+        if (a.table === 'services') this.checkServiceRefs(a.object)
+      } else {
+        const base = this.tables[a.table].objects.get(a.id) as Record<string, any>
+        this.checkNotInUse(a.table, base)
+      }
+    }
+  }
+}
+
+function matches(state: TableState<any>, p: ReturnType<typeof plan>, o: { id: string }): boolean {
+  switch (p.kind) {
+    case 'all':
+      return true
+    case 'id':
+      return o.id === p.id
+    case 'prefix':
+      return o.id.startsWith(p.prefix)
+    case 'index':
+      return hasKey(state.keysOf(p.index, o), p.key)
+    case 'namePrefix': {
+      const keys: IndexKeys = state.keysOf('name', o)
+      if (keys === undefined) return false
+      if (typeof keys === 'string') return keys.startsWith(p.prefix)
+      return keys.some((k) => k.startsWith(p.prefix))
+    }
+  }
+}
+
+function checkVersion(table: Table, o: { meta?: { version?: unknown } }, current: number): void {
+  const v = o.meta?.version
+  if (v !== current) {
+    throw new StoreError('SEQUENCE', SEQUENCE_MESSAGE, {
+      detail: `${SINGULAR[table]} is at version ${current}, not ${v}`,
+    })
+  }
+}
+
+function checkTaskState(cur: Task, next: Task): void {
+  if (taskStateRank(next.status.state) < taskStateRank(cur.status.state)) {
+    throw new StoreError(
+      'INVALID_ARGUMENT',
+      `task ${cur.id}: state cannot move back from ${cur.status.state} to ${next.status.state}`,
+    )
+  }
+}

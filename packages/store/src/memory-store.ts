@@ -1,0 +1,686 @@
+import { randomBytes } from 'node:crypto'
+import { StoreError, type StoreErrorCode } from './errors.js'
+import {
+  type Action,
+  decodeCommand,
+  decodeSnapshot,
+  encodeCommand,
+  encodeSnapshot,
+  Op,
+  type ProposerState,
+} from './internal/codec.js'
+import { freezeDeep } from './internal/data.js'
+import { INDEXES, TableState } from './internal/indexes.js'
+import { type Tables, TxImpl } from './internal/tx.js'
+import { validateObject } from './internal/validate.js'
+import { EventHistory, Watcher } from './internal/watcher.js'
+import type {
+  DesiredTaskState,
+  Meta,
+  NodeAvailability,
+  NodeRole,
+  Service,
+  Table,
+  TableObjects,
+  TaskState,
+} from './types.js'
+import { TABLES } from './types.js'
+import type { StoreEvent, Watch, WatchOptions } from './watch.js'
+
+/** Which objects `find` returns; one selector at a time (narrow further with the filter argument). */
+export type By =
+  | { all: true }
+  | { id: string }
+  | { idPrefix: string }
+  /** Case-insensitive exact name (nodes: `spec.name` or `description.hostname`). */
+  | { name: string }
+  | { namePrefix: string }
+  | { serviceId: string }
+  | { nodeId: string }
+  /** Tasks in a slot: replicated services by slot number, global services by node (`slot: 0, nodeId`). */
+  | { slot: { serviceId: string; slot: number; nodeId?: string } }
+  | { desiredState: DesiredTaskState }
+  | { taskState: TaskState }
+  | { role: NodeRole }
+  | { availability: NodeAvailability }
+  | { referencedNetworkId: string }
+  | { referencedSecretId: string }
+  | { referencedConfigId: string }
+
+/** An object to create: `meta` is filled in by the store (and a service's `specVersion` when absent). */
+export type NewObject<O> = O extends Service
+  ? Omit<O, 'meta' | 'specVersion'> & { meta?: Meta; specVersion?: { index: number } }
+  : Omit<O, 'meta'> & { meta?: Meta }
+
+/** A consistent read-only view of the store. Objects are deep-frozen; build changed copies to write. */
+export interface ReadTx {
+  /** The store version this view reads at. */
+  readonly version: number
+  get<T extends Table>(table: T, id: string): TableObjects[T] | undefined
+  /** Objects selected by `by` (all when absent) and kept by `filter`, in no particular order. */
+  find<T extends Table>(table: T, by?: By, filter?: (object: TableObjects[T]) => boolean): TableObjects[T][]
+  /**
+   * Resolves a user's reference as Docker does: full ID, then exact name (case-insensitive), then unique ID
+   * prefix. Throws `StoreError` `NOT_FOUND` ("service web not found") or `INVALID_ARGUMENT` when ambiguous.
+   */
+  lookup<T extends Table>(table: T, ref: string): TableObjects[T]
+}
+
+/** A write transaction: reads see its own writes; each write is checked at once and throws if invalid. */
+export interface Tx extends ReadTx {
+  /** Creates an object (`EXISTS`, `NAME_CONFLICT`, `INVALID_ARGUMENT`); returns it as it will be stored. */
+  create<T extends Table>(table: T, object: NewObject<TableObjects[T]>): TableObjects[T]
+  /**
+   * Replaces an object wholesale. `object.meta.version` must be the stored version, else `StoreError`
+   * `SEQUENCE` ("update out of sequence"). A task's `status.state` may only move forward.
+   */
+  update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T]
+  /** Removes an object (`NOT_FOUND`; `IN_USE` for a network, secret or config still referenced). */
+  delete(table: Table, id: string): void
+}
+
+/** Groups many small transactions into few commits (each up to `maxChangesPerCommit` changes). */
+export interface Batch {
+  /**
+   * Runs `fn` in the batch's open transaction. If `fn` throws, only its own changes are rolled back and the
+   * returned promise rejects; the batch goes on. Resolves once `fn`'s changes are staged (or committed,
+   * when they filled the commit).
+   */
+  update<R>(fn: (tx: Tx) => R): Promise<R>
+}
+
+export interface BatchResult {
+  /** Store version after the last commit of the batch. */
+  version: number
+  /** Object changes committed. */
+  changes: number
+  /** Commits made. */
+  commits: number
+  /** Errors of callbacks that threw (their changes were rolled back). */
+  errors: unknown[]
+}
+
+/**
+ * Commits a transaction through consensus: resolves once the command is committed (its result, typically
+ * the value the state machine's `apply` returned), rejects if it cannot be. `RaftNode.propose` fits.
+ */
+export type Proposer = (command: Uint8Array, options?: { signal?: AbortSignal }) => Promise<unknown>
+
+/** The outcome of applying one command; every member computes the same one. */
+export type ApplyResult =
+  | { ok: true; version: number; changes: number }
+  | { ok: false; version: number; code: StoreErrorCode; message: string }
+
+export interface MemoryStoreOptions {
+  /**
+   * Replicate through this proposer: each transaction becomes one command, applied (through `apply`) on every
+   * member in log order. Without it, the store commits locally and numbers versions 1, 2, 3, ….
+   */
+  proposer?: Proposer
+  /** Clock for `meta.createdAt`/`updatedAt` (ms since epoch); the proposer's time travels in the command. */
+  clock?: () => number
+  /** Random bytes (for command ids); default `node:crypto`. */
+  random?: (n: number) => Uint8Array
+  /** Recent events kept for watches that resume from a version (default 10,000). */
+  historySize?: number
+  /** Default queue bound of a watch (default 10,000 events). */
+  watchQueueSize?: number
+  /** Changes per batch commit (default 200, as swarm). */
+  maxChangesPerCommit?: number
+  /** Largest command accepted (default 1.5 MiB, swarm's proposal limit). */
+  maxCommandBytes?: number
+}
+
+type Waiter = { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void }
+
+const isThenable = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+
+function positiveInt(v: unknown, name: string, min = 1): number {
+  if (!Number.isSafeInteger(v) || (v as number) < min)
+    throw new RangeError(`${name}: expected an integer >= ${min}`)
+  return v as number
+}
+
+/**
+ * The cluster state: seven tables with indexes, atomic transactions with optimistic concurrency, watches, and
+ * the raft state machine interface (`apply`, `snapshot`, `restore`).
+ *
+ * Writes are serialized: a transaction's callback runs once the previous write has committed (locally, or
+ * through the proposer and back through `apply`), so every callback reads the latest committed state.
+ */
+export class MemoryStore {
+  private readonly tables: Tables
+  private _version = 0
+  private readonly watchers = new Set<Watcher>()
+  private readonly history: EventHistory
+  private readonly proposer: Proposer | undefined
+  private readonly clock: () => number
+  private readonly random: (n: number) => Uint8Array
+  private readonly watchQueueSize: number
+  private readonly maxChanges: number
+  private readonly maxCommandBytes: number
+  private readonly waiters = new Map<number, Waiter>()
+  /** Replicated: per proposer, the last command applied and the fence (see `commit`). */
+  private proposers = new Map<string, ProposerState>()
+  private readonly proposerId: string
+  private seq = 0
+  private locked = false
+  private readonly lockQueue: (() => void)[] = []
+  private _closed = false
+
+  constructor(options: MemoryStoreOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+    if (options.proposer !== undefined && typeof options.proposer !== 'function') {
+      throw new TypeError('options.proposer: expected a function')
+    }
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw new TypeError('options.clock: expected a function')
+    }
+    if (options.random !== undefined && typeof options.random !== 'function') {
+      throw new TypeError('options.random: expected a function')
+    }
+    this.proposer = options.proposer
+    this.clock = options.clock ?? Date.now
+    this.random = options.random ?? randomBytes
+    this.history = new EventHistory(positiveInt(options.historySize ?? 10_000, 'options.historySize', 0), 0)
+    this.watchQueueSize = positiveInt(options.watchQueueSize ?? 10_000, 'options.watchQueueSize')
+    this.maxChanges = positiveInt(options.maxChangesPerCommit ?? 200, 'options.maxChangesPerCommit')
+    this.maxCommandBytes = positiveInt(
+      options.maxCommandBytes ?? 1536 * 1024,
+      'options.maxCommandBytes',
+      1024,
+    )
+    this.tables = Object.fromEntries(TABLES.map((t) => [t, new TableState(INDEXES[t] as never)])) as Tables
+    this.proposerId = Buffer.from(this.random(12)).toString('base64url')
+  }
+
+  /** The version of the last commit (the last applied raft index when replicated). */
+  get version(): number {
+    return this._version
+  }
+
+  get closed(): boolean {
+    return this._closed
+  }
+
+  /** Runs `fn` on a consistent read-only view and returns its result. `fn` must be synchronous. */
+  view<R>(fn: (tx: ReadTx) => R): R {
+    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    const r = fn(new TxImpl(this.tables, this._version, false, 0))
+    if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+    return r
+  }
+
+  /**
+   * Runs `fn` as one atomic transaction and commits its changes; resolves with `fn`'s result. If `fn` throws,
+   * or the commit fails (`StoreError`: `SEQUENCE`, `NAME_CONFLICT`, `IN_USE`, `PROPOSAL_FAILED`, …), nothing
+   * changes. `fn` must be synchronous.
+   */
+  update<R>(fn: (tx: Tx) => R, options?: { signal?: AbortSignal }): Promise<R> {
+    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (this._closed) return Promise.reject(new StoreError('CLOSED', 'store is closed'))
+    if (options?.signal?.aborted) return Promise.reject(new StoreError('ABORTED', 'update aborted'))
+    if (this.proposer === undefined && !this.locked) {
+      // Fast path: local commit, nothing queued.
+      this.locked = true
+      try {
+        return Promise.resolve(this.runLocal(fn))
+      } catch (err) {
+        return Promise.reject(err)
+      } finally {
+        this.unlock()
+      }
+    }
+    return this.lock().then(async () => {
+      try {
+        if (this._closed) throw new StoreError('CLOSED', 'store is closed')
+        if (this.proposer === undefined) return this.runLocal(fn)
+        const tx = new TxImpl(this.tables, this._version, true, this.clock())
+        const r = fn(tx)
+        if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+        if (tx.size > 0) await this.commit(tx.actions(), options?.signal)
+        return r
+      } finally {
+        this.unlock()
+      }
+    })
+  }
+
+  private runLocal<R>(fn: (tx: Tx) => R): R {
+    const now = this.clock()
+    const tx = new TxImpl(this.tables, this._version, true, now)
+    const r = fn(tx)
+    if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+    if (tx.size > 0) this.applyActions(tx.actions(), this._version + 1, now)
+    return r
+  }
+
+  /**
+   * Many small transactions in few commits. `fn` calls `batch.update(tx => …)` as often as it likes (awaiting
+   * each is best); changes are committed every `maxChangesPerCommit` changes and when `fn` returns. Each commit
+   * is atomic; the batch as a whole is not. If `fn` throws, its uncommitted changes are dropped and the batch
+   * rejects; earlier commits stay. While a commit is open the batch holds the store's write lock.
+   */
+  async batch(
+    fn: (batch: Batch) => void | Promise<void>,
+    options?: { signal?: AbortSignal },
+  ): Promise<BatchResult> {
+    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (this._closed) throw new StoreError('CLOSED', 'store is closed')
+    const result: BatchResult = { version: this._version, changes: 0, commits: 0, errors: [] }
+    let tx: TxImpl | null = null
+    let failed: unknown = null
+    let chain: Promise<unknown> = Promise.resolve()
+    let ended = false
+    const flush = async () => {
+      const t = tx
+      tx = null
+      if (!t) return
+      try {
+        const actions = t.actions()
+        if (actions.length > 0) {
+          if (this.proposer === undefined) this.applyActions(actions, this._version + 1, this.clock())
+          else await this.commit(actions, options?.signal)
+          result.changes += actions.length
+          result.commits++
+        }
+      } finally {
+        this.unlock()
+      }
+    }
+    const batch: Batch = {
+      update: <R>(cb: (tx: Tx) => R): Promise<R> => {
+        if (typeof cb !== 'function') throw new TypeError('fn: expected a function')
+        if (ended) return Promise.reject(new TypeError('batch: update() called after the batch ended'))
+        const p = chain.then(async () => {
+          if (failed) throw failed
+          if (!tx) {
+            await this.lock()
+            if (this._closed) {
+              this.unlock()
+              throw new StoreError('CLOSED', 'store is closed')
+            }
+            tx = new TxImpl(this.tables, this._version, true, this.clock())
+          }
+          const t: TxImpl = tx
+          const mark = t.savepoint()
+          let r: R
+          try {
+            r = cb(t)
+            if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+          } catch (err) {
+            t.rollback(mark)
+            result.errors.push(err)
+            throw err
+          }
+          if (t.size >= this.maxChanges) {
+            try {
+              await flush()
+            } catch (err) {
+              failed = err
+              throw err
+            }
+          }
+          return r
+        })
+        chain = p.then(
+          () => undefined,
+          () => undefined,
+        )
+        p.catch(() => undefined)
+        return p
+      },
+    }
+    try {
+      await fn(batch)
+      await chain
+    } catch (err) {
+      ended = true
+      await chain
+      if (tx) {
+        tx = null
+        this.unlock()
+      }
+      throw err
+    }
+    ended = true
+    if (failed) {
+      if (tx) {
+        tx = null
+        this.unlock()
+      }
+      throw failed
+    }
+    await flush()
+    result.version = this._version
+    return result
+  }
+
+  /** Subscribes to committed changes; see {@link WatchOptions} and {@link Watch}. */
+  watch(options: WatchOptions = {}): Watch {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+    if (options.filter !== undefined && typeof options.filter !== 'function') {
+      throw new TypeError('options.filter: expected a function')
+    }
+    const queueSize = positiveInt(options.queueSize ?? this.watchQueueSize, 'options.queueSize')
+    for (const t of options.table === undefined
+      ? []
+      : typeof options.table === 'string'
+        ? [options.table]
+        : options.table) {
+      if (!TABLES.includes(t)) throw new TypeError(`options.table: unknown table ${String(t)}`)
+    }
+    let start = this._version
+    let replay: StoreEvent[] = []
+    if (options.fromVersion !== undefined) {
+      const from = options.fromVersion
+      if (!Number.isSafeInteger(from) || from < 0)
+        throw new RangeError('options.fromVersion: expected an integer >= 0')
+      if (from < this.history.floor) {
+        throw new StoreError(
+          'VERSION_COMPACTED',
+          `cannot resume from version ${from}: history starts after version ${this.history.floor}`,
+        )
+      }
+      start = from
+      replay = this.history.since(from)
+    }
+    const w = new Watcher({ ...options, queueSize: Math.max(queueSize, replay.length) }, start, (x) =>
+      this.watchers.delete(x),
+    )
+    if (options.signal?.aborted || this._closed) {
+      w.close()
+      return w
+    }
+    this.watchers.add(w)
+    if (replay.length > 0) w.push(replay)
+    return w
+  }
+
+  // ------------------------------------------------------------------------------------------- raft side
+
+  /**
+   * Raft state machine: applies one committed command at log `index`. Validation runs against the current
+   * state, so every member reaches the same outcome; a command that fails it changes nothing (its proposer's
+   * `update` rejects with the reason). Entries at or below the current version are ignored.
+   */
+  apply(command: Uint8Array, index: number): ApplyResult {
+    if (!(command instanceof Uint8Array)) throw new TypeError('command: expected a Uint8Array')
+    if (!Number.isSafeInteger(index) || index < 1) throw new RangeError('index: expected a positive integer')
+    if (index <= this._version) return { ok: true, version: this._version, changes: 0 }
+    if (command.length === 0) {
+      this._version = index
+      return { ok: true, version: index, changes: 0 }
+    }
+    let cmd: ReturnType<typeof decodeCommand>
+    try {
+      cmd = decodeCommand(command, Math.max(this.maxCommandBytes, 4 * 1024 * 1024))
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err
+      this._version = index
+      return { ok: false, version: index, code: err.code, message: err.message }
+    }
+    let p = this.proposers.get(cmd.proposer)
+    if (!p) this.proposers.set(cmd.proposer, (p = { applied: 0, floor: 0, code: null, message: '' }))
+    const mine = cmd.proposer === this.proposerId ? this.waiters.get(cmd.seq) : undefined
+    if (cmd.kind === 'fence') {
+      this._version = index
+      if (p.applied < cmd.seq) p.floor = Math.max(p.floor, cmd.seq)
+      // A fence settles every earlier command of its proposer that has not applied: it never will.
+      if (cmd.proposer === this.proposerId) {
+        for (const [seq, w] of this.waiters) {
+          if (seq <= p.floor && seq > p.applied) {
+            this.waiters.delete(seq)
+            w.resolve({ ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED })
+          }
+        }
+      }
+      return { ok: true, version: index, changes: 0 }
+    }
+    let result: ApplyResult
+    if (cmd.seq <= p.floor) {
+      this._version = index
+      result = { ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED }
+    } else {
+      try {
+        const check = new TxImpl(this.tables, this._version, true, cmd.time)
+        check.loadAndValidate(cmd.actions)
+        this.applyActions(cmd.actions, index, cmd.time)
+        result = { ok: true, version: index, changes: cmd.actions.length }
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err
+        this._version = index
+        result = { ok: false, version: index, code: err.code, message: err.message }
+      }
+      p.applied = Math.max(p.applied, cmd.seq)
+      p.code = result.ok ? null : result.code
+      p.message = result.ok ? '' : result.message
+    }
+    if (mine) {
+      this.waiters.delete(cmd.seq)
+      mine.resolve(result)
+    }
+    return result
+  }
+
+  /** Raft state machine: the whole state, encoded (msgpack) with its version. */
+  snapshot(): Uint8Array {
+    const tables = {} as Record<Table, Record<string, any>[]>
+    for (const t of TABLES) tables[t] = [...this.tables[t].objects.values()]
+    return encodeSnapshot({ version: this._version, tables, proposers: Object.fromEntries(this.proposers) })
+  }
+
+  /**
+   * Raft state machine: replaces the whole state with a snapshot. Watches stay open and receive the
+   * differences as create/update/delete events at the snapshot's version; the resume history restarts there.
+   */
+  restore(snapshot: Uint8Array): void {
+    const s = decodeSnapshot(snapshot)
+    const fresh = Object.fromEntries(TABLES.map((t) => [t, new TableState(INDEXES[t] as never)])) as Tables
+    for (const t of TABLES) {
+      for (const raw of s.tables[t]) {
+        validateObject(t, raw)
+        const meta = raw.meta
+        if (typeof meta !== 'object' || meta === null || !Number.isSafeInteger(meta.version)) {
+          throw new StoreError('CORRUPT', `malformed store snapshot: ${t} object without meta.version`)
+        }
+        const o = freezeDeep(raw) as { id: string }
+        if (fresh[t].objects.has(o.id))
+          throw new StoreError('CORRUPT', `malformed store snapshot: duplicate ${o.id}`)
+        fresh[t].put(o.id, undefined, o as never)
+      }
+    }
+    const events: StoreEvent[] = []
+    for (const t of TABLES) {
+      const before = this.tables[t].objects
+      const after = fresh[t].objects as Map<string, any>
+      for (const [id, o] of after) {
+        const old = before.get(id) as any
+        if (!old) events.push({ action: 'create', table: t, version: s.version, object: o } as StoreEvent)
+        else if (old.meta.version !== o.meta.version) {
+          events.push({
+            action: 'update',
+            table: t,
+            version: s.version,
+            object: o,
+            oldObject: old,
+          } as StoreEvent)
+        }
+      }
+      for (const [id, old] of before) {
+        if (!after.has(id))
+          events.push({ action: 'delete', table: t, version: s.version, object: old } as StoreEvent)
+      }
+    }
+    for (const t of TABLES) (this.tables as Record<Table, TableState<any>>)[t] = fresh[t]
+    this._version = s.version
+    this.history.reset(s.version)
+    this.proposers = new Map(Object.entries(s.proposers))
+    // Settle this store's own command if the snapshot already covers it.
+    const mine = this.proposers.get(this.proposerId)
+    if (mine) {
+      for (const [seq, w] of this.waiters) {
+        if (seq === mine.applied) {
+          this.waiters.delete(seq)
+          w.resolve(
+            mine.code === null
+              ? { ok: true, version: s.version, changes: 0 }
+              : { ok: false, version: s.version, code: mine.code as StoreErrorCode, message: mine.message },
+          )
+        } else if (seq <= mine.floor || seq < mine.applied) {
+          this.waiters.delete(seq)
+          w.resolve({ ok: false, version: s.version, code: 'PROPOSAL_FAILED', message: CANCELLED })
+        }
+      }
+    }
+    for (const w of this.watchers) w.rebase()
+    this.deliver(events)
+  }
+
+  /** Closes every watch and rejects later writes; reads keep working. */
+  close(): void {
+    if (this._closed) return
+    this._closed = true
+    for (const w of [...this.watchers]) w.close()
+    for (const [seq, w] of this.waiters) {
+      this.waiters.delete(seq)
+      w.reject(new StoreError('OUTCOME_UNKNOWN', 'store closed while a transaction was in flight'))
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------- internals
+
+  private lock(): Promise<void> {
+    if (!this.locked) {
+      this.locked = true
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.lockQueue.push(resolve))
+  }
+
+  private unlock(): void {
+    const next = this.lockQueue.shift()
+    if (next) next()
+    else this.locked = false
+  }
+
+  /**
+   * Proposes `actions` as one command and waits until this member has applied it. If the proposer fails in a
+   * way that leaves the outcome open (leadership lost, stopped, aborted), a fence is proposed: whichever of the
+   * two applies first decides, identically on every member, whether the transaction happened. Only if even
+   * the fence cannot be committed does the caller get `OUTCOME_UNKNOWN`.
+   */
+  private async commit(actions: Action[], signal: AbortSignal | undefined): Promise<void> {
+    const seq = ++this.seq
+    const command = encodeCommand({ kind: 'tx', proposer: this.proposerId, seq, time: this.clock(), actions })
+    if (command.length > this.maxCommandBytes) {
+      throw new StoreError(
+        'INVALID_ARGUMENT',
+        `transaction too large: ${command.length} bytes encoded, the limit is ${this.maxCommandBytes}`,
+      )
+    }
+    const applied = new Promise<ApplyResult>((resolve, reject) => this.waiters.set(seq, { resolve, reject }))
+    applied.catch(() => undefined)
+    try {
+      await this.proposer!(command, signal ? { signal } : undefined)
+    } catch (err) {
+      if (this.waiters.has(seq)) {
+        if (definitelyNotCommitted(err)) {
+          this.waiters.delete(seq)
+          throw new StoreError('PROPOSAL_FAILED', `the transaction was not committed: ${errorMessage(err)}`, {
+            cause: err,
+          })
+        }
+        await this.fence(seq, err)
+      }
+    }
+    const result = await applied
+    if (!result.ok) {
+      throw new StoreError(
+        result.code,
+        result.message,
+        result.code === 'PROPOSAL_FAILED' ? { detail: 'cancelled' } : undefined,
+      )
+    }
+  }
+
+  private async fence(seq: number, cause: unknown): Promise<void> {
+    const fence = encodeCommand({ kind: 'fence', proposer: this.proposerId, seq })
+    let last: unknown = cause
+    for (let attempt = 0; attempt < FENCE_ATTEMPTS && this.waiters.has(seq) && !this._closed; attempt++) {
+      try {
+        await this.proposer!(fence)
+        return
+      } catch (err) {
+        last = err
+      }
+    }
+    const w = this.waiters.get(seq)
+    if (w) {
+      this.waiters.delete(seq)
+      w.reject(
+        new StoreError(
+          'OUTCOME_UNKNOWN',
+          `the transaction may or may not have committed: ${errorMessage(cause)}; settling it failed: ${errorMessage(last)}`,
+          { cause },
+        ),
+      )
+    }
+  }
+
+  /** Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. */
+  private applyActions(actions: readonly Action[], version: number, time: number): void {
+    const events: StoreEvent[] = new Array(actions.length)
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i]!
+      const state = this.tables[a.table] as TableState<any>
+      const prev = state.objects.get(a.id)
+      if (a.op === Op.Delete) {
+        state.put(a.id, prev, undefined)
+        events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent
+        continue
+      }
+      const o: Record<string, any> = { ...a.object! }
+      o.meta = Object.freeze({ version, createdAt: prev ? prev.meta.createdAt : time, updatedAt: time })
+      if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
+        o.specVersion = { index: version }
+      }
+      freezeDeep(o)
+      state.put(a.id, prev, o)
+      events[i] = (
+        prev
+          ? { action: 'update', table: a.table, version, object: o, oldObject: prev }
+          : { action: 'create', table: a.table, version, object: o }
+      ) as StoreEvent
+    }
+    this._version = version
+    this.deliver(events)
+  }
+
+  private deliver(events: StoreEvent[]): void {
+    if (events.length === 0) return
+    this.history.push(events)
+    for (const w of this.watchers) w.push(events)
+  }
+}
+
+const CANCELLED = 'the transaction was not committed (its proposal failed and was fenced off)'
+const FENCE_ATTEMPTS = 3
+
+/** Raft errors that guarantee the command is not in the log and never will be. */
+function definitelyNotCommitted(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || (err as { name?: unknown }).name !== 'RaftError')
+    return false
+  const code = (err as { code?: unknown }).code
+  return code === 'PROPOSAL_DROPPED' || code === 'TOO_LARGE' || code === 'NO_LEADER'
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** A new in-memory store (see {@link MemoryStore}). */
+export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options)
+}

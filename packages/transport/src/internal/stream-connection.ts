@@ -1,0 +1,282 @@
+import type { Socket } from 'node:net'
+import { EventEmitter } from 'eventemitter3'
+import { TransportError } from '../errors.js'
+import type { AbortOptions, Clock, Connection, ConnectionEvents, PeerIdentity } from '../types.js'
+import { checkSignal } from './abort.js'
+import { nextConnectionId } from './ids.js'
+import { checkFrame, type ResolvedLimits } from './limits.js'
+
+/** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
+const COPY_LIMIT = 16 * 1024
+const ARENA_BYTES = 256 * 1024
+const HEADER_BYTES = 4
+/** How long a graceful close waits for the peer before dropping the socket. */
+const CLOSE_TIMEOUT_MS = 5_000
+
+/**
+ * Length-prefixed frames (4-byte big-endian length, then the bytes) over a stream socket, for TCP
+ * and TLS. Writes are coalesced: frames sent in one turn of the event loop go out in one write, and
+ * while the socket is busy they collect in our buffer, bounded by `maxBufferedBytes`.
+ */
+export class StreamConnection extends EventEmitter<ConnectionEvents> implements Connection {
+  readonly id = nextConnectionId()
+  readonly maxFrameBytes: number
+  closed = false
+  private done = false
+  // Outgoing: frames not yet handed to the socket.
+  private arena: Buffer | undefined
+  private arenaStart = 0
+  private arenaEnd = 0
+  private chunks: Buffer[] = []
+  private pendingBytes = 0
+  private flushQueued = false
+  private socketBusy = false
+  private needDrain = false
+  // Incoming: a frame split across reads.
+  private header = Buffer.alloc(HEADER_BYTES)
+  private headerFill = 0
+  private partial: Buffer | undefined
+  private partialFill = 0
+  private closeWaiters: (() => void)[] = []
+  private closeTimer: unknown
+
+  constructor(
+    private readonly socket: Socket,
+    readonly localAddress: string,
+    readonly remoteAddress: string,
+    readonly remoteIdentity: PeerIdentity | undefined,
+    readonly outbound: boolean,
+    private readonly limits: ResolvedLimits,
+    private readonly clock: Clock,
+  ) {
+    super()
+    this.maxFrameBytes = limits.maxFrameBytes
+    socket.on('data', this.onData)
+    socket.on('drain', this.onSocketDrain)
+    socket.on('end', this.onEnd)
+    socket.on('error', this.onError)
+    socket.on('close', this.onSocketClose)
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.socket.writableLength
+  }
+
+  get writable(): boolean {
+    return !this.closed && this.bufferedBytes <= this.limits.highWaterMarkBytes
+  }
+
+  send(frame: Uint8Array): boolean {
+    checkFrame(frame)
+    if (this.closed) throw new TransportError('CLOSED', 'connection is closed')
+    const n = frame.byteLength
+    if (n > this.maxFrameBytes) {
+      throw new TransportError(
+        'FRAME_TOO_LARGE',
+        `frame of ${n} bytes is over the limit of ${this.maxFrameBytes}`,
+      )
+    }
+    const total = HEADER_BYTES + n
+    const buffered = this.bufferedBytes + total
+    if (buffered > this.limits.maxBufferedBytes) {
+      const error = new TransportError(
+        'BUFFER_OVERFLOW',
+        `more than ${this.limits.maxBufferedBytes} bytes queued for ${this.remoteAddress}`,
+      )
+      this.abort(error)
+      throw error
+    }
+    if (n <= COPY_LIMIT) {
+      let arena = this.arena
+      if (arena === undefined || arena.length - this.arenaEnd < total) {
+        this.retireArena()
+        arena = this.arena = Buffer.allocUnsafe(ARENA_BYTES)
+        this.arenaStart = this.arenaEnd = 0
+      }
+      const at = this.arenaEnd
+      arena.writeUInt32BE(n, at)
+      arena.set(frame, at + HEADER_BYTES)
+      this.arenaEnd = at + total
+    } else {
+      this.retireArena()
+      const head = Buffer.allocUnsafe(HEADER_BYTES)
+      head.writeUInt32BE(n, 0)
+      this.chunks.push(head, Buffer.from(frame.buffer, frame.byteOffset, n))
+    }
+    this.pendingBytes += total
+    if (!this.flushQueued && !this.socketBusy) {
+      this.flushQueued = true
+      queueMicrotask(this.flush)
+    }
+    if (buffered > this.limits.highWaterMarkBytes) {
+      this.needDrain = true
+      return false
+    }
+    return true
+  }
+
+  close(options?: AbortOptions): Promise<void> {
+    checkSignal(options)
+    if (this.done) return Promise.resolve()
+    const closed = new Promise<void>((resolve) => this.closeWaiters.push(resolve))
+    if (!this.closed) {
+      this.closed = true
+      this.socketBusy = false
+      this.flush()
+      this.socket.end()
+      this.closeTimer = this.clock.setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS)
+    }
+    const signal = options?.signal
+    if (signal) {
+      if (signal.aborted) this.socket.destroy()
+      else signal.addEventListener('abort', () => this.socket.destroy(), { once: true })
+    }
+    return closed
+  }
+
+  abort(error?: TransportError): void {
+    if (this.done) return
+    this.closed = true
+    this.finish(error)
+    this.socket.destroy()
+  }
+
+  private retireArena(): void {
+    if (this.arena !== undefined && this.arenaEnd > this.arenaStart) {
+      this.chunks.push(this.arena.subarray(this.arenaStart, this.arenaEnd))
+      this.arenaStart = this.arenaEnd
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false
+    if (this.done || this.socketBusy || this.pendingBytes === 0) return
+    this.retireArena()
+    const chunks = this.chunks
+    this.chunks = []
+    this.pendingBytes = 0
+    let ok: boolean
+    if (chunks.length === 1) {
+      ok = this.socket.write(chunks[0]!)
+    } else {
+      this.socket.cork()
+      ok = true
+      for (const c of chunks) ok = this.socket.write(c)
+      this.socket.uncork()
+    }
+    if (!ok) this.socketBusy = true
+    else this.maybeDrain()
+  }
+
+  private readonly onSocketDrain = (): void => {
+    this.socketBusy = false
+    if (this.pendingBytes > 0) this.flush()
+    else this.maybeDrain()
+  }
+
+  private maybeDrain(): void {
+    if (this.needDrain && !this.closed && this.bufferedBytes <= this.limits.highWaterMarkBytes) {
+      this.needDrain = false
+      this.emit('connection:drain')
+    }
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    let pos = 0
+    const len = chunk.length
+    while (pos < len && !this.done) {
+      if (this.partial !== undefined) {
+        const want = this.partial.length - this.partialFill
+        const take = Math.min(want, len - pos)
+        chunk.copy(this.partial, this.partialFill, pos, pos + take)
+        this.partialFill += take
+        pos += take
+        if (this.partialFill === this.partial.length) {
+          const frame = this.partial
+          this.partial = undefined
+          this.emit('frame:receive', frame)
+        }
+        continue
+      }
+      let size: number
+      if (this.headerFill === 0 && len - pos >= HEADER_BYTES) {
+        size = chunk.readUInt32BE(pos)
+        pos += HEADER_BYTES
+      } else {
+        while (this.headerFill < HEADER_BYTES && pos < len) this.header[this.headerFill++] = chunk[pos++]!
+        if (this.headerFill < HEADER_BYTES) return
+        this.headerFill = 0
+        size = this.header.readUInt32BE(0)
+      }
+      if (size > this.maxFrameBytes) {
+        this.fail(
+          new TransportError(
+            'FRAME_TOO_LARGE',
+            `peer ${this.remoteAddress} sent a frame of ${size} bytes, over the limit of ${this.maxFrameBytes}`,
+          ),
+        )
+        return
+      }
+      if (len - pos >= size) {
+        // A plain view (not a Buffer): cheaper to make, and decoders can share the chunk's memory.
+        const frame = new Uint8Array(chunk.buffer, chunk.byteOffset + pos, size)
+        pos += size
+        this.emit('frame:receive', frame)
+      } else {
+        this.partial = Buffer.allocUnsafe(size)
+        this.partialFill = 0
+      }
+    }
+  }
+
+  private readonly onEnd = (): void => {
+    if (this.partial !== undefined || this.headerFill > 0) {
+      this.fail(new TransportError('BAD_FRAME', `peer ${this.remoteAddress} closed in the middle of a frame`))
+    }
+  }
+
+  private readonly onError = (error: Error): void => {
+    if (this.done) return
+    this.fail(
+      new TransportError('CLOSED', `connection to ${this.remoteAddress} failed: ${error.message}`, {
+        cause: error,
+      }),
+    )
+  }
+
+  private readonly onSocketClose = (): void => {
+    this.closed = true
+    this.finish(undefined)
+  }
+
+  /** Close because of `error` (a bad frame from the peer, a socket error). */
+  private fail(error: TransportError): void {
+    if (this.done) return
+    this.closed = true
+    this.finish(error)
+    this.socket.destroy()
+  }
+
+  private finish(error: TransportError | undefined): void {
+    if (this.done) return
+    this.done = true
+    this.closed = true
+    if (this.closeTimer !== undefined) this.clock.clearTimeout(this.closeTimer)
+    this.chunks = []
+    this.arena = undefined
+    this.partial = undefined
+    this.pendingBytes = 0
+    this.emit('connection:close', error)
+    this.removeAllListeners()
+    for (const w of this.closeWaiters.splice(0)) w()
+    // Resolve later close() calls at once; stop listening to the socket except for errors.
+    this.socket.off('data', this.onData)
+    this.socket.off('drain', this.onSocketDrain)
+  }
+
+  /** For the owner: resolve when the socket is gone. */
+  whenClosed(): Promise<void> {
+    if (this.done) return Promise.resolve()
+    return new Promise((resolve) => this.closeWaiters.push(resolve))
+  }
+}
