@@ -814,7 +814,6 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private async runLoop(): Promise<void> {
     const core = this.core!
-    const links = this.links!
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
