@@ -805,10 +805,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.state !== 'running') return
     if (this.queued.length > 0) this.submitProposals()
     if (this.readQueue.length > 0) this.submitReads()
-    if (this.loop === null && this.core!.hasReady()) {
-      this.loop = this.runLoop().finally(() => {
-        this.loop = null
-      })
+    if (this.loop === null) {
+      if (this.core!.hasReady()) {
+        this.loop = this.runLoop().finally(() => {
+          this.loop = null
+        })
+      }
+    } else {
+      // A Ready is being persisted or applied: what needs no persistence goes out now.
+      const now = this.core!.takeMessagesNow()
+      if (now.length > 0) this.send(now)
     }
   }
 

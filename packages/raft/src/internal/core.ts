@@ -337,6 +337,18 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- Ready / advance
 
+  /**
+   * Takes the messages that may leave before anything is persisted (a leader's appends and heartbeats,
+   * pre-votes), so a driver can send them while an earlier Ready is still being written: a slow disk then
+   * delays neither heartbeats nor the pipelining of new entries to followers.
+   */
+  takeMessagesNow(): readonly Message[] {
+    const m = this.msgsNow
+    if (m.length === 0) return m
+    this.msgsNow = []
+    return m
+  }
+
   hasReady(): boolean {
     const log = this.log
     return (
