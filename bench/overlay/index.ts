@@ -3,6 +3,7 @@
 // against a direct connection in the same run. Server, mesh and client run as separate processes (as they
 // would on a real node), so the mesh's cost is its own CPU, not a share of the client's event loop.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ipam, routingMesh } from '@swarmkit/overlay'
@@ -48,6 +49,8 @@ if (role === 'server') {
       }
     }
   }
+  // A clean exit on SIGINT lets `node --cpu-prof` write its profile when profiling the mesh.
+  process.on('SIGINT', () => process.exit(0))
   const a = await bind(sinkPort!)
   const b = await bind(hiPort!)
   console.log(`ready ${a} ${b}`)
@@ -175,10 +178,23 @@ async function main() {
   await throughput('127.0.0.2', meshSink, 64 << 20)
   const direct: number[] = []
   const viaMesh: number[] = []
+  // CPU seconds per GiB carried, from /proc: what the endpoint (sink) and the mesh each spend.
+  let serverCpu = 0
+  let meshCpu = 0
+  let directBytes = 0
+  let meshBytes = 0
   for (let i = 0; i < 7; i++) {
+    let s0 = cpuSeconds(server.proc.pid!)
     direct.push(await throughput('127.0.0.1', sinkPort, 256 << 20))
+    serverCpu += cpuSeconds(server.proc.pid!) - s0
+    directBytes += 256 << 20
+    s0 = cpuSeconds(mesh.proc.pid!)
     viaMesh.push(await throughput('127.0.0.2', meshSink, 256 << 20))
+    meshCpu += cpuSeconds(mesh.proc.pid!) - s0
+    meshBytes += 256 << 20
   }
+  const serverCpuPerGiB = serverCpu / (directBytes / 2 ** 30)
+  const meshCpuPerGiB = meshCpu / (meshBytes / 2 ** 30)
   const dMBs = med(direct)
   const mMBs = med(viaMesh)
   const tpRatio = med(direct.map((d, i) => viaMesh[i]! / d))
@@ -206,6 +222,10 @@ async function main() {
       'tcp throughput, via routing mesh',
       `${mMBs.toFixed(0)} MiB/s (${(tpRatio * 100).toFixed(0)}% of direct)`,
     ],
+    [
+      'cpu per GiB: endpoint (sink) / mesh process',
+      `${serverCpuPerGiB.toFixed(2)} s / ${meshCpuPerGiB.toFixed(2)} s`,
+    ],
     ['tcp connections, direct (16 parallel)', `${fmt(dConn)} conn/s`],
     [
       'tcp connections, via routing mesh',
@@ -223,11 +243,23 @@ async function main() {
       direct_mib_per_s: Math.round(dMBs),
       mesh_mib_per_s: Math.round(mMBs),
       mesh_vs_direct_throughput: Number(tpRatio.toFixed(3)),
+      sink_cpu_s_per_gib: Number(serverCpuPerGiB.toFixed(3)),
+      mesh_cpu_s_per_gib: Number(meshCpuPerGiB.toFixed(3)),
       direct_conns_per_s: Math.round(dConn),
       mesh_conns_per_s: Math.round(mConn),
       mesh_vs_direct_conns: Number(connRatio.toFixed(3)),
     }),
   )
+}
+
+// utime + stime of a process, in seconds (Linux /proc; 0 elsewhere).
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
 }
 
 function fmt(n: number): string {

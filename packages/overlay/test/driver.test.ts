@@ -10,7 +10,7 @@ import {
   memoryDriver,
   type NetworkDriver,
 } from '../src/index.js'
-import { driverCompliance } from './helpers/driver-compliance.js'
+import { driverCompliance } from '../src/testing/index.js'
 import { kernelUnavailable, Lab, sh } from './helpers/lab.js'
 
 describe('memoryDriver', () => {
@@ -107,15 +107,21 @@ describe('linuxDriver (kernel)', () => {
     return
   }
   const lab = new Lab()
-  let driver: NetworkDriver
+  let driver: NetworkDriver | undefined
   beforeAll(async () => {
     await lab.create(1)
     const h = lab.hosts[0]!
     driver = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix: h.prefix })
   })
   afterAll(async () => {
-    await driver?.destroy().catch(() => {})
-    expect(await lab.destroy()).toEqual([])
+    const leftovers: string[] = []
+    if (driver !== undefined) {
+      await driver.destroy().catch((e) => leftovers.push(`destroy failed: ${e}`))
+      leftovers.push(...(await driver.inspect()).resources)
+    }
+    const rest = await lab.destroy()
+    expect(leftovers).toEqual([])
+    expect(rest).toEqual([])
   })
-  driverCompliance(() => ({ driver, vtep: lab.hosts[0]!.vtep }))
+  driverCompliance(() => ({ driver: driver!, vtep: lab.hosts[0]!.vtep }))
 })

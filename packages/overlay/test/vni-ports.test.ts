@@ -104,3 +104,37 @@ describe('portAllocator', () => {
     expect(p.holder('tcp', 9)).toBeUndefined()
   })
 })
+
+describe('rebuilding VNIs and ports from the objects that hold them', () => {
+  it('gives equal state and the same next choices', () => {
+    const v = vniAllocator()
+    const p = portAllocator()
+    for (let i = 0; i < 50; i++) {
+      v.allocate(`n${i}`)
+      p.allocate(`s${i}`, [
+        { protocol: i % 2 ? 'udp' : 'tcp', targetPort: 80 },
+        { protocol: 'tcp', targetPort: 81, publishedPort: 1000 + i },
+      ])
+    }
+    for (let i = 0; i < 50; i += 3) {
+      v.release(4096 + i)
+      p.release(`s${i}`)
+    }
+    const v2 = vniAllocator()
+    for (const { network, vni } of v.state()) v2.reserve(network, vni)
+    const p2 = portAllocator()
+    const byService = new Map<string, Array<{ protocol: 'tcp' | 'udp' | 'sctp'; port: number }>>()
+    for (const r of p.state()) byService.set(r.service, [...(byService.get(r.service) ?? []), r])
+    for (const [service, held] of byService)
+      p2.allocate(
+        service,
+        held.map((h) => ({ protocol: h.protocol, targetPort: 1, publishedPort: h.port })),
+      )
+    expect(v2.state()).toEqual(v.state())
+    expect(p2.state()).toEqual(p.state())
+    expect(v2.allocate('x')).toBe(v.allocate('x'))
+    expect(p2.allocate('y', [{ protocol: 'tcp', targetPort: 1 }])).toEqual(
+      p.allocate('y', [{ protocol: 'tcp', targetPort: 1 }]),
+    )
+  })
+})

@@ -14,7 +14,8 @@
  *   {@link acceptCertificateResponse} (joiner side), {@link rateLimiter}.
  * - Renewal: {@link renewalScheduler}, {@link renewalTime}. Root rotation: {@link startRootRotation},
  *   {@link finishRootRotation}.
- * - TLS: {@link tlsOptions}, {@link verifyTlsPeer}, {@link peerCertificateIdentity}.
+ * - TLS: {@link tlsOptions}, {@link verifyTlsPeer}, {@link peerCertificateIdentity},
+ *   {@link joinServerTlsOptions}, {@link joinerTlsOptions}.
  *
  * Every run-time failure is a {@link PkiError} with a `code`; programmer errors are TypeError/RangeError.
  */
@@ -77,6 +78,10 @@ export {
   renewalTime,
 } from './renewal.js'
 export {
+  type JoinerTlsOptions,
+  type JoinServerTlsOptions,
+  joinerTlsOptions,
+  joinServerTlsOptions,
   type NodeTlsOptions,
   type PeerPolicy,
   peerCertificateIdentity,

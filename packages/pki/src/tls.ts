@@ -1,5 +1,5 @@
 import type { PeerCertificate, TLSSocket } from 'node:tls'
-import { encodePrivateKeyPem, parseCertificate } from './certificates.js'
+import { decodePrivateKeyPem, encodePrivateKeyPem, parseCertificate } from './certificates.js'
 import { PkiError } from './errors.js'
 import type { KeyPair, NodeIdentity, NodeRole } from './types.js'
 import { type AuthorizePolicy, authorize, nodeIdentity, type RevocationList } from './verify.js'
@@ -49,7 +49,7 @@ export function tlsOptions(credentials: TlsCredentials, options: { peer?: PeerPo
   }
   const keyPem =
     typeof key === 'string'
-      ? key
+      ? encodePrivateKeyPem(decodePrivateKeyPem(key).privateKey) // checked and normalized
       : key instanceof Uint8Array
         ? encodePrivateKeyPem(key)
         : encodePrivateKeyPem((key as KeyPair).privateKey)
@@ -80,6 +80,70 @@ export function tlsOptions(credentials: TlsCredentials, options: { peer?: PeerPo
   }
 }
 
+/** Server options for a CA that also serves joiners, which have no certificate yet. */
+export interface JoinServerTlsOptions {
+  key: string
+  cert: string
+  ca: string
+  minVersion: 'TLSv1.3'
+  requestCert: true
+  rejectUnauthorized: false
+}
+
+/**
+ * `node:tls` server options for a manager that accepts joiners: clients may connect without a certificate
+ * (to fetch the root CA and send a join request), and a certificate a client does present is still
+ * verified, but not enforced: every request other than those two must pass {@link verifyTlsPeer}, which
+ * refuses anonymous and unverified peers.
+ */
+export function joinServerTlsOptions(credentials: TlsCredentials): JoinServerTlsOptions {
+  const o = tlsOptions(credentials)
+  return {
+    key: o.key,
+    cert: o.cert,
+    ca: o.ca,
+    minVersion: 'TLSv1.3',
+    requestCert: true,
+    rejectUnauthorized: false,
+  }
+}
+
+/** Client options for a node that is joining (it has no certificate yet). */
+export interface JoinerTlsOptions {
+  minVersion: 'TLSv1.3'
+  rejectUnauthorized: boolean
+  ca?: string
+  checkServerIdentity?: (hostname: string, cert: PeerCertificate) => Error | undefined
+}
+
+/**
+ * `node:tls` client options for the two steps of joining. Without `roots`: the connection that fetches the
+ * root CA, which trusts nothing (the token's digest vouches for what it returns; see
+ * `verifyRootCAResponse`). With the verified `roots`: the connection that sends the join token and CSR,
+ * which only completes with a manager holding a certificate from those roots, so the token never goes
+ * to an impostor.
+ */
+export function joinerTlsOptions(roots?: string): JoinerTlsOptions {
+  if (roots === undefined) return { minVersion: 'TLSv1.3', rejectUnauthorized: false }
+  if (typeof roots !== 'string') throw new TypeError('roots must be a PEM string')
+  return {
+    minVersion: 'TLSv1.3',
+    rejectUnauthorized: true,
+    ca: roots,
+    checkServerIdentity: (_host, cert) => {
+      try {
+        const identity = peerCertificateIdentity(cert)
+        if (identity.role !== 'swarm-manager') {
+          throw new PkiError('UNAUTHORIZED_ROLE', 'the join request must go to a manager')
+        }
+        return undefined
+      } catch (err) {
+        return err as Error
+      }
+    },
+  }
+}
+
 /** The node identity of a `node:tls` peer certificate, read from its DER with this package's parser. */
 export function peerCertificateIdentity(cert: PeerCertificate): NodeIdentity {
   if (!cert || !(cert.raw instanceof Uint8Array)) {
@@ -93,13 +157,16 @@ export function peerCertificateIdentity(cert: PeerCertificate): NodeIdentity {
  * returns its identity or throws a `PkiError`. Call it on `secureConnection` and destroy the socket on error.
  */
 export function verifyTlsPeer(socket: TLSSocket, policy: AuthorizePolicy): NodeIdentity {
-  if (!socket || typeof socket.getPeerCertificate !== 'function')
+  if (!socket || typeof socket.getPeerCertificate !== 'function') {
     throw new TypeError('socket must be a TLSSocket')
+  }
+  const cert = socket.getPeerCertificate()
+  if (!cert?.raw) throw new PkiError('NOT_A_NODE_CERTIFICATE', 'peer presented no certificate')
   if (!socket.authorized) {
     throw new PkiError(
       'UNKNOWN_ISSUER',
       `peer certificate not verified: ${String(socket.authorizationError)}`,
     )
   }
-  return authorize(peerCertificateIdentity(socket.getPeerCertificate()), policy)
+  return authorize(peerCertificateIdentity(cert), policy)
 }

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   type Certificate,
+  certificatePem,
   createCSR,
   createRootCA,
   encodePrivateKeyPem,
@@ -17,17 +18,21 @@ import {
 import { concat, type DerNode, decodeDer, tlv } from '../src/internal/der.js'
 import { decodePem } from '../src/internal/pem.js'
 import { decodeCsrDer, decodePkcs8, parseCertificateDer, parseCsrDer } from '../src/internal/x509.js'
-import { opensslMake, seededFloat, seededRandom } from './helpers.js'
+import { OPENSSL_CERT, OPENSSL_CSR, OPENSSL_KEY } from './fixtures.js'
+import { seededFloat, seededRandom } from './helpers.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
 const DER_BUDGET = SLOW ? 2_000_000 : 100_000
 const SEED = Number(process.env.SWARMKIT_FUZZ_SEED ?? 20261125)
+/** Per-test time limit: generous, for loaded machines; the default budget runs in a few seconds. */
+const TIMEOUT_MS = SLOW ? 3_600_000 : 120_000
+const VERIFY_BUDGET = SLOW ? 20_000 : 300
 
 function reencode(n: DerNode): Uint8Array {
   return n.children ? tlv(n.tag, ...n.children.map(reencode)) : tlv(n.tag, n.value)
 }
 
-/** The corpus: DER this package makes and DER openssl makes. */
+/** The corpus: DER this package makes and DER openssl made (fixed fixtures, so runs replay exactly). */
 function corpus(): Uint8Array[] {
   const random = seededRandom(SEED)
   const now = Date.UTC(2026, 0, 1)
@@ -42,34 +47,15 @@ function corpus(): Uint8Array[] {
     random,
   })
   const rotation = startRootRotation(ca, { now, random })
-  const sslKey = opensslMake(['genpkey', '-algorithm', 'ed25519', '-out', 'k.pem'], {}, 'k.pem')
-  const sslCert = opensslMake(
-    [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      'k.pem',
-      '-subj',
-      '/O=o/OU=ou/CN=cn',
-      '-days',
-      '1',
-      '-out',
-      'c.pem',
-      '-addext',
-      'subjectAltName=DNS:a,IP:127.0.0.1',
-    ],
-    { 'k.pem': sslKey },
-    'c.pem',
-  )
   const pems = [
     ca.pem,
     issued.pem,
     csr,
     encodePrivateKeyPem(key.privateKey),
-    rotation.crossSigned && issued.chain,
-    sslKey,
-    sslCert,
+    certificatePem(rotation.crossSigned),
+    OPENSSL_KEY,
+    OPENSSL_CERT,
+    OPENSSL_CSR,
   ]
   return pems.flatMap((p) => decodePem(p).map((blk) => blk.der))
 }
@@ -174,77 +160,90 @@ describe('fuzzing', () => {
     }
   })
 
-  it(`DER, certificate, CSR and key parsers survive ${DER_BUDGET.toLocaleString('en')} mutated inputs`, () => {
-    const next = mutator(SEED, items)
-    let accepted = 0
-    let certsAccepted = 0
-    for (let i = 0; i < DER_BUDGET; i++) {
-      const input = next()
-      const ok = expectOnlyPkiErrors('decodeDer', i, input, () => {
-        const tree = decodeDer(input)
-        // Whatever strict DER accepts is canonical: it re-encodes to the very same bytes.
-        if (Buffer.compare(reencode(tree), input) !== 0) throw new Error('accepted a non-canonical encoding')
-      })
-      if (!ok) continue
-      accepted++
-      let cert: Certificate | undefined
-      if (expectOnlyPkiErrors('parseCertificate', i, input, () => (cert = parseCertificateDer(input)))) {
-        certsAccepted++
-        // Verification (signatures, names, times, identity) of what parses: a few hundred by default.
-        if (cert && (SLOW || certsAccepted <= 300)) {
-          const c = cert
-          expectOnlyPkiErrors('verifyChain', i, input, () =>
-            verifyChain([c], { roots: anchors, now: fuzzNow }),
-          )
+  it(
+    `DER, certificate, CSR and key parsers survive ${DER_BUDGET.toLocaleString('en')} mutated inputs`,
+    () => {
+      const next = mutator(SEED, items)
+      let accepted = 0
+      let certsAccepted = 0
+      for (let i = 0; i < DER_BUDGET; i++) {
+        const input = next()
+        const ok = expectOnlyPkiErrors('decodeDer', i, input, () => {
+          const tree = decodeDer(input)
+          // Whatever strict DER accepts is canonical: it re-encodes to the very same bytes.
+          if (Buffer.compare(reencode(tree), input) !== 0)
+            throw new Error('accepted a non-canonical encoding')
+        })
+        if (!ok) continue
+        accepted++
+        let cert: Certificate | undefined
+        if (expectOnlyPkiErrors('parseCertificate', i, input, () => (cert = parseCertificateDer(input)))) {
+          certsAccepted++
+          // Verification (signatures, names, times, identity) of what parses: a few hundred by default.
+          if (cert && certsAccepted <= VERIFY_BUDGET) {
+            const c = cert
+            expectOnlyPkiErrors('verifyChain', i, input, () =>
+              verifyChain([c], { roots: anchors, now: fuzzNow }),
+            )
+          }
         }
+        expectOnlyPkiErrors('decodeCsr', i, input, () => decodeCsrDer(input))
+        expectOnlyPkiErrors('decodePkcs8', i, input, () => decodePkcs8(input))
       }
-      expectOnlyPkiErrors('decodeCsr', i, input, () => decodeCsrDer(input))
-      expectOnlyPkiErrors('decodePkcs8', i, input, () => decodePkcs8(input))
-    }
-    // The mutator must reach deep enough to matter: some inputs survive decoding, most do not.
-    expect(accepted).toBeGreaterThan(DER_BUDGET / 50)
-    expect(accepted).toBeLessThan(DER_BUDGET)
-    expect(certsAccepted).toBeGreaterThan(0)
-    console.log(`fuzz: ${DER_BUDGET} inputs, ${accepted} decoded as DER, ${certsAccepted} as certificates`)
-  })
+      // The mutator must reach deep enough to matter: some inputs survive decoding, most do not.
+      expect(accepted).toBeGreaterThan(DER_BUDGET / 50)
+      expect(accepted).toBeLessThan(DER_BUDGET)
+      expect(certsAccepted).toBeGreaterThan(0)
+      console.log(`fuzz: ${DER_BUDGET} inputs, ${accepted} decoded as DER, ${certsAccepted} as certificates`)
+    },
+    TIMEOUT_MS,
+  )
 
-  it('full CSR parsing (with signature check) survives mutated CSRs', () => {
-    const csrs = items.filter((d) => {
-      try {
-        decodeCsrDer(d)
-        return true
-      } catch {
-        return false
-      }
-    })
-    const next = mutator(SEED + 1, csrs)
-    const n = SLOW ? 50_000 : 2_000
-    for (let i = 0; i < n; i++) {
-      const input = next()
-      expectOnlyPkiErrors('parseCsr', i, input, () => parseCsrDer(input))
-    }
-  })
-
-  it('PEM, join-token and unlock-key parsers survive mutated text', () => {
-    const random = seededRandom(SEED)
-    const texts = [
-      createRootCA({ random }).pem,
-      'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx',
-      'SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8',
-    ].map((t) => new TextEncoder().encode(t))
-    const next = mutator(SEED + 2, texts)
-    const dec = new TextDecoder()
-    const n = SLOW ? 500_000 : 20_000
-    for (let i = 0; i < n; i++) {
-      const text = dec.decode(next())
-      for (const fn of [() => decodePem(text), () => parseJoinToken(text), () => parseUnlockKey(text)]) {
+  it(
+    'full CSR parsing (with signature check) survives mutated CSRs',
+    () => {
+      const csrs = items.filter((d) => {
         try {
-          fn()
-        } catch (err) {
-          if (!isPkiError(err))
-            throw new Error(`text #${i} (seed ${SEED}) threw ${String(err)}: ${JSON.stringify(text)}`)
+          decodeCsrDer(d)
+          return true
+        } catch {
+          return false
+        }
+      })
+      const next = mutator(SEED + 1, csrs)
+      const n = SLOW ? 50_000 : 2_000
+      for (let i = 0; i < n; i++) {
+        const input = next()
+        expectOnlyPkiErrors('parseCsr', i, input, () => parseCsrDer(input))
+      }
+    },
+    TIMEOUT_MS,
+  )
+
+  it(
+    'PEM, join-token and unlock-key parsers survive mutated text',
+    () => {
+      const random = seededRandom(SEED)
+      const texts = [
+        createRootCA({ random }).pem,
+        'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx',
+        'SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8',
+      ].map((t) => new TextEncoder().encode(t))
+      const next = mutator(SEED + 2, texts)
+      const dec = new TextDecoder()
+      const n = SLOW ? 500_000 : 20_000
+      for (let i = 0; i < n; i++) {
+        const text = dec.decode(next())
+        for (const fn of [() => decodePem(text), () => parseJoinToken(text), () => parseUnlockKey(text)]) {
+          try {
+            fn()
+          } catch (err) {
+            if (!isPkiError(err))
+              throw new Error(`text #${i} (seed ${SEED}) threw ${String(err)}: ${JSON.stringify(text)}`)
+          }
         }
       }
-    }
-  })
+    },
+    TIMEOUT_MS,
+  )
 })

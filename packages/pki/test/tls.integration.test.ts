@@ -96,6 +96,13 @@ async function handshake(
       server ??= { ok: false, error: err.message }
       resolveServer()
     })
+    // node:tls may drop a client that failed verification without an event: the TCP close still comes.
+    srv.on('connection', (tcp) =>
+      tcp.on('close', () => {
+        server ??= { ok: false, error: 'connection dropped during the handshake' }
+        resolveServer()
+      }),
+    )
     servers.push(srv)
     srv.listen(0, '127.0.0.1')
   })

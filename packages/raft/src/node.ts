@@ -1,9 +1,10 @@
+import type { Clock, Transport } from '@swarmkit/transport'
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
 import { decodeConf, encodeConf } from './internal/conf.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
-import { type ClockLike, Links, type TransportLike } from './internal/links.js'
+import { Links } from './internal/links.js'
 import {
   ACK,
   ACK_ABORT,
@@ -60,7 +61,7 @@ export interface RaftNodeOptions {
   /** Bootstrap voters (used when storage holds no configuration). */
   readonly peers: readonly PeerSpec[]
   /** Any `@swarmkit/transport` Transport. Its clock is used unless `clock` is given. */
-  readonly transport: TransportLike
+  readonly transport: Transport
   readonly storage: LogStorage
   readonly stateMachine: StateMachine
   /** Address to listen on (default: this member's address in `peers`, else its ID). */
@@ -104,7 +105,7 @@ export interface RaftNodeOptions {
    */
   readonly forceNewCluster?: boolean
   /** Time source and timers (default: the transport's clock, else real time). */
-  readonly clock?: ClockLike
+  readonly clock?: Clock
   /** Uniform [0, 1) random source for election timeouts (default Math.random). */
   readonly random?: () => number
   readonly logger?: RaftLogger
@@ -183,12 +184,14 @@ interface ConfWaiter {
 
 interface TransferWaiter {
   readonly target: string
+  /** The caller named the target (otherwise any other new leader will do). */
+  readonly explicit: boolean
   readonly resolve: () => void
   readonly reject: (e: Error) => void
   readonly deadline: number
 }
 
-const realClock: ClockLike = {
+const realClock: Clock = {
   now: () => performance.now(),
   setTimeout: (cb, ms) => setTimeout(cb, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
@@ -221,7 +224,7 @@ function stoppedError(): RaftError {
 export class RaftNode extends EventEmitter<RaftNodeEvents> {
   readonly id: string
   private readonly opts: RaftNodeOptions
-  private readonly clock: ClockLike
+  private readonly clock: Clock
   private readonly random: () => number
   private readonly addresses = new Map<string, string>()
   private readonly voterIds: string[]
@@ -241,6 +244,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private links: Links | null = null
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
   private tickTimer: unknown = undefined
+  private lastTickAt = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
   private applied = 0
@@ -434,8 +438,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       (peer, frame) => this.receiveRaw(peer, frame),
     )
     await this.links.start()
-    if (this.state !== 'starting') return
+    if (this.state !== 'starting') {
+      await this.links.close()
+      return
+    }
     this.state = 'running'
+    this.lastTickAt = this.clock.now()
     this.armTick()
     this.schedule()
   }
@@ -754,7 +762,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (target === null) return Promise.reject(new RaftError('TRANSFER_FAILED', 'no voter to transfer to'))
     this.schedule()
     return new Promise<void>((resolve, reject) => {
-      this.transfers.push({ target, resolve, reject, deadline: this.clock.now() + 2 * this.electionMaxMs })
+      this.transfers.push({
+        target,
+        explicit: to !== undefined,
+        resolve,
+        reject,
+        deadline: this.clock.now() + 2 * this.electionMaxMs,
+      })
     })
   }
 
@@ -773,7 +787,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    this.core!.tick()
+    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
+    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    const now = this.clock.now()
+    let n = Math.floor((now - this.lastTickAt) / this.tickMs)
+    if (n < 1) n = 1
+    if (n > this.electionTickMax + 1) {
+      n = this.electionTickMax + 1
+      this.lastTickAt = now
+    } else {
+      this.lastTickAt += n * this.tickMs
+    }
+    for (let i = 0; i < n; i++) this.core!.tick()
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -1108,12 +1133,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const e = entries[i]!
       const p = byIndex.size > 0 ? byIndex.get(e.index) : undefined
       if (p !== undefined) byIndex.delete(e.index)
-      if (e.type === EntryType.Normal && e.data.length > 0) {
+      const data = e.data
+      if (e.type === EntryType.Normal && data.length > 0) {
         let result: unknown
         let failed: unknown
         let threw = false
         try {
-          result = sm.apply(e.data, e.index)
+          result = sm.apply(data, e.index)
           if (
             result !== null &&
             typeof result === 'object' &&
@@ -1190,9 +1216,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.emit('leader:change', leader, term)
     }
     if (this.transfers.length > 0 && leader !== null && leader !== this.id) {
-      const done = this.transfers.filter((t) => t.target === leader || core.role !== 'leader')
-      this.transfers = this.transfers.filter((t) => !done.includes(t))
-      for (const t of done) t.resolve()
+      const ts = this.transfers
+      this.transfers = []
+      for (const t of ts) {
+        if (t.target === leader || !t.explicit) t.resolve()
+        else t.reject(new RaftError('TRANSFER_FAILED', `${leader} became leader instead of ${t.target}`))
+      }
     }
   }
 
@@ -1294,10 +1323,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           this.settle(p, new RaftError('PROPOSAL_DROPPED', 'the leader refused the proposal'))
       }
     }
-    if (this.waitingLeader.length > 0 && this.core!.leader !== null) {
-      for (const p of this.waitingLeader) this.queued.push(p)
-      this.waitingLeader = []
-    }
+    // Refused as "not leader": retried on the next tick or leader change, never in a tight loop.
   }
 
   private submitReads(): void {

@@ -1,6 +1,6 @@
+import { MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import { isRaftError, MemoryLogStorage, RaftNode } from '../src/index.js'
-import { Loopback } from './helpers/loopback.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)
 const dec = (b: Uint8Array) => new TextDecoder().decode(b)
@@ -30,7 +30,7 @@ async function until(cond: () => boolean, ms = 10_000) {
   }
 }
 
-function cluster(n: number, net = new Loopback()) {
+function cluster(n: number, net = new MemoryNetwork({ seed: 1 })) {
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`)
   const storages = ids.map(() => new MemoryLogStorage())
   const sms = ids.map(() => kv())
@@ -140,7 +140,7 @@ describe('RaftNode', () => {
     const base = {
       id: 'a',
       peers: ['a'],
-      transport: new Loopback().transport('a'),
+      transport: new MemoryNetwork({ seed: 1 }).transport('a'),
       storage: new MemoryLogStorage(),
       stateMachine: kv(),
     }
@@ -154,7 +154,7 @@ describe('RaftNode', () => {
     const n = new RaftNode({
       id: 'solo',
       peers: ['solo'],
-      transport: new Loopback().transport('solo'),
+      transport: new MemoryNetwork({ seed: 1 }).transport('solo'),
       storage: new MemoryLogStorage(),
       stateMachine: kv(),
       electionTimeoutMs: [20, 40],

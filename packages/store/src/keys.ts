@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomFillSync } from 'node:crypto'
 import { mkdir, open as openFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
@@ -6,7 +6,17 @@ import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { Packr } from 'msgpackr'
 import { LOCKED_MESSAGE, StoreError } from './errors.js'
-import { KEY_BYTES, type Keyring, keyId, openRecord, type SealHook, sealRecord } from './internal/seal.js'
+import {
+  type CipherImpl,
+  KEY_BYTES,
+  type Keyring,
+  keyId,
+  NATIVE_AVAILABLE,
+  openRecord,
+  ringKey,
+  type SealHook,
+  sealRecord,
+} from './internal/seal.js'
 import { generateUnlockKey, parseUnlockKey } from './unlock-key.js'
 
 const FORMAT = 'swarmkit-store-keys'
@@ -26,8 +36,14 @@ export interface SealHooks {
 export interface KeyManagerOptions {
   /** Unlock the key file at once with this key (`SWMKEY-1-…` or 32 bytes). */
   unlockKey?: string | Uint8Array
-  /** Random bytes (keys, nonces, salts); default `node:crypto`. */
+  /** Random bytes (keys, nonces, salts); default `node:crypto`, drawn from a pooled buffer for nonces. */
   random?: (n: number) => Uint8Array
+  /**
+   * Who runs the AEAD (the same XChaCha20-Poly1305 either way): `native` (default where node:crypto has
+   * chacha20-poly1305) takes HChaCha20 from @noble/ciphers and the ChaCha20-Poly1305 step from OpenSSL;
+   * `noble` does it all in @noble/ciphers.
+   */
+  cipher?: CipherImpl
 }
 
 /** What the key file holds, wrapped under the KEK or plain. */
@@ -183,10 +199,11 @@ export class KeyManager {
     file: KeyFile,
     state: KeyState | null,
     private readonly random: (n: number) => Uint8Array,
+    private readonly impl: CipherImpl,
   ) {
     this.file = file
     this.state = state
-    if (state) this.ring = ringOf(state)
+    if (state) this.ring = ringOf(state, impl)
   }
 
   /**
@@ -197,8 +214,14 @@ export class KeyManager {
   static async open(path: string, options: KeyManagerOptions = {}): Promise<KeyManager> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError('path: expected a file path')
     if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
-    const random = options.random ?? randomBytes
+    const random = options.random ?? pooledRandom()
     if (typeof random !== 'function') throw new TypeError('options.random: expected a function')
+    const impl = options.cipher ?? (NATIVE_AVAILABLE ? 'native' : 'noble')
+    if (impl !== 'native' && impl !== 'noble')
+      throw new TypeError("options.cipher: expected 'native' or 'noble'")
+    if (impl === 'native' && !NATIVE_AVAILABLE) {
+      throw new TypeError("options.cipher: node:crypto has no chacha20-poly1305 here; use 'noble'")
+    }
     const unlockKey = options.unlockKey === undefined ? undefined : parseUnlockKey(options.unlockKey)
     let f = await readKeyFile(path)
     let state: KeyState | null = null
@@ -210,7 +233,7 @@ export class KeyManager {
     } else if (!f.autolock) {
       state = readPlain(f)
     }
-    const km = new KeyManager(path, f, state, random)
+    const km = new KeyManager(path, f, state, random, impl)
     if (f.autolock && unlockKey) await km.unlock(unlockKey)
     return km
   }
@@ -252,7 +275,7 @@ export class KeyManager {
         throw new StoreError('BAD_KEY', 'swarm could not be unlocked: invalid key provided', { cause: err })
       }
       this.state = decodeState(plain)
-      this.ring = ringOf(this.state)
+      this.ring = ringOf(this.state, this.impl)
       this.unlockKeyBytes = bytes
     })
   }
@@ -408,7 +431,7 @@ export class KeyManager {
     await writeKeyFile(this.path, f)
     this.file = f
     this.state = next
-    this.ring = ringOf(next)
+    this.ring = ringOf(next, this.impl)
     this.unlockKeyBytes = kekBytes
   }
 
@@ -427,6 +450,23 @@ export class KeyManager {
     const p = this.chain.then(fn)
     this.chain = p.catch(() => undefined)
     return p
+  }
+}
+
+/** CSPRNG bytes served from an 8 KiB pool refilled by `randomFillSync`: a nonce per record costs a copy. */
+function pooledRandom(): (n: number) => Uint8Array {
+  const pool = new Uint8Array(8192)
+  let at = pool.length
+  return (n) => {
+    if (n > pool.length) return new Uint8Array(randomBytes(n))
+    if (at + n > pool.length) {
+      randomFillSync(pool)
+      at = 0
+    }
+    const out = pool.slice(at, at + n)
+    pool.fill(0, at, at + n)
+    at += n
+    return out
   }
 }
 
@@ -456,10 +496,11 @@ function rotated(s: KeyState, random: (n: number) => Uint8Array): KeyState {
   return { ...s, current: freshKey(random, previous), previous }
 }
 
-function ringOf(s: KeyState): Keyring {
+function ringOf(s: KeyState, impl: CipherImpl): Keyring {
   return {
-    current: { id: keyId(s.current), key: s.current },
-    previous: s.previous.map((key) => ({ id: keyId(key), key })),
+    impl,
+    current: ringKey(s.current),
+    previous: s.previous.map(ringKey),
     retiredFloor: s.retiredFloor,
     retired: s.retired,
   }

@@ -105,8 +105,34 @@ describe('KeyManager seal/open', () => {
     expect(seal(data, entry(7, 3, 0))).not.toEqual(sealed)
   })
 
+  it('computes the same XChaCha20-Poly1305 with the native and the noble implementation', async () => {
+    const path = join(dir, 'keys.json')
+    const native = await KeyManager.open(path, { cipher: 'native' })
+    const noble = await KeyManager.open(path, { cipher: 'noble' })
+    const next = seeded(9)
+    for (const size of [0, 1, 15, 16, 63, 64, 65, 1000, 4096, 65537]) {
+      const data = next(size)
+      const ctx = entry(size + 1, 3, size % 2)
+      // Same nonce source, same bytes out.
+      const a = (await KeyManager.open(path, { cipher: 'native', random: seeded(size + 1) }))
+        .hooks()
+        .seal(data, ctx)
+      const b = (await KeyManager.open(path, { cipher: 'noble', random: seeded(size + 1) }))
+        .hooks()
+        .seal(data, ctx)
+      expect(Buffer.from(a).equals(Buffer.from(b)), `size ${size}`).toBe(true)
+      expect(noble.hooks().open(native.hooks().seal(data, ctx), ctx)).toEqual(data)
+      expect(native.hooks().open(noble.hooks().seal(data, ctx), ctx)).toEqual(data)
+      const bad = new Uint8Array(a)
+      bad[bad.length - 1]! ^= 0x80
+      expectStoreError(() => native.hooks().open(bad, ctx), 'CORRUPT')
+      expectStoreError(() => noble.hooks().open(bad, ctx), 'CORRUPT')
+    }
+    await expect(KeyManager.open(path, { cipher: 'rot13' as never })).rejects.toThrow(TypeError)
+  })
+
   it('is XChaCha20-Poly1305 (cross-checked with node:crypto through HChaCha20)', async () => {
-    const km = await KeyManager.open(join(dir, 'keys.json'))
+    const km = await KeyManager.open(join(dir, 'keys.json'), { cipher: 'noble' })
     const { seal } = km.hooks()
     const data = text('interop check')
     const ctx = entry(2 ** 40 + 5, 9, 1)

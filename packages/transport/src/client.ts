@@ -144,8 +144,15 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   async call<R = unknown>(method: string, payload?: unknown, options?: CallOptions): Promise<R> {
     checkSignal(options)
     const timeoutMs = positiveInt(options?.timeoutMs, this.callTimeoutMs, 'options.timeoutMs')
-    const session = this.current ?? (await this.waitSession(options?.signal, timeoutMs))
-    return session.call<R>(method, payload, { signal: options?.signal, timeoutMs })
+    let session = this.current
+    let remaining = timeoutMs
+    if (session === undefined) {
+      // Waiting for the connection counts against the call's timeout.
+      const start = this.clock.now()
+      session = await this.waitSession(options?.signal, timeoutMs)
+      remaining = Math.max(1, Math.ceil(timeoutMs - (this.clock.now() - start)))
+    }
+    return session.call<R>(method, payload, { signal: options?.signal, timeoutMs: remaining })
   }
 
   /** Send a one-way message if connected; otherwise start dialing and return false. */
@@ -294,6 +301,8 @@ function lazyStream<T>(
     if (cancelled) inner.cancel()
     return inner
   })
+  // A failure is reported by next(); until someone calls it, it must not count as unhandled.
+  ready.catch(() => undefined)
   const stream: RpcStream<T> = {
     [Symbol.asyncIterator]() {
       return stream
@@ -309,7 +318,6 @@ function lazyStream<T>(
     cancel() {
       cancelled = true
       inner?.cancel()
-      ready.catch(() => undefined)
     },
   }
   return stream

@@ -1,3 +1,4 @@
+import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import { messageCodec } from '../src/index.js'
 
@@ -50,5 +51,26 @@ describe('messageCodec', () => {
     expect(() => codec.decode(new Uint8Array(100_000).fill(0x91))).toThrow(
       expect.objectContaining({ code: 'BAD_FRAME' }),
     )
+  })
+})
+
+describe('messageCodec types', () => {
+  it('carries plain data, Maps (as objects), Sets, Dates and 64-bit bigints, and refuses RegExp, Error and typed arrays', () => {
+    const codec = messageCodec()
+    const when = new Date(1_700_000_000_000)
+    const back = codec.decode(
+      codec.encode({ m: new Map([['k', Uint8Array.of(1)]]), s: new Set([1, 2]), when, big: 2n ** 60n }),
+    ) as { m: Record<string, Uint8Array>; s: Set<number>; when: Date; big: bigint }
+    // msgpack maps decode as plain objects.
+    expect(Array.from(back.m.k!)).toEqual([1])
+    expect([...back.s]).toEqual([1, 2])
+    expect(back.when.getTime()).toBe(when.getTime())
+    expect(back.big).toBe(2n ** 60n)
+    // What a hostile peer can send with msgpackr's extensions.
+    const hostilePacker = new Packr({ moreTypes: true, useRecords: false })
+    for (const hostile of [/a+$/, new Error('x'), new Float64Array(2), { nested: [new RangeError('y')] }]) {
+      const frame = Uint8Array.from(hostilePacker.pack(hostile))
+      expect(() => codec.decode(frame)).toThrow(expect.objectContaining({ code: 'BAD_FRAME' }))
+    }
   })
 })

@@ -265,6 +265,27 @@ describe('RpcSession', () => {
     expect(await good.call('ping')).toBe('pong')
   })
 
+  it('answers OVERLOADED beyond maxConcurrent calls from one peer', async () => {
+    const net = new MemoryNetwork()
+    const release: (() => void)[] = []
+    const server = rpcServer({
+      transport: net.transport('srv'),
+      maxConcurrent: 2,
+      methods: { wait: { kind: 'call', handler: () => new Promise<void>((r) => release.push(r)) } },
+    })
+    await server.listen('srv')
+    const client = rpcClient({ transport: net.transport('cli'), address: 'srv' })
+    const first = client.call('wait')
+    const second = client.call('wait')
+    await expect(client.call('wait')).rejects.toMatchObject({ code: 'OVERLOADED' })
+    for (const r of release) r()
+    await Promise.all([first, second])
+    const third = client.call('wait')
+    await waitFor(() => release.length === 3)
+    release[2]!()
+    await third
+  })
+
   it('refuses oversized messages before sending them', async () => {
     const net = new MemoryNetwork({ maxFrameBytes: 1024 })
     const { client } = await connected(net, { echo: { kind: 'call', handler: (p) => p } })
@@ -331,10 +352,76 @@ describe('RpcClient', () => {
     expect(await second).toBe('pong')
   })
 
+  it('opens a stream before it is connected, and reports a failed dial through the stream', async () => {
+    const net = new MemoryNetwork()
+    const server = rpcServer({
+      transport: net.transport('srv'),
+      methods: { three: { kind: 'stream', handler: () => [1, 2, 3] } },
+    })
+    await server.listen('srv')
+    const client = rpcClient({ transport: net.transport('cli'), address: 'srv' })
+    const items: unknown[] = []
+    for await (const v of client.stream('three')) items.push(v)
+    expect(items).toEqual([1, 2, 3])
+    const lonely = rpcClient({ transport: net.transport('cli2'), address: 'nobody', reconnect: false })
+    const stream = lonely.stream('three')
+    await turn()
+    await expect(stream.next()).rejects.toMatchObject({ code: 'DIAL_FAILED' })
+  })
+
   it('with reconnect off, fails a call when the dial fails', async () => {
     const net = new MemoryNetwork()
     const client = rpcClient({ transport: net.transport('cli'), address: 'nobody', reconnect: false })
     await expect(client.call('x')).rejects.toMatchObject({ code: 'DIAL_FAILED' })
     expect(client.notify('x')).toBe(false)
+  })
+})
+
+describe('messaging over a faulty MemoryNetwork with a ManualClock', () => {
+  it('replays bit for bit from its seed', async () => {
+    async function run(seed: number): Promise<string[]> {
+      const clock = new ManualClock()
+      const net = new MemoryNetwork({ seed, clock })
+      const trace: string[] = []
+      const server = rpcServer({
+        transport: net.transport('s'),
+        methods: {
+          echo: { kind: 'call', handler: (p: number) => p },
+          note: {
+            kind: 'notify',
+            handler: (p: number) => void trace.push(`note ${p} @${clock.now().toFixed(3)}`),
+          },
+        },
+      })
+      await server.listen('s')
+      const client = rpcClient({
+        transport: net.transport('c'),
+        address: 's',
+        random: seededRandom(seed),
+        callTimeoutMs: 50,
+        reconnect: { initialDelayMs: 5, maxDelayMs: 40 },
+      })
+      client.on('dial:fail', (_e, n, d) => trace.push(`dial fail ${n} retry ${d?.toFixed(3)}`))
+      net.setFaults({ dropRate: 0.2, duplicateRate: 0.1, delayMs: [0, 10], reorder: true })
+      for (let i = 0; i < 40; i++) {
+        if (i === 15) net.partition(['s'], ['c'])
+        if (i === 25) net.heal()
+        client.notify('note', i)
+        client.call('echo', i).then(
+          (v) => trace.push(`echo ${v} @${clock.now().toFixed(3)}`),
+          (e: TransportError) => trace.push(`echo ${i} ${e.code} @${clock.now().toFixed(3)}`),
+        )
+        await clock.advanceAsync(3)
+      }
+      await clock.advanceAsync(200)
+      trace.push(`stats ${JSON.stringify(net.stats())}`)
+      return trace
+    }
+    const a = await run(11)
+    const b = await run(11)
+    expect(b).toEqual(a)
+    expect(a.some((l) => l.includes('TIMEOUT'))).toBe(true)
+    expect(a.some((l) => l.startsWith('echo') && !l.includes('TIMEOUT'))).toBe(true)
+    expect(await run(12)).not.toEqual(a)
   })
 })

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
@@ -143,6 +144,22 @@ describe('tlsTransport', () => {
       ),
     })
     expect(await asManager.call('raft.propose')).toBe('accepted')
+  })
+
+  it('times out a dial whose handshake never completes', async () => {
+    const silent = createServer((socket) => socket.on('error', () => {}))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()))
+    cleanups.push(() => new Promise<void>((resolve) => silent.close(() => resolve())))
+    const server = silent.address() as AddressInfo
+    const sockets: Socket[] = []
+    silent.on('connection', (s) => sockets.push(s))
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy()
+    })
+    const client = tls({ ...worker, ca: pki.ca })
+    await expect(client.dial(`127.0.0.1:${server.port}`, { timeoutMs: 200 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    })
   })
 
   it('checks its options', () => {

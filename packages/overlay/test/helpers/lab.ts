@@ -126,9 +126,13 @@ export class Lab {
     await exited
   }
 
+  async killAll(): Promise<void> {
+    for (const c of [...this.children]) await this.kill(c)
+  }
+
   /** Kills the children, deletes every namespace with the tag, and returns what is left (should be nothing). */
   async destroy(): Promise<string[]> {
-    for (const c of [...this.children]) await this.kill(c)
+    await this.killAll()
     const list = async () =>
       (await must('ip', ['netns', 'list']))
         .split('\n')

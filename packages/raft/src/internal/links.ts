@@ -1,36 +1,9 @@
+import type { Clock, Connection, Listener, Transport } from '@swarmkit/transport'
 import type { Message } from '../types.js'
 import { BATCH_KIND, decodeBatch, decodeHello, encodeBatch, encodeHello } from './wire.js'
 
-/** The parts of `@swarmkit/transport`'s Transport this package uses (structural, so any Transport fits). */
-export interface ClockLike {
-  now(): number
-  setTimeout(callback: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
-
-export interface ConnectionLike {
-  readonly closed: boolean
-  readonly maxFrameBytes: number
-  send(frame: Uint8Array): boolean
-  close(): Promise<void>
-  abort(error?: never): void
-  on(event: 'frame:receive', fn: (frame: Uint8Array) => void): unknown
-  on(event: 'connection:close', fn: (error?: unknown) => void): unknown
-}
-
-export interface ListenerLike {
-  close(): Promise<void>
-  on(event: 'connection:open', fn: (conn: ConnectionLike) => void): unknown
-}
-
-export interface TransportLike {
-  readonly clock?: ClockLike
-  listen(address: string): Promise<ListenerLike>
-  dial(address: string): Promise<ConnectionLike>
-}
-
 interface Outbound {
-  conn: ConnectionLike | null
+  conn: Connection | null
   dialing: boolean
   queue: Message[]
   retryAt: number
@@ -45,17 +18,17 @@ const MAX_QUEUE = 4096
  * batch of messages from that peer. Raft tolerates loss, so a message that cannot go out now is dropped.
  */
 export class Links {
-  private listener: ListenerLike | null = null
+  private listener: Listener | null = null
   private readonly out = new Map<string, Outbound>()
-  private readonly inbound = new Set<ConnectionLike>()
+  private readonly inbound = new Set<Connection>()
   private closed = false
 
   constructor(
-    private readonly transport: TransportLike,
+    private readonly transport: Transport,
     private readonly self: string,
     private readonly selfAddress: string,
     private readonly addressOf: (id: string) => string | undefined,
-    private readonly clock: ClockLike,
+    private readonly clock: Clock,
     private readonly maxEntryBytes: number,
     private readonly deliver: (msgs: Message[]) => void,
     private readonly warn: (msg: string, err?: unknown) => void,
@@ -73,7 +46,7 @@ export class Links {
     l.on('connection:open', (conn) => this.accept(conn))
   }
 
-  private accept(conn: ConnectionLike): void {
+  private accept(conn: Connection): void {
     if (this.closed) {
       void conn.close()
       return
@@ -152,7 +125,7 @@ export class Links {
     if (!o.dialing && this.clock.now() >= o.retryAt) void this.dial(to, o)
   }
 
-  private write(conn: ConnectionLike, msgs: readonly Message[], from: number, end: number): void {
+  private write(conn: Connection, msgs: readonly Message[], from: number, end: number): void {
     const frame = encodeBatch(msgs, from, end)
     if (frame.length > conn.maxFrameBytes && end - from > 1) {
       const mid = (from + end) >> 1

@@ -184,8 +184,21 @@ export const kvModel: Model<string | null, KvInput, KvOutput> = {
   },
   hash: (state) => (state === null ? '\u0000' : `=${state}`),
   partition(history) {
+    // A put whose outcome is unknown and whose value no completed read returned can always be left out
+    // (never taking effect explains everything it could), and so can a read with no output: pruning them
+    // keeps the search small when many operations time out.
+    const seen = new Set<string>()
+    for (const op of history) {
+      if (op.input.op === 'get' && op.output && 'value' in op.output && op.output.value !== null) {
+        seen.add(`${op.input.key}\u0000${op.output.value}`)
+      }
+    }
     const byKey = new Map<string, Operation<KvInput, KvOutput>[]>()
     for (const op of history) {
+      if (op.output === undefined) {
+        if (op.input.op === 'get') continue
+        if (op.input.op === 'put' && !seen.has(`${op.input.key}\u0000${op.input.value}`)) continue
+      }
       let list = byKey.get(op.input.key)
       if (!list) byKey.set(op.input.key, (list = []))
       list.push(op)

@@ -85,7 +85,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
 
   const leaders = new Map<number, string>() // term -> leader (election safety)
-  const committed: { term: number; data: string }[] = [] // global committed log, index i+1
+  // Global committed log (index i+1), with the term of the first member seen holding it committed.
+  const committed: { term: number; data: string; seenIn: number }[] = []
   const appliedAt: { term: number; data: string }[] = [] // first applied entry per index (state machine safety)
 
   const start = async (m: Member) => {
@@ -142,14 +143,15 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         const e = log.entries[i - 1]!
         const g = committed[i - 1]
         const d = dec.decode(e.data)
-        if (g === undefined) committed.push({ term: e.term, data: d })
+        if (g === undefined) committed.push({ term: e.term, data: d, seenIn: c.term })
         else if (g.term !== e.term || g.data !== d)
           fail(`${m.id} committed ${i}@${e.term} but ${i}@${g.term} was committed`)
       }
-      // Leader completeness: a leader holds every committed entry.
+      // Leader completeness: a leader of a later term holds every committed entry.
       if (c.role === 'leader') {
         for (let i = 1; i <= committed.length; i++) {
-          if (log.term(i) !== committed[i - 1]!.term)
+          const g = committed[i - 1]!
+          if (g.seenIn < c.term && log.term(i) !== g.term)
             fail(`leader ${m.id} (term ${c.term}) lacks committed entry ${i}`)
         }
       }
@@ -241,25 +243,37 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
 
   await Promise.all(members.map(start))
   const keys = ['a', 'b', 'c']
+  const clientStep = () => {
+    const m = pick(members)
+    if (r() < 0.6) propose(m, pick(keys))
+    else read(m, pick(keys))
+  }
+  const debug = (step: number) => {
+    if (!process.env.SIM_DEBUG || (step % 20 !== 0 && process.env.SIM_DEBUG !== '2')) return
+    const state = members.map((m) =>
+      m.node
+        ? `${m.id}:${m.node.role}:${m.node.term}:${m.node.commitIndex}/${core(m)?.lastIndex}`
+        : `${m.id}:down`,
+    )
+    console.log(step, clock.now(), state.join(' '), trace.slice(-3).join('; '))
+  }
+  // Phase 1: chaos.
   for (let step = 0; step < o.steps; step++) {
     const x = r()
-    if (x < 0.45) {
-      const m = pick(members)
-      if (r() < 0.6) propose(m, pick(keys))
-      else read(m, pick(keys))
-    } else if (x < 0.5) {
+    if (x < 0.4) clientStep()
+    else if (x < 0.43) {
       const a = pick(ids)
       trace.push(`${clock.now()} isolate ${a}`)
       net.isolate(a)
-    } else if (x < 0.55) {
+    } else if (x < 0.46) {
       const cut = 1 + Math.floor(r() * (ids.length - 1))
       const shuffled = ids.slice().sort(() => r() - 0.5)
       trace.push(`${clock.now()} partition ${shuffled.slice(0, cut)} | ${shuffled.slice(cut)}`)
       net.partition(shuffled.slice(0, cut), shuffled.slice(cut))
-    } else if (x < 0.62) {
+    } else if (x < 0.51) {
       trace.push(`${clock.now()} heal`)
       net.heal()
-    } else if (x < 0.66) {
+    } else if (x < 0.53) {
       const f = {
         dropRate: r() * 0.2,
         duplicateRate: r() * 0.1,
@@ -268,10 +282,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       }
       trace.push(`${clock.now()} faults ${JSON.stringify(f)}`)
       net.setFaults(f)
-    } else if (x < 0.69) {
+    } else if (x < 0.55) {
       trace.push(`${clock.now()} clear faults`)
       net.setFaults(null)
-    } else if (x < 0.72) {
+    } else if (x < 0.57) {
       const m = pick(members)
       if (m.node) {
         trace.push(`${clock.now()} crash ${m.id}`)
@@ -280,23 +294,41 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         trace.push(`${clock.now()} restart ${m.id}`)
         await start(m)
       }
-    } else if (x < 0.73) {
+    } else if (x < 0.575) {
       const l = members.find((m) => m.node?.role === 'leader')
       if (l?.node) {
         trace.push(`${clock.now()} transfer from ${l.id}`)
         l.node.transferLeadership().catch(() => {})
       }
+    } else if (x < 0.6) {
+      await clock.advanceAsync(100 + Math.floor(r() * 400))
     } else {
-      await clock.advanceAsync(1 + Math.floor(r() * 30))
+      await clock.advanceAsync(1 + Math.floor(r() * 40))
     }
     check()
+    debug(step)
   }
-  // Let the cluster settle: heal, restart everyone, and give pending operations time to finish.
+  // Phase 2: the network heals and everyone is up; the cluster must make progress again.
+  trace.push(`${clock.now()} heal all, restart all`)
   net.heal()
   net.setFaults(null)
   for (const m of members) if (!m.node) await start(m)
+  const before = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  await clock.advanceAsync(1000)
+  for (let step = 0; step < 40; step++) {
+    clientStep()
+    await clock.advanceAsync(1 + Math.floor(r() * 20))
+    check()
+  }
   await clock.advanceAsync(3000)
   check()
+  const after = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  if (after === before) fail('no write completed after the network healed')
+  const top = Math.max(...members.map((m) => m.node!.commitIndex))
+  for (const m of members) {
+    if (m.node!.appliedIndex !== top)
+      fail(`${m.id} applied ${m.node!.appliedIndex} of ${top} after the network healed`)
+  }
   for (const m of members) await stop(m)
 
   const result = checkLinearizability(kvModel, history, { maxSteps: 2_000_000 })

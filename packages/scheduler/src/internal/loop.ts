@@ -1,0 +1,125 @@
+import { isStoreError, type ReadTx, type StoreEvent, type Table, type Watch } from '@swarmkit/store'
+import type { Logger, SchedulerStore } from '../store.js'
+
+export interface LoopHandlers {
+  /** Rebuilds all state from a consistent view (at start, and after the watch was dropped). */
+  reset(tx: ReadTx): void
+  /** Applies one committed change. */
+  event(e: StoreEvent): void
+  /** Called when no event is queued: act on the state (may write to the store). */
+  idle(): Promise<void>
+}
+
+/**
+ * Drives a component from the store: a consistent view, then a watch resumed from that view's version; after
+ * each run of events, `idle()`. A dropped watch (the component fell behind) is recovered by a fresh view.
+ */
+export class WatchLoop {
+  #watch: Watch | undefined
+  #running: Promise<void> | undefined
+  #stopped = false
+  #kick: (() => void) | undefined
+  #kicked = false
+
+  constructor(
+    private readonly store: SchedulerStore,
+    private readonly tables: readonly Table[],
+    private readonly handlers: LoopHandlers,
+    private readonly queueSize: number,
+    private readonly log: Logger,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  get running(): boolean {
+    return this.#running !== undefined && !this.#stopped
+  }
+
+  start(): void {
+    if (this.#running) return
+    this.#stopped = false
+    this.#running = this.#run()
+  }
+
+  /** Asks for an `idle()` pass even without new events (e.g. a timer fired). */
+  kick(): void {
+    this.#kicked = true
+    const k = this.#kick
+    if (k) {
+      this.#kick = undefined
+      k()
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    this.#watch?.close()
+    this.kick()
+    const r = this.#running
+    this.#running = undefined
+    await r
+  }
+
+  #subscribe(): Watch {
+    const version = this.store.view((tx) => {
+      this.handlers.reset(tx)
+      return tx.version
+    })
+    const w = this.store.watch({ table: this.tables, fromVersion: version, queueSize: this.queueSize })
+    this.#watch = w
+    return w
+  }
+
+  #kickPromise(): Promise<'kick'> {
+    if (this.#kicked) return Promise.resolve('kick')
+    return new Promise((resolve) => {
+      this.#kick = () => resolve('kick')
+    })
+  }
+
+  async #run(): Promise<void> {
+    let watch = this.#subscribe()
+    await this.#idle()
+    let next: Promise<IteratorResult<StoreEvent>> | undefined
+    while (!this.#stopped) {
+      let result: IteratorResult<StoreEvent> | 'kick'
+      try {
+        next ??= watch.next()
+        result = watch.pending > 0 ? await next : await Promise.race([next, this.#kickPromise()])
+        this.#kick = undefined
+        if (result !== 'kick') next = undefined
+      } catch (err) {
+        next = undefined
+        if (this.#stopped) break
+        if (isStoreError(err, 'WATCH_DROPPED') || isStoreError(err, 'VERSION_COMPACTED')) {
+          this.log('warn', 'watch dropped; resynchronizing from a fresh view', { error: String(err) })
+          watch.close()
+          watch = this.#subscribe()
+          await this.#idle()
+          continue
+        }
+        this.onError(err)
+        break
+      }
+      if (this.#stopped) break
+      if (result !== 'kick') {
+        if (result.done) break
+        try {
+          this.handlers.event(result.value)
+        } catch (err) {
+          this.onError(err)
+        }
+        if (watch.pending > 0) continue
+      }
+      await this.#idle()
+    }
+  }
+
+  async #idle(): Promise<void> {
+    this.#kicked = false
+    try {
+      await this.handlers.idle()
+    } catch (err) {
+      this.onError(err)
+    }
+  }
+}

@@ -1,0 +1,932 @@
+import {
+  generateId,
+  type Node,
+  type ReadTx,
+  type Service,
+  type StoreEvent,
+  type Task,
+  taskStateRank,
+  type UpdateStatus,
+} from '@swarmkit/store'
+import { EventEmitter } from 'eventemitter3'
+import { type Clock, systemClock } from './clock.js'
+import { ConstraintSet } from './constraints.js'
+import { DEFAULTS, restartPolicy, updateConfig } from './defaults.js'
+import { isSchedulerError } from './errors.js'
+import { WatchLoop } from './internal/loop.js'
+import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
+import { platformOk } from './placement.js'
+import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
+
+export interface OrchestratorOptions {
+  /** The cluster state (a `MemoryStore`). */
+  store: SchedulerStore
+  clock?: Clock
+  logger?: Logger
+  /** Random bytes for task IDs (default `node:crypto`); inject a seeded source for replayable tests. */
+  random?: (n: number) => Uint8Array
+  /**
+   * Finished tasks kept per slot; default: the cluster's `orchestration.taskHistoryRetentionLimit`, else 5.
+   */
+  taskHistory?: number
+  /**
+   * State new tasks are created in: `pending` (default) goes straight to the scheduler; `new` leaves them
+   * for an allocator (networks, ports) to move to `pending`.
+   */
+  initialState?: 'pending' | 'new'
+  /** Task creations per store transaction when scaling up (default 200, swarm's batch size). */
+  commitSize?: number
+  /** Queue bound of the orchestrator's watch; past it the orchestrator resynchronizes (default 1,000,000). */
+  queueSize?: number
+}
+
+export interface OrchestratorEvents {
+  /** A service's rolling update (or rollback) changed state. */
+  'update:state': (serviceId: string, status: UpdateStatus) => void
+  /** A background failure (a failed commit); the orchestrator goes on and retries. */
+  error: (err: Error) => void
+}
+
+/**
+ * Keeps services running as specified: replicated slots 1..N, one task per eligible node for global
+ * services, restarts by restart policy, rolling updates and rollbacks, node drain and failure, the constraint
+ * enforcer and the task reaper. Level-triggered: every pass compares the store with the specs.
+ */
+export interface Orchestrator extends EventEmitter<OrchestratorEvents> {
+  start(): void
+  stop(): Promise<void>
+  readonly running: boolean
+}
+
+/** Creates an {@link Orchestrator} for `options.store`. */
+export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+  checkStore(options.store, 'options.store')
+  if (options.random !== undefined && typeof options.random !== 'function')
+    throw new TypeError('options.random: expected a function')
+  if (
+    options.taskHistory !== undefined &&
+    (!Number.isSafeInteger(options.taskHistory) || options.taskHistory < 0)
+  )
+    throw new RangeError('options.taskHistory: expected an integer >= 0')
+  if (
+    options.initialState !== undefined &&
+    options.initialState !== 'pending' &&
+    options.initialState !== 'new'
+  )
+    throw new TypeError("options.initialState: expected 'pending' or 'new'")
+  const commitSize = options.commitSize ?? 200
+  if (!Number.isSafeInteger(commitSize) || commitSize < 1)
+    throw new RangeError('options.commitSize: expected an integer >= 1')
+  const queueSize = options.queueSize ?? 1_000_000
+  if (!Number.isSafeInteger(queueSize) || queueSize < 1)
+    throw new RangeError('options.queueSize: expected an integer >= 1')
+  return new OrchestratorImpl(options, commitSize, queueSize)
+}
+
+type NewTask = Omit<Task, 'meta'>
+
+type Op =
+  | { kind: 'create'; task: NewTask }
+  | { kind: 'task'; id: string; version: number; next: (cur: Task) => Task }
+  | { kind: 'delete'; id: string; version: number }
+  | { kind: 'service'; id: string; version: number; next: (cur: Service) => Service }
+
+/** One service's changes: committed atomically (except bulk scale-up creations), then `after` runs. */
+class Plan {
+  readonly ops: Op[] = []
+  readonly bulk: NewTask[] = []
+  readonly after: (() => void)[] = []
+  readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
+
+  /** Changes a task; several changes to one task in a pass are composed into one write. */
+  change(t: Task, next: (cur: Task) => Task): void {
+    const prev = this.#taskOps.get(t.id)
+    if (prev) {
+      const first = prev.next
+      prev.next = (cur) => next(first(cur))
+      return
+    }
+    const op: Extract<Op, { kind: 'task' }> = { kind: 'task', id: t.id, version: t.meta.version, next }
+    this.#taskOps.set(t.id, op)
+    this.ops.push(op)
+  }
+
+  setDesired(t: Task, desired: Task['desiredState']): void {
+    this.change(t, (cur) => ({ ...cur, desiredState: desired }))
+  }
+}
+
+class Conflict extends Error {}
+
+interface Delay {
+  /** Not before this time. */
+  at: number
+  /** Wait for these tasks to stop first. */
+  waitFor: string[]
+}
+
+interface InFlight {
+  taskId: string
+  /** start-first: the tasks to stop once the new one runs. */
+  stopAfter: string[]
+}
+
+interface UpdateRun {
+  version: number
+  rollback: boolean
+  total: number
+  failures: number
+  failed: Set<string>
+  /** Tasks this run created -> when first seen running (0 until then). */
+  updated: Map<string, number>
+  inFlight: Map<string, InFlight>
+  nextAt: number
+  paused: boolean
+}
+
+const RETRY_MS = 1000
+
+const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
+
+function invalidNode(n: Node | undefined): boolean {
+  return n === undefined || n.status.state === 'down' || n.spec.availability === 'drain'
+}
+
+/** A task no longer holding its slot: finished, or never placed. */
+function stopped(t: Task): boolean {
+  return isFinished(t) || taskStateRank(t.status.state) < RANK_ASSIGNED
+}
+
+function newest(tasks: Task[]): Task | undefined {
+  let best: Task | undefined
+  for (const t of tasks)
+    if (
+      !best ||
+      t.meta.createdAt > best.meta.createdAt ||
+      (t.meta.createdAt === best.meta.createdAt && t.meta.version > best.meta.version)
+    )
+      best = t
+  return best
+}
+
+class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orchestrator {
+  readonly #store: SchedulerStore
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #random: ((n: number) => Uint8Array) | undefined
+  readonly #taskHistory: number | undefined
+  readonly #initialState: 'pending' | 'new'
+  readonly #commitSize: number
+  readonly #loop: WatchLoop
+
+  #services = new Map<string, Service>()
+  #nodes = new Map<string, Node>()
+  #tasks = new Map<string, Task>()
+  #bySvc = new Map<string, Map<string, Task>>()
+  #byNode = new Map<string, Set<string>>()
+  #retention: number = DEFAULTS.taskHistory
+  #dirty = new Set<string>()
+  readonly #delays = new Map<string, Delay>()
+  readonly #history = new Map<string, { version: number; times: number[] }>()
+  readonly #runs = new Map<string, UpdateRun>()
+  readonly #wakes = new Map<string, { at: number; cancel: () => void }>()
+  readonly #constraints = new Map<string, ConstraintSet | null>()
+
+  constructor(options: OrchestratorOptions, commitSize: number, queueSize: number) {
+    super()
+    this.#store = options.store
+    this.#clock = options.clock ?? systemClock
+    this.#log = options.logger ?? silentLogger
+    this.#random = options.random
+    this.#taskHistory = options.taskHistory
+    this.#initialState = options.initialState ?? 'pending'
+    this.#commitSize = commitSize
+    this.#loop = new WatchLoop(
+      this.#store,
+      ['nodes', 'services', 'tasks', 'clusters'],
+      { reset: (tx) => this.#reset(tx), event: (e) => this.#event(e), idle: () => this.#pass() },
+      queueSize,
+      this.#log,
+      (err) => this.#fail(err),
+    )
+  }
+
+  get running(): boolean {
+    return this.#loop.running
+  }
+
+  start(): void {
+    this.#loop.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.#loop.stop()
+    for (const w of this.#wakes.values()) w.cancel()
+    this.#wakes.clear()
+  }
+
+  #fail(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.#log('error', 'orchestrator error', { error: e.message })
+    if (this.listenerCount('error') > 0) this.emit('error', e)
+  }
+
+  // ------------------------------------------------------------------------------------------ state
+
+  #reset(tx: ReadTx): void {
+    this.#services = new Map()
+    this.#nodes = new Map()
+    this.#tasks = new Map()
+    this.#bySvc = new Map()
+    this.#byNode = new Map()
+    for (const s of tx.find('services')) this.#services.set(s.id, s)
+    for (const n of tx.find('nodes')) this.#nodes.set(n.id, n)
+    for (const t of tx.find('tasks')) this.#putTask(t)
+    const cluster = tx.find('clusters')[0]
+    this.#retention =
+      this.#taskHistory ?? cluster?.spec.orchestration?.taskHistoryRetentionLimit ?? DEFAULTS.taskHistory
+    this.#dirty = new Set([...this.#services.keys(), ...this.#bySvc.keys()])
+  }
+
+  #putTask(t: Task): void {
+    const old = this.#tasks.get(t.id)
+    if (old && old.nodeId !== t.nodeId) this.#byNode.get(old.nodeId)?.delete(t.id)
+    this.#tasks.set(t.id, t)
+    let m = this.#bySvc.get(t.serviceId)
+    if (!m) this.#bySvc.set(t.serviceId, (m = new Map()))
+    m.set(t.id, t)
+    if (t.nodeId) {
+      let s = this.#byNode.get(t.nodeId)
+      if (!s) this.#byNode.set(t.nodeId, (s = new Set()))
+      s.add(t.id)
+    }
+  }
+
+  #dropTask(t: Task): void {
+    this.#tasks.delete(t.id)
+    const m = this.#bySvc.get(t.serviceId)
+    m?.delete(t.id)
+    if (m && m.size === 0) this.#bySvc.delete(t.serviceId)
+    this.#byNode.get(t.nodeId)?.delete(t.id)
+  }
+
+  #event(e: StoreEvent): void {
+    switch (e.table) {
+      case 'services':
+        if (e.action === 'delete') this.#services.delete(e.object.id)
+        else this.#services.set(e.object.id, e.object)
+        this.#dirty.add(e.object.id)
+        return
+      case 'tasks':
+        if (e.action === 'delete') this.#dropTask(e.object)
+        else this.#putTask(e.object)
+        this.#dirty.add(e.object.serviceId)
+        return
+      case 'nodes': {
+        const n = e.object
+        if (e.action === 'delete') this.#nodes.delete(n.id)
+        else this.#nodes.set(n.id, n)
+        for (const id of this.#byNode.get(n.id) ?? []) {
+          const t = this.#tasks.get(id)
+          if (t) this.#dirty.add(t.serviceId)
+        }
+        for (const s of this.#services.values()) if ('global' in s.spec.mode) this.#dirty.add(s.id)
+        return
+      }
+      case 'clusters':
+        if (e.action !== 'delete') {
+          this.#retention =
+            this.#taskHistory ??
+            e.object.spec.orchestration?.taskHistoryRetentionLimit ??
+            DEFAULTS.taskHistory
+          for (const id of this.#bySvc.keys()) this.#dirty.add(id)
+        }
+        return
+      default:
+        return
+    }
+  }
+
+  #wake(serviceId: string, at: number): void {
+    const cur = this.#wakes.get(serviceId)
+    if (cur && cur.at <= at) return
+    cur?.cancel()
+    const cancel = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), () => {
+      this.#wakes.delete(serviceId)
+      this.#dirty.add(serviceId)
+      this.#loop.kick()
+    })
+    this.#wakes.set(serviceId, { at, cancel })
+  }
+
+  // ------------------------------------------------------------------------------------------ passes
+
+  async #pass(): Promise<void> {
+    const dirty = [...this.#dirty].sort()
+    this.#dirty.clear()
+    for (const id of dirty) {
+      const plan = new Plan()
+      try {
+        this.#reconcile(id, plan, this.#clock.now())
+      } catch (err) {
+        this.#fail(err)
+        continue
+      }
+      if (plan.ops.length === 0 && plan.bulk.length === 0) {
+        for (const f of plan.after) f()
+        continue
+      }
+      await this.#commit(id, plan)
+    }
+  }
+
+  async #commit(serviceId: string, plan: Plan): Promise<void> {
+    try {
+      if (plan.ops.length)
+        await this.#store.update((tx) => {
+          for (const op of plan.ops) {
+            if (op.kind === 'create') {
+              tx.create('tasks', op.task)
+              continue
+            }
+            if (op.kind === 'delete') {
+              const cur = tx.get('tasks', op.id)
+              if (!cur) continue
+              if (cur.meta.version !== op.version) throw new Conflict()
+              tx.delete('tasks', op.id)
+              continue
+            }
+            if (op.kind === 'task') {
+              const cur = tx.get('tasks', op.id)
+              if (!cur || cur.meta.version !== op.version) throw new Conflict()
+              tx.update('tasks', op.next(cur))
+              continue
+            }
+            const cur = tx.get('services', op.id)
+            if (!cur || cur.meta.version !== op.version) throw new Conflict()
+            tx.update('services', op.next(cur))
+          }
+        })
+      for (const f of plan.after) f()
+      for (let i = 0; i < plan.bulk.length; i += this.#commitSize) {
+        const chunk = plan.bulk.slice(i, i + this.#commitSize)
+        await this.#store.update((tx) => {
+          for (const t of chunk) tx.create('tasks', t)
+        })
+      }
+    } catch (err) {
+      // Someone changed an object we reasoned about: its event is on our watch already, and the pass that
+      // follows it looks again with the newer state.
+      this.#dirty.add(serviceId)
+      if (!(err instanceof Conflict)) {
+        // A failed commit (e.g. no raft quorum) changed nothing: try again in a second.
+        this.#fail(err)
+        this.#wake(serviceId, this.#clock.now() + RETRY_MS)
+      }
+    }
+  }
+
+  #reconcile(serviceId: string, plan: Plan, now: number): void {
+    const svc = this.#services.get(serviceId)
+    const tasks = [...(this.#bySvc.get(serviceId)?.values() ?? [])]
+    if (!svc || svc.pendingDelete) {
+      // The service is gone (or going): stop its tasks, then remove them once they stopped.
+      for (const t of tasks) {
+        if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
+        else if (stopped(t)) plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+      }
+      return
+    }
+    const mode = svc.spec.mode
+    if ('replicated' in mode) this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
+    else if ('global' in mode) this.#global(svc, tasks, plan, now)
+    this.#reap(svc, tasks, plan)
+  }
+
+  #matcher(t: Task): ConstraintSet | null | undefined {
+    const list = t.spec.placement?.constraints
+    if (!list?.length) return undefined
+    const key = list.join('\n')
+    let c = this.#constraints.get(key)
+    if (c === undefined) {
+      try {
+        c = ConstraintSet.parse(list)
+      } catch (err) {
+        if (!isSchedulerError(err)) throw err
+        c = null
+      }
+      if (this.#constraints.size > 1024) this.#constraints.clear()
+      this.#constraints.set(key, c)
+    }
+    return c
+  }
+
+  /** Whether `node` may run tasks of `spec` (constraints and platforms). */
+  #fits(spec: Task['spec'], node: Node): boolean {
+    const c = this.#matcher({ spec } as Task)
+    if (c === null) return false
+    if (c && !c.matches(node)) return false
+    const platforms = spec.placement?.platforms
+    return !platforms?.length || platformOk(platforms, node)
+  }
+
+  #newTask(svc: Service, slot: number, nodeId: string, now: number, desired: Task['desiredState']): NewTask {
+    const id = this.#random ? generateId(this.#random) : generateId()
+    const spec = svc.spec.taskTemplate
+    let endpoint = svc.endpoint
+    if (!endpoint && svc.spec.endpointSpec) {
+      const ports = svc.spec.endpointSpec.ports ?? []
+      endpoint = { spec: svc.spec.endpointSpec, ports, virtualIPs: [] }
+    }
+    const t: NewTask = {
+      id,
+      spec,
+      specVersion: { index: svc.specVersion.index },
+      serviceId: svc.id,
+      slot,
+      nodeId,
+      serviceAnnotations: { name: svc.spec.name, labels: svc.spec.labels },
+      status: {
+        timestamp: now,
+        state: this.#initialState,
+        message: this.#initialState === 'pending' ? 'pending task scheduling' : 'created',
+      },
+      desiredState: desired,
+      networks: (spec.networks ?? []).map((n) =>
+        n.aliases
+          ? { networkId: n.target, addresses: [], aliases: n.aliases }
+          : { networkId: n.target, addresses: [] },
+      ),
+    }
+    if (endpoint) t.endpoint = endpoint
+    if (spec.logDriver) t.logDriver = spec.logDriver
+    return t
+  }
+
+  // ------------------------------------------------------------------------------------------ restarts
+
+  #slotKey(t: Task): string {
+    return t.slot === 0 ? `n:${t.nodeId}` : `s:${t.slot}`
+  }
+
+  #shouldRestart(t: Task, now: number): boolean {
+    const p = restartPolicy(t.spec.restartPolicy)
+    if (p.condition === 'none') return false
+    if (p.condition === 'on-failure' && t.status.state === 'complete') return false
+    if (p.maxAttempts === 0) return true
+    const h = this.#history.get(`${t.serviceId}/${this.#slotKey(t)}`)
+    if (!h || h.version !== (t.specVersion?.index ?? 0)) return true
+    const count = p.windowMs > 0 ? h.times.filter((x) => x > now - p.windowMs).length : h.times.length
+    return count < p.maxAttempts
+  }
+
+  /**
+   * Stops `t` and, when its restart policy says so (or it is being moved off a node), creates its replacement
+   * with desired state `ready`; the replacement is started after the restart delay, once `t` has stopped.
+   */
+  #restart(
+    svc: Service,
+    t: Task,
+    moved: boolean,
+    plan: Plan,
+    now: number,
+    desired: 'shutdown' | 'rejected' = 'shutdown',
+  ): NewTask | undefined {
+    if (desired === 'rejected') {
+      plan.change(t, (cur) => ({
+        ...cur,
+        desiredState: 'shutdown',
+        status: {
+          ...cur.status,
+          timestamp: now,
+          state: 'rejected',
+          message: 'task rejected by constraint enforcer',
+          err: 'assigned node no longer meets constraints',
+        },
+      }))
+    } else plan.setDesired(t, 'shutdown')
+    const exited = desired === 'rejected' ? { ...t, status: { ...t.status, state: 'rejected' as const } } : t
+    if (!moved && !this.#shouldRestart(exited, now)) return undefined
+    const node = this.#nodes.get(t.nodeId)
+    const replacement = this.#newTask(svc, t.slot, t.slot === 0 ? t.nodeId : '', now, 'ready')
+    plan.ops.push({ kind: 'create', task: replacement })
+    const delayMs =
+      moved || node?.spec.availability === 'drain' ? 0 : restartPolicy(t.spec.restartPolicy).delayMs
+    const waitStop = !(node === undefined || node.status.state === 'down' || isFinished(exited))
+    const key = `${svc.id}/${this.#slotKey(t)}`
+    plan.after.push(() => {
+      this.#delays.set(replacement.id, { at: now + delayMs, waitFor: waitStop ? [t.id] : [] })
+      const version = t.specVersion?.index ?? 0
+      let h = this.#history.get(key)
+      if (!h || h.version !== version) this.#history.set(key, (h = { version, times: [] }))
+      h.times.push(now)
+      if (h.times.length > 64) h.times.splice(0, h.times.length - 64)
+    })
+    return replacement
+  }
+
+  /** Starts a replacement (desired `ready`) once its delay passed and the task it replaces stopped. */
+  #promote(svc: Service, t: Task, plan: Plan, now: number): void {
+    const d = this.#delays.get(t.id)
+    if (d) {
+      if (now < d.at) {
+        this.#wake(svc.id, d.at)
+        return
+      }
+      for (const id of d.waitFor) {
+        const old = this.#tasks.get(id)
+        const node = this.#nodes.get(old?.nodeId ?? '')
+        // A task on a node that is down or gone will never report stopping: do not wait for it.
+        if (old && !stopped(old) && node && node.status.state !== 'down') return
+      }
+    }
+    plan.setDesired(t, 'running')
+    plan.after.push(() => this.#delays.delete(t.id))
+  }
+
+  /**
+   * The restart supervisor, node failure and drain, and the constraint enforcer for one task that should be
+   * up. Returns the replacement created, `null` when the task was stopped without one, `undefined` if untouched.
+   */
+  #supervise(svc: Service, t: Task, plan: Plan, now: number): NewTask | null | undefined {
+    if (t.nodeId) {
+      const node = this.#nodes.get(t.nodeId)
+      if (invalidNode(node)) return this.#restart(svc, t, true, plan, now) ?? null
+      const rank = taskStateRank(t.status.state)
+      if (node && !isFinished(t) && rank >= RANK_ASSIGNED && t.slot !== 0 && !this.#fits(t.spec, node))
+        return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
+    }
+    if (isFinished(t)) return this.#restart(svc, t, false, plan, now) ?? null
+    return undefined
+  }
+
+  // ------------------------------------------------------------------------------------------ replicated
+
+  #replicated(svc: Service, replicas: number, tasks: Task[], plan: Plan, now: number): void {
+    const active = new Map<number, Task[]>()
+    const all = new Map<number, Task[]>()
+    const created: NewTask[] = []
+    const done = new Set<number>()
+    for (const t of tasks) {
+      if (t.desiredState === 'remove') continue
+      let list = all.get(t.slot)
+      if (!list) all.set(t.slot, (list = []))
+      list.push(t)
+      if (!isDesiredUp(t)) continue
+      const r = this.#supervise(svc, t, plan, now)
+      if (r === null) {
+        // stopped for good (restart policy): the slot stays, holding its finished task
+        done.add(t.slot)
+        continue
+      }
+      if (r) {
+        created.push(r)
+        continue
+      }
+      if (t.desiredState === 'ready') this.#promote(svc, t, plan, now)
+      let a = active.get(t.slot)
+      if (!a) active.set(t.slot, (a = []))
+      a.push(t)
+    }
+    // A slot is live if a task in it should be up, or its last task ended and is not to be restarted.
+    const live = new Set<number>(active.keys())
+    for (const r of created) live.add(r.slot)
+    for (const slot of done) live.add(slot)
+    const rollingBack = svc.updateStatus?.state === 'rollback_started'
+    for (const [slot, list] of all) {
+      if (live.has(slot) || rollingBack) continue
+      const last = newest(list)
+      if (last && last.desiredState === 'shutdown' && isFinished(last) && !this.#shouldRestart(last, now))
+        live.add(slot)
+    }
+    if (live.size < replicas) {
+      let slot = 0
+      for (let n = live.size; n < replicas; n++) {
+        while (live.has(++slot));
+        live.add(slot)
+        plan.bulk.push(this.#newTask(svc, slot, '', now, 'running'))
+      }
+    } else if (live.size > replicas) {
+      this.#scaleDown(live, active, all, replicas, plan)
+    }
+    const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
+    for (const [slot, list] of active)
+      if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
+    this.#update(svc, slots, plan, now)
+  }
+
+  /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
+  #scaleDown(
+    live: Set<number>,
+    active: Map<number, Task[]>,
+    all: Map<number, Task[]>,
+    replicas: number,
+    plan: Plan,
+  ): void {
+    const slots = [...live].sort((a, b) => a - b)
+    const running = (s: number) => (active.get(s) ?? []).some((t) => t.status.state === 'running')
+    slots.sort((a, b) => Number(running(b)) - Number(running(a)))
+    const perNode = new Map<string, number>()
+    const ranked = slots.map((slot) => {
+      const list = active.get(slot) ?? []
+      const only = list.length === 1 ? list[0] : undefined
+      if (!only?.nodeId) return { slot, index: Number.POSITIVE_INFINITY }
+      const n = (perNode.get(only.nodeId) ?? 0) + 1
+      perNode.set(only.nodeId, n)
+      return { slot, index: n }
+    })
+    ranked.sort((a, b) => a.index - b.index)
+    for (const { slot } of ranked.slice(replicas)) {
+      for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ global
+
+  #global(svc: Service, tasks: Task[], plan: Plan, now: number): void {
+    const active = new Map<string, Task[]>()
+    const all = new Map<string, Task[]>()
+    const created = new Set<string>()
+    const template = svc.spec.taskTemplate
+    for (const t of tasks) {
+      if (t.desiredState === 'remove') continue
+      let list = all.get(t.nodeId)
+      if (!list) all.set(t.nodeId, (list = []))
+      list.push(t)
+      if (!isDesiredUp(t)) continue
+      const node = this.#nodes.get(t.nodeId)
+      // A node that is gone, down, drained or no longer eligible loses its task, without a replacement.
+      if (invalidNode(node) || !this.#fits(template, node as Node)) {
+        plan.setDesired(t, 'shutdown')
+        continue
+      }
+      const r = this.#supervise(svc, t, plan, now)
+      if (r === null || r) {
+        // replaced, or stopped for good by its restart policy: either way, no new task for this node
+        created.add(t.nodeId)
+        continue
+      }
+      if (t.desiredState === 'ready') this.#promote(svc, t, plan, now)
+      let a = active.get(t.nodeId)
+      if (!a) active.set(t.nodeId, (a = []))
+      a.push(t)
+    }
+    for (const node of [...this.#nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+      if (active.has(node.id) || created.has(node.id)) continue
+      if (invalidNode(node) || node.spec.availability !== 'active' || !this.#fits(template, node)) continue
+      const last = newest(all.get(node.id) ?? [])
+      if (last && last.desiredState === 'shutdown' && isFinished(last) && !this.#shouldRestart(last, now))
+        continue
+      plan.ops.push({ kind: 'create', task: this.#newTask(svc, 0, node.id, now, 'running') })
+    }
+    const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
+    for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
+    this.#update(svc, slots, plan, now)
+  }
+
+  // ------------------------------------------------------------------------------------------ updates
+
+  #setStatus(svc: Service, plan: Plan, status: UpdateStatus, change?: (s: Service) => Service): void {
+    plan.ops.push({
+      kind: 'service',
+      id: svc.id,
+      version: svc.meta.version,
+      next: (cur) => ({ ...(change ? change(cur) : cur), updateStatus: status }),
+    })
+    plan.after.push(() => this.emit('update:state', svc.id, status))
+  }
+
+  #update(
+    svc: Service,
+    slots: { key: string; slot: number; nodeId: string; active: Task[] }[],
+    plan: Plan,
+    now: number,
+  ): void {
+    const version = svc.specVersion.index
+    const status = svc.updateStatus
+    const template = specKey(svc.spec.taskTemplate)
+    // A task is out of date when it comes from another spec version and its spec differs from the template.
+    const isCurrent = (t: Task) => (t.specVersion?.index ?? 0) === version || specKey(t.spec) === template
+    const dirty = slots
+      .filter((s) => !s.active.some(isCurrent))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    let run = this.#runs.get(svc.id)
+    if (run && run.version !== version) {
+      this.#runs.delete(svc.id)
+      run = undefined
+    }
+    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
+    if (!run) {
+      if (dirty.length === 0) {
+        if (status && UPDATE_ACTIVE.has(status.state)) {
+          const rollback = status.state === 'rollback_started'
+          this.#setStatus(svc, plan, {
+            ...status,
+            state: rollback ? 'rollback_completed' : 'completed',
+            completedAt: now,
+            message: rollback ? 'rollback completed' : 'update completed',
+          })
+        }
+        return
+      }
+      if (paused) return
+      const rollback = status?.state === 'rollback_started'
+      run = {
+        version,
+        rollback,
+        total: dirty.length,
+        failures: 0,
+        failed: new Set(),
+        updated: new Map(),
+        inFlight: new Map(),
+        nextAt: now,
+        paused: false,
+      }
+      const created = run
+      plan.after.push(() => this.#runs.set(svc.id, created))
+      // (An orchestrator taking over an update in progress keeps its status.)
+      if (!rollback && status?.state !== 'updating')
+        this.#setStatus(svc, plan, { state: 'updating', startedAt: now, message: 'update in progress' })
+    }
+    if (paused || run.paused) return
+    const config = updateConfig(run.rollback ? svc.spec.rollbackConfig : svc.spec.updateConfig)
+    const r = run
+    // Watch the tasks this run started: running ones finish their slot; early exits count as failures.
+    for (const [key, f] of [...r.inFlight]) {
+      const t = this.#tasks.get(f.taskId)
+      if (!t) {
+        plan.after.push(() => r.inFlight.delete(key))
+        continue
+      }
+      if (t.status.state === 'running') {
+        for (const id of f.stopAfter) {
+          const old = this.#tasks.get(id)
+          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
+        }
+        plan.after.push(() => {
+          r.inFlight.delete(key)
+          r.nextAt = Math.max(r.nextAt, now + config.delayMs)
+          if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
+        })
+      } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
+        // failed, stopped, or no node can take it now: this step is over either way
+        plan.after.push(() => r.inFlight.delete(key))
+      }
+    }
+    let failedTask: string | undefined
+    let monitoring = false
+    for (const [id, startedAt] of r.updated) {
+      const t = this.#tasks.get(id)
+      if (!t) continue
+      if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
+      const since = r.updated.get(id) as number
+      const inWindow = since === 0 || now - since <= config.monitorMs
+      // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
+      if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
+        r.failed.add(id)
+        r.failures++
+        if (r.failures / r.total > config.maxFailureRatio) failedTask ??= id
+      } else if (!isFinished(t) && inWindow) {
+        monitoring = true
+        if (since > 0) this.#wake(svc.id, since + config.monitorMs + 1)
+      }
+    }
+    if (failedTask !== undefined && config.failureAction !== 'continue') {
+      const what = `failure or early termination of task ${failedTask}`
+      if (config.failureAction === 'pause' || r.rollback || !svc.previousSpec) {
+        plan.after.push(() => {
+          r.paused = true
+        })
+        this.#setStatus(svc, plan, {
+          state: r.rollback ? 'rollback_paused' : 'paused',
+          startedAt: status?.startedAt ?? now,
+          message: `${r.rollback ? 'rollback' : 'update'} paused due to ${what}`,
+        })
+        return
+      }
+      plan.after.push(() => this.#runs.delete(svc.id))
+      this.#setStatus(
+        svc,
+        plan,
+        { state: 'rollback_started', startedAt: now, message: `update rolled back due to ${what}` },
+        (cur) => rollbackSpec(cur),
+      )
+      return
+    }
+    const waiting = dirty.filter((s) => !r.inFlight.has(s.key))
+    if (waiting.length === 0 && r.inFlight.size === 0) {
+      if (monitoring) return
+      plan.after.push(() => this.#runs.delete(svc.id))
+      this.#setStatus(svc, plan, {
+        state: r.rollback ? 'rollback_completed' : 'completed',
+        startedAt: status?.startedAt ?? now,
+        completedAt: now,
+        message: r.rollback ? 'rollback completed' : 'update completed',
+      })
+      return
+    }
+    if (now < r.nextAt) {
+      this.#wake(svc.id, r.nextAt)
+      return
+    }
+    const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
+    let inFlight = r.inFlight.size
+    for (const s of waiting) {
+      const up = s.active.filter((t) => isDesiredUp(t))
+      if (!up.some((t) => t.status.state === 'running')) {
+        // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
+        // nothing down, so it is not an update step to wait for.
+        for (const o of up) plan.setDesired(o, 'shutdown')
+        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
+        plan.ops.push({ kind: 'create', task: t })
+        const waitFor = up.map((o) => o.id)
+        plan.after.push(() => {
+          this.#delays.set(t.id, { at: now, waitFor })
+          r.updated.set(t.id, 0)
+        })
+        continue
+      }
+      if (inFlight >= limit) continue
+      inFlight++
+      if (config.order === 'start-first') {
+        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'running')
+        plan.ops.push({ kind: 'create', task: t })
+        const stopAfter = up.map((o) => o.id)
+        plan.after.push(() => {
+          r.inFlight.set(s.key, { taskId: t.id, stopAfter })
+          r.updated.set(t.id, 0)
+        })
+      } else {
+        for (const o of up) plan.setDesired(o, 'shutdown')
+        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
+        plan.ops.push({ kind: 'create', task: t })
+        const waitFor = up.map((o) => o.id)
+        plan.after.push(() => {
+          this.#delays.set(t.id, { at: now, waitFor })
+          r.inFlight.set(s.key, { taskId: t.id, stopAfter: [] })
+          r.updated.set(t.id, 0)
+        })
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ reaper
+
+  /** Deletes removed tasks once stopped, and keeps only the newest finished tasks of each slot. */
+  #reap(svc: Service, tasks: Task[], plan: Plan): void {
+    const bySlot = new Map<string, Task[]>()
+    const touched = new Set(plan.ops.map((o) => ('id' in o ? o.id : '')))
+    for (const t of tasks) {
+      if (isDesiredUp(t) || !stopped(t) || touched.has(t.id)) continue
+      if (t.desiredState === 'remove') {
+        plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        continue
+      }
+      const key = this.#slotKey(t)
+      let list = bySlot.get(key)
+      if (!list) bySlot.set(key, (list = []))
+      list.push(t)
+    }
+    void svc
+    for (const list of bySlot.values()) {
+      if (list.length <= this.#retention) continue
+      list.sort((a, b) => b.meta.createdAt - a.meta.createdAt || b.meta.version - a.meta.version)
+      for (const t of list.slice(this.#retention))
+        plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+    }
+  }
+}
+
+const specKeys = new WeakMap<object, string>()
+
+/** A canonical string of a task spec (cached per frozen store object). */
+function specKey(spec: Task['spec']): string {
+  let k = specKeys.get(spec)
+  if (k === undefined) {
+    k = JSON.stringify(spec, (_key, v) =>
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(
+            Object.entries(v)
+              .filter(([, x]) => x !== undefined)
+              .sort(([a], [b]) => (a < b ? -1 : 1)),
+          )
+        : v,
+    )
+    specKeys.set(spec, k)
+  }
+  return k
+}
+
+/** The service with its previous spec restored (and the current one kept as previous), as swarm rolls back. */
+export function rollbackSpec(cur: Service): Service {
+  if (!cur.previousSpec) return cur
+  const next: Service = {
+    ...cur,
+    spec: cur.previousSpec,
+    specVersion: cur.previousSpecVersion ?? { index: cur.specVersion.index + 1 },
+    previousSpec: cur.spec,
+    previousSpecVersion: cur.specVersion,
+  }
+  return next
+}

@@ -1,0 +1,251 @@
+import type { ReadTx, StoreEvent, Task } from '@swarmkit/store'
+import { EventEmitter } from 'eventemitter3'
+import { type Clock, systemClock } from './clock.js'
+import { SchedulerError } from './errors.js'
+import { WatchLoop } from './internal/loop.js'
+import { holdsNode, isFailure, isPending } from './internal/task-state.js'
+import { createPlacer, type Placer } from './placement.js'
+import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
+
+export interface SchedulerOptions {
+  /** The cluster state (a `MemoryStore`). */
+  store: SchedulerStore
+  clock?: Clock
+  logger?: Logger
+  /** Task updates per store transaction when writing decisions (default 1000). */
+  commitSize?: number
+  /** Queue bound of the scheduler's watch; past it the scheduler resynchronizes from a view (default 1,000,000). */
+  queueSize?: number
+}
+
+export interface SchedulerEvents {
+  /** A pass committed `assigned` assignments; `unplaced` tasks stay pending with the reason in `status.err`. */
+  'pass:done': (stats: { assigned: number; unplaced: number }) => void
+  /** A background failure (a failed commit, a store error); the scheduler goes on. */
+  error: (err: Error) => void
+}
+
+/** Moves pending tasks to nodes, driven by store watches. */
+export interface Scheduler extends EventEmitter<SchedulerEvents> {
+  /** Starts following the store: loads nodes and tasks, then places pending tasks as they appear. */
+  start(): void
+  /** Stops following the store and resolves once the current pass has finished. */
+  stop(): Promise<void>
+  readonly running: boolean
+  /** The placement engine, kept in step with the store. */
+  readonly placer: Placer
+  /** Tasks waiting for a node. */
+  readonly pendingCount: number
+  /** Resolves once no pending task can be placed right now (all placed or unschedulable). */
+  settled(): Promise<void>
+}
+
+const ASSIGNED_MESSAGE = 'scheduler assigned task to node'
+
+/** Creates a {@link Scheduler} for `options.store`. */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+  checkStore(options.store, 'options.store')
+  const commitSize = options.commitSize ?? 1000
+  if (!Number.isSafeInteger(commitSize) || commitSize < 1)
+    throw new RangeError('options.commitSize: expected an integer >= 1')
+  const queueSize = options.queueSize ?? 1_000_000
+  if (!Number.isSafeInteger(queueSize) || queueSize < 1)
+    throw new RangeError('options.queueSize: expected an integer >= 1')
+  return new SchedulerImpl(
+    options.store,
+    options.clock ?? systemClock,
+    options.logger ?? silentLogger,
+    commitSize,
+    queueSize,
+  )
+}
+
+class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
+  readonly placer: Placer = createPlacer()
+  /** Pending tasks not yet tried since they appeared. */
+  #fresh = new Map<string, Task>()
+  /** Pending tasks that could not be placed; retried when the cluster changes. */
+  #waiting = new Map<string, Task>()
+  #changed = false
+  readonly #loop: WatchLoop
+  #waiters: (() => void)[] = []
+  #retry: (() => void) | undefined
+
+  constructor(
+    private readonly store: SchedulerStore,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly commitSize: number,
+    queueSize: number,
+  ) {
+    super()
+    this.#loop = new WatchLoop(
+      store,
+      ['nodes', 'tasks'],
+      { reset: (tx) => this.#reset(tx), event: (e) => this.#event(e), idle: () => this.#pass() },
+      queueSize,
+      log,
+      (err) => this.#fail(err),
+    )
+  }
+
+  get running(): boolean {
+    return this.#loop.running
+  }
+
+  get pendingCount(): number {
+    return this.#fresh.size + this.#waiting.size
+  }
+
+  start(): void {
+    this.#loop.start()
+  }
+
+  async stop(): Promise<void> {
+    this.#retry?.()
+    this.#retry = undefined
+    await this.#loop.stop()
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  settled(): Promise<void> {
+    if (!this.running) return Promise.reject(new SchedulerError('STOPPED', 'the scheduler is not running'))
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve)
+      this.#loop.kick()
+    })
+  }
+
+  #fail(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.log('error', 'scheduler error', { error: e.message })
+    if (this.listenerCount('error') > 0) this.emit('error', e)
+  }
+
+  #reset(tx: ReadTx): void {
+    const placer = createPlacer()
+    ;(this as { placer: Placer }).placer = placer
+    this.#fresh.clear()
+    this.#waiting.clear()
+    for (const n of tx.find('nodes')) placer.setNode(n)
+    for (const t of tx.find('tasks')) {
+      if (holdsNode(t)) placer.addTask(t)
+      else if (isPending(t)) this.#fresh.set(t.id, t)
+    }
+  }
+
+  #event(e: StoreEvent): void {
+    if (e.table === 'nodes') {
+      if (e.action === 'delete') this.placer.removeNode(e.object.id)
+      else this.placer.setNode(e.object)
+      this.#changed = true
+      return
+    }
+    if (e.table !== 'tasks') return
+    const t = e.object
+    if (e.action === 'delete') {
+      if (this.placer.hasTask(t.id)) this.#changed = true
+      this.placer.removeTask(t.id)
+      this.#fresh.delete(t.id)
+      this.#waiting.delete(t.id)
+      return
+    }
+    if (e.action === 'update' && isFailure(t.status.state) && !isFailure(e.oldObject.status.state))
+      this.placer.recordFailure(t, this.clock.now())
+    if (holdsNode(t)) {
+      this.placer.addTask(t)
+    } else if (this.placer.hasTask(t.id)) {
+      this.placer.removeTask(t.id)
+      this.#changed = true
+    }
+    if (isPending(t)) {
+      if (!this.#waiting.has(t.id)) this.#fresh.set(t.id, t)
+      else this.#waiting.set(t.id, t)
+    } else {
+      this.#fresh.delete(t.id)
+      this.#waiting.delete(t.id)
+    }
+  }
+
+  async #pass(): Promise<void> {
+    const batch: Task[] = []
+    if (this.#changed) {
+      for (const t of this.#waiting.values()) batch.push(t)
+      this.#waiting.clear()
+      this.#changed = false
+    }
+    for (const t of this.#fresh.values()) batch.push(t)
+    this.#fresh.clear()
+    if (batch.length === 0) {
+      for (const w of this.#waiters.splice(0)) w()
+      return
+    }
+    const now = this.clock.now()
+    const result = this.placer.place(batch, now)
+    let assigned = 0
+    const reasons = new Map<string, string>()
+    for (const u of result.unplaced) {
+      reasons.set(u.task.id, u.reason)
+      this.#waiting.set(u.task.id, u.task)
+    }
+    type Write =
+      | { kind: 'assign'; a: (typeof result.assigned)[number] }
+      | { kind: 'unplaced'; id: string; reason: string }
+    const writes: Write[] = []
+    for (const a of result.assigned) writes.push({ kind: 'assign', a })
+    for (const [id, reason] of reasons) {
+      const t = this.#waiting.get(id)
+      if (t && t.status.err !== reason) writes.push({ kind: 'unplaced', id, reason })
+    }
+    for (let i = 0; i < writes.length; i += this.commitSize) {
+      const chunk = writes.slice(i, i + this.commitSize)
+      try {
+        assigned += await this.store.update((tx) => {
+          let n = 0
+          for (const w of chunk) {
+            if (w.kind === 'assign') {
+              const { task, nodeId, genericResources } = w.a
+              const cur = tx.get('tasks', task.id)
+              // Never assign twice: only a task still pending, unchanged in where it may go, is assigned.
+              if (!cur || !isPending(cur) || cur.nodeId !== task.nodeId) {
+                this.placer.removeTask(task.id)
+                continue
+              }
+              const next: Task = {
+                ...cur,
+                nodeId,
+                status: { timestamp: now, state: 'assigned', message: ASSIGNED_MESSAGE },
+              }
+              if (genericResources) next.assignedGenericResources = genericResources
+              tx.update('tasks', next)
+              n++
+            } else {
+              const cur = tx.get('tasks', w.id)
+              if (!cur || !isPending(cur) || cur.status.err === w.reason) continue
+              tx.update('tasks', { ...cur, status: { ...cur.status, timestamp: now, err: w.reason } })
+            }
+          }
+          return n
+        })
+      } catch (err) {
+        // Nothing in this chunk was written: release what the placer counted, and retry them later.
+        for (const w of chunk) {
+          if (w.kind === 'assign') {
+            this.placer.removeTask(w.a.task.id)
+            this.#waiting.set(w.a.task.id, w.a.task)
+          }
+        }
+        this.#changed = true
+        this.#fail(err)
+        // Nothing changed in the store, so no event will bring us back: try again in a second.
+        this.#retry ??= this.clock.setTimer(1000, () => {
+          this.#retry = undefined
+          this.#loop.kick()
+        })
+      }
+    }
+    this.emit('pass:done', { assigned, unplaced: result.unplaced.length })
+    if (this.#fresh.size === 0 && !this.#changed) for (const w of this.#waiters.splice(0)) w()
+  }
+}

@@ -1,0 +1,94 @@
+import { generateId, type Service, type ServiceSpec, type Task } from '@swarmkit/store'
+import { validatePlacement } from './constraints.js'
+import { SchedulerError } from './errors.js'
+import { rollbackSpec } from './orchestrator.js'
+import type { SchedulerStore } from './store.js'
+
+function checkSpec(spec: ServiceSpec): void {
+  if (typeof spec !== 'object' || spec === null) throw new TypeError('spec: expected a ServiceSpec')
+  if (typeof spec.taskTemplate !== 'object' || spec.taskTemplate === null)
+    throw new TypeError('spec.taskTemplate: expected a TaskSpec')
+  validatePlacement(spec.taskTemplate.placement)
+  const mode = spec.mode
+  if ('replicated' in mode) {
+    const n = mode.replicated.replicas
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new SchedulerError('INVALID_SPEC', `replicas ${String(n)} is invalid: expected an integer >= 0`)
+  }
+  for (const c of [spec.updateConfig, spec.rollbackConfig]) {
+    if (!c) continue
+    if (!Number.isSafeInteger(c.parallelism) || c.parallelism < 0)
+      throw new SchedulerError('INVALID_SPEC', 'parallelism: expected an integer >= 0')
+    if (c.maxFailureRatio !== undefined && !(c.maxFailureRatio >= 0 && c.maxFailureRatio <= 1))
+      throw new SchedulerError('INVALID_SPEC', 'maxFailureRatio: expected a number in 0..1')
+  }
+}
+
+function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+/**
+ * Creates a service after checking what the scheduler will need (constraints, preferences, replicas,
+ * update configs); a bad constraint is refused here with the reason (`SchedulerError` `INVALID_CONSTRAINT`).
+ */
+export async function createService(
+  store: SchedulerStore,
+  spec: ServiceSpec,
+  options?: { random?: (n: number) => Uint8Array },
+): Promise<Service> {
+  checkSpec(spec)
+  const id = options?.random ? generateId(options.random) : generateId()
+  return store.update((tx) => tx.create('services', { id, spec }))
+}
+
+/**
+ * Replaces a service's spec as `docker service update` does: the old spec becomes `previousSpec`, the update
+ * status is cleared, and the spec version moves on only when the task template changed (so scaling alone
+ * never starts a rolling update).
+ */
+export async function updateService(
+  store: SchedulerStore,
+  serviceId: string,
+  spec: ServiceSpec,
+): Promise<Service> {
+  if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
+  checkSpec(spec)
+  return store.update((tx) => {
+    const cur = tx.get('services', serviceId)
+    if (!cur) throw new SchedulerError('NOT_FOUND', `service ${serviceId} not found`)
+    const changed = !sameTemplate(cur.spec.taskTemplate, spec.taskTemplate)
+    const next: Service = {
+      ...cur,
+      spec,
+      previousSpec: cur.spec,
+      previousSpecVersion: cur.specVersion,
+      specVersion: changed ? { index: tx.version + 1 } : cur.specVersion,
+    }
+    delete next.updateStatus
+    return tx.update('services', next)
+  })
+}
+
+/**
+ * Rolls a service back to its previous spec (`docker service rollback`): the update status becomes
+ * `rollback_started` ("manually requested rollback") and the orchestrator rolls the tasks back with the
+ * rollback config. `SchedulerError` `NO_PREVIOUS_SPEC` if there is nothing to roll back to.
+ */
+export async function rollbackService(
+  store: SchedulerStore,
+  serviceId: string,
+  options?: { now?: number },
+): Promise<Service> {
+  if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
+  const now = options?.now ?? Date.now()
+  return store.update((tx) => {
+    const cur = tx.get('services', serviceId)
+    if (!cur) throw new SchedulerError('NOT_FOUND', `service ${serviceId} not found`)
+    if (!cur.previousSpec)
+      throw new SchedulerError('NO_PREVIOUS_SPEC', `service ${serviceId} does not have a previous spec`)
+    const next = rollbackSpec(cur)
+    next.updateStatus = { state: 'rollback_started', startedAt: now, message: 'manually requested rollback' }
+    return tx.update('services', next)
+  })
+}

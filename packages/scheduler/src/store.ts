@@ -1,0 +1,28 @@
+import type { MemoryStore } from '@swarmkit/store'
+
+/**
+ * The part of `@swarmkit/store`'s `MemoryStore` the scheduler and orchestrators use: consistent views,
+ * atomic updates, and watches that resume from a version. A `MemoryStore` (local or replicated) fits.
+ */
+export type SchedulerStore = Pick<MemoryStore, 'view' | 'update' | 'watch'>
+
+/** A log sink; libraries stay silent unless given one. */
+export type Logger = (
+  level: 'debug' | 'info' | 'warn' | 'error',
+  message: string,
+  fields?: Record<string, unknown>,
+) => void
+
+export const silentLogger: Logger = () => {}
+
+export function checkStore(store: unknown, name: string): asserts store is SchedulerStore {
+  const s = store as Record<string, unknown> | null
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.view !== 'function' ||
+    typeof s.update !== 'function' ||
+    typeof s.watch !== 'function'
+  )
+    throw new TypeError(`${name}: expected a store with view, update and watch (a MemoryStore)`)
+}
