@@ -471,6 +471,11 @@ export class RaftCore {
     return this.voters.filter((v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since)
   }
 
+  /** Leader only: is a snapshot on its way to `id` (its progress waits for the answer)? */
+  sendingSnapshot(id: string): boolean {
+    return this.role === 'leader' && this.progress.get(id)?.state === ProgressState.Snapshot
+  }
+
   /** Leader only: how far `id`'s log matches this leader's (0 when unknown). */
   matchOf(id: string): number {
     return this.progress.get(id)?.match ?? 0
