@@ -294,6 +294,27 @@ describe('MemoryStore', () => {
   })
 })
 
+describe('waitForVersion', () => {
+  it('resolves once the store reaches a version, and rejects on abort and close', async () => {
+    const s = new MemoryStore()
+    await s.waitForVersion(0)
+    const order: string[] = []
+    const at2 = s.waitForVersion(2).then(() => order.push(`2@${s.version}`))
+    await s.update((tx) => tx.create('configs', config('c1', 'c1')))
+    await s.update((tx) => tx.create('configs', config('c2', 'c2')))
+    await at2
+    expect(order).toEqual(['2@2'])
+    const ac = new AbortController()
+    const aborted = s.waitForVersion(9, { signal: ac.signal })
+    ac.abort()
+    await rejectsWith(aborted, 'ABORTED')
+    const closed = s.waitForVersion(9)
+    s.close()
+    await rejectsWith(closed, 'CLOSED')
+    expect(() => s.waitForVersion(-1)).toThrow(RangeError)
+  })
+})
+
 describe('watch', () => {
   it('delivers events after commit, with the old object on update', async () => {
     const s = new MemoryStore()

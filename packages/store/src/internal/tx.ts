@@ -311,7 +311,13 @@ export class TxImpl implements Tx {
     }
   }
 
-  private checkNotInUse(table: Table, o: Record<string, any>): void {
+  /**
+   * Refuses removing a network, secret or config that a service, or a task still holding references, refers
+   * to. With `untouchedOnly` (validating a command at apply time) only objects the command leaves as they are
+   * count: what it changes was checked in order when the transaction ran, and a task written after the removal
+   * may name it, exactly as in the transaction that was proposed.
+   */
+  private checkNotInUse(table: Table, o: Record<string, any>, untouchedOnly = false): void {
     const index = REF_INDEX[table]
     if (!index) return
     const by: By =
@@ -320,14 +326,19 @@ export class TxImpl implements Tx {
         : index === 'secret'
           ? { referencedSecretId: o.id }
           : { referencedConfigId: o.id }
-    const services = this.find('services', by)
+    const overlay = this.overlay
+    const untouched =
+      untouchedOnly && overlay !== null
+        ? (x: { id: string }, t: Table) => !overlay.has(key(t, x.id))
+        : () => true
+    const services = this.find('services', by, (x) => untouched(x, 'services'))
     if (services.length > 0) {
       throw new StoreError(
         'IN_USE',
         `${SINGULAR[table]} ${o.spec.name} is in use by service ${services.map((s) => s.spec.name).join(', ')}`,
       )
     }
-    const tasks = this.find('tasks', by, taskHoldsReferences)
+    const tasks = this.find('tasks', by, (x) => untouched(x, 'tasks') && taskHoldsReferences(x))
     if (tasks.length > 0) {
       throw new StoreError('IN_USE', `${SINGULAR[table]} ${o.spec.name} is in use by task ${tasks[0]!.id}`)
     }
@@ -391,7 +402,7 @@ export class TxImpl implements Tx {
         if (a.table === 'services') this.checkServiceRefs(a.object)
       } else {
         const base = this.tables[a.table].objects.get(a.id) as Record<string, any>
-        this.checkNotInUse(a.table, base)
+        this.checkNotInUse(a.table, base, true)
       }
     }
   }
