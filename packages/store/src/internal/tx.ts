@@ -373,8 +373,11 @@ export class TxImpl implements Tx {
 
   /**
    * Loads already-squashed actions (a command from the log) into the overlay without per-call checks, then
-   * checks that the final state keeps every invariant: versions match, names are unique, removed networks,
-   * secrets and configs are unreferenced, services reference objects that exist.
+   * checks the final state: versions match the ones the transaction read, names are unique, removed networks,
+   * secrets and configs are not referenced by anything the command leaves untouched, services reference
+   * objects that exist, task states only moved forward. Each of these is implied by the checks the proposing
+   * transaction passed when nothing changed in between, so apply refuses only what a concurrent commit made
+   * invalid, and every member refuses the same commands.
    */
   loadAndValidate(actions: readonly Action[]): void {
     const overlay = this.writable()
