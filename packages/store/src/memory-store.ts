@@ -206,8 +206,10 @@ export class MemoryStore {
   }
 
   /**
-   * Resolves once the store has reached `version` (e.g. a raft read index from `RaftNode.readIndex()`, for a
-   * linearizable `view` on any member). Rejects with `CLOSED` if the store closes first, `ABORTED` on abort.
+   * Resolves once this store has reached `version`, a store version seen elsewhere (in an event, on another
+   * member). Raft's no-op and membership entries never reach the store, so do not wait for a raft index here:
+   * for a linearizable read, `await node.readIndex()` and then `view`. Rejects with `CLOSED` if the store
+   * closes first, `ABORTED` on abort.
    */
   waitForVersion(version: number, options?: { signal?: AbortSignal }): Promise<void> {
     if (!Number.isSafeInteger(version) || version < 0)
