@@ -196,7 +196,7 @@ export class MemoryStore {
     this.proposerId = Buffer.from(this.random(12)).toString('base64url')
   }
 
-  /** The version of the last commit (the last applied raft index when replicated). */
+  /** The version of the last commit: when replicated, the raft index of the last store command applied. */
   get version(): number {
     return this._version
   }
