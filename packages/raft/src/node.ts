@@ -787,8 +787,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
-    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    // After a stall (a long GC, a blocked event loop) the core is told how much time really passed, so a
+    // leader's lease expires on real time; its timers still take one step.
     const now = this.clock.now()
     let n = Math.floor((now - this.lastTickAt) / this.tickMs)
     if (n < 1) n = 1
@@ -798,7 +798,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     } else {
       this.lastTickAt += n * this.tickMs
     }
-    for (let i = 0; i < n; i++) this.core!.tick()
+    this.core!.tick(n)
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -815,16 +815,21 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.state !== 'running') return
     if (this.queued.length > 0) this.submitProposals()
     if (this.readQueue.length > 0) this.submitReads()
-    if (this.loop === null && this.core!.hasReady()) {
-      this.loop = this.runLoop().finally(() => {
-        this.loop = null
-      })
+    if (this.loop === null) {
+      if (this.core!.hasReady()) {
+        this.loop = this.runLoop().finally(() => {
+          this.loop = null
+        })
+      }
+    } else {
+      // A Ready is being persisted or applied: what needs no persistence goes out now.
+      const now = this.core!.takeMessagesNow()
+      if (now.length > 0) this.send(now)
     }
   }
 
   private async runLoop(): Promise<void> {
     const core = this.core!
-    const links = this.links!
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()

@@ -386,7 +386,7 @@ export class MemoryStore {
   }
 
   /** Subscribes to committed changes; see {@link WatchOptions} and {@link Watch}. */
-  watch(options: WatchOptions = {}): Watch {
+  watch<T extends Table = Table>(options: WatchOptions<T> = {}): Watch<T> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
     if (options.filter !== undefined && typeof options.filter !== 'function') {
       throw new TypeError('options.filter: expected a function')
@@ -414,16 +414,19 @@ export class MemoryStore {
       start = from
       replay = this.history.since(from)
     }
-    const w = new Watcher({ ...options, queueSize: Math.max(queueSize, replay.length) }, start, (x) =>
-      this.watchers.delete(x),
+    // The watcher filters by table at runtime, so it only ever yields StoreEvent<T>.
+    const w = new Watcher(
+      { ...(options as unknown as WatchOptions), queueSize: Math.max(queueSize, replay.length) },
+      start,
+      (x) => this.watchers.delete(x),
     )
     if (options.signal?.aborted || this._closed) {
       w.close()
-      return w
+      return w as unknown as Watch<T>
     }
     this.watchers.add(w)
     if (replay.length > 0) w.push(replay)
-    return w
+    return w as unknown as Watch<T>
   }
 
   // ------------------------------------------------------------------------------------------- raft side

@@ -318,7 +318,12 @@ describe('watch', () => {
 
   it('filters by table, action and predicate', async () => {
     const s = new MemoryStore()
-    const w = s.watch({ table: 'tasks', action: ['update'], filter: (e) => e.object.id !== 'skip' })
+    // Typed by table: the filter sees tasks.
+    const w = s.watch({
+      table: 'tasks',
+      action: ['update'],
+      filter: (e) => e.object.id !== 'skip' && e.object.serviceId === 's1',
+    })
     await s.update((tx) => {
       tx.create('services', service('s1', 'web'))
       tx.create('tasks', task('t1', 's1', 1))
