@@ -127,6 +127,10 @@ async function runServers(): Promise<void> {
   })
   const tcp = await serveMethods(tcpTransport(), '127.0.0.1:0')
   const tls = await serveMethods(tlsTransport({ ...certs.server, ca: certs.ca }), '127.0.0.1:0')
+  // The client asks for this process's CPU time around each run.
+  process.on('message', (m) => {
+    if (m === 'cpu') process.send!({ cpu: cpuMicros() })
+  })
   process.send!({ rawSink, rawEcho, tcp, tls })
 }
 
@@ -243,6 +247,29 @@ async function memoryPair(): Promise<RpcClient> {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
+function cpuMicros(): number {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+/** Messages per second, and CPU microseconds per message spent by client and server together. */
+interface Measured {
+  rate: number
+  cpuPerMsg: number
+}
+
+let serverCpu: () => Promise<number> = async () => 0
+
+/** Run a one-way measurement and add the CPU both processes spent on it. */
+async function withCpu(n: number, run: () => Promise<number>, sameProcess = false): Promise<Measured> {
+  const s0 = sameProcess ? 0 : await serverCpu()
+  const c0 = cpuMicros()
+  const rate = await run()
+  const c1 = cpuMicros()
+  const s1 = sameProcess ? 0 : await serverCpu()
+  return { rate, cpuPerMsg: (c1 - c0 + (s1 - s0)) / n }
+}
+
 async function main(): Promise<void> {
   const certs = makeCerts()
   const child: ChildProcess = fork(process.argv[1]!, ['--server'], {
@@ -252,6 +279,17 @@ async function main(): Promise<void> {
   const ports = await new Promise<{ rawSink: number; rawEcho: number; tcp: string; tls: string }>((resolve) =>
     child.once('message', (m) => resolve(m as never)),
   )
+  serverCpu = () =>
+    new Promise<number>((resolve) => {
+      const onMessage = (m: unknown) => {
+        if (typeof m === 'object' && m !== null && 'cpu' in m) {
+          child.off('message', onMessage)
+          resolve((m as { cpu: number }).cpu)
+        }
+      }
+      child.on('message', onMessage)
+      child.send('cpu')
+    })
   try {
     const tcp = rpcClient({ transport: tcpTransport(), address: ports.tcp })
     const tls = rpcClient({ transport: tlsTransport({ ...certs.client, ca: certs.ca }), address: ports.tls })
@@ -263,11 +301,14 @@ async function main(): Promise<void> {
 
     // The machines are shared and noisy: run every measurement in interleaved rounds and keep the best
     // of each, so that the baseline and the transports see the same conditions.
-    const runs: Record<string, () => Promise<number>> = {
-      raw1: () => rawOneWay(ports.rawSink, ONEWAY_MESSAGES),
-      tcp1: () => oneWay(tcp, ONEWAY_MESSAGES),
-      tls1: () => oneWay(tls, ONEWAY_MESSAGES),
-      mem1: () => oneWay(memory, ONEWAY_MESSAGES),
+    const n = ONEWAY_MESSAGES
+    const oneWayRuns: Record<string, () => Promise<Measured>> = {
+      raw: () => withCpu(n, () => rawOneWay(ports.rawSink, n)),
+      tcp: () => withCpu(n, () => oneWay(tcp, n)),
+      tls: () => withCpu(n, () => oneWay(tls, n)),
+      memory: () => withCpu(n, () => oneWay(memory, n), true),
+    }
+    const rpcRuns: Record<string, () => Promise<number>> = {
       rawRtt1: () => rawRoundTrips(ports.rawEcho, 1),
       tcpRtt1: () => roundTrips(tcp, 1),
       tlsRtt1: () => roundTrips(tls, 1),
@@ -278,11 +319,17 @@ async function main(): Promise<void> {
       memRtt64: () => roundTrips(memory, 64),
     }
     const best: Record<string, number> = {}
+    const cpu: Record<string, number> = {}
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, run] of Object.entries(runs)) best[name] = Math.max(best[name] ?? 0, await run())
+      for (const [name, run] of Object.entries(oneWayRuns)) {
+        const m = await run()
+        best[name] = Math.max(best[name] ?? 0, m.rate)
+        cpu[name] = Math.min(cpu[name] ?? Number.POSITIVE_INFINITY, m.cpuPerMsg)
+      }
+      for (const [name, run] of Object.entries(rpcRuns)) best[name] = Math.max(best[name] ?? 0, await run())
     }
     const get = (name: string) => best[name]!
-    const [raw1, tcp1, tls1, mem1] = [get('raw1'), get('tcp1'), get('tls1'), get('mem1')]
+    const [raw1, tcp1, tls1, mem1] = [get('raw'), get('tcp'), get('tls'), get('memory')]
     const [rawRtt1, tcpRtt1, tlsRtt1, memRtt1] = [
       get('rawRtt1'),
       get('tcpRtt1'),
@@ -295,23 +342,29 @@ async function main(): Promise<void> {
       get('tlsRtt64'),
       get('memRtt64'),
     ]
-    const rows: [string, number, number, number, number][] = [
-      ['raw node:net', raw1, rawRtt1, rawRtt64, 1],
-      ['tcp', tcp1, tcpRtt1, tcpRtt64, tcp1 / raw1],
-      ['tls', tls1, tlsRtt1, tlsRtt64, tls1 / raw1],
-      ['memory', mem1, memRtt1, memRtt64, mem1 / raw1],
+    const rows: [string, number, number, number, number, number][] = [
+      ['raw node:net', raw1, rawRtt1, rawRtt64, 1, cpu.raw!],
+      ['tcp', tcp1, tcpRtt1, tcpRtt64, tcp1 / raw1, cpu.tcp!],
+      ['tls', tls1, tlsRtt1, tlsRtt64, tls1 / raw1, cpu.tls!],
+      ['memory', mem1, memRtt1, memRtt64, mem1 / raw1, cpu.memory!],
     ]
 
     console.log(
       `one-way: ${ONEWAY_MESSAGES} messages of ${MESSAGE_BYTES} B; rpc: ${RPC_BYTES} B echo for ${RPC_SECONDS} s; ` +
         `best of ${ROUNDS} interleaved rounds`,
     )
-    console.log('transport      one-way msgs/s   rpc/s (1 in flight)   rpc/s (64 in flight)   one-way vs raw')
-    for (const [name, ow, r1, r64, ratio] of rows) {
+    console.log(
+      'transport      one-way msgs/s   one-way vs raw   CPU µs/msg   rpc/s (1 in flight)   rpc/s (64 in flight)',
+    )
+    for (const [name, ow, r1, r64, ratio, c] of rows) {
       console.log(
-        `${name.padEnd(14)} ${fmt(ow).padStart(14)}   ${fmt(r1).padStart(19)}   ${fmt(r64).padStart(20)}   ${ratio.toFixed(2).padStart(14)}`,
+        `${name.padEnd(14)} ${fmt(ow).padStart(14)}   ${ratio.toFixed(2).padStart(14)}   ${c.toFixed(2).padStart(10)}   ` +
+          `${fmt(r1).padStart(19)}   ${fmt(r64).padStart(20)}`,
       )
     }
+    console.log(
+      'CPU µs/msg: client and server processes together (one process for memory), lowest of the rounds.',
+    )
     await Promise.all([tcp.close(), tls.close(), memory.close()])
     console.log(
       JSON.stringify({
@@ -321,6 +374,12 @@ async function main(): Promise<void> {
         memory_msgs_per_s: Math.round(mem1),
         tcp_vs_raw: Number((tcp1 / raw1).toFixed(3)),
         tls_vs_raw: Number((tls1 / raw1).toFixed(3)),
+        raw_cpu_us_per_msg: Number(cpu.raw!.toFixed(3)),
+        tcp_cpu_us_per_msg: Number(cpu.tcp!.toFixed(3)),
+        tls_cpu_us_per_msg: Number(cpu.tls!.toFixed(3)),
+        memory_cpu_us_per_msg: Number(cpu.memory!.toFixed(3)),
+        tcp_cpu_vs_raw: Number((cpu.raw! / cpu.tcp!).toFixed(3)),
+        tls_cpu_vs_raw: Number((cpu.raw! / cpu.tls!).toFixed(3)),
         raw_rpc_per_s_1: Math.round(rawRtt1),
         tcp_rpc_per_s_1: Math.round(tcpRtt1),
         tls_rpc_per_s_1: Math.round(tlsRtt1),

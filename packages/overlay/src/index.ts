@@ -9,8 +9,8 @@
  *
  * Data plane: the {@link NetworkDriver} interface with {@link linuxDriver} (bridges, VXLAN devices,
  * static forwarding and neighbour entries, network-namespace sandboxes, all through iproute2) and
- * {@link memoryDriver}; and {@link routingMesh}, a userspace TCP and UDP proxy that balances connections
- * round-robin over a service's healthy endpoints.
+ * {@link memoryDriver}, fed per node by {@link nodeDataPlane}; and {@link routingMesh}, a userspace TCP and
+ * UDP proxy that balances connections round-robin over a service's healthy endpoints.
  *
  * Errors are {@link OverlayError} with a typed `code`.
  */
@@ -51,6 +51,7 @@ export {
   type RoutingMeshOptions,
   routingMesh,
 } from './mesh.js'
+export { type ClusterView, nodeDataPlane } from './plan.js'
 export {
   type PortAllocator,
   type PortAllocatorOptions,

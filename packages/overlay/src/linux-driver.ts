@@ -23,7 +23,7 @@ import { parseCidr, parseIp } from './internal/ip.js'
 export type CommandRunner = (
   file: 'ip' | 'bridge',
   args: string[],
-  options?: { signal?: AbortSignal },
+  options?: { signal?: AbortSignal; input?: string },
 ) => Promise<string>
 
 export interface LinuxDriverOptions {
@@ -50,7 +50,7 @@ const CAP_SYS_ADMIN = 21n
 
 const defaultRunner: CommandRunner = (file, args, options) =>
   new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { maxBuffer: MAX_OUTPUT, timeout: 30_000, signal: options?.signal, encoding: 'utf8' },
@@ -62,6 +62,7 @@ const defaultRunner: CommandRunner = (file, args, options) =>
         } else resolve(stdout)
       },
     )
+    if (options?.input !== undefined) child.stdin?.end(options.input)
   })
 
 /**
@@ -112,7 +113,10 @@ interface LinkInfo {
   master?: string
   ifalias?: string
   address?: string
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } }
+  linkinfo?: {
+    info_kind?: string
+    info_data?: { id?: number; local?: string; local6?: string; port?: number }
+  }
 }
 
 // FNV-1a, 32 bits, in base 36 (7 characters): short, stable veth names from sandbox IDs.
@@ -172,7 +176,18 @@ class LinuxDriver implements NetworkDriver {
               holder: other.id,
             },
           )
-      await this.ensureNetwork(net, await this.links(options), options)
+      let links = await this.links(options)
+      // The same network under another VNI (known, or found by the bridge's alias after a restart): its
+      // old devices go first.
+      const stale = this.bridgeName(net.vni)
+      for (const l of links.values())
+        if (l.ifalias === net.id && l.ifname.startsWith(`${this.prefix}b`) && l.ifname !== stale) {
+          const old = l.ifname.slice(this.prefix.length + 1)
+          for (const name of [`${this.prefix}x${old}`, l.ifname])
+            if (links.has(name)) await this.ip(['link', 'del', 'dev', name], options)
+          links = await this.links(options)
+        }
+      await this.ensureNetwork(net, links, options)
       this.networks.set(net.id, net)
     })
   }
@@ -225,6 +240,11 @@ class LinuxDriver implements NetworkDriver {
       if (vnis.has(n.vni)) throw new RangeError(`desired.networks: VNI ${n.vni} is used twice`)
       vnis.add(n.vni)
     }
+    const ids = new Set(nets.map((n) => n.id))
+    for (const s of d.sandboxes)
+      for (const e of s.endpoints)
+        if (!ids.has(e.network))
+          throw new RangeError(`desired.sandboxes: ${s.id} joins network ${e.network}, which is not desired`)
     return this.serial(options, async () => {
       // 1. Sandboxes that should not exist go first (their veths hang on the bridges).
       const wantBoxes = new Set(sandboxes.map((s) => s.id))
@@ -321,7 +341,7 @@ class LinuxDriver implements NetworkDriver {
       x.linkinfo?.info_kind === 'vxlan' &&
       data?.id === net.vni &&
       data?.port === this.port &&
-      data?.local === this.vtep
+      (data?.local ?? data?.local6) === this.vtep
     if (x !== undefined && !same) await this.ip(['link', 'del', 'dev', vx], options)
     if (!same) {
       const args = [
@@ -372,21 +392,34 @@ class LinuxDriver implements NetworkDriver {
     const neigh = await this.neighbours(vx, options)
     const wantNeigh = new Map(peers.map((p) => [p.address, p.mac]))
     const wantFdb = new Map(peers.map((p) => [p.mac, p.vtep]))
+    // One `ip -batch` and one `bridge -batch` whatever the number of peers (a spawn each would take
+    // seconds for a thousand). Deletions first, then additions.
+    const ipCmds: string[][] = []
+    const bridgeCmds: string[][] = []
     for (const n of neigh)
-      if (wantNeigh.get(n.address) !== n.mac) await this.ip(['neigh', 'del', n.address, 'dev', vx], options)
+      if (wantNeigh.get(n.address) !== n.mac) ipCmds.push(['neigh', 'del', n.address, 'dev', vx])
     for (const [mac, dst] of fdb)
-      if (wantFdb.get(mac) !== dst)
-        await this.bridge(['fdb', 'del', mac, 'dev', vx, 'dst', dst, 'self'], options)
+      if (wantFdb.get(mac) !== dst) bridgeCmds.push(['fdb', 'del', mac, 'dev', vx, 'dst', dst, 'self'])
     const haveNeigh = new Map(neigh.map((n) => [n.address, n.mac]))
     for (const p of peers) {
       if (fdb.get(p.mac) !== p.vtep)
-        await this.bridge(['fdb', 'replace', p.mac, 'dev', vx, 'dst', p.vtep, 'self', 'permanent'], options)
+        bridgeCmds.push(['fdb', 'replace', p.mac, 'dev', vx, 'dst', p.vtep, 'self', 'permanent'])
       if (haveNeigh.get(p.address) !== p.mac)
-        await this.ip(
-          ['neigh', 'replace', p.address, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent'],
-          options,
-        )
+        ipCmds.push(['neigh', 'replace', p.address, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent'])
     }
+    await this.batch('bridge', bridgeCmds, options)
+    await this.batch('ip', ipCmds, options)
+  }
+
+  // Runs commands through `<tool> -batch -` (stops at the first failure, which is reported).
+  private async batch(tool: 'ip' | 'bridge', cmds: string[][], options?: CallOptions): Promise<void> {
+    if (cmds.length === 0) return
+    abortable(options)
+    const args = [...(this.ns === undefined ? [] : ['-n', this.ns]), '-batch', '-']
+    const input = `${cmds.map((c) => c.join(' ')).join('\n')}\n`
+    await this.run(tool, args, { ...options, input }).catch((err) => {
+      throw this.failure([tool, ...args, `(${cmds.length} commands)`], err)
+    })
   }
 
   private async ensureSandbox(s: ReturnType<typeof checkSandbox>, options?: CallOptions): Promise<Sandbox> {

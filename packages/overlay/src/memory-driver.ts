@@ -114,25 +114,34 @@ class MemoryDriver implements MemoryNetworkDriver {
   async reconcile(desired: DesiredDataPlane, options?: CallOptions): Promise<void> {
     const d = checkDesired(desired)
     const nets = d.networks.map(checkNetwork)
+    d.sandboxes.forEach(checkSandbox)
     const vnis = new Set<number>()
     for (const n of nets) {
       if (vnis.has(n.vni)) throw new RangeError(`desired.networks: VNI ${n.vni} is used twice`)
       vnis.add(n.vni)
     }
+    const ids = new Set(nets.map((n) => n.id))
+    for (const s of d.sandboxes)
+      for (const e of s.endpoints)
+        if (!ids.has(e.network))
+          throw new RangeError(`desired.sandboxes: ${s.id} joins network ${e.network}, which is not desired`)
     const peers = nets.map((n) => checkPeers(d.peers?.[n.id] ?? []))
-    d.sandboxes.forEach(checkSandbox)
     abortable(options)
-    this.networks.clear()
-    this.peers.clear()
-    this.sandboxes.clear()
+    // Build the new state aside and swap it in only if all of it is valid (all or nothing).
+    const next = new MemoryDriver({ vtep: this.vtep })
     for (const [i, n] of nets.entries()) {
-      await this.createNetwork(d.networks[i]!)
-      this.peers.set(
+      await next.createNetwork(d.networks[i]!)
+      next.peers.set(
         n.id,
         peers[i]!.filter((p) => p.vtep !== this.vtep),
       )
     }
-    for (const s of d.sandboxes) await this.createSandbox(s)
+    for (const s of d.sandboxes) await next.createSandbox(s)
+    for (const key of ['networks', 'peers', 'sandboxes'] as const) {
+      const mine = this[key] as Map<string, unknown>
+      mine.clear()
+      for (const [k, v] of next[key] as Map<string, unknown>) mine.set(k, v)
+    }
   }
 
   async inspect(options?: CallOptions): Promise<DataPlaneState> {

@@ -39,6 +39,14 @@ export interface RoutingMeshOptions {
   udpIdleMs?: number
   /** Most concurrent UDP flows per port; the oldest is dropped beyond it. Default 4096. */
   maxUdpFlows?: number
+  /**
+   * An endpoint whose connect failed is skipped for this long, ms (unless every endpoint is), so a dead
+   * task costs one failed attempt rather than every Nth connection until the control plane notices.
+   * Default 10000.
+   */
+  ejectMs?: number
+  /** Clock for ejection, ms. Default `Date.now`. */
+  now?: () => number
 }
 
 export interface RoutingMeshEvents {
@@ -85,6 +93,10 @@ interface Entry {
   udp: dgram.Socket | undefined
   sockets: Set<net.Socket>
   flows: Map<string, Flow>
+  /** Settles when the bind attempt has finished (either way); a close must wait for it. */
+  bound: Promise<void>
+  /** `address|port` -> until when (ms) an endpoint that failed to connect is skipped. */
+  ejected: Map<string, number>
 }
 
 interface Flow {
@@ -137,6 +149,8 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   private readonly connectTimeoutMs: number
   private readonly udpIdleMs: number
   private readonly maxUdpFlows: number
+  private readonly ejectMs: number
+  private readonly now: () => number
   private readonly family: 4 | 6
   private readonly entries = new Map<string, Entry>()
   private closed = false
@@ -152,6 +166,10 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     this.connectTimeoutMs = positive(options.connectTimeoutMs ?? 5000, 'options.connectTimeoutMs')
     this.udpIdleMs = positive(options.udpIdleMs ?? 30_000, 'options.udpIdleMs')
     this.maxUdpFlows = positive(options.maxUdpFlows ?? 4096, 'options.maxUdpFlows')
+    this.ejectMs = positive(options.ejectMs ?? 10_000, 'options.ejectMs')
+    if (options.now !== undefined && typeof options.now !== 'function')
+      throw new TypeError('options.now must be a function')
+    this.now = options.now ?? Date.now
   }
 
   async publish(service: MeshService, options?: CloseOptions): Promise<void> {
@@ -177,19 +195,41 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       return
     }
     if (entry === undefined) {
-      entry = { spec, pool, next: 0, server: undefined, udp: undefined, sockets: new Set(), flows: new Map() }
+      entry = {
+        spec,
+        pool,
+        next: 0,
+        server: undefined,
+        udp: undefined,
+        sockets: new Set(),
+        flows: new Map(),
+        bound: Promise.resolve(),
+        ejected: new Map(),
+      }
       this.entries.set(key, entry)
+      const binding = spec.protocol === 'tcp' ? this.listenTcp(entry) : this.listenUdp(entry)
+      entry.bound = binding.then(
+        () => {},
+        () => {},
+      )
       try {
-        if (spec.protocol === 'tcp') await this.listenTcp(entry)
-        else await this.listenUdp(entry)
+        await binding
       } catch (err) {
-        this.entries.delete(key)
+        if (this.entries.get(key) === entry) this.entries.delete(key)
         throw err
+      }
+      if (this.entries.get(key) !== entry) {
+        // Unpublished or closed while binding: do not leave the listener behind.
+        await this.shut(entry)
+        return
       }
       this.emit('port:bound', { protocol: spec.protocol, port: spec.publishedPort, service: spec.service })
     } else {
       entry.spec = spec
       entry.pool = pool
+      // Forget ejections of endpoints that are gone.
+      const present = new Set(pool.map((e) => `${e.address}|${e.port}`))
+      for (const key of entry.ejected.keys()) if (!present.has(key)) entry.ejected.delete(key)
     }
   }
 
@@ -220,15 +260,29 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     await Promise.all(all.map((e) => this.shut(e)))
   }
 
-  // Round-robin over the eligible endpoints, skipping `tried`.
+  // Round-robin over the eligible endpoints, skipping `tried` and, while any other is left, ejected ones.
   private pick(entry: Entry, tried: Set<MeshEndpoint>): MeshEndpoint | undefined {
     const pool = entry.pool
+    const now = entry.ejected.size > 0 ? this.now() : 0
+    let fallback: MeshEndpoint | undefined
     for (let i = 0; i < pool.length; i++) {
       const e = pool[entry.next++ % pool.length]!
       if (entry.next >= 1 << 30) entry.next = 0
-      if (!tried.has(e)) return e
+      if (tried.has(e)) continue
+      if (entry.ejected.size > 0) {
+        const key = `${e.address}|${e.port}`
+        const until = entry.ejected.get(key)
+        if (until !== undefined) {
+          if (until > now) {
+            fallback ??= e
+            continue
+          }
+          entry.ejected.delete(key)
+        }
+      }
+      return e
     }
-    return undefined
+    return fallback
   }
 
   private listenTcp(entry: Entry): Promise<void> {
@@ -278,12 +332,15 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       up.connect({ host: ep.address, port: ep.port, noDelay: true })
       upstream = up
       entry.sockets.add(up)
-      up.on('close', () => entry.sockets.delete(up))
       const timer = setTimeout(
         () => up.destroy(new Error(`connect timeout after ${this.connectTimeoutMs} ms`)),
         this.connectTimeoutMs,
       )
       timer.unref()
+      up.on('close', () => {
+        clearTimeout(timer)
+        entry.sockets.delete(up)
+      })
       let connected = false
       up.once('connect', () => {
         connected = true
@@ -295,6 +352,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       up.on('error', (error) => {
         clearTimeout(timer)
         if (connected || client.destroyed) return done()
+        entry.ejected.set(`${ep.address}|${ep.port}`, this.now() + this.ejectMs)
         this.emit('endpoint:failed', {
           service: entry.spec.service,
           address: ep.address,
@@ -383,6 +441,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   }
 
   private async shut(entry: Entry): Promise<void> {
+    await entry.bound
     for (const s of entry.sockets) s.destroy()
     entry.sockets.clear()
     for (const key of [...entry.flows.keys()]) this.endFlow(entry, key)

@@ -5,9 +5,11 @@ import { join } from 'node:path'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  type ClusterView,
   ipam,
   linuxDriver,
   type NetworkDriver,
+  nodeDataPlane,
   type OverlayNetwork,
   type Peer,
   vniAllocator,
@@ -29,6 +31,20 @@ c.on('data', (d) => { buf += d; if (buf.includes('\\n') && buf.includes('ping'))
 c.on('connect', () => c.write('ping\\n'))
 c.on('timeout', () => { console.log('timeout'); process.exit(3) })
 c.on('error', (e) => { console.log(e.code); process.exit(2) })`
+
+// A UDP server that answers `<name>:<payload>`, and a client that sends `ping` until answered (UDP may drop
+// the first datagram while ARP settles; it retries on a timer, not a fixed wait for success).
+const udpServer = `
+const s = require('node:dgram').createSocket('udp4')
+s.on('message', (m, r) => s.send(process.argv[1] + ':' + m, r.port, r.address))
+s.bind(Number(process.argv[2]), '0.0.0.0', () => console.log('ready'))`
+const udpClient = `
+const c = require('node:dgram').createSocket('udp4')
+c.on('message', (m) => { console.log(String(m)); process.exit(0) })
+const send = () => c.send('ping', Number(process.argv[2]), process.argv[1])
+send()
+setInterval(send, 500)
+setTimeout(() => { console.log('timeout'); process.exit(3) }, 10000)`
 
 describe('overlay data plane (kernel, 3 hosts)', () => {
   if (unavailable !== undefined) {
@@ -204,8 +220,9 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     expect((await lab.script(task('b1').ns, client, [task('b2').address, '7001'])).out.trim()).toBe('b2 ping')
   })
 
-  it('routes the mesh on one host to a task on another', async () => {
+  it('routes the mesh on one host to a task on another (TCP and UDP)', async () => {
     await lab.node(task('r3').ns, server, ['r3', '7002'])
+    await lab.node(task('r2').ns, udpServer, ['r2', '7004'])
     const bundle = join(tmpdir(), `${lab.tag}-mesh-node.mjs`)
     await build({
       entryPoints: [join(import.meta.dirname, 'fixtures', 'mesh-node.ts')],
@@ -227,6 +244,12 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
           publishedPort: 8080,
           endpoints: [{ address: task('r3').address, port: 7002, node: 'h3' }],
         },
+        {
+          service: 'dns',
+          protocol: 'udp',
+          publishedPort: 5353,
+          endpoints: [{ address: task('r2').address, port: 7004, node: 'h2' }],
+        },
       ],
     }
     const mesh = await lab.spawnNode(lab.hosts[0]!.ns, [bundle, JSON.stringify(config)])
@@ -234,8 +257,43 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     // A client on host 2 connects to host 1's published port; host 1 forwards over VXLAN to r3 on host 3.
     const r = await lab.script(lab.hosts[1]!.ns, client, [lab.hosts[0]!.vtep, '8080'])
     expect(r.out.trim()).toBe('r3 ping')
+    // UDP from host 3 to host 1's published port reaches r2 on host 2 and the reply comes back.
+    const u = await lab.script(lab.hosts[2]!.ns, udpClient, [lab.hosts[0]!.vtep, '5353'])
+    expect(u.out.trim()).toBe('r2:ping')
     await lab.kill(mesh.child)
     await sh('rm', ['-f', bundle])
+  })
+
+  it('matches what nodeDataPlane plans from the cluster view (reconciling to it changes nothing)', async () => {
+    const view: ClusterView = {
+      nodes: lab.hosts.map((h, i) => ({ id: `h${i}`, vtep: h.vtep })),
+      networks: (['red', 'blue', 'green'] as const).map((name) => {
+        const { nodes, ...n } = nets[name]
+        return { ...n, nodeAddresses: Object.fromEntries(nodes.map((a, i) => [`h${i}`, a])) }
+      }),
+      tasks: tasks.map((t) => ({
+        id: t.name,
+        node: `h${t.host}`,
+        endpoints: [{ network: t.network, address: t.address }],
+      })),
+    }
+    for (const [i, d] of drivers.entries()) {
+      const before = await d.inspect()
+      await d.reconcile(nodeDataPlane(view, `h${i}`))
+      expect(await d.inspect()).toEqual(before)
+    }
+    const r = await sh('ip', [
+      'netns',
+      'exec',
+      task('r1').ns,
+      'ping',
+      '-c',
+      '1',
+      '-W',
+      '5',
+      task('r3').address,
+    ])
+    expect(r.code).toBe(0)
   })
 
   it('drives the namespace it runs in when given none (as a node agent does)', async () => {

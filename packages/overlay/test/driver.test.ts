@@ -10,7 +10,7 @@ import {
   memoryDriver,
   type NetworkDriver,
 } from '../src/index.js'
-import { driverCompliance } from './helpers/driver-compliance.js'
+import { driverCompliance } from '../src/testing/index.js'
 import { kernelUnavailable, Lab, sh } from './helpers/lab.js'
 
 describe('memoryDriver', () => {

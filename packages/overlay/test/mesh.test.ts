@@ -68,6 +68,31 @@ describe('routingMesh (TCP)', () => {
     expect(await hello('127.0.0.2', port)).toBe('a')
   })
 
+  it('skips an endpoint that failed to connect for a while, then tries it again', async () => {
+    const b = await backends(['live'])
+    const dead = await freePort('127.0.0.1')
+    let clock = 1_000_000
+    const m = routingMesh({ host: '127.0.0.2', ejectMs: 10_000, now: () => clock })
+    cleanups.push(() => m.close())
+    let failures = 0
+    m.on('endpoint:failed', () => failures++)
+    const port = await freePort('127.0.0.2')
+    await m.publish({
+      service: 'web',
+      protocol: 'tcp',
+      publishedPort: port,
+      endpoints: [
+        { address: '127.0.0.1', port: dead },
+        { address: '127.0.0.1', port: b.ports[0]! },
+      ],
+    })
+    for (let i = 0; i < 6; i++) expect(await hello('127.0.0.2', port)).toBe('live')
+    expect(failures).toBe(1)
+    clock += 10_001
+    for (let i = 0; i < 2; i++) expect(await hello('127.0.0.2', port)).toBe('live')
+    expect(failures).toBe(2)
+  })
+
   it('carries a large stream both ways intact, half-close included', async () => {
     const echo = net.createServer({ allowHalfOpen: true }, (c) => c.pipe(c))
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
@@ -157,6 +182,30 @@ describe('routingMesh (TCP)', () => {
       m.publish({ service: 'x', protocol: 'sctp' as 'tcp', publishedPort: 1, endpoints: [] }),
     ).rejects.toThrow(TypeError)
     expect(() => routingMesh({ host: 'localhost' })).toThrow(/options.host/)
+  })
+})
+
+describe('routingMesh (lifecycle)', () => {
+  it('leaves no listener behind when unpublished or closed while binding', async () => {
+    const m = mesh('127.0.0.2')
+    const port = await freePort('127.0.0.2')
+    const pending = m.publish({ service: 'a', protocol: 'tcp', publishedPort: port, endpoints: [] })
+    await m.unpublish('tcp', port)
+    await pending
+    await expect(hello('127.0.0.2', port)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    const port2 = await freePort('127.0.0.2')
+    const pending2 = m.publish({ service: 'b', protocol: 'udp', publishedPort: port2, endpoints: [] })
+    await m.close()
+    await pending2
+    expect(m.listening()).toEqual([])
+    // The port is free again: another mesh can bind it.
+    const other = mesh('127.0.0.2')
+    await other.publish({ service: 'c', protocol: 'udp', publishedPort: port2, endpoints: [] })
+    await expect(
+      m.publish({ service: 'd', protocol: 'tcp', publishedPort: port, endpoints: [] }),
+    ).rejects.toMatchObject({
+      code: 'CLOSED',
+    })
   })
 })
 

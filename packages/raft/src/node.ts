@@ -174,6 +174,8 @@ interface ConfWaiter {
 
 interface TransferWaiter {
   readonly target: string
+  /** The caller named the target (otherwise any other new leader will do). */
+  readonly explicit: boolean
   readonly resolve: () => void
   readonly reject: (e: Error) => void
   readonly deadline: number
@@ -232,6 +234,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private links: Links | null = null
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
   private tickTimer: unknown = undefined
+  private lastTickAt = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
   private applied = 0
@@ -425,8 +428,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       (peer, frame) => this.receiveRaw(peer, frame),
     )
     await this.links.start()
-    if (this.state !== 'starting') return
+    if (this.state !== 'starting') {
+      await this.links.close()
+      return
+    }
     this.state = 'running'
+    this.lastTickAt = this.clock.now()
     this.armTick()
     this.schedule()
   }
@@ -745,7 +752,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (target === null) return Promise.reject(new RaftError('TRANSFER_FAILED', 'no voter to transfer to'))
     this.schedule()
     return new Promise<void>((resolve, reject) => {
-      this.transfers.push({ target, resolve, reject, deadline: this.clock.now() + 2 * this.electionMaxMs })
+      this.transfers.push({
+        target,
+        explicit: to !== undefined,
+        resolve,
+        reject,
+        deadline: this.clock.now() + 2 * this.electionMaxMs,
+      })
     })
   }
 
@@ -764,7 +777,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    this.core!.tick()
+    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
+    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    const now = this.clock.now()
+    let n = Math.floor((now - this.lastTickAt) / this.tickMs)
+    if (n < 1) n = 1
+    if (n > this.electionTickMax + 1) {
+      n = this.electionTickMax + 1
+      this.lastTickAt = now
+    } else {
+      this.lastTickAt += n * this.tickMs
+    }
+    for (let i = 0; i < n; i++) this.core!.tick()
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -1085,12 +1109,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const e = entries[i]!
       const p = byIndex.size > 0 ? byIndex.get(e.index) : undefined
       if (p !== undefined) byIndex.delete(e.index)
-      if (e.type === EntryType.Normal && e.data.length > 0) {
+      const data = e.data
+      if (e.type === EntryType.Normal && data.length > 0) {
         let result: unknown
         let failed: unknown
         let threw = false
         try {
-          result = sm.apply(e.data, e.index)
+          result = sm.apply(data, e.index)
           if (
             result !== null &&
             typeof result === 'object' &&
@@ -1167,9 +1192,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.emit('leader:change', leader, term)
     }
     if (this.transfers.length > 0 && leader !== null && leader !== this.id) {
-      const done = this.transfers.filter((t) => t.target === leader || core.role !== 'leader')
-      this.transfers = this.transfers.filter((t) => !done.includes(t))
-      for (const t of done) t.resolve()
+      const ts = this.transfers
+      this.transfers = []
+      for (const t of ts) {
+        if (t.target === leader || !t.explicit) t.resolve()
+        else t.reject(new RaftError('TRANSFER_FAILED', `${leader} became leader instead of ${t.target}`))
+      }
     }
   }
 

@@ -276,6 +276,22 @@ describe('scenarios', () => {
     expect(c.appliedText('b')).toEqual(['p0', 'p1', 'p2', 'p3', 'p4'])
   })
 
+  it('recovers appends lost in Replicate state from heartbeat answers, without new proposals', () => {
+    const c = new Cluster(['a', 'b', 'c'])
+    c.campaign('a')
+    c.propose('a', 'x')
+    const a = c.get('a')
+    c.filter = (m) => !(m.type === T.Append && m.to === 'b')
+    c.propose('a', 'lost-to-b')
+    expect(a.progress.get('b')!.next).toBe(4)
+    c.heal()
+    for (let i = 0; i < 3; i++) {
+      c.tick('a', 1)
+      c.deliverAll()
+    }
+    expect(c.appliedText('b')).toEqual(['x', 'lost-to-b'])
+  })
+
   it('answers lease reads without a heartbeat round only when CheckQuorum is on and the lease holds', () => {
     const c = new Cluster(['a', 'b', 'c'], () => ({ leaseRead: true }))
     c.campaign('a')

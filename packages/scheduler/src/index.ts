@@ -1,8 +1,15 @@
 /**
  * @packageDocumentation
- * @swarmkit/scheduler: Docker Swarm's scheduling and orchestration. Placement constraints in swarm's syntax,
- * the filter pipeline in swarm's order with swarm's "no suitable node (…)" explanations, spread placement
- * with placement preferences, and a placement engine that places a batch of tasks in O(tasks · log nodes).
+ * @swarmkit/scheduler: Docker Swarm's scheduling and orchestration on `@swarmkit/store`.
+ *
+ * - Placement: constraints in swarm's syntax (`parseConstraints`, `validateConstraints`), the filter pipeline
+ *   in swarm's order with swarm's "no suitable node (…)" explanations, spread ranking and placement
+ *   preferences; `createPlacer()` places a batch of tasks in O(nodes + tasks · log nodes).
+ * - `createScheduler()`: moves pending tasks to nodes, driven by store watches; never assigns a task twice.
+ * - `createOrchestrator()`: replicated and global services, the restart supervisor, rolling updates and
+ *   rollbacks, node drain and failure, the constraint enforcer and the task reaper.
+ * - `createService` / `updateService` / `rollbackService`: service changes as the API makes them.
+ * - Tests: `manualClock()` and `createTestExecutor()` (a fake worker) make whole-cluster tests deterministic.
  */
 
 export type { Clock, ManualClock } from './clock.js'

@@ -97,13 +97,23 @@ class Plan {
   readonly ops: Op[] = []
   readonly bulk: NewTask[] = []
   readonly after: (() => void)[] = []
+  readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
+
+  /** Changes a task; several changes to one task in a pass are composed into one write. */
+  change(t: Task, next: (cur: Task) => Task): void {
+    const prev = this.#taskOps.get(t.id)
+    if (prev) {
+      const first = prev.next
+      prev.next = (cur) => next(first(cur))
+      return
+    }
+    const op: Extract<Op, { kind: 'task' }> = { kind: 'task', id: t.id, version: t.meta.version, next }
+    this.#taskOps.set(t.id, op)
+    this.ops.push(op)
+  }
+
   setDesired(t: Task, desired: Task['desiredState']): void {
-    this.ops.push({
-      kind: 'task',
-      id: t.id,
-      version: t.meta.version,
-      next: (cur) => ({ ...cur, desiredState: desired }),
-    })
+    this.change(t, (cur) => ({ ...cur, desiredState: desired }))
   }
 }
 
@@ -134,6 +144,8 @@ interface UpdateRun {
   nextAt: number
   paused: boolean
 }
+
+const RETRY_MS = 1000
 
 const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
 
@@ -364,10 +376,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         })
       }
     } catch (err) {
-      // Someone changed an object we reasoned about: look again with the newer state.
+      // Someone changed an object we reasoned about: its event is on our watch already, and the pass that
+      // follows it looks again with the newer state.
       this.#dirty.add(serviceId)
-      if (err instanceof Conflict) this.#loop.kick()
-      else this.#fail(err)
+      if (!(err instanceof Conflict)) {
+        // A failed commit (e.g. no raft quorum) changed nothing: try again in a second.
+        this.#fail(err)
+        this.#wake(serviceId, this.#clock.now() + RETRY_MS)
+      }
     }
   }
 
@@ -478,22 +494,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     desired: 'shutdown' | 'rejected' = 'shutdown',
   ): NewTask | undefined {
     if (desired === 'rejected') {
-      plan.ops.push({
-        kind: 'task',
-        id: t.id,
-        version: t.meta.version,
-        next: (cur) => ({
-          ...cur,
-          desiredState: 'shutdown',
-          status: {
-            ...cur.status,
-            timestamp: now,
-            state: 'rejected',
-            message: 'task rejected by constraint enforcer',
-            err: 'assigned node no longer meets constraints',
-          },
-        }),
-      })
+      plan.change(t, (cur) => ({
+        ...cur,
+        desiredState: 'shutdown',
+        status: {
+          ...cur.status,
+          timestamp: now,
+          state: 'rejected',
+          message: 'task rejected by constraint enforcer',
+          err: 'assigned node no longer meets constraints',
+        },
+      }))
     } else plan.setDesired(t, 'shutdown')
     const exited = desired === 'rejected' ? { ...t, status: { ...t.status, state: 'rejected' as const } } : t
     if (!moved && !this.#shouldRestart(exited, now)) return undefined
@@ -525,7 +536,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       for (const id of d.waitFor) {
         const old = this.#tasks.get(id)
-        if (old && !stopped(old) && !invalidNode(this.#nodes.get(old.nodeId))) return
+        const node = this.#nodes.get(old?.nodeId ?? '')
+        // A task on a node that is down or gone will never report stopping: do not wait for it.
+        if (old && !stopped(old) && node && node.status.state !== 'down') return
       }
     }
     plan.setDesired(t, 'running')
@@ -732,7 +745,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       const created = run
       plan.after.push(() => this.#runs.set(svc.id, created))
-      if (!rollback)
+      // (An orchestrator taking over an update in progress keeps its status.)
+      if (!rollback && status?.state !== 'updating')
         this.#setStatus(svc, plan, { state: 'updating', startedAt: now, message: 'update in progress' })
     }
     if (paused || run.paused) return
@@ -755,7 +769,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           r.nextAt = Math.max(r.nextAt, now + config.delayMs)
           if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
         })
-      } else if (isFinished(t) || !isDesiredUp(t)) {
+      } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
+        // failed, stopped, or no node can take it now: this step is over either way
         plan.after.push(() => r.inFlight.delete(key))
       }
     }
@@ -818,9 +833,22 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
     let inFlight = r.inFlight.size
     for (const s of waiting) {
-      if (inFlight >= limit) break
-      inFlight++
       const up = s.active.filter((t) => isDesiredUp(t))
+      if (!up.some((t) => t.status.state === 'running')) {
+        // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
+        // nothing down, so it is not an update step to wait for.
+        for (const o of up) plan.setDesired(o, 'shutdown')
+        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
+        plan.ops.push({ kind: 'create', task: t })
+        const waitFor = up.map((o) => o.id)
+        plan.after.push(() => {
+          this.#delays.set(t.id, { at: now, waitFor })
+          r.updated.set(t.id, 0)
+        })
+        continue
+      }
+      if (inFlight >= limit) continue
+      inFlight++
       if (config.order === 'start-first') {
         const t = this.#newTask(svc, s.slot, s.nodeId, now, 'running')
         plan.ops.push({ kind: 'create', task: t })

@@ -70,6 +70,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   #changed = false
   readonly #loop: WatchLoop
   #waiters: (() => void)[] = []
+  #retry: (() => void) | undefined
 
   constructor(
     private readonly store: SchedulerStore,
@@ -102,6 +103,8 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   }
 
   async stop(): Promise<void> {
+    this.#retry?.()
+    this.#retry = undefined
     await this.#loop.stop()
     for (const w of this.#waiters.splice(0)) w()
   }
@@ -235,6 +238,11 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
         }
         this.#changed = true
         this.#fail(err)
+        // Nothing changed in the store, so no event will bring us back: try again in a second.
+        this.#retry ??= this.clock.setTimer(1000, () => {
+          this.#retry = undefined
+          this.#loop.kick()
+        })
       }
     }
     this.emit('pass:done', { assigned, unplaced: result.unplaced.length })

@@ -117,6 +117,26 @@ describe('replicated orchestrator', () => {
     expect(h.tasks(s.id).filter((t) => t.nodeId === b && t.status.state === 'running')).toHaveLength(0)
   })
 
+  it('starts a replacement only once the task it replaces has stopped', async () => {
+    h = await harness()
+    const [a] = await h.addNodes(1)
+    const s = await h.service(
+      serviceSpec('web', { taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0 } }) }),
+    )
+    await h.settle()
+    const [old] = h.running(s.id)
+    await h.exec.stop() // the worker goes quiet: the old task keeps running
+    await h.addNodes(1)
+    await h.setNode(a!, (n) => ({ ...n, spec: { ...n.spec, availability: 'drain' } }))
+    await h.advance(60_000)
+    const replacement = h.tasks(s.id).find((t) => t.id !== old!.id)!
+    expect(replacement).toMatchObject({ desiredState: 'ready' })
+    expect(replacement.status.state).toBe('assigned')
+    h.exec.start() // the worker stops the old task; then the replacement starts
+    await h.settle()
+    expect(h.running(s.id).map((t) => t.id)).toEqual([replacement.id])
+  })
+
   it('does not start new tasks on a paused node', async () => {
     h = await harness()
     const [a, b] = await h.addNodes(2)
@@ -165,6 +185,20 @@ describe('replicated orchestrator', () => {
     const tasks = h.tasks(s.id)
     expect(tasks.filter((t) => t.status.state === 'failed')).toHaveLength(5)
     expect(h.running(s.id)).toHaveLength(1)
+  })
+
+  it('keeps as many finished tasks per slot as configured', async () => {
+    h = await harness({ taskHistory: 2 })
+    await h.addNodes(1)
+    const s = await h.service(
+      serviceSpec('crash', { taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0 } }) }),
+    )
+    await h.settle()
+    for (let i = 0; i < 4; i++) {
+      await h.exec.exit(h.running(s.id)[0]!.id, 'failed')
+      await h.advance(1)
+    }
+    expect(h.tasks(s.id).filter((t) => t.status.state === 'failed')).toHaveLength(2)
   })
 
   it('removes the tasks of a deleted service', async () => {

@@ -1,7 +1,7 @@
-import { memoryStore, type Task } from '@swarmkit/store'
+import { memoryStore, StoreError, type Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createScheduler, manualClock, type Scheduler } from '../src/index.js'
-import { fresh, node, task, taskSpec, until } from './fixtures.js'
+import { createOrchestrator, createScheduler, manualClock, type Scheduler } from '../src/index.js'
+import { fresh, node, serviceSpec, task, taskSpec, until } from './fixtures.js'
 
 let running: Scheduler[] = []
 afterEach(async () => {
@@ -139,5 +139,61 @@ describe('Scheduler', () => {
     await until(() => h.tasks()[0]?.status.state === 'assigned')
     await h.scheduler.settled()
     expect(h.scheduler.pendingCount).toBe(0)
+  })
+
+  it('retries after a failed commit (e.g. no raft quorum), and says so', async () => {
+    const clock = manualClock()
+    const real = memoryStore({ clock: clock.now })
+    let failures = 1
+    const store = {
+      view: real.view.bind(real),
+      watch: real.watch.bind(real),
+      update: ((fn: never) =>
+        failures-- > 0
+          ? Promise.reject(new StoreError('PROPOSAL_FAILED', 'the transaction was not committed: no quorum'))
+          : real.update(fn)) as typeof real.update,
+    }
+    await real.update((tx) => {
+      tx.create('nodes', fresh(node('n0')))
+      tx.create('tasks', fresh(task('t', 's')))
+    })
+    const scheduler = createScheduler({ store, clock })
+    running.push(scheduler)
+    const errors: Error[] = []
+    scheduler.on('error', (e) => errors.push(e))
+    scheduler.start()
+    await until(() => errors.length === 1)
+    expect(errors[0]?.message).toMatch(/no quorum/)
+    expect(real.view((tx) => tx.get('tasks', 't'))?.status.state).toBe('pending')
+    clock.advance(1000)
+    await until(() => real.view((tx) => tx.get('tasks', 't'))?.status.state === 'assigned')
+  })
+
+  it('lets the orchestrator retry a failed commit as well', async () => {
+    const clock = manualClock()
+    const real = memoryStore({ clock: clock.now })
+    let failures = 1
+    const store = {
+      view: real.view.bind(real),
+      watch: real.watch.bind(real),
+      update: ((fn: never) =>
+        failures-- > 0
+          ? Promise.reject(new StoreError('PROPOSAL_FAILED', 'no quorum'))
+          : real.update(fn)) as typeof real.update,
+    }
+    await real.update((tx) =>
+      tx.create('services', {
+        id: 'svc',
+        spec: serviceSpec('web', { mode: { replicated: { replicas: 2 } } }),
+      }),
+    )
+    const orchestrator = createOrchestrator({ store, clock })
+    const errors: Error[] = []
+    orchestrator.on('error', (e) => errors.push(e))
+    orchestrator.start()
+    await until(() => errors.length === 1)
+    clock.advance(1000)
+    await until(() => real.view((tx) => tx.find('tasks')).length === 2)
+    await orchestrator.stop()
   })
 })

@@ -1,8 +1,6 @@
 import { copyFile, mkdir, open as openFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { LogStorage } from '@swarmkit/raft'
 import { StoreError } from './errors.js'
-import { MemoryStore } from './memory-store.js'
 
 /**
  * Copies a manager's state directory (raft log, snapshots, key file) to `destination`, which must not exist or
@@ -61,99 +59,4 @@ async function copyTree(
   } finally {
     await dir.close()
   }
-}
-
-export interface ForceNewClusterOptions {
-  /** The raft member id this manager runs under in the new one-member cluster. */
-  memberId: string
-  /** Its network address, recorded in the membership. */
-  address?: string
-  signal?: AbortSignal
-}
-
-export interface ForceNewClusterResult {
-  /** Index and term of the snapshot written (the last committed entry of the old log). */
-  index: number
-  term: number
-  /** Uncommitted entries dropped. */
-  dropped: number
-  /** The store as restored, for a look before starting (e.g. to count services). */
-  store: MemoryStore
-}
-
-/**
- * Rebuilds a manager's state as a one-member cluster, swarm's `--force-new-cluster`: reads `source` (a
- * manager's log, e.g. restored from a backup), replays its snapshot and committed entries into a store, drops
- * what was never committed, and writes into the empty `target` a single snapshot of that state whose membership
- * is this member alone. Start a RaftNode on `target` with `peers: [memberId]`; every service, task, network,
- * secret and config survives. Other managers join it afresh.
- */
-export async function forceNewCluster(
-  source: LogStorage,
-  target: LogStorage,
-  options: ForceNewClusterOptions,
-): Promise<ForceNewClusterResult> {
-  if (typeof source?.load !== 'function') throw new TypeError('source: expected a LogStorage')
-  if (typeof target?.load !== 'function' || typeof target.save !== 'function') {
-    throw new TypeError('target: expected a LogStorage')
-  }
-  if (
-    typeof options !== 'object' ||
-    options === null ||
-    typeof options.memberId !== 'string' ||
-    !options.memberId
-  ) {
-    throw new TypeError('options.memberId: expected a non-empty string')
-  }
-  if (options.address !== undefined && typeof options.address !== 'string') {
-    throw new TypeError('options.address: expected a string')
-  }
-  const signal = options.signal
-  const state = await source.load(signal ? { signal } : undefined)
-  const store = new MemoryStore()
-  let index = 0
-  let term = 0
-  if (state.snapshot) {
-    store.restore(state.snapshot.data)
-    index = state.snapshot.meta.index
-    term = state.snapshot.meta.term
-  }
-  const commit = state.hardState.commit
-  let dropped = 0
-  for (const e of state.entries) {
-    if (e.index > commit) {
-      dropped++
-      continue
-    }
-    // Normal entries (type 0) carry store commands; empty ones are leaders' no-ops; config entries are
-    // superseded by the new membership.
-    if (e.type === 0 && e.data.length > 0) store.apply(e.data, e.index)
-    index = e.index
-    term = e.term
-  }
-  const existing = await target.load(signal ? { signal } : undefined)
-  if (existing.snapshot || existing.entries.length > 0 || existing.hardState.term > 0) {
-    throw new StoreError('INVALID_ARGUMENT', 'forceNewCluster: the target storage is not empty')
-  }
-  if (index === 0)
-    throw new StoreError('INVALID_ARGUMENT', 'forceNewCluster: the source log holds no committed state')
-  await target.save(
-    {
-      snapshot: {
-        meta: {
-          index,
-          term,
-          conf: {
-            voters: [options.memberId],
-            learners: [],
-            ...(options.address === undefined ? {} : { addresses: { [options.memberId]: options.address } }),
-          },
-        },
-        data: store.snapshot(),
-      },
-      hardState: { term, vote: null, commit: index },
-    },
-    signal ? { signal } : undefined,
-  )
-  return { index, term, dropped, store }
 }

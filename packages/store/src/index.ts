@@ -11,12 +11,7 @@
  * - Encryption at rest: `KeyManager` keeps a manager's data keys in a key file (plain, or wrapped under the
  *   unlock key with autolock) and gives the `seal`/`open` hooks of raft's FileLogStorage (XChaCha20-Poly1305).
  */
-export {
-  backupStateDir,
-  type ForceNewClusterOptions,
-  type ForceNewClusterResult,
-  forceNewCluster,
-} from './backup.js'
+export { backupStateDir } from './backup.js'
 export type { StoreErrorCode } from './errors.js'
 export { isStoreError, LOCKED_MESSAGE, SEQUENCE_MESSAGE, StoreError } from './errors.js'
 export { generateId, isId } from './ids.js'

@@ -289,11 +289,62 @@ export class MemoryStore {
         this.unlock()
       }
     }
+    // Steps that must wait (taking the write lock, flushing a full commit) run in order on `chain`; while none is
+    // queued, a callback runs at once in the open transaction.
+    let queued = 0
+    const enqueue = <R>(step: () => Promise<R>): Promise<R> => {
+      queued++
+      const p = chain.then(step)
+      chain = p.then(
+        () => {
+          queued--
+        },
+        () => {
+          queued--
+        },
+      )
+      p.catch(() => undefined)
+      return p
+    }
+    const run = <R>(t: TxImpl, cb: (tx: Tx) => R): R => {
+      const mark = t.savepoint()
+      try {
+        const r = cb(t)
+        if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+        return r
+      } catch (err) {
+        t.rollback(mark)
+        result.errors.push(err)
+        throw err
+      }
+    }
+    const flushFull = async (): Promise<void> => {
+      try {
+        await flush()
+      } catch (err) {
+        failed = err
+        throw err
+      }
+    }
     const batch: Batch = {
       update: <R>(cb: (tx: Tx) => R): Promise<R> => {
         if (typeof cb !== 'function') throw new TypeError('fn: expected a function')
         if (ended) return Promise.reject(new TypeError('batch: update() called after the batch ended'))
-        const p = chain.then(async () => {
+        if (queued === 0 && tx !== null && failed === null) {
+          const t: TxImpl = tx
+          let r: R
+          try {
+            r = run(t, cb)
+          } catch (err) {
+            return Promise.reject(err)
+          }
+          if (t.size < this.maxChanges) return Promise.resolve(r)
+          return enqueue(async () => {
+            await flushFull()
+            return r
+          })
+        }
+        return enqueue(async () => {
           if (failed) throw failed
           if (!tx) {
             await this.lock()
@@ -303,33 +354,10 @@ export class MemoryStore {
             }
             tx = new TxImpl(this.tables, this._version, true, this.clock())
           }
-          const t: TxImpl = tx
-          const mark = t.savepoint()
-          let r: R
-          try {
-            r = cb(t)
-            if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
-          } catch (err) {
-            t.rollback(mark)
-            result.errors.push(err)
-            throw err
-          }
-          if (t.size >= this.maxChanges) {
-            try {
-              await flush()
-            } catch (err) {
-              failed = err
-              throw err
-            }
-          }
+          const r = run(tx, cb)
+          if (tx.size >= this.maxChanges) await flushFull()
           return r
         })
-        chain = p.then(
-          () => undefined,
-          () => undefined,
-        )
-        p.catch(() => undefined)
-        return p
       },
     }
     try {

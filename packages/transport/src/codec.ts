@@ -1,4 +1,4 @@
-import { Packr, Unpackr } from 'msgpackr'
+import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr'
 import { TransportError } from './errors.js'
 import { DEFAULT_MAX_FRAME_BYTES, positiveInt } from './internal/limits.js'
 
@@ -22,16 +22,17 @@ export interface CodecOptions {
 const packer = new Packr({ useRecords: false, moreTypes: false })
 
 // Binary values are decoded as views of the frame, then copied out (see `detach`) so that they do not
-// keep the received chunk (up to 64 KiB) alive. Small ones go into shared 8 KiB slabs, the way Node's
-// Buffer pool works: one allocation per slab instead of one ArrayBuffer per value.
-const SLAB_BYTES = 8 * 1024
-const SMALL_BINARY = SLAB_BYTES / 2
+// keep the received chunk (up to 256 KiB) alive. Those up to 4 KiB go into shared 32 KiB slabs, the way
+// Node's Buffer pool works: one allocation per slab instead of one ArrayBuffer per value. A kept value
+// keeps at most its slab alive.
+const SLAB_BYTES = 32 * 1024
+const SMALL_BINARY = 4 * 1024
 let slab = new ArrayBuffer(SLAB_BYTES)
 let slabUsed = 0
 
 function copyBinary(view: Uint8Array): Uint8Array {
   const n = view.byteLength
-  if (n > SMALL_BINARY) return view.slice()
+  if (n > SMALL_BINARY) return new Uint8Array(view) // a copy
   if (slabUsed + n > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES)
     slabUsed = 0
@@ -91,6 +92,18 @@ function unsupported(value: object): TransportError {
   )
 }
 
+let grown = false
+/**
+ * msgpackr encodes into a shared buffer and starts a new one of the same size when fewer than 2 KiB
+ * are left; its first is 8 KiB, so 1 KiB messages cost a fresh allocation every few messages. One large
+ * encoding makes the buffers it allocates from then on 256 KiB.
+ */
+function growPackBuffer(): void {
+  if (grown) return
+  grown = true
+  packer.pack(new Uint8Array(256 * 1024))
+}
+
 /**
  * The msgpack codec (msgpackr) that the messaging layer uses. It carries null, undefined, booleans,
  * numbers, 64-bit bigints, strings, `Uint8Array`s, arrays, plain objects, Sets and Dates (Maps arrive
@@ -100,10 +113,25 @@ function unsupported(value: object): TransportError {
  * so give each connection its own.
  */
 export function messageCodec(options?: CodecOptions): Codec {
+  return createCodec(options)
+}
+
+/** The codec with an extra, internal method for the session's hot path. */
+export interface InternalCodec extends Codec {
+  /**
+   * Encode into msgpackr's shared buffer and let the next encoding (anyone's) reuse that memory: the
+   * result must be copied before anything else is encoded. No allocation per message.
+   */
+  encodeTransient(value: unknown): Uint8Array
+}
+
+/** @internal */
+export function createCodec(options?: CodecOptions): InternalCodec {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError('options must be an object')
   }
   const maxFrameBytes = positiveInt(options?.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 'options.maxFrameBytes')
+  growPackBuffer()
   const unpacker = new Unpackr({
     useRecords: false,
     mapsAsObjects: true,
@@ -112,22 +140,28 @@ export function messageCodec(options?: CodecOptions): Codec {
   })
   let lastMemory: ArrayBuffer | undefined
   let lastView: Uint8Array | undefined
+  const checked = (value: unknown, mode: number): Uint8Array => {
+    let bytes: Uint8Array
+    try {
+      bytes = packer.pack(value, mode)
+    } catch (cause) {
+      throw new TypeError(`value cannot be encoded: ${(cause as Error).message}`)
+    }
+    if (bytes.byteLength > maxFrameBytes) {
+      throw new TransportError(
+        'FRAME_TOO_LARGE',
+        `encoded message of ${bytes.byteLength} bytes is over the limit of ${maxFrameBytes}`,
+      )
+    }
+    return bytes
+  }
   return {
     maxFrameBytes,
     encode(value: unknown): Uint8Array {
-      let bytes: Uint8Array
-      try {
-        bytes = packer.pack(value)
-      } catch (cause) {
-        throw new TypeError(`value cannot be encoded: ${(cause as Error).message}`)
-      }
-      if (bytes.byteLength > maxFrameBytes) {
-        throw new TransportError(
-          'FRAME_TOO_LARGE',
-          `encoded message of ${bytes.byteLength} bytes is over the limit of ${maxFrameBytes}`,
-        )
-      }
-      return bytes
+      return checked(value, 0)
+    },
+    encodeTransient(value: unknown): Uint8Array {
+      return checked(value, RESET_BUFFER_MODE)
     },
     decode(frame: Uint8Array): unknown {
       if (frame.byteLength > maxFrameBytes) {

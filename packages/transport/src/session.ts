@@ -1,8 +1,9 @@
 import { EventEmitter } from 'eventemitter3'
 import { systemClock } from './clock.js'
-import { type Codec, messageCodec } from './codec.js'
+import { createCodec, type InternalCodec } from './codec.js'
 import { isTransportError, type RemoteErrorInfo, TransportError, type TransportErrorCode } from './errors.js'
 import { abortedError, checkSignal } from './internal/abort.js'
+import { COPIES_FRAMES_UP_TO, type CopyingConnection } from './internal/copy-limit.js'
 import { positiveInt } from './internal/limits.js'
 import type { AbortOptions, Clock, Connection, PeerIdentity } from './types.js'
 
@@ -159,7 +160,9 @@ class Incoming implements MethodContext {
  */
 export class RpcSession extends EventEmitter<RpcSessionEvents> {
   readonly connection: Connection
-  private readonly codec: Codec
+  private readonly codec: InternalCodec
+  /** Frames up to this size may be encoded into reused memory (the connection copies them). */
+  private readonly copyLimit: number
   private readonly methods: Map<string, MethodSpec>
   private readonly authorizer: MethodAuthorizer | undefined
   private readonly callTimeoutMs: number
@@ -189,13 +192,27 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     this.streamWindow = o.streamWindow
     this.maxConcurrent = o.maxConcurrent
     this.clock = o.clock
-    this.codec = messageCodec({
+    this.copyLimit = (connection as CopyingConnection)[COPIES_FRAMES_UP_TO] ?? 0
+    this.codec = createCodec({
       maxFrameBytes: positiveInt(options?.maxFrameBytes, connection.maxFrameBytes, 'options.maxFrameBytes'),
     })
     connection.on('frame:receive', this.onFrame)
     connection.on('connection:drain', this.onDrain)
     connection.on('connection:close', this.onClose)
     if (connection.closed) this.onClose(new TransportError('CLOSED', 'connection was already closed'))
+  }
+
+  /** Encode and send one message; throws what the codec or the connection throws. */
+  private write(message: unknown[]): void {
+    if (this.copyLimit > 0) {
+      // Encoded into msgpackr's reused buffer: send() copies it before anything else can encode.
+      let frame = this.codec.encodeTransient(message)
+      // A copy (msgpackr returns a Buffer, whose slice() would be a view).
+      if (frame.byteLength > this.copyLimit) frame = new Uint8Array(frame)
+      this.connection.send(frame)
+    } else {
+      this.connection.send(this.codec.encode(message))
+    }
   }
 
   /** The peer's identity (see {@link Connection.remoteIdentity}). */
@@ -225,12 +242,6 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     if (this.isClosed) return Promise.reject(this.closedError())
     if (signal?.aborted) return Promise.reject(abortedError(signal, `call ${method}`))
     const id = this.nextId++
-    let frame: Uint8Array
-    try {
-      frame = this.codec.encode([CALL, id, method, payload])
-    } catch (error) {
-      return Promise.reject(error)
-    }
     return new Promise<R>((resolve, reject) => {
       const pending: PendingCall = { resolve, reject, timer: undefined, signal, onAbort: undefined }
       this.calls.set(id, pending)
@@ -246,7 +257,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
         signal.addEventListener('abort', pending.onAbort, { once: true })
       }
       try {
-        this.connection.send(frame)
+        this.write([CALL, id, method, payload])
       } catch (error) {
         this.finishCall(id, error, false)
       }
@@ -261,11 +272,11 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
   notify(method: string, payload?: unknown): boolean {
     checkMethod(method)
     if (this.isClosed) return false
-    const frame = this.codec.encode([NOTIFY, method, payload])
     try {
-      this.connection.send(frame)
+      this.write([NOTIFY, method, payload])
       return true
-    } catch {
+    } catch (error) {
+      if (isEncodingError(error)) throw error
       return false
     }
   }
@@ -297,16 +308,9 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
       consumer.fail(abortedError(options.signal, `stream ${method}`))
       return consumer
     }
-    let frame: Uint8Array
-    try {
-      frame = this.codec.encode([STREAM, id, method, payload, window])
-    } catch (error) {
-      consumer.fail(error)
-      return consumer
-    }
     this.streams.set(id, consumer as StreamConsumer)
     try {
-      this.connection.send(frame)
+      this.write([STREAM, id, method, payload, window])
     } catch (error) {
       this.streams.delete(id)
       consumer.fail(error)
@@ -327,7 +331,7 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
   sendControl(message: unknown[]): void {
     if (this.isClosed) return
     try {
-      this.connection.send(this.codec.encode(message))
+      this.write(message)
     } catch {
       // The connection failed; onClose fails everything that is pending.
     }
@@ -528,18 +532,11 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
     this.incoming.delete(id)
     if (this.isClosed) return
     if (ok) {
-      let frame: Uint8Array
       try {
-        frame = this.codec.encode([RESULT, id, value])
+        this.write([RESULT, id, value])
       } catch (error) {
         this.emit('handler:fail', method, error)
-        this.sendError(id, error)
-        return
-      }
-      try {
-        this.connection.send(frame)
-      } catch (error) {
-        this.emit('handler:fail', method, error)
+        if (isEncodingError(error)) this.sendError(id, error)
       }
     } else {
       this.sendError(id, value)
@@ -605,9 +602,8 @@ export class RpcSession extends EventEmitter<RpcSessionEvents> {
         if (!live()) break
         const step = await iterator.next()
         if (step.done || !live()) break
-        const frame = this.codec.encode([ITEM, id, step.value])
         entry.credits--
-        this.connection.send(frame)
+        this.write([ITEM, id, step.value])
       }
       if (live()) {
         this.incoming.delete(id)
@@ -827,6 +823,11 @@ class StreamConsumer<T = unknown> implements RpcStream<T> {
   private detach(): void {
     if (this.onAbort) this.signal!.removeEventListener('abort', this.onAbort)
   }
+}
+
+/** The value could not be encoded (as opposed to the connection failing). */
+function isEncodingError(error: unknown): boolean {
+  return error instanceof TypeError || isTransportError(error, 'FRAME_TOO_LARGE')
 }
 
 function checkMethod(method: unknown): asserts method is string {

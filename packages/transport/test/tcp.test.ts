@@ -159,6 +159,33 @@ describe('tcpTransport', () => {
     expect(await client.call('ping', undefined, { timeoutMs: 20_000 })).toBe('pong')
   })
 
+  it('keeps every message intact across sizes around the copy limit, interleaved', async () => {
+    const got: number[] = []
+    const server = rpcServer({
+      transport: transport(),
+      methods: {
+        echo: { kind: 'call', handler: (p: Uint8Array) => p },
+        note: { kind: 'notify', handler: (p: Uint8Array) => void got.push(p.byteLength) },
+      },
+    })
+    const address = await server.listen('127.0.0.1:0')
+    cleanups.push(() => server.close())
+    const client = rpcClient({ transport: transport(), address })
+    cleanups.push(() => client.close())
+    await client.connect() // one-way messages are dropped until connected
+    const sizes = [0, 1, 100, 16 * 1024 - 20, 16 * 1024, 16 * 1024 + 20, 100_000, 3, 70_000, 5]
+    const payload = (n: number, seed: number) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff)
+    const calls = sizes.map((n, i) => {
+      client.notify('note', payload(n, i))
+      return client.call<Uint8Array>('echo', payload(n, i))
+    })
+    const answers = await Promise.all(calls)
+    for (const [i, a] of answers.entries()) expect(Buffer.compare(a, payload(sizes[i]!, i))).toBe(0)
+    await waitFor(() => got.length === sizes.length)
+    expect(got).toEqual(sizes)
+  })
+
   it('fails calls in flight with CLOSED when the client closes', async () => {
     const server = rpcServer({
       transport: transport(),

@@ -565,6 +565,7 @@ export class RaftCore {
       pr.recentActive = false
       pr.sentCommit = 0
       pr.ackedTick = Number.NEGATIVE_INFINITY
+      pr.appendAckTick = this.ticks
       pr.becomeProbe()
       pr.next = last + 1
     }
@@ -942,6 +943,7 @@ export class RaftCore {
   private handleAppendResp(m: Message, pr: Progress): void {
     pr.recentActive = true
     pr.lastHeard = this.ticks
+    pr.appendAckTick = this.ticks
     const log = this.log
     if (m.reject) {
       let probe = m.hint
@@ -977,6 +979,15 @@ export class RaftCore {
     pr.lastHeard = this.ticks
     pr.probeSent = false
     if (m.index > pr.ackedTick) pr.ackedTick = m.index
+    // Answers heartbeats but has not answered an append for two heartbeat intervals: the appends in flight
+    // were lost (a partition, drops). Fall back to probing from the known match.
+    if (
+      pr.state === ProgressState.Replicate &&
+      pr.match < pr.next - 1 &&
+      this.ticks - pr.appendAckTick >= 2 * this.heartbeatTick
+    ) {
+      pr.becomeProbe()
+    }
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, false)
     if (m.context > 0) this.ackRound(m.from, m.context)
   }

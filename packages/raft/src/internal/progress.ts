@@ -70,6 +70,8 @@ export class Progress {
   sentCommit = 0
   /** The leader tick at which the newest heartbeat this peer acknowledged was sent (lease reads). */
   ackedTick = Number.NEGATIVE_INFINITY
+  /** The leader tick of the last append answer from this peer (detects appends lost in Replicate). */
+  appendAckTick = 0
   readonly inflights: Inflights
 
   constructor(

@@ -25,6 +25,24 @@ const EMPTY: readonly Entry[] = []
 const utf8 = new TextEncoder()
 const utf8d = new TextDecoder('utf-8', { fatal: true })
 
+/**
+ * An entry decoded from a frame. Its data is a view into the frame made on access, so a follower's log holds
+ * one small object per entry (not an object plus a typed-array view) until something reads the data.
+ */
+class WireEntry implements Entry {
+  constructor(
+    readonly index: number,
+    readonly term: number,
+    readonly type: 0 | 1,
+    private readonly frame: Uint8Array,
+    private readonly offset: number,
+    private readonly length: number,
+  ) {}
+  get data(): Uint8Array {
+    return this.frame.subarray(this.offset, this.offset + this.length)
+  }
+}
+
 export class WireError extends Error {
   override readonly name = 'WireError'
 }
@@ -146,7 +164,7 @@ export function decodeBatch(frame: Uint8Array, from: string, to: string, maxEntr
         if (ty > 1) throw new WireError('bad entry type')
         if (dl > maxEntryBytes) throw new WireError(`entry of ${dl} bytes is over the limit`)
         if (o + dl > len) throw new WireError('truncated entry data')
-        list[k] = { index: ei, term: et, type: ty as 0 | 1, data: frame.subarray(o, o + dl) }
+        list[k] = new WireEntry(ei, et, ty as 0 | 1, frame, o, dl)
         o += dl
       }
       entries = list

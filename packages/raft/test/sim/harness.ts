@@ -324,6 +324,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   check()
   const after = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
   if (after === before) fail('no write completed after the network healed')
+  const top = Math.max(...members.map((m) => m.node!.commitIndex))
+  for (const m of members) {
+    if (m.node!.appliedIndex !== top)
+      fail(`${m.id} applied ${m.node!.appliedIndex} of ${top} after the network healed`)
+  }
   for (const m of members) await stop(m)
 
   const result = checkLinearizability(kvModel, history, { maxSteps: 2_000_000 })

@@ -160,6 +160,9 @@ export class TableState<O extends { id: string }> {
     return out
   }
 
+  /** The index keys each stored object was filed under (in `defs` order), so a change computes only the new ones. */
+  private readonly filed = new Map<string, IndexKeys[]>()
+
   /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every index in step. */
   put(id: string, prev: O | undefined, next: O | undefined): void {
     if (next) this.objects.set(id, next)
@@ -177,9 +180,13 @@ export class TableState<O extends { id: string }> {
         if (bucket.size === 0) this.prefixes.delete(head)
       }
     }
-    for (const [name, fn] of this.defs) {
-      const before = prev ? fn(prev) : undefined
+    const old = prev ? this.filed.get(id) : undefined
+    const now: IndexKeys[] | undefined = next ? new Array(this.defs.length) : undefined
+    for (let i = 0; i < this.defs.length; i++) {
+      const [name, fn] = this.defs[i]!
+      const before = old ? old[i] : prev ? fn(prev) : undefined
       const after = next ? fn(next) : undefined
+      if (now) now[i] = after
       if (before === after) continue
       const index = this.indexes.get(name)!
       if (typeof before === 'string' && typeof after === 'string') {
@@ -193,14 +200,18 @@ export class TableState<O extends { id: string }> {
         } else for (const k of before) if (!hasKey(after, k)) removeKey(index, k, id)
       }
       if (after !== undefined) {
-        if (typeof after === 'string') addKey(index, after, id)
-        else for (const k of after) addKey(index, k, id)
+        if (typeof after === 'string') {
+          if (!hasKey(before, after)) addKey(index, after, id)
+        } else for (const k of after) if (!hasKey(before, k)) addKey(index, k, id)
       }
     }
+    if (now) this.filed.set(id, now)
+    else this.filed.delete(id)
   }
 
   clear(): void {
     this.objects.clear()
+    this.filed.clear()
     this.prefixes.clear()
     for (const index of this.indexes.values()) index.clear()
   }

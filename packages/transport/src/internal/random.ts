@@ -3,6 +3,7 @@
  * platform, so simulations replay from their seed.
  */
 export function seededRandom(seed: number): () => number {
+  if (typeof seed !== 'number' || !Number.isInteger(seed)) throw new TypeError('seed must be an integer')
   let s = seed >>> 0
   const split = (): number => {
     s = (s + 0x9e3779b9) >>> 0

@@ -3,6 +3,7 @@ import { EventEmitter } from 'eventemitter3'
 import { TransportError } from '../errors.js'
 import type { AbortOptions, Clock, Connection, ConnectionEvents, PeerIdentity } from '../types.js'
 import { checkSignal } from './abort.js'
+import { COPIES_FRAMES_UP_TO } from './copy-limit.js'
 import { nextConnectionId } from './ids.js'
 import { checkFrame, type ResolvedLimits } from './limits.js'
 
@@ -27,6 +28,10 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private arena: Buffer | undefined
   private arenaStart = 0
   private arenaEnd = 0
+  /** Write buffers that filled up; their bytes are in `chunks`, not yet handed to the socket. */
+  private full: Buffer[] = []
+  /** Write buffers the socket is done with, for reuse (no allocation per 256 KiB sent). */
+  private spare: Buffer[] = []
   private chunks: Buffer[] = []
   private pendingBytes = 0
   private flushQueued = false
@@ -57,6 +62,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     socket.on('error', this.onError)
     socket.on('close', this.onSocketClose)
   }
+
+  /** `send` copies frames up to this size before returning (see copy-limit.ts). */
+  readonly [COPIES_FRAMES_UP_TO] = COPY_LIMIT
 
   get bufferedBytes(): number {
     return this.pendingBytes + this.socket.writableLength
@@ -90,7 +98,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       let arena = this.arena
       if (arena === undefined || arena.length - this.arenaEnd < total) {
         this.retireArena()
-        arena = this.arena = Buffer.allocUnsafe(ARENA_BYTES)
+        if (this.arena !== undefined) this.full.push(this.arena)
+        arena = this.arena = this.spare.pop() ?? Buffer.allocUnsafeSlow(ARENA_BYTES)
         this.arenaStart = this.arenaEnd = 0
       }
       const at = this.arenaEnd
@@ -155,13 +164,25 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     const chunks = this.chunks
     this.chunks = []
     this.pendingBytes = 0
+    const full = this.full
+    // Once the socket has written this flush, the buffers that filled up before it can be reused.
+    const done =
+      full.length === 0
+        ? undefined
+        : (error?: Error | null) => {
+            if (error || this.done) return
+            for (const b of full) if (this.spare.length < 2) this.spare.push(b)
+          }
+    if (full.length > 0) this.full = []
     let ok: boolean
     if (chunks.length === 1) {
-      ok = this.socket.write(chunks[0]!)
+      ok = this.socket.write(chunks[0]!, done)
     } else {
       this.socket.cork()
       ok = true
-      for (const c of chunks) ok = this.socket.write(c)
+      const last = chunks.length - 1
+      for (let i = 0; i < last; i++) ok = this.socket.write(chunks[i]!)
+      ok = this.socket.write(chunks[last]!, done)
       this.socket.uncork()
     }
     if (!ok) this.socketBusy = true
@@ -264,6 +285,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.closeTimer !== undefined) this.clock.clearTimeout(this.closeTimer)
     this.chunks = []
     this.arena = undefined
+    this.full = []
+    this.spare = []
     this.partial = undefined
     this.pendingBytes = 0
     this.emit('connection:close', error)

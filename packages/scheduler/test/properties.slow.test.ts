@@ -82,6 +82,42 @@ function checkInvariants(h: Harness, ids: string[], shapes: ServiceShape[], spre
   })
 }
 
+/** After arbitrary changes (paused nodes may keep tasks; nothing is rebalanced), the specs still hold. */
+function checkConverged(h: Harness, ids: string[], shapes: ServiceShape[]): void {
+  const nodes = h.store.view((tx) => tx.find('nodes'))
+  const byId = new Map(nodes.map((n) => [n.id, n]))
+  const usable = (n: Node) => n.status.state === 'ready' && n.spec.availability === 'active'
+  shapes.forEach((shape, i) => {
+    const id = ids[i] as string
+    const svc = h.getService(id)
+    const constraints = ConstraintSet.parse(svc.spec.taskTemplate.placement?.constraints ?? [])
+    const running = h.running(id)
+    const perNode = new Map<string, number>()
+    for (const t of running) {
+      const n = byId.get(t.nodeId) as Node
+      expect(n.status.state, 'runs on a node that is up').toBe('ready')
+      expect(n.spec.availability, 'not on a drained node').not.toBe('drain')
+      expect(constraints.matches(n), 'constraint holds').toBe(true)
+      expect(t.specVersion?.index, 'at the current spec').toBe(svc.specVersion.index)
+      perNode.set(t.nodeId, (perNode.get(t.nodeId) ?? 0) + 1)
+    }
+    const eligible = nodes.filter((n) => usable(n) && constraints.matches(n))
+    if (shape.global) {
+      for (const n of eligible) expect(perNode.get(n.id), `global ${id} on ${n.id}`).toBe(1)
+      for (const c of perNode.values()) expect(c).toBe(1)
+      return
+    }
+    const cap = shape.maxReplicas
+      ? eligible.length * shape.maxReplicas
+      : eligible.length
+        ? Number.POSITIVE_INFINITY
+        : 0
+    expect(running.length, `replicated ${id}: N running`).toBe(Math.min(shape.replicas, cap))
+    expect(new Set(running.map((t) => t.slot)).size, 'one running task per slot').toBe(running.length)
+    if (shape.maxReplicas) for (const c of perNode.values()) expect(c).toBeLessThanOrEqual(shape.maxReplicas)
+  })
+}
+
 describe('properties', () => {
   it('converges: N per replicated service, one per eligible node for global, constraints and limits hold', async () => {
     await fc.assert(
@@ -137,6 +173,138 @@ describe('properties', () => {
         },
       ),
       { seed: 7, numRuns: runs(30, 300) },
+    )
+  })
+
+  it('converges again after a random sequence of node, service and task events', async () => {
+    const opArb = fc.oneof(
+      fc.record({ kind: fc.constant('drain' as const), node: fc.nat(9) }),
+      fc.record({ kind: fc.constant('activate' as const), node: fc.nat(9) }),
+      fc.record({ kind: fc.constant('down' as const), node: fc.nat(9) }),
+      fc.record({ kind: fc.constant('up' as const), node: fc.nat(9) }),
+      fc.record({
+        kind: fc.constant('relabel' as const),
+        node: fc.nat(9),
+        zone: fc.constantFrom('a', 'b', 'c'),
+      }),
+      fc.record({ kind: fc.constant('join' as const), zone: fc.constantFrom('a', 'b', 'c') }),
+      fc.record({
+        kind: fc.constant('scale' as const),
+        service: fc.nat(3),
+        replicas: fc.integer({ min: 0, max: 12 }),
+      }),
+      fc.record({
+        kind: fc.constant('image' as const),
+        service: fc.nat(3),
+        image: fc.constantFrom('v2', 'v3'),
+      }),
+      fc.record({ kind: fc.constant('fail' as const), service: fc.nat(3), pick: fc.nat(20) }),
+    )
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          nodeArb.filter((n) => n.availability !== 'pause'),
+          { minLength: 1, maxLength: 6 },
+        ),
+        fc.array(serviceArb, { minLength: 1, maxLength: 4 }),
+        fc.array(opArb, { minLength: 1, maxLength: 8 }),
+        async (nodeShapes: NodeShape[], shapes: ServiceShape[], ops) => {
+          const h = await harness({ seed: nodeShapes.length * 17 + ops.length })
+          try {
+            await h.store.update((tx) => {
+              nodeShapes.forEach((n, i) => {
+                tx.create('nodes', {
+                  id: `n${i}`,
+                  spec: {
+                    labels: { zone: n.zone },
+                    role: 'worker',
+                    availability: n.availability as Node['spec']['availability'],
+                  },
+                  role: 'worker',
+                  description: {
+                    hostname: `h${i}`,
+                    platform: { os: 'linux', architecture: 'x86_64' },
+                    resources: { nanoCPUs: 4e9, memoryBytes: 2 ** 33 },
+                    engine: { engineVersion: '28', labels: {}, plugins: [] },
+                  },
+                  status: { state: n.state as Node['status']['state'], addr: `10.0.0.${i + 1}` },
+                })
+              })
+            })
+            const ids: string[] = []
+            for (const [i, s] of shapes.entries()) ids.push((await h.service(specOf(i, s))).id)
+            await h.advance(1)
+            let nodeCount = nodeShapes.length
+            for (const op of ops) {
+              const nodeId = 'node' in op ? `n${op.node % nodeCount}` : ''
+              const si = 'service' in op ? op.service % shapes.length : 0
+              const svcId = ids[si] as string
+              switch (op.kind) {
+                case 'drain':
+                case 'activate':
+                  await h.setNode(nodeId, (n) => ({
+                    ...n,
+                    spec: { ...n.spec, availability: op.kind === 'drain' ? 'drain' : 'active' },
+                  }))
+                  break
+                case 'down':
+                case 'up':
+                  await h.setNode(nodeId, (n) => ({
+                    ...n,
+                    status: { ...n.status, state: op.kind === 'down' ? 'down' : 'ready' },
+                  }))
+                  break
+                case 'relabel':
+                  await h.setNode(nodeId, (n) => ({ ...n, spec: { ...n.spec, labels: { zone: op.zone } } }))
+                  break
+                case 'join':
+                  await h.store.update((tx) => {
+                    tx.create('nodes', {
+                      id: `n${nodeCount}`,
+                      spec: { labels: { zone: op.zone }, role: 'worker', availability: 'active' },
+                      role: 'worker',
+                      status: { state: 'ready', addr: `10.0.1.${nodeCount}` },
+                    })
+                  })
+                  nodeCount++
+                  break
+                case 'scale': {
+                  const shape = shapes[si] as ServiceShape
+                  if (shape.global) break
+                  shapes[si] = { ...shape, replicas: op.replicas }
+                  const cur = h.getService(svcId)
+                  await updateService(h.store, svcId, {
+                    ...cur.spec,
+                    mode: { replicated: { replicas: op.replicas } },
+                  })
+                  break
+                }
+                case 'image': {
+                  const cur = h.getService(svcId)
+                  await updateService(h.store, svcId, {
+                    ...cur.spec,
+                    taskTemplate: { ...cur.spec.taskTemplate, containerSpec: { image: op.image } },
+                  })
+                  break
+                }
+                case 'fail': {
+                  const running = h.running(svcId)
+                  const victim = running[op.pick % Math.max(1, running.length)]
+                  if (victim) await h.exec.exit(victim.id, 'failed')
+                  break
+                }
+              }
+              await h.advance(700)
+            }
+            // Long enough for restarts (5 s) and rolling updates (one slot at a time, 5 s monitor each).
+            await h.advance(200_000)
+            checkConverged(h, ids, shapes)
+          } finally {
+            await h.stop()
+          }
+        },
+      ),
+      { seed: 23, numRuns: runs(15, 150) },
     )
   })
 

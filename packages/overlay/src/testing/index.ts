@@ -1,8 +1,22 @@
-// The behaviour every NetworkDriver must have; run against the memory driver always and the Linux driver
-// wherever the kernel can be used.
+/**
+ * @packageDocumentation
+ * The compliance suite every `NetworkDriver` runs (the memory driver always, the Linux driver wherever the
+ * kernel can be used; yours too). Call it inside a `describe`:
+ *
+ * ```ts
+ * import { memoryDriver } from '@swarmkit/overlay'
+ * import { driverCompliance } from '@swarmkit/overlay/testing'
+ * describe('memoryDriver', () => driverCompliance(() => ({ driver: memoryDriver({ vtep: '198.18.0.1' }), vtep: '198.18.0.1' })))
+ * ```
+ *
+ * Each case ends with `destroy()`. It needs vitest (an optional peer dependency).
+ */
 import { expect, it } from 'vitest'
-import { isOverlayError, macFor, type NetworkDriver, type OverlayNetwork } from '../../src/index.js'
+import type { NetworkDriver, OverlayNetwork } from '../driver.js'
+import { isOverlayError } from '../errors.js'
+import { macFor } from '../mac.js'
 
+/** What a compliance run needs: a driver, fresh or destroyed, and its node's VTEP address. */
 export interface DriverFixture {
   driver: NetworkDriver
   /** The node's own VTEP address. */
@@ -18,6 +32,7 @@ const netA: OverlayNetwork = {
 }
 const netB: OverlayNetwork = { id: 'net-b', vni: 4101, subnet: '10.20.2.0/24', gateway: '10.20.2.1' }
 
+/** Registers the driver compliance cases (vitest `it`s) for the driver `fixture` returns. */
 export function driverCompliance(fixture: () => DriverFixture): void {
   it('creates a network idempotently and reads it back', async () => {
     const { driver } = fixture()
@@ -27,6 +42,11 @@ export function driverCompliance(fixture: () => DriverFixture): void {
     expect(s.networks).toEqual([{ id: 'net-a', vni: 4100 }])
     expect(s.resources.length).toBeGreaterThan(0)
     await expect(driver.createNetwork({ ...netB, vni: 4100 })).rejects.toMatchObject({ code: 'IN_USE' })
+    // The same network moved to another VNI: only the new one remains.
+    await driver.createNetwork({ ...netA, vni: 4105 })
+    const moved = await driver.inspect()
+    expect(moved.networks).toEqual([{ id: 'net-a', vni: 4105 }])
+    expect(moved.resources.length).toBe(s.resources.length)
     await driver.destroy()
   })
 
@@ -50,6 +70,26 @@ export function driverCompliance(fixture: () => DriverFixture): void {
     await driver.setPeers('net-a', [])
     expect((await driver.inspect()).peers).toEqual([])
     await expect(driver.setPeers('nope', [])).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await driver.destroy()
+  })
+
+  it('programs hundreds of peers at once and replaces them wholesale', async () => {
+    const { driver } = fixture()
+    await driver.createNetwork({ ...netB, subnet: '10.21.0.0/22', gateway: '10.21.0.1' })
+    const many = (offset: number) =>
+      Array.from({ length: 300 }, (_, i) => ({
+        address: `10.21.${(i + offset) >> 8}.${(i + offset) & 255 || 1}`,
+        vtep: `198.18.1.${1 + (i % 50)}`,
+      })).filter((p, i, all) => all.findIndex((q) => q.address === p.address) === i)
+    await driver.setPeers('net-b', many(0))
+    expect((await driver.inspect()).peers.length).toBe(many(0).length)
+    await driver.setPeers('net-b', many(150))
+    const after = (await driver.inspect()).peers.map((p) => p.address).sort()
+    expect(after).toEqual(
+      many(150)
+        .map((p) => p.address)
+        .sort(),
+    )
     await driver.destroy()
   })
 
