@@ -142,12 +142,14 @@ export class Agent {
   /** Moves every task one step and reports all changes together. */
   #step(): void {
     const updates: TaskStatusUpdate[] = []
+    const before = new Map<string, TaskState>()
     let more = false
     for (const h of this.#tasks.values()) {
       const a = h.assignment
       const rank = taskStateRank(h.state)
       if (a.desiredState === 'shutdown' || a.desiredState === 'remove') {
         if (rank <= RANK_RUNNING) {
+          before.set(a.taskId, h.state)
           h.state = 'shutdown'
           this.#write(h, 'received SIGTERM, shutting down')
           updates.push({ taskId: a.taskId, state: 'shutdown', message: MESSAGES.shutdown! })
@@ -156,6 +158,7 @@ export class Agent {
       }
       const next = a.desiredState === 'ready' && h.state === 'preparing' ? 'ready' : FORWARD[h.state]
       if (!next || (a.desiredState === 'ready' && h.state === 'ready')) continue
+      before.set(a.taskId, h.state)
       h.state = next
       if (next === 'running') {
         this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
@@ -166,7 +169,16 @@ export class Agent {
     if (updates.length > 0) {
       this.#reporting = this.#reporting
         .then(() => this.#dispatcher.updateStatus(this.nodeId, updates))
-        .catch((err) => this.#log(`status report failed: ${(err as Error).message}`))
+        .catch((err) => {
+          // Not recorded: step back so that the next step reports these states again.
+          this.#log(`status report failed: ${(err as Error).message}; retrying`)
+          for (const u of updates) {
+            const h = this.#tasks.get(u.taskId)
+            const prev = before.get(u.taskId)
+            if (h && prev && h.state === u.state) h.state = prev
+          }
+          this.#schedule()
+        })
     }
     if (more) this.#schedule()
   }

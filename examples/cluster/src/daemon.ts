@@ -181,7 +181,9 @@ export class Daemon {
       if (remotes.length === 0) throw new ApiError(400, 'at least 1 RemoteAddr is required to join')
       if (typeof body.JoinToken !== 'string' || body.JoinToken.length === 0)
         throw new ApiError(400, 'a join token is required')
-      const { advertiseHost } = this.#addresses(body)
+      const { host, port, advertiseHost } = this.#addresses(body)
+      const raftHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+      const raftAddr = `${raftHost}:${await freePort(raftHost)}`
       let joined: Awaited<ReturnType<typeof joinCluster>> | undefined
       let lastError: unknown
       for (const remote of remotes as string[]) {
@@ -189,6 +191,7 @@ export class Daemon {
           joined = await joinCluster(remote, body.JoinToken, {
             hostname: this.hostname,
             advertiseAddr: advertiseHost,
+            raftAddr,
           })
           this.remoteManager = remote
           break
@@ -201,29 +204,51 @@ export class Daemon {
         throw new ApiError(pki.isPkiError(lastError) ? 400 : 503, `rpc error: code = Unknown desc = ${msg}`)
       }
       const { credentials, answer } = joined
-      const { nodeId, clusterId } = credentials.identity
-      this.#client = rpcClient({
-        transport: tlsTransport({
-          key: pki.encodePrivateKeyPem(credentials.key.privateKey),
-          cert: credentials.certificate,
-          ca: credentials.roots,
-          authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-        }),
-        address: answer.controlAddr,
-      })
+      const { nodeId, clusterId, role } = credentials.identity
       this.nodeId = nodeId
       this.clusterId = clusterId
-      this.role = 'worker'
+      let dispatcher: DispatcherApi
+      if (role === 'swarm-manager') {
+        if (!answer.raftPeers?.length) throw new ApiError(503, 'the manager sent no raft members to join')
+        await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
+        this.manager = await Manager.start({
+          stateDir: this.options.stateDir,
+          nodeId,
+          clusterId,
+          credentials,
+          host: raftHost,
+          listenAddr: `${host}:${port}`,
+          advertiseHost,
+          raftAddr,
+          raftPeers: answer.raftPeers,
+          ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+          log: (l) => this.#log(`manager ${nodeId}: ${l}`),
+        })
+        this.role = 'manager'
+        dispatcher = this.manager.dispatcher
+      } else {
+        this.#client = rpcClient({
+          transport: tlsTransport({
+            key: pki.encodePrivateKeyPem(credentials.key.privateKey),
+            cert: credentials.certificate,
+            ca: credentials.roots,
+            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
+          }),
+          address: answer.controlAddr,
+        })
+        this.role = 'worker'
+        dispatcher = remoteDispatcher(this.#client)
+      }
       this.agent = new Agent({
         nodeId,
-        dispatcher: remoteDispatcher(this.#client),
+        dispatcher,
         info: this.info(),
         addr: advertiseHost,
         ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
         log: (l) => this.#log(`agent ${nodeId}: ${l}`),
       })
       await this.agent.start()
-      this.#log(`joined cluster ${clusterId} as worker ${nodeId}`)
+      this.#log(`joined cluster ${clusterId} as ${this.role} ${nodeId}`)
     })
   }
 

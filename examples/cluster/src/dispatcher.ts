@@ -49,6 +49,10 @@ export interface DispatcherOptions {
   /** Heartbeat period handed to workers; a node is down after three missed periods. Default 5,000 ms. */
   readonly heartbeatPeriodMs?: number
   readonly log?: (line: string) => void
+  /** Whether this manager leads: only the leader tracks heartbeats and marks nodes down. Default: always. */
+  readonly isLeader?: () => boolean
+  /** On a follower: hands a heartbeat on to the leader. */
+  readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
 }
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
@@ -58,9 +62,13 @@ export class Dispatcher implements DispatcherApi {
   readonly #seen = new Map<string, number>()
   readonly #timer: ReturnType<typeof setInterval>
   readonly #log: (line: string) => void
+  readonly #isLeader: () => boolean
+  readonly #forward: ((nodeId: string) => Promise<void>) | undefined
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
+    this.#isLeader = options.isLeader ?? (() => true)
+    this.#forward = options.forwardHeartbeat
     this.#periodMs = options.heartbeatPeriodMs ?? 5000
     this.#log = options.log ?? (() => {})
     this.#timer = setInterval(() => void this.#checkDown(), this.#periodMs)
@@ -80,7 +88,7 @@ export class Dispatcher implements DispatcherApi {
           resources: info.resources,
           engine: {
             engineVersion: info.engineVersion,
-            labels: {},
+            labels: n.description?.engine.labels ?? {},
             plugins: [
               { type: 'Network', name: 'overlay' },
               { type: 'Log', name: 'json-file' },
@@ -97,16 +105,39 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async heartbeat(nodeId: string): Promise<{ periodMs: number }> {
-    const wasDown = !this.#seen.has(nodeId)
+    if (!this.#isLeader()) {
+      if (this.#forward) {
+        await this.#forward(nodeId).catch((err) =>
+          this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
+        )
+      }
+      return { periodMs: this.#periodMs }
+    }
+    const known = this.#seen.has(nodeId)
     this.#seen.set(nodeId, Date.now())
-    if (wasDown) {
+    if (!known) {
       await this.#store.update((tx) => {
         const n = tx.get('nodes', nodeId)
-        if (n && n.status.state !== 'ready')
-          tx.update('nodes', { ...n, status: { ...n.status, state: 'ready' } })
+        if (n && n.status.state !== 'ready') {
+          const next: Node = { ...n, status: { state: 'ready', addr: n.status.addr } }
+          if (n.managerStatus) next.managerStatus = { ...n.managerStatus, reachability: 'reachable' }
+          tx.update('nodes', next)
+        }
       })
     }
     return { periodMs: this.#periodMs }
+  }
+
+  /** A new leader gives every ready node a full grace period before it can be marked down. */
+  startTracking(): void {
+    const now = Date.now()
+    this.#seen.clear()
+    for (const n of this.#store.view((tx) => tx.find('nodes')))
+      if (n.status.state === 'ready') this.#seen.set(n.id, now)
+  }
+
+  stopTracking(): void {
+    this.#seen.clear()
   }
 
   async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
@@ -175,6 +206,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async #checkDown(): Promise<void> {
+    if (!this.#isLeader()) return
     const deadline = Date.now() - 3 * this.#periodMs
     const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
     if (down.length === 0) return
@@ -183,8 +215,11 @@ export class Dispatcher implements DispatcherApi {
       await this.#store.update((tx) => {
         for (const id of down) {
           const n = tx.get('nodes', id)
-          if (n && n.status.state === 'ready')
-            tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
+          if (n?.status.state !== 'ready') continue
+          const next: Node = { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } }
+          if (n.managerStatus)
+            next.managerStatus = { ...n.managerStatus, leader: false, reachability: 'unreachable' }
+          tx.update('nodes', next)
         }
       })
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)

@@ -15,7 +15,15 @@ const TIMEOUT_MS = 10_000
 
 export type JoinMessage =
   | { op: 'rootCA' }
-  | { op: 'join'; csr: string; token: string; hostname: string; advertiseAddr: string }
+  | {
+      op: 'join'
+      csr: string
+      token: string
+      hostname: string
+      advertiseAddr: string
+      /** Where the joiner's raft listens, should the token make it a manager. */
+      raftAddr: string
+    }
 
 /** What a manager answers to a successful join. */
 export interface JoinAnswer extends pki.CertificateResponse {
@@ -115,7 +123,7 @@ async function ask(address: string, options: pki.JoinerTlsOptions, message: Join
 export async function joinCluster(
   address: string,
   token: string,
-  node: { hostname: string; advertiseAddr: string },
+  node: { hostname: string; advertiseAddr: string; raftAddr: string },
 ): Promise<{ credentials: pki.NodeCredentials; answer: JoinAnswer }> {
   pki.parseJoinToken(token) // malformed tokens fail here, before any connection
   const rootAnswer = await ask(address, pki.joinerTlsOptions(), { op: 'rootCA' })
@@ -127,6 +135,7 @@ export async function joinCluster(
     token: request.token,
     hostname: node.hostname,
     advertiseAddr: node.advertiseAddr,
+    raftAddr: node.raftAddr,
   })) as JoinAnswer
   if (typeof answer?.controlAddr !== 'string') throw new Error('malformed join answer')
   const credentials = pki.acceptCertificateResponse(answer, { key, roots })

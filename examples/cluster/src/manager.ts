@@ -9,11 +9,13 @@ import * as pki from '@swarmkit/pki'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import { type Cluster, generateId, KeyManager, MemoryStore, type Node, type Tx } from '@swarmkit/store'
-import { type RpcServer, rpcServer, tlsTransport } from '@swarmkit/transport'
+import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 
 export const ENGINE_VERSION = '28.2.2'
+/** Engine label in which a manager records where its control server (dispatcher) listens. */
+export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -72,6 +74,7 @@ export class Manager {
   #ca: pki.CAServer | undefined
   #caPem = ''
   #leading = false
+  #leaderClient: { address: string; client: RpcClient } | undefined
   #closed = false
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
@@ -85,6 +88,8 @@ export class Manager {
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
+      isLeader: () => this.isLeader,
+      forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -125,6 +130,7 @@ export class Manager {
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
     if (options.bootstrap) await m.#bootstrap(options.bootstrap)
+    else await m.#caughtUp()
     await m.#listen()
     return m
   }
@@ -142,6 +148,7 @@ export class Manager {
     if (this.#closed) return
     this.#closed = true
     this.dispatcher.close()
+    await this.#leaderClient?.client.close()
     await this.#stopLeading()
     await this.#control?.close()
     await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
@@ -164,8 +171,40 @@ export class Manager {
       this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
       this.#scheduler.start()
       this.#orchestrator.start()
+      this.dispatcher.startTracking()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
-    } else void this.#stopLeading()
+    } else {
+      this.dispatcher.stopTracking()
+      void this.#stopLeading()
+    }
+  }
+
+  /** Where the leader's control server listens (each manager records its own in its node object). */
+  async #forwardHeartbeat(nodeId: string): Promise<void> {
+    const leader = this.raft.leaderId
+    if (!leader) throw new Error('no leader')
+    const addr = this.store.view(
+      (tx) => tx.get('nodes', leader)?.description?.engine.labels[CONTROL_ADDR_LABEL],
+    )
+    if (!addr) throw new Error(`leader ${leader} has no control address yet`)
+    if (this.#leaderClient?.address !== addr) {
+      const old = this.#leaderClient?.client
+      void old?.close()
+      const creds = this.#options.credentials
+      this.#leaderClient = {
+        address: addr,
+        client: rpcClient({
+          transport: tlsTransport({
+            key: pki.encodePrivateKeyPem(creds.key.privateKey),
+            cert: creds.certificate,
+            ca: creds.roots,
+            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
+          }),
+          address: addr,
+        }),
+      }
+    }
+    await this.#leaderClient.client.call('dispatcher.seen', { nodeId }, { timeoutMs: 2000 })
   }
 
   async #stopLeading(): Promise<void> {
@@ -200,6 +239,16 @@ export class Manager {
       }
       this.raft.on('leader:change', on)
     })
+  }
+
+  /** A joining manager waits until its replica holds its own node object (written by the leader at join). */
+  async #caughtUp(): Promise<void> {
+    const has = () => this.store.view((tx) => !!tx.get('nodes', this.nodeId))
+    const deadline = Date.now() + 15_000
+    while (!has()) {
+      if (Date.now() > deadline) throw new Error('this manager did not catch up with the raft log in time')
+      await new Promise((r) => setTimeout(r, 20))
+    }
   }
 
   async #bootstrap(b: NonNullable<ManagerOptions['bootstrap']>): Promise<void> {
@@ -292,6 +341,15 @@ export class Manager {
           roles,
           handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
         },
+        'dispatcher.seen': {
+          kind: 'call',
+          roles: ['swarm-manager'],
+          handler: async (p: { nodeId?: unknown }) => {
+            if (typeof p?.nodeId !== 'string' || p.nodeId.length > 128)
+              throw new TypeError('nodeId: expected a string')
+            await d.heartbeat(p.nodeId)
+          },
+        },
         'dispatcher.status': {
           kind: 'call',
           roles,
@@ -307,8 +365,18 @@ export class Manager {
     // Record where this manager is reached (the address `docker swarm join` is given).
     await this.store.update((tx) => {
       const n = tx.get('nodes', this.nodeId)
-      if (n?.managerStatus && n.managerStatus.addr !== this.joinAddr)
-        tx.update('nodes', { ...n, managerStatus: { ...n.managerStatus, addr: this.joinAddr } })
+      if (!n?.managerStatus || !n.description) return
+      tx.update('nodes', {
+        ...n,
+        managerStatus: { ...n.managerStatus, addr: this.joinAddr },
+        description: {
+          ...n.description,
+          engine: {
+            ...n.description.engine,
+            labels: { ...n.description.engine.labels, [CONTROL_ADDR_LABEL]: this.controlAddr },
+          },
+        },
+      })
     })
   }
 
@@ -328,6 +396,19 @@ export class Manager {
     return this.#ca
   }
 
+  async #promote(id: string): Promise<void> {
+    for (let attempt = 1; attempt <= 10 && !this.#closed; attempt++) {
+      try {
+        await this.raft.promote(id)
+        this.#log(`manager ${id} is a raft voter`)
+        return
+      } catch (err) {
+        if (attempt === 10 || !this.isLeader) this.#log(`promoting ${id} failed: ${(err as Error).message}`)
+        if (!this.isLeader) return
+      }
+    }
+  }
+
   async #handleJoin(m: JoinMessage, source: string): Promise<unknown> {
     const cluster = this.cluster()
     if (!cluster) throw new Error('this manager has no cluster yet')
@@ -337,10 +418,18 @@ export class Manager {
       throw new Error('hostname must be a string')
     const response = ca.join({ csr: m.csr, token: m.token }, { source })
     const role = toStoreRole(response.role)
-    if (role === 'manager')
-      throw new Error(
-        'joining as a manager is not supported by this reference cluster yet; use the worker token',
-      )
+    if (role === 'manager') {
+      if (!this.isLeader) {
+        const leader = this.store.view(
+          (tx) => tx.find('nodes', { role: 'manager' }, (n) => !!n.managerStatus?.leader)[0],
+        )
+        throw new Error(
+          `join managers through the leader${leader ? ` at ${leader.managerStatus!.addr}` : ''}`,
+        )
+      }
+      if (typeof m.raftAddr !== 'string' || !/^[\w.:[\]-]{1,300}:\d{1,5}$/.test(m.raftAddr))
+        throw new Error('a joining manager must give its raft address')
+    }
     const addr = typeof m.advertiseAddr === 'string' && m.advertiseAddr ? m.advertiseAddr : source
     await this.store.update((tx) => {
       const node: Omit<Node, 'meta'> = {
@@ -354,11 +443,32 @@ export class Manager {
           engine: { engineVersion: ENGINE_VERSION, labels: {}, plugins: [] },
         },
         status: { state: 'unknown', addr: addr.replace(/^::ffff:/, '') },
+        ...(role === 'manager'
+          ? {
+              managerStatus: {
+                raftId: response.nodeId,
+                addr: '',
+                leader: false,
+                reachability: 'reachable' as const,
+              },
+            }
+          : {}),
       }
       tx.create('nodes', node)
     })
+    let raftPeers: JoinAnswer['raftPeers']
+    if (role === 'manager') {
+      // A learner first (it gets the log without voting), promoted to voter once it has caught up.
+      await this.raft.addMember(response.nodeId, { address: m.raftAddr })
+      void this.#promote(response.nodeId)
+      raftPeers = [{ id: this.nodeId, address: this.#options.raftAddr }]
+    }
     this.#log(`node ${response.nodeId} (${m.hostname}) joined as ${role}`)
-    const answer: JoinAnswer = { ...response, controlAddr: this.controlAddr }
+    const answer: JoinAnswer = {
+      ...response,
+      controlAddr: this.controlAddr,
+      ...(raftPeers ? { raftPeers } : {}),
+    }
     return answer
   }
 }

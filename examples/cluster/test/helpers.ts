@@ -49,13 +49,13 @@ export async function waitFor<T>(
   probe: () => Promise<T> | T,
   what: string,
   ms = 20_000,
-): Promise<NonNullable<T>> {
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const end = Date.now() + ms
   let last: unknown
   for (;;) {
     try {
       const v = await probe()
-      if (v) return v as NonNullable<T>
+      if (v) return v as Exclude<T, false | null | undefined | 0 | ''>
     } catch (err) {
       last = err
     }
@@ -68,7 +68,7 @@ const root = mkdtempSync(join(tmpdir(), 'swarmkit-cluster-'))
 const configDir = join(root, 'docker-config')
 
 /** Starts a node on 127.0.0.1 with ephemeral ports and a temporary state directory. */
-export function node(name: string, log = false): Promise<ClusterNode> {
+export function node(name: string, log = !!process.env.CLUSTER_LOG): Promise<ClusterNode> {
   return startNode({
     stateDir: join(root, name),
     apiAddress: '127.0.0.1:0',
