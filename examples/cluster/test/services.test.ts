@@ -162,6 +162,14 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(state.trim()).toBe('completed nginx:alpine')
   })
 
+  it('rolls back to the previous spec', async () => {
+    const r = await docker(n, ['service', 'rollback', 'web'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('rollback: manually requested rollback')
+    expect(r.stdout).toMatch(/verify: Service web converged/)
+    expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:alpine'])
+  })
+
   it('refuses a stale update version with the daemon message', async () => {
     const url = n.dockerHost.replace('tcp://', 'http://')
     const svc = (await (await fetch(`${url}/v1.50/services/web`)).json()) as {
