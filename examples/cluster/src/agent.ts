@@ -36,14 +36,23 @@ export interface AgentOptions {
 interface Held {
   assignment: Assignment
   state: TaskState
-  logs: string[]
 }
+
+/** One line a task wrote. */
+export interface LogLine {
+  /** RFC 3339 with nanoseconds, as Docker writes log timestamps. */
+  readonly timestamp: string
+  readonly message: string
+}
+
+const MAX_LOGGED_TASKS = 1000
 
 /** A running agent: registered with its dispatcher, executing the tasks assigned to its node. */
 export class Agent {
   readonly nodeId: string
   readonly #dispatcher: DispatcherApi
   readonly #tasks = new Map<string, Held>()
+  readonly #logs = new Map<string, LogLine[]>()
   readonly #stop = new AbortController()
   readonly #stepMs: number
   readonly #log: (line: string) => void
@@ -69,8 +78,8 @@ export class Agent {
   }
 
   /** Synthetic log lines of a task this agent runs (empty if unknown). */
-  logs(taskId: string): readonly string[] {
-    return this.#tasks.get(taskId)?.logs ?? []
+  logs(taskId: string): readonly LogLine[] {
+    return this.#logs.get(taskId) ?? []
   }
 
   /** Tasks this agent holds, with the state it last reported. */
@@ -123,7 +132,7 @@ export class Agent {
         held.assignment = a
         if (taskStateRank(a.state) > taskStateRank(held.state)) held.state = a.state
       } else {
-        this.#tasks.set(a.taskId, { assignment: a, state: a.state, logs: [] })
+        this.#tasks.set(a.taskId, { assignment: a, state: a.state })
       }
     }
     // Tasks no longer assigned here (finished or removed) are forgotten.
@@ -183,8 +192,14 @@ export class Agent {
     if (more) this.#schedule()
   }
 
-  #write(h: Held, line: string): void {
-    h.logs.push(`${new Date().toISOString()} ${line}`)
-    if (h.logs.length > MAX_LOG_LINES) h.logs.shift()
+  #write(h: Held, message: string): void {
+    const id = h.assignment.taskId
+    let lines = this.#logs.get(id)
+    if (!lines) {
+      this.#logs.set(id, (lines = []))
+      if (this.#logs.size > MAX_LOGGED_TASKS) this.#logs.delete(this.#logs.keys().next().value!)
+    }
+    lines.push({ timestamp: new Date().toISOString().replace('Z', '000000Z'), message })
+    if (lines.length > MAX_LOG_LINES) lines.shift()
   }
 }

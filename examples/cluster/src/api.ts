@@ -16,6 +16,7 @@ import {
   type Task,
   type Tx,
 } from '@swarmkit/store'
+import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
 import type { Daemon } from './daemon.js'
 import {
@@ -42,6 +43,8 @@ type Handler = (req: { body: unknown; query: Query; params: string[] }) => Promi
 interface Reply {
   status?: number
   json?: unknown
+  /** Writes the body itself (log streams). */
+  stream?: (res: ServerResponse) => void
 }
 
 /** Filters as the CLI encodes them: `{"key":{"value":true}}`, or the legacy `{"key":["value"]}`. */
@@ -336,6 +339,23 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       },
     ],
 
+    [
+      'GET',
+      /^\/services\/([^/]+)\/logs$/,
+      async ({ params, query }) => {
+        const tasks = view((tx) =>
+          tx.find('tasks', { serviceId: lookup(tx, 'services', params[0]!, 'service').id }),
+        )
+        return logReply(mgr(), tasks, query)
+      },
+    ],
+    [
+      'GET',
+      /^\/tasks\/([^/]+)\/logs$/,
+      async ({ params, query }) =>
+        logReply(mgr(), [view((tx) => lookup(tx, 'tasks', params[0]!, 'task'))], query),
+    ],
+
     // ---- tasks
     [
       'GET',
@@ -504,6 +524,62 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       },
     ],
   ]
+}
+
+/**
+ * `docker service logs`: the lines each task's agent kept, merged by time, one stdcopy frame per line
+ * (stream 1, 4-byte big-endian length), with the `com.docker.swarm.*` details the CLI needs.
+ */
+async function logReply(m: Manager, tasks: readonly Task[], query: Query): Promise<Reply> {
+  const tailRaw = query.get('tail')
+  const tail = tailRaw && tailRaw !== 'all' ? Number(tailRaw) : Number.POSITIVE_INFINITY
+  if (!(tail >= 0)) throw new ApiError(400, `invalid tail ${tailRaw}`)
+  const since = Number(query.get('since') ?? '0') * 1000 || 0
+  const details = query.get('details') === '1' || query.get('details') === 'true'
+  const timestamps = query.get('timestamps') === '1' || query.get('timestamps') === 'true'
+  const byNode = new Map<string, Task[]>()
+  for (const t of tasks) {
+    if (!t.nodeId) continue
+    const list = byNode.get(t.nodeId) ?? []
+    list.push(t)
+    byNode.set(t.nodeId, list)
+  }
+  const entries: { at: string; payload: string }[] = []
+  await Promise.all(
+    [...byNode].map(async ([nodeId, list]) => {
+      const got = await m
+        .logs(
+          nodeId,
+          list.map((t) => t.id),
+        )
+        .catch(() => ({}) as Record<string, LogLine[]>)
+      for (const t of list) {
+        const lines = (got[t.id] ?? []).filter((l) => Date.parse(l.timestamp) >= since)
+        const keep = Number.isFinite(tail) ? lines.slice(Math.max(0, lines.length - tail)) : lines
+        const d = `com.docker.swarm.node.id=${encodeURIComponent(nodeId)},com.docker.swarm.service.id=${encodeURIComponent(t.serviceId)},com.docker.swarm.task.id=${encodeURIComponent(t.id)}`
+        for (const l of keep)
+          entries.push({
+            at: l.timestamp,
+            payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+          })
+      }
+    }),
+  )
+  entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+  return {
+    stream: (res) => {
+      res.setHeader('Api-Version', API_VERSION)
+      res.writeHead(200, { 'Content-Type': 'application/vnd.docker.multiplexed-stream' })
+      for (const e of entries) {
+        const payload = Buffer.from(e.payload, 'utf8')
+        const header = Buffer.alloc(8)
+        header[0] = 1
+        header.writeUInt32BE(payload.length, 4)
+        res.write(Buffer.concat([header, payload]))
+      }
+      res.end()
+    },
+  }
 }
 
 function matchAll(values: string[] | undefined, test: (v: string) => boolean): boolean {
@@ -698,7 +774,8 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
       const body = req.method === 'POST' ? await readBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
-      send(res, reply.status ?? 200, reply.json)
+      if (reply.stream) reply.stream(res)
+      else send(res, reply.status ?? 200, reply.json)
     }
     run().catch((err: unknown) => {
       const e = storeError(err)

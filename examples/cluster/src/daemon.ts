@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import * as pki from '@swarmkit/pki'
 import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
-import { Agent } from './agent.js'
+import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
@@ -166,6 +166,7 @@ export class Daemon {
         ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
         log: (l) => this.#log(`agent ${nodeId}: ${l}`),
       })
+      this.manager.localLogs = (ids) => this.#logs(ids)
       await this.agent.start()
       this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager.joinAddr}`)
       return nodeId
@@ -225,6 +226,7 @@ export class Daemon {
           log: (l) => this.#log(`manager ${nodeId}: ${l}`),
         })
         this.role = 'manager'
+        this.manager.localLogs = (ids) => this.#logs(ids)
         dispatcher = this.manager.dispatcher
       } else {
         this.#client = rpcClient({
@@ -235,6 +237,14 @@ export class Daemon {
             authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
           }),
           address: answer.controlAddr,
+          methods: {
+            // The manager asks for task logs over the worker's own connection.
+            'agent.logs': {
+              kind: 'call',
+              roles: ['swarm-manager'],
+              handler: (ids: unknown) => this.#logs(ids),
+            },
+          },
         })
         this.role = 'worker'
         dispatcher = remoteDispatcher(this.#client)
@@ -250,6 +260,13 @@ export class Daemon {
       await this.agent.start()
       this.#log(`joined cluster ${clusterId} as ${this.role} ${nodeId}`)
     })
+  }
+
+  #logs(ids: unknown): Record<string, LogLine[]> {
+    if (!Array.isArray(ids) || ids.length > 10_000) throw new TypeError('expected a list of task IDs')
+    const out: Record<string, LogLine[]> = {}
+    for (const id of ids) if (typeof id === 'string' && this.agent) out[id] = [...this.agent.logs(id)]
+    return out
   }
 
   async close(): Promise<void> {

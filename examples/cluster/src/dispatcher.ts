@@ -4,6 +4,7 @@
 
 import type { MemoryStore, Node, Platform, Resources, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
+import type { RpcSession } from '@swarmkit/transport'
 
 /** What a worker is told about one of its tasks. */
 export interface Assignment {
@@ -60,6 +61,8 @@ export class Dispatcher implements DispatcherApi {
   readonly #store: MemoryStore
   readonly #periodMs: number
   readonly #seen = new Map<string, number>()
+  /** Sessions of the workers connected to this manager, to ask their agents for logs. */
+  readonly sessions = new Map<string, RpcSession>()
   readonly #timer: ReturnType<typeof setInterval>
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean

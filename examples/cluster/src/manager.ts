@@ -10,6 +10,7 @@ import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import { type Cluster, generateId, KeyManager, MemoryStore, type Node, type Tx } from '@swarmkit/store'
 import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
+import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 
@@ -149,6 +150,7 @@ export class Manager {
     this.#closed = true
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
+    await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
     await this.#stopLeading()
     await this.#control?.close()
     await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
@@ -328,8 +330,16 @@ export class Manager {
         'dispatcher.register': {
           kind: 'call',
           roles,
-          handler: (p: { info: NodeInfo; addr: string }, ctx) =>
-            d.register(nodeOf(ctx.identity), p?.info, String(p?.addr ?? '')),
+          handler: async (p: { info: NodeInfo; addr: string }, ctx) => {
+            const id = nodeOf(ctx.identity)
+            await d.register(id, p?.info, String(p?.addr ?? ''))
+            if (ctx.identity?.organizationalUnit === 'swarm-worker') {
+              d.sessions.set(id, ctx.session)
+              ctx.session.once('session:close', () => {
+                if (d.sessions.get(id) === ctx.session) d.sessions.delete(id)
+              })
+            }
+          },
         },
         'dispatcher.heartbeat': {
           kind: 'call',
@@ -349,6 +359,12 @@ export class Manager {
               throw new TypeError('nodeId: expected a string')
             await d.heartbeat(p.nodeId)
           },
+        },
+        'manager.logs': {
+          kind: 'call',
+          roles: ['swarm-manager'],
+          handler: (p: { nodeId?: unknown; taskIds?: unknown }) =>
+            this.#nodeLogs(p?.nodeId, p?.taskIds, false),
         },
         'dispatcher.status': {
           kind: 'call',
@@ -394,6 +410,63 @@ export class Manager {
       this.#caPem = cluster.rootCA.caCert
     }
     return this.#ca
+  }
+
+  /** This node's own agent (set by the daemon), for `docker service logs`. */
+  localLogs: ((taskIds: string[]) => Record<string, LogLine[]>) | undefined
+
+  /**
+   * Log lines of tasks on `nodeId`: from this node's agent, a worker connected here, or (when `ask` is set)
+   * whichever other manager has it.
+   */
+  async logs(nodeId: string, taskIds: string[]): Promise<Record<string, LogLine[]>> {
+    return this.#nodeLogs(nodeId, taskIds, true)
+  }
+
+  async #nodeLogs(nodeId: unknown, taskIds: unknown, ask: boolean): Promise<Record<string, LogLine[]>> {
+    if (typeof nodeId !== 'string' || !Array.isArray(taskIds) || taskIds.length > 10_000)
+      throw new TypeError('expected { nodeId, taskIds }')
+    const ids = taskIds.filter((t): t is string => typeof t === 'string')
+    if (nodeId === this.nodeId) return this.localLogs?.(ids) ?? {}
+    const session = this.dispatcher.sessions.get(nodeId)
+    if (session)
+      return (await session.call('agent.logs', ids, { timeoutMs: 5000 })) as Record<string, LogLine[]>
+    if (!ask) return {}
+    const managers = this.store.view((tx) =>
+      tx
+        .find('nodes', { role: 'manager' })
+        .filter((n) => n.id !== this.nodeId && n.status.state === 'ready')
+        .map((n) => n.description?.engine.labels[CONTROL_ADDR_LABEL])
+        .filter((a): a is string => !!a),
+    )
+    for (const address of managers) {
+      const client = this.#managerClient(address)
+      const got = (await client
+        .call('manager.logs', { nodeId, taskIds: ids }, { timeoutMs: 5000 })
+        .catch(() => ({}))) as Record<string, LogLine[]>
+      if (Object.keys(got).length > 0) return got
+    }
+    return {}
+  }
+
+  readonly #managerClients = new Map<string, RpcClient>()
+
+  #managerClient(address: string): RpcClient {
+    let c = this.#managerClients.get(address)
+    if (!c) {
+      const creds = this.#options.credentials
+      c = rpcClient({
+        transport: tlsTransport({
+          key: pki.encodePrivateKeyPem(creds.key.privateKey),
+          cert: creds.certificate,
+          ca: creds.roots,
+          authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
+        }),
+        address,
+      })
+      this.#managerClients.set(address, c)
+    }
+    return c
   }
 
   async #promote(id: string): Promise<void> {

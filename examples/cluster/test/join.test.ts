@@ -107,6 +107,24 @@ describe('a worker joins with docker swarm join', () => {
     expect(wrk.daemon.agent!.tasks().filter((t) => t.state === 'running')).toHaveLength(3)
   })
 
+  it("shows the tasks' logs from the manager and the worker in docker service logs", async () => {
+    const out = await ok(mgr, ['service', 'logs', 'web'])
+    const lines = out.trim().split('\n')
+    expect(lines).toHaveLength(8) // two lines from each of the four tasks
+    for (const host of ['mgr1', 'wrk1']) {
+      expect(out).toMatch(
+        new RegExp(`web\\.\\d\\.[a-z0-9]{12,25}@${host}\\s+\\| starting nginx:alpine as web\\.\\d`),
+      )
+    }
+    const tail = await ok(mgr, ['service', 'logs', '--tail', '1', '--no-task-ids', '-t', 'web'])
+    const tailLines = tail.trim().split('\n')
+    expect(tailLines).toHaveLength(4)
+    for (const l of tailLines)
+      expect(l).toMatch(
+        /^\d{4}-\d\d-\d\dT[\d:.]+Z web\.\d@(mgr1|wrk1)\s+\| listening \(simulated task [a-z0-9]{25}\)$/,
+      )
+  })
+
   it('drains a node: its tasks move to the manager', async () => {
     expect((await ok(mgr, ['node', 'update', '--availability', 'drain', 'wrk1'])).trim()).toBe('wrk1')
     await waitFor(async () => {

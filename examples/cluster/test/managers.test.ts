@@ -78,6 +78,10 @@ describe('three managers: raft between them, writes through any of them, failove
     }, 'web spread 2+2+2')
     const ls = await ok(m2, ['service', 'ls', '--format', '{{.Name}} {{.Replicas}}'])
     expect(ls.trim()).toBe('web 6/6')
+    // Logs of tasks on the other managers come through their control servers.
+    const logs = await ok(m2, ['service', 'logs', '--no-task-ids', 'web'])
+    for (const host of ['mgr1', 'mgr2', 'mgr3']) expect(logs).toContain(`@${host}`)
+    expect(logs.trim().split('\n')).toHaveLength(12)
   })
 
   it('survives the loss of the leader: a new leader, mgr1 marked down, its tasks rescheduled', async () => {
