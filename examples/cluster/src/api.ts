@@ -148,9 +148,9 @@ function swarmJson(m: Manager) {
     Spec: spec,
     TLSInfo: { TrustRoot: c.rootCA.caCert },
     RootRotationInProgress: false,
-    DefaultAddrPool: c.defaultAddressPool,
+    DefaultAddrPool: c.defaultAddrPool,
     SubnetSize: c.subnetSize,
-    DataPathPort: c.vxlanUdpPort,
+    DataPathPort: c.dataPathPort,
     JoinTokens: { Worker: c.rootCA.joinTokens.worker, Manager: c.rootCA.joinTokens.manager },
   }
 }
@@ -669,9 +669,9 @@ function infoJson(d: Daemon) {
               Spec: toDocker(c.spec),
               TLSInfo: { TrustRoot: c.rootCA.caCert },
               RootRotationInProgress: false,
-              DefaultAddrPool: c.defaultAddressPool,
+              DefaultAddrPool: c.defaultAddrPool,
               SubnetSize: c.subnetSize,
-              DataPathPort: c.vxlanUdpPort,
+              DataPathPort: c.dataPathPort,
             },
           }
         : {}),
