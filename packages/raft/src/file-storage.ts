@@ -332,7 +332,18 @@ export class FileLogStorage implements LogStorage {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, e)
     }
-    const text = (await readFile(path, 'latin1').catch(() => '')).slice(0, 32)
+    // Read at most 32 bytes: a pid, never trusted beyond that.
+    const text = await openFile(path, 'r')
+      .then(async (fh) => {
+        try {
+          const buf = Buffer.alloc(32)
+          const { bytesRead } = await fh.read(buf, 0, 32, 0)
+          return buf.toString('latin1', 0, bytesRead)
+        } finally {
+          await fh.close()
+        }
+      })
+      .catch(() => '')
     const pid = Number.parseInt(text, 10)
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
       throw new RaftError('LOCKED', `${this.dir} is in use by process ${pid}`)

@@ -39,7 +39,10 @@ import {
 export interface StateMachine {
   /** Applies one committed command; the result is handed to the proposer on this node. */
   apply(command: Uint8Array, index: number): unknown | Promise<unknown>
-  /** Serializes the whole state (used by snapshots). */
+  /**
+   * Serializes the whole state (for snapshots). Called between two applies, so it must capture the state as of
+   * that call; if it returns a promise, applying goes on while it resolves (copy or freeze what it needs first).
+   */
   snapshot(): Uint8Array | Promise<Uint8Array>
   /** Replaces the whole state with a snapshot. */
   restore(snapshot: Uint8Array): void | Promise<void>
@@ -860,8 +863,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           !this.snapshotting &&
           this.applied - this.snapIndex >= this.snapshotThreshold
         ) {
-          await this.takeSnapshot()
-          if (this.state !== 'running') return
+          this.takeSnapshot()
         }
         if (this.readWaits.length > 0) this.releaseReads()
         if (this.confWaiters.length > 0) this.submitConfChanges()
@@ -923,26 +925,43 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    * the snapshot is made durable in the background (proposals, replication and commits go on), then the log
    * is compacted behind it, keeping `trailingEntries`.
    */
-  private async takeSnapshot(): Promise<void> {
+  private takeSnapshot(): void {
     const core = this.core!
     const index = this.applied
     const term = core.log.term(index)
     if (term < 0) return
     const meta: SnapshotMeta = { index, term, conf: this.confNow() }
     this.snapshotting = true
-    let data: Uint8Array
+    // Called between two applies, so it sees exactly the state at `index`; a promise it returns may resolve
+    // later while applying goes on (the state machine captured its state when called).
+    let pending: Uint8Array | Promise<Uint8Array>
     try {
-      data = await this.sm.snapshot()
-      if (!(data instanceof Uint8Array))
-        throw new TypeError('stateMachine.snapshot() must return a Uint8Array')
+      pending = this.sm.snapshot()
     } catch (err) {
       this.snapshotting = false
       this.log.error?.('state machine snapshot failed', { id: this.id, err })
       return
     }
-    this.storage
-      .save({ snapshot: { meta, data } })
-      .then(async () => {
+    Promise.resolve(pending)
+      .then(
+        (data) => {
+          if (data instanceof Uint8Array) return data
+          this.log.error?.('stateMachine.snapshot() must return a Uint8Array; no snapshot taken', {
+            id: this.id,
+          })
+          return null
+        },
+        (err) => {
+          this.log.error?.('state machine snapshot failed', { id: this.id, err })
+          return null
+        },
+      )
+      .then(async (data) => {
+        if (data === null || this.state !== 'running') {
+          this.snapshotting = false
+          return
+        }
+        await this.storage.save({ snapshot: { meta, data } })
         this.snapshotting = false
         if (this.state !== 'running') return
         if (index > this.snapIndex) this.snapIndex = index

@@ -1,0 +1,205 @@
+// The worker agent with a simulated executor: there is no container engine here, so a task "runs"
+// in-process. Each step of the executor moves every task it holds one state forward
+// (assigned -> accepted -> preparing -> starting -> running), and stops tasks whose desired state is
+// shutdown or remove; all changes of one step go to the dispatcher in one status report. A running task
+// writes synthetic log lines.
+
+import { type TaskState, taskStateRank } from '@swarmkit/store'
+import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+
+const FORWARD: Partial<Record<TaskState, TaskState>> = {
+  assigned: 'accepted',
+  accepted: 'preparing',
+  preparing: 'starting',
+  starting: 'running',
+}
+const MESSAGES: Partial<Record<TaskState, string>> = {
+  accepted: 'accepted',
+  preparing: 'preparing',
+  starting: 'starting',
+  running: 'started',
+  shutdown: 'shutdown',
+}
+const RANK_RUNNING = taskStateRank('running')
+const MAX_LOG_LINES = 1000
+
+export interface AgentOptions {
+  readonly nodeId: string
+  readonly dispatcher: DispatcherApi
+  readonly info: NodeInfo
+  readonly addr: string
+  /** Time per executor step (one state forward). Default 50 ms. */
+  readonly stepMs?: number
+  readonly log?: (line: string) => void
+}
+
+interface Held {
+  assignment: Assignment
+  state: TaskState
+}
+
+/** One line a task wrote. */
+export interface LogLine {
+  /** RFC 3339 with nanoseconds, as Docker writes log timestamps. */
+  readonly timestamp: string
+  readonly message: string
+}
+
+const MAX_LOGGED_TASKS = 1000
+
+/** A running agent: registered with its dispatcher, executing the tasks assigned to its node. */
+export class Agent {
+  readonly nodeId: string
+  readonly #dispatcher: DispatcherApi
+  readonly #tasks = new Map<string, Held>()
+  readonly #logs = new Map<string, LogLine[]>()
+  readonly #stop = new AbortController()
+  readonly #stepMs: number
+  readonly #log: (line: string) => void
+  readonly #options: AgentOptions
+  #stepTimer: ReturnType<typeof setTimeout> | undefined
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined
+  #reporting: Promise<void> = Promise.resolve()
+  #loop: Promise<void> = Promise.resolve()
+
+  constructor(options: AgentOptions) {
+    this.nodeId = options.nodeId
+    this.#dispatcher = options.dispatcher
+    this.#stepMs = options.stepMs ?? 50
+    this.#log = options.log ?? (() => {})
+    this.#options = options
+  }
+
+  /** Registers the node (it becomes `ready`), then follows its assignments and heartbeats. */
+  async start(): Promise<void> {
+    await this.#dispatcher.register(this.nodeId, this.#options.info, this.#options.addr)
+    this.#loop = this.#follow()
+    this.#heartbeat(1000)
+  }
+
+  /** Synthetic log lines of a task this agent runs (empty if unknown). */
+  logs(taskId: string): readonly LogLine[] {
+    return this.#logs.get(taskId) ?? []
+  }
+
+  /** Tasks this agent holds, with the state it last reported. */
+  tasks(): { taskId: string; state: TaskState }[] {
+    return [...this.#tasks.values()].map((h) => ({ taskId: h.assignment.taskId, state: h.state }))
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort()
+    clearTimeout(this.#stepTimer)
+    clearTimeout(this.#heartbeatTimer)
+    await this.#loop.catch(() => {})
+    await this.#reporting.catch(() => {})
+  }
+
+  #heartbeat(delayMs: number): void {
+    if (this.#stop.signal.aborted) return
+    this.#heartbeatTimer = setTimeout(() => {
+      this.#dispatcher.heartbeat(this.nodeId).then(
+        ({ periodMs }) => this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3))),
+        (err) => {
+          this.#log(`heartbeat failed: ${(err as Error).message}`)
+          this.#heartbeat(1000)
+        },
+      )
+    }, delayMs)
+    this.#heartbeatTimer.unref?.()
+  }
+
+  async #follow(): Promise<void> {
+    while (!this.#stop.signal.aborted) {
+      try {
+        for await (const list of this.#dispatcher.assignments(this.nodeId, this.#stop.signal)) {
+          this.#reconcile(list)
+        }
+      } catch (err) {
+        if (this.#stop.signal.aborted) return
+        this.#log(`assignment stream broke: ${(err as Error).message}; resubscribing`)
+      }
+      if (!this.#stop.signal.aborted) await new Promise((r) => setTimeout(r, 500))
+    }
+  }
+
+  #reconcile(list: readonly Assignment[]): void {
+    const live = new Set<string>()
+    for (const a of list) {
+      live.add(a.taskId)
+      const held = this.#tasks.get(a.taskId)
+      if (held) {
+        held.assignment = a
+        if (taskStateRank(a.state) > taskStateRank(held.state)) held.state = a.state
+      } else {
+        this.#tasks.set(a.taskId, { assignment: a, state: a.state })
+      }
+    }
+    // Tasks no longer assigned here (finished or removed) are forgotten.
+    for (const id of this.#tasks.keys()) if (!live.has(id)) this.#tasks.delete(id)
+    this.#schedule()
+  }
+
+  #schedule(): void {
+    if (this.#stepTimer !== undefined || this.#stop.signal.aborted) return
+    this.#stepTimer = setTimeout(() => {
+      this.#stepTimer = undefined
+      this.#step()
+    }, this.#stepMs)
+  }
+
+  /** Moves every task one step and reports all changes together. */
+  #step(): void {
+    const updates: TaskStatusUpdate[] = []
+    const before = new Map<string, TaskState>()
+    let more = false
+    for (const h of this.#tasks.values()) {
+      const a = h.assignment
+      const rank = taskStateRank(h.state)
+      if (a.desiredState === 'shutdown' || a.desiredState === 'remove') {
+        if (rank <= RANK_RUNNING) {
+          before.set(a.taskId, h.state)
+          h.state = 'shutdown'
+          this.#write(h, 'received SIGTERM, shutting down')
+          updates.push({ taskId: a.taskId, state: 'shutdown', message: MESSAGES.shutdown! })
+        }
+        continue
+      }
+      const next = a.desiredState === 'ready' && h.state === 'preparing' ? 'ready' : FORWARD[h.state]
+      if (!next || (a.desiredState === 'ready' && h.state === 'ready')) continue
+      before.set(a.taskId, h.state)
+      h.state = next
+      if (next === 'running') {
+        this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
+        this.#write(h, `listening (simulated task ${a.taskId})`)
+      } else more = true
+      updates.push({ taskId: a.taskId, state: next, message: MESSAGES[next] ?? next })
+    }
+    if (updates.length > 0) {
+      this.#reporting = this.#reporting
+        .then(() => this.#dispatcher.updateStatus(this.nodeId, updates))
+        .catch((err) => {
+          // Not recorded: step back so that the next step reports these states again.
+          this.#log(`status report failed: ${(err as Error).message}; retrying`)
+          for (const u of updates) {
+            const h = this.#tasks.get(u.taskId)
+            const prev = before.get(u.taskId)
+            if (h && prev && h.state === u.state) h.state = prev
+          }
+          this.#schedule()
+        })
+    }
+    if (more) this.#schedule()
+  }
+
+  #write(h: Held, message: string): void {
+    const id = h.assignment.taskId
+    let lines = this.#logs.get(id)
+    if (!lines) {
+      this.#logs.set(id, (lines = []))
+      if (this.#logs.size > MAX_LOGGED_TASKS) this.#logs.delete(this.#logs.keys().next().value!)
+    }
+    lines.push({ timestamp: new Date().toISOString().replace('Z', '000000Z'), message })
+    if (lines.length > MAX_LOG_LINES) lines.shift()
+  }
+}

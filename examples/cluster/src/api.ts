@@ -1,0 +1,789 @@
+// The Docker Engine API subset the docker CLI (28.x) uses in swarm mode, over node:http. See
+// /work/shared/DOCKER-API.md for what each command sends. Paths are accepted with and without the
+// `/v1.NN` prefix; errors are `{"message": …}` with moby's status codes and words.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { cpus, totalmem } from 'node:os'
+import * as pki from '@swarmkit/pki'
+import { isRaftError } from '@swarmkit/raft'
+import { isSchedulerError, rollbackService, validatePlacement } from '@swarmkit/scheduler'
+import {
+  generateId,
+  isStoreError,
+  type ReadTx,
+  type Service,
+  type ServiceSpec,
+  type Task,
+  type Tx,
+} from '@swarmkit/store'
+import type { LogLine } from './agent.js'
+import { allocateEndpoint } from './allocator.js'
+import type { Daemon } from './daemon.js'
+import {
+  labels,
+  networkToDocker,
+  nodeSpecFromDocker,
+  nodeToDocker,
+  rfc3339,
+  secretToDocker,
+  serviceSpecFromDocker,
+  serviceToDocker,
+  taskToDocker,
+  toDocker,
+} from './docker-json.js'
+import { ApiError, MESSAGES } from './errors.js'
+import { createNetwork, ENGINE_VERSION, type Manager } from './manager.js'
+
+export const API_VERSION = '1.50'
+export const MIN_API_VERSION = '1.24'
+const MAX_BODY = 2 * 1024 * 1024
+
+type Query = URLSearchParams
+type Handler = (req: { body: unknown; query: Query; params: string[] }) => Promise<Reply> | Reply
+interface Reply {
+  status?: number
+  json?: unknown
+  /** Writes the body itself (log streams). */
+  stream?: (res: ServerResponse) => void
+}
+
+/** Filters as the CLI encodes them: `{"key":{"value":true}}`, or the legacy `{"key":["value"]}`. */
+export function parseFilters(raw: string | null): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  if (!raw) return out
+  let v: unknown
+  try {
+    v = JSON.parse(raw)
+  } catch {
+    throw new ApiError(400, 'invalid filter: not JSON')
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError(400, 'invalid filter')
+  for (const [k, vals] of Object.entries(v)) {
+    if (Array.isArray(vals)) out.set(k, vals.map(String))
+    else if (typeof vals === 'object' && vals !== null)
+      out.set(
+        k,
+        Object.entries(vals)
+          .filter(([, on]) => on === true)
+          .map(([s]) => s),
+      )
+    else throw new ApiError(400, `invalid filter ${k}`)
+  }
+  return out
+}
+
+function storeError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err
+  if (isStoreError(err)) {
+    const code = err.code
+    if (code === 'NOT_FOUND') return new ApiError(404, err.message)
+    if (code === 'NAME_CONFLICT' || code === 'EXISTS') return new ApiError(409, err.message)
+    if (code === 'SEQUENCE') return new ApiError(500, MESSAGES.outOfSequence)
+    if (code === 'IN_USE') return new ApiError(403, err.message)
+    if (code === 'INVALID_ARGUMENT') return new ApiError(400, err.message)
+    if (code === 'LOCKED') return new ApiError(503, err.message)
+    return new ApiError(503, `rpc error: code = Unavailable desc = ${err.message}`)
+  }
+  if (isSchedulerError(err)) return new ApiError(err.code === 'NOT_FOUND' ? 404 : 400, err.message)
+  if (isRaftError(err)) {
+    if (err.code === 'NO_LEADER') return new ApiError(503, MESSAGES.noLeader)
+    return new ApiError(503, `rpc error: code = Unavailable desc = ${err.message}`)
+  }
+  if (pki.isPkiError(err)) return new ApiError(400, err.message)
+  return undefined
+}
+
+function lookup<T extends 'nodes' | 'services' | 'networks' | 'secrets' | 'tasks'>(
+  tx: ReadTx,
+  table: T,
+  ref: string,
+  noun: string,
+) {
+  try {
+    return tx.lookup(table, ref)
+  } catch (err) {
+    if (isStoreError(err) && err.code === 'NOT_FOUND') throw new ApiError(404, `${noun} ${ref} not found`)
+    throw err
+  }
+}
+
+function version(query: Query): number {
+  const v = Number(query.get('version') ?? 'NaN')
+  if (!Number.isSafeInteger(v) || v < 0) throw new ApiError(400, 'invalid version: expected an integer')
+  return v
+}
+
+function checkVersion(current: number, wanted: number): void {
+  if (current !== wanted) throw new ApiError(500, MESSAGES.outOfSequence)
+}
+
+function serviceStatus(tx: ReadTx, s: Service) {
+  const tasks = tx.find('tasks', { serviceId: s.id })
+  const running = tasks.filter((t) => t.status.state === 'running' && t.desiredState === 'running').length
+  const completed = tasks.filter((t) => t.status.state === 'complete').length
+  const desired =
+    'replicated' in s.spec.mode
+      ? s.spec.mode.replicated.replicas
+      : tasks.filter((t) => t.desiredState === 'running').length
+  return { running, desired, completed }
+}
+
+function checkSpecRefs(spec: ServiceSpec): void {
+  try {
+    validatePlacement(spec.taskTemplate.placement)
+  } catch (err) {
+    throw storeError(err) ?? err
+  }
+}
+
+function swarmJson(m: Manager) {
+  const c = m.cluster()
+  if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
+  const spec = toDocker(c.spec) as Record<string, unknown>
+  return {
+    ID: c.id,
+    Version: { Index: c.meta.version },
+    CreatedAt: rfc3339(c.meta.createdAt),
+    UpdatedAt: rfc3339(c.meta.updatedAt),
+    Spec: spec,
+    TLSInfo: { TrustRoot: c.rootCA.caCert },
+    RootRotationInProgress: false,
+    DefaultAddrPool: c.defaultAddressPool,
+    SubnetSize: c.subnetSize,
+    DataPathPort: c.vxlanUdpPort,
+    JoinTokens: { Worker: c.rootCA.joinTokens.worker, Manager: c.rootCA.joinTokens.manager },
+  }
+}
+
+/** The Engine API routes over a daemon. */
+function routes(d: Daemon): [string, RegExp, Handler][] {
+  const mgr = () => d.requireManager()
+  const view = <R>(fn: (tx: ReadTx) => R): R => mgr().store.view(fn)
+  const update = async <R>(fn: (tx: Tx) => R): Promise<R> => mgr().store.update(fn)
+
+  return [
+    ['GET', /^\/version$/, () => ({ json: versionJson() })],
+    ['GET', /^\/info$/, () => ({ json: infoJson(d) })],
+
+    // ---- swarm
+    [
+      'POST',
+      /^\/swarm\/init$/,
+      async ({ body }) => ({ json: await d.init((body ?? {}) as Record<string, unknown>) }),
+    ],
+    [
+      'POST',
+      /^\/swarm\/join$/,
+      async ({ body }) => {
+        await d.join((body ?? {}) as Record<string, unknown>)
+        return {}
+      },
+    ],
+    ['GET', /^\/swarm$/, () => ({ json: swarmJson(mgr()) })],
+    [
+      'POST',
+      /^\/swarm\/update$/,
+      async ({ query, body }) => {
+        const v = version(query)
+        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: boolean } }
+        if (spec.EncryptionConfig?.AutoLockManagers)
+          throw new ApiError(400, 'autolock is not supported by this reference cluster yet')
+        await update((tx) => {
+          const c = tx.find('clusters')[0]
+          if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
+          checkVersion(c.meta.version, v)
+          const tokens = { ...c.rootCA.joinTokens }
+          if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
+          if (query.get('rotateManagerToken') === 'true') tokens.manager = pki.rotateJoinToken(tokens.manager)
+          tx.update('clusters', { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } })
+        })
+        return {}
+      },
+    ],
+    [
+      'GET',
+      /^\/swarm\/unlockkey$/,
+      () => {
+        mgr()
+        return { json: { UnlockKey: '' } }
+      },
+    ],
+
+    // ---- nodes
+    [
+      'GET',
+      /^\/nodes$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find('nodes')
+              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
+              .filter((n) =>
+                matchAll(f.get('name'), (v) => (n.spec.name ?? n.description?.hostname ?? '') === v),
+              )
+              .filter((n) => matchAll(f.get('role'), (v) => n.role === v))
+              .map(nodeToDocker),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/nodes\/([^/]+)$/,
+      ({ params }) => ({ json: view((tx) => nodeToDocker(lookup(tx, 'nodes', params[0]!, 'node'))) }),
+    ],
+    [
+      'POST',
+      /^\/nodes\/([^/]+)\/update$/,
+      async ({ params, query, body }) => {
+        const v = version(query)
+        const spec = nodeSpecFromDocker(body)
+        await update((tx) => {
+          const n = lookup(tx, 'nodes', params[0]!, 'node')
+          checkVersion(n.meta.version, v)
+          if (spec.role !== n.role)
+            throw new ApiError(
+              400,
+              'promoting and demoting nodes is not supported by this reference cluster yet',
+            )
+          tx.update('nodes', { ...n, spec })
+        })
+        return {}
+      },
+    ],
+
+    // ---- services
+    [
+      'GET',
+      /^\/services$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        const status = query.get('status') === 'true' || query.get('status') === '1'
+        return {
+          json: view((tx) =>
+            tx
+              .find('services')
+              .filter((s) => matchAll(f.get('id'), (v) => s.id.startsWith(v)))
+              .filter((s) => matchAll(f.get('name'), (v) => s.spec.name.startsWith(v)))
+              .filter((s) => matchAll(f.get('mode'), (v) => v in s.spec.mode))
+              .map((s) => serviceToDocker(s, status ? serviceStatus(tx, s) : undefined)),
+          ),
+        }
+      },
+    ],
+    [
+      'POST',
+      /^\/services\/create$/,
+      async ({ body }) => {
+        const spec = serviceSpecFromDocker(body)
+        checkSpecRefs(spec)
+        const id = generateId()
+        await update((tx) => {
+          tx.create('services', { id, spec, endpoint: allocateEndpoint(tx, id, spec) })
+        })
+        return { status: 201, json: { ID: id, Warnings: null } }
+      },
+    ],
+    [
+      'GET',
+      /^\/services\/([^/]+)$/,
+      ({ params }) => ({
+        json: view((tx) => serviceToDocker(lookup(tx, 'services', params[0]!, 'service'))),
+      }),
+    ],
+    [
+      'POST',
+      /^\/services\/([^/]+)\/update$/,
+      async ({ params, query, body }) => {
+        const v = version(query)
+        if (query.get('rollback') === 'previous') {
+          const s = view((tx) => lookup(tx, 'services', params[0]!, 'service'))
+          checkVersion(s.meta.version, v)
+          await rollbackService(mgr().store, s.id)
+          return { json: { Warnings: null } }
+        }
+        const spec = serviceSpecFromDocker(body)
+        checkSpecRefs(spec)
+        await update((tx) => {
+          const cur = lookup(tx, 'services', params[0]!, 'service')
+          checkVersion(cur.meta.version, v)
+          if ('global' in cur.spec.mode !== 'global' in spec.mode)
+            throw new ApiError(400, 'service mode cannot be changed')
+          const changed = JSON.stringify(cur.spec.taskTemplate) !== JSON.stringify(spec.taskTemplate)
+          const next: Service = {
+            ...cur,
+            spec,
+            previousSpec: cur.spec,
+            previousSpecVersion: cur.specVersion,
+            // { index: 0 } asks the store for a new spec version (the commit's): a rolling update starts.
+            specVersion: changed ? { index: 0 } : cur.specVersion,
+            endpoint: allocateEndpoint(tx, cur.id, spec),
+          }
+          delete next.updateStatus
+          tx.update('services', next)
+        })
+        return { json: { Warnings: null } }
+      },
+    ],
+    [
+      'DELETE',
+      /^\/services\/([^/]+)$/,
+      async ({ params }) => {
+        await update((tx) => {
+          const s = lookup(tx, 'services', params[0]!, 'service')
+          tx.delete('services', s.id)
+        })
+        return {}
+      },
+    ],
+
+    [
+      'GET',
+      /^\/services\/([^/]+)\/logs$/,
+      async ({ params, query }) => {
+        const tasks = view((tx) =>
+          tx.find('tasks', { serviceId: lookup(tx, 'services', params[0]!, 'service').id }),
+        )
+        return logReply(mgr(), tasks, query)
+      },
+    ],
+    [
+      'GET',
+      /^\/tasks\/([^/]+)\/logs$/,
+      async ({ params, query }) =>
+        logReply(mgr(), [view((tx) => lookup(tx, 'tasks', params[0]!, 'task'))], query),
+    ],
+
+    // ---- tasks
+    [
+      'GET',
+      /^\/tasks$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) => {
+            const services = new Map(tx.find('services').map((s) => [s.id, s]))
+            const wantedServices = f.get('service')?.map((ref) => {
+              try {
+                return tx.lookup('services', ref).id
+              } catch {
+                return ref
+              }
+            })
+            const upToDate = f.get('_up-to-date')?.includes('true')
+            return tx
+              .find('tasks')
+              .filter((t) => matchAny(wantedServices, (v) => t.serviceId === v))
+              .filter((t) => matchAny(f.get('node'), (v) => t.nodeId === v || nodeMatches(tx, t, v)))
+              .filter((t) => matchAny(f.get('desired-state'), (v) => t.desiredState === v))
+              .filter((t) => matchAny(f.get('id'), (v) => t.id.startsWith(v)))
+              .filter(
+                (t) =>
+                  !upToDate ||
+                  (t.specVersion?.index ?? -1) === (services.get(t.serviceId)?.specVersion.index ?? -2),
+              )
+              .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
+              .map(taskToDocker)
+          }),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/tasks\/([^/]+)$/,
+      ({ params }) => ({ json: view((tx) => taskToDocker(lookup(tx, 'tasks', params[0]!, 'task'))) }),
+    ],
+
+    // ---- networks
+    [
+      'GET',
+      /^\/networks$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find('networks')
+              .filter((n) => matchAll(f.get('name'), (v) => n.spec.name.includes(v)))
+              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
+              .filter((n) => matchAll(f.get('driver'), (v) => (n.spec.driverConfig?.name ?? 'overlay') === v))
+              .map(networkToDocker),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/networks\/([^/]+)$/,
+      ({ params }) => ({
+        json: view((tx) => networkToDocker(lookup(tx, 'networks', params[0]!, 'network'))),
+      }),
+    ],
+    [
+      'POST',
+      /^\/networks\/create$/,
+      async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        const name = typeof b.Name === 'string' ? b.Name : ''
+        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name))
+          throw new ApiError(400, `invalid network name "${name}"`)
+        const driver = typeof b.Driver === 'string' && b.Driver ? b.Driver : 'overlay'
+        if (driver !== 'overlay')
+          throw new ApiError(400, `only overlay networks are supported by this cluster, not "${driver}"`)
+        if (b.Ingress === true) throw new ApiError(403, 'an ingress network already exists')
+        const id = await update((tx) =>
+          createNetwork(tx, {
+            name,
+            labels: labels(b.Labels, 'Labels'),
+            driverConfig: { name: 'overlay' },
+            attachable: b.Attachable === true,
+            internal: b.Internal === true,
+          }),
+        )
+        return { status: 201, json: { Id: id, Warning: '' } }
+      },
+    ],
+    [
+      'DELETE',
+      /^\/networks\/([^/]+)$/,
+      async ({ params }) => {
+        await update((tx) => {
+          const n = lookup(tx, 'networks', params[0]!, 'network')
+          const users = tx
+            .find('services')
+            .filter((s) => (s.endpoint?.virtualIPs ?? []).some((v) => v.networkId === n.id))
+          if (users.length > 0)
+            throw new ApiError(
+              403,
+              `rpc error: code = FailedPrecondition desc = network ${n.id} is in use by service ${users[0]!.id}`,
+            )
+          tx.delete('networks', n.id)
+        })
+        return { status: 204 }
+      },
+    ],
+
+    // ---- secrets
+    [
+      'GET',
+      /^\/secrets$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find('secrets')
+              .filter((s) => matchAny(f.get('name'), (v) => s.spec.name === v))
+              .filter((s) => matchAny(f.get('id'), (v) => s.id.startsWith(v)))
+              .map(secretToDocker),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/secrets\/([^/]+)$/,
+      ({ params }) => ({ json: view((tx) => secretToDocker(lookup(tx, 'secrets', params[0]!, 'secret'))) }),
+    ],
+    [
+      'POST',
+      /^\/secrets\/create$/,
+      async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        const name = typeof b.Name === 'string' ? b.Name : ''
+        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
+          throw new ApiError(400, `invalid secret name "${name}"`)
+        if (typeof b.Data !== 'string') throw new ApiError(400, 'secret data must be base64')
+        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
+        if (data.length === 0 || data.length > 500 * 1024)
+          throw new ApiError(400, 'secret data must be between 1 and 500 KiB')
+        const id = generateId()
+        await update((tx) => {
+          tx.create('secrets', { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } })
+        })
+        return { status: 201, json: { ID: id } }
+      },
+    ],
+    [
+      'DELETE',
+      /^\/secrets\/([^/]+)$/,
+      async ({ params }) => {
+        await update((tx) => tx.delete('secrets', lookup(tx, 'secrets', params[0]!, 'secret').id))
+        return { status: 204 }
+      },
+    ],
+
+    // ---- registry: there is none, so the CLI warns and keeps the image unpinned.
+    [
+      'GET',
+      /^\/distribution\/(.+)\/json$/,
+      ({ params }) => {
+        throw new ApiError(404, `no registry is reachable from this reference cluster (${params[0]})`)
+      },
+    ],
+  ]
+}
+
+/**
+ * `docker service logs`: the lines each task's agent kept, merged by time, one stdcopy frame per line
+ * (stream 1, 4-byte big-endian length), with the `com.docker.swarm.*` details the CLI needs.
+ */
+async function logReply(m: Manager, tasks: readonly Task[], query: Query): Promise<Reply> {
+  const tailRaw = query.get('tail')
+  const tail = tailRaw && tailRaw !== 'all' ? Number(tailRaw) : Number.POSITIVE_INFINITY
+  if (!(tail >= 0)) throw new ApiError(400, `invalid tail ${tailRaw}`)
+  const since = Number(query.get('since') ?? '0') * 1000 || 0
+  const details = query.get('details') === '1' || query.get('details') === 'true'
+  const timestamps = query.get('timestamps') === '1' || query.get('timestamps') === 'true'
+  const byNode = new Map<string, Task[]>()
+  for (const t of tasks) {
+    if (!t.nodeId) continue
+    const list = byNode.get(t.nodeId) ?? []
+    list.push(t)
+    byNode.set(t.nodeId, list)
+  }
+  const entries: { at: string; payload: string }[] = []
+  await Promise.all(
+    [...byNode].map(async ([nodeId, list]) => {
+      const got = await m
+        .logs(
+          nodeId,
+          list.map((t) => t.id),
+        )
+        .catch(() => ({}) as Record<string, LogLine[]>)
+      for (const t of list) {
+        const lines = (got[t.id] ?? []).filter((l) => Date.parse(l.timestamp) >= since)
+        const keep = Number.isFinite(tail) ? lines.slice(Math.max(0, lines.length - tail)) : lines
+        const d = `com.docker.swarm.node.id=${encodeURIComponent(nodeId)},com.docker.swarm.service.id=${encodeURIComponent(t.serviceId)},com.docker.swarm.task.id=${encodeURIComponent(t.id)}`
+        for (const l of keep)
+          entries.push({
+            at: l.timestamp,
+            payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+          })
+      }
+    }),
+  )
+  entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+  return {
+    stream: (res) => {
+      res.setHeader('Api-Version', API_VERSION)
+      res.writeHead(200, { 'Content-Type': 'application/vnd.docker.multiplexed-stream' })
+      for (const e of entries) {
+        const payload = Buffer.from(e.payload, 'utf8')
+        const header = Buffer.alloc(8)
+        header[0] = 1
+        header.writeUInt32BE(payload.length, 4)
+        res.write(Buffer.concat([header, payload]))
+      }
+      res.end()
+    },
+  }
+}
+
+function matchAll(values: string[] | undefined, test: (v: string) => boolean): boolean {
+  return !values || values.length === 0 || values.some(test)
+}
+const matchAny = matchAll
+
+function nodeMatches(tx: ReadTx, t: Task, ref: string): boolean {
+  const n = tx.get('nodes', t.nodeId)
+  return !!n && (n.description?.hostname === ref || n.spec.name === ref)
+}
+
+function versionJson() {
+  return {
+    Platform: { Name: 'swarmkit reference cluster' },
+    Components: [
+      {
+        Name: 'Engine',
+        Version: ENGINE_VERSION,
+        Details: {
+          ApiVersion: API_VERSION,
+          MinAPIVersion: MIN_API_VERSION,
+          GitCommit: 'swarmkit',
+          GoVersion: `node${process.versions.node}`,
+          Os: 'linux',
+          Arch: 'amd64',
+          KernelVersion: process.platform,
+          BuildTime: new Date(0).toISOString(),
+          Experimental: 'false',
+        },
+      },
+    ],
+    Version: ENGINE_VERSION,
+    ApiVersion: API_VERSION,
+    MinAPIVersion: MIN_API_VERSION,
+    GitCommit: 'swarmkit',
+    GoVersion: `node${process.versions.node}`,
+    Os: 'linux',
+    Arch: 'amd64',
+    KernelVersion: process.platform,
+    BuildTime: new Date(0).toISOString(),
+  }
+}
+
+function infoJson(d: Daemon) {
+  const m = d.manager
+  let swarm: Record<string, unknown> = {
+    NodeID: d.nodeId,
+    NodeAddr: '',
+    LocalNodeState: d.state,
+    ControlAvailable: !!m,
+    Error: '',
+    RemoteManagers: null,
+  }
+  if (d.role === 'worker') {
+    swarm = { ...swarm, RemoteManagers: [{ NodeID: '', Addr: d.remoteManager }] }
+  }
+  let running = 0
+  if (m) {
+    const c = m.cluster()
+    const { nodes, managers, remotes } = m.store.view((tx) => {
+      const all = tx.find('nodes')
+      const mgrs = all.filter((n) => n.managerStatus)
+      return {
+        nodes: all.length,
+        managers: mgrs.length,
+        remotes: mgrs.map((n) => ({ NodeID: n.id, Addr: n.managerStatus!.addr })),
+      }
+    })
+    running = m.store.view(
+      (tx) => tx.find('tasks', { nodeId: d.nodeId }, (t) => t.status.state === 'running').length,
+    )
+    const self = m.store.view((tx) => tx.get('nodes', d.nodeId))
+    swarm = {
+      ...swarm,
+      NodeAddr: self?.status.addr ?? '',
+      RemoteManagers: remotes,
+      Nodes: nodes,
+      Managers: managers,
+      ...(c
+        ? {
+            Cluster: {
+              ID: c.id,
+              Version: { Index: c.meta.version },
+              CreatedAt: rfc3339(c.meta.createdAt),
+              UpdatedAt: rfc3339(c.meta.updatedAt),
+              Spec: toDocker(c.spec),
+              TLSInfo: { TrustRoot: c.rootCA.caCert },
+              RootRotationInProgress: false,
+              DefaultAddrPool: c.defaultAddressPool,
+              SubnetSize: c.subnetSize,
+              DataPathPort: c.vxlanUdpPort,
+            },
+          }
+        : {}),
+    }
+  } else if (d.agent) {
+    running = d.agent.tasks().filter((t) => t.state === 'running').length
+  }
+  return {
+    ID: d.nodeId,
+    Containers: running,
+    ContainersRunning: running,
+    ContainersPaused: 0,
+    ContainersStopped: 0,
+    Images: 0,
+    Driver: 'simulated',
+    Name: d.hostname,
+    ServerVersion: ENGINE_VERSION,
+    OperatingSystem: 'swarmkit reference cluster (simulated executor)',
+    OSType: 'linux',
+    Architecture: 'x86_64',
+    NCPU: cpus().length,
+    MemTotal: totalmem(),
+    KernelVersion: process.platform,
+    Plugins: { Volume: null, Network: ['overlay'], Authorization: null, Log: ['json-file'] },
+    Swarm: swarm,
+    SecurityOptions: [],
+    Warnings: null,
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) throw new ApiError(413, 'request body too large')
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new ApiError(400, 'request body is not valid JSON')
+  }
+}
+
+function send(res: ServerResponse, status: number, json?: unknown): void {
+  res.setHeader('Api-Version', API_VERSION)
+  res.setHeader('Docker-Experimental', 'false')
+  res.setHeader('Ostype', 'linux')
+  res.setHeader('Server', `Docker/${ENGINE_VERSION} (linux)`)
+  if (json === undefined) {
+    res.writeHead(status)
+    res.end()
+    return
+  }
+  const body = JSON.stringify(json)
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+function swarmHeader(d: Daemon): string {
+  if (d.state !== 'active') return d.state
+  return d.manager ? 'active/manager' : 'active/worker'
+}
+
+/** Serves the Engine API for `daemon` (listen on TCP or a unix socket). */
+export function engineApi(d: Daemon, options: { log?: (line: string) => void } = {}): Server {
+  const table = routes(d)
+  const log = options.log ?? (() => {})
+  return createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://engine')
+    const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
+    const path = vm ? vm[3]! : url.pathname
+    const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
+    if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.setHeader('Api-Version', API_VERSION)
+      res.setHeader('Ostype', 'linux')
+      res.setHeader('Docker-Experimental', 'false')
+      res.setHeader('Builder-Version', '1')
+      res.setHeader('Swarm', swarmHeader(d))
+      res.setHeader('Cache-Control', 'no-cache, no-store, must-revalidate')
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': 2 })
+      res.end(req.method === 'HEAD' ? undefined : 'OK')
+      return
+    }
+    let params: string[] | undefined
+    const route = table.find(([method, re]) => {
+      if (method !== req.method) return false
+      const m = re.exec(path)
+      if (m) params = m.slice(1).map((p) => decodeURIComponent(p))
+      return !!m
+    })
+    const run = async () => {
+      if (tooNew)
+        throw new ApiError(
+          400,
+          `client version ${vm![1]}.${vm![2]} is too new. Maximum supported API version is ${API_VERSION}`,
+        )
+      if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
+      const body = req.method === 'POST' ? await readBody(req) : undefined
+      const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
+      if (reply.stream) reply.stream(res)
+      else send(res, reply.status ?? 200, reply.json)
+    }
+    run().catch((err: unknown) => {
+      const e = storeError(err)
+      if (!e) log(`${req.method} ${path}: ${(err as Error)?.stack ?? String(err)}`)
+      const status = e?.status ?? 500
+      const message = e?.message ?? (err as Error)?.message ?? String(err)
+      if (!res.headersSent) send(res, status, { message })
+      else res.destroy()
+    })
+  })
+}

@@ -1,0 +1,248 @@
+// The manager's side of the worker protocol (swarm's dispatcher): nodes register and heartbeat, receive
+// the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
+// follower serves its workers from its replica and its writes go through raft to the leader.
+
+import type { MemoryStore, Node, Platform, Resources, Task, TaskState } from '@swarmkit/store'
+import { taskStateRank } from '@swarmkit/store'
+import type { RpcSession } from '@swarmkit/transport'
+
+/** What a worker is told about one of its tasks. */
+export interface Assignment {
+  readonly taskId: string
+  readonly serviceId: string
+  readonly serviceName: string
+  readonly slot: number
+  readonly image: string
+  readonly desiredState: Task['desiredState']
+  readonly state: TaskState
+}
+
+/** A worker's report on one task. */
+export interface TaskStatusUpdate {
+  readonly taskId: string
+  readonly state: TaskState
+  readonly message: string
+  readonly err?: string
+}
+
+/** What a worker reports about itself when it registers. */
+export interface NodeInfo {
+  readonly hostname: string
+  readonly platform: Platform
+  readonly resources: Resources
+  readonly engineVersion: string
+}
+
+/** The worker protocol, as the agent sees it (in-process on a manager, over mutual TLS on a worker). */
+export interface DispatcherApi {
+  register(nodeId: string, info: NodeInfo, addr: string): Promise<void>
+  heartbeat(nodeId: string): Promise<{ periodMs: number }>
+  assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
+  updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
+}
+
+const RANK_ASSIGNED = taskStateRank('assigned')
+const RANK_RUNNING = taskStateRank('running')
+const MAX_UPDATES = 1000
+
+export interface DispatcherOptions {
+  readonly store: MemoryStore
+  /** Heartbeat period handed to workers; a node is down after three missed periods. Default 5,000 ms. */
+  readonly heartbeatPeriodMs?: number
+  readonly log?: (line: string) => void
+  /** Whether this manager leads: only the leader tracks heartbeats and marks nodes down. Default: always. */
+  readonly isLeader?: () => boolean
+  /** On a follower: hands a heartbeat on to the leader. */
+  readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
+}
+
+/** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
+export class Dispatcher implements DispatcherApi {
+  readonly #store: MemoryStore
+  readonly #periodMs: number
+  readonly #seen = new Map<string, number>()
+  /** Sessions of the workers connected to this manager, to ask their agents for logs. */
+  readonly sessions = new Map<string, RpcSession>()
+  readonly #timer: ReturnType<typeof setInterval>
+  readonly #log: (line: string) => void
+  readonly #isLeader: () => boolean
+  readonly #forward: ((nodeId: string) => Promise<void>) | undefined
+
+  constructor(options: DispatcherOptions) {
+    this.#store = options.store
+    this.#isLeader = options.isLeader ?? (() => true)
+    this.#forward = options.forwardHeartbeat
+    this.#periodMs = options.heartbeatPeriodMs ?? 5000
+    this.#log = options.log ?? (() => {})
+    this.#timer = setInterval(() => void this.#checkDown(), this.#periodMs)
+    this.#timer.unref()
+  }
+
+  async register(nodeId: string, info: NodeInfo, addr: string): Promise<void> {
+    checkInfo(info)
+    await this.#store.update((tx) => {
+      const n = tx.get('nodes', nodeId)
+      if (!n) throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
+      const next: Node = {
+        ...n,
+        description: {
+          hostname: info.hostname,
+          platform: info.platform,
+          resources: info.resources,
+          engine: {
+            engineVersion: info.engineVersion,
+            labels: n.description?.engine.labels ?? {},
+            plugins: [
+              { type: 'Network', name: 'overlay' },
+              { type: 'Log', name: 'json-file' },
+            ],
+          },
+          ...(n.description?.tlsInfo ? { tlsInfo: n.description.tlsInfo } : {}),
+        },
+        status: { state: 'ready', addr },
+      }
+      tx.update('nodes', next)
+    })
+    this.#seen.set(nodeId, Date.now())
+    this.#log(`node ${nodeId} (${info.hostname}) registered`)
+  }
+
+  async heartbeat(nodeId: string): Promise<{ periodMs: number }> {
+    if (!this.#isLeader()) {
+      if (this.#forward) {
+        await this.#forward(nodeId).catch((err) =>
+          this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
+        )
+      }
+      return { periodMs: this.#periodMs }
+    }
+    const known = this.#seen.has(nodeId)
+    this.#seen.set(nodeId, Date.now())
+    if (!known) {
+      await this.#store.update((tx) => {
+        const n = tx.get('nodes', nodeId)
+        if (n && n.status.state !== 'ready') {
+          const next: Node = { ...n, status: { state: 'ready', addr: n.status.addr } }
+          if (n.managerStatus) next.managerStatus = { ...n.managerStatus, reachability: 'reachable' }
+          tx.update('nodes', next)
+        }
+      })
+    }
+    return { periodMs: this.#periodMs }
+  }
+
+  /** A new leader gives every ready node a full grace period before it can be marked down. */
+  startTracking(): void {
+    const now = Date.now()
+    this.#seen.clear()
+    for (const n of this.#store.view((tx) => tx.find('nodes')))
+      if (n.status.state === 'ready') this.#seen.set(n.id, now)
+  }
+
+  stopTracking(): void {
+    this.#seen.clear()
+  }
+
+  async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
+    const watch = this.#store.watch({
+      table: 'tasks',
+      filter: (e) =>
+        (e.object as Task).nodeId === nodeId ||
+        ('oldObject' in e && (e.oldObject as Task | undefined)?.nodeId === nodeId),
+      signal,
+    })
+    try {
+      yield this.#list(nodeId)
+      for await (const _ of watch) {
+        if (watch.pending > 0) continue // coalesce a burst of changes into one list
+        yield this.#list(nodeId)
+      }
+    } finally {
+      watch.close()
+    }
+  }
+
+  async updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
+    if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
+      throw new TypeError('updates: expected a list')
+    if (updates.length === 0) return
+    const now = Date.now()
+    await this.#store.update((tx) => {
+      for (const u of updates) {
+        const t = tx.get('tasks', u.taskId)
+        if (!t || t.nodeId !== nodeId) continue
+        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) continue
+        tx.update('tasks', {
+          ...t,
+          status: {
+            timestamp: now,
+            state: u.state,
+            message: String(u.message).slice(0, 1024),
+            ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
+          },
+        })
+      }
+    })
+  }
+
+  close(): void {
+    clearInterval(this.#timer)
+  }
+
+  #list(nodeId: string): Assignment[] {
+    return this.#store.view((tx) =>
+      tx
+        .find('tasks', { nodeId }, (t) => {
+          const r = taskStateRank(t.status.state)
+          return r >= RANK_ASSIGNED && r <= RANK_RUNNING
+        })
+        .map((t) => ({
+          taskId: t.id,
+          serviceId: t.serviceId,
+          serviceName: t.serviceAnnotations.name,
+          slot: t.slot,
+          image: t.spec.containerSpec.image,
+          desiredState: t.desiredState,
+          state: t.status.state,
+        })),
+    )
+  }
+
+  async #checkDown(): Promise<void> {
+    if (!this.#isLeader()) return
+    const deadline = Date.now() - 3 * this.#periodMs
+    const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
+    if (down.length === 0) return
+    for (const id of down) this.#seen.delete(id)
+    try {
+      await this.#store.update((tx) => {
+        for (const id of down) {
+          const n = tx.get('nodes', id)
+          if (n?.status.state !== 'ready') continue
+          const next: Node = { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } }
+          if (n.managerStatus)
+            next.managerStatus = { ...n.managerStatus, leader: false, reachability: 'unreachable' }
+          tx.update('nodes', next)
+        }
+      })
+      this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
+    } catch (err) {
+      this.#log(`marking nodes down failed: ${(err as Error).message}`)
+    }
+  }
+}
+
+function checkInfo(info: NodeInfo): void {
+  if (
+    typeof info !== 'object' ||
+    info === null ||
+    typeof info.hostname !== 'string' ||
+    info.hostname.length > 255 ||
+    typeof info.engineVersion !== 'string' ||
+    typeof info.platform?.os !== 'string' ||
+    typeof info.platform?.architecture !== 'string' ||
+    !Number.isSafeInteger(info.resources?.nanoCPUs) ||
+    !Number.isSafeInteger(info.resources?.memoryBytes)
+  )
+    throw new TypeError('info: expected { hostname, platform, resources, engineVersion }')
+}

@@ -1,0 +1,584 @@
+// A manager: raft (FileLogStorage, sealed by the store's KeyManager) with the store as its state machine,
+// the scheduler and orchestrators on the leader, the CA (its key lives in the cluster object of the
+// replicated store), the join listener, and the dispatcher served over mutual TLS to workers.
+
+import { createServer as createNetServer, type Server } from 'node:net'
+import { join as joinPath } from 'node:path'
+import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
+import * as pki from '@swarmkit/pki'
+import { FileLogStorage, RaftNode } from '@swarmkit/raft'
+import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
+import { type Cluster, generateId, KeyManager, MemoryStore, type Node, type Tx } from '@swarmkit/store'
+import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
+import type { LogLine } from './agent.js'
+import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
+import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
+
+export const ENGINE_VERSION = '28.2.2'
+/** Engine label in which a manager records where its control server (dispatcher) listens. */
+export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
+
+export interface NodeIdentityFiles {
+  readonly nodeId: string
+  readonly clusterId: string
+  readonly credentials: pki.NodeCredentials
+}
+
+export interface ManagerOptions extends NodeIdentityFiles {
+  readonly stateDir: string
+  /** Host the cluster listeners bind to. */
+  readonly host: string
+  /** host:port of the join listener (port 0 picks one). Docker's `--listen-addr`. */
+  readonly listenAddr: string
+  /** Host other nodes reach this one at. Docker's `--advertise-addr`. */
+  readonly advertiseHost: string
+  /** Raft members to start with (this one included when bootstrapping). */
+  readonly raftPeers?: { id: string; address: string }[]
+  /** This manager's raft address (fixed port: other members dial it). */
+  readonly raftAddr: string
+  /** Set on `docker swarm init`: the cluster is created once this manager leads. */
+  readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
+  readonly heartbeatPeriodMs?: number
+  readonly log?: (line: string) => void
+}
+
+/** Picks a free TCP port on `host` (for listeners whose address must be known before they start). */
+export async function freePort(host: string): Promise<number> {
+  const server: Server = createNetServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, () => resolve())
+  })
+  const { port } = server.address() as { port: number }
+  await new Promise((r) => server.close(r))
+  return port
+}
+
+const toStoreRole = (role: pki.NodeRole) => (role === 'swarm-manager' ? 'manager' : 'worker')
+
+export class Manager {
+  readonly nodeId: string
+  readonly clusterId: string
+  readonly store: MemoryStore
+  readonly raft: RaftNode
+  readonly dispatcher: Dispatcher
+  /** host:port workers and managers join at (shown by `docker swarm join-token`). */
+  joinAddr = ''
+  controlAddr = ''
+  readonly #options: ManagerOptions
+  readonly #log: (line: string) => void
+  #keys: KeyManager | undefined
+  #scheduler: Scheduler | undefined
+  #orchestrator: Orchestrator | undefined
+  #control: RpcServer | undefined
+  #joinServer: Server | undefined
+  #ca: pki.CAServer | undefined
+  #caPem = ''
+  #leading = false
+  #leaderClient: { address: string; client: RpcClient } | undefined
+  #closed = false
+
+  private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
+    this.nodeId = options.nodeId
+    this.clusterId = options.clusterId
+    this.#options = options
+    this.#log = options.log ?? (() => {})
+    this.store = store
+    this.raft = raft
+    this.#keys = keys
+    this.dispatcher = new Dispatcher({
+      store,
+      log: this.#log,
+      isLeader: () => this.isLeader,
+      forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
+    })
+  }
+
+  static async start(options: ManagerOptions): Promise<Manager> {
+    const { nodeId, clusterId, credentials } = options
+    const keys = await KeyManager.open(joinPath(options.stateDir, 'raft-keys'))
+    const storage = await FileLogStorage.open(joinPath(options.stateDir, 'raft'), {
+      nodeId,
+      clusterId,
+      ...keys.hooks(),
+    })
+    const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
+    let raft: RaftNode | undefined
+    const store = new MemoryStore({
+      proposer: (command, o) => {
+        if (!raft) return Promise.reject(new Error('raft is not running'))
+        return raft.propose(command, o).then((r) => r.result)
+      },
+    })
+    raft = new RaftNode({
+      id: nodeId,
+      peers: options.raftPeers ?? [{ id: nodeId, address: options.raftAddr }],
+      address: options.raftAddr,
+      transport: tlsTransport({
+        key: keyPem,
+        cert: credentials.certificate,
+        ca: credentials.roots,
+        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
+      }),
+      storage,
+      stateMachine: store,
+      electionTimeoutMs: [300, 600],
+      heartbeatIntervalMs: 60,
+    })
+    const m = new Manager(options, store, raft, keys)
+    raft.on('leader:change', (leader) => m.#onLeader(leader))
+    raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
+    await raft.start()
+    if (options.bootstrap) await m.#bootstrap(options.bootstrap)
+    else await m.#caughtUp()
+    await m.#listen()
+    return m
+  }
+
+  get isLeader(): boolean {
+    return this.raft.leaderId === this.nodeId
+  }
+
+  /** The cluster object (undefined until the first manager created it). */
+  cluster(): Cluster | undefined {
+    return this.store.view((tx) => tx.find('clusters')[0])
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.dispatcher.close()
+    await this.#leaderClient?.client.close()
+    await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
+    await this.#stopLeading()
+    await this.#control?.close()
+    await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
+    await this.raft.stop()
+    this.store.close?.()
+    await this.#keys?.close?.()
+    this.#keys = undefined
+  }
+
+  #onLeader(leader: string | null): void {
+    if (this.#closed) return
+    const leading = leader === this.nodeId
+    if (leading === this.#leading) return
+    this.#leading = leading
+    this.#log(leading ? 'became the leader' : `leader is ${leader ?? 'unknown'}`)
+    if (leading) {
+      this.#scheduler = createScheduler({ store: this.store })
+      this.#orchestrator = createOrchestrator({ store: this.store })
+      this.#scheduler.on('error', (err: unknown) => this.#log(`scheduler: ${(err as Error).message}`))
+      this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
+      this.#scheduler.start()
+      this.#orchestrator.start()
+      this.dispatcher.startTracking()
+      void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
+    } else {
+      this.dispatcher.stopTracking()
+      void this.#stopLeading()
+    }
+  }
+
+  /** Where the leader's control server listens (each manager records its own in its node object). */
+  async #forwardHeartbeat(nodeId: string): Promise<void> {
+    const leader = this.raft.leaderId
+    if (!leader) throw new Error('no leader')
+    const addr = this.store.view(
+      (tx) => tx.get('nodes', leader)?.description?.engine.labels[CONTROL_ADDR_LABEL],
+    )
+    if (!addr) throw new Error(`leader ${leader} has no control address yet`)
+    if (this.#leaderClient?.address !== addr) {
+      const old = this.#leaderClient?.client
+      void old?.close()
+      const creds = this.#options.credentials
+      this.#leaderClient = {
+        address: addr,
+        client: rpcClient({
+          transport: tlsTransport({
+            key: pki.encodePrivateKeyPem(creds.key.privateKey),
+            cert: creds.certificate,
+            ca: creds.roots,
+            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
+          }),
+          address: addr,
+        }),
+      }
+    }
+    await this.#leaderClient.client.call('dispatcher.seen', { nodeId }, { timeoutMs: 2000 })
+  }
+
+  async #stopLeading(): Promise<void> {
+    const s = this.#scheduler
+    const o = this.#orchestrator
+    this.#scheduler = undefined
+    this.#orchestrator = undefined
+    await Promise.all([s?.stop(), o?.stop()])
+  }
+
+  /** Records in the store which manager leads (`docker node ls` MANAGER STATUS). */
+  async #markLeader(): Promise<void> {
+    await this.store.update((tx) => {
+      for (const n of tx.find('nodes', { role: 'manager' })) {
+        if (!n.managerStatus) continue
+        const leader = n.id === this.nodeId
+        if (n.managerStatus.leader !== leader)
+          tx.update('nodes', { ...n, managerStatus: { ...n.managerStatus, leader } })
+      }
+    })
+  }
+
+  async #waitForLeader(): Promise<void> {
+    if (this.isLeader) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no leader elected in time')), 10_000)
+      const on = (leader: string | null) => {
+        if (leader !== this.nodeId) return
+        clearTimeout(timer)
+        this.raft.off('leader:change', on)
+        resolve()
+      }
+      this.raft.on('leader:change', on)
+    })
+  }
+
+  /** A joining manager waits until its replica holds its own node object (written by the leader at join). */
+  async #caughtUp(): Promise<void> {
+    const has = () => this.store.view((tx) => !!tx.get('nodes', this.nodeId))
+    const deadline = Date.now() + 15_000
+    while (!has()) {
+      if (Date.now() > deadline) throw new Error('this manager did not catch up with the raft log in time')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+
+  async #bootstrap(b: NonNullable<ManagerOptions['bootstrap']>): Promise<void> {
+    await this.#waitForLeader()
+    const exported = pki.exportRootCA(b.ca)
+    const o = this.#options
+    await this.store.update((tx) => {
+      tx.create('clusters', {
+        id: this.clusterId,
+        spec: {
+          name: 'default',
+          labels: {},
+          orchestration: { taskHistoryRetentionLimit: 5 },
+          raft: {
+            snapshotInterval: 10000,
+            keepOldSnapshots: 0,
+            logEntriesForSlowFollowers: 500,
+            electionTick: 10,
+            heartbeatTick: 1,
+          },
+          dispatcher: { heartbeatPeriod: (o.heartbeatPeriodMs ?? 5000) * 1e6 },
+          caConfig: { nodeCertExpiry: 90 * 24 * 3600 * 1e9 },
+          taskDefaults: {},
+          encryptionConfig: { autoLockManagers: false },
+        },
+        rootCA: {
+          caKey: exported.key,
+          caCert: exported.certificate,
+          caCertHash: Buffer.from(pki.caDigest(b.ca.pem)).toString('hex'),
+          joinTokens: { worker: b.joinTokens.worker, manager: b.joinTokens.manager },
+        },
+        unlockKeys: [],
+        defaultAddressPool: ['10.0.0.0/8'],
+        subnetSize: 24,
+        vxlanUdpPort: 4789,
+      })
+      tx.create('nodes', {
+        id: this.nodeId,
+        spec: { labels: {}, role: 'manager', availability: 'active' },
+        role: 'manager',
+        description: {
+          hostname: b.info.hostname,
+          platform: b.info.platform,
+          resources: b.info.resources,
+          engine: { engineVersion: b.info.engineVersion, labels: {}, plugins: [] },
+          tlsInfo: {
+            trustRoot: b.ca.pem,
+            certIssuerSubject: new TextEncoder().encode(`CN=${b.ca.certificate.subject.commonName}`),
+            certIssuerPublicKey: b.ca.certificate.publicKey,
+          },
+        },
+        status: { state: 'ready', addr: o.advertiseHost },
+        managerStatus: { raftId: this.nodeId, addr: '', leader: true, reachability: 'reachable' },
+      })
+      createNetwork(tx, { name: 'ingress', labels: {}, driverConfig: { name: 'overlay' }, ingress: true })
+    })
+  }
+
+  async #listen(): Promise<void> {
+    const o = this.#options
+    const creds = o.credentials
+    const authorize = pki.authorizer({ roles: ['swarm-manager', 'swarm-worker'], clusterId: this.clusterId })
+    const roles = ['swarm-manager', 'swarm-worker']
+    const nodeOf = (identity: { commonName: string } | undefined) => {
+      if (!identity?.commonName) throw new Error('unauthenticated')
+      return identity.commonName
+    }
+    const d = this.dispatcher
+    this.#control = rpcServer({
+      transport: tlsTransport({
+        key: pki.encodePrivateKeyPem(creds.key.privateKey),
+        cert: creds.certificate,
+        ca: creds.roots,
+        authorize,
+      }),
+      methods: {
+        'dispatcher.register': {
+          kind: 'call',
+          roles,
+          handler: async (p: { info: NodeInfo; addr: string }, ctx) => {
+            const id = nodeOf(ctx.identity)
+            await d.register(id, p?.info, String(p?.addr ?? ''))
+            if (ctx.identity?.organizationalUnit === 'swarm-worker') {
+              d.sessions.set(id, ctx.session)
+              ctx.session.once('session:close', () => {
+                if (d.sessions.get(id) === ctx.session) d.sessions.delete(id)
+              })
+            }
+          },
+        },
+        'dispatcher.heartbeat': {
+          kind: 'call',
+          roles,
+          handler: (_p, ctx) => d.heartbeat(nodeOf(ctx.identity)),
+        },
+        'dispatcher.assignments': {
+          kind: 'stream',
+          roles,
+          handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
+        },
+        'dispatcher.seen': {
+          kind: 'call',
+          roles: ['swarm-manager'],
+          handler: async (p: { nodeId?: unknown }) => {
+            if (typeof p?.nodeId !== 'string' || p.nodeId.length > 128)
+              throw new TypeError('nodeId: expected a string')
+            await d.heartbeat(p.nodeId)
+          },
+        },
+        'manager.logs': {
+          kind: 'call',
+          roles: ['swarm-manager'],
+          handler: (p: { nodeId?: unknown; taskIds?: unknown }) =>
+            this.#nodeLogs(p?.nodeId, p?.taskIds, false),
+        },
+        'dispatcher.status': {
+          kind: 'call',
+          roles,
+          handler: (p: TaskStatusUpdate[], ctx) => d.updateStatus(nodeOf(ctx.identity), p),
+        },
+      },
+    })
+    this.controlAddr = await this.#control.listen(`${o.host}:0`)
+    const joined = await listenForJoins(o.listenAddr, creds, (m, source) => this.#handleJoin(m, source))
+    this.#joinServer = joined.server
+    const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
+    this.joinAddr = `${o.advertiseHost}:${port}`
+    // Record where this manager is reached (the address `docker swarm join` is given).
+    await this.store.update((tx) => {
+      const n = tx.get('nodes', this.nodeId)
+      if (!n?.managerStatus || !n.description) return
+      tx.update('nodes', {
+        ...n,
+        managerStatus: { ...n.managerStatus, addr: this.joinAddr },
+        description: {
+          ...n.description,
+          engine: {
+            ...n.description.engine,
+            labels: { ...n.description.engine.labels, [CONTROL_ADDR_LABEL]: this.controlAddr },
+          },
+        },
+      })
+    })
+  }
+
+  #caServer(cluster: Cluster): pki.CAServer {
+    if (!this.#ca || this.#caPem !== cluster.rootCA.caCert) {
+      const ca = pki.importRootCA({ certificate: cluster.rootCA.caCert, key: cluster.rootCA.caKey })
+      this.#ca = pki.caServer({
+        ca,
+        clusterId: this.clusterId,
+        joinTokens: () => {
+          const c = this.cluster()
+          return c ? c.rootCA.joinTokens : { worker: '', manager: '' }
+        },
+      })
+      this.#caPem = cluster.rootCA.caCert
+    }
+    return this.#ca
+  }
+
+  /** This node's own agent (set by the daemon), for `docker service logs`. */
+  localLogs: ((taskIds: string[]) => Record<string, LogLine[]>) | undefined
+
+  /**
+   * Log lines of tasks on `nodeId`: from this node's agent, a worker connected here, or (when `ask` is set)
+   * whichever other manager has it.
+   */
+  async logs(nodeId: string, taskIds: string[]): Promise<Record<string, LogLine[]>> {
+    return this.#nodeLogs(nodeId, taskIds, true)
+  }
+
+  async #nodeLogs(nodeId: unknown, taskIds: unknown, ask: boolean): Promise<Record<string, LogLine[]>> {
+    if (typeof nodeId !== 'string' || !Array.isArray(taskIds) || taskIds.length > 10_000)
+      throw new TypeError('expected { nodeId, taskIds }')
+    const ids = taskIds.filter((t): t is string => typeof t === 'string')
+    if (nodeId === this.nodeId) return this.localLogs?.(ids) ?? {}
+    const session = this.dispatcher.sessions.get(nodeId)
+    if (session)
+      return (await session.call('agent.logs', ids, { timeoutMs: 5000 })) as Record<string, LogLine[]>
+    if (!ask) return {}
+    const managers = this.store.view((tx) =>
+      tx
+        .find('nodes', { role: 'manager' })
+        .filter((n) => n.id !== this.nodeId && n.status.state === 'ready')
+        .map((n) => n.description?.engine.labels[CONTROL_ADDR_LABEL])
+        .filter((a): a is string => !!a),
+    )
+    for (const address of managers) {
+      const client = this.#managerClient(address)
+      const got = (await client
+        .call('manager.logs', { nodeId, taskIds: ids }, { timeoutMs: 5000 })
+        .catch(() => ({}))) as Record<string, LogLine[]>
+      if (Object.keys(got).length > 0) return got
+    }
+    return {}
+  }
+
+  readonly #managerClients = new Map<string, RpcClient>()
+
+  #managerClient(address: string): RpcClient {
+    let c = this.#managerClients.get(address)
+    if (!c) {
+      const creds = this.#options.credentials
+      c = rpcClient({
+        transport: tlsTransport({
+          key: pki.encodePrivateKeyPem(creds.key.privateKey),
+          cert: creds.certificate,
+          ca: creds.roots,
+          authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
+        }),
+        address,
+      })
+      this.#managerClients.set(address, c)
+    }
+    return c
+  }
+
+  async #promote(id: string): Promise<void> {
+    for (let attempt = 1; attempt <= 10 && !this.#closed; attempt++) {
+      try {
+        await this.raft.promote(id)
+        this.#log(`manager ${id} is a raft voter`)
+        return
+      } catch (err) {
+        if (attempt === 10 || !this.isLeader) this.#log(`promoting ${id} failed: ${(err as Error).message}`)
+        if (!this.isLeader) return
+      }
+    }
+  }
+
+  async #handleJoin(m: JoinMessage, source: string): Promise<unknown> {
+    const cluster = this.cluster()
+    if (!cluster) throw new Error('this manager has no cluster yet')
+    const ca = this.#caServer(cluster)
+    if (m.op === 'rootCA') return ca.getRootCA()
+    if (typeof m.hostname !== 'string' || m.hostname.length > 255)
+      throw new Error('hostname must be a string')
+    const response = ca.join({ csr: m.csr, token: m.token }, { source })
+    const role = toStoreRole(response.role)
+    if (role === 'manager') {
+      if (!this.isLeader) {
+        const leader = this.store.view(
+          (tx) => tx.find('nodes', { role: 'manager' }, (n) => !!n.managerStatus?.leader)[0],
+        )
+        throw new Error(
+          `join managers through the leader${leader ? ` at ${leader.managerStatus!.addr}` : ''}`,
+        )
+      }
+      if (typeof m.raftAddr !== 'string' || !/^[\w.:[\]-]{1,300}:\d{1,5}$/.test(m.raftAddr))
+        throw new Error('a joining manager must give its raft address')
+    }
+    const addr = typeof m.advertiseAddr === 'string' && m.advertiseAddr ? m.advertiseAddr : source
+    await this.store.update((tx) => {
+      const node: Omit<Node, 'meta'> = {
+        id: response.nodeId,
+        spec: { labels: {}, role, availability: 'active' },
+        role,
+        description: {
+          hostname: m.hostname,
+          platform: { os: 'linux', architecture: 'x86_64' },
+          resources: { nanoCPUs: 0, memoryBytes: 0 },
+          engine: { engineVersion: ENGINE_VERSION, labels: {}, plugins: [] },
+        },
+        status: { state: 'unknown', addr: addr.replace(/^::ffff:/, '') },
+        ...(role === 'manager'
+          ? {
+              managerStatus: {
+                raftId: response.nodeId,
+                addr: '',
+                leader: false,
+                reachability: 'reachable' as const,
+              },
+            }
+          : {}),
+      }
+      tx.create('nodes', node)
+    })
+    let raftPeers: JoinAnswer['raftPeers']
+    if (role === 'manager') {
+      // A learner first (it gets the log without voting), promoted to voter once it has caught up.
+      await this.raft.addMember(response.nodeId, { address: m.raftAddr })
+      void this.#promote(response.nodeId)
+      raftPeers = [{ id: this.nodeId, address: this.#options.raftAddr }]
+    }
+    this.#log(`node ${response.nodeId} (${m.hostname}) joined as ${role}`)
+    const answer: JoinAnswer = {
+      ...response,
+      controlAddr: this.controlAddr,
+      ...(raftPeers ? { raftPeers } : {}),
+    }
+    return answer
+  }
+}
+
+/**
+ * Creates a network with its subnet and VXLAN ID allocated (overlay's IPAM and VNI allocators, rebuilt from
+ * the networks in the store so that any manager allocates the same way).
+ */
+export function createNetwork(
+  tx: Tx,
+  spec: {
+    name: string
+    labels: Record<string, string>
+    driverConfig: { name: string }
+    ingress?: boolean
+    attachable?: boolean
+    internal?: boolean
+  },
+): string {
+  const nets = tx.find('networks')
+  const addresses = rebuildIpam({
+    subnets: nets.flatMap((n) =>
+      (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
+    ),
+    addresses: [],
+  })
+  const vnis = vniAllocator()
+  for (const n of nets) if (n.vni !== undefined) vnis.reserve(n.id, n.vni)
+  const id = generateId()
+  const { subnet, gateway } = addresses.allocateSubnet(id)
+  const vni = vnis.allocate(id)
+  tx.create('networks', {
+    id,
+    spec: { ...spec },
+    driverState: { name: spec.driverConfig.name, options: {} },
+    vni,
+    ipam: { driver: { name: 'default' }, configs: [{ family: 'ipv4', subnet, gateway }] },
+  })
+  return id
+}

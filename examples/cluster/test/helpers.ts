@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type ClusterNode, startNode } from '../src/index.js'
+
+export interface DockerResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real docker CLI against `node` (a private DOCKER_CONFIG, no user settings). */
+export function docker(node: ClusterNode, args: string[], input?: string): Promise<DockerResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'docker',
+      args,
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          DOCKER_HOST: node.dockerHost,
+          DOCKER_CONFIG: configDir,
+        },
+        timeout: 30_000,
+      },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) })
+      },
+    )
+    if (input !== undefined) child.stdin?.end(input)
+  })
+}
+
+/** Runs docker and expects success; returns stdout. */
+export async function ok(node: ClusterNode, args: string[], input?: string): Promise<string> {
+  const r = await docker(node, args, input)
+  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`)
+  return r.stdout
+}
+
+/** Polls `probe` until it returns a truthy value (never a fixed sleep). */
+export async function waitFor<T>(
+  probe: () => Promise<T> | T,
+  what: string,
+  ms = 20_000,
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+  const end = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await probe()
+      if (v) return v as Exclude<T, false | null | undefined | 0 | ''>
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const root = mkdtempSync(join(tmpdir(), 'swarmkit-cluster-'))
+const configDir = join(root, 'docker-config')
+
+/** Starts a node on 127.0.0.1 with ephemeral ports and a temporary state directory. */
+export function node(name: string, log = !!process.env.CLUSTER_LOG): Promise<ClusterNode> {
+  return startNode({
+    stateDir: join(root, name),
+    apiAddress: '127.0.0.1:0',
+    hostname: name,
+    listenAddr: '127.0.0.1:0',
+    heartbeatPeriodMs: 1000,
+    taskStepMs: 20,
+    ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
+  })
+}
+
+export function cleanup(): void {
+  rmSync(root, { recursive: true, force: true })
+}
+
+/** Rows of a docker table output, split on runs of 2+ spaces. */
+export function rows(table: string): string[][] {
+  return table
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s{2,}/))
+}

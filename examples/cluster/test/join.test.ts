@@ -1,0 +1,142 @@
+import * as pki from '@swarmkit/pki'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/index.js'
+import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+
+/** Running tasks of a service per node hostname, from `docker service ps`. */
+async function placement(n: ClusterNode, service: string): Promise<Record<string, number>> {
+  const out = await ok(n, [
+    'service',
+    'ps',
+    '-f',
+    'desired-state=running',
+    '--format',
+    '{{.Node}} {{.CurrentState}}',
+    service,
+  ])
+  const count: Record<string, number> = {}
+  for (const line of out.trim().split('\n')) {
+    const [host, state] = line.split(' ')
+    if (host && state === 'Running') count[host] = (count[host] ?? 0) + 1
+  }
+  return count
+}
+
+describe('a worker joins with docker swarm join', () => {
+  let mgr: ClusterNode
+  let wrk: ClusterNode
+  let other: ClusterNode
+  beforeAll(async () => {
+    ;[mgr, wrk, other] = await Promise.all([node('mgr1'), node('wrk1'), node('wrk2')])
+    await ok(mgr, ['swarm', 'init'])
+  })
+  afterAll(async () => {
+    await Promise.all([wrk?.close(), other?.close()])
+    await mgr?.close()
+    cleanup()
+  })
+
+  it('refuses a token of another cluster and a wrong secret', async () => {
+    const addr = mgr.daemon.manager!.joinAddr
+    const foreign = pki.generateJoinTokens(pki.createRootCA().pem).worker
+    const r1 = await docker(other, ['swarm', 'join', '--token', foreign, addr])
+    expect(r1.code).not.toBe(0)
+    expect(r1.stderr).toContain('remote CA does not match fingerprint')
+    const real = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    const r2 = await docker(other, ['swarm', 'join', '--token', pki.rotateJoinToken(real), addr])
+    expect(r2.stderr).toContain('A valid join token is necessary to join this cluster')
+    expect(await ok(other, ['info'])).toMatch(/Swarm: inactive/)
+  })
+
+  it('joins as a worker over TLS and shows up in docker node ls', async () => {
+    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    const out = await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    expect(out.trim()).toBe('This node joined a swarm as a worker.')
+    const table = await waitFor(async () => {
+      const t = rows(await ok(mgr, ['node', 'ls']))
+      return t.length === 2 && t.every((r) => r.includes('Ready')) && t
+    }, 'both nodes ready')
+    expect(table).toEqual([
+      [`${mgr.daemon.nodeId} *`, 'mgr1', 'Ready', 'Active', 'Leader', '28.2.2'],
+      [wrk.daemon.nodeId, 'wrk1', 'Ready', 'Active', '28.2.2'],
+    ])
+    expect(await ok(mgr, ['node', 'inspect', 'wrk1', '--format', '{{.Spec.Role}} {{.Status.Addr}}'])).toBe(
+      'worker 127.0.0.1\n',
+    )
+  })
+
+  it('answers manager commands on the worker with the daemon message', async () => {
+    expect(await ok(wrk, ['info'])).toMatch(/Swarm: active\n\s+NodeID: [a-z0-9]{25}\n\s+Is Manager: false/)
+    const r = await docker(wrk, ['node', 'ls'])
+    expect(r.stderr).toContain("Worker nodes can't be used to view or modify cluster state.")
+    const again = await docker(wrk, ['swarm', 'join', '--token', 'x', '127.0.0.1:1'])
+    expect(again.stderr).toContain('This node is already part of a swarm')
+  })
+
+  it('spreads replicas and runs global services on the worker', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'web',
+      '--replicas',
+      '4',
+      'nginx:alpine',
+    ])
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'mon',
+      '--mode',
+      'global',
+      'busybox',
+    ])
+    await waitFor(async () => {
+      const p = await placement(mgr, 'web')
+      return p.mgr1 === 2 && p.wrk1 === 2
+    }, 'web spread 2+2')
+    await waitFor(async () => {
+      const p = await placement(mgr, 'mon')
+      return p.mgr1 === 1 && p.wrk1 === 1
+    }, 'mon on both nodes')
+    expect(wrk.daemon.agent!.tasks().filter((t) => t.state === 'running')).toHaveLength(3)
+  })
+
+  it("shows the tasks' logs from the manager and the worker in docker service logs", async () => {
+    const out = await ok(mgr, ['service', 'logs', 'web'])
+    const lines = out.trim().split('\n')
+    expect(lines).toHaveLength(8) // two lines from each of the four tasks
+    for (const host of ['mgr1', 'wrk1']) {
+      expect(out).toMatch(
+        new RegExp(`web\\.\\d\\.[a-z0-9]{12,25}@${host}\\s+\\| starting nginx:alpine as web\\.\\d`),
+      )
+    }
+    const tail = await ok(mgr, ['service', 'logs', '--tail', '1', '--no-task-ids', '-t', 'web'])
+    const tailLines = tail.trim().split('\n')
+    expect(tailLines).toHaveLength(4)
+    for (const l of tailLines)
+      expect(l).toMatch(
+        /^\d{4}-\d\d-\d\dT[\d:.]+Z web\.\d@(mgr1|wrk1)\s+\| listening \(simulated task [a-z0-9]{25}\)$/,
+      )
+  })
+
+  it('drains a node: its tasks move to the manager', async () => {
+    expect((await ok(mgr, ['node', 'update', '--availability', 'drain', 'wrk1'])).trim()).toBe('wrk1')
+    await waitFor(async () => {
+      const p = await placement(mgr, 'web')
+      return p.mgr1 === 4 && !p.wrk1
+    }, 'web all on mgr1')
+    await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === undefined, 'mon gone from wrk1')
+    const table = rows(await ok(mgr, ['node', 'ls']))
+    expect(table[1]?.slice(1, 4)).toEqual(['wrk1', 'Ready', 'Drain'])
+    const bad = await docker(mgr, ['node', 'update', '--availability', 'sideways', 'wrk1'])
+    expect(bad.code).not.toBe(0)
+    await ok(mgr, ['node', 'update', '--availability', 'active', 'wrk1'])
+    await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === 1, 'mon back on wrk1')
+  })
+})

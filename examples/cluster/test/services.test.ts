@@ -1,0 +1,200 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/index.js'
+import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+
+/** `docker service ls` as { name: [mode, replicas, image, ports] }. */
+async function services(n: ClusterNode): Promise<Record<string, string[]>> {
+  const out = await ok(n, [
+    'service',
+    'ls',
+    '--format',
+    '{{.Name}}|{{.Mode}}|{{.Replicas}}|{{.Image}}|{{.Ports}}',
+  ])
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [name, ...rest] = l.split('|')
+        return [name!, rest]
+      }),
+  )
+}
+
+describe('services, networks and secrets through the docker CLI', () => {
+  let n: ClusterNode
+  beforeAll(async () => {
+    n = await node('mgr1')
+    await ok(n, ['swarm', 'init'])
+  })
+  afterAll(async () => {
+    await n?.close()
+    cleanup()
+  })
+
+  it('creates and lists overlay networks next to ingress', async () => {
+    const id = (await ok(n, ['network', 'create', '-d', 'overlay', 'appnet'])).trim()
+    expect(id).toMatch(/^[a-z0-9]{25}$/)
+    const table = rows(await ok(n, ['network', 'ls']))
+    expect(table).toEqual([
+      [id.slice(0, 12), 'appnet', 'overlay', 'swarm'],
+      [expect.stringMatching(/^[a-z0-9]{12}$/), 'ingress', 'overlay', 'swarm'],
+    ])
+    const subnet = (
+      await ok(n, ['network', 'inspect', 'appnet', '--format', '{{range .IPAM.Config}}{{.Subnet}}{{end}}'])
+    ).trim()
+    expect(subnet).toBe('10.0.1.0/24')
+    const dup = await docker(n, ['network', 'create', '-d', 'overlay', 'appnet'])
+    expect(dup.code).not.toBe(0)
+  })
+
+  it('creates secrets from stdin and lists them without their data', async () => {
+    const id = (await ok(n, ['secret', 'create', 'db_pass', '-'], 's3cr3t')).trim()
+    expect(id).toMatch(/^[a-z0-9]{25}$/)
+    const table = rows(await ok(n, ['secret', 'ls']))
+    expect(table).toEqual([
+      [id, 'db_pass', expect.stringMatching(/seconds? ago/), expect.stringMatching(/seconds? ago/)],
+    ])
+    const inspect = await ok(n, ['secret', 'inspect', 'db_pass'])
+    expect(inspect).not.toContain(Buffer.from('s3cr3t').toString('base64'))
+    const dup = await docker(n, ['secret', 'create', 'db_pass', '-'], 'x')
+    expect(dup.stderr).toMatch(/Error response from daemon: .*db_pass/)
+  })
+
+  it('creates a replicated service and waits until it converged', async () => {
+    const r = await docker(n, [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--replicas',
+      '3',
+      '-p',
+      '8080:80',
+      '--network',
+      'appnet',
+      '--secret',
+      'db_pass',
+      '--update-monitor',
+      '300ms',
+      'nginx:alpine',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^[a-z0-9]{25}\n/)
+    expect(r.stdout).toMatch(/verify: Service [a-z0-9]{25} converged/)
+    // There is no registry: the CLI warns and keeps the tag.
+    expect(r.stderr).toContain('could not be accessed on a registry')
+    expect((await services(n)).web).toEqual(['replicated', '3/3', 'nginx:alpine', '*:8080->80/tcp'])
+  })
+
+  it('shows the tasks in docker service ps and the spec in service inspect', async () => {
+    const ps = rows(await ok(n, ['service', 'ps', 'web']))
+    expect(ps.map((r) => r.slice(1, 5))).toEqual([
+      ['web.1', 'nginx:alpine', 'mgr1', 'Running'],
+      ['web.2', 'nginx:alpine', 'mgr1', 'Running'],
+      ['web.3', 'nginx:alpine', 'mgr1', 'Running'],
+    ])
+    for (const row of ps) expect(row[5]).toMatch(/^Running (\d+|less than a) seconds? ago$/)
+    const pretty = await ok(n, ['service', 'inspect', '--pretty', 'web'])
+    expect(pretty).toMatch(/Service Mode:\s+Replicated\n\s+Replicas:\s+3/)
+    expect(pretty).toMatch(/Networks: appnet/)
+    expect(pretty).toMatch(/Secrets:\n\s+Target:\s+db_pass/)
+    expect(pretty).toMatch(/PublishedPort = 8080/)
+    const vip = await ok(n, [
+      'service',
+      'inspect',
+      'web',
+      '--format',
+      '{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}',
+    ])
+    expect(vip.trim().split(' ').sort()).toEqual(['10.0.0.2/24', '10.0.1.2/24'])
+  })
+
+  it('scales a service up and down', async () => {
+    expect(await ok(n, ['service', 'scale', '-d', 'web=5'])).toContain('web scaled to 5')
+    await waitFor(async () => (await services(n)).web?.[1] === '5/5', 'web at 5/5')
+    await ok(n, ['service', 'scale', '-d', 'web=2'])
+    await waitFor(async () => (await services(n)).web?.[1] === '2/2', 'web at 2/2')
+    const running = rows(await ok(n, ['service', 'ps', '-f', 'desired-state=running', 'web']))
+    expect(running.map((r) => r[1]).sort()).toEqual(['web.1', 'web.2'])
+  })
+
+  it('runs a global service on every node', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--mode',
+      'global',
+      '--name',
+      'monitor',
+      '--no-resolve-image',
+      'busybox',
+    ])
+    await waitFor(async () => (await services(n)).monitor?.[1] === '1/1', 'monitor at 1/1')
+    expect((await services(n)).monitor?.slice(0, 3)).toEqual(['global', '1/1', 'busybox:latest'])
+    const scale = await docker(n, ['service', 'scale', 'monitor=3'])
+    expect(scale.stderr).toContain('scale can only be used with replicated or replicated-job mode')
+  })
+
+  it('rolls out a new image and keeps the old tasks as history', async () => {
+    const r = await docker(n, ['service', 'update', '--image', 'nginx:1.27', 'web'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/verify: Service web converged/)
+    expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:1.27'])
+    const ps = rows(await ok(n, ['service', 'ps', 'web']))
+    const current = ps.filter((r) => r[1] === 'web.1' || r[1] === 'web.2')
+    expect(current.map((r) => [r[2], r[4]])).toEqual([
+      ['nginx:1.27', 'Running'],
+      ['nginx:1.27', 'Running'],
+    ])
+    const history = ps.filter((r) => r[1]?.startsWith('\\_'))
+    expect(history.length).toBeGreaterThanOrEqual(2)
+    for (const h of history) expect([h[2], h[4]]).toEqual(['nginx:alpine', 'Shutdown'])
+    const state = await ok(n, [
+      'service',
+      'inspect',
+      'web',
+      '--format',
+      '{{.UpdateStatus.State}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}',
+    ])
+    expect(state.trim()).toBe('completed nginx:alpine')
+  })
+
+  it('rolls back to the previous spec', async () => {
+    const r = await docker(n, ['service', 'rollback', 'web'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('rollback: manually requested rollback')
+    expect(r.stdout).toMatch(/verify: Service web converged/)
+    expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:alpine'])
+  })
+
+  it('refuses a stale update version with the daemon message', async () => {
+    const url = n.dockerHost.replace('tcp://', 'http://')
+    const svc = (await (await fetch(`${url}/v1.50/services/web`)).json()) as {
+      ID: string
+      Version: { Index: number }
+      Spec: unknown
+    }
+    const res = await fetch(`${url}/v1.50/services/${svc.ID}/update?version=${svc.Version.Index - 1}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(svc.Spec),
+    })
+    expect(res.status).toBe(500)
+    expect(await res.json()).toEqual({ message: 'rpc error: code = Unknown desc = update out of sequence' })
+  })
+
+  it('removes services, then their network', async () => {
+    const inUse = await docker(n, ['network', 'rm', 'appnet'])
+    expect(inUse.code).not.toBe(0)
+    expect(inUse.stderr).toContain('is in use by service')
+    expect((await ok(n, ['service', 'rm', 'web', 'monitor'])).trim().split('\n')).toEqual(['web', 'monitor'])
+    expect(await services(n)).toEqual({})
+    expect((await ok(n, ['network', 'rm', 'appnet'])).trim()).toBe('appnet')
+    expect(rows(await ok(n, ['network', 'ls'])).map((r) => r[1])).toEqual(['ingress'])
+    const missing = await docker(n, ['service', 'rm', 'web'])
+    expect(missing.stderr).toContain('service web not found')
+  })
+})
