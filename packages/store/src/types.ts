@@ -626,11 +626,11 @@ export interface Cluster {
   /** Certificates of removed nodes, denied until they expire (node id -> expiry). */
   removedNodes?: Record<string, { expiry: Timestamp }>
   /** Address pools for overlay networks (Docker's `DefaultAddrPool`, default `['10.0.0.0/8']`). */
-  defaultAddrPool: string[]
+  defaultAddressPool: string[]
   /** Prefix length of the subnets cut from the pools (default 24). */
   subnetSize: number
   /** VXLAN UDP port (Docker's `DataPathPort`, default 4789). */
-  dataPathPort: number
+  vxlanUdpPort: number
   fipsEnabled?: boolean
 }
 

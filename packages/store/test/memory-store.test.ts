@@ -163,9 +163,9 @@ describe('MemoryStore', () => {
       },
       rootCA: { caKey: '', caCert: '', caCertHash: '', joinTokens: { worker: 'w', manager: 'm' } },
       unlockKeys: [],
-      defaultAddrPool: ['10.0.0.0/8'],
+      defaultAddressPool: ['10.0.0.0/8'],
       subnetSize: 24,
-      dataPathPort: 4789,
+      vxlanUdpPort: 4789,
     })
     await s.update((tx) => tx.create('clusters', cluster('c1', 'default')))
     await rejectsWith(
