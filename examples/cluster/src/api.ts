@@ -148,9 +148,9 @@ function swarmJson(m: Manager) {
     Spec: spec,
     TLSInfo: { TrustRoot: c.rootCA.caCert },
     RootRotationInProgress: false,
-    DefaultAddrPool: c.defaultAddrPool,
+    DefaultAddrPool: c.defaultAddressPool,
     SubnetSize: c.subnetSize,
-    DataPathPort: c.dataPathPort,
+    DataPathPort: c.vxlanUdpPort,
     JoinTokens: { Worker: c.rootCA.joinTokens.worker, Manager: c.rootCA.joinTokens.manager },
   }
 }
@@ -669,9 +669,9 @@ function infoJson(d: Daemon) {
               Spec: toDocker(c.spec),
               TLSInfo: { TrustRoot: c.rootCA.caCert },
               RootRotationInProgress: false,
-              DefaultAddrPool: c.defaultAddrPool,
+              DefaultAddrPool: c.defaultAddressPool,
               SubnetSize: c.subnetSize,
-              DataPathPort: c.dataPathPort,
+              DataPathPort: c.vxlanUdpPort,
             },
           }
         : {}),

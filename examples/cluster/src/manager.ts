@@ -283,9 +283,9 @@ export class Manager {
           joinTokens: { worker: b.joinTokens.worker, manager: b.joinTokens.manager },
         },
         unlockKeys: [],
-        defaultAddrPool: ['10.0.0.0/8'],
+        defaultAddressPool: ['10.0.0.0/8'],
         subnetSize: 24,
-        dataPathPort: 4789,
+        vxlanUdpPort: 4789,
       })
       tx.create('nodes', {
         id: this.nodeId,
