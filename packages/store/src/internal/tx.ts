@@ -7,6 +7,7 @@ import {
   hasKey,
   type IndexKeys,
   type IndexName,
+  idsOf,
   slotKey,
   type TableState,
   taskHoldsReferences,
@@ -163,9 +164,9 @@ export class TxImpl implements Tx {
         break
       case 'namePrefix': {
         const seen = new Set<string>()
-        for (const [k, ids] of state.indexes.get('name')!) {
+        for (const [k, bucket] of state.indexes.get('name')!) {
           if (!k.startsWith(p.prefix)) continue
-          for (const id of ids) {
+          for (const id of idsOf(bucket)) {
             if (seen.has(id)) continue
             seen.add(id)
             take(id, state.objects.get(id))
