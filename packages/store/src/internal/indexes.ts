@@ -160,22 +160,18 @@ export class TableState<O extends { id: string }> {
     return out
   }
 
-  /** The index keys each stored object was filed under (in `defs` order), so a change computes only the new ones. */
-  private readonly filed = new Map<string, IndexKeys[]>()
-
   /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every index in step. */
   put(id: string, prev: O | undefined, next: O | undefined): void {
     if (next) this.objects.set(id, next)
     else this.objects.delete(id)
     if (!prev && next) addKey(this.prefixes, id.slice(0, 2), id)
     else if (prev && !next) removeKey(this.prefixes, id.slice(0, 2), id)
-    const old = prev ? this.filed.get(id) : undefined
-    const now: IndexKeys[] | undefined = next ? new Array(this.defs.length) : undefined
+    // The keys `prev` was filed under are computed again rather than kept per object: the key functions are
+    // pure and objects frozen, and a kept array per object cost more (allocation, GC, a map insert) than this.
     for (let i = 0; i < this.defs.length; i++) {
       const [name, fn] = this.defs[i]!
-      const before = old ? old[i] : prev ? fn(prev) : undefined
+      const before = prev ? fn(prev) : undefined
       const after = next ? fn(next) : undefined
-      if (now) now[i] = after
       if (before === after) continue
       const index = this.indexes.get(name)!
       if (typeof before === 'string' && typeof after === 'string') {
@@ -194,13 +190,10 @@ export class TableState<O extends { id: string }> {
         } else for (const k of after) if (!hasKey(before, k)) addKey(index, k, id)
       }
     }
-    if (now) this.filed.set(id, now)
-    else this.filed.delete(id)
   }
 
   clear(): void {
     this.objects.clear()
-    this.filed.clear()
     this.prefixes.clear()
     for (const index of this.indexes.values()) index.clear()
   }
