@@ -179,6 +179,14 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         return {}
       },
     ],
+    [
+      'POST',
+      /^\/swarm\/leave$/,
+      async ({ query }) => {
+        await d.leave(query.get('force') === '1' || query.get('force') === 'true')
+        return {}
+      },
+    ],
     ['GET', /^\/swarm$/, () => ({ json: swarmJson(mgr()) })],
     [
       'POST',
@@ -249,6 +257,36 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               'promoting and demoting nodes is not supported by this reference cluster yet',
             )
           tx.update('nodes', { ...n, spec })
+        })
+        return {}
+      },
+    ],
+
+    [
+      'DELETE',
+      /^\/nodes\/([^/]+)$/,
+      async ({ params, query }) => {
+        const force = query.get('force') === '1' || query.get('force') === 'true'
+        await update((tx) => {
+          const n = lookup(tx, 'nodes', params[0]!, 'node')
+          if (n.role === 'manager' || n.managerStatus)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
+            )
+          if (n.status.state !== 'down' && !force)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is not down and can't be removed`,
+            )
+          const c = tx.find('clusters')[0]
+          // Its certificate is refused from now on (until it would have expired).
+          if (c)
+            tx.update('clusters', {
+              ...c,
+              removedNodes: { ...c.removedNodes, [n.id]: { expiry: Date.now() + 90 * 24 * 3600 * 1000 } },
+            })
+          tx.delete('nodes', n.id)
         })
         return {}
       },

@@ -269,6 +269,29 @@ export class Daemon {
     return out
   }
 
+  /** `docker swarm leave`: a worker stops its agent and forgets the cluster; a manager only with `force`. */
+  async leave(force: boolean): Promise<void> {
+    if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    if (this.manager && !force)
+      throw new ApiError(
+        503,
+        'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.',
+      )
+    this.#busy = true
+    try {
+      await this.close()
+      this.#client = undefined
+      this.state = 'inactive'
+      this.role = undefined
+      this.nodeId = ''
+      this.clusterId = ''
+      this.remoteManager = ''
+    } finally {
+      this.#busy = false
+    }
+  }
+
   async close(): Promise<void> {
     await this.agent?.stop()
     await this.#client?.close()

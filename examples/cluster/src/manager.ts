@@ -316,7 +316,10 @@ export class Manager {
     const roles = ['swarm-manager', 'swarm-worker']
     const nodeOf = (identity: { commonName: string } | undefined) => {
       if (!identity?.commonName) throw new Error('unauthenticated')
-      return identity.commonName
+      const id = identity.commonName
+      if (this.cluster()?.removedNodes?.[id])
+        throw new Error(`Permission denied: node ${id} was removed from swarm`)
+      return id
     }
     const d = this.dispatcher
     this.#control = rpcServer({
