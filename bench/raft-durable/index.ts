@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KvClient, runKvServerCli } from '@swarmkit/example-raft-kv'
+import { FileLogStorage } from '@swarmkit/raft'
 import { freePorts, type LoadResult, runWriters, waitFor } from './common.js'
 import { ensureEtcd, etcdLoad, etcdVersion, startEtcdCluster } from './etcd.js'
 
@@ -118,6 +119,47 @@ async function runEtcd(): Promise<{ version: string; results: LoadResult[] }> {
   }
 }
 
+interface StorageRun {
+  writers: number
+  savesPerSec: number
+  entriesPerSec: number
+  mbPerSec: number
+  syncsPerSec: number
+}
+
+/** FileLogStorage alone: `writers` concurrent loops each saving one 256-byte entry with a hard state. */
+async function storageRun(writers: number, ms: number): Promise<StorageRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-durable-storage-'))
+  const s = await FileLogStorage.open(dir)
+  await s.load()
+  let next = 1
+  const data = new Uint8Array(256).fill(0x62)
+  const start = performance.now()
+  const end = start + ms
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (performance.now() < end) {
+        const index = next++
+        await s.save({
+          entries: [{ index, term: 1, type: 0, data }],
+          hardState: { term: 1, vote: 'n1', commit: index - 1 },
+        })
+      }
+    }),
+  )
+  const sec = (performance.now() - start) / 1000
+  const st = s.stats()
+  await s.close()
+  rmSync(dir, { recursive: true, force: true })
+  return {
+    writers,
+    savesPerSec: st.saves / sec,
+    entriesPerSec: (next - 1) / sec,
+    mbPerSec: st.bytes / sec / 1e6,
+    syncsPerSec: st.syncs / sec,
+  }
+}
+
 const fmt = (n: number, d = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
 
@@ -125,11 +167,26 @@ async function parent(): Promise<void> {
   console.log(
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values`,
   )
+  // The log alone: one writer pays one fdatasync per save; many writers share each sync (group commit).
+  const storage: StorageRun[] = []
+  for (const w of [1, 64, 256]) storage.push(await storageRun(w, Math.min(3000, SECONDS * 1000)))
+  console.log('')
+  console.log('FileLogStorage | saves/s (1 entry each)      MB/s   fdatasync/s')
+  for (const r of storage) {
+    console.log(
+      `${String(r.writers).padStart(3)} writers    | ${fmt(r.savesPerSec).padStart(22)} ${fmt(r.mbPerSec, 1).padStart(9)} ${fmt(r.syncsPerSec).padStart(13)}`,
+    )
+  }
   const kv = await runKvCluster()
   const etcd = await runEtcd()
   console.log('')
   console.log('writers | raft-kv writes/s   p50 ms   p99 ms | etcd writes/s   p50 ms   p99 ms | ratio')
   const json: Record<string, number | string> = { etcd_version: etcd.version }
+  for (const r of storage) {
+    json[`storage_saves_per_s_${r.writers}`] = Math.round(r.savesPerSec)
+    json[`storage_fsyncs_per_s_${r.writers}`] = Math.round(r.syncsPerSec)
+    json[`storage_mb_per_s_${r.writers}`] = Number(r.mbPerSec.toFixed(1))
+  }
   for (let k = 0; k < WRITERS.length; k++) {
     const a = kv[k]!
     const b = etcd.results[k]!

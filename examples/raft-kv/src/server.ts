@@ -26,6 +26,11 @@ export interface KvServerOptions {
   readonly clientAddress: string
   /** Cluster ID recorded in the data directory. Default `'raft-kv'`. */
   readonly clusterId?: string
+  /**
+   * Snapshot the map every this many applied entries. Default 100,000 (etcd's default `snapshot-count`): the
+   * map is serialized whole, so snapshots much more often cost latency under heavy write load.
+   */
+  readonly snapshotThreshold?: number
   /** Lines about what happens (leader changes, errors). Default: silent. */
   readonly log?: (line: string) => void
 }
@@ -64,6 +69,7 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     peers: peers.map((p) => ({ id: p.id, address: p.address })),
     transport: tcpTransport(),
     storage,
+    snapshotThreshold: options.snapshotThreshold ?? 100_000,
     stateMachine: {
       apply: (command, index) => state.apply(command, index),
       snapshot: () => state.snapshot(),

@@ -97,9 +97,8 @@ interface Pool {
   cidr: Cidr
   subnetPrefix: number
   shift: bigint
+  /** Slots cut into pool subnets. User-given subnets are not marked here: the search steps over them. */
   slots: Bitmap
-  /** Slots held by user-given subnets smaller than a slot, counted (several may share one slot). */
-  shared: Map<number, number>
 }
 
 interface Subnet {
@@ -115,16 +114,13 @@ interface Subnet {
   window: number
   /** Explicit IPv6 addresses beyond the window (rare). */
   beyond: Set<bigint>
-  /** The pool slots this subnet occupies (a user-given subnet may span several pools). */
-  marks: Mark[]
+  /** The pool slot this subnet was cut from, if it was. */
+  slot: Slot | undefined
 }
 
-interface Mark {
+interface Slot {
   pool: Pool
-  first: number
-  last: number
-  /** A user-given subnet: counted in `pool.shared`. */
-  user: boolean
+  index: number
 }
 
 const MAX_ID = 256
@@ -143,10 +139,6 @@ function bump<K>(map: Map<K, number>, key: K, delta: number): void {
   if (n === 0) map.delete(key)
   else map.set(key, n)
 }
-
-// Math.min/max do not take bigints.
-const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b)
-const bigMax = (a: bigint, b: bigint): bigint => (a > b ? a : b)
 
 function checkNetwork(network: unknown): string {
   if (typeof network !== 'string' || network.length === 0 || network.length > MAX_ID)
@@ -199,7 +191,6 @@ class IpamImpl implements Ipam {
         subnetPrefix: size,
         shift: BigInt(familyBits(cidr.family) - size),
         slots: new Bitmap(Math.min(slots, MAX_BITMAP_SIZE)),
-        shared: new Map(),
       })
     }
   }
@@ -208,7 +199,7 @@ class IpamImpl implements Ipam {
     checkNetwork(network)
     if (typeof request !== 'object' || request === null) throw new TypeError('request must be an object')
     let cidr: Cidr
-    const marks: Mark[] = []
+    let slot: Slot | undefined
     if (request.subnet !== undefined) {
       cidr = parseCidr(request.subnet, 'request.subnet')
       const max = familyBits(cidr.family) - 2
@@ -221,30 +212,35 @@ class IpamImpl implements Ipam {
           `subnet ${formatCidr(cidr)} overlaps ${s.text} of network ${s.network}`,
           { holder: s.network },
         )
-      for (const pool of this.pools) {
-        if (!overlaps(pool.cidr, cidr)) continue
-        // Mark every pool slot the user subnet touches, so pool allocation steps around it.
-        const lo = bigMax(cidr.base, pool.cidr.base)
-        const hi = bigMin(cidrEnd(cidr), cidrEnd(pool.cidr))
-        const first = Number((lo - pool.cidr.base) >> pool.shift)
-        const last = Math.min(Number((hi - pool.cidr.base) >> pool.shift), pool.slots.size - 1)
-        for (let k = first; k <= last; k++) {
-          pool.slots.set(k)
-          pool.shared.set(k, (pool.shared.get(k) ?? 0) + 1)
-        }
-        marks.push({ pool, first, last, user: true })
-      }
     } else {
       const family = request.family ?? 4
       if (family !== 4 && family !== 6) throw new RangeError('request.family must be 4 or 6')
       let found: Cidr | undefined
-      for (const p of this.pools) {
+      search: for (const p of this.pools) {
         if (p.cidr.family !== family) continue
-        const k = p.slots.lowest()
-        if (k < 0) continue
-        found = { family, base: p.cidr.base + (BigInt(k) << p.shift), prefix: p.subnetPrefix }
-        marks.push({ pool: p, first: k, last: k, user: false })
-        break
+        let from = 0
+        for (;;) {
+          const k = p.slots.firstFree(from)
+          if (k < 0) continue search
+          const candidate: Cidr = {
+            family,
+            base: p.cidr.base + (BigInt(k) << p.shift),
+            prefix: p.subnetPrefix,
+          }
+          const blocker = this.overlapping(candidate)
+          if (blocker !== undefined) {
+            // A user-given subnet covers part of this slot: go on after its end, in one step however many
+            // slots it covers (a user /8 over a pool of 2^48 slots).
+            const after = ((cidrEnd(blocker.cidr) - p.cidr.base) >> p.shift) + 1n
+            if (after >= BigInt(p.slots.size)) continue search
+            from = Number(after)
+            continue
+          }
+          p.slots.set(k)
+          found = candidate
+          slot = { pool: p, index: k }
+          break search
+        }
       }
       if (found === undefined)
         throw new OverlayError(
@@ -266,7 +262,7 @@ class IpamImpl implements Ipam {
         g.value <= cidr.base ||
         g.value >= cidr.base + size - (cidr.family === 4 ? 1n : 0n)
       ) {
-        for (const m of marks) this.undoSlots(m)
+        if (slot !== undefined) slot.pool.slots.clear(slot.index)
         throw new OverlayError(
           'OUT_OF_RANGE',
           `gateway ${request.gateway} is not a host address of ${formatCidr(cidr)}`,
@@ -284,7 +280,7 @@ class IpamImpl implements Ipam {
       bits,
       window,
       beyond: new Set(),
-      marks,
+      slot,
     }
     this.hold(subnet, gateway)
     let list = this.networks.get(network)
@@ -299,8 +295,8 @@ class IpamImpl implements Ipam {
     const list = this.networks.get(network)
     if (list === undefined) throw new OverlayError('NOT_FOUND', `network ${network} holds no subnet`)
     for (const s of list) {
-      for (const m of s.marks) this.undoSlots(m)
       this.index(s, -1)
+      if (s.slot !== undefined) s.slot.pool.slots.clear(s.slot.index)
     }
     this.networks.delete(network)
   }
@@ -476,20 +472,6 @@ class IpamImpl implements Ipam {
     if (s.beyond.has(value)) return false
     s.beyond.add(value)
     return true
-  }
-
-  private undoSlots({ pool, first, last, user }: Mark): void {
-    for (let k = first; k <= last; k++) {
-      if (user) {
-        const n = (pool.shared.get(k) ?? 1) - 1
-        if (n > 0) {
-          pool.shared.set(k, n)
-          continue
-        }
-        pool.shared.delete(k)
-      }
-      pool.slots.clear(k)
-    }
   }
 
   private poolText(family: Family): string {

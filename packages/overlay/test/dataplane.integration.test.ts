@@ -46,7 +46,7 @@ send()
 setInterval(send, 500)
 setTimeout(() => { console.log('timeout'); process.exit(3) }, 10000)`
 
-describe('overlay data plane (kernel, 3 hosts)', () => {
+describe('overlay data plane (kernel, 3 hosts)', { timeout: 60_000 }, () => {
   if (unavailable !== undefined) {
     it(`cannot run here: ${unavailable}`, () => {
       if (process.env.SWARMKIT_CI === '1')
@@ -117,7 +117,7 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
         t.ns = sb.namespace
       }
     }
-  })
+  }, 120_000)
 
   afterAll(async () => {
     // Processes first (they pin namespaces), then each driver's own teardown, then the lab; assert last
@@ -131,7 +131,7 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
     const rest = await lab.destroy()
     expect(leftovers).toEqual([])
     expect(rest).toEqual([])
-  })
+  }, 120_000)
 
   it('gives every host its bridge, VXLAN device and peers', async () => {
     const s = await drivers[0]!.inspect()
@@ -318,6 +318,35 @@ describe('overlay data plane (kernel, 3 hosts)', () => {
       expect(out.after.resources).toEqual([])
       // The test's own driver on that host is untouched.
       expect((await drivers[2]!.inspect()).sandboxes).toEqual(['g3', 'r3'])
+    } finally {
+      await sh('rm', ['-f', bundle])
+    }
+  })
+
+  it('cleans up after a driver process killed in the middle of its work', async () => {
+    const bundle = join(tmpdir(), `${lab.tag}-crash.mjs`)
+    await build({
+      entryPoints: [join(import.meta.dirname, 'fixtures', 'crash-driver.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      conditions: ['@swarmkit/source'],
+      logLevel: 'silent',
+    })
+    try {
+      const h = lab.hosts[1]!
+      const prefix = `${lab.tag}y`
+      const { child } = await lab.spawnNode(h.ns, [bundle, h.vtep, prefix])
+      await lab.kill(child) // SIGKILL, wherever it was
+      const fresh = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix })
+      const left = await fresh.inspect()
+      expect(left.networks).toEqual([{ id: 'doomed', vni: 9100 }])
+      expect(left.sandboxes.length).toBeGreaterThanOrEqual(4)
+      await fresh.destroy()
+      expect(await fresh.inspect()).toEqual({ networks: [], peers: [], sandboxes: [], resources: [] })
+      // The test's own driver on that host is untouched.
+      expect((await drivers[1]!.inspect()).sandboxes).toEqual(['b2', 'r2'])
     } finally {
       await sh('rm', ['-f', bundle])
     }

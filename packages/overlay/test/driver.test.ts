@@ -97,7 +97,7 @@ describe('linuxDriver without privileges', () => {
 
 const unavailable = await kernelUnavailable()
 
-describe('linuxDriver (kernel)', () => {
+describe('linuxDriver (kernel)', { timeout: 60_000 }, () => {
   if (unavailable !== undefined) {
     // Reported plainly; under CI (SWARMKIT_CI=1) not being able to run is a failure, not a skip.
     it(`cannot run here: ${unavailable}`, () => {
@@ -112,7 +112,7 @@ describe('linuxDriver (kernel)', () => {
     await lab.create(1)
     const h = lab.hosts[0]!
     driver = linuxDriver({ vtep: h.vtep, namespace: h.ns, prefix: h.prefix })
-  })
+  }, 120_000)
   afterAll(async () => {
     const leftovers: string[] = []
     if (driver !== undefined) {
@@ -122,6 +122,6 @@ describe('linuxDriver (kernel)', () => {
     const rest = await lab.destroy()
     expect(leftovers).toEqual([])
     expect(rest).toEqual([])
-  })
+  }, 120_000)
   driverCompliance(() => ({ driver: driver!, vtep: lab.hosts[0]!.vtep }))
 })

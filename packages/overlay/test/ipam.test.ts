@@ -107,6 +107,19 @@ describe('ipam', () => {
     expect(a.allocateSubnet('g', { subnet: '172.30.0.0/24' }).subnet).toBe('172.30.0.0/24')
   })
 
+  it('steps over a huge user-given subnet in one go', () => {
+    const a = ipam({ pools: ['10.0.0.0/8', { base: 'fd00::/8', size: 64 }] })
+    a.allocateSubnet('big4', { subnet: '10.0.0.0/9' })
+    expect(a.allocateSubnet('next4').subnet).toBe('10.128.0.0/24')
+    a.allocateSubnet('big6', { subnet: 'fd00::/20' })
+    expect(a.allocateSubnet('next6', { family: 6 }).subnet).toBe('fd00:1000::/64')
+    expect(code(() => a.allocateSubnet('x', { subnet: 'fd00::/8' }))).toBe('SUBNET_OVERLAP')
+    // The pool's usable 2^48 /64s are fd00::/16: a user subnet over all of it exhausts it at once.
+    const b = ipam({ pools: [{ base: 'fd00::/8', size: 64 }] })
+    b.allocateSubnet('all', { subnet: 'fd00::/16' })
+    expect(code(() => b.allocateSubnet('y', { family: 6 }))).toBe('POOL_EXHAUSTED')
+  })
+
   it('allocates IPv6 subnets and addresses, canonically written', () => {
     const a = ipam({ pools: ['10.0.0.0/8', 'fd00:5a::/48'] })
     a.allocateSubnet('n')

@@ -5,7 +5,17 @@ import { decodeConf, encodeConf } from './internal/conf.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
 import { Links } from './internal/links.js'
-import { ACK, CHUNK, decodeAck, decodeChunk, encodeAck, encodeChunk } from './internal/snapshot-wire.js'
+import {
+  ACK,
+  ACK_ABORT,
+  ACK_GAP,
+  ACK_OK,
+  CHUNK,
+  decodeAck,
+  decodeChunk,
+  encodeAck,
+  encodeChunk,
+} from './internal/snapshot-wire.js'
 import {
   type ConfState,
   type Entry,
@@ -29,7 +39,10 @@ import {
 export interface StateMachine {
   /** Applies one committed command; the result is handed to the proposer on this node. */
   apply(command: Uint8Array, index: number): unknown | Promise<unknown>
-  /** Serializes the whole state (used by snapshots). */
+  /**
+   * Serializes the whole state (for snapshots). Called between two applies, so it must capture the state as of
+   * that call; if it returns a promise, applying goes on while it resolves (copy or freeze what it needs first).
+   */
   snapshot(): Uint8Array | Promise<Uint8Array>
   /** Replaces the whole state with a snapshot. */
   restore(snapshot: Uint8Array): void | Promise<void>
@@ -777,8 +790,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private readonly onTick = (): void => {
     if (this.state !== 'running') return
-    // Ticks follow the clock, not the timer count: after a stall (a long GC, a blocked event loop) the missed
-    // ticks are replayed, so election timers and lease reads see the real elapsed time.
+    // After a stall (a long GC, a blocked event loop) the core is told how much time really passed, so a
+    // leader's lease expires on real time; its timers still take one step.
     const now = this.clock.now()
     let n = Math.floor((now - this.lastTickAt) / this.tickMs)
     if (n < 1) n = 1
@@ -788,7 +801,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     } else {
       this.lastTickAt += n * this.tickMs
     }
-    for (let i = 0; i < n; i++) this.core!.tick()
+    this.core!.tick(n)
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -805,16 +818,21 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.state !== 'running') return
     if (this.queued.length > 0) this.submitProposals()
     if (this.readQueue.length > 0) this.submitReads()
-    if (this.loop === null && this.core!.hasReady()) {
-      this.loop = this.runLoop().finally(() => {
-        this.loop = null
-      })
+    if (this.loop === null) {
+      if (this.core!.hasReady()) {
+        this.loop = this.runLoop().finally(() => {
+          this.loop = null
+        })
+      }
+    } else {
+      // A Ready is being persisted or applied: what needs no persistence goes out now.
+      const now = this.core!.takeMessagesNow()
+      if (now.length > 0) this.send(now)
     }
   }
 
   private async runLoop(): Promise<void> {
     const core = this.core!
-    const links = this.links!
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
@@ -845,8 +863,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           !this.snapshotting &&
           this.applied - this.snapIndex >= this.snapshotThreshold
         ) {
-          await this.takeSnapshot()
-          if (this.state !== 'running') return
+          this.takeSnapshot()
         }
         if (this.readWaits.length > 0) this.releaseReads()
         if (this.confWaiters.length > 0) this.submitConfChanges()
@@ -908,26 +925,43 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    * the snapshot is made durable in the background (proposals, replication and commits go on), then the log
    * is compacted behind it, keeping `trailingEntries`.
    */
-  private async takeSnapshot(): Promise<void> {
+  private takeSnapshot(): void {
     const core = this.core!
     const index = this.applied
     const term = core.log.term(index)
     if (term < 0) return
     const meta: SnapshotMeta = { index, term, conf: this.confNow() }
     this.snapshotting = true
-    let data: Uint8Array
+    // Called between two applies, so it sees exactly the state at `index`; a promise it returns may resolve
+    // later while applying goes on (the state machine captured its state when called).
+    let pending: Uint8Array | Promise<Uint8Array>
     try {
-      data = await this.sm.snapshot()
-      if (!(data instanceof Uint8Array))
-        throw new TypeError('stateMachine.snapshot() must return a Uint8Array')
+      pending = this.sm.snapshot()
     } catch (err) {
       this.snapshotting = false
       this.log.error?.('state machine snapshot failed', { id: this.id, err })
       return
     }
-    this.storage
-      .save({ snapshot: { meta, data } })
-      .then(async () => {
+    Promise.resolve(pending)
+      .then(
+        (data) => {
+          if (data instanceof Uint8Array) return data
+          this.log.error?.('stateMachine.snapshot() must return a Uint8Array; no snapshot taken', {
+            id: this.id,
+          })
+          return null
+        },
+        (err) => {
+          this.log.error?.('state machine snapshot failed', { id: this.id, err })
+          return null
+        },
+      )
+      .then(async (data) => {
+        if (data === null || this.state !== 'running') {
+          this.snapshotting = false
+          return
+        }
+        await this.storage.save({ snapshot: { meta, data } })
         this.snapshotting = false
         if (this.state !== 'running') return
         if (index > this.snapIndex) this.snapIndex = index
@@ -966,7 +1000,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private async startSnapshotSend(m: Message): Promise<void> {
     const core = this.core!
     const cur = this.sending.get(m.to)
-    if (cur && cur.meta.index === m.index && cur.term === m.term) return
+    if (cur && cur.data !== null && cur.meta.index === m.index && cur.term === m.term) return
     const snap = await this.storage.snapshot().catch(() => null)
     if (this.state !== 'running') return
     if (!snap || snap.meta.index !== m.index || snap.meta.term !== m.logTerm) {
@@ -1027,16 +1061,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const ack = decodeAck(frame)
       const out = this.sending.get(peer)
       if (!out || out.meta.index !== ack.index) return
-      if (!ack.ok || core.role !== 'leader' || core.term !== out.term) {
+      if (ack.status === ACK_ABORT || core.role !== 'leader' || core.term !== out.term) {
         this.abortSnapshotSend(out)
         return
       }
-      out.lastProgress = now
-      if (ack.received > out.acked) out.acked = Math.min(ack.received, out.data!.length)
-      if (ack.received < out.sent) out.sent = Math.max(out.acked, ack.received)
-      if (out.acked >= out.data!.length) {
-        // All delivered; the follower answers with an AppendResp once it has installed it.
-        this.sending.delete(peer)
+      if (out.data === null) return
+      const total = out.data.length
+      if (ack.received > out.acked) {
+        out.acked = Math.min(ack.received, total)
+        out.lastProgress = now
+      }
+      // A gap: chunks after `received` were lost; go back and resend from there.
+      if (ack.status === ACK_GAP && ack.received >= out.acked && ack.received < out.sent)
+        out.sent = ack.received
+      if (out.acked >= total) {
+        // All delivered; the follower answers with an AppendResp once it has installed it. The record stays
+        // until the leader sees that answer (or gives up after the timeout and sends the snapshot again).
         out.data = null
         return
       }
@@ -1046,11 +1086,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (frame[0] !== CHUNK) throw new Error(`unknown frame kind ${frame[0]}`)
     const c = decodeChunk(frame, this.chunkBytes + 1024, this.maxSnapshotBytes)
     if (c.term < core.term) {
-      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, ACK_ABORT))
       return
     }
     let inc = this.receiving.get(peer)
-    if (c.offset === 0) {
+    // A new transfer starts at offset 0 (a duplicate of the first chunk of the current one does not restart it).
+    if (c.offset === 0 && (!inc || inc.index !== c.index || inc.term !== c.term)) {
       inc = {
         term: c.term,
         index: c.index,
@@ -1063,15 +1104,20 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.receiving.set(peer, inc)
     }
     if (!inc || inc.index !== c.index || inc.term !== c.term || inc.data.length !== c.total) {
-      this.links!.sendFrame(peer, encodeAck(c.index, 0, false))
+      this.links!.sendFrame(peer, encodeAck(c.index, 0, ACK_ABORT))
       return
     }
-    if (c.offset === inc.received) {
-      inc.data.set(c.data, c.offset)
-      inc.received += c.data.length
-      inc.lastProgress = now
+    // A duplicate is ignored; a chunk past a gap asks for the resend of what is missing.
+    if (c.offset < inc.received || (c.offset === inc.received && c.data.length === 0 && inc.received > 0))
+      return
+    if (c.offset > inc.received) {
+      this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_GAP))
+      return
     }
-    this.links!.sendFrame(peer, encodeAck(c.index, inc.received, true))
+    inc.data.set(c.data, c.offset)
+    inc.received += c.data.length
+    inc.lastProgress = now
+    this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_OK))
     if (inc.received < inc.data.length) return
     this.receiving.delete(peer)
     core.step({
@@ -1093,8 +1139,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private checkSnapshotTransfers(now: number): void {
     const limit = 2 * this.electionMaxMs
+    const core = this.core!
     for (const out of [...this.sending.values()]) {
-      if (now - out.lastProgress > limit || this.core!.role !== 'leader' || this.core!.term !== out.term) {
+      if (out.data === null && !core.sendingSnapshot(out.to)) this.sending.delete(out.to)
+      else if (now - out.lastProgress > limit || core.role !== 'leader' || core.term !== out.term) {
         this.abortSnapshotSend(out)
       }
     }

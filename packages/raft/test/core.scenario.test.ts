@@ -292,6 +292,37 @@ describe('scenarios', () => {
     expect(c.appliedText('b')).toEqual(['x', 'lost-to-b'])
   })
 
+  it('lets a leader send appends while an earlier Ready is still being written, and counts itself only after', () => {
+    const c = new Cluster(['a', 'b', 'c'])
+    c.campaign('a')
+    const a = c.get('a')
+    a.propose([enc('first')])
+    const rd1 = a.ready() // being "written"
+    expect(rd1.entries.map((e) => e.index)).toEqual([2])
+    a.propose([enc('second')])
+    const early = a.takeMessagesNow()
+    expect(early.map((m) => [m.type, m.to, m.entries.map((e) => e.index)])).toEqual([
+      [T.Append, 'b', [3]],
+      [T.Append, 'c', [3]],
+    ])
+    // Both followers acknowledge 3 before a's own writes finish: a majority without a, so 3 commits...
+    for (const to of ['b', 'c']) {
+      a.step(msg({ type: T.AppendResp, from: to, to: 'a', term: 1, index: 3 }))
+    }
+    expect(a.committed).toBe(3)
+    // ...but with one follower only, a must wait for its own write.
+    const d = new Cluster(['a', 'b', 'c'])
+    d.campaign('a')
+    const a2 = d.get('a')
+    a2.propose([enc('x')])
+    const rd = a2.ready()
+    a2.step(msg({ type: T.AppendResp, from: 'b', to: 'a', term: 1, index: 2 }))
+    expect(a2.committed).toBe(1)
+    a2.advance(rd)
+    expect(a2.committed).toBe(2)
+    expect(rd1.messagesNow.length).toBe(2)
+  })
+
   it('answers lease reads without a heartbeat round only when CheckQuorum is on and the lease holds', () => {
     const c = new Cluster(['a', 'b', 'c'], () => ({ leaseRead: true }))
     c.campaign('a')

@@ -187,3 +187,64 @@ describe('RaftNode on FileLogStorage', () => {
     }
   })
 })
+
+describe('RaftNode snapshots with a slow state machine', () => {
+  it('keeps committing and applying proposals while the state machine serializes a snapshot', async () => {
+    const net = new MemoryNetwork({ seed: 5 })
+    const ids = ['n1', 'n2', 'n3']
+    let release: (() => void) | null = null
+    let calls = 0
+    const sms = ids.map(() => {
+      const base = kv()
+      return {
+        ...base,
+        data: base.data,
+        snapshot: () => {
+          calls++
+          const captured = base.snapshot()
+          // The serialized state is captured now; the promise resolves only when the test lets it.
+          return new Promise<Uint8Array>((resolve) => {
+            const prev = release
+            release = () => {
+              prev?.()
+              resolve(captured)
+            }
+          })
+        },
+      }
+    })
+    const storages = ids.map(() => new MemoryLogStorage())
+    const nodes = ids.map(
+      (id, i) =>
+        new RaftNode({
+          id,
+          peers: ids,
+          transport: net.transport(id),
+          storage: storages[i]!,
+          stateMachine: sms[i]!,
+          electionTimeoutMs: [60, 120],
+          heartbeatIntervalMs: 15,
+          snapshotThreshold: 20,
+          trailingEntries: 5,
+        }),
+    )
+    await Promise.all(nodes.map((n) => n.start()))
+    await until(() => nodes.some((n) => n.role === 'leader'))
+    const leader = nodes.find((n) => n.role === 'leader')!
+    for (let i = 0; i < 25; i++) await leader.propose(enc(`k${i}=${i}`))
+    await until(() => calls > 0)
+    // While snapshots are pending, proposals still commit and apply.
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => leader.propose(enc(`later${i}=${i}`))),
+    )
+    expect(results.every((r) => r.index > 25)).toBe(true)
+    expect(await storages[ids.indexOf(leader.id)]!.snapshot()).toBeNull()
+    release!()
+    await until(() => storages.every((s) => (s as unknown as { snap: unknown }).snap !== null))
+    const snap = await storages[ids.indexOf(leader.id)]!.snapshot()
+    expect(snap!.meta.index).toBeGreaterThanOrEqual(20)
+    // The snapshot holds the state as of its index, not the later writes.
+    expect(new Map(JSON.parse(dec(snap!.data))).has('later0')).toBe(false)
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+})

@@ -183,6 +183,8 @@ function matchOne(c: Compiled, node: Node): boolean {
 
 /** Whether `node` satisfies all of `constraints` (swarm's expressions; throws on a malformed one). */
 export function nodeMatchesConstraints(node: Node, constraints: readonly string[]): boolean {
+  if (typeof node !== 'object' || node === null || typeof node.id !== 'string')
+    throw new TypeError('node: expected a Node')
   return ConstraintSet.parse(constraints).matches(node)
 }
 

@@ -192,6 +192,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   readonly #runs = new Map<string, UpdateRun>()
   readonly #wakes = new Map<string, { at: number; cancel: () => void }>()
   readonly #constraints = new Map<string, ConstraintSet | null>()
+  /** Per pass: tasks to reject per node for lack of resources. */
+  readonly #overcommit = new Map<string, Set<string>>()
 
   constructor(options: OrchestratorOptions, commitSize: number, queueSize: number) {
     super()
@@ -279,8 +281,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
-        if (e.action === 'delete') this.#dropTask(e.object)
-        else this.#putTask(e.object)
+        if (e.action === 'delete') {
+          this.#dropTask(e.object)
+          this.#delays.delete(e.object.id)
+        } else this.#putTask(e.object)
         this.#dirty.add(e.object.serviceId)
         return
       case 'nodes': {
@@ -325,6 +329,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async #pass(): Promise<void> {
     const dirty = [...this.#dirty].sort()
     this.#dirty.clear()
+    this.#overcommit.clear()
     for (const id of dirty) {
       const plan = new Plan()
       try {
@@ -391,6 +396,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const svc = this.#services.get(serviceId)
     const tasks = [...(this.#bySvc.get(serviceId)?.values() ?? [])]
     if (!svc || svc.pendingDelete) {
+      if (!svc && tasks.length === 0) {
+        // Nothing left of it: forget its restart history, update run and timer.
+        for (const key of this.#history.keys()) if (key.startsWith(`${serviceId}/`)) this.#history.delete(key)
+        this.#runs.delete(serviceId)
+        this.#wakes.get(serviceId)?.cancel()
+        this.#wakes.delete(serviceId)
+        return
+      }
       // The service is gone (or going): stop its tasks, then remove them once they stopped.
       for (const t of tasks) {
         if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
@@ -404,8 +417,38 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#reap(svc, tasks, plan)
   }
 
-  #matcher(t: Task): ConstraintSet | null | undefined {
-    const list = t.spec.placement?.constraints
+  /** Tasks on `node` whose CPU or memory reservations no longer fit in what it offers (memoized per pass). */
+  #overcommitted(node: Node): Set<string> {
+    let out = this.#overcommit.get(node.id)
+    if (out) return out
+    out = new Set()
+    this.#overcommit.set(node.id, out)
+    let cpu = node.description?.resources?.nanoCPUs ?? 0
+    let mem = node.description?.resources?.memoryBytes ?? 0
+    const held: Task[] = []
+    for (const id of this.#byNode.get(node.id) ?? []) {
+      const t = this.#tasks.get(id)
+      if (!t || !isDesiredUp(t) || isFinished(t) || taskStateRank(t.status.state) < RANK_ASSIGNED) continue
+      const r = t.spec.resources?.reservations
+      if (r && (r.nanoCPUs > 0 || r.memoryBytes > 0)) held.push(t)
+    }
+    held.sort((a, b) => a.meta.createdAt - b.meta.createdAt || (a.id < b.id ? -1 : 1))
+    for (const t of held) {
+      const r = t.spec.resources?.reservations
+      const needCpu = r?.nanoCPUs ?? 0
+      const needMem = r?.memoryBytes ?? 0
+      if (needCpu > cpu || needMem > mem) {
+        out.add(t.id)
+        continue
+      }
+      cpu -= needCpu
+      mem -= needMem
+    }
+    return out
+  }
+
+  #matcher(spec: Task['spec']): ConstraintSet | null | undefined {
+    const list = spec.placement?.constraints
     if (!list?.length) return undefined
     const key = list.join('\n')
     let c = this.#constraints.get(key)
@@ -424,7 +467,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   /** Whether `node` may run tasks of `spec` (constraints and platforms). */
   #fits(spec: Task['spec'], node: Node): boolean {
-    const c = this.#matcher({ spec } as Task)
+    const c = this.#matcher(spec)
     if (c === null) return false
     if (c && !c.matches(node)) return false
     const platforms = spec.placement?.platforms
@@ -554,8 +597,13 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const node = this.#nodes.get(t.nodeId)
       if (invalidNode(node)) return this.#restart(svc, t, true, plan, now) ?? null
       const rank = taskStateRank(t.status.state)
-      if (node && !isFinished(t) && rank >= RANK_ASSIGNED && t.slot !== 0 && !this.#fits(t.spec, node))
-        return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
+      // The constraint enforcer: the service's current constraints (the task's may be older), and the
+      // node's resources (a node that shrank rejects its newest tasks first).
+      if (node && !isFinished(t) && rank >= RANK_ASSIGNED) {
+        const c = t.slot === 0 ? undefined : this.#matcher(svc.spec.taskTemplate)
+        if (c === null || (c && !c.matches(node)) || this.#overcommitted(node).has(t.id))
+          return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
+      }
     }
     if (isFinished(t)) return this.#restart(svc, t, false, plan, now) ?? null
     return undefined
@@ -706,17 +754,27 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const version = svc.specVersion.index
     const status = svc.updateStatus
     const template = specKey(svc.spec.taskTemplate)
-    // A task is out of date when it comes from another spec version and its spec differs from the template.
-    const isCurrent = (t: Task) => (t.specVersion?.index ?? 0) === version || specKey(t.spec) === template
+    const unplaced = specKey(withoutPlacement(svc.spec.taskTemplate))
+    const placement = this.#matcher(svc.spec.taskTemplate)
+    // A task is out of date when it comes from another spec version and its spec differs from the template;
+    // as in swarm, not when only the placement changed and its node still meets the new constraints.
+    const isCurrent = (t: Task) => {
+      if ((t.specVersion?.index ?? 0) === version) return true
+      if (specKey(t.spec) === template) return true
+      if (specKey(withoutPlacement(t.spec)) !== unplaced || placement === null) return false
+      const node = this.#nodes.get(t.nodeId)
+      return node !== undefined && (!placement || placement.matches(node))
+    }
     const dirty = slots
       .filter((s) => !s.active.some(isCurrent))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     let run = this.#runs.get(svc.id)
-    if (run && run.version !== version) {
+    // A new spec, or a paused update whose status was cleared (the service was updated again): start over.
+    if (run && (run.version !== version || (run.paused && !paused))) {
       this.#runs.delete(svc.id)
       run = undefined
     }
-    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     if (!run) {
       if (dirty.length === 0) {
         if (status && UPDATE_ACTIVE.has(status.state)) {
@@ -768,6 +826,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           r.inFlight.delete(key)
           r.nextAt = Math.max(r.nextAt, now + config.delayMs)
           if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
+        })
+      } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
+        // start-first, but no node can run both (ports, max replicas, resources): stop the old task
+        // first after all, so that the new one fits.
+        for (const id of f.stopAfter) {
+          const old = this.#tasks.get(id)
+          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
+        }
+        plan.after.push(() => {
+          f.stopAfter = []
         })
       } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
         // failed, stopped, or no node can take it now: this step is over either way
@@ -899,6 +967,19 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 }
 
 const specKeys = new WeakMap<object, string>()
+
+const unplacedSpecs = new WeakMap<object, Task['spec']>()
+
+/** The spec without its placement (cached per frozen store object, so that its key is cached too). */
+function withoutPlacement(spec: Task['spec']): Task['spec'] {
+  let out = unplacedSpecs.get(spec)
+  if (!out) {
+    const { placement: _placement, ...rest } = spec
+    out = rest
+    unplacedSpecs.set(spec, out)
+  }
+  return out
+}
 
 /** A canonical string of a task spec (cached per frozen store object). */
 function specKey(spec: Task['spec']): string {

@@ -24,6 +24,8 @@ const MAX_REPLICAS = 5
 
 /** Swarm's explanation of a filter failing on `n` nodes. */
 export function explainFilter(filter: FilterName, n: number): string {
+  if (!FILTERS.includes(filter)) throw new TypeError(`filter: expected one of ${FILTERS.join(', ')}`)
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('n: expected an integer >= 0')
   const nodes = n === 1 ? '1 node' : `${n} nodes`
   switch (filter) {
     case 'ready':
@@ -46,6 +48,7 @@ export function explainFilter(filter: FilterName, n: number): string {
  * filters that failed, most failures first.
  */
 export function explainFailures(counts: readonly number[]): string {
+  if (!Array.isArray(counts)) throw new TypeError('counts: expected an array of numbers')
   const parts = FILTERS.map((f, i) => ({ f, n: counts[i] ?? 0, i }))
     .filter((p) => p.n > 0)
     .sort((a, b) => b.n - a.n || a.i - b.i)
@@ -238,6 +241,9 @@ class PlacerImpl implements Placer {
   }
 
   recordFailure(task: Task, now: number): void {
+    if (typeof task !== 'object' || task === null || typeof task.nodeId !== 'string')
+      throw new TypeError('task: expected a Task')
+    if (!Number.isFinite(now)) throw new RangeError('now: expected a finite number')
     const info = this.#byId.get(task.nodeId)
     if (info) info.recordFailure(failureKey(task), now)
   }
@@ -250,6 +256,7 @@ class PlacerImpl implements Placer {
 
   place(tasks: readonly Task[], now = Date.now()): PlacementResult {
     if (!Array.isArray(tasks)) throw new TypeError('tasks: expected an array of tasks')
+    if (!Number.isFinite(now)) throw new RangeError('now: expected a finite number')
     const result: PlacementResult = { assigned: [], unplaced: [] }
     const groups = new Map<string, Task[]>()
     let lastService: string | undefined

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { rollbackService, updateService } from '../src/index.js'
+import { createOrchestrator, rollbackService, updateService } from '../src/index.js'
 import { serviceSpec, taskSpec } from './fixtures.js'
-import { countBy, type Harness, harness } from './harness.js'
+import { countBy, type Harness, harness, seeded } from './harness.js'
 
 let h: Harness | undefined
 afterEach(async () => {
@@ -171,6 +171,35 @@ describe('replicated orchestrator', () => {
     })
   })
 
+  it('rejects the newest tasks of a node whose resources shrank, and places them elsewhere', async () => {
+    h = await harness()
+    const [a] = await h.addNodes(1, { cpu: 4e9 })
+    const s = await h.service(
+      serviceSpec('web', {
+        mode: { replicated: { replicas: 4 } },
+        taskTemplate: taskSpec({
+          resources: { reservations: { nanoCPUs: 1e9, memoryBytes: 0 } },
+          restartPolicy: { condition: 'any', delay: 0 },
+        }),
+      }),
+    )
+    await h.settle()
+    expect(h.running(s.id)).toHaveLength(4)
+    const [b] = await h.addNodes(1, { cpu: 4e9 })
+    await h.setNode(a!, (n) => ({
+      ...n,
+      description: { ...n.description!, resources: { ...n.description!.resources, nanoCPUs: 2e9 } },
+    }))
+    await h.advance(1)
+    expect(countBy(h.running(s.id), (t) => t.nodeId)).toEqual(
+      new Map([
+        [a!, 2],
+        [b!, 2],
+      ]),
+    )
+    expect(h.tasks(s.id).filter((t) => t.status.state === 'rejected')).toHaveLength(2)
+  })
+
   it('keeps 5 finished tasks per slot (configurable)', async () => {
     h = await harness()
     await h.addNodes(1)
@@ -306,6 +335,33 @@ describe('rolling update', () => {
     expect(h.getService(s.id).updateStatus).toMatchObject({ state: 'completed', message: 'update completed' })
   })
 
+  it('is taken over by a new orchestrator halfway through', async () => {
+    h = await harness()
+    await h.addNodes(2)
+    const s = await webWith(h, 4, { updateConfig: { parallelism: 1, delay: 10 * S, monitor: 0 } })
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' } }),
+    })
+    await h.advance(10_000)
+    const startedAt = h.getService(s.id).updateStatus?.startedAt
+    await h.orchestrator.stop() // the leader changes
+    const next = createOrchestrator({ store: h.store, clock: h.clock, random: seeded(99) })
+    next.start()
+    try {
+      await h.advance(60_000)
+      expect(h.getService(s.id).updateStatus).toMatchObject({ state: 'completed', startedAt })
+      expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual([
+        'nginx:2',
+        'nginx:2',
+        'nginx:2',
+        'nginx:2',
+      ])
+    } finally {
+      await next.stop()
+    }
+  })
+
   it('starts the new task before stopping the old one with start-first', async () => {
     h = await harness()
     await h.addNodes(1)
@@ -327,6 +383,44 @@ describe('rolling update', () => {
     expect(h.running(s.id)).toHaveLength(1)
   })
 
+  it('does not restart tasks when only the placement changed and their nodes still qualify', async () => {
+    h = await harness()
+    await h.addNodes(2, { labels: { zone: 'east' } })
+    const s = await webWith(h, 2, { updateConfig: { parallelism: 1, monitor: 0 } })
+    const before = h
+      .running(s.id)
+      .map((t) => t.id)
+      .sort()
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ placement: { constraints: ['node.labels.zone==east'] } }),
+    })
+    await h.advance(10_000)
+    expect(
+      h
+        .running(s.id)
+        .map((t) => t.id)
+        .sort(),
+    ).toEqual(before)
+    expect(h.getService(s.id).updateStatus).toBeUndefined()
+  })
+
+  it('falls back to stop-first when no node can run both tasks', async () => {
+    h = await harness()
+    await h.addNodes(1)
+    const s = await webWith(h, 1, {
+      updateConfig: { parallelism: 1, order: 'start-first', monitor: 0 },
+      taskTemplate: taskSpec({ placement: { maxReplicas: 1 } }),
+    })
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' }, placement: { maxReplicas: 1 } }),
+    })
+    await h.advance(10_000)
+    expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual(['nginx:2'])
+    expect(h.getService(s.id).updateStatus?.state).toBe('completed')
+  })
+
   it('pauses on failure, as swarm words it', async () => {
     h = await harness({ behavior: (t) => (t.spec.containerSpec.image === 'bad' ? 'fail' : 'run') })
     await h.addNodes(2)
@@ -339,6 +433,19 @@ describe('rolling update', () => {
     const st = h.getService(s.id).updateStatus
     expect(st?.state).toBe('paused')
     expect(st?.message).toMatch(/^update paused due to failure or early termination of task [0-9a-z]{25}$/)
+    // Updating the service again (here: a fixed image) clears the pause and starts a new update.
+    await updateService(h.store, s.id, {
+      ...h.getService(s.id).spec,
+      taskTemplate: taskSpec({ containerSpec: { image: 'nginx:2' } }),
+    })
+    await h.advance(60_000)
+    expect(h.getService(s.id).updateStatus?.state).toBe('completed')
+    expect(h.running(s.id).map((t) => t.spec.containerSpec.image)).toEqual([
+      'nginx:2',
+      'nginx:2',
+      'nginx:2',
+      'nginx:2',
+    ])
   })
 
   it('rolls back when failures exceed the ratio, and completes the rollback', async () => {

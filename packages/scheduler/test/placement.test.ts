@@ -1,6 +1,6 @@
 import type { Task } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
-import { createPlacer, explainFailures } from '../src/index.js'
+import { createPlacer, explainFailures, explainFilter, nodeMatchesConstraints } from '../src/index.js'
 import { node, task, taskSpec } from './fixtures.js'
 
 function tasks(n: number, serviceId: string, over: Partial<Task> = {}): Task[] {
@@ -145,6 +145,17 @@ describe('filters', () => {
     ])
     expect(r.assigned.map((a) => [a.task.id, a.nodeId])).toEqual([['g2', 'b']])
     expect(r.unplaced[0]?.reason).toBe('no suitable node (scheduling constraints not satisfied on 1 node)')
+  })
+
+  it('names the argument on programmer errors', () => {
+    const p = createPlacer()
+    expect(() => p.place('x' as never)).toThrow(/tasks/)
+    expect(() => p.setNode(null as never)).toThrow(/node/)
+    expect(() => p.addTask({} as never)).toThrow(/task/)
+    expect(() => p.recordFailure(task('t', 's'), Number.NaN)).toThrow(/now/)
+    expect(() => explainFilter('bogus' as never, 1)).toThrow(/filter/)
+    expect(() => explainFilter('ready', -1)).toThrow(RangeError)
+    expect(() => nodeMatchesConstraints(undefined as never, [])).toThrow(/node/)
   })
 
   it('formats explanations like swarm', () => {

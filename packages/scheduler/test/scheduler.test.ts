@@ -196,4 +196,16 @@ describe('Scheduler', () => {
     await until(() => real.view((tx) => tx.find('tasks')).length === 2)
     await orchestrator.stop()
   })
+
+  it('reports a closed store instead of crashing', async () => {
+    const store = memoryStore()
+    store.close()
+    const scheduler = createScheduler({ store })
+    const errors: Error[] = []
+    scheduler.on('error', (e) => errors.push(e))
+    scheduler.start()
+    await until(() => !scheduler.running)
+    await scheduler.stop()
+    expect(errors.length).toBeLessThanOrEqual(1)
+  })
 })

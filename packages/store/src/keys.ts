@@ -44,6 +44,7 @@ export interface KeyManagerOptions {
    * `noble` does it all in @noble/ciphers.
    */
   cipher?: CipherImpl
+  signal?: AbortSignal
 }
 
 /** What the key file holds, wrapped under the KEK or plain. */
@@ -223,6 +224,8 @@ export class KeyManager {
       throw new TypeError("options.cipher: node:crypto has no chacha20-poly1305 here; use 'noble'")
     }
     const unlockKey = options.unlockKey === undefined ? undefined : parseUnlockKey(options.unlockKey)
+    if (options.signal?.aborted)
+      throw new StoreError('ABORTED', 'open aborted', { cause: options.signal.reason })
     let f = await readKeyFile(path)
     let state: KeyState | null = null
     if (f === null) {
@@ -234,7 +237,8 @@ export class KeyManager {
       state = readPlain(f)
     }
     const km = new KeyManager(path, f, state, random, impl)
-    if (f.autolock && unlockKey) await km.unlock(unlockKey)
+    if (f.autolock && unlockKey)
+      await km.unlock(unlockKey, options.signal ? { signal: options.signal } : undefined)
     return km
   }
 
@@ -258,7 +262,7 @@ export class KeyManager {
    * is `NOT_LOCKED`. After an unlock-key rotation a manager that missed it unlocks with its old key; then
    * adopt the new one with {@link rotateUnlockKey}.
    */
-  async unlock(key: string | Uint8Array): Promise<void> {
+  async unlock(key: string | Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
     const bytes = parseUnlockKey(key)
     return this.serial(async () => {
       if (this.state) throw new StoreError('NOT_LOCKED', 'swarm is not locked')
@@ -277,7 +281,7 @@ export class KeyManager {
       this.state = decodeState(plain)
       this.ring = ringOf(this.state, this.impl)
       this.unlockKeyBytes = bytes
-    })
+    }, options?.signal)
   }
 
   /**
@@ -298,30 +302,33 @@ export class KeyManager {
    * Turns autolock on: generates (or takes) the unlock key, replaces the DEK (the old one was stored in the
    * clear) and writes the key file wrapped under the new KEK. Returns the unlock key to show the operator.
    */
-  async enableAutolock(unlockKey?: string | Uint8Array): Promise<string> {
+  async enableAutolock(unlockKey?: string | Uint8Array, options?: { signal?: AbortSignal }): Promise<string> {
     const key = unlockKey === undefined ? generateUnlockKey(this.random) : normalizeKey(unlockKey)
     return this.serial(async () => {
       const s = this.mustState()
       if (this.file.autolock) throw new StoreError('INVALID_ARGUMENT', 'autolock is already on')
       await this.commit(rotated(s, this.random), parseUnlockKey(key))
       return key
-    })
+    }, options?.signal)
   }
 
   /** Turns autolock off: the DEK is written in the clear again. */
-  async disableAutolock(): Promise<void> {
+  async disableAutolock(options?: { signal?: AbortSignal }): Promise<void> {
     return this.serial(async () => {
       const s = this.mustState()
       if (!this.file.autolock) return
       await this.commit(s, null)
-    })
+    }, options?.signal)
   }
 
   /**
    * Re-wraps the DEKs under a new unlock key (generated, or the cluster's current one for a manager that
    * missed a rotation) and replaces the DEK as swarm does. Returns the unlock key.
    */
-  async rotateUnlockKey(unlockKey?: string | Uint8Array): Promise<string> {
+  async rotateUnlockKey(
+    unlockKey?: string | Uint8Array,
+    options?: { signal?: AbortSignal },
+  ): Promise<string> {
     const key = unlockKey === undefined ? generateUnlockKey(this.random) : normalizeKey(unlockKey)
     return this.serial(async () => {
       const s = this.mustState()
@@ -330,18 +337,18 @@ export class KeyManager {
       }
       await this.commit(rotated(s, this.random), parseUnlockKey(key))
       return key
-    })
+    }, options?.signal)
   }
 
   /**
    * Starts sealing with a new DEK. Records under the old one stay readable; force a raft snapshot (it is sealed
    * under the new key), compact the log, then call {@link retirePreviousKeys} with the snapshot's index.
    */
-  async rotateDataKey(): Promise<void> {
+  async rotateDataKey(options?: { signal?: AbortSignal }): Promise<void> {
     return this.serial(async () => {
       const s = this.mustState()
       await this.commit(rotated(s, this.random), this.currentUnlockKey())
-    })
+    }, options?.signal)
   }
 
   /**
@@ -349,7 +356,7 @@ export class KeyManager {
    * entries at or below that index still on disk under a dropped key open as empty data, which raft discards
    * on load (they are covered by the snapshot); anything else under a dropped key is `CORRUPT`.
    */
-  async retirePreviousKeys(snapshotIndex: number): Promise<void> {
+  async retirePreviousKeys(snapshotIndex: number, options?: { signal?: AbortSignal }): Promise<void> {
     if (!Number.isSafeInteger(snapshotIndex) || snapshotIndex < 0) {
       throw new RangeError('snapshotIndex: expected an integer >= 0')
     }
@@ -361,7 +368,8 @@ export class KeyManager {
         { ...s, previous: [], retired, retiredFloor: Math.max(s.retiredFloor, snapshotIndex) },
         this.currentUnlockKey(),
       )
-    })
+      for (const k of s.previous) k.fill(0)
+    }, options?.signal)
   }
 
   /** A secret stored with the keys (e.g. the node's TLS key), locked along with them. */
@@ -373,7 +381,11 @@ export class KeyManager {
   }
 
   /** Stores (or with null removes) a secret in the key file. */
-  async writeSecret(name: string, value: Uint8Array | null): Promise<void> {
+  async writeSecret(
+    name: string,
+    value: Uint8Array | null,
+    options?: { signal?: AbortSignal },
+  ): Promise<void> {
     if (typeof name !== 'string' || name.length === 0)
       throw new TypeError('name: expected a non-empty string')
     if (value !== null && !(value instanceof Uint8Array))
@@ -384,7 +396,7 @@ export class KeyManager {
       if (value === null) delete extras[name]
       else extras[name] = new Uint8Array(value)
       await this.commit({ ...s, extras }, this.currentUnlockKey())
-    })
+    }, options?.signal)
   }
 
   /** Forgets the keys held in memory (best effort: the bytes are zeroed). The file is untouched. */
@@ -394,6 +406,11 @@ export class KeyManager {
     if (this.state) {
       this.state.current.fill(0)
       for (const k of this.state.previous) k.fill(0)
+      for (const v of Object.values(this.state.extras)) v.fill(0)
+    }
+    if (this.ring) {
+      this.ring.current.words.fill(0)
+      for (const k of this.ring.previous) k.words.fill(0)
     }
     if (this.unlockKeyBytes) this.unlockKeyBytes.fill(0)
     this.state = null
@@ -446,8 +463,13 @@ export class KeyManager {
     return this.ring!
   }
 
-  private serial<R>(fn: () => Promise<R>): Promise<R> {
-    const p = this.chain.then(fn)
+  /** Runs key file changes one at a time; an aborted signal stops a change before it starts. */
+  private serial<R>(fn: () => Promise<R>, signal?: AbortSignal): Promise<R> {
+    const p = this.chain.then(() => {
+      if (signal?.aborted)
+        throw new StoreError('ABORTED', 'key file change aborted', { cause: signal.reason })
+      return fn()
+    })
     this.chain = p.catch(() => undefined)
     return p
   }

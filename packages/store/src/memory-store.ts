@@ -168,6 +168,7 @@ export class MemoryStore {
   private locked = false
   private readonly lockQueue: (() => void)[] = []
   private _closed = false
+  private versionWaiters: { version: number; resolve: () => void; reject: (e: unknown) => void }[] = []
 
   constructor(options: MemoryStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
@@ -195,13 +196,57 @@ export class MemoryStore {
     this.proposerId = Buffer.from(this.random(12)).toString('base64url')
   }
 
-  /** The version of the last commit (the last applied raft index when replicated). */
+  /** The version of the last commit: when replicated, the raft index of the last store command applied. */
   get version(): number {
     return this._version
   }
 
   get closed(): boolean {
     return this._closed
+  }
+
+  /**
+   * Resolves once this store has reached `version`, a store version seen elsewhere (in an event, on another
+   * member). Raft's no-op and membership entries never reach the store, so do not wait for a raft index here:
+   * for a linearizable read, `await node.readIndex()` and then `view`. Rejects with `CLOSED` if the store
+   * closes first, `ABORTED` on abort.
+   */
+  waitForVersion(version: number, options?: { signal?: AbortSignal }): Promise<void> {
+    if (!Number.isSafeInteger(version) || version < 0)
+      throw new RangeError('version: expected an integer >= 0')
+    if (this._version >= version) return Promise.resolve()
+    if (this._closed) return Promise.reject(new StoreError('CLOSED', 'store is closed'))
+    const signal = options?.signal
+    if (signal?.aborted)
+      return Promise.reject(new StoreError('ABORTED', 'wait aborted', { cause: signal.reason }))
+    return new Promise((resolve, reject) => {
+      const w = {
+        version,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+      }
+      const onAbort = () => {
+        this.versionWaiters = this.versionWaiters.filter((x) => x !== w)
+        w.reject(new StoreError('ABORTED', 'wait aborted', { cause: signal?.reason }))
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.versionWaiters.push(w)
+    })
+  }
+
+  private setVersion(version: number): void {
+    this._version = version
+    if (this.versionWaiters.length === 0) return
+    const ready = this.versionWaiters.filter((w) => w.version <= version)
+    if (ready.length === 0) return
+    this.versionWaiters = this.versionWaiters.filter((w) => w.version > version)
+    for (const w of ready) w.resolve()
   }
 
   /** Runs `fn` on a consistent read-only view and returns its result. `fn` must be synchronous. */
@@ -386,7 +431,7 @@ export class MemoryStore {
   }
 
   /** Subscribes to committed changes; see {@link WatchOptions} and {@link Watch}. */
-  watch(options: WatchOptions = {}): Watch {
+  watch<T extends Table = Table>(options: WatchOptions<T> = {}): Watch<T> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
     if (options.filter !== undefined && typeof options.filter !== 'function') {
       throw new TypeError('options.filter: expected a function')
@@ -414,16 +459,19 @@ export class MemoryStore {
       start = from
       replay = this.history.since(from)
     }
-    const w = new Watcher({ ...options, queueSize: Math.max(queueSize, replay.length) }, start, (x) =>
-      this.watchers.delete(x),
+    // The watcher filters by table at runtime, so it only ever yields StoreEvent<T>.
+    const w = new Watcher(
+      { ...(options as unknown as WatchOptions), queueSize: Math.max(queueSize, replay.length) },
+      start,
+      (x) => this.watchers.delete(x),
     )
     if (options.signal?.aborted || this._closed) {
       w.close()
-      return w
+      return w as unknown as Watch<T>
     }
     this.watchers.add(w)
     if (replay.length > 0) w.push(replay)
-    return w
+    return w as unknown as Watch<T>
   }
 
   // ------------------------------------------------------------------------------------------- raft side
@@ -438,7 +486,7 @@ export class MemoryStore {
     if (!Number.isSafeInteger(index) || index < 1) throw new RangeError('index: expected a positive integer')
     if (index <= this._version) return { ok: true, version: this._version, changes: 0 }
     if (command.length === 0) {
-      this._version = index
+      this.setVersion(index)
       return { ok: true, version: index, changes: 0 }
     }
     let cmd: ReturnType<typeof decodeCommand>
@@ -446,14 +494,14 @@ export class MemoryStore {
       cmd = decodeCommand(command, Math.max(this.maxCommandBytes, 4 * 1024 * 1024))
     } catch (err) {
       if (!(err instanceof StoreError)) throw err
-      this._version = index
+      this.setVersion(index)
       return { ok: false, version: index, code: err.code, message: err.message }
     }
     let p = this.proposers.get(cmd.proposer)
     if (!p) this.proposers.set(cmd.proposer, (p = { applied: 0, floor: 0, code: null, message: '' }))
     const mine = cmd.proposer === this.proposerId ? this.waiters.get(cmd.seq) : undefined
     if (cmd.kind === 'fence') {
-      this._version = index
+      this.setVersion(index)
       if (p.applied < cmd.seq) p.floor = Math.max(p.floor, cmd.seq)
       // A fence settles every earlier command of its proposer that has not applied: it never will.
       if (cmd.proposer === this.proposerId) {
@@ -468,7 +516,7 @@ export class MemoryStore {
     }
     let result: ApplyResult
     if (cmd.seq <= p.floor) {
-      this._version = index
+      this.setVersion(index)
       result = { ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED }
     } else {
       try {
@@ -478,7 +526,7 @@ export class MemoryStore {
         result = { ok: true, version: index, changes: cmd.actions.length }
       } catch (err) {
         if (!(err instanceof StoreError)) throw err
-        this._version = index
+        this.setVersion(index)
         result = { ok: false, version: index, code: err.code, message: err.message }
       }
       p.applied = Math.max(p.applied, cmd.seq)
@@ -542,7 +590,7 @@ export class MemoryStore {
       }
     }
     for (const t of TABLES) (this.tables as Record<Table, TableState<any>>)[t] = fresh[t]
-    this._version = s.version
+    this.setVersion(s.version)
     this.history.reset(s.version)
     this.proposers = new Map(Object.entries(s.proposers))
     // Settle this store's own command if the snapshot already covers it.
@@ -571,6 +619,9 @@ export class MemoryStore {
     if (this._closed) return
     this._closed = true
     for (const w of [...this.watchers]) w.close()
+    const waiting = this.versionWaiters
+    this.versionWaiters = []
+    for (const w of waiting) w.reject(new StoreError('CLOSED', 'store is closed'))
     for (const [seq, w] of this.waiters) {
       this.waiters.delete(seq)
       w.reject(new StoreError('OUTCOME_UNKNOWN', 'store closed while a transaction was in flight'))
@@ -682,7 +733,7 @@ export class MemoryStore {
           : { action: 'create', table: a.table, version, object: o }
       ) as StoreEvent
     }
-    this._version = version
+    this.setVersion(version)
     this.deliver(events)
   }
 

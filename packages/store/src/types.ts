@@ -486,6 +486,7 @@ export interface Task {
   serviceAnnotations: { name: string; labels: Labels }
   status: TaskStatus
   desiredState: DesiredTaskState
+  /** The networks the task is attached to, with its addresses (Docker's `NetworksAttachments`). */
   networks: NetworkAttachment[]
   endpoint?: Endpoint
   logDriver?: Driver
@@ -624,10 +625,11 @@ export interface Cluster {
   encryptionKeyLamportClock?: number
   /** Certificates of removed nodes, denied until they expire (node id -> expiry). */
   removedNodes?: Record<string, { expiry: Timestamp }>
-  /** Address pools for overlay networks (default `10.0.0.0/8`). */
+  /** Address pools for overlay networks (Docker's `DefaultAddrPool`, default `['10.0.0.0/8']`). */
   defaultAddressPool: string[]
+  /** Prefix length of the subnets cut from the pools (default 24). */
   subnetSize: number
-  /** VXLAN UDP port (Docker's `DataPathPort`), default 4789. */
+  /** VXLAN UDP port (Docker's `DataPathPort`, default 4789). */
   vxlanUdpPort: number
   fipsEnabled?: boolean
 }

@@ -9,20 +9,20 @@ export type StoreAction = (typeof STORE_ACTIONS)[number]
  * transaction share it and arrive together, in the order the transaction made them. An update carries the
  * object before the change as `oldObject`; a delete carries the removed object.
  */
-export type StoreEvent = {
-  [T in Table]:
-    | { action: 'create'; table: T; version: number; object: TableObjects[T] }
-    | { action: 'update'; table: T; version: number; object: TableObjects[T]; oldObject: TableObjects[T] }
-    | { action: 'delete'; table: T; version: number; object: TableObjects[T] }
-}[Table]
+export type StoreEvent<T extends Table = Table> = {
+  [K in T]:
+    | { action: 'create'; table: K; version: number; object: TableObjects[K] }
+    | { action: 'update'; table: K; version: number; object: TableObjects[K]; oldObject: TableObjects[K] }
+    | { action: 'delete'; table: K; version: number; object: TableObjects[K] }
+}[T]
 
-export interface WatchOptions {
-  /** Only these tables (default: all). */
-  table?: Table | readonly Table[]
+export interface WatchOptions<T extends Table = Table> {
+  /** Only these tables (default: all); the events are typed accordingly. */
+  table?: T | readonly T[]
   /** Only these actions (default: all). */
   action?: StoreAction | readonly StoreAction[]
   /** Only events for which this returns true. It runs synchronously at commit; keep it cheap. Throwing drops the watch. */
-  filter?: (event: StoreEvent) => boolean
+  filter?: (event: StoreEvent<T>) => boolean
   /**
    * Resume: deliver every change with a version above this one first (from the store's bounded history),
    * then live changes. Throws `StoreError` `VERSION_COMPACTED` if the history no longer reaches back that far.
@@ -39,7 +39,7 @@ export interface WatchOptions {
  * at commit, and a watch whose queue overflows is dropped; its next read then rejects with `StoreError`
  * `WATCH_DROPPED` (which names `lastVersion`, the version to resume from with a new watch).
  */
-export interface Watch extends AsyncIterableIterator<StoreEvent> {
+export interface Watch<T extends Table = Table> extends AsyncIterableIterator<StoreEvent<T>> {
   /** Stops the watch; pending and later reads end (`done: true`). */
   close(): void
   readonly closed: boolean

@@ -247,6 +247,35 @@ describe('KeyManager autolock', () => {
   })
 })
 
+describe('KeyManager close', () => {
+  it('forgets the keys: hooks made before refuse afterwards', async () => {
+    const km = await KeyManager.open(join(dir, 'keys.json'))
+    const { seal } = km.hooks()
+    km.close()
+    expectStoreError(() => seal(text('x'), entry(1)), 'CLOSED')
+    expectStoreError(() => km.hooks(), 'CLOSED')
+  })
+})
+
+describe('KeyManager cancellation', () => {
+  it('stops a key file change before it starts when the signal is aborted', async () => {
+    const path = join(dir, 'keys.json')
+    const km = await KeyManager.open(path)
+    const before = await readFile(path)
+    const ac = new AbortController()
+    ac.abort()
+    await expect(km.enableAutolock(undefined, { signal: ac.signal })).rejects.toMatchObject({
+      code: 'ABORTED',
+    })
+    await expect(km.rotateDataKey({ signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' })
+    expect(await readFile(path)).toEqual(before)
+    expect(km.autolock).toBe(false)
+    await expect(KeyManager.open(join(dir, 'other.json'), { signal: ac.signal })).rejects.toMatchObject({
+      code: 'ABORTED',
+    })
+  })
+})
+
 describe('KeyManager data key rotation', () => {
   it('seals new records under the new DEK and retires the old one behind a snapshot', async () => {
     const path = join(dir, 'keys.json')

@@ -141,6 +141,45 @@ describe('MemoryStore', () => {
     expect(s.view((tx) => tx.find('networks').length)).toBe(0)
   })
 
+  it('holds one cluster object, named default', async () => {
+    const s = new MemoryStore()
+    const cluster = (id: string, name: string) => ({
+      id,
+      spec: {
+        name,
+        labels: {},
+        orchestration: { taskHistoryRetentionLimit: 5 },
+        raft: {
+          snapshotInterval: 10000,
+          keepOldSnapshots: 0,
+          logEntriesForSlowFollowers: 500,
+          electionTick: 10,
+          heartbeatTick: 1,
+        },
+        dispatcher: { heartbeatPeriod: 5e9 },
+        caConfig: { nodeCertExpiry: 7776000000000000 },
+        taskDefaults: {},
+        encryptionConfig: { autoLockManagers: false },
+      },
+      rootCA: { caKey: '', caCert: '', caCertHash: '', joinTokens: { worker: 'w', manager: 'm' } },
+      unlockKeys: [],
+      defaultAddressPool: ['10.0.0.0/8'],
+      subnetSize: 24,
+      vxlanUdpPort: 4789,
+    })
+    await s.update((tx) => tx.create('clusters', cluster('c1', 'default')))
+    await rejectsWith(
+      s.update((tx) => tx.create('clusters', cluster('c2', 'default'))),
+      'NAME_CONFLICT',
+    )
+    await rejectsWith(
+      s.update((tx) => tx.create('clusters', cluster('c3', 'other'))),
+      'INVALID_ARGUMENT',
+      /default/,
+    )
+    expect(s.view((tx) => tx.lookup('clusters', 'default').id)).toBe('c1')
+  })
+
   it('refuses services that reference missing objects', async () => {
     const s = new MemoryStore()
     await rejectsWith(
@@ -294,6 +333,27 @@ describe('MemoryStore', () => {
   })
 })
 
+describe('waitForVersion', () => {
+  it('resolves once the store reaches a version, and rejects on abort and close', async () => {
+    const s = new MemoryStore()
+    await s.waitForVersion(0)
+    const order: string[] = []
+    const at2 = s.waitForVersion(2).then(() => order.push(`2@${s.version}`))
+    await s.update((tx) => tx.create('configs', config('c1', 'c1')))
+    await s.update((tx) => tx.create('configs', config('c2', 'c2')))
+    await at2
+    expect(order).toEqual(['2@2'])
+    const ac = new AbortController()
+    const aborted = s.waitForVersion(9, { signal: ac.signal })
+    ac.abort()
+    await rejectsWith(aborted, 'ABORTED')
+    const closed = s.waitForVersion(9)
+    s.close()
+    await rejectsWith(closed, 'CLOSED')
+    expect(() => s.waitForVersion(-1)).toThrow(RangeError)
+  })
+})
+
 describe('watch', () => {
   it('delivers events after commit, with the old object on update', async () => {
     const s = new MemoryStore()
@@ -318,7 +378,12 @@ describe('watch', () => {
 
   it('filters by table, action and predicate', async () => {
     const s = new MemoryStore()
-    const w = s.watch({ table: 'tasks', action: ['update'], filter: (e) => e.object.id !== 'skip' })
+    // Typed by table: the filter sees tasks.
+    const w = s.watch({
+      table: 'tasks',
+      action: ['update'],
+      filter: (e) => e.object.id !== 'skip' && e.object.serviceId === 's1',
+    })
     await s.update((tx) => {
       tx.create('services', service('s1', 'web'))
       tx.create('tasks', task('t1', 's1', 1))

@@ -59,6 +59,7 @@ export class Bitmap {
     c.words[w]! |= m
     c.used++
     this.count++
+    if (i === this.lowHint) this.lowHint++
     return true
   }
 
@@ -87,6 +88,12 @@ export class Bitmap {
     this.set(i)
     this.cursor = i + 1 >= this.size ? 0 : i + 1
     return i
+  }
+
+  /** The lowest free integer at or after `from`, without taking it; -1 if none. */
+  firstFree(from = 0): number {
+    if (this.count >= this.size) return -1
+    return this.findFrom(Math.max(from, this.lowHint))
   }
 
   /** Takes the lowest free integer; -1 when full. */

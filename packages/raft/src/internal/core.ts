@@ -178,9 +178,13 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- inputs
 
-  /** One unit of logical time. */
-  tick(): void {
-    this.ticks++
+  /**
+   * One unit of logical time for the election and heartbeat timers. `elapsed` (default 1) is how many tick
+   * periods really passed: a driver that was stalled passes more, so lease reads expire on real time while
+   * the timers still advance one step (a stalled leader first hears its followers before judging them).
+   */
+  tick(elapsed = 1): void {
+    this.ticks += elapsed >= 1 ? Math.floor(elapsed) : 1
     this.electionElapsed++
     if (this.role === 'leader') {
       this.heartbeatElapsed++
@@ -333,6 +337,18 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- Ready / advance
 
+  /**
+   * Takes the messages that may leave before anything is persisted (a leader's appends and heartbeats,
+   * pre-votes), so a driver can send them while an earlier Ready is still being written: a slow disk then
+   * delays neither heartbeats nor the pipelining of new entries to followers.
+   */
+  takeMessagesNow(): readonly Message[] {
+    const m = this.msgsNow
+    if (m.length === 0) return m
+    this.msgsNow = []
+    return m
+  }
+
   hasReady(): boolean {
     const log = this.log
     return (
@@ -453,6 +469,11 @@ export class RaftCore {
   reachableVoters(): string[] {
     const since = this.ticks - 2 * this.electionMax
     return this.voters.filter((v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since)
+  }
+
+  /** Leader only: is a snapshot on its way to `id` (its progress waits for the answer)? */
+  sendingSnapshot(id: string): boolean {
+    return this.role === 'leader' && this.progress.get(id)?.state === ProgressState.Snapshot
   }
 
   /** Leader only: how far `id`'s log matches this leader's (0 when unknown). */
@@ -942,8 +963,8 @@ export class RaftCore {
 
   private handleAppendResp(m: Message, pr: Progress): void {
     pr.recentActive = true
-    pr.lastHeard = this.ticks
     pr.appendAckTick = this.ticks
+    pr.lastHeard = this.ticks
     const log = this.log
     if (m.reject) {
       let probe = m.hint

@@ -1,13 +1,17 @@
 // Snapshot transfer frames, sent on the same connections as message batches (kinds 2 and 3):
 //   chunk: u8 kind=2, u8 version, f64 term, f64 index, f64 logTerm, f64 offset, f64 total, u32 confLength,
 //          conf (JSON; in the chunk at offset 0 only), data
-//   ack:   u8 kind=3, u8 version, f64 index, f64 received, u8 ok (0 when the receiver gives the transfer up)
+//   ack:   u8 kind=3, u8 version, f64 index, f64 received, u8 status (ACK_OK: got everything up to `received`;
+//          ACK_GAP: a chunk went missing, resend from `received`; ACK_ABORT: the receiver gives the transfer up)
 // Numbers are f64 holding non-negative safe integers; every field is checked on decode.
 import type { ConfState } from '../storage.js'
 import { WireError } from './wire.js'
 
 export const CHUNK = 2
 export const ACK = 3
+export const ACK_ABORT = 0
+export const ACK_OK = 1
+export const ACK_GAP = 2
 const VERSION = 1
 const CHUNK_HEAD = 2 + 5 * 8 + 4
 const ACK_SIZE = 2 + 2 * 8 + 1
@@ -89,21 +93,21 @@ export function decodeChunk(frame: Uint8Array, maxChunk: number, maxTotal: numbe
   return { term, index, logTerm, offset, total, conf, data }
 }
 
-export function encodeAck(index: number, received: number, ok: boolean): Uint8Array {
+export function encodeAck(index: number, received: number, status: number): Uint8Array {
   const out = new Uint8Array(ACK_SIZE)
   const dv = new DataView(out.buffer)
   out[0] = ACK
   out[1] = VERSION
   dv.setFloat64(2, index, true)
   dv.setFloat64(10, received, true)
-  out[18] = ok ? 1 : 0
+  out[18] = status
   return out
 }
 
-export function decodeAck(frame: Uint8Array): { index: number; received: number; ok: boolean } {
-  if (frame.length !== ACK_SIZE || frame[0] !== ACK || frame[1] !== VERSION || frame[18]! > 1) {
+export function decodeAck(frame: Uint8Array): { index: number; received: number; status: number } {
+  if (frame.length !== ACK_SIZE || frame[0] !== ACK || frame[1] !== VERSION || frame[18]! > ACK_GAP) {
     throw new WireError('bad snapshot ack')
   }
   const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
-  return { index: num(dv, 2), received: num(dv, 10), ok: frame[18] === 1 }
+  return { index: num(dv, 2), received: num(dv, 10), status: frame[18]! }
 }

@@ -175,21 +175,22 @@ export function testLogStorage(name: string, factory: LogStorageFactory): void {
     })
 
     it('returns the latest snapshot with its data and membership', async () => {
+      const conf = { voters: ['a'], learners: ['d'], addresses: { a: '10.0.0.1:7000' }, removed: ['b', 'c'] }
       const s = await fresh()
       await s.load()
       await s.save({ entries: range(1, 10, 1) })
       await s.save({ snapshot: snap(4, 1, 'first') })
       await s.save({
         snapshot: {
-          meta: { index: 8, term: 1, conf: { voters: ['a'], learners: ['d'] } },
+          meta: { index: 8, term: 1, conf },
           data: new Uint8Array(0),
         },
       })
       const latest = await s.snapshot()
-      expect(latest?.meta).toEqual({ index: 8, term: 1, conf: { voters: ['a'], learners: ['d'] } })
+      expect(latest?.meta).toEqual({ index: 8, term: 1, conf })
       expect(latest?.data.length).toBe(0)
       const { storage } = await reload(s)
-      expect((await storage.snapshot())?.meta.index).toBe(8)
+      expect((await storage.snapshot())?.meta).toEqual({ index: 8, term: 1, conf })
     })
 
     it('compacts below the snapshot without changing what loads', async () => {

@@ -37,7 +37,16 @@ export class WatchLoop {
   start(): void {
     if (this.#running) return
     this.#stopped = false
-    this.#running = this.#run()
+    this.#running = this.#run().then(
+      () => {
+        // The watch ended (the store was closed): the component no longer follows the store.
+        this.#stopped = true
+      },
+      (err: unknown) => {
+        if (!this.#stopped) this.onError(err)
+        this.#stopped = true
+      },
+    )
   }
 
   /** Asks for an `idle()` pass even without new events (e.g. a timer fired). */

@@ -37,16 +37,25 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out
 }
 
+// One scratch buffer for the associated data: both AEAD paths use it within the call that fills it.
+const scratchAad = new Uint8Array(AAD_BYTES)
+
+function put32(a: Uint8Array, at: number, v: number): void {
+  a[at] = v >>> 24
+  a[at + 1] = (v >>> 16) & 0xff
+  a[at + 2] = (v >>> 8) & 0xff
+  a[at + 3] = v & 0xff
+}
+
 function aad(id: number, ctx: SealContext): Uint8Array {
-  const a = new Uint8Array(AAD_BYTES)
-  const v = new DataView(a.buffer)
+  const a = scratchAad
   a[0] = FORMAT
-  v.setUint32(1, id)
+  put32(a, 1, id)
   a[5] = ctx.kind === 'entry' ? 0 : 1
-  v.setUint32(6, Math.floor(ctx.index / 2 ** 32))
-  v.setUint32(10, ctx.index >>> 0)
-  v.setUint32(14, Math.floor(ctx.term / 2 ** 32))
-  v.setUint32(18, ctx.term >>> 0)
+  put32(a, 6, Math.floor(ctx.index / 2 ** 32))
+  put32(a, 10, ctx.index >>> 0)
+  put32(a, 14, Math.floor(ctx.term / 2 ** 32))
+  put32(a, 18, ctx.term >>> 0)
   a[22] = ctx.type & 0xff
   return a
 }
@@ -111,8 +120,10 @@ const scratchIv = Buffer.alloc(12)
  * Fills the scratch key and iv; the caller wipes the key once the cipher holds its copy.
  */
 function subkey(k: RingKey, nonce: Uint8Array): void {
-  const v = new DataView(nonce.buffer, nonce.byteOffset, 16)
-  for (let i = 0; i < 4; i++) scratchNonce[i] = v.getUint32(i * 4, true)
+  for (let i = 0; i < 4; i++) {
+    const o = i * 4
+    scratchNonce[i] = (nonce[o]! | (nonce[o + 1]! << 8) | (nonce[o + 2]! << 16) | (nonce[o + 3]! << 24)) >>> 0
+  }
   hchacha(SIGMA, k.words, scratchNonce, scratchKey)
   scratchIv.set(nonce.subarray(16, 24), 4)
 }
@@ -132,7 +143,7 @@ export function sealRecord(
     throw new TypeError('random: must return 24 bytes')
   const out = new Uint8Array(HEADER + data.length + TAG_BYTES)
   out[0] = FORMAT
-  new DataView(out.buffer).setUint32(1, k.id)
+  put32(out, 1, k.id)
   out.set(nonce, 5)
   const ad = aad(k.id, ctx)
   if (ring.impl === 'native') {
@@ -156,7 +167,7 @@ export function openRecord(ring: Keyring, sealed: Uint8Array, ctx: SealContext):
   if (sealed.length < SEAL_OVERHEAD || sealed[0] !== FORMAT) {
     throw new StoreError('CORRUPT', `${where} is not a sealed record`, { index: ctx.index })
   }
-  const id = new DataView(sealed.buffer, sealed.byteOffset, sealed.byteLength).getUint32(1)
+  const id = ((sealed[1]! << 24) | (sealed[2]! << 16) | (sealed[3]! << 8) | sealed[4]!) >>> 0
   const k = ring.current.id === id ? ring.current : ring.previous.find((x) => x.id === id)
   if (!k) {
     if (ctx.kind === 'entry' && ctx.index <= ring.retiredFloor && ring.retired.includes(id)) {

@@ -311,7 +311,13 @@ export class TxImpl implements Tx {
     }
   }
 
-  private checkNotInUse(table: Table, o: Record<string, any>): void {
+  /**
+   * Refuses removing a network, secret or config that a service, or a task still holding references, refers
+   * to. With `untouchedOnly` (validating a command at apply time) only objects the command leaves as they are
+   * count: what it changes was checked in order when the transaction ran, and a task written after the removal
+   * may name it, exactly as in the transaction that was proposed.
+   */
+  private checkNotInUse(table: Table, o: Record<string, any>, untouchedOnly = false): void {
     const index = REF_INDEX[table]
     if (!index) return
     const by: By =
@@ -320,14 +326,19 @@ export class TxImpl implements Tx {
         : index === 'secret'
           ? { referencedSecretId: o.id }
           : { referencedConfigId: o.id }
-    const services = this.find('services', by)
+    const overlay = this.overlay
+    const untouched =
+      untouchedOnly && overlay !== null
+        ? (x: { id: string }, t: Table) => !overlay.has(key(t, x.id))
+        : () => true
+    const services = this.find('services', by, (x) => untouched(x, 'services'))
     if (services.length > 0) {
       throw new StoreError(
         'IN_USE',
         `${SINGULAR[table]} ${o.spec.name} is in use by service ${services.map((s) => s.spec.name).join(', ')}`,
       )
     }
-    const tasks = this.find('tasks', by, taskHoldsReferences)
+    const tasks = this.find('tasks', by, (x) => untouched(x, 'tasks') && taskHoldsReferences(x))
     if (tasks.length > 0) {
       throw new StoreError('IN_USE', `${SINGULAR[table]} ${o.spec.name} is in use by task ${tasks[0]!.id}`)
     }
@@ -362,8 +373,11 @@ export class TxImpl implements Tx {
 
   /**
    * Loads already-squashed actions (a command from the log) into the overlay without per-call checks, then
-   * checks that the final state keeps every invariant: versions match, names are unique, removed networks,
-   * secrets and configs are unreferenced, services reference objects that exist.
+   * checks the final state: versions match the ones the transaction read, names are unique, removed networks,
+   * secrets and configs are not referenced by anything the command leaves untouched, services reference
+   * objects that exist, task states only moved forward. Each of these is implied by the checks the proposing
+   * transaction passed when nothing changed in between, so apply refuses only what a concurrent commit made
+   * invalid, and every member refuses the same commands.
    */
   loadAndValidate(actions: readonly Action[]): void {
     const overlay = this.writable()
@@ -391,7 +405,7 @@ export class TxImpl implements Tx {
         if (a.table === 'services') this.checkServiceRefs(a.object)
       } else {
         const base = this.tables[a.table].objects.get(a.id) as Record<string, any>
-        this.checkNotInUse(a.table, base)
+        this.checkNotInUse(a.table, base, true)
       }
     }
   }

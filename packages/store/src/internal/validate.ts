@@ -1,5 +1,6 @@
 import { StoreError } from '../errors.js'
 import {
+  DEFAULT_CLUSTER_NAME,
   DESIRED_TASK_STATES,
   MAX_SECRET_SIZE,
   NODE_AVAILABILITIES,
@@ -83,6 +84,11 @@ export function validateObject(table: Table, o: unknown): void {
         if (!isObj(n) || typeof n.networkId !== 'string')
           throw bad(table, id, 'networks[].networkId must be a string')
       }
+      return
+    case 'clusters':
+      // Swarm has exactly one cluster object, named `default` (names are unique, so there is at most one).
+      if (spec.name !== DEFAULT_CLUSTER_NAME)
+        throw bad(table, id, `spec.name must be "${DEFAULT_CLUSTER_NAME}"`)
       return
     case 'secrets':
     case 'configs':

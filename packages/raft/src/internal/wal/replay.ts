@@ -249,17 +249,29 @@ export function validateConf(conf: unknown, where: string): ConfState {
       throw bad(`conf.${key} must be an array of non-empty strings`)
     }
   }
+  if (c['removed'] !== undefined) {
+    const list = c['removed']
+    if (!Array.isArray(list) || !list.every((id) => typeof id === 'string' && id.length > 0)) {
+      throw bad('conf.removed must be an array of non-empty strings')
+    }
+  }
   if (c['addresses'] !== undefined) {
     const a = c['addresses']
     if (typeof a !== 'object' || a === null || Array.isArray(a)) throw bad('conf.addresses must be an object')
     for (const v of Object.values(a))
       if (typeof v !== 'string') throw bad('conf.addresses values must be strings')
   }
-  const out: { voters: string[]; learners: string[]; addresses?: Record<string, string> } = {
+  const out: {
+    voters: string[]
+    learners: string[]
+    addresses?: Record<string, string>
+    removed?: string[]
+  } = {
     voters: [...(c['voters'] as string[])],
     learners: [...(c['learners'] as string[])],
   }
   if (c['addresses'] !== undefined) out.addresses = { ...(c['addresses'] as Record<string, string>) }
+  if (c['removed'] !== undefined) out.removed = [...(c['removed'] as string[])]
   return out
 }
 
