@@ -39,6 +39,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
+  readonly controlPort?: number
   readonly log?: (line: string) => void
 }
 
@@ -376,7 +378,7 @@ export class Manager {
         },
       },
     })
-    this.controlAddr = await this.#control.listen(`${o.host}:0`)
+    this.controlAddr = await this.#control.listen(`${o.host}:${o.controlPort ?? 0}`)
     const joined = await listenForJoins(o.listenAddr, creds, (m, source) => this.#handleJoin(m, source))
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
