@@ -193,18 +193,28 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       /^\/swarm\/update$/,
       async ({ query, body }) => {
         const v = version(query)
-        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: boolean } }
-        if (spec.EncryptionConfig?.AutoLockManagers)
-          throw new ApiError(400, 'autolock is not supported by this reference cluster yet')
-        await update((tx) => {
-          const c = tx.find('clusters')[0]
-          if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
-          checkVersion(c.meta.version, v)
-          const tokens = { ...c.rootCA.joinTokens }
-          if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
-          if (query.get('rotateManagerToken') === 'true') tokens.manager = pki.rotateJoinToken(tokens.manager)
-          tx.update('clusters', { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } })
-        })
+        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: unknown } }
+        const autolock = spec.EncryptionConfig?.AutoLockManagers
+        await mgr().updateCluster(
+          v,
+          typeof autolock === 'boolean' ? autolock : undefined,
+          query.get('rotateManagerUnlockKey') === 'true',
+          (c) => {
+            const tokens = { ...c.rootCA.joinTokens }
+            if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
+            if (query.get('rotateManagerToken') === 'true')
+              tokens.manager = pki.rotateJoinToken(tokens.manager)
+            return { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } }
+          },
+        )
+        return {}
+      },
+    ],
+    [
+      'POST',
+      /^\/swarm\/unlock$/,
+      async ({ body }) => {
+        await d.unlock((body as { UnlockKey?: unknown } | undefined)?.UnlockKey)
         return {}
       },
     ],
@@ -212,8 +222,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/swarm\/unlockkey$/,
       () => {
-        mgr()
-        return { json: { UnlockKey: '' } }
+        return { json: { UnlockKey: mgr().unlockKey() ?? '' } }
       },
     ],
 

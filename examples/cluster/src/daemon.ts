@@ -6,6 +6,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
 import * as pki from '@swarmkit/pki'
+import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
@@ -58,7 +59,7 @@ interface SavedNode {
   nodeId: string
   clusterId: string
   role: 'manager' | 'worker'
-  /** The node's private key (PKCS#8 PEM), certificate chain and trusted roots. */
+  /** A worker's private key (PKCS#8 PEM; a manager keeps it in its key file), certificate chain and roots. */
   key: string
   certificate: string
   roots: string
@@ -75,6 +76,7 @@ interface SavedNode {
 }
 
 const NODE_FILE = 'node.json'
+const TLS_KEY_SECRET = 'node-tls-key'
 const raftHostOf = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
 
 export class Daemon {
@@ -90,6 +92,8 @@ export class Daemon {
   remoteManager = ''
   #client: RpcClient | undefined
   #busy = false
+  /** A manager whose key file is locked (autolock) waits here for `docker swarm unlock`. */
+  #locked: SavedNode | undefined
   readonly #log: (line: string) => void
 
   constructor(options: DaemonOptions) {
@@ -112,6 +116,7 @@ export class Daemon {
   /** The manager, or the daemon's error for this node's state (503, as moby answers). */
   requireManager(): Manager {
     if (this.manager) return this.manager
+    if (this.state === 'locked') throw new ApiError(503, MESSAGES.locked)
     throw new ApiError(503, this.role === 'worker' ? MESSAGES.worker : MESSAGES.notInSwarm)
   }
 
@@ -146,7 +151,7 @@ export class Daemon {
   }
 
   /** `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID. */
-  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown }): Promise<string> {
+  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown; AutoLockManagers?: unknown }): Promise<string> {
     return this.#exclusive(async () => {
       const { host, port, advertiseHost } = this.#addresses(body)
       const nodeId = pki.generateNodeId()
@@ -173,6 +178,7 @@ export class Daemon {
         raftAddr: `${raftHostOf(host)}:${await freePort(raftHostOf(host))}`,
       }
       await this.#runManager(saved, { bootstrap: { ca, joinTokens, info: this.info() } })
+      if (body.AutoLockManagers === true) await this.manager!.updateCluster(undefined, true, false)
       this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager!.joinAddr}`)
       return nodeId
     })
@@ -253,6 +259,13 @@ export class Daemon {
     await this.#exclusive(() =>
       saved.role === 'manager' ? this.#runManager(saved, {}) : this.#runWorker(saved),
     )
+    if (this.#locked) {
+      this.state = 'locked'
+      this.nodeId = saved.nodeId
+      this.clusterId = saved.clusterId
+      this.#log(`manager ${saved.nodeId} is locked: run docker swarm unlock`)
+      return true
+    }
     this.#log(`resumed ${saved.role} ${saved.nodeId} of cluster ${saved.clusterId}`)
     return true
   }
@@ -279,24 +292,49 @@ export class Daemon {
   async #runManager(
     saved: SavedNode,
     extra: { bootstrap?: ManagerOptions['bootstrap']; raftPeers?: { id: string; address: string }[] },
+    unlockKey?: string,
   ): Promise<void> {
     const { nodeId, clusterId } = saved
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
-    this.manager = await Manager.start({
-      stateDir: this.options.stateDir,
-      nodeId,
-      clusterId,
-      credentials: this.#credentials(saved),
-      host: raftHostOf(saved.host),
-      listenAddr: `${saved.host}:${saved.port}`,
-      advertiseHost: saved.advertiseHost,
-      raftAddr: saved.raftAddr,
-      controlPort: saved.controlPort ?? 0,
-      ...extra,
-      ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
-      log: (l) => this.#log(`manager ${nodeId}: ${l}`),
-    })
-    // Keep the port the join listener got, so that a restart answers at the same address.
+    // The manager's TLS key lives in its key file next to the raft data keys, so autolock locks it too.
+    const keys = await KeyManager.open(
+      join(this.options.stateDir, 'raft-keys'),
+      unlockKey ? { unlockKey } : {},
+    )
+    if (keys.locked) {
+      keys.close()
+      this.#locked = saved
+      return
+    }
+    try {
+      if (saved.key) {
+        await keys.writeSecret(TLS_KEY_SECRET, new TextEncoder().encode(saved.key))
+        saved = { ...saved, key: '' }
+      }
+      const key = keys.readSecret(TLS_KEY_SECRET)
+      if (!key) throw new Error('the key file holds no TLS key for this manager')
+      this.manager = await Manager.start({
+        stateDir: this.options.stateDir,
+        keys,
+        ...(unlockKey ? { unlockKey } : {}),
+        nodeId,
+        clusterId,
+        credentials: this.#credentials({ ...saved, key: new TextDecoder().decode(key) }),
+        host: raftHostOf(saved.host),
+        listenAddr: `${saved.host}:${saved.port}`,
+        advertiseHost: saved.advertiseHost,
+        raftAddr: saved.raftAddr,
+        controlPort: saved.controlPort ?? 0,
+        ...extra,
+        ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        log: (l) => this.#log(`manager ${nodeId}: ${l}`),
+      })
+    } catch (err) {
+      keys.close()
+      throw err
+    }
+    this.#locked = undefined
+    // Keep the ports the listeners got, so that a restart answers at the same addresses.
     const joinPort = Number(this.manager.joinAddr.slice(this.manager.joinAddr.lastIndexOf(':') + 1))
     const controlPort = Number(this.manager.controlAddr.slice(this.manager.controlAddr.lastIndexOf(':') + 1))
     await this.#save({ ...saved, port: joinPort, controlPort })
@@ -305,6 +343,25 @@ export class Daemon {
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
     await this.#startAgent(saved, this.manager.dispatcher)
+  }
+
+  /** `docker swarm unlock`: opens the key file with the unlock key and starts the manager. */
+  async unlock(key: unknown): Promise<void> {
+    const saved = this.#locked
+    if (this.state !== 'locked' || !saved) throw new ApiError(409, 'swarm is not locked')
+    if (typeof key !== 'string' || key.length > 256) throw new ApiError(400, 'an unlock key is required')
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    this.#busy = true
+    try {
+      await this.#runManager(saved, {}, key)
+      this.state = 'active'
+    } catch (err) {
+      if (isStoreError(err) && (err.code === 'BAD_KEY' || err.code === 'INVALID_ARGUMENT'))
+        throw new ApiError(401, 'swarm could not be unlocked: invalid key provided')
+      throw err
+    } finally {
+      this.#busy = false
+    }
   }
 
   async #runWorker(saved: SavedNode): Promise<void> {
