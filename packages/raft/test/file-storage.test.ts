@@ -291,6 +291,28 @@ describe('FileLogStorage', () => {
     expect((await s.load()).entries.length).toBe(6)
   })
 
+  it('writes a snapshot of its own log in the background, and compact waits for it', async () => {
+    const dir = tempDir()
+    const s = await openStorage(dir, { segmentBytes: 2048 })
+    await s.load()
+    for (let i = 1; i <= 300; i += 10) await s.save({ entries: entries(i, i + 9, 1) })
+    const big = new Uint8Array(8 << 20).fill(7)
+    const snapshotSaved = s.save({
+      snapshot: { meta: { index: 250, term: 1, conf: { voters: ['n1'], learners: [] } }, data: big },
+    })
+    // Saves issued behind it go through; compaction waits for the snapshot to be durable first.
+    await s.save({ entries: entries(301, 310, 1), hardState: { term: 1, vote: null, commit: 300 } })
+    await s.compact(240)
+    await snapshotSaved
+    expect((await s.snapshot())?.meta.index).toBe(250)
+    await s.close()
+    const state = await (await openStorage(dir, { segmentBytes: 2048 })).load()
+    expect(state.snapshot?.meta.index).toBe(250)
+    expect(state.snapshot?.data.length).toBe(8 << 20)
+    expect(state.entries.map((e) => e.index)).toEqual(Array.from({ length: 60 }, (_, k) => 251 + k))
+    expect(state.hardState.commit).toBe(300)
+  })
+
   it('refuses an entry over maxEntryBytes with TOO_LARGE', async () => {
     const s = await openStorage(tempDir(), { maxEntryBytes: 100 })
     await s.load()
