@@ -113,6 +113,28 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(vip.trim().split(' ').sort()).toEqual(['10.0.0.2/24', '10.0.1.2/24'])
   })
 
+  it('shows host-mode ports on the tasks in docker service ps', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'edge',
+      '--publish',
+      'published=8081,target=80,mode=host',
+      '--no-resolve-image',
+      'nginx:alpine',
+    ])
+    const row = await waitFor(async () => {
+      const r = rows(await ok(n, ['service', 'ps', 'edge']))[0]
+      return r?.[5]?.startsWith('Running') && r
+    }, 'edge running')
+    expect(row.at(-1)).toBe('*:8081->80/tcp')
+    // Host-mode ports are not shown by service ls (only ingress ones are).
+    expect((await services(n)).edge?.slice(1)).toEqual(['1/1', 'nginx:alpine', ''])
+    await ok(n, ['service', 'rm', 'edge'])
+  })
+
   it('scales a service up and down', async () => {
     expect(await ok(n, ['service', 'scale', '-d', 'web=5'])).toContain('web scaled to 5')
     await waitFor(async () => (await services(n)).web?.[1] === '5/5', 'web at 5/5')
