@@ -11,6 +11,8 @@ const FORWARD: Partial<Record<TaskState, TaskState>> = {
   assigned: 'accepted',
   accepted: 'preparing',
   preparing: 'starting',
+  // A task prepared while desired `ready` (a replacement waiting for its restart delay) starts from here.
+  ready: 'starting',
   starting: 'running',
 }
 const MESSAGES: Partial<Record<TaskState, string>> = {

@@ -179,24 +179,42 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         return {}
       },
     ],
+    [
+      'POST',
+      /^\/swarm\/leave$/,
+      async ({ query }) => {
+        await d.leave(query.get('force') === '1' || query.get('force') === 'true')
+        return {}
+      },
+    ],
     ['GET', /^\/swarm$/, () => ({ json: swarmJson(mgr()) })],
     [
       'POST',
       /^\/swarm\/update$/,
       async ({ query, body }) => {
         const v = version(query)
-        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: boolean } }
-        if (spec.EncryptionConfig?.AutoLockManagers)
-          throw new ApiError(400, 'autolock is not supported by this reference cluster yet')
-        await update((tx) => {
-          const c = tx.find('clusters')[0]
-          if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
-          checkVersion(c.meta.version, v)
-          const tokens = { ...c.rootCA.joinTokens }
-          if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
-          if (query.get('rotateManagerToken') === 'true') tokens.manager = pki.rotateJoinToken(tokens.manager)
-          tx.update('clusters', { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } })
-        })
+        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: unknown } }
+        const autolock = spec.EncryptionConfig?.AutoLockManagers
+        await mgr().updateCluster(
+          v,
+          typeof autolock === 'boolean' ? autolock : undefined,
+          query.get('rotateManagerUnlockKey') === 'true',
+          (c) => {
+            const tokens = { ...c.rootCA.joinTokens }
+            if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
+            if (query.get('rotateManagerToken') === 'true')
+              tokens.manager = pki.rotateJoinToken(tokens.manager)
+            return { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } }
+          },
+        )
+        return {}
+      },
+    ],
+    [
+      'POST',
+      /^\/swarm\/unlock$/,
+      async ({ body }) => {
+        await d.unlock((body as { UnlockKey?: unknown } | undefined)?.UnlockKey)
         return {}
       },
     ],
@@ -204,8 +222,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/swarm\/unlockkey$/,
       () => {
-        mgr()
-        return { json: { UnlockKey: '' } }
+        return { json: { UnlockKey: mgr().unlockKey() ?? '' } }
       },
     ],
 
@@ -249,6 +266,36 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               'promoting and demoting nodes is not supported by this reference cluster yet',
             )
           tx.update('nodes', { ...n, spec })
+        })
+        return {}
+      },
+    ],
+
+    [
+      'DELETE',
+      /^\/nodes\/([^/]+)$/,
+      async ({ params, query }) => {
+        const force = query.get('force') === '1' || query.get('force') === 'true'
+        await update((tx) => {
+          const n = lookup(tx, 'nodes', params[0]!, 'node')
+          if (n.role === 'manager' || n.managerStatus)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
+            )
+          if (n.status.state !== 'down' && !force)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is not down and can't be removed`,
+            )
+          const c = tx.find('clusters')[0]
+          // Its certificate is refused from now on (until it would have expired).
+          if (c)
+            tx.update('clusters', {
+              ...c,
+              removedNodes: { ...c.removedNodes, [n.id]: { expiry: Date.now() + 90 * 24 * 3600 * 1000 } },
+            })
+          tx.delete('nodes', n.id)
         })
         return {}
       },

@@ -12,6 +12,7 @@ import type {
   Node,
   NodeSpec,
   PortConfig,
+  ResourceRequirements,
   RestartPolicy,
   Secret,
   Service,
@@ -306,6 +307,32 @@ function restartPolicyFromDocker(v: unknown): RestartPolicy | undefined {
   })
 }
 
+function resourcesFromDocker(v: unknown): ResourceRequirements | undefined {
+  const r = obj(v, 'TaskTemplate.Resources')
+  if (!r) return undefined
+  const l = obj(r.Limits, 'Resources.Limits')
+  const res = obj(r.Reservations, 'Resources.Reservations')
+  const limits = l
+    ? clean({
+        nanoCPUs: int(l.NanoCPUs, 'Limits.NanoCPUs') ?? 0,
+        memoryBytes: int(l.MemoryBytes, 'Limits.MemoryBytes') ?? 0,
+        pids: int(l.Pids, 'Limits.Pids') || undefined,
+      })
+    : undefined
+  const reservations = res
+    ? {
+        nanoCPUs: int(res.NanoCPUs, 'Reservations.NanoCPUs') ?? 0,
+        memoryBytes: int(res.MemoryBytes, 'Reservations.MemoryBytes') ?? 0,
+      }
+    : undefined
+  const out = clean({
+    limits: limits && (limits.nanoCPUs || limits.memoryBytes || limits.pids) ? limits : undefined,
+    reservations:
+      reservations && (reservations.nanoCPUs || reservations.memoryBytes) ? reservations : undefined,
+  })
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
 function taskSpecFromDocker(v: unknown): TaskSpec {
   const t = obj(v, 'TaskTemplate')
   if (!t) throw bad('TaskTemplate', 'required')
@@ -339,6 +366,7 @@ function taskSpecFromDocker(v: unknown): TaskSpec {
     : undefined
   return clean({
     containerSpec: containerSpecFromDocker(t.ContainerSpec),
+    resources: resourcesFromDocker(t.Resources),
     restartPolicy: restartPolicyFromDocker(t.RestartPolicy),
     placement: placement && Object.keys(placement).length > 0 ? placement : undefined,
     networks: nets?.map((n, i) => {

@@ -22,7 +22,7 @@ export function docker(node: ClusterNode, args: string[], input?: string): Promi
           DOCKER_HOST: node.dockerHost,
           DOCKER_CONFIG: configDir,
         },
-        timeout: 30_000,
+        timeout: 20_000,
       },
       (err, stdout, stderr) => {
         const code = err
@@ -49,6 +49,7 @@ export async function waitFor<T>(
   probe: () => Promise<T> | T,
   what: string,
   ms = 20_000,
+  explain?: () => string,
 ): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const end = Date.now() + ms
   let last: unknown
@@ -59,7 +60,10 @@ export async function waitFor<T>(
     } catch (err) {
       last = err
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${String(last)}` : ''}${explain ? `\n${explain()}` : ''}`,
+      )
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -91,4 +95,21 @@ export function rows(table: string): string[][] {
     .split('\n')
     .slice(1)
     .map((l) => l.trim().split(/\s{2,}/))
+}
+
+/** The service and task states, to explain a failure. */
+export function dumpTasks(n: ClusterNode): string {
+  return n.daemon.manager!.store.view((tx) =>
+    [
+      ...tx
+        .find('services')
+        .map((s) => `service ${s.spec.name} v${s.specVersion.index} ${JSON.stringify(s.updateStatus)}`),
+      ...tx
+        .find('tasks')
+        .map(
+          (t) =>
+            `task ${t.serviceAnnotations.name}.${t.slot} ${t.id} v${t.specVersion?.index} ${t.spec.containerSpec.image} node=${t.nodeId} desired=${t.desiredState} state=${t.status.state} ${t.status.message} ${t.status.err ?? ''}`,
+        ),
+    ].join('\n'),
+  )
 }

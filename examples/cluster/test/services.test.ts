@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { cleanup, docker, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
 
 /** `docker service ls` as { name: [mode, replicas, image, ports] }. */
 async function services(n: ClusterNode): Promise<Record<string, string[]>> {
@@ -78,6 +78,8 @@ describe('services, networks and secrets through the docker CLI', () => {
       'db_pass',
       '--update-monitor',
       '300ms',
+      '--rollback-monitor',
+      '300ms',
       'nginx:alpine',
     ])
     expect(r.code, r.stderr).toBe(0)
@@ -140,7 +142,7 @@ describe('services, networks and secrets through the docker CLI', () => {
 
   it('rolls out a new image and keeps the old tasks as history', async () => {
     const r = await docker(n, ['service', 'update', '--image', 'nginx:1.27', 'web'])
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${dumpTasks(n)}`).toBe(0)
     expect(r.stdout).toMatch(/verify: Service web converged/)
     expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:1.27'])
     const ps = rows(await ok(n, ['service', 'ps', 'web']))
@@ -164,7 +166,7 @@ describe('services, networks and secrets through the docker CLI', () => {
 
   it('rolls back to the previous spec', async () => {
     const r = await docker(n, ['service', 'rollback', 'web'])
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${dumpTasks(n)}`).toBe(0)
     expect(r.stdout).toContain('rollback: manually requested rollback')
     expect(r.stdout).toMatch(/verify: Service web converged/)
     expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:alpine'])
