@@ -20,6 +20,7 @@ import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
 import type { Daemon } from './daemon.js'
 import {
+  configToDocker,
   labels,
   networkToDocker,
   nodeSpecFromDocker,
@@ -93,7 +94,7 @@ function storeError(err: unknown): ApiError | undefined {
   return undefined
 }
 
-function lookup<T extends 'nodes' | 'services' | 'networks' | 'secrets' | 'tasks'>(
+function lookup<T extends 'nodes' | 'services' | 'networks' | 'secrets' | 'configs' | 'tasks'>(
   tx: ReadTx,
   table: T,
   ref: string,
@@ -561,6 +562,55 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       /^\/secrets\/([^/]+)$/,
       async ({ params }) => {
         await update((tx) => tx.delete('secrets', lookup(tx, 'secrets', params[0]!, 'secret').id))
+        return { status: 204 }
+      },
+    ],
+
+    // ---- configs
+    [
+      'GET',
+      /^\/configs$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find('configs')
+              .filter((c) => matchAny(f.get('name'), (v) => c.spec.name === v))
+              .filter((c) => matchAny(f.get('id'), (v) => c.id.startsWith(v)))
+              .map(configToDocker),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/configs\/([^/]+)$/,
+      ({ params }) => ({ json: view((tx) => configToDocker(lookup(tx, 'configs', params[0]!, 'config'))) }),
+    ],
+    [
+      'POST',
+      /^\/configs\/create$/,
+      async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        const name = typeof b.Name === 'string' ? b.Name : ''
+        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
+          throw new ApiError(400, `invalid config name "${name}"`)
+        if (typeof b.Data !== 'string') throw new ApiError(400, 'config data must be base64')
+        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
+        if (data.length > 500 * 1024) throw new ApiError(400, 'config data must be at most 500 KiB')
+        const id = generateId()
+        await update((tx) => {
+          tx.create('configs', { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } })
+        })
+        return { status: 201, json: { ID: id } }
+      },
+    ],
+    [
+      'DELETE',
+      /^\/configs\/([^/]+)$/,
+      async ({ params }) => {
+        await update((tx) => tx.delete('configs', lookup(tx, 'configs', params[0]!, 'config').id))
         return { status: 204 }
       },
     ],
