@@ -175,7 +175,12 @@ export class Agent {
         this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
         this.#write(h, `listening (simulated task ${a.taskId})`)
       } else more = true
-      updates.push({ taskId: a.taskId, state: next, message: MESSAGES[next] ?? next })
+      updates.push({
+        taskId: a.taskId,
+        state: next,
+        message: MESSAGES[next] ?? next,
+        ...(next === 'running' && a.hostPorts?.length ? { ports: a.hostPorts } : {}),
+      })
     }
     if (updates.length > 0) {
       this.#reporting = this.#reporting

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,6 +35,25 @@ export function docker(node: ClusterNode, args: string[], input?: string): Promi
     )
     if (input !== undefined) child.stdin?.end(input)
   })
+}
+
+/** Starts a long-running docker command (e.g. `service logs -f`); `output()` is what it printed so far. */
+export function dockerSpawn(node: ClusterNode, args: string[]): { output: () => string; stop: () => void } {
+  let out = ''
+  const child = spawn('docker', args, {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DOCKER_HOST: node.dockerHost,
+      DOCKER_CONFIG: configDir,
+    },
+  })
+  child.stdout.on('data', (d) => {
+    out += String(d)
+  })
+  child.stderr.on('data', (d) => {
+    out += String(d)
+  })
+  return { output: () => out, stop: () => child.kill('SIGTERM') }
 }
 
 /** Runs docker and expects success; returns stdout. */

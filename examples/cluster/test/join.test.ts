@@ -1,7 +1,7 @@
 import * as pki from '@swarmkit/pki'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
+import { cleanup, docker, dockerSpawn, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
 
 /** Running tasks of a service per node hostname, from `docker service ps`. */
 async function placement(n: ClusterNode, service: string): Promise<Record<string, number>> {
@@ -123,6 +123,22 @@ describe('a worker joins with docker swarm join', () => {
       expect(l).toMatch(
         /^\d{4}-\d\d-\d\dT[\d:.]+Z web\.\d@(mgr1|wrk1)\s+\| listening \(simulated task [a-z0-9]{25}\)$/,
       )
+  })
+
+  it('follows the logs: lines of new tasks appear while docker service logs -f runs', async () => {
+    const follow = dockerSpawn(mgr, ['service', 'logs', '-f', '--no-task-ids', 'web'])
+    try {
+      await waitFor(() => follow.output().trim().split('\n').length >= 8, 'the first 8 lines')
+      await ok(mgr, ['service', 'scale', '-d', 'web=5'])
+      await waitFor(
+        () => /web\.5@(mgr1|wrk1)\s+\| listening/.test(follow.output()),
+        'web.5 in the followed logs',
+      )
+    } finally {
+      follow.stop()
+    }
+    await ok(mgr, ['service', 'scale', '-d', 'web=4'])
+    await waitFor(async () => (await placement(mgr, 'web')).mgr1 === 2, 'web back to 2+2')
   })
 
   it('drains a node: its tasks move to the manager', async () => {

@@ -62,6 +62,37 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(dup.stderr).toMatch(/Error response from daemon: .*db_pass/)
   })
 
+  it('creates configs, hands them to a service and removes them', async () => {
+    const id = (await ok(n, ['config', 'create', 'app_cfg', '-'], 'x=1\n')).trim()
+    expect(id).toMatch(/^[a-z0-9]{25}$/)
+    expect(rows(await ok(n, ['config', 'ls'])).map((r) => r.slice(0, 2))).toEqual([[id, 'app_cfg']])
+    expect(await ok(n, ['config', 'inspect', '--pretty', 'app_cfg'])).toMatch(/Data:\nx=1/)
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'cfg',
+      '--config',
+      'source=app_cfg,target=/etc/app.conf',
+      '--no-resolve-image',
+      'busybox',
+    ])
+    const target = await ok(n, [
+      'service',
+      'inspect',
+      'cfg',
+      '--format',
+      '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}}:{{.File.Name}}{{end}}',
+    ])
+    expect(target.trim()).toBe('app_cfg:/etc/app.conf')
+    const inUse = await docker(n, ['config', 'rm', 'app_cfg'])
+    expect(inUse.code).not.toBe(0)
+    await ok(n, ['service', 'rm', 'cfg'])
+    await waitFor(async () => (await docker(n, ['config', 'rm', 'app_cfg'])).code === 0, 'app_cfg removed')
+    expect((await ok(n, ['config', 'ls', '-q'])).trim()).toBe('')
+  })
+
   it('creates a replicated service and waits until it converged', async () => {
     const r = await docker(n, [
       'service',
@@ -111,6 +142,28 @@ describe('services, networks and secrets through the docker CLI', () => {
       '{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}',
     ])
     expect(vip.trim().split(' ').sort()).toEqual(['10.0.0.2/24', '10.0.1.2/24'])
+  })
+
+  it('shows host-mode ports on the tasks in docker service ps', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'edge',
+      '--publish',
+      'published=8081,target=80,mode=host',
+      '--no-resolve-image',
+      'nginx:alpine',
+    ])
+    const row = await waitFor(async () => {
+      const r = rows(await ok(n, ['service', 'ps', 'edge']))[0]
+      return r?.[5]?.startsWith('Running') && r
+    }, 'edge running')
+    expect(row.at(-1)).toBe('*:8081->80/tcp')
+    // Host-mode ports are not shown by service ls (only ingress ones are).
+    expect((await services(n)).edge?.slice(1)).toEqual(['1/1', 'nginx:alpine', ''])
+    await ok(n, ['service', 'rm', 'edge'])
   })
 
   it('scales a service up and down', async () => {
