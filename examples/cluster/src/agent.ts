@@ -11,6 +11,8 @@ const FORWARD: Partial<Record<TaskState, TaskState>> = {
   assigned: 'accepted',
   accepted: 'preparing',
   preparing: 'starting',
+  // A task prepared while desired `ready` (a replacement waiting for its restart delay) starts from here.
+  ready: 'starting',
   starting: 'running',
 }
 const MESSAGES: Partial<Record<TaskState, string>> = {
@@ -173,7 +175,12 @@ export class Agent {
         this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
         this.#write(h, `listening (simulated task ${a.taskId})`)
       } else more = true
-      updates.push({ taskId: a.taskId, state: next, message: MESSAGES[next] ?? next })
+      updates.push({
+        taskId: a.taskId,
+        state: next,
+        message: MESSAGES[next] ?? next,
+        ...(next === 'running' && a.hostPorts?.length ? { ports: a.hostPorts } : {}),
+      })
     }
     if (updates.length > 0) {
       this.#reporting = this.#reporting

@@ -20,6 +20,7 @@ import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
 import type { Daemon } from './daemon.js'
 import {
+  configToDocker,
   labels,
   networkToDocker,
   nodeSpecFromDocker,
@@ -93,7 +94,7 @@ function storeError(err: unknown): ApiError | undefined {
   return undefined
 }
 
-function lookup<T extends 'nodes' | 'services' | 'networks' | 'secrets' | 'tasks'>(
+function lookup<T extends 'nodes' | 'services' | 'networks' | 'secrets' | 'configs' | 'tasks'>(
   tx: ReadTx,
   table: T,
   ref: string,
@@ -179,24 +180,42 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         return {}
       },
     ],
+    [
+      'POST',
+      /^\/swarm\/leave$/,
+      async ({ query }) => {
+        await d.leave(query.get('force') === '1' || query.get('force') === 'true')
+        return {}
+      },
+    ],
     ['GET', /^\/swarm$/, () => ({ json: swarmJson(mgr()) })],
     [
       'POST',
       /^\/swarm\/update$/,
       async ({ query, body }) => {
         const v = version(query)
-        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: boolean } }
-        if (spec.EncryptionConfig?.AutoLockManagers)
-          throw new ApiError(400, 'autolock is not supported by this reference cluster yet')
-        await update((tx) => {
-          const c = tx.find('clusters')[0]
-          if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
-          checkVersion(c.meta.version, v)
-          const tokens = { ...c.rootCA.joinTokens }
-          if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
-          if (query.get('rotateManagerToken') === 'true') tokens.manager = pki.rotateJoinToken(tokens.manager)
-          tx.update('clusters', { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } })
-        })
+        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: unknown } }
+        const autolock = spec.EncryptionConfig?.AutoLockManagers
+        await mgr().updateCluster(
+          v,
+          typeof autolock === 'boolean' ? autolock : undefined,
+          query.get('rotateManagerUnlockKey') === 'true',
+          (c) => {
+            const tokens = { ...c.rootCA.joinTokens }
+            if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
+            if (query.get('rotateManagerToken') === 'true')
+              tokens.manager = pki.rotateJoinToken(tokens.manager)
+            return { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } }
+          },
+        )
+        return {}
+      },
+    ],
+    [
+      'POST',
+      /^\/swarm\/unlock$/,
+      async ({ body }) => {
+        await d.unlock((body as { UnlockKey?: unknown } | undefined)?.UnlockKey)
         return {}
       },
     ],
@@ -204,8 +223,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/swarm\/unlockkey$/,
       () => {
-        mgr()
-        return { json: { UnlockKey: '' } }
+        return { json: { UnlockKey: mgr().unlockKey() ?? '' } }
       },
     ],
 
@@ -249,6 +267,36 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               'promoting and demoting nodes is not supported by this reference cluster yet',
             )
           tx.update('nodes', { ...n, spec })
+        })
+        return {}
+      },
+    ],
+
+    [
+      'DELETE',
+      /^\/nodes\/([^/]+)$/,
+      async ({ params, query }) => {
+        const force = query.get('force') === '1' || query.get('force') === 'true'
+        await update((tx) => {
+          const n = lookup(tx, 'nodes', params[0]!, 'node')
+          if (n.role === 'manager' || n.managerStatus)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
+            )
+          if (n.status.state !== 'down' && !force)
+            throw new ApiError(
+              400,
+              `rpc error: code = FailedPrecondition desc = node ${n.id} is not down and can't be removed`,
+            )
+          const c = tx.find('clusters')[0]
+          // Its certificate is refused from now on (until it would have expired).
+          if (c)
+            tx.update('clusters', {
+              ...c,
+              removedNodes: { ...c.removedNodes, [n.id]: { expiry: Date.now() + 90 * 24 * 3600 * 1000 } },
+            })
+          tx.delete('nodes', n.id)
         })
         return {}
       },
@@ -343,17 +391,20 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/services\/([^/]+)\/logs$/,
       async ({ params, query }) => {
-        const tasks = view((tx) =>
-          tx.find('tasks', { serviceId: lookup(tx, 'services', params[0]!, 'service').id }),
+        const id = view((tx) => lookup(tx, 'services', params[0]!, 'service').id)
+        // Each round reads the service again: a removed service ends a --follow stream.
+        return logReply(
+          mgr(),
+          () => view((tx) => tx.find('tasks', { serviceId: lookup(tx, 'services', id, 'service').id })),
+          query,
         )
-        return logReply(mgr(), tasks, query)
       },
     ],
     [
       'GET',
       /^\/tasks\/([^/]+)\/logs$/,
       async ({ params, query }) =>
-        logReply(mgr(), [view((tx) => lookup(tx, 'tasks', params[0]!, 'task'))], query),
+        logReply(mgr(), () => view((tx) => [lookup(tx, 'tasks', params[0]!, 'task')]), query),
     ],
 
     // ---- tasks
@@ -515,6 +566,55 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       },
     ],
 
+    // ---- configs
+    [
+      'GET',
+      /^\/configs$/,
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find('configs')
+              .filter((c) => matchAny(f.get('name'), (v) => c.spec.name === v))
+              .filter((c) => matchAny(f.get('id'), (v) => c.id.startsWith(v)))
+              .map(configToDocker),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      /^\/configs\/([^/]+)$/,
+      ({ params }) => ({ json: view((tx) => configToDocker(lookup(tx, 'configs', params[0]!, 'config'))) }),
+    ],
+    [
+      'POST',
+      /^\/configs\/create$/,
+      async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        const name = typeof b.Name === 'string' ? b.Name : ''
+        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
+          throw new ApiError(400, `invalid config name "${name}"`)
+        if (typeof b.Data !== 'string') throw new ApiError(400, 'config data must be base64')
+        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
+        if (data.length > 500 * 1024) throw new ApiError(400, 'config data must be at most 500 KiB')
+        const id = generateId()
+        await update((tx) => {
+          tx.create('configs', { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } })
+        })
+        return { status: 201, json: { ID: id } }
+      },
+    ],
+    [
+      'DELETE',
+      /^\/configs\/([^/]+)$/,
+      async ({ params }) => {
+        await update((tx) => tx.delete('configs', lookup(tx, 'configs', params[0]!, 'config').id))
+        return { status: 204 }
+      },
+    ],
+
     // ---- registry: there is none, so the CLI warns and keeps the image unpinned.
     [
       'GET',
@@ -530,54 +630,93 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
  * `docker service logs`: the lines each task's agent kept, merged by time, one stdcopy frame per line
  * (stream 1, 4-byte big-endian length), with the `com.docker.swarm.*` details the CLI needs.
  */
-async function logReply(m: Manager, tasks: readonly Task[], query: Query): Promise<Reply> {
+async function logReply(m: Manager, tasks: () => readonly Task[], query: Query): Promise<Reply> {
   const tailRaw = query.get('tail')
   const tail = tailRaw && tailRaw !== 'all' ? Number(tailRaw) : Number.POSITIVE_INFINITY
   if (!(tail >= 0)) throw new ApiError(400, `invalid tail ${tailRaw}`)
   const since = Number(query.get('since') ?? '0') * 1000 || 0
   const details = query.get('details') === '1' || query.get('details') === 'true'
   const timestamps = query.get('timestamps') === '1' || query.get('timestamps') === 'true'
-  const byNode = new Map<string, Task[]>()
-  for (const t of tasks) {
-    if (!t.nodeId) continue
-    const list = byNode.get(t.nodeId) ?? []
-    list.push(t)
-    byNode.set(t.nodeId, list)
+  const follow = query.get('follow') === '1' || query.get('follow') === 'true'
+  /** Timestamp of the last line sent per task: later rounds send only newer lines. */
+  const sent = new Map<string, string>()
+
+  const collect = async (first: boolean) => {
+    const byNode = new Map<string, Task[]>()
+    for (const t of tasks()) {
+      if (!t.nodeId) continue
+      const list = byNode.get(t.nodeId) ?? []
+      list.push(t)
+      byNode.set(t.nodeId, list)
+    }
+    const entries: { at: string; payload: string }[] = []
+    await Promise.all(
+      [...byNode].map(async ([nodeId, list]) => {
+        const got = await m
+          .logs(
+            nodeId,
+            list.map((t) => t.id),
+          )
+          .catch(() => ({}) as Record<string, LogLine[]>)
+        for (const t of list) {
+          const after = sent.get(t.id)
+          let lines = (got[t.id] ?? []).filter(
+            (l) => Date.parse(l.timestamp) >= since && (after === undefined || l.timestamp > after),
+          )
+          if (first && Number.isFinite(tail)) lines = lines.slice(Math.max(0, lines.length - tail))
+          if (lines.length > 0) sent.set(t.id, lines.at(-1)!.timestamp)
+          const d = `com.docker.swarm.node.id=${encodeURIComponent(nodeId)},com.docker.swarm.service.id=${encodeURIComponent(t.serviceId)},com.docker.swarm.task.id=${encodeURIComponent(t.id)}`
+          for (const l of lines)
+            entries.push({
+              at: l.timestamp,
+              payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+            })
+        }
+      }),
+    )
+    return entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
   }
-  const entries: { at: string; payload: string }[] = []
-  await Promise.all(
-    [...byNode].map(async ([nodeId, list]) => {
-      const got = await m
-        .logs(
-          nodeId,
-          list.map((t) => t.id),
-        )
-        .catch(() => ({}) as Record<string, LogLine[]>)
-      for (const t of list) {
-        const lines = (got[t.id] ?? []).filter((l) => Date.parse(l.timestamp) >= since)
-        const keep = Number.isFinite(tail) ? lines.slice(Math.max(0, lines.length - tail)) : lines
-        const d = `com.docker.swarm.node.id=${encodeURIComponent(nodeId)},com.docker.swarm.service.id=${encodeURIComponent(t.serviceId)},com.docker.swarm.task.id=${encodeURIComponent(t.id)}`
-        for (const l of keep)
-          entries.push({
-            at: l.timestamp,
-            payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
-          })
-      }
-    }),
-  )
-  entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+
+  const write = (res: ServerResponse, entries: { payload: string }[]) => {
+    for (const e of entries) {
+      const payload = Buffer.from(e.payload, 'utf8')
+      const header = Buffer.alloc(8)
+      header[0] = 1
+      header.writeUInt32BE(payload.length, 4)
+      res.write(Buffer.concat([header, payload]))
+    }
+  }
+
+  const initial = await collect(true)
   return {
     stream: (res) => {
       res.setHeader('Api-Version', API_VERSION)
       res.writeHead(200, { 'Content-Type': 'application/vnd.docker.multiplexed-stream' })
-      for (const e of entries) {
-        const payload = Buffer.from(e.payload, 'utf8')
-        const header = Buffer.alloc(8)
-        header[0] = 1
-        header.writeUInt32BE(payload.length, 4)
-        res.write(Buffer.concat([header, payload]))
+      write(res, initial)
+      if (!follow) {
+        res.end()
+        return
       }
-      res.end()
+      // --follow: poll the agents for new lines until the client goes away or the service is removed.
+      let open = true
+      res.on('close', () => {
+        open = false
+      })
+      const poll = async () => {
+        while (open) {
+          await new Promise((r) => setTimeout(r, 250))
+          if (!open) return
+          let more: { payload: string }[]
+          try {
+            more = await collect(false)
+          } catch {
+            break // the service is gone
+          }
+          write(res, more)
+        }
+        res.end()
+      }
+      void poll()
     },
   }
 }

@@ -2,15 +2,17 @@
 // (it becomes the first manager) or `docker swarm join` (it becomes a worker), then a manager or a worker
 // with an agent that runs the tasks assigned to it on the simulated executor.
 
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
+import { join } from 'node:path'
 import * as pki from '@swarmkit/pki'
+import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
-import { ENGINE_VERSION, freePort, Manager } from './manager.js'
+import { ENGINE_VERSION, freePort, Manager, type ManagerOptions } from './manager.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -51,6 +53,32 @@ function remoteDispatcher(client: RpcClient): DispatcherApi {
   }
 }
 
+/** What a node keeps in its state directory to come back after a restart (mode 0600, like swarm's key files). */
+interface SavedNode {
+  version: 1
+  nodeId: string
+  clusterId: string
+  role: 'manager' | 'worker'
+  /** A worker's private key (PKCS#8 PEM; a manager keeps it in its key file), certificate chain and roots. */
+  key: string
+  certificate: string
+  roots: string
+  /** The join listener's host and port (a manager's), and the host advertised to others. */
+  host: string
+  port: number
+  advertiseHost: string
+  raftAddr: string
+  /** A manager's control server port (0 before the first start). */
+  controlPort?: number
+  /** A worker's manager (dispatcher) address. */
+  controlAddr?: string
+  remoteManager?: string
+}
+
+const NODE_FILE = 'node.json'
+const TLS_KEY_SECRET = 'node-tls-key'
+const raftHostOf = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
+
 export class Daemon {
   readonly options: DaemonOptions
   readonly hostname: string
@@ -64,6 +92,8 @@ export class Daemon {
   remoteManager = ''
   #client: RpcClient | undefined
   #busy = false
+  /** A manager whose key file is locked (autolock) waits here for `docker swarm unlock`. */
+  #locked: SavedNode | undefined
   readonly #log: (line: string) => void
 
   constructor(options: DaemonOptions) {
@@ -86,6 +116,7 @@ export class Daemon {
   /** The manager, or the daemon's error for this node's state (503, as moby answers). */
   requireManager(): Manager {
     if (this.manager) return this.manager
+    if (this.state === 'locked') throw new ApiError(503, MESSAGES.locked)
     throw new ApiError(503, this.role === 'worker' ? MESSAGES.worker : MESSAGES.notInSwarm)
   }
 
@@ -120,7 +151,7 @@ export class Daemon {
   }
 
   /** `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID. */
-  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown }): Promise<string> {
+  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown; AutoLockManagers?: unknown }): Promise<string> {
     return this.#exclusive(async () => {
       const { host, port, advertiseHost } = this.#addresses(body)
       const nodeId = pki.generateNodeId()
@@ -133,42 +164,22 @@ export class Daemon {
         role: 'swarm-manager',
         clusterId,
       })
-      const credentials: pki.NodeCredentials = {
-        identity: { nodeId, role: 'swarm-manager', clusterId },
-        key,
-        certificate: cert.chain,
-        roots: ca.pem,
-      }
-      await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
-      const raftHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-      const raftAddr = `${raftHost}:${await freePort(raftHost)}`
-      this.manager = await Manager.start({
-        stateDir: this.options.stateDir,
+      const saved: SavedNode = {
+        version: 1,
         nodeId,
         clusterId,
-        credentials,
-        host: raftHost,
-        listenAddr: `${host}:${port}`,
+        role: 'manager',
+        key: pki.encodePrivateKeyPem(key.privateKey),
+        certificate: cert.chain,
+        roots: ca.pem,
+        host,
+        port,
         advertiseHost,
-        raftAddr,
-        bootstrap: { ca, joinTokens, info: this.info() },
-        ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
-        log: (l) => this.#log(`manager ${nodeId}: ${l}`),
-      })
-      this.nodeId = nodeId
-      this.clusterId = clusterId
-      this.role = 'manager'
-      this.agent = new Agent({
-        nodeId,
-        dispatcher: this.manager.dispatcher,
-        info: this.info(),
-        addr: advertiseHost,
-        ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
-        log: (l) => this.#log(`agent ${nodeId}: ${l}`),
-      })
-      this.manager.localLogs = (ids) => this.#logs(ids)
-      await this.agent.start()
-      this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager.joinAddr}`)
+        raftAddr: `${raftHostOf(host)}:${await freePort(raftHostOf(host))}`,
+      }
+      await this.#runManager(saved, { bootstrap: { ca, joinTokens, info: this.info() } })
+      if (body.AutoLockManagers === true) await this.manager!.updateCluster(undefined, true, false)
+      this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager!.joinAddr}`)
       return nodeId
     })
   }
@@ -183,10 +194,10 @@ export class Daemon {
       if (typeof body.JoinToken !== 'string' || body.JoinToken.length === 0)
         throw new ApiError(400, 'a join token is required')
       const { host, port, advertiseHost } = this.#addresses(body)
-      const raftHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-      const raftAddr = `${raftHost}:${await freePort(raftHost)}`
+      const raftAddr = `${raftHostOf(host)}:${await freePort(raftHostOf(host))}`
       let joined: Awaited<ReturnType<typeof joinCluster>> | undefined
       let lastError: unknown
+      let remoteManager = ''
       for (const remote of remotes as string[]) {
         try {
           joined = await joinCluster(remote, body.JoinToken, {
@@ -194,7 +205,7 @@ export class Daemon {
             advertiseAddr: advertiseHost,
             raftAddr,
           })
-          this.remoteManager = remote
+          remoteManager = remote
           break
         } catch (err) {
           lastError = err
@@ -206,60 +217,188 @@ export class Daemon {
       }
       const { credentials, answer } = joined
       const { nodeId, clusterId, role } = credentials.identity
-      this.nodeId = nodeId
-      this.clusterId = clusterId
-      let dispatcher: DispatcherApi
-      if (role === 'swarm-manager') {
-        if (!answer.raftPeers?.length) throw new ApiError(503, 'the manager sent no raft members to join')
-        await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
-        this.manager = await Manager.start({
-          stateDir: this.options.stateDir,
-          nodeId,
-          clusterId,
-          credentials,
-          host: raftHost,
-          listenAddr: `${host}:${port}`,
-          advertiseHost,
-          raftAddr,
-          raftPeers: answer.raftPeers,
-          ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
-          log: (l) => this.#log(`manager ${nodeId}: ${l}`),
-        })
-        this.role = 'manager'
-        this.manager.localLogs = (ids) => this.#logs(ids)
-        dispatcher = this.manager.dispatcher
-      } else {
-        this.#client = rpcClient({
-          transport: tlsTransport({
-            key: pki.encodePrivateKeyPem(credentials.key.privateKey),
-            cert: credentials.certificate,
-            ca: credentials.roots,
-            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-          }),
-          address: answer.controlAddr,
-          methods: {
-            // The manager asks for task logs over the worker's own connection.
-            'agent.logs': {
-              kind: 'call',
-              roles: ['swarm-manager'],
-              handler: (ids: unknown) => this.#logs(ids),
-            },
-          },
-        })
-        this.role = 'worker'
-        dispatcher = remoteDispatcher(this.#client)
-      }
-      this.agent = new Agent({
+      const saved: SavedNode = {
+        version: 1,
         nodeId,
-        dispatcher,
-        info: this.info(),
-        addr: advertiseHost,
-        ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
-        log: (l) => this.#log(`agent ${nodeId}: ${l}`),
-      })
-      await this.agent.start()
+        clusterId,
+        role: role === 'swarm-manager' ? 'manager' : 'worker',
+        key: pki.encodePrivateKeyPem(credentials.key.privateKey),
+        certificate: credentials.certificate,
+        roots: credentials.roots,
+        host,
+        port,
+        advertiseHost,
+        raftAddr,
+        controlAddr: answer.controlAddr,
+        remoteManager,
+      }
+      if (saved.role === 'manager') {
+        if (!answer.raftPeers?.length) throw new ApiError(503, 'the manager sent no raft members to join')
+        await this.#runManager(saved, { raftPeers: answer.raftPeers })
+      } else await this.#runWorker(saved)
       this.#log(`joined cluster ${clusterId} as ${this.role} ${nodeId}`)
     })
+  }
+
+  /**
+   * Resumes the node a previous process left in the state directory (a manager from its raft log, a worker
+   * with its certificate); does nothing for a node that never joined a swarm.
+   */
+  async resume(): Promise<boolean> {
+    let text: string
+    try {
+      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
+    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
+    const saved = JSON.parse(text) as SavedNode
+    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
+      throw new Error(`${NODE_FILE}: not a node file of this version`)
+    await this.#exclusive(() =>
+      saved.role === 'manager' ? this.#runManager(saved, {}) : this.#runWorker(saved),
+    )
+    if (this.#locked) {
+      this.state = 'locked'
+      this.nodeId = saved.nodeId
+      this.clusterId = saved.clusterId
+      this.#log(`manager ${saved.nodeId} is locked: run docker swarm unlock`)
+      return true
+    }
+    this.#log(`resumed ${saved.role} ${saved.nodeId} of cluster ${saved.clusterId}`)
+    return true
+  }
+
+  #credentials(saved: SavedNode): pki.NodeCredentials {
+    return {
+      identity: {
+        nodeId: saved.nodeId,
+        role: saved.role === 'manager' ? 'swarm-manager' : 'swarm-worker',
+        clusterId: saved.clusterId,
+      },
+      key: pki.keyPairFromPrivateKey(pki.decodePrivateKeyPem(saved.key).privateKey),
+      certificate: saved.certificate,
+      roots: saved.roots,
+    }
+  }
+
+  async #save(saved: SavedNode): Promise<void> {
+    const path = join(this.options.stateDir, NODE_FILE)
+    await writeFile(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
+    await rename(`${path}.tmp`, path)
+  }
+
+  async #runManager(
+    saved: SavedNode,
+    extra: { bootstrap?: ManagerOptions['bootstrap']; raftPeers?: { id: string; address: string }[] },
+    unlockKey?: string,
+  ): Promise<void> {
+    const { nodeId, clusterId } = saved
+    await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
+    // The manager's TLS key lives in its key file next to the raft data keys, so autolock locks it too.
+    const keys = await KeyManager.open(
+      join(this.options.stateDir, 'raft-keys'),
+      unlockKey ? { unlockKey } : {},
+    )
+    if (keys.locked) {
+      keys.close()
+      this.#locked = saved
+      return
+    }
+    try {
+      if (saved.key) {
+        await keys.writeSecret(TLS_KEY_SECRET, new TextEncoder().encode(saved.key))
+        saved = { ...saved, key: '' }
+      }
+      const key = keys.readSecret(TLS_KEY_SECRET)
+      if (!key) throw new Error('the key file holds no TLS key for this manager')
+      this.manager = await Manager.start({
+        stateDir: this.options.stateDir,
+        keys,
+        ...(unlockKey ? { unlockKey } : {}),
+        nodeId,
+        clusterId,
+        credentials: this.#credentials({ ...saved, key: new TextDecoder().decode(key) }),
+        host: raftHostOf(saved.host),
+        listenAddr: `${saved.host}:${saved.port}`,
+        advertiseHost: saved.advertiseHost,
+        raftAddr: saved.raftAddr,
+        controlPort: saved.controlPort ?? 0,
+        ...extra,
+        ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        log: (l) => this.#log(`manager ${nodeId}: ${l}`),
+      })
+    } catch (err) {
+      keys.close()
+      throw err
+    }
+    this.#locked = undefined
+    // Keep the ports the listeners got, so that a restart answers at the same addresses.
+    const joinPort = Number(this.manager.joinAddr.slice(this.manager.joinAddr.lastIndexOf(':') + 1))
+    const controlPort = Number(this.manager.controlAddr.slice(this.manager.controlAddr.lastIndexOf(':') + 1))
+    await this.#save({ ...saved, port: joinPort, controlPort })
+    this.nodeId = nodeId
+    this.clusterId = clusterId
+    this.role = 'manager'
+    this.manager.localLogs = (ids) => this.#logs(ids)
+    await this.#startAgent(saved, this.manager.dispatcher)
+  }
+
+  /** `docker swarm unlock`: opens the key file with the unlock key and starts the manager. */
+  async unlock(key: unknown): Promise<void> {
+    const saved = this.#locked
+    if (this.state !== 'locked' || !saved) throw new ApiError(409, 'swarm is not locked')
+    if (typeof key !== 'string' || key.length > 256) throw new ApiError(400, 'an unlock key is required')
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    this.#busy = true
+    try {
+      await this.#runManager(saved, {}, key)
+      this.state = 'active'
+    } catch (err) {
+      if (isStoreError(err) && (err.code === 'BAD_KEY' || err.code === 'INVALID_ARGUMENT'))
+        throw new ApiError(401, 'swarm could not be unlocked: invalid key provided')
+      throw err
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  async #runWorker(saved: SavedNode): Promise<void> {
+    if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
+    const { nodeId, clusterId } = saved
+    this.#client = rpcClient({
+      transport: tlsTransport({
+        key: saved.key,
+        cert: saved.certificate,
+        ca: saved.roots,
+        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
+      }),
+      address: saved.controlAddr,
+      methods: {
+        // The manager asks for task logs over the worker's own connection.
+        'agent.logs': { kind: 'call', roles: ['swarm-manager'], handler: (ids: unknown) => this.#logs(ids) },
+      },
+    })
+    await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
+    await this.#save(saved)
+    this.nodeId = nodeId
+    this.clusterId = clusterId
+    this.role = 'worker'
+    this.remoteManager = saved.remoteManager ?? saved.controlAddr
+    await this.#startAgent(saved, remoteDispatcher(this.#client))
+  }
+
+  async #startAgent(saved: SavedNode, dispatcher: DispatcherApi): Promise<void> {
+    this.agent = new Agent({
+      nodeId: saved.nodeId,
+      dispatcher,
+      info: this.info(),
+      addr: saved.advertiseHost,
+      ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
+      log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
+    })
+    await this.agent.start()
   }
 
   #logs(ids: unknown): Record<string, LogLine[]> {
@@ -267,6 +406,30 @@ export class Daemon {
     const out: Record<string, LogLine[]> = {}
     for (const id of ids) if (typeof id === 'string' && this.agent) out[id] = [...this.agent.logs(id)]
     return out
+  }
+
+  /** `docker swarm leave`: a worker stops its agent and forgets the cluster; a manager only with `force`. */
+  async leave(force: boolean): Promise<void> {
+    if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    if (this.manager && !force)
+      throw new ApiError(
+        503,
+        'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.',
+      )
+    this.#busy = true
+    try {
+      await this.close()
+      await rm(join(this.options.stateDir, NODE_FILE), { force: true })
+      this.#client = undefined
+      this.state = 'inactive'
+      this.role = undefined
+      this.nodeId = ''
+      this.clusterId = ''
+      this.remoteManager = ''
+    } finally {
+      this.#busy = false
+    }
   }
 
   async close(): Promise<void> {

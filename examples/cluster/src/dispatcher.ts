@@ -2,7 +2,7 @@
 // the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
 // follower serves its workers from its replica and its writes go through raft to the leader.
 
-import type { MemoryStore, Node, Platform, Resources, Task, TaskState } from '@swarmkit/store'
+import type { MemoryStore, Node, Platform, PortConfig, Resources, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 
@@ -15,6 +15,8 @@ export interface Assignment {
   readonly image: string
   readonly desiredState: Task['desiredState']
   readonly state: TaskState
+  /** Host-mode published ports the task binds on its node. */
+  readonly hostPorts: PortConfig[]
 }
 
 /** A worker's report on one task. */
@@ -23,6 +25,8 @@ export interface TaskStatusUpdate {
   readonly state: TaskState
   readonly message: string
   readonly err?: string
+  /** Host-mode ports the task published (reported when it runs). */
+  readonly ports?: PortConfig[]
 }
 
 /** What a worker reports about itself when it registers. */
@@ -179,6 +183,7 @@ export class Dispatcher implements DispatcherApi {
             state: u.state,
             message: String(u.message).slice(0, 1024),
             ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
+            ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
           },
         })
       }
@@ -204,6 +209,9 @@ export class Dispatcher implements DispatcherApi {
           image: t.spec.containerSpec.image,
           desiredState: t.desiredState,
           state: t.status.state,
+          hostPorts: (tx.get('services', t.serviceId)?.spec.endpointSpec?.ports ?? []).filter(
+            (p) => p.publishMode === 'host',
+          ),
         })),
     )
   }
@@ -230,6 +238,23 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }
+}
+
+function validPorts(ports: unknown): ports is PortConfig[] {
+  return (
+    Array.isArray(ports) &&
+    ports.length > 0 &&
+    ports.length <= 64 &&
+    ports.every(
+      (p: PortConfig) =>
+        typeof p === 'object' &&
+        p !== null &&
+        ['tcp', 'udp', 'sctp'].includes(p.protocol) &&
+        Number.isInteger(p.targetPort) &&
+        Number.isInteger(p.publishedPort) &&
+        p.publishMode === 'host',
+    )
+  )
 }
 
 function checkInfo(info: NodeInfo): void {

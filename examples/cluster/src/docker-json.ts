@@ -6,12 +6,14 @@
 // an `ApiError` 400 naming the field.
 
 import type {
+  Config,
   ContainerSpec,
   EndpointSpec,
   Network,
   Node,
   NodeSpec,
   PortConfig,
+  ResourceRequirements,
   RestartPolicy,
   Secret,
   Service,
@@ -185,6 +187,13 @@ export function networkToDocker(n: Network): Record<string, unknown> {
   }
 }
 
+export function configToDocker(c: Config): Record<string, unknown> {
+  return {
+    ...meta(c),
+    Spec: { Name: c.spec.name, Labels: c.spec.labels, Data: Buffer.from(c.spec.data).toString('base64') },
+  }
+}
+
 export function secretToDocker(s: Secret): Record<string, unknown> {
   return {
     ...meta(s),
@@ -262,8 +271,32 @@ function containerSpecFromDocker(v: unknown): ContainerSpec {
   if (!c || !image) throw bad('ContainerSpec.Image', 'an image is required')
   const secrets = c.Secrets === undefined || c.Secrets === null ? undefined : c.Secrets
   if (secrets !== undefined && !Array.isArray(secrets)) throw bad('ContainerSpec.Secrets', 'expected a list')
+  const configs = c.Configs === undefined || c.Configs === null ? undefined : c.Configs
+  if (configs !== undefined && !Array.isArray(configs)) throw bad('ContainerSpec.Configs', 'expected a list')
   return clean({
     image,
+    configs: configs?.map((x, i) => {
+      const r = obj(x, `ContainerSpec.Configs[${i}]`) ?? {}
+      const f = obj(r.File, `ContainerSpec.Configs[${i}].File`)
+      const configId = str(r.ConfigID, 'ConfigID')
+      const configName = str(r.ConfigName, 'ConfigName')
+      if (!configId || !configName)
+        throw bad(`ContainerSpec.Configs[${i}]`, 'ConfigID and ConfigName are required')
+      return {
+        configId,
+        configName,
+        ...(f
+          ? {
+              file: {
+                name: str(f.Name, 'File.Name') || `/${configName}`,
+                uid: str(f.UID, 'File.UID') ?? '0',
+                gid: str(f.GID, 'File.GID') ?? '0',
+                mode: int(f.Mode, 'File.Mode') ?? 0o444,
+              },
+            }
+          : { runtime: {} }),
+      }
+    }),
     labels: c.Labels ? labels(c.Labels, 'ContainerSpec.Labels') : undefined,
     command: strings(c.Command, 'ContainerSpec.Command'),
     args: strings(c.Args, 'ContainerSpec.Args'),
@@ -306,6 +339,32 @@ function restartPolicyFromDocker(v: unknown): RestartPolicy | undefined {
   })
 }
 
+function resourcesFromDocker(v: unknown): ResourceRequirements | undefined {
+  const r = obj(v, 'TaskTemplate.Resources')
+  if (!r) return undefined
+  const l = obj(r.Limits, 'Resources.Limits')
+  const res = obj(r.Reservations, 'Resources.Reservations')
+  const limits = l
+    ? clean({
+        nanoCPUs: int(l.NanoCPUs, 'Limits.NanoCPUs') ?? 0,
+        memoryBytes: int(l.MemoryBytes, 'Limits.MemoryBytes') ?? 0,
+        pids: int(l.Pids, 'Limits.Pids') || undefined,
+      })
+    : undefined
+  const reservations = res
+    ? {
+        nanoCPUs: int(res.NanoCPUs, 'Reservations.NanoCPUs') ?? 0,
+        memoryBytes: int(res.MemoryBytes, 'Reservations.MemoryBytes') ?? 0,
+      }
+    : undefined
+  const out = clean({
+    limits: limits && (limits.nanoCPUs || limits.memoryBytes || limits.pids) ? limits : undefined,
+    reservations:
+      reservations && (reservations.nanoCPUs || reservations.memoryBytes) ? reservations : undefined,
+  })
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
 function taskSpecFromDocker(v: unknown): TaskSpec {
   const t = obj(v, 'TaskTemplate')
   if (!t) throw bad('TaskTemplate', 'required')
@@ -339,6 +398,7 @@ function taskSpecFromDocker(v: unknown): TaskSpec {
     : undefined
   return clean({
     containerSpec: containerSpecFromDocker(t.ContainerSpec),
+    resources: resourcesFromDocker(t.Resources),
     restartPolicy: restartPolicyFromDocker(t.RestartPolicy),
     placement: placement && Object.keys(placement).length > 0 ? placement : undefined,
     networks: nets?.map((n, i) => {

@@ -18,6 +18,8 @@ export const MESSAGES = {
     "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.",
   alreadyInSwarm:
     'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.',
+  locked:
+    'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.',
   notPartOfSwarm: 'This node is not part of a swarm',
   outOfSequence: 'rpc error: code = Unknown desc = update out of sequence',
   noLeader:

@@ -8,7 +8,19 @@ import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
-import { type Cluster, generateId, KeyManager, MemoryStore, type Node, type Tx } from '@swarmkit/store'
+import {
+  type Cluster,
+  formatUnlockKey,
+  generateId,
+  generateUnlockKey,
+  type KeyManager,
+  MemoryStore,
+  type Node,
+  parseUnlockKey,
+  SEQUENCE_MESSAGE,
+  StoreError,
+  type Tx,
+} from '@swarmkit/store'
 import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
@@ -26,6 +38,10 @@ export interface NodeIdentityFiles {
 
 export interface ManagerOptions extends NodeIdentityFiles {
   readonly stateDir: string
+  /** The manager's data keys (open and unlocked); the manager owns it from now on. */
+  readonly keys: KeyManager
+  /** The unlock key `keys` was unlocked with (when autolock is on). */
+  readonly unlockKey?: string
   /** Host the cluster listeners bind to. */
   readonly host: string
   /** host:port of the join listener (port 0 picks one). Docker's `--listen-addr`. */
@@ -39,6 +55,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
+  readonly controlPort?: number
   readonly log?: (line: string) => void
 }
 
@@ -97,7 +115,7 @@ export class Manager {
 
   static async start(options: ManagerOptions): Promise<Manager> {
     const { nodeId, clusterId, credentials } = options
-    const keys = await KeyManager.open(joinPath(options.stateDir, 'raft-keys'))
+    const keys = options.keys
     const storage = await FileLogStorage.open(joinPath(options.stateDir, 'raft'), {
       nodeId,
       clusterId,
@@ -133,7 +151,83 @@ export class Manager {
     if (options.bootstrap) await m.#bootstrap(options.bootstrap)
     else await m.#caughtUp()
     await m.#listen()
+    m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
+    void m.#followAutolock()
     return m
+  }
+
+  #appliedUnlockKey: string | undefined
+
+  /** The unlock key this manager's key file is wrapped under (undefined without autolock). */
+  get keyFileUnlockKey(): string | undefined {
+    return this.#appliedUnlockKey
+  }
+  readonly #stopWatch = new AbortController()
+
+  /** The cluster's unlock key while autolock is on. */
+  unlockKey(): string | undefined {
+    const c = this.cluster()
+    const k = c?.spec.encryptionConfig.autoLockManagers
+      ? c.unlockKeys.find((u) => u.subsystem === 'manager')
+      : undefined
+    return k ? formatUnlockKey(k.key) : undefined
+  }
+
+  /**
+   * Turns autolock on or off for the cluster, or draws a new unlock key (`rotate`), in the same store
+   * transaction as `change` (the rest of a `swarm update`). Every manager then re-wraps its key file.
+   */
+  async updateCluster(
+    version: number | undefined,
+    autolock: boolean | undefined,
+    rotateUnlockKey: boolean,
+    change: (c: Cluster) => Cluster = (c) => c,
+  ): Promise<void> {
+    await this.store.update((tx) => {
+      const cur = tx.find('clusters')[0]
+      if (!cur) throw new Error('no cluster')
+      if (version !== undefined && cur.meta.version !== version)
+        throw new StoreError('SEQUENCE', SEQUENCE_MESSAGE)
+      let c = change(cur)
+      const on = autolock ?? c.spec.encryptionConfig.autoLockManagers
+      const others = c.unlockKeys.filter((k) => k.subsystem !== 'manager')
+      const had = c.unlockKeys.find((k) => k.subsystem === 'manager')
+      if (!on) c = { ...c, unlockKeys: others }
+      else if (!had || rotateUnlockKey || !c.spec.encryptionConfig.autoLockManagers) {
+        const key = parseUnlockKey(generateUnlockKey())
+        c = {
+          ...c,
+          unlockKeys: [...others, { subsystem: 'manager', key, lamportTime: (had?.lamportTime ?? 0) + 1 }],
+        }
+      }
+      c = {
+        ...c,
+        spec: { ...c.spec, encryptionConfig: { ...c.spec.encryptionConfig, autoLockManagers: on } },
+      }
+      tx.update('clusters', c)
+    })
+  }
+
+  /** Keeps this manager's key file wrapped under the cluster's unlock key (swarm's autolock). */
+  async #followAutolock(): Promise<void> {
+    const watch = this.store.watch({ table: 'clusters', signal: this.#stopWatch.signal })
+    try {
+      await this.#syncAutolock()
+      for await (const _ of watch) await this.#syncAutolock()
+    } catch (err) {
+      if (!this.#closed) this.#log(`autolock watch ended: ${(err as Error).message}`)
+    }
+  }
+
+  async #syncAutolock(): Promise<void> {
+    const want = this.unlockKey()
+    const keys = this.#keys
+    if (!keys || want === this.#appliedUnlockKey) return
+    if (want === undefined) await keys.disableAutolock()
+    else if (keys.autolock) await keys.rotateUnlockKey(want)
+    else await keys.enableAutolock(want)
+    this.#appliedUnlockKey = want
+    this.#log(want ? 'key file wrapped under the unlock key' : 'autolock off')
   }
 
   get isLeader(): boolean {
@@ -148,6 +242,7 @@ export class Manager {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#stopWatch.abort()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -156,7 +251,7 @@ export class Manager {
     await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
     await this.raft.stop()
     this.store.close?.()
-    await this.#keys?.close?.()
+    this.#keys?.close()
     this.#keys = undefined
   }
 
@@ -316,7 +411,10 @@ export class Manager {
     const roles = ['swarm-manager', 'swarm-worker']
     const nodeOf = (identity: { commonName: string } | undefined) => {
       if (!identity?.commonName) throw new Error('unauthenticated')
-      return identity.commonName
+      const id = identity.commonName
+      if (this.cluster()?.removedNodes?.[id])
+        throw new Error(`Permission denied: node ${id} was removed from swarm`)
+      return id
     }
     const d = this.dispatcher
     this.#control = rpcServer({
@@ -373,7 +471,7 @@ export class Manager {
         },
       },
     })
-    this.controlAddr = await this.#control.listen(`${o.host}:0`)
+    this.controlAddr = await this.#control.listen(`${o.host}:${o.controlPort ?? 0}`)
     const joined = await listenForJoins(o.listenAddr, creds, (m, source) => this.#handleJoin(m, source))
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)

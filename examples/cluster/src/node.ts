@@ -18,6 +18,7 @@ export interface ClusterNode {
 /** Starts one node of the reference cluster and its Engine API. */
 export async function startNode(options: StartNodeOptions): Promise<ClusterNode> {
   const daemon = new Daemon(options)
+  await daemon.resume()
   const server: Server = engineApi(daemon, options.log ? { log: options.log } : {})
   const isSocket = options.apiAddress.startsWith('/')
   let dockerHost: string

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,7 +22,7 @@ export function docker(node: ClusterNode, args: string[], input?: string): Promi
           DOCKER_HOST: node.dockerHost,
           DOCKER_CONFIG: configDir,
         },
-        timeout: 30_000,
+        timeout: 20_000,
       },
       (err, stdout, stderr) => {
         const code = err
@@ -37,6 +37,25 @@ export function docker(node: ClusterNode, args: string[], input?: string): Promi
   })
 }
 
+/** Starts a long-running docker command (e.g. `service logs -f`); `output()` is what it printed so far. */
+export function dockerSpawn(node: ClusterNode, args: string[]): { output: () => string; stop: () => void } {
+  let out = ''
+  const child = spawn('docker', args, {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DOCKER_HOST: node.dockerHost,
+      DOCKER_CONFIG: configDir,
+    },
+  })
+  child.stdout.on('data', (d) => {
+    out += String(d)
+  })
+  child.stderr.on('data', (d) => {
+    out += String(d)
+  })
+  return { output: () => out, stop: () => child.kill('SIGTERM') }
+}
+
 /** Runs docker and expects success; returns stdout. */
 export async function ok(node: ClusterNode, args: string[], input?: string): Promise<string> {
   const r = await docker(node, args, input)
@@ -49,6 +68,7 @@ export async function waitFor<T>(
   probe: () => Promise<T> | T,
   what: string,
   ms = 20_000,
+  explain?: () => string,
 ): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const end = Date.now() + ms
   let last: unknown
@@ -59,7 +79,10 @@ export async function waitFor<T>(
     } catch (err) {
       last = err
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${String(last)}` : ''}${explain ? `\n${explain()}` : ''}`,
+      )
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -91,4 +114,21 @@ export function rows(table: string): string[][] {
     .split('\n')
     .slice(1)
     .map((l) => l.trim().split(/\s{2,}/))
+}
+
+/** The service and task states, to explain a failure. */
+export function dumpTasks(n: ClusterNode): string {
+  return n.daemon.manager!.store.view((tx) =>
+    [
+      ...tx
+        .find('services')
+        .map((s) => `service ${s.spec.name} v${s.specVersion.index} ${JSON.stringify(s.updateStatus)}`),
+      ...tx
+        .find('tasks')
+        .map(
+          (t) =>
+            `task ${t.serviceAnnotations.name}.${t.slot} ${t.id} v${t.specVersion?.index} ${t.spec.containerSpec.image} node=${t.nodeId} desired=${t.desiredState} state=${t.status.state} ${t.status.message} ${t.status.err ?? ''}`,
+        ),
+    ].join('\n'),
+  )
 }

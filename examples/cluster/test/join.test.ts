@@ -1,7 +1,7 @@
 import * as pki from '@swarmkit/pki'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { cleanup, docker, dockerSpawn, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
 
 /** Running tasks of a service per node hostname, from `docker service ps`. */
 async function placement(n: ClusterNode, service: string): Promise<Record<string, number>> {
@@ -125,12 +125,33 @@ describe('a worker joins with docker swarm join', () => {
       )
   })
 
+  it('follows the logs: lines of new tasks appear while docker service logs -f runs', async () => {
+    const follow = dockerSpawn(mgr, ['service', 'logs', '-f', '--no-task-ids', 'web'])
+    try {
+      await waitFor(() => follow.output().trim().split('\n').length >= 8, 'the first 8 lines')
+      await ok(mgr, ['service', 'scale', '-d', 'web=5'])
+      await waitFor(
+        () => /web\.5@(mgr1|wrk1)\s+\| listening/.test(follow.output()),
+        'web.5 in the followed logs',
+      )
+    } finally {
+      follow.stop()
+    }
+    await ok(mgr, ['service', 'scale', '-d', 'web=4'])
+    await waitFor(async () => (await placement(mgr, 'web')).mgr1 === 2, 'web back to 2+2')
+  })
+
   it('drains a node: its tasks move to the manager', async () => {
     expect((await ok(mgr, ['node', 'update', '--availability', 'drain', 'wrk1'])).trim()).toBe('wrk1')
-    await waitFor(async () => {
-      const p = await placement(mgr, 'web')
-      return p.mgr1 === 4 && !p.wrk1
-    }, 'web all on mgr1')
+    await waitFor(
+      async () => {
+        const p = await placement(mgr, 'web')
+        return p.mgr1 === 4 && !p.wrk1
+      },
+      'web all on mgr1',
+      20_000,
+      () => dumpTasks(mgr),
+    )
     await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === undefined, 'mon gone from wrk1')
     const table = rows(await ok(mgr, ['node', 'ls']))
     expect(table[1]?.slice(1, 4)).toEqual(['wrk1', 'Ready', 'Drain'])
@@ -138,5 +159,25 @@ describe('a worker joins with docker swarm join', () => {
     expect(bad.code).not.toBe(0)
     await ok(mgr, ['node', 'update', '--availability', 'active', 'wrk1'])
     await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === 1, 'mon back on wrk1')
+  })
+
+  it('lets the worker leave, then removes its node', async () => {
+    const busy = await docker(mgr, ['node', 'rm', 'wrk1'])
+    expect(busy.stderr).toContain(`node ${wrk.daemon.nodeId} is not down and can't be removed`)
+    const last = await docker(mgr, ['swarm', 'leave'])
+    expect(last.stderr).toContain(
+      'You are attempting to leave the swarm on a node that is participating as a manager.',
+    )
+    const id = wrk.daemon.nodeId
+    expect((await ok(wrk, ['swarm', 'leave'])).trim()).toBe('Node left the swarm.')
+    expect(await ok(wrk, ['info'])).toMatch(/Swarm: inactive/)
+    await waitFor(
+      async () => rows(await ok(mgr, ['node', 'ls'])).find((r) => r[1] === 'wrk1')?.[2] === 'Down',
+      'wrk1 down',
+    )
+    expect((await ok(mgr, ['node', 'rm', 'wrk1'])).trim()).toBe('wrk1')
+    expect(rows(await ok(mgr, ['node', 'ls'])).map((r) => r[1])).toEqual(['mgr1'])
+    expect(mgr.daemon.manager!.cluster()?.removedNodes?.[id]).toBeDefined()
+    await waitFor(async () => (await placement(mgr, 'mon')).mgr1 === 1, 'mon on mgr1 only')
   })
 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { cleanup, docker, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
 
 /** `docker service ls` as { name: [mode, replicas, image, ports] }. */
 async function services(n: ClusterNode): Promise<Record<string, string[]>> {
@@ -62,6 +62,37 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(dup.stderr).toMatch(/Error response from daemon: .*db_pass/)
   })
 
+  it('creates configs, hands them to a service and removes them', async () => {
+    const id = (await ok(n, ['config', 'create', 'app_cfg', '-'], 'x=1\n')).trim()
+    expect(id).toMatch(/^[a-z0-9]{25}$/)
+    expect(rows(await ok(n, ['config', 'ls'])).map((r) => r.slice(0, 2))).toEqual([[id, 'app_cfg']])
+    expect(await ok(n, ['config', 'inspect', '--pretty', 'app_cfg'])).toMatch(/Data:\nx=1/)
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'cfg',
+      '--config',
+      'source=app_cfg,target=/etc/app.conf',
+      '--no-resolve-image',
+      'busybox',
+    ])
+    const target = await ok(n, [
+      'service',
+      'inspect',
+      'cfg',
+      '--format',
+      '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}}:{{.File.Name}}{{end}}',
+    ])
+    expect(target.trim()).toBe('app_cfg:/etc/app.conf')
+    const inUse = await docker(n, ['config', 'rm', 'app_cfg'])
+    expect(inUse.code).not.toBe(0)
+    await ok(n, ['service', 'rm', 'cfg'])
+    await waitFor(async () => (await docker(n, ['config', 'rm', 'app_cfg'])).code === 0, 'app_cfg removed')
+    expect((await ok(n, ['config', 'ls', '-q'])).trim()).toBe('')
+  })
+
   it('creates a replicated service and waits until it converged', async () => {
     const r = await docker(n, [
       'service',
@@ -77,6 +108,8 @@ describe('services, networks and secrets through the docker CLI', () => {
       '--secret',
       'db_pass',
       '--update-monitor',
+      '300ms',
+      '--rollback-monitor',
       '300ms',
       'nginx:alpine',
     ])
@@ -111,6 +144,28 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(vip.trim().split(' ').sort()).toEqual(['10.0.0.2/24', '10.0.1.2/24'])
   })
 
+  it('shows host-mode ports on the tasks in docker service ps', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'edge',
+      '--publish',
+      'published=8081,target=80,mode=host',
+      '--no-resolve-image',
+      'nginx:alpine',
+    ])
+    const row = await waitFor(async () => {
+      const r = rows(await ok(n, ['service', 'ps', 'edge']))[0]
+      return r?.[5]?.startsWith('Running') && r
+    }, 'edge running')
+    expect(row.at(-1)).toBe('*:8081->80/tcp')
+    // Host-mode ports are not shown by service ls (only ingress ones are).
+    expect((await services(n)).edge?.slice(1)).toEqual(['1/1', 'nginx:alpine', ''])
+    await ok(n, ['service', 'rm', 'edge'])
+  })
+
   it('scales a service up and down', async () => {
     expect(await ok(n, ['service', 'scale', '-d', 'web=5'])).toContain('web scaled to 5')
     await waitFor(async () => (await services(n)).web?.[1] === '5/5', 'web at 5/5')
@@ -140,7 +195,7 @@ describe('services, networks and secrets through the docker CLI', () => {
 
   it('rolls out a new image and keeps the old tasks as history', async () => {
     const r = await docker(n, ['service', 'update', '--image', 'nginx:1.27', 'web'])
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${dumpTasks(n)}`).toBe(0)
     expect(r.stdout).toMatch(/verify: Service web converged/)
     expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:1.27'])
     const ps = rows(await ok(n, ['service', 'ps', 'web']))
@@ -164,7 +219,7 @@ describe('services, networks and secrets through the docker CLI', () => {
 
   it('rolls back to the previous spec', async () => {
     const r = await docker(n, ['service', 'rollback', 'web'])
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, `${r.stderr}\n${dumpTasks(n)}`).toBe(0)
     expect(r.stdout).toContain('rollback: manually requested rollback')
     expect(r.stdout).toMatch(/verify: Service web converged/)
     expect((await services(n)).web?.slice(1, 3)).toEqual(['2/2', 'nginx:alpine'])
