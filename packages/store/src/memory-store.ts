@@ -720,12 +720,13 @@ export class MemoryStore {
         events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent
         continue
       }
-      const o: Record<string, any> = { ...a.object! }
+      // Local commits carry the transaction's frozen objects; decoded commands are frozen here, once.
+      const o: Record<string, any> = { ...freezeDeep(a.object!) }
       o.meta = Object.freeze({ version, createdAt: prev ? prev.meta.createdAt : time, updatedAt: time })
       if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
-        o.specVersion = { index: version }
+        o.specVersion = Object.freeze({ index: version })
       }
-      freezeDeep(o)
+      Object.freeze(o)
       state.put(a.id, prev, o)
       events[i] = (
         prev

@@ -278,6 +278,20 @@ describe('MemoryStore', () => {
     await expect(s.update((tx) => tx.find('bogus' as never))).rejects.toThrow(/table/)
   })
 
+  it('hands out deep-frozen objects, and takes a stored object back unchanged as an update', async () => {
+    const s = new MemoryStore()
+    await s.update((tx) => tx.create('tasks', task('t1', 's1', 1)))
+    const t = s.view((tx) => tx.get('tasks', 't1'))!
+    expect(Object.isFrozen(t) && Object.isFrozen(t.meta) && Object.isFrozen(t.spec)).toBe(true)
+    expect(Object.isFrozen(t.spec.containerSpec) && Object.isFrozen(t.status)).toBe(true)
+    await s.update((tx) => tx.update('tasks', t))
+    const t2 = s.view((tx) => tx.get('tasks', 't1'))!
+    expect(t2.meta.version).toBe(2)
+    expect(t.meta.version).toBe(1)
+    // Unchanged parts are shared between versions, not copied.
+    expect(t2.spec).toBe(t.spec)
+  })
+
   it('redacts secret data', async () => {
     const s = new MemoryStore()
     await s.update((tx) => tx.create('secrets', secret('x1', 'db')))

@@ -3,18 +3,20 @@
  * carries unchanged), deep-frozen once stored so that reads can hand them out without copying.
  */
 
-/**
- * Deep copy of plain data; throws TypeError (naming `what`) on anything else (functions, Maps, Dates, cycles).
- * Frozen objects and arrays are shared, not copied: every object the store hands out is deep-frozen, so an
- * update built as `{ ...task, status: { ...task.status, state } }` copies only the two new levels.
- */
-export function clonePlain<T>(value: T, what: string): T {
-  return cloneValue(value, what, 0) as T
-}
-
 const MAX_DEPTH = 64
 
-function cloneValue(value: unknown, path: string, depth: number): unknown {
+/**
+ * Copies plain data for the store and freezes the copy in the same pass; throws TypeError (naming `what`) on
+ * anything else (functions, Maps, Dates, cycles). Frozen objects and arrays are shared, not copied: every
+ * object the store hands out is deep-frozen, so an update built as `{ ...task, status: { ...task.status,
+ * state } }` copies only the two new levels. The top level is a fresh object left open, so the store can set
+ * `meta` before it freezes it; nothing else holds it yet.
+ */
+export function cloneForStore(value: Record<string, any>, what: string): Record<string, any> {
+  return cloneFrozen(value, what, 0, false) as Record<string, any>
+}
+
+function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolean): unknown {
   if (value === null || typeof value !== 'object') {
     const t = typeof value
     if (t === 'function' || t === 'symbol' || t === 'bigint') {
@@ -23,11 +25,11 @@ function cloneValue(value: unknown, path: string, depth: number): unknown {
     return value
   }
   if (depth > MAX_DEPTH) throw new TypeError(`${path}: nested too deeply (or cyclic)`)
-  if (Object.isFrozen(value)) return value
+  if (freeze && Object.isFrozen(value)) return value
   if (Array.isArray(value)) {
     const out = new Array(value.length)
-    for (let i = 0; i < value.length; i++) out[i] = cloneValue(value[i], path, depth + 1)
-    return out
+    for (let i = 0; i < value.length; i++) out[i] = cloneFrozen(value[i], path, depth + 1, true)
+    return freeze ? Object.freeze(out) : out
   }
   if (value instanceof Uint8Array) return new Uint8Array(value)
   const proto = Object.getPrototypeOf(value)
@@ -37,12 +39,12 @@ function cloneValue(value: unknown, path: string, depth: number): unknown {
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
   for (const key in out) {
     const v = out[key]
-    if (v !== null && typeof v === 'object') out[key] = cloneValue(v, path, depth + 1)
+    if (v !== null && typeof v === 'object') out[key] = cloneFrozen(v, path, depth + 1, true)
     else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
       throw new TypeError(`${path}: ${typeof v} values cannot be stored`)
     }
   }
-  return out
+  return freeze ? Object.freeze(out) : out
 }
 
 /**

@@ -123,8 +123,9 @@ export function hasKey(keys: IndexKeys, key: string): boolean {
 export class TableState<O extends { id: string }> {
   readonly objects = new Map<string, O>()
   /** Ids bucketed by their first two characters, for prefix search. */
-  private readonly prefixes = new Map<string, Set<string>>()
-  readonly indexes = new Map<IndexName, Map<string, Set<string>>>()
+  private readonly prefixes = new Map<string, Bucket>()
+  /** Per index, key to the ids filed under it (see {@link Bucket}). */
+  readonly indexes = new Map<IndexName, Map<string, Bucket>>()
   private readonly defs: [IndexName, KeyFn<O>][]
 
   constructor(defs: Partial<Record<IndexName, KeyFn<O>>>) {
@@ -142,51 +143,35 @@ export class TableState<O extends { id: string }> {
   }
 
   /** Ids under `key` in `index` (empty when none). */
-  lookup(index: IndexName, key: string): ReadonlySet<string> {
-    return this.indexes.get(index)?.get(key) ?? EMPTY
+  lookup(index: IndexName, key: string): Iterable<string> {
+    return idsOf(this.indexes.get(index)?.get(key))
   }
 
   idsWithPrefix(prefix: string): string[] {
     const out: string[] = []
     if (prefix.length >= 2) {
-      const bucket = this.prefixes.get(prefix.slice(0, 2))
-      if (bucket) for (const id of bucket) if (id.startsWith(prefix)) out.push(id)
+      for (const id of idsOf(this.prefixes.get(prefix.slice(0, 2)))) if (id.startsWith(prefix)) out.push(id)
       return out
     }
     for (const [head, bucket] of this.prefixes) {
       if (!head.startsWith(prefix)) continue
-      for (const id of bucket) out.push(id)
+      for (const id of idsOf(bucket)) out.push(id)
     }
     return out
   }
-
-  /** The index keys each stored object was filed under (in `defs` order), so a change computes only the new ones. */
-  private readonly filed = new Map<string, IndexKeys[]>()
 
   /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every index in step. */
   put(id: string, prev: O | undefined, next: O | undefined): void {
     if (next) this.objects.set(id, next)
     else this.objects.delete(id)
-    if (!prev && next) {
-      const head = id.slice(0, 2)
-      let bucket = this.prefixes.get(head)
-      if (!bucket) this.prefixes.set(head, (bucket = new Set()))
-      bucket.add(id)
-    } else if (prev && !next) {
-      const head = id.slice(0, 2)
-      const bucket = this.prefixes.get(head)
-      if (bucket) {
-        bucket.delete(id)
-        if (bucket.size === 0) this.prefixes.delete(head)
-      }
-    }
-    const old = prev ? this.filed.get(id) : undefined
-    const now: IndexKeys[] | undefined = next ? new Array(this.defs.length) : undefined
+    if (!prev && next) addKey(this.prefixes, id.slice(0, 2), id)
+    else if (prev && !next) removeKey(this.prefixes, id.slice(0, 2), id)
+    // The keys `prev` was filed under are computed again rather than kept per object: the key functions are
+    // pure and objects frozen, and a kept array per object cost more (allocation, GC, a map insert) than this.
     for (let i = 0; i < this.defs.length; i++) {
       const [name, fn] = this.defs[i]!
-      const before = old ? old[i] : prev ? fn(prev) : undefined
+      const before = prev ? fn(prev) : undefined
       const after = next ? fn(next) : undefined
-      if (now) now[i] = after
       if (before === after) continue
       const index = this.indexes.get(name)!
       if (typeof before === 'string' && typeof after === 'string') {
@@ -205,29 +190,44 @@ export class TableState<O extends { id: string }> {
         } else for (const k of after) if (!hasKey(before, k)) addKey(index, k, id)
       }
     }
-    if (now) this.filed.set(id, now)
-    else this.filed.delete(id)
   }
 
   clear(): void {
     this.objects.clear()
-    this.filed.clear()
     this.prefixes.clear()
     for (const index of this.indexes.values()) index.clear()
   }
 }
 
-const EMPTY: ReadonlySet<string> = new Set()
+/**
+ * The ids under one index key: a lone id is kept as the string itself, more in a Set. Most keys of a large
+ * table hold one object (a task's slot, a node's name), and a Set per key would cost an allocation each.
+ */
+export type Bucket = string | Set<string>
 
-function addKey(index: Map<string, Set<string>>, key: string, id: string): void {
-  let set = index.get(key)
-  if (!set) index.set(key, (set = new Set()))
-  set.add(id)
+/** The ids of a bucket (none for `undefined`). */
+export function idsOf(bucket: Bucket | undefined): Iterable<string> {
+  if (bucket === undefined) return NONE
+  return typeof bucket === 'string' ? [bucket] : bucket
 }
 
-function removeKey(index: Map<string, Set<string>>, key: string, id: string): void {
-  const set = index.get(key)
-  if (!set) return
-  set.delete(id)
-  if (set.size === 0) index.delete(key)
+const NONE: readonly string[] = Object.freeze([])
+
+function addKey(index: Map<string, Bucket>, key: string, id: string): void {
+  const bucket = index.get(key)
+  if (bucket === undefined) index.set(key, id)
+  else if (typeof bucket !== 'string') bucket.add(id)
+  else if (bucket !== id) index.set(key, new Set([bucket, id]))
+}
+
+function removeKey(index: Map<string, Bucket>, key: string, id: string): void {
+  const bucket = index.get(key)
+  if (bucket === undefined) return
+  if (typeof bucket === 'string') {
+    if (bucket === id) index.delete(key)
+    return
+  }
+  bucket.delete(id)
+  if (bucket.size === 1) index.set(key, bucket.values().next().value as string)
+  else if (bucket.size === 0) index.delete(key)
 }

@@ -2,11 +2,12 @@ import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import type { By, NewObject, Tx } from '../memory-store.js'
 import { type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { type Action, Op } from './codec.js'
-import { clonePlain, freezeDeep } from './data.js'
+import { cloneForStore } from './data.js'
 import {
   hasKey,
   type IndexKeys,
   type IndexName,
+  idsOf,
   slotKey,
   type TableState,
   taskHoldsReferences,
@@ -40,6 +41,8 @@ const REF_INDEX: Partial<Record<Table, IndexName>> = {
   secrets: 'secret',
   configs: 'config',
 }
+
+const SPEC_VERSION_ZERO = Object.freeze({ index: 0 })
 
 const key = (table: Table, id: string): string => `${table}\u0000${id}`
 
@@ -161,9 +164,9 @@ export class TxImpl implements Tx {
         break
       case 'namePrefix': {
         const seen = new Set<string>()
-        for (const [k, ids] of state.indexes.get('name')!) {
+        for (const [k, bucket] of state.indexes.get('name')!) {
           if (!k.startsWith(p.prefix)) continue
-          for (const id of ids) {
+          for (const id of idsOf(bucket)) {
             if (seen.has(id)) continue
             seen.add(id)
             take(id, state.objects.get(id))
@@ -226,16 +229,16 @@ export class TxImpl implements Tx {
     const overlay = this.writable()
     checkTable(table, this.tables)
     validateObject(table, object)
-    const o = clonePlain(object, 'object') as Record<string, any>
-    o.meta = { version: 0, createdAt: this.now, updatedAt: this.now }
-    if (table === 'services' && o.specVersion === undefined) o.specVersion = { index: 0 }
+    const o = cloneForStore(object as Record<string, any>, 'object')
+    o.meta = Object.freeze({ version: 0, createdAt: this.now, updatedAt: this.now })
+    if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     const k = key(table, o.id)
     if (overlay.has(k) || this.tables[table].objects.has(o.id)) {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
     }
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
-    freezeDeep(o)
+    Object.freeze(o)
     this.record(k, undefined)
     overlay.set(k, { op: Op.Create, table, id: o.id, baseVersion: 0, object: o })
     return o as TableObjects[T]
@@ -249,12 +252,12 @@ export class TxImpl implements Tx {
     if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${object.id} not found`)
     checkVersion(table, object, cur.meta.version)
     if (table === 'tasks') checkTaskState(cur as Task, object as Task)
-    const o = clonePlain(object, 'object') as Record<string, any>
+    const o = cloneForStore(object as Record<string, any>, 'object')
     o.meta = cur.meta
-    if (table === 'services' && o.specVersion === undefined) o.specVersion = { index: 0 }
+    if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
-    freezeDeep(o)
+    Object.freeze(o)
     const k = key(table, o.id)
     const e = overlay.get(k)
     this.record(k, e)
