@@ -1,4 +1,11 @@
-import { generateId, type Service, type ServiceSpec, type Task } from '@swarmkit/store'
+import {
+  generateId,
+  SEQUENCE_MESSAGE,
+  type Service,
+  type ServiceSpec,
+  StoreError,
+  type Task,
+} from '@swarmkit/store'
 import { validatePlacement } from './constraints.js'
 import { SchedulerError } from './errors.js'
 import { rollbackSpec } from './orchestrator.js'
@@ -45,18 +52,26 @@ export async function createService(
 /**
  * Replaces a service's spec as `docker service update` does: the old spec becomes `previousSpec`, the update
  * status is cleared, and the spec version moves on only when the task template changed (so scaling alone
- * never starts a rolling update).
+ * never starts a rolling update). With `options.version` (the `meta.version` the caller read, as the API's
+ * `?version=` gives it) a service changed since then is refused with the store's `SEQUENCE` error
+ * ("update out of sequence").
  */
 export async function updateService(
   store: SchedulerStore,
   serviceId: string,
   spec: ServiceSpec,
+  options?: { version?: number },
 ): Promise<Service> {
   if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
+  const version = options?.version
+  if (version !== undefined && (!Number.isSafeInteger(version) || version < 0))
+    throw new TypeError('options.version: expected an integer >= 0')
   checkSpec(spec)
   return store.update((tx) => {
     const cur = tx.get('services', serviceId)
     if (!cur) throw new SchedulerError('NOT_FOUND', `service ${serviceId} not found`)
+    if (version !== undefined && version !== cur.meta.version)
+      throw new StoreError('SEQUENCE', SEQUENCE_MESSAGE)
     const changed = !sameTemplate(cur.spec.taskTemplate, spec.taskTemplate)
     const next: Service = {
       ...cur,
