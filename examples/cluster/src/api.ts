@@ -162,6 +162,68 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
   const view = <R>(fn: (tx: ReadTx) => R): R => mgr().store.view(fn)
   const update = async <R>(fn: (tx: Tx) => R): Promise<R> => mgr().store.update(fn)
 
+  /** List, inspect, create and remove for a table of named blobs (secrets, configs). */
+  const blobRoutes = <T extends 'secrets' | 'configs'>(
+    table: T,
+    noun: string,
+    toDocker: (o: ReturnType<typeof lookup<T>>) => Record<string, unknown>,
+    minBytes: number,
+  ): [string, RegExp, Handler][] => [
+    [
+      'GET',
+      new RegExp(`^/${table}$`),
+      ({ query }) => {
+        const f = parseFilters(query.get('filters'))
+        return {
+          json: view((tx) =>
+            tx
+              .find(table)
+              .filter((o) => matchAny(f.get('name'), (v) => o.spec.name === v))
+              .filter((o) => matchAny(f.get('id'), (v) => o.id.startsWith(v)))
+              .map((o) => toDocker(o as ReturnType<typeof lookup<T>>)),
+          ),
+        }
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/${table}/([^/]+)$`),
+      ({ params }) => ({ json: view((tx) => toDocker(lookup(tx, table, params[0]!, noun))) }),
+    ],
+    [
+      'POST',
+      new RegExp(`^/${table}/create$`),
+      async ({ body }) => {
+        const b = (body ?? {}) as Record<string, unknown>
+        const name = typeof b.Name === 'string' ? b.Name : ''
+        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
+          throw new ApiError(400, `invalid ${noun} name "${name}"`)
+        if (typeof b.Data !== 'string') throw new ApiError(400, `${noun} data must be base64`)
+        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
+        if (data.length < minBytes || data.length > 500 * 1024)
+          throw new ApiError(
+            400,
+            minBytes > 0
+              ? `${noun} data must be between ${minBytes} byte and 500 KiB`
+              : `${noun} data must be at most 500 KiB`,
+          )
+        const id = generateId()
+        await update((tx) => {
+          tx.create(table, { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } } as never)
+        })
+        return { status: 201, json: { ID: id } }
+      },
+    ],
+    [
+      'DELETE',
+      new RegExp(`^/${table}/([^/]+)$`),
+      async ({ params }) => {
+        await update((tx) => tx.delete(table, lookup(tx, table, params[0]!, noun).id))
+        return { status: 204 }
+      },
+    ],
+  ]
+
   return [
     ['GET', /^\/version$/, () => ({ json: versionJson() })],
     ['GET', /^\/info$/, () => ({ json: infoJson(d) })],
@@ -516,104 +578,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       },
     ],
 
-    // ---- secrets
-    [
-      'GET',
-      /^\/secrets$/,
-      ({ query }) => {
-        const f = parseFilters(query.get('filters'))
-        return {
-          json: view((tx) =>
-            tx
-              .find('secrets')
-              .filter((s) => matchAny(f.get('name'), (v) => s.spec.name === v))
-              .filter((s) => matchAny(f.get('id'), (v) => s.id.startsWith(v)))
-              .map(secretToDocker),
-          ),
-        }
-      },
-    ],
-    [
-      'GET',
-      /^\/secrets\/([^/]+)$/,
-      ({ params }) => ({ json: view((tx) => secretToDocker(lookup(tx, 'secrets', params[0]!, 'secret'))) }),
-    ],
-    [
-      'POST',
-      /^\/secrets\/create$/,
-      async ({ body }) => {
-        const b = (body ?? {}) as Record<string, unknown>
-        const name = typeof b.Name === 'string' ? b.Name : ''
-        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
-          throw new ApiError(400, `invalid secret name "${name}"`)
-        if (typeof b.Data !== 'string') throw new ApiError(400, 'secret data must be base64')
-        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
-        if (data.length === 0 || data.length > 500 * 1024)
-          throw new ApiError(400, 'secret data must be between 1 and 500 KiB')
-        const id = generateId()
-        await update((tx) => {
-          tx.create('secrets', { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } })
-        })
-        return { status: 201, json: { ID: id } }
-      },
-    ],
-    [
-      'DELETE',
-      /^\/secrets\/([^/]+)$/,
-      async ({ params }) => {
-        await update((tx) => tx.delete('secrets', lookup(tx, 'secrets', params[0]!, 'secret').id))
-        return { status: 204 }
-      },
-    ],
-
-    // ---- configs
-    [
-      'GET',
-      /^\/configs$/,
-      ({ query }) => {
-        const f = parseFilters(query.get('filters'))
-        return {
-          json: view((tx) =>
-            tx
-              .find('configs')
-              .filter((c) => matchAny(f.get('name'), (v) => c.spec.name === v))
-              .filter((c) => matchAny(f.get('id'), (v) => c.id.startsWith(v)))
-              .map(configToDocker),
-          ),
-        }
-      },
-    ],
-    [
-      'GET',
-      /^\/configs\/([^/]+)$/,
-      ({ params }) => ({ json: view((tx) => configToDocker(lookup(tx, 'configs', params[0]!, 'config'))) }),
-    ],
-    [
-      'POST',
-      /^\/configs\/create$/,
-      async ({ body }) => {
-        const b = (body ?? {}) as Record<string, unknown>
-        const name = typeof b.Name === 'string' ? b.Name : ''
-        if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
-          throw new ApiError(400, `invalid config name "${name}"`)
-        if (typeof b.Data !== 'string') throw new ApiError(400, 'config data must be base64')
-        const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
-        if (data.length > 500 * 1024) throw new ApiError(400, 'config data must be at most 500 KiB')
-        const id = generateId()
-        await update((tx) => {
-          tx.create('configs', { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } })
-        })
-        return { status: 201, json: { ID: id } }
-      },
-    ],
-    [
-      'DELETE',
-      /^\/configs\/([^/]+)$/,
-      async ({ params }) => {
-        await update((tx) => tx.delete('configs', lookup(tx, 'configs', params[0]!, 'config').id))
-        return { status: 204 }
-      },
-    ],
+    // ---- secrets and configs: the same shape, named blobs of at most 500 KiB (a secret may not be empty)
+    ...blobRoutes('secrets', 'secret', secretToDocker, 1),
+    ...blobRoutes('configs', 'config', configToDocker, 0),
 
     // ---- registry: there is none, so the CLI warns and keeps the image unpinned.
     [
