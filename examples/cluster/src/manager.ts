@@ -148,9 +148,16 @@ export class Manager {
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
-    if (options.bootstrap) await m.#bootstrap(options.bootstrap)
-    else await m.#caughtUp()
-    await m.#listen()
+    try {
+      if (options.bootstrap) await m.#bootstrap(options.bootstrap)
+      else await m.#caughtUp()
+      await m.#listen()
+    } catch (err) {
+      // Leave nothing running on a half-started manager (the caller closes the key file next).
+      m.#keys = undefined
+      await m.close().catch(() => {})
+      throw err
+    }
     m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
     void m.#followAutolock()
     return m
@@ -345,6 +352,18 @@ export class Manager {
     while (!has()) {
       if (Date.now() > deadline) throw new Error('this manager did not catch up with the raft log in time')
       await new Promise((r) => setTimeout(r, 20))
+    }
+    // A restarted manager's replica may still be far behind the log: wait until it has applied everything
+    // committed now (a read barrier), so that its first writes do not start from stale state.
+    while (true) {
+      try {
+        await this.raft.readIndex()
+        return
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new Error('this manager did not catch up with the raft log in time', { cause: err })
+        await new Promise((r) => setTimeout(r, 50))
+      }
     }
   }
 
