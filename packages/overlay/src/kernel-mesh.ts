@@ -33,7 +33,9 @@ export interface KernelMeshOptions {
   namespace?: string
   /**
    * Turn on IP forwarding in the namespace (`net.ipv4.ip_forward`, or `net.ipv6.conf.all.forwarding`), as a
-   * swarm node does: needed for clients on other hosts to reach endpoints on other hosts. Default true.
+   * swarm node does: needed for clients on other hosts to reach endpoints on other hosts. Default true for
+   * an IPv4 host; false for IPv6, where turning it on would lift the Linux driver's isolation of IPv6
+   * overlay networks (which relies on IPv6 forwarding being off).
    */
   forwarding?: boolean
   /** Command runner (default: execFile). */
@@ -107,7 +109,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
     this.namespace = k.namespace
     if (k.forwarding !== undefined && typeof k.forwarding !== 'boolean')
       throw new TypeError('options.kernel.forwarding must be a boolean')
-    this.forwarding = k.forwarding ?? true
+    this.forwarding = k.forwarding ?? this.family === 4
     if (k.exec !== undefined && typeof k.exec !== 'function')
       throw new TypeError('options.kernel.exec must be a function')
     this.run = k.exec ?? defaultRunner

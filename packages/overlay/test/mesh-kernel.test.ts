@@ -144,6 +144,15 @@ describe('routingMesh (kernel mode, nft commands)', () => {
       'ip netns exec ns1 sh -c echo 1 > /proc/sys/net/ipv4/ip_forward',
       'ip netns exec ns1 nft -f -',
     ])
+    // IPv6: forwarding is left alone unless asked (it would lift the driver's IPv6 network isolation).
+    const r6 = recorder()
+    await routingMesh({ host: 'fd00::a', mode: 'kernel', kernel: { exec: r6.exec } }).publish({
+      service: 'w6',
+      protocol: 'tcp',
+      publishedPort: 80,
+      endpoints: [{ address: 'fd00::2', port: 80 }],
+    })
+    expect(r6.calls.map((c) => c.file)).toEqual(['nft', 'nft'])
   })
 
   it('keeps its previous state when nft refuses, with the error typed', async () => {
