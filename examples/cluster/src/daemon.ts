@@ -150,8 +150,17 @@ export class Daemon {
     }
   }
 
-  /** `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID. */
-  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown; AutoLockManagers?: unknown }): Promise<string> {
+  /**
+   * `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID.
+   * With `ForceNewCluster` on a manager, restarts it from its own raft log as a one-member cluster instead.
+   */
+  init(body: {
+    ListenAddr?: unknown
+    AdvertiseAddr?: unknown
+    AutoLockManagers?: unknown
+    ForceNewCluster?: unknown
+  }): Promise<string> {
+    if (body.ForceNewCluster === true && this.state !== 'inactive') return this.#forceNewCluster()
     return this.#exclusive(async () => {
       const { host, port, advertiseHost } = this.#addresses(body)
       const nodeId = pki.generateNodeId()
@@ -182,6 +191,34 @@ export class Daemon {
       this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager!.joinAddr}`)
       return nodeId
     })
+  }
+
+  /**
+   * `docker swarm init --force-new-cluster` on a manager (e.g. one restored from a backup of its state
+   * directory after every manager was lost): stops it and starts it again from its raft log as the only
+   * member, keeping every service, network, secret and config.
+   */
+  async #forceNewCluster(): Promise<string> {
+    if (this.state === 'locked') throw new ApiError(503, MESSAGES.locked)
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    if (!this.manager) throw new ApiError(503, MESSAGES.worker)
+    this.#busy = true
+    const unlockKey = this.manager.keyFileUnlockKey
+    try {
+      const saved = await this.#readSaved()
+      if (saved?.role !== 'manager') throw new ApiError(503, MESSAGES.worker)
+      this.state = 'pending'
+      await this.close()
+      await this.#runManager(saved, { forceNewCluster: true }, unlockKey)
+      this.state = 'active'
+      this.#log(`forced a new cluster from the state of ${saved.nodeId}`)
+      return this.nodeId
+    } catch (err) {
+      if (this.state === 'pending') this.state = 'error'
+      throw err
+    } finally {
+      this.#busy = false
+    }
   }
 
   /** `docker swarm join`: joins with a token through the manager at `RemoteAddrs[0]`. */
@@ -245,19 +282,14 @@ export class Daemon {
    * with its certificate); does nothing for a node that never joined a swarm.
    */
   async resume(): Promise<boolean> {
-    let text: string
-    try {
-      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-      throw err
-    }
-    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
-    const saved = JSON.parse(text) as SavedNode
-    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
-      throw new Error(`${NODE_FILE}: not a node file of this version`)
+    const saved = await this.#readSaved()
+    if (!saved) return false
+    // The agent registers in the background: a manager may come back without a quorum (its peers are
+    // gone, e.g. restored from a backup), a worker before its manager.
     await this.#exclusive(() =>
-      saved.role === 'manager' ? this.#runManager(saved, {}) : this.#runWorker(saved),
+      saved.role === 'manager'
+        ? this.#runManager(saved, {}, undefined, false)
+        : this.#runWorker(saved, false),
     )
     if (this.#locked) {
       this.state = 'locked'
@@ -268,6 +300,22 @@ export class Daemon {
     }
     this.#log(`resumed ${saved.role} ${saved.nodeId} of cluster ${saved.clusterId}`)
     return true
+  }
+
+  /** The node file a previous process left in the state directory (undefined if there is none). */
+  async #readSaved(): Promise<SavedNode | undefined> {
+    let text: string
+    try {
+      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
+    const saved = JSON.parse(text) as SavedNode
+    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
+      throw new Error(`${NODE_FILE}: not a node file of this version`)
+    return saved
   }
 
   #credentials(saved: SavedNode): pki.NodeCredentials {
@@ -291,8 +339,13 @@ export class Daemon {
 
   async #runManager(
     saved: SavedNode,
-    extra: { bootstrap?: ManagerOptions['bootstrap']; raftPeers?: { id: string; address: string }[] },
+    extra: {
+      bootstrap?: ManagerOptions['bootstrap']
+      raftPeers?: { id: string; address: string }[]
+      forceNewCluster?: boolean
+    },
     unlockKey?: string,
+    waitForAgent = true,
   ): Promise<void> {
     const { nodeId, clusterId } = saved
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
@@ -342,7 +395,7 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
-    await this.#startAgent(saved, this.manager.dispatcher)
+    await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
   /** `docker swarm unlock`: opens the key file with the unlock key and starts the manager. */
@@ -364,7 +417,7 @@ export class Daemon {
     }
   }
 
-  async #runWorker(saved: SavedNode): Promise<void> {
+  async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
     this.#client = rpcClient({
@@ -386,10 +439,11 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
-    await this.#startAgent(saved, remoteDispatcher(this.#client))
+    await this.#startAgent(saved, remoteDispatcher(this.#client), waitForAgent)
   }
 
-  async #startAgent(saved: SavedNode, dispatcher: DispatcherApi): Promise<void> {
+  /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
+  async #startAgent(saved: SavedNode, dispatcher: DispatcherApi, wait: boolean): Promise<void> {
     this.agent = new Agent({
       nodeId: saved.nodeId,
       dispatcher,
@@ -398,7 +452,8 @@ export class Daemon {
       ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
-    await this.agent.start()
+    const started = this.agent.start()
+    if (wait) await started
   }
 
   #logs(ids: unknown): Record<string, LogLine[]> {

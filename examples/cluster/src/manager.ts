@@ -6,7 +6,7 @@ import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
 import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { FileLogStorage, RaftNode } from '@swarmkit/raft'
+import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import {
   type Cluster,
@@ -55,6 +55,11 @@ export interface ManagerOptions extends NodeIdentityFiles {
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /**
+   * `docker swarm init --force-new-cluster`: start from this manager's raft log and snapshot as a
+   * one-member cluster (every other member removed, all cluster state kept).
+   */
+  readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
   readonly log?: (line: string) => void
@@ -121,6 +126,7 @@ export class Manager {
       clusterId,
       ...keys.hooks(),
     })
+    if (options.forceNewCluster) await snapshotCommitted(storage, nodeId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
     const store = new MemoryStore({
@@ -143,6 +149,7 @@ export class Manager {
       stateMachine: store,
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
+      ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
@@ -150,7 +157,12 @@ export class Manager {
     await raft.start()
     if (options.bootstrap) await m.#bootstrap(options.bootstrap)
     else await m.#caughtUp()
+    if (options.forceNewCluster) await m.#waitForLeader()
     await m.#listen()
+    // A manager that resumes without a quorum (its peers are gone) records its addresses once there is a
+    // leader again; one that bootstraps or forces a new cluster leads already.
+    const recorded = m.#recordAddresses()
+    if (options.bootstrap || options.forceNewCluster) await recorded
     m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
     void m.#followAutolock()
     return m
@@ -476,10 +488,31 @@ export class Manager {
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
     this.joinAddr = `${o.advertiseHost}:${port}`
-    // Record where this manager is reached (the address `docker swarm join` is given).
+  }
+
+  /** Records where this manager is reached (the address `docker swarm join` is given), retrying until done. */
+  async #recordAddresses(): Promise<void> {
+    for (let delay = 250; !this.#closed; delay = Math.min(2 * delay, 2000)) {
+      try {
+        await this.#writeAddresses()
+        return
+      } catch (err) {
+        if (this.#closed) return
+        this.#log(`addresses not recorded yet: ${(err as Error).message}; retrying`)
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+  }
+
+  async #writeAddresses(): Promise<void> {
     await this.store.update((tx) => {
       const n = tx.get('nodes', this.nodeId)
       if (!n?.managerStatus || !n.description) return
+      if (
+        n.managerStatus.addr === this.joinAddr &&
+        n.description.engine.labels[CONTROL_ADDR_LABEL] === this.controlAddr
+      )
+        return
       tx.update('nodes', {
         ...n,
         managerStatus: { ...n.managerStatus, addr: this.joinAddr },
@@ -642,6 +675,43 @@ export class Manager {
     }
     return answer
   }
+}
+
+/**
+ * Before `forceNewCluster`: folds the committed log into one snapshot whose configuration is this manager
+ * alone (the other managers recorded as removed). Raft's `forceNewCluster` appends the one-member
+ * configuration after the committed entries, but replaying membership entries still in the log would bring
+ * the lost managers back as voters, and then the new configuration could never commit.
+ */
+async function snapshotCommitted(storage: FileLogStorage, nodeId: string): Promise<void> {
+  const st = await storage.load()
+  const base = st.snapshot?.meta.index ?? 0
+  const committed = st.entries.filter((e) => e.index > base && e.index <= st.hardState.commit)
+  if (!committed.some((e) => e.type === EntryType.Config)) return
+  const store = new MemoryStore()
+  if (st.snapshot) store.restore(st.snapshot.data)
+  for (const e of committed)
+    if (e.type === EntryType.Normal && e.data.length > 0) store.apply(e.data, e.index)
+  const others = store.view((tx) =>
+    tx
+      .find('nodes')
+      .filter((n) => n.managerStatus && n.id !== nodeId)
+      .map((n) => n.managerStatus!.raftId),
+  )
+  const last = committed.at(-1)!
+  const removed = new Set([...(st.snapshot?.meta.conf.removed ?? []), ...others])
+  removed.delete(nodeId)
+  await storage.save({
+    snapshot: {
+      meta: {
+        index: last.index,
+        term: last.term,
+        conf: { voters: [nodeId], learners: [], removed: [...removed] },
+      },
+      data: store.snapshot(),
+    },
+  })
+  store.close?.()
 }
 
 /**
