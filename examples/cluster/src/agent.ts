@@ -30,6 +30,10 @@ export interface AgentOptions {
   readonly dispatcher: DispatcherApi
   readonly info: NodeInfo
   readonly addr: string
+  /** The role this node runs as; `onRole` is called when the managers want another. */
+  readonly role?: 'manager' | 'worker'
+  /** Called after a heartbeat whose answer names a role other than `role` (a promotion or demotion). */
+  readonly onRole?: (role: 'manager' | 'worker') => void
   /** Time per executor step (one state forward). Default 50 ms. */
   readonly stepMs?: number
   readonly log?: (line: string) => void
@@ -123,7 +127,11 @@ export class Agent {
     if (this.#stop.signal.aborted) return
     this.#heartbeatTimer = setTimeout(() => {
       this.#dispatcher.heartbeat(this.nodeId).then(
-        ({ periodMs }) => this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3))),
+        ({ periodMs, role }) => {
+          this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3)))
+          const o = this.#options
+          if (role && o.role && role !== o.role && !this.#stop.signal.aborted) o.onRole?.(role)
+        },
         (err) => {
           this.#log(`heartbeat failed: ${(err as Error).message}`)
           this.#heartbeat(1000)

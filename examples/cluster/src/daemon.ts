@@ -12,7 +12,7 @@ import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
-import { ENGINE_VERSION, freePort, Manager, type ManagerOptions } from './manager.js'
+import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -68,6 +68,8 @@ interface SavedNode {
   port: number
   advertiseHost: string
   raftAddr: string
+  /** A manager's raft member ID when it is not the node ID (a promoted worker). */
+  raftId?: string
   /** A manager's control server port (0 before the first start). */
   controlPort?: number
   /** A worker's manager (dispatcher) address. */
@@ -377,6 +379,7 @@ export class Daemon {
         listenAddr: `${saved.host}:${saved.port}`,
         advertiseHost: saved.advertiseHost,
         raftAddr: saved.raftAddr,
+        ...(saved.raftId ? { raftId: saved.raftId } : {}),
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
@@ -449,11 +452,138 @@ export class Daemon {
       dispatcher,
       info: this.info(),
       addr: saved.advertiseHost,
+      role: saved.role,
+      onRole: (role) => this.#onRole(role),
       ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
     const started = this.agent.start()
     if (wait) await started
+  }
+
+  // ---- `docker node promote` / `demote`: the heartbeat answer names the role the managers want.
+
+  #roleChange: Promise<void> | undefined
+
+  #onRole(role: 'manager' | 'worker'): void {
+    if (this.#roleChange || this.#busy || this.state !== 'active' || role === this.role) return
+    this.#log(`the managers want this node to be a ${role}`)
+    this.#roleChange = (role === 'manager' ? this.#becomeManager() : this.#becomeWorker())
+      .catch((err: Error) => this.#log(`changing the role to ${role} failed: ${err.message}`))
+      .finally(() => {
+        this.#roleChange = undefined
+      })
+  }
+
+  /** Deletes what a manager keeps (raft log, snapshots, key file) so that a later promotion starts clean. */
+  async #dropManagerState(): Promise<void> {
+    await rm(join(this.options.stateDir, 'raft'), { recursive: true, force: true })
+    await rm(join(this.options.stateDir, 'raft-keys'), { force: true })
+  }
+
+  /**
+   * Promotion: a new key and a manager certificate from the CA (over this worker's mutual TLS connection),
+   * which also makes the node a manager in the store; the leader adds it to raft as a learner, then a
+   * voter. The worker's agent stops and the node starts as a manager with the members it was given.
+   */
+  async #becomeManager(): Promise<void> {
+    const saved = await this.#readSaved()
+    const client = this.#client
+    if (saved?.role !== 'worker' || !client) return
+    const raftHost = raftHostOf(saved.host)
+    const raftAddr = `${raftHost}:${await freePort(raftHost)}`
+    const key = pki.generateKeyPair()
+    const answer = (await client.call(
+      'ca.renew',
+      { csr: pki.createCSR(key.privateKey), raftAddr },
+      { timeoutMs: 10_000 },
+    )) as RenewAnswer
+    const credentials = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-manager',
+    })
+    if (
+      typeof answer.raftId !== 'string' ||
+      !Array.isArray(answer.raftPeers) ||
+      answer.raftPeers.length === 0
+    )
+      throw new Error('the CA sent no raft membership with the manager certificate')
+    const next: SavedNode = {
+      ...saved,
+      role: 'manager',
+      key: pki.encodePrivateKeyPem(key.privateKey),
+      certificate: credentials.certificate,
+      raftAddr,
+      raftId: answer.raftId,
+    }
+    delete next.controlAddr
+    delete next.controlPort
+    delete next.remoteManager
+    await this.#switch(async () => {
+      await this.#dropManagerState()
+      await this.#runManager(next, { raftPeers: answer.raftPeers! })
+    })
+    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
+  }
+
+  /**
+   * Demotion: the leader takes this manager out of raft and marks it a worker; until then the other
+   * managers refuse it a worker certificate, so it asks again. With the certificate it stops its manager,
+   * deletes the raft state and runs as a worker of the manager that answered.
+   */
+  async #becomeWorker(): Promise<void> {
+    const saved = await this.#readSaved()
+    const manager = this.manager
+    if (saved?.role !== 'manager' || !manager) return
+    const key = pki.generateKeyPair()
+    const csr = pki.createCSR(key.privateKey)
+    let got: Awaited<ReturnType<Manager['renewElsewhere']>> | undefined
+    for (let delay = 200; !got; delay = Math.min(2 * delay, 2000)) {
+      if (this.manager !== manager) return
+      try {
+        got = await manager.renewElsewhere({ csr })
+      } catch (err) {
+        this.#log(`no worker certificate yet: ${(err as Error).message}`)
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+    const credentials = pki.acceptCertificateResponse(got.answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-worker',
+    })
+    const next: SavedNode = {
+      ...saved,
+      role: 'worker',
+      key: pki.encodePrivateKeyPem(key.privateKey),
+      certificate: credentials.certificate,
+      controlAddr: got.answer.controlAddr,
+      remoteManager: got.joinAddr,
+    }
+    delete next.raftId
+    delete next.controlPort
+    await this.#switch(async () => {
+      await this.#dropManagerState()
+      await this.#runWorker(next)
+    })
+    this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
+  }
+
+  /** Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held off. */
+  async #switch(next: () => Promise<void>): Promise<void> {
+    if (this.#busy) throw new Error('a swarm operation is in progress on this node')
+    this.#busy = true
+    try {
+      await this.close()
+      this.#client = undefined
+      await next()
+    } catch (err) {
+      this.state = 'error'
+      throw err
+    } finally {
+      this.#busy = false
+    }
   }
 
   #logs(ids: unknown): Record<string, LogLine[]> {
