@@ -212,6 +212,9 @@ describe('routingMesh (kernel mode, nft commands)', () => {
       routingMesh({ host: '192.0.2.10', mode: 'kernel', kernel: { namespace: 'a b; rm -rf /' } }),
     ).toThrow(/options.kernel.namespace/)
     expect(routingMesh({ host: '127.0.0.2' }).mode).toBe('userspace')
+    expect((routingMesh({ host: 'FD00::A', mode: 'kernel' }) as unknown as { table: string }).table).toBe(
+      'swarmkit_mesh_fd00__a',
+    )
   })
 
   it('refuses with PERMISSION_DENIED when really run without root', async () => {
