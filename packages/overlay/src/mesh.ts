@@ -258,6 +258,8 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
     const all = [...this.entries.values()]
     this.entries.clear()
     await Promise.all(all.map((e) => this.shut(e)))
+    // Lent buffers come back as their sockets finish closing; the spare ones can go now.
+    this.spare.length = 0
   }
 
   // Round-robin over the eligible endpoints, skipping `tried` and, while any other is left, ejected ones.
@@ -338,7 +340,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
       let clientClosed = false
       const giveBack = () => {
         if (lease === undefined || !upClosed || (connected && !clientClosed)) return
-        this.spare.push(lease)
+        if (!this.closed) this.spare.push(lease)
         this.lent--
         lease = undefined
       }
