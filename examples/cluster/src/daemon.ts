@@ -5,6 +5,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
+import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
@@ -13,6 +14,7 @@ import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './di
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import { MeshFollower } from './routing.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -28,6 +30,11 @@ export interface DaemonOptions {
   readonly heartbeatPeriodMs?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
+  /**
+   * Run the routing mesh: answer on every published port of every service at this node's listen address
+   * and forward to the services' tasks. Default true.
+   */
+  readonly routingMesh?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -50,6 +57,7 @@ function remoteDispatcher(client: RpcClient): DispatcherApi {
     assignments: (_id, signal) =>
       client.stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
     updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client.call('dispatcher.status', updates),
+    mesh: (_id, signal) => client.stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
   }
 }
 
@@ -90,6 +98,8 @@ export class Daemon {
   clusterId = ''
   manager: Manager | undefined
   agent: Agent | undefined
+  /** This node's routing mesh (while in a swarm, unless turned off). */
+  mesh: MeshFollower | undefined
   /** The manager this worker talks to. */
   remoteManager = ''
   #client: RpcClient | undefined
@@ -458,6 +468,15 @@ export class Daemon {
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
     const started = this.agent.start()
+    if (this.options.routingMesh !== false) {
+      this.mesh = new MeshFollower({
+        host: saved.host,
+        nodeId: saved.nodeId,
+        source: (signal) => dispatcher.mesh(saved.nodeId, signal),
+        log: (l) => this.#log(l),
+      })
+      this.mesh.start()
+    }
     if (wait) await started
   }
 
@@ -618,6 +637,8 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
+    await this.mesh?.close()
+    this.mesh = undefined
     await this.agent?.stop()
     await this.#client?.close()
     await this.manager?.close()

@@ -2,9 +2,12 @@
 // the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
 // follower serves its workers from its replica and its writes go through raft to the leader.
 
+import { isIP } from 'node:net'
+import type { MeshService } from '@swarmkit/overlay'
 import type { MemoryStore, Node, Platform, PortConfig, Resources, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
+import { ENDPOINT_LABEL, meshServices } from './routing.js'
 
 /** What a worker is told about one of its tasks. */
 export interface Assignment {
@@ -27,6 +30,8 @@ export interface TaskStatusUpdate {
   readonly err?: string
   /** Host-mode ports the task published (reported when it runs). */
   readonly ports?: PortConfig[]
+  /** Where the running task answers (an address of its node), for the routing mesh. */
+  readonly endpoint?: { readonly address: string; readonly port: number }
 }
 
 /** What a worker reports about itself when it registers. */
@@ -50,6 +55,8 @@ export interface DispatcherApi {
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
+  /** The published ports of every service and their endpoints, again whenever they change. */
+  mesh(nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]>
 }
 
 const RANK_ASSIGNED = taskStateRank('assigned')
@@ -178,18 +185,53 @@ export class Dispatcher implements DispatcherApi {
     }
   }
 
+  async *mesh(_nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]> {
+    const watch = this.#store.watch({ table: ['services', 'tasks'], signal })
+    let last = ''
+    const changed = () => {
+      const list = this.#store.view(meshServices)
+      const key = JSON.stringify(list)
+      if (key === last) return undefined
+      last = key
+      return list
+    }
+    try {
+      yield changed() ?? []
+      for await (const _ of watch) {
+        if (watch.pending > 0) continue // coalesce a burst of changes into one list
+        const list = changed()
+        if (list) yield list
+      }
+    } finally {
+      watch.close()
+    }
+  }
+
   async updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
     if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
     const now = Date.now()
     await this.#store.update((tx) => {
+      const nodeAddr = tx.get('nodes', nodeId)?.status.addr
       for (const u of updates) {
         const t = tx.get('tasks', u.taskId)
         if (!t || t.nodeId !== nodeId) continue
-        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) continue
+        // A node may only name endpoints on its own address (the mesh forwards traffic there).
+        const endpoint =
+          u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
+            ? `${u.endpoint.address}:${u.endpoint.port}`
+            : undefined
+        const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
+        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
+          // The same state again with a new endpoint: a restarted agent took the running task over.
+          if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
+            tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
+          continue
+        }
         tx.update('tasks', {
           ...t,
+          ...(labels ? { labels } : {}),
           status: {
             timestamp: now,
             state: u.state,
@@ -250,6 +292,19 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }
+}
+
+function validEndpoint(e: unknown): e is { address: string; port: number } {
+  const x = e as { address?: unknown; port?: unknown } | undefined
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.address === 'string' &&
+    isIP(x.address) !== 0 &&
+    Number.isInteger(x.port) &&
+    (x.port as number) >= 1 &&
+    (x.port as number) <= 65535
+  )
 }
 
 function validPorts(ports: unknown): ports is PortConfig[] {

@@ -4,7 +4,7 @@
 
 import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
-import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
+import { type MeshService, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
@@ -493,6 +493,11 @@ export class Manager {
           kind: 'stream',
           roles,
           handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
+        },
+        'dispatcher.mesh': {
+          kind: 'stream',
+          roles,
+          handler: (_p, ctx): AsyncIterable<MeshService[]> => d.mesh(nodeOf(ctx.identity), ctx.signal),
         },
         'dispatcher.seen': {
           kind: 'call',
