@@ -625,6 +625,7 @@ export class Daemon {
     try {
       await this.close()
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
+      await this.#dropManagerState()
       this.#client = undefined
       this.state = 'inactive'
       this.role = undefined

@@ -185,12 +185,23 @@ export class Dispatcher implements DispatcherApi {
     }
   }
 
+  /** The mesh list at a store version, shared by every node's stream. */
+  #meshAt: { version: number; list: MeshService[]; key: string } | undefined
+
+  #meshList(): { list: MeshService[]; key: string } {
+    const version = this.#store.version
+    if (this.#meshAt?.version !== version) {
+      const list = this.#store.view(meshServices)
+      this.#meshAt = { version, list, key: JSON.stringify(list) }
+    }
+    return this.#meshAt
+  }
+
   async *mesh(_nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]> {
     const watch = this.#store.watch({ table: ['services', 'tasks'], signal })
     let last = ''
     const changed = () => {
-      const list = this.#store.view(meshServices)
-      const key = JSON.stringify(list)
+      const { list, key } = this.#meshList()
       if (key === last) return undefined
       last = key
       return list
