@@ -7,7 +7,7 @@
 
 import { createServer, type Server } from 'node:http'
 import { type TaskState, taskStateRank } from '@swarmkit/store'
-import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 
 const FORWARD: Partial<Record<TaskState, TaskState>> = {
   assigned: 'accepted',
@@ -36,6 +36,8 @@ export interface AgentOptions {
   readonly role?: 'manager' | 'worker'
   /** Called after a heartbeat whose answer names a role other than `role` (a promotion or demotion). */
   readonly onRole?: (role: 'manager' | 'worker') => void
+  /** Called with every heartbeat answer, or with the error when a heartbeat failed. */
+  readonly onHeartbeat?: (answer: HeartbeatAnswer | undefined, error?: Error) => void
   /** Time per executor step (one state forward). Default 50 ms. */
   readonly stepMs?: number
   readonly log?: (line: string) => void
@@ -192,14 +194,18 @@ export class Agent {
     if (this.#stop.signal.aborted) return
     this.#heartbeatTimer = setTimeout(() => {
       this.#dispatcher.heartbeat(this.nodeId).then(
-        ({ periodMs, role }) => {
+        (answer) => {
+          const { periodMs, role } = answer
           this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3)))
+          if (this.#stop.signal.aborted) return
           const o = this.#options
-          if (role && o.role && role !== o.role && !this.#stop.signal.aborted) o.onRole?.(role)
+          o.onHeartbeat?.(answer)
+          if (role && o.role && role !== o.role) o.onRole?.(role)
         },
         (err) => {
           this.#log(`heartbeat failed: ${(err as Error).message}`)
           this.#heartbeat(1000)
+          if (!this.#stop.signal.aborted) this.#options.onHeartbeat?.(undefined, err as Error)
         },
       )
     }, delayMs)

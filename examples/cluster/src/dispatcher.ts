@@ -7,7 +7,8 @@ import type { MeshService } from '@swarmkit/overlay'
 import type { MemoryStore, Node, Platform, PortConfig, Resources, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
-import { ENDPOINT_LABEL, meshServices } from './routing.js'
+import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import { meshServices } from './routing.js'
 
 /** What a worker is told about one of its tasks. */
 export interface Assignment {
@@ -46,6 +47,8 @@ export interface HeartbeatAnswer {
   readonly periodMs: number
   /** The node's desired role (its spec), when the manager knows the node. */
   readonly role?: 'manager' | 'worker'
+  /** The ready managers: join address and dispatcher address, for a worker to fail over to. */
+  readonly managers?: { readonly addr: string; readonly control: string }[]
 }
 
 /** The worker protocol, as the agent sees it (in-process on a manager, over mutual TLS on a worker). */
@@ -127,11 +130,11 @@ export class Dispatcher implements DispatcherApi {
 
   async heartbeat(nodeId: string): Promise<HeartbeatAnswer> {
     if (!this.#isLeader()) {
-      if (this.#forward) {
-        await this.#forward(nodeId).catch((err) =>
-          this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
-        )
-      }
+      // Handed on in the background: the answer does not depend on it, and a slow leader must not make
+      // this manager look unreachable to the worker.
+      void this.#forward?.(nodeId).catch((err) =>
+        this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
+      )
       return this.#answer(nodeId)
     }
     const known = this.#seen.has(nodeId)
@@ -150,8 +153,16 @@ export class Dispatcher implements DispatcherApi {
   }
 
   #answer(nodeId: string): HeartbeatAnswer {
-    const role = this.#store.view((tx) => tx.get('nodes', nodeId)?.spec.role)
-    return role ? { periodMs: this.#periodMs, role } : { periodMs: this.#periodMs }
+    return this.#store.view((tx) => {
+      const role = tx.get('nodes', nodeId)?.spec.role
+      const managers = tx
+        .find('nodes', { role: 'manager' }, (n) => n.status.state === 'ready' && !!n.managerStatus)
+        .flatMap((n) => {
+          const control = n.description?.engine.labels[CONTROL_ADDR_LABEL]
+          return control ? [{ addr: n.managerStatus!.addr, control }] : []
+        })
+      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}) }
+    })
   }
 
   /** A new leader gives every ready node a full grace period before it can be marked down. */

@@ -25,6 +25,7 @@ import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } fr
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
+import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
 export interface RenewAnswer extends pki.CertificateResponse {
@@ -36,10 +37,7 @@ export interface RenewAnswer extends pki.CertificateResponse {
 }
 
 export const ENGINE_VERSION = '28.2.2'
-/** Engine label in which a manager records where its control server (dispatcher) listens. */
-export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
-/** Engine label in which a manager (or a node being promoted) records where its raft listener is. */
-export const RAFT_ADDR_LABEL = 'com.swarmkit.raft-addr'
+export { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL }
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -175,10 +173,19 @@ export class Manager {
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
-    if (options.bootstrap) await m.#bootstrap(options.bootstrap)
-    else await m.#caughtUp()
-    if (options.forceNewCluster) await m.#waitForLeader()
-    await m.#listen()
+    try {
+      if (options.bootstrap) await m.#bootstrap(options.bootstrap)
+      else await m.#caughtUp()
+      if (options.forceNewCluster) {
+        await m.#waitForLeader()
+        await m.#forgetOtherManagers()
+      }
+      await m.#listen()
+    } catch (err) {
+      // Nothing of a manager that did not start keeps running (raft, listeners, the storage lock).
+      await m.close().catch(() => {})
+      throw err
+    }
     // A manager that resumes without a quorum (its peers are gone) records its addresses once there is a
     // leader again; one that bootstraps or forces a new cluster leads already.
     const recorded = m.#recordAddresses()
@@ -534,6 +541,29 @@ export class Manager {
     this.joinAddr = `${o.advertiseHost}:${port}`
   }
 
+  /**
+   * After `forceNewCluster`: the other managers are no raft members any more (and their IDs never return).
+   * They stay in the node list, unreachable, until demoted and removed; without their raft addresses the
+   * role reconciler does not try to add them back.
+   */
+  async #forgetOtherManagers(): Promise<void> {
+    await this.store.update((tx) => {
+      for (const n of tx.find('nodes', { role: 'manager' })) {
+        if (n.id === this.nodeId || !n.managerStatus) continue
+        const next: Node = {
+          ...n,
+          managerStatus: { ...n.managerStatus, leader: false, reachability: 'unreachable' },
+        }
+        if (n.description) {
+          const labels = { ...n.description.engine.labels }
+          delete labels[RAFT_ADDR_LABEL]
+          next.description = { ...n.description, engine: { ...n.description.engine, labels } }
+        }
+        tx.update('nodes', next)
+      }
+    })
+  }
+
   /** Records where this manager is reached (the address `docker swarm join` is given), retrying until done. */
   async #recordAddresses(): Promise<void> {
     for (let delay = 250; !this.#closed; delay = Math.min(2 * delay, 2000)) {
@@ -707,6 +737,8 @@ export class Manager {
   #reconciling: Promise<void> | undefined
   #reconcileAgain = false
   #transferring = false
+  /** Raft member IDs raft would not take (removed once). */
+  readonly #refused = new Set<string>()
 
   /** On the leader: follows node changes and reconciles raft membership with the managers in the store. */
   #startRoles(): void {
@@ -769,12 +801,15 @@ export class Manager {
         if (members.has(raftId)) continue
         const address = n.description?.engine.labels[RAFT_ADDR_LABEL]
         if (!address) continue
+        if (this.#refused.has(raftId)) continue
         try {
           await this.raft.addMember(raftId, { address })
           this.#log(`node ${n.id} is a raft learner (${raftId} at ${address})`)
           void this.#promote(raftId)
         } catch (err) {
-          pending = true
+          // Raft refuses an ID it removed once (RangeError): never again. Anything else: try later.
+          if (err instanceof RangeError) this.#refused.add(raftId)
+          else pending = true
           this.#log(`adding ${n.id} to raft failed: ${(err as Error).message}`)
         }
       } else if (n.spec.role === 'worker' && n.role === 'manager') {

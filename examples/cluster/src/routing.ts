@@ -5,9 +5,7 @@
 
 import { isOverlayError, type MeshService, type RoutingMesh, routingMesh } from '@swarmkit/overlay'
 import type { ReadTx } from '@swarmkit/store'
-
-/** Task label holding where a running task answers (`address:port`), as its agent reported it. */
-export const ENDPOINT_LABEL = 'com.swarmkit.task.endpoint'
+import { ENDPOINT_LABEL } from './labels.js'
 
 /** The published ports of every service with the endpoints of its running tasks (ports 0 are skipped). */
 export function meshServices(tx: ReadTx): MeshService[] {
