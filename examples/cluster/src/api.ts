@@ -417,8 +417,12 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
     [
       'GET',
       /^\/services\/([^/]+)$/,
-      ({ params }) => ({
-        json: view((tx) => serviceToDocker(lookup(tx, 'services', params[0]!, 'service'))),
+      ({ params, query }) => ({
+        json: view((tx) =>
+          serviceToDocker(lookup(tx, 'services', params[0]!, 'service'), undefined, {
+            insertDefaults: query.get('insertDefaults') === 'true',
+          }),
+        ),
       }),
     ],
     [

@@ -294,7 +294,13 @@ export class Dispatcher implements DispatcherApi {
 
   async #checkDown(): Promise<void> {
     if (!this.#isLeader()) return
-    const deadline = Date.now() - 3 * this.#periodMs
+    // Every node the store says is ready is tracked, also one that registered (through another manager, or
+    // just before this leader took over) but whose heartbeat never reached this leader: it gets a full grace
+    // period from now, then is marked down like any other silent node.
+    const now = Date.now()
+    for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
+      if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
+    const deadline = now - 3 * this.#periodMs
     const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
@@ -311,6 +317,8 @@ export class Dispatcher implements DispatcherApi {
       })
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
     } catch (err) {
+      // Still silent unless a heartbeat came meanwhile: try again on the next check.
+      for (const id of down) if (!this.#seen.has(id)) this.#seen.set(id, 0)
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }

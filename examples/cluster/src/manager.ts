@@ -182,7 +182,8 @@ export class Manager {
       }
       await m.#listen()
     } catch (err) {
-      // Nothing of a manager that did not start keeps running (raft, listeners, the storage lock).
+      // Leave nothing running on a half-started manager (the caller closes the key file next).
+      m.#keys = undefined
       await m.close().catch(() => {})
       throw err
     }
