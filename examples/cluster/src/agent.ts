@@ -138,11 +138,6 @@ export class Agent {
     for (const h of this.#tasks.values()) this.#unserve(h)
   }
 
-  /** Where a task answers (after it started), for tests and `docker service ps`-like views. */
-  endpoint(taskId: string): { address: string; port: number } | undefined {
-    return this.#tasks.get(taskId)?.endpoint
-  }
-
   /** Starts the task's responder: HTTP on an ephemeral port of the node's address, naming the task. */
   #serve(h: Held): void {
     if (h.serving || h.server) return

@@ -50,6 +50,12 @@ export class MeshFollower {
   readonly #stop = new AbortController()
   readonly #log: (line: string) => void
   #loop: Promise<void> = Promise.resolve()
+  /** The list being followed, and the queue that applies lists one at a time. */
+  #last: readonly MeshService[] = []
+  #applying: Promise<void> = Promise.resolve()
+  #retry: ReturnType<typeof setTimeout> | undefined
+  /** Ports whose failure was logged (once, until they bind). */
+  readonly #failing = new Set<string>()
 
   constructor(options: MeshFollowerOptions) {
     this.#options = options
@@ -70,7 +76,9 @@ export class MeshFollower {
 
   async close(): Promise<void> {
     this.#stop.abort()
+    clearTimeout(this.#retry)
     await this.#loop.catch(() => {})
+    await this.#applying.catch(() => {})
     await this.mesh.close()
   }
 
@@ -78,7 +86,7 @@ export class MeshFollower {
     const signal = this.#stop.signal
     while (!signal.aborted) {
       try {
-        for await (const list of this.#options.source(signal)) await this.#apply(list)
+        for await (const list of this.#options.source(signal)) await this.#enqueue(list)
       } catch (err) {
         if (signal.aborted) return
         this.#log(`mesh stream broke: ${(err as Error).message}; resubscribing`)
@@ -87,23 +95,47 @@ export class MeshFollower {
     }
   }
 
-  async #apply(list: readonly MeshService[]): Promise<void> {
+  /** Applies `list` after whatever is being applied; a port that could not be bound is tried again later. */
+  #enqueue(list: readonly MeshService[]): Promise<void> {
     if (!Array.isArray(list)) throw new TypeError('expected a list of published services')
+    this.#last = list
+    clearTimeout(this.#retry)
+    this.#applying = this.#applying
+      .catch(() => {})
+      .then(async () => {
+        if (this.#last !== list || this.#stop.signal.aborted) return
+        const failed = await this.#apply(list)
+        if (failed && !this.#stop.signal.aborted) {
+          this.#retry = setTimeout(() => void this.#enqueue(this.#last).catch(() => {}), 2000)
+          this.#retry.unref?.()
+        }
+      })
+    return this.#applying
+  }
+
+  /** Publishes `list` and unpublishes the rest; returns whether some port could not be published. */
+  async #apply(list: readonly MeshService[]): Promise<boolean> {
+    let failed = false
     const want = new Map(list.map((s) => [`${s.protocol}/${s.publishedPort}`, s]))
     for (const l of this.mesh.listening()) {
       const s = want.get(`${l.protocol}/${l.port}`)
       if (!s || s.service !== l.service) await this.mesh.unpublish(l.protocol, l.port)
     }
     for (const s of want.values()) {
-      if (this.#stop.signal.aborted) return
+      if (this.#stop.signal.aborted) return failed
+      const key = `${s.protocol}/${s.publishedPort}`
       try {
         await this.mesh.publish(s)
+        this.#failing.delete(key)
       } catch (err) {
         // A port this node cannot bind (in use by another program): the others still work.
-        if (isOverlayError(err) || err instanceof TypeError || err instanceof RangeError)
-          this.#log(`mesh: port ${s.publishedPort}/${s.protocol} not published: ${(err as Error).message}`)
-        else throw err
+        if (!isOverlayError(err) && !(err instanceof TypeError) && !(err instanceof RangeError)) throw err
+        if (!this.#failing.has(key))
+          this.#log(`mesh: port ${key} not published: ${(err as Error).message}; trying again`)
+        this.#failing.add(key)
+        if (isOverlayError(err)) failed = true
       }
     }
+    return failed
   }
 }

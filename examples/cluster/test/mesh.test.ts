@@ -151,6 +151,39 @@ describe('the routing mesh: a published port answers on every node', () => {
     )
   })
 
+  it('binds a published port on a node once the program that held it there let it go', async () => {
+    const port = await freeOnAll(Object.values(hosts))
+    // Another program holds the port on wrk1's address (it drops every connection).
+    const blocker = createServer((socket) => socket.destroy())
+    await new Promise<void>((resolve) => blocker.listen(port, hosts.wrk1, resolve))
+    try {
+      await ok(mgr1, [
+        'service',
+        'create',
+        '-d',
+        '--no-resolve-image',
+        '--name',
+        'held',
+        '-p',
+        `${port}:80`,
+        'nginx',
+      ])
+      const [task] = await waitFor(async () => {
+        const r = await running(mgr1, 'held')
+        return r.length === 1 && r
+      }, 'held running')
+      expect((await waitFor(() => get(hosts.mgr1, port), 'held answering on mgr1')).split(' on ')[0]).toBe(
+        task,
+      )
+      await expect(get(hosts.wrk1, port)).rejects.toThrow()
+    } finally {
+      await new Promise((r) => blocker.close(r))
+    }
+    const body = await waitFor(() => get(hosts.wrk1, port), 'held answering on wrk1 once the port is free')
+    expect(body).toMatch(/^held\.1\./)
+    await ok(mgr1, ['service', 'rm', 'held'])
+  })
+
   it('binds a host-mode port only on the node running the task', async () => {
     const port = await freeOnAll(Object.values(hosts))
     await ok(mgr1, [
