@@ -5,14 +5,16 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
+import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
-import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import { MeshFollower } from './routing.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -28,6 +30,11 @@ export interface DaemonOptions {
   readonly heartbeatPeriodMs?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
+  /**
+   * Run the routing mesh: answer on every published port of every service at this node's listen address
+   * and forward to the services' tasks. Default true.
+   */
+  readonly routingMesh?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -42,15 +49,27 @@ function splitHostPort(address: string, defaultPort: number): { host: string; po
   return { host: address.slice(0, cut).replace(/^\[|\]$/g, ''), port }
 }
 
-/** The agent's view of a dispatcher on another manager, over mutual TLS. */
-function remoteDispatcher(client: RpcClient): DispatcherApi {
+/** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */
+function remoteDispatcher(client: () => RpcClient): DispatcherApi {
   return {
-    register: (_id, info, addr) => client.call('dispatcher.register', { info, addr }),
-    heartbeat: (_id) => client.call('dispatcher.heartbeat', {}),
+    register: (_id, info, addr) => client().call('dispatcher.register', { info, addr }),
+    // A manager that does not answer within 2 s counts as gone (the worker then fails over).
+    heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
     assignments: (_id, signal) =>
-      client.stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
-    updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client.call('dispatcher.status', updates),
+      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
+    updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client().call('dispatcher.status', updates),
+    mesh: (_id, signal) => client().stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
   }
+}
+
+/** The managers list of a heartbeat answer, checked (it comes from the network). */
+function checkManagers(list: unknown): { addr: string; control: string }[] | undefined {
+  if (!Array.isArray(list) || list.length > 100) return undefined
+  const ok = (a: unknown) => typeof a === 'string' && a.length <= 300 && /^[\w.:[\]-]*:\d{1,5}$/.test(a)
+  const out = list.filter(
+    (m) => typeof m === 'object' && m !== null && ok(m.control) && (m.addr === '' || ok(m.addr)),
+  )
+  return out.map((m) => ({ addr: String(m.addr), control: String(m.control) }))
 }
 
 /** What a node keeps in its state directory to come back after a restart (mode 0600, like swarm's key files). */
@@ -75,9 +94,13 @@ interface SavedNode {
   /** A worker's manager (dispatcher) address. */
   controlAddr?: string
   remoteManager?: string
+  /** The managers a worker heard of last (join and dispatcher addresses), to fail over to. */
+  managers?: { addr: string; control: string }[]
 }
 
 const NODE_FILE = 'node.json'
+/** Failed heartbeats in a row after which a worker turns to another manager. */
+const FAILOVER_AFTER = 1
 const TLS_KEY_SECRET = 'node-tls-key'
 /** A renewed key, written before the certificate that needs it (see `#renewCertificate`). */
 const TLS_KEY_NEXT_SECRET = 'node-tls-key-next'
@@ -104,6 +127,8 @@ export class Daemon {
   clusterId = ''
   manager: Manager | undefined
   agent: Agent | undefined
+  /** This node's routing mesh (while in a swarm, unless turned off). */
+  mesh: MeshFollower | undefined
   /** The manager this worker talks to. */
   remoteManager = ''
   #client: RpcClient | undefined
@@ -438,28 +463,75 @@ export class Daemon {
   async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
-    this.#clientTransport = tlsTransport({
-      key: saved.key,
-      cert: saved.certificate,
-      ca: saved.roots,
-      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-    })
-    this.#client = rpcClient({
-      transport: this.#clientTransport,
-      address: saved.controlAddr,
-      methods: {
-        // The manager asks for task logs over the worker's own connection.
-        'agent.logs': { kind: 'call', roles: ['swarm-manager'], handler: (ids: unknown) => this.#logs(ids) },
-      },
-    })
+    this.#client = this.#connect(saved, saved.controlAddr)
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
     await this.#save(saved)
+    this.#worker = saved
     this.nodeId = nodeId
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
     this.#startRenewal(saved.certificate)
-    await this.#startAgent(saved, remoteDispatcher(this.#client), waitForAgent)
+    await this.#startAgent(
+      saved,
+      remoteDispatcher(() => this.#client!),
+      waitForAgent,
+    )
+  }
+
+  /** A worker's mutual TLS connection to a manager's dispatcher. */
+  #connect(saved: SavedNode, address: string): RpcClient {
+    // Kept to hand it a renewed certificate (see `#renewCertificate`).
+    this.#clientTransport = tlsTransport({
+      key: saved.key,
+      cert: saved.certificate,
+      ca: saved.roots,
+      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: saved.clusterId }),
+    })
+    return rpcClient({
+      transport: this.#clientTransport,
+      address,
+      methods: {
+        // The manager asks for task logs over the worker's own connection.
+        'agent.logs': { kind: 'call', roles: ['swarm-manager'], handler: (ids: unknown) => this.#logs(ids) },
+      },
+    })
+  }
+
+  // ---- a worker fails over to another manager when its own stops answering (or was demoted).
+
+  #worker: SavedNode | undefined
+  #failures = 0
+  #nextManager = 0
+
+  #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
+    const saved = this.#worker
+    if (this.role !== 'worker' || !saved || this.#busy) return
+    if (answer) {
+      this.#failures = 0
+      const managers = checkManagers(answer.managers)
+      if (managers && managers.length > 0 && JSON.stringify(managers) !== JSON.stringify(saved.managers)) {
+        this.#worker = { ...saved, managers }
+        void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+      }
+      return
+    }
+    if (++this.#failures < FAILOVER_AFTER) return
+    this.#failures = 0
+    const others = (saved.managers ?? []).filter((m) => m.control !== saved.controlAddr)
+    if (others.length === 0) return
+    const next = others[this.#nextManager++ % others.length]!
+    this.#log(`manager ${saved.controlAddr} does not answer: switching to ${next.control}`)
+    const old = this.#client
+    this.#worker = { ...saved, controlAddr: next.control, remoteManager: next.addr || next.control }
+    this.#client = this.#connect(this.#worker, next.control)
+    this.remoteManager = this.#worker.remoteManager!
+    void old?.close()
+    void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+    // The new manager keeps this worker's session (for its logs) from the registration.
+    void this.#client
+      .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
+      .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
   }
 
   // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
@@ -525,7 +597,10 @@ export class Daemon {
       expectedRole: 'swarm-worker',
     })
     const keyPem = pki.encodePrivateKeyPem(key.privateKey)
-    await this.#save({ ...saved, key: keyPem, certificate: creds.certificate })
+    // The worker's own record (it may have failed over to another manager since the file was read).
+    const current = this.#worker ?? saved
+    this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
+    await this.#save(this.#worker)
     this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: saved.roots })
     return pki.parseCertificates(creds.certificate)[0]!
   }
@@ -539,10 +614,20 @@ export class Daemon {
       addr: saved.advertiseHost,
       role: saved.role,
       onRole: (role) => this.#onRole(role),
+      onHeartbeat: (answer) => this.#onHeartbeat(answer),
       ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
     const started = this.agent.start()
+    if (this.options.routingMesh !== false) {
+      this.mesh = new MeshFollower({
+        host: saved.host,
+        nodeId: saved.nodeId,
+        source: (signal) => dispatcher.mesh(saved.nodeId, signal),
+        log: (l) => this.#log(l),
+      })
+      this.mesh.start()
+    }
     if (wait) await started
   }
 
@@ -575,8 +660,9 @@ export class Daemon {
     const saved = await this.#readSaved()
     const client = this.#client
     if (saved?.role !== 'worker' || !client) return
-    const raftHost = raftHostOf(saved.host)
-    const raftAddr = `${raftHost}:${await freePort(raftHost)}`
+    // The raft address chosen when it joined (never bound by a worker), so that a retried promotion names
+    // the same one.
+    const raftAddr = saved.raftAddr
     const key = pki.generateKeyPair()
     const answer = (await client.call(
       'ca.renew',
@@ -605,10 +691,15 @@ export class Daemon {
     delete next.controlAddr
     delete next.controlPort
     delete next.remoteManager
-    await this.#switch(async () => {
-      await this.#dropManagerState()
-      await this.#runManager(next, { raftPeers: answer.raftPeers! })
-    })
+    await this.#switch(
+      async () => {
+        await this.#dropManagerState()
+        await this.#runManager(next, { raftPeers: answer.raftPeers! })
+      },
+      // Could not start as a manager: carry on as the worker it was (its certificate is still valid);
+      // the next heartbeat asks again.
+      () => this.#runWorker(saved),
+    )
     this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
   }
 
@@ -655,16 +746,28 @@ export class Daemon {
     this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
   }
 
-  /** Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held off. */
-  async #switch(next: () => Promise<void>): Promise<void> {
+  /**
+   * Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held
+   * off; if that fails, stops what it started and runs `fallback` instead.
+   */
+  async #switch(next: () => Promise<void>, fallback?: () => Promise<void>): Promise<void> {
     if (this.#busy) throw new Error('a swarm operation is in progress on this node')
     this.#busy = true
     try {
       await this.close()
       this.#client = undefined
-      await next()
+      try {
+        await next()
+      } catch (err) {
+        if (!fallback) throw err
+        this.#log(`${(err as Error).message}; falling back`)
+        await this.close()
+        this.#client = undefined
+        await fallback()
+        throw err
+      }
     } catch (err) {
-      this.state = 'error'
+      if (!this.agent) this.state = 'error'
       throw err
     } finally {
       this.#busy = false
@@ -691,7 +794,9 @@ export class Daemon {
     try {
       await this.close()
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
+      await this.#dropManagerState()
       this.#client = undefined
+      this.#worker = undefined
       this.state = 'inactive'
       this.role = undefined
       this.nodeId = ''
@@ -706,6 +811,8 @@ export class Daemon {
     this.#renewal?.stop()
     this.#renewal = undefined
     this.#keys = undefined
+    await this.mesh?.close()
+    this.mesh = undefined
     await this.agent?.stop()
     await this.#client?.close()
     await this.manager?.close()

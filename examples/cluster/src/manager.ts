@@ -5,7 +5,7 @@
 import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
 import type { Server as TlsServer } from 'node:tls'
-import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
+import { type MeshService, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
@@ -34,6 +34,7 @@ import {
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
+import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
 export interface RenewAnswer extends pki.CertificateResponse {
@@ -49,10 +50,7 @@ export const ENGINE_VERSION = '28.2.2'
 export const DEFAULT_CERT_EXPIRY_NS = 90 * 24 * 3600 * 1e9
 /** Swarm's shortest node certificate lifetime (`--cert-expiry`): 1 hour. */
 export const MIN_CERT_EXPIRY_NS = 3600 * 1e9
-/** Engine label in which a manager records where its control server (dispatcher) listens. */
-export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
-/** Engine label in which a manager (or a node being promoted) records where its raft listener is. */
-export const RAFT_ADDR_LABEL = 'com.swarmkit.raft-addr'
+export { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL }
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -193,7 +191,10 @@ export class Manager {
     try {
       if (options.bootstrap) await m.#bootstrap(options.bootstrap)
       else await m.#caughtUp()
-      if (options.forceNewCluster) await m.#waitForLeader()
+      if (options.forceNewCluster) {
+        await m.#waitForLeader()
+        await m.#forgetOtherManagers()
+      }
       await m.#listen()
     } catch (err) {
       // Leave nothing running on a half-started manager (the caller closes the key file next).
@@ -505,6 +506,11 @@ export class Manager {
           roles,
           handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
         },
+        'dispatcher.mesh': {
+          kind: 'stream',
+          roles,
+          handler: (_p, ctx): AsyncIterable<MeshService[]> => d.mesh(nodeOf(ctx.identity), ctx.signal),
+        },
         'dispatcher.seen': {
           kind: 'call',
           roles: ['swarm-manager'],
@@ -538,6 +544,29 @@ export class Manager {
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
     this.joinAddr = `${o.advertiseHost}:${port}`
+  }
+
+  /**
+   * After `forceNewCluster`: the other managers are no raft members any more (and their IDs never return).
+   * They stay in the node list, unreachable, until demoted and removed; without their raft addresses the
+   * role reconciler does not try to add them back.
+   */
+  async #forgetOtherManagers(): Promise<void> {
+    await this.store.update((tx) => {
+      for (const n of tx.find('nodes', { role: 'manager' })) {
+        if (n.id === this.nodeId || !n.managerStatus) continue
+        const next: Node = {
+          ...n,
+          managerStatus: { ...n.managerStatus, leader: false, reachability: 'unreachable' },
+        }
+        if (n.description) {
+          const labels = { ...n.description.engine.labels }
+          delete labels[RAFT_ADDR_LABEL]
+          next.description = { ...n.description, engine: { ...n.description.engine, labels } }
+        }
+        tx.update('nodes', next)
+      }
+    })
   }
 
   /** Records where this manager is reached (the address `docker swarm join` is given), retrying until done. */
@@ -752,6 +781,8 @@ export class Manager {
   #reconciling: Promise<void> | undefined
   #reconcileAgain = false
   #transferring = false
+  /** Raft member IDs raft would not take (removed once). */
+  readonly #refused = new Set<string>()
 
   /** On the leader: follows node changes and reconciles raft membership with the managers in the store. */
   #startRoles(): void {
@@ -814,12 +845,15 @@ export class Manager {
         if (members.has(raftId)) continue
         const address = n.description?.engine.labels[RAFT_ADDR_LABEL]
         if (!address) continue
+        if (this.#refused.has(raftId)) continue
         try {
           await this.raft.addMember(raftId, { address })
           this.#log(`node ${n.id} is a raft learner (${raftId} at ${address})`)
           void this.#promote(raftId)
         } catch (err) {
-          pending = true
+          // Raft refuses an ID it removed once (RangeError): never again. Anything else: try later.
+          if (err instanceof RangeError) this.#refused.add(raftId)
+          else pending = true
           this.#log(`adding ${n.id} to raft failed: ${(err as Error).message}`)
         }
       } else if (n.spec.role === 'worker' && n.role === 'manager') {
