@@ -403,6 +403,40 @@ describe('FileLogStorage', () => {
     expect(again.stats().segments).toBeGreaterThan(1)
   })
 
+  it('cuts a torn entries record back, keeping the saves before it', async () => {
+    const dir = tempDir()
+    const options = { batchSeal: true, ...toySealer() }
+    const s = await openStorage(dir, options)
+    await s.load()
+    const saved = Array.from({ length: 20 }, (_, k) => ({
+      index: k + 1,
+      term: 1,
+      type: 0 as const,
+      data: new Uint8Array(300).fill(k),
+    }))
+    await s.save({ entries: saved.slice(0, 10) })
+    await s.save({ entries: saved.slice(10) })
+    await s.close()
+    const seg = readdirSync(dir).find((n) => n.endsWith('.log'))!
+    const path = join(dir, seg)
+    const full = readFileSync(path)
+    const last = records(full).at(-1)!
+    expect(last.body[0]).toBe(5)
+    // A cut anywhere inside the second save's record (header, table or sealed data) is a torn write.
+    for (const cut of [full.length - 1, last.off + 2000, last.off + 9]) {
+      writeFileSync(path, full.subarray(0, cut))
+      const again = await openStorage(dir, options)
+      const state = await again.load()
+      expect(state.entries.map((e) => e.index)).toEqual(saved.slice(0, 10).map((e) => e.index))
+      expect(state.entries.every((e, k) => e.data.length === 300 && e.data[0] === k)).toBe(true)
+      await again.close()
+    }
+    writeFileSync(path, full)
+    const whole = await openStorage(dir, options)
+    expect((await whole.load()).entries.length).toBe(20)
+    await whole.close()
+  })
+
   it('rejects invalid updates without changing anything', async () => {
     const s = await openStorage(tempDir())
     await s.load()
