@@ -238,6 +238,70 @@ describe('MemoryStore', () => {
     })
   })
 
+  it('answers index lookups like a scan across long runs of unread writes (indexes dropped and rebuilt)', async () => {
+    // Indexes are built on first lookup and dropped after more unread writes than the table holds (at least
+    // 1024): runs of 1..3000 writes between lookups cross that bound both ways.
+    let seed = 7
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    const s = new MemoryStore()
+    const states = ['new', 'pending', 'assigned', 'running', 'complete'] as const
+    const live = new Map<string, number>()
+    let next = 0
+    const check = () =>
+      s.view((tx) => {
+        const all = tx.find('tasks')
+        const ids = (xs: { id: string }[]) => xs.map((x) => x.id).sort()
+        const svc = `svc${rand(3)}`
+        const nodeId = `node${rand(4)}`
+        const state = states[rand(states.length)]!
+        expect(ids(tx.find('tasks', { serviceId: svc }))).toEqual(ids(all.filter((t) => t.serviceId === svc)))
+        expect(ids(tx.find('tasks', { nodeId }))).toEqual(ids(all.filter((t) => t.nodeId === nodeId)))
+        expect(ids(tx.find('tasks', { taskState: state }))).toEqual(
+          ids(all.filter((t) => t.status.state === state)),
+        )
+        expect(ids(tx.find('tasks', { desiredState: 'shutdown' }))).toEqual(
+          ids(all.filter((t) => t.desiredState === 'shutdown')),
+        )
+        expect(ids(tx.find('tasks', { idPrefix: 'task1' }))).toEqual(
+          ids(all.filter((t) => t.id.startsWith('task1'))),
+        )
+      })
+    for (let round = 0; round < 12; round++) {
+      const writes = [1, 10, 1000, 1100, 3000][rand(5)]!
+      await s.update((tx) => {
+        for (let i = 0; i < writes; i++) {
+          const pick = rand(10)
+          if (pick < 5 || live.size < 10) {
+            const id = `task${next++}`
+            tx.create('tasks', task(id, `svc${rand(3)}`, next, rand(2) ? `node${rand(4)}` : ''))
+            live.set(id, 0)
+          } else {
+            const id = [...live.keys()][rand(Math.min(live.size, 50))]!
+            const cur = tx.get('tasks', id)!
+            if (pick < 7) {
+              tx.delete('tasks', id)
+              live.delete(id)
+            } else {
+              const at = Math.min((live.get(id) ?? 0) + 1, states.length - 1)
+              live.set(id, at)
+              tx.update('tasks', {
+                ...cur,
+                nodeId: `node${rand(4)}`,
+                desiredState: rand(4) ? 'running' : 'shutdown',
+                status: { ...cur.status, state: states[at]! },
+              })
+            }
+          }
+        }
+      })
+      if (rand(3) > 0) check()
+    }
+    check()
+  })
+
   it('lets a transaction read its own writes, and rolls all of it back on throw', async () => {
     const s = new MemoryStore()
     await s.update((tx) => tx.create('services', service('s1', 'web')))

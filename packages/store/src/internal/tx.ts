@@ -164,7 +164,7 @@ export class TxImpl implements Tx {
         break
       case 'namePrefix': {
         const seen = new Set<string>()
-        for (const [k, bucket] of state.indexes.get('name')!) {
+        for (const [k, bucket] of state.index('name')) {
           if (!k.startsWith(p.prefix)) continue
           for (const id of idsOf(bucket)) {
             if (seen.has(id)) continue
