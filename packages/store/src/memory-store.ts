@@ -522,7 +522,7 @@ export class MemoryStore {
       try {
         const check = new TxImpl(this.tables, this._version, true, cmd.time)
         check.loadAndValidate(cmd.actions)
-        this.applyActions(cmd.actions, index, cmd.time)
+        this.applyActions(cmd.actions, index, cmd.time, true)
         result = { ok: true, version: index, changes: cmd.actions.length }
       } catch (err) {
         if (!(err instanceof StoreError)) throw err
@@ -708,8 +708,12 @@ export class MemoryStore {
     }
   }
 
-  /** Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. */
-  private applyActions(actions: readonly Action[], version: number, time: number): void {
+  /**
+   * Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. A local
+   * transaction's objects are frozen, so meta is set on a copy; `decoded` ones (from a command) are fresh and
+   * the store's own, so meta is set on them before they are frozen.
+   */
+  private applyActions(actions: readonly Action[], version: number, time: number, decoded = false): void {
     const events: StoreEvent[] = new Array(actions.length)
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i]!
@@ -720,13 +724,13 @@ export class MemoryStore {
         events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent
         continue
       }
-      // Local commits carry the transaction's frozen objects; decoded commands are frozen here, once.
-      const o: Record<string, any> = { ...freezeDeep(a.object!) }
+      const o: Record<string, any> = decoded ? a.object! : { ...a.object! }
       o.meta = Object.freeze({ version, createdAt: prev ? prev.meta.createdAt : time, updatedAt: time })
       if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
         o.specVersion = Object.freeze({ index: version })
       }
-      Object.freeze(o)
+      if (decoded) freezeDeep(o)
+      else Object.freeze(o)
       state.put(a.id, prev, o)
       events[i] = (
         prev
