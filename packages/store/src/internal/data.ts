@@ -38,6 +38,8 @@ function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolea
   }
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
   for (const key in out) {
+    // The top level's meta is the store's to set: the caller's is not copied.
+    if (depth === 0 && key === 'meta') continue
     const v = out[key]
     if (v !== null && typeof v === 'object') out[key] = cloneFrozen(v, path, depth + 1, true)
     else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
