@@ -715,6 +715,9 @@ export class MemoryStore {
    */
   private applyActions(actions: readonly Action[], version: number, time: number, decoded = false): void {
     const events: StoreEvent[] = new Array(actions.length)
+    // Objects written in one commit with the same creation time share one frozen meta (all it holds is equal):
+    // a commit of many creates, or of updates to objects created together, builds a handful, not one each.
+    let meta: { version: number; createdAt: number; updatedAt: number } | undefined
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i]!
       const state = this.tables[a.table] as TableState<any>
@@ -725,7 +728,9 @@ export class MemoryStore {
         continue
       }
       const o: Record<string, any> = decoded ? a.object! : { ...a.object! }
-      o.meta = Object.freeze({ version, createdAt: prev ? prev.meta.createdAt : time, updatedAt: time })
+      const createdAt: number = prev ? prev.meta.createdAt : time
+      if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
+      o.meta = meta
       if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
         o.specVersion = Object.freeze({ index: version })
       }

@@ -122,6 +122,7 @@ export class TxImpl implements Tx {
   private readonly order: Entry[] = []
   private live = 0
   private undo: Undo[] | null = null
+  private createMeta: Readonly<{ version: number; createdAt: number; updatedAt: number }> | undefined
 
   constructor(
     private readonly tables: Tables,
@@ -258,7 +259,9 @@ export class TxImpl implements Tx {
     const overlay = this.writable(table)
     validateObject(table, object)
     const o = cloneForStore(object as Record<string, any>, 'object')
-    o.meta = Object.freeze({ version: 0, createdAt: this.now, updatedAt: this.now })
+    // Every object this transaction creates carries the same provisional meta until commit: one, shared.
+    this.createMeta ??= Object.freeze({ version: 0, createdAt: this.now, updatedAt: this.now })
+    o.meta = this.createMeta
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     if (overlay.has(o.id) || this.tables[table].objects.has(o.id)) {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
