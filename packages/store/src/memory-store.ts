@@ -71,8 +71,10 @@ export interface Tx extends ReadTx {
   /** Creates an object (`EXISTS`, `NAME_CONFLICT`, `INVALID_ARGUMENT`); returns it as it will be stored. */
   create<T extends Table>(table: T, object: NewObject<TableObjects[T]>): TableObjects[T]
   /**
-   * Replaces an object wholesale. `object.meta.version` must be the stored version, else `StoreError`
-   * `SEQUENCE` ("update out of sequence"). A task's `status.state` may only move forward.
+   * Replaces an object wholesale. `object.meta.version` must be the version this transaction sees (the stored
+   * one, or, once the transaction wrote the object, the version it set: writes set `meta.version` to the
+   * version the transaction commits at, as swarm does), else `StoreError` `SEQUENCE` ("update out of
+   * sequence"). A task's `status.state` may only move forward.
    */
   update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T]
   /** Removes an object (`NOT_FOUND`; `IN_USE` for a network, secret or config still referenced). */
@@ -325,7 +327,7 @@ export class MemoryStore {
       try {
         const actions = t.actions()
         if (actions.length > 0) {
-          if (this.proposer === undefined) this.applyActions(actions, this._version + 1, this.clock())
+          if (this.proposer === undefined) this.applyActions(actions, this._version + 1, t.now)
           else await this.commit(actions, options?.signal)
           result.changes += actions.length
           result.commits++
@@ -710,8 +712,8 @@ export class MemoryStore {
 
   /**
    * Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. A local
-   * transaction's objects are frozen, so meta is set on a copy; `decoded` ones (from a command) are fresh and
-   * the store's own, so meta is set on them before they are frozen.
+   * transaction's objects are frozen (a copy is made if their meta needs setting); `decoded` ones (from a
+   * command) are fresh and the store's own, so meta is set on them before they are frozen.
    */
   private applyActions(actions: readonly Action[], version: number, time: number, decoded = false): void {
     const events: StoreEvent[] = new Array(actions.length)
@@ -727,15 +729,19 @@ export class MemoryStore {
         events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent
         continue
       }
-      const o: Record<string, any> = decoded ? a.object! : { ...a.object! }
       const createdAt: number = prev ? prev.meta.createdAt : time
-      if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
-      o.meta = meta
-      if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
-        o.specVersion = Object.freeze({ index: version })
+      let o = a.object!
+      const m = o.meta
+      const newSpec = a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)
+      // A local transaction's objects are frozen and usually carry the right meta already: stored as they are.
+      if (decoded || newSpec || m.version !== version || m.createdAt !== createdAt || m.updatedAt !== time) {
+        if (!decoded) o = { ...o }
+        if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
+        o.meta = meta
+        if (newSpec) o.specVersion = Object.freeze({ index: version })
+        if (decoded) freezeDeep(o)
+        else Object.freeze(o)
       }
-      if (decoded) freezeDeep(o)
-      else Object.freeze(o)
       state.put(a.id, prev, o)
       events[i] = (
         prev

@@ -302,6 +302,33 @@ describe('MemoryStore', () => {
     check()
   })
 
+  it('sets meta on write to the version the transaction commits at, and stores what it returned', async () => {
+    let now = 1000
+    const s = new MemoryStore({ clock: () => now })
+    let created: unknown
+    await s.update((tx) => {
+      const t = tx.create('tasks', task('t1', 'svc1', 1))
+      expect(t.meta).toEqual({ version: 1, createdAt: 1000, updatedAt: 1000 })
+      created = t
+    })
+    const stored = s.view((tx) => tx.get('tasks', 't1'))!
+    expect(stored).toBe(created)
+    now = 2000
+    await s.update((tx) => {
+      const before = tx.get('tasks', 't1')!
+      const after = tx.update('tasks', { ...before, desiredState: 'shutdown' })
+      expect(after.meta).toEqual({ version: 2, createdAt: 1000, updatedAt: 2000 })
+      // Once written, the object is at the new version: an update from the copy read before is out of sequence.
+      expect(() => tx.update('tasks', { ...before, slot: 3 })).toThrow(/out of sequence/)
+      tx.update('tasks', { ...after, slot: 4 })
+    })
+    expect(s.view((tx) => tx.get('tasks', 't1'))).toMatchObject({
+      slot: 4,
+      desiredState: 'shutdown',
+      meta: { version: 2, createdAt: 1000, updatedAt: 2000 },
+    })
+  })
+
   it('lets a transaction read its own writes, and rolls all of it back on throw', async () => {
     const s = new MemoryStore()
     await s.update((tx) => tx.create('services', service('s1', 'web')))

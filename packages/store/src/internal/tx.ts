@@ -1,6 +1,6 @@
 import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import type { By, NewObject, Tx } from '../memory-store.js'
-import { type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
+import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
 import {
@@ -122,7 +122,8 @@ export class TxImpl implements Tx {
   private readonly order: Entry[] = []
   private live = 0
   private undo: Undo[] | null = null
-  private createMeta: Readonly<{ version: number; createdAt: number; updatedAt: number }> | undefined
+  /** The last meta handed out (objects written with the same creation time share one). */
+  private lastMeta: Meta | undefined
 
   constructor(
     private readonly tables: Tables,
@@ -242,6 +243,18 @@ export class TxImpl implements Tx {
     return m
   }
 
+  /**
+   * The meta of an object this transaction writes: the version it commits at if nothing else commits first
+   * (always so for a local store, which runs one writer at a time), as swarm sets it on write. The commit
+   * stores an object whose meta turned out right as it is, and copies it with the right meta otherwise (a
+   * replicated commit gets the raft index as its version). Equal metas are shared: they are frozen.
+   */
+  private meta(createdAt: number): Meta {
+    const m = this.lastMeta
+    if (m !== undefined && m.createdAt === createdAt) return m
+    return (this.lastMeta = Object.freeze({ version: this.version + 1, createdAt, updatedAt: this.now }))
+  }
+
   /** Puts a new entry in the overlay. */
   private insert(m: Map<string, Entry>, e: Entry): void {
     if (this.undo !== null) this.undo.push([e, e.op, e.object, false])
@@ -259,9 +272,7 @@ export class TxImpl implements Tx {
     const overlay = this.writable(table)
     validateObject(table, object)
     const o = cloneForStore(object as Record<string, any>, 'object')
-    // Every object this transaction creates carries the same provisional meta until commit: one, shared.
-    this.createMeta ??= Object.freeze({ version: 0, createdAt: this.now, updatedAt: this.now })
-    o.meta = this.createMeta
+    o.meta = this.meta(this.now)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     if (overlay.has(o.id) || this.tables[table].objects.has(o.id)) {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
@@ -282,7 +293,7 @@ export class TxImpl implements Tx {
     checkVersion(table, object, cur.meta.version)
     if (table === 'tasks') checkTaskState(cur as Task, object as Task)
     const o = cloneForStore(object as Record<string, any>, 'object')
-    o.meta = cur.meta
+    o.meta = this.meta(cur.meta.createdAt)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
