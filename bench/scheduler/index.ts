@@ -51,19 +51,27 @@ function makeNode(i: number): Omit<Node, 'meta'> {
   }
 }
 
+// Tasks are built as the orchestrator builds them from a service: the spec is the service's stored (frozen)
+// task template, shared by every task; the rest (ids, slot, status, annotations, networks) is per task.
+const TEMPLATES = {
+  plain: Object.freeze({ containerSpec: Object.freeze({ image: 'nginx:alpine' }) }),
+  constrained: Object.freeze({
+    containerSpec: Object.freeze({ image: 'nginx:alpine' }),
+    placement: Object.freeze({ constraints: Object.freeze(['node.labels.type==special']) }),
+  }),
+}
+const SERVICE_LABELS = Object.freeze({})
+
 function makeTask(i: number, constrained: boolean): Task {
   return {
     id: `task${i}`,
     meta: { version: 1, createdAt: 0, updatedAt: 0 },
-    spec: {
-      containerSpec: { image: 'nginx:alpine' },
-      placement: constrained ? { constraints: ['node.labels.type==special'] } : undefined,
-    },
+    spec: constrained ? TEMPLATES.constrained : TEMPLATES.plain,
     specVersion: { index: 1 },
     serviceId: 'svc',
     slot: i + 1,
     nodeId: '',
-    serviceAnnotations: { name: 'svc', labels: {} },
+    serviceAnnotations: { name: 'svc', labels: SERVICE_LABELS },
     status: { timestamp: 0, state: 'pending', message: 'pending task scheduling' },
     desiredState: 'running',
     networks: [],
