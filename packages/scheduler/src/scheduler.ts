@@ -159,12 +159,13 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       this.placer.removeTask(t.id)
       this.#changed = true
     }
+    // (The size checks skip a lookup in the common case: the echo of a pass's assignments, maps empty.)
     if (isPending(t)) {
-      if (!this.#waiting.has(t.id)) this.#fresh.set(t.id, t)
-      else this.#waiting.set(t.id, t)
+      if (this.#waiting.size > 0 && this.#waiting.has(t.id)) this.#waiting.set(t.id, t)
+      else this.#fresh.set(t.id, t)
     } else {
-      this.#fresh.delete(t.id)
-      this.#waiting.delete(t.id)
+      if (this.#fresh.size > 0) this.#fresh.delete(t.id)
+      if (this.#waiting.size > 0) this.#waiting.delete(t.id)
     }
   }
 

@@ -11,7 +11,7 @@ import {
 } from './internal/codec.js'
 import { freezeDeep } from './internal/data.js'
 import { INDEXES, TableState } from './internal/indexes.js'
-import { type Tables, TxImpl } from './internal/tx.js'
+import { type Entry, type Tables, TxImpl } from './internal/tx.js'
 import { validateObject } from './internal/validate.js'
 import { EventHistory, Watcher } from './internal/watcher.js'
 import type {
@@ -299,7 +299,7 @@ export class MemoryStore {
     const tx = new TxImpl(this.tables, this._version, true, now)
     const r = fn(tx)
     if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
-    if (tx.size > 0) this.applyActions(tx.actions(), this._version + 1, now)
+    if (tx.size > 0) this.applyActions(tx.actions(), this._version + 1, now, false, true)
     return r
   }
 
@@ -327,7 +327,8 @@ export class MemoryStore {
       try {
         const actions = t.actions()
         if (actions.length > 0) {
-          if (this.proposer === undefined) this.applyActions(actions, this._version + 1, t.now)
+          if (this.proposer === undefined)
+            this.applyActions(actions, this._version + 1, t.now, false, t.version === this._version)
           else await this.commit(actions, options?.signal)
           result.changes += actions.length
           result.commits++
@@ -713,9 +714,16 @@ export class MemoryStore {
   /**
    * Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. A local
    * transaction's objects are frozen (a copy is made if their meta needs setting); `decoded` ones (from a
-   * command) are fresh and the store's own, so meta is set on them before they are frozen.
+   * command) are fresh and the store's own, so meta is set on them before they are frozen. `unchanged`: no
+   * commit happened since the transaction opened.
    */
-  private applyActions(actions: readonly Action[], version: number, time: number, decoded = false): void {
+  private applyActions(
+    actions: readonly (Action & Pick<Entry, 'base'>)[],
+    version: number,
+    time: number,
+    decoded = false,
+    unchanged = false,
+  ): void {
     const events: StoreEvent[] = new Array(actions.length)
     // Objects written in one commit with the same creation time share one frozen meta (all it holds is equal):
     // a commit of many creates, or of updates to objects created together, builds a handful, not one each.
@@ -723,7 +731,8 @@ export class MemoryStore {
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i]!
       const state = this.tables[a.table] as TableState<any>
-      const prev = state.objects.get(a.id)
+      // What the transaction started from is still stored when nothing committed since it opened.
+      const prev = unchanged && a.base !== undefined ? (a.base ?? undefined) : state.objects.get(a.id)
       if (a.op === Op.Delete) {
         state.put(a.id, prev, undefined)
         events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent

@@ -41,8 +41,10 @@ function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolea
     // The top level's meta is the store's to set: the caller's is not copied.
     if (depth === 0 && key === 'meta') continue
     const v = out[key]
-    if (v !== null && typeof v === 'object') out[key] = cloneFrozen(v, path, depth + 1, true)
-    else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+    // A frozen part is shared as it is (no call, no store back into the copy).
+    if (v !== null && typeof v === 'object') {
+      if (!Object.isFrozen(v)) out[key] = cloneFrozen(v, path, depth + 1, true)
+    } else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
       throw new TypeError(`${path}: ${typeof v} values cannot be stored`)
     }
   }

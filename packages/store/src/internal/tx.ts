@@ -24,6 +24,11 @@ export interface Entry {
   object: Record<string, any> | null
   /** In the overlay (false once a create was undone by a delete, or rolled back). */
   live: boolean
+  /**
+   * The stored object the transaction started from (null: none, for a create); undefined when not known (a
+   * decoded command). It saves the commit a lookup when nothing committed since the transaction opened.
+   */
+  base?: Record<string, any> | null
 }
 
 /** One undo record: the entry, and its op and object before the write (`live` false: it did not exist). */
@@ -280,7 +285,15 @@ export class TxImpl implements Tx {
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
     Object.freeze(o)
-    this.insert(overlay, { op: Op.Create, table, id: o.id, baseVersion: 0, object: o, live: true })
+    this.insert(overlay, {
+      op: Op.Create,
+      table,
+      id: o.id,
+      baseVersion: 0,
+      object: o,
+      live: true,
+      base: null,
+    })
     return o as TableObjects[T]
   }
 
@@ -302,8 +315,16 @@ export class TxImpl implements Tx {
       this.record(e)
       e.object = o
     } else {
-      const base = cur.meta.version
-      this.insert(overlay, { op: Op.Update, table, id: o.id, baseVersion: base, object: o, live: true })
+      const v = cur.meta.version
+      this.insert(overlay, {
+        op: Op.Update,
+        table,
+        id: o.id,
+        baseVersion: v,
+        object: o,
+        live: true,
+        base: cur,
+      })
     }
     return o as TableObjects[T]
   }
@@ -332,6 +353,7 @@ export class TxImpl implements Tx {
         baseVersion: cur.meta.version,
         object: null,
         live: true,
+        base: cur,
       })
   }
 
@@ -398,10 +420,10 @@ export class TxImpl implements Tx {
   // ---------------------------------------------------------------------------------------------- state
 
   /** The squashed changes, in the order objects were first touched. */
-  actions(): Action[] {
+  actions(): Entry[] {
     const order = this.order
     if (order.length === this.live) return order.slice()
-    const out: Action[] = []
+    const out: Entry[] = []
     for (const e of order) if (e.live) out.push(e)
     return out
   }
