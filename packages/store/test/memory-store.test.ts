@@ -481,6 +481,25 @@ describe('watch', () => {
     expect(await w.next()).toEqual({ value: undefined, done: true })
   })
 
+  it('hands out queued events without waiting through poll, in order with next', async () => {
+    const s = new MemoryStore()
+    const w = s.watch({ table: 'networks' })
+    expect(w.poll()).toBeUndefined()
+    await s.update((tx) => {
+      tx.create('networks', network('n1', 'a'))
+      tx.create('networks', network('n2', 'b'))
+      tx.create('networks', network('n3', 'c'))
+    })
+    expect(w.pending).toBe(3)
+    expect((await w.next()).value?.object.id).toBe('n1')
+    expect(w.poll()?.object.id).toBe('n2')
+    expect(w.lastVersion).toBe(1)
+    expect((await w.next()).value?.object.id).toBe('n3')
+    expect(w.poll()).toBeUndefined()
+    w.close()
+    expect(w.poll()).toBeUndefined()
+  })
+
   it('filters by table, action and predicate', async () => {
     const s = new MemoryStore()
     // Typed by table: the filter sees tasks.
