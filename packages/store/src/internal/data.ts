@@ -5,6 +5,9 @@
 
 const MAX_DEPTH = 64
 
+/** Empty arrays are common in stored objects (a task's networks, a spec's mounts): all share this one. */
+const EMPTY_ARRAY: readonly unknown[] = Object.freeze([])
+
 /**
  * Copies plain data for the store and freezes the copy in the same pass; throws TypeError (naming `what`) on
  * anything else (functions, Maps, Dates, cycles). Frozen objects and arrays are shared, not copied: every
@@ -27,6 +30,7 @@ function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolea
   if (depth > MAX_DEPTH) throw new TypeError(`${path}: nested too deeply (or cyclic)`)
   if (freeze && Object.isFrozen(value)) return value
   if (Array.isArray(value)) {
+    if (value.length === 0 && freeze) return EMPTY_ARRAY
     const out = new Array(value.length)
     for (let i = 0; i < value.length; i++) out[i] = cloneFrozen(value[i], path, depth + 1, true)
     return freeze ? Object.freeze(out) : out
