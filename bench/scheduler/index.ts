@@ -35,6 +35,12 @@ const SHAPES: [number, number][] = [
   [100_000, 100_000],
 ]
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
+/** The heap in use once garbage is collected (twice: one full collection can leave some for the next). */
+const heapAfterGc = (): number => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
 
 function makeNode(i: number): Omit<Node, 'meta'> {
   return {
@@ -114,8 +120,7 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
   ).length
   if (bad) throw new Error(`${bad} tasks misplaced`)
   // Memory per task: the heap freed once the tasks are deleted from the store and the scheduler is gone.
-  gc()
-  const withTasks = process.memoryUsage().heapUsed
+  const withTasks = heapAfterGc()
   // The store builds an index on its first lookup (and drops it after a long run of writes nobody read by it):
   // what every task index costs once built, as an orchestrator reading by service, node and state has them.
   store.view((tx) => {
@@ -126,15 +131,13 @@ async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
     tx.find('tasks', { taskState: 'assigned' }, () => false)
     tx.find('tasks', { idPrefix: 'task1' }, () => false)
   })
-  gc()
-  const withIndexes = process.memoryUsage().heapUsed
+  const withIndexes = heapAfterGc()
   await store.update((tx) => {
     for (let i = 0; i < tasks; i++) tx.delete('tasks', `task${i}`)
   })
   const placer = scheduler.placer
   for (let i = 0; i < tasks; i++) placer.removeTask(`task${i}`)
-  gc()
-  const bytesPerTask = (withTasks - process.memoryUsage().heapUsed) / tasks
+  const bytesPerTask = (withTasks - heapAfterGc()) / tasks
   const indexBytesPerTask = (withIndexes - withTasks) / tasks
   store.close()
   return {
@@ -159,12 +162,10 @@ function engine(tasks: number, nodes: number, constrained: boolean) {
   const cpu = process.cpuUsage(c0)
   if (r.assigned.length !== tasks) throw new Error('engine left tasks unplaced')
   // Memory per task: what the placer holds for them (freed when they are removed).
-  gc()
-  const withTasks = process.memoryUsage().heapUsed
+  const withTasks = heapAfterGc()
   for (const t of list) placer.removeTask(t.id)
   r.assigned.length = 0
-  gc()
-  const bytesPerTask = (withTasks - process.memoryUsage().heapUsed) / tasks
+  const bytesPerTask = (withTasks - heapAfterGc()) / tasks
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytesPerTask }
 }
 
