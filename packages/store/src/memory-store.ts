@@ -318,7 +318,8 @@ export class MemoryStore {
     const tx = new TxImpl(this.tables, this._version, true, now)
     const r = fn(tx)
     if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
-    if (tx.size > 0) this.applyActions(tx.actions(), this._version + 1, now, false, true)
+    if (tx.size > 0)
+      this.applyActions(tx.actions(), this._version + 1, now, false, tx.version === this._version)
     return r
   }
 

@@ -412,6 +412,47 @@ describe('MemoryStore', () => {
     expect(s.view((tx) => [tx.find('tasks').length, tx.get('tasks', 'bad1')])).toEqual([120, undefined])
   })
 
+  it('rolls back a failing batch callback in place: earlier changes commit as first made, in order', async () => {
+    const s = new MemoryStore({ maxChangesPerCommit: 100 })
+    await s.update((tx) => tx.create('services', service('s1', 'web')))
+    const w = s.watch({ table: 'tasks' })
+    await s.batch(async (b) => {
+      await b.update((tx) => {
+        tx.create('tasks', task('a', 's1', 1))
+        tx.create('tasks', task('b', 's1', 2))
+        tx.create('tasks', task('gone', 's1', 3))
+        tx.delete('tasks', 'gone')
+      })
+      await expect(
+        b.update((tx) => {
+          tx.create('tasks', task('c', 's1', 4))
+          const a = tx.get('tasks', 'a')!
+          tx.update('tasks', { ...a, desiredState: 'shutdown' })
+          tx.delete('tasks', 'b')
+          tx.create('tasks', task('gone', 's1', 5))
+          throw new Error('undo')
+        }),
+      ).rejects.toThrow('undo')
+      await b.update((tx) => tx.create('tasks', task('d', 's1', 6)))
+    })
+    const events: StoreEvent[] = []
+    for (let e = w.poll(); e; e = w.poll()) events.push(e)
+    expect(events.map((e) => [e.action, e.object.id])).toEqual([
+      ['create', 'a'],
+      ['create', 'b'],
+      ['create', 'd'],
+    ])
+    expect(events[0]!.object).toMatchObject({ desiredState: 'running', slot: 1 })
+    expect(
+      s.view((tx) =>
+        tx
+          .find('tasks')
+          .map((t) => t.id)
+          .sort(),
+      ),
+    ).toEqual(['a', 'b', 'd'])
+  })
+
   it('serializes writers behind an open batch commit', async () => {
     const s = new MemoryStore()
     const order: string[] = []
