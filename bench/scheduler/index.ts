@@ -253,9 +253,11 @@ for (const [tasks, nodes] of SHAPES) {
     figures[`engine_speedup_vs_swarmkit_${key}`] = Math.round(base / engCpuMs)
     // Heap differences over 1k tasks are within the collector's noise: memory is reported from 10k tasks up.
     const memory = !constrained && tasks >= 10_000
+    // The indexes' share (~2 MB at 10k tasks) is within that noise below 100k tasks.
+    const indexes = tasks >= 100_000
     if (memory) {
       figures[`bytes_per_task_${tasks}_${nodes}`] = Math.round(bytes)
-      figures[`index_bytes_per_task_${tasks}_${nodes}`] = Math.round(indexBytes)
+      if (indexes) figures[`index_bytes_per_task_${tasks}_${nodes}`] = Math.round(indexBytes)
       figures[`engine_bytes_per_task_${tasks}_${nodes}`] = Math.round(engBytes)
     }
     if (naiveMs !== undefined)
@@ -270,7 +272,7 @@ for (const [tasks, nodes] of SHAPES) {
       naiveMs === undefined ? '-' : `${naiveMs.toFixed(0)} ms`,
       `${base} ms`,
       `${(base / cpuMs).toFixed(1)}x (${(base / ms).toFixed(1)}x)`,
-      memory ? `${bytes.toFixed(0)} (+${indexBytes.toFixed(0)})` : '-',
+      memory ? `${bytes.toFixed(0)}${indexes ? ` (+${indexBytes.toFixed(0)})` : ''}` : '-',
     ])
   }
 }
