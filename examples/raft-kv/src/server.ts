@@ -97,17 +97,19 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
     const reader = new FrameReader()
-    // Answers written in one turn of the event loop go out in one write.
+    // Answers settled together (one batch of applied entries) go out in one write, at the end of the current
+    // microtask queue rather than a turn of the event loop later.
     let corked = false
+    const uncork = () => {
+      corked = false
+      socket.uncork()
+    }
     const send = (frame: Buffer) => {
       if (socket.destroyed) return
       if (!corked) {
         corked = true
         socket.cork()
-        setImmediate(() => {
-          corked = false
-          socket.uncork()
-        })
+        queueMicrotask(uncork)
       }
       socket.write(frame)
     }
