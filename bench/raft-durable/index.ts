@@ -63,7 +63,14 @@ async function clientRun(
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult
 }
 
-async function runKvCluster(): Promise<LoadResult[]> {
+interface KvCluster {
+  /** The leader's client address. */
+  readonly leader: string
+  stop(): Promise<void>
+}
+
+/** Starts three raft-kv member processes on loopback; resolves once all serve and a leader is known. */
+async function startKvCluster(): Promise<KvCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'raft-kv-bench-'))
   const ports = await freePorts(6)
   const ids = ['n1', 'n2', 'n3']
@@ -91,30 +98,43 @@ async function runKvCluster(): Promise<LoadResult[]> {
       },
     ),
   )
-  try {
-    await waitFor(async () => clientAddr.size === 3 && leader !== null, 30_000)
-    const results: LoadResult[] = []
-    for (const writers of WRITERS)
-      results.push(await clientRun('kv-client', clientAddr.get(leader!)!, writers))
-    return results
-  } finally {
+  const stop = async () => {
     for (const m of members) m.proc.kill('SIGTERM')
     await Promise.allSettled(members.map((m) => m.done))
     rmSync(dir, { recursive: true, force: true })
   }
+  try {
+    await waitFor(async () => clientAddr.size === 3 && leader !== null, 30_000)
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return { leader: clientAddr.get(leader!)!, stop }
 }
 
-async function runEtcd(): Promise<{ version: string; results: LoadResult[] }> {
+/**
+ * Both clusters run side by side, and each load level runs against raft-kv and then etcd back to back, so
+ * that the two figures of a row (and their ratio) are taken under the same load on a shared machine.
+ */
+async function runBoth(): Promise<{ version: string; kv: LoadResult[]; etcd: LoadResult[] }> {
   const bin = ensureEtcd()
+  const kvCluster = await startKvCluster()
   const dir = mkdtempSync(join(tmpdir(), 'etcd-bench-'))
-  const cluster = await startEtcdCluster(bin, dir)
   try {
-    const results: LoadResult[] = []
-    for (const writers of WRITERS)
-      results.push(await clientRun('etcd-client', cluster.endpoints.join(','), writers))
-    return { version: etcdVersion(bin), results }
+    const cluster = await startEtcdCluster(bin, dir)
+    try {
+      const kv: LoadResult[] = []
+      const etcd: LoadResult[] = []
+      for (const writers of WRITERS) {
+        kv.push(await clientRun('kv-client', kvCluster.leader, writers))
+        etcd.push(await clientRun('etcd-client', cluster.endpoints.join(','), writers))
+      }
+      return { version: etcdVersion(bin), kv, etcd }
+    } finally {
+      await cluster.stop()
+    }
   } finally {
-    await cluster.stop()
+    await kvCluster.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -177,8 +197,9 @@ async function parent(): Promise<void> {
       `${String(r.writers).padStart(3)} writers    | ${fmt(r.savesPerSec).padStart(22)} ${fmt(r.mbPerSec, 1).padStart(9)} ${fmt(r.syncsPerSec).padStart(13)}`,
     )
   }
-  const kv = await runKvCluster()
-  const etcd = await runEtcd()
+  const both = await runBoth()
+  const kv = both.kv
+  const etcd = { version: both.version, results: both.etcd }
   console.log('')
   console.log('writers | raft-kv writes/s   p50 ms   p99 ms | etcd writes/s   p50 ms   p99 ms | ratio')
   const json: Record<string, number | string> = { etcd_version: etcd.version }
