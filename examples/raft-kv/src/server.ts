@@ -72,7 +72,7 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     snapshotThreshold: options.snapshotThreshold ?? 100_000,
     stateMachine: {
       apply: (command, index) => state.apply(command, index),
-      snapshot: () => state.snapshot(),
+      snapshot: () => state.snapshotAsync(),
       restore: (snapshot) => state.restore(snapshot),
     },
   })
