@@ -99,19 +99,21 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     const reader = new FrameReader()
     // Answers settled together (one batch of applied entries) go out in one write, at the end of the current
     // microtask queue rather than a turn of the event loop later.
-    let corked = false
-    const uncork = () => {
-      corked = false
-      socket.uncork()
+    let out: Buffer[] = []
+    let outBytes = 0
+    const flush = () => {
+      const frames = out
+      const bytes = outBytes
+      out = []
+      outBytes = 0
+      if (socket.destroyed) return
+      socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes))
     }
     const send = (frame: Buffer) => {
       if (socket.destroyed) return
-      if (!corked) {
-        corked = true
-        socket.cork()
-        queueMicrotask(uncork)
-      }
-      socket.write(frame)
+      if (out.length === 0) queueMicrotask(flush)
+      out.push(frame)
+      outBytes += frame.length
     }
     const fail = (reqId: number, e: unknown) => {
       const code = isRaftError(e) ? e.code : 'INTERNAL'
