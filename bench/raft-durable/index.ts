@@ -5,11 +5,11 @@
 // `kv-server` is one raft-kv member, `kv-client` and `etcd-client` drive load and print a JSON result.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KvClient, runKvServerCli } from '@swarmkit/example-raft-kv'
 import { FileLogStorage } from '@swarmkit/raft'
-import { freePorts, type LoadResult, runWriters, waitFor } from './common.js'
+import { freePorts, type LoadResult, runWriters, waitFor, warmUp } from './common.js'
 import { ensureEtcd, etcdLoad, etcdVersion, startEtcdCluster } from './etcd.js'
 
 const WRITERS = [1, 64, 256]
@@ -45,8 +45,10 @@ async function kvLoad(address: string, writers: number, ms: number): Promise<Loa
   const client = await KvClient.connect(address)
   const value = new Uint8Array(256).fill(0x61)
   try {
-    await client.put('warm', value)
-    return await runWriters(writers, ms, (w, n) => client.put(`bench/${w}/${n % 1000}`, value).then(() => {}))
+    const write = (w: number, n: number): Promise<void> =>
+      client.put(`bench/${w}/${n % 1000}`, value).then(() => {})
+    await warmUp(writers, write)
+    return await runWriters(writers, ms, write)
   } finally {
     await client.close()
   }
@@ -184,8 +186,9 @@ const fmt = (n: number, d = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
 
 async function parent(): Promise<void> {
+  const loadStart = loadavg()[0]!
   console.log(
-    `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values`,
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values; load average ${loadStart.toFixed(1)}`,
   )
   // The log alone: one writer pays one fdatasync per save; many writers share each sync (group commit).
   const storage: StorageRun[] = []
@@ -202,7 +205,12 @@ async function parent(): Promise<void> {
   const etcd = { version: both.version, results: both.etcd }
   console.log('')
   console.log('writers | raft-kv writes/s   p50 ms   p99 ms | etcd writes/s   p50 ms   p99 ms | ratio')
-  const json: Record<string, number | string> = { etcd_version: etcd.version }
+  const loadEnd = loadavg()[0]!
+  const json: Record<string, number | string> = {
+    etcd_version: etcd.version,
+    load_avg_1m_start: Number(loadStart.toFixed(2)),
+    load_avg_1m_end: Number(loadEnd.toFixed(2)),
+  }
   for (const r of storage) {
     json[`storage_saves_per_s_${r.writers}`] = Math.round(r.savesPerSec)
     json[`storage_fsyncs_per_s_${r.writers}`] = Math.round(r.syncsPerSec)
@@ -225,6 +233,7 @@ async function parent(): Promise<void> {
     json[`etcd_p99_ms_${w}`] = Number(b.p99Ms.toFixed(3))
     json[`writes_vs_etcd_${w}`] = Number(ratio.toFixed(2))
   }
+  console.log(`load average ${loadStart.toFixed(1)} at the start, ${loadEnd.toFixed(1)} at the end`)
   console.log(JSON.stringify(json))
 }
 
