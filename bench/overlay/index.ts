@@ -1,12 +1,16 @@
 // bench/overlay: IPAM address allocations+releases per second and subnet allocations per second (against a
 // plain Set of the same strings as baseline), and the routing mesh's throughput and connection rate
-// against a direct connection in the same run. Server, mesh and client run as separate processes (as they
-// would on a real node), so the mesh's cost is its own CPU, not a share of the client's event loop.
-import { type ChildProcess, spawn } from 'node:child_process'
+// against a direct connection in the same run, for both mesh modes: the userspace proxy and the kernel
+// (nftables NAT) path. Server, userspace mesh and client run as separate processes (as they would on a real
+// node), so the proxy's cost is its own CPU, not a share of the client's event loop. As root, the whole
+// network part runs inside a network namespace the bench creates and deletes, so the kernel mesh's rules
+// never touch the machine's own namespace; without root the kernel mesh is reported as not measured.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ipam, routingMesh } from '@swarmkit/overlay'
+import { ipam, type RoutingMesh, routingMesh } from '@swarmkit/overlay'
 
 const self = fileURLToPath(import.meta.url)
 const role = process.argv[2]
@@ -54,8 +58,39 @@ if (role === 'server') {
   const a = await bind(sinkPort!)
   const b = await bind(hiPort!)
   console.log(`ready ${a} ${b}`)
+} else if (role === 'inner') {
+  await main(true)
 } else {
-  await main()
+  await outer()
+}
+
+// As root with nftables: run the bench in a fresh network namespace (loopback only) and delete it after.
+async function outer() {
+  const why = kernelUnavailable()
+  if (why !== undefined) {
+    console.log(`(kernel mesh not measured: ${why})`)
+    return main(false)
+  }
+  const ns = `swkbench${randomBytes(3).toString('hex')}`
+  spawnSync('ip', ['netns', 'add', ns])
+  try {
+    spawnSync('ip', ['-n', ns, 'link', 'set', 'dev', 'lo', 'up'])
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, self, 'inner'], { stdio: 'inherit' })
+    const code = await new Promise<number | null>((r) => child.on('exit', r))
+    if (code !== 0) process.exitCode = 1
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns])
+  }
+}
+
+function kernelUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux'
+  if (process.getuid?.() !== 0) return 'not root'
+  if (spawnSync('nft', ['--version']).status !== 0) return '`nft` not installed (Debian package nftables)'
+  const probe = `swkprobe${randomBytes(3).toString('hex')}`
+  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace'
+  spawnSync('ip', ['netns', 'del', probe])
+  return undefined
 }
 
 function child(args: string[]): Promise<{ proc: ChildProcess; ports: number[] }> {
@@ -164,90 +199,151 @@ function subnetOps(): { pool: number; user: number } {
   return { pool, user }
 }
 
-async function main() {
+async function main(kernel: boolean) {
   const { ops, baseline } = ipamOps()
   const subnets = subnetOps()
   const server = await child(['server'])
   const [sinkPort, hiPort] = server.ports as [number, number]
   const mesh = await child(['mesh', String(sinkPort), String(hiPort)])
   const [meshSink, meshHi] = mesh.ports as [number, number]
-  // The machines are shared and noisy: alternate direct and mesh runs and take medians, and the median of
-  // the per-round ratios (each round's two runs see about the same machine load).
+  // The kernel mesh: nftables rules in this (the bench's own) namespace, answering on 127.0.0.3.
+  let km: RoutingMesh | undefined
+  if (kernel) {
+    km = routingMesh({ host: '127.0.0.3', mode: 'kernel', kernel: { table: 'swarmkit_bench' } })
+    for (const [port, target] of [
+      [meshSink, sinkPort],
+      [meshHi, hiPort],
+    ] as const)
+      await km.publish({
+        service: `k${port}`,
+        protocol: 'tcp',
+        publishedPort: port,
+        endpoints: [{ address: '127.0.0.1', port: target }],
+      })
+  }
+  type Path = { name: string; host: string; sink: number; hi: number; proc?: ChildProcess }
+  const paths: Path[] = [
+    { name: 'direct', host: '127.0.0.1', sink: sinkPort, hi: hiPort },
+    { name: 'userspace', host: '127.0.0.2', sink: meshSink, hi: meshHi, proc: mesh.proc },
+    ...(kernel ? [{ name: 'kernel', host: '127.0.0.3', sink: meshSink, hi: meshHi }] : []),
+  ]
+  // The machines are shared and noisy: alternate the paths round by round and take medians, and the median
+  // of the per-round ratios (each round's runs see about the same machine load).
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-  await throughput('127.0.0.1', sinkPort, 64 << 20)
-  await throughput('127.0.0.2', meshSink, 64 << 20)
-  const direct: number[] = []
-  const viaMesh: number[] = []
-  // CPU seconds per GiB carried, from /proc: what the endpoint (sink) and the mesh each spend.
-  let serverCpu = 0
-  let meshCpu = 0
-  let directBytes = 0
-  let meshBytes = 0
-  for (let i = 0; i < 7; i++) {
-    let s0 = cpuSeconds(server.proc.pid!)
-    direct.push(await throughput('127.0.0.1', sinkPort, 256 << 20))
-    serverCpu += cpuSeconds(server.proc.pid!) - s0
-    directBytes += 256 << 20
-    s0 = cpuSeconds(mesh.proc.pid!)
-    viaMesh.push(await throughput('127.0.0.2', meshSink, 256 << 20))
-    meshCpu += cpuSeconds(mesh.proc.pid!) - s0
-    meshBytes += 256 << 20
+  for (const p of paths) await throughput(p.host, p.sink, 64 << 20)
+  const STREAM = 256 << 20
+  const ROUNDS = 7
+  const tp = new Map(paths.map((p) => [p.name, [] as number[]]))
+  // CPU seconds per GiB carried, from /proc and process.cpuUsage: the client (this process: the kernel
+  // mesh's work lands here and in the sink, as softirq time), the sink endpoint, and the userspace mesh.
+  const cpu = new Map(paths.map((p) => [p.name, { client: 0, sink: 0, mesh: 0 }]))
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const p of paths) {
+      const c0 = process.cpuUsage()
+      const s0 = cpuSeconds(server.proc.pid!)
+      const m0 = p.proc ? cpuSeconds(p.proc.pid!) : 0
+      tp.get(p.name)!.push(await throughput(p.host, p.sink, STREAM))
+      const c = process.cpuUsage(c0)
+      const acc = cpu.get(p.name)!
+      acc.client += (c.user + c.system) / 1e6
+      acc.sink += cpuSeconds(server.proc.pid!) - s0
+      if (p.proc) acc.mesh += cpuSeconds(p.proc.pid!) - m0
+    }
   }
-  const serverCpuPerGiB = serverCpu / (directBytes / 2 ** 30)
-  const meshCpuPerGiB = meshCpu / (meshBytes / 2 ** 30)
-  const dMBs = med(direct)
-  const mMBs = med(viaMesh)
-  const tpRatio = med(direct.map((d, i) => viaMesh[i]! / d))
-  await connRate('127.0.0.1', hiPort, 500, 16)
-  await connRate('127.0.0.2', meshHi, 500, 16)
-  const dConns: number[] = []
-  const mConns: number[] = []
-  for (let i = 0; i < 5; i++) {
-    dConns.push(await connRate('127.0.0.1', hiPort, 2000, 16))
-    mConns.push(await connRate('127.0.0.2', meshHi, 2000, 16))
+  const gib = (ROUNDS * STREAM) / 2 ** 30
+  const perGiB = (name: string) => {
+    const c = cpu.get(name)!
+    return { client: c.client / gib, sink: c.sink / gib, mesh: c.mesh / gib }
   }
-  const dConn = med(dConns)
-  const mConn = med(mConns)
-  const connRatio = med(dConns.map((d, i) => mConns[i]! / d))
+  const direct = tp.get('direct')!
+  const ratio = (name: string) => med(direct.map((d, i) => tp.get(name)![i]! / d))
+  for (const p of paths) await connRate(p.host, p.hi, 500, 16)
+  const conns = new Map(paths.map((p) => [p.name, [] as number[]]))
+  for (let i = 0; i < 5; i++)
+    for (const p of paths) conns.get(p.name)!.push(await connRate(p.host, p.hi, 2000, 16))
+  const dConns = conns.get('direct')!
+  const connRatio = (name: string) => med(dConns.map((d, i) => conns.get(name)![i]! / d))
+  await km?.close()
   server.proc.kill()
   mesh.proc.kill()
 
+  const cpuRow = (name: string) => {
+    const c = perGiB(name)
+    return `${c.client.toFixed(2)} s / ${c.sink.toFixed(2)} s${name === 'userspace' ? ` / ${c.mesh.toFixed(2)} s` : ''}`
+  }
   const rows: Array<[string, string]> = [
     ['ipam address allocations+releases', `${fmt(ops)} ops/s`],
     ['  baseline: Set add+delete of the same strings', `${fmt(baseline)} ops/s`],
     ['ipam subnet allocations+releases (pool, /24 of /8)', `${fmt(subnets.pool)} /s`],
     ['ipam user-given subnet allocations (2000)', `${fmt(subnets.user)} /s`],
-    ['tcp throughput, direct', `${dMBs.toFixed(0)} MiB/s`],
+    ['tcp throughput, direct', `${med(direct).toFixed(0)} MiB/s`],
     [
-      'tcp throughput, via routing mesh',
-      `${mMBs.toFixed(0)} MiB/s (${(tpRatio * 100).toFixed(0)}% of direct)`,
+      'tcp throughput, via userspace mesh',
+      `${med(tp.get('userspace')!).toFixed(0)} MiB/s (${(ratio('userspace') * 100).toFixed(0)}% of direct)`,
     ],
+    ...(kernel
+      ? ([
+          [
+            'tcp throughput, via kernel mesh (nftables)',
+            `${med(tp.get('kernel')!).toFixed(0)} MiB/s (${(ratio('kernel') * 100).toFixed(0)}% of direct)`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
+    ['cpu per GiB, direct: client / sink', cpuRow('direct')],
+    ['cpu per GiB, userspace: client / sink / mesh', cpuRow('userspace')],
+    ...(kernel
+      ? ([['cpu per GiB, kernel: client / sink', cpuRow('kernel')]] as Array<[string, string]>)
+      : []),
+    ['tcp connections, direct (16 parallel)', `${fmt(med(dConns))} conn/s`],
     [
-      'cpu per GiB: endpoint (sink) / mesh process',
-      `${serverCpuPerGiB.toFixed(2)} s / ${meshCpuPerGiB.toFixed(2)} s`,
+      'tcp connections, via userspace mesh',
+      `${fmt(med(conns.get('userspace')!))} conn/s (${(connRatio('userspace') * 100).toFixed(0)}% of direct)`,
     ],
-    ['tcp connections, direct (16 parallel)', `${fmt(dConn)} conn/s`],
-    [
-      'tcp connections, via routing mesh',
-      `${fmt(mConn)} conn/s (${(connRatio * 100).toFixed(0)}% of direct)`,
-    ],
+    ...(kernel
+      ? ([
+          [
+            'tcp connections, via kernel mesh',
+            `${fmt(med(conns.get('kernel')!))} conn/s (${(connRatio('kernel') * 100).toFixed(0)}% of direct)`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
   ]
   const w = Math.max(...rows.map((r) => r[0].length))
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`)
+  const r3 = (n: number) => Number(n.toFixed(3))
   console.log(
     JSON.stringify({
       ipam_ops_per_s: Math.round(ops),
       ipam_baseline_set_ops_per_s: Math.round(baseline),
       subnet_allocs_per_s: Math.round(subnets.pool),
       user_subnet_allocs_per_s: Math.round(subnets.user),
-      direct_mib_per_s: Math.round(dMBs),
-      mesh_mib_per_s: Math.round(mMBs),
-      mesh_vs_direct_throughput: Number(tpRatio.toFixed(3)),
-      sink_cpu_s_per_gib: Number(serverCpuPerGiB.toFixed(3)),
-      mesh_cpu_s_per_gib: Number(meshCpuPerGiB.toFixed(3)),
-      direct_conns_per_s: Math.round(dConn),
-      mesh_conns_per_s: Math.round(mConn),
-      mesh_vs_direct_conns: Number(connRatio.toFixed(3)),
+      direct_mib_per_s: Math.round(med(direct)),
+      mesh_mib_per_s: Math.round(med(tp.get('userspace')!)),
+      mesh_vs_direct_throughput: r3(ratio('userspace')),
+      ...(kernel
+        ? {
+            kernel_mesh_mib_per_s: Math.round(med(tp.get('kernel')!)),
+            kernel_mesh_vs_direct_throughput: r3(ratio('kernel')),
+          }
+        : {}),
+      sink_cpu_s_per_gib: r3(perGiB('direct').sink),
+      client_cpu_s_per_gib: r3(perGiB('direct').client),
+      mesh_cpu_s_per_gib: r3(perGiB('userspace').mesh),
+      ...(kernel
+        ? {
+            kernel_client_cpu_s_per_gib: r3(perGiB('kernel').client),
+            kernel_sink_cpu_s_per_gib: r3(perGiB('kernel').sink),
+          }
+        : {}),
+      direct_conns_per_s: Math.round(med(dConns)),
+      mesh_conns_per_s: Math.round(med(conns.get('userspace')!)),
+      mesh_vs_direct_conns: r3(connRatio('userspace')),
+      ...(kernel
+        ? {
+            kernel_mesh_conns_per_s: Math.round(med(conns.get('kernel')!)),
+            kernel_mesh_vs_direct_conns: r3(connRatio('kernel')),
+          }
+        : {}),
     }),
   )
 }

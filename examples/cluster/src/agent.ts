@@ -30,6 +30,10 @@ export interface AgentOptions {
   readonly dispatcher: DispatcherApi
   readonly info: NodeInfo
   readonly addr: string
+  /** The role this node runs as; `onRole` is called when the managers want another. */
+  readonly role?: 'manager' | 'worker'
+  /** Called after a heartbeat whose answer names a role other than `role` (a promotion or demotion). */
+  readonly onRole?: (role: 'manager' | 'worker') => void
   /** Time per executor step (one state forward). Default 50 ms. */
   readonly stepMs?: number
   readonly log?: (line: string) => void
@@ -72,11 +76,33 @@ export class Agent {
     this.#options = options
   }
 
-  /** Registers the node (it becomes `ready`), then follows its assignments and heartbeats. */
+  /**
+   * Registers the node (it becomes `ready`), then follows its assignments and heartbeats. Resolves after
+   * the first registration attempt; if that failed (no manager or no raft leader yet) the agent keeps
+   * trying in the background, with backoff, until it is stopped.
+   */
   async start(): Promise<void> {
-    await this.#dispatcher.register(this.nodeId, this.#options.info, this.#options.addr)
-    this.#loop = this.#follow()
-    this.#heartbeat(1000)
+    const first = await this.#register()
+    this.#loop = (async () => {
+      for (let delay = 250; !first && !this.#stop.signal.aborted; delay = Math.min(2 * delay, 2000)) {
+        await sleep(delay, this.#stop.signal)
+        if (await this.#register()) break
+      }
+      if (this.#stop.signal.aborted) return
+      this.#heartbeat(1000)
+      await this.#follow()
+    })()
+  }
+
+  async #register(): Promise<boolean> {
+    if (this.#stop.signal.aborted) return false
+    try {
+      await this.#dispatcher.register(this.nodeId, this.#options.info, this.#options.addr)
+      return true
+    } catch (err) {
+      this.#log(`registration failed: ${(err as Error).message}; retrying`)
+      return false
+    }
   }
 
   /** Synthetic log lines of a task this agent runs (empty if unknown). */
@@ -101,7 +127,11 @@ export class Agent {
     if (this.#stop.signal.aborted) return
     this.#heartbeatTimer = setTimeout(() => {
       this.#dispatcher.heartbeat(this.nodeId).then(
-        ({ periodMs }) => this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3))),
+        ({ periodMs, role }) => {
+          this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3)))
+          const o = this.#options
+          if (role && o.role && role !== o.role && !this.#stop.signal.aborted) o.onRole?.(role)
+        },
         (err) => {
           this.#log(`heartbeat failed: ${(err as Error).message}`)
           this.#heartbeat(1000)
@@ -121,7 +151,7 @@ export class Agent {
         if (this.#stop.signal.aborted) return
         this.#log(`assignment stream broke: ${(err as Error).message}; resubscribing`)
       }
-      if (!this.#stop.signal.aborted) await new Promise((r) => setTimeout(r, 500))
+      await sleep(500, this.#stop.signal)
     }
   }
 
@@ -209,4 +239,18 @@ export class Agent {
     lines.push({ timestamp: new Date().toISOString().replace('Z', '000000Z'), message })
     if (lines.length > MAX_LOG_LINES) lines.shift()
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts (never rejects). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

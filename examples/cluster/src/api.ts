@@ -10,6 +10,7 @@ import { isSchedulerError, rollbackService, validatePlacement } from '@swarmkit/
 import {
   generateId,
   isStoreError,
+  type Node,
   type ReadTx,
   type Service,
   type ServiceSpec,
@@ -116,6 +117,26 @@ function version(query: Query): number {
 
 function checkVersion(current: number, wanted: number): void {
   if (current !== wanted) throw new ApiError(500, MESSAGES.outOfSequence)
+}
+
+/** moby's checks before a demotion: never the last manager, never below a reachable majority. */
+function checkDemotion(tx: ReadTx, n: Node): void {
+  const managersLeft = tx.find('nodes').filter((m) => m.id !== n.id && m.spec.role === 'manager')
+  if (managersLeft.length === 0)
+    throw new ApiError(
+      400,
+      'rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm',
+    )
+  if (!n.managerStatus) return
+  const voters = tx.find('nodes').filter((m) => m.id !== n.id && m.managerStatus)
+  const reachable = voters.filter(
+    (m) => m.managerStatus!.reachability === 'reachable' && m.status.state === 'ready',
+  ).length
+  if (reachable < (voters.length >> 1) + 1)
+    throw new ApiError(
+      400,
+      "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum",
+    )
 }
 
 function serviceStatus(tx: ReadTx, s: Service) {
@@ -323,11 +344,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         await update((tx) => {
           const n = lookup(tx, 'nodes', params[0]!, 'node')
           checkVersion(n.meta.version, v)
-          if (spec.role !== n.role)
-            throw new ApiError(
-              400,
-              'promoting and demoting nodes is not supported by this reference cluster yet',
-            )
+          if (n.spec.role === 'manager' && spec.role === 'worker') checkDemotion(tx, n)
+          // A role change takes effect through the leader (raft membership) and the node (a new certificate).
           tx.update('nodes', { ...n, spec })
         })
         return {}
@@ -399,8 +417,12 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
     [
       'GET',
       /^\/services\/([^/]+)$/,
-      ({ params }) => ({
-        json: view((tx) => serviceToDocker(lookup(tx, 'services', params[0]!, 'service'))),
+      ({ params, query }) => ({
+        json: view((tx) =>
+          serviceToDocker(lookup(tx, 'services', params[0]!, 'service'), undefined, {
+            insertDefaults: query.get('insertDefaults') === 'true',
+          }),
+        ),
       }),
     ],
     [

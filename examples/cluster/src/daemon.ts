@@ -12,7 +12,7 @@ import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
-import { ENGINE_VERSION, freePort, Manager, type ManagerOptions } from './manager.js'
+import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -68,6 +68,8 @@ interface SavedNode {
   port: number
   advertiseHost: string
   raftAddr: string
+  /** A manager's raft member ID when it is not the node ID (a promoted worker). */
+  raftId?: string
   /** A manager's control server port (0 before the first start). */
   controlPort?: number
   /** A worker's manager (dispatcher) address. */
@@ -150,8 +152,17 @@ export class Daemon {
     }
   }
 
-  /** `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID. */
-  init(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown; AutoLockManagers?: unknown }): Promise<string> {
+  /**
+   * `docker swarm init`: creates the cluster with this node as its first manager; returns the node ID.
+   * With `ForceNewCluster` on a manager, restarts it from its own raft log as a one-member cluster instead.
+   */
+  init(body: {
+    ListenAddr?: unknown
+    AdvertiseAddr?: unknown
+    AutoLockManagers?: unknown
+    ForceNewCluster?: unknown
+  }): Promise<string> {
+    if (body.ForceNewCluster === true && this.state !== 'inactive') return this.#forceNewCluster()
     return this.#exclusive(async () => {
       const { host, port, advertiseHost } = this.#addresses(body)
       const nodeId = pki.generateNodeId()
@@ -182,6 +193,34 @@ export class Daemon {
       this.#log(`swarm initialized: node ${nodeId}, cluster ${clusterId}, join at ${this.manager!.joinAddr}`)
       return nodeId
     })
+  }
+
+  /**
+   * `docker swarm init --force-new-cluster` on a manager (e.g. one restored from a backup of its state
+   * directory after every manager was lost): stops it and starts it again from its raft log as the only
+   * member, keeping every service, network, secret and config.
+   */
+  async #forceNewCluster(): Promise<string> {
+    if (this.state === 'locked') throw new ApiError(503, MESSAGES.locked)
+    if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
+    if (!this.manager) throw new ApiError(503, MESSAGES.worker)
+    this.#busy = true
+    const unlockKey = this.manager.keyFileUnlockKey
+    try {
+      const saved = await this.#readSaved()
+      if (saved?.role !== 'manager') throw new ApiError(503, MESSAGES.worker)
+      this.state = 'pending'
+      await this.close()
+      await this.#runManager(saved, { forceNewCluster: true }, unlockKey)
+      this.state = 'active'
+      this.#log(`forced a new cluster from the state of ${saved.nodeId}`)
+      return this.nodeId
+    } catch (err) {
+      if (this.state === 'pending') this.state = 'error'
+      throw err
+    } finally {
+      this.#busy = false
+    }
   }
 
   /** `docker swarm join`: joins with a token through the manager at `RemoteAddrs[0]`. */
@@ -245,19 +284,14 @@ export class Daemon {
    * with its certificate); does nothing for a node that never joined a swarm.
    */
   async resume(): Promise<boolean> {
-    let text: string
-    try {
-      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-      throw err
-    }
-    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
-    const saved = JSON.parse(text) as SavedNode
-    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
-      throw new Error(`${NODE_FILE}: not a node file of this version`)
+    const saved = await this.#readSaved()
+    if (!saved) return false
+    // The agent registers in the background: a manager may come back without a quorum (its peers are
+    // gone, e.g. restored from a backup), a worker before its manager.
     await this.#exclusive(() =>
-      saved.role === 'manager' ? this.#runManager(saved, {}) : this.#runWorker(saved),
+      saved.role === 'manager'
+        ? this.#runManager(saved, {}, undefined, false)
+        : this.#runWorker(saved, false),
     )
     if (this.#locked) {
       this.state = 'locked'
@@ -268,6 +302,22 @@ export class Daemon {
     }
     this.#log(`resumed ${saved.role} ${saved.nodeId} of cluster ${saved.clusterId}`)
     return true
+  }
+
+  /** The node file a previous process left in the state directory (undefined if there is none). */
+  async #readSaved(): Promise<SavedNode | undefined> {
+    let text: string
+    try {
+      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
+    const saved = JSON.parse(text) as SavedNode
+    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
+      throw new Error(`${NODE_FILE}: not a node file of this version`)
+    return saved
   }
 
   #credentials(saved: SavedNode): pki.NodeCredentials {
@@ -291,8 +341,13 @@ export class Daemon {
 
   async #runManager(
     saved: SavedNode,
-    extra: { bootstrap?: ManagerOptions['bootstrap']; raftPeers?: { id: string; address: string }[] },
+    extra: {
+      bootstrap?: ManagerOptions['bootstrap']
+      raftPeers?: { id: string; address: string }[]
+      forceNewCluster?: boolean
+    },
     unlockKey?: string,
+    waitForAgent = true,
   ): Promise<void> {
     const { nodeId, clusterId } = saved
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
@@ -324,6 +379,7 @@ export class Daemon {
         listenAddr: `${saved.host}:${saved.port}`,
         advertiseHost: saved.advertiseHost,
         raftAddr: saved.raftAddr,
+        ...(saved.raftId ? { raftId: saved.raftId } : {}),
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
@@ -342,7 +398,7 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
-    await this.#startAgent(saved, this.manager.dispatcher)
+    await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
   /** `docker swarm unlock`: opens the key file with the unlock key and starts the manager. */
@@ -364,7 +420,7 @@ export class Daemon {
     }
   }
 
-  async #runWorker(saved: SavedNode): Promise<void> {
+  async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
     this.#client = rpcClient({
@@ -386,19 +442,148 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
-    await this.#startAgent(saved, remoteDispatcher(this.#client))
+    await this.#startAgent(saved, remoteDispatcher(this.#client), waitForAgent)
   }
 
-  async #startAgent(saved: SavedNode, dispatcher: DispatcherApi): Promise<void> {
+  /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
+  async #startAgent(saved: SavedNode, dispatcher: DispatcherApi, wait: boolean): Promise<void> {
     this.agent = new Agent({
       nodeId: saved.nodeId,
       dispatcher,
       info: this.info(),
       addr: saved.advertiseHost,
+      role: saved.role,
+      onRole: (role) => this.#onRole(role),
       ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
-    await this.agent.start()
+    const started = this.agent.start()
+    if (wait) await started
+  }
+
+  // ---- `docker node promote` / `demote`: the heartbeat answer names the role the managers want.
+
+  #roleChange: Promise<void> | undefined
+
+  #onRole(role: 'manager' | 'worker'): void {
+    if (this.#roleChange || this.#busy || this.state !== 'active' || role === this.role) return
+    this.#log(`the managers want this node to be a ${role}`)
+    this.#roleChange = (role === 'manager' ? this.#becomeManager() : this.#becomeWorker())
+      .catch((err: Error) => this.#log(`changing the role to ${role} failed: ${err.message}`))
+      .finally(() => {
+        this.#roleChange = undefined
+      })
+  }
+
+  /** Deletes what a manager keeps (raft log, snapshots, key file) so that a later promotion starts clean. */
+  async #dropManagerState(): Promise<void> {
+    await rm(join(this.options.stateDir, 'raft'), { recursive: true, force: true })
+    await rm(join(this.options.stateDir, 'raft-keys'), { force: true })
+  }
+
+  /**
+   * Promotion: a new key and a manager certificate from the CA (over this worker's mutual TLS connection),
+   * which also makes the node a manager in the store; the leader adds it to raft as a learner, then a
+   * voter. The worker's agent stops and the node starts as a manager with the members it was given.
+   */
+  async #becomeManager(): Promise<void> {
+    const saved = await this.#readSaved()
+    const client = this.#client
+    if (saved?.role !== 'worker' || !client) return
+    const raftHost = raftHostOf(saved.host)
+    const raftAddr = `${raftHost}:${await freePort(raftHost)}`
+    const key = pki.generateKeyPair()
+    const answer = (await client.call(
+      'ca.renew',
+      { csr: pki.createCSR(key.privateKey), raftAddr },
+      { timeoutMs: 10_000 },
+    )) as RenewAnswer
+    const credentials = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-manager',
+    })
+    if (
+      typeof answer.raftId !== 'string' ||
+      !Array.isArray(answer.raftPeers) ||
+      answer.raftPeers.length === 0
+    )
+      throw new Error('the CA sent no raft membership with the manager certificate')
+    const next: SavedNode = {
+      ...saved,
+      role: 'manager',
+      key: pki.encodePrivateKeyPem(key.privateKey),
+      certificate: credentials.certificate,
+      raftAddr,
+      raftId: answer.raftId,
+    }
+    delete next.controlAddr
+    delete next.controlPort
+    delete next.remoteManager
+    await this.#switch(async () => {
+      await this.#dropManagerState()
+      await this.#runManager(next, { raftPeers: answer.raftPeers! })
+    })
+    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
+  }
+
+  /**
+   * Demotion: the leader takes this manager out of raft and marks it a worker; until then the other
+   * managers refuse it a worker certificate, so it asks again. With the certificate it stops its manager,
+   * deletes the raft state and runs as a worker of the manager that answered.
+   */
+  async #becomeWorker(): Promise<void> {
+    const saved = await this.#readSaved()
+    const manager = this.manager
+    if (saved?.role !== 'manager' || !manager) return
+    const key = pki.generateKeyPair()
+    const csr = pki.createCSR(key.privateKey)
+    let got: Awaited<ReturnType<Manager['renewElsewhere']>> | undefined
+    for (let delay = 200; !got; delay = Math.min(2 * delay, 2000)) {
+      if (this.manager !== manager) return
+      try {
+        got = await manager.renewElsewhere({ csr })
+      } catch (err) {
+        this.#log(`no worker certificate yet: ${(err as Error).message}`)
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+    const credentials = pki.acceptCertificateResponse(got.answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-worker',
+    })
+    const next: SavedNode = {
+      ...saved,
+      role: 'worker',
+      key: pki.encodePrivateKeyPem(key.privateKey),
+      certificate: credentials.certificate,
+      controlAddr: got.answer.controlAddr,
+      remoteManager: got.joinAddr,
+    }
+    delete next.raftId
+    delete next.controlPort
+    await this.#switch(async () => {
+      await this.#dropManagerState()
+      await this.#runWorker(next)
+    })
+    this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
+  }
+
+  /** Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held off. */
+  async #switch(next: () => Promise<void>): Promise<void> {
+    if (this.#busy) throw new Error('a swarm operation is in progress on this node')
+    this.#busy = true
+    try {
+      await this.close()
+      this.#client = undefined
+      await next()
+    } catch (err) {
+      this.state = 'error'
+      throw err
+    } finally {
+      this.#busy = false
+    }
   }
 
   #logs(ids: unknown): Record<string, LogLine[]> {

@@ -37,10 +37,17 @@ export interface NodeInfo {
   readonly engineVersion: string
 }
 
+export interface HeartbeatAnswer {
+  readonly periodMs: number
+  /** The node's desired role (its spec), when the manager knows the node. */
+  readonly role?: 'manager' | 'worker'
+}
+
 /** The worker protocol, as the agent sees it (in-process on a manager, over mutual TLS on a worker). */
 export interface DispatcherApi {
   register(nodeId: string, info: NodeInfo, addr: string): Promise<void>
-  heartbeat(nodeId: string): Promise<{ periodMs: number }>
+  /** Keeps the node ready; answers the period and the role the node should have (`docker node promote`). */
+  heartbeat(nodeId: string): Promise<HeartbeatAnswer>
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
 }
@@ -111,14 +118,14 @@ export class Dispatcher implements DispatcherApi {
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
 
-  async heartbeat(nodeId: string): Promise<{ periodMs: number }> {
+  async heartbeat(nodeId: string): Promise<HeartbeatAnswer> {
     if (!this.#isLeader()) {
       if (this.#forward) {
         await this.#forward(nodeId).catch((err) =>
           this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
         )
       }
-      return { periodMs: this.#periodMs }
+      return this.#answer(nodeId)
     }
     const known = this.#seen.has(nodeId)
     this.#seen.set(nodeId, Date.now())
@@ -132,7 +139,12 @@ export class Dispatcher implements DispatcherApi {
         }
       })
     }
-    return { periodMs: this.#periodMs }
+    return this.#answer(nodeId)
+  }
+
+  #answer(nodeId: string): HeartbeatAnswer {
+    const role = this.#store.view((tx) => tx.get('nodes', nodeId)?.spec.role)
+    return role ? { periodMs: this.#periodMs, role } : { periodMs: this.#periodMs }
   }
 
   /** A new leader gives every ready node a full grace period before it can be marked down. */
@@ -218,7 +230,13 @@ export class Dispatcher implements DispatcherApi {
 
   async #checkDown(): Promise<void> {
     if (!this.#isLeader()) return
-    const deadline = Date.now() - 3 * this.#periodMs
+    // Every node the store says is ready is tracked, also one that registered (through another manager, or
+    // just before this leader took over) but whose heartbeat never reached this leader: it gets a full grace
+    // period from now, then is marked down like any other silent node.
+    const now = Date.now()
+    for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
+      if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
+    const deadline = now - 3 * this.#periodMs
     const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
@@ -235,6 +253,8 @@ export class Dispatcher implements DispatcherApi {
       })
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
     } catch (err) {
+      // Still silent unless a heartbeat came meanwhile: try again on the next check.
+      for (const id of down) if (!this.#seen.has(id)) this.#seen.set(id, 0)
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }

@@ -103,13 +103,50 @@ export function serviceSpecToDocker(spec: ServiceSpec): Record<string, unknown> 
   return out
 }
 
+const SECOND = 1e9
+const DEFAULT_UPDATE_CONFIG = {
+  parallelism: 1,
+  failureAction: 'pause',
+  monitor: 5 * SECOND,
+  order: 'stop-first',
+} as const
+
+/**
+ * The spec with swarm's defaults filled in where the user left a field out, as the daemon answers
+ * `GET /services/{id}?insertDefaults=true` (what `docker service inspect` asks for): update and rollback
+ * config, restart policy, placement, resources, and the container's stop grace period and DNS config.
+ */
+export function withServiceDefaults(spec: ServiceSpec): ServiceSpec {
+  const t = spec.taskTemplate
+  return {
+    ...spec,
+    taskTemplate: {
+      ...t,
+      containerSpec: {
+        ...t.containerSpec,
+        stopGracePeriod: t.containerSpec.stopGracePeriod ?? 10 * SECOND,
+        dnsConfig: t.containerSpec.dnsConfig ?? {},
+      },
+      resources: t.resources ?? {},
+      restartPolicy: {
+        ...(t.restartPolicy ?? { condition: 'any' }),
+        delay: t.restartPolicy?.delay ?? 5 * SECOND,
+      },
+      placement: t.placement ?? {},
+    },
+    updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.updateConfig },
+    rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.rollbackConfig },
+  }
+}
+
 export function serviceToDocker(
   s: Service,
   status?: { running: number; desired: number; completed: number },
+  options: { insertDefaults?: boolean } = {},
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {
     ...meta(s),
-    Spec: serviceSpecToDocker(s.spec),
+    Spec: serviceSpecToDocker(options.insertDefaults ? withServiceDefaults(s.spec) : s.spec),
   }
   if (s.previousSpec) out.PreviousSpec = serviceSpecToDocker(s.previousSpec)
   out.Endpoint = s.endpoint

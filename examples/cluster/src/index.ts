@@ -16,7 +16,7 @@
 export { Agent, type AgentOptions } from './agent.js'
 export { API_VERSION, engineApi, parseFilters } from './api.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
-export type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+export type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 export { Dispatcher } from './dispatcher.js'
 export { ApiError, MESSAGES } from './errors.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'

@@ -6,7 +6,7 @@ import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
 import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { FileLogStorage, RaftNode } from '@swarmkit/raft'
+import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import {
   type Cluster,
@@ -26,9 +26,20 @@ import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 
+/** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
+export interface RenewAnswer extends pki.CertificateResponse {
+  /** The dispatcher of the manager that answered (a demoted node's agent connects there). */
+  readonly controlAddr: string
+  /** For a manager: its raft member ID and the other members to start with. */
+  readonly raftId?: string
+  readonly raftPeers?: { id: string; address: string }[]
+}
+
 export const ENGINE_VERSION = '28.2.2'
 /** Engine label in which a manager records where its control server (dispatcher) listens. */
 export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
+/** Engine label in which a manager (or a node being promoted) records where its raft listener is. */
+export const RAFT_ADDR_LABEL = 'com.swarmkit.raft-addr'
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -52,9 +63,19 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly raftPeers?: { id: string; address: string }[]
   /** This manager's raft address (fixed port: other members dial it). */
   readonly raftAddr: string
+  /**
+   * This manager's raft member ID. Default: the node ID (managers that joined or created the cluster). A
+   * promoted worker gets a new one each time, since raft never takes back a removed ID.
+   */
+  readonly raftId?: string
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /**
+   * `docker swarm init --force-new-cluster`: start from this manager's raft log and snapshot as a
+   * one-member cluster (every other member removed, all cluster state kept).
+   */
+  readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
   readonly log?: (line: string) => void
@@ -76,6 +97,8 @@ const toStoreRole = (role: pki.NodeRole) => (role === 'swarm-manager' ? 'manager
 
 export class Manager {
   readonly nodeId: string
+  /** This manager's raft member ID (see `ManagerOptions.raftId`). */
+  readonly raftId: string
   readonly clusterId: string
   readonly store: MemoryStore
   readonly raft: RaftNode
@@ -98,6 +121,7 @@ export class Manager {
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
+    this.raftId = options.raftId ?? options.nodeId
     this.clusterId = options.clusterId
     this.#options = options
     this.#log = options.log ?? (() => {})
@@ -115,12 +139,14 @@ export class Manager {
 
   static async start(options: ManagerOptions): Promise<Manager> {
     const { nodeId, clusterId, credentials } = options
+    const raftId = options.raftId ?? nodeId
     const keys = options.keys
     const storage = await FileLogStorage.open(joinPath(options.stateDir, 'raft'), {
       nodeId,
       clusterId,
       ...keys.hooks(),
     })
+    if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
     const store = new MemoryStore({
@@ -130,8 +156,8 @@ export class Manager {
       },
     })
     raft = new RaftNode({
-      id: nodeId,
-      peers: options.raftPeers ?? [{ id: nodeId, address: options.raftAddr }],
+      id: raftId,
+      peers: options.raftPeers ?? [{ id: raftId, address: options.raftAddr }],
       address: options.raftAddr,
       transport: tlsTransport({
         key: keyPem,
@@ -143,14 +169,27 @@ export class Manager {
       stateMachine: store,
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
+      ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
-    if (options.bootstrap) await m.#bootstrap(options.bootstrap)
-    else await m.#caughtUp()
-    await m.#listen()
+    try {
+      if (options.bootstrap) await m.#bootstrap(options.bootstrap)
+      else await m.#caughtUp()
+      if (options.forceNewCluster) await m.#waitForLeader()
+      await m.#listen()
+    } catch (err) {
+      // Leave nothing running on a half-started manager (the caller closes the key file next).
+      m.#keys = undefined
+      await m.close().catch(() => {})
+      throw err
+    }
+    // A manager that resumes without a quorum (its peers are gone) records its addresses once there is a
+    // leader again; one that bootstraps or forces a new cluster leads already.
+    const recorded = m.#recordAddresses()
+    if (options.bootstrap || options.forceNewCluster) await recorded
     m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
     void m.#followAutolock()
     return m
@@ -231,7 +270,7 @@ export class Manager {
   }
 
   get isLeader(): boolean {
-    return this.raft.leaderId === this.nodeId
+    return this.raft.leaderId === this.raftId
   }
 
   /** The cluster object (undefined until the first manager created it). */
@@ -243,6 +282,7 @@ export class Manager {
     if (this.#closed) return
     this.#closed = true
     this.#stopWatch.abort()
+    this.#stopRoles()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -257,7 +297,7 @@ export class Manager {
 
   #onLeader(leader: string | null): void {
     if (this.#closed) return
-    const leading = leader === this.nodeId
+    const leading = leader === this.raftId
     if (leading === this.#leading) return
     this.#leading = leading
     this.#log(leading ? 'became the leader' : `leader is ${leader ?? 'unknown'}`)
@@ -269,9 +309,11 @@ export class Manager {
       this.#scheduler.start()
       this.#orchestrator.start()
       this.dispatcher.startTracking()
+      this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
     } else {
       this.dispatcher.stopTracking()
+      this.#stopRoles()
       void this.#stopLeading()
     }
   }
@@ -281,7 +323,9 @@ export class Manager {
     const leader = this.raft.leaderId
     if (!leader) throw new Error('no leader')
     const addr = this.store.view(
-      (tx) => tx.get('nodes', leader)?.description?.engine.labels[CONTROL_ADDR_LABEL],
+      (tx) =>
+        tx.find('nodes', { role: 'manager' }, (n) => n.managerStatus?.raftId === leader)[0]?.description
+          ?.engine.labels[CONTROL_ADDR_LABEL],
     )
     if (!addr) throw new Error(`leader ${leader} has no control address yet`)
     if (this.#leaderClient?.address !== addr) {
@@ -329,7 +373,7 @@ export class Manager {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no leader elected in time')), 10_000)
       const on = (leader: string | null) => {
-        if (leader !== this.nodeId) return
+        if (leader !== this.raftId) return
         clearTimeout(timer)
         this.raft.off('leader:change', on)
         resolve()
@@ -338,9 +382,13 @@ export class Manager {
     })
   }
 
-  /** A joining manager waits until its replica holds its own node object (written by the leader at join). */
+  /**
+   * A joining (or promoted) manager waits until its replica holds its own node object as a manager (written
+   * by the leader at join, or by the CA at promotion).
+   */
   async #caughtUp(): Promise<void> {
-    const has = () => this.store.view((tx) => !!tx.get('nodes', this.nodeId))
+    const has = () =>
+      this.store.view((tx) => tx.get('nodes', this.nodeId)?.managerStatus?.raftId === this.raftId)
     const deadline = Date.now() + 15_000
     while (!has()) {
       if (Date.now() > deadline) throw new Error('this manager did not catch up with the raft log in time')
@@ -390,7 +438,11 @@ export class Manager {
           hostname: b.info.hostname,
           platform: b.info.platform,
           resources: b.info.resources,
-          engine: { engineVersion: b.info.engineVersion, labels: {}, plugins: [] },
+          engine: {
+            engineVersion: b.info.engineVersion,
+            labels: { [RAFT_ADDR_LABEL]: o.raftAddr },
+            plugins: [],
+          },
           tlsInfo: {
             trustRoot: b.ca.pem,
             certIssuerSubject: new TextEncoder().encode(`CN=${b.ca.certificate.subject.commonName}`),
@@ -398,7 +450,7 @@ export class Manager {
           },
         },
         status: { state: 'ready', addr: o.advertiseHost },
-        managerStatus: { raftId: this.nodeId, addr: '', leader: true, reachability: 'reachable' },
+        managerStatus: { raftId: this.raftId, addr: '', leader: true, reachability: 'reachable' },
       })
       createNetwork(tx, { name: 'ingress', labels: {}, driverConfig: { name: 'overlay' }, ingress: true })
     })
@@ -469,6 +521,12 @@ export class Manager {
           roles,
           handler: (p: TaskStatusUpdate[], ctx) => d.updateStatus(nodeOf(ctx.identity), p),
         },
+        'ca.renew': {
+          kind: 'call',
+          roles,
+          handler: (p: { csr?: unknown; raftAddr?: unknown }, ctx) =>
+            this.#renew(nodeOf(ctx.identity), p, ctx.identity?.commonName ?? 'unknown'),
+        },
       },
     })
     this.controlAddr = await this.#control.listen(`${o.host}:${o.controlPort ?? 0}`)
@@ -476,10 +534,34 @@ export class Manager {
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
     this.joinAddr = `${o.advertiseHost}:${port}`
-    // Record where this manager is reached (the address `docker swarm join` is given).
+  }
+
+  /** Records where this manager is reached (the address `docker swarm join` is given), retrying until done. */
+  async #recordAddresses(): Promise<void> {
+    for (let delay = 250; !this.#closed; delay = Math.min(2 * delay, 2000)) {
+      try {
+        await this.#writeAddresses()
+        return
+      } catch (err) {
+        if (this.#closed) return
+        this.#log(`addresses not recorded yet: ${(err as Error).message}; retrying`)
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+  }
+
+  async #writeAddresses(): Promise<void> {
     await this.store.update((tx) => {
       const n = tx.get('nodes', this.nodeId)
       if (!n?.managerStatus || !n.description) return
+      const labels = n.description.engine.labels
+      const raftAddr = this.#options.raftAddr
+      if (
+        n.managerStatus.addr === this.joinAddr &&
+        labels[CONTROL_ADDR_LABEL] === this.controlAddr &&
+        labels[RAFT_ADDR_LABEL] === raftAddr
+      )
+        return
       tx.update('nodes', {
         ...n,
         managerStatus: { ...n.managerStatus, addr: this.joinAddr },
@@ -487,7 +569,7 @@ export class Manager {
           ...n.description,
           engine: {
             ...n.description.engine,
-            labels: { ...n.description.engine.labels, [CONTROL_ADDR_LABEL]: this.controlAddr },
+            labels: { ...labels, [CONTROL_ADDR_LABEL]: this.controlAddr, [RAFT_ADDR_LABEL]: raftAddr },
           },
         },
       })
@@ -549,6 +631,37 @@ export class Manager {
 
   readonly #managerClients = new Map<string, RpcClient>()
 
+  /**
+   * Asks the other managers (the leader first) for a certificate for this node's desired role
+   * (`ca.renew`): how a demoted manager gets its worker certificate. Returns the answer and the join
+   * address of the manager that gave it.
+   */
+  async renewElsewhere(request: { csr: string }): Promise<{ answer: RenewAnswer; joinAddr: string }> {
+    const leader = this.raft.leaderId
+    const others = this.store.view((tx) =>
+      tx
+        .find('nodes', { role: 'manager' })
+        .filter((n) => n.id !== this.nodeId && n.managerStatus)
+        .sort(
+          (a, b) => Number(b.managerStatus!.raftId === leader) - Number(a.managerStatus!.raftId === leader),
+        ),
+    )
+    let last: unknown = new Error('no other manager is known')
+    for (const n of others) {
+      const address = n.description?.engine.labels[CONTROL_ADDR_LABEL]
+      if (!address) continue
+      try {
+        const answer = (await this.#managerClient(address).call('ca.renew', request, {
+          timeoutMs: 5000,
+        })) as RenewAnswer
+        return { answer, joinAddr: n.managerStatus!.addr || address }
+      } catch (err) {
+        last = err
+      }
+    }
+    throw last
+  }
+
   #managerClient(address: string): RpcClient {
     let c = this.#managerClients.get(address)
     if (!c) {
@@ -567,16 +680,216 @@ export class Manager {
     return c
   }
 
+  readonly #promoting = new Set<string>()
+
+  /** Makes raft learner `id` a voter once it has caught up (leader only; one attempt chain per member). */
   async #promote(id: string): Promise<void> {
-    for (let attempt = 1; attempt <= 10 && !this.#closed; attempt++) {
-      try {
-        await this.raft.promote(id)
-        this.#log(`manager ${id} is a raft voter`)
-        return
-      } catch (err) {
-        if (attempt === 10 || !this.isLeader) this.#log(`promoting ${id} failed: ${(err as Error).message}`)
-        if (!this.isLeader) return
+    if (this.#promoting.has(id)) return
+    this.#promoting.add(id)
+    try {
+      for (let attempt = 1; attempt <= 10 && !this.#closed && this.isLeader; attempt++) {
+        if (!this.raft.members().learners.includes(id)) return
+        try {
+          await this.raft.promote(id)
+          this.#log(`manager ${id} is a raft voter`)
+          return
+        } catch (err) {
+          if (attempt === 10 || !this.isLeader) this.#log(`promoting ${id} failed: ${(err as Error).message}`)
+        }
       }
+    } finally {
+      this.#promoting.delete(id)
+    }
+  }
+
+  // ---- roles: `docker node promote` / `demote` change a node's spec.role; the leader makes it so.
+
+  #roleWatch: AbortController | undefined
+  #roleTimer: ReturnType<typeof setTimeout> | undefined
+  #reconciling: Promise<void> | undefined
+  #reconcileAgain = false
+  #transferring = false
+
+  /** On the leader: follows node changes and reconciles raft membership with the managers in the store. */
+  #startRoles(): void {
+    this.#roleWatch = new AbortController()
+    const watch = this.store.watch({ table: 'nodes', signal: this.#roleWatch.signal })
+    void (async () => {
+      try {
+        this.#reconcileRoles()
+        for await (const _ of watch) if (watch.pending === 0) this.#reconcileRoles()
+      } catch (err) {
+        if (!this.#closed && this.#leading) this.#log(`role watch ended: ${(err as Error).message}`)
+      }
+    })()
+  }
+
+  #stopRoles(): void {
+    this.#roleWatch?.abort()
+    this.#roleWatch = undefined
+    clearTimeout(this.#roleTimer)
+  }
+
+  /** Runs one reconciliation at a time; a request during a run runs once more after it. */
+  #reconcileRoles(): void {
+    if (this.#reconciling) {
+      this.#reconcileAgain = true
+      return
+    }
+    this.#reconciling = this.#reconcileOnce()
+      .catch((err) => this.#log(`role reconciliation failed: ${(err as Error).message}`))
+      .then((pending) => {
+        this.#reconciling = undefined
+        if (this.#closed || !this.#leading) return
+        if (this.#reconcileAgain) {
+          this.#reconcileAgain = false
+          this.#reconcileRoles()
+        } else if (pending) {
+          // A change that could not be made yet (e.g. removing a voter would cost the quorum): try again.
+          clearTimeout(this.#roleTimer)
+          this.#roleTimer = setTimeout(() => this.#reconcileRoles(), 500)
+          this.#roleTimer.unref?.()
+        }
+      })
+  }
+
+  /**
+   * Promoted nodes (role manager, not in raft yet) become learners, then voters; demoted ones (spec.role
+   * worker) leave raft and then become workers in the store. The leader hands leadership to another voter
+   * before it removes itself. Returns whether work is left for later.
+   */
+  async #reconcileOnce(): Promise<boolean> {
+    const nodes = this.store.view((tx) => tx.find('nodes'))
+    const { voters, learners } = this.raft.members()
+    const members = new Set([...voters, ...learners])
+    let pending = false
+    for (const n of nodes) {
+      if (this.#closed || !this.isLeader) return false
+      const raftId = n.managerStatus?.raftId
+      if (n.spec.role === 'manager' && n.role === 'manager' && raftId) {
+        if (learners.includes(raftId)) void this.#promote(raftId)
+        if (members.has(raftId)) continue
+        const address = n.description?.engine.labels[RAFT_ADDR_LABEL]
+        if (!address) continue
+        try {
+          await this.raft.addMember(raftId, { address })
+          this.#log(`node ${n.id} is a raft learner (${raftId} at ${address})`)
+          void this.#promote(raftId)
+        } catch (err) {
+          pending = true
+          this.#log(`adding ${n.id} to raft failed: ${(err as Error).message}`)
+        }
+      } else if (n.spec.role === 'worker' && n.role === 'manager') {
+        pending = true
+        if (raftId === this.raftId) {
+          // The leader is being demoted: another voter takes over and finishes the demotion.
+          if (!this.#transferring && voters.length > 1) {
+            this.#transferring = true
+            void this.raft
+              .transferLeadership()
+              .catch((err) => this.#log(`leadership transfer failed: ${(err as Error).message}`))
+              .finally(() => {
+                this.#transferring = false
+              })
+          }
+          continue
+        }
+        try {
+          if (raftId && members.has(raftId)) await this.raft.removeMember(raftId)
+          await this.store.update((tx) => {
+            const cur = tx.get('nodes', n.id)
+            if (cur?.spec.role !== 'worker' || cur.role !== 'manager') return
+            const next: Node = { ...cur, role: 'worker' }
+            delete next.managerStatus
+            if (next.description) {
+              const labels = { ...next.description.engine.labels }
+              delete labels[RAFT_ADDR_LABEL]
+              delete labels[CONTROL_ADDR_LABEL]
+              next.description = { ...next.description, engine: { ...next.description.engine, labels } }
+            }
+            tx.update('nodes', next)
+          })
+          this.#log(`node ${n.id} demoted: it left raft and is a worker`)
+        } catch (err) {
+          this.#log(`demoting ${n.id} is not possible yet: ${(err as Error).message}`)
+        }
+      }
+    }
+    return pending
+  }
+
+  /**
+   * `ca.renew` from a node over mutual TLS: a certificate for the node's desired role. A promoted worker
+   * gets a manager certificate and becomes a manager in the store (the leader then adds it to raft); a
+   * demoted manager gets a worker certificate once the leader has taken it out of raft.
+   */
+  async #renew(
+    nodeId: string,
+    p: { csr?: unknown; raftAddr?: unknown },
+    source: string,
+  ): Promise<RenewAnswer> {
+    const cluster = this.cluster()
+    if (!cluster) throw new Error('this manager has no cluster yet')
+    const node = this.store.view((tx) => tx.get('nodes', nodeId))
+    if (!node) throw new Error(`node ${nodeId} not found`)
+    const want = node.spec.role
+    if (want === 'worker' && node.role === 'manager')
+      throw new Error(`node ${nodeId} is still leaving raft; try again`)
+    let raftId: string | undefined
+    if (want === 'manager') {
+      if (node.role === 'manager' && node.managerStatus) raftId = node.managerStatus.raftId
+      else {
+        if (typeof p?.raftAddr !== 'string' || !/^[\w.:[\]-]{1,300}:\d{1,5}$/.test(p.raftAddr))
+          throw new Error('a node promoted to manager must give its raft address')
+        raftId = generateId()
+        const raftAddr = p.raftAddr
+        await this.store.update((tx) => {
+          const cur = tx.get('nodes', nodeId)
+          if (cur?.spec.role !== 'manager' || cur.role !== 'worker')
+            throw new Error(`node ${nodeId} changed while it was promoted; try again`)
+          const description = cur.description ?? {
+            hostname: '',
+            platform: { os: 'linux', architecture: 'x86_64' },
+            resources: { nanoCPUs: 0, memoryBytes: 0 },
+            engine: { engineVersion: ENGINE_VERSION, labels: {}, plugins: [] },
+          }
+          tx.update('nodes', {
+            ...cur,
+            role: 'manager',
+            managerStatus: { raftId: raftId!, addr: '', leader: false, reachability: 'reachable' },
+            description: {
+              ...description,
+              engine: {
+                ...description.engine,
+                labels: { ...description.engine.labels, [RAFT_ADDR_LABEL]: raftAddr },
+              },
+            },
+          })
+        })
+        this.#log(`node ${nodeId} promoted: manager certificate issued, raft member ${raftId}`)
+      }
+    }
+    const response = this.#caServer(cluster).renew(
+      { csr: String(p?.csr ?? '') },
+      { source, node: { nodeId, role: want === 'manager' ? 'swarm-manager' : 'swarm-worker' } },
+    )
+    const raftPeers =
+      want === 'manager'
+        ? this.store.view((tx) =>
+            tx
+              .find('nodes', { role: 'manager' })
+              .filter((n) => n.id !== nodeId && n.managerStatus)
+              .flatMap((n) => {
+                const address = n.description?.engine.labels[RAFT_ADDR_LABEL]
+                return address ? [{ id: n.managerStatus!.raftId, address }] : []
+              }),
+          )
+        : undefined
+    return {
+      ...response,
+      controlAddr: this.controlAddr,
+      ...(raftId ? { raftId } : {}),
+      ...(raftPeers ? { raftPeers } : {}),
     }
   }
 
@@ -602,6 +915,9 @@ export class Manager {
         throw new Error('a joining manager must give its raft address')
     }
     const addr = typeof m.advertiseAddr === 'string' && m.advertiseAddr ? m.advertiseAddr : source
+    // A manager is a raft learner first (it gets the log without voting), promoted to voter once it has
+    // caught up (by the role reconciler, which sees the member already there).
+    if (role === 'manager') await this.raft.addMember(response.nodeId, { address: m.raftAddr })
     await this.store.update((tx) => {
       const node: Omit<Node, 'meta'> = {
         id: response.nodeId,
@@ -611,7 +927,11 @@ export class Manager {
           hostname: m.hostname,
           platform: { os: 'linux', architecture: 'x86_64' },
           resources: { nanoCPUs: 0, memoryBytes: 0 },
-          engine: { engineVersion: ENGINE_VERSION, labels: {}, plugins: [] },
+          engine: {
+            engineVersion: ENGINE_VERSION,
+            labels: role === 'manager' ? { [RAFT_ADDR_LABEL]: m.raftAddr } : {},
+            plugins: [],
+          },
         },
         status: { state: 'unknown', addr: addr.replace(/^::ffff:/, '') },
         ...(role === 'manager'
@@ -629,10 +949,8 @@ export class Manager {
     })
     let raftPeers: JoinAnswer['raftPeers']
     if (role === 'manager') {
-      // A learner first (it gets the log without voting), promoted to voter once it has caught up.
-      await this.raft.addMember(response.nodeId, { address: m.raftAddr })
       void this.#promote(response.nodeId)
-      raftPeers = [{ id: this.nodeId, address: this.#options.raftAddr }]
+      raftPeers = [{ id: this.raftId, address: this.#options.raftAddr }]
     }
     this.#log(`node ${response.nodeId} (${m.hostname}) joined as ${role}`)
     const answer: JoinAnswer = {
@@ -642,6 +960,43 @@ export class Manager {
     }
     return answer
   }
+}
+
+/**
+ * Before `forceNewCluster`: folds the committed log into one snapshot whose configuration is this manager
+ * alone (the other managers recorded as removed). Raft's `forceNewCluster` appends the one-member
+ * configuration after the committed entries, but replaying membership entries still in the log would bring
+ * the lost managers back as voters, and then the new configuration could never commit.
+ */
+async function snapshotCommitted(storage: FileLogStorage, nodeId: string): Promise<void> {
+  const st = await storage.load()
+  const base = st.snapshot?.meta.index ?? 0
+  const committed = st.entries.filter((e) => e.index > base && e.index <= st.hardState.commit)
+  if (!committed.some((e) => e.type === EntryType.Config)) return
+  const store = new MemoryStore()
+  if (st.snapshot) store.restore(st.snapshot.data)
+  for (const e of committed)
+    if (e.type === EntryType.Normal && e.data.length > 0) store.apply(e.data, e.index)
+  const others = store.view((tx) =>
+    tx
+      .find('nodes')
+      .filter((n) => n.managerStatus && n.id !== nodeId)
+      .map((n) => n.managerStatus!.raftId),
+  )
+  const last = committed.at(-1)!
+  const removed = new Set([...(st.snapshot?.meta.conf.removed ?? []), ...others])
+  removed.delete(nodeId)
+  await storage.save({
+    snapshot: {
+      meta: {
+        index: last.index,
+        term: last.term,
+        conf: { voters: [nodeId], learners: [], removed: [...removed] },
+      },
+      data: store.snapshot(),
+    },
+  })
+  store.close?.()
 }
 
 /**

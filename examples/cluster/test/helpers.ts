@@ -90,6 +90,11 @@ export async function waitFor<T>(
 const root = mkdtempSync(join(tmpdir(), 'swarmkit-cluster-'))
 const configDir = join(root, 'docker-config')
 
+/** The state directory `node(name)` uses (the temporary root for an empty name). */
+export function stateDir(name: string): string {
+  return join(root, name)
+}
+
 /** Starts a node on 127.0.0.1 with ephemeral ports and a temporary state directory. */
 export function node(name: string, log = !!process.env.CLUSTER_LOG): Promise<ClusterNode> {
   return startNode({

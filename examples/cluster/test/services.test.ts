@@ -134,6 +134,26 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(pretty).toMatch(/Networks: appnet/)
     expect(pretty).toMatch(/Secrets:\n\s+Target:\s+db_pass/)
     expect(pretty).toMatch(/PublishedPort = 8080/)
+    // Swarm's defaults appear where the spec left them out (insertDefaults), and are not stored.
+    expect(pretty).toMatch(
+      /UpdateConfig:\n\s+Parallelism:\s+1\n\s+On failure:\s+pause\n\s+Monitoring Period: 300ms\n\s+Max failure ratio: 0\n\s+Update order:\s+stop-first/,
+    )
+    expect(pretty).toMatch(/RollbackConfig:\n\s+Parallelism:\s+1/)
+    const restart = await ok(n, [
+      'service',
+      'inspect',
+      'web',
+      '--format',
+      '{{json .Spec.TaskTemplate.RestartPolicy}}',
+    ])
+    expect(JSON.parse(restart)).toEqual({ Condition: 'any', Delay: 5_000_000_000 })
+    // Without insertDefaults (what `service update` and `scale` read and send back) the stored spec comes back.
+    const raw = (await (
+      await fetch(`${n.dockerHost.replace('tcp://', 'http://')}/v1.50/services/web`)
+    ).json()) as {
+      Spec: { TaskTemplate: Record<string, unknown> }
+    }
+    expect(raw.Spec.TaskTemplate.RestartPolicy).toBeUndefined()
     const vip = await ok(n, [
       'service',
       'inspect',

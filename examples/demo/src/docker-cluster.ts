@@ -1,11 +1,17 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
+
+import { freePort, until } from './wait.js'
+
+/** Each poll runs the docker CLI: every 100 ms is often enough. */
+const poll = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number) =>
+  until(what, check, timeoutMs, 100)
+
 type Log = (line: string) => void
 
 export interface DockerClusterReport {
@@ -19,25 +25,6 @@ export interface DockerClusterOptions {
   /** The reference cluster's CLI (default: the built `@swarmkit/example-cluster/dist/cli.js`). */
   readonly cli?: string
   readonly replicas?: number
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Polls `check` every 100 ms until it returns a value. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }
 
 /**
@@ -66,7 +53,7 @@ export async function dockerClusterDemo(
     const docker = async (...args: string[]) =>
       (await run('docker', args, { env: { ...process.env, DOCKER_HOST: `tcp://${api}` }, timeout: 60_000 }))
         .stdout
-    await until(`${name}'s Engine API`, () => docker('version', '--format', '{{.Server.Version}}'), 30_000)
+    await poll(`${name}'s Engine API`, () => docker('version', '--format', '{{.Server.Version}}'), 30_000)
     return docker
   }
   try {
@@ -79,7 +66,7 @@ export async function dockerClusterDemo(
     log(
       `docker swarm join --token ${token.slice(0, 24)}… ${joinAddr}: ${(await worker('swarm', 'join', '--token', token, joinAddr)).trim()}`,
     )
-    await until(
+    await poll(
       'both nodes ready',
       async () => {
         const out = await manager('node', 'ls', '--format', '{{.Status}}')
@@ -95,7 +82,7 @@ export async function dockerClusterDemo(
 
     await manager('service', 'create', '-d', '--name', 'web', '--replicas', '2', 'nginx:alpine')
     await manager('service', 'scale', '-d', `web=${replicas}`)
-    const tasks = await until(
+    const tasks = await poll(
       `${replicas} running tasks`,
       async () => {
         const out = await manager(

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KvClient } from '@swarmkit/example-raft-kv'
+
+import { freePort, until } from './wait.js'
 
 type Log = (line: string) => void
 
@@ -24,14 +25,6 @@ export interface FailoverOptions {
   readonly signal?: AbortSignal
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 interface Member {
   readonly id: string
   readonly raft: string
@@ -40,17 +33,6 @@ interface Member {
   proc?: ChildProcess
   /** Resolves with each line the member prints. */
   lines: string[]
-}
-
-/** Waits until `check` returns a value (polled on every line a member prints and every 50 ms). */
-async function until<T>(what: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 /**

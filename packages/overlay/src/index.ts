@@ -9,8 +9,9 @@
  *
  * Data plane: the {@link NetworkDriver} interface with {@link linuxDriver} (bridges, VXLAN devices,
  * static forwarding and neighbour entries, network-namespace sandboxes, all through iproute2) and
- * {@link memoryDriver}, fed per node by {@link nodeDataPlane}; and {@link routingMesh}, a userspace TCP and
- * UDP proxy that balances connections round-robin over a service's healthy endpoints.
+ * {@link memoryDriver}, fed per node by {@link nodeDataPlane}; and {@link routingMesh}, which balances
+ * connections round-robin over a service's healthy endpoints, as a userspace TCP and UDP proxy or (mode
+ * `kernel`, root) as nftables NAT rules.
  *
  * Errors are {@link OverlayError} with a typed `code`.
  */
@@ -39,6 +40,7 @@ export {
   type SubnetRecord,
   type SubnetRequest,
 } from './ipam.js'
+export type { KernelMeshOptions, NftRunner } from './kernel-mesh.js'
 export { type CommandRunner, checkLinuxDriver, type LinuxDriverOptions, linuxDriver } from './linux-driver.js'
 export { macFor } from './mac.js'
 export { type MemoryDriverOptions, type MemoryNetworkDriver, memoryDriver } from './memory-driver.js'
@@ -48,6 +50,7 @@ export {
   type MeshService,
   type RoutingMesh,
   type RoutingMeshEvents,
+  type RoutingMeshMode,
   type RoutingMeshOptions,
   routingMesh,
 } from './mesh.js'

@@ -3,6 +3,8 @@ import net from 'node:net'
 import { EventEmitter } from 'eventemitter3'
 import { OverlayError } from './errors.js'
 import { parseIp } from './internal/ip.js'
+import { checkService } from './internal/mesh-spec.js'
+import { KernelMesh, type KernelMeshOptions } from './kernel-mesh.js'
 import type { PublishMode } from './ports.js'
 
 /** One task endpoint of a published service. */
@@ -28,9 +30,20 @@ export interface MeshService {
   endpoints: MeshEndpoint[]
 }
 
+/**
+ * How the mesh carries connections. `userspace` (default): a TCP and UDP proxy in this process; runs
+ * unprivileged, anywhere. `kernel`: nftables NAT rules (DNAT round-robin over the endpoints, masquerade on
+ * the way out), as swarm's IPVS ingress does; bytes never enter this process; Linux and root only.
+ */
+export type RoutingMeshMode = 'userspace' | 'kernel'
+
 export interface RoutingMeshOptions {
   /** The address published ports bind on, e.g. this node's address, or `127.0.0.2` to share a machine. */
   host: string
+  /** `userspace` (default) or `kernel`; see {@link RoutingMeshMode}. */
+  mode?: RoutingMeshMode
+  /** Kernel mode: the nftables table, namespace and command runner. */
+  kernel?: KernelMeshOptions
   /** This node's ID; needed for host-mode ports. */
   node?: string
   /** TCP connect timeout to an endpoint before trying the next one, ms. Default 5000. */
@@ -65,11 +78,17 @@ export interface CloseOptions {
 }
 
 /**
- * A node's routing mesh: a userspace TCP and UDP proxy answering on every published port and balancing
- * connections (UDP: flows) round-robin over the service's healthy endpoints.
+ * A node's routing mesh: answers on every published port and balances connections (UDP: flows)
+ * round-robin over the service's healthy endpoints — as a userspace TCP and UDP proxy (default), or in the
+ * kernel as nftables NAT rules (`mode: 'kernel'`). In kernel mode a failed connect is not seen, so
+ * `endpoint:failed` and `connection:dropped` are never emitted (mark failing endpoints `healthy: false`),
+ * a port with no healthy endpoint is left untranslated (the node itself refuses it), and connections
+ * already established when a port changes keep their endpoint until they end.
  */
 export interface RoutingMesh extends EventEmitter<RoutingMeshEvents> {
   readonly host: string
+  /** How this mesh carries connections. */
+  readonly mode: RoutingMeshMode
   /**
    * Publishes (or updates the endpoints of) a service's port. Ingress ports bind at once; host-mode ports
    * bind only while an endpoint on this node exists. `IN_USE` if another service holds the port here,
@@ -108,43 +127,12 @@ interface Flow {
 
 const MAX_PENDING = 64
 
-const MAX_ENDPOINTS = 100_000
 /** Bytes buffered per direction of a proxied TCP connection before the reader is paused. */
 const BUFFER = 1 << 20
 
-function checkService(s: unknown): MeshService {
-  if (typeof s !== 'object' || s === null) throw new TypeError('service must be an object')
-  const m = s as MeshService
-  if (typeof m.service !== 'string' || m.service.length === 0 || m.service.length > 256)
-    throw new TypeError('service.service must be a non-empty string')
-  if (m.protocol !== 'tcp' && m.protocol !== 'udp') throw new TypeError('service.protocol must be tcp or udp')
-  if (!Number.isInteger(m.publishedPort) || m.publishedPort < 1 || m.publishedPort > 65535)
-    throw new RangeError('service.publishedPort must be an integer in 1..65535')
-  const mode = m.publishMode ?? 'ingress'
-  if (mode !== 'ingress' && mode !== 'host')
-    throw new TypeError('service.publishMode must be ingress or host')
-  if (!Array.isArray(m.endpoints) || m.endpoints.length > MAX_ENDPOINTS)
-    throw new TypeError('service.endpoints must be an array')
-  const endpoints = m.endpoints.map((e, i) => {
-    if (typeof e !== 'object' || e === null) throw new TypeError(`service.endpoints[${i}] must be an object`)
-    parseIp(e.address, `service.endpoints[${i}].address`)
-    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
-      throw new RangeError(`service.endpoints[${i}].port must be an integer in 1..65535`)
-    if (e.node !== undefined && typeof e.node !== 'string')
-      throw new TypeError(`service.endpoints[${i}].node must be a string`)
-    return { ...e }
-  })
-  return {
-    service: m.service,
-    protocol: m.protocol,
-    publishedPort: m.publishedPort,
-    publishMode: mode,
-    endpoints,
-  }
-}
-
 class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   readonly host: string
+  readonly mode = 'userspace' as const
   private readonly node: string | undefined
   private readonly connectTimeoutMs: number
   private readonly udpIdleMs: number
@@ -500,7 +488,15 @@ function positive(n: number, name: string): number {
   return n
 }
 
-/** Creates a node's routing mesh, binding published ports on `options.host`. */
+/**
+ * Creates a node's routing mesh answering on `options.host`: a userspace proxy by default; with
+ * `mode: 'kernel'` nftables rules in the table `options.kernel.table` (root only: the first call rejects
+ * with `OverlayError` `PERMISSION_DENIED`, or `UNSUPPORTED` without Linux or `nft`, never falls back).
+ */
 export function routingMesh(options: RoutingMeshOptions): RoutingMesh {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  const mode = options.mode ?? 'userspace'
+  if (mode === 'kernel') return new KernelMesh(options)
+  if (mode !== 'userspace') throw new TypeError('options.mode must be userspace or kernel')
   return new Mesh(options)
 }

@@ -147,16 +147,19 @@ class TestExecutorImpl implements TestExecutor {
     this.#todo.clear()
     if (work.length === 0) return
     const now = this.clock.now()
-    await this.store.update((tx) => {
+    // Counted after the commit: a replicated update may run its function more than once.
+    this.started += await this.store.update((tx) => {
+      let started = 0
       for (const w of work) {
         const cur = tx.get('tasks', w.t.id)
         if (!cur || cur.meta.version !== w.t.meta.version) continue
-        if (w.state === 'running' || w.state === 'failed' || w.state === 'complete') this.started++
+        if (w.state === 'running' || w.state === 'failed' || w.state === 'complete') started++
         tx.update('tasks', {
           ...cur,
           status: { timestamp: now, state: w.state, message: w.state, ...(w.err ? { err: w.err } : {}) },
         })
       }
+      return started
     })
   }
 }

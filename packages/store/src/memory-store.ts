@@ -261,9 +261,17 @@ export class MemoryStore {
    * Runs `fn` as one atomic transaction and commits its changes; resolves with `fn`'s result. If `fn` throws,
    * or the commit fails (`StoreError`: `SEQUENCE`, `NAME_CONFLICT`, `IN_USE`, `PROPOSAL_FAILED`, …), nothing
    * changes. `fn` must be synchronous.
+   *
+   * Replicated, a transaction reads this member's replica, which may lag behind the log: when a commit from
+   * elsewhere changed what `fn` read, the command is refused as it applies, and `fn` runs again on the newer
+   * state, up to `attempts` times in all (default 3; 1 turns retries off). So `fn` may run more than once:
+   * keep its effects inside `tx` and its return value.
    */
-  update<R>(fn: (tx: Tx) => R, options?: { signal?: AbortSignal }): Promise<R> {
+  update<R>(fn: (tx: Tx) => R, options?: { signal?: AbortSignal; attempts?: number }): Promise<R> {
     if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    const attempts = options?.attempts ?? DEFAULT_ATTEMPTS
+    if (!Number.isSafeInteger(attempts) || attempts < 1)
+      throw new RangeError('options.attempts: expected an integer >= 1')
     if (this._closed) return Promise.reject(new StoreError('CLOSED', 'store is closed'))
     if (options?.signal?.aborted) return Promise.reject(new StoreError('ABORTED', 'update aborted'))
     if (this.proposer === undefined && !this.locked) {
@@ -281,11 +289,22 @@ export class MemoryStore {
       try {
         if (this._closed) throw new StoreError('CLOSED', 'store is closed')
         if (this.proposer === undefined) return this.runLocal(fn)
-        const tx = new TxImpl(this.tables, this._version, true, this.clock())
-        const r = fn(tx)
-        if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
-        if (tx.size > 0) await this.commit(tx.actions(), options?.signal)
-        return r
+        for (let attempt = 1; ; attempt++) {
+          const tx = new TxImpl(this.tables, this._version, true, this.clock())
+          const r = fn(tx)
+          if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+          if (tx.size === 0) return r
+          try {
+            await this.commit(tx.actions(), options?.signal)
+            return r
+          } catch (err) {
+            // Another member's transaction changed what this one read before it committed (this replica was
+            // behind): run it again on the state that is now applied here. A stale object the caller passed
+            // in fails again inside `fn`, so a retry never turns a genuinely stale write into a success.
+            if (attempt < attempts && err instanceof StoreError && rejectedAtApply.has(err)) continue
+            throw err
+          }
+        }
       } finally {
         this.unlock()
       }
@@ -676,11 +695,13 @@ export class MemoryStore {
     }
     const result = await applied
     if (!result.ok) {
-      throw new StoreError(
+      const err = new StoreError(
         result.code,
         result.message,
         result.code === 'PROPOSAL_FAILED' ? { detail: 'cancelled' } : undefined,
       )
+      if (result.code !== 'PROPOSAL_FAILED') rejectedAtApply.add(err)
+      throw err
     }
   }
 
@@ -745,6 +766,10 @@ export class MemoryStore {
   }
 }
 
+/** Commits refused by validation at apply time (the state changed after the transaction read it). */
+const rejectedAtApply = new WeakSet<StoreError>()
+/** How often a replicated `update` runs its transaction when another member's commit got in first. */
+const DEFAULT_ATTEMPTS = 3
 const CANCELLED = 'the transaction was not committed (its proposal failed and was fenced off)'
 const FENCE_ATTEMPTS = 3
 

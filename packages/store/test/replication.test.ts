@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { MemoryStore, type Proposer } from '../src/index.js'
+import { MemoryStore, type Proposer, type Tx } from '../src/index.js'
 import { secret } from './fixtures.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
@@ -122,6 +122,92 @@ describe('replicated MemoryStore', () => {
       b.view((tx) => tx.find('secrets').map((s) => s.id)),
     )
     expect(a.version).toBe(2)
+  })
+
+  describe('a member whose replica lags behind the log', () => {
+    // A log that commits at once but applies to member B only when told: B reads stale state meanwhile.
+    function laggingPair() {
+      const log: Uint8Array[] = []
+      const appliedBy = new Map<MemoryStore, number>()
+      const held = new Set<MemoryStore>()
+      const stores: MemoryStore[] = []
+      const deliver = (s: MemoryStore) => {
+        for (let i = appliedBy.get(s) ?? 0; i < log.length; i++) s.apply(log[i]!, i + 1)
+        appliedBy.set(s, log.length)
+      }
+      const proposer: Proposer = async (cmd) => {
+        log.push(cmd)
+        await Promise.resolve()
+        for (const s of stores) if (!held.has(s)) deliver(s)
+        return undefined
+      }
+      for (let i = 0; i < 2; i++) stores.push(new MemoryStore({ proposer, clock: () => 1000 }))
+      const [a, b] = stores as [MemoryStore, MemoryStore]
+      return {
+        a,
+        b,
+        hold: (s: MemoryStore) => held.add(s),
+        release: (s: MemoryStore) => {
+          held.delete(s)
+          deliver(s)
+        },
+      }
+    }
+
+    const bump = (tx: Tx, id: string) => {
+      const cur = tx.get('secrets', id)!
+      tx.update('secrets', {
+        ...cur,
+        spec: { ...cur.spec, labels: { n: String(Number(cur.spec.labels.n ?? 0) + 1) } },
+      })
+    }
+
+    it('runs a transaction again on the newer state when a commit from elsewhere got in first', async () => {
+      const { a, b, hold, release } = laggingPair()
+      await a.update((tx) => tx.create('secrets', secret('s1', 'one')))
+      hold(b)
+      await a.update((tx) => bump(tx, 's1')) // b has not seen it
+      let runs = 0
+      const pending = b.update((tx) => {
+        runs++
+        bump(tx, 's1')
+      })
+      await Promise.resolve()
+      release(b) // b applies a's bump, then its own command, which is refused as stale and retried
+      await pending
+      expect(runs).toBe(2)
+      for (const s of [a, b]) expect(s.view((tx) => tx.get('secrets', 's1')!.spec.labels.n)).toBe('2')
+      expect(a.version).toBe(b.version)
+    })
+
+    it('reports the conflict when retries are off', async () => {
+      const { a, b, hold, release } = laggingPair()
+      await a.update((tx) => tx.create('secrets', secret('s1', 'one')))
+      hold(b)
+      await a.update((tx) => bump(tx, 's1'))
+      const pending = b.update((tx) => bump(tx, 's1'), { attempts: 1 })
+      await Promise.resolve()
+      release(b)
+      await expect(pending).rejects.toMatchObject({ code: 'SEQUENCE' })
+      expect(b.view((tx) => tx.get('secrets', 's1')!.spec.labels.n)).toBe('1')
+      expect(() => b.update(() => undefined, { attempts: 0 })).toThrow(RangeError)
+    })
+
+    it('never retries a stale object the caller read earlier into a success', async () => {
+      const { a, b } = laggingPair()
+      await a.update((tx) => tx.create('secrets', secret('s1', 'one')))
+      const stale = b.view((tx) => tx.get('secrets', 's1')!)
+      await a.update((tx) => bump(tx, 's1'))
+      let runs = 0
+      await expect(
+        b.update((tx) => {
+          runs++
+          tx.update('secrets', { ...stale, spec: { ...stale.spec, labels: { n: 'stale' } } })
+        }),
+      ).rejects.toMatchObject({ code: 'SEQUENCE' })
+      expect(runs).toBe(1)
+      expect(a.view((tx) => tx.get('secrets', 's1')!.spec.labels.n)).toBe('1')
+    })
   })
 
   it('refuses malformed commands the same way on every member', () => {

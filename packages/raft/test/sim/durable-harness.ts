@@ -5,21 +5,14 @@
 // bit. After every step: election safety, agreement of committed entries, leader completeness, log matching
 // and state machine safety; at the end the client history must be linearizable.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
-import { isRaftError, MemoryLogStorage, RaftNode } from '../../src/index.js'
+import { MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry, LogStorage, PersistedState, Snapshot, StorageUpdate } from '../../src/storage.js'
-import {
-  checkLinearizability,
-  type KvInput,
-  type KvOutput,
-  kvModel,
-  type Operation,
-} from '../../src/testing/index.js'
 import { rng } from '../helpers/cores.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
 
-const enc = new TextEncoder()
-const dec = new TextDecoder()
+export { SimFailure }
 
 /**
  * Storage whose saves become durable only when a (virtual) sync completes a little later; `crash()` loses every
@@ -83,23 +76,6 @@ export class LossyStorage implements LogStorage {
   }
 }
 
-class Kv {
-  readonly data = new Map<string, string>()
-  apply(cmd: Uint8Array): unknown {
-    const s = dec.decode(cmd)
-    const i = s.indexOf('=')
-    this.data.set(s.slice(0, i), s.slice(i + 1))
-    return undefined
-  }
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify([...this.data]))
-  }
-  restore(b: Uint8Array): void {
-    this.data.clear()
-    for (const [k, v] of JSON.parse(dec.decode(b)) as [string, string][]) this.data.set(k, v)
-  }
-}
-
 interface Member {
   readonly id: string
   readonly storage: LossyStorage
@@ -129,8 +105,6 @@ export interface DurableSimResult {
   readonly lostWrites: number
 }
 
-export class SimFailure extends Error {}
-
 export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
@@ -153,10 +127,6 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
   }
   for (const id of boot) newMember(id)
 
-  const history: Operation<KvInput, KvOutput>[] = []
-  let time = 0
-  let valueSeq = 0
-  let opsStarted = 0
   let snapshotsInstalled = 0
   let membershipChanges = 0
   let changeInFlight = false
@@ -175,10 +145,8 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     )
   }
 
-  const leaders = new Map<number, string>()
-  // Every entry seen committed on some member (compaction hides older ones from later checks): index -> entry.
-  const committed = new Map<number, { term: number; data: string; seenIn: number }>()
-  const appliedAt: string[] = []
+  const clients = new KvWorkload((line) => trace.push(`${clock.now()} ${line}`))
+  const safety = new SafetyChecker(fail)
 
   const start = async (m: Member) => {
     m.sm = new Kv()
@@ -229,112 +197,20 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
 
   const core = (m: Member): RaftCore | null => (m.node ? (coreOf.get(m.node)?.() ?? null) : null)
 
-  const check = () => {
-    for (const m of members) {
-      const c = core(m)
-      if (!c) continue
-      if (c.role === 'leader') {
-        const prev = leaders.get(c.term)
-        if (prev !== undefined && prev !== m.id) fail(`two leaders in term ${c.term}: ${prev} and ${m.id}`)
-        leaders.set(c.term, m.id)
-      }
-      const log = c.log
-      for (let i = log.snapIndex + 1; i <= log.committed; i++) {
-        const e = log.entries[i - log.snapIndex - 1]!
-        const g = committed.get(i)
-        const d = e.type === 0 ? dec.decode(e.data) : `conf:${dec.decode(e.data)}`
-        if (g === undefined) committed.set(i, { term: e.term, data: d, seenIn: c.term })
-        else if (g.term !== e.term || g.data !== d)
-          fail(`${m.id} committed ${i}@${e.term} but ${i}@${g.term} was`)
-      }
-      if (c.role === 'leader') {
-        for (const [i, g] of committed) {
-          if (i <= log.snapIndex) continue
-          if (g.seenIn < c.term && log.term(i) !== g.term)
-            fail(`leader ${m.id} (term ${c.term}) lacks committed ${i}`)
-        }
-      }
-    }
-    const live = members.map(core).filter((c): c is RaftCore => c !== null)
-    for (let a = 0; a < live.length; a++) {
-      for (let b = a + 1; b < live.length; b++) {
-        const la = live[a]!.log
-        const lb = live[b]!.log
-        const floor = Math.max(la.snapIndex, lb.snapIndex)
-        let top = Math.min(la.lastIndex(), lb.lastIndex())
-        while (top > floor && la.term(top) !== lb.term(top)) top--
-        for (let i = top; i > floor; i--) {
-          const ea = la.entries[i - la.snapIndex - 1]!
-          const eb = lb.entries[i - lb.snapIndex - 1]!
-          if (ea.term !== eb.term || dec.decode(ea.data) !== dec.decode(eb.data)) {
-            fail(`log matching: ${live[a]!.id} and ${live[b]!.id} agree at ${top} but differ at ${i}`)
-          }
-        }
-      }
-    }
-    for (const m of members) {
-      for (const e of m.applied) {
-        const d = dec.decode(e.data)
-        const g = appliedAt[e.index - 1]
-        if (g === undefined) appliedAt[e.index - 1] = d
-        else if (g !== d) fail(`${m.id} applied "${d}" at ${e.index}, another member applied "${g}"`)
-      }
-      m.applied.length = 0
-    }
-  }
+  const check = (full = false) =>
+    safety.check(
+      members.map((m) => ({ id: m.id, core: core(m), applied: m.applied })),
+      full,
+    )
 
   const up = () => members.filter((m) => m.node !== null && !m.removed)
-  const propose = (m: Member, key: string) => {
-    const node = m.node
-    if (!node) return
-    const value = `v${++valueSeq}`
-    const call = ++time
-    opsStarted++
-    trace.push(`${clock.now()} ${m.id} put ${key}=${value}`)
-    node.propose(enc.encode(`${key}=${value}`)).then(
-      () =>
-        history.push({
-          client: opsStarted,
-          input: { op: 'put', key, value },
-          output: { ok: true },
-          call,
-          return: ++time,
-        }),
-      (err) => {
-        if (isRaftError(err, 'NO_LEADER') || isRaftError(err, 'PROPOSAL_DROPPED')) return
-        history.push({
-          input: { op: 'put', key, value },
-          output: undefined,
-          call,
-          return: Number.POSITIVE_INFINITY,
-        })
-      },
-    )
-  }
-  const read = (m: Member, key: string) => {
-    const node = m.node
-    if (!node) return
-    const call = ++time
-    const sm = m.sm
-    opsStarted++
-    node.readIndex().then(
-      () =>
-        history.push({
-          input: { op: 'get', key },
-          output: { value: sm.data.get(key) ?? null },
-          call,
-          return: ++time,
-        }),
-      () => {},
-    )
-  }
   const keys = ['a', 'b', 'c']
   const clientStep = () => {
     const live = up()
     if (live.length === 0) return
     const m = pick(live)
-    if (r() < 0.6) propose(m, pick(keys))
-    else read(m, pick(keys))
+    if (r() < 0.6) clients.put(m.id, m.node!, pick(keys))
+    else clients.get(m.node!, m.sm, pick(keys))
   }
 
   const changeMembership = async () => {
@@ -427,7 +303,7 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
   net.heal()
   net.setFaults(null)
   for (const m of members) if (!m.node && !m.removed) await start(m)
-  const before = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  const before = clients.completedPuts()
   await clock.advanceAsync(1500)
   for (let step = 0; step < 40; step++) {
     clientStep()
@@ -435,18 +311,22 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     check()
   }
   await clock.advanceAsync(4000)
-  check()
-  const after = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  check(true)
+  const after = clients.completedPuts()
   if (after === before) fail('no write completed after the network healed')
   let lostWrites = 0
   for (const m of members) {
     lostWrites += m.storage.lost
     await crash(m)
   }
-  const result = checkLinearizability(kvModel, history, { maxSteps: 2_000_000 })
-  if (result.outcome === 'illegal')
-    fail(`history is not linearizable; partition:\n${JSON.stringify(result.partition)}`)
-  const completed = history.filter((h) => h.return !== Number.POSITIVE_INFINITY).length
-  const digest = `${committed.size}:${[...committed].map(([i, e]) => `${i}@${e.term}/${e.data}`).join(',')}|${history.length}|${time}`
-  return { digest, committed: committed.size, completed, snapshotsInstalled, membershipChanges, lostWrites }
+  clients.checkLinearizable(fail)
+  const digest = `${safety.digest()}|${clients.history.length}|${clients.time}`
+  return {
+    digest,
+    committed: safety.committed.size,
+    completed: clients.completed(),
+    snapshotsInstalled,
+    membershipChanges,
+    lostWrites,
+  }
 }

@@ -1,21 +1,14 @@
 // Deterministic simulation of a RaftNode cluster over MemoryNetwork and a ManualClock. One seed decides every
 // fault, every client operation and every timing, so a failing seed replays bit for bit.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
-import { isRaftError, MemoryLogStorage, RaftNode } from '../../src/index.js'
+import { MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry } from '../../src/storage.js'
-import {
-  checkLinearizability,
-  type KvInput,
-  type KvOutput,
-  kvModel,
-  type Operation,
-} from '../../src/testing/index.js'
 import { rng } from '../helpers/cores.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
 
-const enc = new TextEncoder()
-const dec = new TextDecoder()
+export { SimFailure }
 
 export interface SimOptions {
   readonly seed: number
@@ -30,23 +23,6 @@ export interface SimResult {
   readonly committed: number
 }
 
-class Kv {
-  readonly data = new Map<string, string>()
-  apply(cmd: Uint8Array): unknown {
-    const s = dec.decode(cmd)
-    const i = s.indexOf('=')
-    this.data.set(s.slice(0, i), s.slice(i + 1))
-    return undefined
-  }
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify([...this.data]))
-  }
-  restore(b: Uint8Array): void {
-    this.data.clear()
-    for (const [k, v] of JSON.parse(dec.decode(b)) as [string, string][]) this.data.set(k, v)
-  }
-}
-
 interface Member {
   readonly id: string
   readonly storage: MemoryLogStorage
@@ -55,8 +31,6 @@ interface Member {
   /** Entries this member applied, in order, since its last start. */
   applied: Entry[]
 }
-
-export class SimFailure extends Error {}
 
 /** Runs one seeded simulation; throws SimFailure (with the seed in the message) on any violation. */
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -72,10 +46,6 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     sm: new Kv(),
     applied: [],
   }))
-  const history: Operation<KvInput, KvOutput>[] = []
-  let time = 0 // logical time of client events: a total order of calls and returns
-  let valueSeq = 0
-  let opsStarted = 0
   const trace: string[] = []
   const fail = (msg: string): never => {
     throw new SimFailure(
@@ -83,11 +53,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         `replay: SWARMKIT_SEED=${o.seed} npx vitest run --project raft test/sim\nlast events:\n${trace.slice(-15).join('\n')}`,
     )
   }
-
-  const leaders = new Map<number, string>() // term -> leader (election safety)
-  // Global committed log (index i+1), with the term of the first member seen holding it committed.
-  const committed: { term: number; data: Uint8Array; seenIn: number }[] = []
-  const appliedAt: Uint8Array[] = [] // first command applied at each index (state machine safety)
+  const clients = new KvWorkload((line) => trace.push(`${clock.now()} ${line}`))
+  const safety = new SafetyChecker(fail)
 
   const start = async (m: Member) => {
     m.sm = new Kv()
@@ -127,136 +94,35 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
 
   const core = (m: Member): RaftCore | null => (m.node ? (coreOf.get(m.node)?.() ?? null) : null)
 
-  const same = (a: Uint8Array, b: Uint8Array): boolean => {
-    if (a.length !== b.length) return false
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-    return true
-  }
-  // How far each core's committed prefix has been checked (committed entries never change).
-  const checkedTo = new WeakMap<RaftCore, number>()
-
-  /** Checks every invariant; `full` also compares whole logs byte for byte (otherwise terms plus a recent window). */
+  /** Every safety invariant; `full` also compares whole logs byte for byte (otherwise a recent window). */
   const check = (full = false) => {
-    for (const m of members) {
-      const c = core(m)
-      if (!c) continue
-      // Election safety: one leader per term.
-      if (c.role === 'leader') {
-        const prev = leaders.get(c.term)
-        if (prev !== undefined && prev !== m.id) fail(`two leaders in term ${c.term}: ${prev} and ${m.id}`)
-        leaders.set(c.term, m.id)
-      }
-      // Committed entries: agree with the global committed log, and extend it.
-      const log = c.log
-      for (let i = full ? 1 : (checkedTo.get(c) ?? 0) + 1; i <= log.committed; i++) {
-        const e = log.entries[i - 1]!
-        const g = committed[i - 1]
-        if (g === undefined) committed.push({ term: e.term, data: e.data, seenIn: c.term })
-        else if (g.term !== e.term || !same(g.data, e.data))
-          fail(`${m.id} committed ${i}@${e.term} but ${i}@${g.term} was committed`)
-      }
-      checkedTo.set(c, log.committed)
-      // Leader completeness: a leader of a later term holds every committed entry.
-      if (c.role === 'leader') {
-        for (let i = 1; i <= committed.length; i++) {
-          const g = committed[i - 1]!
-          if (g.seenIn < c.term && log.term(i) !== g.term)
-            fail(`leader ${m.id} (term ${c.term}) lacks committed entry ${i}`)
-        }
-      }
-    }
-    // Log matching: same index and term imply the same entries up to there.
-    const live = members.map(core).filter((c): c is RaftCore => c !== null)
-    for (let a = 0; a < live.length; a++) {
-      for (let b = a + 1; b < live.length; b++) {
-        const la = live[a]!.log
-        const lb = live[b]!.log
-        let top = Math.min(la.lastIndex(), lb.lastIndex())
-        while (top > 0 && la.term(top) !== lb.term(top)) top--
-        for (let i = top; i > 0; i--) {
-          const ea = la.entries[i - 1]!
-          const eb = lb.entries[i - 1]!
-          if (ea.term !== eb.term || ((full || i > top - 8) && ea !== eb && !same(ea.data, eb.data))) {
-            fail(`log matching: ${live[a]!.id} and ${live[b]!.id} agree at ${top} but differ at ${i}`)
-          }
-        }
-      }
-    }
-    // State machine safety: every member applies the same command at each index.
-    for (const m of members) {
-      for (const e of m.applied) {
-        const g = appliedAt[e.index - 1]
-        if (g === undefined) appliedAt[e.index - 1] = e.data
-        else if (!same(g, e.data))
-          fail(
-            `${m.id} applied "${dec.decode(e.data)}" at ${e.index}, another member applied "${dec.decode(g)}"`,
-          )
-      }
-      m.applied.length = 0
-    }
+    safety.check(
+      members.map((m) => ({ id: m.id, core: core(m), applied: m.applied })),
+      full,
+    )
     // Nothing committed is lost: a majority of storages hold each committed entry.
     const quorum = (ids.length >> 1) + 1
-    for (let i = committed.length; i >= 1 && i > (full ? 0 : committed.length - 3); i--) {
+    const top = safety.committed.size
+    for (let i = top; i >= 1 && i > (full ? 0 : top - 3); i--) {
       let n = 0
       for (const m of members) {
         const s = m.storage as unknown as { entries: Entry[]; offset: number }
         const e = s.entries[i - 1 - s.offset]
-        if (e && e.term === committed[i - 1]!.term) n++
+        if (e && e.term === safety.committed.get(i)!.term) n++
       }
       if (n < quorum) fail(`committed entry ${i} is stored on only ${n} members`)
     }
-  }
-
-  const propose = (m: Member, key: string) => {
-    const node = m.node
-    if (!node) return
-    const value = `v${++valueSeq}`
-    const call = ++time
-    opsStarted++
-    trace.push(`${clock.now()} ${m.id} put ${key}=${value}`)
-    node.propose(enc.encode(`${key}=${value}`)).then(
-      () =>
-        history.push({
-          client: opsStarted,
-          input: { op: 'put', key, value },
-          output: { ok: true },
-          call,
-          return: ++time,
-        }),
-      (err) => {
-        // NO_LEADER and PROPOSAL_DROPPED mean "not committed": leave it out, so a read of it is a violation.
-        if (isRaftError(err, 'NO_LEADER') || isRaftError(err, 'PROPOSAL_DROPPED')) return
-        history.push({
-          input: { op: 'put', key, value },
-          output: undefined,
-          call,
-          return: Number.POSITIVE_INFINITY,
-        })
-      },
-    )
-  }
-
-  const read = (m: Member, key: string) => {
-    const node = m.node
-    if (!node) return
-    const call = ++time
-    const sm = m.sm
-    opsStarted++
-    node.readIndex().then(
-      () => {
-        const value = sm.data.get(key) ?? null
-        history.push({ input: { op: 'get', key }, output: { value }, call, return: ++time })
-      },
-      () => {},
-    )
   }
 
   await Promise.all(members.map(start))
   const keys = ['a', 'b', 'c']
   const clientStep = () => {
     const m = pick(members)
-    if (r() < 0.6) propose(m, pick(keys))
-    else read(m, pick(keys))
+    const isPut = r() < 0.6
+    const key = pick(keys)
+    if (!m.node) return
+    if (isPut) clients.put(m.id, m.node, key)
+    else clients.get(m.node, m.sm, key)
   }
   const debug = (step: number) => {
     if (!process.env.SIM_DEBUG || (step % 20 !== 0 && process.env.SIM_DEBUG !== '2')) return
@@ -323,7 +189,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   net.heal()
   net.setFaults(null)
   for (const m of members) if (!m.node) await start(m)
-  const before = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  const before = clients.completedPuts()
   await clock.advanceAsync(1000)
   for (let step = 0; step < 40; step++) {
     clientStep()
@@ -332,7 +198,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   await clock.advanceAsync(3000)
   check(true)
-  const after = history.filter((h) => h.input.op === 'put' && h.return !== Number.POSITIVE_INFINITY).length
+  const after = clients.completedPuts()
   if (after === before) fail('no write completed after the network healed')
   const top = Math.max(...members.map((m) => m.node!.commitIndex))
   for (const m of members) {
@@ -341,11 +207,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   for (const m of members) await stop(m)
 
-  const result = checkLinearizability(kvModel, history, { maxSteps: 2_000_000 })
-  if (result.outcome === 'illegal') {
-    fail(`history is not linearizable; partition:\n${JSON.stringify(result.partition)}`)
-  }
-  const completed = history.filter((h) => h.return !== Number.POSITIVE_INFINITY).length
-  const digest = `${committed.length}:${committed.map((e) => `${e.term}/${dec.decode(e.data)}`).join(',')}|${history.length}|${time}`
-  return { ops: opsStarted, completed, digest, committed: committed.length }
+  clients.checkLinearizable(fail)
+  const digest = `${safety.digest()}|${clients.history.length}|${clients.time}`
+  return { ops: clients.started, completed: clients.completed(), digest, committed: safety.committed.size }
 }
