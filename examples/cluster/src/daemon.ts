@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { isStoreError, KeyManager } from '@swarmkit/store'
-import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
+import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
@@ -102,6 +102,20 @@ const NODE_FILE = 'node.json'
 /** Failed heartbeats in a row after which a worker turns to another manager. */
 const FAILOVER_AFTER = 1
 const TLS_KEY_SECRET = 'node-tls-key'
+/** A renewed key, written before the certificate that needs it (see `#renewCertificate`). */
+const TLS_KEY_NEXT_SECRET = 'node-tls-key-next'
+
+/** The manager's TLS key from its key file: the one that matches its saved certificate. */
+function managerTlsKey(keys: KeyManager, certificate: string): Uint8Array {
+  const want = pki.parseCertificates(certificate)[0]?.publicKey
+  for (const name of [TLS_KEY_SECRET, TLS_KEY_NEXT_SECRET]) {
+    const pem = keys.readSecret(name)
+    if (!pem || !want) continue
+    const pub = pki.decodePrivateKeyPem(new TextDecoder().decode(pem)).publicKey
+    if (Buffer.compare(pub, want) === 0) return pem
+  }
+  throw new Error("the key file holds no TLS key for this manager's certificate")
+}
 const raftHostOf = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
 
 export class Daemon {
@@ -391,8 +405,7 @@ export class Daemon {
         await keys.writeSecret(TLS_KEY_SECRET, new TextEncoder().encode(saved.key))
         saved = { ...saved, key: '' }
       }
-      const key = keys.readSecret(TLS_KEY_SECRET)
-      if (!key) throw new Error('the key file holds no TLS key for this manager')
+      const key = managerTlsKey(keys, saved.certificate)
       this.manager = await Manager.start({
         stateDir: this.options.stateDir,
         keys,
@@ -423,6 +436,8 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
+    this.#keys = keys
+    this.#startRenewal(saved.certificate)
     await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
@@ -456,6 +471,7 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
+    this.#startRenewal(saved.certificate)
     await this.#startAgent(
       saved,
       remoteDispatcher(() => this.#client!),
@@ -465,13 +481,15 @@ export class Daemon {
 
   /** A worker's mutual TLS connection to a manager's dispatcher. */
   #connect(saved: SavedNode, address: string): RpcClient {
+    // Kept to hand it a renewed certificate (see `#renewCertificate`).
+    this.#clientTransport = tlsTransport({
+      key: saved.key,
+      cert: saved.certificate,
+      ca: saved.roots,
+      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: saved.clusterId }),
+    })
     return rpcClient({
-      transport: tlsTransport({
-        key: saved.key,
-        cert: saved.certificate,
-        ca: saved.roots,
-        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: saved.clusterId }),
-      }),
+      transport: this.#clientTransport,
       address,
       methods: {
         // The manager asks for task logs over the worker's own connection.
@@ -519,6 +537,77 @@ export class Daemon {
     void this.#client
       .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
       .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
+  }
+
+  // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
+
+  #renewal: pki.RenewalScheduler | undefined
+  #clientTransport: TlsTransport | undefined
+  #keys: KeyManager | undefined
+
+  #startRenewal(certificate: string): void {
+    this.#renewal?.stop()
+    const renewal = pki.renewalScheduler({
+      certificate: pki.parseCertificates(certificate)[0]!,
+      renew: () => this.#renewCertificate(),
+    })
+    renewal.on('renewal:succeeded', (c) =>
+      this.#log(`certificate renewed, valid until ${c.notAfter.toISOString()}`),
+    )
+    renewal.on('renewal:failed', (err, at) =>
+      this.#log(
+        `certificate renewal failed (${(err as Error).message}); next try ${new Date(at).toISOString()}`,
+      ),
+    )
+    renewal.start()
+    this.#renewal = renewal
+  }
+
+  /**
+   * Renews this node's certificate now (as the schedule would): a new key, a certificate from the CA for the
+   * node's role with the cluster's lifetime, then every TLS listener and client switches to it.
+   */
+  async renewCertificate(): Promise<void> {
+    if (!this.#renewal) throw new ApiError(503, MESSAGES.notPartOfSwarm)
+    await this.#renewal.renewNow()
+  }
+
+  async #renewCertificate(): Promise<pki.CertificateLifetime> {
+    const saved = await this.#readSaved()
+    if (!saved) throw new Error('this node is not part of a swarm')
+    if (saved.role === 'manager') {
+      const manager = this.manager
+      const keys = this.#keys
+      if (!manager || !keys) throw new Error('the manager is not running')
+      const creds = await manager.renewOwnCertificate()
+      // Crash-safe order: the new key goes into the key file beside the old one before the certificate that
+      // needs it is saved; on start the key that matches the saved certificate is used.
+      const keyPem = new TextEncoder().encode(pki.encodePrivateKeyPem(creds.key.privateKey))
+      await keys.writeSecret(TLS_KEY_NEXT_SECRET, keyPem)
+      await this.#save({ ...saved, certificate: creds.certificate })
+      await keys.writeSecret(TLS_KEY_SECRET, keyPem)
+      return pki.parseCertificates(creds.certificate)[0]!
+    }
+    const client = this.#client
+    if (!client || !this.#clientTransport) throw new Error('the worker is not connected')
+    const key = pki.generateKeyPair()
+    const answer = (await client.call(
+      'ca.renew',
+      { csr: pki.createCSR(key.privateKey) },
+      { timeoutMs: 10_000 },
+    )) as RenewAnswer
+    const creds = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-worker',
+    })
+    const keyPem = pki.encodePrivateKeyPem(key.privateKey)
+    // The worker's own record (it may have failed over to another manager since the file was read).
+    const current = this.#worker ?? saved
+    this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
+    await this.#save(this.#worker)
+    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: saved.roots })
+    return pki.parseCertificates(creds.certificate)[0]!
   }
 
   /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
@@ -724,6 +813,9 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
+    this.#renewal?.stop()
+    this.#renewal = undefined
+    this.#keys = undefined
     await this.mesh?.close()
     this.mesh = undefined
     await this.agent?.stop()

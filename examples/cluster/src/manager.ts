@@ -4,6 +4,7 @@
 
 import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
+import type { Server as TlsServer } from 'node:tls'
 import { type MeshService, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
@@ -21,7 +22,15 @@ import {
   StoreError,
   type Tx,
 } from '@swarmkit/store'
-import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
+import {
+  type PeerIdentity,
+  type RpcClient,
+  type RpcServer,
+  rpcClient,
+  rpcServer,
+  type TlsTransport,
+  tlsTransport,
+} from '@swarmkit/transport'
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
@@ -37,6 +46,10 @@ export interface RenewAnswer extends pki.CertificateResponse {
 }
 
 export const ENGINE_VERSION = '28.2.2'
+/** Swarm's node certificate lifetime: 90 days. */
+export const DEFAULT_CERT_EXPIRY_NS = 90 * 24 * 3600 * 1e9
+/** Swarm's shortest node certificate lifetime (`--cert-expiry`): 1 hour. */
+export const MIN_CERT_EXPIRY_NS = 3600 * 1e9
 export { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL }
 
 export interface NodeIdentityFiles {
@@ -104,13 +117,13 @@ export class Manager {
   /** host:port workers and managers join at (shown by `docker swarm join-token`). */
   joinAddr = ''
   controlAddr = ''
-  readonly #options: ManagerOptions
+  #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
-  #joinServer: Server | undefined
+  #joinServer: TlsServer | undefined
   #ca: pki.CAServer | undefined
   #caPem = ''
   #leading = false
@@ -153,16 +166,17 @@ export class Manager {
         return raft.propose(command, o).then((r) => r.result)
       },
     })
+    const raftTransport = tlsTransport({
+      key: keyPem,
+      cert: credentials.certificate,
+      ca: credentials.roots,
+      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
+    })
     raft = new RaftNode({
       id: raftId,
       peers: options.raftPeers ?? [{ id: raftId, address: options.raftAddr }],
       address: options.raftAddr,
-      transport: tlsTransport({
-        key: keyPem,
-        cert: credentials.certificate,
-        ca: credentials.roots,
-        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-      }),
+      transport: raftTransport,
       storage,
       stateMachine: store,
       electionTimeoutMs: [300, 600],
@@ -170,6 +184,7 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
@@ -332,16 +347,10 @@ export class Manager {
     if (this.#leaderClient?.address !== addr) {
       const old = this.#leaderClient?.client
       void old?.close()
-      const creds = this.#options.credentials
       this.#leaderClient = {
         address: addr,
         client: rpcClient({
-          transport: tlsTransport({
-            key: pki.encodePrivateKeyPem(creds.key.privateKey),
-            cert: creds.certificate,
-            ca: creds.roots,
-            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
-          }),
+          transport: this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId })),
           address: addr,
         }),
       }
@@ -416,7 +425,7 @@ export class Manager {
             heartbeatTick: 1,
           },
           dispatcher: { heartbeatPeriod: (o.heartbeatPeriodMs ?? 5000) * 1e6 },
-          caConfig: { nodeCertExpiry: 90 * 24 * 3600 * 1e9 },
+          caConfig: { nodeCertExpiry: DEFAULT_CERT_EXPIRY_NS },
           taskDefaults: {},
           encryptionConfig: { autoLockManagers: false },
         },
@@ -471,12 +480,7 @@ export class Manager {
     }
     const d = this.dispatcher
     this.#control = rpcServer({
-      transport: tlsTransport({
-        key: pki.encodePrivateKeyPem(creds.key.privateKey),
-        cert: creds.certificate,
-        ca: creds.roots,
-        authorize,
-      }),
+      transport: this.#tls(authorize),
       methods: {
         'dispatcher.register': {
           kind: 'call',
@@ -606,17 +610,21 @@ export class Manager {
   }
 
   #caServer(cluster: Cluster): pki.CAServer {
-    if (!this.#ca || this.#caPem !== cluster.rootCA.caCert) {
+    // `docker swarm update --cert-expiry`: certificates issued from now on get the cluster's lifetime.
+    const validityMs = Math.round((cluster.spec.caConfig?.nodeCertExpiry ?? DEFAULT_CERT_EXPIRY_NS) / 1e6)
+    const key = `${validityMs}\n${cluster.rootCA.caCert}`
+    if (!this.#ca || this.#caPem !== key) {
       const ca = pki.importRootCA({ certificate: cluster.rootCA.caCert, key: cluster.rootCA.caKey })
       this.#ca = pki.caServer({
         ca,
+        certificateValidityMs: validityMs,
         clusterId: this.clusterId,
         joinTokens: () => {
           const c = this.cluster()
           return c ? c.rootCA.joinTokens : { worker: '', manager: '' }
         },
       })
-      this.#caPem = cluster.rootCA.caCert
+      this.#caPem = key
     }
     return this.#ca
   }
@@ -691,17 +699,52 @@ export class Manager {
     throw last
   }
 
+  /** Every mutual TLS transport this manager made, to hand them renewed credentials. */
+  readonly #tlsTransports = new Set<TlsTransport>()
+
+  #tls(authorize: (identity: PeerIdentity) => boolean | undefined): TlsTransport {
+    const creds = this.#options.credentials
+    const t = tlsTransport({
+      key: pki.encodePrivateKeyPem(creds.key.privateKey),
+      cert: creds.certificate,
+      ca: creds.roots,
+      authorize,
+    })
+    this.#tlsTransports.add(t)
+    return t
+  }
+
+  /**
+   * Renews this manager's own certificate with the cluster's CA (for its current role, with the cluster's
+   * certificate lifetime) under a new key, and switches every listener and client to it: new handshakes use
+   * it, open connections stay. Returns the new credentials for the caller to keep.
+   */
+  async renewOwnCertificate(): Promise<pki.NodeCredentials> {
+    const key = pki.generateKeyPair()
+    const answer = await this.#renew(this.nodeId, { csr: pki.createCSR(key.privateKey) }, 'self')
+    const creds = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: this.#options.credentials.roots,
+      expectedRole: 'swarm-manager',
+    })
+    this.setCredentials(creds)
+    return creds
+  }
+
+  /** Switches every TLS listener and client of this manager to `creds` (see {@link renewOwnCertificate}). */
+  setCredentials(creds: pki.NodeCredentials): void {
+    this.#options = { ...this.#options, credentials: creds }
+    const keyPem = pki.encodePrivateKeyPem(creds.key.privateKey)
+    for (const t of this.#tlsTransports)
+      t.setCredentials({ key: keyPem, cert: creds.certificate, ca: creds.roots })
+    this.#joinServer?.setSecureContext(pki.joinServerTlsOptions(creds))
+  }
+
   #managerClient(address: string): RpcClient {
     let c = this.#managerClients.get(address)
     if (!c) {
-      const creds = this.#options.credentials
       c = rpcClient({
-        transport: tlsTransport({
-          key: pki.encodePrivateKeyPem(creds.key.privateKey),
-          cert: creds.certificate,
-          ca: creds.roots,
-          authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
-        }),
+        transport: this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId })),
         address,
       })
       this.#managerClients.set(address, c)
