@@ -146,7 +146,7 @@ export class Agent {
     const server = createServer((req, res) => {
       this.#write(h, `${req.method} ${String(req.url).slice(0, 256)} from ${req.socket.remoteAddress}`)
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
-      res.end(`${name} on ${this.#options.info.hostname}\n`)
+      res.end(`${name} on ${this.#options.info.hostname}, image ${a.image}\n`)
     })
     server.on('error', (err) => this.#log(`task ${a.taskId}: ${err.message}`))
     h.serving = new Promise<void>((resolve) => {

@@ -802,7 +802,8 @@ function infoJson(d: Daemon) {
     RemoteManagers: null,
   }
   if (d.role === 'worker') {
-    swarm = { ...swarm, RemoteManagers: [{ NodeID: '', Addr: d.remoteManager }] }
+    const known = d.knownManagers.map((m) => ({ NodeID: '', Addr: m.addr || m.control }))
+    swarm = { ...swarm, RemoteManagers: known.length > 0 ? known : [{ NodeID: '', Addr: d.remoteManager }] }
   }
   let running = 0
   if (m) {

@@ -504,6 +504,11 @@ export class Daemon {
 
   // ---- a worker fails over to another manager when its own stops answering (or was demoted).
 
+  /** The managers this worker knows of (join and dispatcher addresses), from its heartbeats. */
+  get knownManagers(): readonly { addr: string; control: string }[] {
+    return this.role === 'worker' ? (this.#worker?.managers ?? []) : []
+  }
+
   #worker: SavedNode | undefined
   #failures = 0
   #nextManager = 0

@@ -18,6 +18,22 @@ async function managerStatus(n: ClusterNode): Promise<Record<string, string>> {
 
 const voters = (n: ClusterNode) => n.daemon.manager?.raft.members().voters.length ?? 0
 
+/**
+ * Runs a node update the way a user would: again when the daemon answers "update out of sequence" (the
+ * node object changed between the CLI's read and its write, as it does while a role change settles).
+ */
+function update(n: ClusterNode, args: string[]): Promise<string> {
+  return waitFor(
+    async () => {
+      const r = await docker(n, args)
+      if (r.code === 0) return r.stdout
+      if (r.stderr.includes('update out of sequence')) return ''
+      throw new Error(`docker ${args.join(' ')} failed: ${r.stderr}`)
+    },
+    `docker ${args.join(' ')}`,
+  )
+}
+
 describe('docker node promote and demote', () => {
   let mgr1: ClusterNode
   let wrk1: ClusterNode
@@ -53,6 +69,11 @@ describe('docker node promote and demote', () => {
     await waitFor(() => voters(mgr1) === 2, 'wrk1 a raft voter')
     await waitFor(() => wrk1.daemon.manager, 'wrk1 running a manager')
     expect(await ok(wrk1, ['info'])).toMatch(/Is Manager: true/)
+    // The other worker hears of the new manager from its heartbeats (docker info: Manager Addresses).
+    await waitFor(
+      async () => (await ok(wrk2, ['info', '--format', '{{len .Swarm.RemoteManagers}}'])).trim() === '2',
+      'wrk2 knowing both managers',
+    )
     expect(wrk1.daemon.manager!.raftId).not.toBe(wrk1.daemon.nodeId)
     const status = await waitFor(async () => {
       const s = await managerStatus(wrk1)
@@ -68,8 +89,21 @@ describe('docker node promote and demote', () => {
     expect(await ok(mgr1, ['network', 'ls', '--format', '{{.Name}}'])).toContain('through-wrk1')
   })
 
+  it('restarts the promoted manager from its state directory under its raft ID', async () => {
+    const raftId = wrk1.daemon.manager!.raftId
+    await wrk1.close()
+    wrk1 = await node('wrk1')
+    expect(wrk1.daemon.manager?.raftId).toBe(raftId)
+    await waitFor(async () => {
+      const s = await managerStatus(mgr1)
+      return s.wrk1 === 'Ready Reachable' && voters(mgr1) === 2
+    }, 'wrk1 back as a reachable voter')
+    await ok(wrk1, ['network', 'create', '-d', 'overlay', 'after-restart'])
+    expect(await ok(mgr1, ['network', 'ls', '--format', '{{.Name}}'])).toContain('after-restart')
+  })
+
   it('demotes the leader: leadership moves, it leaves raft and keeps running as a worker', async () => {
-    expect((await ok(wrk1, ['node', 'demote', 'mgr1'])).trim()).toBe('Manager mgr1 demoted in the swarm.')
+    expect((await update(wrk1, ['node', 'demote', 'mgr1'])).trim()).toBe('Manager mgr1 demoted in the swarm.')
     await waitFor(() => wrk1.daemon.manager?.isLeader, 'wrk1 the leader')
     await waitFor(() => mgr1.daemon.role === 'worker' && mgr1.daemon.agent, 'mgr1 running as a worker')
     expect(voters(wrk1)).toBe(1)
@@ -95,10 +129,10 @@ describe('docker node promote and demote', () => {
   })
 
   it('promotes the demoted node again under a new raft ID, demotes it, and removes it after it left', async () => {
-    await ok(wrk1, ['node', 'promote', 'mgr1'])
+    await update(wrk1, ['node', 'promote', 'mgr1'])
     await waitFor(() => voters(wrk1) === 2 && mgr1.daemon.manager, 'mgr1 a voter again')
     await waitFor(async () => (await managerStatus(wrk1)).mgr1 === 'Ready Reachable', 'mgr1 reachable again')
-    await ok(wrk1, ['node', 'demote', 'mgr1'])
+    await update(wrk1, ['node', 'demote', 'mgr1'])
     await waitFor(() => mgr1.daemon.role === 'worker' && voters(wrk1) === 1, 'mgr1 a worker again')
     expect((await ok(mgr1, ['swarm', 'leave'])).trim()).toBe('Node left the swarm.')
     await waitFor(async () => (await managerStatus(wrk1)).mgr1 === 'Down', 'mgr1 down')
