@@ -4,7 +4,7 @@ import { type Clock, systemClock } from './clock.js'
 import { SchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
-import { createPlacer, type Placer } from './placement.js'
+import { type Assignment, createPlacer, type Placer } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
 export interface SchedulerOptions {
@@ -159,12 +159,13 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       this.placer.removeTask(t.id)
       this.#changed = true
     }
+    // (The size checks skip a lookup in the common case: the echo of a pass's assignments, maps empty.)
     if (isPending(t)) {
-      if (!this.#waiting.has(t.id)) this.#fresh.set(t.id, t)
-      else this.#waiting.set(t.id, t)
+      if (this.#waiting.size > 0 && this.#waiting.has(t.id)) this.#waiting.set(t.id, t)
+      else this.#fresh.set(t.id, t)
     } else {
-      this.#fresh.delete(t.id)
-      this.#waiting.delete(t.id)
+      if (this.#fresh.size > 0) this.#fresh.delete(t.id)
+      if (this.#waiting.size > 0) this.#waiting.delete(t.id)
     }
   }
 
@@ -189,38 +190,36 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       reasons.set(u.task.id, u.reason)
       this.#waiting.set(u.task.id, u.task)
     }
-    type Write =
-      | { kind: 'assign'; a: (typeof result.assigned)[number] }
-      | { kind: 'unplaced'; id: string; reason: string }
-    const writes: Write[] = []
-    for (const a of result.assigned) writes.push({ kind: 'assign', a })
+    // The writes: every assignment, then every unplaced task whose reason changed, `commitSize` per transaction.
+    const assignments = result.assigned
+    const notes: { id: string; reason: string }[] = []
     for (const [id, reason] of reasons) {
       const t = this.#waiting.get(id)
-      if (t && t.status.err !== reason) writes.push({ kind: 'unplaced', id, reason })
+      if (t && t.status.err !== reason) notes.push({ id, reason })
     }
-    for (let i = 0; i < writes.length; i += this.commitSize) {
-      const chunk = writes.slice(i, i + this.commitSize)
+    // One frozen status for every assignment of the pass: the store shares frozen parts instead of copying them.
+    const status = Object.freeze({ timestamp: now, state: 'assigned' as const, message: ASSIGNED_MESSAGE })
+    const total = assignments.length + notes.length
+    for (let from = 0; from < total; from += this.commitSize) {
+      const to = Math.min(from + this.commitSize, total)
       try {
         assigned += await this.store.update((tx) => {
           let n = 0
-          for (const w of chunk) {
-            if (w.kind === 'assign') {
-              const { task, nodeId, genericResources } = w.a
+          for (let i = from; i < to; i++) {
+            if (i < assignments.length) {
+              const { task, nodeId, genericResources } = assignments[i] as Assignment
               const cur = tx.get('tasks', task.id)
               // Never assign twice: only a task still pending, unchanged in where it may go, is assigned.
               if (!cur || !isPending(cur) || cur.nodeId !== task.nodeId) {
                 this.placer.removeTask(task.id)
                 continue
               }
-              const next: Task = {
-                ...cur,
-                nodeId,
-                status: { timestamp: now, state: 'assigned', message: ASSIGNED_MESSAGE },
-              }
+              const next: Task = { ...cur, nodeId, status }
               if (genericResources) next.assignedGenericResources = genericResources
               tx.update('tasks', next)
               n++
             } else {
+              const w = notes[i - assignments.length] as { id: string; reason: string }
               const cur = tx.get('tasks', w.id)
               if (!cur || !isPending(cur) || cur.status.err === w.reason) continue
               tx.update('tasks', { ...cur, status: { ...cur.status, timestamp: now, err: w.reason } })
@@ -230,11 +229,10 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
         })
       } catch (err) {
         // Nothing in this chunk was written: release what the placer counted, and retry them later.
-        for (const w of chunk) {
-          if (w.kind === 'assign') {
-            this.placer.removeTask(w.a.task.id)
-            this.#waiting.set(w.a.task.id, w.a.task)
-          }
+        for (let i = from; i < Math.min(to, assignments.length); i++) {
+          const a = assignments[i] as Assignment
+          this.placer.removeTask(a.task.id)
+          this.#waiting.set(a.task.id, a.task)
         }
         this.#changed = true
         this.#fail(err)

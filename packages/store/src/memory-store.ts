@@ -11,7 +11,7 @@ import {
 } from './internal/codec.js'
 import { freezeDeep } from './internal/data.js'
 import { INDEXES, TableState } from './internal/indexes.js'
-import { type Tables, TxImpl } from './internal/tx.js'
+import { type Entry, type Tables, TxImpl } from './internal/tx.js'
 import { validateObject } from './internal/validate.js'
 import { EventHistory, Watcher } from './internal/watcher.js'
 import type {
@@ -71,8 +71,10 @@ export interface Tx extends ReadTx {
   /** Creates an object (`EXISTS`, `NAME_CONFLICT`, `INVALID_ARGUMENT`); returns it as it will be stored. */
   create<T extends Table>(table: T, object: NewObject<TableObjects[T]>): TableObjects[T]
   /**
-   * Replaces an object wholesale. `object.meta.version` must be the stored version, else `StoreError`
-   * `SEQUENCE` ("update out of sequence"). A task's `status.state` may only move forward.
+   * Replaces an object wholesale. `object.meta.version` must be the version this transaction sees (the stored
+   * one, or, once the transaction wrote the object, the version it set: writes set `meta.version` to the
+   * version the transaction commits at, as swarm does), else `StoreError` `SEQUENCE` ("update out of
+   * sequence"). A task's `status.state` may only move forward.
    */
   update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T]
   /** Removes an object (`NOT_FOUND`; `IN_USE` for a network, secret or config still referenced). */
@@ -316,7 +318,8 @@ export class MemoryStore {
     const tx = new TxImpl(this.tables, this._version, true, now)
     const r = fn(tx)
     if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
-    if (tx.size > 0) this.applyActions(tx.actions(), this._version + 1, now)
+    if (tx.size > 0)
+      this.applyActions(tx.actions(), this._version + 1, now, false, tx.version === this._version)
     return r
   }
 
@@ -344,7 +347,8 @@ export class MemoryStore {
       try {
         const actions = t.actions()
         if (actions.length > 0) {
-          if (this.proposer === undefined) this.applyActions(actions, this._version + 1, this.clock())
+          if (this.proposer === undefined)
+            this.applyActions(actions, this._version + 1, t.now, false, t.version === this._version)
           else await this.commit(actions, options?.signal)
           result.changes += actions.length
           result.commits++
@@ -541,7 +545,7 @@ export class MemoryStore {
       try {
         const check = new TxImpl(this.tables, this._version, true, cmd.time)
         check.loadAndValidate(cmd.actions)
-        this.applyActions(cmd.actions, index, cmd.time)
+        this.applyActions(cmd.actions, index, cmd.time, true)
         result = { ok: true, version: index, changes: cmd.actions.length }
       } catch (err) {
         if (!(err instanceof StoreError)) throw err
@@ -729,25 +733,46 @@ export class MemoryStore {
     }
   }
 
-  /** Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. */
-  private applyActions(actions: readonly Action[], version: number, time: number): void {
+  /**
+   * Applies squashed, validated actions at `version`: sets meta, freezes, indexes, then delivers events. A local
+   * transaction's objects are frozen (a copy is made if their meta needs setting); `decoded` ones (from a
+   * command) are fresh and the store's own, so meta is set on them before they are frozen. `unchanged`: no
+   * commit happened since the transaction opened.
+   */
+  private applyActions(
+    actions: readonly (Action & Pick<Entry, 'base'>)[],
+    version: number,
+    time: number,
+    decoded = false,
+    unchanged = false,
+  ): void {
     const events: StoreEvent[] = new Array(actions.length)
+    // Objects written in one commit with the same creation time share one frozen meta (all it holds is equal):
+    // a commit of many creates, or of updates to objects created together, builds a handful, not one each.
+    let meta: { version: number; createdAt: number; updatedAt: number } | undefined
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i]!
       const state = this.tables[a.table] as TableState<any>
-      const prev = state.objects.get(a.id)
+      // What the transaction started from is still stored when nothing committed since it opened.
+      const prev = unchanged && a.base !== undefined ? (a.base ?? undefined) : state.objects.get(a.id)
       if (a.op === Op.Delete) {
         state.put(a.id, prev, undefined)
         events[i] = { action: 'delete', table: a.table, version, object: prev } as StoreEvent
         continue
       }
-      // Local commits carry the transaction's frozen objects; decoded commands are frozen here, once.
-      const o: Record<string, any> = { ...freezeDeep(a.object!) }
-      o.meta = Object.freeze({ version, createdAt: prev ? prev.meta.createdAt : time, updatedAt: time })
-      if (a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)) {
-        o.specVersion = Object.freeze({ index: version })
+      const createdAt: number = prev ? prev.meta.createdAt : time
+      let o = a.object!
+      const m = o.meta
+      const newSpec = a.table === 'services' && (o.specVersion === undefined || o.specVersion.index === 0)
+      // A local transaction's objects are frozen and usually carry the right meta already: stored as they are.
+      if (decoded || newSpec || m.version !== version || m.createdAt !== createdAt || m.updatedAt !== time) {
+        if (!decoded) o = { ...o }
+        if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
+        o.meta = meta
+        if (newSpec) o.specVersion = Object.freeze({ index: version })
+        if (decoded) freezeDeep(o)
+        else Object.freeze(o)
       }
-      Object.freeze(o)
       state.put(a.id, prev, o)
       events[i] = (
         prev

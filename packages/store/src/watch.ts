@@ -47,4 +47,10 @@ export interface Watch<T extends Table = Table> extends AsyncIterableIterator<St
   readonly lastVersion: number
   /** Number of events queued and not yet read. */
   readonly pending: number
+  /**
+   * Takes the next queued event without waiting: `undefined` when none is queued. A consumer that handles
+   * events synchronously can drain a burst (a commit of many changes) this way, without a promise per event.
+   * An error or the end of the watch is reported by `next()`.
+   */
+  poll(): StoreEvent<T> | undefined
 }

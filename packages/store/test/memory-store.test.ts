@@ -238,6 +238,97 @@ describe('MemoryStore', () => {
     })
   })
 
+  it('answers index lookups like a scan across long runs of unread writes (indexes dropped and rebuilt)', async () => {
+    // Indexes are built on first lookup and dropped after more unread writes than the table holds (at least
+    // 1024): runs of 1..3000 writes between lookups cross that bound both ways.
+    let seed = 7
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    const s = new MemoryStore()
+    const states = ['new', 'pending', 'assigned', 'running', 'complete'] as const
+    const live = new Map<string, number>()
+    let next = 0
+    const check = () =>
+      s.view((tx) => {
+        const all = tx.find('tasks')
+        const ids = (xs: { id: string }[]) => xs.map((x) => x.id).sort()
+        const svc = `svc${rand(3)}`
+        const nodeId = `node${rand(4)}`
+        const state = states[rand(states.length)]!
+        expect(ids(tx.find('tasks', { serviceId: svc }))).toEqual(ids(all.filter((t) => t.serviceId === svc)))
+        expect(ids(tx.find('tasks', { nodeId }))).toEqual(ids(all.filter((t) => t.nodeId === nodeId)))
+        expect(ids(tx.find('tasks', { taskState: state }))).toEqual(
+          ids(all.filter((t) => t.status.state === state)),
+        )
+        expect(ids(tx.find('tasks', { desiredState: 'shutdown' }))).toEqual(
+          ids(all.filter((t) => t.desiredState === 'shutdown')),
+        )
+        expect(ids(tx.find('tasks', { idPrefix: 'task1' }))).toEqual(
+          ids(all.filter((t) => t.id.startsWith('task1'))),
+        )
+      })
+    for (let round = 0; round < 12; round++) {
+      const writes = [1, 10, 1000, 1100, 3000][rand(5)]!
+      await s.update((tx) => {
+        for (let i = 0; i < writes; i++) {
+          const pick = rand(10)
+          if (pick < 5 || live.size < 10) {
+            const id = `task${next++}`
+            tx.create('tasks', task(id, `svc${rand(3)}`, next, rand(2) ? `node${rand(4)}` : ''))
+            live.set(id, 0)
+          } else {
+            const id = [...live.keys()][rand(Math.min(live.size, 50))]!
+            const cur = tx.get('tasks', id)!
+            if (pick < 7) {
+              tx.delete('tasks', id)
+              live.delete(id)
+            } else {
+              const at = Math.min((live.get(id) ?? 0) + 1, states.length - 1)
+              live.set(id, at)
+              tx.update('tasks', {
+                ...cur,
+                nodeId: `node${rand(4)}`,
+                desiredState: rand(4) ? 'running' : 'shutdown',
+                status: { ...cur.status, state: states[at]! },
+              })
+            }
+          }
+        }
+      })
+      if (rand(3) > 0) check()
+    }
+    check()
+  })
+
+  it('sets meta on write to the version the transaction commits at, and stores what it returned', async () => {
+    let now = 1000
+    const s = new MemoryStore({ clock: () => now })
+    let created: unknown
+    await s.update((tx) => {
+      const t = tx.create('tasks', task('t1', 'svc1', 1))
+      expect(t.meta).toEqual({ version: 1, createdAt: 1000, updatedAt: 1000 })
+      created = t
+    })
+    const stored = s.view((tx) => tx.get('tasks', 't1'))!
+    expect(stored).toBe(created)
+    now = 2000
+    await s.update((tx) => {
+      const before = tx.get('tasks', 't1')!
+      const after = tx.update('tasks', { ...before, desiredState: 'shutdown' })
+      expect(after.meta).toEqual({ version: 2, createdAt: 1000, updatedAt: 2000 })
+      // Once written, the object is at the new version: an update from the copy read before is out of sequence.
+      expect(() => tx.update('tasks', { ...before, slot: 3 })).toThrow(/out of sequence/)
+      tx.update('tasks', { ...after, slot: 4 })
+    })
+    expect(s.view((tx) => tx.get('tasks', 't1'))).toMatchObject({
+      slot: 4,
+      desiredState: 'shutdown',
+      meta: { version: 2, createdAt: 1000, updatedAt: 2000 },
+    })
+  })
+
   it('lets a transaction read its own writes, and rolls all of it back on throw', async () => {
     const s = new MemoryStore()
     await s.update((tx) => tx.create('services', service('s1', 'web')))
@@ -321,6 +412,47 @@ describe('MemoryStore', () => {
     expect(s.view((tx) => [tx.find('tasks').length, tx.get('tasks', 'bad1')])).toEqual([120, undefined])
   })
 
+  it('rolls back a failing batch callback in place: earlier changes commit as first made, in order', async () => {
+    const s = new MemoryStore({ maxChangesPerCommit: 100 })
+    await s.update((tx) => tx.create('services', service('s1', 'web')))
+    const w = s.watch({ table: 'tasks' })
+    await s.batch(async (b) => {
+      await b.update((tx) => {
+        tx.create('tasks', task('a', 's1', 1))
+        tx.create('tasks', task('b', 's1', 2))
+        tx.create('tasks', task('gone', 's1', 3))
+        tx.delete('tasks', 'gone')
+      })
+      await expect(
+        b.update((tx) => {
+          tx.create('tasks', task('c', 's1', 4))
+          const a = tx.get('tasks', 'a')!
+          tx.update('tasks', { ...a, desiredState: 'shutdown' })
+          tx.delete('tasks', 'b')
+          tx.create('tasks', task('gone', 's1', 5))
+          throw new Error('undo')
+        }),
+      ).rejects.toThrow('undo')
+      await b.update((tx) => tx.create('tasks', task('d', 's1', 6)))
+    })
+    const events: StoreEvent[] = []
+    for (let e = w.poll(); e; e = w.poll()) events.push(e)
+    expect(events.map((e) => [e.action, e.object.id])).toEqual([
+      ['create', 'a'],
+      ['create', 'b'],
+      ['create', 'd'],
+    ])
+    expect(events[0]!.object).toMatchObject({ desiredState: 'running', slot: 1 })
+    expect(
+      s.view((tx) =>
+        tx
+          .find('tasks')
+          .map((t) => t.id)
+          .sort(),
+      ),
+    ).toEqual(['a', 'b', 'd'])
+  })
+
   it('serializes writers behind an open batch commit', async () => {
     const s = new MemoryStore()
     const order: string[] = []
@@ -388,6 +520,25 @@ describe('watch', () => {
     expect(upd.action === 'update' && upd.oldObject.meta.version).toBe(1)
     w.close()
     expect(await w.next()).toEqual({ value: undefined, done: true })
+  })
+
+  it('hands out queued events without waiting through poll, in order with next', async () => {
+    const s = new MemoryStore()
+    const w = s.watch({ table: 'networks' })
+    expect(w.poll()).toBeUndefined()
+    await s.update((tx) => {
+      tx.create('networks', network('n1', 'a'))
+      tx.create('networks', network('n2', 'b'))
+      tx.create('networks', network('n3', 'c'))
+    })
+    expect(w.pending).toBe(3)
+    expect((await w.next()).value?.object.id).toBe('n1')
+    expect(w.poll()?.object.id).toBe('n2')
+    expect(w.lastVersion).toBe(1)
+    expect((await w.next()).value?.object.id).toBe('n3')
+    expect(w.poll()).toBeUndefined()
+    w.close()
+    expect(w.poll()).toBeUndefined()
   })
 
   it('filters by table, action and predicate', async () => {

@@ -112,11 +112,19 @@ export class WatchLoop {
       if (this.#stopped) break
       if (result !== 'kick') {
         if (result.done) break
-        try {
-          this.handlers.event(result.value)
-        } catch (err) {
-          this.onError(err)
+        // Then every event already queued (a commit's burst), without a promise each.
+        for (
+          let e: StoreEvent | undefined = result.value;
+          e !== undefined && !this.#stopped;
+          e = watch.poll()
+        ) {
+          try {
+            this.handlers.event(e)
+          } catch (err) {
+            this.onError(err)
+          }
         }
+        if (this.#stopped) break
         if (watch.pending > 0) continue
       }
       await this.#idle()

@@ -5,6 +5,9 @@
 
 const MAX_DEPTH = 64
 
+/** Empty arrays are common in stored objects (a task's networks, a spec's mounts): all share this one. */
+const EMPTY_ARRAY: readonly unknown[] = Object.freeze([])
+
 /**
  * Copies plain data for the store and freezes the copy in the same pass; throws TypeError (naming `what`) on
  * anything else (functions, Maps, Dates, cycles). Frozen objects and arrays are shared, not copied: every
@@ -27,6 +30,7 @@ function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolea
   if (depth > MAX_DEPTH) throw new TypeError(`${path}: nested too deeply (or cyclic)`)
   if (freeze && Object.isFrozen(value)) return value
   if (Array.isArray(value)) {
+    if (value.length === 0 && freeze) return EMPTY_ARRAY
     const out = new Array(value.length)
     for (let i = 0; i < value.length; i++) out[i] = cloneFrozen(value[i], path, depth + 1, true)
     return freeze ? Object.freeze(out) : out
@@ -38,9 +42,13 @@ function cloneFrozen(value: unknown, path: string, depth: number, freeze: boolea
   }
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
   for (const key in out) {
+    // The top level's meta is the store's to set: the caller's is not copied.
+    if (depth === 0 && key === 'meta') continue
     const v = out[key]
-    if (v !== null && typeof v === 'object') out[key] = cloneFrozen(v, path, depth + 1, true)
-    else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+    // A frozen part is shared as it is (no call, no store back into the copy).
+    if (v !== null && typeof v === 'object') {
+      if (!Object.isFrozen(v)) out[key] = cloneFrozen(v, path, depth + 1, true)
+    } else if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
       throw new TypeError(`${path}: ${typeof v} values cannot be stored`)
     }
   }

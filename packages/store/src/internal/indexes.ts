@@ -119,61 +119,117 @@ export function hasKey(keys: IndexKeys, key: string): boolean {
   return keys.includes(key)
 }
 
-/** One table: the primary map, a prefix index on ids, and the secondary indexes. */
+/**
+ * One secondary index (or the id-prefix index), kept lazily. It is built by one scan of the table on its first
+ * lookup and then kept in step with every write; once it has absorbed more writes since its last lookup than
+ * the table holds objects (at least {@link MIN_WRITES_BEFORE_DROP}), it is dropped, and the next lookup builds
+ * it again. Keeping it costs at least a rebuild by then, so a lookup never costs more than the upkeep it saved
+ * (amortized), and a burst of writes nobody reads by that index (the scheduler assigning 100k tasks: the
+ * per-state and per-service buckets hold every task) pays no index upkeep at all.
+ */
+class LazyIndex<O> {
+  map: Map<string, Bucket> | null = null
+  writes = 0
+  constructor(
+    readonly name: IndexName | 'prefix',
+    readonly fn: KeyFn<O>,
+  ) {}
+}
+
+/** An index is dropped after this many unread writes even on a small table (rebuilding small ones is cheap). */
+const MIN_WRITES_BEFORE_DROP = 1024
+
+const idPrefix = (o: { id: string }): string => o.id.slice(0, 2)
+
+/** One table: the primary map, a prefix index on ids, and the secondary indexes (all built lazily). */
 export class TableState<O extends { id: string }> {
   readonly objects = new Map<string, O>()
   /** Ids bucketed by their first two characters, for prefix search. */
-  private readonly prefixes = new Map<string, Bucket>()
-  /** Per index, key to the ids filed under it (see {@link Bucket}). */
-  readonly indexes = new Map<IndexName, Map<string, Bucket>>()
-  private readonly defs: [IndexName, KeyFn<O>][]
+  private readonly prefixes: LazyIndex<O>
+  private readonly byName = new Map<IndexName, LazyIndex<O>>()
+  private readonly all: LazyIndex<O>[]
 
   constructor(defs: Partial<Record<IndexName, KeyFn<O>>>) {
-    this.defs = Object.entries(defs) as [IndexName, KeyFn<O>][]
-    for (const [name] of this.defs) this.indexes.set(name, new Map())
+    this.prefixes = new LazyIndex<O>('prefix', idPrefix)
+    this.all = [this.prefixes]
+    for (const [name, fn] of Object.entries(defs) as [IndexName, KeyFn<O>][]) {
+      const index = new LazyIndex<O>(name, fn)
+      this.byName.set(name, index)
+      this.all.push(index)
+    }
   }
 
   keysOf(index: IndexName, o: O): IndexKeys {
-    for (const [name, fn] of this.defs) if (name === index) return fn(o)
-    return undefined
+    const def = this.byName.get(index)
+    return def ? def.fn(o) : undefined
   }
 
   hasIndex(index: IndexName): boolean {
-    return this.indexes.has(index)
+    return this.byName.has(index)
+  }
+
+  /** The built index (built now if it is not), as key to bucket; counts as a lookup. */
+  index(name: IndexName): ReadonlyMap<string, Bucket> {
+    const index = this.byName.get(name)
+    if (!index) throw new TypeError(`no ${name} index`)
+    return this.built(index)
+  }
+
+  private built(index: LazyIndex<O>): Map<string, Bucket> {
+    index.writes = 0
+    if (index.map !== null) return index.map
+    const map = new Map<string, Bucket>()
+    const fn = index.fn
+    for (const [id, o] of this.objects) {
+      const keys = fn(o)
+      if (keys === undefined) continue
+      if (typeof keys === 'string') addKey(map, keys, id)
+      else for (const k of keys) addKey(map, k, id)
+    }
+    index.map = map
+    return map
   }
 
   /** Ids under `key` in `index` (empty when none). */
   lookup(index: IndexName, key: string): Iterable<string> {
-    return idsOf(this.indexes.get(index)?.get(key))
+    const def = this.byName.get(index)
+    if (!def) return NONE
+    return idsOf(this.built(def).get(key))
   }
 
   idsWithPrefix(prefix: string): string[] {
+    const prefixes = this.built(this.prefixes)
     const out: string[] = []
     if (prefix.length >= 2) {
-      for (const id of idsOf(this.prefixes.get(prefix.slice(0, 2)))) if (id.startsWith(prefix)) out.push(id)
+      for (const id of idsOf(prefixes.get(prefix.slice(0, 2)))) if (id.startsWith(prefix)) out.push(id)
       return out
     }
-    for (const [head, bucket] of this.prefixes) {
+    for (const [head, bucket] of prefixes) {
       if (!head.startsWith(prefix)) continue
       for (const id of idsOf(bucket)) out.push(id)
     }
     return out
   }
 
-  /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every index in step. */
+  /** Replaces (or inserts, or with `next` undefined removes) an object, keeping every built index in step. */
   put(id: string, prev: O | undefined, next: O | undefined): void {
     if (next) this.objects.set(id, next)
     else this.objects.delete(id)
-    if (!prev && next) addKey(this.prefixes, id.slice(0, 2), id)
-    else if (prev && !next) removeKey(this.prefixes, id.slice(0, 2), id)
+    const limit = Math.max(this.objects.size, MIN_WRITES_BEFORE_DROP)
     // The keys `prev` was filed under are computed again rather than kept per object: the key functions are
     // pure and objects frozen, and a kept array per object cost more (allocation, GC, a map insert) than this.
-    for (let i = 0; i < this.defs.length; i++) {
-      const [name, fn] = this.defs[i]!
+    for (let i = 0; i < this.all.length; i++) {
+      const def = this.all[i]!
+      const index = def.map
+      if (index === null) continue
+      if (++def.writes > limit) {
+        def.map = null
+        continue
+      }
+      const fn = def.fn
       const before = prev ? fn(prev) : undefined
       const after = next ? fn(next) : undefined
       if (before === after) continue
-      const index = this.indexes.get(name)!
       if (typeof before === 'string' && typeof after === 'string') {
         removeKey(index, before, id)
         addKey(index, after, id)
@@ -194,8 +250,10 @@ export class TableState<O extends { id: string }> {
 
   clear(): void {
     this.objects.clear()
-    this.prefixes.clear()
-    for (const index of this.indexes.values()) index.clear()
+    for (const index of this.all) {
+      index.map = null
+      index.writes = 0
+    }
   }
 }
 

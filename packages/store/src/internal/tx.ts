@@ -1,6 +1,6 @@
 import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import type { By, NewObject, Tx } from '../memory-store.js'
-import { type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
+import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
 import {
@@ -22,7 +22,17 @@ export interface Entry {
   id: string
   baseVersion: number
   object: Record<string, any> | null
+  /** In the overlay (false once a create was undone by a delete, or rolled back). */
+  live: boolean
+  /**
+   * The stored object the transaction started from (null: none, for a create); undefined when not known (a
+   * decoded command). It saves the commit a lookup when nothing committed since the transaction opened.
+   */
+  base?: Record<string, any> | null
 }
+
+/** One undo record: the entry, and its op and object before the write (`live` false: it did not exist). */
+type Undo = [entry: Entry, op: Op, object: Record<string, any> | null, live: boolean]
 
 export type Tables = { [T in Table]: TableState<TableObjects[T]> }
 
@@ -43,8 +53,6 @@ const REF_INDEX: Partial<Record<Table, IndexName>> = {
 }
 
 const SPEC_VERSION_ZERO = Object.freeze({ index: 0 })
-
-const key = (table: Table, id: string): string => `${table}\u0000${id}`
 
 /** Resolves a `By` to an index and key (or a scan kind) for a table, or throws TypeError. */
 function plan(
@@ -113,24 +121,39 @@ function checkTable(table: unknown, tables: Tables): asserts table is Table {
  * writes. Every write is checked at once against the transaction's view, so a failed call changes nothing.
  */
 export class TxImpl implements Tx {
-  private readonly overlay: Map<string, Entry> | null
-  private undo: [string, Entry | undefined][] | null = null
+  /** Per table, the pending changes by id (null for a read-only view). */
+  private readonly overlay: Partial<Record<Table, Map<string, Entry>>> | null
+  /** Every entry ever put in the overlay, in the order objects were first touched (some no longer live). */
+  private readonly order: Entry[] = []
+  private live = 0
+  private undo: Undo[] | null = null
+  /** The last meta handed out (objects written with the same creation time share one). */
+  private lastMeta: Meta | undefined
 
   constructor(
     private readonly tables: Tables,
     readonly version: number,
     writable: boolean,
-    private readonly now: number,
+    readonly now: number,
   ) {
-    this.overlay = writable ? new Map() : null
+    this.overlay = writable ? {} : null
+  }
+
+  private entry(table: Table, id: string): Entry | undefined {
+    return this.overlay?.[table]?.get(id)
+  }
+
+  private touched(table: Table): Map<string, Entry> | null {
+    const m = this.overlay?.[table]
+    return m !== undefined && m.size > 0 ? m : null
   }
 
   // ---------------------------------------------------------------------------------------------- reads
 
   get<T extends Table>(table: T, id: string): TableObjects[T] | undefined {
     checkTable(table, this.tables)
-    if (this.overlay !== null && this.overlay.size > 0) {
-      const e = this.overlay.get(key(table, id))
+    if (this.live > 0) {
+      const e = this.entry(table, id)
       if (e) return (e.object ?? undefined) as TableObjects[T] | undefined
     }
     return this.tables[table].objects.get(id) as TableObjects[T] | undefined
@@ -143,10 +166,10 @@ export class TxImpl implements Tx {
     const state = this.tables[table] as TableState<TableObjects[T]>
     const p = plan(table, state, by)
     const out: TableObjects[T][] = []
-    const touched = this.overlay !== null && this.overlay.size > 0 ? this.overlay : null
+    const touched = this.touched(table)
     const take = (id: string, o: TableObjects[T] | undefined) => {
       if (o === undefined) return
-      if (touched?.has(key(table, id))) return
+      if (touched?.has(id)) return
       if (filter === undefined || filter(o)) out.push(o)
     }
     switch (p.kind) {
@@ -164,7 +187,7 @@ export class TxImpl implements Tx {
         break
       case 'namePrefix': {
         const seen = new Set<string>()
-        for (const [k, bucket] of state.indexes.get('name')!) {
+        for (const [k, bucket] of state.index('name')) {
           if (!k.startsWith(p.prefix)) continue
           for (const id of idsOf(bucket)) {
             if (seen.has(id)) continue
@@ -177,7 +200,7 @@ export class TxImpl implements Tx {
     }
     if (touched) {
       for (const e of touched.values()) {
-        if (e.table !== table || e.object === null) continue
+        if (e.object === null) continue
         const o = e.object as TableObjects[T]
         if (!matches(state, p, o)) continue
         if (filter === undefined || filter(o)) out.push(o)
@@ -216,71 +239,122 @@ export class TxImpl implements Tx {
 
   // ---------------------------------------------------------------------------------------------- writes
 
-  private writable(): Map<string, Entry> {
-    if (this.overlay === null) throw new TypeError('tx: this is a read-only view')
-    return this.overlay
+  private writable(table: Table): Map<string, Entry> {
+    const overlay = this.overlay
+    if (overlay === null) throw new TypeError('tx: this is a read-only view')
+    checkTable(table, this.tables)
+    let m = overlay[table]
+    if (m === undefined) overlay[table] = m = new Map()
+    return m
   }
 
-  private record(k: string, prev: Entry | undefined): void {
-    if (this.undo !== null) this.undo.push([k, prev ? { ...prev } : undefined])
+  /**
+   * The meta of an object this transaction writes: the version it commits at if nothing else commits first
+   * (always so for a local store, which runs one writer at a time), as swarm sets it on write. The commit
+   * stores an object whose meta turned out right as it is, and copies it with the right meta otherwise (a
+   * replicated commit gets the raft index as its version). Equal metas are shared: they are frozen.
+   */
+  private meta(createdAt: number): Meta {
+    const m = this.lastMeta
+    if (m !== undefined && m.createdAt === createdAt) return m
+    return (this.lastMeta = Object.freeze({ version: this.version + 1, createdAt, updatedAt: this.now }))
+  }
+
+  /** Puts a new entry in the overlay. */
+  private insert(m: Map<string, Entry>, e: Entry): void {
+    if (this.undo !== null) this.undo.push([e, e.op, e.object, false])
+    m.set(e.id, e)
+    this.order.push(e)
+    this.live++
+  }
+
+  /** Records an entry's state before it changes (for rollback). */
+  private record(e: Entry): void {
+    if (this.undo !== null) this.undo.push([e, e.op, e.object, e.live])
   }
 
   create<T extends Table>(table: T, object: NewObject<TableObjects[T]>): TableObjects[T] {
-    const overlay = this.writable()
-    checkTable(table, this.tables)
+    const overlay = this.writable(table)
     validateObject(table, object)
     const o = cloneForStore(object as Record<string, any>, 'object')
-    o.meta = Object.freeze({ version: 0, createdAt: this.now, updatedAt: this.now })
+    o.meta = this.meta(this.now)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
-    const k = key(table, o.id)
-    if (overlay.has(k) || this.tables[table].objects.has(o.id)) {
+    if (overlay.has(o.id) || this.tables[table].objects.has(o.id)) {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
     }
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
     Object.freeze(o)
-    this.record(k, undefined)
-    overlay.set(k, { op: Op.Create, table, id: o.id, baseVersion: 0, object: o })
+    this.insert(overlay, {
+      op: Op.Create,
+      table,
+      id: o.id,
+      baseVersion: 0,
+      object: o,
+      live: true,
+      base: null,
+    })
     return o as TableObjects[T]
   }
 
   update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T] {
-    const overlay = this.writable()
-    checkTable(table, this.tables)
+    const overlay = this.writable(table)
     validateObject(table, object)
-    const cur = this.get(table, object.id) as Record<string, any> | undefined
+    const e = overlay.get(object.id)
+    const cur = (e ? e.object : this.tables[table].objects.get(object.id)) as Record<string, any> | undefined
     if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${object.id} not found`)
     checkVersion(table, object, cur.meta.version)
     if (table === 'tasks') checkTaskState(cur as Task, object as Task)
     const o = cloneForStore(object as Record<string, any>, 'object')
-    o.meta = cur.meta
+    o.meta = this.meta(cur.meta.createdAt)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
     if (table === 'services') this.checkServiceRefs(o)
     Object.freeze(o)
-    const k = key(table, o.id)
-    const e = overlay.get(k)
-    this.record(k, e)
-    if (e) e.object = o
-    else overlay.set(k, { op: Op.Update, table, id: o.id, baseVersion: cur.meta.version, object: o })
+    if (e) {
+      this.record(e)
+      e.object = o
+    } else {
+      const v = cur.meta.version
+      this.insert(overlay, {
+        op: Op.Update,
+        table,
+        id: o.id,
+        baseVersion: v,
+        object: o,
+        live: true,
+        base: cur,
+      })
+    }
     return o as TableObjects[T]
   }
 
   delete(table: Table, id: string): void {
-    const overlay = this.writable()
-    checkTable(table, this.tables)
+    const overlay = this.writable(table)
     if (typeof id !== 'string') throw new TypeError('id: expected a string')
     const cur = this.get(table, id) as Record<string, any> | undefined
     if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${id} not found`)
     this.checkNotInUse(table, cur)
-    const k = key(table, id)
-    const e = overlay.get(k)
-    this.record(k, e)
-    if (e?.op === Op.Create) overlay.delete(k)
-    else if (e) {
+    const e = overlay.get(id)
+    if (e?.op === Op.Create) {
+      this.record(e)
+      e.live = false
+      overlay.delete(id)
+      this.live--
+    } else if (e) {
+      this.record(e)
       e.op = Op.Delete
       e.object = null
-    } else overlay.set(k, { op: Op.Delete, table, id, baseVersion: cur.meta.version, object: null })
+    } else
+      this.insert(overlay, {
+        op: Op.Delete,
+        table,
+        id,
+        baseVersion: cur.meta.version,
+        object: null,
+        live: true,
+        base: cur,
+      })
   }
 
   // ---------------------------------------------------------------------------------------------- checks
@@ -329,11 +403,7 @@ export class TxImpl implements Tx {
         : index === 'secret'
           ? { referencedSecretId: o.id }
           : { referencedConfigId: o.id }
-    const overlay = this.overlay
-    const untouched =
-      untouchedOnly && overlay !== null
-        ? (x: { id: string }, t: Table) => !overlay.has(key(t, x.id))
-        : () => true
+    const untouched = untouchedOnly ? (x: { id: string }, t: Table) => !this.entry(t, x.id) : () => true
     const services = this.find('services', by, (x) => untouched(x, 'services'))
     if (services.length > 0) {
       throw new StoreError(
@@ -350,12 +420,16 @@ export class TxImpl implements Tx {
   // ---------------------------------------------------------------------------------------------- state
 
   /** The squashed changes, in the order objects were first touched. */
-  actions(): Action[] {
-    return this.overlay ? [...this.overlay.values()] : []
+  actions(): Entry[] {
+    const order = this.order
+    if (order.length === this.live) return order.slice()
+    const out: Entry[] = []
+    for (const e of order) if (e.live) out.push(e)
+    return out
   }
 
   get size(): number {
-    return this.overlay ? this.overlay.size : 0
+    return this.live
   }
 
   /** Starts recording an undo log (for batches, where one callback's failure rolls back only its changes). */
@@ -365,13 +439,26 @@ export class TxImpl implements Tx {
   }
 
   rollback(mark: number): void {
-    const overlay = this.writable()
     const undo = this.undo!
+    let inserted = 0
     while (undo.length > mark) {
-      const [k, prev] = undo.pop()!
-      if (prev) overlay.set(k, prev)
-      else overlay.delete(k)
+      const [e, op, object, live] = undo.pop()!
+      const m = this.writable(e.table)
+      e.op = op
+      e.object = object
+      if (live && !e.live) {
+        m.set(e.id, e)
+        this.live++
+      } else if (!live && e.live) {
+        m.delete(e.id)
+        this.live--
+      }
+      // Only an insert records `live` false: `record` is called on entries in the overlay, which are live.
+      if (!live) inserted++
+      e.live = live
     }
+    // Every entry first put in the overlay after the mark was appended to the order after it: drop those.
+    this.order.length -= inserted
   }
 
   /**
@@ -383,10 +470,9 @@ export class TxImpl implements Tx {
    * invalid, and every member refuses the same commands.
    */
   loadAndValidate(actions: readonly Action[]): void {
-    const overlay = this.writable()
     for (const a of actions) {
-      const k = key(a.table, a.id)
-      if (overlay.has(k))
+      const overlay = this.writable(a.table)
+      if (overlay.has(a.id))
         throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id} appears twice in one command`)
       const base = this.tables[a.table].objects.get(a.id) as Record<string, any> | undefined
       if (a.op === Op.Create) {
@@ -400,7 +486,7 @@ export class TxImpl implements Tx {
         if (a.object.id !== a.id) throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id}: id mismatch`)
         if (a.op === Op.Update && a.table === 'tasks') checkTaskState(base as Task, a.object as Task)
       }
-      overlay.set(k, { ...a })
+      this.insert(overlay, { ...a, live: true })
     }
     for (const a of actions) {
       if (a.object !== null) {

@@ -109,17 +109,21 @@ export class Watcher implements Watch {
     this.detach(this)
   }
 
-  next(): Promise<IteratorResult<StoreEvent>> {
-    if (this.head < this.queue.length) {
-      const e = this.queue[this.head]!
-      this.queue[this.head++] = undefined as never
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head)
-        this.head = 0
-      }
-      this.lastVersion = e.version
-      return Promise.resolve({ value: e, done: false })
+  poll(): StoreEvent | undefined {
+    if (this.head >= this.queue.length) return undefined
+    const e = this.queue[this.head]!
+    this.queue[this.head++] = undefined as never
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
     }
+    this.lastVersion = e.version
+    return e
+  }
+
+  next(): Promise<IteratorResult<StoreEvent>> {
+    const e = this.poll()
+    if (e !== undefined) return Promise.resolve({ value: e, done: false })
     if (this.error) {
       const err = this.error
       this.error = null
