@@ -17,6 +17,27 @@ const role = process.argv[2]
 
 if (role === 'server') {
   // Port A: a sink that counts bytes and reports the total when the client ends. Port B: says hi, closes.
+  // Port C: a source that streams as many bytes as the client asks for (a decimal line), then ends.
+  const chunk = Buffer.alloc(256 * 1024, 7)
+  const source = net.createServer((c) => {
+    c.on('error', () => {})
+    let line = ''
+    c.on('data', (d) => {
+      if (line.includes('\n')) return
+      line += d
+      if (!line.includes('\n')) return
+      let left = Number(line.trim())
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length)
+          left -= n
+          if (!c.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void c.once('drain', pump)
+        }
+        c.end()
+      }
+      pump()
+    })
+  })
   const sink = net.createServer({ allowHalfOpen: true }, (c) => {
     let n = 0
     c.on('data', (d) => (n += d.length))
@@ -27,15 +48,14 @@ if (role === 'server') {
     c.on('error', () => {})
     c.end('hi\n')
   })
+  const port = (s: net.Server) => (s.address() as net.AddressInfo).port
   sink.listen(0, '127.0.0.1', () =>
     hi.listen(0, '127.0.0.1', () =>
-      console.log(
-        `ready ${(sink.address() as net.AddressInfo).port} ${(hi.address() as net.AddressInfo).port}`,
-      ),
+      source.listen(0, '127.0.0.1', () => console.log(`ready ${port(sink)} ${port(hi)} ${port(source)}`)),
     ),
   )
 } else if (role === 'mesh') {
-  const [sinkPort, hiPort] = process.argv.slice(3).map(Number)
+  const [sinkPort, hiPort, sourcePort] = process.argv.slice(3).map(Number)
   const mesh = routingMesh({ host: '127.0.0.2' })
   const bind = async (target: number) => {
     for (;;) {
@@ -57,7 +77,8 @@ if (role === 'server') {
   process.on('SIGINT', () => process.exit(0))
   const a = await bind(sinkPort!)
   const b = await bind(hiPort!)
-  console.log(`ready ${a} ${b}`)
+  const c = await bind(sourcePort!)
+  console.log(`ready ${a} ${b} ${c}`)
 } else if (role === 'inner') {
   await main(true)
 } else {
@@ -126,6 +147,23 @@ function throughput(host: string, port: number, bytes: number): Promise<number> 
       const secs = Number(process.hrtime.bigint() - start) / 1e9
       if (Number(reply.trim()) !== sent) reject(new Error(`sink got ${reply.trim()} of ${sent} bytes`))
       resolve(sent / secs / 2 ** 20)
+    })
+    c.on('error', reject)
+  })
+}
+
+// Endpoint -> client: ask the source for `bytes` and read them all.
+function download(host: string, port: number, bytes: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint()
+    const c = net.connect({ host, port })
+    let got = 0
+    c.on('connect', () => c.write(`${bytes}\n`))
+    c.on('data', (d) => (got += d.length))
+    c.on('end', () => {
+      const secs = Number(process.hrtime.bigint() - start) / 1e9
+      if (got !== bytes) reject(new Error(`source sent ${got} of ${bytes} bytes`))
+      resolve(bytes / secs / 2 ** 20)
     })
     c.on('error', reject)
   })
@@ -203,9 +241,9 @@ async function main(kernel: boolean) {
   const { ops, baseline } = ipamOps()
   const subnets = subnetOps()
   const server = await child(['server'])
-  const [sinkPort, hiPort] = server.ports as [number, number]
-  const mesh = await child(['mesh', String(sinkPort), String(hiPort)])
-  const [meshSink, meshHi] = mesh.ports as [number, number]
+  const [sinkPort, hiPort, sourcePort] = server.ports as [number, number, number]
+  const mesh = await child(['mesh', String(sinkPort), String(hiPort), String(sourcePort)])
+  const [meshSink, meshHi, meshSource] = mesh.ports as [number, number, number]
   // The kernel mesh: nftables rules in this (the bench's own) namespace, answering on 127.0.0.3.
   let km: RoutingMesh | undefined
   if (kernel) {
@@ -213,6 +251,7 @@ async function main(kernel: boolean) {
     for (const [port, target] of [
       [meshSink, sinkPort],
       [meshHi, hiPort],
+      [meshSource, sourcePort],
     ] as const)
       await km.publish({
         service: `k${port}`,
@@ -221,11 +260,20 @@ async function main(kernel: boolean) {
         endpoints: [{ address: '127.0.0.1', port: target }],
       })
   }
-  type Path = { name: string; host: string; sink: number; hi: number; proc?: ChildProcess }
+  type Path = { name: string; host: string; sink: number; hi: number; source: number; proc?: ChildProcess }
   const paths: Path[] = [
-    { name: 'direct', host: '127.0.0.1', sink: sinkPort, hi: hiPort },
-    { name: 'userspace', host: '127.0.0.2', sink: meshSink, hi: meshHi, proc: mesh.proc },
-    ...(kernel ? [{ name: 'kernel', host: '127.0.0.3', sink: meshSink, hi: meshHi }] : []),
+    { name: 'direct', host: '127.0.0.1', sink: sinkPort, hi: hiPort, source: sourcePort },
+    {
+      name: 'userspace',
+      host: '127.0.0.2',
+      sink: meshSink,
+      hi: meshHi,
+      source: meshSource,
+      proc: mesh.proc,
+    },
+    ...(kernel
+      ? [{ name: 'kernel', host: '127.0.0.3', sink: meshSink, hi: meshHi, source: meshSource }]
+      : []),
   ]
   // The machines are shared and noisy: alternate the paths round by round and take medians, and the median
   // of the per-round ratios (each round's runs see about the same machine load).
@@ -257,6 +305,19 @@ async function main(kernel: boolean) {
   }
   const direct = tp.get('direct')!
   const ratio = (name: string) => med(direct.map((d, i) => tp.get(name)![i]! / d))
+  // The other direction, endpoint -> client (a download), fewer rounds; the userspace mesh's CPU per GiB.
+  const dl = new Map(paths.map((p) => [p.name, [] as number[]]))
+  let dlMeshCpu = 0
+  for (const p of paths) await download(p.host, p.source, 64 << 20)
+  for (let i = 0; i < 5; i++)
+    for (const p of paths) {
+      const m0 = p.proc ? cpuSeconds(p.proc.pid!) : 0
+      dl.get(p.name)!.push(await download(p.host, p.source, STREAM))
+      if (p.proc) dlMeshCpu += cpuSeconds(p.proc.pid!) - m0
+    }
+  const dlMeshCpuPerGiB = dlMeshCpu / ((5 * STREAM) / 2 ** 30)
+  const dlDirect = dl.get('direct')!
+  const dlRatio = (name: string) => med(dlDirect.map((d, i) => dl.get(name)![i]! / d))
   for (const p of paths) await connRate(p.host, p.hi, 500, 16)
   const conns = new Map(paths.map((p) => [p.name, [] as number[]]))
   for (let i = 0; i < 5; i++)
@@ -286,6 +347,19 @@ async function main(kernel: boolean) {
           [
             'tcp throughput, via kernel mesh (nftables)',
             `${med(tp.get('kernel')!).toFixed(0)} MiB/s (${(ratio('kernel') * 100).toFixed(0)}% of direct)`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
+    ['tcp download (endpoint -> client), direct', `${med(dlDirect).toFixed(0)} MiB/s`],
+    [
+      'tcp download, via userspace mesh',
+      `${med(dl.get('userspace')!).toFixed(0)} MiB/s (${(dlRatio('userspace') * 100).toFixed(0)}% of direct; mesh ${dlMeshCpuPerGiB.toFixed(2)} s cpu/GiB)`,
+    ],
+    ...(kernel
+      ? ([
+          [
+            'tcp download, via kernel mesh',
+            `${med(dl.get('kernel')!).toFixed(0)} MiB/s (${(dlRatio('kernel') * 100).toFixed(0)}% of direct)`,
           ],
         ] as Array<[string, string]>)
       : []),
@@ -324,6 +398,16 @@ async function main(kernel: boolean) {
         ? {
             kernel_mesh_mib_per_s: Math.round(med(tp.get('kernel')!)),
             kernel_mesh_vs_direct_throughput: r3(ratio('kernel')),
+          }
+        : {}),
+      direct_download_mib_per_s: Math.round(med(dlDirect)),
+      mesh_download_mib_per_s: Math.round(med(dl.get('userspace')!)),
+      mesh_vs_direct_download: r3(dlRatio('userspace')),
+      mesh_download_cpu_s_per_gib: r3(dlMeshCpuPerGiB),
+      ...(kernel
+        ? {
+            kernel_mesh_download_mib_per_s: Math.round(med(dl.get('kernel')!)),
+            kernel_mesh_vs_direct_download: r3(dlRatio('kernel')),
           }
         : {}),
       sink_cpu_s_per_gib: r3(perGiB('direct').sink),

@@ -49,6 +49,18 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
 
+/**
+ * Unmeasured writes before each measured run (`BENCH_WARMUP_MS`, default 500 ms, at up to 16 writers), the same
+ * for both systems: connections open, code is compiled and caches are warm when the clock starts.
+ */
+export async function warmUp(
+  writers: number,
+  write: (writer: number, n: number) => Promise<void>,
+): Promise<void> {
+  const ms = Number(process.env['BENCH_WARMUP_MS'] ?? 500)
+  if (ms > 0) await runWriters(Math.min(writers, 16), ms, write)
+}
+
 /** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
 export async function runWriters(
   writers: number,

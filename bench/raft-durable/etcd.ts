@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { freePorts, type LoadResult, runWriters, waitFor } from './common.js'
+import { freePorts, type LoadResult, runWriters, waitFor, warmUp } from './common.js'
 
 /** The etcd binary, installing Debian's etcd-server if it is not there yet. */
 export function ensureEtcd(): string {
@@ -99,16 +99,13 @@ export async function etcdLoad(endpoints: string[], writers: number, ms: number)
   const client = new Etcd3({ hosts: endpoints })
   const value = Buffer.alloc(256, 0x61)
   try {
-    // Warm the connections up before measuring.
-    await Promise.all(
-      Array.from({ length: Math.min(writers, 8) }, (_, w) => client.put(`warm/${w}`).value(value)),
-    )
-    return await runWriters(writers, ms, (w, n) =>
+    const write = (w: number, n: number): Promise<void> =>
       client
         .put(`bench/${w}/${n % 1000}`)
         .value(value)
-        .then(() => {}),
-    )
+        .then(() => {})
+    await warmUp(writers, write)
+    return await runWriters(writers, ms, write)
   } finally {
     client.close()
   }

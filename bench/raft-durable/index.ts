@@ -5,11 +5,11 @@
 // `kv-server` is one raft-kv member, `kv-client` and `etcd-client` drive load and print a JSON result.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KvClient, runKvServerCli } from '@swarmkit/example-raft-kv'
 import { FileLogStorage } from '@swarmkit/raft'
-import { freePorts, type LoadResult, runWriters, waitFor } from './common.js'
+import { freePorts, type LoadResult, runWriters, waitFor, warmUp } from './common.js'
 import { ensureEtcd, etcdLoad, etcdVersion, startEtcdCluster } from './etcd.js'
 
 const WRITERS = [1, 64, 256]
@@ -45,8 +45,10 @@ async function kvLoad(address: string, writers: number, ms: number): Promise<Loa
   const client = await KvClient.connect(address)
   const value = new Uint8Array(256).fill(0x61)
   try {
-    await client.put('warm', value)
-    return await runWriters(writers, ms, (w, n) => client.put(`bench/${w}/${n % 1000}`, value).then(() => {}))
+    const write = (w: number, n: number): Promise<void> =>
+      client.put(`bench/${w}/${n % 1000}`, value).then(() => {})
+    await warmUp(writers, write)
+    return await runWriters(writers, ms, write)
   } finally {
     await client.close()
   }
@@ -63,7 +65,14 @@ async function clientRun(
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult
 }
 
-async function runKvCluster(): Promise<LoadResult[]> {
+interface KvCluster {
+  /** The leader's client address. */
+  readonly leader: string
+  stop(): Promise<void>
+}
+
+/** Starts three raft-kv member processes on loopback; resolves once all serve and a leader is known. */
+async function startKvCluster(): Promise<KvCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'raft-kv-bench-'))
   const ports = await freePorts(6)
   const ids = ['n1', 'n2', 'n3']
@@ -91,30 +100,43 @@ async function runKvCluster(): Promise<LoadResult[]> {
       },
     ),
   )
-  try {
-    await waitFor(async () => clientAddr.size === 3 && leader !== null, 30_000)
-    const results: LoadResult[] = []
-    for (const writers of WRITERS)
-      results.push(await clientRun('kv-client', clientAddr.get(leader!)!, writers))
-    return results
-  } finally {
+  const stop = async () => {
     for (const m of members) m.proc.kill('SIGTERM')
     await Promise.allSettled(members.map((m) => m.done))
     rmSync(dir, { recursive: true, force: true })
   }
+  try {
+    await waitFor(async () => clientAddr.size === 3 && leader !== null, 30_000)
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return { leader: clientAddr.get(leader!)!, stop }
 }
 
-async function runEtcd(): Promise<{ version: string; results: LoadResult[] }> {
+/**
+ * Both clusters run side by side, and each load level runs against raft-kv and then etcd back to back, so
+ * that the two figures of a row (and their ratio) are taken under the same load on a shared machine.
+ */
+async function runBoth(): Promise<{ version: string; kv: LoadResult[]; etcd: LoadResult[] }> {
   const bin = ensureEtcd()
+  const kvCluster = await startKvCluster()
   const dir = mkdtempSync(join(tmpdir(), 'etcd-bench-'))
-  const cluster = await startEtcdCluster(bin, dir)
   try {
-    const results: LoadResult[] = []
-    for (const writers of WRITERS)
-      results.push(await clientRun('etcd-client', cluster.endpoints.join(','), writers))
-    return { version: etcdVersion(bin), results }
+    const cluster = await startEtcdCluster(bin, dir)
+    try {
+      const kv: LoadResult[] = []
+      const etcd: LoadResult[] = []
+      for (const writers of WRITERS) {
+        kv.push(await clientRun('kv-client', kvCluster.leader, writers))
+        etcd.push(await clientRun('etcd-client', cluster.endpoints.join(','), writers))
+      }
+      return { version: etcdVersion(bin), kv, etcd }
+    } finally {
+      await cluster.stop()
+    }
   } finally {
-    await cluster.stop()
+    await kvCluster.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -164,8 +186,9 @@ const fmt = (n: number, d = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
 
 async function parent(): Promise<void> {
+  const loadStart = loadavg()[0]!
   console.log(
-    `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values`,
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values; load average ${loadStart.toFixed(1)}`,
   )
   // The log alone: one writer pays one fdatasync per save; many writers share each sync (group commit).
   const storage: StorageRun[] = []
@@ -177,11 +200,17 @@ async function parent(): Promise<void> {
       `${String(r.writers).padStart(3)} writers    | ${fmt(r.savesPerSec).padStart(22)} ${fmt(r.mbPerSec, 1).padStart(9)} ${fmt(r.syncsPerSec).padStart(13)}`,
     )
   }
-  const kv = await runKvCluster()
-  const etcd = await runEtcd()
+  const both = await runBoth()
+  const kv = both.kv
+  const etcd = { version: both.version, results: both.etcd }
   console.log('')
   console.log('writers | raft-kv writes/s   p50 ms   p99 ms | etcd writes/s   p50 ms   p99 ms | ratio')
-  const json: Record<string, number | string> = { etcd_version: etcd.version }
+  const loadEnd = loadavg()[0]!
+  const json: Record<string, number | string> = {
+    etcd_version: etcd.version,
+    load_avg_1m_start: Number(loadStart.toFixed(2)),
+    load_avg_1m_end: Number(loadEnd.toFixed(2)),
+  }
   for (const r of storage) {
     json[`storage_saves_per_s_${r.writers}`] = Math.round(r.savesPerSec)
     json[`storage_fsyncs_per_s_${r.writers}`] = Math.round(r.syncsPerSec)
@@ -204,6 +233,7 @@ async function parent(): Promise<void> {
     json[`etcd_p99_ms_${w}`] = Number(b.p99Ms.toFixed(3))
     json[`writes_vs_etcd_${w}`] = Number(ratio.toFixed(2))
   }
+  console.log(`load average ${loadStart.toFixed(1)} at the start, ${loadEnd.toFixed(1)} at the end`)
   console.log(JSON.stringify(json))
 }
 

@@ -2,10 +2,12 @@
 // in-process. Each step of the executor moves every task it holds one state forward
 // (assigned -> accepted -> preparing -> starting -> running), and stops tasks whose desired state is
 // shutdown or remove; all changes of one step go to the dispatcher in one status report. A running task
-// writes synthetic log lines.
+// writes synthetic log lines and answers HTTP on its endpoint (an ephemeral port on the node's address),
+// which the routing mesh forwards published ports to.
 
+import { createServer, type Server } from 'node:http'
 import { type TaskState, taskStateRank } from '@swarmkit/store'
-import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 
 const FORWARD: Partial<Record<TaskState, TaskState>> = {
   assigned: 'accepted',
@@ -34,6 +36,8 @@ export interface AgentOptions {
   readonly role?: 'manager' | 'worker'
   /** Called after a heartbeat whose answer names a role other than `role` (a promotion or demotion). */
   readonly onRole?: (role: 'manager' | 'worker') => void
+  /** Called with every heartbeat answer, or with the error when a heartbeat failed. */
+  readonly onHeartbeat?: (answer: HeartbeatAnswer | undefined, error?: Error) => void
   /** Time per executor step (one state forward). Default 50 ms. */
   readonly stepMs?: number
   readonly log?: (line: string) => void
@@ -42,6 +46,15 @@ export interface AgentOptions {
 interface Held {
   assignment: Assignment
   state: TaskState
+  /** The task's responder, once it listens (the task's "container" is up). */
+  server?: Server
+  endpoint?: { address: string; port: number }
+  /** Set while the responder is starting. */
+  serving?: Promise<void>
+  /** Whether the dispatcher has the current endpoint. */
+  endpointReported?: boolean
+  /** The responder could not listen: the task runs without an endpoint. */
+  unreachable?: boolean
 }
 
 /** One line a task wrote. */
@@ -121,20 +134,73 @@ export class Agent {
     clearTimeout(this.#heartbeatTimer)
     await this.#loop.catch(() => {})
     await this.#reporting.catch(() => {})
+    await Promise.all([...this.#tasks.values()].map((h) => h.serving?.catch(() => {})))
+    for (const h of this.#tasks.values()) this.#unserve(h)
+  }
+
+  /** Starts the task's responder: HTTP on an ephemeral port of the node's address, naming the task. */
+  #serve(h: Held): void {
+    if (h.serving || h.server) return
+    const a = h.assignment
+    const name = `${a.serviceName}.${a.slot || this.nodeId}.${a.taskId}`
+    const server = createServer((req, res) => {
+      this.#write(h, `${req.method} ${String(req.url).slice(0, 256)} from ${req.socket.remoteAddress}`)
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
+      res.end(`${name} on ${this.#options.info.hostname}\n`)
+    })
+    server.on('error', (err) => this.#log(`task ${a.taskId}: ${err.message}`))
+    h.serving = new Promise<void>((resolve) => {
+      const failed = (err: Error) => {
+        this.#log(`task ${a.taskId} could not listen on ${this.#options.addr}: ${err.message}`)
+        h.unreachable = true
+        resolve()
+      }
+      server.once('error', failed)
+      server.listen(0, this.#options.addr, () => {
+        server.off('error', failed)
+        const { port } = server.address() as { port: number }
+        // Stopped or shut down while it was starting: do not leave it listening.
+        if (this.#stop.signal.aborted || this.#tasks.get(a.taskId) !== h || h.state === 'shutdown') {
+          server.close()
+        } else {
+          h.server = server
+          h.endpoint = { address: this.#options.addr, port }
+          h.endpointReported = false
+        }
+        resolve()
+      })
+    }).finally(() => {
+      h.serving = undefined
+      this.#schedule()
+    })
+  }
+
+  #unserve(h: Held): void {
+    const server = h.server
+    h.server = undefined
+    h.endpoint = undefined
+    if (server) {
+      server.close()
+      server.closeAllConnections()
+    }
   }
 
   #heartbeat(delayMs: number): void {
     if (this.#stop.signal.aborted) return
     this.#heartbeatTimer = setTimeout(() => {
       this.#dispatcher.heartbeat(this.nodeId).then(
-        ({ periodMs, role }) => {
+        (answer) => {
+          const { periodMs, role } = answer
           this.#heartbeat(Math.max(100, periodMs * (0.5 + Math.random() * 0.3)))
+          if (this.#stop.signal.aborted) return
           const o = this.#options
-          if (role && o.role && role !== o.role && !this.#stop.signal.aborted) o.onRole?.(role)
+          o.onHeartbeat?.(answer)
+          if (role && o.role && role !== o.role) o.onRole?.(role)
         },
         (err) => {
           this.#log(`heartbeat failed: ${(err as Error).message}`)
           this.#heartbeat(1000)
+          if (!this.#stop.signal.aborted) this.#options.onHeartbeat?.(undefined, err as Error)
         },
       )
     }, delayMs)
@@ -168,7 +234,11 @@ export class Agent {
       }
     }
     // Tasks no longer assigned here (finished or removed) are forgotten.
-    for (const id of this.#tasks.keys()) if (!live.has(id)) this.#tasks.delete(id)
+    for (const [id, h] of this.#tasks) {
+      if (live.has(id)) continue
+      this.#tasks.delete(id)
+      this.#unserve(h)
+    }
     this.#schedule()
   }
 
@@ -192,9 +262,26 @@ export class Agent {
         if (rank <= RANK_RUNNING) {
           before.set(a.taskId, h.state)
           h.state = 'shutdown'
+          this.#unserve(h)
           this.#write(h, 'received SIGTERM, shutting down')
           updates.push({ taskId: a.taskId, state: 'shutdown', message: MESSAGES.shutdown! })
         }
+        continue
+      }
+      if (
+        a.desiredState === 'running' &&
+        (h.state === 'starting' || h.state === 'running') &&
+        !h.endpoint &&
+        !h.unreachable
+      ) {
+        // The task starts listening before it is running (or again, when this agent took over a
+        // running task after a restart): wait for its responder.
+        this.#serve(h)
+        continue
+      }
+      if (h.state === 'running' && h.endpoint && !h.endpointReported) {
+        h.endpointReported = true
+        updates.push({ taskId: a.taskId, state: 'running', message: MESSAGES.running!, endpoint: h.endpoint })
         continue
       }
       const next = a.desiredState === 'ready' && h.state === 'preparing' ? 'ready' : FORWARD[h.state]
@@ -205,11 +292,13 @@ export class Agent {
         this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
         this.#write(h, `listening (simulated task ${a.taskId})`)
       } else more = true
+      if (next === 'running' && h.endpoint) h.endpointReported = true
       updates.push({
         taskId: a.taskId,
         state: next,
         message: MESSAGES[next] ?? next,
         ...(next === 'running' && a.hostPorts?.length ? { ports: a.hostPorts } : {}),
+        ...(next === 'running' && h.endpoint ? { endpoint: h.endpoint } : {}),
       })
     }
     if (updates.length > 0) {
@@ -222,6 +311,7 @@ export class Agent {
             const h = this.#tasks.get(u.taskId)
             const prev = before.get(u.taskId)
             if (h && prev && h.state === u.state) h.state = prev
+            if (h && u.endpoint && h.endpoint === u.endpoint) h.endpointReported = false
           }
           this.#schedule()
         })

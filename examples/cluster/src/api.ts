@@ -34,7 +34,7 @@ import {
   toDocker,
 } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
-import { createNetwork, ENGINE_VERSION, type Manager } from './manager.js'
+import { createNetwork, ENGINE_VERSION, type Manager, MIN_CERT_EXPIRY_NS } from './manager.js'
 
 export const API_VERSION = '1.50'
 export const MIN_API_VERSION = '1.24'
@@ -277,8 +277,19 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       /^\/swarm\/update$/,
       async ({ query, body }) => {
         const v = version(query)
-        const spec = (body ?? {}) as { EncryptionConfig?: { AutoLockManagers?: unknown } }
+        const spec = (body ?? {}) as {
+          EncryptionConfig?: { AutoLockManagers?: unknown }
+          CAConfig?: { NodeCertExpiry?: unknown }
+        }
         const autolock = spec.EncryptionConfig?.AutoLockManagers
+        const expiry = spec.CAConfig?.NodeCertExpiry
+        if (expiry !== undefined && (typeof expiry !== 'number' || !Number.isSafeInteger(expiry)))
+          throw new ApiError(400, 'CAConfig.NodeCertExpiry: expected integer nanoseconds')
+        if (typeof expiry === 'number' && expiry < MIN_CERT_EXPIRY_NS)
+          throw new ApiError(
+            400,
+            'rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s',
+          )
         await mgr().updateCluster(
           v,
           typeof autolock === 'boolean' ? autolock : undefined,
@@ -288,7 +299,11 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
             if (query.get('rotateManagerToken') === 'true')
               tokens.manager = pki.rotateJoinToken(tokens.manager)
-            return { ...c, rootCA: { ...c.rootCA, joinTokens: tokens } }
+            const caConfig =
+              typeof expiry === 'number' && expiry > 0
+                ? { ...c.spec.caConfig, nodeCertExpiry: expiry }
+                : c.spec.caConfig
+            return { ...c, spec: { ...c.spec, caConfig }, rootCA: { ...c.rootCA, joinTokens: tokens } }
           },
         )
         return {}

@@ -5,14 +5,16 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
+import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { isStoreError, KeyManager } from '@swarmkit/store'
-import { type RpcClient, rpcClient, tlsTransport } from '@swarmkit/transport'
+import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
-import type { Assignment, DispatcherApi, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import { MeshFollower } from './routing.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -28,6 +30,11 @@ export interface DaemonOptions {
   readonly heartbeatPeriodMs?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
+  /**
+   * Run the routing mesh: answer on every published port of every service at this node's listen address
+   * and forward to the services' tasks. Default true.
+   */
+  readonly routingMesh?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -42,15 +49,27 @@ function splitHostPort(address: string, defaultPort: number): { host: string; po
   return { host: address.slice(0, cut).replace(/^\[|\]$/g, ''), port }
 }
 
-/** The agent's view of a dispatcher on another manager, over mutual TLS. */
-function remoteDispatcher(client: RpcClient): DispatcherApi {
+/** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */
+function remoteDispatcher(client: () => RpcClient): DispatcherApi {
   return {
-    register: (_id, info, addr) => client.call('dispatcher.register', { info, addr }),
-    heartbeat: (_id) => client.call('dispatcher.heartbeat', {}),
+    register: (_id, info, addr) => client().call('dispatcher.register', { info, addr }),
+    // A manager that does not answer within 2 s counts as gone (the worker then fails over).
+    heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
     assignments: (_id, signal) =>
-      client.stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
-    updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client.call('dispatcher.status', updates),
+      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
+    updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client().call('dispatcher.status', updates),
+    mesh: (_id, signal) => client().stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
   }
+}
+
+/** The managers list of a heartbeat answer, checked (it comes from the network). */
+function checkManagers(list: unknown): { addr: string; control: string }[] | undefined {
+  if (!Array.isArray(list) || list.length > 100) return undefined
+  const ok = (a: unknown) => typeof a === 'string' && a.length <= 300 && /^[\w.:[\]-]*:\d{1,5}$/.test(a)
+  const out = list.filter(
+    (m) => typeof m === 'object' && m !== null && ok(m.control) && (m.addr === '' || ok(m.addr)),
+  )
+  return out.map((m) => ({ addr: String(m.addr), control: String(m.control) }))
 }
 
 /** What a node keeps in its state directory to come back after a restart (mode 0600, like swarm's key files). */
@@ -75,10 +94,28 @@ interface SavedNode {
   /** A worker's manager (dispatcher) address. */
   controlAddr?: string
   remoteManager?: string
+  /** The managers a worker heard of last (join and dispatcher addresses), to fail over to. */
+  managers?: { addr: string; control: string }[]
 }
 
 const NODE_FILE = 'node.json'
+/** Failed heartbeats in a row after which a worker turns to another manager. */
+const FAILOVER_AFTER = 1
 const TLS_KEY_SECRET = 'node-tls-key'
+/** A renewed key, written before the certificate that needs it (see `#renewCertificate`). */
+const TLS_KEY_NEXT_SECRET = 'node-tls-key-next'
+
+/** The manager's TLS key from its key file: the one that matches its saved certificate. */
+function managerTlsKey(keys: KeyManager, certificate: string): Uint8Array {
+  const want = pki.parseCertificates(certificate)[0]?.publicKey
+  for (const name of [TLS_KEY_SECRET, TLS_KEY_NEXT_SECRET]) {
+    const pem = keys.readSecret(name)
+    if (!pem || !want) continue
+    const pub = pki.decodePrivateKeyPem(new TextDecoder().decode(pem)).publicKey
+    if (Buffer.compare(pub, want) === 0) return pem
+  }
+  throw new Error("the key file holds no TLS key for this manager's certificate")
+}
 const raftHostOf = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
 
 export class Daemon {
@@ -90,6 +127,8 @@ export class Daemon {
   clusterId = ''
   manager: Manager | undefined
   agent: Agent | undefined
+  /** This node's routing mesh (while in a swarm, unless turned off). */
+  mesh: MeshFollower | undefined
   /** The manager this worker talks to. */
   remoteManager = ''
   #client: RpcClient | undefined
@@ -366,8 +405,7 @@ export class Daemon {
         await keys.writeSecret(TLS_KEY_SECRET, new TextEncoder().encode(saved.key))
         saved = { ...saved, key: '' }
       }
-      const key = keys.readSecret(TLS_KEY_SECRET)
-      if (!key) throw new Error('the key file holds no TLS key for this manager')
+      const key = managerTlsKey(keys, saved.certificate)
       this.manager = await Manager.start({
         stateDir: this.options.stateDir,
         keys,
@@ -398,6 +436,8 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
+    this.#keys = keys
+    this.#startRenewal(saved.certificate)
     await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
@@ -423,26 +463,146 @@ export class Daemon {
   async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
-    this.#client = rpcClient({
-      transport: tlsTransport({
-        key: saved.key,
-        cert: saved.certificate,
-        ca: saved.roots,
-        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-      }),
-      address: saved.controlAddr,
+    this.#client = this.#connect(saved, saved.controlAddr)
+    await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
+    await this.#save(saved)
+    this.#worker = saved
+    this.nodeId = nodeId
+    this.clusterId = clusterId
+    this.role = 'worker'
+    this.remoteManager = saved.remoteManager ?? saved.controlAddr
+    this.#startRenewal(saved.certificate)
+    await this.#startAgent(
+      saved,
+      remoteDispatcher(() => this.#client!),
+      waitForAgent,
+    )
+  }
+
+  /** A worker's mutual TLS connection to a manager's dispatcher. */
+  #connect(saved: SavedNode, address: string): RpcClient {
+    // Kept to hand it a renewed certificate (see `#renewCertificate`).
+    this.#clientTransport = tlsTransport({
+      key: saved.key,
+      cert: saved.certificate,
+      ca: saved.roots,
+      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: saved.clusterId }),
+    })
+    return rpcClient({
+      transport: this.#clientTransport,
+      address,
       methods: {
         // The manager asks for task logs over the worker's own connection.
         'agent.logs': { kind: 'call', roles: ['swarm-manager'], handler: (ids: unknown) => this.#logs(ids) },
       },
     })
-    await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
-    await this.#save(saved)
-    this.nodeId = nodeId
-    this.clusterId = clusterId
-    this.role = 'worker'
-    this.remoteManager = saved.remoteManager ?? saved.controlAddr
-    await this.#startAgent(saved, remoteDispatcher(this.#client), waitForAgent)
+  }
+
+  // ---- a worker fails over to another manager when its own stops answering (or was demoted).
+
+  #worker: SavedNode | undefined
+  #failures = 0
+  #nextManager = 0
+
+  #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
+    const saved = this.#worker
+    if (this.role !== 'worker' || !saved || this.#busy) return
+    if (answer) {
+      this.#failures = 0
+      const managers = checkManagers(answer.managers)
+      if (managers && managers.length > 0 && JSON.stringify(managers) !== JSON.stringify(saved.managers)) {
+        this.#worker = { ...saved, managers }
+        void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+      }
+      return
+    }
+    if (++this.#failures < FAILOVER_AFTER) return
+    this.#failures = 0
+    const others = (saved.managers ?? []).filter((m) => m.control !== saved.controlAddr)
+    if (others.length === 0) return
+    const next = others[this.#nextManager++ % others.length]!
+    this.#log(`manager ${saved.controlAddr} does not answer: switching to ${next.control}`)
+    const old = this.#client
+    this.#worker = { ...saved, controlAddr: next.control, remoteManager: next.addr || next.control }
+    this.#client = this.#connect(this.#worker, next.control)
+    this.remoteManager = this.#worker.remoteManager!
+    void old?.close()
+    void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+    // The new manager keeps this worker's session (for its logs) from the registration.
+    void this.#client
+      .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
+      .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
+  }
+
+  // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
+
+  #renewal: pki.RenewalScheduler | undefined
+  #clientTransport: TlsTransport | undefined
+  #keys: KeyManager | undefined
+
+  #startRenewal(certificate: string): void {
+    this.#renewal?.stop()
+    const renewal = pki.renewalScheduler({
+      certificate: pki.parseCertificates(certificate)[0]!,
+      renew: () => this.#renewCertificate(),
+    })
+    renewal.on('renewal:succeeded', (c) =>
+      this.#log(`certificate renewed, valid until ${c.notAfter.toISOString()}`),
+    )
+    renewal.on('renewal:failed', (err, at) =>
+      this.#log(
+        `certificate renewal failed (${(err as Error).message}); next try ${new Date(at).toISOString()}`,
+      ),
+    )
+    renewal.start()
+    this.#renewal = renewal
+  }
+
+  /**
+   * Renews this node's certificate now (as the schedule would): a new key, a certificate from the CA for the
+   * node's role with the cluster's lifetime, then every TLS listener and client switches to it.
+   */
+  async renewCertificate(): Promise<void> {
+    if (!this.#renewal) throw new ApiError(503, MESSAGES.notPartOfSwarm)
+    await this.#renewal.renewNow()
+  }
+
+  async #renewCertificate(): Promise<pki.CertificateLifetime> {
+    const saved = await this.#readSaved()
+    if (!saved) throw new Error('this node is not part of a swarm')
+    if (saved.role === 'manager') {
+      const manager = this.manager
+      const keys = this.#keys
+      if (!manager || !keys) throw new Error('the manager is not running')
+      const creds = await manager.renewOwnCertificate()
+      // Crash-safe order: the new key goes into the key file beside the old one before the certificate that
+      // needs it is saved; on start the key that matches the saved certificate is used.
+      const keyPem = new TextEncoder().encode(pki.encodePrivateKeyPem(creds.key.privateKey))
+      await keys.writeSecret(TLS_KEY_NEXT_SECRET, keyPem)
+      await this.#save({ ...saved, certificate: creds.certificate })
+      await keys.writeSecret(TLS_KEY_SECRET, keyPem)
+      return pki.parseCertificates(creds.certificate)[0]!
+    }
+    const client = this.#client
+    if (!client || !this.#clientTransport) throw new Error('the worker is not connected')
+    const key = pki.generateKeyPair()
+    const answer = (await client.call(
+      'ca.renew',
+      { csr: pki.createCSR(key.privateKey) },
+      { timeoutMs: 10_000 },
+    )) as RenewAnswer
+    const creds = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: saved.roots,
+      expectedRole: 'swarm-worker',
+    })
+    const keyPem = pki.encodePrivateKeyPem(key.privateKey)
+    // The worker's own record (it may have failed over to another manager since the file was read).
+    const current = this.#worker ?? saved
+    this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
+    await this.#save(this.#worker)
+    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: saved.roots })
+    return pki.parseCertificates(creds.certificate)[0]!
   }
 
   /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
@@ -454,10 +614,20 @@ export class Daemon {
       addr: saved.advertiseHost,
       role: saved.role,
       onRole: (role) => this.#onRole(role),
+      onHeartbeat: (answer) => this.#onHeartbeat(answer),
       ...(this.options.taskStepMs ? { stepMs: this.options.taskStepMs } : {}),
       log: (l) => this.#log(`agent ${saved.nodeId}: ${l}`),
     })
     const started = this.agent.start()
+    if (this.options.routingMesh !== false) {
+      this.mesh = new MeshFollower({
+        host: saved.host,
+        nodeId: saved.nodeId,
+        source: (signal) => dispatcher.mesh(saved.nodeId, signal),
+        log: (l) => this.#log(l),
+      })
+      this.mesh.start()
+    }
     if (wait) await started
   }
 
@@ -490,8 +660,9 @@ export class Daemon {
     const saved = await this.#readSaved()
     const client = this.#client
     if (saved?.role !== 'worker' || !client) return
-    const raftHost = raftHostOf(saved.host)
-    const raftAddr = `${raftHost}:${await freePort(raftHost)}`
+    // The raft address chosen when it joined (never bound by a worker), so that a retried promotion names
+    // the same one.
+    const raftAddr = saved.raftAddr
     const key = pki.generateKeyPair()
     const answer = (await client.call(
       'ca.renew',
@@ -520,10 +691,15 @@ export class Daemon {
     delete next.controlAddr
     delete next.controlPort
     delete next.remoteManager
-    await this.#switch(async () => {
-      await this.#dropManagerState()
-      await this.#runManager(next, { raftPeers: answer.raftPeers! })
-    })
+    await this.#switch(
+      async () => {
+        await this.#dropManagerState()
+        await this.#runManager(next, { raftPeers: answer.raftPeers! })
+      },
+      // Could not start as a manager: carry on as the worker it was (its certificate is still valid);
+      // the next heartbeat asks again.
+      () => this.#runWorker(saved),
+    )
     this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
   }
 
@@ -570,16 +746,28 @@ export class Daemon {
     this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
   }
 
-  /** Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held off. */
-  async #switch(next: () => Promise<void>): Promise<void> {
+  /**
+   * Stops what runs now (agent, manager, connection) and starts `next`, with other swarm operations held
+   * off; if that fails, stops what it started and runs `fallback` instead.
+   */
+  async #switch(next: () => Promise<void>, fallback?: () => Promise<void>): Promise<void> {
     if (this.#busy) throw new Error('a swarm operation is in progress on this node')
     this.#busy = true
     try {
       await this.close()
       this.#client = undefined
-      await next()
+      try {
+        await next()
+      } catch (err) {
+        if (!fallback) throw err
+        this.#log(`${(err as Error).message}; falling back`)
+        await this.close()
+        this.#client = undefined
+        await fallback()
+        throw err
+      }
     } catch (err) {
-      this.state = 'error'
+      if (!this.agent) this.state = 'error'
       throw err
     } finally {
       this.#busy = false
@@ -606,7 +794,9 @@ export class Daemon {
     try {
       await this.close()
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
+      await this.#dropManagerState()
       this.#client = undefined
+      this.#worker = undefined
       this.state = 'inactive'
       this.role = undefined
       this.nodeId = ''
@@ -618,6 +808,11 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
+    this.#renewal?.stop()
+    this.#renewal = undefined
+    this.#keys = undefined
+    await this.mesh?.close()
+    this.mesh = undefined
     await this.agent?.stop()
     await this.#client?.close()
     await this.manager?.close()

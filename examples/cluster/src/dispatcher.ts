@@ -2,9 +2,13 @@
 // the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
 // follower serves its workers from its replica and its writes go through raft to the leader.
 
+import { isIP } from 'node:net'
+import type { MeshService } from '@swarmkit/overlay'
 import type { MemoryStore, Node, Platform, PortConfig, Resources, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
+import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import { meshServices } from './routing.js'
 
 /** What a worker is told about one of its tasks. */
 export interface Assignment {
@@ -27,6 +31,8 @@ export interface TaskStatusUpdate {
   readonly err?: string
   /** Host-mode ports the task published (reported when it runs). */
   readonly ports?: PortConfig[]
+  /** Where the running task answers (an address of its node), for the routing mesh. */
+  readonly endpoint?: { readonly address: string; readonly port: number }
 }
 
 /** What a worker reports about itself when it registers. */
@@ -41,6 +47,8 @@ export interface HeartbeatAnswer {
   readonly periodMs: number
   /** The node's desired role (its spec), when the manager knows the node. */
   readonly role?: 'manager' | 'worker'
+  /** The ready managers: join address and dispatcher address, for a worker to fail over to. */
+  readonly managers?: { readonly addr: string; readonly control: string }[]
 }
 
 /** The worker protocol, as the agent sees it (in-process on a manager, over mutual TLS on a worker). */
@@ -50,6 +58,8 @@ export interface DispatcherApi {
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
+  /** The published ports of every service and their endpoints, again whenever they change. */
+  mesh(nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]>
 }
 
 const RANK_ASSIGNED = taskStateRank('assigned')
@@ -120,11 +130,11 @@ export class Dispatcher implements DispatcherApi {
 
   async heartbeat(nodeId: string): Promise<HeartbeatAnswer> {
     if (!this.#isLeader()) {
-      if (this.#forward) {
-        await this.#forward(nodeId).catch((err) =>
-          this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
-        )
-      }
+      // Handed on in the background: the answer does not depend on it, and a slow leader must not make
+      // this manager look unreachable to the worker.
+      void this.#forward?.(nodeId).catch((err) =>
+        this.#log(`heartbeat of ${nodeId} not forwarded: ${err.message}`),
+      )
       return this.#answer(nodeId)
     }
     const known = this.#seen.has(nodeId)
@@ -143,8 +153,16 @@ export class Dispatcher implements DispatcherApi {
   }
 
   #answer(nodeId: string): HeartbeatAnswer {
-    const role = this.#store.view((tx) => tx.get('nodes', nodeId)?.spec.role)
-    return role ? { periodMs: this.#periodMs, role } : { periodMs: this.#periodMs }
+    return this.#store.view((tx) => {
+      const role = tx.get('nodes', nodeId)?.spec.role
+      const managers = tx
+        .find('nodes', { role: 'manager' }, (n) => n.status.state === 'ready' && !!n.managerStatus)
+        .flatMap((n) => {
+          const control = n.description?.engine.labels[CONTROL_ADDR_LABEL]
+          return control ? [{ addr: n.managerStatus!.addr, control }] : []
+        })
+      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}) }
+    })
   }
 
   /** A new leader gives every ready node a full grace period before it can be marked down. */
@@ -178,18 +196,64 @@ export class Dispatcher implements DispatcherApi {
     }
   }
 
+  /** The mesh list at a store version, shared by every node's stream. */
+  #meshAt: { version: number; list: MeshService[]; key: string } | undefined
+
+  #meshList(): { list: MeshService[]; key: string } {
+    const version = this.#store.version
+    if (this.#meshAt?.version !== version) {
+      const list = this.#store.view(meshServices)
+      this.#meshAt = { version, list, key: JSON.stringify(list) }
+    }
+    return this.#meshAt
+  }
+
+  async *mesh(_nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]> {
+    const watch = this.#store.watch({ table: ['services', 'tasks'], signal })
+    let last = ''
+    const changed = () => {
+      const { list, key } = this.#meshList()
+      if (key === last) return undefined
+      last = key
+      return list
+    }
+    try {
+      yield changed() ?? []
+      for await (const _ of watch) {
+        if (watch.pending > 0) continue // coalesce a burst of changes into one list
+        const list = changed()
+        if (list) yield list
+      }
+    } finally {
+      watch.close()
+    }
+  }
+
   async updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
     if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
     const now = Date.now()
     await this.#store.update((tx) => {
+      const nodeAddr = tx.get('nodes', nodeId)?.status.addr
       for (const u of updates) {
         const t = tx.get('tasks', u.taskId)
         if (!t || t.nodeId !== nodeId) continue
-        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) continue
+        // A node may only name endpoints on its own address (the mesh forwards traffic there).
+        const endpoint =
+          u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
+            ? `${u.endpoint.address}:${u.endpoint.port}`
+            : undefined
+        const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
+        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
+          // The same state again with a new endpoint: a restarted agent took the running task over.
+          if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
+            tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
+          continue
+        }
         tx.update('tasks', {
           ...t,
+          ...(labels ? { labels } : {}),
           status: {
             timestamp: now,
             state: u.state,
@@ -258,6 +322,19 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }
+}
+
+function validEndpoint(e: unknown): e is { address: string; port: number } {
+  const x = e as { address?: unknown; port?: unknown } | undefined
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.address === 'string' &&
+    isIP(x.address) !== 0 &&
+    Number.isInteger(x.port) &&
+    (x.port as number) >= 1 &&
+    (x.port as number) <= 65535
+  )
 }
 
 function validPorts(ports: unknown): ports is PortConfig[] {

@@ -4,7 +4,8 @@
 
 import { createServer as createNetServer, type Server } from 'node:net'
 import { join as joinPath } from 'node:path'
-import { rebuildIpam, vniAllocator } from '@swarmkit/overlay'
+import type { Server as TlsServer } from 'node:tls'
+import { type MeshService, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
@@ -21,10 +22,19 @@ import {
   StoreError,
   type Tx,
 } from '@swarmkit/store'
-import { type RpcClient, type RpcServer, rpcClient, rpcServer, tlsTransport } from '@swarmkit/transport'
+import {
+  type PeerIdentity,
+  type RpcClient,
+  type RpcServer,
+  rpcClient,
+  rpcServer,
+  type TlsTransport,
+  tlsTransport,
+} from '@swarmkit/transport'
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
+import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
 export interface RenewAnswer extends pki.CertificateResponse {
@@ -36,10 +46,11 @@ export interface RenewAnswer extends pki.CertificateResponse {
 }
 
 export const ENGINE_VERSION = '28.2.2'
-/** Engine label in which a manager records where its control server (dispatcher) listens. */
-export const CONTROL_ADDR_LABEL = 'com.swarmkit.control-addr'
-/** Engine label in which a manager (or a node being promoted) records where its raft listener is. */
-export const RAFT_ADDR_LABEL = 'com.swarmkit.raft-addr'
+/** Swarm's node certificate lifetime: 90 days. */
+export const DEFAULT_CERT_EXPIRY_NS = 90 * 24 * 3600 * 1e9
+/** Swarm's shortest node certificate lifetime (`--cert-expiry`): 1 hour. */
+export const MIN_CERT_EXPIRY_NS = 3600 * 1e9
+export { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL }
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -106,13 +117,13 @@ export class Manager {
   /** host:port workers and managers join at (shown by `docker swarm join-token`). */
   joinAddr = ''
   controlAddr = ''
-  readonly #options: ManagerOptions
+  #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
-  #joinServer: Server | undefined
+  #joinServer: TlsServer | undefined
   #ca: pki.CAServer | undefined
   #caPem = ''
   #leading = false
@@ -155,16 +166,17 @@ export class Manager {
         return raft.propose(command, o).then((r) => r.result)
       },
     })
+    const raftTransport = tlsTransport({
+      key: keyPem,
+      cert: credentials.certificate,
+      ca: credentials.roots,
+      authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
+    })
     raft = new RaftNode({
       id: raftId,
       peers: options.raftPeers ?? [{ id: raftId, address: options.raftAddr }],
       address: options.raftAddr,
-      transport: tlsTransport({
-        key: keyPem,
-        cert: credentials.certificate,
-        ca: credentials.roots,
-        authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId }),
-      }),
+      transport: raftTransport,
       storage,
       stateMachine: store,
       electionTimeoutMs: [300, 600],
@@ -172,13 +184,17 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
     try {
       if (options.bootstrap) await m.#bootstrap(options.bootstrap)
       else await m.#caughtUp()
-      if (options.forceNewCluster) await m.#waitForLeader()
+      if (options.forceNewCluster) {
+        await m.#waitForLeader()
+        await m.#forgetOtherManagers()
+      }
       await m.#listen()
     } catch (err) {
       // Leave nothing running on a half-started manager (the caller closes the key file next).
@@ -331,16 +347,10 @@ export class Manager {
     if (this.#leaderClient?.address !== addr) {
       const old = this.#leaderClient?.client
       void old?.close()
-      const creds = this.#options.credentials
       this.#leaderClient = {
         address: addr,
         client: rpcClient({
-          transport: tlsTransport({
-            key: pki.encodePrivateKeyPem(creds.key.privateKey),
-            cert: creds.certificate,
-            ca: creds.roots,
-            authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
-          }),
+          transport: this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId })),
           address: addr,
         }),
       }
@@ -415,7 +425,7 @@ export class Manager {
             heartbeatTick: 1,
           },
           dispatcher: { heartbeatPeriod: (o.heartbeatPeriodMs ?? 5000) * 1e6 },
-          caConfig: { nodeCertExpiry: 90 * 24 * 3600 * 1e9 },
+          caConfig: { nodeCertExpiry: DEFAULT_CERT_EXPIRY_NS },
           taskDefaults: {},
           encryptionConfig: { autoLockManagers: false },
         },
@@ -470,12 +480,7 @@ export class Manager {
     }
     const d = this.dispatcher
     this.#control = rpcServer({
-      transport: tlsTransport({
-        key: pki.encodePrivateKeyPem(creds.key.privateKey),
-        cert: creds.certificate,
-        ca: creds.roots,
-        authorize,
-      }),
+      transport: this.#tls(authorize),
       methods: {
         'dispatcher.register': {
           kind: 'call',
@@ -500,6 +505,11 @@ export class Manager {
           kind: 'stream',
           roles,
           handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
+        },
+        'dispatcher.mesh': {
+          kind: 'stream',
+          roles,
+          handler: (_p, ctx): AsyncIterable<MeshService[]> => d.mesh(nodeOf(ctx.identity), ctx.signal),
         },
         'dispatcher.seen': {
           kind: 'call',
@@ -534,6 +544,29 @@ export class Manager {
     this.#joinServer = joined.server
     const port = joined.address.slice(joined.address.lastIndexOf(':') + 1)
     this.joinAddr = `${o.advertiseHost}:${port}`
+  }
+
+  /**
+   * After `forceNewCluster`: the other managers are no raft members any more (and their IDs never return).
+   * They stay in the node list, unreachable, until demoted and removed; without their raft addresses the
+   * role reconciler does not try to add them back.
+   */
+  async #forgetOtherManagers(): Promise<void> {
+    await this.store.update((tx) => {
+      for (const n of tx.find('nodes', { role: 'manager' })) {
+        if (n.id === this.nodeId || !n.managerStatus) continue
+        const next: Node = {
+          ...n,
+          managerStatus: { ...n.managerStatus, leader: false, reachability: 'unreachable' },
+        }
+        if (n.description) {
+          const labels = { ...n.description.engine.labels }
+          delete labels[RAFT_ADDR_LABEL]
+          next.description = { ...n.description, engine: { ...n.description.engine, labels } }
+        }
+        tx.update('nodes', next)
+      }
+    })
   }
 
   /** Records where this manager is reached (the address `docker swarm join` is given), retrying until done. */
@@ -577,17 +610,21 @@ export class Manager {
   }
 
   #caServer(cluster: Cluster): pki.CAServer {
-    if (!this.#ca || this.#caPem !== cluster.rootCA.caCert) {
+    // `docker swarm update --cert-expiry`: certificates issued from now on get the cluster's lifetime.
+    const validityMs = Math.round((cluster.spec.caConfig?.nodeCertExpiry ?? DEFAULT_CERT_EXPIRY_NS) / 1e6)
+    const key = `${validityMs}\n${cluster.rootCA.caCert}`
+    if (!this.#ca || this.#caPem !== key) {
       const ca = pki.importRootCA({ certificate: cluster.rootCA.caCert, key: cluster.rootCA.caKey })
       this.#ca = pki.caServer({
         ca,
+        certificateValidityMs: validityMs,
         clusterId: this.clusterId,
         joinTokens: () => {
           const c = this.cluster()
           return c ? c.rootCA.joinTokens : { worker: '', manager: '' }
         },
       })
-      this.#caPem = cluster.rootCA.caCert
+      this.#caPem = key
     }
     return this.#ca
   }
@@ -662,17 +699,52 @@ export class Manager {
     throw last
   }
 
+  /** Every mutual TLS transport this manager made, to hand them renewed credentials. */
+  readonly #tlsTransports = new Set<TlsTransport>()
+
+  #tls(authorize: (identity: PeerIdentity) => boolean | undefined): TlsTransport {
+    const creds = this.#options.credentials
+    const t = tlsTransport({
+      key: pki.encodePrivateKeyPem(creds.key.privateKey),
+      cert: creds.certificate,
+      ca: creds.roots,
+      authorize,
+    })
+    this.#tlsTransports.add(t)
+    return t
+  }
+
+  /**
+   * Renews this manager's own certificate with the cluster's CA (for its current role, with the cluster's
+   * certificate lifetime) under a new key, and switches every listener and client to it: new handshakes use
+   * it, open connections stay. Returns the new credentials for the caller to keep.
+   */
+  async renewOwnCertificate(): Promise<pki.NodeCredentials> {
+    const key = pki.generateKeyPair()
+    const answer = await this.#renew(this.nodeId, { csr: pki.createCSR(key.privateKey) }, 'self')
+    const creds = pki.acceptCertificateResponse(answer, {
+      key,
+      roots: this.#options.credentials.roots,
+      expectedRole: 'swarm-manager',
+    })
+    this.setCredentials(creds)
+    return creds
+  }
+
+  /** Switches every TLS listener and client of this manager to `creds` (see {@link renewOwnCertificate}). */
+  setCredentials(creds: pki.NodeCredentials): void {
+    this.#options = { ...this.#options, credentials: creds }
+    const keyPem = pki.encodePrivateKeyPem(creds.key.privateKey)
+    for (const t of this.#tlsTransports)
+      t.setCredentials({ key: keyPem, cert: creds.certificate, ca: creds.roots })
+    this.#joinServer?.setSecureContext(pki.joinServerTlsOptions(creds))
+  }
+
   #managerClient(address: string): RpcClient {
     let c = this.#managerClients.get(address)
     if (!c) {
-      const creds = this.#options.credentials
       c = rpcClient({
-        transport: tlsTransport({
-          key: pki.encodePrivateKeyPem(creds.key.privateKey),
-          cert: creds.certificate,
-          ca: creds.roots,
-          authorize: pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }),
-        }),
+        transport: this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId })),
         address,
       })
       this.#managerClients.set(address, c)
@@ -709,6 +781,8 @@ export class Manager {
   #reconciling: Promise<void> | undefined
   #reconcileAgain = false
   #transferring = false
+  /** Raft member IDs raft would not take (removed once). */
+  readonly #refused = new Set<string>()
 
   /** On the leader: follows node changes and reconciles raft membership with the managers in the store. */
   #startRoles(): void {
@@ -771,12 +845,15 @@ export class Manager {
         if (members.has(raftId)) continue
         const address = n.description?.engine.labels[RAFT_ADDR_LABEL]
         if (!address) continue
+        if (this.#refused.has(raftId)) continue
         try {
           await this.raft.addMember(raftId, { address })
           this.#log(`node ${n.id} is a raft learner (${raftId} at ${address})`)
           void this.#promote(raftId)
         } catch (err) {
-          pending = true
+          // Raft refuses an ID it removed once (RangeError): never again. Anything else: try later.
+          if (err instanceof RangeError) this.#refused.add(raftId)
+          else pending = true
           this.#log(`adding ${n.id} to raft failed: ${(err as Error).message}`)
         }
       } else if (n.spec.role === 'worker' && n.role === 'manager') {

@@ -95,15 +95,24 @@ export function stateDir(name: string): string {
   return join(root, name)
 }
 
-/** Starts a node on 127.0.0.1 with ephemeral ports and a temporary state directory. */
-export function node(name: string, log = !!process.env.CLUSTER_LOG): Promise<ClusterNode> {
+/**
+ * Starts a node with ephemeral ports and a temporary state directory. Its swarm listeners bind `host`
+ * (default 127.0.0.1). The routing mesh is off unless asked for: it would bind the services' published
+ * ports (fixed ones like 8080) on a machine other programs share.
+ */
+export function node(
+  name: string,
+  options: { host?: string; routingMesh?: boolean } = {},
+  log = !!process.env.CLUSTER_LOG,
+): Promise<ClusterNode> {
   return startNode({
     stateDir: join(root, name),
     apiAddress: '127.0.0.1:0',
     hostname: name,
-    listenAddr: '127.0.0.1:0',
+    listenAddr: `${options.host ?? '127.0.0.1'}:0`,
     heartbeatPeriodMs: 1000,
     taskStepMs: 20,
+    routingMesh: options.routingMesh ?? false,
     ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
   })
 }

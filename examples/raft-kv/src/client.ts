@@ -29,13 +29,25 @@ interface Waiter {
 
 /**
  * A client of one raft-kv member. Any member accepts puts (forwarded to the leader by raft) and serves
- * linearizable gets (ReadIndex); requests are pipelined on one connection.
+ * linearizable gets (ReadIndex); requests are pipelined on one connection, and those made in one turn of the
+ * event loop go out in one write.
  */
 export class KvClient {
   readonly #socket: Socket
   readonly #waiting = new Map<number, Waiter>()
   #nextId = 1
   #closed: Error | null = null
+  /** Requests made in the current turn, written together at the end of its microtask queue. */
+  #outgoing: Buffer[] = []
+  #outgoingBytes = 0
+  readonly #flush = (): void => {
+    const out = this.#outgoing
+    const bytes = this.#outgoingBytes
+    this.#outgoing = []
+    this.#outgoingBytes = 0
+    if (out.length === 0 || this.#socket.destroyed) return
+    this.#socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes))
+  }
 
   private constructor(socket: Socket) {
     this.#socket = socket
@@ -87,7 +99,10 @@ export class KvClient {
     this.#nextId = (this.#nextId + 1) >>> 0 || 1
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject })
-      this.#socket.write(encodeRequest(id, op, key, value))
+      const frame = encodeRequest(id, op, key, value)
+      if (this.#outgoing.length === 0) queueMicrotask(this.#flush)
+      this.#outgoing.push(frame)
+      this.#outgoingBytes += frame.length
     })
   }
 

@@ -23,9 +23,18 @@ export function encodePut(key: string, value: Uint8Array): Uint8Array {
   return out
 }
 
+/** Keys serialized between two yields to the event loop while a snapshot is taken in the background. */
+const SNAPSHOT_SLICE = 2048
+
 /** The key-value map that `apply` mutates, in log order, on every member. */
 export class KvStateMachine {
-  readonly #map = new Map<string, Uint8Array>()
+  #map = new Map<string, Uint8Array>()
+  /**
+   * While `snapshotAsync` runs: the value each key had when it was called, recorded by `apply` the first time
+   * it overwrites the key. Keys are never deleted, so the snapshot's keys are the first `size` keys of the map
+   * in insertion order, and their values are these or, when not overwritten, the live ones.
+   */
+  #before: Map<string, Uint8Array> | null = null
 
   get size(): number {
     return this.#map.size
@@ -43,10 +52,16 @@ export class KvStateMachine {
     const keyLength = command[1]! | (command[2]! << 8)
     if (3 + keyLength > command.length) throw new Error(`entry ${index}: truncated kv command`)
     const key = dec.decode(command.subarray(3, 3 + keyLength))
+    const before = this.#before
+    if (before !== null && !before.has(key)) {
+      const old = this.#map.get(key)
+      if (old !== undefined) before.set(key, old)
+    }
     this.#map.set(key, command.slice(3 + keyLength))
     return index
   }
 
+  /** The whole map, serialized at once. */
   snapshot(): Uint8Array {
     let size = 4
     const keys: Uint8Array[] = []
@@ -72,6 +87,49 @@ export class KvStateMachine {
     return out
   }
 
+  /**
+   * The map as of this call, serialized in slices between which the event loop runs (and `apply` goes on):
+   * a large map is snapshotted without stalling the member. Same format as `snapshot()`. One at a time; a call
+   * while one runs serializes at once.
+   */
+  async snapshotAsync(): Promise<Uint8Array> {
+    if (this.#before !== null) return this.snapshot()
+    const map = this.#map
+    const before = new Map<string, Uint8Array>()
+    this.#before = before
+    const count = map.size
+    const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve))
+    try {
+      // Two passes over the first `count` keys: their sizes, then their bytes. A key's value as of the call
+      // is the one `apply` saved in `before`, or the live one if it was not overwritten since.
+      let size = 4
+      let n = 0
+      for (const [k, v] of map) {
+        if (n === count) break
+        size += 6 + Buffer.byteLength(k) + (before.get(k) ?? v).length
+        if (++n % SNAPSHOT_SLICE === 0) await yieldNow()
+      }
+      const out = Buffer.allocUnsafe(size)
+      out.writeUInt32LE(count, 0)
+      let off = 4
+      n = 0
+      for (const [k, live] of map) {
+        if (n === count) break
+        const v = before.get(k) ?? live
+        const kl = out.write(k, off + 2, 'utf8')
+        out.writeUInt16LE(kl, off)
+        off += 2 + kl
+        out.writeUInt32LE(v.length, off)
+        out.set(v, off + 4)
+        off += 4 + v.length
+        if (++n % SNAPSHOT_SLICE === 0) await yieldNow()
+      }
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+    } finally {
+      if (this.#before === before) this.#before = null
+    }
+  }
+
   restore(snapshot: Uint8Array): void {
     const view = new DataView(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength)
     const fail = () => new Error('malformed kv snapshot')
@@ -91,7 +149,8 @@ export class KvStateMachine {
       off += 4 + vl
     }
     if (off !== snapshot.length) throw fail()
-    this.#map.clear()
-    for (const [k, v] of next) this.#map.set(k, v)
+    // A new map rather than the old one cleared: a snapshot being serialized from the old one stays intact.
+    this.#map = next
+    this.#before = null
   }
 }

@@ -72,7 +72,7 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     snapshotThreshold: options.snapshotThreshold ?? 100_000,
     stateMachine: {
       apply: (command, index) => state.apply(command, index),
-      snapshot: () => state.snapshot(),
+      snapshot: () => state.snapshotAsync(),
       restore: (snapshot) => state.restore(snapshot),
     },
   })
@@ -97,19 +97,23 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
     const reader = new FrameReader()
-    // Answers written in one turn of the event loop go out in one write.
-    let corked = false
+    // Answers settled together (one batch of applied entries) go out in one write, at the end of the current
+    // microtask queue rather than a turn of the event loop later.
+    let out: Buffer[] = []
+    let outBytes = 0
+    const flush = () => {
+      const frames = out
+      const bytes = outBytes
+      out = []
+      outBytes = 0
+      if (socket.destroyed) return
+      socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes))
+    }
     const send = (frame: Buffer) => {
       if (socket.destroyed) return
-      if (!corked) {
-        corked = true
-        socket.cork()
-        setImmediate(() => {
-          corked = false
-          socket.uncork()
-        })
-      }
-      socket.write(frame)
+      if (out.length === 0) queueMicrotask(flush)
+      out.push(frame)
+      outBytes += frame.length
     }
     const fail = (reqId: number, e: unknown) => {
       const code = isRaftError(e) ? e.code : 'INTERNAL'

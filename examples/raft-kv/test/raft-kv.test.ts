@@ -47,6 +47,55 @@ describe('KvStateMachine', () => {
   })
 })
 
+describe('KvStateMachine.snapshotAsync', () => {
+  it('captures the map as of the call while applies and a restore go on, in the format of snapshot()', async () => {
+    const sm = new KvStateMachine()
+    let index = 0
+    for (let i = 0; i < 20_000; i++) sm.apply(encodePut(`k${i}`, enc(`v${i}`)), ++index)
+    const expected = sm.snapshot()
+    const pending = sm.snapshotAsync()
+    // Overwrites, new keys and a restore while it is serialized in slices.
+    let done = false
+    void pending.then(() => (done = true))
+    let round = 0
+    while (!done) {
+      for (let i = 0; i < 500; i++)
+        sm.apply(encodePut(`k${(round * 500 + i) % 25_000}`, enc(`w${round}`)), ++index)
+      if (round === 3) {
+        const other = new KvStateMachine()
+        other.apply(encodePut('other', enc('x')), 1)
+        sm.restore(other.snapshot())
+      }
+      round++
+      await new Promise((r) => setImmediate(r))
+    }
+    expect(round).toBeGreaterThan(1)
+    expect(Buffer.from(await pending).equals(Buffer.from(expected))).toBe(true)
+    const copy = new KvStateMachine()
+    copy.restore(await pending)
+    expect(copy.size).toBe(20_000)
+    expect(dec(copy.get('k19999'))).toBe('v19999')
+    // After the restore the live map is the restored one, and a new snapshot sees it.
+    expect(dec(sm.get('other'))).toBe('x')
+    const again = new KvStateMachine()
+    again.restore(await sm.snapshotAsync())
+    expect(again.size).toBe(sm.size)
+  })
+
+  it('applies overwrites seen by a snapshot taken after them', async () => {
+    const sm = new KvStateMachine()
+    sm.apply(encodePut('a', enc('1')), 1)
+    const first = sm.snapshotAsync()
+    sm.apply(encodePut('a', enc('2')), 2)
+    sm.apply(encodePut('b', enc('3')), 3)
+    const copy = new KvStateMachine()
+    copy.restore(await first)
+    expect([copy.size, dec(copy.get('a'))]).toEqual([1, '1'])
+    copy.restore(await sm.snapshotAsync())
+    expect([copy.size, dec(copy.get('a')), dec(copy.get('b'))]).toEqual([2, '2', '3'])
+  })
+})
+
 describe('FrameReader', () => {
   it('splits a byte stream into frames however it is cut, and refuses oversized frames', () => {
     const frames = [enc('hello'), new Uint8Array(0), enc('x'.repeat(300))]

@@ -99,7 +99,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
     this.node = options.node
     const k = options.kernel ?? {}
     if (typeof k !== 'object' || k === null) throw new TypeError('options.kernel must be an object')
-    this.table = k.table ?? `swarmkit_mesh_${options.host.replace(/[.:]/g, '_')}`.slice(0, 64)
+    this.table = k.table ?? `swarmkit_mesh_${options.host.toLowerCase().replace(/[.:]/g, '_')}`.slice(0, 64)
     if (typeof this.table !== 'string' || !TABLE_NAME.test(this.table))
       throw new TypeError(
         'options.kernel.table must be a lowercase letter then up to 63 lowercase letters, digits or _',

@@ -12,11 +12,13 @@ import {
   nodeDataPlane,
   type OverlayNetwork,
   type Peer,
+  routingMesh,
   vniAllocator,
 } from '../src/index.js'
 import { kernelUnavailable, Lab, must, sh } from './helpers/lab.js'
 
 const unavailable = await kernelUnavailable()
+const nftMissing = (await sh('nft', ['--version'])).code !== 0
 
 // A TCP server that says its name, then echoes; and a client that prints what it got (or the error).
 const server = `
@@ -263,6 +265,48 @@ describe('overlay data plane (kernel, 3 hosts)', { timeout: 60_000 }, () => {
     await lab.kill(mesh.child)
     await sh('rm', ['-f', bundle])
   })
+
+  const vipTitle = 'balances a service VIP inside a task sandbox over tasks on other hosts (kernel mesh)'
+  if (nftMissing)
+    it(`${vipTitle}: cannot run here, \`nft\` is not installed`, () => {
+      if (process.env.SWARMKIT_CI === '1')
+        throw new Error(
+          'kernel mesh tests could not run in CI: `nft` is not installed (apt-get install nftables)',
+        )
+    })
+  else
+    it(vipTitle, async () => {
+      // Swarm's VIP load balancing: IPVS in each container's namespace. Here the kernel routing mesh in r1's
+      // sandbox answers on a virtual IP of the red network and DNATs to r2 and r3 on the other hosts; the
+      // traffic leaves r1 through its veth into the bridge and over VXLAN, so nothing needs forwarding.
+      await lab.node(task('r2').ns, server, ['r2', '7005'])
+      await lab.node(task('r3').ns, server, ['r3', '7005'])
+      const vip = control.allocateAddress('red')
+      const mesh = routingMesh({
+        host: vip,
+        mode: 'kernel',
+        kernel: { namespace: task('r1').ns, forwarding: false },
+      })
+      try {
+        await mesh.publish({
+          service: 'api',
+          protocol: 'tcp',
+          publishedPort: 80,
+          endpoints: [
+            { address: task('r2').address, port: 7005 },
+            { address: task('r3').address, port: 7005 },
+          ],
+        })
+        const got: string[] = []
+        for (let i = 0; i < 4; i++)
+          got.push((await lab.script(task('r1').ns, client, [vip, '80'])).out.trim())
+        expect(got).toEqual(['r2 ping', 'r3 ping', 'r2 ping', 'r3 ping'])
+      } finally {
+        await mesh.close()
+        control.releaseAddress('red', vip)
+      }
+      expect((await must('ip', ['netns', 'exec', task('r1').ns, 'nft', 'list', 'tables'])).trim()).toBe('')
+    })
 
   it('matches what nodeDataPlane plans from the cluster view (reconciling to it changes nothing)', async () => {
     const view: ClusterView = {

@@ -173,6 +173,26 @@ describe('routingMesh (kernel mode, nft commands)', () => {
     await expect(m.publish(web)).rejects.toMatchObject({ code: 'CLOSED' })
   })
 
+  it('applies concurrent changes one transaction at a time, ending at the last state', async () => {
+    const r = recorder()
+    const m = routingMesh({ host: '192.0.2.10', mode: 'kernel', kernel: { exec: r.exec, forwarding: false } })
+    const ports = Array.from({ length: 10 }, (_, i) => 9000 + i)
+    await Promise.all(
+      ports.map((p) =>
+        m.publish({
+          service: `s${p}`,
+          protocol: 'tcp',
+          publishedPort: p,
+          endpoints: [{ address: '10.0.0.2', port: p }],
+        }),
+      ),
+    )
+    await Promise.all(ports.slice(0, 5).map((p) => m.unpublish('tcp', p)))
+    const last = r.scripts().at(-1)!
+    for (const p of ports) expect(last.includes(`tcp dport ${p} `)).toBe(p >= 9005)
+    expect(m.listening().map((l) => l.port)).toEqual(ports.slice(5))
+  })
+
   it('says UNSUPPORTED when nft is missing', async () => {
     const exec: NftRunner = async () => {
       throw Object.assign(new Error('spawn nft ENOENT'), { code: 'ENOENT' })
@@ -192,6 +212,9 @@ describe('routingMesh (kernel mode, nft commands)', () => {
       routingMesh({ host: '192.0.2.10', mode: 'kernel', kernel: { namespace: 'a b; rm -rf /' } }),
     ).toThrow(/options.kernel.namespace/)
     expect(routingMesh({ host: '127.0.0.2' }).mode).toBe('userspace')
+    expect((routingMesh({ host: 'FD00::A', mode: 'kernel' }) as unknown as { table: string }).table).toBe(
+      'swarmkit_mesh_fd00__a',
+    )
   })
 
   it('refuses with PERMISSION_DENIED when really run without root', async () => {

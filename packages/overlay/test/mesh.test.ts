@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import net from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { isOverlayError, type RoutingMesh, routingMesh } from '../src/index.js'
 import { freePort, hello, tcpBackends, udpBackends } from './helpers/net.js'
 
@@ -117,6 +117,59 @@ describe('routingMesh (TCP)', () => {
     expect(createHash('sha256').update(back).digest('hex')).toBe(
       createHash('sha256').update(data).digest('hex'),
     )
+  })
+
+  it('carries endpoint-to-client streams intact to slow readers, over more connections than read buffers', async () => {
+    // Endpoint -> client bytes go through fixed read buffers (64 per mesh) written without a copy; a slow
+    // reader makes the mesh wait with the buffer in flight, and connections past the 64th read the default
+    // way. Every stream is distinct random bytes, so reuse of a buffer under a pending write would show.
+    const streams = new Map<number, Buffer>()
+    let next = 0
+    const source = net.createServer((c) => {
+      const data = randomBytes(next === 0 ? 24 << 20 : 64 << 10)
+      streams.set(next++, data)
+      c.write(Buffer.from(`${next - 1} `))
+      c.end(data)
+      c.on('error', () => {})
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r))
+    cleanups.push(() => new Promise((r) => source.close(() => r())))
+    const m = mesh('127.0.0.2')
+    const port = await freePort('127.0.0.2')
+    await m.publish({
+      service: 'src',
+      protocol: 'tcp',
+      publishedPort: port,
+      endpoints: [{ address: '127.0.0.1', port: (source.address() as net.AddressInfo).port }],
+    })
+    const fetch = (slow: boolean) =>
+      new Promise<{ id: number; body: Buffer }>((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.2', port })
+        const chunks: Buffer[] = []
+        c.on('data', (d) => {
+          chunks.push(d)
+          if (slow) {
+            // Read in bursts: pause, let the mesh's writes back up, resume on the next turn of the loop.
+            c.pause()
+            setImmediate(() => c.resume())
+          }
+        })
+        c.on('end', () => {
+          const all = Buffer.concat(chunks)
+          const sp = all.indexOf(32)
+          resolve({ id: Number(all.subarray(0, sp).toString()), body: all.subarray(sp + 1) })
+        })
+        c.on('error', reject)
+      })
+    const big = fetch(true)
+    // Wait until the big stream's connection is the first one the source saw, then open 80 more at once.
+    await vi.waitFor(() => expect(streams.size).toBe(1))
+    const got = await Promise.all([big, ...Array.from({ length: 80 }, (_, i) => fetch(i % 2 === 0))])
+    for (const g of got)
+      expect(createHash('sha256').update(g.body).digest('hex')).toBe(
+        createHash('sha256').update(streams.get(g.id)!).digest('hex'),
+      )
+    expect(new Set(got.map((g) => g.id)).size).toBe(81)
   })
 
   it('lets several nodes share one machine on different loopback addresses', async () => {

@@ -112,13 +112,28 @@ export interface Clock {
   clearTimeout(handle: unknown): void
 }
 
-/** The real clock (Date.now and global timers; timers are unref'd so they never hold the process open). */
+/** Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+interface LongTimer {
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+/**
+ * The real clock (Date.now and global timers; timers are unref'd so they never hold the process open). Delays
+ * longer than a Node timer can hold (a renewal 45 days out) are waited for in steps.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms)
-    t.unref?.()
-    return t
+    const handle: LongTimer = { timer: undefined }
+    const arm = (left: number): void => {
+      const step = Math.min(left, MAX_TIMER_MS)
+      handle.timer = setTimeout(() => (left > step ? arm(left - step) : fn()), step)
+      handle.timer.unref?.()
+    }
+    arm(Math.max(0, Number.isFinite(ms) ? ms : 0))
+    return handle
   },
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  clearTimeout: (h) => clearTimeout((h as LongTimer | undefined)?.timer),
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
-import { type CertificateLifetime, renewalScheduler, renewalTime } from '../src/index.js'
+import { describe, expect, it, vi } from 'vitest'
+import { type CertificateLifetime, renewalScheduler, renewalTime, systemClock } from '../src/index.js'
 import { FakeClock, seededFloat, settle } from './helpers.js'
 
 const DAY = 86_400_000
@@ -173,5 +173,33 @@ describe('renewalScheduler', () => {
         initialBackoffMs: 0,
       }),
     ).toThrow(RangeError)
+  })
+})
+
+describe('systemClock', () => {
+  it('waits out delays longer than a Node timer can hold (renewals weeks away), in steps', () => {
+    vi.useFakeTimers()
+    const spy = vi.spyOn(globalThis, 'setTimeout')
+    try {
+      let fired = 0
+      const day = 24 * 3600_000
+      systemClock.setTimeout(() => fired++, 45 * day)
+      for (const call of spy.mock.calls) expect(call[1]).toBeLessThanOrEqual(2 ** 31 - 1)
+      vi.advanceTimersByTime(45 * day - 1)
+      expect(fired).toBe(0)
+      vi.advanceTimersByTime(1)
+      expect(fired).toBe(1)
+      for (const call of spy.mock.calls) expect(call[1]).toBeLessThanOrEqual(2 ** 31 - 1)
+      expect(spy.mock.calls.length).toBe(2) // 45 days: one full step (24.8 days), then the rest
+
+      const cancelled = systemClock.setTimeout(() => fired++, 60 * day)
+      vi.advanceTimersByTime(30 * day) // past the first step
+      systemClock.clearTimeout(cancelled)
+      vi.advanceTimersByTime(31 * day)
+      expect(fired).toBe(1)
+    } finally {
+      spy.mockRestore()
+      vi.useRealTimers()
+    }
   })
 })

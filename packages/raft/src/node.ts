@@ -20,6 +20,7 @@ import {
   type ConfState,
   type Entry,
   EntryType,
+  type HardState,
   type LogStorage,
   type PersistedState,
   type Snapshot,
@@ -251,6 +252,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private kickScheduled = false
   private loop: Promise<void> | null = null
   private applied = 0
+  /** The hard state last handed to storage. */
+  private savedHard: HardState = { term: 0, vote: null, commit: 0 }
+  /**
+   * A hard state that differs from `savedHard` only in its commit index, not yet written: it rides along with
+   * the next write of entries, or is written on its own after a tick without one (see `flushCommit`).
+   */
+  private pendingHard: HardState | null = null
+  private pendingHardAt = 0
   private emittedRole: Role = 'follower'
   private emittedLeader: string | null = null
   private seenTerm = 0
@@ -426,6 +435,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       state: persisted,
     })
     this.applied = this.core.applied
+    this.savedHard = persisted.hardState
     this.seenTerm = this.core.term
     this.emittedRole = this.core.role
     const address = o.address ?? this.addresses.get(this.id) ?? this.id
@@ -460,6 +470,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.failAll(stoppedError())
     if (this.loop) await this.loop.catch(() => {})
     await this.links?.close()
+    // The commit index not yet written goes out with the last write, so a clean restart resumes from it.
+    const hard = this.pendingHard
+    this.pendingHard = null
+    if (hard !== null) await this.storage.save({ hardState: hard }).catch(() => {})
     await this.storage.close()
   }
 
@@ -805,6 +819,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.checkDeadlines()
     this.armTick()
     this.schedule()
+    if (this.pendingHard !== null) this.flushCommit(now)
   }
 
   private schedule(): void {
@@ -837,26 +852,40 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
         if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
-        if (rd.snapshot !== null || rd.hardState !== null || rd.entries.length > 0) {
+        const hard = this.hardToSave(rd)
+        let saving: Promise<void> | null = null
+        if (rd.snapshot !== null || hard !== null || rd.entries.length > 0) {
           const update: { -readonly [K in keyof StorageUpdate]: StorageUpdate[K] } = {}
           if (rd.snapshot) update.snapshot = rd.snapshot
-          if (rd.hardState) update.hardState = rd.hardState
+          if (hard) update.hardState = hard
           if (rd.entries.length > 0) update.entries = rd.entries
-          await this.storage.save(update)
-          if (this.state !== 'running') return
+          saving = this.storage.save(update)
+          // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
+          saving.catch(() => {})
         }
         if (rd.snapshot) {
+          await saving
+          if (this.state !== 'running') return
+          saving = null
           await this.installSnapshot(rd.snapshot)
           if (this.state !== 'running') return
         }
-        this.observeSoftState()
-        if (rd.messages.length > 0) this.send(rd.messages)
+        // Committed entries are durable on a quorum already (a leader counts itself only once its own write
+        // completed), so they are applied while this Ready's writes are in flight: a reply never waits for the
+        // write of later entries. Forward results come first so that their proposals are known when applied.
         if (rd.forwards.length > 0) this.onForwards(rd.forwards)
-        if (rd.readStates.length > 0) this.onReadStates(rd.readStates)
         if (rd.committed.length > 0) {
           await this.applyEntries(rd.committed)
           if (this.state !== 'running') return
         }
+        if (saving !== null) {
+          await saving
+          if (this.state !== 'running') return
+        }
+        this.observeSoftState()
+        // Votes and acknowledgements: only now that what they promise is durable.
+        if (rd.messages.length > 0) this.send(rd.messages)
+        if (rd.readStates.length > 0) this.onReadStates(rd.readStates)
         core.advance(rd)
         if (
           this.snapshotThreshold > 0 &&
@@ -873,6 +902,47 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     } catch (err) {
       this.fail(err)
     }
+  }
+
+  /**
+   * The hard state to write with `rd`, or null. A change of the commit index alone is not written on its own
+   * (the commit index may be learned again after a restart, and a lower one is always safe): it waits for the
+   * next write of entries, so an idle-to-busy write costs one sync instead of two. Term and vote changes are
+   * always written at once.
+   */
+  private hardToSave(rd: Ready): HardState | null {
+    const h = rd.hardState
+    if (h !== null) {
+      const s = this.savedHard
+      if (h.term === s.term && h.vote === s.vote && rd.entries.length === 0 && rd.snapshot === null) {
+        if (this.pendingHard === null) this.pendingHardAt = this.clock.now()
+        this.pendingHard = h
+        return null
+      }
+      this.pendingHard = null
+      this.savedHard = h
+      return h
+    }
+    const p = this.pendingHard
+    if (p === null || (rd.entries.length === 0 && rd.snapshot === null)) return null
+    this.pendingHard = null
+    this.savedHard = p
+    return p
+  }
+
+  /** Writes a commit index that found no write of entries to ride along with within a tick. */
+  private flushCommit(now: number): void {
+    const hard = this.pendingHard
+    if (hard === null || this.loop !== null || now - this.pendingHardAt < this.tickMs) return
+    this.pendingHard = null
+    this.savedHard = hard
+    this.loop = this.storage
+      .save({ hardState: hard })
+      .catch((err) => this.fail(err))
+      .finally(() => {
+        this.loop = null
+        this.schedule()
+      })
   }
 
   /** A fatal failure (storage, state machine): stop, fail everything pending, report it. */

@@ -60,6 +60,7 @@ export interface PersistedState {
  * One batch to make durable, in this order: snapshot, then entries, then hard state. `entries` may begin at
  * or below the last stored index: the stored suffix from `entries[0].index` on is replaced (a follower
  * truncating a conflicting tail). A snapshot newer than every stored entry discards the stored log.
+ * Storage may read the update's buffers until its save resolves: they must not change meanwhile.
  */
 export interface StorageUpdate {
   readonly hardState?: HardState

@@ -2,7 +2,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Entry, FileLogStorage, type FileLogStorageOptions, type LogStorage } from '../src/index.js'
+import {
+  type Entry,
+  type EntryType,
+  FileLogStorage,
+  type FileLogStorageOptions,
+  type LogStorage,
+} from '../src/index.js'
+import { crc32c } from '../src/internal/wal/crc32c.js'
 import { testLogStorage } from '../src/testing/index.js'
 
 const dirs = new Map<LogStorage, string>()
@@ -25,6 +32,61 @@ testLogStorage('FileLogStorage', {
     rmSync(dirs.get(s)!, { recursive: true, force: true })
   },
 })
+
+/**
+ * A toy sealer for tests: XOR with a key byte, behind a 4-byte tag over the context (and, for a run of entries,
+ * the record's readable header), so that a changed index, term, type or length fails to open.
+ */
+function toySealer(seen?: string[]): Pick<FileLogStorageOptions, 'seal' | 'open'> {
+  const tag = (ctx: { kind: string; index: number; term: number; type: number; header?: Uint8Array }) => {
+    const head = new TextEncoder().encode(`${ctx.kind}:${ctx.index}:${ctx.term}:${ctx.type}`)
+    return crc32c(ctx.header ?? new Uint8Array(0), crc32c(head))
+  }
+  return {
+    seal: (data, ctx) => {
+      seen?.push(ctx.kind === 'entries' ? `entries:${ctx.index}:${ctx.count}` : `${ctx.kind}:${ctx.index}`)
+      const out = new Uint8Array(data.length + 4)
+      new DataView(out.buffer).setUint32(0, tag(ctx))
+      for (let i = 0; i < data.length; i++) out[i + 4] = data[i]! ^ 0x5a
+      return out
+    },
+    open: (data, ctx) => {
+      if (data.length < 4 || new DataView(data.buffer, data.byteOffset).getUint32(0) !== tag(ctx)) {
+        throw new Error('authentication failed')
+      }
+      return data.subarray(4).map((b) => b ^ 0x5a)
+    },
+  }
+}
+
+testLogStorage('FileLogStorage sealing each save as one record (batchSeal)', {
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
+    const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal: true, ...toySealer() })
+    dirs.set(s, dir)
+    return s
+  },
+  async reopen(closed) {
+    const dir = dirs.get(closed)!
+    const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal: true, ...toySealer() })
+    dirs.set(s, dir)
+    return s
+  },
+  async destroy(s) {
+    rmSync(dirs.get(s)!, { recursive: true, force: true })
+  },
+})
+
+/** The offsets and bodies of the records of a segment file (the checksums are not checked). */
+function records(file: Buffer): { off: number; body: Buffer }[] {
+  const out: { off: number; body: Buffer }[] = []
+  for (let off = 0; off + 8 <= file.length; ) {
+    const len = file.readUInt32LE(off)
+    out.push({ off, body: file.subarray(off + 8, off + 8 + len) })
+    off += 8 + len
+  }
+  return out
+}
 
 const made: string[] = []
 function tempDir(): string {
@@ -271,6 +333,108 @@ describe('FileLogStorage', () => {
         },
       }),
     ).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('seals the entries of a save as one record with batchSeal, and reads logs written either way', async () => {
+    const dir = tempDir()
+    const seen: string[] = []
+    const data = (i: number) => new TextEncoder().encode(`entry ${i} `.repeat(i % 4))
+    const entry = (index: number, term: number): Entry => ({
+      index,
+      term,
+      type: (index % 2) as EntryType,
+      data: data(index),
+    })
+    const before = await openStorage(dir, toySealer(seen))
+    await before.load()
+    await before.save({ entries: [entry(1, 1), entry(2, 1)] })
+    await before.close()
+    const s = await openStorage(dir, { batchSeal: true, ...toySealer(seen) })
+    await s.load()
+    await s.save({ entries: [3, 4, 5, 6, 7].map((i) => entry(i, i < 5 ? 1 : 2)) })
+    await s.save({ entries: [entry(8, 2)], hardState: { term: 2, vote: 'a', commit: 8 } })
+    await s.save({ entries: [entry(9, 3), entry(10, 3)] })
+    await s.close()
+    expect(seen).toEqual(['entry:1', 'entry:2', 'entries:3:5', 'entry:8', 'entries:9:2'])
+    const want = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => entry(i, i < 5 ? 1 : i < 9 ? 2 : 3))
+    for (const options of [{ batchSeal: true }, {}]) {
+      const again = await openStorage(dir, { ...options, ...toySealer() })
+      const got = (await again.load()).entries
+      expect(got.map((e) => ({ ...e, data: new Uint8Array(e.data) }))).toEqual(want)
+      await again.close()
+    }
+
+    // The readable table is bound to the sealed data: a changed type fails to open, even with a valid checksum.
+    const seg = readdirSync(dir).find((n) => n.endsWith('.log'))!
+    const file = readFileSync(join(dir, seg))
+    const run = records(file).find((r) => r.body[0] === 5)!
+    expect(run.body.readUInt32LE(12)).toBe(5)
+    run.body[16 + 8] = run.body[16 + 8]! ^ 1
+    file.writeUInt32LE(crc32c(run.body), run.off + 4)
+    writeFileSync(join(dir, seg), file)
+    await expect(FileLogStorage.open(dir, { batchSeal: true, ...toySealer() })).rejects.toMatchObject({
+      code: 'CORRUPT',
+      message: expect.stringContaining('entries 3-7'),
+    })
+  })
+
+  it('splits a save into runs that keep each record within maxEntryBytes', async () => {
+    const dir = tempDir()
+    const seen: string[] = []
+    const options = { batchSeal: true, maxEntryBytes: 200, segmentBytes: 1024, ...toySealer(seen) }
+    const s = await openStorage(dir, options)
+    await s.load()
+    // Runs: 16 bytes + 13 per entry + the data must stay within 20 + 200 bytes.
+    const saved = Array.from({ length: 10 }, (_, k) => ({
+      index: k + 1,
+      term: 1,
+      type: 0 as const,
+      data: new Uint8Array(k === 4 ? 200 : 30).fill(k),
+    }))
+    await s.save({ entries: saved })
+    await s.save({ entries: saved.map((e) => ({ ...e, index: e.index + 10 })) })
+    await s.close()
+    expect(seen.slice(0, 4)).toEqual(['entries:1:4', 'entry:5', 'entries:6:4', 'entry:10'])
+    const again = await openStorage(dir, options)
+    const state = await again.load()
+    expect(state.entries.map((e) => [e.index, e.data.length, e.data[0]])).toEqual(
+      [...saved, ...saved].map((e, k) => [k + 1, e.data.length, e.data[0]]),
+    )
+    expect(again.stats().segments).toBeGreaterThan(1)
+  })
+
+  it('cuts a torn entries record back, keeping the saves before it', async () => {
+    const dir = tempDir()
+    const options = { batchSeal: true, ...toySealer() }
+    const s = await openStorage(dir, options)
+    await s.load()
+    const saved = Array.from({ length: 20 }, (_, k) => ({
+      index: k + 1,
+      term: 1,
+      type: 0 as const,
+      data: new Uint8Array(300).fill(k),
+    }))
+    await s.save({ entries: saved.slice(0, 10) })
+    await s.save({ entries: saved.slice(10) })
+    await s.close()
+    const seg = readdirSync(dir).find((n) => n.endsWith('.log'))!
+    const path = join(dir, seg)
+    const full = readFileSync(path)
+    const last = records(full).at(-1)!
+    expect(last.body[0]).toBe(5)
+    // A cut anywhere inside the second save's record (header, table or sealed data) is a torn write.
+    for (const cut of [full.length - 1, last.off + 2000, last.off + 9]) {
+      writeFileSync(path, full.subarray(0, cut))
+      const again = await openStorage(dir, options)
+      const state = await again.load()
+      expect(state.entries.map((e) => e.index)).toEqual(saved.slice(0, 10).map((e) => e.index))
+      expect(state.entries.every((e, k) => e.data.length === 300 && e.data[0] === k)).toBe(true)
+      await again.close()
+    }
+    writeFileSync(path, full)
+    const whole = await openStorage(dir, options)
+    expect((await whole.load()).entries.length).toBe(20)
+    await whole.close()
   })
 
   it('rejects invalid updates without changing anything', async () => {

@@ -24,6 +24,14 @@ afterEach(async () => {
 })
 
 const entry = (index: number, term = 1, type = 0): SealContext => ({ kind: 'entry', index, term, type })
+const run = (index: number, count: number, header: Uint8Array, term = 1): SealContext => ({
+  kind: 'entries',
+  index,
+  term,
+  type: 0,
+  count,
+  header,
+})
 const text = (s: string) => new TextEncoder().encode(s)
 
 function expectStoreError(fn: () => unknown, code: string, message?: RegExp): void {
@@ -129,6 +137,40 @@ describe('KeyManager seal/open', () => {
       expectStoreError(() => noble.hooks().open(bad, ctx), 'CORRUPT')
     }
     await expect(KeyManager.open(path, { cipher: 'rot13' as never })).rejects.toThrow(TypeError)
+  })
+
+  it("seals a run of entries as one record, bound to the run's readable header", async () => {
+    const path = join(dir, 'keys.json')
+    const { seal } = (await KeyManager.open(path)).hooks()
+    const next = seeded(3)
+    for (const [count, size] of [
+      [2, 0],
+      [3, 100],
+      [64, 65536],
+    ] as const) {
+      const header = next(16 + 13 * count)
+      const data = next(size)
+      const ctx = run(41, count, header, 7)
+      const a = (await KeyManager.open(path, { cipher: 'native', random: seeded(count) })).hooks()
+      const b = (await KeyManager.open(path, { cipher: 'noble', random: seeded(count) })).hooks()
+      expect(a.batchSeal).toBe(true)
+      const sealed = a.seal(data, ctx)
+      expect(Buffer.from(sealed).equals(Buffer.from(b.seal(data, ctx)))).toBe(true)
+      expect(sealed.length).toBe(size + SEAL_OVERHEAD)
+      for (const h of [a, b]) {
+        expect(h.open(sealed, ctx)).toEqual(data)
+        // Every byte of the header is bound, and so are the first index, the last term and the kind.
+        for (let i = 0; i < header.length; i += 5) {
+          const changed = new Uint8Array(header)
+          changed[i]! ^= 0x10
+          expectStoreError(() => h.open(sealed, run(41, count, changed, 7)), 'CORRUPT', /log entries 41-/)
+        }
+        expectStoreError(() => h.open(sealed, run(42, count, header, 7)), 'CORRUPT')
+        expectStoreError(() => h.open(sealed, run(41, count, header, 8)), 'CORRUPT')
+        expectStoreError(() => h.open(sealed, entry(41, 7)), 'CORRUPT')
+      }
+    }
+    expect(() => seal(new Uint8Array(1), { kind: 'entries', index: 1, term: 1, type: 0 })).toThrow(TypeError)
   })
 
   it('is XChaCha20-Poly1305 (cross-checked with node:crypto through HChaCha20)', async () => {
@@ -283,6 +325,8 @@ describe('KeyManager data key rotation', () => {
     const { seal, open } = km.hooks()
     const old5 = seal(text('five'), entry(5))
     const old9 = seal(text('nine'), entry(9))
+    const oldRun = seal(text('sixseveneight'), run(6, 3, new Uint8Array(55)))
+    const oldRunPast = seal(text('eightnineten'), run(8, 3, new Uint8Array(55)))
     const oldSnap = seal(text('snap'), { kind: 'snapshot', index: 5, term: 1, type: 0 })
     await km.rotateDataKey()
     const new10 = seal(text('ten'), entry(10))
@@ -293,6 +337,9 @@ describe('KeyManager data key rotation', () => {
     // Covered by the snapshot at 9: raft discards these on load.
     expect(open(old5, entry(5))).toEqual(new Uint8Array(0))
     expect(open(old9, entry(9))).toEqual(new Uint8Array(0))
+    // A run wholly covered opens as zeros of its length, which raft splits and discards.
+    expect(open(oldRun, run(6, 3, new Uint8Array(55)))).toEqual(new Uint8Array(13))
+    expectStoreError(() => open(oldRunPast, run(8, 3, new Uint8Array(55))), 'CORRUPT', /unknown data key/)
     // Anything else under the retired key is an error, never silently empty.
     expectStoreError(() => open(old9, entry(10)), 'CORRUPT', /unknown data key/)
     expectStoreError(() => open(oldSnap, { kind: 'snapshot', index: 5, term: 1, type: 0 }), 'CORRUPT')

@@ -57,7 +57,13 @@ export {
   type StreamOptions,
 } from './session.js'
 export { type TcpTransportOptions, tcpTransport } from './tcp.js'
-export { identityOf, type TlsTransportOptions, tlsTransport } from './tls.js'
+export {
+  identityOf,
+  type TlsCredentials,
+  type TlsTransport,
+  type TlsTransportOptions,
+  tlsTransport,
+} from './tls.js'
 export type {
   AbortOptions,
   Clock,

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import {
   type PeerCertificate,
   type TLSSocket,
+  type Server as TlsServer,
   connect as tlsConnect,
   createServer as tlsCreateServer,
 } from 'node:tls'
@@ -25,6 +26,23 @@ export interface TlsTransportOptions extends TcpTransportOptions {
   readonly authorize?: ((identity: PeerIdentity) => boolean | undefined) | undefined
   /** The handshake must finish within this many ms (default 10,000). */
   readonly handshakeTimeoutMs?: number | undefined
+}
+
+/** A node's credentials: its key, its certificate chain, and the roots peers must chain to. */
+export interface TlsCredentials {
+  readonly key: string | Uint8Array
+  readonly cert: string | Uint8Array
+  readonly ca: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+}
+
+/** A {@link tlsTransport}: a transport whose credentials can be replaced while it runs. */
+export interface TlsTransport extends Transport {
+  /**
+   * Replaces the key, certificate and trusted roots (after a certificate renewal or a root rotation). Listeners
+   * present the new certificate to the next handshake and dials use them from the next dial on; connections
+   * already established stay up. Invalid input throws `TypeError` and changes nothing.
+   */
+  setCredentials(credentials: TlsCredentials): void
 }
 
 function first(value: string | string[] | undefined): string | undefined {
@@ -55,13 +73,11 @@ function pem(value: unknown, name: string): string | Buffer {
  * `connection.remoteIdentity`. Host names are not checked: peers are identified by certificate, not
  * by address.
  */
-export function tlsTransport(options: TlsTransportOptions): Transport {
+export function tlsTransport(options: TlsTransportOptions): TlsTransport {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
-  const key = pem(options.key, 'options.key')
-  const cert = pem(options.cert, 'options.cert')
-  const caList = Array.isArray(options.ca) ? options.ca : [options.ca]
-  if (caList.length === 0) throw new TypeError('options.ca must name at least one certificate')
-  const ca = caList.map((c, i) => pem(c, `options.ca[${i}]`))
+  let secure = secureOptions(options, 'options')
+  /** Live TLS servers, to hand them new credentials. */
+  const servers = new Set<TlsServer>()
   const authorize = options.authorize
   if (authorize !== undefined && typeof authorize !== 'function') {
     throw new TypeError('options.authorize must be a function')
@@ -71,7 +87,6 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
   if (!Number.isSafeInteger(handshakeTimeout) || handshakeTimeout <= 0) {
     throw new RangeError('options.handshakeTimeoutMs must be a positive integer')
   }
-  const secure = { key, cert, ca, minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const }
 
   /** Undefined when allowed, else why not. */
   const refusal = (socket: TLSSocket): { identity: PeerIdentity } | TransportError => {
@@ -96,7 +111,7 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
     return { identity }
   }
 
-  return new StreamTransport(
+  const transport = new StreamTransport(
     {
       protocol: 'tls',
       createServer: (onSocket, onError) => {
@@ -106,6 +121,8 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
           rejectUnauthorized: true,
           handshakeTimeout,
         })
+        servers.add(server)
+        server.on('close', () => servers.delete(server))
         server.on('secureConnection', (socket: TLSSocket) => {
           const verdict = refusal(socket)
           if (verdict instanceof TransportError) {
@@ -164,5 +181,22 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
       },
     },
     resolved,
-  )
+  ) as StreamTransport & TlsTransport
+  transport.setCredentials = (credentials: TlsCredentials): void => {
+    if (typeof credentials !== 'object' || credentials === null)
+      throw new TypeError('credentials must be an object')
+    const next = secureOptions(credentials, 'credentials')
+    secure = next
+    for (const server of servers) server.setSecureContext(next)
+  }
+  return transport
+}
+
+function secureOptions(c: TlsCredentials, name: string) {
+  const key = pem(c.key, `${name}.key`)
+  const cert = pem(c.cert, `${name}.cert`)
+  const caList = Array.isArray(c.ca) ? c.ca : [c.ca]
+  if (caList.length === 0) throw new TypeError(`${name}.ca must name at least one certificate`)
+  const ca = caList.map((x, i) => pem(x, `${name}.ca[${i}]`))
+  return { key, cert, ca, minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const }
 }

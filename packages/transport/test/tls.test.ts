@@ -6,7 +6,7 @@ import {
   type PeerIdentity,
   rpcClient,
   rpcServer,
-  type Transport,
+  type TlsTransport,
   type TransportError,
   tlsTransport,
 } from '../src/index.js'
@@ -25,7 +25,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-function tls(options: Parameters<typeof tlsTransport>[0]): Transport {
+function tls(options: Parameters<typeof tlsTransport>[0]): TlsTransport {
   const t = tlsTransport(options)
   cleanups.push(() => t.close())
   return t
@@ -160,6 +160,55 @@ describe('tlsTransport', () => {
     await expect(client.dial(`127.0.0.1:${server.port}`, { timeoutMs: 200 })).rejects.toMatchObject({
       code: 'TIMEOUT',
     })
+  })
+
+  it('takes new credentials while it runs: new handshakes use them, open connections stay up', async () => {
+    const next = testPki('cluster-1') // a new root, as after a root rotation
+    cleanups.push(() => next.cleanup())
+    const server = tls({ ...manager, ca: pki.ca })
+    const listener = await server.listen('127.0.0.1:0')
+    const accepted: Connection[] = []
+    listener.on('connection:open', (c) => accepted.push(c))
+    const client = tls({ ...worker, ca: pki.ca })
+    const before = await client.dial(listener.address)
+    await waitFor(() => accepted.length === 1)
+    const frames: Uint8Array[] = []
+    accepted[0]!.on('frame:receive', (f) => frames.push(f.slice()))
+
+    server.setCredentials({ ...next.issue('node-m1', 'swarm-manager'), ca: next.ca })
+    // A client that still trusts only the old root refuses the certificate the server shows now.
+    await expect(tls({ ...worker, ca: pki.ca }).dial(listener.address)).rejects.toMatchObject({
+      code: 'HANDSHAKE_FAILED',
+    })
+    // The connection made before is still up, both ways.
+    before.send(new Uint8Array([7]))
+    await waitFor(() => frames.length === 1)
+    expect(before.closed).toBe(false)
+
+    client.setCredentials({ ...next.issue('node-w1', 'swarm-worker'), ca: next.ca })
+    const after = await client.dial(listener.address)
+    expect(after.remoteIdentity?.commonName).toBe('node-m1')
+    expect(after.remoteIdentity?.fingerprint256).not.toBe(before.remoteIdentity?.fingerprint256)
+    // A plain node:tls client sees the new certificate too.
+    const raw = tlsConnect({
+      ...next.issue('node-w2', 'swarm-worker'),
+      ca: next.ca,
+      host: '127.0.0.1',
+      port: Number(listener.address.split(':')[1]),
+      checkServerIdentity: () => undefined,
+    })
+    const peer = await new Promise<string>((resolve, reject) => {
+      raw.once('secureConnect', () => resolve(raw.getPeerCertificate().fingerprint256))
+      raw.once('error', reject)
+    })
+    raw.destroy()
+    expect(peer).toBe(after.remoteIdentity?.fingerprint256)
+
+    // Bad credentials are refused and change nothing.
+    expect(() => client.setCredentials({ key: 'nope', cert: manager.cert, ca: pki.ca })).toThrow(TypeError)
+    expect(() => client.setCredentials(null as never)).toThrow(TypeError)
+    const again = await client.dial(listener.address)
+    expect(again.remoteIdentity?.fingerprint256).toBe(after.remoteIdentity?.fingerprint256)
   })
 
   it('checks its options', () => {

@@ -22,6 +22,7 @@ export class LossyStorage implements LogStorage {
   readonly inner = new MemoryLogStorage()
   private pending: { update: StorageUpdate; resolve: () => void; reject: (e: Error) => void }[] = []
   private timer: unknown = null
+  private crashed = false
   lost = 0
 
   constructor(
@@ -30,10 +31,13 @@ export class LossyStorage implements LogStorage {
   ) {}
 
   load(): Promise<PersistedState> {
+    this.crashed = false
     return this.inner.load()
   }
 
   save(update: StorageUpdate): Promise<void> {
+    // The crashed process writes nothing more; the next incarnation starts with load().
+    if (this.crashed) return Promise.reject(new Error('crashed'))
     return new Promise((resolve, reject) => {
       this.pending.push({ update, resolve, reject })
       if (this.timer === null) this.timer = this.clock.setTimeout(this.sync, this.syncMs())
@@ -62,6 +66,7 @@ export class LossyStorage implements LogStorage {
 
   /** Loses every save not yet synced (their promises reject, as the process would never see them resolve). */
   crash(): void {
+    this.crashed = true
     if (this.timer !== null) this.clock.clearTimeout(this.timer)
     this.timer = null
     const batch = this.pending

@@ -6,10 +6,17 @@ import { StoreError } from '../errors.js'
 
 /** What raft's FileLogStorage passes to its hooks; index, term and type stay in the clear on disk. */
 export interface SealContext {
-  readonly kind: 'entry' | 'snapshot'
+  /** One entry, a snapshot, or the concatenated data of `count` entries sealed together (`batchSeal`). */
+  readonly kind: 'entry' | 'entries' | 'snapshot'
+  /** The entry's index (the first one's for `entries`). */
   readonly index: number
+  /** The entry's term (the last one's for `entries`). */
   readonly term: number
   readonly type: number
+  /** For `entries`: how many. */
+  readonly count?: number
+  /** For `entries`: the record's readable part (every entry's index, term, type and length), bound as AAD. */
+  readonly header?: Uint8Array
 }
 
 /** A `seal` or `open` hook for raft's FileLogStorage. */
@@ -47,11 +54,17 @@ function put32(a: Uint8Array, at: number, v: number): void {
   a[at + 3] = v & 0xff
 }
 
+/**
+ * The associated data: format, key id, kind, index, term and type; for `entries` followed by the record's
+ * readable header, so that no entry's index, term, type or length can be changed on disk unnoticed.
+ */
 function aad(id: number, ctx: SealContext): Uint8Array {
-  const a = scratchAad
+  const header = ctx.kind === 'entries' ? ctx.header! : null
+  const a = header ? new Uint8Array(AAD_BYTES + header.length) : scratchAad
+  if (header) a.set(header, AAD_BYTES)
   a[0] = FORMAT
   put32(a, 1, id)
-  a[5] = ctx.kind === 'entry' ? 0 : 1
+  a[5] = ctx.kind === 'entry' ? 0 : ctx.kind === 'snapshot' ? 1 : 2
   put32(a, 6, Math.floor(ctx.index / 2 ** 32))
   put32(a, 10, ctx.index >>> 0)
   put32(a, 14, Math.floor(ctx.term / 2 ** 32))
@@ -97,7 +110,7 @@ function checkContext(ctx: SealContext): void {
   if (
     typeof ctx !== 'object' ||
     ctx === null ||
-    (ctx.kind !== 'entry' && ctx.kind !== 'snapshot') ||
+    (ctx.kind !== 'entry' && ctx.kind !== 'snapshot' && ctx.kind !== 'entries') ||
     !Number.isSafeInteger(ctx.index) ||
     ctx.index < 0 ||
     !Number.isSafeInteger(ctx.term) ||
@@ -105,6 +118,12 @@ function checkContext(ctx: SealContext): void {
     !Number.isInteger(ctx.type)
   ) {
     throw new TypeError('context: expected { kind, index, term, type }')
+  }
+  if (
+    ctx.kind === 'entries' &&
+    (!Number.isSafeInteger(ctx.count) || ctx.count! < 1 || !(ctx.header instanceof Uint8Array))
+  ) {
+    throw new TypeError('context: entries need { count, header }')
   }
 }
 
@@ -163,16 +182,24 @@ export function sealRecord(
 export function openRecord(ring: Keyring, sealed: Uint8Array, ctx: SealContext): Uint8Array {
   if (!(sealed instanceof Uint8Array)) throw new TypeError('data: expected a Uint8Array')
   checkContext(ctx)
-  const where = ctx.kind === 'entry' ? `log entry ${ctx.index}` : `snapshot at ${ctx.index}`
+  const where =
+    ctx.kind === 'entry'
+      ? `log entry ${ctx.index}`
+      : ctx.kind === 'entries'
+        ? `log entries ${ctx.index}-${ctx.index + ctx.count! - 1}`
+        : `snapshot at ${ctx.index}`
   if (sealed.length < SEAL_OVERHEAD || sealed[0] !== FORMAT) {
     throw new StoreError('CORRUPT', `${where} is not a sealed record`, { index: ctx.index })
   }
   const id = ((sealed[1]! << 24) | (sealed[2]! << 16) | (sealed[3]! << 8) | sealed[4]!) >>> 0
   const k = ring.current.id === id ? ring.current : ring.previous.find((x) => x.id === id)
   if (!k) {
-    if (ctx.kind === 'entry' && ctx.index <= ring.retiredFloor && ring.retired.includes(id)) {
-      // Sealed under a key retired after a snapshot covered this index: raft discards it on load.
-      return new Uint8Array(0)
+    if (ctx.kind !== 'snapshot' && ring.retired.includes(id)) {
+      // Sealed under a key retired after a snapshot covered this index: raft discards it on load. A run of
+      // entries opens as zeros of its length, which raft splits into entries it then discards.
+      if (ctx.kind === 'entry' && ctx.index <= ring.retiredFloor) return new Uint8Array(0)
+      if (ctx.kind === 'entries' && ctx.index + ctx.count! - 1 <= ring.retiredFloor)
+        return new Uint8Array(sealed.length - SEAL_OVERHEAD)
     }
     throw new StoreError('CORRUPT', `${where} is sealed under an unknown data key (${id.toString(16)})`, {
       index: ctx.index,

@@ -8,6 +8,10 @@
 //   HARD     2 | 0 u8 | voteLength u16 | term u64 | commit u64 | vote (utf-8)
 //   SNAPSHOT 3 | 0 u8 | 0 u16 | index u64 | term u64               the snapshot file of that name is durable
 //   ENTRY    4 | type u8 | flags u8 | 0 u8 | index u64 | term u64 | data (sealed when flags & 1)
+//   ENTRIES  5 | 0 u8 | flags u8 (always 1, sealed) | 0 u8 | firstIndex u64 | count u32 |
+//            count x (term u64 | type u8 | dataLength u32) | the entries' data, concatenated and sealed as one
+//            (written with the `batchSeal` option: one seal per save instead of one per entry; everything
+//            before the sealed data stays readable and is passed to the seal hook to bind)
 // A segment starts with SEGMENT, then the hard state and snapshot reference in force when it was created, so
 // the segments before it can be deleted once the log they hold is covered by a snapshot.
 //
@@ -22,12 +26,16 @@ export const KIND_SEGMENT = 1
 export const KIND_HARD = 2
 export const KIND_SNAPSHOT = 3
 export const KIND_ENTRY = 4
+export const KIND_ENTRIES = 5
 export const FLAG_SEALED = 1
 export const WAL_VERSION = 1
 export const SEGMENT_BODY = 12
 export const HARD_BODY = 20
 export const SNAPSHOT_BODY = 20
 export const ENTRY_BODY = 20
+/** The fixed part of an ENTRIES body, and the size of each entry's line in its table. */
+export const ENTRIES_BODY = 16
+export const ENTRIES_ITEM = 13
 export const MAX_VOTE_BYTES = 1024
 export const SNAP_MAGIC = 'SKRSNAP1'
 export const SNAP_HEADER = 40

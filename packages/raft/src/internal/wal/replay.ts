@@ -7,11 +7,14 @@ import { RaftError } from '../../errors.js'
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from '../../storage.js'
 import { crc32c } from './crc32c.js'
 import {
+  ENTRIES_BODY,
+  ENTRIES_ITEM,
   ENTRY_BODY,
   FLAG_SEALED,
   get32,
   get64,
   HARD_BODY,
+  KIND_ENTRIES,
   KIND_ENTRY,
   KIND_HARD,
   KIND_SEGMENT,
@@ -27,10 +30,23 @@ import {
 import { corrupt, scanSegment } from './scan.js'
 
 export interface SealContext {
-  readonly kind: 'entry' | 'snapshot'
+  /**
+   * `entry`: one entry's data; `snapshot`: a snapshot's data; `entries` (only with the `batchSeal` option): the
+   * data of `count` consecutive entries, concatenated, with `index` the first one's index and `term` the last
+   * one's term.
+   */
+  readonly kind: 'entry' | 'entries' | 'snapshot'
   readonly index: number
   readonly term: number
+  /** The entry's type; 0 for `snapshot` and `entries`. */
   readonly type: number
+  /** For `entries`: how many entries the data holds. */
+  readonly count?: number
+  /**
+   * For `entries`: the record's readable part (first index, count, and every entry's term, type and data length),
+   * for the sealer to bind to the data (as associated data).
+   */
+  readonly header?: Uint8Array
 }
 export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
 
@@ -101,6 +117,19 @@ export async function replaySegments(
     const lastAtStart = entries.length > 0 ? first + entries.length - 1 : (snap?.index ?? 0)
     const state: SegmentState = { seq: seg.seq, name: seg.name, minIndex: lastAtStart + 1 }
     let sawHeader = false
+    const add = (entry: Entry, off: number) => {
+      const index = entry.index
+      if (index < state.minIndex) state.minIndex = index
+      const last = first + entries.length - 1
+      if (entries.length > 0 && index >= first && index <= last + 1) {
+        entries.length = index - first
+        entries.push(entry)
+      } else {
+        entries = [entry]
+        first = index
+        firstAt = `${seg.name} offset ${off}`
+      }
+    }
     const end = scanSegment(buf, seg.name, isLast, limits.maxBody, (body, off) => {
       const kind = body[0]
       if (!sawHeader) {
@@ -178,16 +207,60 @@ export async function replaySegments(
               throw mismatch(`${seg.name}: entry ${index} is not sealed but an open hook was given`)
             data = new Uint8Array(data)
           }
-          const entry: Entry = { index, term, type, data }
-          if (index < state.minIndex) state.minIndex = index
-          const last = first + entries.length - 1
-          if (entries.length > 0 && index >= first && index <= last + 1) {
-            entries.length = index - first
-            entries.push(entry)
-          } else {
-            entries = [entry]
-            first = index
-            firstAt = `${seg.name} offset ${off}`
+          add({ index, term, type, data }, off)
+          return
+        }
+        case KIND_ENTRIES: {
+          const count = body.length >= ENTRIES_BODY ? get32(body, 12) : 0
+          const headerEnd = ENTRIES_BODY + count * ENTRIES_ITEM
+          if (count < 1 || body.length < headerEnd || body[1] !== 0 || body[3] !== 0) {
+            throw corrupt(seg.name, off, 'malformed entries record')
+          }
+          if (!(body[2]! & FLAG_SEALED)) throw corrupt(seg.name, off, 'entries record is not sealed')
+          const start = get64(body, 4)
+          if (!Number.isSafeInteger(start) || start < 1 || !Number.isSafeInteger(start + count - 1)) {
+            throw corrupt(seg.name, off, 'entry index out of range')
+          }
+          let total = 0
+          let lastTerm = 0
+          for (let k = 0, at = ENTRIES_BODY; k < count; k++, at += ENTRIES_ITEM) {
+            lastTerm = get64(body, at)
+            if (!Number.isSafeInteger(lastTerm)) throw corrupt(seg.name, off, 'entry term out of range')
+            total += get32(body, at + 9)
+          }
+          if (!limits.open) throw mismatch(`${seg.name}: entries are sealed but no open hook was given`)
+          const stop = start + count - 1
+          let data: Uint8Array
+          try {
+            data = limits.open(body.subarray(headerEnd), {
+              kind: 'entries',
+              index: start,
+              term: lastTerm,
+              type: 0,
+              count,
+              header: body.subarray(0, headerEnd),
+            })
+          } catch (e) {
+            throw corrupt(seg.name, off, `entries ${start}-${stop} could not be opened`, e)
+          }
+          if (!(data instanceof Uint8Array)) throw new TypeError('options.open must return a Uint8Array')
+          if (data.length !== total) {
+            throw corrupt(
+              seg.name,
+              off,
+              `entries ${start}-${stop} opened to ${data.length} bytes, not ${total}`,
+            )
+          }
+          for (let k = 0, at = ENTRIES_BODY, from = 0; k < count; k++, at += ENTRIES_ITEM) {
+            const len = get32(body, at + 9)
+            const entry: Entry = {
+              index: start + k,
+              term: get64(body, at),
+              type: body[at + 8]! as EntryType,
+              data: new Uint8Array(data.subarray(from, from + len)),
+            }
+            from += len
+            add(entry, off)
           }
           return
         }

@@ -10,9 +10,12 @@
 import { RaftError } from '../../errors.js'
 import { crc32c } from './crc32c.js'
 import {
+  ENTRIES_BODY,
+  ENTRIES_ITEM,
   ENTRY_BODY,
   get32,
   HARD_BODY,
+  KIND_ENTRIES,
   KIND_ENTRY,
   KIND_HARD,
   KIND_SEGMENT,
@@ -63,6 +66,10 @@ function recordAt(buf: Uint8Array, p: number, maxBody: number): boolean {
       break
     case KIND_ENTRY:
       if (len < ENTRY_BODY || buf[b + 2]! > 1 || buf[b + 3] !== 0) return false
+      break
+    case KIND_ENTRIES:
+      if (len < ENTRIES_BODY + ENTRIES_ITEM || buf[b + 1] !== 0 || buf[b + 2] !== 1 || buf[b + 3] !== 0)
+        return false
       break
     default:
       return false

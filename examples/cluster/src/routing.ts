@@ -1,0 +1,141 @@
+// The routing mesh on every node: @swarmkit/overlay's userspace proxy answers on each published port of
+// every service and balances connections round-robin over the service's running tasks, wherever they run.
+// What to publish comes from the store (on a manager) or from the dispatcher's `dispatcher.mesh` stream
+// (on a worker); each task's endpoint is where its agent's responder listens, as the agent reported it.
+
+import { isOverlayError, type MeshService, type RoutingMesh, routingMesh } from '@swarmkit/overlay'
+import type { ReadTx } from '@swarmkit/store'
+import { ENDPOINT_LABEL } from './labels.js'
+
+/** The published ports of every service with the endpoints of its running tasks (ports 0 are skipped). */
+export function meshServices(tx: ReadTx): MeshService[] {
+  const out: MeshService[] = []
+  for (const s of tx.find('services')) {
+    const ports = (s.endpoint?.ports ?? []).filter((p) => p.protocol === 'tcp' && p.publishedPort > 0)
+    if (ports.length === 0) continue
+    const endpoints = tx
+      .find('tasks', { serviceId: s.id }, (t) => t.desiredState === 'running' && t.status.state === 'running')
+      .flatMap((t) => {
+        const at = t.labels?.[ENDPOINT_LABEL]
+        const cut = at?.lastIndexOf(':') ?? -1
+        if (!at || cut <= 0) return []
+        return [{ address: at.slice(0, cut), port: Number(at.slice(cut + 1)), node: t.nodeId }]
+      })
+      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port))
+    for (const p of ports)
+      out.push({
+        service: s.id,
+        protocol: 'tcp',
+        publishedPort: p.publishedPort,
+        publishMode: p.publishMode === 'host' ? 'host' : 'ingress',
+        endpoints,
+      })
+  }
+  return out
+}
+
+export interface MeshFollowerOptions {
+  /** The address published ports bind on (the node's listen address). */
+  readonly host: string
+  readonly nodeId: string
+  /** The services to publish, as a stream of complete lists. */
+  readonly source: (signal: AbortSignal) => AsyncIterable<MeshService[]>
+  readonly log?: (line: string) => void
+}
+
+/** Keeps a node's routing mesh in step with a stream of published services. */
+export class MeshFollower {
+  readonly mesh: RoutingMesh
+  readonly #options: MeshFollowerOptions
+  readonly #stop = new AbortController()
+  readonly #log: (line: string) => void
+  #loop: Promise<void> = Promise.resolve()
+  /** The list being followed, and the queue that applies lists one at a time. */
+  #last: readonly MeshService[] = []
+  #applying: Promise<void> = Promise.resolve()
+  #retry: ReturnType<typeof setTimeout> | undefined
+  /** Ports whose failure was logged (once, until they bind). */
+  readonly #failing = new Set<string>()
+
+  constructor(options: MeshFollowerOptions) {
+    this.#options = options
+    this.#log = options.log ?? (() => {})
+    this.mesh = routingMesh({
+      host: options.host,
+      node: options.nodeId,
+      connectTimeoutMs: 2000,
+      ejectMs: 2000,
+    })
+    this.mesh.on('port:bound', (e) => this.#log(`mesh: ${options.host}:${e.port}/${e.protocol} bound`))
+    this.mesh.on('port:unbound', (e) => this.#log(`mesh: ${options.host}:${e.port}/${e.protocol} released`))
+  }
+
+  start(): void {
+    this.#loop = this.#follow()
+  }
+
+  async close(): Promise<void> {
+    this.#stop.abort()
+    clearTimeout(this.#retry)
+    await this.#loop.catch(() => {})
+    await this.#applying.catch(() => {})
+    await this.mesh.close()
+  }
+
+  async #follow(): Promise<void> {
+    const signal = this.#stop.signal
+    while (!signal.aborted) {
+      try {
+        for await (const list of this.#options.source(signal)) await this.#enqueue(list)
+      } catch (err) {
+        if (signal.aborted) return
+        this.#log(`mesh stream broke: ${(err as Error).message}; resubscribing`)
+      }
+      await new Promise((r) => setTimeout(r, 500))
+    }
+  }
+
+  /** Applies `list` after whatever is being applied; a port that could not be bound is tried again later. */
+  #enqueue(list: readonly MeshService[]): Promise<void> {
+    if (!Array.isArray(list)) throw new TypeError('expected a list of published services')
+    this.#last = list
+    clearTimeout(this.#retry)
+    this.#applying = this.#applying
+      .catch(() => {})
+      .then(async () => {
+        if (this.#last !== list || this.#stop.signal.aborted) return
+        const failed = await this.#apply(list)
+        if (failed && !this.#stop.signal.aborted) {
+          this.#retry = setTimeout(() => void this.#enqueue(this.#last).catch(() => {}), 2000)
+          this.#retry.unref?.()
+        }
+      })
+    return this.#applying
+  }
+
+  /** Publishes `list` and unpublishes the rest; returns whether some port could not be published. */
+  async #apply(list: readonly MeshService[]): Promise<boolean> {
+    let failed = false
+    const want = new Map(list.map((s) => [`${s.protocol}/${s.publishedPort}`, s]))
+    for (const l of this.mesh.listening()) {
+      const s = want.get(`${l.protocol}/${l.port}`)
+      if (!s || s.service !== l.service) await this.mesh.unpublish(l.protocol, l.port)
+    }
+    for (const s of want.values()) {
+      if (this.#stop.signal.aborted) return failed
+      const key = `${s.protocol}/${s.publishedPort}`
+      try {
+        await this.mesh.publish(s)
+        this.#failing.delete(key)
+      } catch (err) {
+        // A port this node cannot bind (in use by another program): the others still work.
+        if (!isOverlayError(err) && !(err instanceof TypeError) && !(err instanceof RangeError)) throw err
+        if (!this.#failing.has(key))
+          this.#log(`mesh: port ${key} not published: ${(err as Error).message}; trying again`)
+        this.#failing.add(key)
+        if (isOverlayError(err)) failed = true
+      }
+    }
+    return failed
+  }
+}
