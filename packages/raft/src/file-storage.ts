@@ -19,6 +19,7 @@ import {
   ENTRIES_ITEM,
   ENTRY_BODY,
   FLAG_SEALED,
+  FLAG_TAG_CHECKSUM,
   seal as frame,
   get32,
   get64,
@@ -28,6 +29,7 @@ import {
   KIND_HARD,
   KIND_SEGMENT,
   KIND_SNAPSHOT,
+  MAX_TAG_BYTES,
   MAX_VOTE_BYTES,
   parseSegmentName,
   parseSnapshotName,
@@ -84,6 +86,15 @@ export interface FileLogStorageOptions {
    * `open` must handle both whatever this option says. Default false.
    */
   readonly batchSeal?: boolean
+  /**
+   * With `seal`: the sealed data ends in an authentication tag of this many bytes (1-64) computed over all of
+   * it, as an AEAD's is (16 for XChaCha20-Poly1305), and `open` throws when any sealed byte changed. Sealed
+   * records then carry a checksum of their readable part and the tag only, instead of of every byte: the tag
+   * already detects damage, and checksumming ciphertext costs as much as sealing it. A torn write is still
+   * found (by the checksum, or by `open` for the last record of the log, which is then cut back). Default: the
+   * checksum covers everything.
+   */
+  readonly sealTagBytes?: number
   readonly signal?: AbortSignal
 }
 
@@ -290,6 +301,8 @@ export class FileLogStorage implements LogStorage {
   readonly #limits: Limits
   readonly #seal: SealHook | undefined
   readonly #batchSeal: boolean
+  /** Tag length of sealed data when records checksum only their readable part and tag (0: whole body). */
+  readonly #sealTag: number
   readonly #segmentBytes: number
   readonly #maxEntry: number
   readonly #maxSnapshot: number
@@ -331,6 +344,7 @@ export class FileLogStorage implements LogStorage {
     this.#maxSnapshot = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT
     this.#seal = options.seal
     this.#batchSeal = options.batchSeal === true && options.seal !== undefined
+    this.#sealTag = options.seal !== undefined ? (options.sealTagBytes ?? 0) : 0
     const maxBody = ENTRY_BODY + this.#maxEntry + SEAL_SLACK
     this.#limits = {
       maxBody,
@@ -368,6 +382,14 @@ export class FileLogStorage implements LogStorage {
       if (options[key] !== undefined && typeof options[key] !== 'function') {
         throw new TypeError(`options.${key} must be a function`)
       }
+    }
+    if (
+      options.sealTagBytes !== undefined &&
+      (!Number.isSafeInteger(options.sealTagBytes) ||
+        options.sealTagBytes < 1 ||
+        options.sealTagBytes > MAX_TAG_BYTES)
+    ) {
+      throw new RangeError(`options.sealTagBytes must be an integer from 1 to ${MAX_TAG_BYTES}`)
     }
     if (options.batchSeal !== undefined && typeof options.batchSeal !== 'boolean') {
       throw new TypeError('options.batchSeal must be a boolean')
@@ -769,6 +791,7 @@ export class FileLogStorage implements LogStorage {
           if (!(data instanceof Uint8Array)) throw new TypeError('options.seal must return a Uint8Array')
           if (data.length > this.#maxEntry + SEAL_SLACK)
             throw new RangeError('options.seal grew the data too much')
+          if (data.length < this.#sealTag) throw new RangeError('options.seal returned less than its tag')
         }
         heads.push(null)
         datas.push(data)
@@ -792,8 +815,8 @@ export class FileLogStorage implements LogStorage {
         const e = entries[i++]!
         buf[b] = KIND_ENTRY
         buf[b + 1] = e.type
-        buf[b + 2] = seal ? FLAG_SEALED : 0
-        buf[b + 3] = 0
+        buf[b + 2] = seal ? FLAG_SEALED | (this.#sealTag ? FLAG_TAG_CHECKSUM : 0) : 0
+        buf[b + 3] = seal ? this.#sealTag : 0
         put64(buf, b + 4, e.index)
         put64(buf, b + 12, e.term)
         body = ENTRY_BODY
@@ -815,8 +838,8 @@ export class FileLogStorage implements LogStorage {
     const head = Buffer.allocUnsafe(ENTRIES_BODY + count * ENTRIES_ITEM)
     head[0] = KIND_ENTRIES
     head[1] = 0
-    head[2] = FLAG_SEALED
-    head[3] = 0
+    head[2] = FLAG_SEALED | (this.#sealTag ? FLAG_TAG_CHECKSUM : 0)
+    head[3] = this.#sealTag
     put64(head, 4, entries[i]!.index)
     head.writeUInt32LE(count, 12)
     let total = 0
@@ -843,6 +866,7 @@ export class FileLogStorage implements LogStorage {
     if (!(data instanceof Uint8Array)) throw new TypeError('options.seal must return a Uint8Array')
     if (head.length + data.length > this.#limits.maxBody)
       throw new RangeError('options.seal grew the data too much')
+    if (data.length < this.#sealTag) throw new RangeError('options.seal returned less than its tag')
     return { head, data }
   }
 

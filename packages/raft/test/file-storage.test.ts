@@ -59,6 +59,59 @@ function toySealer(seen?: string[]): Pick<FileLogStorageOptions, 'seal' | 'open'
   }
 }
 
+/**
+ * A toy sealer whose 4-byte tag ends the sealed data and covers all of it (as an AEAD's does): for the
+ * `sealTagBytes` option, under which records checksum only their readable part and the tag.
+ */
+function taggedToySealer(): Pick<FileLogStorageOptions, 'seal' | 'open' | 'sealTagBytes'> {
+  const tag = (ctx: { kind: string; index: number; term: number; header?: Uint8Array }, sealed: Uint8Array) =>
+    crc32c(
+      sealed,
+      crc32c(
+        ctx.header ?? new Uint8Array(0),
+        crc32c(new TextEncoder().encode(`${ctx.kind}:${ctx.index}:${ctx.term}`)),
+      ),
+    )
+  return {
+    sealTagBytes: 4,
+    seal: (data, ctx) => {
+      const out = new Uint8Array(data.length + 4)
+      for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ 0xa5
+      new DataView(out.buffer).setUint32(data.length, tag(ctx, out.subarray(0, data.length)))
+      return out
+    },
+    open: (data, ctx) => {
+      const body = data.subarray(0, data.length - 4)
+      if (
+        data.length < 4 ||
+        new DataView(data.buffer, data.byteOffset).getUint32(data.length - 4) !== tag(ctx, body)
+      )
+        throw new Error('authentication failed')
+      return body.map((b) => b ^ 0xa5)
+    },
+  }
+}
+
+for (const batchSeal of [false, true]) {
+  testLogStorage(`FileLogStorage with sealed records checksummed by their tag (batchSeal ${batchSeal})`, {
+    async create() {
+      const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
+      const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
+      dirs.set(s, dir)
+      return s
+    },
+    async reopen(closed) {
+      const dir = dirs.get(closed)!
+      const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
+      dirs.set(s, dir)
+      return s
+    },
+    async destroy(s) {
+      rmSync(dirs.get(s)!, { recursive: true, force: true })
+    },
+  })
+}
+
 testLogStorage('FileLogStorage sealing each save as one record (batchSeal)', {
   async create() {
     const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
@@ -435,6 +488,87 @@ describe('FileLogStorage', () => {
     const whole = await openStorage(dir, options)
     expect((await whole.load()).entries.length).toBe(20)
     await whole.close()
+  })
+
+  describe('sealed records checksummed by their tag (sealTagBytes)', () => {
+    const options = { batchSeal: true, ...taggedToySealer() }
+    const data = (k: number, n = 300) => new Uint8Array(n).fill(k)
+    /** Three saves: ten entries (one ENTRIES record), one entry (an ENTRY record), ten entries again. */
+    async function write(dir: string): Promise<{ path: string; full: Buffer }> {
+      const s = await openStorage(dir, options)
+      await s.load()
+      const e = (i: number) => ({ index: i, term: 1, type: 0 as const, data: data(i) })
+      await s.save({ entries: Array.from({ length: 10 }, (_, k) => e(k + 1)) })
+      await s.save({ entries: [e(11)] })
+      await s.save({ entries: Array.from({ length: 10 }, (_, k) => e(k + 12)) })
+      await s.close()
+      const seg = readdirSync(dir).find((n) => n.endsWith('.log'))!
+      return { path: join(dir, seg), full: readFileSync(join(dir, seg)) }
+    }
+    const indexes = async (dir: string) => {
+      const s = await openStorage(dir, options)
+      const got = (await s.load()).entries
+      await s.close()
+      expect(got.every((e) => e.data.length === 300 && e.data[0] === e.index)).toBe(true)
+      return got.map((e) => e.index)
+    }
+
+    it('marks the records and reads them back', async () => {
+      const dir = tempDir()
+      const { full } = await write(dir)
+      const sealed = records(full).filter((r) => r.body[0] === 4 || r.body[0] === 5)
+      expect(sealed.map((r) => [r.body[0], r.body[2], r.body[3]])).toEqual([
+        [5, 3, 4],
+        [4, 3, 4],
+        [5, 3, 4],
+      ])
+      expect(await indexes(dir)).toEqual(Array.from({ length: 21 }, (_, k) => k + 1))
+    })
+
+    it('reports a changed byte in sealed data before the tail as CORRUPT with the file and offset', async () => {
+      const dir = tempDir()
+      const { path, full } = await write(dir)
+      for (const r of records(full)
+        .filter((x) => x.body[0] === 4 || x.body[0] === 5)
+        .slice(0, 2)) {
+        const bad = Buffer.from(full)
+        bad[r.off + 8 + r.body.length - 40]! ^= 0x01 // inside the sealed data, not the tag: the checksum passes
+        writeFileSync(path, bad)
+        const err = await FileLogStorage.open(dir, options).catch((e) => e)
+        expect(err).toMatchObject({ name: 'RaftError', code: 'CORRUPT' })
+        expect(err.message).toContain(`offset ${r.off}`)
+        expect(err.message).toMatch(/could not be opened/)
+      }
+    })
+
+    it('cuts back a last record whose tag arrived but whose data did not, or whose tag is torn', async () => {
+      const dir = tempDir()
+      const { path, full } = await write(dir)
+      const last = records(full).at(-1)!
+      // A page in the middle of the last append never reached the disk (zeros), its end did.
+      const hole = Buffer.from(full)
+      hole.fill(0, last.off + 200, last.off + 700)
+      writeFileSync(path, hole)
+      expect(await indexes(dir)).toEqual(Array.from({ length: 11 }, (_, k) => k + 1))
+      expect(statSync(path).size).toBe(last.off)
+      // A cut inside the tag or before it: the checksum finds it.
+      for (const cut of [full.length - 2, full.length - 100, last.off + 30]) {
+        writeFileSync(path, full.subarray(0, cut))
+        expect(await indexes(dir)).toEqual(Array.from({ length: 11 }, (_, k) => k + 1))
+      }
+      // The same hole in a record that is not the last one is corruption.
+      writeFileSync(path, full)
+      const middle = records(full).at(-2)!
+      const bad = Buffer.from(full)
+      bad.fill(0, middle.off + 40, middle.off + 8 + middle.body.length - 8)
+      writeFileSync(path, bad)
+      await expect(FileLogStorage.open(dir, options)).rejects.toMatchObject({ code: 'CORRUPT' })
+    })
+
+    it('checks the option', async () => {
+      for (const sealTagBytes of [0, 65, 1.5])
+        await expect(FileLogStorage.open(tempDir(), { ...options, sealTagBytes })).rejects.toThrow(RangeError)
+    })
   })
 
   it('rejects invalid updates without changing anything', async () => {

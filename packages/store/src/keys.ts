@@ -14,6 +14,7 @@ import {
   NATIVE_AVAILABLE,
   openRecord,
   ringKey,
+  SEAL_TAG_BYTES,
   type SealHook,
   sealRecord,
 } from './internal/seal.js'
@@ -36,6 +37,11 @@ export interface SealHooks {
    * far less per entry than one AEAD call each when entries are small. Logs sealed either way open.
    */
   batchSeal: boolean
+  /**
+   * 16: the Poly1305 tag that ends every sealed record covers all of it, so the log checksums only the readable
+   * part and the tag of sealed records (raft's `sealTagBytes`) instead of every ciphertext byte.
+   */
+  sealTagBytes: number
 }
 
 export interface KeyManagerOptions {
@@ -301,6 +307,7 @@ export class KeyManager {
       seal: (data, ctx) => sealRecord(this.mustRing(), data, ctx, this.random),
       open: (data, ctx) => openRecord(this.mustRing(), data, ctx),
       batchSeal: true,
+      sealTagBytes: SEAL_TAG_BYTES,
     }
   }
 

@@ -25,6 +25,8 @@ export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
 export const KEY_BYTES = 32
 const NONCE_BYTES = 24
 const TAG_BYTES = 16
+/** The length of the authentication tag that ends every sealed record. */
+export const SEAL_TAG_BYTES = TAG_BYTES
 const FORMAT = 1
 const HEADER = 1 + 4 + NONCE_BYTES
 /** Bytes a sealed record adds: format, key id, nonce, tag. */

@@ -7,11 +7,15 @@
 //   SEGMENT  1 | version u8 | 0 u16 | seq u64                      always the first record of a segment
 //   HARD     2 | 0 u8 | voteLength u16 | term u64 | commit u64 | vote (utf-8)
 //   SNAPSHOT 3 | 0 u8 | 0 u16 | index u64 | term u64               the snapshot file of that name is durable
-//   ENTRY    4 | type u8 | flags u8 | 0 u8 | index u64 | term u64 | data (sealed when flags & 1)
-//   ENTRIES  5 | 0 u8 | flags u8 (always 1, sealed) | 0 u8 | firstIndex u64 | count u32 |
+//   ENTRY    4 | type u8 | flags u8 | tagLength u8 | index u64 | term u64 | data (sealed when flags & 1)
+//   ENTRIES  5 | 0 u8 | flags u8 (1 or 3: sealed) | tagLength u8 | firstIndex u64 | count u32 |
 //            count x (term u64 | type u8 | dataLength u32) | the entries' data, concatenated and sealed as one
 //            (written with the `batchSeal` option: one seal per save instead of one per entry; everything
 //            before the sealed data stays readable and is passed to the seal hook to bind)
+// A sealed ENTRY or ENTRIES record with flags & 2 (the `sealTagBytes` option) ends in an authentication tag of
+// tagLength bytes that the sealer computed over all of its sealed data (an AEAD's tag): its checksum covers the
+// readable part and the tag only, since the tag already detects any change to the sealed bytes before it (the
+// open hook checks it when the log is read). Otherwise tagLength is 0 and the checksum covers the whole body.
 // A segment starts with SEGMENT, then the hard state and snapshot reference in force when it was created, so
 // the segments before it can be deleted once the log they hold is covered by a snapshot.
 //
@@ -28,6 +32,9 @@ export const KIND_SNAPSHOT = 3
 export const KIND_ENTRY = 4
 export const KIND_ENTRIES = 5
 export const FLAG_SEALED = 1
+/** The record's checksum covers its readable part and its sealed data's trailing tag only (see above). */
+export const FLAG_TAG_CHECKSUM = 2
+export const MAX_TAG_BYTES = 64
 export const WAL_VERSION = 1
 export const SEGMENT_BODY = 12
 export const HARD_BODY = 20
@@ -58,10 +65,29 @@ export function get32(buf: Uint8Array, off: number): number {
   return (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0
 }
 
+/**
+ * The checksum of the record body `buf[b, b + len)`: CRC-32C of the whole body, or for a record with
+ * FLAG_TAG_CHECKSUM of its readable part followed by its tag. -1 (matching no stored checksum) when such a
+ * record's lengths do not add up.
+ */
+export function bodyChecksum(buf: Uint8Array, b: number, len: number): number {
+  const kind = buf[b]
+  if ((kind !== KIND_ENTRY && kind !== KIND_ENTRIES) || !(buf[b + 2]! & FLAG_TAG_CHECKSUM))
+    return crc32c(buf, 0, b, b + len)
+  const tag = buf[b + 3]!
+  let readable = ENTRY_BODY
+  if (kind === KIND_ENTRIES) {
+    if (len < ENTRIES_BODY) return -1
+    readable = ENTRIES_BODY + get32(buf, b + 12) * ENTRIES_ITEM
+  }
+  if (tag === 0 || tag > MAX_TAG_BYTES || readable + tag > len) return -1
+  return crc32c(buf, crc32c(buf, 0, b, b + readable), b + len - tag, b + len)
+}
+
 /** Writes the frame header of the record whose body spans `buf[start + 8, start + 8 + bodyLength)`. */
 export function seal(buf: Buffer, start: number, bodyLength: number): void {
   buf.writeUInt32LE(bodyLength, start)
-  buf.writeUInt32LE(crc32c(buf, 0, start + RECORD_HEADER, start + RECORD_HEADER + bodyLength), start + 4)
+  buf.writeUInt32LE(bodyChecksum(buf, start + RECORD_HEADER, bodyLength), start + 4)
 }
 
 export function hex16(n: number): string {

@@ -11,6 +11,7 @@ import {
   ENTRIES_ITEM,
   ENTRY_BODY,
   FLAG_SEALED,
+  FLAG_TAG_CHECKSUM,
   get32,
   get64,
   HARD_BODY,
@@ -27,7 +28,7 @@ import {
   snapshotName,
   WAL_VERSION,
 } from './format.js'
-import { corrupt, scanSegment } from './scan.js'
+import { corrupt, scanSegment, sealFlagsOk, UnopenedRecord } from './scan.js'
 
 export interface SealContext {
   /**
@@ -185,7 +186,8 @@ export async function replaySegments(
           return
         }
         case KIND_ENTRY: {
-          if (body.length < ENTRY_BODY) throw corrupt(seg.name, off, 'malformed entry record')
+          if (body.length < ENTRY_BODY || !sealFlagsOk(body[2]!, body[3]!, true))
+            throw corrupt(seg.name, off, 'malformed entry record')
           const type = body[1]! as EntryType
           const flags = body[2]!
           const index = get64(body, 4)
@@ -199,7 +201,8 @@ export async function replaySegments(
             try {
               data = limits.open(data, { kind: 'entry', index, term, type })
             } catch (e) {
-              throw corrupt(seg.name, off, `entry ${index} could not be opened`, e)
+              const c = corrupt(seg.name, off, `entry ${index} could not be opened`, e)
+              throw flags & FLAG_TAG_CHECKSUM ? new UnopenedRecord(c) : c
             }
             if (!(data instanceof Uint8Array)) throw new TypeError('options.open must return a Uint8Array')
           } else {
@@ -213,7 +216,12 @@ export async function replaySegments(
         case KIND_ENTRIES: {
           const count = body.length >= ENTRIES_BODY ? get32(body, 12) : 0
           const headerEnd = ENTRIES_BODY + count * ENTRIES_ITEM
-          if (count < 1 || body.length < headerEnd || body[1] !== 0 || body[3] !== 0) {
+          if (
+            count < 1 ||
+            body.length < headerEnd ||
+            body[1] !== 0 ||
+            !sealFlagsOk(body[2]!, body[3]!, false)
+          ) {
             throw corrupt(seg.name, off, 'malformed entries record')
           }
           if (!(body[2]! & FLAG_SEALED)) throw corrupt(seg.name, off, 'entries record is not sealed')
@@ -241,7 +249,8 @@ export async function replaySegments(
               header: body.subarray(0, headerEnd),
             })
           } catch (e) {
-            throw corrupt(seg.name, off, `entries ${start}-${stop} could not be opened`, e)
+            const c = corrupt(seg.name, off, `entries ${start}-${stop} could not be opened`, e)
+            throw body[2]! & FLAG_TAG_CHECKSUM ? new UnopenedRecord(c) : c
           }
           if (!(data instanceof Uint8Array)) throw new TypeError('options.open must return a Uint8Array')
           if (data.length !== total) {

@@ -8,11 +8,13 @@
 // corruption, reported with the file and offset and never skipped.
 
 import { RaftError } from '../../errors.js'
-import { crc32c } from './crc32c.js'
 import {
+  bodyChecksum,
   ENTRIES_BODY,
   ENTRIES_ITEM,
   ENTRY_BODY,
+  FLAG_SEALED,
+  FLAG_TAG_CHECKSUM,
   get32,
   HARD_BODY,
   KIND_ENTRIES,
@@ -20,6 +22,7 @@ import {
   KIND_HARD,
   KIND_SEGMENT,
   KIND_SNAPSHOT,
+  MAX_TAG_BYTES,
   RECORD_HEADER,
   SEGMENT_BODY,
   SNAPSHOT_BODY,
@@ -33,6 +36,16 @@ export function corrupt(file: string, offset: number, what: string, cause?: unkn
     `${file}: ${what} at offset ${offset}`,
     cause === undefined ? {} : { cause },
   )
+}
+
+/**
+ * Thrown by a visitor for a record checksummed by its tag only (FLAG_TAG_CHECKSUM) whose sealed data did not
+ * open: `error` is the corruption to report unless the record turns out to be a torn tail.
+ */
+export class UnopenedRecord extends Error {
+  constructor(readonly error: RaftError) {
+    super(error.message)
+  }
 }
 
 function allZero(buf: Uint8Array, from: number, to = buf.length): boolean {
@@ -65,16 +78,26 @@ function recordAt(buf: Uint8Array, p: number, maxBody: number): boolean {
       if (len !== SNAPSHOT_BODY || buf[b + 1] !== 0 || buf[b + 2] !== 0 || buf[b + 3] !== 0) return false
       break
     case KIND_ENTRY:
-      if (len < ENTRY_BODY || buf[b + 2]! > 1 || buf[b + 3] !== 0) return false
+      if (len < ENTRY_BODY || !sealFlagsOk(buf[b + 2]!, buf[b + 3]!, true)) return false
       break
     case KIND_ENTRIES:
-      if (len < ENTRIES_BODY + ENTRIES_ITEM || buf[b + 1] !== 0 || buf[b + 2] !== 1 || buf[b + 3] !== 0)
+      if (
+        len < ENTRIES_BODY + ENTRIES_ITEM ||
+        buf[b + 1] !== 0 ||
+        !sealFlagsOk(buf[b + 2]!, buf[b + 3]!, false)
+      )
         return false
       break
     default:
       return false
   }
-  return crc32c(buf, 0, b, b + len) === get32(buf, p + 4)
+  return bodyChecksum(buf, b, len) === get32(buf, p + 4)
+}
+
+/** Flags 0 (plain, ENTRY only), 1 (sealed) or 3 (sealed, tag checksum) with a tag length only for 3. */
+export function sealFlagsOk(flags: number, tag: number, plainAllowed: boolean): boolean {
+  if (flags === (FLAG_SEALED | FLAG_TAG_CHECKSUM)) return tag >= 1 && tag <= MAX_TAG_BYTES
+  return tag === 0 && (flags === FLAG_SEALED || (plainAllowed && flags === 0))
 }
 
 function nextRecord(buf: Uint8Array, from: number, maxBody: number): number {
@@ -106,7 +129,8 @@ export function scanSegment(
       if (len === 0) problem = 'zero-length record'
       else if (len > maxBody) problem = `record length ${len} over the limit of ${maxBody}`
       else if (end > buf.length) problem = 'record runs past the end of the file'
-      else if (crc32c(buf, 0, off + RECORD_HEADER, end) !== get32(buf, off + 4)) problem = 'checksum mismatch'
+      else if (bodyChecksum(buf, off + RECORD_HEADER, len) !== get32(buf, off + 4))
+        problem = 'checksum mismatch'
     }
     if (problem !== null) {
       if (!isLast) throw corrupt(file, off, problem)
@@ -114,7 +138,15 @@ export function scanSegment(
       if (next === -1 || hasZeroSector(buf, off, next)) return off
       throw corrupt(file, off, `${problem}, followed by a valid record at offset ${next}`)
     }
-    visit(buf.subarray(off + RECORD_HEADER, end), off)
+    try {
+      visit(buf.subarray(off + RECORD_HEADER, end), off)
+    } catch (err) {
+      if (!(err instanceof UnopenedRecord)) throw err
+      // Its tag and readable part were written but not all of its data (a page in the middle of an unsynced
+      // append that never reached the disk): a torn tail when nothing but zeros follows it in the last segment.
+      if (isLast && allZero(buf, end)) return off
+      throw err.error
+    }
     off = end
   }
   return off
