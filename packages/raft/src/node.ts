@@ -755,10 +755,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       type: EntryType.Config,
       data: encodeConf(next),
     }
-    // Durably replaces any uncommitted suffix with the new configuration.
-    await this.storage.save({ entries: [entry] })
+    // Durably replaces any uncommitted suffix with the new configuration, committed at once: this member is
+    // the whole cluster now, and a configuration left uncommitted would let the committed older ones (with the
+    // lost members as voters) decide the quorum on start.
+    const hardState = { ...st.hardState, term: entry.term, commit: entry.index }
+    await this.storage.save({ entries: [entry], hardState })
     const snapshot = st.snapshot ? { ...st.snapshot, meta: { ...st.snapshot.meta, conf: next } } : null
-    return { hardState: st.hardState, snapshot, entries: [...kept, entry] }
+    return { hardState, snapshot, entries: [...kept, entry] }
   }
 
   /**

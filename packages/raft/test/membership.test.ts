@@ -162,4 +162,30 @@ describe('RaftNode membership', () => {
     expect(c.sms.get(survivor)!.data.get('alone')).toBe('yes')
     await alone.stop()
   })
+
+  it('forceNewCluster also works when committed membership changes are in the log (a member that joined)', async () => {
+    const c = new Cluster()
+    await c.start('n1', ['n1'])
+    const first = await c.waitLeader()
+    await c.start('n2', ['n1'])
+    await first.addMember('n2', { learner: false })
+    for (let i = 0; i < 5; i++) await first.propose(enc(`k${i}=${i}`))
+    const n2 = c.nodes.get('n2')!
+    await until(() => n2.appliedIndex >= first.commitIndex)
+    expect(first.members().voters.sort()).toEqual(['n1', 'n2'])
+    await c.stopAll()
+    // n1 is lost; n2 restarts alone from a log whose committed configuration still names n1 a voter.
+    c.sms.get('n2')!.data.clear()
+    const alone = await c.start('n2', ['n1'], { forceNewCluster: true })
+    await until(() => alone.role === 'leader')
+    expect(alone.members()).toEqual({ voters: ['n2'], learners: [] })
+    expect(c.sms.get('n2')!.data.size).toBe(5)
+    await alone.propose(enc('alone=yes'))
+    await alone.stop()
+    // And it stays a one-member cluster across a plain restart.
+    const again = await c.start('n2', ['n1'])
+    await until(() => again.role === 'leader')
+    expect(again.members().voters).toEqual(['n2'])
+    await again.stop()
+  })
 })
