@@ -34,7 +34,14 @@ import {
   toDocker,
 } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
-import { createNetwork, ENGINE_VERSION, type Manager, MIN_CERT_EXPIRY_NS } from './manager.js'
+import {
+  createNetwork,
+  ENGINE_VERSION,
+  type Manager,
+  MIN_CERT_EXPIRY_NS,
+  startRootRotation,
+} from './manager.js'
+import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
 export const MIN_API_VERSION = '1.24'
@@ -168,8 +175,8 @@ function swarmJson(m: Manager) {
     CreatedAt: rfc3339(c.meta.createdAt),
     UpdatedAt: rfc3339(c.meta.updatedAt),
     Spec: spec,
-    TLSInfo: { TrustRoot: c.rootCA.caCert },
-    RootRotationInProgress: false,
+    TLSInfo: toDocker(clusterTlsInfo(c)),
+    RootRotationInProgress: !!c.rootCA.rootRotation,
     DefaultAddrPool: c.defaultAddressPool,
     SubnetSize: c.subnetSize,
     DataPathPort: c.vxlanUdpPort,
@@ -279,10 +286,21 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         const v = version(query)
         const spec = (body ?? {}) as {
           EncryptionConfig?: { AutoLockManagers?: unknown }
-          CAConfig?: { NodeCertExpiry?: unknown }
+          CAConfig?: { NodeCertExpiry?: unknown; ForceRotate?: unknown; SigningCACert?: unknown }
         }
         const autolock = spec.EncryptionConfig?.AutoLockManagers
         const expiry = spec.CAConfig?.NodeCertExpiry
+        const forceRotate = spec.CAConfig?.ForceRotate
+        if (
+          forceRotate !== undefined &&
+          (typeof forceRotate !== 'number' || !Number.isSafeInteger(forceRotate) || forceRotate < 0)
+        )
+          throw new ApiError(400, 'CAConfig.ForceRotate: expected a non-negative integer')
+        if (typeof spec.CAConfig?.SigningCACert === 'string' && spec.CAConfig.SigningCACert !== '')
+          throw new ApiError(
+            400,
+            'rotating to a given CA certificate (--ca-cert, --external-ca) is not supported; use docker swarm ca --rotate',
+          )
         if (expiry !== undefined && (typeof expiry !== 'number' || !Number.isSafeInteger(expiry)))
           throw new ApiError(400, 'CAConfig.NodeCertExpiry: expected integer nanoseconds')
         if (typeof expiry === 'number' && expiry < MIN_CERT_EXPIRY_NS)
@@ -299,11 +317,17 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             if (query.get('rotateWorkerToken') === 'true') tokens.worker = pki.rotateJoinToken(tokens.worker)
             if (query.get('rotateManagerToken') === 'true')
               tokens.manager = pki.rotateJoinToken(tokens.manager)
-            const caConfig =
+            let caConfig =
               typeof expiry === 'number' && expiry > 0
                 ? { ...c.spec.caConfig, nodeCertExpiry: expiry }
                 : c.spec.caConfig
-            return { ...c, spec: { ...c.spec, caConfig }, rootCA: { ...c.rootCA, joinTokens: tokens } }
+            let rootCA = { ...c.rootCA, joinTokens: tokens }
+            // `docker swarm ca --rotate` bumps ForceRotate: a new root, cross-signed by the old one.
+            if (typeof forceRotate === 'number' && forceRotate > (c.spec.caConfig.forceRotate ?? 0)) {
+              caConfig = { ...caConfig, forceRotate }
+              rootCA = { ...rootCA, rootRotation: startRootRotation(c), lastForcedRotation: forceRotate }
+            }
+            return { ...c, spec: { ...c.spec, caConfig }, rootCA }
           },
         )
         return {}
@@ -811,8 +835,8 @@ function infoJson(d: Daemon) {
               CreatedAt: rfc3339(c.meta.createdAt),
               UpdatedAt: rfc3339(c.meta.updatedAt),
               Spec: toDocker(c.spec),
-              TLSInfo: { TrustRoot: c.rootCA.caCert },
-              RootRotationInProgress: false,
+              TLSInfo: toDocker(clusterTlsInfo(c)),
+              RootRotationInProgress: !!c.rootCA.rootRotation,
               DefaultAddrPool: c.defaultAddressPool,
               SubnetSize: c.subnetSize,
               DataPathPort: c.vxlanUdpPort,

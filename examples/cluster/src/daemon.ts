@@ -15,6 +15,7 @@ import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
 import { MeshFollower } from './routing.js'
+import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
 
 export interface DaemonOptions {
   /** Where this node keeps its raft log, keys and certificates. */
@@ -151,6 +152,7 @@ export class Daemon {
       platform: { os: 'linux', architecture: 'x86_64' },
       resources: { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() },
       engineVersion: ENGINE_VERSION,
+      ...(this.#tlsState ? { tls: nodeTlsInfo(this.#tlsState.certificate, this.#tlsState.roots) } : {}),
     }
   }
 
@@ -437,6 +439,7 @@ export class Daemon {
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
     this.#keys = keys
+    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
     this.#startRenewal(saved.certificate)
     await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
@@ -471,6 +474,7 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
+    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
     this.#startRenewal(saved.certificate)
     await this.#startAgent(
       saved,
@@ -510,6 +514,11 @@ export class Daemon {
   #nextManager = 0
 
   #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
+    try {
+      this.#followTls(answer?.tls)
+    } catch (err) {
+      this.#log(`the cluster's TLS state is unreadable: ${(err as Error).message}`)
+    }
     const saved = this.#worker
     if (this.role !== 'worker' || !saved || this.#busy) return
     if (answer) {
@@ -537,6 +546,59 @@ export class Daemon {
     void this.#client
       .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
       .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
+  }
+
+  // ---- root rotation: the heartbeat answer names the root to trust and the CA that issues now.
+
+  /** The certificate chain this node presents and the roots it trusts. */
+  #tlsState: { certificate: string; roots: string } | undefined
+  #tlsChange: Promise<void> | undefined
+
+  #followTls(want: HeartbeatAnswer['tls'] | undefined): void {
+    const now = this.#tlsState
+    if (!want || !now || this.#tlsChange || this.#roleChange || this.#busy || this.state !== 'active') return
+    if (typeof want.trustRoot !== 'string' || typeof want.issuer !== 'string') return
+    let change: Promise<void> | undefined
+    if (!sameCertificates(want.trustRoot, now.roots)) change = this.#adoptRoots(want.trustRoot)
+    else if (!issuedBy(now.certificate, want.issuer)) {
+      this.#log('the cluster issues certificates from a new root key: renewing')
+      change = this.renewCertificate()
+    }
+    if (!change) return
+    this.#tlsChange = change
+      .catch((err: Error) => this.#log(`following the cluster's TLS change failed: ${err.message}`))
+      .finally(() => {
+        this.#tlsChange = undefined
+      })
+  }
+
+  /** The rotation finished: trust the new root from now on (listeners, clients, the saved node). */
+  async #adoptRoots(roots: string): Promise<void> {
+    pki.parseCertificates(roots) // refuses what is not a certificate
+    const state = this.#tlsState!
+    const saved = this.#worker ?? (await this.#readSaved())
+    if (!saved) return
+    const next = { ...saved, roots }
+    if (this.manager) this.manager.setCredentials({ ...this.manager.credentials, roots })
+    else {
+      this.#worker = next
+      this.#clientTransport?.setCredentials({ key: saved.key, cert: saved.certificate, ca: roots })
+    }
+    await this.#save(next)
+    this.#tlsState = { ...state, roots }
+    this.#log('the cluster has a new root CA: trusting it')
+    await this.#reportTls()
+  }
+
+  /** Registers again, so that the managers see this node's TLS as it is now. */
+  async #reportTls(): Promise<void> {
+    const addr = (this.#worker ?? (await this.#readSaved()))?.advertiseHost ?? ''
+    try {
+      if (this.manager) await this.manager.dispatcher.register(this.nodeId, this.info(), addr)
+      else await this.#client?.call('dispatcher.register', { info: this.info(), addr }, { timeoutMs: 10_000 })
+    } catch (err) {
+      this.#log(`reporting the TLS state failed: ${(err as Error).message}`)
+    }
   }
 
   // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
@@ -586,6 +648,8 @@ export class Daemon {
       await keys.writeSecret(TLS_KEY_NEXT_SECRET, keyPem)
       await this.#save({ ...saved, certificate: creds.certificate })
       await keys.writeSecret(TLS_KEY_SECRET, keyPem)
+      this.#tlsState = { certificate: creds.certificate, roots: creds.roots }
+      void this.#reportTls()
       return pki.parseCertificates(creds.certificate)[0]!
     }
     const client = this.#client
@@ -606,7 +670,9 @@ export class Daemon {
     const current = this.#worker ?? saved
     this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
     await this.#save(this.#worker)
-    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: saved.roots })
+    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: current.roots })
+    this.#tlsState = { certificate: creds.certificate, roots: current.roots }
+    void this.#reportTls()
     return pki.parseCertificates(creds.certificate)[0]!
   }
 

@@ -4,11 +4,21 @@
 
 import { isIP } from 'node:net'
 import type { MeshService } from '@swarmkit/overlay'
-import type { MemoryStore, Node, Platform, PortConfig, Resources, Task, TaskState } from '@swarmkit/store'
+import type {
+  MemoryStore,
+  Node,
+  Platform,
+  PortConfig,
+  Resources,
+  Task,
+  TaskState,
+  TLSInfo,
+} from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
 import { meshServices } from './routing.js'
+import { issuingCA } from './tls-info.js'
 
 /** What a worker is told about one of its tasks. */
 export interface Assignment {
@@ -41,6 +51,8 @@ export interface NodeInfo {
   readonly platform: Platform
   readonly resources: Resources
   readonly engineVersion: string
+  /** The root the node trusts and the CA key its certificate is from (see `tls-info.ts`). */
+  readonly tls?: TLSInfo
 }
 
 export interface HeartbeatAnswer {
@@ -49,6 +61,11 @@ export interface HeartbeatAnswer {
   readonly role?: 'manager' | 'worker'
   /** The ready managers: join address and dispatcher address, for a worker to fail over to. */
   readonly managers?: { readonly addr: string; readonly control: string }[]
+  /**
+   * What the cluster wants a node's TLS to be: the root to trust, and the CA certificate that issues
+   * certificates now (the new root during a root rotation). A node that differs renews or changes its roots.
+   */
+  readonly tls?: { readonly trustRoot: string; readonly issuer: string }
 }
 
 /** The worker protocol, as the agent sees it (in-process on a manager, over mutual TLS on a worker). */
@@ -118,7 +135,11 @@ export class Dispatcher implements DispatcherApi {
               { type: 'Log', name: 'json-file' },
             ],
           },
-          ...(n.description?.tlsInfo ? { tlsInfo: n.description.tlsInfo } : {}),
+          ...(info.tls
+            ? { tlsInfo: info.tls }
+            : n.description?.tlsInfo
+              ? { tlsInfo: n.description.tlsInfo }
+              : {}),
         },
         status: { state: 'ready', addr },
       }
@@ -161,7 +182,9 @@ export class Dispatcher implements DispatcherApi {
           const control = n.description?.engine.labels[CONTROL_ADDR_LABEL]
           return control ? [{ addr: n.managerStatus!.addr, control }] : []
         })
-      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}) }
+      const cluster = tx.find('clusters')[0]
+      const tls = cluster ? { trustRoot: cluster.rootCA.caCert, issuer: issuingCA(cluster) } : undefined
+      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
     })
   }
 
@@ -367,4 +390,17 @@ function checkInfo(info: NodeInfo): void {
     !Number.isSafeInteger(info.resources?.memoryBytes)
   )
     throw new TypeError('info: expected { hostname, platform, resources, engineVersion }')
+  const tls = info.tls
+  if (
+    tls !== undefined &&
+    (typeof tls !== 'object' ||
+      tls === null ||
+      typeof tls.trustRoot !== 'string' ||
+      tls.trustRoot.length > 64 * 1024 ||
+      !(tls.certIssuerSubject instanceof Uint8Array) ||
+      tls.certIssuerSubject.length > 4096 ||
+      !(tls.certIssuerPublicKey instanceof Uint8Array) ||
+      tls.certIssuerPublicKey.length > 4096)
+  )
+    throw new TypeError('info.tls: expected { trustRoot, certIssuerSubject, certIssuerPublicKey }')
 }

@@ -18,6 +18,7 @@ import {
   MemoryStore,
   type Node,
   parseUnlockKey,
+  type RootRotation,
   SEQUENCE_MESSAGE,
   StoreError,
   type Tx,
@@ -35,6 +36,7 @@ import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
 export interface RenewAnswer extends pki.CertificateResponse {
@@ -51,6 +53,20 @@ export const DEFAULT_CERT_EXPIRY_NS = 90 * 24 * 3600 * 1e9
 /** Swarm's shortest node certificate lifetime (`--cert-expiry`): 1 hour. */
 export const MIN_CERT_EXPIRY_NS = 3600 * 1e9
 export { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL }
+
+/**
+ * A root rotation for the cluster object: a new root key and certificate, and the new root cross-signed by the
+ * current one, so that certificates issued by the new key chain to the root every node trusts today.
+ */
+export function startRootRotation(c: Cluster): RootRotation {
+  const current = pki.importRootCA({ certificate: c.rootCA.caCert, key: c.rootCA.caKey })
+  const r = pki.startRootRotation(current)
+  return {
+    caCert: r.newCA.pem,
+    caKey: pki.encodePrivateKeyPem(r.newCA.privateKey),
+    crossSignedCACert: pki.certificatePem(r.crossSigned),
+  }
+}
 
 export interface NodeIdentityFiles {
   readonly nodeId: string
@@ -324,6 +340,14 @@ export class Manager {
       this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
       this.#scheduler.start()
       this.#orchestrator.start()
+      this.#caTimer = setInterval(
+        () =>
+          void this.#finishRootRotation().catch((err: Error) =>
+            this.#log(`root rotation not finished: ${err.message}`),
+          ),
+        this.#options.heartbeatPeriodMs ?? 5000,
+      )
+      this.#caTimer.unref()
       this.dispatcher.startTracking()
       this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
@@ -358,7 +382,57 @@ export class Manager {
     await this.#leaderClient.client.call('dispatcher.seen', { nodeId }, { timeoutMs: 2000 })
   }
 
+  #caTimer: ReturnType<typeof setInterval> | undefined
+
+  /**
+   * The leader ends a root rotation once every node that is not down holds a certificate from the new key:
+   * the new root becomes the trust anchor, and both join tokens change (they carry the root's digest).
+   */
+  async #finishRootRotation(): Promise<void> {
+    const c = this.cluster()
+    const rotation = c?.rootCA.rootRotation
+    if (!c || !rotation) return
+    const want = clusterTlsInfo(c).certIssuerPublicKey
+    const pending = this.store.view((tx) =>
+      tx
+        .find('nodes')
+        .filter(
+          (n) =>
+            n.status.state !== 'down' &&
+            !(
+              n.description?.tlsInfo && Buffer.compare(n.description.tlsInfo.certIssuerPublicKey, want) === 0
+            ),
+        ),
+    )
+    if (pending.length > 0) return
+    const root = pki.importRootCA({ certificate: rotation.caCert, key: rotation.caKey })
+    const joinTokens = pki.generateJoinTokens(root.pem)
+    await this.store.update((tx) => {
+      const cur = tx.get('clusters', c.id)
+      if (cur?.rootCA.rootRotation?.caCert !== rotation.caCert) return // changed meanwhile
+      const { rootRotation: _done, ...rest } = cur.rootCA
+      tx.update('clusters', {
+        ...cur,
+        rootCA: {
+          ...rest,
+          caCert: rotation.caCert,
+          caKey: rotation.caKey,
+          caCertHash: Buffer.from(pki.caDigest(root.pem)).toString('hex'),
+          joinTokens,
+        },
+      })
+    })
+    this.#log('root rotation finished: the new root is the trust anchor')
+  }
+
+  /** This manager's TLS credentials now (renewals and root changes replace them). */
+  get credentials(): pki.NodeCredentials {
+    return this.#options.credentials
+  }
+
   async #stopLeading(): Promise<void> {
+    clearInterval(this.#caTimer)
+    this.#caTimer = undefined
     const s = this.#scheduler
     const o = this.#orchestrator
     this.#scheduler = undefined
@@ -453,11 +527,7 @@ export class Manager {
             labels: { [RAFT_ADDR_LABEL]: o.raftAddr },
             plugins: [],
           },
-          tlsInfo: {
-            trustRoot: b.ca.pem,
-            certIssuerSubject: new TextEncoder().encode(`CN=${b.ca.certificate.subject.commonName}`),
-            certIssuerPublicKey: b.ca.certificate.publicKey,
-          },
+          tlsInfo: nodeTlsInfo(o.credentials.certificate, o.credentials.roots),
         },
         status: { state: 'ready', addr: o.advertiseHost },
         managerStatus: { raftId: this.raftId, addr: '', leader: true, reachability: 'reachable' },
@@ -612,11 +682,21 @@ export class Manager {
   #caServer(cluster: Cluster): pki.CAServer {
     // `docker swarm update --cert-expiry`: certificates issued from now on get the cluster's lifetime.
     const validityMs = Math.round((cluster.spec.caConfig?.nodeCertExpiry ?? DEFAULT_CERT_EXPIRY_NS) / 1e6)
-    const key = `${validityMs}\n${cluster.rootCA.caCert}`
+    const rotation = cluster.rootCA.rootRotation
+    const key = `${validityMs}\n${cluster.rootCA.caCert}\n${rotation?.caCert ?? ''}`
     if (!this.#ca || this.#caPem !== key) {
-      const ca = pki.importRootCA({ certificate: cluster.rootCA.caCert, key: cluster.rootCA.caKey })
+      // During a root rotation the new key issues, and its cross-signed certificate goes along with every
+      // certificate so that nodes still trusting only the old root accept it; joiners get the old root.
+      const ca = rotation
+        ? pki.importRootCA({
+            certificate: rotation.caCert,
+            key: rotation.caKey,
+            intermediates: rotation.crossSignedCACert,
+          })
+        : pki.importRootCA({ certificate: cluster.rootCA.caCert, key: cluster.rootCA.caKey })
       this.#ca = pki.caServer({
         ca,
+        roots: cluster.rootCA.caCert,
         certificateValidityMs: validityMs,
         clusterId: this.clusterId,
         joinTokens: () => {

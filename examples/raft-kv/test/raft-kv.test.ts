@@ -120,6 +120,29 @@ describe('FrameReader', () => {
   })
 })
 
+/**
+ * A leader change (elections happen on a loaded machine) fails a request in flight; these writers and readers
+ * are sequential and each key has one value in flight, so trying again is safe here.
+ */
+async function retrying<T>(op: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op()
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      const transient = [
+        'NO_LEADER',
+        'NOT_LEADER',
+        'PROPOSAL_DROPPED',
+        'LOST_LEADERSHIP',
+        'TIMEOUT',
+      ].includes(code ?? '')
+      if (!transient || attempt >= 20) throw err
+      await new Promise((r) => setTimeout(r, 50 * attempt))
+    }
+  }
+}
+
 describe('raft-kv', () => {
   const root = mkdtempSync(join(tmpdir(), 'raft-kv-test-'))
   afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -135,15 +158,15 @@ describe('raft-kv', () => {
     const clients = await Promise.all([...servers.values()].map((s) => KvClient.connect(s.clientAddress)))
     try {
       // Puts through every member (followers forward to the leader), then reads anywhere see them.
-      await Promise.all(clients.map((c, k) => c.put(`key${k}`, enc(`value${k}`))))
+      await Promise.all(clients.map((c, k) => retrying(() => c.put(`key${k}`, enc(`value${k}`)))))
       for (const c of clients) {
-        for (let k = 0; k < 3; k++) expect(dec(await c.get(`key${k}`))).toBe(`value${k}`)
-        expect(await c.get('missing')).toBeUndefined()
+        for (let k = 0; k < 3; k++) expect(dec(await retrying(() => c.get(`key${k}`)))).toBe(`value${k}`)
+        expect(await retrying(() => c.get('missing'))).toBeUndefined()
       }
       // A write completed through one member is visible to a read on another right away.
       for (let i = 0; i < 20; i++) {
-        await clients[i % 3]!.put('counter', enc(String(i)))
-        expect(dec(await clients[(i + 1) % 3]!.get('counter'))).toBe(String(i))
+        await retrying(() => clients[i % 3]!.put('counter', enc(String(i))))
+        expect(dec(await retrying(() => clients[(i + 1) % 3]!.get('counter')))).toBe(String(i))
       }
       // Restart a follower from its files: it comes back with the data.
       const follower = [...servers.entries()].find(([, s]) => s.node.role !== 'leader')!
@@ -155,7 +178,7 @@ describe('raft-kv', () => {
       await until(() => again.state.size === 4)
       const c = await KvClient.connect(again.clientAddress)
       clients[fi] = c
-      expect(dec(await c.get('counter'))).toBe('19')
+      expect(dec(await retrying(() => c.get('counter')))).toBe('19')
       await expect(c.put('', enc('x'))).rejects.toThrow(TypeError)
     } finally {
       await Promise.all(clients.map((c) => c.close()))

@@ -191,6 +191,8 @@ async function writeAtomic(dir: string, name: string, bytes: Uint8Array): Promis
 
 /** Bytes checksummed between two yields to the event loop while a snapshot file is written. */
 const CRC_SLICE = 1 << 20
+/** Bytes of a snapshot file written and synced at a time. */
+const WRITE_SLICE = 4 << 20
 
 /** A snapshot file as its header (magic, flags, conf) and its data; the checksum is added as it is written. */
 interface SnapshotFile {
@@ -201,21 +203,31 @@ interface SnapshotFile {
 
 /**
  * Writes a snapshot file (header, data, CRC-32C of both) like `writeAtomic`. The data is written where it lies
- * rather than copied behind the header, and checksummed in slices between which the event loop runs, so a large
- * snapshot stalls neither the log nor the node.
+ * rather than copied behind the header, checksummed in slices between which the event loop runs, and synced
+ * every few MiB: a large file synced only at the end would hold up the log's own syncs (they share the file
+ * system's journal) for as long as all its data takes to reach the disk.
  */
 async function writeSnapshotFile(dir: string, f: SnapshotFile): Promise<void> {
-  let crc = crc32c(f.head)
-  for (let at = 0; at < f.data.length; at += CRC_SLICE) {
-    if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve))
-    crc = crc32c(f.data, crc, at, Math.min(f.data.length, at + CRC_SLICE))
-  }
-  const trailer = Buffer.allocUnsafe(4)
-  trailer.writeUInt32LE(crc, 0)
   const tmp = join(dir, `${f.name}.tmp`)
+  const data = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.length)
   const fh = await openFile(tmp, 'w')
   try {
-    await writevAll(fh.fd, [f.head, Buffer.from(f.data.buffer, f.data.byteOffset, f.data.length), trailer], 0)
+    let crc = crc32c(f.head)
+    await writevAll(fh.fd, [f.head], 0)
+    let pos = f.head.length
+    for (let at = 0; at < data.length; at += WRITE_SLICE) {
+      const end = Math.min(data.length, at + WRITE_SLICE)
+      for (let c = at; c < end; c += CRC_SLICE) {
+        if (c > at) await new Promise<void>((resolve) => setImmediate(resolve))
+        crc = crc32c(data, crc, c, Math.min(end, c + CRC_SLICE))
+      }
+      await writevAll(fh.fd, [data.subarray(at, end)], pos)
+      pos += end - at
+      if (end < data.length) await fh.datasync()
+    }
+    const trailer = Buffer.allocUnsafe(4)
+    trailer.writeUInt32LE(crc, 0)
+    await writevAll(fh.fd, [trailer], pos)
     await fh.sync()
   } finally {
     await fh.close()

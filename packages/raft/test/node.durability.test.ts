@@ -69,4 +69,95 @@ describe('RaftNode persistence ordering', () => {
     storages[1]!.release()
     for (const n of nodes) await n.stop()
   })
+
+  it('applies a committed entry while the write of later entries is still running, and acknowledges nothing a majority has not written', async () => {
+    const clock = new ManualClock()
+    const net = new MemoryNetwork({ seed: 5, clock })
+    const ids = ['n1', 'n2', 'n3']
+    const storages = ids.map(() => new GatedStorage())
+    const nodes = ids.map(
+      (id, i) =>
+        new RaftNode({
+          id,
+          peers: ids,
+          transport: net.transport(id),
+          storage: storages[i]!,
+          stateMachine: { apply: () => undefined, snapshot: () => new Uint8Array(), restore: () => {} },
+          electionTimeoutMs: i === 0 ? [150, 150] : [1000, 1000],
+          heartbeatIntervalMs: 50,
+          random: rng(i + 1),
+        }),
+    )
+    await Promise.all(nodes.map((n) => n.start()))
+    await clock.advanceAsync(600)
+    const leader = nodes.find((n) => n.role === 'leader')!
+    const ls = storages[nodes.indexOf(leader)]!
+    const followers = storages.filter((s) => s !== ls)
+    const done = new Set<string>()
+    const put = (name: string) =>
+      void leader.propose(new Uint8Array([name.charCodeAt(0)])).then(() => done.add(name))
+    // The leader's disk stalls with B being written; both followers write B, so B is committed without it.
+    ls.gated = true
+    put('B')
+    await clock.advanceAsync(20)
+    expect(ls.waiting.length).toBe(1)
+    expect(done.has('B')).toBe(false)
+    put('C')
+    // The leader's write of B completes; its write of C stalls. B is applied (and answered) meanwhile.
+    ls.release()
+    ls.gated = true
+    await clock.advanceAsync(20)
+    expect(done.has('B')).toBe(true)
+    expect(ls.waiting.length).toBe(1)
+    // Both followers stall; the leader's write of C completes. C (on every disk by now) is answered, but D,
+    // written by the leader alone, is not: one copy is no majority.
+    for (const f of followers) f.gated = true
+    put('D')
+    ls.release()
+    await clock.advanceAsync(200)
+    expect(done.has('C')).toBe(true)
+    expect(done.has('D')).toBe(false)
+    for (const f of followers) f.release()
+    await clock.advanceAsync(200)
+    expect([...done].sort()).toEqual(['B', 'C', 'D'])
+    for (const n of nodes) await n.stop()
+  })
+
+  it('writes a commit index that changed alone with the next entries, or on stop()', async () => {
+    const clock = new ManualClock()
+    const net = new MemoryNetwork({ seed: 9, clock })
+    const ids = ['n1', 'n2', 'n3']
+    const storages = ids.map(() => new GatedStorage())
+    const nodes = ids.map(
+      (id, i) =>
+        new RaftNode({
+          id,
+          peers: ids,
+          transport: net.transport(id),
+          storage: storages[i]!,
+          stateMachine: { apply: () => undefined, snapshot: () => new Uint8Array(), restore: () => {} },
+          electionTimeoutMs: i === 0 ? [150, 150] : [1000, 1000],
+          heartbeatIntervalMs: 50,
+          random: rng(i + 1),
+        }),
+    )
+    await Promise.all(nodes.map((n) => n.start()))
+    await clock.advanceAsync(600)
+    const leader = nodes.find((n) => n.role === 'leader')!
+    const ls = storages[nodes.indexOf(leader)]!
+    // Back-to-back writes, each proposed as soon as the previous one is answered, within one tick.
+    const before = ls.saved.length
+    for (let i = 0; i < 5; i++) {
+      let answered = false
+      void leader.propose(new Uint8Array([i])).then(() => (answered = true))
+      while (!answered) await clock.advanceAsync(1)
+    }
+    const saves = ls.saved.slice(before)
+    // One write per proposal: no write carried only the new commit index.
+    expect(saves.length).toBe(5)
+    expect(saves.every((u) => (u.entries?.length ?? 0) > 0)).toBe(true)
+    const commit = leader.commitIndex
+    for (const n of nodes) await n.stop()
+    for (const s of storages) expect((await s.load()).hardState.commit).toBe(commit)
+  })
 })

@@ -299,9 +299,13 @@ export class TxImpl implements Tx {
 
   update<T extends Table>(table: T, object: TableObjects[T]): TableObjects[T] {
     const overlay = this.writable(table)
-    validateObject(table, object)
-    const e = overlay.get(object.id)
-    const cur = (e ? e.object : this.tables[table].objects.get(object.id)) as Record<string, any> | undefined
+    const id: unknown = (object as { id?: unknown } | null | undefined)?.id
+    const e = typeof id === 'string' ? overlay.get(id) : undefined
+    const cur = (e ? e.object : typeof id === 'string' ? this.tables[table].objects.get(id) : undefined) as
+      | Record<string, any>
+      | null
+      | undefined
+    validateObject(table, object, cur ?? undefined)
     if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${object.id} not found`)
     checkVersion(table, object, cur.meta.version)
     if (table === 'tasks') checkTaskState(cur as Task, object as Task)

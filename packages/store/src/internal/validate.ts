@@ -24,11 +24,20 @@ function bad(table: Table, id: unknown, what: string): StoreError {
 const isObj = (v: unknown): v is Record<string, any> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** Checks the structure the store itself relies on (ids, names, index fields); the rest is the caller's. */
-export function validateObject(table: Table, o: unknown): void {
+/**
+ * Checks the structure the store itself relies on (ids, names, index fields); the rest is the caller's. `stored`
+ * is the stored version of the object being replaced, if any: parts it shares with it (the same frozen objects,
+ * checked when they were stored) are not checked again.
+ */
+export function validateObject(table: Table, o: unknown, stored?: Record<string, any>): void {
   if (!isObj(o)) throw new StoreError('INVALID_ARGUMENT', `${table} object: expected an object`)
   const id = o.id
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID || /[\u0000-\u001f\s]/.test(id)) {
+  if (
+    typeof id !== 'string' ||
+    id.length === 0 ||
+    id.length > MAX_ID ||
+    (id !== stored?.id && /[\u0000-\u001f\s]/.test(id))
+  ) {
     throw bad(table, undefined, 'id must be a non-empty string without whitespace, up to 128 characters')
   }
   const spec = o.spec
@@ -69,7 +78,7 @@ export function validateObject(table: Table, o: unknown): void {
       }
       return
     case 'tasks':
-      checkTaskSpec(table, id, spec, 'spec')
+      if (spec !== stored?.spec) checkTaskSpec(table, id, spec, 'spec')
       if (typeof o.serviceId !== 'string') throw bad(table, id, 'serviceId must be a string')
       if (typeof o.nodeId !== 'string') throw bad(table, id, 'nodeId must be a string')
       if (!Number.isSafeInteger(o.slot) || o.slot < 0)
@@ -80,10 +89,11 @@ export function validateObject(table: Table, o: unknown): void {
       if (!isObj(o.status) || !has(TASK_STATES, o.status.state))
         throw bad(table, id, 'status.state must be a task state')
       if (!Array.isArray(o.networks)) throw bad(table, id, 'networks must be an array')
-      for (const n of o.networks) {
-        if (!isObj(n) || typeof n.networkId !== 'string')
-          throw bad(table, id, 'networks[].networkId must be a string')
-      }
+      if (o.networks !== stored?.networks)
+        for (const n of o.networks) {
+          if (!isObj(n) || typeof n.networkId !== 'string')
+            throw bad(table, id, 'networks[].networkId must be a string')
+        }
       return
     case 'clusters':
       // Swarm has exactly one cluster object, named `default` (names are unique, so there is at most one).
@@ -106,6 +116,11 @@ export function validateObject(table: Table, o: unknown): void {
   }
 }
 
+const REF_FIELDS = [
+  ['secrets', 'secretId'],
+  ['configs', 'configId'],
+] as const
+
 function checkTaskSpec(table: Table, id: string, spec: unknown, path: string): void {
   if (!isObj(spec) || !isObj(spec.containerSpec))
     throw bad(table, id, `${path}.containerSpec must be an object`)
@@ -118,10 +133,7 @@ function checkTaskSpec(table: Table, id: string, spec: unknown, path: string): v
         throw bad(table, id, `${path}.networks[].target must be a string`)
     }
   }
-  for (const [field, key] of [
-    ['secrets', 'secretId'],
-    ['configs', 'configId'],
-  ] as const) {
+  for (const [field, key] of REF_FIELDS) {
     const refs = c[field]
     if (refs === undefined) continue
     if (!Array.isArray(refs)) throw bad(table, id, `${path}.containerSpec.${field} must be an array`)
