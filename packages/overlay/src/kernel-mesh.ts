@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import { EventEmitter } from 'eventemitter3'
 import { OverlayError } from './errors.js'
+import { execRunner, missingCapabilities } from './internal/exec.js'
 import { type Family, parseIp } from './internal/ip.js'
 import { checkService } from './internal/mesh-spec.js'
 import { type NftPort, nftScript, TABLE_NAME } from './internal/nft.js'
@@ -43,25 +42,7 @@ export interface KernelMeshOptions {
 }
 
 const MAX_OUTPUT = 4 * 1024 * 1024
-const CAP_NET_ADMIN = 12n
-const CAP_SYS_ADMIN = 21n
-
-const defaultRunner: NftRunner = (file, args, options) =>
-  new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { maxBuffer: MAX_OUTPUT, timeout: 30_000, signal: options?.signal, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        if (err) {
-          const e = err as NodeJS.ErrnoException & { stderr?: string }
-          e.stderr = String(stderr ?? '').slice(0, 2000)
-          reject(e)
-        } else resolve(stdout)
-      },
-    )
-    if (options?.input !== undefined) child.stdin?.end(options.input)
-  })
+const defaultRunner: NftRunner = execRunner(MAX_OUTPUT)
 
 interface Entry {
   spec: MeshService
@@ -227,18 +208,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
       )
     // Injected runners are trusted to stand in for the kernel; the capability check is for the real one.
     if (this.run === defaultRunner) {
-      let caps = 0n
-      try {
-        const status = await readFile('/proc/self/status', 'utf8')
-        const m = /^CapEff:\s*([0-9a-f]{1,16})$/m.exec(status.slice(0, 64 * 1024))
-        if (m) caps = BigInt(`0x${m[1]}`)
-      } catch (err) {
-        throw new OverlayError('PERMISSION_DENIED', 'cannot read this process capabilities', { cause: err })
-      }
-      const missing = [
-        ...((caps >> CAP_NET_ADMIN) & 1n ? [] : ['CAP_NET_ADMIN']),
-        ...(this.namespace !== undefined && !((caps >> CAP_SYS_ADMIN) & 1n) ? ['CAP_SYS_ADMIN'] : []),
-      ]
+      const missing = await missingCapabilities(this.namespace !== undefined)
       if (missing.length > 0)
         throw new OverlayError(
           'PERMISSION_DENIED',

@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import {
   abortable,
   type CallOptions,
@@ -17,6 +16,7 @@ import {
   type SandboxSpec,
 } from './driver.js'
 import { OverlayError } from './errors.js'
+import { execRunner, missingCapabilities } from './internal/exec.js'
 import { parseCidr, parseIp } from './internal/ip.js'
 
 /** Runs `ip` or `bridge` with arguments and resolves with its stdout. Injectable for tests. */
@@ -45,25 +45,7 @@ export interface LinuxDriverOptions {
 }
 
 const MAX_OUTPUT = 16 * 1024 * 1024
-const CAP_NET_ADMIN = 12n
-const CAP_SYS_ADMIN = 21n
-
-const defaultRunner: CommandRunner = (file, args, options) =>
-  new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { maxBuffer: MAX_OUTPUT, timeout: 30_000, signal: options?.signal, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        if (err) {
-          const e = err as NodeJS.ErrnoException & { stderr?: string }
-          e.stderr = String(stderr ?? '').slice(0, 2000)
-          reject(e)
-        } else resolve(stdout)
-      },
-    )
-    if (options?.input !== undefined) child.stdin?.end(options.input)
-  })
+const defaultRunner: CommandRunner = execRunner(MAX_OUTPUT)
 
 /**
  * Checks that the Linux driver can run here: Linux, iproute2 installed, and root (CAP_NET_ADMIN and
@@ -89,18 +71,7 @@ export async function checkLinuxDriver(options: { exec?: CommandRunner } = {}): 
       )
     }
   }
-  let caps = 0n
-  try {
-    const status = await readFile('/proc/self/status', 'utf8')
-    const m = /^CapEff:\s*([0-9a-f]{1,16})$/m.exec(status.slice(0, 64 * 1024))
-    if (m) caps = BigInt(`0x${m[1]}`)
-  } catch (err) {
-    throw new OverlayError('PERMISSION_DENIED', 'cannot read this process capabilities', { cause: err })
-  }
-  const missing = [
-    ...((caps >> CAP_NET_ADMIN) & 1n ? [] : ['CAP_NET_ADMIN']),
-    ...((caps >> CAP_SYS_ADMIN) & 1n ? [] : ['CAP_SYS_ADMIN']),
-  ]
+  const missing = await missingCapabilities(true)
   if (missing.length > 0)
     throw new OverlayError(
       'PERMISSION_DENIED',
