@@ -834,19 +834,25 @@ export class Manager {
 
   readonly #promoting = new Set<string>()
 
-  /** Makes raft learner `id` a voter once it has caught up (leader only; one attempt chain per member). */
+  /**
+   * Makes raft learner `id` a voter once it has caught up: raft's promote waits for that, and is asked
+   * again (with backoff) for as long as this manager leads and `id` is still a learner, however slow the
+   * learner is. One attempt chain per member.
+   */
   async #promote(id: string): Promise<void> {
     if (this.#promoting.has(id)) return
     this.#promoting.add(id)
     try {
-      for (let attempt = 1; attempt <= 10 && !this.#closed && this.isLeader; attempt++) {
+      for (let attempt = 1, delay = 100; !this.#closed && this.isLeader; attempt++) {
         if (!this.raft.members().learners.includes(id)) return
         try {
           await this.raft.promote(id)
           this.#log(`manager ${id} is a raft voter`)
           return
         } catch (err) {
-          if (attempt === 10 || !this.isLeader) this.#log(`promoting ${id} failed: ${(err as Error).message}`)
+          if (attempt % 10 === 0) this.#log(`promoting ${id} not done yet: ${(err as Error).message}`)
+          await new Promise((r) => setTimeout(r, delay))
+          delay = Math.min(2 * delay, 2000)
         }
       }
     } finally {
