@@ -19,6 +19,10 @@ export interface DockerClusterReport {
   readonly services: string
   readonly runningTasks: number
   readonly nodesWithTasks: number
+  /** Distinct tasks that answered through the published port, asking each node's address in turn. */
+  readonly meshTasks: number
+  /** Node addresses whose published port answered. */
+  readonly meshNodes: number
 }
 
 export interface DockerClusterOptions {
@@ -58,7 +62,8 @@ export async function dockerClusterDemo(
   }
   try {
     const manager = await startNode('manager1', ['--listen-addr', `127.0.0.1:${await freePort()}`])
-    const worker = await startNode('worker1', ['--listen-addr', '127.0.0.1:0'])
+    // Each node on its own loopback address, so that both can answer on the published port.
+    const worker = await startNode('worker1', ['--listen-addr', '127.0.0.2:0'])
     const init = await manager('swarm', 'init')
     log(`docker swarm init: ${init.split('\n')[0]}`)
     const token = (await manager('swarm', 'join-token', '-q', 'worker')).trim()
@@ -80,7 +85,19 @@ export async function dockerClusterDemo(
       30_000,
     )
 
-    await manager('service', 'create', '-d', '--name', 'web', '--replicas', '2', 'nginx:alpine')
+    const published = await freePort()
+    await manager(
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--replicas',
+      '2',
+      '-p',
+      `${published}:80`,
+      'nginx:alpine',
+    )
     await manager('service', 'scale', '-d', `web=${replicas}`)
     const tasks = await poll(
       `${replicas} running tasks`,
@@ -107,12 +124,33 @@ export async function dockerClusterDemo(
     log('docker node ls')
     for (const l of nodes.trimEnd().split('\n')) log(`  ${l}`)
     log(
-      `docker service create --name web --replicas 2 nginx:alpine; docker service scale web=${replicas}; docker service ls`,
+      `docker service create --name web --replicas 2 -p ${published}:80 nginx:alpine; docker service scale web=${replicas}; docker service ls`,
     )
     for (const l of services.trimEnd().split('\n')) log(`  ${l}`)
     const nodesWithTasks = new Set(tasks.map((t) => t.split(' ')[0])).size
     log(`${tasks.length} tasks running, spread over ${nodesWithTasks} nodes`)
-    return { nodes, services, runningTasks: tasks.length, nodesWithTasks }
+    // The routing mesh: every node answers on the published port and balances over the tasks of all nodes.
+    const answers = new Map<string, Set<string>>()
+    for (const host of ['127.0.0.1', '127.0.0.2']) {
+      const seen = await poll(
+        `the published port on ${host}`,
+        async () => {
+          const got = new Set<string>()
+          for (let i = 0; i < 2 * replicas; i++) {
+            const res = await fetch(`http://${host}:${published}/`, { signal: AbortSignal.timeout(5000) })
+            got.add((await res.text()).trim().split(' ')[0]!)
+          }
+          return got.size === replicas ? got : undefined
+        },
+        30_000,
+      )
+      answers.set(host, seen)
+      log(
+        `curl http://${host}:${published}/ (${2 * replicas} times): answered by ${[...seen].sort().join(', ')}`,
+      )
+    }
+    const meshTasks = new Set([...answers.values()].flatMap((x) => [...x])).size
+    return { nodes, services, runningTasks: tasks.length, nodesWithTasks, meshTasks, meshNodes: answers.size }
   } finally {
     for (const p of procs) p.kill('SIGKILL')
     await Promise.all(

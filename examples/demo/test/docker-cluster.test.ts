@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => bundle.remove())
 
 describe('dockerClusterDemo', () => {
-  it('lets the docker CLI init, join, create and scale a service over two nodes', async () => {
+  it('lets the docker CLI init, join, create and scale a service over two nodes, reachable through the mesh', async () => {
     const lines: string[] = []
     const report = await dockerClusterDemo((l) => lines.push(l), { cli: bundle.cli, replicas: 4 })
     expect(report.nodes).toMatch(/manager1 +Ready +Active +Leader/)
@@ -18,5 +18,7 @@ describe('dockerClusterDemo', () => {
     expect(report.services).toMatch(/web +replicated +4\/4/)
     expect(report.runningTasks).toBe(4)
     expect(report.nodesWithTasks).toBe(2)
+    expect(report.meshNodes).toBe(2)
+    expect(report.meshTasks).toBe(4) // round-robin over the tasks of both nodes, from either node
   }, 120_000)
 })
