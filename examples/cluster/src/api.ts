@@ -208,6 +208,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               .find(table)
               .filter((o) => matchAny(f.get('name'), (v) => o.spec.name === v))
               .filter((o) => matchAny(f.get('id'), (v) => o.id.startsWith(v)))
+              .filter((o) => labelsMatch(o.spec.labels, f.get('label')))
               .map((o) => toDocker(o as ReturnType<typeof lookup<T>>)),
           ),
         }
@@ -435,6 +436,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               .filter((s) => matchAll(f.get('id'), (v) => s.id.startsWith(v)))
               .filter((s) => matchAll(f.get('name'), (v) => s.spec.name.startsWith(v)))
               .filter((s) => matchAll(f.get('mode'), (v) => v in s.spec.mode))
+              .filter((s) => labelsMatch(s.spec.labels, f.get('label')))
               .map((s) => serviceToDocker(s, status ? serviceStatus(tx, s) : undefined)),
           ),
         }
@@ -583,6 +585,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               .filter((n) => matchAll(f.get('name'), (v) => n.spec.name.includes(v)))
               .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
               .filter((n) => matchAll(f.get('driver'), (v) => (n.spec.driverConfig?.name ?? 'overlay') === v))
+              .filter((n) => labelsMatch(n.spec.labels, f.get('label')))
               .map(networkToDocker),
           ),
         }
@@ -747,6 +750,20 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
       void poll()
     },
   }
+}
+
+/** moby's `label` filter: every `key` or `key=value` given must be among the object's labels. */
+function labelsMatch(
+  labels: Readonly<Record<string, string>> | undefined,
+  wanted: string[] | undefined,
+): boolean {
+  if (!wanted) return true
+  return wanted.every((w) => {
+    const i = w.indexOf('=')
+    const key = i < 0 ? w : w.slice(0, i)
+    if (!labels || !Object.hasOwn(labels, key)) return false
+    return i < 0 || labels[key] === w.slice(i + 1)
+  })
 }
 
 function matchAll(values: string[] | undefined, test: (v: string) => boolean): boolean {

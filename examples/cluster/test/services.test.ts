@@ -261,6 +261,42 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect(await res.json()).toEqual({ message: 'rpc error: code = Unknown desc = update out of sequence' })
   })
 
+  it('filters lists by label, inspects any object by name, and lists no stacks', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'labelled',
+      '--label',
+      'tier=front',
+      'nginx:alpine',
+    ])
+    await ok(n, ['secret', 'create', '--label', 'tier=back', 'labelled_secret', '-'], 'x')
+    const names = async (args: string[]) => (await ok(n, args)).trim().split('\n').filter(Boolean).sort()
+    expect(await names(['service', 'ls', '--filter', 'label=tier=front', '--format', '{{.Name}}'])).toEqual([
+      'labelled',
+    ])
+    expect(await names(['service', 'ls', '--filter', 'label=tier', '--format', '{{.Name}}'])).toEqual([
+      'labelled',
+    ])
+    expect(await names(['service', 'ls', '--filter', 'label=tier=back', '--format', '{{.Name}}'])).toEqual([])
+    expect(await names(['secret', 'ls', '--filter', 'label=tier=back', '--format', '{{.Name}}'])).toEqual([
+      'labelled_secret',
+    ])
+    // `docker stack ls` asks for the services labelled with a stack namespace: none here.
+    expect((await ok(n, ['stack', 'ls'])).trim()).toBe('NAME      SERVICES')
+    // The generic inspect finds a service, a node and a network by name.
+    expect(
+      (await ok(n, ['inspect', 'labelled', '--format', '{{.Spec.Name}} {{.Spec.Labels.tier}}'])).trim(),
+    ).toBe('labelled front')
+    expect((await ok(n, ['inspect', 'mgr1', '--format', '{{.Description.Hostname}}'])).trim()).toBe('mgr1')
+    expect((await ok(n, ['inspect', 'ingress', '--format', '{{.Name}}'])).trim()).toBe('ingress')
+    await ok(n, ['service', 'rm', 'labelled'])
+    await ok(n, ['secret', 'rm', 'labelled_secret'])
+  })
+
   it('removes services, then their network', async () => {
     const inUse = await docker(n, ['network', 'rm', 'appnet'])
     expect(inUse.code).not.toBe(0)
