@@ -299,22 +299,8 @@ export class RaftCore {
         this.send(this.msg(MessageType.AppendResp, m.from, {}))
       } else if (m.type === MessageType.PreVote) {
         this.send(this.msg(MessageType.PreVoteResp, m.from, { reject: true }))
-      } else if (m.type === MessageType.Propose) {
-        this.send(
-          this.msg(MessageType.ProposeResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
-      } else if (m.type === MessageType.ReadIndex) {
-        this.send(
-          this.msg(MessageType.ReadIndexResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
+      } else if (m.type === MessageType.Propose || m.type === MessageType.ReadIndex) {
+        this.refuseNotLeader(m)
       }
       return
     }
@@ -745,22 +731,8 @@ export class RaftCore {
         this.handleSnapshot(m)
         return
       case MessageType.Propose:
-        this.send(
-          this.msg(MessageType.ProposeResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
-        return
       case MessageType.ReadIndex:
-        this.send(
-          this.msg(MessageType.ReadIndexResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
+        this.refuseNotLeader(m)
         return
       case MessageType.ProposeResp:
       case MessageType.ReadIndexResp:
@@ -800,22 +772,8 @@ export class RaftCore {
         this.readStates.push({ context: m.context, index: m.reject ? -1 : m.index })
         return
       case MessageType.Propose:
-        this.send(
-          this.msg(MessageType.ProposeResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
-        return
       case MessageType.ReadIndex:
-        this.send(
-          this.msg(MessageType.ReadIndexResp, m.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: m.context,
-          }),
-        )
+        this.refuseNotLeader(m)
         return
     }
   }
@@ -1140,18 +1098,18 @@ export class RaftCore {
     for (const r of reqs) {
       if (r.from === this.id) this.readStates.push({ context: r.context, index: -1 })
       else {
-        this.send(
-          this.msg(MessageType.ReadIndexResp, r.from, {
-            reject: true,
-            hint: Reject.NotLeader,
-            context: r.context,
-          }),
-        )
+        this.refuseNotLeader({ type: MessageType.ReadIndex, from: r.from, context: r.context })
       }
     }
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Answers a Propose or ReadIndex forwarded to a member that does not lead: rejected, with its context. */
+  private refuseNotLeader(m: Pick<Message, 'type' | 'from' | 'context'>): void {
+    const type = m.type === MessageType.Propose ? MessageType.ProposeResp : MessageType.ReadIndexResp
+    this.send(this.msg(type, m.from, { reject: true, hint: Reject.NotLeader, context: m.context }))
+  }
 
   private hardChanged(): boolean {
     const p = this.prevHard
