@@ -165,6 +165,22 @@ function checkSpecRefs(spec: ServiceSpec): void {
   }
 }
 
+/**
+ * The spec with its networks named by ID, as moby's daemon resolves them: `docker stack deploy` names the
+ * networks it has just created, where `service create --network` resolves them in the CLI.
+ */
+function withNetworkIds(tx: ReadTx, spec: ServiceSpec): ServiceSpec {
+  const nets = spec.taskTemplate.networks
+  if (!nets?.length) return spec
+  return {
+    ...spec,
+    taskTemplate: {
+      ...spec.taskTemplate,
+      networks: nets.map((n) => ({ ...n, target: lookup(tx, 'networks', n.target, 'network').id })),
+    },
+  }
+}
+
 function swarmJson(m: Manager) {
   const c = m.cluster()
   if (!c) throw new ApiError(503, MESSAGES.notInSwarm)
@@ -450,7 +466,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         checkSpecRefs(spec)
         const id = generateId()
         await update((tx) => {
-          tx.create('services', { id, spec, endpoint: allocateEndpoint(tx, id, spec) })
+          const resolved = withNetworkIds(tx, spec)
+          tx.create('services', { id, spec: resolved, endpoint: allocateEndpoint(tx, id, resolved) })
         })
         return { status: 201, json: { ID: id, Warnings: null } }
       },
@@ -477,9 +494,10 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
           await rollbackService(mgr().store, s.id)
           return { json: { Warnings: null } }
         }
-        const spec = serviceSpecFromDocker(body)
-        checkSpecRefs(spec)
+        const given = serviceSpecFromDocker(body)
+        checkSpecRefs(given)
         await update((tx) => {
+          const spec = withNetworkIds(tx, given)
           const cur = lookup(tx, 'services', params[0]!, 'service')
           checkVersion(cur.meta.version, v)
           if ('global' in cur.spec.mode !== 'global' in spec.mode)
@@ -549,19 +567,23 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               }
             })
             const upToDate = f.get('_up-to-date')?.includes('true')
-            return tx
-              .find('tasks')
-              .filter((t) => matchAny(wantedServices, (v) => t.serviceId === v))
-              .filter((t) => matchAny(f.get('node'), (v) => t.nodeId === v || nodeMatches(tx, t, v)))
-              .filter((t) => matchAny(f.get('desired-state'), (v) => t.desiredState === v))
-              .filter((t) => matchAny(f.get('id'), (v) => t.id.startsWith(v)))
-              .filter(
-                (t) =>
-                  !upToDate ||
-                  (t.specVersion?.index ?? -1) === (services.get(t.serviceId)?.specVersion.index ?? -2),
-              )
-              .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
-              .map(taskToDocker)
+            return (
+              tx
+                .find('tasks')
+                .filter((t) => matchAny(wantedServices, (v) => t.serviceId === v))
+                .filter((t) => matchAny(f.get('node'), (v) => t.nodeId === v || nodeMatches(tx, t, v)))
+                .filter((t) => matchAny(f.get('desired-state'), (v) => t.desiredState === v))
+                .filter((t) => matchAny(f.get('id'), (v) => t.id.startsWith(v)))
+                // moby matches a task's labels filter against its service's labels (`docker stack ps`).
+                .filter((t) => labelsMatch(t.serviceAnnotations.labels, f.get('label')))
+                .filter(
+                  (t) =>
+                    !upToDate ||
+                    (t.specVersion?.index ?? -1) === (services.get(t.serviceId)?.specVersion.index ?? -2),
+                )
+                .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
+                .map(taskToDocker)
+            )
           }),
         }
       },

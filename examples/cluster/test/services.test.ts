@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { cleanup, docker, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
@@ -295,6 +298,66 @@ describe('services, networks and secrets through the docker CLI', () => {
     expect((await ok(n, ['inspect', 'ingress', '--format', '{{.Name}}'])).trim()).toBe('ingress')
     await ok(n, ['service', 'rm', 'labelled'])
     await ok(n, ['secret', 'rm', 'labelled_secret'])
+  })
+
+  it('deploys, lists and removes a stack from a compose file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swarmkit-stack-'))
+    try {
+      const file = join(dir, 'stack.yml')
+      writeFileSync(
+        file,
+        [
+          'version: "3.8"',
+          'services:',
+          '  front:',
+          '    image: nginx:alpine',
+          '    deploy: { replicas: 3 }',
+          '    networks: [back]',
+          '  cache:',
+          '    image: redis:alpine',
+          '    networks: [back]',
+          'networks:',
+          '  back: { driver: overlay }',
+          '',
+        ].join('\n'),
+      )
+      // The CLI parses the file; the daemon gets labelled networks and services, the networks by name.
+      const out = await ok(n, ['stack', 'deploy', '-d', '-c', file, 'shop'])
+      expect(out).toContain('Creating network shop_back')
+      expect(rows(await ok(n, ['stack', 'ls']))).toEqual([['shop', '2']])
+      await waitFor(async () => {
+        const s = await ok(n, ['stack', 'services', 'shop', '--format', '{{.Name}} {{.Replicas}}'])
+        return s.trim().split('\n').sort().join(',') === 'shop_cache 1/1,shop_front 3/3'
+      }, 'the stack converged')
+      const ps = await ok(n, ['stack', 'ps', 'shop', '-f', 'desired-state=running', '--format', '{{.Name}}'])
+      expect(ps.trim().split('\n').sort()).toEqual([
+        'shop_cache.1',
+        'shop_front.1',
+        'shop_front.2',
+        'shop_front.3',
+      ])
+      const net = await ok(n, [
+        'network',
+        'inspect',
+        'shop_back',
+        '--format',
+        '{{index .Labels "com.docker.stack.namespace"}}',
+      ])
+      expect(net.trim()).toBe('shop')
+      // Removing the stack removes its services; its network goes once their tasks have stopped.
+      await docker(n, ['stack', 'rm', 'shop'])
+      await waitFor(
+        async () => (await ok(n, ['stack', 'ls'])).trim() === 'NAME      SERVICES',
+        'no stack left',
+      )
+      await waitFor(async () => {
+        if (!(await ok(n, ['network', 'ls', '--format', '{{.Name}}'])).includes('shop_back')) return true
+        await docker(n, ['network', 'rm', 'shop_back'])
+        return false
+      }, 'the stack network removed')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('removes services, then their network', async () => {
