@@ -553,18 +553,25 @@ export class Daemon {
   /** The certificate chain this node presents and the roots it trusts. */
   #tlsState: { certificate: string; roots: string } | undefined
   #tlsChange: Promise<void> | undefined
+  /** The last (wanted, held) TLS state found to agree, so that a steady heartbeat parses no certificates. */
+  #tlsSettled = ''
 
   #followTls(want: HeartbeatAnswer['tls'] | undefined): void {
     const now = this.#tlsState
     if (!want || !now || this.#tlsChange || this.#roleChange || this.#busy || this.state !== 'active') return
     if (typeof want.trustRoot !== 'string' || typeof want.issuer !== 'string') return
+    const key = `${want.trustRoot}\0${want.issuer}\0${now.certificate}\0${now.roots}`
+    if (key === this.#tlsSettled) return
     let change: Promise<void> | undefined
     if (!sameCertificates(want.trustRoot, now.roots)) change = this.#adoptRoots(want.trustRoot)
     else if (!issuedBy(now.certificate, want.issuer)) {
       this.#log('the cluster issues certificates from a new root key: renewing')
       change = this.renewCertificate()
     }
-    if (!change) return
+    if (!change) {
+      this.#tlsSettled = key
+      return
+    }
     this.#tlsChange = change
       .catch((err: Error) => this.#log(`following the cluster's TLS change failed: ${err.message}`))
       .finally(() => {

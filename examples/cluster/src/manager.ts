@@ -143,7 +143,7 @@ export class Manager {
   #ca: pki.CAServer | undefined
   #caPem = ''
   #leading = false
-  #leaderClient: { address: string; client: RpcClient } | undefined
+  #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
@@ -369,15 +369,13 @@ export class Manager {
     )
     if (!addr) throw new Error(`leader ${leader} has no control address yet`)
     if (this.#leaderClient?.address !== addr) {
-      const old = this.#leaderClient?.client
-      void old?.close()
-      this.#leaderClient = {
-        address: addr,
-        client: rpcClient({
-          transport: this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId })),
-          address: addr,
-        }),
+      const old = this.#leaderClient
+      if (old) {
+        this.#tlsTransports.delete(old.transport) // closed with its client: no more credentials to hand it
+        void old.client.close()
       }
+      const transport = this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }))
+      this.#leaderClient = { address: addr, client: rpcClient({ transport, address: addr }), transport }
     }
     await this.#leaderClient.client.call('dispatcher.seen', { nodeId }, { timeoutMs: 2000 })
   }

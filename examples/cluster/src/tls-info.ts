@@ -61,12 +61,3 @@ export function sameCertificates(a: string, b: string): boolean {
       .join(',')
   return key(a) === key(b)
 }
-
-export function sameTlsInfo(a: TLSInfo | undefined, b: TLSInfo): boolean {
-  return (
-    !!a &&
-    a.trustRoot === b.trustRoot &&
-    Buffer.compare(a.certIssuerPublicKey, b.certIssuerPublicKey) === 0 &&
-    Buffer.compare(a.certIssuerSubject, b.certIssuerSubject) === 0
-  )
-}
