@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3'
 import { OverlayError } from './errors.js'
 import { execRunner, missingCapabilities } from './internal/exec.js'
 import { type Family, parseIp } from './internal/ip.js'
-import { checkService } from './internal/mesh-spec.js'
+import { checkService, listeningOf } from './internal/mesh-spec.js'
 import { type NftPort, nftScript, TABLE_NAME } from './internal/nft.js'
 import type {
   CloseOptions,
@@ -156,9 +156,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
   }
 
   listening(): Array<{ protocol: 'tcp' | 'udp'; port: number; service: string }> {
-    return [...this.entries.values()]
-      .map((e) => ({ protocol: e.spec.protocol, port: e.spec.publishedPort, service: e.spec.service }))
-      .sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1))
+    return listeningOf(this.entries.values())
   }
 
   /** Deletes the table (whatever is in it, a crashed predecessor's included). */

@@ -3,7 +3,7 @@ import net from 'node:net'
 import { EventEmitter } from 'eventemitter3'
 import { OverlayError } from './errors.js'
 import { parseIp } from './internal/ip.js'
-import { checkService } from './internal/mesh-spec.js'
+import { checkService, listeningOf } from './internal/mesh-spec.js'
 import { KernelMesh, type KernelMeshOptions } from './kernel-mesh.js'
 import type { PublishMode } from './ports.js'
 
@@ -247,9 +247,7 @@ class Mesh extends EventEmitter<RoutingMeshEvents> implements RoutingMesh {
   }
 
   listening(): Array<{ protocol: 'tcp' | 'udp'; port: number; service: string }> {
-    return [...this.entries.values()]
-      .map((e) => ({ protocol: e.spec.protocol, port: e.spec.publishedPort, service: e.spec.service }))
-      .sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1))
+    return listeningOf(this.entries.values())
   }
 
   async close(options?: CloseOptions): Promise<void> {

@@ -34,3 +34,12 @@ export function checkService(s: unknown): MeshService {
     endpoints,
   }
 }
+
+/** What a mesh listens on, ordered by port then protocol (`RoutingMesh.listening()` of either mode). */
+export function listeningOf(
+  entries: Iterable<{ spec: MeshService }>,
+): Array<{ protocol: 'tcp' | 'udp'; port: number; service: string }> {
+  return [...entries]
+    .map((e) => ({ protocol: e.spec.protocol, port: e.spec.publishedPort, service: e.spec.service }))
+    .sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : 1))
+}
