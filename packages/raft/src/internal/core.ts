@@ -117,6 +117,12 @@ export class RaftCore {
   private electionElapsed = 0
   private heartbeatElapsed = 0
   private randomizedTimeout = 0
+  /**
+   * Ticks left during which a restarted voter grants no vote: before its restart it may have acknowledged a
+   * leader whose lease still counts on it (it no longer knows which), so it waits an election timeout, as
+   * it would after hearing from that leader.
+   */
+  private restartQuiet = 0
   private votes = new Map<string, boolean>()
 
   // Leader state.
@@ -169,6 +175,7 @@ export class RaftCore {
       this.term = st.hardState.term
       this.vote = st.hardState.vote
       this.confs.appended(log.entries)
+      if (this.term > 0) this.restartQuiet = this.electionMin
     }
     const applied = Math.max(opts.applied ?? this.log.snapIndex, this.log.snapIndex)
     this.log.applied = this.log.applying = Math.min(applied, this.log.committed)
@@ -188,6 +195,7 @@ export class RaftCore {
   tick(elapsed = 1): void {
     this.ticks += elapsed >= 1 ? Math.floor(elapsed) : 1
     this.electionElapsed++
+    if (this.restartQuiet > 0) this.restartQuiet--
     if (this.role === 'leader') {
       this.heartbeatElapsed++
       if (this.electionElapsed >= this.electionMin) {
@@ -274,7 +282,9 @@ export class RaftCore {
       const isVote = m.type === MessageType.Vote || m.type === MessageType.PreVote
       if (isVote) {
         const force = m.context === 1
-        const inLease = this.checkQuorum && this.leader !== null && this.electionElapsed < this.electionMin
+        const inLease =
+          this.checkQuorum &&
+          ((this.leader !== null && this.electionElapsed < this.electionMin) || this.restartQuiet > 0)
         if (!force && inLease) return
       }
       if (m.type === MessageType.PreVote) {
