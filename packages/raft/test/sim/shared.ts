@@ -63,6 +63,9 @@ const LINEARIZABILITY_STEPS = 2_000_000
 /** The replicated state machine: commands are `key=value`. */
 export class Kv {
   readonly data = new Map<string, string>()
+  /** `padding` bytes are added to every snapshot (snapshots larger than the transport's high-water mark). */
+  constructor(readonly padding = 0) {}
+
   apply(cmd: Uint8Array): unknown {
     const s = dec.decode(cmd)
     const i = s.indexOf('=')
@@ -70,11 +73,11 @@ export class Kv {
     return undefined
   }
   snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify([...this.data]))
+    return enc.encode(JSON.stringify({ data: [...this.data], pad: '.'.repeat(this.padding) }))
   }
   restore(b: Uint8Array): void {
     this.data.clear()
-    for (const [k, v] of JSON.parse(dec.decode(b)) as [string, string][]) this.data.set(k, v)
+    for (const [k, v] of (JSON.parse(dec.decode(b)) as { data: [string, string][] }).data) this.data.set(k, v)
   }
 }
 
