@@ -125,6 +125,8 @@ export function seedShape(r: () => number): SeedShape {
     snapshotChunkBytes: [64, 256, 1024][Math.floor(r() * 3)]!,
     snapshotPadding: highWaterMarkBytes + Math.floor(r() * 2 * highWaterMarkBytes),
     drift: r() < 0.5 ? 0.02 * r() : 0,
+    // Short delays: with applies of 100-500 ms the cluster stops completing writes (see the slow-apply case in
+    // sim3.slow.test.ts: a node acknowledges appends only after applying what it committed).
     maxApplyDelayMs: r() < 0.5 ? Math.floor(r() * 30) : 0,
   }
 }
@@ -143,11 +145,12 @@ export class DelayedApply<T> {
     private readonly clock: Clock,
     private readonly r: () => number,
     private readonly maxDelayMs: number,
+    private readonly minDelayMs = 0,
   ) {}
 
   readonly fn = (cmd: Uint8Array, index: number): T | Promise<T | undefined> => {
     if (this.maxDelayMs <= 0 || this.r() < 0.3) return this.apply(cmd, index)
-    const ms = this.r() * this.maxDelayMs
+    const ms = this.minDelayMs + this.r() * (this.maxDelayMs - this.minDelayMs)
     return new Promise<T | undefined>((resolve) => {
       const cancel = () => resolve(undefined)
       this.#waiting.add(cancel)

@@ -17,6 +17,8 @@ export interface SimOptions {
   readonly seed: number
   readonly nodes: number
   readonly steps: number
+  /** Apply entries after random delays in [min, max] ms (default: drawn per seed, at most 30). */
+  readonly applyDelayMs?: readonly [number, number]
 }
 
 export interface SimResult {
@@ -49,7 +51,8 @@ async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
   const clock = new WatchedClock(signal)
-  const shape = seedShape(r)
+  const drawn = seedShape(r)
+  const shape = { ...drawn, maxApplyDelayMs: o.applyDelayMs?.[1] ?? drawn.maxApplyDelayMs }
   const net = new MemoryNetwork({ seed: o.seed, clock, highWaterMarkBytes: shape.highWaterMarkBytes })
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`)
   let pauses = 0
@@ -86,6 +89,7 @@ async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
       m.clock,
       rng(Math.floor(r() * 2 ** 31)),
       shape.maxApplyDelayMs,
+      o.applyDelayMs?.[0] ?? 0,
     )
     m.applier = applier
     const node = new RaftNode({
@@ -250,6 +254,11 @@ async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
     check()
   }
   await clock.advanceAsync(3000)
+  // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
+  const behind = () =>
+    clients.completedPuts() === before ||
+    members.some((m) => m.node!.appliedIndex < Math.max(...members.map((k) => k.node!.commitIndex)))
+  for (let waited = 0; behind() && waited < 60_000; waited += 500) await clock.advanceAsync(500)
   check(true)
   const after = clients.completedPuts()
   if (after === before) fail('no write completed after the network healed')
