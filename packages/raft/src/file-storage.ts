@@ -416,6 +416,7 @@ export class FileLogStorage implements LogStorage {
     const path = join(this.dir, LOCK)
     try {
       await writeFile(path, String(process.pid), { flag: 'wx' })
+      this.#ownsLock = true
       return
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, e)
@@ -438,10 +439,15 @@ export class FileLogStorage implements LogStorage {
     }
     // A lock left by a process that is gone: take it over.
     await writeAtomic(this.dir, LOCK, Buffer.from(String(process.pid)))
+    this.#ownsLock = true
   }
 
+  /** Whether this instance wrote the LOCK file: one refused the directory must never delete the owner's. */
+  #ownsLock = false
+
   async #unlock(): Promise<void> {
-    await unlink(join(this.dir, LOCK)).catch(() => {})
+    if (this.#ownsLock) await unlink(join(this.dir, LOCK)).catch(() => {})
+    this.#ownsLock = false
     held.delete(this.#lockKey)
   }
 
