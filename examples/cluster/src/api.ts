@@ -42,6 +42,7 @@ import {
   MIN_CERT_EXPIRY_NS,
   startRootRotation,
 } from './manager.js'
+import { requireLeader } from './quorum.js'
 import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
@@ -988,6 +989,7 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
           `client version ${vm![1]}.${vm![2]} is too new. Maximum supported API version is ${API_VERSION}`,
         )
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
+      await requireLeader(d.manager, path)
       const body = req.method === 'POST' ? await readBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)

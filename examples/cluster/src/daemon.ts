@@ -14,6 +14,7 @@ import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUp
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import { leaveRefusal } from './quorum.js'
 import { MeshFollower } from './routing.js'
 import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
 
@@ -872,11 +873,10 @@ export class Daemon {
   async leave(force: boolean): Promise<void> {
     if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
-    if (this.manager && !force)
-      throw new ApiError(
-        503,
-        'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.',
-      )
+    const refusal = force
+      ? undefined
+      : leaveRefusal({ locked: this.state === 'locked', manager: this.manager })
+    if (refusal) throw new ApiError(503, refusal)
     this.#busy = true
     try {
       await this.close()
