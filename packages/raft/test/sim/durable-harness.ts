@@ -4,13 +4,13 @@
 // and crashes that lose every write not yet synced. One seed decides everything; a failing seed replays bit for
 // bit. After every step: election safety, agreement of committed entries, leader completeness, log matching
 // and state machine safety; at the end the client history must be linearizable.
-import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { type ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry, LogStorage, PersistedState, Snapshot, StorageUpdate } from '../../src/storage.js'
 import { rng } from '../helpers/cores.js'
-import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 export { SimFailure }
 
@@ -105,10 +105,15 @@ export interface DurableSimResult {
   readonly lostWrites: number
 }
 
-export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult> {
+/** Runs one seed under its watchdog; throws SimFailure (with the seed in the message) on any violation. */
+export function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult> {
+  return watchdog(`durable sim seed ${o.seed}`, (signal) => run(o, signal))
+}
+
+async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
-  const clock = new ManualClock()
+  const clock = new WatchedClock(signal)
   const net = new MemoryNetwork({ seed: o.seed, clock })
   const boot = ['n1', 'n2', 'n3']
   let nextId = 4

@@ -1,12 +1,12 @@
 // Deterministic simulation of a RaftNode cluster over MemoryNetwork and a ManualClock. One seed decides every
 // fault, every client operation and every timing, so a failing seed replays bit for bit.
-import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { MemoryNetwork } from '@swarmkit/transport'
 import { MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry } from '../../src/storage.js'
 import { rng } from '../helpers/cores.js'
-import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 export { SimFailure }
 
@@ -32,11 +32,15 @@ interface Member {
   applied: Entry[]
 }
 
-/** Runs one seeded simulation; throws SimFailure (with the seed in the message) on any violation. */
-export async function simulate(o: SimOptions): Promise<SimResult> {
+/** Runs one seed under its watchdog; throws SimFailure (with the seed in the message) on any violation. */
+export function simulate(o: SimOptions): Promise<SimResult> {
+  return watchdog(`seed ${o.seed} (${o.nodes} nodes)`, (signal) => run(o, signal))
+}
+
+async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
-  const clock = new ManualClock()
+  const clock = new WatchedClock(signal)
   const net = new MemoryNetwork({ seed: o.seed, clock })
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`)
   const members: Member[] = ids.map((id) => ({

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { RaftCore } from '../../src/internal/core.js'
 import { RaftLog } from '../../src/internal/log.js'
 import type { Entry } from '../../src/storage.js'
-import { type CheckedMember, SafetyChecker, SimFailure } from './shared.js'
+import { type CheckedMember, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 const enc = new TextEncoder()
 const entry = (index: number, term: number, data: string): Entry => ({
@@ -99,5 +99,27 @@ describe('simulation safety checks', () => {
     expect(() => c.check([member('n2', null, [entry(1, 1, 'a=2')])])).toThrow(
       /n2 applied "a=2" at 1, another member applied "a=1"/,
     )
+  })
+
+  it('fail a seed that livelocks instead of hanging the run', async () => {
+    const started = Date.now()
+    const livelock = watchdog(
+      'seed 7',
+      async (signal) => {
+        const clock = new WatchedClock(signal)
+        // A timer that re-arms itself with no delay: virtual time never passes.
+        const spin = () => clock.setTimeout(spin, 0)
+        spin()
+        await clock.advanceAsync(1000)
+      },
+      300,
+    )
+    await expect(livelock).rejects.toThrow(SimFailure)
+    await expect(livelock).rejects.toThrow(/seed 7 did not finish within 300 ms/)
+    expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
+  it('fail a seed whose run never settles', async () => {
+    await expect(watchdog('seed 8', () => new Promise(() => {}), 100)).rejects.toThrow(/seed 8/)
   })
 })
