@@ -76,6 +76,9 @@ describe('RaftCore membership safety rules', () => {
     c.deliverAll()
     expect(a.committed).toBe(a.lastIndex)
     expect(a.voters).toEqual(['a', 'b', 'c'])
+    // d received the entry that removes it: it knows, and will not campaign.
+    expect(c.get('d').voters).toEqual(['a', 'b', 'c'])
+    expect(c.get('d').removed.has('d')).toBe(true)
     // d never learned of its removal (say it was partitioned) and keeps talking: as a leader of a later term,
     // as a candidate, asking for reads and sending proposals.
     const term = a.term
