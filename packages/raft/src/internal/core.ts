@@ -451,13 +451,16 @@ export class RaftCore {
   }
 
   /**
-   * The driver applied the Config entry at `index`. A leader that the configuration in effect leaves out
-   * steps down once that configuration is applied (so committed: it led the cluster into it).
+   * The driver applied the Config entry at `index`. Once the configuration in effect is applied (so
+   * committed), a leader stops replicating to the members it removed, and steps down if it removed itself
+   * (it led the cluster into the new configuration).
    */
   confApplied(index: number): void {
-    if (this.role === 'leader' && !this.voters.includes(this.id) && index >= this.confs.latestIndex()) {
-      this.becomeFollower(this.term, null)
+    if (index < this.confs.latestIndex()) return
+    for (const id of [...this.progress.keys()]) {
+      if (id !== this.id && !this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id)
     }
+    if (this.role === 'leader' && !this.voters.includes(this.id)) this.becomeFollower(this.term, null)
   }
 
   /** Leader only: voters heard from within the last two election timeouts (this node included). */
@@ -865,8 +868,12 @@ export class RaftCore {
 
   /** Runs with the configuration in effect from now on. */
   private confChanged(): void {
+    const before = this.role === 'leader' ? new Map(this.progress) : null
     this.setConf(this.confs.latest())
-    if (this.role === 'leader') {
+    if (before !== null) {
+      // A member being removed still gets the entries up to its removal, so it learns of it and stops
+      // campaigning; it counts toward nothing, and its progress goes once the change is applied.
+      for (const [id, pr] of before) if (id !== this.id && !this.progress.has(id)) this.progress.set(id, pr)
       for (const pr of this.progress.values()) {
         if (pr.id !== this.id && pr.next === 1 && pr.match === 0) pr.next = this.log.lastIndex() + 1
       }
