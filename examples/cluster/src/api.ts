@@ -19,6 +19,7 @@ import {
 } from '@swarmkit/store'
 import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
+import { updateBlob } from './blob-update.js'
 import type { Daemon } from './daemon.js'
 import {
   configToDocker,
@@ -34,6 +35,15 @@ import {
   toDocker,
 } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
+import {
+  ACCEPTED,
+  blobFilter,
+  networkFilter,
+  nodeFilter,
+  parseFilters,
+  serviceFilter,
+  taskFilter,
+} from './filters.js'
 import {
   createNetwork,
   ENGINE_VERSION,
@@ -54,31 +64,6 @@ interface Reply {
   json?: unknown
   /** Writes the body itself (log streams). */
   stream?: (res: ServerResponse) => void
-}
-
-/** Filters as the CLI encodes them: `{"key":{"value":true}}`, or the legacy `{"key":["value"]}`. */
-export function parseFilters(raw: string | null): Map<string, string[]> {
-  const out = new Map<string, string[]>()
-  if (!raw) return out
-  let v: unknown
-  try {
-    v = JSON.parse(raw)
-  } catch {
-    throw new ApiError(400, 'invalid filter: not JSON')
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError(400, 'invalid filter')
-  for (const [k, vals] of Object.entries(v)) {
-    if (Array.isArray(vals)) out.set(k, vals.map(String))
-    else if (typeof vals === 'object' && vals !== null)
-      out.set(
-        k,
-        Object.entries(vals)
-          .filter(([, on]) => on === true)
-          .map(([s]) => s),
-      )
-    else throw new ApiError(400, `invalid filter ${k}`)
-  }
-  return out
 }
 
 function storeError(err: unknown): ApiError | undefined {
@@ -217,14 +202,12 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       new RegExp(`^/${table}$`),
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = blobFilter(parseFilters(query.get('filters'), ACCEPTED[table]))
         return {
           json: view((tx) =>
             tx
               .find(table)
-              .filter((o) => matchAny(f.get('name'), (v) => o.spec.name === v))
-              .filter((o) => matchAny(f.get('id'), (v) => o.id.startsWith(v)))
-              .filter((o) => labelsMatch(o.spec.labels, f.get('label')))
+              .filter(match)
               .map((o) => toDocker(o as ReturnType<typeof lookup<T>>)),
           ),
         }
@@ -257,6 +240,16 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
           tx.create(table, { id, spec: { name, labels: labels(b.Labels, 'Labels'), data } } as never)
         })
         return { status: 201, json: { ID: id } }
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/${table}/([^/]+)/update$`),
+      async ({ params, query, body }) => {
+        await updateBlob(mgr().store, table, params[0]!, version(query), body, (tx, ref) =>
+          lookup(tx, table, ref, noun),
+        )
+        return {}
       },
     ],
     [
@@ -371,18 +364,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/nodes$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = nodeFilter(parseFilters(query.get('filters'), ACCEPTED.nodes))
         return {
-          json: view((tx) =>
-            tx
-              .find('nodes')
-              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
-              .filter((n) =>
-                matchAll(f.get('name'), (v) => (n.spec.name ?? n.description?.hostname ?? '') === v),
-              )
-              .filter((n) => matchAll(f.get('role'), (v) => n.role === v))
-              .map(nodeToDocker),
-          ),
+          json: view((tx) => tx.find('nodes').filter(match).map(nodeToDocker)),
         }
       },
     ],
@@ -443,16 +427,13 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/services$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = serviceFilter(parseFilters(query.get('filters'), ACCEPTED.services))
         const status = query.get('status') === 'true' || query.get('status') === '1'
         return {
           json: view((tx) =>
             tx
               .find('services')
-              .filter((s) => matchAll(f.get('id'), (v) => s.id.startsWith(v)))
-              .filter((s) => matchAll(f.get('name'), (v) => s.spec.name.startsWith(v)))
-              .filter((s) => matchAll(f.get('mode'), (v) => v in s.spec.mode))
-              .filter((s) => labelsMatch(s.spec.labels, f.get('label')))
+              .filter(match)
               .map((s) => serviceToDocker(s, status ? serviceStatus(tx, s) : undefined)),
           ),
         }
@@ -555,35 +536,19 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/tasks$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const f = parseFilters(query.get('filters'), ACCEPTED.tasks)
         return {
           json: view((tx) => {
-            const services = new Map(tx.find('services').map((s) => [s.id, s]))
-            const wantedServices = f.get('service')?.map((ref) => {
-              try {
-                return tx.lookup('services', ref).id
-              } catch {
-                return ref
-              }
-            })
-            const upToDate = f.get('_up-to-date')?.includes('true')
-            return (
-              tx
-                .find('tasks')
-                .filter((t) => matchAny(wantedServices, (v) => t.serviceId === v))
-                .filter((t) => matchAny(f.get('node'), (v) => t.nodeId === v || nodeMatches(tx, t, v)))
-                .filter((t) => matchAny(f.get('desired-state'), (v) => t.desiredState === v))
-                .filter((t) => matchAny(f.get('id'), (v) => t.id.startsWith(v)))
-                // moby matches a task's labels filter against its service's labels (`docker stack ps`).
-                .filter((t) => labelsMatch(t.serviceAnnotations.labels, f.get('label')))
-                .filter(
-                  (t) =>
-                    !upToDate ||
-                    (t.specVersion?.index ?? -1) === (services.get(t.serviceId)?.specVersion.index ?? -2),
-                )
-                .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
-                .map(taskToDocker)
+            const match = taskFilter(
+              tx,
+              f,
+              (t, ref) => lookup(tx, t, ref, t === 'nodes' ? 'node' : 'service').id,
             )
+            return tx
+              .find('tasks')
+              .filter(match)
+              .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
+              .map(taskToDocker)
           }),
         }
       },
@@ -599,18 +564,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/networks$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
-        return {
-          json: view((tx) =>
-            tx
-              .find('networks')
-              .filter((n) => matchAll(f.get('name'), (v) => n.spec.name.includes(v)))
-              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
-              .filter((n) => matchAll(f.get('driver'), (v) => (n.spec.driverConfig?.name ?? 'overlay') === v))
-              .filter((n) => labelsMatch(n.spec.labels, f.get('label')))
-              .map(networkToDocker),
-          ),
-        }
+        const f = parseFilters(query.get('filters'), ACCEPTED.networks)
+        return { json: view((tx) => tx.find('networks').filter(networkFilter(tx, f)).map(networkToDocker)) }
       },
     ],
     [
@@ -772,30 +727,6 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
       void poll()
     },
   }
-}
-
-/** moby's `label` filter: every `key` or `key=value` given must be among the object's labels. */
-function labelsMatch(
-  labels: Readonly<Record<string, string>> | undefined,
-  wanted: string[] | undefined,
-): boolean {
-  if (!wanted) return true
-  return wanted.every((w) => {
-    const i = w.indexOf('=')
-    const key = i < 0 ? w : w.slice(0, i)
-    if (!labels || !Object.hasOwn(labels, key)) return false
-    return i < 0 || labels[key] === w.slice(i + 1)
-  })
-}
-
-function matchAll(values: string[] | undefined, test: (v: string) => boolean): boolean {
-  return !values || values.length === 0 || values.some(test)
-}
-const matchAny = matchAll
-
-function nodeMatches(tx: ReadTx, t: Task, ref: string): boolean {
-  const n = tx.get('nodes', t.nodeId)
-  return !!n && (n.description?.hostname === ref || n.spec.name === ref)
 }
 
 function versionJson() {
