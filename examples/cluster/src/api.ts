@@ -35,6 +35,7 @@ import {
   toDocker,
 } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
+import { eventsStream } from './events.js'
 import {
   ACCEPTED,
   blobFilter,
@@ -265,6 +266,14 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
   return [
     ['GET', /^\/version$/, () => ({ json: versionJson() })],
     ['GET', /^\/info$/, () => ({ json: infoJson(d) })],
+    [
+      'GET',
+      /^\/events$/,
+      ({ query }) => {
+        const stream = eventsStream(d.manager?.events, query)
+        return { stream: (res) => (res.setHeader('Api-Version', API_VERSION), stream(res)) }
+      },
+    ],
 
     // ---- swarm
     [

@@ -34,6 +34,7 @@ import {
 } from '@swarmkit/transport'
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
+import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
@@ -130,6 +131,8 @@ export class Manager {
   readonly store: MemoryStore
   readonly raft: RaftNode
   readonly dispatcher: Dispatcher
+  /** `docker events`: swarm's events from this manager's replica. */
+  readonly events: ClusterEvents
   /** host:port workers and managers join at (shown by `docker swarm join-token`). */
   joinAddr = ''
   controlAddr = ''
@@ -155,6 +158,7 @@ export class Manager {
     this.store = store
     this.raft = raft
     this.#keys = keys
+    this.events = new ClusterEvents(store, { log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
@@ -314,6 +318,7 @@ export class Manager {
     if (this.#closed) return
     this.#closed = true
     this.#stopWatch.abort()
+    this.events.close()
     this.#stopRoles()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
