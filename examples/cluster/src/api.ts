@@ -271,7 +271,12 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       /^\/events$/,
       ({ query }) => {
         const stream = eventsStream(d.manager?.events, query)
-        return { stream: (res) => (res.setHeader('Api-Version', API_VERSION), stream(res)) }
+        return {
+          stream: (res) => {
+            res.setHeader('Api-Version', API_VERSION)
+            stream(res)
+          },
+        }
       },
     ],
 
