@@ -52,6 +52,7 @@ import {
   MIN_CERT_EXPIRY_NS,
   startRootRotation,
 } from './manager.js'
+import { checkSwarmSettings, withSwarmSettings } from './swarm-settings.js'
 import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
@@ -332,6 +333,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             400,
             'rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s',
           )
+        checkSwarmSettings(body)
         await mgr().updateCluster(
           v,
           typeof autolock === 'boolean' ? autolock : undefined,
@@ -351,7 +353,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               caConfig = { ...caConfig, forceRotate }
               rootCA = { ...rootCA, rootRotation: startRootRotation(c), lastForcedRotation: forceRotate }
             }
-            return { ...c, spec: { ...c.spec, caConfig }, rootCA }
+            return { ...c, spec: withSwarmSettings({ ...c.spec, caConfig }, body), rootCA }
           },
         )
         return {}

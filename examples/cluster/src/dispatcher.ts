@@ -18,6 +18,7 @@ import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
 import { meshServices } from './routing.js'
+import { heartbeatPeriodMs } from './swarm-settings.js'
 import { issuingCA } from './tls-info.js'
 
 /** What a worker is told about one of its tasks. */
@@ -101,7 +102,8 @@ export class Dispatcher implements DispatcherApi {
   readonly #seen = new Map<string, number>()
   /** Sessions of the workers connected to this manager, to ask their agents for logs. */
   readonly sessions = new Map<string, RpcSession>()
-  readonly #timer: ReturnType<typeof setInterval>
+  #timer: ReturnType<typeof setTimeout>
+  #closed = false
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
@@ -112,8 +114,21 @@ export class Dispatcher implements DispatcherApi {
     this.#forward = options.forwardHeartbeat
     this.#periodMs = options.heartbeatPeriodMs ?? 5000
     this.#log = options.log ?? (() => {})
-    this.#timer = setInterval(() => void this.#checkDown(), this.#periodMs)
+    this.#timer = setTimeout(() => this.#tick(), this.#periodMs)
     this.#timer.unref()
+  }
+
+  /** The heartbeat period now: the cluster's (`docker swarm update --dispatcher-heartbeat`), else the default. */
+  get periodMs(): number {
+    return heartbeatPeriodMs(this.#store) ?? this.#periodMs
+  }
+
+  #tick(): void {
+    void this.#checkDown().finally(() => {
+      if (this.#closed) return
+      this.#timer = setTimeout(() => this.#tick(), this.periodMs)
+      this.#timer.unref()
+    })
   }
 
   async register(nodeId: string, info: NodeInfo, addr: string): Promise<void> {
@@ -174,6 +189,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   #answer(nodeId: string): HeartbeatAnswer {
+    const periodMs = this.periodMs
     return this.#store.view((tx) => {
       const role = tx.get('nodes', nodeId)?.spec.role
       const managers = tx
@@ -184,7 +200,7 @@ export class Dispatcher implements DispatcherApi {
         })
       const cluster = tx.find('clusters')[0]
       const tls = cluster ? { trustRoot: cluster.rootCA.caCert, issuer: issuingCA(cluster) } : undefined
-      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
+      return { periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
     })
   }
 
@@ -290,7 +306,8 @@ export class Dispatcher implements DispatcherApi {
   }
 
   close(): void {
-    clearInterval(this.#timer)
+    this.#closed = true
+    clearTimeout(this.#timer)
   }
 
   #list(nodeId: string): Assignment[] {
@@ -323,7 +340,7 @@ export class Dispatcher implements DispatcherApi {
     const now = Date.now()
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
-    const deadline = now - 3 * this.#periodMs
+    const deadline = now - 3 * this.periodMs
     const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)

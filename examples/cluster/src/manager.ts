@@ -37,6 +37,7 @@ import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } fro
 import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { followRaftSettings } from './swarm-settings.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -208,6 +209,7 @@ export class Manager {
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
+    void followRaftSettings(store, raft, storage, m.#stopWatch.signal)
     try {
       if (options.bootstrap) await m.#bootstrap(options.bootstrap)
       else await m.#caughtUp()
