@@ -2,7 +2,7 @@
 // /work/shared/DOCKER-API.md for what each command sends. Paths are accepted with and without the
 // `/v1.NN` prefix; errors are `{"message": …}` with moby's status codes and words.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { cpus, totalmem } from 'node:os'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
@@ -19,6 +19,7 @@ import {
 } from '@swarmkit/store'
 import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
+import { type ApiTlsOptions, apiServer } from './api-tls.js'
 import { updateBlob } from './blob-update.js'
 import type { Daemon } from './daemon.js'
 import {
@@ -893,10 +894,13 @@ function swarmHeader(d: Daemon): string {
 }
 
 /** Serves the Engine API for `daemon` (listen on TCP or a unix socket). */
-export function engineApi(d: Daemon, options: { log?: (line: string) => void } = {}): Server {
+export function engineApi(
+  d: Daemon,
+  options: { log?: (line: string) => void; tls?: ApiTlsOptions } = {},
+): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
-  return createServer((req, res) => {
+  return apiServer(options.tls, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://engine')
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname

@@ -1,10 +1,13 @@
 import type { Server } from 'node:http'
 import { engineApi } from './api.js'
+import type { ApiTlsOptions } from './api-tls.js'
 import { Daemon, type DaemonOptions } from './daemon.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
   readonly apiAddress: string
+  /** TLS for the Engine API (`--tlsverify --tlscacert --tlscert --tlskey`); plain HTTP without. */
+  readonly apiTls?: ApiTlsOptions
 }
 
 /** A daemon with its Engine API listening. */
@@ -19,7 +22,10 @@ export interface ClusterNode {
 export async function startNode(options: StartNodeOptions): Promise<ClusterNode> {
   const daemon = new Daemon(options)
   await daemon.resume()
-  const server: Server = engineApi(daemon, options.log ? { log: options.log } : {})
+  const server: Server = engineApi(daemon, {
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.apiTls ? { tls: options.apiTls } : {}),
+  })
   const isSocket = options.apiAddress.startsWith('/')
   let dockerHost: string
   if (isSocket) {
