@@ -888,6 +888,15 @@ function send(res: ServerResponse, status: number, json?: unknown): void {
   res.end(body)
 }
 
+/** A route's pattern as a metrics label: `/services/{id}/update`. */
+function routeLabel(re: RegExp): string {
+  return re.source
+    .replace(/^\^|\$$/g, '')
+    .replace(/\(\[\^\/\]\+\)/g, '{id}')
+    .replace(/\(\.\+\)/g, '{name}')
+    .replace(/\\\//g, '/')
+}
+
 function swarmHeader(d: Daemon): string {
   if (d.state !== 'active') return d.state
   return d.manager ? 'active/manager' : 'active/worker'
@@ -896,7 +905,12 @@ function swarmHeader(d: Daemon): string {
 /** Serves the Engine API for `daemon` (listen on TCP or a unix socket). */
 export function engineApi(
   d: Daemon,
-  options: { log?: (line: string) => void; tls?: ApiTlsOptions } = {},
+  options: {
+    log?: (line: string) => void
+    tls?: ApiTlsOptions
+    /** Told of each answered request (metrics): method, route pattern, status, seconds. */
+    onRequest?: (method: string, route: string, status: number, seconds: number) => void
+  } = {},
 ): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
@@ -923,6 +937,13 @@ export function engineApi(
       if (m) params = m.slice(1).map((p) => decodeURIComponent(p))
       return !!m
     })
+    if (options.onRequest) {
+      const started = performance.now()
+      const label = route ? routeLabel(route[1]) : 'unknown'
+      res.once('close', () =>
+        options.onRequest!(req.method ?? '', label, res.statusCode, (performance.now() - started) / 1000),
+      )
+    }
     const run = async () => {
       if (tooNew)
         throw new ApiError(

@@ -21,6 +21,7 @@ const { values } = parseArgs({
     tlscacert: { type: 'string' },
     tlscert: { type: 'string' },
     tlskey: { type: 'string' },
+    'metrics-addr': { type: 'string' },
     api: { type: 'string', default: '127.0.0.1:2375' },
     'state-dir': { type: 'string' },
     hostname: { type: 'string' },
@@ -56,11 +57,13 @@ const node = await startNode({
   stateDir: values['state-dir'],
   apiAddress: values.api!,
   ...(apiTls ? { apiTls } : {}),
+  ...(values['metrics-addr'] ? { metricsAddress: values['metrics-addr'] } : {}),
   ...(values.hostname ? { hostname: values.hostname } : {}),
   ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
   ...(log ? { log } : {}),
 })
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
+if (node.metricsUrl) console.log(`Metrics at ${node.metricsUrl}`)
 const stop = () => {
   node.close().then(
     () => process.exit(0),

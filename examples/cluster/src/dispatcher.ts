@@ -17,6 +17,7 @@ import type {
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
 import { issuingCA } from './tls-info.js'
@@ -93,6 +94,8 @@ export interface DispatcherOptions {
   readonly isLeader?: () => boolean
   /** On a follower: hands a heartbeat on to the leader. */
   readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
+  /** Told of each heartbeat and status batch (metrics, debug logs). */
+  readonly observer?: Pick<ManagerObserver, 'heartbeat' | 'statusUpdates'>
 }
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
@@ -107,11 +110,13 @@ export class Dispatcher implements DispatcherApi {
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
+  readonly #observer: DispatcherOptions['observer']
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
+    this.#observer = options.observer
     this.#periodMs = options.heartbeatPeriodMs ?? 5000
     this.#log = options.log ?? (() => {})
     this.#timer = setTimeout(() => this.#tick(), this.#periodMs)
@@ -165,6 +170,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async heartbeat(nodeId: string): Promise<HeartbeatAnswer> {
+    this.#observer?.heartbeat?.(nodeId)
     if (!this.#isLeader()) {
       // Handed on in the background: the answer does not depend on it, and a slow leader must not make
       // this manager look unreachable to the worker.
@@ -272,6 +278,7 @@ export class Dispatcher implements DispatcherApi {
     if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
+    this.#observer?.statusUpdates?.(nodeId, updates.length)
     const now = Date.now()
     await this.#store.update((tx) => {
       const nodeAddr = tx.get('nodes', nodeId)?.status.addr

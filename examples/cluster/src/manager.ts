@@ -37,6 +37,7 @@ import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } fro
 import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { type ManagerObserver, observedStateMachine } from './observer.js'
 import { followRaftSettings } from './swarm-settings.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
@@ -107,6 +108,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
+  /** Metrics and debug hooks (src/observer.ts). */
+  readonly observer?: ManagerObserver
   readonly log?: (line: string) => void
 }
 
@@ -165,6 +168,7 @@ export class Manager {
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      ...(options.observer ? { observer: options.observer } : {}),
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -173,10 +177,12 @@ export class Manager {
     const { nodeId, clusterId, credentials } = options
     const raftId = options.raftId ?? nodeId
     const keys = options.keys
+    const obs = options.observer
     const storage = await FileLogStorage.open(joinPath(options.stateDir, 'raft'), {
       nodeId,
       clusterId,
       ...keys.hooks(),
+      ...(obs?.walSync ? { onSync: (ms: number, bytes: number) => obs.walSync!(ms, bytes) } : {}),
     })
     if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
@@ -184,8 +190,21 @@ export class Manager {
     const store = new MemoryStore({
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
-        return raft.propose(command, o).then((r) => r.result)
+        const started = performance.now()
+        return raft.propose(command, o).then(
+          (r) => {
+            obs?.raftProposal?.(performance.now() - started, true)
+            return r.result
+          },
+          (err) => {
+            obs?.raftProposal?.(performance.now() - started, false)
+            throw err
+          },
+        )
       },
+      ...(obs?.storeCommit
+        ? { onCommit: (c: { ms: number; changes: number }) => obs.storeCommit!(c.ms, c.changes) }
+        : {}),
     })
     const raftTransport = tlsTransport({
       key: keyPem,
@@ -199,7 +218,8 @@ export class Manager {
       address: options.raftAddr,
       transport: raftTransport,
       storage,
-      stateMachine: store,
+      stateMachine: observedStateMachine(store, obs),
+      ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
@@ -230,6 +250,7 @@ export class Manager {
     if (options.bootstrap || options.forceNewCluster) await recorded
     m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
     void m.#followAutolock()
+    obs?.started?.(m)
     return m
   }
 

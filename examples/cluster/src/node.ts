@@ -2,12 +2,16 @@ import type { Server } from 'node:http'
 import { engineApi } from './api.js'
 import type { ApiTlsOptions } from './api-tls.js'
 import { Daemon, type DaemonOptions } from './daemon.js'
+import { clusterMetrics, serveMetrics } from './metrics.js'
+import { combineObservers } from './observer.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
   readonly apiAddress: string
   /** TLS for the Engine API (`--tlsverify --tlscacert --tlscert --tlskey`); plain HTTP without. */
   readonly apiTls?: ApiTlsOptions
+  /** Serve Prometheus metrics (`GET /metrics`) at this `host:port` (port 0 picks one). */
+  readonly metricsAddress?: string
 }
 
 /** A daemon with its Engine API listening. */
@@ -15,16 +19,29 @@ export interface ClusterNode {
   readonly daemon: Daemon
   /** What to put in `DOCKER_HOST`: `tcp://host:port` or `unix:///path`. */
   readonly dockerHost: string
+  /** Where `GET /metrics` answers (with `metricsAddress`). */
+  readonly metricsUrl?: string
   close(): Promise<void>
 }
 
 /** Starts one node of the reference cluster and its Engine API. */
 export async function startNode(options: StartNodeOptions): Promise<ClusterNode> {
-  const daemon = new Daemon(options)
-  await daemon.resume()
+  const metrics = options.metricsAddress ? clusterMetrics() : undefined
+  const daemon = new Daemon(
+    metrics ? { ...options, observer: combineObservers(options.observer, metrics.observer) } : options,
+  )
+  metrics?.bind(daemon)
+  const served = metrics ? await serveMetrics(metrics, options.metricsAddress!) : undefined
+  try {
+    await daemon.resume()
+  } catch (err) {
+    served?.server.close()
+    throw err
+  }
   const server: Server = engineApi(daemon, {
     ...(options.log ? { log: options.log } : {}),
     ...(options.apiTls ? { tls: options.apiTls } : {}),
+    ...(metrics ? { onRequest: metrics.apiRequest } : {}),
   })
   const isSocket = options.apiAddress.startsWith('/')
   let dockerHost: string
@@ -49,9 +66,14 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
   return {
     daemon,
     dockerHost,
+    ...(served ? { metricsUrl: served.url } : {}),
     async close() {
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
+      if (served) {
+        served.server.closeAllConnections()
+        await new Promise<void>((r) => served.server.close(() => r()))
+      }
       await daemon.close()
     },
   }
