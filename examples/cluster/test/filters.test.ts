@@ -204,6 +204,19 @@ describe('list filters, secret and config updates, stack redeploys through the d
       'the worker down',
       30_000,
     )
+    // docker events told of the node going down.
+    const down = await ok(mgr, [
+      'events',
+      '--since',
+      String(Math.floor(Date.now() / 1000) - 120),
+      '--until',
+      String(Date.now() / 1000),
+      '--filter',
+      'node=fwrk',
+      '--format',
+      '{{.Action}} {{index .Actor.Attributes "state.old"}}->{{index .Actor.Attributes "state.new"}}',
+    ])
+    expect(down).toContain('update ready->down')
     // The network stays while the task on the down node is not known to have stopped (as in swarm).
     const rm = await docker(mgr, ['stack', 'rm', 'pin'])
     expect(rm.stderr).not.toContain('secret')
