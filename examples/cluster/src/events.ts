@@ -10,6 +10,7 @@ import type { MemoryStore, Node, Service, StoreEvent, Table } from '@swarmkit/st
 import { EventEmitter } from 'eventemitter3'
 import { ApiError } from './errors.js'
 import { type Filters, parseFilters } from './filters.js'
+import { followStore } from './store-follow.js'
 
 export type EventType = 'node' | 'service' | 'network' | 'secret' | 'config'
 export type EventAction = 'create' | 'update' | 'remove'
@@ -170,20 +171,16 @@ export class ClusterEvents extends EventEmitter<ClusterEventsEvents> {
   constructor(store: MemoryStore, options: { keep?: number; log?: (line: string) => void } = {}) {
     super()
     this.#keep = options.keep ?? DEFAULT_KEEP
-    const watch = store.watch({
-      table: ['nodes', 'services', 'networks', 'secrets', 'configs'],
-      signal: this.#stop.signal,
-    })
-    void (async () => {
-      try {
-        for await (const e of watch) {
-          const m = toEventMessage(e)
-          if (m) this.#publish(m)
-        }
-      } catch (err) {
-        if (!this.#stop.signal.aborted) options.log?.(`events watch ended: ${(err as Error).message}`)
-      }
-    })()
+    void followStore(
+      store,
+      { table: ['nodes', 'services', 'networks', 'secrets', 'configs'] },
+      (e) => {
+        const m = toEventMessage(e)
+        if (m) this.#publish(m)
+      },
+      this.#stop.signal,
+      options.log && ((l) => options.log!(`events: ${l}`)),
+    )
   }
 
   #publish(m: EventMessage): void {
@@ -211,6 +208,7 @@ export class ClusterEvents extends EventEmitter<ClusterEventsEvents> {
   async *subscribe(options: EventSubscribeOptions = {}): AsyncGenerator<EventMessage> {
     const f = options.filters ?? new Map()
     const queue: EventMessage[] = this.history(options)
+    const since = options.since
     const untilMs = options.until === undefined ? undefined : Number(options.until / 1_000_000n)
     if (untilMs !== undefined && untilMs <= Date.now()) {
       yield* queue
@@ -223,7 +221,7 @@ export class ClusterEvents extends EventEmitter<ClusterEventsEvents> {
       wake?.()
     }
     const on = (m: EventMessage) => {
-      if (!eventMatches(f, m)) return
+      if ((since !== undefined && m.timeNano < since) || !eventMatches(f, m)) return
       if (queue.length >= 10_000) return end()
       queue.push(m)
       wake?.()

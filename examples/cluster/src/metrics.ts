@@ -9,6 +9,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Daemon } from './daemon.js'
 import type { Manager } from './manager.js'
 import type { ManagerObserver } from './observer.js'
+import { followStore } from './store-follow.js'
 
 const LATENCY = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const TABLES = ['nodes', 'services', 'tasks', 'networks', 'clusters', 'secrets', 'configs'] as const
@@ -216,19 +217,19 @@ export function clusterMetrics(): ClusterMetrics {
 
   /** Scheduling latency: a task moving from pending to assigned, on the manager that schedules (the leader). */
   const followScheduling = (m: Manager) => {
-    void (async () => {
-      try {
-        for await (const e of m.store.watch({ table: 'tasks', action: 'update' })) {
-          if (e.action !== 'update' || !m.isLeader) continue
-          const was = (e.oldObject as Task).status.state
-          const t = e.object as Task
-          if (was === 'pending' && t.status.state === 'assigned')
-            scheduling.observe(Math.max(0, (t.status.timestamp - t.meta.createdAt) / 1000))
-        }
-      } catch {
-        // the store closed with the manager
-      }
-    })()
+    // Ends when the manager closes its store.
+    void followStore(
+      m.store,
+      { table: 'tasks', action: 'update' },
+      (e) => {
+        if (e.action !== 'update' || !m.isLeader) return
+        const was = (e.oldObject as Task).status.state
+        const t = e.object as Task
+        if (was === 'pending' && t.status.state === 'assigned')
+          scheduling.observe(Math.max(0, (t.status.timestamp - t.meta.createdAt) / 1000))
+      },
+      new AbortController().signal,
+    )
   }
 
   const observer: ManagerObserver = {
