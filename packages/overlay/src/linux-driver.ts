@@ -117,7 +117,7 @@ class LinuxDriver implements NetworkDriver {
   private readonly ns: string | undefined
   private readonly run: CommandRunner
   private readonly routed: boolean
-  private isolated = false
+  private isolated = ''
   private readonly networks = new Map<string, CheckedNetwork>()
   private ready: Promise<void> | undefined
   private queue: Promise<unknown> = Promise.resolve()
@@ -336,7 +336,7 @@ class LinuxDriver implements NetworkDriver {
     await this.run(this.ns === undefined ? 'nft' : 'ip', args, { ...options, input: script }).catch((err) => {
       throw this.failure(['nft', 'delete', 'table', table], err)
     })
-    this.isolated = false
+    this.isolated = ''
   }
 
   // ---- internals ----
@@ -393,13 +393,19 @@ class LinuxDriver implements NetworkDriver {
     await this.ip(['link', 'set', 'dev', br, 'up'], options)
     // Networks are isolated from each other even on a host that forwards (ip_forward=1): nothing that
     // enters through an overlay bridge is routed anywhere.
-    if (this.routed) await this.isolate(options)
+    if (this.routed) await this.isolate(net.vni, options)
     await this.sysctl(`net/ipv4/conf/${br}/forwarding`, this.routed ? '1' : '0', options)
   }
 
-  // The routed mode's isolation: one table, made once per driver, that drops overlay-to-overlay routing.
-  private async isolate(options?: CallOptions): Promise<void> {
-    if (this.isolated) return
+  // The routed mode's isolation: one table that drops routing from one overlay bridge to another. A rule
+  // per bridge ("from B to an overlay bridge other than B"): with br_netfilter, frames bridged inside one
+  // network also pass the forward hook with B as both interfaces, and those must pass.
+  private async isolate(also: number, options?: CallOptions): Promise<void> {
+    const bridges = [...new Set([...[...this.networks.values()].map((n) => n.vni), also])]
+      .sort((a, b) => a - b)
+      .map((v) => this.bridgeName(v))
+    const key = bridges.join(' ')
+    if (this.isolated === key) return
     const table = `${this.prefix}_isolation`
     const script = [
       `table inet ${table} {}`,
@@ -407,7 +413,7 @@ class LinuxDriver implements NetworkDriver {
       `table inet ${table} {`,
       '  chain forward {',
       '    type filter hook forward priority -10; policy accept;',
-      `    iifname "${this.prefix}b*" oifname "${this.prefix}b*" drop`,
+      ...bridges.map((b) => `    iifname "${b}" oifname != "${b}" oifname "${this.prefix}b*" drop`),
       '  }',
       '}',
       '',
@@ -416,7 +422,7 @@ class LinuxDriver implements NetworkDriver {
     await this.run(this.ns === undefined ? 'nft' : 'ip', args, { ...options, input: script }).catch((err) => {
       throw this.failure(['nft', '-f', '-', `(table ${table})`], err)
     })
-    this.isolated = true
+    this.isolated = key
   }
 
   private async sysctl(key: string, value: string, options?: CallOptions): Promise<void> {
