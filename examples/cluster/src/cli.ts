@@ -5,29 +5,64 @@
 import { parseArgs } from 'node:util'
 import { startNode } from './node.js'
 
-const { values } = parseArgs({
-  options: {
-    api: { type: 'string', default: '127.0.0.1:2375' },
-    'state-dir': { type: 'string' },
-    hostname: { type: 'string' },
-    'listen-addr': { type: 'string' },
-    quiet: { type: 'boolean', default: false },
-  },
-})
-if (!values['state-dir']) {
-  console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]',
-  )
+const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
+
+  --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
+  --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
+  --hostname NAME         the name docker node ls shows (default: this machine's host name)
+  --listen-addr HOST:PORT overrides the --listen-addr of docker swarm init/join
+  --quiet                 no log lines on stderr
+  --help                  this text`
+
+/** A mistake on the command line: the reason and the usage on stderr, exit code 2. */
+function usageError(reason: string): never {
+  console.error(`swarmkit-cluster: ${reason}\n${USAGE}`)
   process.exit(2)
 }
+
+let values: {
+  api?: string
+  'state-dir'?: string
+  hostname?: string
+  'listen-addr'?: string
+  quiet?: boolean
+  help?: boolean
+}
+try {
+  ;({ values } = parseArgs({
+    options: {
+      api: { type: 'string', default: '127.0.0.1:2375' },
+      'state-dir': { type: 'string' },
+      hostname: { type: 'string' },
+      'listen-addr': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }))
+} catch (err) {
+  usageError((err as Error).message)
+}
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+if (!values['state-dir']) usageError('--state-dir is required')
+
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
-const node = await startNode({
-  stateDir: values['state-dir'],
-  apiAddress: values.api!,
-  ...(values.hostname ? { hostname: values.hostname } : {}),
-  ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
-  ...(log ? { log } : {}),
-})
+let node: Awaited<ReturnType<typeof startNode>>
+try {
+  node = await startNode({
+    stateDir: values['state-dir'],
+    apiAddress: values.api!,
+    ...(values.hostname ? { hostname: values.hostname } : {}),
+    ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
+    ...(log ? { log } : {}),
+  })
+} catch (err) {
+  // A directory in use, a port taken, an unreadable state: one line, no stack trace.
+  console.error(`swarmkit-cluster: ${(err as Error)?.message ?? String(err)}`)
+  process.exit(1)
+}
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
 const stop = () => {
   node.close().then(
