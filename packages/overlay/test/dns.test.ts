@@ -3,6 +3,7 @@ import net from 'node:net'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  type DirectoryState,
   DNS_TYPE,
   DnsFormatError,
   decodeQuery,
@@ -49,10 +50,10 @@ function answers(resp: Uint8Array): { rcode: number; tc: boolean; addresses: str
   return { rcode, tc: (resp[2]! & 0x02) !== 0, addresses }
 }
 
-const state = {
+const state: DirectoryState = {
   services: [
     { id: 's-web', name: 'web', vips: { front: '10.0.1.2' }, aliases: { front: ['www'] } },
-    { id: 's-db', name: 'db', endpointMode: 'dnsrr' as const },
+    { id: 's-db', name: 'db', endpointMode: 'dnsrr' },
     { id: 's-back', name: 'back', vips: { back: '10.0.2.2' } },
   ],
   tasks: [
@@ -225,8 +226,8 @@ describe('embeddedResolver (this namespace, loopback)', () => {
   })
 
   it('truncates a UDP answer over 512 bytes (TC set), whole over TCP', async () => {
-    const many = {
-      services: [{ id: 's', name: 'big', endpointMode: 'dnsrr' as const }],
+    const many: DirectoryState = {
+      services: [{ id: 's', name: 'big', endpointMode: 'dnsrr' }],
       tasks: Array.from({ length: 60 }, (_, i) => ({
         id: `t${i}`,
         name: `big.${i}`,
