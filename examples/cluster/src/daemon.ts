@@ -29,6 +29,11 @@ export interface DaemonOptions {
   readonly listenAddr?: string
   /** Heartbeat period of the dispatcher. Default 5,000 ms. */
   readonly heartbeatPeriodMs?: number
+  /**
+   * Raft entries applied between two snapshots (after which the log is compacted), like the cluster spec's
+   * `Raft.SnapshotInterval`. Default 10,000.
+   */
+  readonly snapshotInterval?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
   /**
@@ -423,6 +428,7 @@ export class Daemon {
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        ...(this.options.snapshotInterval ? { snapshotInterval: this.options.snapshotInterval } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })
     } catch (err) {

@@ -98,6 +98,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /** Raft entries between two snapshots (raft's `snapshotThreshold`). Default 10,000. */
+  readonly snapshotInterval?: number
   /**
    * `docker swarm init --force-new-cluster`: start from this manager's raft log and snapshot as a
    * one-member cluster (every other member removed, all cluster state kept).
@@ -197,6 +199,7 @@ export class Manager {
       stateMachine: store,
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
+      ...(options.snapshotInterval ? { snapshotThreshold: options.snapshotInterval } : {}),
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
@@ -490,7 +493,7 @@ export class Manager {
           labels: {},
           orchestration: { taskHistoryRetentionLimit: 5 },
           raft: {
-            snapshotInterval: 10000,
+            snapshotInterval: o.snapshotInterval ?? 10000,
             keepOldSnapshots: 0,
             logEntriesForSlowFollowers: 500,
             electionTick: 10,
