@@ -104,11 +104,11 @@ export class Load {
     return t
   }
 
-  /** The next write acknowledged after `t` (undefined while none). */
+  /** When the first write sent at or after `t` was acknowledged (undefined while none was). */
   firstAckAfter(t: number): number | undefined {
     let best: number | undefined
     for (const op of this.history)
-      if (op.outcome === 'ok' && op.end > t && (best === undefined || op.end < best)) best = op.end
+      if (op.outcome === 'ok' && op.start >= t && (best === undefined || op.end < best)) best = op.end
     return best
   }
 

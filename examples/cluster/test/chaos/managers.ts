@@ -45,9 +45,9 @@ export async function until<T>(
   }
 }
 
-async function freePort(): Promise<number> {
+async function freePort(host: string): Promise<number> {
   const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
   const { port } = server.address() as { port: number }
   await new Promise((resolve) => server.close(resolve))
   return port
@@ -241,6 +241,11 @@ export class ChaosCluster {
   readonly cleanups: (() => void)[] = []
 
   readonly args: readonly string[]
+  /**
+   * On loopback, managers listen on 127.a.b.N addresses of their own: a port a manager had is then not taken
+   * by another program's outgoing connection (source 127.0.0.1) while the manager is down.
+   */
+  readonly loopback = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
 
   constructor(options: ClusterOptions = {}) {
     this.netns = options.netns
@@ -250,7 +255,8 @@ export class ChaosCluster {
   async add(): Promise<ManagerProcess> {
     const i = this.managers.length
     const m = new ManagerProcess(`m${i + 1}`, this.root, this.netns?.namespace(i), this.args)
-    m.listenAddr = this.netns ? `${this.netns.address(i)}:2377` : `127.0.0.1:${await freePort()}`
+    const host = `${this.loopback}.${i + 1}`
+    m.listenAddr = this.netns ? `${this.netns.address(i)}:2377` : `${host}:${await freePort(host)}`
     this.managers.push(m)
     return m
   }
