@@ -13,6 +13,7 @@ export class NoAnswer extends Error {
   override name = 'NoAnswer'
 }
 
+/** `path` without a version prefix gets /v1.47 (the docker CLI 28's); one that starts with /vN is sent as is. */
 export function engineRequest(
   socketPath: string,
   method: string,
@@ -26,7 +27,7 @@ export function engineRequest(
       {
         socketPath,
         method,
-        path: `/v1.47${path}`,
+        path: /^\/v\d/.test(path) ? path : `/v1.47${path}`,
         headers: payload
           ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }
           : {},

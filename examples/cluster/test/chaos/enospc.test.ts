@@ -11,7 +11,8 @@ import { ChaosCluster, until } from './managers.js'
 import { seedOf } from './profile.js'
 
 const missing = process.getuid?.() === 0 ? undefined : 'needs root (mount -t tmpfs)'
-if (missing && process.env.SWARMKIT_CI === '1') throw new Error(`the full-disk case needs root in CI: ${missing}`)
+if (missing && process.env.SWARMKIT_CI === '1')
+  throw new Error(`the full-disk case needs root in CI: ${missing}`)
 
 const mounts: string[] = []
 const unmount = () => {
@@ -81,8 +82,11 @@ it.skipIf(missing !== undefined)(
 
     rmSync(filler)
     const freed = Date.now()
-    await until('a write acknowledged after space returned', () => load!.firstAckAfter(freed), 60_000, () =>
-      c.explain(),
+    await until(
+      'a write acknowledged after space returned',
+      () => load!.firstAckAfter(freed),
+      60_000,
+      () => c.explain(),
     )
     await load.stop()
     const report = await check(c, load)

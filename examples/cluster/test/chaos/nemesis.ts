@@ -28,7 +28,11 @@ export interface NemesisOptions {
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Runs the schedule against `cluster` under `load`; returns what it did. */
-export async function runNemesis(cluster: ChaosCluster, load: Load, o: NemesisOptions): Promise<FaultRecord[]> {
+export async function runNemesis(
+  cluster: ChaosCluster,
+  load: Load,
+  o: NemesisOptions,
+): Promise<FaultRecord[]> {
   const random = rng(o.seed ^ 0x5eed)
   const log = o.log ?? (() => {})
   // Every kind of fault once (in a seeded order), then seeded picks.
@@ -39,7 +43,12 @@ export async function runNemesis(cluster: ChaosCluster, load: Load, o: NemesisOp
     const leader = await cluster.waitLeader(120_000)
     // A write acknowledged before the fault, so that recovery is measured from a working cluster.
     const before = Date.now()
-    await until('a write before the fault', () => load.firstAckAfter(before), 120_000, () => cluster.explain())
+    await until(
+      'a write before the fault',
+      () => load.firstAckAfter(before),
+      120_000,
+      () => cluster.explain(),
+    )
     const heldMs = Math.round(500 + random() * 2500)
     const at = Date.now()
     let targets: ManagerProcess[] = []
@@ -88,7 +97,9 @@ export async function runNemesis(cluster: ChaosCluster, load: Load, o: NemesisOp
     )
     const record = { fault, targets: targets.map((m) => m.name), heldMs, recoveryMs: next - at }
     records.push(record)
-    log(`nemesis: ${fault} ${record.targets.join(',')} held ${heldMs} ms; next acknowledged write after ${record.recoveryMs} ms`)
+    log(
+      `nemesis: ${fault} ${record.targets.join(',')} held ${heldMs} ms; next acknowledged write after ${record.recoveryMs} ms`,
+    )
     // Heal fully before the next fault: every manager back and listed as reachable.
     await cluster.waitConverged(`all managers back after ${fault}`, 180_000)
   }

@@ -31,7 +31,13 @@ it.skipIf(missing !== undefined)(
     const c = new ChaosCluster({ netns: net, args: profile.args })
     cluster = c
     await c.form(3)
-    load = new Load(c, { writers: profile.writers, seed, configBytes: 256, updateShare: 0.3, timeoutMs: 5000 })
+    load = new Load(c, {
+      writers: profile.writers,
+      seed,
+      configBytes: 256,
+      updateShare: 0.3,
+      timeoutMs: 5000,
+    })
     await load.start()
     const index = (name: string) => c.managers.findIndex((m) => m.name === name)
     const records = await runNemesis(c, load, {
