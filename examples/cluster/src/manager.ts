@@ -36,6 +36,7 @@ import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { ManagerHealth } from './manager-health.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -147,6 +148,8 @@ export class Manager {
   #leading = false
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
+  /** On the leader: managers' reachability (and a lost manager's readiness) from raft's view. */
+  readonly #health: ManagerHealth
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
@@ -157,11 +160,13 @@ export class Manager {
     this.store = store
     this.raft = raft
     this.#keys = keys
+    this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -318,6 +323,7 @@ export class Manager {
     this.#closed = true
     this.#stopWatch.abort()
     this.#stopRoles()
+    this.#health.stop()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -352,10 +358,12 @@ export class Manager {
       )
       this.#caTimer.unref()
       this.dispatcher.startTracking()
+      this.#health.start()
       this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
     } else {
       this.dispatcher.stopTracking()
+      this.#health.stop()
       this.#stopRoles()
       void this.#stopLeading()
     }
