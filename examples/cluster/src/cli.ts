@@ -12,12 +12,19 @@ const { values } = parseArgs({
     hostname: { type: 'string' },
     'listen-addr': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    'max-replicas': { type: 'string' },
   },
 })
 if (!values['state-dir']) {
   console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]',
+    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--max-replicas N]',
   )
+  process.exit(2)
+}
+// The most tasks one service may ask for (replicas, job completions); specs over it get a 400.
+const maxReplicas = values['max-replicas'] === undefined ? undefined : Number(values['max-replicas'])
+if (maxReplicas !== undefined && !(Number.isSafeInteger(maxReplicas) && maxReplicas >= 1)) {
+  console.error('swarmkit-cluster: --max-replicas: expected an integer >= 1')
   process.exit(2)
 }
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
@@ -26,6 +33,7 @@ const node = await startNode({
   apiAddress: values.api!,
   ...(values.hostname ? { hostname: values.hostname } : {}),
   ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
+  ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
   ...(log ? { log } : {}),
 })
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
