@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { startNode } from './node.js'
 
 const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
-                        [--snapshot-interval N] [--heartbeat-period MS]
+                        [--snapshot-interval N] [--heartbeat-period MS] [--max-replicas N]
 
   --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
   --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
@@ -15,6 +15,7 @@ const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.so
   --quiet                 no log lines on stderr
   --snapshot-interval N   raft entries between two snapshots, after which the log is compacted (default 10000)
   --heartbeat-period MS   the dispatcher's heartbeat period in milliseconds (default 5000)
+  --max-replicas N        the most tasks one service may ask for (replicas, job completions); over it: 400
   --help                  this text`
 
 /** A mistake on the command line: the reason and the usage on stderr, exit code 2. */
@@ -32,6 +33,7 @@ let values: {
   help?: boolean
   'snapshot-interval'?: string
   'heartbeat-period'?: string
+  'max-replicas'?: string
 }
 try {
   ;({ values } = parseArgs({
@@ -44,6 +46,7 @@ try {
       help: { type: 'boolean', short: 'h', default: false },
       'snapshot-interval': { type: 'string' },
       'heartbeat-period': { type: 'string' },
+      'max-replicas': { type: 'string' },
     },
   }))
 } catch (err) {
@@ -55,7 +58,7 @@ if (values.help) {
 }
 if (!values['state-dir']) usageError('--state-dir is required')
 /** A positive integer flag. */
-const count = (flag: 'snapshot-interval' | 'heartbeat-period'): number | undefined => {
+const count = (flag: 'snapshot-interval' | 'heartbeat-period' | 'max-replicas'): number | undefined => {
   const v = values[flag]
   if (v === undefined) return undefined
   if (!/^[1-9][0-9]{0,8}$/.test(v)) usageError(`--${flag} must be a positive integer, got "${v}"`)
@@ -63,6 +66,8 @@ const count = (flag: 'snapshot-interval' | 'heartbeat-period'): number | undefin
 }
 const snapshotInterval = count('snapshot-interval')
 const heartbeatPeriodMs = count('heartbeat-period')
+// The most tasks one service may ask for (replicas, job completions); specs over it get a 400.
+const maxReplicas = count('max-replicas')
 
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
 let node: Awaited<ReturnType<typeof startNode>>
@@ -74,6 +79,7 @@ try {
     ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
     ...(snapshotInterval ? { snapshotInterval } : {}),
     ...(heartbeatPeriodMs ? { heartbeatPeriodMs } : {}),
+    ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
     ...(log ? { log } : {}),
   })
 } catch (err) {

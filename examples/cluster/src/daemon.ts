@@ -7,7 +7,7 @@ import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { isStoreError, KeyManager, parseUnlockKey } from '@swarmkit/store'
+import { isStoreError, KeyManager, parseUnlockKey, type SpecLimits } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
@@ -42,6 +42,11 @@ export interface DaemonOptions {
    * and forward to the services' tasks. Default true.
    */
   readonly routingMesh?: boolean
+  /**
+   * What one service spec may ask for when this node is a manager (`--max-replicas`); a spec over it is
+   * refused with a 400 naming the limit. Default: the store's `DEFAULT_SPEC_LIMITS` (10,000 tasks per service).
+   */
+  readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
 }
 
@@ -430,6 +435,7 @@ export class Daemon {
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
         ...(this.options.snapshotInterval ? { snapshotInterval: this.options.snapshotInterval } : {}),
+        ...(this.options.specLimits ? { specLimits: this.options.specLimits } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })
     } catch (err) {

@@ -20,6 +20,7 @@ import {
   parseUnlockKey,
   type RootRotation,
   SEQUENCE_MESSAGE,
+  type SpecLimits,
   StoreError,
   type Tx,
 } from '@swarmkit/store'
@@ -108,6 +109,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
+  /** What one service spec may ask for (the store refuses more). */
+  readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
 }
 
@@ -184,6 +187,7 @@ export class Manager {
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
     const store = new MemoryStore({
+      ...(options.specLimits ? { limits: options.specLimits } : {}),
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
         return raft.propose(command, o).then((r) => r.result)
