@@ -167,8 +167,9 @@ describe('issue 13 faults on manager processes', () => {
     expect(seen, 'records written before autolock still open with the old key file').toEqual([])
   }, 180_000)
 
-  it('item 6: after a leader kill, the new leader places nothing on the dead leader', async () => {
-    const c = await begin(3)
+  it('item 6: after a leader kill, new tasks run on the live managers long before the heartbeat grace ends', async () => {
+    // A heartbeat period of 20 s: the dead leader's node would be marked down by heartbeats only after 60 s.
+    const c = await begin(3, ['--heartbeat-period', '20000'])
     const old = await c.waitLeader()
     const oldId = (await nodes(old)).find((n) => n.Description.Hostname === old.name)!.ID
     await old.kill()
@@ -179,18 +180,22 @@ describe('issue 13 faults on manager processes', () => {
       Mode: { Replicated: { Replicas: 6 } },
     })
     expect(r.status).toBe(201)
-    const tasks = await until(
-      'six tasks placed',
+    type Task = { ServiceID: string; NodeID?: string; DesiredState: string; Status: { State: string } }
+    let seen: Task[] = []
+    await until(
+      'six running tasks, none meant to run on the dead leader',
       async () => {
         const t = await next.request('GET', '/tasks')
-        const mine = (t.json as { ServiceID: string; NodeID?: string }[]).filter(
-          (x) => x.ServiceID === r.json.ID && x.NodeID,
+        seen = (t.json as Task[]).filter((x) => x.ServiceID === r.json.ID && x.DesiredState === 'running')
+        return (
+          seen.length === 6 &&
+          seen.every((x) => x.Status.State === 'running') &&
+          !seen.some((x) => x.NodeID === oldId)
         )
-        return mine.length >= 6 ? mine : undefined
       },
-      60_000,
+      40_000,
+      () => seen.map((x) => `${x.NodeID === oldId ? 'DEAD ' : ''}${x.NodeID} ${x.Status.State}`).join('\n'),
     )
-    expect(tasks.filter((t) => t.NodeID === oldId)).toEqual([])
   }, 180_000)
 
   it('item 7: with quorum lost, a manager says the swarm has no leader', async () => {
