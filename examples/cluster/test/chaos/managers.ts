@@ -72,7 +72,16 @@ export class ManagerProcess {
 
   readonly args: readonly string[]
 
-  constructor(name: string, root: string, namespace: string | undefined, args: readonly string[] = []) {
+  readonly cli: string
+
+  constructor(
+    name: string,
+    root: string,
+    namespace: string | undefined,
+    args: readonly string[] = [],
+    cli = CLI,
+  ) {
+    this.cli = cli
     this.args = args
     this.name = name
     this.dir = join(root, name)
@@ -96,7 +105,7 @@ export class ManagerProcess {
   async start(extra: string[] = []): Promise<void> {
     rmSync(this.socket, { force: true })
     const args = [
-      CLI,
+      this.cli,
       '--state-dir',
       this.stateDir,
       '--api',
@@ -230,6 +239,8 @@ export interface ClusterOptions {
   readonly netns?: Netns
   /** Extra flags for every manager process (e.g. `--snapshot-interval`). */
   readonly args?: readonly string[]
+  /** The swarmkit-cluster CLI to run. Default: examples/cluster/dist/cli.js. */
+  readonly cli?: string
 }
 
 /** The run directory, the manager processes and the operations on all of them. */
@@ -250,11 +261,14 @@ export class ChaosCluster {
   constructor(options: ClusterOptions = {}) {
     this.netns = options.netns
     this.args = options.args ?? []
+    this.cli = options.cli ?? CLI
   }
+
+  readonly cli: string
 
   async add(): Promise<ManagerProcess> {
     const i = this.managers.length
-    const m = new ManagerProcess(`m${i + 1}`, this.root, this.netns?.namespace(i), this.args)
+    const m = new ManagerProcess(`m${i + 1}`, this.root, this.netns?.namespace(i), this.args, this.cli)
     const host = `${this.loopback}.${i + 1}`
     m.listenAddr = this.netns ? `${this.netns.address(i)}:2377` : `${host}:${await freePort(host)}`
     this.managers.push(m)
