@@ -38,6 +38,7 @@ import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } fro
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 import { ManagerHealth } from './manager-health.js'
+import { reencryptAtRest } from './reencrypt.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -142,6 +143,8 @@ export class Manager {
   #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
+  /** The raft log, to re-encrypt it when the data key changes. */
+  #storage: FileLogStorage | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
@@ -183,6 +186,8 @@ export class Manager {
       clusterId,
       ...keys.hooks(),
     })
+    // A data key rotation that a crash interrupted is finished before anything else is written.
+    await reencryptAtRest(keys, storage)
     if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
@@ -212,6 +217,7 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#storage = storage
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
@@ -311,6 +317,13 @@ export class Manager {
     else await keys.enableAutolock(want)
     this.#appliedUnlockKey = want
     this.#log(want ? 'key file wrapped under the unlock key' : 'autolock off')
+    // Both changes above replace the data key: what the old one sealed is written again under the new one
+    // (if this fails, the next start finishes it).
+    if (this.#storage)
+      await reencryptAtRest(keys, this.#storage).then(
+        (done) => done && this.#log('raft log and snapshot re-encrypted under the new data key'),
+        (err: Error) => this.#log(`re-encryption under the new data key not done: ${err.message}`),
+      )
   }
 
   get isLeader(): boolean {
