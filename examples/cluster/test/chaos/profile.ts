@@ -1,4 +1,4 @@
-// The two profiles of the chaos suite. The short one (in `npm test`) makes managers snapshot every 1,000 raft
+// The two profiles of the chaos suite. The short one (in `npm test`) makes managers snapshot every 500 raft
 // entries and writes 8 KiB configs, so that a snapshot of several MiB (over the 1 MiB chunk and buffer sizes
 // that issue #13's transfer bug needed) and a compacted log come within seconds. The long one
 // (SWARMKIT_SLOW=1) keeps swarm's default interval of 10,000 entries and writes ~11,000 smaller objects.
@@ -10,7 +10,7 @@ export const SLOW = process.env.SWARMKIT_SLOW === '1'
 
 export const profile = SLOW
   ? { args: [] as string[], interval: 10_000, configBytes: 512, writers: 12, nemesisSteps: 24 }
-  : { args: ['--snapshot-interval', '1000'], interval: 1000, configBytes: 8192, writers: 8, nemesisSteps: 5 }
+  : { args: ['--snapshot-interval', '500'], interval: 500, configBytes: 8192, writers: 8, nemesisSteps: 5 }
 
 /** Time allowed for the load to write `entries` raft entries on this shared 2-core machine (generous). */
 export function writeBudgetMs(entries: number): number {
