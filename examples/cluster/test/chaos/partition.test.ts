@@ -42,7 +42,7 @@ it.skipIf(missing !== undefined)(
     const index = (name: string) => c.managers.findIndex((m) => m.name === name)
     const records = await runNemesis(c, load, {
       seed,
-      steps: SLOW ? 12 : 3,
+      steps: SLOW ? 12 : 2,
       faults: ['partition-leader', 'kill-leader'],
       partition: {
         cut: (m) => {

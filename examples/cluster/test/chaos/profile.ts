@@ -10,7 +10,7 @@ export const SLOW = process.env.SWARMKIT_SLOW === '1'
 
 export const profile = SLOW
   ? { args: [] as string[], interval: 10_000, configBytes: 512, writers: 12, nemesisSteps: 24 }
-  : { args: ['--snapshot-interval', '500'], interval: 500, configBytes: 8192, writers: 8, nemesisSteps: 5 }
+  : { args: ['--snapshot-interval', '500'], interval: 500, configBytes: 8192, writers: 8, nemesisSteps: 4 }
 
 /** Time allowed for the load to write `entries` raft entries on this shared 2-core machine (generous). */
 export function writeBudgetMs(entries: number): number {
