@@ -1,7 +1,8 @@
 // The leader keeps every manager's node object in line with raft's own view of its member: reachable when
-// raft hears from it, unreachable (and down) when it does not. The dispatcher's heartbeats still decide
-// readiness for everything else; but a manager raft knows is gone is down at once, so that the scheduler
-// places nothing on it and the orchestrator moves its tasks, without the heartbeat grace period (issue 13).
+// raft hears from it, unreachable (and down) when it did not for two election timeouts, at two checks in a
+// row. The dispatcher's heartbeats still decide readiness for everything else; but a manager raft knows is
+// gone is down at once, so that the scheduler places nothing on it and the orchestrator moves its tasks,
+// without the heartbeat grace period (issue 13).
 
 import type { RaftNode } from '@swarmkit/raft'
 import type { MemoryStore, Node, ReadTx } from '@swarmkit/store'
@@ -34,6 +35,12 @@ export class ManagerHealth {
   readonly #log: (line: string) => void
   #timer: ReturnType<typeof setInterval> | undefined
   #running = false
+  /**
+   * Members raft did not hear at the last check. One is taken as gone only when it is still unheard at the
+   * next: a leader whose own event loop stalled sees every member unheard for a moment, until the answers
+   * to its next heartbeats arrive.
+   */
+  #unheard = new Set<string>()
 
   constructor(options: ManagerHealthOptions) {
     this.#store = options.store
@@ -51,6 +58,7 @@ export class ManagerHealth {
   stop(): void {
     clearInterval(this.#timer)
     this.#timer = undefined
+    this.#unheard.clear()
   }
 
   /**
@@ -70,12 +78,12 @@ export class ManagerHealth {
     return voters.includes(raftId) || learners.includes(raftId)
   }
 
-  /** The manager nodes whose object disagrees with raft's view, as they should be. */
-  #changes(tx: ReadTx, heard: readonly string[]): Node[] {
+  /** The manager nodes whose object disagrees with raft's view (`gone`: the members lost), as they should be. */
+  #changes(tx: ReadTx, gone: ReadonlySet<string>): Node[] {
     return tx.find('nodes', { role: 'manager' }).flatMap((n) => {
       const raftId = n.managerStatus?.raftId
       if (!raftId || !this.#isMember(raftId)) return []
-      const next = wanted(n, heard.includes(raftId))
+      const next = wanted(n, !gone.has(raftId))
       return next ? [next] : []
     })
   }
@@ -83,14 +91,19 @@ export class ManagerHealth {
   async #check(): Promise<void> {
     if (this.#running || !this.#timer) return
     const heard = this.#raft.reachableMembers()
-    if (!heard) return
-    if (this.#store.view((tx) => this.#changes(tx, heard)).length === 0) return
+    if (!heard) {
+      this.#unheard.clear()
+      return
+    }
+    const { voters, learners } = this.#raft.members()
+    const unheard = new Set([...voters, ...learners].filter((id) => !heard.includes(id)))
+    const gone = new Set([...unheard].filter((id) => this.#unheard.has(id)))
+    this.#unheard = unheard
+    if (this.#store.view((tx) => this.#changes(tx, gone)).length === 0) return
     this.#running = true
     try {
       const changed = await this.#store.update((tx) => {
-        const now = this.#raft.reachableMembers()
-        if (!now) return []
-        const list = this.#changes(tx, now)
+        const list = this.#changes(tx, gone)
         for (const n of list) tx.update('nodes', n)
         return list
       })

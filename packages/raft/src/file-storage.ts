@@ -598,6 +598,7 @@ export class FileLogStorage implements LogStorage {
   }
 
   async #resealNow(): Promise<void> {
+    await this.#compacting
     // Everything queued before is durable (the writer goes in order): read it back through `open`.
     const old = this.#segments.slice()
     const replayed = await replaySegments(
@@ -986,18 +987,25 @@ export class FileLogStorage implements LogStorage {
         `index ${index} is above the durable snapshot's index ${this.#durSnap?.index ?? 0}`,
       )
     }
-    let removed = 0
-    try {
-      while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
-        const seg = this.#segments.shift()!
-        await this.#fs.unlink(join(this.dir, seg.name))
-        removed++
+    const run = this.#compacting.then(async () => {
+      let removed = 0
+      try {
+        while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
+          const seg = this.#segments.shift()!
+          await this.#fs.unlink(join(this.dir, seg.name))
+          removed++
+        }
+        if (removed > 0) await syncDir(this.#fs, this.dir)
+      } catch (e) {
+        throw ioError('compaction failed', e)
       }
-      if (removed > 0) await syncDir(this.#fs, this.dir)
-    } catch (e) {
-      throw ioError('compaction failed', e)
-    }
+    })
+    this.#compacting = run.catch(() => {})
+    await run
   }
+
+  /** The compaction under way, which a reseal waits for (both delete segments). */
+  #compacting: Promise<void> = Promise.resolve()
 
   /** Counters since open. */
   stats(): FileLogStorageStats {

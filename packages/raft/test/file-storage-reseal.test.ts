@@ -135,6 +135,16 @@ describe('FileLogStorage.reseal', () => {
     await s.close()
   })
 
+  it('runs with compactions around it', async () => {
+    const dir = tempDir()
+    const { storage } = await rotatedLog(dir)
+    await Promise.all([storage.compact(15), storage.reseal(), storage.compact(15)])
+    const after = await opensWith(dir, OLD)
+    expect(after.count).toBe(0)
+    expect(after.entries).toEqual(Array.from({ length: 20 }, (_, k) => 16 + k))
+    await storage.close()
+  })
+
   it('is refused without seal hooks', async () => {
     const s = await FileLogStorage.open(tempDir())
     await s.load()
