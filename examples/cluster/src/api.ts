@@ -702,7 +702,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
       list.push(t)
       byNode.set(t.nodeId, list)
     }
-    const entries: { at: string; payload: string }[] = []
+    const entries: { at: string; payload: string; stream?: 'stdout' | 'stderr' }[] = []
     await Promise.all(
       [...byNode].map(async ([nodeId, list]) => {
         const got = await m
@@ -723,6 +723,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
             entries.push({
               at: l.timestamp,
               payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+              ...(l.stream ? { stream: l.stream } : {}),
             })
         }
       }),
@@ -730,11 +731,11 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
     return entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
   }
 
-  const write = (res: ServerResponse, entries: { payload: string }[]) => {
+  const write = (res: ServerResponse, entries: { payload: string; stream?: 'stdout' | 'stderr' }[]) => {
     for (const e of entries) {
       const payload = Buffer.from(e.payload, 'utf8')
       const header = Buffer.alloc(8)
-      header[0] = 1
+      header[0] = e.stream === 'stderr' ? 2 : 1
       header.writeUInt32BE(payload.length, 4)
       res.write(Buffer.concat([header, payload]))
     }
