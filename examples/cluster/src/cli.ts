@@ -3,6 +3,8 @@
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
 import { parseArgs } from 'node:util'
+import { hostname as osHostname } from 'node:os'
+import { chooseExecutor } from './executor-choice.js'
 import { startNode } from './node.js'
 
 const { values } = parseArgs({
@@ -11,17 +13,31 @@ const { values } = parseArgs({
     'state-dir': { type: 'string' },
     hostname: { type: 'string' },
     'listen-addr': { type: 'string' },
+    'engine-addr': { type: 'string' },
     quiet: { type: 'boolean', default: false },
   },
 })
 if (!values['state-dir']) {
   console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]',
+    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--engine-addr unix:///path|tcp://HOST:PORT]',
   )
   process.exit(2)
 }
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
+let choice: Awaited<ReturnType<typeof chooseExecutor>>
+try {
+  choice = await chooseExecutor({
+    hostname: values.hostname ?? osHostname(),
+    ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
+    ...(log ? { log } : {}),
+  })
+} catch (err) {
+  console.error(`swarmkit-cluster: ${(err as Error).message}`)
+  process.exit(2)
+}
+log?.(choice.line)
 const node = await startNode({
+  ...(choice.executor ? { executor: choice.executor } : {}),
   stateDir: values['state-dir'],
   apiAddress: values.api!,
   ...(values.hostname ? { hostname: values.hostname } : {}),

@@ -51,6 +51,16 @@ export {
 } from './simulated-executor.js'
 export { ApiError, MESSAGES } from './errors.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+export {
+  type DockerExecutor,
+  type DockerExecutorOptions,
+  dockerExecutor,
+  engineAnswers,
+  type TaskNetworking,
+} from './docker-executor.js'
+export { ENGINE_API_VERSION, EngineClient, parseEngineAddress } from './engine-client.js'
+export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './executor-choice.js'
+export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
 export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'
 export { MeshFollower, type MeshFollowerOptions, meshServices } from './routing.js'

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type ClusterNode, startNode } from '../src/index.js'
+import { type ClusterNode, dockerExecutor, startNode } from '../src/index.js'
 
 export interface DockerResult {
   code: number
@@ -102,10 +102,19 @@ export function stateDir(name: string): string {
  */
 export function node(
   name: string,
-  options: { host?: string; routingMesh?: boolean } = {},
+  options: { host?: string; routingMesh?: boolean; engineAddr?: string } = {},
   log = !!process.env.CLUSTER_LOG,
 ): Promise<ClusterNode> {
+  const executor = options.engineAddr
+    ? dockerExecutor({
+        engineAddr: options.engineAddr,
+        hostname: name,
+        secretsDir: join('/dev/shm', `${root.replaceAll('/', '_')}-${name}`),
+        ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
+      })
+    : undefined
   return startNode({
+    ...(executor ? { executor } : {}),
     stateDir: join(root, name),
     apiAddress: '127.0.0.1:0',
     hostname: name,
