@@ -1,9 +1,9 @@
 #!/usr/bin/env node
+import { hostname as osHostname } from 'node:os'
 // swarmkit-cluster: one node of the reference cluster. Point the docker CLI at its Engine API:
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
 import { parseArgs } from 'node:util'
-import { hostname as osHostname } from 'node:os'
 import { chooseExecutor } from './executor-choice.js'
 import { startNode } from './node.js'
 

@@ -10,6 +10,7 @@ import { EventEmitter } from 'eventemitter3'
 import { containerConfig, fileTarget, type MountedFile, SWARM_LABELS, taskName } from './container-config.js'
 import type { Assignment } from './dispatcher.js'
 import { EngineClient, readAll } from './engine-client.js'
+import { parseLogs } from './engine-logs.js'
 import {
   type Controller,
   type ControllerCallOptions,
@@ -23,7 +24,6 @@ import {
   type TaskExit,
   UNHEALTHY_TEXT,
 } from './executor.js'
-import { parseLogs } from './engine-logs.js'
 
 /** Where a running task's container answers, given its container (the node's task networking). */
 export interface TaskNetworking {

@@ -16,6 +16,7 @@
  */
 export { Agent, type AgentOptions } from './agent.js'
 export { API_VERSION, engineApi, parseFilters } from './api.js'
+export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
 export type {
   Assignment,
@@ -26,6 +27,15 @@ export type {
   TaskStatusUpdate,
 } from './dispatcher.js'
 export { Dispatcher } from './dispatcher.js'
+export {
+  type DockerExecutor,
+  type DockerExecutorOptions,
+  dockerExecutor,
+  engineAnswers,
+  type TaskNetworking,
+} from './docker-executor.js'
+export { ENGINE_API_VERSION, EngineClient, parseEngineAddress } from './engine-client.js'
+export { ApiError, MESSAGES } from './errors.js'
 export {
   type Controller,
   type ControllerCallOptions,
@@ -42,6 +52,11 @@ export {
   type TaskExit,
   UNHEALTHY_TEXT,
 } from './executor.js'
+export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './executor-choice.js'
+export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
+export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'
+export { MeshFollower, type MeshFollowerOptions, meshServices } from './routing.js'
 export {
   SIMULATE_LABELS,
   type SimulatedBehaviour,
@@ -49,18 +64,3 @@ export {
   type SimulatedExecutorOptions,
   simulatedExecutor,
 } from './simulated-executor.js'
-export { ApiError, MESSAGES } from './errors.js'
-export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
-export {
-  type DockerExecutor,
-  type DockerExecutorOptions,
-  dockerExecutor,
-  engineAnswers,
-  type TaskNetworking,
-} from './docker-executor.js'
-export { ENGINE_API_VERSION, EngineClient, parseEngineAddress } from './engine-client.js'
-export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './executor-choice.js'
-export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
-export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
-export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'
-export { MeshFollower, type MeshFollowerOptions, meshServices } from './routing.js'

@@ -2,8 +2,8 @@ import type { TaskSpec, TaskState } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   Agent,
-  type ClusterNode,
   type Assignment,
+  type ClusterNode,
   type DispatcherApi,
   SIMULATE_LABELS,
   type SimulatedExecutor,
