@@ -73,6 +73,9 @@ export class Agent {
    * trying in the background, with backoff, until it is stopped.
    */
   async start(): Promise<void> {
+    await this.executor
+      .configure?.({ id: this.nodeId, addr: this.#options.addr })
+      .catch((err) => this.#log(`configuring the executor failed: ${(err as Error).message}`))
     const first = await this.#register()
     this.#loop = (async () => {
       for (let delay = 250; !first && !this.#stop.signal.aborted; delay = Math.min(2 * delay, 2000)) {

@@ -35,6 +35,10 @@ export interface TaskNetworking {
   ): Promise<{ address: string; port: number } | undefined>
   /** Removes the task's sandbox (no-op if none). */
   detach(taskId: string, options?: ControllerCallOptions): Promise<void>
+  /** The node the tasks run for (its ID and the address endpoints listen on). */
+  configure?(node: { readonly id: string; readonly addr: string }): Promise<void>
+  /** Frees what the networking holds (sandboxes, bridges, forwarders). */
+  close?(): Promise<void>
 }
 
 export interface DockerExecutorOptions {
@@ -461,6 +465,9 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
       }
     },
     controller: (task) => new DockerController(task),
+    async configure(node) {
+      await options.networking?.configure?.(node)
+    },
     async adoptable(nodeId) {
       return (await listOwn(nodeId))
         .map((c) => c.Labels?.[SWARM_LABELS.taskId])
@@ -476,6 +483,8 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
       await options.networking?.detach(taskId)
       await rm(taskDir(taskId), { recursive: true, force: true })
     },
-    async close() {},
+    async close() {
+      await options.networking?.close?.()
+    },
   }
 }

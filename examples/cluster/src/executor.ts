@@ -116,6 +116,11 @@ export interface Executor {
   readonly kind: string
   /** What this node offers: CPUs, memory, engine version, plugins, generic resources. */
   describe(options?: ControllerCallOptions): Promise<NodeDescription>
+  /** Tells the executor which node it runs for (its ID and address), before the agent starts tasks. */
+  configure?(
+    node: { readonly id: string; readonly addr: string },
+    options?: ControllerCallOptions,
+  ): Promise<void>
   /** A controller for `task` (the same task ID always reaches the same task). */
   controller(task: Assignment): Controller
   /** IDs of the tasks of `nodeId` the executor holds (e.g. containers left by an earlier agent). */

@@ -64,3 +64,9 @@ export {
   type SimulatedExecutorOptions,
   simulatedExecutor,
 } from './simulated-executor.js'
+export {
+  type LocalTaskNetworking,
+  type LocalTaskNetworkingOptions,
+  localTaskNetworking,
+  taskNetworkingSupported,
+} from './task-networking.js'

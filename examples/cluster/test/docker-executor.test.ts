@@ -122,7 +122,10 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
       'sec running',
       60_000,
     )
-    const [name] = (await containersOf(addr, nodeIds))[0]!.split(' ')
+    const name = (await containersOf(addr, nodeIds))
+      .find((l) => l.startsWith('sec.1.') && l.endsWith(' running'))
+      ?.split(' ')[0]
+    expect(name, (await containersOf(addr, nodeIds)).join('\n')).toBeDefined()
     expect((await engineDocker(addr, ['exec', name!, 'cat', '/run/secrets/db_pass'])).trim()).toBe(value)
     expect(await engineDocker(addr, ['exec', name!, 'cat', '/etc/app.conf'])).toBe('setting=1\n')
     expect((await engineDocker(addr, ['exec', name!, 'stat', '-c', '%a', '/etc/app.conf'])).trim()).toBe(
@@ -200,6 +203,12 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
     expect(logs).toContain('about to fail')
     for (const s of ['crash', 'noimage', 'nomount']) await ok(mgr, ['service', 'rm', s])
     await waitFor(async () => (await containersOf(addr, nodeIds)).length === 0, 'containers removed', 60_000)
+    // Nothing leaked: no sandbox (network namespace) of any task, no secrets directory of any task.
+    const taskIds = mgr.daemon.manager!.store.view((tx) => tx.find('tasks').map((t) => t.id))
+    const namespaces = (await run('ip', ['netns', 'list'])).stdout
+    expect(taskIds.filter((id) => namespaces.includes(id))).toEqual([])
+    const shm = readdirSync('/dev/shm').filter((d) => d.endsWith('-dk-mgr'))
+    for (const d of shm) expect(readdirSync(`/dev/shm/${d}`)).toEqual([])
     // The node keeps working.
     expect((await docker(mgr, ['node', 'ls'])).code).toBe(0)
   })
@@ -238,6 +247,5 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
     expect(
       await ok(mgr, ['node', 'inspect', 'self', '--format', '{{.Description.Engine.EngineVersion}}']),
     ).toBe(`${version}\n`)
-    void readdirSync
   })
 })

@@ -1,8 +1,8 @@
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type ClusterNode, dockerExecutor, startNode } from '../src/index.js'
+import { type ClusterNode, dockerExecutor, localTaskNetworking, startNode } from '../src/index.js'
 
 export interface DockerResult {
   code: number
@@ -110,6 +110,7 @@ export function node(
         engineAddr: options.engineAddr,
         hostname: name,
         secretsDir: join('/dev/shm', `${root.replaceAll('/', '_')}-${name}`),
+        networking: localTaskNetworking(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
         ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
       })
     : undefined
@@ -128,6 +129,11 @@ export function node(
 
 export function cleanup(): void {
   rmSync(root, { recursive: true, force: true })
+  // The tmpfs directories the nodes' docker executors kept secrets in.
+  const shm = `${root.replaceAll('/', '_')}-`
+  if (existsSync('/dev/shm'))
+    for (const d of readdirSync('/dev/shm'))
+      if (d.startsWith(shm)) rmSync(join('/dev/shm', d), { recursive: true, force: true })
 }
 
 /** Rows of a docker table output, split on runs of 2+ spaces. */
