@@ -11,6 +11,7 @@ import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import { EngineClient } from './engine-client.js'
 import { ApiError, MESSAGES } from './errors.js'
 import type { Executor, NodeDescription } from './executor.js'
 import { joinCluster } from './join.js'
@@ -154,6 +155,12 @@ export class Daemon {
 
   /** What the executor said about this node when last asked. */
   #description: NodeDescription | undefined
+
+  /** The engine this node executes on, if it runs on one (non-swarm API calls are forwarded there). */
+  get engine(): EngineClient | undefined {
+    const e = this.options.executor as { engine?: unknown } | undefined
+    return e?.engine instanceof EngineClient ? e.engine : undefined
+  }
 
   /** Which executor runs this node's tasks (`docker info` shows it). */
   get executorKind(): string {

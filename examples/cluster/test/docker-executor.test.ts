@@ -248,4 +248,77 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
       await ok(mgr, ['node', 'inspect', 'self', '--format', '{{.Description.Engine.EngineVersion}}']),
     ).toBe(`${version}\n`)
   })
+
+  it('forwards containers, exec (hijacked), logs, images and load to the engine: one address for everything', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'px',
+      '--stop-grace-period',
+      '2s',
+      IMAGES.webV1,
+    ])
+    await waitFor(
+      async () => (await ps(mgr, 'px')).some((l) => l.includes('|Running|Running')),
+      'px running',
+      60_000,
+    )
+    const listed = await ok(mgr, [
+      'ps',
+      '--filter',
+      'label=com.docker.swarm.service.name=px',
+      '--format',
+      '{{.Names}}',
+    ])
+    const name = listed.trim()
+    expect(name).toMatch(/^px\.1\.\w{25}$/)
+    expect(await ok(mgr, ['logs', name])).toContain('web v1 listening as')
+    expect(await ok(mgr, ['exec', name, 'cat', '/etc/passwd'])).toContain('root:x:0:0')
+    // Standard input through the hijacked connection, both ways.
+    expect(await ok(mgr, ['exec', '-i', name, 'tr', 'a-z', 'A-Z'], 'through the node\n')).toBe(
+      'THROUGH THE NODE\n',
+    )
+    // With a terminal (script gives the CLI one), as `docker exec -it` is used.
+    const tty = await run(
+      'script',
+      ['-qec', `docker exec -it ${name} sh -c 'echo tty-ok; tty'`, '/dev/null'],
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          DOCKER_HOST: mgr.dockerHost,
+          DOCKER_CONFIG: '/tmp/swarmkit-px-config',
+        },
+        timeout: 30_000,
+      },
+    )
+    expect(tty.stdout).toContain('tty-ok')
+    expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/)
+    expect(await ok(mgr, ['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGES.webV1)
+    // docker load through the node: an image saved from the engine comes back under a new name.
+    const tar = await run('docker', ['-H', addr, 'save', IMAGES.job], {
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    })
+    await engineDocker(addr, ['rmi', IMAGES.job])
+    const loaded = await new Promise<string>((resolve, reject) => {
+      const child = execFile(
+        'docker',
+        ['load'],
+        {
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            DOCKER_HOST: mgr.dockerHost,
+            DOCKER_CONFIG: '/tmp/swarmkit-px-config',
+          },
+        },
+        (err, stdout) => (err ? reject(err) : resolve(String(stdout))),
+      )
+      child.stdin?.end(tar.stdout)
+    })
+    expect(loaded).toContain(`Loaded image: ${IMAGES.job}`)
+    await ok(mgr, ['service', 'rm', 'px'])
+    await waitFor(async () => (await containersOf(addr, nodeIds)).length === 0, 'px removed', 60_000)
+  })
 })
