@@ -25,6 +25,8 @@ export class TaskRunner {
   /** Aborts a step waiting on the task (wait, start) when the desired state changes. */
   #step = new AbortController()
   #closed = false
+  /** A finished task's leftovers were stopped (a task failed while the engine was away may still run). */
+  #stopped = false
   #endpointKey = ''
   readonly #report: (u: TaskStatusUpdate) => void
   readonly #log: (line: string) => void
@@ -99,7 +101,16 @@ export class TaskRunner {
     while (!this.#closed) {
       const a = this.#assignment
       const signal = this.#step.signal
-      if (isFinal(this.state)) return
+      if (isFinal(this.state)) {
+        if (!this.#stopped && taskStateRank(a.desiredState) >= RANK_SHUTDOWN)
+          await this.controller.shutdown().then(
+            () => {
+              this.#stopped = true
+            },
+            () => {},
+          )
+        return
+      }
       if (taskStateRank(a.desiredState) >= RANK_SHUTDOWN) {
         if (taskStateRank(this.state) >= RANK_STARTING || (await this.#exists()))
           await this.controller.shutdown().catch((err) => this.#log(`shutdown: ${(err as Error).message}`))
