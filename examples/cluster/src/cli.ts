@@ -14,23 +14,28 @@ const { values } = parseArgs({
     hostname: { type: 'string' },
     'listen-addr': { type: 'string' },
     'engine-addr': { type: 'string' },
+    simulated: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   },
 })
 if (!values['state-dir']) {
   console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--engine-addr unix:///path|tcp://HOST:PORT]',
+    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--engine-addr unix:///path|tcp://HOST:PORT | --simulated]',
   )
   process.exit(2)
 }
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
 let choice: Awaited<ReturnType<typeof chooseExecutor>>
 try {
-  choice = await chooseExecutor({
-    hostname: values.hostname ?? osHostname(),
-    ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
-    ...(log ? { log } : {}),
-  })
+  if (values.simulated && values['engine-addr'] !== undefined)
+    throw new TypeError('--simulated and --engine-addr exclude each other')
+  choice = values.simulated
+    ? { executor: undefined, line: 'executor: simulated (--simulated)' }
+    : await chooseExecutor({
+        hostname: values.hostname ?? osHostname(),
+        ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
+        ...(log ? { log } : {}),
+      })
 } catch (err) {
   console.error(`swarmkit-cluster: ${(err as Error).message}`)
   process.exit(2)
