@@ -279,6 +279,14 @@ export class Agent {
         this.#serve(h)
         continue
       }
+      if (a.desiredState === 'complete' && h.state === 'running') {
+        // A job's task (desired `complete`): the simulated work is done at once, exit code 0.
+        before.set(a.taskId, h.state)
+        h.state = 'complete'
+        this.#write(h, 'finished')
+        updates.push({ taskId: a.taskId, state: 'complete', message: 'finished' })
+        continue
+      }
       if (h.state === 'running' && h.endpoint && !h.endpointReported) {
         h.endpointReported = true
         updates.push({ taskId: a.taskId, state: 'running', message: MESSAGES.running!, endpoint: h.endpoint })
@@ -291,6 +299,7 @@ export class Agent {
       if (next === 'running') {
         this.#write(h, `starting ${a.image} as ${a.serviceName}.${a.slot || this.nodeId}`)
         this.#write(h, `listening (simulated task ${a.taskId})`)
+        if (a.desiredState === 'complete') more = true
       } else more = true
       if (next === 'running' && h.endpoint) h.endpointReported = true
       updates.push({

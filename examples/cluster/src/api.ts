@@ -6,7 +6,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { cpus, totalmem } from 'node:os'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
-import { isSchedulerError, rollbackService, validatePlacement } from '@swarmkit/scheduler'
+import {
+  isSchedulerError,
+  serviceStatus as jobAwareServiceStatus,
+  nextJobStatus,
+  rollbackService,
+  validatePlacement,
+} from '@swarmkit/scheduler'
 import {
   generateId,
   isStoreError,
@@ -147,14 +153,7 @@ function checkDemotion(tx: ReadTx, n: Node): void {
 }
 
 function serviceStatus(tx: ReadTx, s: Service) {
-  const tasks = tx.find('tasks', { serviceId: s.id })
-  const running = tasks.filter((t) => t.status.state === 'running' && t.desiredState === 'running').length
-  const completed = tasks.filter((t) => t.status.state === 'complete').length
-  const desired =
-    'replicated' in s.spec.mode
-      ? s.spec.mode.replicated.replicas
-      : tasks.filter((t) => t.desiredState === 'running').length
-  return { running, desired, completed }
+  return jobAwareServiceStatus(s, tx.find('tasks', { serviceId: s.id }))
 }
 
 function checkSpecRefs(spec: ServiceSpec): void {
@@ -467,7 +466,13 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         const id = generateId()
         await update((tx) => {
           const resolved = withNetworkIds(tx, spec)
-          tx.create('services', { id, spec: resolved, endpoint: allocateEndpoint(tx, id, resolved) })
+          const jobStatus = nextJobStatus(undefined, resolved, Date.now())
+          tx.create('services', {
+            id,
+            spec: resolved,
+            endpoint: allocateEndpoint(tx, id, resolved),
+            ...(jobStatus ? { jobStatus } : {}),
+          })
         })
         return { status: 201, json: { ID: id, Warnings: null } }
       },
@@ -500,7 +505,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
           const spec = withNetworkIds(tx, given)
           const cur = lookup(tx, 'services', params[0]!, 'service')
           checkVersion(cur.meta.version, v)
-          if ('global' in cur.spec.mode !== 'global' in spec.mode)
+          if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
             throw new ApiError(400, 'service mode cannot be changed')
           const changed = JSON.stringify(cur.spec.taskTemplate) !== JSON.stringify(spec.taskTemplate)
           const next: Service = {
@@ -513,6 +518,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             endpoint: allocateEndpoint(tx, cur.id, spec),
           }
           delete next.updateStatus
+          // Every update of a job runs it again, as a new iteration.
+          const jobStatus = nextJobStatus(cur, spec, Date.now())
+          if (jobStatus) next.jobStatus = jobStatus
           tx.update('services', next)
         })
         return { json: { Warnings: null } }
