@@ -4,6 +4,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { cpus, totalmem } from 'node:os'
+import type { Duplex } from 'node:stream'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
 import {
@@ -39,6 +40,7 @@ import {
   taskToDocker,
   toDocker,
 } from './docker-json.js'
+import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ApiError, MESSAGES } from './errors.js'
 import {
   createNetwork,
@@ -676,7 +678,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
     ...blobRoutes('secrets', 'secret', secretToDocker, 1),
     ...blobRoutes('configs', 'config', configToDocker, 0),
 
-    // ---- registry: there is none, so the CLI warns and keeps the image unpinned.
+    // ---- registry: none without an engine, so the CLI warns and keeps the image unpinned (with an
+    // engine, the request goes to it and it asks the registry: see engine-proxy.ts).
     [
       'GET',
       /^\/distribution\/(.+)\/json$/,
@@ -710,7 +713,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
       list.push(t)
       byNode.set(t.nodeId, list)
     }
-    const entries: { at: string; payload: string }[] = []
+    const entries: { at: string; payload: string; stream?: 'stdout' | 'stderr' }[] = []
     await Promise.all(
       [...byNode].map(async ([nodeId, list]) => {
         const got = await m
@@ -731,6 +734,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
             entries.push({
               at: l.timestamp,
               payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+              ...(l.stream ? { stream: l.stream } : {}),
             })
         }
       }),
@@ -738,11 +742,11 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
     return entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
   }
 
-  const write = (res: ServerResponse, entries: { payload: string }[]) => {
+  const write = (res: ServerResponse, entries: { payload: string; stream?: 'stdout' | 'stderr' }[]) => {
     for (const e of entries) {
       const payload = Buffer.from(e.payload, 'utf8')
       const header = Buffer.alloc(8)
-      header[0] = 1
+      header[0] = e.stream === 'stderr' ? 2 : 1
       header.writeUInt32BE(payload.length, 4)
       res.write(Buffer.concat([header, payload]))
     }
@@ -901,10 +905,10 @@ function infoJson(d: Daemon) {
     ContainersPaused: 0,
     ContainersStopped: 0,
     Images: 0,
-    Driver: 'simulated',
+    Driver: d.executorKind,
     Name: d.hostname,
     ServerVersion: ENGINE_VERSION,
-    OperatingSystem: 'swarmkit reference cluster (simulated executor)',
+    OperatingSystem: `swarmkit reference cluster (${d.executorKind} executor)`,
     OSType: 'linux',
     Architecture: 'x86_64',
     NCPU: cpus().length,
@@ -957,10 +961,16 @@ function swarmHeader(d: Daemon): string {
 export function engineApi(d: Daemon, options: { log?: (line: string) => void } = {}): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://engine')
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
+    // Not swarm's: the engine this node executes on answers (containers, exec, images, volumes, …).
+    const engine = d.engine
+    if (engine && isProxied(path)) {
+      proxyRequest(engine, req, res)
+      return
+    }
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
     if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
@@ -1001,4 +1011,18 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       else res.destroy()
     })
   })
+  // Hijacked requests (`docker exec -it`, `docker attach`): only the engine's.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://engine')
+    const path = url.pathname.replace(/^\/v\d+\.\d+/, '')
+    const engine = d.engine
+    if (engine && isProxied(path)) proxyUpgrade(engine, req, socket, head)
+    else {
+      const body = JSON.stringify({ message: `page not found: ${req.method} ${path}` })
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    }
+  })
+  return server
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { hostname as osHostname } from 'node:os'
 // swarmkit-cluster: one node of the reference cluster. Point the docker CLI at its Engine API:
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
 import { parseArgs } from 'node:util'
+import { chooseExecutor } from './executor-choice.js'
 import { startNode } from './node.js'
 
 const { values } = parseArgs({
@@ -11,13 +13,15 @@ const { values } = parseArgs({
     'state-dir': { type: 'string' },
     hostname: { type: 'string' },
     'listen-addr': { type: 'string' },
+    'engine-addr': { type: 'string' },
+    simulated: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
     'max-replicas': { type: 'string' },
   },
 })
 if (!values['state-dir']) {
   console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--max-replicas N]',
+    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--engine-addr unix:///path|tcp://HOST:PORT | --simulated] [--max-replicas N]',
   )
   process.exit(2)
 }
@@ -28,7 +32,24 @@ if (maxReplicas !== undefined && !(Number.isSafeInteger(maxReplicas) && maxRepli
   process.exit(2)
 }
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
+let choice: Awaited<ReturnType<typeof chooseExecutor>>
+try {
+  if (values.simulated && values['engine-addr'] !== undefined)
+    throw new TypeError('--simulated and --engine-addr exclude each other')
+  choice = values.simulated
+    ? { executor: undefined, line: 'executor: simulated (--simulated)' }
+    : await chooseExecutor({
+        hostname: values.hostname ?? osHostname(),
+        ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
+        ...(log ? { log } : {}),
+      })
+} catch (err) {
+  console.error(`swarmkit-cluster: ${(err as Error).message}`)
+  process.exit(2)
+}
+log?.(choice.line)
 const node = await startNode({
+  ...(choice.executor ? { executor: choice.executor } : {}),
   stateDir: values['state-dir'],
   apiAddress: values.api!,
   ...(values.hostname ? { hostname: values.hostname } : {}),

@@ -47,6 +47,7 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
       await daemon.close()
+      await options.executor?.close()
     },
   }
 }
