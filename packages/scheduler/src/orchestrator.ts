@@ -547,7 +547,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     if (p.maxAttempts === 0) return true
     const h = this.#history.get(`${t.serviceId}/${this.#slotKey(t)}`)
     if (!h || h.version !== (t.specVersion?.index ?? 0)) return true
-    const count = p.windowMs > 0 ? h.times.filter((x) => x > now - p.windowMs).length : h.times.length
+    if (p.windowMs === 0) return h.times.length < p.maxAttempts
+    // As swarm: the restarts in the window before the task ended (not before now), so that the decision
+    // for a task is the same whenever it is made, and a slot stopped for good stays stopped.
+    const ended = isFinished(t) ? Math.min(t.status.timestamp, now) : now
+    const count = h.times.filter((x) => x > ended - p.windowMs && x <= ended).length
     return count < p.maxAttempts
   }
 
