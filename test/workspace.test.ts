@@ -39,6 +39,26 @@ describe('workspace', () => {
         }
       })
 
+      it('is ready to publish: license, metadata for registries and older resolvers, public access', () => {
+        expect(pkg.license).toBe('Apache-2.0')
+        expect(existsSync(join(dir, 'LICENSE'))).toBe(true)
+        expect(pkg.keywords?.length).toBeGreaterThan(0)
+        expect(pkg.homepage).toMatch(/^https:\/\//)
+        expect(pkg.bugs?.url).toMatch(/^https:\/\//)
+        expect(pkg.main).toBe(pkg.exports['.'].import)
+        expect(pkg.types).toBe(pkg.exports['.'].types)
+        expect(pkg.publishConfig?.access).toBe('public')
+      })
+
+      it('imports every third-party package it declares', () => {
+        const code = sourceFiles(join(dir, 'src'))
+          .map((file) => readFileSync(file, 'utf8'))
+          .join('\n')
+        for (const dep of Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@swarmkit/'))) {
+          expect(code, `${dep} is declared but never imported`).toContain(`from '${dep}`)
+        }
+      })
+
       it('has a README with an example', () => {
         const readme = readFileSync(join(dir, 'README.md'), 'utf8')
         expect(readme).toMatch(/```(ts|typescript|js)/)

@@ -42,6 +42,7 @@ import {
 } from './docker-json.js'
 import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ApiError, MESSAGES } from './errors.js'
+import { goBase64Error } from './go-base64.js'
 import {
   createNetwork,
   ENGINE_VERSION,
@@ -49,6 +50,7 @@ import {
   MIN_CERT_EXPIRY_NS,
   startRootRotation,
 } from './manager.js'
+import { requireLeader } from './quorum.js'
 import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
@@ -245,6 +247,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
           throw new ApiError(400, `invalid ${noun} name "${name}"`)
         if (typeof b.Data !== 'string') throw new ApiError(400, `${noun} data must be base64`)
+        const notBase64 = goBase64Error(b.Data)
+        if (notBase64) throw new ApiError(400, `invalid JSON: ${notBase64}`)
         const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
         if (data.length < minBytes || data.length > 500 * 1024)
           throw new ApiError(
@@ -972,7 +976,8 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       return
     }
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
-    if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
+    const tooOld = vm ? Number(vm[1]) < 1 || (Number(vm[1]) === 1 && Number(vm[2]) < 24) : false
+    if (path === '/_ping' && !tooOld && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
       res.setHeader('Ostype', 'linux')
       res.setHeader('Docker-Experimental', 'false')
@@ -991,12 +996,18 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       return !!m
     })
     const run = async () => {
+      if (tooOld)
+        throw new ApiError(
+          400,
+          `client version ${vm![1]}.${vm![2]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+        )
       if (tooNew)
         throw new ApiError(
           400,
           `client version ${vm![1]}.${vm![2]} is too new. Maximum supported API version is ${API_VERSION}`,
         )
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
+      await requireLeader(d.manager, path)
       const body = req.method === 'POST' ? await readBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)

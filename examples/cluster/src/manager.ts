@@ -37,6 +37,8 @@ import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { ManagerHealth } from './manager-health.js'
+import { reencryptAtRest } from './reencrypt.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -139,6 +141,8 @@ export class Manager {
   #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
+  /** The raft log, to re-encrypt it when the data key changes. */
+  #storage: FileLogStorage | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
@@ -148,6 +152,8 @@ export class Manager {
   #leading = false
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
+  /** On the leader: managers' reachability (and a lost manager's readiness) from raft's view. */
+  readonly #health: ManagerHealth
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
@@ -158,11 +164,13 @@ export class Manager {
     this.store = store
     this.raft = raft
     this.#keys = keys
+    this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -176,6 +184,8 @@ export class Manager {
       clusterId,
       ...keys.hooks(),
     })
+    // A data key rotation that a crash interrupted is finished before anything else is written.
+    await reencryptAtRest(keys, storage)
     if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
@@ -204,6 +214,7 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#storage = storage
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
@@ -303,6 +314,13 @@ export class Manager {
     else await keys.enableAutolock(want)
     this.#appliedUnlockKey = want
     this.#log(want ? 'key file wrapped under the unlock key' : 'autolock off')
+    // Both changes above replace the data key: what the old one sealed is written again under the new one
+    // (if this fails, the next start finishes it).
+    if (this.#storage)
+      await reencryptAtRest(keys, this.#storage).then(
+        (done) => done && this.#log('raft log and snapshot re-encrypted under the new data key'),
+        (err: Error) => this.#log(`re-encryption under the new data key not done: ${err.message}`),
+      )
   }
 
   get isLeader(): boolean {
@@ -319,6 +337,7 @@ export class Manager {
     this.#closed = true
     this.#stopWatch.abort()
     this.#stopRoles()
+    this.#health.stop()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -353,10 +372,12 @@ export class Manager {
       )
       this.#caTimer.unref()
       this.dispatcher.startTracking()
+      this.#health.start()
       this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
     } else {
       this.dispatcher.stopTracking()
+      this.#health.stop()
       this.#stopRoles()
       void this.#stopLeading()
     }
