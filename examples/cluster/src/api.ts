@@ -7,7 +7,13 @@ import { cpus, totalmem } from 'node:os'
 import type { Duplex } from 'node:stream'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
-import { isSchedulerError, rollbackService, validatePlacement } from '@swarmkit/scheduler'
+import {
+  isSchedulerError,
+  serviceStatus as jobAwareServiceStatus,
+  nextJobStatus,
+  rollbackService,
+  validatePlacement,
+} from '@swarmkit/scheduler'
 import {
   generateId,
   isStoreError,
@@ -36,6 +42,7 @@ import {
 } from './docker-json.js'
 import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ApiError, MESSAGES } from './errors.js'
+import { goBase64Error } from './go-base64.js'
 import {
   createNetwork,
   ENGINE_VERSION,
@@ -43,6 +50,7 @@ import {
   MIN_CERT_EXPIRY_NS,
   startRootRotation,
 } from './manager.js'
+import { requireLeader } from './quorum.js'
 import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
@@ -149,14 +157,7 @@ function checkDemotion(tx: ReadTx, n: Node): void {
 }
 
 function serviceStatus(tx: ReadTx, s: Service) {
-  const tasks = tx.find('tasks', { serviceId: s.id })
-  const running = tasks.filter((t) => t.status.state === 'running' && t.desiredState === 'running').length
-  const completed = tasks.filter((t) => t.status.state === 'complete').length
-  const desired =
-    'replicated' in s.spec.mode
-      ? s.spec.mode.replicated.replicas
-      : tasks.filter((t) => t.desiredState === 'running').length
-  return { running, desired, completed }
+  return jobAwareServiceStatus(s, tx.find('tasks', { serviceId: s.id }))
 }
 
 function checkSpecRefs(spec: ServiceSpec): void {
@@ -246,6 +247,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
           throw new ApiError(400, `invalid ${noun} name "${name}"`)
         if (typeof b.Data !== 'string') throw new ApiError(400, `${noun} data must be base64`)
+        const notBase64 = goBase64Error(b.Data)
+        if (notBase64) throw new ApiError(400, `invalid JSON: ${notBase64}`)
         const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
         if (data.length < minBytes || data.length > 500 * 1024)
           throw new ApiError(
@@ -469,7 +472,13 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         const id = generateId()
         await update((tx) => {
           const resolved = withNetworkIds(tx, spec)
-          tx.create('services', { id, spec: resolved, endpoint: allocateEndpoint(tx, id, resolved) })
+          const jobStatus = nextJobStatus(undefined, resolved, Date.now())
+          tx.create('services', {
+            id,
+            spec: resolved,
+            endpoint: allocateEndpoint(tx, id, resolved),
+            ...(jobStatus ? { jobStatus } : {}),
+          })
         })
         return { status: 201, json: { ID: id, Warnings: null } }
       },
@@ -502,7 +511,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
           const spec = withNetworkIds(tx, given)
           const cur = lookup(tx, 'services', params[0]!, 'service')
           checkVersion(cur.meta.version, v)
-          if ('global' in cur.spec.mode !== 'global' in spec.mode)
+          if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
             throw new ApiError(400, 'service mode cannot be changed')
           const changed = JSON.stringify(cur.spec.taskTemplate) !== JSON.stringify(spec.taskTemplate)
           const next: Service = {
@@ -515,6 +524,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             endpoint: allocateEndpoint(tx, cur.id, spec),
           }
           delete next.updateStatus
+          // Every update of a job runs it again, as a new iteration.
+          const jobStatus = nextJobStatus(cur, spec, Date.now())
+          if (jobStatus) next.jobStatus = jobStatus
           tx.update('services', next)
         })
         return { json: { Warnings: null } }
@@ -964,7 +976,8 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       return
     }
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
-    if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
+    const tooOld = vm ? Number(vm[1]) < 1 || (Number(vm[1]) === 1 && Number(vm[2]) < 24) : false
+    if (path === '/_ping' && !tooOld && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
       res.setHeader('Ostype', 'linux')
       res.setHeader('Docker-Experimental', 'false')
@@ -983,12 +996,18 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       return !!m
     })
     const run = async () => {
+      if (tooOld)
+        throw new ApiError(
+          400,
+          `client version ${vm![1]}.${vm![2]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+        )
       if (tooNew)
         throw new ApiError(
           400,
           `client version ${vm![1]}.${vm![2]} is too new. Maximum supported API version is ${API_VERSION}`,
         )
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
+      await requireLeader(d.manager, path)
       const body = req.method === 'POST' ? await readBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)

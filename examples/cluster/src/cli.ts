@@ -1,34 +1,75 @@
 #!/usr/bin/env node
-import { hostname as osHostname } from 'node:os'
 // swarmkit-cluster: one node of the reference cluster. Point the docker CLI at its Engine API:
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
+import { hostname as osHostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { chooseExecutor } from './executor-choice.js'
 import { startNode } from './node.js'
 
-const { values } = parseArgs({
-  options: {
-    api: { type: 'string', default: '127.0.0.1:2375' },
-    'state-dir': { type: 'string' },
-    hostname: { type: 'string' },
-    'listen-addr': { type: 'string' },
-    'engine-addr': { type: 'string' },
-    simulated: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  },
-})
-if (!values['state-dir']) {
-  console.error(
-    'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--engine-addr unix:///path|tcp://HOST:PORT | --simulated]',
-  )
+const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]
+                        [--engine-addr unix:///path|tcp://HOST:PORT | --simulated] [--max-replicas N] [--quiet]
+
+  --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
+  --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
+  --hostname NAME         the name docker node ls shows (default: this machine's host name)
+  --listen-addr HOST:PORT overrides the --listen-addr of docker swarm init/join
+  --engine-addr ADDR      the Docker Engine that runs this node's tasks (default unix:///var/run/docker.sock
+                          if an engine answers there, else the simulated executor)
+  --simulated             the simulated executor even where an engine answers
+  --max-replicas N        the most tasks one service may ask for (default 10000); more is refused with a 400
+  --quiet                 no log lines on stderr
+  --help                  this text`
+
+/** A mistake on the command line: the reason and the usage on stderr, exit code 2. */
+function usageError(reason: string): never {
+  console.error(`swarmkit-cluster: ${reason}\n${USAGE}`)
   process.exit(2)
 }
+
+let values: {
+  api?: string
+  'state-dir'?: string
+  hostname?: string
+  'listen-addr'?: string
+  'engine-addr'?: string
+  simulated?: boolean
+  'max-replicas'?: string
+  quiet?: boolean
+  help?: boolean
+}
+try {
+  ;({ values } = parseArgs({
+    options: {
+      api: { type: 'string', default: '127.0.0.1:2375' },
+      'state-dir': { type: 'string' },
+      hostname: { type: 'string' },
+      'listen-addr': { type: 'string' },
+      'engine-addr': { type: 'string' },
+      simulated: { type: 'boolean', default: false },
+      'max-replicas': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }))
+} catch (err) {
+  usageError((err as Error).message)
+}
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+if (!values['state-dir']) usageError('--state-dir is required')
+// The most tasks one service may ask for (replicas, job completions); specs over it get a 400.
+const maxReplicas = values['max-replicas'] === undefined ? undefined : Number(values['max-replicas'])
+if (maxReplicas !== undefined && !(Number.isSafeInteger(maxReplicas) && maxReplicas >= 1))
+  usageError('--max-replicas: expected an integer >= 1')
+if (values.simulated && values['engine-addr'] !== undefined)
+  usageError('--simulated and --engine-addr exclude each other')
+
 const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
 let choice: Awaited<ReturnType<typeof chooseExecutor>>
 try {
-  if (values.simulated && values['engine-addr'] !== undefined)
-    throw new TypeError('--simulated and --engine-addr exclude each other')
   choice = values.simulated
     ? { executor: undefined, line: 'executor: simulated (--simulated)' }
     : await chooseExecutor({
@@ -41,14 +82,23 @@ try {
   process.exit(2)
 }
 log?.(choice.line)
-const node = await startNode({
-  ...(choice.executor ? { executor: choice.executor } : {}),
-  stateDir: values['state-dir'],
-  apiAddress: values.api!,
-  ...(values.hostname ? { hostname: values.hostname } : {}),
-  ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
-  ...(log ? { log } : {}),
-})
+let node: Awaited<ReturnType<typeof startNode>>
+try {
+  node = await startNode({
+    ...(choice.executor ? { executor: choice.executor } : {}),
+    stateDir: values['state-dir'],
+    apiAddress: values.api!,
+    ...(values.hostname ? { hostname: values.hostname } : {}),
+    ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
+    ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
+    ...(log ? { log } : {}),
+  })
+} catch (err) {
+  // A directory in use, a port taken, an unreadable state: one line, no stack trace.
+  await choice.executor?.close()
+  console.error(`swarmkit-cluster: ${(err as Error)?.message ?? String(err)}`)
+  process.exit(1)
+}
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
 const stop = () => {
   node.close().then(

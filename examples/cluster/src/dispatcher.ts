@@ -127,6 +127,11 @@ export interface DispatcherOptions {
   readonly isLeader?: () => boolean
   /** On a follower: hands a heartbeat on to the leader. */
   readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
+  /**
+   * Whether a heartbeat may make `nodeId` ready again: false for a manager whose raft member the leader
+   * does not hear (raft's view decides a manager's reachability). Default: always.
+   */
+  readonly canBeReady?: (nodeId: string) => boolean
 }
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
@@ -140,9 +145,11 @@ export class Dispatcher implements DispatcherApi {
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
+  readonly #canBeReady: (nodeId: string) => boolean
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
+    this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
     this.#periodMs = options.heartbeatPeriodMs ?? 5000
@@ -193,16 +200,18 @@ export class Dispatcher implements DispatcherApi {
       )
       return this.#answer(nodeId)
     }
-    const known = this.#seen.has(nodeId)
     this.#seen.set(nodeId, Date.now())
-    if (!known) {
+    // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
+    // manager's reachability is raft's to say (see manager-health.ts).
+    const down = this.#store.view((tx) => {
+      const state = tx.get('nodes', nodeId)?.status.state
+      return state !== undefined && state !== 'ready'
+    })
+    if (down && this.#canBeReady(nodeId)) {
       await this.#store.update((tx) => {
         const n = tx.get('nodes', nodeId)
-        if (n && n.status.state !== 'ready') {
-          const next: Node = { ...n, status: { state: 'ready', addr: n.status.addr } }
-          if (n.managerStatus) next.managerStatus = { ...n.managerStatus, reachability: 'reachable' }
-          tx.update('nodes', next)
-        }
+        if (n && n.status.state !== 'ready')
+          tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
       })
     }
     return this.#answer(nodeId)
@@ -358,10 +367,7 @@ export class Dispatcher implements DispatcherApi {
         for (const id of down) {
           const n = tx.get('nodes', id)
           if (n?.status.state !== 'ready') continue
-          const next: Node = { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } }
-          if (n.managerStatus)
-            next.managerStatus = { ...n.managerStatus, leader: false, reachability: 'unreachable' }
-          tx.update('nodes', next)
+          tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
         }
       })
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)

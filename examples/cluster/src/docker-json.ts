@@ -139,8 +139,13 @@ export function withServiceDefaults(spec: ServiceSpec): ServiceSpec {
       },
       placement: t.placement ?? {},
     },
-    updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.updateConfig },
-    rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.rollbackConfig },
+    // Jobs are never rolled out: they have no update config (swarm refuses one).
+    ...('replicatedJob' in spec.mode || 'globalJob' in spec.mode
+      ? {}
+      : {
+          updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.updateConfig },
+          rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.rollbackConfig },
+        }),
   }
 }
 
@@ -158,6 +163,7 @@ export function serviceToDocker(
     ? toDocker(s.endpoint)
     : { Spec: toDocker(s.spec.endpointSpec ?? { mode: 'vip' }), Ports: [], VirtualIPs: [] }
   if (s.updateStatus) out.UpdateStatus = toDocker(s.updateStatus)
+  if (s.jobStatus) out.JobStatus = toDocker(s.jobStatus)
   if (status) {
     out.ServiceStatus = {
       RunningTasks: status.running,
@@ -467,7 +473,15 @@ function modeFromDocker(v: unknown): ServiceMode {
     return { replicated: { replicas: int(r?.Replicas, 'Mode.Replicated.Replicas') ?? 1 } }
   }
   if (m.Global !== undefined) return { global: {} }
-  throw new ApiError(400, 'only replicated and global services are supported by this cluster')
+  if (m.ReplicatedJob !== undefined) {
+    // The API's defaults: max concurrent 1, total completions = max concurrent.
+    const j = obj(m.ReplicatedJob, 'Mode.ReplicatedJob')
+    const maxConcurrent = int(j?.MaxConcurrent, 'Mode.ReplicatedJob.MaxConcurrent') || 1
+    const totalCompletions = int(j?.TotalCompletions, 'Mode.ReplicatedJob.TotalCompletions') ?? maxConcurrent
+    return { replicatedJob: { maxConcurrent, totalCompletions } }
+  }
+  if (m.GlobalJob !== undefined) return { globalJob: {} }
+  throw new ApiError(400, 'unrecognized service mode')
 }
 
 function updateConfigFromDocker(v: unknown, field: string): UpdateConfig | undefined {

@@ -20,6 +20,7 @@ import {
   parseUnlockKey,
   type RootRotation,
   SEQUENCE_MESSAGE,
+  type SpecLimits,
   StoreError,
   type Tx,
 } from '@swarmkit/store'
@@ -36,6 +37,8 @@ import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { ManagerHealth } from './manager-health.js'
+import { reencryptAtRest } from './reencrypt.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -105,6 +108,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
+  /** What one service spec may ask for (the store refuses more). */
+  readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
 }
 
@@ -136,6 +141,8 @@ export class Manager {
   #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
+  /** The raft log, to re-encrypt it when the data key changes. */
+  #storage: FileLogStorage | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
@@ -145,6 +152,8 @@ export class Manager {
   #leading = false
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
+  /** On the leader: managers' reachability (and a lost manager's readiness) from raft's view. */
+  readonly #health: ManagerHealth
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
@@ -155,11 +164,13 @@ export class Manager {
     this.store = store
     this.raft = raft
     this.#keys = keys
+    this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -173,10 +184,13 @@ export class Manager {
       clusterId,
       ...keys.hooks(),
     })
+    // A data key rotation that a crash interrupted is finished before anything else is written.
+    await reencryptAtRest(keys, storage)
     if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
     const store = new MemoryStore({
+      ...(options.specLimits ? { limits: options.specLimits } : {}),
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
         return raft.propose(command, o).then((r) => r.result)
@@ -200,6 +214,7 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#storage = storage
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
@@ -299,6 +314,13 @@ export class Manager {
     else await keys.enableAutolock(want)
     this.#appliedUnlockKey = want
     this.#log(want ? 'key file wrapped under the unlock key' : 'autolock off')
+    // Both changes above replace the data key: what the old one sealed is written again under the new one
+    // (if this fails, the next start finishes it).
+    if (this.#storage)
+      await reencryptAtRest(keys, this.#storage).then(
+        (done) => done && this.#log('raft log and snapshot re-encrypted under the new data key'),
+        (err: Error) => this.#log(`re-encryption under the new data key not done: ${err.message}`),
+      )
   }
 
   get isLeader(): boolean {
@@ -315,6 +337,7 @@ export class Manager {
     this.#closed = true
     this.#stopWatch.abort()
     this.#stopRoles()
+    this.#health.stop()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -349,10 +372,12 @@ export class Manager {
       )
       this.#caTimer.unref()
       this.dispatcher.startTracking()
+      this.#health.start()
       this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
     } else {
       this.dispatcher.stopTracking()
+      this.#health.stop()
       this.#stopRoles()
       void this.#stopLeading()
     }

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http'
 import { engineApi } from './api.js'
 import { Daemon, type DaemonOptions } from './daemon.js'
+import { lockStateDir, type StateDirLock } from './state-lock.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
@@ -18,6 +19,18 @@ export interface ClusterNode {
 /** Starts one node of the reference cluster and its Engine API. */
 export async function startNode(options: StartNodeOptions): Promise<ClusterNode> {
   const daemon = new Daemon(options)
+  // Before anything in the state directory is read: a second process on it must change nothing.
+  const lock = await lockStateDir(options.stateDir)
+  try {
+    return await serve(daemon, options, lock)
+  } catch (err) {
+    await daemon.close().catch(() => {})
+    await lock.release()
+    throw err
+  }
+}
+
+async function serve(daemon: Daemon, options: StartNodeOptions, lock: StateDirLock): Promise<ClusterNode> {
   await daemon.resume()
   const server: Server = engineApi(daemon, options.log ? { log: options.log } : {})
   const isSocket = options.apiAddress.startsWith('/')
@@ -48,6 +61,7 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
       await new Promise<void>((r) => server.close(() => r()))
       await daemon.close()
       await options.executor?.close()
+      await lock.release()
     },
   }
 }

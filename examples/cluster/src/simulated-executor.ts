@@ -202,8 +202,9 @@ export function simulatedExecutor(options: SimulatedExecutorOptions): SimulatedE
           : []),
       )
     }
-    if (b.exitCode !== undefined)
-      t.timers.push(setTimeout(() => exitTask(t, b.exitCode!), b.exitAfterMs ?? 200))
+    // A job's task (desired `complete`) finishes its simulated work (exit 0) unless told otherwise.
+    const exitCode = b.exitCode ?? (a.desiredState === 'complete' ? 0 : undefined)
+    if (exitCode !== undefined) t.timers.push(setTimeout(() => exitTask(t, exitCode), b.exitAfterMs ?? 200))
     await serve(t)
   }
 
@@ -265,7 +266,11 @@ export function simulatedExecutor(options: SimulatedExecutorOptions): SimulatedE
       let t = this.#sim(false)
       // An agent that restarted in a new process finds its running tasks "still running", as containers
       // outlive their agent: the simulated one is resumed with a new responder.
-      if (!t && this.#task.state === 'running' && this.#task.desiredState === 'running') {
+      if (
+        !t &&
+        this.#task.state === 'running' &&
+        (this.#task.desiredState === 'running' || this.#task.desiredState === 'complete')
+      ) {
         t = this.#sim(true)!
         await run(t)
       }

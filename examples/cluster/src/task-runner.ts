@@ -141,7 +141,9 @@ export class TaskRunner {
           this.#set('starting', 'starting')
           continue
         case 'ready':
-          if (this.#assignment.desiredState !== 'running') return
+          // (desired `complete`: a job's task, run until it exits)
+          if (this.#assignment.desiredState !== 'running' && this.#assignment.desiredState !== 'complete')
+            return
           this.#set('starting', 'starting')
           continue
         case 'starting':

@@ -8,6 +8,7 @@ import {
 } from '@swarmkit/store'
 import { validatePlacement } from './constraints.js'
 import { SchedulerError } from './errors.js'
+import { nextJobStatus } from './jobs.js'
 import { rollbackSpec } from './orchestrator.js'
 import type { SchedulerStore } from './store.js'
 
@@ -16,19 +17,8 @@ function checkSpec(spec: ServiceSpec): void {
   if (typeof spec.taskTemplate !== 'object' || spec.taskTemplate === null)
     throw new TypeError('spec.taskTemplate: expected a TaskSpec')
   validatePlacement(spec.taskTemplate.placement)
-  const mode = spec.mode
-  if ('replicated' in mode) {
-    const n = mode.replicated.replicas
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new SchedulerError('INVALID_SPEC', `replicas ${String(n)} is invalid: expected an integer >= 0`)
-  }
-  for (const c of [spec.updateConfig, spec.rollbackConfig]) {
-    if (!c) continue
-    if (!Number.isSafeInteger(c.parallelism) || c.parallelism < 0)
-      throw new SchedulerError('INVALID_SPEC', 'parallelism: expected an integer >= 0')
-    if (c.maxFailureRatio !== undefined && !(c.maxFailureRatio >= 0 && c.maxFailureRatio <= 1))
-      throw new SchedulerError('INVALID_SPEC', 'maxFailureRatio: expected a number in 0..1')
-  }
+  // Mode, replicas, restart policy and update configs are checked by the store, in the transaction (its
+  // `checkServiceSpec`, against the manager's spec limits): every writer passes through there.
 }
 
 function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
@@ -36,17 +26,21 @@ function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
 }
 
 /**
- * Creates a service after checking what the scheduler will need (constraints, preferences, replicas,
- * update configs); a bad constraint is refused here with the reason (`SchedulerError` `INVALID_CONSTRAINT`).
+ * Creates a service after checking what the scheduler will need (constraints, preferences); a bad constraint
+ * is refused here with the reason (`SchedulerError` `INVALID_CONSTRAINT`). The store refuses a bad mode,
+ * restart policy or update config, or a spec over its limits (`StoreError` `INVALID_ARGUMENT`).
  */
 export async function createService(
   store: SchedulerStore,
   spec: ServiceSpec,
-  options?: { random?: (n: number) => Uint8Array },
+  options?: { random?: (n: number) => Uint8Array; now?: number },
 ): Promise<Service> {
   checkSpec(spec)
   const id = options?.random ? generateId(options.random) : generateId()
-  return store.update((tx) => tx.create('services', { id, spec }))
+  return store.update((tx) => {
+    const jobStatus = nextJobStatus(undefined, spec, options?.now ?? Date.now())
+    return tx.create('services', jobStatus ? { id, spec, jobStatus } : { id, spec })
+  })
 }
 
 /**
@@ -60,7 +54,7 @@ export async function updateService(
   store: SchedulerStore,
   serviceId: string,
   spec: ServiceSpec,
-  options?: { version?: number },
+  options?: { version?: number; now?: number },
 ): Promise<Service> {
   if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
   const version = options?.version
@@ -81,6 +75,8 @@ export async function updateService(
       specVersion: changed ? { index: tx.version + 1 } : cur.specVersion,
     }
     delete next.updateStatus
+    const jobStatus = nextJobStatus(cur, spec, options?.now ?? Date.now())
+    if (jobStatus) next.jobStatus = jobStatus
     return tx.update('services', next)
   })
 }
