@@ -4,11 +4,12 @@
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
 import { hostname as osHostname } from 'node:os'
 import { parseArgs } from 'node:util'
-import { chooseExecutor } from './executor-choice.js'
+import { chooseExecutor, parseGenericResources } from './executor-choice.js'
 import { startNode } from './node.js'
 
 const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]
-                        [--engine-addr unix:///path|tcp://HOST:PORT | --simulated] [--max-replicas N] [--quiet]
+                        [--engine-addr unix:///path|tcp://HOST:PORT | --simulated] [--node-generic-resource KIND=VALUE]
+                        [--max-replicas N] [--quiet]
 
   --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
   --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
@@ -17,6 +18,8 @@ const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.so
   --engine-addr ADDR      the Docker Engine that runs this node's tasks (default unix:///var/run/docker.sock
                           if an engine answers there, else the simulated executor)
   --simulated             the simulated executor even where an engine answers
+  --node-generic-resource KIND=VALUE
+                          a resource this node offers to --generic-resource tasks (gpu=UUID, ssd=2); repeatable
   --max-replicas N        the most tasks one service may ask for (default 10000); more is refused with a 400
   --quiet                 no log lines on stderr
   --help                  this text`
@@ -34,6 +37,7 @@ let values: {
   'listen-addr'?: string
   'engine-addr'?: string
   simulated?: boolean
+  'node-generic-resource'?: string[]
   'max-replicas'?: string
   quiet?: boolean
   help?: boolean
@@ -47,6 +51,7 @@ try {
       'listen-addr': { type: 'string' },
       'engine-addr': { type: 'string' },
       simulated: { type: 'boolean', default: false },
+      'node-generic-resource': { type: 'string', multiple: true },
       'max-replicas': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -67,7 +72,17 @@ if (maxReplicas !== undefined && !(Number.isSafeInteger(maxReplicas) && maxRepli
 if (values.simulated && values['engine-addr'] !== undefined)
   usageError('--simulated and --engine-addr exclude each other')
 
-const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
+const print = (line: string) => console.error(`${new Date().toISOString()} ${line}`)
+// Which executor runs the tasks is the first log line, printed once the node starts (a node that cannot
+// start, e.g. on a locked state directory, prints only why).
+let executorLine: string | undefined
+const log = values.quiet
+  ? undefined
+  : (line: string) => {
+      if (executorLine) print(executorLine)
+      executorLine = undefined
+      print(line)
+    }
 let choice: Awaited<ReturnType<typeof chooseExecutor>>
 try {
   choice = values.simulated
@@ -75,13 +90,16 @@ try {
     : await chooseExecutor({
         hostname: values.hostname ?? osHostname(),
         ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
+        ...(values['node-generic-resource']?.length
+          ? { genericResources: parseGenericResources(values['node-generic-resource']) }
+          : {}),
         ...(log ? { log } : {}),
       })
 } catch (err) {
   console.error(`swarmkit-cluster: ${(err as Error).message}`)
   process.exit(2)
 }
-log?.(choice.line)
+executorLine = choice.line
 let node: Awaited<ReturnType<typeof startNode>>
 try {
   node = await startNode({
@@ -99,6 +117,8 @@ try {
   console.error(`swarmkit-cluster: ${(err as Error)?.message ?? String(err)}`)
   process.exit(1)
 }
+if (executorLine && !values.quiet) print(executorLine)
+executorLine = undefined
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
 const stop = () => {
   node.close().then(

@@ -226,18 +226,23 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
       let files: MountedFile[] = []
       try {
         files = await writeFiles(this.#task)
+        // Not abortable: an abandoned create still makes the container, and the next prepare must find it.
         const r = await engine.json<{ Id: string }>(
           {
             method: 'POST',
             path: '/containers/create',
             query: { name: this.name },
             body: containerConfig(this.#task, { nodeHostname: options.hostname, files }),
-            ...(signal ? { signal } : {}),
           },
           [409],
         )
-        if (r.status === 409 && !(await inspectContainer(this.name)))
-          throw new ExecutorError('CREATE_FAILED', String((r.body as { message?: string })?.message))
+        // The name is taken: by this task's own container from an earlier, abandoned attempt, which the
+        // engine may still be making (inspect finds it a moment later).
+        for (let i = 0; r.status === 409 && !(await inspectContainer(this.name)); i++) {
+          if (i === 50)
+            throw new ExecutorError('CREATE_FAILED', String((r.body as { message?: string })?.message))
+          await sleep(100)
+        }
       } catch (err) {
         await rm(taskDir(this.#task.taskId), { recursive: true, force: true }).catch(() => {})
         if (isExecutorError(err) && err.code === 'NOT_FOUND')
@@ -306,7 +311,18 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
         }
         c = (await inspectContainer(this.name, signal)) ?? c
       }
-      if (c.State.Running) await this.#attach(c)
+      if (c.State.Running)
+        await this.#attach(c).catch(async (err) => {
+          // A container that already exited has no namespace to join: wait() reports how it ended.
+          if ((await inspectContainer(this.name, signal))?.State.Running === false) return
+          throw new ExecutorError(
+            'START_FAILED',
+            `starting container failed: network: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          )
+        })
       if (!hasHealthcheck(c)) return
       // A task with a healthcheck runs once healthy (swarm's container controller waits the same way).
       for (;;) {

@@ -35,7 +35,13 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
   let nodeIds: string[] = []
   beforeAll(async () => {
     await buildImages(addr)
-    mgr = await node('dk-mgr', { engineAddr: addr })
+    mgr = await node('dk-mgr', {
+      engineAddr: addr,
+      genericResources: [
+        { namedResourceSpec: { kind: 'gpu', value: 'GPU-0' } },
+        { discreteResourceSpec: { kind: 'ssd', value: 2 } },
+      ],
+    })
     await ok(mgr, ['swarm', 'init'])
     nodeIds = [mgr.daemon.nodeId]
   }, 120_000)

@@ -2,7 +2,13 @@ import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type ClusterNode, dockerExecutor, localTaskNetworking, startNode } from '../src/index.js'
+import {
+  type ClusterNode,
+  type DockerExecutorOptions,
+  dockerExecutor,
+  localTaskNetworking,
+  startNode,
+} from '../src/index.js'
 
 export interface DockerResult {
   code: number
@@ -110,6 +116,7 @@ export function node(
         engineAddr: options.engineAddr,
         hostname: name,
         secretsDir: join('/dev/shm', `${root.replaceAll('/', '_')}-${name}`),
+        ...(options.genericResources ? { genericResources: options.genericResources } : {}),
         networking: localTaskNetworking(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
         ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
       })
