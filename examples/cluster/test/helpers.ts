@@ -108,7 +108,13 @@ export function stateDir(name: string): string {
  */
 export function node(
   name: string,
-  options: { host?: string; routingMesh?: boolean; engineAddr?: string; heartbeatPeriodMs?: number } = {},
+  options: {
+    host?: string
+    routingMesh?: boolean
+    engineAddr?: string
+    heartbeatPeriodMs?: number
+    genericResources?: DockerExecutorOptions['genericResources']
+  } = {},
   log = !!process.env.CLUSTER_LOG,
 ): Promise<ClusterNode> {
   const executor = options.engineAddr
