@@ -16,6 +16,7 @@ import { ApiError, MESSAGES } from './errors.js'
 import type { Executor, NodeDescription } from './executor.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import type { ManagerObserver } from './observer.js'
 import { leaveRefusal } from './quorum.js'
 import { MeshFollower } from './routing.js'
 import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
@@ -32,6 +33,11 @@ export interface DaemonOptions {
   readonly listenAddr?: string
   /** Heartbeat period of the dispatcher. Default 5,000 ms. */
   readonly heartbeatPeriodMs?: number
+  /**
+   * Raft entries applied between two snapshots (after which the log is compacted), like the cluster spec's
+   * `Raft.SnapshotInterval`. Default 10,000.
+   */
+  readonly snapshotInterval?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
   /**
@@ -50,6 +56,8 @@ export interface DaemonOptions {
    */
   readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
+  /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
+  readonly observer?: ManagerObserver
 }
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
@@ -472,7 +480,9 @@ export class Daemon {
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        ...(this.options.snapshotInterval ? { snapshotInterval: this.options.snapshotInterval } : {}),
         ...(this.options.specLimits ? { specLimits: this.options.specLimits } : {}),
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })
     } catch (err) {

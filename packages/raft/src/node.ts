@@ -160,6 +160,8 @@ interface Outgoing {
   sent: number
   acked: number
   lastProgress: number
+  /** Waiting for the connection to drain below its high-water mark (or to open) before sending more. */
+  blocked: boolean
 }
 
 interface Incoming {
@@ -279,8 +281,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Learners to promote once caught up (added with `learner: false`). */
   private readonly autoPromote = new Set<string>()
 
-  private readonly snapshotThreshold: number
-  private readonly trailingEntries: number
+  private snapshotThreshold: number
+  private trailingEntries: number
   private readonly chunkBytes: number
   private readonly maxSnapshotBytes: number
   /** Index of the latest snapshot taken or installed. */
@@ -398,6 +400,20 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     return this.applied
   }
 
+  /**
+   * Changes `snapshotThreshold` and `trailingEntries` while running (e.g. from replicated cluster settings);
+   * the next applied entry goes by them.
+   */
+  setSnapshotPolicy(policy: { snapshotThreshold?: number; trailingEntries?: number }): void {
+    const { snapshotThreshold: st, trailingEntries: te } = policy ?? {}
+    if (st !== undefined && (!Number.isSafeInteger(st) || st < 0))
+      throw new RangeError('policy.snapshotThreshold must be an integer >= 0')
+    if (te !== undefined && (!Number.isSafeInteger(te) || te < 0))
+      throw new RangeError('policy.trailingEntries must be an integer >= 0')
+    if (st !== undefined) this.snapshotThreshold = st
+    if (te !== undefined) this.trailingEntries = te
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /** Loads storage, restores the state machine, replays committed entries, and starts talking to peers. */
@@ -449,6 +465,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       (msgs) => this.receive(msgs),
       (msg, err) => this.log.warn?.(msg, { id: this.id, err }),
       (peer, frame) => this.receiveRaw(peer, frame),
+      {
+        writable: (peer) => this.resumeSnapshotSend(peer),
+        disconnected: (peer) => this.restartSnapshotSend(peer),
+      },
     )
     await this.links.start()
     if (this.state !== 'starting') {
@@ -1097,13 +1117,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       sent: 0,
       acked: 0,
       lastProgress: this.clock.now(),
+      blocked: false,
     }
     this.sending.set(m.to, out)
     this.pumpSnapshot(out)
   }
 
-  /** Sends chunks while fewer than the window are unacknowledged. */
+  /**
+   * Sends chunks while fewer than the window are unacknowledged and the connection takes them: a chunk the
+   * transport queued over its high-water mark counts as sent, and the pump waits for the drain.
+   */
   private pumpSnapshot(out: Outgoing): void {
+    if (out.blocked) return
     const data = out.data!
     const total = data.length
     const window = SNAPSHOT_WINDOW_CHUNKS * this.chunkBytes
@@ -1121,10 +1146,35 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         conf: out.sent === 0 ? out.meta.conf : null,
         data: data.subarray(out.sent, end),
       })
-      if (!this.links!.sendFrame(out.to, frame)) return
+      const sent = this.links!.sendFrame(out.to, frame)
+      if (sent === 'unsent') {
+        out.blocked = true
+        return
+      }
       out.sent = end
+      if (sent === 'full') {
+        out.blocked = true
+        return
+      }
       if (total === 0) return
     }
+  }
+
+  /** The connection to `peer` opened or drained: go on with a snapshot waiting for it. */
+  private resumeSnapshotSend(peer: string): void {
+    const out = this.sending.get(peer)
+    if (!out || out.data === null || !out.blocked || this.state !== 'running') return
+    out.blocked = false
+    this.pumpSnapshot(out)
+  }
+
+  /** The connection to `peer` dropped: chunks in flight on it are lost, so go on from the last acknowledged. */
+  private restartSnapshotSend(peer: string): void {
+    const out = this.sending.get(peer)
+    if (!out || out.data === null || this.state !== 'running') return
+    out.sent = out.acked
+    out.blocked = false
+    this.pumpSnapshot(out)
   }
 
   private abortSnapshotSend(out: Outgoing): void {
@@ -1156,6 +1206,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       // A gap: chunks after `received` were lost; go back and resend from there.
       if (ack.status === ACK_GAP && ack.received >= out.acked && ack.received < out.sent)
         out.sent = ack.received
+      // The follower has more than was sent on this connection (a resend after a reconnect): skip ahead.
+      if (out.sent < out.acked) out.sent = out.acked
       if (out.acked >= total) {
         // All delivered; the follower answers with an AppendResp once it has installed it. The record stays
         // until the leader sees that answer (or gives up after the timeout and sends the snapshot again).
@@ -1189,9 +1241,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.links!.sendFrame(peer, encodeAck(c.index, 0, ACK_ABORT))
       return
     }
-    // A duplicate is ignored; a chunk past a gap asks for the resend of what is missing.
-    if (c.offset < inc.received || (c.offset === inc.received && c.data.length === 0 && inc.received > 0))
+    // A duplicate is answered with how far this transfer got (the leader went back after losing its connection
+    // and skips ahead); a chunk past a gap asks for the resend of what is missing.
+    if (c.offset < inc.received || (c.offset === inc.received && c.data.length === 0 && inc.received > 0)) {
+      this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_OK))
       return
+    }
     if (c.offset > inc.received) {
       this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_GAP))
       return

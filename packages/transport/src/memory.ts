@@ -81,6 +81,11 @@ const FIN = new Uint8Array(0)
 const RST = new Uint8Array(0)
 const NO_FAULTS: Faults = { dropRate: 0, duplicateRate: 0, delayMin: 0, delayMax: 0, reorder: false }
 const REORDER_WINDOW = 64
+/**
+ * Each queued frame counts with the 4-byte length prefix that TCP and TLS put before it, so that `send` returns
+ * false and `connection:drain` fires after exactly the same sends as over the real transports.
+ */
+const LENGTH_PREFIX_BYTES = 4
 
 /**
  * A network in one process for tests and simulations. Addresses are node names (optionally
@@ -285,13 +290,13 @@ export class MemoryNetwork {
     const stats = from.stats
     if (f.dropRate > 0 && this.random() < f.dropRate) {
       stats.messagesDropped++
-      from.release(frame.byteLength)
+      from.release(frame.byteLength + LENGTH_PREFIX_BYTES)
       return
     }
     const copies = f.duplicateRate > 0 && this.random() < f.duplicateRate ? 2 : 1
     if (copies === 2) {
       stats.messagesDuplicated++
-      from.buffered += frame.byteLength
+      from.buffered += frame.byteLength + LENGTH_PREFIX_BYTES
     }
     const now = this.clock.now()
     for (let i = 0; i < copies; i++) {
@@ -363,7 +368,7 @@ export class MemoryNetwork {
       to.remoteClosed(frame === RST)
       return
     }
-    from.release(frame.byteLength)
+    from.release(frame.byteLength + LENGTH_PREFIX_BYTES)
     if (to.closed) return
     if (this.partitioned && !this.reachable(from.localNode, to.localNode)) {
       from.stats.messagesDropped++
@@ -604,7 +609,7 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
         `frame of ${n} bytes is over the limit of ${this.maxFrameBytes}`,
       )
     }
-    this.buffered += n
+    this.buffered += n + LENGTH_PREFIX_BYTES
     if (this.buffered > this.limits.maxBufferedBytes) {
       const error = new TransportError(
         'BUFFER_OVERFLOW',
