@@ -21,7 +21,9 @@ function firstLine(args: string[]): Promise<string> {
       err += String(d)
       if (err.includes('\n')) {
         child.kill('SIGTERM')
-        resolve(err.split('\n')[0]!.replace(/^\S+Z /, ''))
+        // The message of the first log record (logrus-style text: time="…" level=info msg="…" …).
+        const first = err.split('\n')[0]!
+        resolve(/ msg="((?:[^"\\]|\\.)*)"/.exec(first)?.[1]?.replace(/\\(.)/g, '$1') ?? first)
       }
     })
     child.on('exit', (code) => resolve(`exit ${code}: ${err.trim()}`))
