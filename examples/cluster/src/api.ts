@@ -4,9 +4,16 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { cpus, totalmem } from 'node:os'
+import type { Duplex } from 'node:stream'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
-import { isSchedulerError, rollbackService, validatePlacement } from '@swarmkit/scheduler'
+import {
+  isSchedulerError,
+  serviceStatus as jobAwareServiceStatus,
+  nextJobStatus,
+  rollbackService,
+  validatePlacement,
+} from '@swarmkit/scheduler'
 import {
   generateId,
   isStoreError,
@@ -35,6 +42,7 @@ import {
   taskToDocker,
   toDocker,
 } from './docker-json.js'
+import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ApiError, MESSAGES } from './errors.js'
 import { eventsStream } from './events.js'
 import {
@@ -137,14 +145,7 @@ function checkDemotion(tx: ReadTx, n: Node): void {
 }
 
 function serviceStatus(tx: ReadTx, s: Service) {
-  const tasks = tx.find('tasks', { serviceId: s.id })
-  const running = tasks.filter((t) => t.status.state === 'running' && t.desiredState === 'running').length
-  const completed = tasks.filter((t) => t.status.state === 'complete').length
-  const desired =
-    'replicated' in s.spec.mode
-      ? s.spec.mode.replicated.replicas
-      : tasks.filter((t) => t.desiredState === 'running').length
-  return { running, desired, completed }
+  return jobAwareServiceStatus(s, tx.find('tasks', { serviceId: s.id }))
 }
 
 function checkSpecRefs(spec: ServiceSpec): void {
@@ -469,7 +470,13 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         const id = generateId()
         await update((tx) => {
           const resolved = withNetworkIds(tx, spec)
-          tx.create('services', { id, spec: resolved, endpoint: allocateEndpoint(tx, id, resolved) })
+          const jobStatus = nextJobStatus(undefined, resolved, Date.now())
+          tx.create('services', {
+            id,
+            spec: resolved,
+            endpoint: allocateEndpoint(tx, id, resolved),
+            ...(jobStatus ? { jobStatus } : {}),
+          })
         })
         return { status: 201, json: { ID: id, Warnings: null } }
       },
@@ -502,7 +509,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
           const spec = withNetworkIds(tx, given)
           const cur = lookup(tx, 'services', params[0]!, 'service')
           checkVersion(cur.meta.version, v)
-          if ('global' in cur.spec.mode !== 'global' in spec.mode)
+          if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
             throw new ApiError(400, 'service mode cannot be changed')
           const changed = JSON.stringify(cur.spec.taskTemplate) !== JSON.stringify(spec.taskTemplate)
           const next: Service = {
@@ -515,6 +522,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             endpoint: allocateEndpoint(tx, cur.id, spec),
           }
           delete next.updateStatus
+          // Every update of a job runs it again, as a new iteration.
+          const jobStatus = nextJobStatus(cur, spec, Date.now())
+          if (jobStatus) next.jobStatus = jobStatus
           tx.update('services', next)
         })
         return { json: { Warnings: null } }
@@ -644,7 +654,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
     ...blobRoutes('secrets', 'secret', secretToDocker, 1),
     ...blobRoutes('configs', 'config', configToDocker, 0),
 
-    // ---- registry: there is none, so the CLI warns and keeps the image unpinned.
+    // ---- registry: none without an engine, so the CLI warns and keeps the image unpinned (with an
+    // engine, the request goes to it and it asks the registry: see engine-proxy.ts).
     [
       'GET',
       /^\/distribution\/(.+)\/json$/,
@@ -678,7 +689,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
       list.push(t)
       byNode.set(t.nodeId, list)
     }
-    const entries: { at: string; payload: string }[] = []
+    const entries: { at: string; payload: string; stream?: 'stdout' | 'stderr' }[] = []
     await Promise.all(
       [...byNode].map(async ([nodeId, list]) => {
         const got = await m
@@ -699,6 +710,7 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
             entries.push({
               at: l.timestamp,
               payload: `${timestamps ? `${l.timestamp} ` : ''}${details ? `${d} ` : ''}${l.message}\n`,
+              ...(l.stream ? { stream: l.stream } : {}),
             })
         }
       }),
@@ -706,11 +718,11 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
     return entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
   }
 
-  const write = (res: ServerResponse, entries: { payload: string }[]) => {
+  const write = (res: ServerResponse, entries: { payload: string; stream?: 'stdout' | 'stderr' }[]) => {
     for (const e of entries) {
       const payload = Buffer.from(e.payload, 'utf8')
       const header = Buffer.alloc(8)
-      header[0] = 1
+      header[0] = e.stream === 'stderr' ? 2 : 1
       header.writeUInt32BE(payload.length, 4)
       res.write(Buffer.concat([header, payload]))
     }
@@ -845,10 +857,10 @@ function infoJson(d: Daemon) {
     ContainersPaused: 0,
     ContainersStopped: 0,
     Images: 0,
-    Driver: 'simulated',
+    Driver: d.executorKind,
     Name: d.hostname,
     ServerVersion: ENGINE_VERSION,
-    OperatingSystem: 'swarmkit reference cluster (simulated executor)',
+    OperatingSystem: `swarmkit reference cluster (${d.executorKind} executor)`,
     OSType: 'linux',
     Architecture: 'x86_64',
     NCPU: cpus().length,
@@ -918,10 +930,16 @@ export function engineApi(
 ): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
-  return apiServer(options.tls, (req, res) => {
+  const server = apiServer(options.tls, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://engine')
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
+    // Not swarm's: the engine this node executes on answers (containers, exec, images, volumes, …).
+    const engine = d.engine
+    if (engine && isProxied(path)) {
+      proxyRequest(engine, req, res)
+      return
+    }
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
     const tooOld = vm ? Number(vm[1]) < 1 || (Number(vm[1]) === 1 && Number(vm[2]) < 24) : false
     if (path === '/_ping' && !tooOld && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -976,4 +994,18 @@ export function engineApi(
       else res.destroy()
     })
   })
+  // Hijacked requests (`docker exec -it`, `docker attach`): only the engine's.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://engine')
+    const path = url.pathname.replace(/^\/v\d+\.\d+/, '')
+    const engine = d.engine
+    if (engine && isProxied(path)) proxyUpgrade(engine, req, socket, head)
+    else {
+      const body = JSON.stringify({ message: `page not found: ${req.method} ${path}` })
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    }
+  })
+  return server
 }

@@ -2,8 +2,10 @@
 // swarmkit-cluster: one node of the reference cluster. Point the docker CLI at its Engine API:
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
+import { hostname as osHostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { type ApiTlsOptions, checkApiExposure, loadApiTls } from './api-tls.js'
+import { chooseExecutor, parseGenericResources } from './executor-choice.js'
 import {
   createLogger,
   debugObserver,
@@ -16,12 +18,18 @@ import {
 import { startNode } from './node.js'
 
 const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
+                        [--engine-addr unix:///path|tcp://HOST:PORT | --simulated] [--node-generic-resource KIND=VALUE]
                         [--snapshot-interval N] [--heartbeat-period MS] [--max-replicas N]
 
   --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
   --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
   --hostname NAME         the name docker node ls shows (default: this machine's host name)
   --listen-addr HOST:PORT overrides the --listen-addr of docker swarm init/join
+  --engine-addr ADDR      the Docker Engine that runs this node's tasks (default unix:///var/run/docker.sock
+                          if an engine answers there, else the simulated executor)
+  --simulated             the simulated executor even where an engine answers
+  --node-generic-resource KIND=VALUE
+                          a resource this node offers to --generic-resource tasks (gpu=UUID, ssd=2); repeatable
   --tlsverify             answer only clients with a certificate from --tlscacert (mutual TLS, as dockerd)
   --tlscacert FILE        the CA of the clients (PEM)
   --tlscert FILE          the API's certificate (PEM)
@@ -58,6 +66,9 @@ function parse() {
       'state-dir': { type: 'string' },
       hostname: { type: 'string' },
       'listen-addr': { type: 'string' },
+      'engine-addr': { type: 'string' },
+      simulated: { type: 'boolean', default: false },
+      'node-generic-resource': { type: 'string', multiple: true },
       tls: { type: 'boolean', default: false },
       tlsverify: { type: 'boolean', default: false },
       tlscacert: { type: 'string' },
@@ -121,9 +132,41 @@ try {
 }
 
 const observer = debugObserver(logger)
+if (values.simulated && values['engine-addr'] !== undefined)
+  usageError('--simulated and --engine-addr exclude each other')
+
+// Which executor runs the tasks is the node's first log line, printed once the node starts (a node that
+// cannot start, e.g. on a locked state directory, prints only why).
+const nodeLog = values.quiet ? undefined : lineLog(logger)
+let executorLine: string | undefined
+const log = nodeLog
+  ? (line: string) => {
+      if (executorLine) nodeLog(executorLine)
+      executorLine = undefined
+      nodeLog(line)
+    }
+  : undefined
+let choice: Awaited<ReturnType<typeof chooseExecutor>>
+try {
+  choice = values.simulated
+    ? { executor: undefined, line: 'executor: simulated (--simulated)' }
+    : await chooseExecutor({
+        hostname: values.hostname ?? osHostname(),
+        ...(values['engine-addr'] !== undefined ? { engineAddr: values['engine-addr'] } : {}),
+        ...(values['node-generic-resource']?.length
+          ? { genericResources: parseGenericResources(values['node-generic-resource']) }
+          : {}),
+        ...(log ? { log } : {}),
+      })
+} catch (err) {
+  console.error(`swarmkit-cluster: ${(err as Error).message}`)
+  process.exit(2)
+}
+executorLine = choice.line
 let node: Awaited<ReturnType<typeof startNode>>
 try {
   node = await startNode({
+    ...(choice.executor ? { executor: choice.executor } : {}),
     stateDir: values['state-dir'],
     apiAddress: values.api!,
     ...(apiTls ? { apiTls } : {}),
@@ -133,17 +176,20 @@ try {
     ...(snapshotInterval ? { snapshotInterval } : {}),
     ...(heartbeatPeriodMs ? { heartbeatPeriodMs } : {}),
     ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
-    ...(values.quiet ? {} : { log: lineLog(logger) }),
+    ...(log ? { log } : {}),
     ...(observer ? { observer } : {}),
   })
 } catch (err) {
   // A directory in use, a port taken, an unreadable state: one line, no stack trace (a log record in the
   // log's format; with --log-format text the daemon's own one-line words).
+  await choice.executor?.close()
   const message = (err as Error)?.message ?? String(err)
   if (values['log-format'] === 'json') logger.error(`could not start: ${message}`)
   else console.error(`swarmkit-cluster: ${message}`)
   process.exit(1)
 }
+if (executorLine && nodeLog) nodeLog(executorLine)
+executorLine = undefined
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
 if (node.metricsUrl) console.log(`Metrics at ${node.metricsUrl}`)
 const stop = () => {

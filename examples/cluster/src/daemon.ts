@@ -1,6 +1,6 @@
 // One node of the reference cluster, as the docker CLI sees an engine: inactive until `docker swarm init`
 // (it becomes the first manager) or `docker swarm join` (it becomes a worker), then a manager or a worker
-// with an agent that runs the tasks assigned to it on the simulated executor.
+// with an agent that runs the tasks assigned to it on its executor (the simulated one, or a Docker Engine).
 
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
@@ -11,7 +11,9 @@ import { isStoreError, KeyManager, parseUnlockKey, type SpecLimits } from '@swar
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import { EngineClient } from './engine-client.js'
 import { ApiError, MESSAGES } from './errors.js'
+import type { Executor, NodeDescription } from './executor.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
 import type { ManagerObserver } from './observer.js'
@@ -38,6 +40,11 @@ export interface DaemonOptions {
   readonly snapshotInterval?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
+  /**
+   * What runs this node's tasks (e.g. `dockerExecutor()`); the daemon closes it. Default: a simulated
+   * executor per agent (tasks run in this process).
+   */
+  readonly executor?: Executor
   /**
    * Run the routing mesh: answer on every published port of every service at this node's listen address
    * and forward to the services' tasks. Default true.
@@ -160,12 +167,47 @@ export class Daemon {
     this.#log = options.log ?? (() => {})
   }
 
+  /** What the executor said about this node when last asked. */
+  #description: NodeDescription | undefined
+
+  /** The engine this node executes on, if it runs on one (non-swarm API calls are forwarded there). */
+  get engine(): EngineClient | undefined {
+    const e = this.options.executor as { engine?: unknown } | undefined
+    return e?.engine instanceof EngineClient ? e.engine : undefined
+  }
+
+  /** Which executor runs this node's tasks (`docker info` shows it). */
+  get executorKind(): string {
+    return this.options.executor?.kind ?? 'simulated'
+  }
+
+  /** Asks the executor to describe the node again (before registering with the managers). */
+  async #describe(): Promise<void> {
+    const executor = this.options.executor
+    if (!executor) return
+    try {
+      this.#description = await executor.describe()
+    } catch (err) {
+      this.#log(`the executor could not describe this node: ${(err as Error).message}`)
+    }
+  }
+
   info(): NodeInfo {
+    const d = this.#description
     return {
       hostname: this.hostname,
-      platform: { os: 'linux', architecture: 'x86_64' },
-      resources: { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() },
-      engineVersion: ENGINE_VERSION,
+      platform: d?.platform ?? { os: 'linux', architecture: 'x86_64' },
+      resources: d
+        ? {
+            nanoCPUs: d.resources.nanoCPUs,
+            memoryBytes: d.resources.memoryBytes,
+            ...(d.resources.genericResources?.length
+              ? { genericResources: d.resources.genericResources.map((g) => ({ ...g })) }
+              : {}),
+          }
+        : { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() },
+      engineVersion: d?.engineVersion ?? ENGINE_VERSION,
+      ...(d ? { plugins: d.plugins } : {}),
       ...(this.#tlsState ? { tls: nodeTlsInfo(this.#tlsState.certificate, this.#tlsState.roots) } : {}),
     }
   }
@@ -339,6 +381,7 @@ export class Daemon {
    * with its certificate); does nothing for a node that never joined a swarm.
    */
   async resume(): Promise<boolean> {
+    await this.#describe()
     const saved = await this.#readSaved()
     if (!saved) return false
     // The agent registers in the background: a manager may come back without a quorum (its peers are
@@ -711,11 +754,13 @@ export class Daemon {
 
   /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
   async #startAgent(saved: SavedNode, dispatcher: DispatcherApi, wait: boolean): Promise<void> {
+    await this.#describe()
     this.agent = new Agent({
       nodeId: saved.nodeId,
       dispatcher,
       info: this.info(),
       addr: saved.advertiseHost,
+      ...(this.options.executor ? { executor: this.options.executor } : {}),
       role: saved.role,
       onRole: (role) => this.#onRole(role),
       onHeartbeat: (answer) => this.#onHeartbeat(answer),
@@ -878,10 +923,16 @@ export class Daemon {
     }
   }
 
-  #logs(ids: unknown): Record<string, LogLine[]> {
+  async #logs(ids: unknown): Promise<Record<string, LogLine[]>> {
     if (!Array.isArray(ids) || ids.length > 10_000) throw new TypeError('expected a list of task IDs')
     const out: Record<string, LogLine[]> = {}
-    for (const id of ids) if (typeof id === 'string' && this.agent) out[id] = [...this.agent.logs(id)]
+    const agent = this.agent
+    if (!agent) return out
+    await Promise.all(
+      ids.map(async (id) => {
+        if (typeof id === 'string') out[id] = [...(await agent.logs(id))]
+      }),
+    )
     return out
   }
 
@@ -896,6 +947,7 @@ export class Daemon {
     this.#busy = true
     try {
       await this.close()
+      await this.#removeTasks(this.nodeId)
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
       await this.#dropManagerState()
       this.#client = undefined
@@ -907,6 +959,17 @@ export class Daemon {
       this.remoteManager = ''
     } finally {
       this.#busy = false
+    }
+  }
+
+  /** A node that leaves the swarm stops and removes its tasks (containers), as a swarm engine does. */
+  async #removeTasks(nodeId: string): Promise<void> {
+    const executor = this.options.executor
+    if (!executor || !nodeId) return
+    try {
+      for (const id of await executor.adoptable(nodeId)) await executor.removeOrphan(id)
+    } catch (err) {
+      this.#log(`removing the tasks of ${nodeId} failed: ${(err as Error).message}`)
     }
   }
 

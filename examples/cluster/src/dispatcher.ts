@@ -5,12 +5,17 @@
 import { isIP } from 'node:net'
 import type { MeshService } from '@swarmkit/overlay'
 import type {
+  GenericResource,
+  Labels,
   MemoryStore,
+  NetworkAttachment,
   Node,
   Platform,
   PortConfig,
+  ReadTx,
   Resources,
   Task,
+  TaskSpec,
   TaskState,
   TLSInfo,
 } from '@swarmkit/store'
@@ -22,17 +27,44 @@ import { meshServices } from './routing.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
 import { issuingCA } from './tls-info.js'
 
-/** What a worker is told about one of its tasks. */
+/** The data of a secret or config a task uses, sent only to the node that runs the task. */
+export interface TaskFile {
+  readonly id: string
+  readonly name: string
+  readonly data: Uint8Array
+}
+
+/**
+ * What a worker is told about one of its tasks: the whole task, as swarm's dispatcher sends it, with the
+ * secrets and configs it references (and only those; no other node receives them).
+ */
 export interface Assignment {
   readonly taskId: string
   readonly serviceId: string
   readonly serviceName: string
   readonly slot: number
+  /** The node the task runs on (the receiving node). */
+  readonly nodeId: string
+  /** The image, as in `spec.containerSpec.image`. */
   readonly image: string
   readonly desiredState: Task['desiredState']
   readonly state: TaskState
   /** Host-mode published ports the task binds on its node. */
   readonly hostPorts: PortConfig[]
+  /** All published ports of the task's service (the first target port is where the mesh reaches it). */
+  readonly ports: PortConfig[]
+  /** The full task spec: container spec, resources, restart policy, networks, log driver. */
+  readonly spec: TaskSpec
+  /** The service's labels at the task's creation. */
+  readonly serviceLabels: Labels
+  /** The networks the task attaches to, with its addresses on them. */
+  readonly networks: NetworkAttachment[]
+  /** Generic resources (e.g. GPUs) the scheduler gave the task on this node. */
+  readonly genericResources: GenericResource[]
+  /** The secrets named in `spec.containerSpec.secrets`, with their data. */
+  readonly secrets: TaskFile[]
+  /** The configs named in `spec.containerSpec.configs`, with their data. */
+  readonly configs: TaskFile[]
 }
 
 /** A worker's report on one task. */
@@ -45,6 +77,8 @@ export interface TaskStatusUpdate {
   readonly ports?: PortConfig[]
   /** Where the running task answers (an address of its node), for the routing mesh. */
   readonly endpoint?: { readonly address: string; readonly port: number }
+  /** The task's container and how it exited (`docker inspect` of the task shows it). */
+  readonly containerStatus?: { readonly containerId: string; readonly pid: number; readonly exitCode: number }
 }
 
 /** What a worker reports about itself when it registers. */
@@ -53,6 +87,8 @@ export interface NodeInfo {
   readonly platform: Platform
   readonly resources: Resources
   readonly engineVersion: string
+  /** The plugins the node's executor offers. Default: the overlay network and json-file log drivers. */
+  readonly plugins?: readonly { readonly type: string; readonly name: string }[]
   /** The root the node trusts and the CA key its certificate is from (see `tls-info.ts`). */
   readonly tls?: TLSInfo
 }
@@ -82,7 +118,6 @@ export interface DispatcherApi {
 }
 
 const RANK_ASSIGNED = taskStateRank('assigned')
-const RANK_RUNNING = taskStateRank('running')
 const MAX_UPDATES = 1000
 
 export interface DispatcherOptions {
@@ -157,7 +192,7 @@ export class Dispatcher implements DispatcherApi {
           engine: {
             engineVersion: info.engineVersion,
             labels: n.description?.engine.labels ?? {},
-            plugins: [
+            plugins: info.plugins?.map((p) => ({ type: p.type, name: p.name })) ?? [
               { type: 'Network', name: 'overlay' },
               { type: 'Log', name: 'json-file' },
             ],
@@ -315,6 +350,7 @@ export class Dispatcher implements DispatcherApi {
             message: String(u.message).slice(0, 1024),
             ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
             ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
+            ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
           },
         })
       }
@@ -326,25 +362,15 @@ export class Dispatcher implements DispatcherApi {
     clearTimeout(this.#timer)
   }
 
+  /**
+   * Every task on the node from `assigned` on, also finished ones: the worker keeps what a finished task
+   * left (its logs) until the task leaves the store (the reaper keeps a few per slot), as swarm does.
+   */
   #list(nodeId: string): Assignment[] {
     return this.#store.view((tx) =>
       tx
-        .find('tasks', { nodeId }, (t) => {
-          const r = taskStateRank(t.status.state)
-          return r >= RANK_ASSIGNED && r <= RANK_RUNNING
-        })
-        .map((t) => ({
-          taskId: t.id,
-          serviceId: t.serviceId,
-          serviceName: t.serviceAnnotations.name,
-          slot: t.slot,
-          image: t.spec.containerSpec.image,
-          desiredState: t.desiredState,
-          state: t.status.state,
-          hostPorts: (tx.get('services', t.serviceId)?.spec.endpointSpec?.ports ?? []).filter(
-            (p) => p.publishMode === 'host',
-          ),
-        })),
+        .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
+        .map((t) => assignmentOf(tx, t)),
     )
   }
 
@@ -377,6 +403,45 @@ export class Dispatcher implements DispatcherApi {
   }
 }
 
+/** The whole task for its node, with the data of the secrets and configs it uses. */
+export function assignmentOf(tx: ReadTx, t: Task): Assignment {
+  const ports =
+    tx.get('services', t.serviceId)?.endpoint?.ports ??
+    tx.get('services', t.serviceId)?.spec.endpointSpec?.ports ??
+    []
+  const c = t.spec.containerSpec
+  const secrets: TaskFile[] = []
+  for (const ref of c.secrets ?? []) {
+    const s = tx.get('secrets', ref.secretId)
+    if (s && !secrets.some((x) => x.id === s.id))
+      secrets.push({ id: s.id, name: s.spec.name, data: s.spec.data })
+  }
+  const configs: TaskFile[] = []
+  for (const ref of c.configs ?? []) {
+    const s = tx.get('configs', ref.configId)
+    if (s && !configs.some((x) => x.id === s.id))
+      configs.push({ id: s.id, name: s.spec.name, data: s.spec.data })
+  }
+  return {
+    taskId: t.id,
+    serviceId: t.serviceId,
+    serviceName: t.serviceAnnotations.name,
+    slot: t.slot,
+    nodeId: t.nodeId,
+    image: c.image,
+    desiredState: t.desiredState,
+    state: t.status.state,
+    hostPorts: ports.filter((p) => p.publishMode === 'host'),
+    ports,
+    spec: t.spec,
+    serviceLabels: t.serviceAnnotations.labels ?? {},
+    networks: t.networks ?? [],
+    genericResources: t.assignedGenericResources ?? [],
+    secrets,
+    configs,
+  }
+}
+
 function validEndpoint(e: unknown): e is { address: string; port: number } {
   const x = e as { address?: unknown; port?: unknown } | undefined
   return (
@@ -387,6 +452,18 @@ function validEndpoint(e: unknown): e is { address: string; port: number } {
     Number.isInteger(x.port) &&
     (x.port as number) >= 1 &&
     (x.port as number) <= 65535
+  )
+}
+
+function validContainerStatus(c: unknown): c is { containerId: string; pid: number; exitCode: number } {
+  const x = c as { containerId?: unknown; pid?: unknown; exitCode?: unknown } | undefined
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.containerId === 'string' &&
+    x.containerId.length <= 128 &&
+    Number.isSafeInteger(x.pid) &&
+    Number.isSafeInteger(x.exitCode)
   )
 }
 
@@ -417,7 +494,11 @@ function checkInfo(info: NodeInfo): void {
     typeof info.platform?.os !== 'string' ||
     typeof info.platform?.architecture !== 'string' ||
     !Number.isSafeInteger(info.resources?.nanoCPUs) ||
-    !Number.isSafeInteger(info.resources?.memoryBytes)
+    !Number.isSafeInteger(info.resources?.memoryBytes) ||
+    (info.plugins !== undefined &&
+      (!Array.isArray(info.plugins) ||
+        info.plugins.length > 256 ||
+        !info.plugins.every((p) => typeof p?.type === 'string' && typeof p?.name === 'string')))
   )
     throw new TypeError('info: expected { hostname, platform, resources, engineVersion }')
   const tls = info.tls

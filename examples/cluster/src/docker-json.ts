@@ -23,6 +23,11 @@ import type {
   TaskSpec,
   UpdateConfig,
 } from '@swarmkit/store'
+import {
+  containerExtrasFromDocker,
+  genericResourcesFromDocker,
+  taskExtrasFromDocker,
+} from './container-spec-json.js'
 import { ApiError } from './errors.js'
 
 const ACRONYMS: Record<string, string> = {
@@ -134,8 +139,13 @@ export function withServiceDefaults(spec: ServiceSpec): ServiceSpec {
       },
       placement: t.placement ?? {},
     },
-    updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.updateConfig },
-    rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.rollbackConfig },
+    // Jobs are never rolled out: they have no update config (swarm refuses one).
+    ...('replicatedJob' in spec.mode || 'globalJob' in spec.mode
+      ? {}
+      : {
+          updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.updateConfig },
+          rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...spec.rollbackConfig },
+        }),
   }
 }
 
@@ -153,6 +163,7 @@ export function serviceToDocker(
     ? toDocker(s.endpoint)
     : { Spec: toDocker(s.spec.endpointSpec ?? { mode: 'vip' }), Ports: [], VirtualIPs: [] }
   if (s.updateStatus) out.UpdateStatus = toDocker(s.updateStatus)
+  if (s.jobStatus) out.JobStatus = toDocker(s.jobStatus)
   if (status) {
     out.ServiceStatus = {
       RunningTasks: status.running,
@@ -249,30 +260,30 @@ type Json = Record<string, unknown>
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-function bad(field: string, what: string): ApiError {
+export function bad(field: string, what: string): ApiError {
   return new ApiError(400, `invalid ${field}: ${what}`)
 }
 
-function obj(v: unknown, field: string): Json | undefined {
+export function obj(v: unknown, field: string): Json | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObj(v)) throw bad(field, 'expected an object')
   return v
 }
 
-function str(v: unknown, field: string): string | undefined {
+export function str(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'string') throw bad(field, 'expected a string')
   if (v.length > 65536) throw bad(field, 'too long')
   return v
 }
 
-function int(v: unknown, field: string, min = 0): number | undefined {
+export function int(v: unknown, field: string, min = 0): number | undefined {
   if (v === undefined || v === null) return undefined
   if (!Number.isSafeInteger(v) || (v as number) < min) throw bad(field, `expected an integer >= ${min}`)
   return v as number
 }
 
-function strings(v: unknown, field: string): string[] | undefined {
+export function strings(v: unknown, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined
   if (!Array.isArray(v) || v.length > 4096 || v.some((s) => typeof s !== 'string'))
     throw bad(field, 'expected a list of strings')
@@ -344,6 +355,7 @@ function containerSpecFromDocker(v: unknown): ContainerSpec {
     init: typeof c.Init === 'boolean' ? c.Init : undefined,
     tty: typeof c.TTY === 'boolean' ? c.TTY : undefined,
     stopGracePeriod: int(c.StopGracePeriod, 'ContainerSpec.StopGracePeriod'),
+    ...containerExtrasFromDocker(c),
     secrets: secrets?.map((s, i) => {
       const r = obj(s, `ContainerSpec.Secrets[${i}]`) ?? {}
       const f = obj(r.File, `ContainerSpec.Secrets[${i}].File`) ?? {}
@@ -392,12 +404,17 @@ function resourcesFromDocker(v: unknown): ResourceRequirements | undefined {
     ? {
         nanoCPUs: int(res.NanoCPUs, 'Reservations.NanoCPUs') ?? 0,
         memoryBytes: int(res.MemoryBytes, 'Reservations.MemoryBytes') ?? 0,
+        ...clean({
+          genericResources: genericResourcesFromDocker(res.GenericResources, 'Reservations.GenericResources'),
+        }),
       }
     : undefined
   const out = clean({
     limits: limits && (limits.nanoCPUs || limits.memoryBytes || limits.pids) ? limits : undefined,
     reservations:
-      reservations && (reservations.nanoCPUs || reservations.memoryBytes) ? reservations : undefined,
+      reservations && (reservations.nanoCPUs || reservations.memoryBytes || reservations.genericResources)
+        ? reservations
+        : undefined,
   })
   return Object.keys(out).length > 0 ? out : undefined
 }
@@ -445,6 +462,7 @@ function taskSpecFromDocker(v: unknown): TaskSpec {
       return clean({ target, aliases })
     }),
     forceUpdate: int(t.ForceUpdate, 'TaskTemplate.ForceUpdate') || undefined,
+    ...taskExtrasFromDocker(t),
   })
 }
 
@@ -455,7 +473,15 @@ function modeFromDocker(v: unknown): ServiceMode {
     return { replicated: { replicas: int(r?.Replicas, 'Mode.Replicated.Replicas') ?? 1 } }
   }
   if (m.Global !== undefined) return { global: {} }
-  throw new ApiError(400, 'only replicated and global services are supported by this cluster')
+  if (m.ReplicatedJob !== undefined) {
+    // The API's defaults: max concurrent 1, total completions = max concurrent.
+    const j = obj(m.ReplicatedJob, 'Mode.ReplicatedJob')
+    const maxConcurrent = int(j?.MaxConcurrent, 'Mode.ReplicatedJob.MaxConcurrent') || 1
+    const totalCompletions = int(j?.TotalCompletions, 'Mode.ReplicatedJob.TotalCompletions') ?? maxConcurrent
+    return { replicatedJob: { maxConcurrent, totalCompletions } }
+  }
+  if (m.GlobalJob !== undefined) return { globalJob: {} }
+  throw new ApiError(400, 'unrecognized service mode')
 }
 
 function updateConfigFromDocker(v: unknown, field: string): UpdateConfig | undefined {

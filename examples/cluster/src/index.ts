@@ -3,8 +3,9 @@
  * `@swarmkit/example-cluster`: the reference cluster that the real `docker` CLI drives. Each node is a
  * {@link Daemon} (inactive until `docker swarm init` or `docker swarm join`) served by {@link engineApi},
  * the Docker Engine API subset of swarm mode over HTTP. Managers run raft with the store as its state
- * machine, the scheduler and orchestrators on the leader, the CA and the dispatcher; workers run an agent
- * with a simulated executor.
+ * machine, the scheduler and orchestrators on the leader, the CA and the dispatcher; every node runs an agent
+ * that drives its tasks through an {@link Executor}: the {@link simulatedExecutor} (in-process tasks) or
+ * a Docker Engine.
  *
  * ```ts
  * import { startNode } from '@swarmkit/example-cluster'
@@ -15,9 +16,25 @@
  */
 export { Agent, type AgentOptions } from './agent.js'
 export { API_VERSION, engineApi } from './api.js'
+export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
-export type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+export type {
+  Assignment,
+  DispatcherApi,
+  HeartbeatAnswer,
+  NodeInfo,
+  TaskFile,
+  TaskStatusUpdate,
+} from './dispatcher.js'
 export { Dispatcher } from './dispatcher.js'
+export {
+  type DockerExecutor,
+  type DockerExecutorOptions,
+  dockerExecutor,
+  engineAnswers,
+  type TaskNetworking,
+} from './docker-executor.js'
+export { ENGINE_API_VERSION, EngineClient, parseEngineAddress } from './engine-client.js'
 export { ApiError, MESSAGES } from './errors.js'
 export {
   ClusterEvents,
@@ -29,8 +46,38 @@ export {
   eventMatches,
   writeServerSentEvents,
 } from './events.js'
+export {
+  type Controller,
+  type ControllerCallOptions,
+  type ControllerEvents,
+  type Executor,
+  ExecutorError,
+  type ExecutorErrorCode,
+  exitErrorText,
+  isExecutorError,
+  type LogLine,
+  type NodeDescription,
+  type ObservedTask,
+  type PluginDescription,
+  type TaskExit,
+  UNHEALTHY_TEXT,
+} from './executor.js'
+export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './executor-choice.js'
 export { type Filters, parseFilters } from './filters.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
 export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'
 export { MeshFollower, type MeshFollowerOptions, meshServices } from './routing.js'
+export {
+  SIMULATE_LABELS,
+  type SimulatedBehaviour,
+  type SimulatedExecutor,
+  type SimulatedExecutorOptions,
+  simulatedExecutor,
+} from './simulated-executor.js'
+export {
+  type LocalTaskNetworking,
+  type LocalTaskNetworkingOptions,
+  localTaskNetworking,
+  taskNetworkingSupported,
+} from './task-networking.js'

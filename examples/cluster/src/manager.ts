@@ -764,7 +764,7 @@ export class Manager {
   }
 
   /** This node's own agent (set by the daemon), for `docker service logs`. */
-  localLogs: ((taskIds: string[]) => Record<string, LogLine[]>) | undefined
+  localLogs: ((taskIds: string[]) => Promise<Record<string, LogLine[]>>) | undefined
 
   /**
    * Log lines of tasks on `nodeId`: from this node's agent, a worker connected here, or (when `ask` is set)
@@ -778,7 +778,7 @@ export class Manager {
     if (typeof nodeId !== 'string' || !Array.isArray(taskIds) || taskIds.length > 10_000)
       throw new TypeError('expected { nodeId, taskIds }')
     const ids = taskIds.filter((t): t is string => typeof t === 'string')
-    if (nodeId === this.nodeId) return this.localLogs?.(ids) ?? {}
+    if (nodeId === this.nodeId) return (await this.localLogs?.(ids)) ?? {}
     const session = this.dispatcher.sessions.get(nodeId)
     if (session)
       return (await session.call('agent.logs', ids, { timeoutMs: 5000 })) as Record<string, LogLine[]>

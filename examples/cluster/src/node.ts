@@ -92,6 +92,7 @@ async function serve(
       await closeServer(server)
       if (served) await closeServer(served.server)
       await daemon.close()
+      await options.executor?.close()
       await lock.release()
     },
   }

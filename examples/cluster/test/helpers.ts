@@ -1,8 +1,14 @@
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type ClusterNode, startNode } from '../src/index.js'
+import {
+  type ClusterNode,
+  type DockerExecutorOptions,
+  dockerExecutor,
+  localTaskNetworking,
+  startNode,
+} from '../src/index.js'
 
 export interface DockerResult {
   code: number
@@ -102,10 +108,27 @@ export function stateDir(name: string): string {
  */
 export function node(
   name: string,
-  options: { host?: string; routingMesh?: boolean; heartbeatPeriodMs?: number } = {},
+  options: {
+    host?: string
+    routingMesh?: boolean
+    engineAddr?: string
+    heartbeatPeriodMs?: number
+    genericResources?: DockerExecutorOptions['genericResources']
+  } = {},
   log = !!process.env.CLUSTER_LOG,
 ): Promise<ClusterNode> {
+  const executor = options.engineAddr
+    ? dockerExecutor({
+        engineAddr: options.engineAddr,
+        hostname: name,
+        secretsDir: join('/dev/shm', `${root.replaceAll('/', '_')}-${name}`),
+        ...(options.genericResources ? { genericResources: options.genericResources } : {}),
+        networking: localTaskNetworking(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
+        ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),
+      })
+    : undefined
   return startNode({
+    ...(executor ? { executor } : {}),
     stateDir: join(root, name),
     apiAddress: '127.0.0.1:0',
     hostname: name,
@@ -119,6 +142,11 @@ export function node(
 
 export function cleanup(): void {
   rmSync(root, { recursive: true, force: true })
+  // The tmpfs directories the nodes' docker executors kept secrets in.
+  const shm = `${root.replaceAll('/', '_')}-`
+  if (existsSync('/dev/shm'))
+    for (const d of readdirSync('/dev/shm'))
+      if (d.startsWith(shm)) rmSync(join('/dev/shm', d), { recursive: true, force: true })
 }
 
 /** Rows of a docker table output, split on runs of 2+ spaces. */

@@ -50,7 +50,8 @@ export async function dockerClusterDemo(
     const api = `127.0.0.1:${await freePort()}`
     const proc = spawn(
       process.execPath,
-      [cli, '--state-dir', join(root, name), '--api', api, '--hostname', name, ...extra],
+      // Simulated tasks: the demo runs the same on a machine with or without a Docker Engine.
+      [cli, '--state-dir', join(root, name), '--api', api, '--hostname', name, '--simulated', ...extra],
       { stdio: 'ignore' },
     )
     procs.push(proc)

@@ -51,6 +51,12 @@ export interface SandboxSpec {
   id: string
   /** Interfaces in order: the first one's gateway is the default route. */
   endpoints: SandboxEndpoint[]
+  /**
+   * Join the network namespace of this process (e.g. a container started with no network, as a CNI
+   * plugin does) instead of making a new one. The Linux driver names it with `ip netns attach`; removing
+   * the sandbox drops the name and the veth pairs, never the process's namespace.
+   */
+  pid?: number
 }
 
 export interface Sandbox {
@@ -210,10 +216,12 @@ export interface CheckedEndpoint {
   mac: string
 }
 
-export function checkSandbox(s: unknown): { id: string; endpoints: CheckedEndpoint[] } {
+export function checkSandbox(s: unknown): { id: string; endpoints: CheckedEndpoint[]; pid?: number } {
   if (typeof s !== 'object' || s === null) throw new TypeError('spec must be an object')
   const spec = s as SandboxSpec
   checkId(spec.id, 'spec.id', 64)
+  if (spec.pid !== undefined && (!Number.isSafeInteger(spec.pid) || spec.pid < 1))
+    throw new TypeError('spec.pid must be a process ID')
   if (!Array.isArray(spec.endpoints) || spec.endpoints.length > 32)
     throw new TypeError('spec.endpoints must be an array of at most 32 endpoints')
   const seen = new Set<string>()
@@ -230,7 +238,7 @@ export function checkSandbox(s: unknown): { id: string; endpoints: CheckedEndpoi
       mac: e.mac === undefined ? macFor(a.family, a.value) : checkMac(e.mac, `spec.endpoints[${i}].mac`),
     }
   })
-  return { id: spec.id, endpoints }
+  return { id: spec.id, endpoints, ...(spec.pid !== undefined ? { pid: spec.pid } : {}) }
 }
 
 export function checkDesired(d: unknown): DesiredDataPlane {

@@ -513,8 +513,9 @@ class LinuxDriver implements NetworkDriver {
         if (links.has(this.vethName(s.id, i)))
           await this.ip(['link', 'del', 'dev', this.vethName(s.id, i)], options)
     }
-    await this.run('ip', ['netns', 'add', ns], options).catch((err) => {
-      throw this.failure(['netns', 'add', ns], err)
+    const make = s.pid === undefined ? ['netns', 'add', ns] : ['netns', 'attach', ns, String(s.pid)]
+    await this.run('ip', make, options).catch((err) => {
+      throw this.failure(make, err)
     })
     try {
       await this.inNs(ns, ['link', 'set', 'dev', 'lo', 'up'], options)

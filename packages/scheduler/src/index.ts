@@ -6,8 +6,9 @@
  *   in swarm's order with swarm's "no suitable node (…)" explanations, spread ranking and placement
  *   preferences; `createPlacer()` places a batch of tasks in O(nodes + tasks · log nodes).
  * - `createScheduler()`: moves pending tasks to nodes, driven by store watches; never assigns a task twice.
- * - `createOrchestrator()`: replicated and global services, the restart supervisor, rolling updates and
- *   rollbacks, node drain and failure, the constraint enforcer and the task reaper.
+ * - `createOrchestrator()`: replicated and global services, replicated and global jobs, the restart
+ *   supervisor, rolling updates and rollbacks, node drain and failure, the constraint enforcer and the task
+ *   reaper. Every pass is bounded (the rest waits for the next pass).
  * - `createService` / `updateService` / `rollbackService`: service changes as the API makes them.
  * - Tests: `manualClock()` and `createTestExecutor()` (a fake worker) make whole-cluster tests deterministic.
  */
@@ -28,6 +29,7 @@ export {
 export { DEFAULTS } from './defaults.js'
 export type { SchedulerErrorCode } from './errors.js'
 export { isSchedulerError, SchedulerError } from './errors.js'
+export { isJob, jobIteration, nextJobStatus, serviceStatus } from './jobs.js'
 export type { Orchestrator, OrchestratorEvents, OrchestratorOptions } from './orchestrator.js'
 export { createOrchestrator } from './orchestrator.js'
 export type { Assignment, FilterName, PlacementResult, Placer, Unplaced } from './placement.js'

@@ -20,6 +20,7 @@ import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { type NewTask, Plan } from './internal/plan.js'
 import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
+import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
@@ -169,6 +170,15 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   /** Per pass: tasks to reject per node for lack of resources. */
   readonly #overcommit = new Map<string, Set<string>>()
   readonly #limits: Readonly<SpecLimits>
+  readonly #jobHost: JobHost = {
+    nodes: () => this.#nodes.values(),
+    node: (id) => this.#nodes.get(id),
+    fits: (spec, node) => this.#fits(spec, node),
+    newTask: (svc, slot, nodeId, now, desired) => this.#newTask(svc, slot, nodeId, now, desired),
+    supervise: (svc, t, plan, now) => this.#supervise(svc, t, plan, now),
+    promote: (svc, t, plan, now) => this.#promote(svc, t, plan, now),
+    shouldRestart: (t, now) => this.#shouldRestart(t, now),
+  }
   /** Services left alone for exceeding the limits -> the `meta.version` already logged. */
   readonly #refusals = new Map<string, number>()
 
@@ -273,7 +283,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           const t = this.#tasks.get(id)
           if (t) this.#dirty.add(t.serviceId)
         }
-        for (const s of this.#services.values()) if ('global' in s.spec.mode) this.#dirty.add(s.id)
+        for (const s of this.#services.values())
+          if ('global' in s.spec.mode || 'globalJob' in s.spec.mode) this.#dirty.add(s.id)
         return
       }
       case 'clusters':
@@ -406,6 +417,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const mode = svc.spec.mode
     if ('replicated' in mode) this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
     else if ('global' in mode) this.#global(svc, tasks, plan, now)
+    else if ('replicatedJob' in mode)
+      reconcileReplicatedJob(this.#jobHost, svc, mode.replicatedJob, tasks, plan, now)
+    else if ('globalJob' in mode) reconcileGlobalJob(this.#jobHost, svc, tasks, plan, now)
     this.#reap(svc, tasks, plan)
   }
 
@@ -515,6 +529,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     if (endpoint) t.endpoint = endpoint
     if (spec.logDriver) t.logDriver = spec.logDriver
+    if (isJob(svc)) t.jobIteration = { index: jobIteration(svc) }
     return t
   }
 
@@ -527,11 +542,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   #shouldRestart(t: Task, now: number): boolean {
     const p = restartPolicy(t.spec.restartPolicy)
     if (p.condition === 'none') return false
-    if (p.condition === 'on-failure' && t.status.state === 'complete') return false
+    // A job's completed task is done whatever the condition: restarting it would run the job again.
+    if ((p.condition === 'on-failure' || t.jobIteration) && t.status.state === 'complete') return false
     if (p.maxAttempts === 0) return true
     const h = this.#history.get(`${t.serviceId}/${this.#slotKey(t)}`)
     if (!h || h.version !== (t.specVersion?.index ?? 0)) return true
-    const count = p.windowMs > 0 ? h.times.filter((x) => x > now - p.windowMs).length : h.times.length
+    if (p.windowMs === 0) return h.times.length < p.maxAttempts
+    // As swarm: the restarts in the window before the task ended (not before now), so that the decision
+    // for a task is the same whenever it is made, and a slot stopped for good stays stopped.
+    const ended = isFinished(t) ? Math.min(t.status.timestamp, now) : now
+    const count = h.times.filter((x) => x > ended - p.windowMs && x <= ended).length
     return count < p.maxAttempts
   }
 
@@ -595,7 +615,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         if (old && !stopped(old) && node && node.status.state !== 'down') return
       }
     }
-    plan.setDesired(t, 'running')
+    plan.setDesired(t, t.jobIteration ? 'complete' : 'running')
     plan.after.push(() => this.#delays.delete(t.id))
   }
 

@@ -8,6 +8,7 @@ import {
 } from '@swarmkit/store'
 import { validatePlacement } from './constraints.js'
 import { SchedulerError } from './errors.js'
+import { nextJobStatus } from './jobs.js'
 import { rollbackSpec } from './orchestrator.js'
 import type { SchedulerStore } from './store.js'
 
@@ -32,11 +33,14 @@ function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
 export async function createService(
   store: SchedulerStore,
   spec: ServiceSpec,
-  options?: { random?: (n: number) => Uint8Array },
+  options?: { random?: (n: number) => Uint8Array; now?: number },
 ): Promise<Service> {
   checkSpec(spec)
   const id = options?.random ? generateId(options.random) : generateId()
-  return store.update((tx) => tx.create('services', { id, spec }))
+  return store.update((tx) => {
+    const jobStatus = nextJobStatus(undefined, spec, options?.now ?? Date.now())
+    return tx.create('services', jobStatus ? { id, spec, jobStatus } : { id, spec })
+  })
 }
 
 /**
@@ -50,7 +54,7 @@ export async function updateService(
   store: SchedulerStore,
   serviceId: string,
   spec: ServiceSpec,
-  options?: { version?: number },
+  options?: { version?: number; now?: number },
 ): Promise<Service> {
   if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
   const version = options?.version
@@ -71,6 +75,8 @@ export async function updateService(
       specVersion: changed ? { index: tx.version + 1 } : cur.specVersion,
     }
     delete next.updateStatus
+    const jobStatus = nextJobStatus(cur, spec, options?.now ?? Date.now())
+    if (jobStatus) next.jobStatus = jobStatus
     return tx.update('services', next)
   })
 }

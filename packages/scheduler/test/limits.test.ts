@@ -128,4 +128,24 @@ describe('bounded reconciliation passes', () => {
     expect(zero).toBeLessThanOrEqual(50 + 2)
     expect(h.tasks(s.id).filter((t) => t.desiredState === 'running')).toHaveLength(0)
   }, 120_000)
+
+  it('paces a global service over many nodes, and its node failures', async () => {
+    h = await harness({ commitSize: 50 })
+    const nodes = await h.addNodes(600)
+    const s = await h.service(serviceSpec('agent', { mode: { global: {} } }))
+    const up = await largestCommit(h.store, () => h!.settle())
+    expect(h.running(s.id)).toHaveLength(600)
+    expect(up).toBeLessThanOrEqual(50)
+    const down = await largestCommit(h.store, async () => {
+      await h!.store.update((tx) => {
+        for (const id of nodes.slice(0, 300)) {
+          const n = tx.get('nodes', id)!
+          tx.update('nodes', { ...n, status: { ...n.status, state: 'down' } })
+        }
+      })
+      await h!.settle()
+    })
+    expect(down).toBeLessThanOrEqual(50)
+    expect(h.running(s.id)).toHaveLength(300)
+  }, 120_000)
 })

@@ -399,7 +399,10 @@ export interface Service {
   previousSpecVersion?: { index: number }
   endpoint?: Endpoint
   updateStatus?: UpdateStatus
-  /** Job progress (job modes only). */
+  /**
+   * Job progress (job modes only): the iteration is bumped by every update of the service, and the job runs
+   * again (its tasks of earlier iterations are removed); `lastExecution` is when the iteration began.
+   */
   jobStatus?: { jobIteration: { index: number }; lastExecution?: Timestamp }
   /** Set while the service's tasks are being shut down before the service itself is removed. */
   pendingDelete?: boolean
@@ -438,8 +441,11 @@ export function taskStateRank(state: TaskState): number {
   return rank
 }
 
-/** States a task may be asked to reach: `ready` (prepare but do not start), `running`, `shutdown`, `remove`. */
-export const DESIRED_TASK_STATES = ['ready', 'running', 'shutdown', 'remove'] as const
+/**
+ * States a task may be asked to reach: `ready` (prepare but do not start), `running`, `complete` (a job's
+ * task: run it until it exits, and do not restart it once it completed), `shutdown`, `remove`.
+ */
+export const DESIRED_TASK_STATES = ['ready', 'running', 'complete', 'shutdown', 'remove'] as const
 export type DesiredTaskState = (typeof DESIRED_TASK_STATES)[number]
 
 export interface ContainerStatus {
@@ -491,6 +497,7 @@ export interface Task {
   endpoint?: Endpoint
   logDriver?: Driver
   assignedGenericResources?: GenericResource[]
+  /** The job iteration (`Service.jobStatus.jobIteration`) a job's task belongs to; absent for services. */
   jobIteration?: { index: number }
 }
 

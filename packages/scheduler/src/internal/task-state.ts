@@ -16,9 +16,9 @@ export function isFinished(t: Task): boolean {
   return taskStateRank(t.status.state) > RANK_RUNNING
 }
 
-/** Desired to run (or to be prepared to run). */
+/** Desired to run (or to be prepared to run); a job's task runs until it completes. */
 export function isDesiredUp(t: Task): boolean {
-  return t.desiredState === 'running' || t.desiredState === 'ready'
+  return t.desiredState === 'running' || t.desiredState === 'ready' || t.desiredState === 'complete'
 }
 
 /** The task holds its node's resources: assigned and not finished, and still desired up. */

@@ -108,6 +108,7 @@ export function taskHoldsReferences(t: Task): boolean {
   return (
     t.desiredState === 'running' ||
     t.desiredState === 'ready' ||
+    t.desiredState === 'complete' ||
     taskStateRank(t.status.state) < COMPLETE_RANK
   )
 }

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/index.js'
+import { cleanup, docker, dumpTasks, node, ok, waitFor } from './helpers.js'
+
+describe('jobs and restart/update policies through the docker CLI', () => {
+  let n: ClusterNode
+  beforeAll(async () => {
+    n = await node('mgr1')
+    await ok(n, ['swarm', 'init'])
+  })
+  afterAll(async () => {
+    await n?.close()
+    cleanup()
+  })
+
+  const inspect = async (name: string, format: string) =>
+    (await ok(n, ['service', 'inspect', name, '--format', format])).trim()
+
+  it('runs a replicated job to its completions, max concurrent at a time', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'batch',
+      '--mode',
+      'replicated-job',
+      '--replicas',
+      '4',
+      '--max-concurrent',
+      '2',
+      'busybox',
+    ])
+    expect(await inspect('batch', '{{json .Spec.Mode}}')).toBe(
+      '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}',
+    )
+    expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('0')
+    await waitFor(
+      async () =>
+        (
+          await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Mode}} {{.Replicas}}'])
+        ).trim() === 'replicated job 0/2 (4/4 completed)',
+      'batch 4/4 completed',
+      30_000,
+      () => dumpTasks(n),
+    )
+    const ps = (
+      await ok(n, ['service', 'ps', 'batch', '--format', '{{.Name}} {{.DesiredState}} {{.CurrentState}}'])
+    )
+      .trim()
+      .split('\n')
+    expect(ps).toHaveLength(4)
+    for (const line of ps) expect(line).toMatch(/^batch\.[1-4] Complete Complete /)
+    // An update runs the job again, as its next iteration.
+    await ok(n, ['service', 'update', '-d', '--env-add', 'RUN=2', 'batch'])
+    expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('1')
+    await waitFor(
+      async () =>
+        (await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).trim() ===
+        '0/2 (4/4 completed)',
+      'batch again 4/4 completed',
+      30_000,
+      () => dumpTasks(n),
+    )
+  })
+
+  it('runs a global job once per node', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'once',
+      '--mode',
+      'global-job',
+      'busybox',
+    ])
+    await waitFor(
+      async () =>
+        (
+          await ok(n, ['service', 'ls', '--filter', 'name=once', '--format', '{{.Mode}} {{.Replicas}}'])
+        ).trim() === 'global job 0/0 (1/1 completed)',
+      'once 1/1 completed',
+      30_000,
+      () => dumpTasks(n),
+    )
+  })
+
+  it('keeps restart, update and rollback policies as given', async () => {
+    await ok(n, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'pol',
+      '--restart-condition',
+      'on-failure',
+      '--restart-delay',
+      '2s',
+      '--restart-max-attempts',
+      '3',
+      '--restart-window',
+      '1m',
+      '--update-failure-action',
+      'rollback',
+      '--update-monitor',
+      '7s',
+      '--update-max-failure-ratio',
+      '0.25',
+      '--rollback-parallelism',
+      '2',
+      '--rollback-failure-action',
+      'continue',
+      'nginx:alpine',
+    ])
+    expect(await inspect('pol', '{{json .Spec.TaskTemplate.RestartPolicy}}')).toBe(
+      '{"Condition":"on-failure","Delay":2000000000,"MaxAttempts":3,"Window":60000000000}',
+    )
+    expect(await inspect('pol', '{{json .Spec.UpdateConfig}}')).toBe(
+      '{"Parallelism":1,"FailureAction":"rollback","Monitor":7000000000,"MaxFailureRatio":0.25,"Order":"stop-first"}',
+    )
+    expect(
+      await inspect('pol', '{{.Spec.RollbackConfig.Parallelism}} {{.Spec.RollbackConfig.FailureAction}}'),
+    ).toBe('2 continue')
+    const bad = await docker(n, ['service', 'update', '-d', '--update-max-failure-ratio', '2', 'pol'])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toMatch(/maxFailureRatio cannot be less than 0 or bigger than 1/)
+  })
+})
