@@ -55,6 +55,7 @@ import {
 } from './manager.js'
 import { checkSwarmSettings, withSwarmSettings } from './swarm-settings.js'
 import { clusterTlsInfo } from './tls-info.js'
+import { serveUi } from './ui-server.js'
 
 export const API_VERSION = '1.50'
 export const MIN_API_VERSION = '1.24'
@@ -919,6 +920,7 @@ export function engineApi(
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
+    if (serveUi(d, req, res, path)) return
     if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
       res.setHeader('Ostype', 'linux')

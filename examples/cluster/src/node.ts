@@ -4,6 +4,7 @@ import type { ApiTlsOptions } from './api-tls.js'
 import { Daemon, type DaemonOptions } from './daemon.js'
 import { clusterMetrics, serveMetrics } from './metrics.js'
 import { combineObservers } from './observer.js'
+import { publishUiAddress } from './ui-server.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
@@ -21,6 +22,8 @@ export interface ClusterNode {
   readonly dockerHost: string
   /** Where `GET /metrics` answers (with `metricsAddress`). */
   readonly metricsUrl?: string
+  /** The browser view (`…/ui/`), served on a TCP Engine API address. */
+  readonly uiUrl?: string
   close(): Promise<void>
 }
 
@@ -63,11 +66,16 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
     })
     dockerHost = `tcp://${host}:${(server.address() as { port: number }).port}`
   }
+  const uiBase = isSocket ? undefined : dockerHost.replace('tcp://', options.apiTls ? 'https://' : 'http://')
+  const stopPublishing = new AbortController()
+  if (uiBase) publishUiAddress(daemon, uiBase, stopPublishing.signal)
   return {
     daemon,
     dockerHost,
     ...(served ? { metricsUrl: served.url } : {}),
+    ...(uiBase ? { uiUrl: `${uiBase}/ui/` } : {}),
     async close() {
+      stopPublishing.abort()
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
       if (served) {
