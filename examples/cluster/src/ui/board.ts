@@ -14,6 +14,7 @@ interface Column {
   readonly toggle: HTMLButtonElement
   node: UiNode | undefined
   tasks: number
+  key: string
 }
 
 interface Card {
@@ -34,6 +35,9 @@ export interface BoardActions {
 export class Board {
   readonly root = el('div', { class: 'board', role: 'list', 'aria-label': 'nodes' })
   readonly #columns = new Map<string, Column>()
+  /** The columns in display order. */
+  readonly #order: Column[] = []
+  readonly #dirty = new Set<Column>()
   readonly #cards = new Map<string, Card>()
   readonly #actions: BoardActions
 
@@ -47,6 +51,8 @@ export class Board {
 
   clear(): void {
     this.#columns.clear()
+    this.#order.length = 0
+    this.#dirty.clear()
     this.#cards.clear()
     this.root.replaceChildren()
   }
@@ -75,7 +81,7 @@ export class Board {
       ),
       cards,
     )
-    c = { root, name, badges, count, cards, toggle, node: undefined, tasks: 0 }
+    c = { root, name, badges, count, cards, toggle, node: undefined, tasks: 0, key: '' }
     const col = c
     toggle.addEventListener('click', () => {
       if (col.node)
@@ -86,19 +92,30 @@ export class Board {
     return c
   }
 
-  /** Managers first, then workers, each by name; the unassigned column last. */
+  /** Managers first, then workers, each by name; the unassigned column last (binary search on `#order`). */
   #place(c: Column): void {
-    const key = sortKey(c)
-    let before: Element | null = null
-    for (const other of this.root.children) {
-      const o = this.#columns.get((other as HTMLElement).dataset.node ?? '')
-      if (o && o !== c && sortKey(o) > key) {
-        before = other
-        break
-      }
+    const at = this.#order.indexOf(c)
+    if (at >= 0) this.#order.splice(at, 1)
+    c.key = sortKey(c)
+    let lo = 0
+    let hi = this.#order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#order[mid]!.key <= c.key) lo = mid + 1
+      else hi = mid
     }
+    this.#order.splice(lo, 0, c)
+    const before = this.#order[lo + 1]?.root ?? null
     if (c.root.nextElementSibling !== before || c.root.parentElement !== this.root)
       this.root.insertBefore(c.root, before)
+  }
+
+  #drop(c: Column): void {
+    this.#dirty.delete(c)
+    c.root.remove()
+    this.#columns.delete(c.root.dataset.node ?? '')
+    const at = this.#order.indexOf(c)
+    if (at >= 0) this.#order.splice(at, 1)
   }
 
   upsertNode(n: UiNode): void {
@@ -140,10 +157,7 @@ export class Board {
     const c = this.#columns.get(id)
     if (!c) return
     c.node = undefined
-    if (c.tasks === 0) {
-      c.root.remove()
-      this.#columns.delete(id)
-    }
+    if (c.tasks === 0) this.#drop(c)
   }
 
   upsertTask(t: UiTask): void {
@@ -204,14 +218,17 @@ export class Board {
     if (c) this.#count(c, -1)
   }
 
+  /** Writes the task counts changed since the last call (once per message, not once per card). */
+  flush(): void {
+    for (const c of this.#dirty) setText(c.count, `${c.tasks} task${c.tasks === 1 ? '' : 's'}`)
+    this.#dirty.clear()
+  }
+
   #count(c: Column, delta: number): void {
     c.tasks += delta
-    setText(c.count, `${c.tasks} task${c.tasks === 1 ? '' : 's'}`)
+    this.#dirty.add(c)
     // A column with no node and no card left (the unassigned one, a removed node's) goes.
-    if (c.tasks === 0 && !c.node) {
-      c.root.remove()
-      this.#columns.delete(c.root.dataset.node ?? '')
-    }
+    if (c.tasks === 0 && !c.node) this.#drop(c)
   }
 }
 

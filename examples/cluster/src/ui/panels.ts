@@ -44,6 +44,7 @@ export class ServicesPanel {
   readonly root = this.#t.root
   readonly #rows = new Map<string, ServiceRow>()
   readonly #running = new Map<string, number>()
+  readonly #dirty = new Set<string>()
   readonly #actions: ServiceActions
 
   constructor(actions: ServiceActions) {
@@ -54,14 +55,23 @@ export class ServicesPanel {
   clear(): void {
     this.#rows.clear()
     this.#running.clear()
+    this.#dirty.clear()
     this.#t.body.replaceChildren()
   }
 
   /** A task of `serviceId` started (+1) or stopped (-1) running. */
   running(serviceId: string, delta: number): void {
     this.#running.set(serviceId, (this.#running.get(serviceId) ?? 0) + delta)
-    const row = this.#rows.get(serviceId)
-    if (row) this.#counts(row)
+    this.#dirty.add(serviceId)
+  }
+
+  /** Writes the running counts changed since the last call (once per message, not once per task). */
+  flush(): void {
+    for (const id of this.#dirty) {
+      const row = this.#rows.get(id)
+      if (row) this.#counts(row)
+    }
+    this.#dirty.clear()
   }
 
   #counts(row: ServiceRow): void {
