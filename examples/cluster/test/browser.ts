@@ -1,5 +1,5 @@
 // Debian's Chromium driven by playwright-core, for the browser view's tests and bench.
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium } from 'playwright-core'
 
@@ -25,6 +25,5 @@ export function missingBrowser(): string | undefined {
 }
 
 export async function launchBrowser(): Promise<Browser> {
-  mkdirSync(ARTIFACTS, { recursive: true })
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 60_000 })
 }

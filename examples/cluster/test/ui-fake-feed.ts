@@ -4,8 +4,6 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { UiNode, UiPatch, UiService, UiSnapshot, UiTask } from '../src/ui/types.js'
 
-const DIST = new URL('../dist/ui/', import.meta.url)
-
 export interface FakeFeed {
   readonly url: string
   /** Resolves with the next page's feed once it connects. */
@@ -14,7 +12,8 @@ export interface FakeFeed {
   close(): Promise<void>
 }
 
-export async function fakeFeed(): Promise<FakeFeed> {
+/** `dist`: the built page's directory (default: this package's dist/ui/). */
+export async function fakeFeed(dist = new URL('../dist/ui/', import.meta.url)): Promise<FakeFeed> {
   const waiting: ((res: ServerResponse) => void)[] = []
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
@@ -24,7 +23,7 @@ export async function fakeFeed(): Promise<FakeFeed> {
     } else if (path === '/ui/app.js' || path === '/ui/app.css') {
       const name = path.slice(4)
       res.writeHead(200, { 'Content-Type': name.endsWith('.js') ? 'text/javascript' : 'text/css' })
-      res.end(readFileSync(new URL(name, DIST)))
+      res.end(readFileSync(new URL(name, dist)))
     } else if (path === '/ui/events') {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' })
       res.write('retry: 60000\n\n')

@@ -1,5 +1,6 @@
 // The browser view in real headless Chromium against a cluster of five processes: three managers, two
 // workers (simulated executor), driven by the docker CLI and by the page's own controls.
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -73,6 +74,7 @@ describe.skipIf(!!skip)('the browser view', () => {
     }
     await m1.ok(['service', 'create', '-d', '--name', 'web', '--replicas', '4', 'nginx:1.27-alpine'])
     await m1.ok(['service', 'create', '-d', '--name', 'api', '--replicas', '2', 'busybox:1.36'])
+    mkdirSync(ARTIFACTS, { recursive: true })
     browser = await launchBrowser()
   }, 180_000)
 
