@@ -120,15 +120,20 @@ describe('/ui/ on the Engine API address', () => {
     const task = seen.flatMap((e) => (e.event === 'patch' ? ((e.data as UiPatch).tasks ?? []) : [])).at(-1)!
     expect(task).toMatchObject({ service: 'web', image: 'nginx:1.27', nodeId: snap.self, desired: 'running' })
 
-    // Scaled down: the tasks that stop are removed from the page.
-    const removed = readFeed(
-      `${base}/ui/events`,
-      (es) =>
-        es.flatMap((e) => (e.event === 'patch' ? ((e.data as UiPatch).removed?.tasks ?? []) : [])).length ===
-        2,
+    // Updated: the replaced tasks stay in the service's history but leave the page (not meant to run).
+    const old = new Set(
+      seen.flatMap((e) => (e.event === 'patch' ? ((e.data as UiPatch).tasks ?? []) : [])).map((t) => t.id),
     )
-    await ok(n, ['service', 'scale', '-d', 'web=1'])
+    const removed = readFeed(`${base}/ui/events`, (es) => {
+      const gone = new Set(
+        es.flatMap((e) => (e.event === 'patch' ? ((e.data as UiPatch).removed?.tasks ?? []) : [])),
+      )
+      return [...old].every((id) => gone.has(id))
+    })
+    await ok(n, ['service', 'update', '-d', '--image', 'nginx:1.28', 'web'])
     await removed
+    const history = await ok(n, ['service', 'ps', 'web', '-q', '--no-trunc'])
+    for (const id of old) expect(history).toContain(id)
 
     const raft = await fetch(`${base}/ui/raft`)
     expect(raft.headers.get('access-control-allow-origin')).toBe('*')
