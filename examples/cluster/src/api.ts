@@ -46,6 +46,7 @@ import {
   serviceFilter,
   taskFilter,
 } from './filters.js'
+import { goBase64Error } from './go-base64.js'
 import {
   createNetwork,
   ENGINE_VERSION,
@@ -53,6 +54,7 @@ import {
   MIN_CERT_EXPIRY_NS,
   startRootRotation,
 } from './manager.js'
+import { requireLeader } from './quorum.js'
 import { checkSwarmSettings, withSwarmSettings } from './swarm-settings.js'
 import { clusterTlsInfo } from './tls-info.js'
 import { serveUi } from './ui-server.js'
@@ -231,6 +233,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
         if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name))
           throw new ApiError(400, `invalid ${noun} name "${name}"`)
         if (typeof b.Data !== 'string') throw new ApiError(400, `${noun} data must be base64`)
+        const notBase64 = goBase64Error(b.Data)
+        if (notBase64) throw new ApiError(400, `invalid JSON: ${notBase64}`)
         const data = new Uint8Array(Buffer.from(b.Data, 'base64'))
         if (data.length < minBytes || data.length > 500 * 1024)
           throw new ApiError(
@@ -920,8 +924,9 @@ export function engineApi(
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
+    const tooOld = vm ? Number(vm[1]) < 1 || (Number(vm[1]) === 1 && Number(vm[2]) < 24) : false
     if (serveUi(d, req, res, path)) return
-    if (path === '/_ping' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (path === '/_ping' && !tooOld && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
       res.setHeader('Ostype', 'linux')
       res.setHeader('Docker-Experimental', 'false')
@@ -947,12 +952,18 @@ export function engineApi(
       )
     }
     const run = async () => {
+      if (tooOld)
+        throw new ApiError(
+          400,
+          `client version ${vm![1]}.${vm![2]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+        )
       if (tooNew)
         throw new ApiError(
           400,
           `client version ${vm![1]}.${vm![2]} is too new. Maximum supported API version is ${API_VERSION}`,
         )
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
+      await requireLeader(d.manager, path)
       const body = req.method === 'POST' ? await readBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)

@@ -15,14 +15,27 @@ import {
 } from './logging.js'
 import { startNode } from './node.js'
 
-const USAGE =
-  'usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT]\n' +
-  '       [--tlsverify --tlscacert FILE --tlscert FILE --tlskey FILE | --tls=false] [--metrics-addr HOST:PORT]\n' +
-  '       [--log-level debug|info|warn|error|fatal] [--log-format text|json] [--debug] [--quiet]'
+const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
 
-/** A user mistake: one line on standard error, no stack trace, exit status 2. */
-function fail(message: string): never {
-  console.error(`swarmkit-cluster: ${message}\n${USAGE}`)
+  --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
+  --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
+  --hostname NAME         the name docker node ls shows (default: this machine's host name)
+  --listen-addr HOST:PORT overrides the --listen-addr of docker swarm init/join
+  --tlsverify             answer only clients with a certificate from --tlscacert (mutual TLS, as dockerd)
+  --tlscacert FILE        the CA of the clients (PEM)
+  --tlscert FILE          the API's certificate (PEM)
+  --tlskey FILE           the API's key (PEM)
+  --tls                   TLS without checking clients; --tls=false serves a non-loopback address in the clear
+  --metrics-addr HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics
+  --log-level LEVEL       debug, info (default), warn, error or fatal
+  --log-format FORMAT     text (default) or json (one object per line)
+  -D, --debug             --log-level debug, with raft's and the dispatcher's detail
+  --quiet                 no log lines on stderr
+  --help                  this text`
+
+/** A mistake on the command line: the reason and the usage on stderr, exit code 2. */
+function usageError(reason: string): never {
+  console.error(`swarmkit-cluster: ${reason}\n${USAGE}`)
   process.exit(2)
 }
 
@@ -33,7 +46,6 @@ const args = process.argv.slice(2).filter((a) => {
   if (m?.[2] === 'false') explicitlyOff.add(m[1]!)
   return !m || m[2] === 'true'
 })
-let values: ReturnType<typeof parse>['values']
 function parse() {
   return parseArgs({
     args: args.map((a) => a.replace(/^--(tls|tlsverify)=true$/, '--$1')),
@@ -52,20 +64,26 @@ function parse() {
       'log-format': { type: 'string', default: 'text' },
       debug: { type: 'boolean', short: 'D', default: false },
       quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   })
 }
+let values: ReturnType<typeof parse>['values']
 try {
   values = parse().values
 } catch (err) {
-  fail((err as Error).message)
+  usageError((err as Error).message)
 }
-if (!values['state-dir']) fail('--state-dir is required')
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+if (!values['state-dir']) usageError('--state-dir is required')
 const level = values.debug ? 'debug' : values['log-level']!
 if (!LOG_LEVELS.includes(level as LogLevel))
-  fail(`unknown --log-level "${level}": use one of ${LOG_LEVELS.join(', ')}`)
+  usageError(`unknown --log-level "${level}": use one of ${LOG_LEVELS.join(', ')}`)
 if (!LOG_FORMATS.includes(values['log-format'] as LogFormat))
-  fail(`unknown --log-format "${values['log-format']}": use text or json`)
+  usageError(`unknown --log-format "${values['log-format']}": use text or json`)
 const logger = createLogger({ level: level as LogLevel, format: values['log-format'] as LogFormat })
 
 const verify = values.tlsverify && !explicitlyOff.has('tlsverify')
@@ -81,7 +99,7 @@ try {
     })
   for (const w of checkApiExposure(values.api!, apiTls, explicitlyOff.size > 0).warnings) logger.warn(w)
 } catch (err) {
-  fail((err as Error).message)
+  usageError((err as Error).message)
 }
 
 const observer = debugObserver(logger)
@@ -98,8 +116,11 @@ try {
     ...(observer ? { observer } : {}),
   })
 } catch (err) {
-  // Expected failures (an address in use, a state directory of another cluster): the message, no stack.
-  logger.error(`could not start: ${(err as Error).message}`)
+  // A directory in use, a port taken, an unreadable state: one line, no stack trace (a log record in the
+  // log's format; with --log-format text the daemon's own one-line words).
+  const message = (err as Error)?.message ?? String(err)
+  if (values['log-format'] === 'json') logger.error(`could not start: ${message}`)
+  else console.error(`swarmkit-cluster: ${message}`)
   process.exit(1)
 }
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)

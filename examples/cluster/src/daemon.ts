@@ -7,7 +7,7 @@ import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { isStoreError, KeyManager } from '@swarmkit/store'
+import { isStoreError, KeyManager, parseUnlockKey } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
@@ -15,6 +15,7 @@ import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
 import type { ManagerObserver } from './observer.js'
+import { leaveRefusal } from './quorum.js'
 import { MeshFollower } from './routing.js'
 import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
 
@@ -453,6 +454,15 @@ export class Daemon {
     const saved = this.#locked
     if (this.state !== 'locked' || !saved) throw new ApiError(409, 'swarm is not locked')
     if (typeof key !== 'string' || key.length > 256) throw new ApiError(400, 'an unlock key is required')
+    // As moby: what is not `SWMKEY-1-` and unpadded base64 is "invalid key string" (400); base64 of the
+    // wrong length, like a key of another swarm, is an invalid key (401).
+    const b64 = /^SWMKEY-1-([A-Za-z0-9+/]*)$/.exec(key.trim())?.[1]
+    if (b64 === undefined || b64.length % 4 === 1) throw new ApiError(400, 'invalid key string')
+    try {
+      parseUnlockKey(key)
+    } catch {
+      throw new ApiError(401, 'swarm could not be unlocked: invalid key provided')
+    }
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
     this.#busy = true
     try {
@@ -867,11 +877,10 @@ export class Daemon {
   async leave(force: boolean): Promise<void> {
     if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
-    if (this.manager && !force)
-      throw new ApiError(
-        503,
-        'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.',
-      )
+    const refusal = force
+      ? undefined
+      : leaveRefusal({ locked: this.state === 'locked', manager: this.manager })
+    if (refusal) throw new ApiError(503, refusal)
     this.#busy = true
     try {
       await this.close()

@@ -96,6 +96,11 @@ export interface DispatcherOptions {
   readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
   /** Told of each heartbeat and status batch (metrics, debug logs). */
   readonly observer?: Pick<ManagerObserver, 'heartbeat' | 'statusUpdates'>
+  /**
+   * Whether a heartbeat may make `nodeId` ready again: false for a manager whose raft member the leader
+   * does not hear (raft's view decides a manager's reachability). Default: always.
+   */
+  readonly canBeReady?: (nodeId: string) => boolean
 }
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
@@ -111,9 +116,11 @@ export class Dispatcher implements DispatcherApi {
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
   readonly #observer: DispatcherOptions['observer']
+  readonly #canBeReady: (nodeId: string) => boolean
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
+    this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
     this.#observer = options.observer
@@ -179,16 +186,18 @@ export class Dispatcher implements DispatcherApi {
       )
       return this.#answer(nodeId)
     }
-    const known = this.#seen.has(nodeId)
     this.#seen.set(nodeId, Date.now())
-    if (!known) {
+    // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
+    // manager's reachability is raft's to say (see manager-health.ts).
+    const down = this.#store.view((tx) => {
+      const state = tx.get('nodes', nodeId)?.status.state
+      return state !== undefined && state !== 'ready'
+    })
+    if (down && this.#canBeReady(nodeId)) {
       await this.#store.update((tx) => {
         const n = tx.get('nodes', nodeId)
-        if (n && n.status.state !== 'ready') {
-          const next: Node = { ...n, status: { state: 'ready', addr: n.status.addr } }
-          if (n.managerStatus) next.managerStatus = { ...n.managerStatus, reachability: 'reachable' }
-          tx.update('nodes', next)
-        }
+        if (n && n.status.state !== 'ready')
+          tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
       })
     }
     return this.#answer(nodeId)
@@ -356,10 +365,7 @@ export class Dispatcher implements DispatcherApi {
         for (const id of down) {
           const n = tx.get('nodes', id)
           if (n?.status.state !== 'ready') continue
-          const next: Node = { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } }
-          if (n.managerStatus)
-            next.managerStatus = { ...n.managerStatus, leader: false, reachability: 'unreachable' }
-          tx.update('nodes', next)
+          tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
         }
       })
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)

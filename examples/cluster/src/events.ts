@@ -308,3 +308,26 @@ export function eventsStream(
     })().catch(() => res.destroy())
   }
 }
+
+/**
+ * Streams `source` as server-sent events (`text/event-stream`, one `data:` line of JSON per event, the event's
+ * nanosecond time as its `id`), for a browser's `EventSource`; ends when the source ends or the client leaves.
+ */
+export function writeServerSentEvents(
+  source: AsyncGenerator<EventMessage>,
+  res: ServerResponse,
+): Promise<void> {
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream',
+    'Cache-Control': 'no-cache',
+    Connection: 'keep-alive',
+  })
+  res.flushHeaders()
+  res.on('close', () => void source.return(undefined))
+  return (async () => {
+    for await (const m of source) res.write(`id: ${m.timeNano}\ndata: ${eventJson(m)}\n\n`)
+    res.end()
+  })().catch(() => {
+    res.destroy()
+  })
+}

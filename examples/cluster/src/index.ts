@@ -27,6 +27,7 @@ export {
   type EventType,
   eventJson,
   eventMatches,
+  writeServerSentEvents,
 } from './events.js'
 export { type Filters, parseFilters } from './filters.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'

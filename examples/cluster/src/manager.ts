@@ -37,7 +37,9 @@ import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } fro
 import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { ManagerHealth } from './manager-health.js'
 import { type ManagerObserver, observedStateMachine } from './observer.js'
+import { reencryptAtRest } from './reencrypt.js'
 import { followRaftSettings } from './swarm-settings.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
@@ -143,6 +145,8 @@ export class Manager {
   #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
+  /** The raft log, to re-encrypt it when the data key changes. */
+  #storage: FileLogStorage | undefined
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #control: RpcServer | undefined
@@ -152,6 +156,8 @@ export class Manager {
   #leading = false
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
+  /** On the leader: managers' reachability (and a lost manager's readiness) from raft's view. */
+  readonly #health: ManagerHealth
 
   private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
@@ -163,12 +169,14 @@ export class Manager {
     this.raft = raft
     this.#keys = keys
     this.events = new ClusterEvents(store, { log: this.#log })
+    this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
       ...(options.observer ? { observer: options.observer } : {}),
+      canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
   }
@@ -184,6 +192,8 @@ export class Manager {
       ...keys.hooks(),
       ...(obs?.walSync ? { onSync: (ms: number, bytes: number) => obs.walSync!(ms, bytes) } : {}),
     })
+    // A data key rotation that a crash interrupted is finished before anything else is written.
+    await reencryptAtRest(keys, storage)
     if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
@@ -225,6 +235,7 @@ export class Manager {
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
+    m.#storage = storage
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
@@ -326,6 +337,13 @@ export class Manager {
     else await keys.enableAutolock(want)
     this.#appliedUnlockKey = want
     this.#log(want ? 'key file wrapped under the unlock key' : 'autolock off')
+    // Both changes above replace the data key: what the old one sealed is written again under the new one
+    // (if this fails, the next start finishes it).
+    if (this.#storage)
+      await reencryptAtRest(keys, this.#storage).then(
+        (done) => done && this.#log('raft log and snapshot re-encrypted under the new data key'),
+        (err: Error) => this.#log(`re-encryption under the new data key not done: ${err.message}`),
+      )
   }
 
   get isLeader(): boolean {
@@ -343,6 +361,7 @@ export class Manager {
     this.#stopWatch.abort()
     this.events.close()
     this.#stopRoles()
+    this.#health.stop()
     this.dispatcher.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
@@ -377,10 +396,12 @@ export class Manager {
       )
       this.#caTimer.unref()
       this.dispatcher.startTracking()
+      this.#health.start()
       this.#startRoles()
       void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
     } else {
       this.dispatcher.stopTracking()
+      this.#health.stop()
       this.#stopRoles()
       void this.#stopLeading()
     }

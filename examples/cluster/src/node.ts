@@ -2,8 +2,9 @@ import type { Server } from 'node:http'
 import { engineApi } from './api.js'
 import type { ApiTlsOptions } from './api-tls.js'
 import { Daemon, type DaemonOptions } from './daemon.js'
-import { clusterMetrics, serveMetrics } from './metrics.js'
+import { type ClusterMetrics, clusterMetrics, serveMetrics } from './metrics.js'
 import { combineObservers } from './observer.js'
+import { lockStateDir, type StateDirLock } from './state-lock.js'
 import { publishUiAddress } from './ui-server.js'
 
 export interface StartNodeOptions extends DaemonOptions {
@@ -27,6 +28,11 @@ export interface ClusterNode {
   close(): Promise<void>
 }
 
+const closeServer = async (server: Server) => {
+  server.closeAllConnections()
+  await new Promise<void>((r) => server.close(() => r()))
+}
+
 /** Starts one node of the reference cluster and its Engine API. */
 export async function startNode(options: StartNodeOptions): Promise<ClusterNode> {
   const metrics = options.metricsAddress ? clusterMetrics() : undefined
@@ -34,13 +40,28 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
     metrics ? { ...options, observer: combineObservers(options.observer, metrics.observer) } : options,
   )
   metrics?.bind(daemon)
-  const served = metrics ? await serveMetrics(metrics, options.metricsAddress!) : undefined
+  // Before anything in the state directory is read: a second process on it must change nothing.
+  const lock = await lockStateDir(options.stateDir)
+  let served: { server: Server; url: string } | undefined
   try {
-    await daemon.resume()
+    if (metrics) served = await serveMetrics(metrics, options.metricsAddress!)
+    return await serve(daemon, options, lock, metrics, served)
   } catch (err) {
-    served?.server.close()
+    if (served) await closeServer(served.server)
+    await daemon.close().catch(() => {})
+    await lock.release()
     throw err
   }
+}
+
+async function serve(
+  daemon: Daemon,
+  options: StartNodeOptions,
+  lock: StateDirLock,
+  metrics: ClusterMetrics | undefined,
+  served: { server: Server; url: string } | undefined,
+): Promise<ClusterNode> {
+  await daemon.resume()
   const server: Server = engineApi(daemon, {
     ...(options.log ? { log: options.log } : {}),
     ...(options.apiTls ? { tls: options.apiTls } : {}),
@@ -76,13 +97,10 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
     ...(uiBase ? { uiUrl: `${uiBase}/ui/` } : {}),
     async close() {
       stopPublishing.abort()
-      server.closeAllConnections()
-      await new Promise<void>((r) => server.close(() => r()))
-      if (served) {
-        served.server.closeAllConnections()
-        await new Promise<void>((r) => served.server.close(() => r()))
-      }
+      await closeServer(server)
+      if (served) await closeServer(served.server)
       await daemon.close()
+      await lock.release()
     },
   }
 }

@@ -102,7 +102,7 @@ export function stateDir(name: string): string {
  */
 export function node(
   name: string,
-  options: { host?: string; routingMesh?: boolean } = {},
+  options: { host?: string; routingMesh?: boolean; heartbeatPeriodMs?: number } = {},
   log = !!process.env.CLUSTER_LOG,
 ): Promise<ClusterNode> {
   return startNode({
@@ -110,7 +110,7 @@ export function node(
     apiAddress: '127.0.0.1:0',
     hostname: name,
     listenAddr: `${options.host ?? '127.0.0.1'}:0`,
-    heartbeatPeriodMs: 1000,
+    heartbeatPeriodMs: options.heartbeatPeriodMs ?? 1000,
     taskStepMs: 20,
     routingMesh: options.routingMesh ?? false,
     ...(log ? { log: (l: string) => console.error(`[${name}] ${l}`) } : {}),

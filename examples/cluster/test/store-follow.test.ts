@@ -25,6 +25,7 @@ describe('followStore', () => {
     await waitFor(() => lines.some((l) => l.includes('dropped')), 'the drop reported')
     await store.update((tx) => tx.create('secrets', secret('later')))
     await waitFor(() => seen.includes('later'), 'a later change followed')
+    expect(store.view((tx) => tx.find('secrets').length)).toBe(6)
     stop.abort()
     await done
   })

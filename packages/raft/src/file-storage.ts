@@ -129,6 +129,8 @@ const MAX_META_BYTES = 64 * 1024
 
 /** Directories open in this process. */
 const held = new Set<string>()
+/** Errors of writer work (`Pending.run`) raised before it changed anything on disk. */
+const unchanged = new WeakSet<object>()
 
 interface Pending {
   /** The records of this save (snapshot reference, entries, hard state), or null for a barrier. */
@@ -138,6 +140,8 @@ interface Pending {
   firstEntry: number
   lastEntry: number
   hard: HardState | null
+  /** Work done by the writer between two saves, with the log to itself (see `reseal`). */
+  run?: () => Promise<void>
   resolve: () => void
   reject: (e: unknown) => void
 }
@@ -426,6 +430,7 @@ export class FileLogStorage implements LogStorage {
     const path = join(this.dir, LOCK)
     try {
       await writeFile(path, String(process.pid), { flag: 'wx' })
+      this.#ownsLock = true
       return
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, e)
@@ -448,10 +453,15 @@ export class FileLogStorage implements LogStorage {
     }
     // A lock left by a process that is gone: take it over.
     await writeAtomic(this.dir, LOCK, Buffer.from(String(process.pid)))
+    this.#ownsLock = true
   }
 
+  /** Whether this instance wrote the LOCK file: one refused the directory must never delete the owner's. */
+  #ownsLock = false
+
   async #unlock(): Promise<void> {
-    await unlink(join(this.dir, LOCK)).catch(() => {})
+    if (this.#ownsLock) await unlink(join(this.dir, LOCK)).catch(() => {})
+    this.#ownsLock = false
     held.delete(this.#lockKey)
   }
 
@@ -579,15 +589,7 @@ export class FileLogStorage implements LogStorage {
 
   /** Creates segment `seq` with its header records, synced, and makes it the one appended to. */
   async #startSegment(seq: number): Promise<void> {
-    const parts: Buffer[] = []
-    const head = Buffer.alloc(RECORD_HEADER + SEGMENT_BODY)
-    head[RECORD_HEADER] = KIND_SEGMENT
-    head[RECORD_HEADER + 1] = WAL_VERSION
-    put64(head, RECORD_HEADER + 4, seq)
-    frame(head, 0, SEGMENT_BODY)
-    parts.push(head)
-    if (this.#durSnap) parts.push(encodeSnapshotRef(this.#durSnap.index, this.#durSnap.term))
-    if (this.#durHard) parts.push(encodeHard(this.#durHard))
+    const parts = this.#segmentHead(seq)
     const name = segmentName(seq, this.#durLast + 1)
     const path = join(this.dir, name)
     const fd = fs.openSync(path, NEW_SEGMENT_FLAGS)
@@ -602,6 +604,110 @@ export class FileLogStorage implements LogStorage {
       await closeFd(fd).catch(() => {})
       throw e
     }
+  }
+
+  /** The records a new segment starts with: its header, the durable snapshot reference and hard state. */
+  #segmentHead(seq: number): Buffer[] {
+    const parts: Buffer[] = []
+    const head = Buffer.alloc(RECORD_HEADER + SEGMENT_BODY)
+    head[RECORD_HEADER] = KIND_SEGMENT
+    head[RECORD_HEADER + 1] = WAL_VERSION
+    put64(head, RECORD_HEADER + 4, seq)
+    frame(head, 0, SEGMENT_BODY)
+    parts.push(head)
+    if (this.#durSnap) parts.push(encodeSnapshotRef(this.#durSnap.index, this.#durSnap.term))
+    if (this.#durHard) parts.push(encodeHard(this.#durHard))
+    return parts
+  }
+
+  /**
+   * Writes everything the log holds again, sealed by the `seal` hook as it is now, and deletes every record
+   * sealed before: after a data key rotation, nothing on disk opens with an earlier key once this resolves.
+   * The snapshot file is rewritten in place; the log after it (entries and hard state) goes into one new
+   * segment, written aside and renamed into place, then every earlier segment is deleted. `open` must still
+   * open the old records while this runs. Saves made before the call are resealed too; saves made meanwhile
+   * wait. A crash at any point leaves a log that opens with the same content. Rejects with `TOO_LARGE` when
+   * the log after the snapshot is too large for one segment (take a snapshot first).
+   */
+  async reseal(options?: { signal?: AbortSignal }): Promise<void> {
+    checkSignal(options?.signal)
+    this.#checkOpen()
+    if (!this.#seal) throw new TypeError('reseal needs the seal and open hooks')
+    // Snapshot files still being written join the queue ahead of the reseal.
+    await this.#snapChain
+    if (this.#failed) throw this.#failed
+    return new Promise<void>((res, rej) => {
+      this.#queue.push({
+        buf: null,
+        snapFile: null,
+        snap: null,
+        firstEntry: 0,
+        lastEntry: 0,
+        hard: null,
+        run: () => this.#resealNow(),
+        resolve: res,
+        reject: rej,
+      })
+      this.#kick()
+    })
+  }
+
+  async #resealNow(): Promise<void> {
+    await this.#compacting
+    // Everything queued before is durable (the writer goes in order): read it back through `open`.
+    const old = this.#segments.slice()
+    const replayed = await replaySegments(
+      this.dir,
+      old.map(({ seq, name }) => ({ seq, name })),
+      this.#limits,
+    )
+    const seq = old[old.length - 1]!.seq + 1
+    const parts = this.#segmentHead(seq)
+    const entries = replayed.entries
+    if (entries.length > 0) parts.push(this.#encodeEntries(entries))
+    const size = parts.reduce((n, b) => n + b.length, 0)
+    if (size > this.#limits.maxSegmentFile) {
+      const e = new RaftError(
+        'TOO_LARGE',
+        `the log after the snapshot (${size} bytes) is too large to reseal in one segment: take a snapshot first`,
+      )
+      unchanged.add(e)
+      throw e
+    }
+    const snap = this.#durSnap
+    if (snap) {
+      const s = await readSnapshotFile(this.dir, snap.index, snap.term, this.#limits)
+      const name = snapshotName(snap.index, snap.term)
+      await writeSnapshotFile(this.dir, {
+        name,
+        ...this.#encodeSnapshotFile(snap.index, snap.term, s.meta.conf, s.data),
+      })
+    }
+    // Aside first, then renamed: a torn new segment would replace the log's tail with a part of it.
+    const name = segmentName(seq, entries[0]?.index ?? this.#durLast + 1)
+    const tmp = join(this.dir, `${name}.tmp`)
+    const tfd = fs.openSync(tmp, NEW_SEGMENT_FLAGS)
+    try {
+      await writevAll(tfd, parts, 0)
+    } finally {
+      await closeFd(tfd)
+    }
+    await rename(tmp, join(this.dir, name))
+    await syncDir(this.dir)
+    const fd = fs.openSync(join(this.dir, name), SEGMENT_FLAGS)
+    const prev = this.#fd
+    this.#fd = fd
+    this.#segSize = size
+    this.#segHeader = size
+    this.#segments.push({ seq, name, minIndex: entries[0]?.index ?? this.#durLast + 1 })
+    await closeFd(prev)
+    // The new segment holds everything: what was sealed before goes, oldest first (a crash in between
+    // leaves a suffix of segments that still replays to the same log).
+    for (const seg of old) {
+      await unlink(join(this.dir, seg.name))
+      this.#segments.shift()
+    }
+    await syncDir(this.dir)
   }
 
   /** Reads back the persisted state. The first call after `open` returns what recovery read. */
@@ -936,18 +1042,25 @@ export class FileLogStorage implements LogStorage {
         `index ${index} is above the durable snapshot's index ${this.#durSnap?.index ?? 0}`,
       )
     }
-    let removed = 0
-    try {
-      while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
-        const seg = this.#segments.shift()!
-        await unlink(join(this.dir, seg.name))
-        removed++
+    const run = this.#compacting.then(async () => {
+      let removed = 0
+      try {
+        while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
+          const seg = this.#segments.shift()!
+          await unlink(join(this.dir, seg.name))
+          removed++
+        }
+        if (removed > 0) await syncDir(this.dir)
+      } catch (e) {
+        throw ioError('compaction failed', e)
       }
-      if (removed > 0) await syncDir(this.dir)
-    } catch (e) {
-      throw ioError('compaction failed', e)
-    }
+    })
+    this.#compacting = run.catch(() => {})
+    await run
   }
+
+  /** The compaction under way, which a reseal waits for (both delete segments). */
+  #compacting: Promise<void> = Promise.resolve()
 
   /** Counters since open. */
   stats(): FileLogStorageStats {
@@ -1054,6 +1167,17 @@ export class FileLogStorage implements LogStorage {
     const full = (n: number) =>
       this.#segSize + chunkBytes > this.#segHeader && this.#segSize + chunkBytes + n > this.#segmentBytes
     for (const p of batch) {
+      if (p.run) {
+        await flushChunk()
+        try {
+          await p.run()
+        } catch (e) {
+          // Refused before it changed anything: only this call fails, the log goes on.
+          if (!unchanged.has(e as object)) throw e
+          p.reject(e)
+        }
+        continue
+      }
       const buf = p.buf
       if (!buf) continue
       saves++

@@ -568,6 +568,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   /**
+   * Raft's own view of which members answer (leader only): the voters and learners this leader heard from
+   * within the last two election timeouts, itself included. Undefined on a follower and during the first
+   * election timeout of a leadership, before every live member had the time to answer.
+   */
+  reachableMembers(): string[] | undefined {
+    return this.core?.recentlyHeard() ?? undefined
+  }
+
+  /**
    * Adds a member (leader only). It joins as a learner: it receives the log but does not vote. With
    * `learner: false` the leader promotes it to voter once it has caught up; otherwise call `promote`.
    * Resolves once the change is applied on this node. IDs that were removed never return.

@@ -167,6 +167,31 @@ describe('scenarios', () => {
     expect(c.readStates.get('b')).toEqual([{ context: 1, index: b.committed }])
   })
 
+  it('tells which members answered in this leadership: none before an election timeout, then the live ones', () => {
+    const c = new Cluster(['a', 'b', 'c'])
+    c.isolate('c')
+    c.campaign('a')
+    const a = c.get('a')
+    // Too early to tell: nobody had the time to answer.
+    expect(a.recentlyHeard()).toBeNull()
+    const tickUntil = (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) {
+        c.tick('a')
+        c.deliverAll()
+      }
+    }
+    tickUntil(() => a.recentlyHeard() !== null)
+    // c never answered in this leadership: gone, at once.
+    expect(a.recentlyHeard()).toEqual(['a', 'b'])
+    c.heal()
+    tickUntil(() => a.recentlyHeard()!.includes('c'))
+    expect(a.recentlyHeard()).toEqual(['a', 'b', 'c'])
+    c.isolate('c')
+    tickUntil(() => !a.recentlyHeard()!.includes('c'))
+    expect(a.recentlyHeard()).toEqual(['a', 'b'])
+    expect(c.get('b').recentlyHeard()).toBeNull()
+  })
+
   it('transfers leadership: catches the target up, sends TimeoutNow, and the target wins at once', () => {
     const c = new Cluster(['a', 'b', 'c'])
     c.campaign('a')

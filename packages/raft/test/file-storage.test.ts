@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -368,6 +369,21 @@ describe('FileLogStorage', () => {
     await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ name: 'RaftError', code: 'LOCKED' })
     await s.close()
     await (await FileLogStorage.open(dir)).close()
+  })
+
+  it('leaves the lock of a live process in place when it refuses the directory', async () => {
+    const dir = tempDir()
+    await (await FileLogStorage.open(dir)).close()
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' })
+    try {
+      writeFileSync(join(dir, 'LOCK'), String(other.pid))
+      await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ code: 'LOCKED' })
+      // The refused opener must not delete the owner's lock on its way out (a third would then take it).
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(String(other.pid))
+      await expect(FileLogStorage.open(dir)).rejects.toMatchObject({ code: 'LOCKED' })
+    } finally {
+      other.kill('SIGKILL')
+    }
   })
 
   it('takes over the lock of a process that is gone', async () => {

@@ -111,6 +111,8 @@ export class RaftCore {
   private readonly random: () => number
 
   private ticks = 0
+  /** The tick this node last became leader at. */
+  private leaderSince = 0
   private electionElapsed = 0
   private heartbeatElapsed = 0
   private randomizedTimeout = 0
@@ -457,6 +459,19 @@ export class RaftCore {
     return this.voters.filter((v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since)
   }
 
+  /**
+   * Leader only: the members (voters and learners) heard from within the last two election timeouts and in
+   * this leadership, this node included. Null on a follower, and for the first election timeout of a
+   * leadership: a member that did not answer a single heartbeat by then is gone.
+   */
+  recentlyHeard(): string[] | null {
+    if (this.role !== 'leader' || this.ticks - this.leaderSince < this.electionMax) return null
+    const since = Math.max(this.leaderSince, this.ticks - 2 * this.electionMax)
+    return [...this.voters, ...this.learners].filter(
+      (v) => v === this.id || (this.progress.get(v)?.lastHeard ?? -1) >= since,
+    )
+  }
+
   /** Leader only: is a snapshot on its way to `id` (its progress waits for the answer)? */
   sendingSnapshot(id: string): boolean {
     return this.role === 'leader' && this.progress.get(id)?.state === ProgressState.Snapshot
@@ -559,6 +574,7 @@ export class RaftCore {
   private becomeLeader(): void {
     this.role = 'leader'
     this.leader = this.id
+    this.leaderSince = this.ticks
     this.resetTimers()
     this.transferee = null
     this.leaseBroken = false
