@@ -168,7 +168,8 @@ export class Board {
       const tag = el('span', { class: 'tag' })
       const state = el('span', { class: 'state' })
       const err = el('span', { class: 'err' })
-      const root = el('li', { class: 'card', 'data-task': t.id, tabindex: '0' }, title, tag, state, err)
+      // Not a tab stop each: 10,000 cards would bury the controls; screen readers read them as a list.
+      const root = el('li', { class: 'card', 'data-task': t.id }, title, tag, state, err)
       root.style.setProperty('--h', String(hueOf(t.serviceId)))
       card = { root, title, tag, state, err, task: t }
       this.#cards.set(t.id, card)

@@ -38,6 +38,8 @@ const services = new ServicesPanel({
   scale: (s, n) => void act(`scale ${s.name} to ${n}`, () => scaleService(s.id, n)),
   rollback: (s) => void act(`roll back ${s.name}`, () => rollbackService(s.id)),
 })
+services.root.id = 'services'
+services.root.tabIndex = -1
 const networks = new NetworksPanel()
 const raft = new RaftPanel()
 
@@ -62,6 +64,7 @@ document.body.append(
   el(
     'header',
     { class: 'top' },
+    el('a', { class: 'skip', href: '#services' }, 'Skip to services'),
     el('h1', {}, 'swarm'),
     connection,
     el('span', { class: 'spacer' }),
