@@ -32,7 +32,8 @@ async function act(what: string, run: () => Promise<void>): Promise<void> {
 }
 
 const board = new Board({
-  setAvailability: (n, a) => void act(`${a} ${n.name}`, () => setNodeAvailability(n.id, a)),
+  setAvailability: (n, a) =>
+    void act(`${a === 'drain' ? 'drain' : 'activate'} ${n.name}`, () => setNodeAvailability(n.id, a)),
 })
 const services = new ServicesPanel({
   scale: (s, n) => void act(`scale ${s.name} to ${n}`, () => scaleService(s.id, n)),
