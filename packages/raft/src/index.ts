@@ -13,6 +13,7 @@ export {
   type SealContext,
   type SealHook,
 } from './file-storage.js'
+export { type FileSystem, nodeFileSystem } from './file-system.js'
 export { type CoreOptions, RaftCore } from './internal/core.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {

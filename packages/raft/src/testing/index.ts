@@ -14,3 +14,11 @@ export {
   type Operation,
 } from './linearizability.js'
 export { type LogStorageFactory, testLogStorage } from './log-storage.js'
+export {
+  type PowerCutReport,
+  type PowerLossFileSystem,
+  type PowerLossOptions,
+  type PowerLossStats,
+  powerLossFileSystem,
+  type UnsyncedWrites,
+} from './power-loss-fs.js'
