@@ -65,6 +65,7 @@ import {
 import { requireLeader } from './quorum.js'
 import { checkSwarmSettings, withSwarmSettings } from './swarm-settings.js'
 import { clusterTlsInfo } from './tls-info.js'
+import { serveUi } from './ui-server.js'
 
 export const API_VERSION = '1.50'
 export const MIN_API_VERSION = '1.24'
@@ -942,6 +943,7 @@ export function engineApi(
     }
     const tooNew = vm ? Number(vm[1]) > 1 || (Number(vm[1]) === 1 && Number(vm[2]) > 50) : false
     const tooOld = vm ? Number(vm[1]) < 1 || (Number(vm[1]) === 1 && Number(vm[2]) < 24) : false
+    if (serveUi(d, req, res, path)) return
     if (path === '/_ping' && !tooOld && (req.method === 'GET' || req.method === 'HEAD')) {
       res.setHeader('Api-Version', API_VERSION)
       res.setHeader('Ostype', 'linux')

@@ -191,6 +191,7 @@ try {
 if (executorLine && nodeLog) nodeLog(executorLine)
 executorLine = undefined
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
+if (node.uiUrl) console.log(`Swarm view at ${node.uiUrl} (on a manager)`)
 if (node.metricsUrl) console.log(`Metrics at ${node.metricsUrl}`)
 const stop = () => {
   node.close().then(

@@ -5,6 +5,7 @@ import { Daemon, type DaemonOptions } from './daemon.js'
 import { type ClusterMetrics, clusterMetrics, serveMetrics } from './metrics.js'
 import { combineObservers } from './observer.js'
 import { lockStateDir, type StateDirLock } from './state-lock.js'
+import { publishUiAddress } from './ui-server.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
@@ -22,6 +23,8 @@ export interface ClusterNode {
   readonly dockerHost: string
   /** Where `GET /metrics` answers (with `metricsAddress`). */
   readonly metricsUrl?: string
+  /** The browser view (`…/ui/`), served on a TCP Engine API address. */
+  readonly uiUrl?: string
   close(): Promise<void>
 }
 
@@ -84,11 +87,16 @@ async function serve(
     })
     dockerHost = `tcp://${host}:${(server.address() as { port: number }).port}`
   }
+  const uiBase = isSocket ? undefined : dockerHost.replace('tcp://', options.apiTls ? 'https://' : 'http://')
+  const stopPublishing = new AbortController()
+  if (uiBase) publishUiAddress(daemon, uiBase, stopPublishing.signal)
   return {
     daemon,
     dockerHost,
     ...(served ? { metricsUrl: served.url } : {}),
+    ...(uiBase ? { uiUrl: `${uiBase}/ui/` } : {}),
     async close() {
+      stopPublishing.abort()
       await closeServer(server)
       if (served) await closeServer(served.server)
       await daemon.close()

@@ -29,6 +29,11 @@ export interface DockerClusterOptions {
   /** The reference cluster's CLI (default: the built `@swarmkit/example-cluster/dist/cli.js`). */
   readonly cli?: string
   readonly replicas?: number
+  /**
+   * Called with the manager's browser view (`http://…/ui/`) once the service runs; the cluster stays up
+   * until it resolves (`npm run demo -- --keep` waits for Ctrl-C here).
+   */
+  readonly onView?: (url: string) => Promise<void> | void
 }
 
 /**
@@ -46,8 +51,10 @@ export async function dockerClusterDemo(
   const replicas = options.replicas ?? 4
   const root = mkdtempSync(join(tmpdir(), 'swarmkit-demo-cluster-'))
   const procs: ChildProcess[] = []
+  let managerApi = ''
   const startNode = async (name: string, extra: string[]) => {
     const api = `127.0.0.1:${await freePort()}`
+    managerApi ||= api
     const proc = spawn(
       process.execPath,
       // Simulated tasks: the demo runs the same on a machine with or without a Docker Engine.
@@ -151,6 +158,7 @@ export async function dockerClusterDemo(
       )
     }
     const meshTasks = new Set([...answers.values()].flatMap((x) => [...x])).size
+    await options.onView?.(`http://${managerApi}/ui/`)
     return { nodes, services, runningTasks: tasks.length, nodesWithTasks, meshTasks, meshNodes: answers.size }
   } finally {
     for (const p of procs) p.kill('SIGKILL')
