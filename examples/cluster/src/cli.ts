@@ -81,7 +81,16 @@ try {
   console.error(`swarmkit-cluster: ${(err as Error).message}`)
   process.exit(2)
 }
-log?.(choice.line)
+// The executor line is the node's first log line, but only once the node runs: a refused start (a state
+// directory in use) says one line and nothing else.
+let first: string | undefined = choice.line
+const nodeLog =
+  log &&
+  ((line: string) => {
+    if (first !== undefined) log(first)
+    first = undefined
+    log(line)
+  })
 let node: Awaited<ReturnType<typeof startNode>>
 try {
   node = await startNode({
@@ -91,7 +100,7 @@ try {
     ...(values.hostname ? { hostname: values.hostname } : {}),
     ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
     ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
-    ...(log ? { log } : {}),
+    ...(nodeLog ? { log: nodeLog } : {}),
   })
 } catch (err) {
   // A directory in use, a port taken, an unreadable state: one line, no stack trace.
@@ -99,6 +108,8 @@ try {
   console.error(`swarmkit-cluster: ${(err as Error)?.message ?? String(err)}`)
   process.exit(1)
 }
+if (first !== undefined) log?.(first)
+first = undefined
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
 const stop = () => {
   node.close().then(
