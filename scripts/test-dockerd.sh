@@ -7,7 +7,9 @@ set -euo pipefail
 DIR=${SWARMKIT_TEST_DOCKERD_DIR:-/tmp/swarmkit-test-dockerd}
 SOCK="$DIR/docker.sock"
 docker_() { DOCKER_CONFIG="$DIR/config" docker -H "unix://$SOCK" "$@"; }
-answers() { [ -S "$SOCK" ] && timeout 5 docker_ version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+answers() {
+  [ -S "$SOCK" ] && DOCKER_CONFIG="$DIR/config" timeout 5 docker -H "unix://$SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
 
 case "${1:-}" in
   start)
@@ -24,7 +26,7 @@ case "${1:-}" in
     answers || { echo "dockerd did not come up; see $DIR/dockerd.log" >&2; tail -20 "$DIR/dockerd.log" >&2; exit 1; }
     # No pull may reach a registry: it must fail at once on the closed proxy port.
     t0=$(date +%s)
-    if out=$(timeout 30 docker_ pull busybox:latest 2>&1); then
+    if out=$(DOCKER_CONFIG="$DIR/config" timeout 30 docker -H "unix://$SOCK" pull busybox:latest 2>&1); then
       echo "a pull succeeded: the test engine must not reach any registry" >&2; exit 1
     fi
     if [ $(( $(date +%s) - t0 )) -gt 10 ]; then echo "a pull took too long to fail: $out" >&2; exit 1; fi

@@ -321,4 +321,55 @@ describe.skipIf(!engine)('the Docker Engine executor', { timeout: 180_000 }, () 
     await ok(mgr, ['service', 'rm', 'px'])
     await waitFor(async () => (await containersOf(addr, nodeIds)).length === 0, 'px removed', 60_000)
   })
+
+  it('follows health and completion: running only once healthy, failed when unhealthy, complete on exit 0', async () => {
+    await ok(mgr, ['service', 'create', '--detach', '--name', 'sick', IMAGES.unhealthy])
+    await ok(mgr, [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'never',
+      '--health-cmd',
+      'test -f /nonexistent',
+      '--health-interval',
+      '500ms',
+      '--health-retries',
+      '1',
+      '--stop-grace-period',
+      '1s',
+      IMAGES.webV1,
+    ])
+    await ok(mgr, ['service', 'create', '--detach', '--name', 'once', IMAGES.job])
+    // The image's own healthcheck passes first (running), then fails.
+    await waitFor(
+      async () => (await ps(mgr, 'sick')).some((l) => /\|Failed .*\|"?unhealthy container"?$/.test(l)),
+      'sick: failed, unhealthy',
+      60_000,
+      () => dumpTasks(mgr),
+    )
+    const sick = mgr.daemon.manager!.store.view((tx) =>
+      tx.find('tasks').filter((t) => t.serviceAnnotations.name === 'sick' && t.status.state === 'failed'),
+    )
+    expect(sick.length).toBeGreaterThan(0)
+    // --health-cmd reaches the container: it never becomes healthy, so it never runs.
+    await waitFor(
+      async () => (await ps(mgr, 'never')).some((l) => /\|Failed .*\|"?unhealthy container"?$/.test(l)),
+      'never: failed, unhealthy',
+      60_000,
+      () => dumpTasks(mgr),
+    )
+    const never = mgr.daemon.manager!.store.view((tx) =>
+      tx.find('tasks').filter((t) => t.serviceAnnotations.name === 'never'),
+    )
+    expect(never.every((t) => t.status.state !== 'running' && t.status.message !== 'started')).toBe(true)
+    await waitFor(
+      async () => (await ps(mgr, 'once')).some((l) => l.includes('|Complete ')),
+      'once: complete',
+      60_000,
+      () => dumpTasks(mgr),
+    )
+    for (const s of ['sick', 'never', 'once']) await ok(mgr, ['service', 'rm', s])
+    await waitFor(async () => (await containersOf(addr, nodeIds)).length === 0, 'containers removed', 60_000)
+  })
 })

@@ -2,14 +2,27 @@
 // scripts/test-dockerd.sh starts), the test images (imported from a busybox rootfs, no registry), and
 // cleanup of the containers a test's nodes made.
 import { execFile } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '../../../scripts/test-dockerd.sh')
+// Beside the sources, or from the repository root when bundled elsewhere (bench/).
+const SCRIPT = [
+  join(dirname(fileURLToPath(import.meta.url)), '../../../scripts/test-dockerd.sh'),
+  join(process.cwd(), 'scripts/test-dockerd.sh'),
+].find((p) => existsSync(p))!
 
 /** `docker` against the engine itself (not a node). */
 export async function engineDocker(addr: string, args: string[], input?: string): Promise<string> {

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 import type { TaskSpec, TaskState } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -10,7 +11,7 @@ import {
   simulatedExecutor,
   type TaskStatusUpdate,
 } from '../src/index.js'
-import { node, ok, waitFor } from './helpers.js'
+import { node, ok, stateDir, waitFor } from './helpers.js'
 
 /** A dispatcher in memory: tests push assignment lists and read what the agent reported. */
 function fakeDispatcher() {
@@ -250,5 +251,59 @@ describe('task outcomes through the docker CLI (simulated executor)', () => {
       tx.find('tasks').find((t) => t.status.state === 'failed'),
     )
     expect(failed?.status.containerStatus?.exitCode).toBe(1)
+  })
+})
+
+describe('secrets on the wire', () => {
+  let nodes: ClusterNode[] = []
+  afterEach(async () => {
+    await Promise.all(nodes.map((n) => n.close()))
+    nodes = []
+  })
+
+  it('go only to the node that runs a task using them, and are kept there in memory only', async () => {
+    const [mgr, wrk] = (nodes = [await node('sec-mgr'), await node('sec-wrk')])
+    await ok(mgr!, ['swarm', 'init'])
+    const token = (await ok(mgr!, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    await ok(wrk!, ['swarm', 'join', '--token', token, mgr!.daemon.manager!.joinAddr])
+    const value = `wire-${Math.random().toString(36).slice(2)}`
+    await ok(mgr!, ['secret', 'create', 'token', '-'], value)
+    await ok(mgr!, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'uses',
+      '--secret',
+      'token',
+      '--constraint',
+      'node.role==worker',
+      'busybox',
+    ])
+    await waitFor(
+      async () =>
+        (await ok(mgr!, ['service', 'ps', 'uses', '--format', '{{.CurrentState}}'])).startsWith('Running'),
+      'the task running on the worker',
+    )
+    const first = async (nodeId: string) => {
+      const stop = new AbortController()
+      for await (const list of mgr!.daemon.manager!.dispatcher.assignments(nodeId, stop.signal)) {
+        stop.abort()
+        return list
+      }
+      return []
+    }
+    const onWorker = await first(wrk!.daemon.nodeId)
+    expect(onWorker.flatMap((a) => a.secrets.map((s) => Buffer.from(s.data).toString()))).toEqual([value])
+    const onManager = await first(mgr!.daemon.nodeId)
+    expect(JSON.stringify(onManager)).not.toContain(value)
+    expect(onManager.flatMap((a) => a.secrets)).toEqual([])
+    // Nothing on disk in clear: neither node's state directory holds the value.
+    const found = await new Promise<string>((resolve) =>
+      execFile('grep', ['-rl', '--binary-files=text', value, stateDir('')], (_err, out) =>
+        resolve(String(out)),
+      ),
+    )
+    expect(found).toBe('')
   })
 })
