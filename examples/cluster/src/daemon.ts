@@ -16,6 +16,7 @@ import { ApiError, MESSAGES } from './errors.js'
 import type { Executor, NodeDescription } from './executor.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import type { ManagerObserver } from './observer.js'
 import { leaveRefusal } from './quorum.js'
 import { MeshFollower } from './routing.js'
 import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
@@ -50,6 +51,8 @@ export interface DaemonOptions {
    */
   readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
+  /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
+  readonly observer?: ManagerObserver
 }
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
@@ -473,6 +476,7 @@ export class Daemon {
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
         ...(this.options.specLimits ? { specLimits: this.options.specLimits } : {}),
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })
     } catch (err) {

@@ -15,7 +15,7 @@
  * ```
  */
 export { Agent, type AgentOptions } from './agent.js'
-export { API_VERSION, engineApi, parseFilters } from './api.js'
+export { API_VERSION, engineApi } from './api.js'
 export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
 export type {
@@ -37,6 +37,16 @@ export {
 export { ENGINE_API_VERSION, EngineClient, parseEngineAddress } from './engine-client.js'
 export { ApiError, MESSAGES } from './errors.js'
 export {
+  ClusterEvents,
+  type EventAction,
+  type EventMessage,
+  type EventSubscribeOptions,
+  type EventType,
+  eventJson,
+  eventMatches,
+  writeServerSentEvents,
+} from './events.js'
+export {
   type Controller,
   type ControllerCallOptions,
   type ControllerEvents,
@@ -53,6 +63,7 @@ export {
   UNHEALTHY_TEXT,
 } from './executor.js'
 export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './executor-choice.js'
+export { type Filters, parseFilters } from './filters.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
 export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'

@@ -137,6 +137,11 @@ export interface MemoryStoreOptions {
    * service, so that no spec that would exhaust a manager reaches the log. Default {@link DEFAULT_SPEC_LIMITS}.
    */
   limits?: Partial<SpecLimits>
+  /**
+   * Called when a replicated transaction has committed: ms from `update()` to its application here (waiting
+   * for earlier writes included) and its number of changes. For metrics; it must not throw.
+   */
+  onCommit?: (info: { ms: number; changes: number }) => void
 }
 
 type Waiter = { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void }
@@ -170,6 +175,7 @@ export class MemoryStore {
   private readonly maxCommandBytes: number
   /** The spec limits this store's transactions enforce. */
   readonly limits: Readonly<SpecLimits>
+  private readonly onCommit: ((info: { ms: number; changes: number }) => void) | undefined
   private readonly waiters = new Map<number, Waiter>()
   /** Replicated: per proposer, the last command applied and the fence (see `commit`). */
   private proposers = new Map<string, ProposerState>()
@@ -192,6 +198,7 @@ export class MemoryStore {
       throw new TypeError('options.random: expected a function')
     }
     this.proposer = options.proposer
+    this.onCommit = options.onCommit
     this.clock = options.clock ?? Date.now
     this.random = options.random ?? randomBytes
     this.history = new EventHistory(positiveInt(options.historySize ?? 10_000, 'options.historySize', 0), 0)
@@ -296,6 +303,7 @@ export class MemoryStore {
         this.unlock()
       }
     }
+    const started = performance.now()
     return this.lock().then(async () => {
       try {
         if (this._closed) throw new StoreError('CLOSED', 'store is closed')
@@ -307,6 +315,7 @@ export class MemoryStore {
           if (tx.size === 0) return r
           try {
             await this.commit(tx.actions(), options?.signal)
+            this.onCommit?.({ ms: performance.now() - started, changes: tx.size })
             return r
           } catch (err) {
             // Another member's transaction changed what this one read before it committed (this replica was
