@@ -10,7 +10,7 @@ const cli = join(import.meta.dirname, '../dist/cli.js')
 const root = mkdtempSync(join(tmpdir(), 'swarmkit-cli-executor-'))
 const engine = await testEngine()
 
-/** Starts the CLI and resolves with its first stderr line (or its exit status and output when it stops). */
+/** Starts the CLI and resolves with its first log message (or its exit status and output when it stops). */
 function firstLine(args: string[]): Promise<string> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, '--api', '127.0.0.1:0', ...args], {
@@ -21,7 +21,9 @@ function firstLine(args: string[]): Promise<string> {
       err += String(d)
       if (err.includes('\n')) {
         child.kill('SIGTERM')
-        resolve(err.split('\n')[0]!.replace(/^\S+Z /, ''))
+        // The message of the first log record (`time="…" level=info msg="…"`, the logger's text format).
+        const line = err.split('\n')[0]!
+        resolve(/\bmsg="((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.replace(/^\S+Z /, ''))
       }
     })
     child.on('exit', (code) => resolve(`exit ${code}: ${err.trim()}`))
