@@ -331,16 +331,18 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         for (const f of plan.after) f()
         continue
       }
-      await this.#commit(id, plan)
-      if (plan.more) {
+      const committed = await this.#commit(id, plan)
+      if (committed && plan.more) {
         // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
+        // (Not after a failed commit: that one is retried a second later, never in a loop.)
         this.#dirty.add(id)
         this.#loop.kick()
       }
     }
   }
 
-  async #commit(serviceId: string, plan: Plan): Promise<void> {
+  /** Commits `plan`; false if it failed (and a retry is arranged). */
+  async #commit(serviceId: string, plan: Plan): Promise<boolean> {
     try {
       if (plan.ops.length)
         await this.#store.update((tx) => {
@@ -374,6 +376,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           for (const t of chunk) tx.create('tasks', t)
         })
       }
+      return true
     } catch (err) {
       // Someone changed an object we reasoned about: its event is on our watch already, and the pass that
       // follows it looks again with the newer state.
@@ -383,6 +386,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#fail(err)
         this.#wake(serviceId, this.#clock.now() + RETRY_MS)
       }
+      return false
     }
   }
 

@@ -1,6 +1,6 @@
 import { isStoreError, MemoryStore, type StoreEvent } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createOrchestrator, createService, updateService } from '../src/index.js'
+import { createOrchestrator, createService, manualClock, updateService } from '../src/index.js'
 import { fresh, node, serviceSpec } from './fixtures.js'
 import { type Harness, harness } from './harness.js'
 
@@ -148,4 +148,31 @@ describe('bounded reconciliation passes', () => {
     expect(down).toBeLessThanOrEqual(50)
     expect(h.running(s.id)).toHaveLength(300)
   }, 120_000)
+
+  it('does not spin when the store refuses its commits (no quorum) while a plan has more to do', async () => {
+    const store = new MemoryStore()
+    await store.update((tx) => tx.create('nodes', fresh(node('n1'))))
+    await createService(store, serviceSpec('big', { mode: { replicated: { replicas: 1000 } } }))
+    let attempts = 0
+    const broken = {
+      view: store.view.bind(store),
+      watch: store.watch.bind(store),
+      update: (() => {
+        attempts++
+        return Promise.reject(new Error('no quorum'))
+      }) as MemoryStore['update'],
+    }
+    const clock = manualClock()
+    const orch = createOrchestrator({ store: broken, clock, commitSize: 50 })
+    orch.on('error', () => {})
+    orch.start()
+    for (let i = 0; i < 500; i++) await new Promise((r) => setImmediate(r))
+    // one attempt, then a retry a second later (on the clock), not a loop
+    expect(attempts).toBe(1)
+    clock.advance(1000)
+    for (let i = 0; i < 500; i++) await new Promise((r) => setImmediate(r))
+    expect(attempts).toBe(2)
+    await orch.stop()
+    store.close()
+  })
 })
