@@ -2,7 +2,7 @@
 // /work/shared/DOCKER-API.md for what each command sends. Paths are accepted with and without the
 // `/v1.NN` prefix; errors are `{"message": …}` with moby's status codes and words.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { cpus, totalmem } from 'node:os'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
@@ -19,6 +19,8 @@ import {
 } from '@swarmkit/store'
 import type { LogLine } from './agent.js'
 import { allocateEndpoint } from './allocator.js'
+import { type ApiTlsOptions, apiServer } from './api-tls.js'
+import { updateBlob } from './blob-update.js'
 import type { Daemon } from './daemon.js'
 import {
   configToDocker,
@@ -34,6 +36,16 @@ import {
   toDocker,
 } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
+import { eventsStream } from './events.js'
+import {
+  ACCEPTED,
+  blobFilter,
+  networkFilter,
+  nodeFilter,
+  parseFilters,
+  serviceFilter,
+  taskFilter,
+} from './filters.js'
 import { goBase64Error } from './go-base64.js'
 import {
   createNetwork,
@@ -43,6 +55,7 @@ import {
   startRootRotation,
 } from './manager.js'
 import { requireLeader } from './quorum.js'
+import { checkSwarmSettings, withSwarmSettings } from './swarm-settings.js'
 import { clusterTlsInfo } from './tls-info.js'
 
 export const API_VERSION = '1.50'
@@ -56,31 +69,6 @@ interface Reply {
   json?: unknown
   /** Writes the body itself (log streams). */
   stream?: (res: ServerResponse) => void
-}
-
-/** Filters as the CLI encodes them: `{"key":{"value":true}}`, or the legacy `{"key":["value"]}`. */
-export function parseFilters(raw: string | null): Map<string, string[]> {
-  const out = new Map<string, string[]>()
-  if (!raw) return out
-  let v: unknown
-  try {
-    v = JSON.parse(raw)
-  } catch {
-    throw new ApiError(400, 'invalid filter: not JSON')
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError(400, 'invalid filter')
-  for (const [k, vals] of Object.entries(v)) {
-    if (Array.isArray(vals)) out.set(k, vals.map(String))
-    else if (typeof vals === 'object' && vals !== null)
-      out.set(
-        k,
-        Object.entries(vals)
-          .filter(([, on]) => on === true)
-          .map(([s]) => s),
-      )
-    else throw new ApiError(400, `invalid filter ${k}`)
-  }
-  return out
 }
 
 function storeError(err: unknown): ApiError | undefined {
@@ -219,14 +207,12 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       new RegExp(`^/${table}$`),
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = blobFilter(parseFilters(query.get('filters'), ACCEPTED[table]))
         return {
           json: view((tx) =>
             tx
               .find(table)
-              .filter((o) => matchAny(f.get('name'), (v) => o.spec.name === v))
-              .filter((o) => matchAny(f.get('id'), (v) => o.id.startsWith(v)))
-              .filter((o) => labelsMatch(o.spec.labels, f.get('label')))
+              .filter(match)
               .map((o) => toDocker(o as ReturnType<typeof lookup<T>>)),
           ),
         }
@@ -264,6 +250,16 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       },
     ],
     [
+      'POST',
+      new RegExp(`^/${table}/([^/]+)/update$`),
+      async ({ params, query, body }) => {
+        await updateBlob(mgr().store, table, params[0]!, version(query), body, (tx, ref) =>
+          lookup(tx, table, ref, noun),
+        )
+        return {}
+      },
+    ],
+    [
       'DELETE',
       new RegExp(`^/${table}/([^/]+)$`),
       async ({ params }) => {
@@ -276,6 +272,19 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
   return [
     ['GET', /^\/version$/, () => ({ json: versionJson() })],
     ['GET', /^\/info$/, () => ({ json: infoJson(d) })],
+    [
+      'GET',
+      /^\/events$/,
+      ({ query }) => {
+        const stream = eventsStream(d.manager?.events, query)
+        return {
+          stream: (res) => {
+            res.setHeader('Api-Version', API_VERSION)
+            stream(res)
+          },
+        }
+      },
+    ],
 
     // ---- swarm
     [
@@ -329,6 +338,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
             400,
             'rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s',
           )
+        checkSwarmSettings(body)
         await mgr().updateCluster(
           v,
           typeof autolock === 'boolean' ? autolock : undefined,
@@ -348,7 +358,7 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
               caConfig = { ...caConfig, forceRotate }
               rootCA = { ...rootCA, rootRotation: startRootRotation(c), lastForcedRotation: forceRotate }
             }
-            return { ...c, spec: { ...c.spec, caConfig }, rootCA }
+            return { ...c, spec: withSwarmSettings({ ...c.spec, caConfig }, body), rootCA }
           },
         )
         return {}
@@ -375,18 +385,9 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/nodes$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = nodeFilter(parseFilters(query.get('filters'), ACCEPTED.nodes))
         return {
-          json: view((tx) =>
-            tx
-              .find('nodes')
-              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
-              .filter((n) =>
-                matchAll(f.get('name'), (v) => (n.spec.name ?? n.description?.hostname ?? '') === v),
-              )
-              .filter((n) => matchAll(f.get('role'), (v) => n.role === v))
-              .map(nodeToDocker),
-          ),
+          json: view((tx) => tx.find('nodes').filter(match).map(nodeToDocker)),
         }
       },
     ],
@@ -447,16 +448,13 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/services$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const match = serviceFilter(parseFilters(query.get('filters'), ACCEPTED.services))
         const status = query.get('status') === 'true' || query.get('status') === '1'
         return {
           json: view((tx) =>
             tx
               .find('services')
-              .filter((s) => matchAll(f.get('id'), (v) => s.id.startsWith(v)))
-              .filter((s) => matchAll(f.get('name'), (v) => s.spec.name.startsWith(v)))
-              .filter((s) => matchAll(f.get('mode'), (v) => v in s.spec.mode))
-              .filter((s) => labelsMatch(s.spec.labels, f.get('label')))
+              .filter(match)
               .map((s) => serviceToDocker(s, status ? serviceStatus(tx, s) : undefined)),
           ),
         }
@@ -559,35 +557,19 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/tasks$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
+        const f = parseFilters(query.get('filters'), ACCEPTED.tasks)
         return {
           json: view((tx) => {
-            const services = new Map(tx.find('services').map((s) => [s.id, s]))
-            const wantedServices = f.get('service')?.map((ref) => {
-              try {
-                return tx.lookup('services', ref).id
-              } catch {
-                return ref
-              }
-            })
-            const upToDate = f.get('_up-to-date')?.includes('true')
-            return (
-              tx
-                .find('tasks')
-                .filter((t) => matchAny(wantedServices, (v) => t.serviceId === v))
-                .filter((t) => matchAny(f.get('node'), (v) => t.nodeId === v || nodeMatches(tx, t, v)))
-                .filter((t) => matchAny(f.get('desired-state'), (v) => t.desiredState === v))
-                .filter((t) => matchAny(f.get('id'), (v) => t.id.startsWith(v)))
-                // moby matches a task's labels filter against its service's labels (`docker stack ps`).
-                .filter((t) => labelsMatch(t.serviceAnnotations.labels, f.get('label')))
-                .filter(
-                  (t) =>
-                    !upToDate ||
-                    (t.specVersion?.index ?? -1) === (services.get(t.serviceId)?.specVersion.index ?? -2),
-                )
-                .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
-                .map(taskToDocker)
+            const match = taskFilter(
+              tx,
+              f,
+              (t, ref) => lookup(tx, t, ref, t === 'nodes' ? 'node' : 'service').id,
             )
+            return tx
+              .find('tasks')
+              .filter(match)
+              .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
+              .map(taskToDocker)
           }),
         }
       },
@@ -603,18 +585,8 @@ function routes(d: Daemon): [string, RegExp, Handler][] {
       'GET',
       /^\/networks$/,
       ({ query }) => {
-        const f = parseFilters(query.get('filters'))
-        return {
-          json: view((tx) =>
-            tx
-              .find('networks')
-              .filter((n) => matchAll(f.get('name'), (v) => n.spec.name.includes(v)))
-              .filter((n) => matchAll(f.get('id'), (v) => n.id.startsWith(v)))
-              .filter((n) => matchAll(f.get('driver'), (v) => (n.spec.driverConfig?.name ?? 'overlay') === v))
-              .filter((n) => labelsMatch(n.spec.labels, f.get('label')))
-              .map(networkToDocker),
-          ),
-        }
+        const f = parseFilters(query.get('filters'), ACCEPTED.networks)
+        return { json: view((tx) => tx.find('networks').filter(networkFilter(tx, f)).map(networkToDocker)) }
       },
     ],
     [
@@ -778,30 +750,6 @@ async function logReply(m: Manager, tasks: () => readonly Task[], query: Query):
   }
 }
 
-/** moby's `label` filter: every `key` or `key=value` given must be among the object's labels. */
-function labelsMatch(
-  labels: Readonly<Record<string, string>> | undefined,
-  wanted: string[] | undefined,
-): boolean {
-  if (!wanted) return true
-  return wanted.every((w) => {
-    const i = w.indexOf('=')
-    const key = i < 0 ? w : w.slice(0, i)
-    if (!labels || !Object.hasOwn(labels, key)) return false
-    return i < 0 || labels[key] === w.slice(i + 1)
-  })
-}
-
-function matchAll(values: string[] | undefined, test: (v: string) => boolean): boolean {
-  return !values || values.length === 0 || values.some(test)
-}
-const matchAny = matchAll
-
-function nodeMatches(tx: ReadTx, t: Task, ref: string): boolean {
-  const n = tx.get('nodes', t.nodeId)
-  return !!n && (n.description?.hostname === ref || n.spec.name === ref)
-}
-
 function versionJson() {
   return {
     Platform: { Name: 'swarmkit reference cluster' },
@@ -944,16 +892,33 @@ function send(res: ServerResponse, status: number, json?: unknown): void {
   res.end(body)
 }
 
+/** A route's pattern as a metrics label: `/services/{id}/update`. */
+function routeLabel(re: RegExp): string {
+  return re.source
+    .replace(/^\^|\$$/g, '')
+    .replace(/\(\[\^\/\]\+\)/g, '{id}')
+    .replace(/\(\.\+\)/g, '{name}')
+    .replace(/\\\//g, '/')
+}
+
 function swarmHeader(d: Daemon): string {
   if (d.state !== 'active') return d.state
   return d.manager ? 'active/manager' : 'active/worker'
 }
 
 /** Serves the Engine API for `daemon` (listen on TCP or a unix socket). */
-export function engineApi(d: Daemon, options: { log?: (line: string) => void } = {}): Server {
+export function engineApi(
+  d: Daemon,
+  options: {
+    log?: (line: string) => void
+    tls?: ApiTlsOptions
+    /** Told of each answered request (metrics): method, route pattern, status, seconds. */
+    onRequest?: (method: string, route: string, status: number, seconds: number) => void
+  } = {},
+): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
-  return createServer((req, res) => {
+  return apiServer(options.tls, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://engine')
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
@@ -977,6 +942,13 @@ export function engineApi(d: Daemon, options: { log?: (line: string) => void } =
       if (m) params = m.slice(1).map((p) => decodeURIComponent(p))
       return !!m
     })
+    if (options.onRequest) {
+      const started = performance.now()
+      const label = route ? routeLabel(route[1]) : 'unknown'
+      res.once('close', () =>
+        options.onRequest!(req.method ?? '', label, res.statusCode, (performance.now() - started) / 1000),
+      )
+    }
     const run = async () => {
       if (tooOld)
         throw new ApiError(

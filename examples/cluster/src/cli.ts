@@ -3,6 +3,16 @@
 //   swarmkit-cluster --api 127.0.0.1:2375 --state-dir /tmp/node1 &
 //   DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
 import { parseArgs } from 'node:util'
+import { type ApiTlsOptions, checkApiExposure, loadApiTls } from './api-tls.js'
+import {
+  createLogger,
+  debugObserver,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+  lineLog,
+} from './logging.js'
 import { startNode } from './node.js'
 
 const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
@@ -11,6 +21,15 @@ const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.so
   --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
   --hostname NAME         the name docker node ls shows (default: this machine's host name)
   --listen-addr HOST:PORT overrides the --listen-addr of docker swarm init/join
+  --tlsverify             answer only clients with a certificate from --tlscacert (mutual TLS, as dockerd)
+  --tlscacert FILE        the CA of the clients (PEM)
+  --tlscert FILE          the API's certificate (PEM)
+  --tlskey FILE           the API's key (PEM)
+  --tls                   TLS without checking clients; --tls=false serves a non-loopback address in the clear
+  --metrics-addr HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics
+  --log-level LEVEL       debug, info (default), warn, error or fatal
+  --log-format FORMAT     text (default) or json (one object per line)
+  -D, --debug             --log-level debug, with raft's and the dispatcher's detail
   --quiet                 no log lines on stderr
   --help                  this text`
 
@@ -20,25 +39,38 @@ function usageError(reason: string): never {
   process.exit(2)
 }
 
-let values: {
-  api?: string
-  'state-dir'?: string
-  hostname?: string
-  'listen-addr'?: string
-  quiet?: boolean
-  help?: boolean
-}
-try {
-  ;({ values } = parseArgs({
+// dockerd's `--tls=false` / `--tlsverify=false` (explicitly no TLS): parseArgs takes no value on a boolean.
+const explicitlyOff = new Set<string>()
+const args = process.argv.slice(2).filter((a) => {
+  const m = /^--(tls|tlsverify)=(false|true)$/.exec(a)
+  if (m?.[2] === 'false') explicitlyOff.add(m[1]!)
+  return !m || m[2] === 'true'
+})
+function parse() {
+  return parseArgs({
+    args: args.map((a) => a.replace(/^--(tls|tlsverify)=true$/, '--$1')),
     options: {
       api: { type: 'string', default: '127.0.0.1:2375' },
       'state-dir': { type: 'string' },
       hostname: { type: 'string' },
       'listen-addr': { type: 'string' },
+      tls: { type: 'boolean', default: false },
+      tlsverify: { type: 'boolean', default: false },
+      tlscacert: { type: 'string' },
+      tlscert: { type: 'string' },
+      tlskey: { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'log-format': { type: 'string', default: 'text' },
+      debug: { type: 'boolean', short: 'D', default: false },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
-  }))
+  })
+}
+let values: ReturnType<typeof parse>['values']
+try {
+  values = parse().values
 } catch (err) {
   usageError((err as Error).message)
 }
@@ -47,23 +79,52 @@ if (values.help) {
   process.exit(0)
 }
 if (!values['state-dir']) usageError('--state-dir is required')
+const level = values.debug ? 'debug' : values['log-level']!
+if (!LOG_LEVELS.includes(level as LogLevel))
+  usageError(`unknown --log-level "${level}": use one of ${LOG_LEVELS.join(', ')}`)
+if (!LOG_FORMATS.includes(values['log-format'] as LogFormat))
+  usageError(`unknown --log-format "${values['log-format']}": use text or json`)
+const logger = createLogger({ level: level as LogLevel, format: values['log-format'] as LogFormat })
 
-const log = values.quiet ? undefined : (line: string) => console.error(`${new Date().toISOString()} ${line}`)
+const verify = values.tlsverify && !explicitlyOff.has('tlsverify')
+const useTls = (values.tls || verify) && !explicitlyOff.has('tls')
+let apiTls: ApiTlsOptions | undefined
+try {
+  if (useTls)
+    apiTls = await loadApiTls({
+      verify,
+      ...(values.tlscacert ? { cacert: values.tlscacert } : {}),
+      ...(values.tlscert ? { cert: values.tlscert } : {}),
+      ...(values.tlskey ? { key: values.tlskey } : {}),
+    })
+  for (const w of checkApiExposure(values.api!, apiTls, explicitlyOff.size > 0).warnings) logger.warn(w)
+} catch (err) {
+  usageError((err as Error).message)
+}
+
+const observer = debugObserver(logger)
 let node: Awaited<ReturnType<typeof startNode>>
 try {
   node = await startNode({
     stateDir: values['state-dir'],
     apiAddress: values.api!,
+    ...(apiTls ? { apiTls } : {}),
+    ...(values['metrics-addr'] ? { metricsAddress: values['metrics-addr'] } : {}),
     ...(values.hostname ? { hostname: values.hostname } : {}),
     ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
-    ...(log ? { log } : {}),
+    ...(values.quiet ? {} : { log: lineLog(logger) }),
+    ...(observer ? { observer } : {}),
   })
 } catch (err) {
-  // A directory in use, a port taken, an unreadable state: one line, no stack trace.
-  console.error(`swarmkit-cluster: ${(err as Error)?.message ?? String(err)}`)
+  // A directory in use, a port taken, an unreadable state: one line, no stack trace (a log record in the
+  // log's format; with --log-format text the daemon's own one-line words).
+  const message = (err as Error)?.message ?? String(err)
+  if (values['log-format'] === 'json') logger.error(`could not start: ${message}`)
+  else console.error(`swarmkit-cluster: ${message}`)
   process.exit(1)
 }
 console.log(`Engine API at ${node.dockerHost}: export DOCKER_HOST=${node.dockerHost}`)
+if (node.metricsUrl) console.log(`Metrics at ${node.metricsUrl}`)
 const stop = () => {
   node.close().then(
     () => process.exit(0),

@@ -14,6 +14,7 @@ import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUp
 import { ApiError, MESSAGES } from './errors.js'
 import { joinCluster } from './join.js'
 import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import type { ManagerObserver } from './observer.js'
 import { leaveRefusal } from './quorum.js'
 import { MeshFollower } from './routing.js'
 import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
@@ -38,6 +39,8 @@ export interface DaemonOptions {
    */
   readonly routingMesh?: boolean
   readonly log?: (line: string) => void
+  /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
+  readonly observer?: ManagerObserver
 }
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
@@ -424,6 +427,7 @@ export class Daemon {
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })
     } catch (err) {

@@ -17,7 +17,9 @@ import type {
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
+import { heartbeatPeriodMs } from './swarm-settings.js'
 import { issuingCA } from './tls-info.js'
 
 /** What a worker is told about one of its tasks. */
@@ -92,6 +94,8 @@ export interface DispatcherOptions {
   readonly isLeader?: () => boolean
   /** On a follower: hands a heartbeat on to the leader. */
   readonly forwardHeartbeat?: (nodeId: string) => Promise<void>
+  /** Told of each heartbeat and status batch (metrics, debug logs). */
+  readonly observer?: Pick<ManagerObserver, 'heartbeat' | 'statusUpdates'>
   /**
    * Whether a heartbeat may make `nodeId` ready again: false for a manager whose raft member the leader
    * does not hear (raft's view decides a manager's reachability). Default: always.
@@ -106,10 +110,12 @@ export class Dispatcher implements DispatcherApi {
   readonly #seen = new Map<string, number>()
   /** Sessions of the workers connected to this manager, to ask their agents for logs. */
   readonly sessions = new Map<string, RpcSession>()
-  readonly #timer: ReturnType<typeof setInterval>
+  #timer: ReturnType<typeof setTimeout>
+  #closed = false
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
+  readonly #observer: DispatcherOptions['observer']
   readonly #canBeReady: (nodeId: string) => boolean
 
   constructor(options: DispatcherOptions) {
@@ -117,10 +123,24 @@ export class Dispatcher implements DispatcherApi {
     this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
+    this.#observer = options.observer
     this.#periodMs = options.heartbeatPeriodMs ?? 5000
     this.#log = options.log ?? (() => {})
-    this.#timer = setInterval(() => void this.#checkDown(), this.#periodMs)
+    this.#timer = setTimeout(() => this.#tick(), this.#periodMs)
     this.#timer.unref()
+  }
+
+  /** The heartbeat period now: the cluster's (`docker swarm update --dispatcher-heartbeat`), else the default. */
+  get periodMs(): number {
+    return heartbeatPeriodMs(this.#store) ?? this.#periodMs
+  }
+
+  #tick(): void {
+    void this.#checkDown().finally(() => {
+      if (this.#closed) return
+      this.#timer = setTimeout(() => this.#tick(), this.periodMs)
+      this.#timer.unref()
+    })
   }
 
   async register(nodeId: string, info: NodeInfo, addr: string): Promise<void> {
@@ -157,6 +177,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async heartbeat(nodeId: string): Promise<HeartbeatAnswer> {
+    this.#observer?.heartbeat?.(nodeId)
     if (!this.#isLeader()) {
       // Handed on in the background: the answer does not depend on it, and a slow leader must not make
       // this manager look unreachable to the worker.
@@ -183,6 +204,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   #answer(nodeId: string): HeartbeatAnswer {
+    const periodMs = this.periodMs
     return this.#store.view((tx) => {
       const role = tx.get('nodes', nodeId)?.spec.role
       const managers = tx
@@ -193,7 +215,7 @@ export class Dispatcher implements DispatcherApi {
         })
       const cluster = tx.find('clusters')[0]
       const tls = cluster ? { trustRoot: cluster.rootCA.caCert, issuer: issuingCA(cluster) } : undefined
-      return { periodMs: this.#periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
+      return { periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
     })
   }
 
@@ -265,6 +287,7 @@ export class Dispatcher implements DispatcherApi {
     if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
+    this.#observer?.statusUpdates?.(nodeId, updates.length)
     const now = Date.now()
     await this.#store.update((tx) => {
       const nodeAddr = tx.get('nodes', nodeId)?.status.addr
@@ -299,7 +322,8 @@ export class Dispatcher implements DispatcherApi {
   }
 
   close(): void {
-    clearInterval(this.#timer)
+    this.#closed = true
+    clearTimeout(this.#timer)
   }
 
   #list(nodeId: string): Assignment[] {
@@ -332,7 +356,7 @@ export class Dispatcher implements DispatcherApi {
     const now = Date.now()
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
-    const deadline = now - 3 * this.#periodMs
+    const deadline = now - 3 * this.periodMs
     const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)

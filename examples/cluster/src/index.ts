@@ -14,11 +14,22 @@
  * ```
  */
 export { Agent, type AgentOptions } from './agent.js'
-export { API_VERSION, engineApi, parseFilters } from './api.js'
+export { API_VERSION, engineApi } from './api.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
 export type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 export { Dispatcher } from './dispatcher.js'
 export { ApiError, MESSAGES } from './errors.js'
+export {
+  ClusterEvents,
+  type EventAction,
+  type EventMessage,
+  type EventSubscribeOptions,
+  type EventType,
+  eventJson,
+  eventMatches,
+  writeServerSentEvents,
+} from './events.js'
+export { type Filters, parseFilters } from './filters.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
 export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'

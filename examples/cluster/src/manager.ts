@@ -34,10 +34,13 @@ import {
 } from '@swarmkit/transport'
 import type { LogLine } from './agent.js'
 import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } from './dispatcher.js'
+import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 import { ManagerHealth } from './manager-health.js'
+import { type ManagerObserver, observedStateMachine } from './observer.js'
 import { reencryptAtRest } from './reencrypt.js'
+import { followRaftSettings } from './swarm-settings.js'
 import { clusterTlsInfo, nodeTlsInfo } from './tls-info.js'
 
 /** The CA's answer to `ca.renew`: the certificate, and for a promoted node what it needs to start raft. */
@@ -107,6 +110,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
+  /** Metrics and debug hooks (src/observer.ts). */
+  readonly observer?: ManagerObserver
   readonly log?: (line: string) => void
 }
 
@@ -132,6 +137,8 @@ export class Manager {
   readonly store: MemoryStore
   readonly raft: RaftNode
   readonly dispatcher: Dispatcher
+  /** `docker events`: swarm's events from this manager's replica. */
+  readonly events: ClusterEvents
   /** host:port workers and managers join at (shown by `docker swarm join-token`). */
   joinAddr = ''
   controlAddr = ''
@@ -161,12 +168,14 @@ export class Manager {
     this.store = store
     this.raft = raft
     this.#keys = keys
+    this.events = new ClusterEvents(store, { log: this.#log })
     this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      ...(options.observer ? { observer: options.observer } : {}),
       canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
@@ -176,10 +185,12 @@ export class Manager {
     const { nodeId, clusterId, credentials } = options
     const raftId = options.raftId ?? nodeId
     const keys = options.keys
+    const obs = options.observer
     const storage = await FileLogStorage.open(joinPath(options.stateDir, 'raft'), {
       nodeId,
       clusterId,
       ...keys.hooks(),
+      ...(obs?.walSync ? { onSync: (ms: number, bytes: number) => obs.walSync!(ms, bytes) } : {}),
     })
     // A data key rotation that a crash interrupted is finished before anything else is written.
     await reencryptAtRest(keys, storage)
@@ -189,8 +200,21 @@ export class Manager {
     const store = new MemoryStore({
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
-        return raft.propose(command, o).then((r) => r.result)
+        const started = performance.now()
+        return raft.propose(command, o).then(
+          (r) => {
+            obs?.raftProposal?.(performance.now() - started, true)
+            return r.result
+          },
+          (err) => {
+            obs?.raftProposal?.(performance.now() - started, false)
+            throw err
+          },
+        )
       },
+      ...(obs?.storeCommit
+        ? { onCommit: (c: { ms: number; changes: number }) => obs.storeCommit!(c.ms, c.changes) }
+        : {}),
     })
     const raftTransport = tlsTransport({
       key: keyPem,
@@ -204,7 +228,8 @@ export class Manager {
       address: options.raftAddr,
       transport: raftTransport,
       storage,
-      stateMachine: store,
+      stateMachine: observedStateMachine(store, obs),
+      ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
@@ -215,6 +240,7 @@ export class Manager {
     raft.on('leader:change', (leader) => m.#onLeader(leader))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
+    void followRaftSettings(store, raft, storage, m.#stopWatch.signal)
     try {
       if (options.bootstrap) await m.#bootstrap(options.bootstrap)
       else await m.#caughtUp()
@@ -235,6 +261,7 @@ export class Manager {
     if (options.bootstrap || options.forceNewCluster) await recorded
     m.#appliedUnlockKey = keys.autolock ? options.unlockKey : undefined
     void m.#followAutolock()
+    obs?.started?.(m)
     return m
   }
 
@@ -332,6 +359,7 @@ export class Manager {
     if (this.#closed) return
     this.#closed = true
     this.#stopWatch.abort()
+    this.events.close()
     this.#stopRoles()
     this.#health.stop()
     this.dispatcher.close()

@@ -105,6 +105,10 @@ export interface FileLogStorageOptions {
    * simulated power cut (`powerLossFileSystem` in `@swarmkit/raft/testing`).
    */
   readonly fileSystem?: FileSystem
+  /** Superseded snapshot files kept beside the latest (newest first); the rest are deleted. Default 0. */
+  readonly keepOldSnapshots?: number
+  /** Called after each durable write of log records (O_DSYNC): its duration in ms and its size. */
+  readonly onSync?: (ms: number, bytes: number) => void
   readonly signal?: AbortSignal
 }
 
@@ -296,6 +300,7 @@ export class FileLogStorage implements LogStorage {
   #closing: Promise<void> | null = null
   #stash: PersistedState | null = null
   #stats = { saves: 0, syncs: 0, bytes: 0 }
+  readonly #onSync: ((ms: number, bytes: number) => void) | undefined
 
   private constructor(dir: string, options: FileLogStorageOptions, lockKey: string) {
     this.dir = dir
@@ -307,6 +312,11 @@ export class FileLogStorage implements LogStorage {
     this.#seal = options.seal
     this.#batchSeal = options.batchSeal === true && options.seal !== undefined
     this.#sealTag = options.seal !== undefined ? (options.sealTagBytes ?? 0) : 0
+    const kos = options.keepOldSnapshots ?? 0
+    if (!Number.isSafeInteger(kos) || kos < 0)
+      throw new RangeError('options.keepOldSnapshots must be an integer >= 0')
+    this.keepOldSnapshots = kos
+    this.#onSync = options.onSync
     const maxBody = ENTRY_BODY + this.#maxEntry + SEAL_SLACK
     this.#limits = {
       maxBody,
@@ -448,10 +458,19 @@ export class FileLogStorage implements LogStorage {
         this.#limits,
       )
     }
-    // Snapshot files the log does not refer to were never acknowledged (or were superseded).
+    // Snapshot files the log does not refer to were never acknowledged (or were superseded: the newest
+    // `keepOldSnapshots` of those stay).
     const keep = replayed.snapshot ? snapshotName(replayed.snapshot.index, replayed.snapshot.term) : null
+    const older = names
+      .filter(
+        (n) => (parseSnapshotName(n)?.index ?? Number.POSITIVE_INFINITY) < (replayed.snapshot?.index ?? 0),
+      )
+      .sort((a, b) => parseSnapshotName(b)!.index - parseSnapshotName(a)!.index)
+      .slice(0, this.keepOldSnapshots)
+    for (const n of older) this.#snapFiles.add(n)
     for (const n of names) {
-      if (parseSnapshotName(n) !== null && n !== keep) await removeFile(this.#fs, join(this.dir, n))
+      if (parseSnapshotName(n) !== null && n !== keep && !this.#snapFiles.has(n))
+        await removeFile(this.#fs, join(this.dir, n))
     }
     if (keep) this.#snapFiles.add(keep)
 
@@ -1094,7 +1113,9 @@ export class FileLogStorage implements LogStorage {
     // and an fdatasync, so one trip through libuv's thread pool per batch).
     const flushChunk = async () => {
       if (chunkBytes === 0) return
+      const started = performance.now()
       await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
+      this.#onSync?.(performance.now() - started, chunkBytes)
       this.#stats.syncs++
       this.#segSize += chunkBytes
       this.#stats.bytes += chunkBytes
@@ -1164,11 +1185,19 @@ export class FileLogStorage implements LogStorage {
     if (p.hard && (kind === -1 || kind === KIND_HARD)) this.#durHard = p.hard
   }
 
+  /** Superseded snapshot files kept beside the latest (`FileLogStorageOptions.keepOldSnapshots`). */
+  keepOldSnapshots = 0
+
   async #dropOldSnapshots(): Promise<void> {
     const keep = this.#durSnap ? snapshotName(this.#durSnap.index, this.#durSnap.term) : null
     if (keep) this.#snapFiles.add(keep)
+    const durIndex = this.#durSnap?.index ?? 0
+    const old = [...this.#snapFiles]
+      .filter((n) => n !== keep && (parseSnapshotName(n)?.index ?? 0) < durIndex)
+      .sort((a, b) => (parseSnapshotName(b)?.index ?? 0) - (parseSnapshotName(a)?.index ?? 0))
+    const kept = new Set(old.slice(0, this.keepOldSnapshots))
     for (const name of this.#snapFiles) {
-      if (name === keep) continue
+      if (name === keep || kept.has(name)) continue
       this.#snapFiles.delete(name)
       await removeFile(this.#fs, join(this.dir, name)).catch(() => {})
     }

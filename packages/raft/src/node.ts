@@ -281,8 +281,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Learners to promote once caught up (added with `learner: false`). */
   private readonly autoPromote = new Set<string>()
 
-  private readonly snapshotThreshold: number
-  private readonly trailingEntries: number
+  private snapshotThreshold: number
+  private trailingEntries: number
   private readonly chunkBytes: number
   private readonly maxSnapshotBytes: number
   /** Index of the latest snapshot taken or installed. */
@@ -398,6 +398,20 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   get appliedIndex(): number {
     return this.applied
+  }
+
+  /**
+   * Changes `snapshotThreshold` and `trailingEntries` while running (e.g. from replicated cluster settings);
+   * the next applied entry goes by them.
+   */
+  setSnapshotPolicy(policy: { snapshotThreshold?: number; trailingEntries?: number }): void {
+    const { snapshotThreshold: st, trailingEntries: te } = policy ?? {}
+    if (st !== undefined && (!Number.isSafeInteger(st) || st < 0))
+      throw new RangeError('policy.snapshotThreshold must be an integer >= 0')
+    if (te !== undefined && (!Number.isSafeInteger(te) || te < 0))
+      throw new RangeError('policy.trailingEntries must be an integer >= 0')
+    if (st !== undefined) this.snapshotThreshold = st
+    if (te !== undefined) this.trailingEntries = te
   }
 
   // ---------------------------------------------------------------- lifecycle

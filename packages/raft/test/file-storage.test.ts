@@ -143,6 +143,14 @@ function records(file: Buffer): { off: number; body: Buffer }[] {
 }
 
 const made: string[] = []
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
   made.push(dir)
@@ -216,6 +224,41 @@ describe('FileLogStorage', () => {
     const state = await again.load()
     expect(state.snapshot?.meta.index).toBe(900)
     expect(state.entries.map((e) => e.index)).toEqual(Array.from({ length: 100 }, (_, k) => 901 + k))
+  })
+
+  it('keeps keepOldSnapshots superseded snapshot files, also across a restart, and reports each sync', async () => {
+    const dir = tempDir()
+    const syncs: number[] = []
+    const s = await openStorage(dir, { keepOldSnapshots: 1, onSync: (_ms, bytes) => syncs.push(bytes) })
+    await s.load()
+    await s.save({ entries: entries(1, 40, 1) })
+    expect(syncs.length).toBeGreaterThan(0)
+    const snap = (index: number) =>
+      s.save({
+        snapshot: {
+          meta: { index, term: 1, conf: { voters: ['n1'], learners: [] } },
+          data: new Uint8Array(8),
+        },
+      })
+    const snapFiles = () => readdirSync(dir).filter((n) => n.startsWith('snap-')).length
+    await snap(10)
+    await snap(20)
+    await snap(30)
+    await until(() => snapFiles() === 2)
+    s.keepOldSnapshots = 0
+    await snap(40)
+    await until(() => snapFiles() === 1)
+    s.keepOldSnapshots = 2
+    await s.save({ entries: entries(41, 60, 1) })
+    await snap(50)
+    await snap(60)
+    await until(() => snapFiles() === 3)
+    await s.close()
+    open.splice(open.indexOf(s), 1)
+    // Reopened with fewer kept: the oldest goes.
+    const again = await openStorage(dir, { keepOldSnapshots: 1 })
+    expect((await again.load()).snapshot?.meta.index).toBe(60)
+    expect(snapFiles()).toBe(2)
   })
 
   it('splits one large save across segments', async () => {

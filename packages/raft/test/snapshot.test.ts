@@ -90,6 +90,23 @@ describe('RaftNode snapshots', () => {
     await Promise.all(again.map((n) => n.stop()))
   })
 
+  it('follows a snapshot policy changed while running (setSnapshotPolicy)', async () => {
+    const c = cluster(1, { snapshotThreshold: 0 })
+    const [n] = c.nodes
+    await n!.start()
+    await until(() => n!.role === 'leader')
+    for (let i = 0; i < 30; i++) await n!.propose(enc(`k=${i}`))
+    expect(await c.storages[0]!.snapshot()).toBeNull()
+    expect(() => n!.setSnapshotPolicy({ snapshotThreshold: -1 })).toThrow(RangeError)
+    n!.setSnapshotPolicy({ snapshotThreshold: 10, trailingEntries: 2 })
+    await n!.propose(enc('k=now'))
+    await until(() => (c.storages[0] as unknown as { snap: unknown }).snap !== null)
+    const loaded = await c.storages[0]!.load()
+    expect(loaded.snapshot!.meta.index).toBeGreaterThanOrEqual(31)
+    expect(loaded.entries.length).toBeLessThanOrEqual(3)
+    await n!.stop()
+  })
+
   it('brings a follower that fell behind the compacted log up to date with a chunked snapshot', async () => {
     const c = cluster(3, { snapshotThreshold: 40, trailingEntries: 5, snapshotChunkBytes: 64 })
     await Promise.all(c.nodes.map((n) => n.start()))

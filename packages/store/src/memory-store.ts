@@ -131,6 +131,11 @@ export interface MemoryStoreOptions {
   maxChangesPerCommit?: number
   /** Largest command accepted (default 1.5 MiB, swarm's proposal limit). */
   maxCommandBytes?: number
+  /**
+   * Called when a replicated transaction has committed: ms from `update()` to its application here (waiting
+   * for earlier writes included) and its number of changes. For metrics; it must not throw.
+   */
+  onCommit?: (info: { ms: number; changes: number }) => void
 }
 
 type Waiter = { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void }
@@ -162,6 +167,7 @@ export class MemoryStore {
   private readonly watchQueueSize: number
   private readonly maxChanges: number
   private readonly maxCommandBytes: number
+  private readonly onCommit: ((info: { ms: number; changes: number }) => void) | undefined
   private readonly waiters = new Map<number, Waiter>()
   /** Replicated: per proposer, the last command applied and the fence (see `commit`). */
   private proposers = new Map<string, ProposerState>()
@@ -184,6 +190,7 @@ export class MemoryStore {
       throw new TypeError('options.random: expected a function')
     }
     this.proposer = options.proposer
+    this.onCommit = options.onCommit
     this.clock = options.clock ?? Date.now
     this.random = options.random ?? randomBytes
     this.history = new EventHistory(positiveInt(options.historySize ?? 10_000, 'options.historySize', 0), 0)
@@ -287,6 +294,7 @@ export class MemoryStore {
         this.unlock()
       }
     }
+    const started = performance.now()
     return this.lock().then(async () => {
       try {
         if (this._closed) throw new StoreError('CLOSED', 'store is closed')
@@ -298,6 +306,7 @@ export class MemoryStore {
           if (tx.size === 0) return r
           try {
             await this.commit(tx.actions(), options?.signal)
+            this.onCommit?.({ ms: performance.now() - started, changes: tx.size })
             return r
           } catch (err) {
             // Another member's transaction changed what this one read before it committed (this replica was

@@ -98,6 +98,16 @@ describe('MemoryStore', () => {
     )
   })
 
+  it('lets a secret go that only a live task still names (swarmkit checks services only)', async () => {
+    const s = new MemoryStore()
+    await s.update((tx) => {
+      tx.create('secrets', secret('x1', 'db'))
+      tx.create('tasks', task('t1', 's1', 1, 'n1', { secrets: ['x1'] }))
+    })
+    await s.update((tx) => tx.delete('secrets', 'x1'))
+    expect(s.view((tx) => tx.get('secrets', 'x1'))).toBeUndefined()
+  })
+
   it('blocks removal of networks, secrets and configs in use', async () => {
     const s = new MemoryStore()
     await s.update((tx) => {

@@ -197,8 +197,10 @@ class Model {
         if (op.table === 'networks' || op.table === 'secrets') {
           const kind = op.table
           for (const s of work.get('services')!.values()) if (refs(s, kind).includes(op.id)) return 'IN_USE'
-          for (const t of work.get('tasks')!.values())
-            if (live(t) && refs(t, kind).includes(op.id)) return 'IN_USE'
+          // Only a network is held by live tasks as well (swarmkit checks a secret against services only).
+          if (kind === 'networks')
+            for (const t of work.get('tasks')!.values())
+              if (live(t) && refs(t, kind).includes(op.id)) return 'IN_USE'
         }
         m.delete(op.id)
         if (touched.get(k) === 'create') touched.delete(k)

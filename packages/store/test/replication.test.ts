@@ -56,6 +56,26 @@ function simulatedCluster(members: number, choices: () => number) {
 }
 
 describe('replicated MemoryStore', () => {
+  it('reports each committed transaction to onCommit with its latency and size', async () => {
+    const seen: { ms: number; changes: number }[] = []
+    let index = 0
+    let store: MemoryStore | undefined
+    const proposer: Proposer = async (cmd) => {
+      await Promise.resolve()
+      store!.apply(cmd, ++index)
+      return { index }
+    }
+    store = new MemoryStore({ proposer, onCommit: (info) => seen.push(info) })
+    await store.update((tx) => {
+      tx.create('secrets', secret('a', 'one'))
+      tx.create('secrets', secret('b', 'two'))
+    })
+    await store.update(() => {}) // nothing to commit: not reported
+    expect(seen).toHaveLength(1)
+    expect(seen[0]!.changes).toBe(2)
+    expect(seen[0]!.ms).toBeGreaterThanOrEqual(0)
+  })
+
   it('a transaction whose proposal fails changes nothing anywhere; one that succeeds is everywhere', async () => {
     await fc.assert(
       fc.asyncProperty(

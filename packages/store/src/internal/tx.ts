@@ -393,8 +393,9 @@ export class TxImpl implements Tx {
   }
 
   /**
-   * Refuses removing a network, secret or config that a service, or a task still holding references, refers
-   * to. With `untouchedOnly` (validating a command at apply time) only objects the command leaves as they are
+   * Refuses removing a network, secret or config that a service refers to, and a network that a task still
+   * holding references refers to (as swarmkit: a secret or config is checked against services only, so that
+   * `docker stack rm` is not held up by a task that lingers on a down node). With `untouchedOnly` (validating a command at apply time) only objects the command leaves as they are
    * count: what it changes was checked in order when the transaction ran, and a task written after the removal
    * may name it, exactly as in the transaction that was proposed.
    */
@@ -415,6 +416,7 @@ export class TxImpl implements Tx {
         `${SINGULAR[table]} ${o.spec.name} is in use by service ${services.map((s) => s.spec.name).join(', ')}`,
       )
     }
+    if (index !== 'network') return
     const tasks = this.find('tasks', by, (x) => untouched(x, 'tasks') && taskHoldsReferences(x))
     if (tasks.length > 0) {
       throw new StoreError('IN_USE', `${SINGULAR[table]} ${o.spec.name} is in use by task ${tasks[0]!.id}`)

@@ -1,0 +1,227 @@
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkApiExposure } from '../src/api-tls.js'
+import { waitFor } from './helpers.js'
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+
+/** A CA, and certificates from it, made with openssl (EC P-256), in `dir`. */
+function makeCa(dir: string, name: string): { ca: string; key: string } {
+  const key = join(dir, `${name}-ca-key.pem`)
+  const ca = join(dir, `${name}-ca.pem`)
+  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key])
+  execFileSync('openssl', [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    key,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name} CA`,
+    '-out',
+    ca,
+  ])
+  return { ca, key }
+}
+
+function issue(
+  dir: string,
+  ca: { ca: string; key: string },
+  name: string,
+  ext: string,
+): { cert: string; key: string } {
+  const key = join(dir, `${name}-key.pem`)
+  const csr = join(dir, `${name}.csr`)
+  const cert = join(dir, `${name}.pem`)
+  const extFile = join(dir, `${name}.ext`)
+  writeFileSync(extFile, `${ext}\n`)
+  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key])
+  execFileSync('openssl', ['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr])
+  execFileSync('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.ca,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    extFile,
+    '-out',
+    cert,
+  ])
+  return { cert, key }
+}
+
+/** DOCKER_CERT_PATH as the CLI reads it: ca.pem, cert.pem, key.pem. */
+function certPath(dir: string, name: string, ca: string, client: { cert: string; key: string }): string {
+  const p = join(dir, name)
+  mkdirSync(p)
+  copyFileSync(ca, join(p, 'ca.pem'))
+  copyFileSync(client.cert, join(p, 'cert.pem'))
+  copyFileSync(client.key, join(p, 'key.pem'))
+  return p
+}
+
+function dockerTls(
+  host: string,
+  args: string[],
+  tls?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'docker',
+      args,
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          DOCKER_HOST: host,
+          DOCKER_CONFIG: join(tmpdir(), 'swarmkit-tls-docker-config'),
+          ...(tls ? { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: tls } : {}),
+        },
+        timeout: 20_000,
+      },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? Number((err as { code?: number }).code ?? 1) : 0,
+          stdout: String(stdout),
+          stderr: String(stderr),
+        }),
+    )
+  })
+}
+
+describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () => {
+  let dir: string
+  let child: ChildProcess
+  let host = ''
+  let good = ''
+  let stranger = ''
+  let output = ''
+  let ca: { ca: string; key: string }
+  let client: { cert: string; key: string }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'swarmkit-api-tls-'))
+    ca = makeCa(dir, 'api')
+    const server = issue(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    client = issue(dir, ca, 'client', 'extendedKeyUsage=clientAuth')
+    const other = makeCa(dir, 'other')
+    const otherClient = issue(dir, other, 'intruder', 'extendedKeyUsage=clientAuth')
+    good = certPath(dir, 'good', ca.ca, client)
+    // The intruder trusts the server's CA, but its own certificate comes from another CA.
+    stranger = certPath(dir, 'stranger', ca.ca, otherClient)
+    child = spawn(process.execPath, [
+      CLI,
+      '--state-dir',
+      join(dir, 'state'),
+      '--api',
+      '127.0.0.1:0',
+      '--listen-addr',
+      '127.0.0.1:0',
+      '--tlsverify',
+      '--tlscacert',
+      ca.ca,
+      '--tlscert',
+      server.cert,
+      '--tlskey',
+      server.key,
+    ])
+    child.stdout!.on('data', (d) => {
+      output += String(d)
+    })
+    child.stderr!.on('data', (d) => {
+      output += String(d)
+    })
+    host = await waitFor(
+      () => /DOCKER_HOST=(tcp:\/\/\S+)/.exec(output)?.[1],
+      'the API address',
+      20_000,
+      () => output,
+    )
+  }, 30_000)
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGTERM')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('answers the CLI with a certificate from its CA (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH)', async () => {
+    const r = await dockerTls(host, ['info', '--format', '{{.Swarm.LocalNodeState}}'], good)
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('inactive')
+    const init = await dockerTls(host, ['swarm', 'init'], good)
+    expect(init.code).toBe(0)
+    expect((await dockerTls(host, ['node', 'ls', '-q'], good)).stdout.trim()).toMatch(/^[a-z0-9]{25}$/)
+  })
+
+  it('refuses a client certificate from another CA, a client without one, and plain HTTP', async () => {
+    const r = await dockerTls(host, ['info'], stranger)
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/tls|certificate/i)
+    const plain = await dockerTls(host, ['version', '--format', '{{.Server.Version}}'])
+    expect(plain.code).not.toBe(0)
+    const url = new URL(host.replace('tcp://', 'https://'))
+    const noCert = await new Promise<string>((resolve) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path: '/_ping', ca: readFileSync(ca.ca), method: 'GET' },
+        (res) => resolve(`answered ${res.statusCode}`),
+      )
+      req.on('error', (err) => resolve(`refused: ${err.message}`))
+      req.end()
+    })
+    expect(noCert).toMatch(/^refused/)
+    // With the right certificate the same request is answered.
+    const withCert = await new Promise<string>((resolve) => {
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/_ping',
+          ca: readFileSync(ca.ca),
+          cert: readFileSync(client.cert),
+          key: readFileSync(client.key),
+        },
+        (res) => resolve(`answered ${res.statusCode}`),
+      )
+      req.on('error', (err) => resolve(`refused: ${err.message}`))
+      req.end()
+    })
+    expect(withCert).toBe('answered 200')
+  })
+
+  it('refuses to serve a non-loopback TCP address without TLS unless --tls=false is said, which warns', async () => {
+    const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, '--state-dir', join(dir, 'open'), '--api', '0.0.0.0:0'],
+        { timeout: 20_000 },
+        (err, _out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, err: String(stderr) }),
+      )
+    })
+    expect(r.code).toBe(2)
+    expect(r.err).toContain('refusing to serve the Engine API on tcp://0.0.0.0:0 without TLS')
+    expect(r.err).not.toMatch(/\n\s+at /) // no stack trace
+    expect(() => checkApiExposure('0.0.0.0:2375', undefined, false)).toThrow(/--tls=false/)
+    expect(checkApiExposure('0.0.0.0:2375', undefined, true).warnings[0]).toContain(
+      'Binding to IP address without --tlsverify is insecure',
+    )
+    expect(checkApiExposure('127.0.0.1:2375', undefined, false).warnings).toEqual([])
+    expect(checkApiExposure('/run/swarmkit.sock', undefined, false).warnings).toEqual([])
+  })
+})

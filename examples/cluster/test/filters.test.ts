@@ -1,0 +1,229 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/index.js'
+import { cleanup, docker, dumpTasks, node, ok, waitFor } from './helpers.js'
+
+const lines = (s: string) => s.trim().split('\n').filter(Boolean).sort()
+
+describe('list filters, secret and config updates, stack redeploys through the docker CLI', () => {
+  let mgr: ClusterNode
+  let wrk: ClusterNode | undefined
+  let dir: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'swarmkit-filters-'))
+    mgr = await node('fmgr')
+    await ok(mgr, ['swarm', 'init'])
+    wrk = await node('fwrk')
+    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await waitFor(
+      async () => (await ok(mgr, ['node', 'ls', '-q'])).trim().split('\n').length === 2,
+      '2 nodes',
+    )
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.all([wrk?.close(), mgr?.close()])
+    rmSync(dir, { recursive: true, force: true })
+    cleanup()
+  })
+
+  it('filters nodes by node label, role, name and membership; refuses unknown keys in moby words', async () => {
+    await ok(mgr, ['node', 'update', '--label-add', 'zone=b', 'fwrk'])
+    const names = async (...f: string[]) =>
+      lines(await ok(mgr, ['node', 'ls', ...f.flatMap((x) => ['-f', x]), '--format', '{{.Hostname}}']))
+    expect(await names('node.label=zone=b')).toEqual(['fwrk'])
+    expect(await names('node.label=zone=a')).toEqual([])
+    expect(await names('node.label=zone')).toEqual(['fwrk'])
+    expect(await names('role=manager')).toEqual(['fmgr'])
+    expect(await names('role=worker')).toEqual(['fwrk'])
+    expect(await names('name=fw')).toEqual(['fwrk'])
+    expect(await names('membership=accepted')).toEqual(['fmgr', 'fwrk'])
+    const bad = await docker(mgr, ['node', 'ls', '-f', 'colour=red'])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toContain("Error response from daemon: invalid filter 'colour'")
+    const role = await docker(mgr, ['node', 'ls', '-f', 'role=boss'])
+    expect(role.stderr).toContain("Invalid role filter: 'boss'")
+  })
+
+  it('filters tasks by name (service.slot), desired state and node', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'web',
+      '--replicas',
+      '4',
+      'nginx',
+    ])
+    await waitFor(
+      async () => lines(await ok(mgr, ['service', 'ps', 'web', '-q'])).length === 4,
+      'four tasks',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    const three = await ok(mgr, ['service', 'ps', '-f', 'name=web.3', 'web', '--format', '{{.Name}}'])
+    expect(lines(three)).toEqual(['web.3'])
+    const running = await ok(mgr, ['service', 'ps', '-f', 'desired-state=running', 'web', '-q'])
+    expect(lines(running)).toHaveLength(4)
+    const shutdown = await ok(mgr, ['service', 'ps', '-f', 'desired-state=shutdown', 'web', '-q'])
+    expect(lines(shutdown)).toEqual([])
+    const onWorker = lines(await ok(mgr, ['node', 'ps', 'fwrk', '-q']))
+    const onManager = lines(await ok(mgr, ['node', 'ps', 'self', '-q']))
+    expect(onWorker.length + onManager.length).toBe(4)
+    const bad = await docker(mgr, ['service', 'ps', '-f', 'desired-state=sleeping', 'web'])
+    expect(bad.stderr).toContain("Invalid desired-state filter: 'sleeping'")
+    const unknown = await docker(mgr, ['service', 'ps', '-f', 'colour=red', 'web'])
+    expect(unknown.stderr).toContain("invalid filter 'colour'")
+  })
+
+  it('filters services by mode and name, networks by type and dangling, secrets and configs by name', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'agent',
+      '--mode',
+      'global',
+      'busybox',
+    ])
+    expect(lines(await ok(mgr, ['service', 'ls', '-f', 'mode=global', '--format', '{{.Name}}']))).toEqual([
+      'agent',
+    ])
+    expect(lines(await ok(mgr, ['service', 'ls', '-f', 'mode=replicated', '--format', '{{.Name}}']))).toEqual(
+      ['web'],
+    )
+    expect(lines(await ok(mgr, ['service', 'ls', '-f', 'name=ag', '--format', '{{.Name}}']))).toEqual([
+      'agent',
+    ])
+    expect((await docker(mgr, ['service', 'ls', '-f', 'colour=red'])).stderr).toContain(
+      "invalid filter 'colour'",
+    )
+
+    await ok(mgr, ['network', 'create', '-d', 'overlay', 'spare'])
+    const nets = async (...f: string[]) =>
+      lines(await ok(mgr, ['network', 'ls', ...f.flatMap((x) => ['-f', x]), '--format', '{{.Name}}']))
+    expect(await nets('type=custom')).toEqual(['spare'])
+    expect(await nets('type=builtin')).toEqual(['ingress'])
+    expect(await nets('dangling=true')).toEqual(['spare'])
+    expect(await nets('scope=swarm')).toEqual(['ingress', 'spare'])
+    expect(await nets('name=^sp')).toEqual(['spare'])
+    expect((await docker(mgr, ['network', 'ls', '-f', 'type=odd'])).stderr).toContain(
+      "invalid filter: 'type'='odd'",
+    )
+
+    await ok(mgr, ['secret', 'create', 'db_pass', '-'], 'pw')
+    await ok(mgr, ['config', 'create', 'app_conf', '-'], 'x=1')
+    expect(lines(await ok(mgr, ['secret', 'ls', '-f', 'name=db', '--format', '{{.Name}}']))).toEqual([
+      'db_pass',
+    ])
+    expect(lines(await ok(mgr, ['config', 'ls', '-f', 'name=app', '--format', '{{.Name}}']))).toEqual([
+      'app_conf',
+    ])
+    expect((await docker(mgr, ['config', 'ls', '-f', 'names=app_conf'])).stderr).toContain(
+      "invalid filter 'names'",
+    )
+    await ok(mgr, ['service', 'rm', 'agent', 'web'])
+  })
+
+  it('redeploys a stack with secrets and configs; refuses changed data in moby words', async () => {
+    const file = join(dir, 'stack.yml')
+    writeFileSync(join(dir, 'secret.txt'), 'one')
+    writeFileSync(join(dir, 'conf.txt'), 'a=1')
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        '  api:',
+        '    image: nginx:alpine',
+        '    secrets: [token]',
+        '    configs: [settings]',
+        'secrets:',
+        '  token: { file: ./secret.txt }',
+        'configs:',
+        '  settings: { file: ./conf.txt }',
+        '',
+      ].join('\n'),
+    )
+    await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
+    // The usual CI redeploy: the same file again updates the secret and config (labels) and the service.
+    const again = await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
+    expect(again).toContain('Updating service app_api')
+    // Changed data: refused as swarm refuses it.
+    writeFileSync(join(dir, 'secret.txt'), 'two')
+    const changed = await docker(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
+    expect(changed.code).not.toBe(0)
+    expect(changed.stderr).toContain('only updates to Labels are allowed')
+    writeFileSync(join(dir, 'secret.txt'), 'one')
+    // The network may wait for the tasks to stop (as in moby); the secret and config go at once.
+    await docker(mgr, ['stack', 'rm', 'app'])
+    expect((await ok(mgr, ['secret', 'ls', '-q', '-f', 'name=app_token'])).trim()).toBe('')
+    expect((await ok(mgr, ['config', 'ls', '-q', '-f', 'name=app_settings'])).trim()).toBe('')
+  })
+
+  it('removes a stack with its secrets and configs while a task lingers on a down node', async () => {
+    const file = join(dir, 'pinned.yml')
+    writeFileSync(join(dir, 'secret.txt'), 'one')
+    writeFileSync(join(dir, 'conf.txt'), 'a=1')
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        '  job:',
+        '    image: nginx:alpine',
+        '    secrets: [token]',
+        '    configs: [settings]',
+        '    deploy: { placement: { constraints: [node.role==worker] } }',
+        'secrets:',
+        '  token: { file: ./secret.txt }',
+        'configs:',
+        '  settings: { file: ./conf.txt }',
+        '',
+      ].join('\n'),
+    )
+    await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'pin'])
+    await waitFor(
+      async () =>
+        (await ok(mgr, ['stack', 'ps', 'pin', '--format', '{{.CurrentState}}'])).startsWith('Running'),
+      'the task running on the worker',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    await wrk!.close()
+    wrk = undefined
+    await waitFor(
+      async () =>
+        (await ok(mgr, ['node', 'inspect', 'fwrk', '--format', '{{.Status.State}}'])).trim() === 'down',
+      'the worker down',
+      30_000,
+    )
+    // docker events told of the node going down.
+    const down = await ok(mgr, [
+      'events',
+      '--since',
+      String(Math.floor(Date.now() / 1000) - 120),
+      '--until',
+      String(Date.now() / 1000),
+      '--filter',
+      'node=fwrk',
+      '--format',
+      '{{.Action}} {{index .Actor.Attributes "state.old"}}->{{index .Actor.Attributes "state.new"}}',
+    ])
+    expect(down).toContain('update ready->down')
+    // The network stays while the task on the down node is not known to have stopped (as in swarm).
+    const rm = await docker(mgr, ['stack', 'rm', 'pin'])
+    expect(rm.stderr).not.toContain('secret')
+    expect(rm.stderr).not.toContain('config')
+    expect(rm.stdout).toContain('Removing secret pin_token')
+    expect(rm.stdout).toContain('Removing config pin_settings')
+    expect((await ok(mgr, ['secret', 'ls', '-q', '-f', 'name=pin_'])).trim()).toBe('')
+    expect((await ok(mgr, ['config', 'ls', '-q', '-f', 'name=pin_'])).trim()).toBe('')
+  })
+})

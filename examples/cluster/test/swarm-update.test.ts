@@ -1,0 +1,125 @@
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterNode } from '../src/index.js'
+import { cleanup, docker, dumpTasks, node, ok, stateDir, waitFor } from './helpers.js'
+
+/** A raw Engine API call (for settings the CLI has no flag for). */
+async function api(n: ClusterNode, method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${n.dockerHost.replace('tcp://', 'http://')}/v1.50${path}`, {
+    method,
+    ...(body ? { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } } : {}),
+  })
+}
+
+const snapshots = (name: string) =>
+  readdirSync(join(stateDir(name), 'raft')).filter((f) => f.startsWith('snap-'))
+
+describe('docker swarm update settings take effect', () => {
+  let mgr: ClusterNode
+  let wrk: ClusterNode
+  beforeAll(async () => {
+    ;[mgr, wrk] = await Promise.all([node('umgr'), node('uwrk')])
+    await ok(mgr, ['swarm', 'init'])
+    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.all([wrk?.close(), mgr?.close()])
+    cleanup()
+  })
+
+  it('shows the settings in docker info and swarm inspect', async () => {
+    const out = await ok(mgr, [
+      'swarm',
+      'update',
+      '--task-history-limit',
+      '1',
+      '--dispatcher-heartbeat',
+      '2s',
+      '--snapshot-interval',
+      '20',
+      '--max-snapshots',
+      '2',
+    ])
+    expect(out.trim()).toBe('Swarm updated.')
+    const info = await ok(mgr, ['info'])
+    expect(info).toContain('Task History Retention Limit: 1')
+    expect(info).toMatch(/Snapshot Interval: 20\n/)
+    expect(info).toContain('Number of Old Snapshots to Retain: 2')
+    expect(info).toContain('Heartbeat Period: 2 seconds')
+    const swarm = async () => (await (await api(mgr, 'GET', '/swarm')).json()) as { Spec: any; Version: any }
+    const { Spec: spec, Version: version } = await swarm()
+    expect(spec.Raft).toMatchObject({
+      SnapshotInterval: 20,
+      KeepOldSnapshots: 2,
+      LogEntriesForSlowFollowers: 500,
+    })
+    expect(spec.Dispatcher.HeartbeatPeriod).toBe(2e9)
+    // Log entries for slow followers has no CLI flag: the API takes it with the rest of the spec.
+    const r = await api(mgr, 'POST', `/swarm/update?version=${version.Index}`, {
+      ...spec,
+      Raft: { ...spec.Raft, LogEntriesForSlowFollowers: 5 },
+    })
+    expect(r.status).toBe(200)
+    expect((await swarm()).Spec.Raft.LogEntriesForSlowFollowers).toBe(5)
+    const bad = await docker(mgr, ['swarm', 'update', '--dispatcher-heartbeat', '-1s'])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toContain('heartbeat time period cannot be a negative duration')
+  })
+
+  it('sends the heartbeat period to the agents', async () => {
+    const answer = await mgr.daemon.manager!.dispatcher.heartbeat(wrk.daemon.nodeId)
+    expect(answer.periodMs).toBe(2000)
+    await ok(mgr, ['swarm', 'update', '--dispatcher-heartbeat', '1s'])
+    expect((await mgr.daemon.manager!.dispatcher.heartbeat(wrk.daemon.nodeId)).periodMs).toBe(1000)
+  })
+
+  it('reaps task history to the limit', async () => {
+    await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'hist', 'nginx:1'])
+    const tasks = async () =>
+      (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n').filter(Boolean)
+    for (const tag of ['2', '3', '4']) {
+      await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
+      await waitFor(
+        async () =>
+          (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
+            `nginx:${tag} Running`,
+          ),
+        `nginx:${tag} running`,
+        30_000,
+        () => dumpTasks(mgr),
+      )
+    }
+    // One running task and one finished one kept (the default would keep five).
+    await waitFor(
+      async () => (await tasks()).length === 2,
+      'history reaped to 1',
+      20_000,
+      () => dumpTasks(mgr),
+    )
+  })
+
+  it('takes raft snapshots at the interval and keeps the old ones asked for', async () => {
+    for (let i = 0; i < 90; i++) {
+      const r = await api(mgr, 'POST', '/configs/create', {
+        Name: `c${i}`,
+        Data: Buffer.from('x').toString('base64'),
+      })
+      expect(r.status).toBe(201)
+    }
+    // 90 entries with an interval of 20: four snapshots or more, of which the latest and two old ones stay.
+    await waitFor(
+      () => snapshots('umgr').length === 3,
+      'three snapshot files',
+      20_000,
+      () => snapshots('umgr').join(),
+    )
+    for (let i = 0; i < 25; i++) await api(mgr, 'DELETE', `/configs/c${i}`)
+    expect(snapshots('umgr').length).toBe(3)
+    // Fewer kept: the old ones go with the next write.
+    await ok(mgr, ['swarm', 'update', '--max-snapshots', '0', '--snapshot-interval', '10000'])
+    await api(mgr, 'DELETE', '/configs/c25')
+    await waitFor(() => snapshots('umgr').length === 1, 'only the latest snapshot', 20_000)
+  })
+})
