@@ -654,7 +654,7 @@ export class FileLogStorage implements LogStorage {
     try {
       await writeAll(this.#fs, tfd, parts, 0)
     } finally {
-      await this.#fs.close(tfd)
+      await this.#fs.close(tfd).catch(() => {})
     }
     await this.#fs.rename(tmp, join(this.dir, name))
     await syncDir(this.#fs, this.dir)
@@ -664,7 +664,7 @@ export class FileLogStorage implements LogStorage {
     this.#segSize = size
     this.#segHeader = size
     this.#segments.push({ seq, name, minIndex: entries[0]?.index ?? this.#durLast + 1 })
-    await this.#fs.close(prev)
+    if (prev >= 0) await this.#fs.close(prev)
     // The new segment holds everything: what was sealed before goes, oldest first (a crash in between
     // leaves a suffix of segments that still replays to the same log).
     for (const seg of old) {
