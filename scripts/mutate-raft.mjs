@@ -84,7 +84,7 @@ const mutants = [
     edits: [
       [
         'src/internal/core.ts',
-        'if (m.to !== this.id || this.removed.has(m.from)) return',
+        'if (m.to !== this.id || (this.removed.has(m.from) && this.removalCommitted(m.from))) return',
         'if (m.to !== this.id) return',
       ],
     ],

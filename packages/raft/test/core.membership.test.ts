@@ -125,3 +125,32 @@ describe('RaftCore membership safety rules', () => {
     expect(b.proposeConfChange({ voters: ['a', 'b', 'c'], learners: ['d', 'e'] }).index).toBe(-1)
   })
 })
+
+describe('RaftCore removals that do not commit', () => {
+  it('follows a new leader that an uncommitted entry in its log removes, and drops the entry', () => {
+    const c = new Cluster(five, () => ({ preVote: false, checkQuorum: false }))
+    c.campaign('a')
+    // a removes c; only b receives the entry, which stays uncommitted.
+    c.filter = (m) => !(m.from === 'a' && m.to !== 'b') && !(m.from === 'b' && m.to === 'a')
+    c.get('a').proposeConfChange({ voters: ['a', 'b', 'd', 'e'], learners: [], removed: ['c'] })
+    c.deliverAll()
+    const b = c.get('b')
+    expect(b.removed.has('c')).toBe(true)
+    // c is elected with d and e while a and b are cut off; then b hears from c.
+    c.heal()
+    c.isolate('a')
+    c.isolate('b')
+    c.campaign('c')
+    const leader = c.get('c')
+    expect(leader.role).toBe('leader')
+    c.heal()
+    c.isolate('a')
+    c.tick(leader.id)
+    c.deliverAll()
+    expect(b.leader).toBe(leader.id)
+    expect(b.log.term(2)).toBe(leader.term)
+    expect(b.voters).toEqual(five)
+    expect(b.removed.size).toBe(0)
+    expect(b.committed).toBe(leader.committed)
+  })
+})

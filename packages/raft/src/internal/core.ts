@@ -279,7 +279,7 @@ export class RaftCore {
 
   /** Feeds one message from a peer. Unknown senders and malformed terms are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id || this.removed.has(m.from)) return
+    if (m.to !== this.id || (this.removed.has(m.from) && this.removalCommitted(m.from))) return
     if (m.term > this.term) {
       const isVote = m.type === MessageType.Vote || m.type === MessageType.PreVote
       if (isVote) {
@@ -890,6 +890,14 @@ export class RaftCore {
       conf.voters.filter((v) => !this.removed.has(v)),
       conf.learners.filter((v) => !this.removed.has(v)),
     )
+  }
+
+  /**
+   * Is `id`'s removal committed here? Only then are its messages ignored: a removal still uncommitted may be
+   * truncated, and a member that ignored the leader doing so (the member it removes) would never learn of it.
+   */
+  private removalCommitted(id: string): boolean {
+    return this.confs.at(this.log.committed).removed?.includes(id) ?? false
   }
 
   /** Replaces the membership (progress of members that stay is kept). */
