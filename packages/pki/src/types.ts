@@ -105,7 +105,12 @@ export interface KeyPair {
   readonly publicKey: Uint8Array
 }
 
-/** Time source and timers; inject a fake one to test time-dependent behaviour deterministically. */
+/**
+ * Time source and timers; inject a fake one to test time-dependent behaviour deterministically. `now()` is
+ * wall-clock time (ms since the Unix epoch, compared with certificate validity). The same shape as
+ * `@swarmkit/transport`'s `Clock`, which is monotonic; pki depends on no swarmkit package, so it owns its own,
+ * and any transport `ManualClock` started at an epoch time fits it structurally.
+ */
 export interface Clock {
   now(): number
   setTimeout(fn: () => void, ms: number): unknown

@@ -1,4 +1,8 @@
-/** Time as the scheduler and orchestrators see it; inject a {@link ManualClock} to make tests deterministic. */
+/**
+ * Time as the scheduler and orchestrators see it; inject a {@link ManualClock} to make tests deterministic.
+ * The scheduler's own contract, not transport's or pki's: the scheduler may import only `@swarmkit/store`, and
+ * its timers hand back a cancel function (restart delays, update monitors) instead of a handle to clear.
+ */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number

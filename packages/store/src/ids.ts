@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto'
 
 const ID_LENGTH = 25
 
+// `@swarmkit/pki` makes node and cluster IDs in this same format. Neither package may import the other (pki
+// depends on no swarmkit package, store only on raft), so each keeps its own few lines; the workspace test
+// test/shared-contracts.test.ts holds them to the same output for the same random bytes.
+
 /**
  * A new object ID in swarm's format: 25 lowercase base-36 characters carrying 128 random bits
  * (e.g. `dflye3tzgrsvg9r1cqpafsvk3`). `random` returns `n` random bytes and is injectable for

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
 
 const PREFIX = 'SWMKEY-1-'
+
+// The home of swarm's unlock-key format (it is the key encryption key of the at-rest encryption). `@swarmkit/pki`
+// keeps deprecated copies for its existing users, since pki may import no swarmkit package.
 const KEY_BYTES = 32
 
 /**

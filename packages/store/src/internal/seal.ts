@@ -2,25 +2,12 @@ import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto'
 import { endianness } from 'node:os'
 import { hchacha, xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import type { SealContext } from '@swarmkit/raft'
 import { StoreError } from '../errors.js'
 
-/** What raft's FileLogStorage passes to its hooks; index, term and type stay in the clear on disk. */
-export interface SealContext {
-  /** One entry, a snapshot, or the concatenated data of `count` entries sealed together (`batchSeal`). */
-  readonly kind: 'entry' | 'entries' | 'snapshot'
-  /** The entry's index (the first one's for `entries`). */
-  readonly index: number
-  /** The entry's term (the last one's for `entries`). */
-  readonly term: number
-  readonly type: number
-  /** For `entries`: how many. */
-  readonly count?: number
-  /** For `entries`: the record's readable part (every entry's index, term, type and length), bound as AAD. */
-  readonly header?: Uint8Array
-}
-
-/** A `seal` or `open` hook for raft's FileLogStorage. */
-export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
+// The hook contract is raft's (its FileLogStorage calls the hooks): store implements it, and re-exports the
+// types so that `import type { SealHook } from '@swarmkit/store'` keeps working.
+export type { SealContext, SealHook } from '@swarmkit/raft'
 
 export const KEY_BYTES = 32
 const NONCE_BYTES = 24
