@@ -2,6 +2,7 @@ import type { ReadTx, StoreEvent, Task } from '@swarmkit/store'
 import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { SchedulerError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
 import { type Assignment, createPlacer, type Placer } from './placement.js'
@@ -44,14 +45,14 @@ const ASSIGNED_MESSAGE = 'scheduler assigned task to node'
 
 /** Creates a {@link Scheduler} for `options.store`. */
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
   checkStore(options.store, 'options.store')
   const commitSize = options.commitSize ?? 1000
   if (!Number.isSafeInteger(commitSize) || commitSize < 1)
-    throw new RangeError('options.commitSize: expected an integer >= 1')
+    throw rangeError('options.commitSize', 'be an integer >= 1')
   const queueSize = options.queueSize ?? 1_000_000
   if (!Number.isSafeInteger(queueSize) || queueSize < 1)
-    throw new RangeError('options.queueSize: expected an integer >= 1')
+    throw rangeError('options.queueSize', 'be an integer >= 1')
   return new SchedulerImpl(
     options.store,
     options.clock ?? systemClock,

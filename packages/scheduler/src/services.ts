@@ -8,13 +8,14 @@ import {
 } from '@swarmkit/store'
 import { validatePlacement } from './constraints.js'
 import { SchedulerError } from './errors.js'
+import { typeError } from './internal/check.js'
 import { rollbackSpec } from './orchestrator.js'
 import type { SchedulerStore } from './store.js'
 
 function checkSpec(spec: ServiceSpec): void {
-  if (typeof spec !== 'object' || spec === null) throw new TypeError('spec: expected a ServiceSpec')
+  if (typeof spec !== 'object' || spec === null) throw typeError('spec', 'be a ServiceSpec')
   if (typeof spec.taskTemplate !== 'object' || spec.taskTemplate === null)
-    throw new TypeError('spec.taskTemplate: expected a TaskSpec')
+    throw typeError('spec.taskTemplate', 'be a TaskSpec')
   validatePlacement(spec.taskTemplate.placement)
   const mode = spec.mode
   if ('replicated' in mode) {
@@ -62,10 +63,10 @@ export async function updateService(
   spec: ServiceSpec,
   options?: { version?: number },
 ): Promise<Service> {
-  if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
+  if (typeof serviceId !== 'string') throw typeError('serviceId', 'be a string')
   const version = options?.version
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0))
-    throw new TypeError('options.version: expected an integer >= 0')
+    throw typeError('options.version', 'be an integer >= 0')
   checkSpec(spec)
   return store.update((tx) => {
     const cur = tx.get('services', serviceId)
@@ -95,7 +96,7 @@ export async function rollbackService(
   serviceId: string,
   options?: { now?: number },
 ): Promise<Service> {
-  if (typeof serviceId !== 'string') throw new TypeError('serviceId: expected a string')
+  if (typeof serviceId !== 'string') throw typeError('serviceId', 'be a string')
   const now = options?.now ?? Date.now()
   return store.update((tx) => {
     const cur = tx.get('services', serviceId)

@@ -1,3 +1,5 @@
+import { typeError } from './internal/check.js'
+
 /**
  * The cluster object model: nodes, services, tasks, networks, the cluster, secrets and configs.
  *
@@ -434,7 +436,7 @@ const taskStateRanks: Record<TaskState, number> = Object.fromEntries(
 /** The position of `state` in {@link TASK_STATES}; compare ranks to order states. */
 export function taskStateRank(state: TaskState): number {
   const rank = taskStateRanks[state]
-  if (rank === undefined) throw new TypeError(`state: not a task state: ${String(state)}`)
+  if (rank === undefined) throw typeError('state', `be a task state (not ${String(state)})`)
   return rank
 }
 
