@@ -48,6 +48,7 @@ export interface DistinguishedName {
   readonly der: Uint8Array
 }
 
+/** An X.509 key usage bit, by its RFC 5280 name. */
 export type KeyUsage =
   | 'digitalSignature'
   | 'nonRepudiation'

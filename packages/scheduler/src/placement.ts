@@ -14,6 +14,7 @@ import {
 
 /** The filters, in the order swarm runs them. */
 export const FILTERS = ['ready', 'resources', 'constraints', 'platform', 'hostPort', 'maxReplicas'] as const
+/** The name of one of swarm's placement filters, in the order they run ({@link FILTERS}). */
 export type FilterName = (typeof FILTERS)[number]
 
 const READY = 0
@@ -71,6 +72,7 @@ export interface Unplaced {
   reason: string
 }
 
+/** What one `place()` decided: the tasks assigned to nodes, and those left unplaced with the reason. */
 export interface PlacementResult {
   assigned: Assignment[]
   unplaced: Unplaced[]

@@ -8,6 +8,7 @@ import { holdsNode, isFailure, isPending } from './internal/task-state.js'
 import { type Assignment, createPlacer, type Placer } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
+/** What `createScheduler` takes: the store, and optional clock, logger and batching limits. */
 export interface SchedulerOptions {
   /** The cluster state (a `MemoryStore`). */
   store: SchedulerStore
@@ -19,6 +20,7 @@ export interface SchedulerOptions {
   queueSize?: number
 }
 
+/** The events a scheduler emits (eventemitter3, typed). */
 export interface SchedulerEvents {
   /** A pass committed `assigned` assignments; `unplaced` tasks stay pending with the reason in `status.err`. */
   'pass:done': (stats: { assigned: number; unplaced: number }) => void

@@ -9,6 +9,7 @@ import { checkStore, type SchedulerStore, silentLogger } from './store.js'
 /** What a task does when its worker starts it. */
 export type TaskOutcome = 'run' | 'fail' | 'complete' | 'reject'
 
+/** What `createTestExecutor` takes: the store, a clock, and how each started task behaves. */
 export interface TestExecutorOptions {
   store: SchedulerStore
   clock?: Clock

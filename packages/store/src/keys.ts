@@ -45,6 +45,7 @@ export interface SealHooks {
   sealTagBytes: number
 }
 
+/** How {@link KeyManager.open} reads or creates a key file: the unlock key (autolock), randomness, and the cipher implementation. */
 export interface KeyManagerOptions {
   /** Unlock the key file at once with this key (`SWMKEY-1-…` or 32 bytes). */
   unlockKey?: string | Uint8Array

@@ -92,6 +92,7 @@ export interface Batch {
   update<R>(fn: (tx: Tx) => R): Promise<R>
 }
 
+/** What a finished `batch()` committed: the last version, the changes, and the number of commits. */
 export interface BatchResult {
   /** Store version after the last commit of the batch. */
   version: number
@@ -114,6 +115,7 @@ export type ApplyResult =
   | { ok: true; version: number; changes: number }
   | { ok: false; version: number; code: StoreErrorCode; message: string }
 
+/** How a {@link MemoryStore} is built: local (no options) or replicated through a raft `proposer`, with clock, randomness and limits. */
 export interface MemoryStoreOptions {
   /**
    * Replicate through this proposer: each transaction becomes one command, applied (through `apply`) on every
