@@ -1,8 +1,8 @@
 // Deterministic simulation of a RaftNode cluster over MemoryNetwork and a ManualClock. One seed decides every
 // fault, every client operation and every timing, so a failing seed replays bit for bit.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import type { RaftCore } from '../../src/core.js'
 import { MemoryLogStorage, RaftNode } from '../../src/index.js'
-import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry } from '../../src/storage.js'
 import { rng } from '../helpers/cores.js'

@@ -1,6 +1,6 @@
 // The simulations are only as good as their checks: each invariant must fire on a history that breaks it.
 import { describe, expect, it } from 'vitest'
-import type { RaftCore } from '../../src/internal/core.js'
+import type { RaftCore } from '../../src/core.js'
 import { RaftLog } from '../../src/internal/log.js'
 import type { Entry } from '../../src/storage.js'
 import { type CheckedMember, SafetyChecker, SimFailure } from './shared.js'
