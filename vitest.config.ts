@@ -19,7 +19,24 @@ export default defineConfig({
       },
       {
         extends: true as const,
-        test: { name: 'examples', include: ['examples/*/test/**/*.test.ts'] },
+        test: {
+          name: 'examples',
+          include: ['examples/*/test/**/*.test.ts'],
+          exclude: ['examples/cluster/test/chaos/**'],
+        },
+      },
+      {
+        // The chaos suite runs real manager processes under load and faults: after every other project
+        // (groupOrder), two files at a time, so that it neither slows the others nor is slowed by them.
+        extends: true as const,
+        test: {
+          name: 'chaos',
+          include: ['examples/cluster/test/chaos/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+          maxWorkers: 2,
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+        },
       },
     ],
   },

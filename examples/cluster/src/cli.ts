@@ -16,6 +16,7 @@ import {
 import { startNode } from './node.js'
 
 const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.sock] [--hostname NAME] [--listen-addr HOST:PORT] [--quiet]
+                        [--snapshot-interval N] [--heartbeat-period MS] [--max-replicas N]
 
   --state-dir DIR         where the node keeps its raft log, keys and certificates (one process per directory)
   --api HOST:PORT|PATH    where the Engine API listens (default 127.0.0.1:2375); DOCKER_HOST points here
@@ -31,6 +32,9 @@ const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.so
   --log-format FORMAT     text (default) or json (one object per line)
   -D, --debug             --log-level debug, with raft's and the dispatcher's detail
   --quiet                 no log lines on stderr
+  --snapshot-interval N   raft entries between two snapshots, after which the log is compacted (default 10000)
+  --heartbeat-period MS   the dispatcher's heartbeat period in milliseconds (default 5000)
+  --max-replicas N        the most tasks one service may ask for (replicas, job completions); over it: 400
   --help                  this text`
 
 /** A mistake on the command line: the reason and the usage on stderr, exit code 2. */
@@ -65,6 +69,9 @@ function parse() {
       debug: { type: 'boolean', short: 'D', default: false },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      'snapshot-interval': { type: 'string' },
+      'heartbeat-period': { type: 'string' },
+      'max-replicas': { type: 'string' },
     },
   })
 }
@@ -79,6 +86,17 @@ if (values.help) {
   process.exit(0)
 }
 if (!values['state-dir']) usageError('--state-dir is required')
+/** A positive integer flag. */
+const count = (flag: 'snapshot-interval' | 'heartbeat-period' | 'max-replicas'): number | undefined => {
+  const v = values[flag]
+  if (v === undefined) return undefined
+  if (!/^[1-9][0-9]{0,8}$/.test(v)) usageError(`--${flag} must be a positive integer, got "${v}"`)
+  return Number(v)
+}
+const snapshotInterval = count('snapshot-interval')
+const heartbeatPeriodMs = count('heartbeat-period')
+// The most tasks one service may ask for (replicas, job completions); specs over it get a 400.
+const maxReplicas = count('max-replicas')
 const level = values.debug ? 'debug' : values['log-level']!
 if (!LOG_LEVELS.includes(level as LogLevel))
   usageError(`unknown --log-level "${level}": use one of ${LOG_LEVELS.join(', ')}`)
@@ -112,6 +130,9 @@ try {
     ...(values['metrics-addr'] ? { metricsAddress: values['metrics-addr'] } : {}),
     ...(values.hostname ? { hostname: values.hostname } : {}),
     ...(values['listen-addr'] ? { listenAddr: values['listen-addr'] } : {}),
+    ...(snapshotInterval ? { snapshotInterval } : {}),
+    ...(heartbeatPeriodMs ? { heartbeatPeriodMs } : {}),
+    ...(maxReplicas !== undefined ? { specLimits: { maxReplicas } } : {}),
     ...(values.quiet ? {} : { log: lineLog(logger) }),
     ...(observer ? { observer } : {}),
   })

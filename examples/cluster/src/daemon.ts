@@ -7,7 +7,7 @@ import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { isStoreError, KeyManager, parseUnlockKey } from '@swarmkit/store'
+import { isStoreError, KeyManager, parseUnlockKey, type SpecLimits } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
@@ -31,6 +31,11 @@ export interface DaemonOptions {
   readonly listenAddr?: string
   /** Heartbeat period of the dispatcher. Default 5,000 ms. */
   readonly heartbeatPeriodMs?: number
+  /**
+   * Raft entries applied between two snapshots (after which the log is compacted), like the cluster spec's
+   * `Raft.SnapshotInterval`. Default 10,000.
+   */
+  readonly snapshotInterval?: number
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly taskStepMs?: number
   /**
@@ -38,6 +43,11 @@ export interface DaemonOptions {
    * and forward to the services' tasks. Default true.
    */
   readonly routingMesh?: boolean
+  /**
+   * What one service spec may ask for when this node is a manager (`--max-replicas`); a spec over it is
+   * refused with a 400 naming the limit. Default: the store's `DEFAULT_SPEC_LIMITS` (10,000 tasks per service).
+   */
+  readonly specLimits?: Partial<SpecLimits>
   readonly log?: (line: string) => void
   /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
   readonly observer?: ManagerObserver
@@ -427,6 +437,8 @@ export class Daemon {
         controlPort: saved.controlPort ?? 0,
         ...extra,
         ...(this.options.heartbeatPeriodMs ? { heartbeatPeriodMs: this.options.heartbeatPeriodMs } : {}),
+        ...(this.options.snapshotInterval ? { snapshotInterval: this.options.snapshotInterval } : {}),
+        ...(this.options.specLimits ? { specLimits: this.options.specLimits } : {}),
         ...(this.options.observer ? { observer: this.options.observer } : {}),
         log: (l) => this.#log(`manager ${nodeId}: ${l}`),
       })

@@ -20,6 +20,7 @@ import {
   parseUnlockKey,
   type RootRotation,
   SEQUENCE_MESSAGE,
+  type SpecLimits,
   StoreError,
   type Tx,
 } from '@swarmkit/store'
@@ -103,6 +104,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   /** Set on `docker swarm init`: the cluster is created once this manager leads. */
   readonly bootstrap?: { ca: pki.RootCA; joinTokens: pki.JoinTokens; info: NodeInfo }
   readonly heartbeatPeriodMs?: number
+  /** Raft entries between two snapshots (raft's `snapshotThreshold`). Default 10,000. */
+  readonly snapshotInterval?: number
   /**
    * `docker swarm init --force-new-cluster`: start from this manager's raft log and snapshot as a
    * one-member cluster (every other member removed, all cluster state kept).
@@ -110,6 +113,8 @@ export interface ManagerOptions extends NodeIdentityFiles {
   readonly forceNewCluster?: boolean
   /** Port of the control server (dispatcher); 0 picks one. A restarted manager reuses its old one. */
   readonly controlPort?: number
+  /** What one service spec may ask for (the store refuses more). */
+  readonly specLimits?: Partial<SpecLimits>
   /** Metrics and debug hooks (src/observer.ts). */
   readonly observer?: ManagerObserver
   readonly log?: (line: string) => void
@@ -198,6 +203,7 @@ export class Manager {
     const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
     let raft: RaftNode | undefined
     const store = new MemoryStore({
+      ...(options.specLimits ? { limits: options.specLimits } : {}),
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
         const started = performance.now()
@@ -232,6 +238,7 @@ export class Manager {
       ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
+      ...(options.snapshotInterval ? { snapshotThreshold: options.snapshotInterval } : {}),
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
     })
     const m = new Manager(options, store, raft, keys)
@@ -539,7 +546,7 @@ export class Manager {
           labels: {},
           orchestration: { taskHistoryRetentionLimit: 5 },
           raft: {
-            snapshotInterval: 10000,
+            snapshotInterval: o.snapshotInterval ?? 10000,
             keepOldSnapshots: 0,
             logEntriesForSlowFollowers: 500,
             electionTick: 10,

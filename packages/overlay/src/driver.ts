@@ -29,6 +29,14 @@ export interface Peer {
   mac?: string
 }
 
+/** Incremental changes to a network's remote endpoints (see {@link NetworkDriver.updatePeers}). */
+export interface PeerUpdate {
+  /** Endpoints to add or move (by address). */
+  add?: Peer[]
+  /** Addresses of endpoints to remove (unknown ones are ignored). */
+  remove?: string[]
+}
+
 /** One interface of a sandbox. */
 export interface SandboxEndpoint {
   network: string
@@ -87,6 +95,11 @@ export interface NetworkDriver {
   removeNetwork(id: string, options?: CallOptions): Promise<void>
   /** Sets the remote endpoints of a network: exactly these get forwarding and neighbour entries. */
   setPeers(network: string, peers: Peer[], options?: CallOptions): Promise<void>
+  /**
+   * Adds and removes some remote endpoints of a network, leaving every other entry as it is (no flush):
+   * what the network DB sends as tasks come and go.
+   */
+  updatePeers(network: string, update: PeerUpdate, options?: CallOptions): Promise<void>
   /** Creates (or re-creates, if it differs) a sandbox joined to its networks. */
   createSandbox(spec: SandboxSpec, options?: CallOptions): Promise<Sandbox>
   /** Removes a sandbox and its veth pairs (no-op if absent). */

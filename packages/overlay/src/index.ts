@@ -16,6 +16,29 @@
  * Errors are {@link OverlayError} with a typed `code`.
  */
 
+export {
+  type EmbeddedResolver,
+  type EmbeddedResolverOptions,
+  embeddedResolver,
+  type NameSource,
+  type ResolverAttachment,
+  type ResolverEvents,
+  systemResolvers,
+} from './dns-resolver.js'
+export {
+  DNS_TYPE,
+  type DnsAnswer,
+  DnsFormatError,
+  type DnsHeader,
+  type DnsQuery,
+  type DnsQuestion,
+  decodeHeader,
+  decodeName,
+  decodeQuery,
+  encodeName,
+  encodeResponse,
+  RCODE,
+} from './dns-wire.js'
 export type {
   CallOptions,
   DataPlaneState,
@@ -23,11 +46,13 @@ export type {
   NetworkDriver,
   OverlayNetwork,
   Peer,
+  PeerUpdate,
   Sandbox,
   SandboxEndpoint,
   SandboxSpec,
 } from './driver.js'
 export { isOverlayError, OverlayError, type OverlayErrorCode } from './errors.js'
+export { INGRESS_SANDBOX, type IngressMesh, type IngressMeshOptions, ingressMesh } from './ingress.js'
 export {
   type AddressPool,
   type AddressRecord,
@@ -40,6 +65,22 @@ export {
   type SubnetRecord,
   type SubnetRequest,
 } from './ipam.js'
+export {
+  type EncryptionKey,
+  type IpsecDataPlane,
+  type IpsecDataPlaneOptions,
+  type IpsecPlan,
+  type IpsecPlanInput,
+  ipsecDataPlane,
+  ipsecPlan,
+  KEY_ROTATION_MS,
+  type KeyRing,
+  newKeyRing,
+  rotateKeyRing,
+  rotationDue,
+  sendingKey,
+  spiOf,
+} from './ipsec.js'
 export type { KernelMeshOptions, NftRunner } from './kernel-mesh.js'
 export { type CommandRunner, checkLinuxDriver, type LinuxDriverOptions, linuxDriver } from './linux-driver.js'
 export { macFor } from './mac.js'
@@ -54,6 +95,7 @@ export {
   type RoutingMeshOptions,
   routingMesh,
 } from './mesh.js'
+export { type NetworkDb, type NetworkEndpoint, networkDb, type PeerDelta } from './network-db.js'
 export { type ClusterView, nodeDataPlane } from './plan.js'
 export {
   type PortAllocator,
@@ -63,4 +105,20 @@ export {
   type PublishMode,
   portAllocator,
 } from './ports.js'
+export {
+  type DirectoryService,
+  type DirectoryState,
+  type DirectoryTask,
+  type Resolution,
+  type ServiceDirectory,
+  serviceDirectory,
+} from './service-directory.js'
+export {
+  type ServiceLoadBalancer,
+  type ServiceLoadBalancerOptions,
+  serviceLoadBalancer,
+  type VipEntry,
+  vipScript,
+} from './service-lb.js'
+export { type SwarmNode, type SwarmNodeOptions, type SwarmView, swarmNode } from './swarm-node.js'
 export { VNI_MAX, VNI_MIN, type VniAllocator, type VniAllocatorOptions, vniAllocator } from './vni.js'

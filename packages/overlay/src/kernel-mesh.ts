@@ -37,6 +37,12 @@ export interface KernelMeshOptions {
    * overlay networks (which relies on IPv6 forwarding being off).
    */
   forwarding?: boolean
+  /**
+   * Masquerade translated flows that leave through a real interface (default true), so replies come back
+   * through this node. False keeps the client's source address (host-mode publishing): the endpoint must
+   * then route its replies through this node (its default gateway is here).
+   */
+  masquerade?: boolean
   /** Command runner (default: execFile). */
   exec?: NftRunner
 }
@@ -64,6 +70,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
   private readonly family: Family
   private readonly namespace: string | undefined
   private readonly forwarding: boolean
+  private readonly masquerade: boolean
   private readonly run: NftRunner
   private readonly entries = new Map<string, Entry>()
   private ready: Promise<void> | undefined
@@ -91,6 +98,9 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
     if (k.forwarding !== undefined && typeof k.forwarding !== 'boolean')
       throw new TypeError('options.kernel.forwarding must be a boolean')
     this.forwarding = k.forwarding ?? this.family === 4
+    if (k.masquerade !== undefined && typeof k.masquerade !== 'boolean')
+      throw new TypeError('options.kernel.masquerade must be a boolean')
+    this.masquerade = k.masquerade ?? true
     if (k.exec !== undefined && typeof k.exec !== 'function')
       throw new TypeError('options.kernel.exec must be a function')
     this.run = k.exec ?? defaultRunner
@@ -179,6 +189,7 @@ export class KernelMesh extends EventEmitter<RoutingMeshEvents> implements Routi
       name: this.table,
       family: this.family,
       host: unspecified ? undefined : this.host,
+      masquerade: this.masquerade,
       ports,
     })
   }

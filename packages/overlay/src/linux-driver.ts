@@ -12,16 +12,17 @@ import {
   type NetworkDriver,
   type OverlayNetwork,
   type Peer,
+  type PeerUpdate,
   type Sandbox,
   type SandboxSpec,
 } from './driver.js'
 import { OverlayError } from './errors.js'
 import { execRunner, missingCapabilities } from './internal/exec.js'
-import { parseCidr, parseIp } from './internal/ip.js'
+import { formatIp, parseCidr, parseIp } from './internal/ip.js'
 
-/** Runs `ip` or `bridge` with arguments and resolves with its stdout. Injectable for tests. */
+/** Runs `ip`, `bridge` or `nft` with arguments and resolves with its stdout. Injectable for tests. */
 export type CommandRunner = (
-  file: 'ip' | 'bridge',
+  file: 'ip' | 'bridge' | 'nft',
   args: string[],
   options?: { signal?: AbortSignal; input?: string },
 ) => Promise<string>
@@ -40,6 +41,13 @@ export interface LinuxDriverOptions {
   namespace?: string
   /** VXLAN UDP port. Default 4789. */
   port?: number
+  /**
+   * Let the namespace route between overlay bridges and its other interfaces (default false: nothing that
+   * enters an overlay bridge is routed). True is what host-mode published ports and task egress need: the
+   * bridges forward, and an nftables table (`inet <prefix>_isolation`) drops whatever would be routed from
+   * one overlay network to another, so networks stay isolated whatever `ip_forward` says.
+   */
+  routed?: boolean
   /** Command runner (default: execFile of iproute2). */
   exec?: CommandRunner
 }
@@ -108,6 +116,8 @@ class LinuxDriver implements NetworkDriver {
   private readonly underlayDevice: string | undefined
   private readonly ns: string | undefined
   private readonly run: CommandRunner
+  private readonly routed: boolean
+  private isolated = ''
   private readonly networks = new Map<string, CheckedNetwork>()
   private ready: Promise<void> | undefined
   private queue: Promise<unknown> = Promise.resolve()
@@ -133,6 +143,46 @@ class LinuxDriver implements NetworkDriver {
     if (options.exec !== undefined && typeof options.exec !== 'function')
       throw new TypeError('options.exec must be a function')
     this.run = options.exec ?? defaultRunner
+    if (options.routed !== undefined && typeof options.routed !== 'boolean')
+      throw new TypeError('options.routed must be a boolean')
+    this.routed = options.routed ?? false
+  }
+
+  /**
+   * Adds and removes remote endpoints of a network without touching the others (the network DB's
+   * incremental updates: an entry in use is never flushed and re-added). One batch per tool.
+   */
+  updatePeers(network: string, update: PeerUpdate, options?: CallOptions): Promise<void> {
+    if (typeof update !== 'object' || update === null) throw new TypeError('update must be an object')
+    const add = checkPeers(update.add ?? [])
+    const remove = (update.remove ?? []).map((a, i) => {
+      const p = parseIp(a, `update.remove[${i}]`)
+      return formatIp(p.family, p.value)
+    })
+    return this.serial(options, async () => {
+      const net = this.known(network)
+      const vx = this.vxlanName(net.vni)
+      const ipCmds: string[][] = []
+      const bridgeCmds: string[][] = []
+      if (remove.length > 0) {
+        const neigh = new Map((await this.neighbours(vx, options)).map((n) => [n.address, n.mac]))
+        for (const a of remove) {
+          const mac = neigh.get(a)
+          if (mac === undefined) continue
+          ipCmds.push(['neigh', 'del', a, 'dev', vx])
+          bridgeCmds.push(['fdb', 'del', mac, 'dev', vx, 'self'])
+        }
+      }
+      for (const p of add) {
+        if (p.vtep === this.vtep) continue
+        if (p.family !== net.family)
+          throw new RangeError(`peer ${p.address} is not an IPv${net.family} address`)
+        bridgeCmds.push(['fdb', 'replace', p.mac, 'dev', vx, 'dst', p.vtep, 'self', 'permanent'])
+        ipCmds.push(['neigh', 'replace', p.address, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent'])
+      }
+      await this.batch('bridge', bridgeCmds, options)
+      await this.batch('ip', ipCmds, options)
+    })
   }
 
   createNetwork(network: OverlayNetwork, options?: CallOptions): Promise<void> {
@@ -277,8 +327,16 @@ class LinuxDriver implements NetworkDriver {
     })
   }
 
-  destroy(options?: CallOptions): Promise<void> {
-    return this.reconcile({ networks: [], sandboxes: [] }, options)
+  async destroy(options?: CallOptions): Promise<void> {
+    await this.reconcile({ networks: [], sandboxes: [] }, options)
+    if (!this.routed) return
+    const table = `${this.prefix}_isolation`
+    const script = `table inet ${table} {}\ndelete table inet ${table}\n`
+    const args = this.ns === undefined ? ['-f', '-'] : ['netns', 'exec', this.ns, 'nft', '-f', '-']
+    await this.run(this.ns === undefined ? 'nft' : 'ip', args, { ...options, input: script }).catch((err) => {
+      throw this.failure(['nft', 'delete', 'table', table], err)
+    })
+    this.isolated = ''
   }
 
   // ---- internals ----
@@ -335,7 +393,36 @@ class LinuxDriver implements NetworkDriver {
     await this.ip(['link', 'set', 'dev', br, 'up'], options)
     // Networks are isolated from each other even on a host that forwards (ip_forward=1): nothing that
     // enters through an overlay bridge is routed anywhere.
-    await this.sysctl(`net/ipv4/conf/${br}/forwarding`, '0', options)
+    if (this.routed) await this.isolate(net.vni, options)
+    await this.sysctl(`net/ipv4/conf/${br}/forwarding`, this.routed ? '1' : '0', options)
+  }
+
+  // The routed mode's isolation: one table that drops routing from one overlay bridge to another. A rule
+  // per bridge ("from B to an overlay bridge other than B"): with br_netfilter, frames bridged inside one
+  // network also pass the forward hook with B as both interfaces, and those must pass.
+  private async isolate(also: number, options?: CallOptions): Promise<void> {
+    const bridges = [...new Set([...[...this.networks.values()].map((n) => n.vni), also])]
+      .sort((a, b) => a - b)
+      .map((v) => this.bridgeName(v))
+    const key = bridges.join(' ')
+    if (this.isolated === key) return
+    const table = `${this.prefix}_isolation`
+    const script = [
+      `table inet ${table} {}`,
+      `delete table inet ${table}`,
+      `table inet ${table} {`,
+      '  chain forward {',
+      '    type filter hook forward priority -10; policy accept;',
+      ...bridges.map((b) => `    iifname "${b}" oifname != "${b}" oifname "${this.prefix}b*" drop`),
+      '  }',
+      '}',
+      '',
+    ].join('\n')
+    const args = this.ns === undefined ? ['-f', '-'] : ['netns', 'exec', this.ns, 'nft', '-f', '-']
+    await this.run(this.ns === undefined ? 'nft' : 'ip', args, { ...options, input: script }).catch((err) => {
+      throw this.failure(['nft', '-f', '-', `(table ${table})`], err)
+    })
+    this.isolated = key
   }
 
   private async sysctl(key: string, value: string, options?: CallOptions): Promise<void> {

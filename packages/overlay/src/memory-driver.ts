@@ -13,11 +13,12 @@ import {
   type NetworkDriver,
   type OverlayNetwork,
   type Peer,
+  type PeerUpdate,
   type Sandbox,
   type SandboxSpec,
 } from './driver.js'
 import { OverlayError } from './errors.js'
-import { parseCidr, parseIp } from './internal/ip.js'
+import { formatIp, parseCidr, parseIp } from './internal/ip.js'
 
 export interface MemoryDriverOptions {
   /** This node's underlay address; peers on it are local and skipped, as the Linux driver does. */
@@ -78,6 +79,27 @@ class MemoryDriver implements MemoryNetworkDriver {
       if (p.family !== net.family)
         throw new RangeError(`peer ${p.address} is not an IPv${net.family} address`)
     this.peers.set(network, remote)
+  }
+
+  async updatePeers(network: string, update: PeerUpdate, options?: CallOptions): Promise<void> {
+    if (typeof update !== 'object' || update === null) throw new TypeError('update must be an object')
+    const add = checkPeers(update.add ?? [])
+    const remove = new Set(
+      (update.remove ?? []).map((a, i) => {
+        const p = parseIp(a, `update.remove[${i}]`)
+        return formatIp(p.family, p.value)
+      }),
+    )
+    abortable(options)
+    const net = this.known(network)
+    for (const p of add)
+      if (p.family !== net.family)
+        throw new RangeError(`peer ${p.address} is not an IPv${net.family} address`)
+    const moved = new Set(add.map((p) => p.address))
+    const kept = (this.peers.get(network) ?? []).filter(
+      (p) => !remove.has(p.address) && !moved.has(p.address),
+    )
+    this.peers.set(network, [...kept, ...add.filter((p) => p.vtep !== this.vtep)])
   }
 
   async createSandbox(spec: SandboxSpec, options?: CallOptions): Promise<Sandbox> {

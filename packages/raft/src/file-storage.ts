@@ -1,18 +1,23 @@
 import { Buffer } from 'node:buffer'
-import * as fs from 'node:fs'
-import {
-  mkdir,
-  open as openFile,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  unlink,
-  writeFile,
-} from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { RaftError } from './errors.js'
+import {
+  type FileSystem,
+  nodeFileSystem,
+  O_CREAT,
+  O_DSYNC,
+  O_EXCL,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  readWhole,
+  removeFile,
+  syncDir,
+  writeAll,
+  writeAtomic,
+  writeNew,
+} from './file-system.js'
 import { crc32c } from './internal/wal/crc32c.js'
 import {
   ENTRIES_BODY,
@@ -95,6 +100,11 @@ export interface FileLogStorageOptions {
    * checksum covers everything.
    */
   readonly sealTagBytes?: number
+  /**
+   * The file system to work through (default node:fs). Tests inject one that loses unsynced writes at a
+   * simulated power cut (`powerLossFileSystem` in `@swarmkit/raft/testing`).
+   */
+  readonly fileSystem?: FileSystem
   /** Superseded snapshot files kept beside the latest (newest first); the rest are deleted. Default 0. */
   readonly keepOldSnapshots?: number
   /** Called after each durable write of log records (O_DSYNC): its duration in ms and its size. */
@@ -127,8 +137,8 @@ const LOCK = 'LOCK'
 const META_FORMAT = 'swarmkit-raft-log'
 const MAX_META_BYTES = 64 * 1024
 
-/** Directories open in this process. */
-const held = new Set<string>()
+/** Directories open in this process, per file system. */
+const heldBy = new WeakMap<FileSystem, Set<string>>()
 /** Errors of writer work (`Pending.run`) raised before it changed anything on disk. */
 const unchanged = new WeakSet<object>()
 
@@ -150,63 +160,9 @@ function ioError(what: string, cause: unknown): RaftError {
   return new RaftError('IO', `${what}: ${(cause as Error)?.message ?? String(cause)}`, { cause })
 }
 
-function writevAll(fd: number, bufs: Buffer[], position: number): Promise<number> {
-  const total = bufs.reduce((n, b) => n + b.length, 0)
-  return new Promise((done, fail) => {
-    const step = (list: Buffer[], pos: number, left: number) => {
-      fs.writev(fd, list, pos, (err, n) => {
-        if (err) return fail(err)
-        if (n === left) return done(total)
-        if (n <= 0) return fail(new Error('short write'))
-        // Skip what was written and continue with the rest.
-        let skip = n
-        const rest: Buffer[] = []
-        for (const b of list) {
-          if (skip >= b.length) skip -= b.length
-          else {
-            rest.push(skip > 0 ? b.subarray(skip) : b)
-            skip = 0
-          }
-        }
-        step(rest, pos + n, left - n)
-      })
-    }
-    if (total === 0) done(0)
-    else step(bufs, position, total)
-  })
-}
-
-const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = fs.constants
 /** Segments are written with O_DSYNC: each write returns once its data (and the file size) is durable. */
 const SEGMENT_FLAGS = O_RDWR | O_DSYNC
 const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_DSYNC
-
-function closeFd(fd: number): Promise<void> {
-  return new Promise((done, fail) => fs.close(fd, (err) => (err ? fail(err) : done())))
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await openFile(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-/** Writes `bytes` to `dir/name` through a synced temporary file and a rename, then syncs the directory. */
-async function writeAtomic(dir: string, name: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`)
-  const fh = await openFile(tmp, 'w')
-  try {
-    await fh.writeFile(bytes)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, join(dir, name))
-  await syncDir(dir)
-}
 
 /** Bytes checksummed between two yields to the event loop while a snapshot file is written. */
 const CRC_SLICE = 1 << 20
@@ -226,13 +182,13 @@ interface SnapshotFile {
  * every few MiB: a large file synced only at the end would hold up the log's own syncs (they share the file
  * system's journal) for as long as all its data takes to reach the disk.
  */
-async function writeSnapshotFile(dir: string, f: SnapshotFile): Promise<void> {
+async function writeSnapshotFile(files: FileSystem, dir: string, f: SnapshotFile): Promise<void> {
   const tmp = join(dir, `${f.name}.tmp`)
   const data = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.length)
-  const fh = await openFile(tmp, 'w')
+  const fd = await files.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
   try {
     let crc = crc32c(f.head)
-    await writevAll(fh.fd, [f.head], 0)
+    await writeAll(files, fd, [f.head], 0)
     let pos = f.head.length
     for (let at = 0; at < data.length; at += WRITE_SLICE) {
       const end = Math.min(data.length, at + WRITE_SLICE)
@@ -240,19 +196,19 @@ async function writeSnapshotFile(dir: string, f: SnapshotFile): Promise<void> {
         if (c > at) await new Promise<void>((resolve) => setImmediate(resolve))
         crc = crc32c(data, crc, c, Math.min(end, c + CRC_SLICE))
       }
-      await writevAll(fh.fd, [data.subarray(at, end)], pos)
+      await writeAll(files, fd, [data.subarray(at, end)], pos)
       pos += end - at
-      if (end < data.length) await fh.datasync()
+      if (end < data.length) await files.fdatasync(fd)
     }
     const trailer = Buffer.allocUnsafe(4)
     trailer.writeUInt32LE(crc, 0)
-    await writevAll(fh.fd, [trailer], pos)
-    await fh.sync()
+    await writeAll(files, fd, [trailer], pos)
+    await files.fsync(fd)
   } finally {
-    await fh.close()
+    await files.close(fd)
   }
-  await rename(tmp, join(dir, f.name))
-  await syncDir(dir)
+  await files.rename(tmp, join(dir, f.name))
+  await syncDir(files, dir)
 }
 
 function pidAlive(pid: number): boolean {
@@ -315,6 +271,7 @@ export class FileLogStorage implements LogStorage {
   readonly #maxEntry: number
   readonly #maxSnapshot: number
   readonly #lockKey: string
+  readonly #fs: FileSystem
 
   // What save() has accepted (validated against, updated synchronously in call order).
   #snapIndex = 0
@@ -348,6 +305,7 @@ export class FileLogStorage implements LogStorage {
   private constructor(dir: string, options: FileLogStorageOptions, lockKey: string) {
     this.dir = dir
     this.#lockKey = lockKey
+    this.#fs = options.fileSystem ?? nodeFileSystem
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
     this.#maxEntry = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY
     this.#maxSnapshot = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT
@@ -366,6 +324,7 @@ export class FileLogStorage implements LogStorage {
         Math.max(this.#segmentBytes, DEFAULT_SEGMENT_BYTES) + maxBody + RECORD_HEADER + 64 * 1024,
       maxSnapshotBytes: this.#maxSnapshot,
       open: options.open,
+      fs: this.#fs,
     }
   }
 
@@ -411,16 +370,19 @@ export class FileLogStorage implements LogStorage {
     checkSignal(options.signal)
 
     const abs = resolve(dir)
+    const files = options.fileSystem ?? nodeFileSystem
+    let held = heldBy.get(files)
+    if (!held) heldBy.set(files, (held = new Set()))
     if (held.has(abs)) throw new RaftError('LOCKED', `${abs} is already open in this process`)
     held.add(abs)
     const storage = new FileLogStorage(abs, options, abs)
     try {
-      await mkdir(abs, { recursive: true })
+      await files.mkdir(abs)
       await storage.#lock()
       await storage.#recover(options)
       return storage
     } catch (e) {
-      if (storage.#fd >= 0) await closeFd(storage.#fd).catch(() => {})
+      if (storage.#fd >= 0) await files.close(storage.#fd).catch(() => {})
       await storage.#unlock()
       throw e
     }
@@ -429,21 +391,23 @@ export class FileLogStorage implements LogStorage {
   async #lock(): Promise<void> {
     const path = join(this.dir, LOCK)
     try {
-      await writeFile(path, String(process.pid), { flag: 'wx' })
+      await writeNew(this.#fs, path, Buffer.from(String(process.pid)))
       this.#ownsLock = true
       return
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, e)
     }
     // Read at most 32 bytes: a pid, never trusted beyond that.
-    const text = await openFile(path, 'r')
-      .then(async (fh) => {
+    const files = this.#fs
+    const text = await files
+      .open(path, O_RDONLY)
+      .then(async (fd) => {
         try {
           const buf = Buffer.alloc(32)
-          const { bytesRead } = await fh.read(buf, 0, 32, 0)
+          const bytesRead = await files.read(fd, buf, 0, 32, 0)
           return buf.toString('latin1', 0, bytesRead)
         } finally {
-          await fh.close()
+          await files.close(fd)
         }
       })
       .catch(() => '')
@@ -452,7 +416,7 @@ export class FileLogStorage implements LogStorage {
       throw new RaftError('LOCKED', `${this.dir} is in use by process ${pid}`)
     }
     // A lock left by a process that is gone: take it over.
-    await writeAtomic(this.dir, LOCK, Buffer.from(String(process.pid)))
+    await writeAtomic(this.#fs, this.dir, LOCK, Buffer.from(String(process.pid)))
     this.#ownsLock = true
   }
 
@@ -460,14 +424,14 @@ export class FileLogStorage implements LogStorage {
   #ownsLock = false
 
   async #unlock(): Promise<void> {
-    if (this.#ownsLock) await unlink(join(this.dir, LOCK)).catch(() => {})
+    if (this.#ownsLock) await this.#fs.unlink(join(this.dir, LOCK)).catch(() => {})
     this.#ownsLock = false
-    held.delete(this.#lockKey)
+    heldBy.get(this.#fs)?.delete(this.#lockKey)
   }
 
   async #recover(options: FileLogStorageOptions): Promise<void> {
-    const names = await readdir(this.dir)
-    for (const n of names) if (n.endsWith('.tmp')) await rm(join(this.dir, n), { force: true })
+    const names = await this.#fs.readdir(this.dir)
+    for (const n of names) if (n.endsWith('.tmp')) await removeFile(this.#fs, join(this.dir, n))
     const segs = names
       .map((name) => ({ name, seq: parseSegmentName(name) }))
       .filter((s): s is { name: string; seq: number } => s.seq !== null)
@@ -483,7 +447,7 @@ export class FileLogStorage implements LogStorage {
     await this.#checkMeta(options, names.includes(META), segs.length > 0)
 
     const replayed: Replayed = await replaySegments(this.dir, segs, this.#limits)
-    if (replayed.dropLast) await unlink(join(this.dir, segs[segs.length - 1]!.name))
+    if (replayed.dropLast) await this.#fs.unlink(join(this.dir, segs[segs.length - 1]!.name))
     this.#segments = replayed.segments
     let snapshot: Snapshot | null = null
     if (replayed.snapshot) {
@@ -506,7 +470,7 @@ export class FileLogStorage implements LogStorage {
     for (const n of older) this.#snapFiles.add(n)
     for (const n of names) {
       if (parseSnapshotName(n) !== null && n !== keep && !this.#snapFiles.has(n))
-        await rm(join(this.dir, n), { force: true })
+        await removeFile(this.#fs, join(this.dir, n))
     }
     if (keep) this.#snapFiles.add(keep)
 
@@ -521,8 +485,8 @@ export class FileLogStorage implements LogStorage {
     const last = this.#segments[this.#segments.length - 1]
     if (last) {
       const path = join(this.dir, last.name)
-      if (replayed.tailEnd < replayed.tailSize) await cutFile(path, replayed.tailEnd)
-      this.#fd = fs.openSync(path, SEGMENT_FLAGS)
+      if (replayed.tailEnd < replayed.tailSize) await cutFile(this.#fs, path, replayed.tailEnd)
+      this.#fd = await this.#fs.open(path, SEGMENT_FLAGS)
       this.#segSize = replayed.tailEnd
       this.#segHeader = 0
     } else {
@@ -540,10 +504,10 @@ export class FileLogStorage implements LogStorage {
     }
     let changed = !exists
     if (exists) {
-      const size = (await stat(path)).size
+      const size = await this.#fs.size(path)
       if (size > MAX_META_BYTES) throw new RaftError('CORRUPT', `${path}: ${size} bytes is over the limit`)
       try {
-        meta = JSON.parse(await readFile(path, 'utf8'))
+        meta = JSON.parse((await readWhole(this.#fs, path)).toString('utf8'))
       } catch (e) {
         throw new RaftError('CORRUPT', `${path}: not valid JSON`, { cause: e })
       }
@@ -584,7 +548,7 @@ export class FileLogStorage implements LogStorage {
           : `${this.dir} holds a log that is not sealed: it cannot be opened with seal hooks`,
       )
     }
-    if (changed) await writeAtomic(this.dir, META, Buffer.from(JSON.stringify(meta)))
+    if (changed) await writeAtomic(this.#fs, this.dir, META, Buffer.from(JSON.stringify(meta)))
   }
 
   /** Creates segment `seq` with its header records, synced, and makes it the one appended to. */
@@ -592,16 +556,16 @@ export class FileLogStorage implements LogStorage {
     const parts = this.#segmentHead(seq)
     const name = segmentName(seq, this.#durLast + 1)
     const path = join(this.dir, name)
-    const fd = fs.openSync(path, NEW_SEGMENT_FLAGS)
+    const fd = await this.#fs.open(path, NEW_SEGMENT_FLAGS)
     try {
-      const n = await writevAll(fd, parts, 0)
-      await syncDir(this.dir)
+      const n = await writeAll(this.#fs, fd, parts, 0)
+      await syncDir(this.#fs, this.dir)
       this.#fd = fd
       this.#segSize = n
       this.#segHeader = n
       this.#segments.push({ seq, name, minIndex: this.#durLast + 1 })
     } catch (e) {
-      await closeFd(fd).catch(() => {})
+      await this.#fs.close(fd).catch(() => {})
       throw e
     }
   }
@@ -678,7 +642,7 @@ export class FileLogStorage implements LogStorage {
     if (snap) {
       const s = await readSnapshotFile(this.dir, snap.index, snap.term, this.#limits)
       const name = snapshotName(snap.index, snap.term)
-      await writeSnapshotFile(this.dir, {
+      await writeSnapshotFile(this.#fs, this.dir, {
         name,
         ...this.#encodeSnapshotFile(snap.index, snap.term, s.meta.conf, s.data),
       })
@@ -686,28 +650,28 @@ export class FileLogStorage implements LogStorage {
     // Aside first, then renamed: a torn new segment would replace the log's tail with a part of it.
     const name = segmentName(seq, entries[0]?.index ?? this.#durLast + 1)
     const tmp = join(this.dir, `${name}.tmp`)
-    const tfd = fs.openSync(tmp, NEW_SEGMENT_FLAGS)
+    const tfd = await this.#fs.open(tmp, NEW_SEGMENT_FLAGS)
     try {
-      await writevAll(tfd, parts, 0)
+      await writeAll(this.#fs, tfd, parts, 0)
     } finally {
-      await closeFd(tfd)
+      await this.#fs.close(tfd).catch(() => {})
     }
-    await rename(tmp, join(this.dir, name))
-    await syncDir(this.dir)
-    const fd = fs.openSync(join(this.dir, name), SEGMENT_FLAGS)
+    await this.#fs.rename(tmp, join(this.dir, name))
+    await syncDir(this.#fs, this.dir)
+    const fd = await this.#fs.open(join(this.dir, name), SEGMENT_FLAGS)
     const prev = this.#fd
     this.#fd = fd
     this.#segSize = size
     this.#segHeader = size
     this.#segments.push({ seq, name, minIndex: entries[0]?.index ?? this.#durLast + 1 })
-    await closeFd(prev)
+    if (prev >= 0) await this.#fs.close(prev)
     // The new segment holds everything: what was sealed before goes, oldest first (a crash in between
     // leaves a suffix of segments that still replays to the same log).
     for (const seg of old) {
-      await unlink(join(this.dir, seg.name))
+      await this.#fs.unlink(join(this.dir, seg.name))
       this.#segments.shift()
     }
-    await syncDir(this.dir)
+    await syncDir(this.#fs, this.dir)
   }
 
   /** Reads back the persisted state. The first call after `open` returns what recovery read. */
@@ -749,7 +713,7 @@ export class FileLogStorage implements LogStorage {
           p.snapFile = null
           this.#snapChain = this.#snapChain.then(async () => {
             try {
-              await writeSnapshotFile(this.dir, file)
+              await writeSnapshotFile(this.#fs, this.dir, file)
             } catch (e) {
               this.#failed ??= ioError(`${this.dir}: snapshot write failed`, e)
             }
@@ -1047,10 +1011,10 @@ export class FileLogStorage implements LogStorage {
       try {
         while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
           const seg = this.#segments.shift()!
-          await unlink(join(this.dir, seg.name))
+          await this.#fs.unlink(join(this.dir, seg.name))
           removed++
         }
-        if (removed > 0) await syncDir(this.dir)
+        if (removed > 0) await syncDir(this.#fs, this.dir)
       } catch (e) {
         throw ioError('compaction failed', e)
       }
@@ -1074,7 +1038,7 @@ export class FileLogStorage implements LogStorage {
       this.#closing = (async () => {
         await this.#snapChain
         await this.#drainAll().catch(() => {})
-        if (this.#fd >= 0) await closeFd(this.#fd).catch(() => {})
+        if (this.#fd >= 0) await this.#fs.close(this.#fd).catch(() => {})
         this.#fd = -1
         this.#stash = null
         await this.#unlock()
@@ -1141,7 +1105,7 @@ export class FileLogStorage implements LogStorage {
 
   async #writeBatch(batch: Pending[]): Promise<void> {
     // Snapshot files first: the log records that refer to them must not become durable before them.
-    for (const p of batch) if (p.snapFile) await writeSnapshotFile(this.dir, p.snapFile)
+    for (const p of batch) if (p.snapFile) await writeSnapshotFile(this.#fs, this.dir, p.snapFile)
     let chunk: Buffer[] = []
     let chunkBytes = 0
     let saves = 0
@@ -1150,7 +1114,7 @@ export class FileLogStorage implements LogStorage {
     const flushChunk = async () => {
       if (chunkBytes === 0) return
       const started = performance.now()
-      await writevAll(this.#fd, chunk, this.#segSize)
+      await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
       this.#onSync?.(performance.now() - started, chunkBytes)
       this.#stats.syncs++
       this.#segSize += chunkBytes
@@ -1162,7 +1126,7 @@ export class FileLogStorage implements LogStorage {
       await flushChunk()
       const fd = this.#fd
       await this.#startSegment(this.#segments[this.#segments.length - 1]!.seq + 1)
-      await closeFd(fd)
+      await this.#fs.close(fd)
     }
     const full = (n: number) =>
       this.#segSize + chunkBytes > this.#segHeader && this.#segSize + chunkBytes + n > this.#segmentBytes
@@ -1235,7 +1199,7 @@ export class FileLogStorage implements LogStorage {
     for (const name of this.#snapFiles) {
       if (name === keep || kept.has(name)) continue
       this.#snapFiles.delete(name)
-      await rm(join(this.dir, name), { force: true }).catch(() => {})
+      await removeFile(this.#fs, join(this.dir, name)).catch(() => {})
     }
   }
 }

@@ -14,6 +14,7 @@ export {
   type SealContext,
   type SealHook,
 } from './file-storage.js'
+export { type FileSystem, nodeFileSystem } from './file-system.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {
   type PeerSpec,

@@ -162,6 +162,8 @@ interface Outgoing {
   sent: number
   acked: number
   lastProgress: number
+  /** Waiting for the connection to drain below its high-water mark (or to open) before sending more. */
+  blocked: boolean
 }
 
 interface Incoming {
@@ -432,6 +434,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.snapIndex = persisted.snapshot.meta.index
       this.learnAddresses(persisted.snapshot.meta.conf)
     }
+    this.learnConfEntries(persisted.entries)
     if (this.state !== 'starting') return
     const o = this.opts
     this.core = new RaftCore({
@@ -465,6 +468,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       (msgs) => this.receive(msgs),
       (msg, err) => this.log.warn?.(msg, { id: this.id, err }),
       (peer, frame) => this.receiveRaw(peer, frame),
+      {
+        writable: (peer) => this.resumeSnapshotSend(peer),
+        disconnected: (peer) => this.restartSnapshotSend(peer),
+      },
     )
     await this.links.start()
     if (this.state !== 'starting') {
@@ -562,7 +569,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     })
   }
 
-  /** The current configuration: voters and learners (as of the last membership change applied here). */
+  /** The current configuration: voters and learners (of the last membership change in this node's log). */
   members(): { voters: string[]; learners: string[] } {
     const core = this.core
     if (!core) return { voters: [...this.voterIds], learners: [] }
@@ -744,6 +751,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const r = core.proposeConfChange(conf)
     if (r.index < 0) return
+    this.learnAddresses(conf)
     this.confWaiters.shift()
     const p: Proposal = {
       data: encodeConf(conf),
@@ -879,6 +887,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
+        if (rd.entries.length > 0) this.learnConfEntries(rd.entries)
         if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
         const hard = this.hardToSave(rd)
         let saving: Promise<void> | null = null
@@ -1008,14 +1017,23 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  private confNow(): ConfState {
-    const core = this.core!
+  /** The configuration as of log index `index`, with the addresses known for its members. */
+  private confAt(index: number): ConfState {
+    const conf = this.core!.confAt(index)
     const addresses: Record<string, string> = {}
-    for (const id of [...core.voters, ...core.learners]) {
+    for (const id of [...conf.voters, ...conf.learners]) {
       const a = this.addresses.get(id)
       if (a !== undefined) addresses[id] = a
     }
-    return { voters: [...core.voters], learners: [...core.learners], addresses, removed: [...core.removed] }
+    return { ...conf, addresses }
+  }
+
+  /** A configuration takes effect when appended: learn its members' addresses then, not when applied. */
+  private learnConfEntries(entries: readonly Entry[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      if (e.type === EntryType.Config) this.learnAddresses(decodeConf(e.data))
+    }
   }
 
   /**
@@ -1028,7 +1046,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const index = this.applied
     const term = core.log.term(index)
     if (term < 0) return
-    const meta: SnapshotMeta = { index, term, conf: this.confNow() }
+    const meta: SnapshotMeta = { index, term, conf: this.confAt(index) }
     this.snapshotting = true
     // Called between two applies, so it sees exactly the state at `index`; a promise it returns may resolve
     // later while applying goes on (the state machine captured its state when called).
@@ -1113,13 +1131,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       sent: 0,
       acked: 0,
       lastProgress: this.clock.now(),
+      blocked: false,
     }
     this.sending.set(m.to, out)
     this.pumpSnapshot(out)
   }
 
-  /** Sends chunks while fewer than the window are unacknowledged. */
+  /**
+   * Sends chunks while fewer than the window are unacknowledged and the connection takes them: a chunk the
+   * transport queued over its high-water mark counts as sent, and the pump waits for the drain.
+   */
   private pumpSnapshot(out: Outgoing): void {
+    if (out.blocked) return
     const data = out.data!
     const total = data.length
     const window = SNAPSHOT_WINDOW_CHUNKS * this.chunkBytes
@@ -1137,10 +1160,35 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         conf: out.sent === 0 ? out.meta.conf : null,
         data: data.subarray(out.sent, end),
       })
-      if (!this.links!.sendFrame(out.to, frame)) return
+      const sent = this.links!.sendFrame(out.to, frame)
+      if (sent === 'unsent') {
+        out.blocked = true
+        return
+      }
       out.sent = end
+      if (sent === 'full') {
+        out.blocked = true
+        return
+      }
       if (total === 0) return
     }
+  }
+
+  /** The connection to `peer` opened or drained: go on with a snapshot waiting for it. */
+  private resumeSnapshotSend(peer: string): void {
+    const out = this.sending.get(peer)
+    if (!out || out.data === null || !out.blocked || this.state !== 'running') return
+    out.blocked = false
+    this.pumpSnapshot(out)
+  }
+
+  /** The connection to `peer` dropped: chunks in flight on it are lost, so go on from the last acknowledged. */
+  private restartSnapshotSend(peer: string): void {
+    const out = this.sending.get(peer)
+    if (!out || out.data === null || this.state !== 'running') return
+    out.sent = out.acked
+    out.blocked = false
+    this.pumpSnapshot(out)
   }
 
   private abortSnapshotSend(out: Outgoing): void {
@@ -1172,6 +1220,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       // A gap: chunks after `received` were lost; go back and resend from there.
       if (ack.status === ACK_GAP && ack.received >= out.acked && ack.received < out.sent)
         out.sent = ack.received
+      // The follower has more than was sent on this connection (a resend after a reconnect): skip ahead.
+      if (out.sent < out.acked) out.sent = out.acked
       if (out.acked >= total) {
         // All delivered; the follower answers with an AppendResp once it has installed it. The record stays
         // until the leader sees that answer (or gives up after the timeout and sends the snapshot again).
@@ -1205,9 +1255,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.links!.sendFrame(peer, encodeAck(c.index, 0, ACK_ABORT))
       return
     }
-    // A duplicate is ignored; a chunk past a gap asks for the resend of what is missing.
-    if (c.offset < inc.received || (c.offset === inc.received && c.data.length === 0 && inc.received > 0))
+    // A duplicate is answered with how far this transfer got (the leader went back after losing its connection
+    // and skips ahead); a chunk past a gap asks for the resend of what is missing.
+    if (c.offset < inc.received || (c.offset === inc.received && c.data.length === 0 && inc.received > 0)) {
+      this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_OK))
       return
+    }
     if (c.offset > inc.received) {
       this.links!.sendFrame(peer, encodeAck(c.index, inc.received, ACK_GAP))
       return
@@ -1283,9 +1336,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         }
         if (this.state !== 'running') return
       } else if (e.type === EntryType.Config) {
-        const conf = decodeConf(e.data)
-        this.core!.applyConfChange(conf)
-        this.learnAddresses(conf)
+        this.learnAddresses(decodeConf(e.data))
+        this.core!.confApplied(e.index)
         this.applied = e.index
         if (p !== undefined && !p.done) {
           p.done = true

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FileLogStorage, type PersistedState } from '../src/index.js'
-import { applyOp, emptyModel, type ModelState, type Op, opData } from './fixtures/crash-model.js'
+import { FileLogStorage } from '../src/index.js'
+import { candidates, describeState, emptyModel, matches, type Op } from './fixtures/crash-model.js'
 
 const SLOW = process.env['SWARMKIT_SLOW'] === '1'
 const LANES = 4
@@ -89,85 +89,6 @@ function runChild(dir: string, seed: number, killAfter: number): Promise<Run> {
       resolve(run)
     })
   })
-}
-
-function describeState(s: PersistedState): ModelState {
-  return {
-    snap: s.snapshot ? { index: s.snapshot.meta.index, term: s.snapshot.meta.term } : null,
-    entries: s.entries.map((e) => [e.index, e.term, -1, e.data.length]),
-    hard: s.hardState,
-  }
-}
-
-/** Whether the loaded state is exactly model `m` (entry data included). */
-function matches(s: PersistedState, m: ModelState): boolean {
-  if ((s.snapshot?.meta.index ?? null) !== (m.snap?.index ?? null)) return false
-  if ((s.snapshot?.meta.term ?? null) !== (m.snap?.term ?? null)) return false
-  if (
-    s.hardState.term !== m.hard.term ||
-    s.hardState.vote !== m.hard.vote ||
-    s.hardState.commit !== m.hard.commit
-  )
-    return false
-  if (s.entries.length !== m.entries.length) return false
-  for (let k = 0; k < s.entries.length; k++) {
-    const e = s.entries[k]!
-    const [index, term, salt, size] = m.entries[k]!
-    if (e.index !== index || e.term !== term || e.data.length !== size) return false
-    const want = opData(index, term, salt, size)
-    for (let b = 0; b < size; b++) if (e.data[b] !== want[b]) return false
-  }
-  if (s.snapshot) {
-    const want = opData(s.snapshot.meta.index, s.snapshot.meta.term, 7, 32)
-    if (Buffer.compare(Buffer.from(s.snapshot.data), Buffer.from(want)) !== 0) return false
-  }
-  return true
-}
-
-/** `m` with the snapshot moved up to `snap` (this child's snapshots always match its log, so they keep it). */
-function withSnapshot(m: ModelState, snap: { index: number; term: number } | null): ModelState {
-  if (!snap || snap.index === (m.snap?.index ?? 0)) return m
-  return { ...m, snap, entries: m.entries.filter((e) => e[0] > snap.index) }
-}
-
-/**
- * The states a crash may leave after `ops` on top of `start`. Saves of entries and hard state become durable
- * in call order (the last one possibly torn after some entries) and include every acknowledged one. A
- * snapshot of the node's own log is written off the log's path, so its record may land later than saves
- * issued after it, but never before the saves issued before it; an acknowledged one is durable.
- */
-function candidates(start: ModelState, ops: Op[], acked: Set<number>): ModelState[] {
-  const logOps: Op[] = []
-  const snaps: Array<{ snap: { index: number; term: number }; before: number }> = []
-  let mustLog = 0
-  let mustSnap = start.snap?.index ?? 0
-  ops.forEach((op, k) => {
-    if (op.snap) {
-      snaps.push({ snap: op.snap, before: logOps.length })
-      if (acked.has(k)) {
-        mustSnap = Math.max(mustSnap, op.snap.index)
-        mustLog = Math.max(mustLog, logOps.length)
-      }
-    } else {
-      logOps.push(op)
-      if (acked.has(k)) mustLog = logOps.length
-    }
-  })
-  const out: ModelState[] = []
-  const emit = (m: ModelState, durableLogOps: number) => {
-    const allowed = [start.snap, ...snaps.filter((s) => s.before <= durableLogOps).map((s) => s.snap)]
-    for (const snap of allowed) if ((snap?.index ?? 0) >= mustSnap) out.push(withSnapshot(m, snap))
-  }
-  let m = start
-  for (let p = 0; p <= logOps.length; p++) {
-    if (p >= mustLog) {
-      emit(m, p)
-      const op = logOps[p]
-      if (op?.entries) for (let k = 0; k <= op.entries.n; k++) emit(applyOp(m, op, k, true), p)
-    }
-    if (p < logOps.length) m = applyOp(m, logOps[p]!)
-  }
-  return out
 }
 
 async function lane(laneNo: number): Promise<{ kills: number; acked: number }> {

@@ -1,8 +1,12 @@
 import {
+  checkServiceSpec,
+  DEFAULT_SPEC_LIMITS,
   generateId,
+  isStoreError,
   type Node,
   type ReadTx,
   type Service,
+  type SpecLimits,
   type StoreEvent,
   type Task,
   taskStateRank,
@@ -14,6 +18,7 @@ import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy, updateConfig } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
+import { type NewTask, Plan } from './internal/plan.js'
 import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -84,39 +89,6 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   return new OrchestratorImpl(options, commitSize, queueSize)
 }
 
-type NewTask = Omit<Task, 'meta'>
-
-type Op =
-  | { kind: 'create'; task: NewTask }
-  | { kind: 'task'; id: string; version: number; next: (cur: Task) => Task }
-  | { kind: 'delete'; id: string; version: number }
-  | { kind: 'service'; id: string; version: number; next: (cur: Service) => Service }
-
-/** One service's changes: committed atomically (except bulk scale-up creations), then `after` runs. */
-class Plan {
-  readonly ops: Op[] = []
-  readonly bulk: NewTask[] = []
-  readonly after: (() => void)[] = []
-  readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
-
-  /** Changes a task; several changes to one task in a pass are composed into one write. */
-  change(t: Task, next: (cur: Task) => Task): void {
-    const prev = this.#taskOps.get(t.id)
-    if (prev) {
-      const first = prev.next
-      prev.next = (cur) => next(first(cur))
-      return
-    }
-    const op: Extract<Op, { kind: 'task' }> = { kind: 'task', id: t.id, version: t.meta.version, next }
-    this.#taskOps.set(t.id, op)
-    this.ops.push(op)
-  }
-
-  setDesired(t: Task, desired: Task['desiredState']): void {
-    this.change(t, (cur) => ({ ...cur, desiredState: desired }))
-  }
-}
-
 class Conflict extends Error {}
 
 interface Delay {
@@ -146,6 +118,8 @@ interface UpdateRun {
 }
 
 const RETRY_MS = 1000
+/** Bulk creations per pass, in transactions of `commitSize`: a scale-up is paced, a pass stays bounded. */
+const BULK_CHUNKS = 5
 
 const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
 
@@ -194,6 +168,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   readonly #constraints = new Map<string, ConstraintSet | null>()
   /** Per pass: tasks to reject per node for lack of resources. */
   readonly #overcommit = new Map<string, Set<string>>()
+  readonly #limits: Readonly<SpecLimits>
+  /** Services left alone for exceeding the limits -> the `meta.version` already logged. */
+  readonly #refusals = new Map<string, number>()
 
   constructor(options: OrchestratorOptions, commitSize: number, queueSize: number) {
     super()
@@ -204,6 +181,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#taskHistory = options.taskHistory
     this.#initialState = options.initialState ?? 'pending'
     this.#commitSize = commitSize
+    this.#limits = (options.store as { limits?: Readonly<SpecLimits> }).limits ?? DEFAULT_SPEC_LIMITS
     this.#loop = new WatchLoop(
       this.#store,
       ['nodes', 'services', 'tasks', 'clusters'],
@@ -331,7 +309,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#dirty.clear()
     this.#overcommit.clear()
     for (const id of dirty) {
-      const plan = new Plan()
+      const plan = new Plan(this.#commitSize, this.#commitSize * BULK_CHUNKS)
       try {
         this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
@@ -343,6 +321,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         continue
       }
       await this.#commit(id, plan)
+      if (plan.more) {
+        // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
+        this.#dirty.add(id)
+        this.#loop.kick()
+      }
     }
   }
 
@@ -400,21 +383,49 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         // Nothing left of it: forget its restart history, update run and timer.
         for (const key of this.#history.keys()) if (key.startsWith(`${serviceId}/`)) this.#history.delete(key)
         this.#runs.delete(serviceId)
+        this.#refusals.delete(serviceId)
         this.#wakes.get(serviceId)?.cancel()
         this.#wakes.delete(serviceId)
         return
       }
       // The service is gone (or going): stop its tasks, then remove them once they stopped.
       for (const t of tasks) {
+        if (plan.full) break
         if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
         else if (stopped(t)) plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
       }
+      return
+    }
+    const refused = this.#refused(svc)
+    if (refused) {
+      // Over this manager's limits (written before they were enforced, or under other limits): creating its
+      // tasks could exhaust the manager. Leave it as it is, keep reaping.
+      this.#reap(svc, tasks, plan)
       return
     }
     const mode = svc.spec.mode
     if ('replicated' in mode) this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
     else if ('global' in mode) this.#global(svc, tasks, plan, now)
     this.#reap(svc, tasks, plan)
+  }
+
+  /** Why `svc` is over this manager's spec limits (logged once per version), or undefined. */
+  #refused(svc: Service): string | undefined {
+    try {
+      checkServiceSpec(svc.spec, this.#limits)
+      this.#refusals.delete(svc.id)
+      return undefined
+    } catch (err) {
+      if (!isStoreError(err)) throw err
+      if (this.#refusals.get(svc.id) !== svc.meta.version) {
+        this.#refusals.set(svc.id, svc.meta.version)
+        this.#log('error', 'service not reconciled: its spec exceeds the limits', {
+          service: svc.id,
+          error: err.message,
+        })
+      }
+      return err.message
+    }
   }
 
   /** Tasks on `node` whose CPU or memory reservations no longer fit in what it offers (memoized per pass). */
@@ -622,7 +633,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (!list) all.set(t.slot, (list = []))
       list.push(t)
       if (!isDesiredUp(t)) continue
-      const r = this.#supervise(svc, t, plan, now)
+      // (A full plan leaves the task as it is, for the next pass.)
+      const r = plan.full ? undefined : this.#supervise(svc, t, plan, now)
       if (r === null) {
         // stopped for good (restart policy): the slot stays, holding its finished task
         done.add(t.slot)
@@ -632,7 +644,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         created.push(r)
         continue
       }
-      if (t.desiredState === 'ready') this.#promote(svc, t, plan, now)
+      if (t.desiredState === 'ready' && !plan.full) this.#promote(svc, t, plan, now)
       let a = active.get(t.slot)
       if (!a) active.set(t.slot, (a = []))
       a.push(t)
@@ -651,6 +663,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     if (live.size < replicas) {
       let slot = 0
       for (let n = live.size; n < replicas; n++) {
+        if (plan.bulkFull) break
         while (live.has(++slot));
         live.add(slot)
         plan.bulk.push(this.#newTask(svc, slot, '', now, 'running'))
@@ -686,6 +699,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     })
     ranked.sort((a, b) => a.index - b.index)
     for (const { slot } of ranked.slice(replicas)) {
+      if (plan.full) return
       for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
     }
   }
@@ -706,16 +720,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const node = this.#nodes.get(t.nodeId)
       // A node that is gone, down, drained or no longer eligible loses its task, without a replacement.
       if (invalidNode(node) || !this.#fits(template, node as Node)) {
-        plan.setDesired(t, 'shutdown')
+        if (!plan.full) plan.setDesired(t, 'shutdown')
         continue
       }
-      const r = this.#supervise(svc, t, plan, now)
+      const r = plan.full ? undefined : this.#supervise(svc, t, plan, now)
       if (r === null || r) {
         // replaced, or stopped for good by its restart policy: either way, no new task for this node
         created.add(t.nodeId)
         continue
       }
-      if (t.desiredState === 'ready') this.#promote(svc, t, plan, now)
+      if (t.desiredState === 'ready' && !plan.full) this.#promote(svc, t, plan, now)
       let a = active.get(t.nodeId)
       if (!a) active.set(t.nodeId, (a = []))
       a.push(t)
@@ -726,6 +740,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const last = newest(all.get(node.id) ?? [])
       if (last && last.desiredState === 'shutdown' && isFinished(last) && !this.#shouldRestart(last, now))
         continue
+      if (plan.full) break
       plan.ops.push({ kind: 'create', task: this.#newTask(svc, 0, node.id, now, 'running') })
     }
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
@@ -901,6 +916,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
     let inFlight = r.inFlight.size
     for (const s of waiting) {
+      if (plan.full) break
       const up = s.active.filter((t) => isDesiredUp(t))
       if (!up.some((t) => t.status.state === 'running')) {
         // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
@@ -948,6 +964,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     for (const t of tasks) {
       if (isDesiredUp(t) || !stopped(t) || touched.has(t.id)) continue
       if (t.desiredState === 'remove') {
+        if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
         continue
       }
@@ -960,8 +977,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     for (const list of bySlot.values()) {
       if (list.length <= this.#retention) continue
       list.sort((a, b) => b.meta.createdAt - a.meta.createdAt || b.meta.version - a.meta.version)
-      for (const t of list.slice(this.#retention))
+      for (const t of list.slice(this.#retention)) {
+        if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+      }
     }
   }
 }

@@ -17,19 +17,8 @@ function checkSpec(spec: ServiceSpec): void {
   if (typeof spec.taskTemplate !== 'object' || spec.taskTemplate === null)
     throw typeError('spec.taskTemplate', 'be a TaskSpec')
   validatePlacement(spec.taskTemplate.placement)
-  const mode = spec.mode
-  if ('replicated' in mode) {
-    const n = mode.replicated.replicas
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new SchedulerError('INVALID_SPEC', `replicas ${String(n)} is invalid: expected an integer >= 0`)
-  }
-  for (const c of [spec.updateConfig, spec.rollbackConfig]) {
-    if (!c) continue
-    if (!Number.isSafeInteger(c.parallelism) || c.parallelism < 0)
-      throw new SchedulerError('INVALID_SPEC', 'parallelism: expected an integer >= 0')
-    if (c.maxFailureRatio !== undefined && !(c.maxFailureRatio >= 0 && c.maxFailureRatio <= 1))
-      throw new SchedulerError('INVALID_SPEC', 'maxFailureRatio: expected a number in 0..1')
-  }
+  // Mode, replicas, restart policy and update configs are checked by the store, in the transaction (its
+  // `checkServiceSpec`, against the manager's spec limits): every writer passes through there.
 }
 
 function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
@@ -37,8 +26,9 @@ function sameTemplate(a: Task['spec'], b: Task['spec']): boolean {
 }
 
 /**
- * Creates a service after checking what the scheduler will need (constraints, preferences, replicas,
- * update configs); a bad constraint is refused here with the reason (`SchedulerError` `INVALID_CONSTRAINT`).
+ * Creates a service after checking what the scheduler will need (constraints, preferences); a bad constraint
+ * is refused here with the reason (`SchedulerError` `INVALID_CONSTRAINT`). The store refuses a bad mode,
+ * restart policy or update config, or a spec over its limits (`StoreError` `INVALID_ARGUMENT`).
  */
 export async function createService(
   store: SchedulerStore,

@@ -47,7 +47,12 @@ export interface Harness {
 }
 
 export async function harness(
-  options: { seed?: number; behavior?: (t: Task) => TaskOutcome; taskHistory?: number } = {},
+  options: {
+    seed?: number
+    behavior?: (t: Task) => TaskOutcome
+    taskHistory?: number
+    commitSize?: number
+  } = {},
 ): Promise<Harness> {
   const clock = manualClock()
   const store = memoryStore({ clock: clock.now, historySize: 100_000 })
@@ -58,6 +63,7 @@ export async function harness(
     clock,
     random,
     ...(options.taskHistory === undefined ? {} : { taskHistory: options.taskHistory }),
+    ...(options.commitSize === undefined ? {} : { commitSize: options.commitSize }),
   })
   const exec = createTestExecutor({
     store,

@@ -32,6 +32,8 @@ export type {
 export { MemoryStore, memoryStore } from './memory-store.js'
 export type { RedactedSecret } from './redact.js'
 export { redactSecret } from './redact.js'
+export type { SpecLimits } from './service-spec.js'
+export { checkServiceSpec, DEFAULT_SPEC_LIMITS, specLimits } from './service-spec.js'
 export * from './types.js'
 export { formatUnlockKey, generateUnlockKey, parseUnlockKey } from './unlock-key.js'
 export type { StoreAction, StoreEvent, Watch, WatchOptions } from './watch.js'

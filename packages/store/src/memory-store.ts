@@ -15,6 +15,7 @@ import { INDEXES, TableState } from './internal/indexes.js'
 import { type Entry, type Tables, TxImpl } from './internal/tx.js'
 import { validateObject } from './internal/validate.js'
 import { EventHistory, Watcher } from './internal/watcher.js'
+import { type SpecLimits, specLimits } from './service-spec.js'
 import type {
   DesiredTaskState,
   Meta,
@@ -135,6 +136,11 @@ export interface MemoryStoreOptions {
   /** Largest command accepted (default 1.5 MiB, swarm's proposal limit). */
   maxCommandBytes?: number
   /**
+   * What one service spec may ask for (see {@link SpecLimits}); checked in every transaction that writes a
+   * service, so that no spec that would exhaust a manager reaches the log. Default {@link DEFAULT_SPEC_LIMITS}.
+   */
+  limits?: Partial<SpecLimits>
+  /**
    * Called when a replicated transaction has committed: ms from `update()` to its application here (waiting
    * for earlier writes included) and its number of changes. For metrics; it must not throw.
    */
@@ -169,6 +175,8 @@ export class MemoryStore {
   private readonly watchQueueSize: number
   private readonly maxChanges: number
   private readonly maxCommandBytes: number
+  /** The spec limits this store's transactions enforce. */
+  readonly limits: Readonly<SpecLimits>
   private readonly onCommit: ((info: { ms: number; changes: number }) => void) | undefined
   private readonly waiters = new Map<number, Waiter>()
   /** Replicated: per proposer, the last command applied and the fence (see `commit`). */
@@ -203,6 +211,7 @@ export class MemoryStore {
       'options.maxCommandBytes',
       1024,
     )
+    this.limits = specLimits(options.limits, 'options.limits')
     this.tables = Object.fromEntries(TABLES.map((t) => [t, new TableState(INDEXES[t] as never)])) as Tables
     this.proposerId = Buffer.from(this.random(12)).toString('base64url')
   }
@@ -301,7 +310,7 @@ export class MemoryStore {
         if (this._closed) throw new StoreError('CLOSED', 'store is closed')
         if (this.proposer === undefined) return this.runLocal(fn)
         for (let attempt = 1; ; attempt++) {
-          const tx = new TxImpl(this.tables, this._version, true, this.clock())
+          const tx = new TxImpl(this.tables, this._version, true, this.clock(), this.limits)
           const r = fn(tx)
           if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
           if (tx.size === 0) return r
@@ -325,7 +334,7 @@ export class MemoryStore {
 
   private runLocal<R>(fn: (tx: Tx) => R): R {
     const now = this.clock()
-    const tx = new TxImpl(this.tables, this._version, true, now)
+    const tx = new TxImpl(this.tables, this._version, true, now, this.limits)
     const r = fn(tx)
     if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
     if (tx.size > 0)
@@ -430,7 +439,7 @@ export class MemoryStore {
               this.unlock()
               throw new StoreError('CLOSED', 'store is closed')
             }
-            tx = new TxImpl(this.tables, this._version, true, this.clock())
+            tx = new TxImpl(this.tables, this._version, true, this.clock(), this.limits)
           }
           const r = run(tx, cb)
           if (tx.size >= this.maxChanges) await flushFull()
@@ -553,6 +562,8 @@ export class MemoryStore {
       result = { ok: false, version: index, code: 'PROPOSAL_FAILED', message: CANCELLED }
     } else {
       try {
+        // Spec limits are not checked again here: they are each manager's configuration, and every member
+        // must apply a committed command alike. The proposing transaction checked them.
         const check = new TxImpl(this.tables, this._version, true, cmd.time)
         check.loadAndValidate(cmd.actions)
         this.applyActions(cmd.actions, index, cmd.time, true)

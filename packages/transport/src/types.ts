@@ -59,17 +59,23 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   /** True for the side that dialed. */
   readonly outbound: boolean
   readonly maxFrameBytes: number
-  /** Bytes queued for sending and not yet handed to the operating system (or the peer). */
+  /**
+   * Bytes queued for sending and not yet handed to the operating system (or the peer), each frame counted with
+   * its 4-byte length prefix (by every transport, the memory one included).
+   */
   readonly bufferedBytes: number
   /** True while open and below the high-water mark (what the last `send` would have returned). */
   readonly writable: boolean
   /** True once close began or the connection failed; `send` then throws. */
   readonly closed: boolean
   /**
-   * Queue one frame. Returns false when the outgoing buffer is over its high-water mark: wait for
-   * `connection:drain` before sending much more. Going over the buffer limit closes the connection
-   * with `BUFFER_OVERFLOW`. The transport may hold on to `frame` until it is written: do not modify it.
-   * Throws a `TransportError` (`CLOSED`, `FRAME_TOO_LARGE`, `BUFFER_OVERFLOW`).
+   * Queue one frame. The frame is always queued when `send` returns (false included) and is delivered in
+   * order with every other frame of this connection unless the connection closes first. Returns false when,
+   * with this frame, `bufferedBytes` is over the high-water mark: wait for `connection:drain` before sending
+   * much more (one drain follows each stretch of false returns, once `bufferedBytes` is back at or under the
+   * mark; none after the connection closed). Going over the buffer limit closes the connection with
+   * `BUFFER_OVERFLOW`. The transport may hold on to `frame` until it is written: do not modify it.
+   * Throws a `TransportError` (`CLOSED`, `FRAME_TOO_LARGE`, `BUFFER_OVERFLOW`); then nothing was queued.
    */
   send(frame: Uint8Array): boolean
   /** Send what is queued, then close. Resolves once closed; never rejects. */

@@ -29,6 +29,7 @@ transportCompliance('tcp with small frames and buffers', () => ({
   listenAddress: '127.0.0.1:0',
   unusedAddress: '127.0.0.1:1',
   maxFrameBytes: 2 * 1024 * 1024,
+  highWaterMarkBytes: 256 * 1024,
 }))
 
 const pki = testPki()

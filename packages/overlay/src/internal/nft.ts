@@ -17,6 +17,8 @@ export interface NftTable {
   family: Family
   /** The address published ports answer on; undefined: every local address of the namespace. */
   host: string | undefined
+  /** Masquerade translated flows leaving through a real interface (default true). */
+  masquerade?: boolean
   ports: NftPort[]
 }
 
@@ -61,9 +63,10 @@ export function nftScript(t: NftTable): string {
     // Translated flows that leave through a real interface get this node's address as their source, so
     // the endpoint's replies come back here to be translated back (what swarm's ingress sandbox does).
     const orig = host === undefined ? '' : ` ct original ${ipKw} daddr ${host}`
-    masq.push(
-      `    ct status dnat meta l4proto ${p.protocol}${orig} ct original proto-dst ${p.port} oifname != "lo" masquerade`,
-    )
+    if (t.masquerade !== false)
+      masq.push(
+        `    ct status dnat meta l4proto ${p.protocol}${orig} ct original proto-dst ${p.port} oifname != "lo" masquerade`,
+      )
   }
   lines.push(
     `table inet ${t.name} {`,

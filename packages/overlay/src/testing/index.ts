@@ -73,6 +73,30 @@ export function driverCompliance(fixture: () => DriverFixture): void {
     await driver.destroy()
   })
 
+  it('adds and removes single peers without touching the others (updatePeers)', async () => {
+    const { driver, vtep } = fixture()
+    await driver.createNetwork(netA)
+    await driver.setPeers('net-a', [
+      { address: '10.20.1.5', vtep: '198.18.0.2' },
+      { address: '10.20.1.6', vtep: '198.18.0.3' },
+    ])
+    await driver.updatePeers('net-a', {
+      add: [
+        { address: '10.20.1.8', vtep: '198.18.0.2' },
+        { address: '10.20.1.6', vtep: '198.18.0.4' }, // moved to another node
+        { address: '10.20.1.9', vtep }, // local: no entry
+      ],
+      remove: ['10.20.1.5', '10.20.1.77'],
+    })
+    const s = await driver.inspect()
+    expect(s.peers.map((p) => `${p.address} ${p.vtep}`)).toEqual([
+      '10.20.1.6 198.18.0.4',
+      '10.20.1.8 198.18.0.2',
+    ])
+    await expect(driver.updatePeers('nope', {})).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await driver.destroy()
+  })
+
   it('programs hundreds of peers at once and replaces them wholesale', async () => {
     const { driver } = fixture()
     await driver.createNetwork({ ...netB, subnet: '10.21.0.0/22', gateway: '10.21.0.1' })

@@ -13,6 +13,21 @@ interface Outbound {
 const MAX_QUEUE = 4096
 
 /**
+ * What became of a frame given to {@link Links.sendFrame}: `sent` (queued, the connection is below its
+ * high-water mark), `full` (queued, but the connection is over the mark: send more once `writable` is called
+ * for the peer), `unsent` (not queued: no open connection; one is dialed and `writable` is called when it opens).
+ */
+export type FrameSent = 'sent' | 'full' | 'unsent'
+
+/** Calls about the outbound connection to a peer, for senders that respect backpressure. */
+export interface LinkHooks {
+  /** A connection to `peer` opened, or drained below its high-water mark. */
+  writable?(peer: string): void
+  /** The connection to `peer` closed: frames queued on it may not have arrived. */
+  disconnected?(peer: string): void
+}
+
+/**
  * One outbound connection per peer (dialed lazily, redialed with backoff), inbound connections accepted on
  * our address. Each outbound connection opens with a hello naming both ends; every later frame on it is a
  * batch of messages from that peer. Raft tolerates loss, so a message that cannot go out now is dropped.
@@ -34,6 +49,7 @@ export class Links {
     private readonly warn: (msg: string, err?: unknown) => void,
     /** Frames of other kinds than hello and batch (snapshot chunks and their acknowledgements). */
     private readonly deliverRaw: (peer: string, frame: Uint8Array) => void = () => {},
+    private readonly hooks: LinkHooks = {},
   ) {}
 
   async start(): Promise<void> {
@@ -86,12 +102,9 @@ export class Links {
     }
   }
 
-  /**
-   * Sends one frame of another kind to `to` on the connection messages use. Returns false when there is no
-   * open connection (it is dialed for next time) or the connection is over its high-water mark.
-   */
-  sendFrame(to: string, frame: Uint8Array): boolean {
-    if (this.closed) return false
+  /** Sends one frame of another kind to `to` on the connection messages use (see {@link FrameSent}). */
+  sendFrame(to: string, frame: Uint8Array): FrameSent {
+    if (this.closed) return 'unsent'
     let o = this.out.get(to)
     if (!o) {
       o = { conn: null, dialing: false, queue: [], retryAt: 0, backoff: 0 }
@@ -100,13 +113,14 @@ export class Links {
     const conn = o.conn
     if (!conn || conn.closed) {
       if (!o.dialing && this.clock.now() >= o.retryAt) void this.dial(to, o)
-      return false
+      return 'unsent'
     }
     try {
-      return conn.send(frame)
+      // false means queued over the high-water mark, not dropped (the transport contract).
+      return conn.send(frame) ? 'sent' : 'full'
     } catch (err) {
       this.warn('send failed', err)
-      return false
+      return 'unsent'
     }
   }
 
@@ -156,12 +170,18 @@ export class Links {
       o.conn = conn
       o.backoff = 0
       conn.on('connection:close', () => {
-        if (o.conn === conn) o.conn = null
+        if (o.conn !== conn) return
+        o.conn = null
+        if (!this.closed) this.hooks.disconnected?.(to)
+      })
+      conn.on('connection:drain', () => {
+        if (o.conn === conn && !this.closed) this.hooks.writable?.(to)
       })
       conn.send(encodeHello(this.self, to))
       const q = o.queue
       o.queue = []
       if (q.length > 0) this.write(conn, q, 0, q.length)
+      this.hooks.writable?.(to)
     } catch (err) {
       o.queue.length = 0
       o.backoff = Math.min(Math.max(o.backoff * 2, 20), 1000)

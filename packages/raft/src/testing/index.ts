@@ -18,6 +18,14 @@ export {
 } from './linearizability.js'
 export { type LogStorageFactory, logStorageCompliance, testLogStorage } from './log-storage.js'
 export {
+  type PowerCutReport,
+  type PowerLossFileSystem,
+  type PowerLossOptions,
+  type PowerLossStats,
+  powerLossFileSystem,
+  type UnsyncedWrites,
+} from './power-loss-fs.js'
+export {
   type ProposerFixture,
   proposerCompliance,
   type StateMachineFactory,

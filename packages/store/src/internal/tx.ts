@@ -1,5 +1,6 @@
 import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import type { By, NewObject, Tx } from '../memory-store.js'
+import { checkServiceSpec, DEFAULT_SPEC_LIMITS, type SpecLimits } from '../service-spec.js'
 import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { typeError } from './check.js'
 import { type Action, Op } from './codec.js'
@@ -136,6 +137,7 @@ export class TxImpl implements Tx {
     readonly version: number,
     writable: boolean,
     readonly now: number,
+    private readonly limits: Readonly<SpecLimits> = DEFAULT_SPEC_LIMITS,
   ) {
     this.overlay = writable ? {} : null
   }
@@ -283,7 +285,10 @@ export class TxImpl implements Tx {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
     }
     this.checkName(table, o)
-    if (table === 'services') this.checkServiceRefs(o)
+    if (table === 'services') {
+      checkServiceSpec(o.spec, this.limits)
+      this.checkServiceRefs(o)
+    }
     Object.freeze(o)
     this.insert(overlay, {
       op: Op.Create,
@@ -313,7 +318,11 @@ export class TxImpl implements Tx {
     o.meta = this.meta(cur.meta.createdAt)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
-    if (table === 'services') this.checkServiceRefs(o)
+    if (table === 'services') {
+      // An unchanged spec (the stored frozen object) passed these checks when it was written.
+      if (o.spec !== cur.spec) checkServiceSpec(o.spec, this.limits)
+      this.checkServiceRefs(o)
+    }
     Object.freeze(o)
     if (e) {
       this.record(e)

@@ -33,6 +33,8 @@ export interface CompliancePair {
   readonly serverIdentity?: Partial<PeerIdentity> | undefined
   /** The largest frame the transports were configured for (default 4 MiB). */
   readonly maxFrameBytes?: number | undefined
+  /** The high-water mark the transports were configured for (default 1 MiB). */
+  readonly highWaterMarkBytes?: number | undefined
   /** Extra cleanup after each test (the transports themselves are closed by the suite). */
   readonly cleanup?: (() => Promise<void>) | undefined
 }
@@ -226,6 +228,90 @@ export function transportCompliance(
       await new Promise<void>((resolve) => dialed.once('connection:drain', resolve))
       expect(dialed.writable).toBe(true)
       await waitFor(() => bytes === sent * frame.byteLength, 'every byte at the peer')
+    })
+
+    // The backpressure contract, the same for every transport so that code tested over memory behaves the same
+    // over TCP and TLS: `send` always queues the frame (unless it throws); it returns false when the queued
+    // bytes, counting each frame with its 4-byte length prefix, are over the high-water mark; then exactly one
+    // `connection:drain` follows once they are back at or under it. Frames keep their order throughout.
+    it('counts each queued frame with its 4-byte length prefix against the high-water mark', async () => {
+      const { pair, dialed, accepted } = await link()
+      const hwm = pair.highWaterMarkBytes ?? 1024 * 1024
+      const got = received(accepted)
+      expect(dialed.bufferedBytes).toBe(0)
+      expect(dialed.send(new Uint8Array(hwm - 4))).toBe(true)
+      expect(dialed.bufferedBytes).toBe(hwm)
+      expect(dialed.writable).toBe(true)
+      expect(dialed.send(Uint8Array.of(1))).toBe(false)
+      expect(dialed.bufferedBytes).toBe(hwm + 5)
+      expect(dialed.writable).toBe(false)
+      await new Promise<void>((resolve) => dialed.once('connection:drain', resolve))
+      await waitFor(() => got.length === 2, 'both frames')
+      expect(got[0]!.byteLength).toBe(hwm - 4)
+      expect(got[1]).toEqual(Uint8Array.of(1))
+    })
+
+    it('queues and delivers, in order, every frame sent after send returned false', async () => {
+      const { pair, dialed, accepted } = await link()
+      const hwm = pair.highWaterMarkBytes ?? 1024 * 1024
+      const got = received(accepted)
+      let drains = 0
+      dialed.on('connection:drain', () => drains++)
+      const size = Math.max(1, Math.floor(hwm / 3))
+      const results: boolean[] = []
+      // Well past the high-water mark without waiting: nothing is dropped.
+      for (let i = 0; i < 12; i++) {
+        const f = new Uint8Array(size)
+        f[0] = i
+        results.push(dialed.send(f))
+      }
+      const firstFalse = results.indexOf(false)
+      expect(firstFalse).toBeGreaterThan(0)
+      expect(results.slice(firstFalse).every((r) => r === false)).toBe(true)
+      await waitFor(() => got.length === 12, 'every frame')
+      expect(got.map((f) => f[0])).toEqual([...Array(12).keys()])
+      await waitFor(() => drains === 1, 'the drain')
+      expect(dialed.writable).toBe(true)
+      // Sending again below the mark is fine and signals nothing.
+      expect(dialed.send(Uint8Array.of(99))).toBe(true)
+      await waitFor(() => got.length === 13, 'the frame after the drain')
+      expect(drains).toBe(1)
+    })
+
+    it('emits connection:drain only after a send returned false, once per time', async () => {
+      const { pair, dialed, accepted } = await link()
+      const hwm = pair.highWaterMarkBytes ?? 1024 * 1024
+      const got = received(accepted)
+      let drains = 0
+      dialed.on('connection:drain', () => drains++)
+      for (let i = 0; i < 50; i++) expect(dialed.send(new Uint8Array(64))).toBe(true)
+      await waitFor(() => got.length === 50, 'the small frames')
+      expect(drains).toBe(0)
+      for (let round = 1; round <= 3; round++) {
+        expect(dialed.send(new Uint8Array(hwm))).toBe(false)
+        await waitFor(() => drains === round, `drain ${round}`)
+      }
+      await waitFor(() => got.length === 53, 'the large frames')
+      expect(drains).toBe(3)
+    })
+
+    it('emits no drain once the connection is aborted, and the peer sees it close', async () => {
+      const { pair, dialed, accepted } = await link()
+      const hwm = pair.highWaterMarkBytes ?? 1024 * 1024
+      let drained = false
+      let closed = false
+      dialed.on('connection:drain', () => {
+        drained = true
+      })
+      accepted.on('connection:close', () => {
+        closed = true
+      })
+      expect(dialed.send(new Uint8Array(hwm))).toBe(false)
+      dialed.abort()
+      expect(dialed.closed).toBe(true)
+      expect(dialed.writable).toBe(false)
+      await waitFor(() => closed, 'the peer to see the abort')
+      expect(drained).toBe(false)
     })
 
     it('serves many connections at once', async () => {

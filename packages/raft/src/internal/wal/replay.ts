@@ -1,9 +1,9 @@
 // Rebuilding the persisted state from the segments and the latest snapshot file, with every check the format
 // allows: checksums, framing, segment order, log continuity, term order, seal hooks and size limits.
 
-import { open as openFile, readFile, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RaftError } from '../../errors.js'
+import { type FileSystem, O_RDWR, readWhole } from '../../file-system.js'
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from '../../storage.js'
 import { crc32c } from './crc32c.js'
 import {
@@ -61,6 +61,8 @@ export interface Limits {
   /** Largest snapshot data accepted. */
   readonly maxSnapshotBytes: number
   readonly open: SealHook | undefined
+  /** The file system the log is read through. */
+  readonly fs: FileSystem
 }
 
 export interface SegmentState {
@@ -108,7 +110,7 @@ export async function replaySegments(
     const seg = segments[k]!
     const isLast = k === segments.length - 1
     const path = join(dir, seg.name)
-    const size = (await stat(path)).size
+    const size = await limits.fs.size(path)
     if (size > limits.maxSegmentFile) {
       throw corrupt(
         seg.name,
@@ -116,7 +118,7 @@ export async function replaySegments(
         `segment of ${size} bytes is larger than the limit of ${limits.maxSegmentFile}`,
       )
     }
-    const buf = await readFile(path)
+    const buf = await readWhole(limits.fs, path)
     const lastAtStart = entries.length > 0 ? first + entries.length - 1 : (snap?.index ?? 0)
     const state: SegmentState = { seq: seg.seq, name: seg.name, minIndex: lastAtStart + 1 }
     let sawHeader = false
@@ -291,7 +293,7 @@ export async function replaySegments(
   }
   if (dropLast && states.length > 0) {
     const prev = states[states.length - 1]!
-    tailSize = tailEnd = (await stat(join(dir, prev.name))).size
+    tailSize = tailEnd = await limits.fs.size(join(dir, prev.name))
   }
 
   const base = snap?.index ?? 0
@@ -370,7 +372,7 @@ export async function readSnapshotFile(
   const path = join(dir, name)
   let size: number
   try {
-    size = (await stat(path)).size
+    size = await limits.fs.size(path)
   } catch (e) {
     throw new RaftError('CORRUPT', `${name}: the log refers to snapshot ${index} but its file is missing`, {
       cause: e,
@@ -379,7 +381,7 @@ export async function readSnapshotFile(
   const limit = SNAP_HEADER + MAX_CONF_BYTES + limits.maxSnapshotBytes + 1024 + 4
   if (size > limit)
     throw corrupt(name, 0, `snapshot file of ${size} bytes is larger than the limit of ${limit}`)
-  const buf = await readFile(path)
+  const buf = await readWhole(limits.fs, path)
   if (buf.length < SNAP_HEADER + 4 || buf.toString('latin1', 0, 8) !== SNAP_MAGIC) {
     throw corrupt(name, 0, 'not a snapshot file')
   }
@@ -421,12 +423,12 @@ export async function readSnapshotFile(
 }
 
 /** Cuts the file at `length` and syncs it. */
-export async function cutFile(path: string, length: number): Promise<void> {
-  await truncate(path, length)
-  const fh = await openFile(path, 'r+')
+export async function cutFile(files: FileSystem, path: string, length: number): Promise<void> {
+  await files.truncate(path, length)
+  const fd = await files.open(path, O_RDWR)
   try {
-    await fh.sync()
+    await files.fsync(fd)
   } finally {
-    await fh.close()
+    await files.close(fd)
   }
 }

@@ -1,0 +1,3 @@
+import { snapshotCase } from './snapshot.js'
+
+snapshotCase('restart')
