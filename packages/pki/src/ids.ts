@@ -3,6 +3,10 @@ import { defaultRandom, type RandomBytes } from './internal/crypto.js'
 
 const ID_RE = /^[0-9a-z]{25}$/
 
+// `@swarmkit/store` has the same format for object IDs (`generateId`, `isId`). Neither package may import the
+// other (pki depends on no swarmkit package, store only on raft), so each keeps its own few lines; the workspace
+// test test/shared-contracts.test.ts holds them to the same output for the same random bytes.
+
 /**
  * A new node or cluster ID: 16 random bytes (128 bits) in lowercase base 36, left-padded to 25 characters,
  * the shape of swarm's IDs (`dflye3tzgrsvg9r1cqpafsvk3`).

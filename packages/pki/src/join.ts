@@ -45,7 +45,9 @@ export interface CertificateResponse {
 
 /** Size limits on what a CA accepts from the network. */
 export const MAX_CSR_PEM_LENGTH = 8 * 1024
+/** Longest join token a CA accepts from the network. */
 export const MAX_TOKEN_LENGTH = 256
+/** Longest root CA bundle (PEM) accepted from the network. */
 export const MAX_ROOT_BUNDLE_LENGTH = 64 * 1024
 
 // ---- rate limiting ----
@@ -57,6 +59,7 @@ export interface RateLimiter {
   readonly size: number
 }
 
+/** A rate limiter's bucket size, refill rate, how many sources it tracks, and its clock. */
 export interface RateLimiterOptions {
   /** Bucket size: requests allowed in a burst (default 10). */
   burst?: number
@@ -101,6 +104,7 @@ export function rateLimiter(options: RateLimiterOptions = {}): RateLimiter {
 
 // ---- the CA side ----
 
+/** What a CA server signs with, which join tokens it honours, and its limits. */
 export interface CAServerOptions {
   /** The signing CA now (a function, so rotations take effect at once). */
   ca: RootCA | (() => RootCA)

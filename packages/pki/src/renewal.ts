@@ -21,6 +21,7 @@ export function renewalTime(cert: CertificateLifetime, random: () => number = Ma
   return start + life * (0.5 + 0.3 * r)
 }
 
+/** What a renewal scheduler needs: the certificate held, how to renew it, and optional clock, randomness and backoff. */
 export interface RenewalSchedulerOptions {
   /** The certificate currently held. */
   certificate: CertificateLifetime
@@ -35,6 +36,7 @@ export interface RenewalSchedulerOptions {
   maxBackoffMs?: number
 }
 
+/** The events a `RenewalScheduler` emits (eventemitter3, typed). */
 export interface RenewalEvents {
   /** A renewal is planned at `at` (epoch ms). */
   'renewal:scheduled': (at: number) => void

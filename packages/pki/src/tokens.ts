@@ -135,12 +135,18 @@ export function roleForJoinToken(token: string, tokens: JoinTokens): 'swarm-mana
 }
 
 // ---- unlock keys ----
+// Unlock keys protect data at rest, which is `@swarmkit/store`'s concern: its `generateUnlockKey`,
+// `formatUnlockKey` and `parseUnlockKey` are the ones the cluster uses. These stay for pki's existing users
+// (deprecated) because pki may import no swarmkit package; test/shared-contracts.test.ts keeps both in step.
 
 const UNLOCK_PREFIX = 'SWMKEY'
 const UNLOCK_KEY_BYTES = 32
 const B64_RAW = /^[A-Za-z0-9+/]{43}$/
 
-/** A new unlock key: `SWMKEY-1-` + 32 random bytes in unpadded standard base64 (52 characters). */
+/**
+ * A new unlock key: `SWMKEY-1-` + 32 random bytes in unpadded standard base64 (52 characters).
+ * @deprecated Use `generateUnlockKey` from `@swarmkit/store`, the home of encryption at rest.
+ */
 export function generateUnlockKey(options: { random?: RandomBytes } = {}): string {
   const random = options.random ?? defaultRandom
   if (typeof random !== 'function') throw new TypeError('options.random must be a function')
@@ -151,7 +157,10 @@ export function generateUnlockKey(options: { random?: RandomBytes } = {}): strin
   return encodeUnlockKey(key)
 }
 
-/** Writes 32 key bytes in swarm's unlock-key format. */
+/**
+ * Writes 32 key bytes in swarm's unlock-key format.
+ * @deprecated Use `formatUnlockKey` from `@swarmkit/store`, the home of encryption at rest.
+ */
 export function encodeUnlockKey(key: Uint8Array): string {
   if (!(key instanceof Uint8Array) || key.length !== UNLOCK_KEY_BYTES) {
     throw new RangeError('key must be 32 bytes')
@@ -159,7 +168,10 @@ export function encodeUnlockKey(key: Uint8Array): string {
   return `${UNLOCK_PREFIX}-1-${Buffer.from(key).toString('base64').replace(/=+$/, '')}`
 }
 
-/** Parses an unlock key into its 32 bytes (`MALFORMED_UNLOCK_KEY`, `UNSUPPORTED_UNLOCK_KEY_VERSION`). */
+/**
+ * Parses an unlock key into its 32 bytes (`MALFORMED_UNLOCK_KEY`, `UNSUPPORTED_UNLOCK_KEY_VERSION`).
+ * @deprecated Use `parseUnlockKey` from `@swarmkit/store`, the home of encryption at rest (it throws TypeError).
+ */
 export function parseUnlockKey(text: string): Uint8Array {
   if (typeof text !== 'string') throw new TypeError('unlock key must be a string')
   if (text.length > 256) throw new PkiError('MALFORMED_UNLOCK_KEY', 'invalid unlock key: too long')

@@ -48,6 +48,7 @@ export interface DistinguishedName {
   readonly der: Uint8Array
 }
 
+/** An X.509 key usage bit, by its RFC 5280 name. */
 export type KeyUsage =
   | 'digitalSignature'
   | 'nonRepudiation'
@@ -105,7 +106,12 @@ export interface KeyPair {
   readonly publicKey: Uint8Array
 }
 
-/** Time source and timers; inject a fake one to test time-dependent behaviour deterministically. */
+/**
+ * Time source and timers; inject a fake one to test time-dependent behaviour deterministically. `now()` is
+ * wall-clock time (ms since the Unix epoch, compared with certificate validity). The same shape as
+ * `@swarmkit/transport`'s `Clock`, which is monotonic; pki depends on no swarmkit package, so it owns its own,
+ * and any transport `ManualClock` started at an epoch time fits it structurally.
+ */
 export interface Clock {
   now(): number
   setTimeout(fn: () => void, ms: number): unknown

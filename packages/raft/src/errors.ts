@@ -35,6 +35,7 @@ export class RaftError extends Error {
   }
 }
 
+/** True when `err` is a {@link RaftError}, and has `code` if one is given (checks `name`, so it works across copies of the package). */
 export function isRaftError(err: unknown, code?: RaftErrorCode): err is RaftError {
   return (
     typeof err === 'object' &&

@@ -5,6 +5,7 @@
  * `MemoryLogStorage` and the durable `FileLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
  */
 
+export { type CoreOptions, RaftCore } from './core.js'
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
 export {
   FileLogStorage,
@@ -14,7 +15,6 @@ export {
   type SealHook,
 } from './file-storage.js'
 export { type FileSystem, nodeFileSystem } from './file-system.js'
-export { type CoreOptions, RaftCore } from './internal/core.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {
   type PeerSpec,

@@ -59,6 +59,7 @@ export interface RaftLogger {
   error?(message: string, fields?: Record<string, unknown>): void
 }
 
+/** What a {@link RaftNode} is built from: identity, peers, transport, storage, state machine, and tuning. */
 export interface RaftNodeOptions {
   /** This member's ID. */
   readonly id: string
@@ -115,6 +116,7 @@ export interface RaftNodeOptions {
   readonly logger?: RaftLogger
 }
 
+/** The events a {@link RaftNode} emits (eventemitter3, typed). */
 export interface RaftNodeEvents {
   /** The known leader changed (null while there is none). */
   'leader:change': (leaderId: string | null, term: number) => void

@@ -13,6 +13,7 @@ export const EntryType = {
 } as const
 export type EntryType = (typeof EntryType)[keyof typeof EntryType]
 
+/** One raft log entry: its place (`index`, `term`), kind, and the command or configuration change it carries. */
 export interface Entry {
   readonly index: number
   readonly term: number
@@ -37,6 +38,7 @@ export interface ConfState {
   readonly removed?: readonly string[]
 }
 
+/** Where a snapshot stands in the log (last included index and term) and the membership as of then. */
 export interface SnapshotMeta {
   /** Index and term of the last entry the snapshot covers. */
   readonly index: number
@@ -44,6 +46,7 @@ export interface SnapshotMeta {
   readonly conf: ConfState
 }
 
+/** A state machine snapshot and its place in the log. */
 export interface Snapshot {
   readonly meta: SnapshotMeta
   readonly data: Uint8Array
@@ -68,6 +71,7 @@ export interface StorageUpdate {
   readonly snapshot?: Snapshot
 }
 
+/** The durable state a raft member keeps (hard state, log, latest snapshot); `MemoryLogStorage` and `FileLogStorage` implement it, and `logStorageCompliance` tests any implementation. */
 export interface LogStorage {
   /** Reads back what was persisted (empty state for new storage). Called once per RaftNode.start(). */
   load(options?: { signal?: AbortSignal }): Promise<PersistedState>

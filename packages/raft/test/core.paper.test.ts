@@ -1,7 +1,7 @@
 // One test per rule of Figure 2 and per section 5.1-5.4 of the Raft paper (Ongaro & Ousterhout, 2014), on the
 // pure core. PreVote and CheckQuorum are off here unless a test says otherwise, to match the paper's algorithm.
 import { describe, expect, it } from 'vitest'
-import type { RaftCore } from '../src/internal/core.js'
+import type { RaftCore } from '../src/core.js'
 import { Cluster, ent, msg, newCore, rng, T } from './helpers/cores.js'
 
 const paper = { preVote: false, checkQuorum: false }

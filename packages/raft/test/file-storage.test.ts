@@ -11,11 +11,11 @@ import {
   type LogStorage,
 } from '../src/index.js'
 import { crc32c } from '../src/internal/wal/crc32c.js'
-import { testLogStorage } from '../src/testing/index.js'
+import { logStorageCompliance } from '../src/testing/index.js'
 
 const dirs = new Map<LogStorage, string>()
 
-testLogStorage('FileLogStorage', {
+logStorageCompliance('FileLogStorage', {
   async create() {
     const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
     // Small segments so that the suite crosses segment boundaries and compaction deletes files.
@@ -94,26 +94,29 @@ function taggedToySealer(): Pick<FileLogStorageOptions, 'seal' | 'open' | 'sealT
 }
 
 for (const batchSeal of [false, true]) {
-  testLogStorage(`FileLogStorage with sealed records checksummed by their tag (batchSeal ${batchSeal})`, {
-    async create() {
-      const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
-      const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
-      dirs.set(s, dir)
-      return s
+  logStorageCompliance(
+    `FileLogStorage with sealed records checksummed by their tag (batchSeal ${batchSeal})`,
+    {
+      async create() {
+        const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
+        const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
+        dirs.set(s, dir)
+        return s
+      },
+      async reopen(closed) {
+        const dir = dirs.get(closed)!
+        const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
+        dirs.set(s, dir)
+        return s
+      },
+      async destroy(s) {
+        rmSync(dirs.get(s)!, { recursive: true, force: true })
+      },
     },
-    async reopen(closed) {
-      const dir = dirs.get(closed)!
-      const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal, ...taggedToySealer() })
-      dirs.set(s, dir)
-      return s
-    },
-    async destroy(s) {
-      rmSync(dirs.get(s)!, { recursive: true, force: true })
-    },
-  })
+  )
 }
 
-testLogStorage('FileLogStorage sealing each save as one record (batchSeal)', {
+logStorageCompliance('FileLogStorage sealing each save as one record (batchSeal)', {
   async create() {
     const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
     const s = await FileLogStorage.open(dir, { segmentBytes: 2048, batchSeal: true, ...toySealer() })

@@ -1,7 +1,7 @@
 import { MemoryLogStorage } from '../src/index.js'
-import { testLogStorage } from '../src/testing/index.js'
+import { logStorageCompliance } from '../src/testing/index.js'
 
-testLogStorage('MemoryLogStorage', {
+logStorageCompliance('MemoryLogStorage', {
   create: async () => new MemoryLogStorage(),
   reopen: async (closed) => closed,
 })

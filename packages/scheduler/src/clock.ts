@@ -1,4 +1,9 @@
-/** Time as the scheduler and orchestrators see it; inject a {@link ManualClock} to make tests deterministic. */
+import { rangeError, typeError } from './internal/check.js'
+/**
+ * Time as the scheduler and orchestrators see it; inject a {@link ManualClock} to make tests deterministic.
+ * The scheduler's own contract, not transport's or pki's: the scheduler may import only `@swarmkit/store`, and
+ * its timers hand back a cancel function (restart delays, update monitors) instead of a handle to clear.
+ */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number
@@ -10,7 +15,7 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (typeof fn !== 'function') throw typeError('fn', 'be a function')
     const t = setTimeout(fn, Math.max(0, ms))
     t.unref?.()
     return () => clearTimeout(t)
@@ -29,15 +34,15 @@ export interface ManualClock extends Clock {
 
 /** A {@link ManualClock} starting at `start` (default 1_700_000_000_000). */
 export function manualClock(start = 1_700_000_000_000): ManualClock {
-  if (!Number.isFinite(start)) throw new RangeError('start: expected a finite number')
+  if (!Number.isFinite(start)) throw rangeError('start', 'be a finite number')
   let now = start
   let seq = 0
   const timers: { at: number; seq: number; fn: () => void }[] = []
   const clock: ManualClock = {
     now: () => now,
     setTimer(ms, fn) {
-      if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
-      if (!Number.isFinite(ms)) throw new RangeError('ms: expected a finite number')
+      if (typeof fn !== 'function') throw typeError('fn', 'be a function')
+      if (!Number.isFinite(ms)) throw rangeError('ms', 'be a finite number')
       const t = { at: now + Math.max(0, ms), seq: seq++, fn }
       timers.push(t)
       timers.sort((a, b) => a.at - b.at || a.seq - b.seq)
@@ -47,7 +52,7 @@ export function manualClock(start = 1_700_000_000_000): ManualClock {
       }
     },
     advance(ms) {
-      if (!Number.isFinite(ms) || ms < 0) throw new RangeError('ms: expected a finite number >= 0')
+      if (!Number.isFinite(ms) || ms < 0) throw rangeError('ms', 'be a finite number >= 0')
       const end = now + ms
       for (;;) {
         const t = timers[0]

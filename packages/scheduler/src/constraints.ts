@@ -1,5 +1,6 @@
 import type { Node, Placement } from '@swarmkit/store'
 import { SchedulerError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import { type Cidr, cidrContains, type IpBytes, ipEqual, parseCidr, parseIp } from './internal/ip.js'
 
 /** Constraint key prefix for node labels (`node.labels.zone==east`). */
@@ -91,12 +92,12 @@ function compileOne(expr: string): Compiled {
 }
 
 function checkList(exprs: unknown, name: string): asserts exprs is readonly string[] {
-  if (!Array.isArray(exprs)) throw new TypeError(`${name}: expected an array of strings`)
-  if (exprs.length > MAX_CONSTRAINTS) throw new RangeError(`${name}: at most ${MAX_CONSTRAINTS} constraints`)
+  if (!Array.isArray(exprs)) throw typeError(name, 'be an array of strings')
+  if (exprs.length > MAX_CONSTRAINTS) throw rangeError(name, `hold at most ${MAX_CONSTRAINTS} constraints`)
   for (const e of exprs) {
-    if (typeof e !== 'string') throw new TypeError(`${name}: expected an array of strings`)
+    if (typeof e !== 'string') throw typeError(name, 'be an array of strings')
     if (e.length > MAX_EXPRESSION_LENGTH)
-      throw new RangeError(`${name}: an expression is longer than ${MAX_EXPRESSION_LENGTH} characters`)
+      throw rangeError(name, `hold no expression longer than ${MAX_EXPRESSION_LENGTH} characters`)
   }
 }
 
@@ -184,7 +185,7 @@ function matchOne(c: Compiled, node: Node): boolean {
 /** Whether `node` satisfies all of `constraints` (swarm's expressions; throws on a malformed one). */
 export function nodeMatchesConstraints(node: Node, constraints: readonly string[]): boolean {
   if (typeof node !== 'object' || node === null || typeof node.id !== 'string')
-    throw new TypeError('node: expected a Node')
+    throw typeError('node', 'be a Node')
   return ConstraintSet.parse(constraints).matches(node)
 }
 
@@ -195,8 +196,7 @@ export function nodeMatchesConstraints(node: Node, constraints: readonly string[
  */
 export function validatePlacement(placement: Placement | undefined): void {
   if (placement === undefined) return
-  if (typeof placement !== 'object' || placement === null)
-    throw new TypeError('placement: expected an object')
+  if (typeof placement !== 'object' || placement === null) throw typeError('placement', 'be an object')
   if (placement.constraints !== undefined) validateConstraints(placement.constraints)
   for (const p of placement.preferences ?? []) {
     const d = p?.spread?.spreadDescriptor

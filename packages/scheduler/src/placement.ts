@@ -1,6 +1,7 @@
 import type { GenericResource, Node, Platform, Task } from '@swarmkit/store'
 import { ConstraintSet, ENGINE_LABEL_PREFIX, NODE_LABEL_PREFIX } from './constraints.js'
 import { isSchedulerError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import { KeyHeap } from './internal/heap.js'
 import {
   accountGeneric,
@@ -13,6 +14,7 @@ import {
 
 /** The filters, in the order swarm runs them. */
 export const FILTERS = ['ready', 'resources', 'constraints', 'platform', 'hostPort', 'maxReplicas'] as const
+/** The name of one of swarm's placement filters, in the order they run ({@link FILTERS}). */
 export type FilterName = (typeof FILTERS)[number]
 
 const READY = 0
@@ -24,8 +26,8 @@ const MAX_REPLICAS = 5
 
 /** Swarm's explanation of a filter failing on `n` nodes. */
 export function explainFilter(filter: FilterName, n: number): string {
-  if (!FILTERS.includes(filter)) throw new TypeError(`filter: expected one of ${FILTERS.join(', ')}`)
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('n: expected an integer >= 0')
+  if (!FILTERS.includes(filter)) throw typeError('filter', `be one of ${FILTERS.join(', ')}`)
+  if (!Number.isSafeInteger(n) || n < 0) throw rangeError('n', 'be an integer >= 0')
   const nodes = n === 1 ? '1 node' : `${n} nodes`
   switch (filter) {
     case 'ready':
@@ -48,7 +50,7 @@ export function explainFilter(filter: FilterName, n: number): string {
  * filters that failed, most failures first.
  */
 export function explainFailures(counts: readonly number[]): string {
-  if (!Array.isArray(counts)) throw new TypeError('counts: expected an array of numbers')
+  if (!Array.isArray(counts)) throw typeError('counts', 'be an array of numbers')
   const parts = FILTERS.map((f, i) => ({ f, n: counts[i] ?? 0, i }))
     .filter((p) => p.n > 0)
     .sort((a, b) => b.n - a.n || a.i - b.i)
@@ -70,6 +72,7 @@ export interface Unplaced {
   reason: string
 }
 
+/** What one `place()` decided: the tasks assigned to nodes, and those left unplaced with the reason. */
 export interface PlacementResult {
   assigned: Assignment[]
   unplaced: Unplaced[]
@@ -171,7 +174,7 @@ class PlacerImpl implements Placer {
 
   setNode(node: Node): void {
     if (typeof node !== 'object' || node === null || typeof node.id !== 'string')
-      throw new TypeError('node: expected a Node')
+      throw typeError('node', 'be a Node')
     const info = this.#byId.get(node.id)
     if (info) {
       info.reset(node)
@@ -194,7 +197,7 @@ class PlacerImpl implements Placer {
 
   addTask(task: Task): void {
     if (typeof task !== 'object' || task === null || typeof task.id !== 'string')
-      throw new TypeError('task: expected a Task')
+      throw typeError('task', 'be a Task')
     const r = task.spec.resources?.reservations
     const had = this.#tasks.get(task.id)
     // The common echo of our own assignment: same node, same plain reservation; nothing to redo.
@@ -242,8 +245,8 @@ class PlacerImpl implements Placer {
 
   recordFailure(task: Task, now: number): void {
     if (typeof task !== 'object' || task === null || typeof task.nodeId !== 'string')
-      throw new TypeError('task: expected a Task')
-    if (!Number.isFinite(now)) throw new RangeError('now: expected a finite number')
+      throw typeError('task', 'be a Task')
+    if (!Number.isFinite(now)) throw rangeError('now', 'be a finite number')
     const info = this.#byId.get(task.nodeId)
     if (info) info.recordFailure(failureKey(task), now)
   }
@@ -255,8 +258,8 @@ class PlacerImpl implements Placer {
   }
 
   place(tasks: readonly Task[], now = Date.now()): PlacementResult {
-    if (!Array.isArray(tasks)) throw new TypeError('tasks: expected an array of tasks')
-    if (!Number.isFinite(now)) throw new RangeError('now: expected a finite number')
+    if (!Array.isArray(tasks)) throw typeError('tasks', 'be an array of tasks')
+    if (!Number.isFinite(now)) throw rangeError('now', 'be a finite number')
     const result: PlacementResult = { assigned: [], unplaced: [] }
     const groups = new Map<string, Task[]>()
     let lastService: string | undefined

@@ -2,11 +2,13 @@ import type { ReadTx, StoreEvent, Task } from '@swarmkit/store'
 import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { SchedulerError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
 import { type Assignment, createPlacer, type Placer } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
+/** What `createScheduler` takes: the store, and optional clock, logger and batching limits. */
 export interface SchedulerOptions {
   /** The cluster state (a `MemoryStore`). */
   store: SchedulerStore
@@ -18,6 +20,7 @@ export interface SchedulerOptions {
   queueSize?: number
 }
 
+/** The events a scheduler emits (eventemitter3, typed). */
 export interface SchedulerEvents {
   /** A pass committed `assigned` assignments; `unplaced` tasks stay pending with the reason in `status.err`. */
   'pass:done': (stats: { assigned: number; unplaced: number }) => void
@@ -44,14 +47,14 @@ const ASSIGNED_MESSAGE = 'scheduler assigned task to node'
 
 /** Creates a {@link Scheduler} for `options.store`. */
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
   checkStore(options.store, 'options.store')
   const commitSize = options.commitSize ?? 1000
   if (!Number.isSafeInteger(commitSize) || commitSize < 1)
-    throw new RangeError('options.commitSize: expected an integer >= 1')
+    throw rangeError('options.commitSize', 'be an integer >= 1')
   const queueSize = options.queueSize ?? 1_000_000
   if (!Number.isSafeInteger(queueSize) || queueSize < 1)
-    throw new RangeError('options.queueSize: expected an integer >= 1')
+    throw rangeError('options.queueSize', 'be an integer >= 1')
   return new SchedulerImpl(
     options.store,
     options.clock ?? systemClock,

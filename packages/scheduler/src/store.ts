@@ -1,4 +1,5 @@
 import type { MemoryStore } from '@swarmkit/store'
+import { typeError } from './internal/check.js'
 
 /**
  * The part of `@swarmkit/store`'s `MemoryStore` the scheduler and orchestrators use: consistent views,
@@ -24,5 +25,5 @@ export function checkStore(store: unknown, name: string): asserts store is Sched
     typeof s.update !== 'function' ||
     typeof s.watch !== 'function'
   )
-    throw new TypeError(`${name}: expected a store with view, update and watch (a MemoryStore)`)
+    throw typeError(name, 'be a store with view, update and watch (a MemoryStore)')
 }

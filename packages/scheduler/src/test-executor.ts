@@ -1,6 +1,7 @@
 import type { ReadTx, StoreEvent, Task, TaskState } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import { type Clock, systemClock } from './clock.js'
+import { typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
 import { RANK_ASSIGNED, RANK_RUNNING } from './internal/task-state.js'
 import { checkStore, type SchedulerStore, silentLogger } from './store.js'
@@ -8,6 +9,7 @@ import { checkStore, type SchedulerStore, silentLogger } from './store.js'
 /** What a task does when its worker starts it. */
 export type TaskOutcome = 'run' | 'fail' | 'complete' | 'reject'
 
+/** What `createTestExecutor` takes: the store, a clock, and how each started task behaves. */
 export interface TestExecutorOptions {
   store: SchedulerStore
   clock?: Clock
@@ -31,10 +33,10 @@ export interface TestExecutor {
 
 /** Creates a {@link TestExecutor}. */
 export function createTestExecutor(options: TestExecutorOptions): TestExecutor {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
   checkStore(options.store, 'options.store')
   if (options.behavior !== undefined && typeof options.behavior !== 'function')
-    throw new TypeError('options.behavior: expected a function')
+    throw typeError('options.behavior', 'be a function')
   return new TestExecutorImpl(options.store, options.clock ?? systemClock, options.behavior ?? (() => 'run'))
 }
 

@@ -1,6 +1,7 @@
 import { copyFile, mkdir, open as openFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StoreError } from './errors.js'
+import { typeError } from './internal/check.js'
 
 /**
  * Copies a manager's state directory (raft log, snapshots, key file) to `destination`, which must not exist or
@@ -13,10 +14,9 @@ export async function backupStateDir(
   destination: string,
   options?: { signal?: AbortSignal },
 ): Promise<{ files: number; bytes: number }> {
-  if (typeof source !== 'string' || source.length === 0)
-    throw new TypeError('source: expected a directory path')
+  if (typeof source !== 'string' || source.length === 0) throw typeError('source', 'be a directory path')
   if (typeof destination !== 'string' || destination.length === 0) {
-    throw new TypeError('destination: expected a directory path')
+    throw typeError('destination', 'be a directory path')
   }
   await mkdir(destination, { recursive: true, mode: 0o700 })
   if ((await readdir(destination)).length > 0) {

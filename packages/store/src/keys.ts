@@ -6,6 +6,7 @@ import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { Packr } from 'msgpackr'
 import { LOCKED_MESSAGE, StoreError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import {
   type CipherImpl,
   KEY_BYTES,
@@ -44,6 +45,7 @@ export interface SealHooks {
   sealTagBytes: number
 }
 
+/** How {@link KeyManager.open} reads or creates a key file: the unlock key (autolock), randomness, and the cipher implementation. */
 export interface KeyManagerOptions {
   /** Unlock the key file at once with this key (`SWMKEY-1-…` or 32 bytes). */
   unlockKey?: string | Uint8Array
@@ -224,13 +226,12 @@ export class KeyManager {
    * under an unlock key opens locked unless `options.unlockKey` is given (`BAD_KEY` if it is wrong).
    */
   static async open(path: string, options: KeyManagerOptions = {}): Promise<KeyManager> {
-    if (typeof path !== 'string' || path.length === 0) throw new TypeError('path: expected a file path')
-    if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+    if (typeof path !== 'string' || path.length === 0) throw typeError('path', 'be a file path')
+    if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
     const random = options.random ?? pooledRandom()
-    if (typeof random !== 'function') throw new TypeError('options.random: expected a function')
+    if (typeof random !== 'function') throw typeError('options.random', 'be a function')
     const impl = options.cipher ?? (NATIVE_AVAILABLE ? 'native' : 'noble')
-    if (impl !== 'native' && impl !== 'noble')
-      throw new TypeError("options.cipher: expected 'native' or 'noble'")
+    if (impl !== 'native' && impl !== 'noble') throw typeError('options.cipher', "be 'native' or 'noble'")
     if (impl === 'native' && !NATIVE_AVAILABLE) {
       throw new TypeError("options.cipher: node:crypto has no chacha20-poly1305 here; use 'noble'")
     }
@@ -371,7 +372,7 @@ export class KeyManager {
    */
   async retirePreviousKeys(snapshotIndex: number, options?: { signal?: AbortSignal }): Promise<void> {
     if (!Number.isSafeInteger(snapshotIndex) || snapshotIndex < 0) {
-      throw new RangeError('snapshotIndex: expected an integer >= 0')
+      throw rangeError('snapshotIndex', 'be an integer >= 0')
     }
     return this.serial(async () => {
       const s = this.mustState()
@@ -387,8 +388,7 @@ export class KeyManager {
 
   /** A secret stored with the keys (e.g. the node's TLS key), locked along with them. */
   readSecret(name: string): Uint8Array | undefined {
-    if (typeof name !== 'string' || name.length === 0)
-      throw new TypeError('name: expected a non-empty string')
+    if (typeof name !== 'string' || name.length === 0) throw typeError('name', 'be a non-empty string')
     const v = this.mustState().extras[name]
     return v === undefined ? undefined : new Uint8Array(v)
   }
@@ -399,10 +399,8 @@ export class KeyManager {
     value: Uint8Array | null,
     options?: { signal?: AbortSignal },
   ): Promise<void> {
-    if (typeof name !== 'string' || name.length === 0)
-      throw new TypeError('name: expected a non-empty string')
-    if (value !== null && !(value instanceof Uint8Array))
-      throw new TypeError('value: expected a Uint8Array or null')
+    if (typeof name !== 'string' || name.length === 0) throw typeError('name', 'be a non-empty string')
+    if (value !== null && !(value instanceof Uint8Array)) throw typeError('value', 'be a Uint8Array or null')
     return this.serial(async () => {
       const s = this.mustState()
       const extras = { ...s.extras }
@@ -515,7 +513,7 @@ function freshKey(random: (n: number) => Uint8Array, avoid: Uint8Array[]): Uint8
   for (;;) {
     const k = random(KEY_BYTES)
     if (!(k instanceof Uint8Array) || k.length !== KEY_BYTES)
-      throw new TypeError('random: must return the bytes asked for')
+      throw typeError('random', 'return the bytes asked for')
     if (!ids.has(keyId(k))) return new Uint8Array(k)
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { StoreError, type StoreErrorCode } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import {
   type Action,
   decodeCommand,
@@ -92,6 +93,7 @@ export interface Batch {
   update<R>(fn: (tx: Tx) => R): Promise<R>
 }
 
+/** What a finished `batch()` committed: the last version, the changes, and the number of commits. */
 export interface BatchResult {
   /** Store version after the last commit of the batch. */
   version: number
@@ -114,6 +116,7 @@ export type ApplyResult =
   | { ok: true; version: number; changes: number }
   | { ok: false; version: number; code: StoreErrorCode; message: string }
 
+/** How a {@link MemoryStore} is built: local (no options) or replicated through a raft `proposer`, with clock, randomness and limits. */
 export interface MemoryStoreOptions {
   /**
    * Replicate through this proposer: each transaction becomes one command, applied (through `apply`) on every
@@ -150,8 +153,7 @@ const isThenable = (v: unknown): boolean =>
   typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
 
 function positiveInt(v: unknown, name: string, min = 1): number {
-  if (!Number.isSafeInteger(v) || (v as number) < min)
-    throw new RangeError(`${name}: expected an integer >= ${min}`)
+  if (!Number.isSafeInteger(v) || (v as number) < min) throw rangeError(name, `be an integer >= ${min}`)
   return v as number
 }
 
@@ -187,15 +189,15 @@ export class MemoryStore {
   private versionWaiters: { version: number; resolve: () => void; reject: (e: unknown) => void }[] = []
 
   constructor(options: MemoryStoreOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+    if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
     if (options.proposer !== undefined && typeof options.proposer !== 'function') {
-      throw new TypeError('options.proposer: expected a function')
+      throw typeError('options.proposer', 'be a function')
     }
     if (options.clock !== undefined && typeof options.clock !== 'function') {
-      throw new TypeError('options.clock: expected a function')
+      throw typeError('options.clock', 'be a function')
     }
     if (options.random !== undefined && typeof options.random !== 'function') {
-      throw new TypeError('options.random: expected a function')
+      throw typeError('options.random', 'be a function')
     }
     this.proposer = options.proposer
     this.onCommit = options.onCommit
@@ -230,8 +232,7 @@ export class MemoryStore {
    * closes first, `ABORTED` on abort.
    */
   waitForVersion(version: number, options?: { signal?: AbortSignal }): Promise<void> {
-    if (!Number.isSafeInteger(version) || version < 0)
-      throw new RangeError('version: expected an integer >= 0')
+    if (!Number.isSafeInteger(version) || version < 0) throw rangeError('version', 'be an integer >= 0')
     if (this._version >= version) return Promise.resolve()
     if (this._closed) return Promise.reject(new StoreError('CLOSED', 'store is closed'))
     const signal = options?.signal
@@ -269,9 +270,9 @@ export class MemoryStore {
 
   /** Runs `fn` on a consistent read-only view and returns its result. `fn` must be synchronous. */
   view<R>(fn: (tx: ReadTx) => R): R {
-    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (typeof fn !== 'function') throw typeError('fn', 'be a function')
     const r = fn(new TxImpl(this.tables, this._version, false, 0))
-    if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+    if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
     return r
   }
 
@@ -286,10 +287,10 @@ export class MemoryStore {
    * keep its effects inside `tx` and its return value.
    */
   update<R>(fn: (tx: Tx) => R, options?: { signal?: AbortSignal; attempts?: number }): Promise<R> {
-    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (typeof fn !== 'function') throw typeError('fn', 'be a function')
     const attempts = options?.attempts ?? DEFAULT_ATTEMPTS
     if (!Number.isSafeInteger(attempts) || attempts < 1)
-      throw new RangeError('options.attempts: expected an integer >= 1')
+      throw rangeError('options.attempts', 'be an integer >= 1')
     if (this._closed) return Promise.reject(new StoreError('CLOSED', 'store is closed'))
     if (options?.signal?.aborted) return Promise.reject(new StoreError('ABORTED', 'update aborted'))
     if (this.proposer === undefined && !this.locked) {
@@ -311,7 +312,7 @@ export class MemoryStore {
         for (let attempt = 1; ; attempt++) {
           const tx = new TxImpl(this.tables, this._version, true, this.clock(), this.limits)
           const r = fn(tx)
-          if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+          if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
           if (tx.size === 0) return r
           try {
             await this.commit(tx.actions(), options?.signal)
@@ -335,7 +336,7 @@ export class MemoryStore {
     const now = this.clock()
     const tx = new TxImpl(this.tables, this._version, true, now, this.limits)
     const r = fn(tx)
-    if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+    if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
     if (tx.size > 0)
       this.applyActions(tx.actions(), this._version + 1, now, false, tx.version === this._version)
     return r
@@ -351,7 +352,7 @@ export class MemoryStore {
     fn: (batch: Batch) => void | Promise<void>,
     options?: { signal?: AbortSignal },
   ): Promise<BatchResult> {
-    if (typeof fn !== 'function') throw new TypeError('fn: expected a function')
+    if (typeof fn !== 'function') throw typeError('fn', 'be a function')
     if (this._closed) throw new StoreError('CLOSED', 'store is closed')
     const result: BatchResult = { version: this._version, changes: 0, commits: 0, errors: [] }
     let tx: TxImpl | null = null
@@ -396,7 +397,7 @@ export class MemoryStore {
       const mark = t.savepoint()
       try {
         const r = cb(t)
-        if (isThenable(r)) throw new TypeError('fn: must be synchronous (it returned a promise)')
+        if (isThenable(r)) throw typeError('fn', 'be synchronous (it returned a promise)')
         return r
       } catch (err) {
         t.rollback(mark)
@@ -414,7 +415,7 @@ export class MemoryStore {
     }
     const batch: Batch = {
       update: <R>(cb: (tx: Tx) => R): Promise<R> => {
-        if (typeof cb !== 'function') throw new TypeError('fn: expected a function')
+        if (typeof cb !== 'function') throw typeError('fn', 'be a function')
         if (ended) return Promise.reject(new TypeError('batch: update() called after the batch ended'))
         if (queued === 0 && tx !== null && failed === null) {
           const t: TxImpl = tx
@@ -473,9 +474,9 @@ export class MemoryStore {
 
   /** Subscribes to committed changes; see {@link WatchOptions} and {@link Watch}. */
   watch<T extends Table = Table>(options: WatchOptions<T> = {}): Watch<T> {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options: expected an object')
+    if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
     if (options.filter !== undefined && typeof options.filter !== 'function') {
-      throw new TypeError('options.filter: expected a function')
+      throw typeError('options.filter', 'be a function')
     }
     const queueSize = positiveInt(options.queueSize ?? this.watchQueueSize, 'options.queueSize')
     for (const t of options.table === undefined
@@ -483,14 +484,14 @@ export class MemoryStore {
       : typeof options.table === 'string'
         ? [options.table]
         : options.table) {
-      if (!TABLES.includes(t)) throw new TypeError(`options.table: unknown table ${String(t)}`)
+      if (!TABLES.includes(t)) throw typeError('options.table', `name a table (not ${String(t)})`)
     }
     let start = this._version
     let replay: StoreEvent[] = []
     if (options.fromVersion !== undefined) {
       const from = options.fromVersion
       if (!Number.isSafeInteger(from) || from < 0)
-        throw new RangeError('options.fromVersion: expected an integer >= 0')
+        throw rangeError('options.fromVersion', 'be an integer >= 0')
       if (from < this.history.floor) {
         throw new StoreError(
           'VERSION_COMPACTED',
@@ -523,8 +524,8 @@ export class MemoryStore {
    * `update` rejects with the reason). Entries at or below the current version are ignored.
    */
   apply(command: Uint8Array, index: number): ApplyResult {
-    if (!(command instanceof Uint8Array)) throw new TypeError('command: expected a Uint8Array')
-    if (!Number.isSafeInteger(index) || index < 1) throw new RangeError('index: expected a positive integer')
+    if (!(command instanceof Uint8Array)) throw typeError('command', 'be a Uint8Array')
+    if (!Number.isSafeInteger(index) || index < 1) throw rangeError('index', 'be a positive integer')
     if (index <= this._version) return { ok: true, version: this._version, changes: 0 }
     if (command.length === 0) {
       this.setVersion(index)

@@ -1,3 +1,4 @@
+import { typeError } from './internal/check.js'
 import type { Secret, SecretSpec } from './types.js'
 
 /** A secret as the API returns it: everything but the data. */
@@ -11,7 +12,7 @@ export function redactSecret(secret: Secret): RedactedSecret {
     typeof secret.spec !== 'object' ||
     secret.spec === null
   ) {
-    throw new TypeError('secret: expected a Secret')
+    throw typeError('secret', 'be a Secret')
   }
   const { data: _data, ...spec } = secret.spec
   return { ...secret, spec }

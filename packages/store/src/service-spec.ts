@@ -1,4 +1,5 @@
 import { StoreError } from './errors.js'
+import { rangeError, typeError } from './internal/check.js'
 import {
   RESTART_CONDITIONS,
   type ServiceSpec,
@@ -27,10 +28,10 @@ export const DEFAULT_SPEC_LIMITS: Readonly<SpecLimits> = Object.freeze({ maxRepl
 /** `limits` with the defaults filled in; `RangeError` naming the field for a bad value. */
 export function specLimits(limits: Partial<SpecLimits> | undefined, name = 'limits'): Readonly<SpecLimits> {
   if (limits === undefined) return DEFAULT_SPEC_LIMITS
-  if (typeof limits !== 'object' || limits === null) throw new TypeError(`${name}: expected an object`)
+  if (typeof limits !== 'object' || limits === null) throw typeError(name, 'be an object')
   const maxReplicas = limits.maxReplicas ?? DEFAULT_SPEC_LIMITS.maxReplicas
   if (!Number.isSafeInteger(maxReplicas) || maxReplicas < 1)
-    throw new RangeError(`${name}.maxReplicas: expected an integer >= 1`)
+    throw rangeError(`${name}.maxReplicas`, 'be an integer >= 1')
   return Object.freeze({ maxReplicas })
 }
 

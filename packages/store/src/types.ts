@@ -1,3 +1,5 @@
+import { typeError } from './internal/check.js'
+
 /**
  * The cluster object model: nodes, services, tasks, networks, the cluster, secrets and configs.
  *
@@ -27,6 +29,7 @@ export interface Meta {
 
 /** The tables of the store. */
 export const TABLES = ['nodes', 'services', 'tasks', 'networks', 'clusters', 'secrets', 'configs'] as const
+/** The name of one of the store's tables (`nodes`, `services`, `tasks`, …). */
 export type Table = (typeof TABLES)[number]
 
 /** A driver reference with options: network driver, IPAM driver, log driver, secret/config driver. */
@@ -35,6 +38,7 @@ export interface Driver {
   options?: Record<string, string>
 }
 
+/** An OS and CPU architecture (Docker's `Platform`). */
 export interface Platform {
   /** `amd64`, `arm64`, `x86_64`, … as the engine reports it. */
   architecture: string
@@ -65,6 +69,7 @@ export interface ResourceLimits {
   pids?: number
 }
 
+/** Resource limits and reservations of a task (Docker's `ResourceRequirements`). */
 export interface ResourceRequirements {
   limits?: ResourceLimits
   reservations?: Resources
@@ -73,17 +78,24 @@ export interface ResourceRequirements {
 // ---------------------------------------------------------------------------------------------------------
 // Nodes
 
+/** The roles a node can have. */
 export const NODE_ROLES = ['worker', 'manager'] as const
+/** `worker` or `manager`. */
 export type NodeRole = (typeof NODE_ROLES)[number]
 
+/** The availabilities an operator can set on a node. */
 export const NODE_AVAILABILITIES = ['active', 'pause', 'drain'] as const
 /** `active` takes tasks; `pause` takes no new tasks; `drain` has its tasks moved elsewhere. */
 export type NodeAvailability = (typeof NODE_AVAILABILITIES)[number]
 
+/** The states a node's status can report. */
 export const NODE_STATES = ['unknown', 'down', 'ready', 'disconnected'] as const
+/** A node's state as the managers see it (Docker's `NodeStatus.State`). */
 export type NodeState = (typeof NODE_STATES)[number]
 
+/** How reachable a manager is, as the raft leader sees it. */
 export const REACHABILITIES = ['unknown', 'unreachable', 'reachable'] as const
+/** A manager's reachability (Docker's `ManagerStatus.Reachability`). */
 export type Reachability = (typeof REACHABILITIES)[number]
 
 /** What the operator asks of a node (`docker node update`). */
@@ -96,12 +108,14 @@ export interface NodeSpec {
   availability: NodeAvailability
 }
 
+/** A plugin the node's engine reports (type and name). */
 export interface EnginePlugin {
   /** `Volume`, `Network`, `Log`, … */
   type: string
   name: string
 }
 
+/** The TLS trust a node reports: the root CA and its certificate's issuer (Docker's `TLSInfo`). */
 export interface TLSInfo {
   /** PEM of the root CA the node trusts. */
   trustRoot: string
@@ -126,6 +140,7 @@ export interface NodeDescription {
   fips?: boolean
 }
 
+/** A node's state, a message, and its address (Docker's `NodeStatus`). */
 export interface NodeStatus {
   state: NodeState
   message?: string
@@ -133,6 +148,7 @@ export interface NodeStatus {
   addr: string
 }
 
+/** A manager node's raft membership: leader or not, reachability, address (Docker's `ManagerStatus`). */
 export interface ManagerStatus {
   /** The raft member id of this manager. */
   raftId: string
@@ -142,7 +158,9 @@ export interface ManagerStatus {
   reachability: Reachability
 }
 
+/** The states of a node certificate's issuance. */
 export const CERT_ISSUANCE_STATES = ['unknown', 'renew', 'pending', 'issued', 'failed', 'rotate'] as const
+/** Where a node's certificate issuance stands (swarm's `IssuanceStatus.State`). */
 export type CertIssuanceState = (typeof CERT_ISSUANCE_STATES)[number]
 
 /** The CA's bookkeeping of a node's certificate. */
@@ -157,6 +175,7 @@ export interface NodeCertificate {
   cn: string
 }
 
+/** A node of the cluster (Docker's `Node`): spec, description, status, and manager status for managers. */
 export interface Node {
   id: string
   meta: Meta
@@ -192,12 +211,14 @@ export interface FileTarget {
   mode: number
 }
 
+/** A secret a task mounts, and how (Docker's `SecretReference`). */
 export interface SecretReference {
   secretId: string
   secretName: string
   file: FileTarget
 }
 
+/** A config a task mounts, and how (Docker's `ConfigReference`). */
 export interface ConfigReference {
   configId: string
   configName: string
@@ -206,9 +227,12 @@ export interface ConfigReference {
   runtime?: Record<string, never>
 }
 
+/** The kinds of mount a container spec can ask for. */
 export const MOUNT_TYPES = ['bind', 'volume', 'tmpfs', 'npipe', 'cluster'] as const
+/** A mount's kind: `bind`, `volume`, `tmpfs`, `npipe` or `cluster`. */
 export type MountType = (typeof MOUNT_TYPES)[number]
 
+/** A mount of a container spec (Docker's `Mount`). */
 export interface Mount {
   type: MountType
   source?: string
@@ -220,6 +244,7 @@ export interface Mount {
   tmpfsOptions?: { sizeBytes?: number; mode?: number }
 }
 
+/** A container's health check (Docker's `HealthConfig`). */
 export interface HealthConfig {
   /** `[]` inherits the image's check; `['NONE']` disables; `['CMD', …]` or `['CMD-SHELL', cmd]`. */
   test: string[]
@@ -230,6 +255,7 @@ export interface HealthConfig {
   startInterval?: Nanoseconds
 }
 
+/** What a task's container runs (Docker's `ContainerSpec`). */
 export interface ContainerSpec {
   /** Image reference, possibly pinned: `nginx:alpine@sha256:…`. */
   image: string
@@ -264,9 +290,12 @@ export interface ContainerSpec {
   ulimits?: { name: string; soft: number; hard: number }[]
 }
 
+/** The conditions under which a task is restarted. */
 export const RESTART_CONDITIONS = ['none', 'on-failure', 'any'] as const
+/** When a task is restarted: `none`, `on-failure` or `any`. */
 export type RestartCondition = (typeof RESTART_CONDITIONS)[number]
 
+/** How and when a service's tasks are restarted (Docker's `RestartPolicy`). */
 export interface RestartPolicy {
   condition: RestartCondition
   /** Delay between restart attempts (swarm's default 5 s). */
@@ -282,6 +311,7 @@ export interface PlacementPreference {
   spread: { spreadDescriptor: string }
 }
 
+/** Where a service's tasks may run: constraints, preferences, per-node limit, platforms (Docker's `Placement`). */
 export interface Placement {
   /** `node.role==worker`, `node.labels.zone!=east`, … all must hold. */
   constraints?: string[]
@@ -312,10 +342,14 @@ export interface TaskSpec {
   runtime?: string
 }
 
+/** What a rolling update can do when tasks fail. */
 export const UPDATE_FAILURE_ACTIONS = ['pause', 'continue', 'rollback'] as const
+/** `pause`, `continue` or `rollback` when an update fails. */
 export type UpdateFailureAction = (typeof UPDATE_FAILURE_ACTIONS)[number]
 
+/** The orders a rolling update can replace tasks in. */
 export const UPDATE_ORDERS = ['stop-first', 'start-first'] as const
+/** `stop-first` or `start-first`. */
 export type UpdateOrder = (typeof UPDATE_ORDERS)[number]
 
 /** Rolling update (and rollback) settings. */
@@ -331,12 +365,17 @@ export interface UpdateConfig {
   order?: UpdateOrder
 }
 
+/** The protocols a published port can use. */
 export const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const
+/** `tcp`, `udp` or `sctp`. */
 export type PortProtocol = (typeof PORT_PROTOCOLS)[number]
 
+/** The ways a port can be published. */
 export const PUBLISH_MODES = ['ingress', 'host'] as const
+/** `ingress` (the routing mesh) or `host` (the node running the task). */
 export type PublishMode = (typeof PUBLISH_MODES)[number]
 
+/** A published port (Docker's `PortConfig`). */
 export interface PortConfig {
   name?: string
   protocol: PortProtocol
@@ -346,9 +385,12 @@ export interface PortConfig {
   publishMode: PublishMode
 }
 
+/** The ways a service's endpoint resolves. */
 export const ENDPOINT_MODES = ['vip', 'dnsrr'] as const
+/** `vip` (one virtual IP) or `dnsrr` (DNS round robin). */
 export type EndpointMode = (typeof ENDPOINT_MODES)[number]
 
+/** How a service is reached: endpoint mode and published ports (Docker's `EndpointSpec`). */
 export interface EndpointSpec {
   mode: EndpointMode
   ports?: PortConfig[]
@@ -361,6 +403,7 @@ export interface Endpoint {
   virtualIPs: { networkId: string; addr: string }[]
 }
 
+/** The states of a service update or rollback. */
 export const UPDATE_STATES = [
   'updating',
   'paused',
@@ -369,8 +412,10 @@ export const UPDATE_STATES = [
   'rollback_paused',
   'rollback_completed',
 ] as const
+/** Where a service update or rollback stands (Docker's `UpdateStatus.State`). */
 export type UpdateState = (typeof UPDATE_STATES)[number]
 
+/** The progress of a service's update or rollback (Docker's `UpdateStatus`). */
 export interface UpdateStatus {
   state: UpdateState
   startedAt?: Timestamp
@@ -378,6 +423,7 @@ export interface UpdateStatus {
   message: string
 }
 
+/** What an operator asks a service to be (Docker's `ServiceSpec`). */
 export interface ServiceSpec {
   name: string
   labels: Labels
@@ -388,6 +434,7 @@ export interface ServiceSpec {
   endpointSpec?: EndpointSpec
 }
 
+/** A service (Docker's `Service`): its spec, the previous spec, endpoint and update status. */
 export interface Service {
   id: string
   meta: Meta
@@ -428,6 +475,7 @@ export const TASK_STATES = [
   'remove',
   'orphaned',
 ] as const
+/** A task's state, one of {@link TASK_STATES} in order. */
 export type TaskState = (typeof TASK_STATES)[number]
 
 const taskStateRanks: Record<TaskState, number> = Object.fromEntries(
@@ -437,7 +485,7 @@ const taskStateRanks: Record<TaskState, number> = Object.fromEntries(
 /** The position of `state` in {@link TASK_STATES}; compare ranks to order states. */
 export function taskStateRank(state: TaskState): number {
   const rank = taskStateRanks[state]
-  if (rank === undefined) throw new TypeError(`state: not a task state: ${String(state)}`)
+  if (rank === undefined) throw typeError('state', `be a task state (not ${String(state)})`)
   return rank
 }
 
@@ -446,14 +494,17 @@ export function taskStateRank(state: TaskState): number {
  * task: run it until it exits, and do not restart it once it completed), `shutdown`, `remove`.
  */
 export const DESIRED_TASK_STATES = ['ready', 'running', 'complete', 'shutdown', 'remove'] as const
+/** One of {@link DESIRED_TASK_STATES}. */
 export type DesiredTaskState = (typeof DESIRED_TASK_STATES)[number]
 
+/** The container behind a task: its ID, PID and exit code (Docker's `ContainerStatus`). */
 export interface ContainerStatus {
   containerId: string
   pid: number
   exitCode: number
 }
 
+/** A task's observed state, when it was reached, and why (Docker's `TaskStatus`). */
 export interface TaskStatus {
   /** When the state last changed. */
   timestamp: Timestamp
@@ -475,6 +526,7 @@ export interface NetworkAttachment {
   driverAttachmentOpts?: Record<string, string>
 }
 
+/** One slot's (or, for global services, one node's) instance of a service (Docker's `Task`). */
 export interface Task {
   id: string
   meta: Meta
@@ -504,6 +556,7 @@ export interface Task {
 // ---------------------------------------------------------------------------------------------------------
 // Networks
 
+/** One subnet of a network, with its gateway and range (Docker's `IPAMConfig`). */
 export interface IPAMConfig {
   family?: 'ipv4' | 'ipv6'
   /** CIDR, e.g. `10.0.1.0/24`. */
@@ -515,11 +568,13 @@ export interface IPAMConfig {
   reserved?: Record<string, string>
 }
 
+/** A network's IP address management: driver and subnets (Docker's `IPAMOptions`). */
 export interface IPAMOptions {
   driver: Driver
   configs: IPAMConfig[]
 }
 
+/** What an operator asks a network to be (Docker's `NetworkSpec`). */
 export interface NetworkSpec {
   name: string
   labels: Labels
@@ -536,6 +591,7 @@ export interface NetworkSpec {
   configFrom?: string
 }
 
+/** A cluster network (Docker's `Network`): its spec, driver state and IPAM. */
 export interface Network {
   id: string
   meta: Meta
@@ -552,6 +608,7 @@ export interface Network {
 // ---------------------------------------------------------------------------------------------------------
 // Cluster
 
+/** Raft settings of the cluster spec (Docker's `RaftConfig`). */
 export interface RaftConfig {
   snapshotInterval: number
   keepOldSnapshots: number
@@ -560,6 +617,7 @@ export interface RaftConfig {
   heartbeatTick: number
 }
 
+/** An external certificate authority the cluster may use (Docker's `ExternalCA`). */
 export interface ExternalCA {
   protocol: 'cfssl'
   url: string
@@ -567,6 +625,7 @@ export interface ExternalCA {
   caCert?: string
 }
 
+/** The cluster CA's settings: certificate expiry, external CAs, a root to rotate to (Docker's `CAConfig`). */
 export interface CAConfig {
   nodeCertExpiry: Nanoseconds
   externalCAs?: ExternalCA[]
@@ -578,6 +637,7 @@ export interface CAConfig {
   forceRotate?: number
 }
 
+/** What an operator asks the cluster to be (Docker's `ClusterSpec`). */
 export interface ClusterSpec {
   /** Always `default`. */
   name: string
@@ -590,11 +650,13 @@ export interface ClusterSpec {
   encryptionConfig: { autoLockManagers: boolean }
 }
 
+/** The worker and manager join tokens. */
 export interface JoinTokens {
   worker: string
   manager: string
 }
 
+/** A root CA rotation in progress: the new CA and the cross-signed certificate. */
 export interface RootRotation {
   caCert: string
   caKey: string
@@ -602,6 +664,7 @@ export interface RootRotation {
   crossSignedCACert: string
 }
 
+/** The cluster's root CA: certificate, key, join tokens and any rotation in progress. */
 export interface RootCA {
   /** PEM; the root key lives only in the replicated store. */
   caKey: string
@@ -621,6 +684,7 @@ export interface EncryptionKey {
   lamportTime: number
 }
 
+/** The cluster object (Docker's `Swarm`): spec, root CA, unlock and network bootstrap keys. */
 export interface Cluster {
   id: string
   meta: Meta
@@ -644,6 +708,7 @@ export interface Cluster {
 // ---------------------------------------------------------------------------------------------------------
 // Secrets and configs
 
+/** What an operator asks a secret to be (Docker's `SecretSpec`). */
 export interface SecretSpec {
   name: string
   labels: Labels
@@ -653,6 +718,7 @@ export interface SecretSpec {
   templating?: Driver
 }
 
+/** A secret (Docker's `Secret`); redact it with {@link redactSecret} before showing it. */
 export interface Secret {
   id: string
   meta: Meta
@@ -661,6 +727,7 @@ export interface Secret {
   internal?: boolean
 }
 
+/** What an operator asks a config to be (Docker's `ConfigSpec`). */
 export interface ConfigSpec {
   name: string
   labels: Labels
@@ -669,6 +736,7 @@ export interface ConfigSpec {
   templating?: Driver
 }
 
+/** A config (Docker's `Config`). */
 export interface Config {
   id: string
   meta: Meta
@@ -689,6 +757,7 @@ export interface TableObjects {
   configs: Config
 }
 
+/** Any object the store holds. */
 export type StoreObject = TableObjects[Table]
 
 /** The name of the single cluster object. */

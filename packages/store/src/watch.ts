@@ -2,6 +2,7 @@ import type { Table, TableObjects } from './types.js'
 
 /** What happened to an object. */
 export const STORE_ACTIONS = ['create', 'update', 'delete'] as const
+/** What happened to an object: `create`, `update` or `delete`. */
 export type StoreAction = (typeof STORE_ACTIONS)[number]
 
 /**
@@ -16,6 +17,7 @@ export type StoreEvent<T extends Table = Table> = {
     | { action: 'delete'; table: K; version: number; object: TableObjects[K] }
 }[T]
 
+/** What a watch selects (tables, actions, a filter), where it resumes (`fromVersion`), and its queue bound. */
 export interface WatchOptions<T extends Table = Table> {
   /** Only these tables (default: all); the events are typed accordingly. */
   table?: T | readonly T[]

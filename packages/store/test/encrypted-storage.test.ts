@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileLogStorage, type LogStorage } from '@swarmkit/raft'
-import { testLogStorage } from '@swarmkit/raft/testing'
+import { logStorageCompliance } from '@swarmkit/raft/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { KeyManager } from '../src/index.js'
 
@@ -14,7 +14,7 @@ async function openSealed(dir: string, keys: KeyManager): Promise<FileLogStorage
   return FileLogStorage.open(join(dir, 'raft'), { segmentBytes: 2048, ...keys.hooks() })
 }
 
-testLogStorage('FileLogStorage sealed with XChaCha20-Poly1305', {
+logStorageCompliance('FileLogStorage sealed with XChaCha20-Poly1305', {
   async create() {
     const dir = mkdtempSync(join(tmpdir(), 'store-sealed-'))
     const keys = await KeyManager.open(join(dir, 'keys.json'))

@@ -44,6 +44,7 @@ export interface StreamMethod<P = any, T = any> extends MethodAccess {
   readonly handler: (payload: P, context: MethodContext) => AsyncIterable<T> | Iterable<T>
 }
 
+/** One method an `RpcServer` serves: a call, a notification or a stream. */
 export type MethodSpec = CallMethod | NotifyMethod | StreamMethod
 
 /** The methods a session serves, by name. */

@@ -8,7 +8,9 @@ export interface AbortOptions {
 
 /**
  * A source of time and timers. `systemClock` uses the real ones; `ManualClock` is virtual time that a
- * simulation advances itself, so runs replay exactly.
+ * simulation advances itself, so runs replay exactly. Raft's driver takes this one. `@swarmkit/pki` and
+ * `@swarmkit/scheduler` each declare their own `Clock`: neither may import transport (package layering in
+ * docs/architecture.md), and both read wall-clock time (certificate validity, task timestamps).
  */
 export interface Clock {
   /** Milliseconds, monotonic. */

@@ -7,6 +7,7 @@ import { sha256 as nobleSha256, sha512 } from '@noble/hashes/sha2.js'
 // Setting the same pure function twice is harmless if another copy already did.
 if (!ed.hashes.sha512) ed.hashes.sha512 = sha512
 
+/** A source of `n` random bytes (injectable for deterministic tests; defaults to the CSPRNG). */
 export type RandomBytes = (n: number) => Uint8Array
 
 export const defaultRandom: RandomBytes = (n) => new Uint8Array(nodeRandomBytes(n))

@@ -1,6 +1,9 @@
 /**
+ * @packageDocumentation
  * Test tools for users of `@swarmkit/raft`: a linearizability checker (Wing & Gong / Lowe with
- * P-compositionality, as porcupine does) and a key-value model for it.
+ * P-compositionality, as porcupine does) and a key-value model for it, and the compliance suites of the roles a
+ * user plugs in: `logStorageCompliance` (LogStorage), `stateMachineCompliance` (StateMachine) and
+ * `proposerCompliance` (the propose-then-apply contract `@swarmkit/store` relies on). They need vitest.
  */
 export {
   type CheckOptions,
@@ -13,7 +16,7 @@ export {
   type Model,
   type Operation,
 } from './linearizability.js'
-export { type LogStorageFactory, testLogStorage } from './log-storage.js'
+export { type LogStorageFactory, logStorageCompliance, testLogStorage } from './log-storage.js'
 export {
   type PowerCutReport,
   type PowerLossFileSystem,
@@ -22,3 +25,9 @@ export {
   powerLossFileSystem,
   type UnsyncedWrites,
 } from './power-loss-fs.js'
+export {
+  type ProposerFixture,
+  proposerCompliance,
+  type StateMachineFactory,
+  stateMachineCompliance,
+} from './state-machine.js'

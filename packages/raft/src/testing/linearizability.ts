@@ -29,14 +29,17 @@ export interface Model<S, I, O> {
   partition?(history: readonly Operation<I, O>[]): Operation<I, O>[][]
 }
 
+/** The verdict: `ok` (linearizable), `illegal` (no order explains the history), `unknown` (the search ran out of budget). */
 export type CheckOutcome = 'ok' | 'illegal' | 'unknown'
 
+/** The verdict of {@link checkLinearizability}, with what explains it. */
 export interface CheckResult<I, O> {
   readonly outcome: CheckOutcome
   /** The partition that is not linearizable (or ran out of budget), for the report. */
   readonly partition?: readonly Operation<I, O>[]
 }
 
+/** Limits for {@link checkLinearizability}. */
 export interface CheckOptions {
   /** Upper bound of search steps per partition; beyond it the outcome is 'unknown'. Default 5,000,000. */
   readonly maxSteps?: number

@@ -49,11 +49,11 @@ function plainState(s: PersistedState) {
  * The `LogStorage` contract as a vitest suite. Every implementation runs it:
  *
  * ```ts
- * import { testLogStorage } from '@swarmkit/raft/testing'
- * testLogStorage('MemoryLogStorage', { create: async () => new MemoryLogStorage(), reopen: async (s) => s })
+ * import { logStorageCompliance } from '@swarmkit/raft/testing'
+ * logStorageCompliance('MemoryLogStorage', { create: async () => new MemoryLogStorage(), reopen: async (s) => s })
  * ```
  */
-export function testLogStorage(name: string, factory: LogStorageFactory): void {
+export function logStorageCompliance(name: string, factory: LogStorageFactory): void {
   describe(`LogStorage compliance: ${name}`, () => {
     let current: LogStorage | null = null
 
@@ -267,3 +267,9 @@ export function testLogStorage(name: string, factory: LogStorageFactory): void {
     })
   })
 }
+
+/**
+ * The `LogStorage` compliance suite under its former name.
+ * @deprecated Use {@link logStorageCompliance} (every compliance suite is named `xxxCompliance`).
+ */
+export const testLogStorage: (name: string, factory: LogStorageFactory) => void = logStorageCompliance

@@ -1,4 +1,4 @@
-import { type CoreOptions, RaftCore } from '../../src/internal/core.js'
+import { type CoreOptions, RaftCore } from '../../src/core.js'
 import type { Entry, HardState } from '../../src/storage.js'
 import { type Message, MessageType, type Ready } from '../../src/types.js'
 

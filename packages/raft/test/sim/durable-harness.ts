@@ -5,8 +5,8 @@
 // bit. After every step: election safety, agreement of committed entries, leader completeness, log matching
 // and state machine safety; at the end the client history must be linearizable.
 import { type Clock, MemoryNetwork } from '@swarmkit/transport'
+import type { RaftCore } from '../../src/core.js'
 import { FileLogStorage, MemoryLogStorage, RaftNode } from '../../src/index.js'
-import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry, LogStorage, PersistedState, Snapshot, StorageUpdate } from '../../src/storage.js'
 import { type PowerLossFileSystem, powerLossFileSystem } from '../../src/testing/index.js'

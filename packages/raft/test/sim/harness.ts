@@ -3,8 +3,8 @@
 // drops, delays, duplicates, reordering, crashes and transfers: process pauses, clocks that drift apart, one-way
 // partitions and state machines that apply after random delays.
 import { MemoryNetwork } from '@swarmkit/transport'
+import type { RaftCore } from '../../src/core.js'
 import { MemoryLogStorage, RaftNode } from '../../src/index.js'
-import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry } from '../../src/storage.js'
 import { rng } from '../helpers/cores.js'

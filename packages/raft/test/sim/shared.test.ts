@@ -2,7 +2,7 @@
 
 import { ManualClock } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
-import type { RaftCore } from '../../src/internal/core.js'
+import type { RaftCore } from '../../src/core.js'
 import { RaftLog } from '../../src/internal/log.js'
 import type { Entry } from '../../src/storage.js'
 import { NodeClock } from './faults.js'

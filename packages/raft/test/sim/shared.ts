@@ -1,9 +1,9 @@
 // What both simulations share: the key-value state machine, the client workload that records a history for the
 // linearizability check, and the safety invariants checked after every step.
 import { ManualClock } from '@swarmkit/transport'
+import type { RaftCore } from '../../src/core.js'
 import type { RaftNode } from '../../src/index.js'
 import { isRaftError } from '../../src/index.js'
-import type { RaftCore } from '../../src/internal/core.js'
 import type { Entry } from '../../src/storage.js'
 import {
   checkLinearizability,

@@ -2,6 +2,9 @@
  * A binary min-heap of small integer ids ordered by three numeric keys, then by id. Keys live in typed
  * arrays owned by the heap so that comparisons are plain array reads; the caller changes a key of the top
  * element and calls `fixTop()`.
+ *
+ * Not shared with transport's timer heap (objects ordered by due time): the structures differ, and the
+ * scheduler may import only `@swarmkit/store`.
  */
 export class KeyHeap {
   readonly k0: Float64Array

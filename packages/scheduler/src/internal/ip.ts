@@ -1,4 +1,10 @@
-/** IP address and CIDR parsing for `node.ip` constraints (no dependencies; IPv4, IPv6, IPv4-mapped IPv6). */
+/**
+ * IP address and CIDR parsing for `node.ip` constraints (no dependencies; IPv4, IPv6, IPv4-mapped IPv6).
+ *
+ * `@swarmkit/overlay` parses addresses too (as bigints, for IPAM), but the scheduler may import only
+ * `@swarmkit/store`, and overlay no swarmkit package, so neither can be the other's home. This one keeps
+ * Go's `net.IP` semantics (16-byte form, IPv4-mapped matching) that docker's constraint matching has.
+ */
 
 /** An address as 16 bytes (IPv4 in its IPv4-mapped IPv6 form, as Go's `net.IP` keeps it). */
 export type IpBytes = Uint8Array

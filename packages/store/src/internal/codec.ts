@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
+import { typeError } from './check.js'
 
 /** What a transaction does to one object. */
 export const Op = { Create: 0, Update: 1, Delete: 2 } as const
@@ -109,7 +110,7 @@ export function encodeSnapshot(s: SnapshotData): Uint8Array {
 }
 
 export function decodeSnapshot(data: Uint8Array): SnapshotData {
-  if (!(data instanceof Uint8Array)) throw new TypeError('snapshot: expected a Uint8Array')
+  if (!(data instanceof Uint8Array)) throw typeError('snapshot', 'be a Uint8Array')
   let raw: unknown
   try {
     raw = packr.unpack(data)

@@ -2,25 +2,13 @@ import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto'
 import { endianness } from 'node:os'
 import { hchacha, xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import type { SealContext } from '@swarmkit/raft'
 import { StoreError } from '../errors.js'
+import { typeError } from './check.js'
 
-/** What raft's FileLogStorage passes to its hooks; index, term and type stay in the clear on disk. */
-export interface SealContext {
-  /** One entry, a snapshot, or the concatenated data of `count` entries sealed together (`batchSeal`). */
-  readonly kind: 'entry' | 'entries' | 'snapshot'
-  /** The entry's index (the first one's for `entries`). */
-  readonly index: number
-  /** The entry's term (the last one's for `entries`). */
-  readonly term: number
-  readonly type: number
-  /** For `entries`: how many. */
-  readonly count?: number
-  /** For `entries`: the record's readable part (every entry's index, term, type and length), bound as AAD. */
-  readonly header?: Uint8Array
-}
-
-/** A `seal` or `open` hook for raft's FileLogStorage. */
-export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
+// The hook contract is raft's (its FileLogStorage calls the hooks): store implements it, and re-exports the
+// types so that `import type { SealHook } from '@swarmkit/store'` keeps working.
+export type { SealContext, SealHook } from '@swarmkit/raft'
 
 export const KEY_BYTES = 32
 const NONCE_BYTES = 24
@@ -119,13 +107,13 @@ function checkContext(ctx: SealContext): void {
     ctx.term < 0 ||
     !Number.isInteger(ctx.type)
   ) {
-    throw new TypeError('context: expected { kind, index, term, type }')
+    throw typeError('context', 'be { kind, index, term, type }')
   }
   if (
     ctx.kind === 'entries' &&
     (!Number.isSafeInteger(ctx.count) || ctx.count! < 1 || !(ctx.header instanceof Uint8Array))
   ) {
-    throw new TypeError('context: entries need { count, header }')
+    throw typeError('context', 'have { count, header } for entries')
   }
 }
 
@@ -156,12 +144,12 @@ export function sealRecord(
   ctx: SealContext,
   random: (n: number) => Uint8Array,
 ): Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new TypeError('data: expected a Uint8Array')
+  if (!(data instanceof Uint8Array)) throw typeError('data', 'be a Uint8Array')
   checkContext(ctx)
   const k = ring.current
   const nonce = random(NONCE_BYTES)
   if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES)
-    throw new TypeError('random: must return 24 bytes')
+    throw typeError('random', 'return 24 bytes')
   const out = new Uint8Array(HEADER + data.length + TAG_BYTES)
   out[0] = FORMAT
   put32(out, 1, k.id)
@@ -182,7 +170,7 @@ export function sealRecord(
 }
 
 export function openRecord(ring: Keyring, sealed: Uint8Array, ctx: SealContext): Uint8Array {
-  if (!(sealed instanceof Uint8Array)) throw new TypeError('data: expected a Uint8Array')
+  if (!(sealed instanceof Uint8Array)) throw typeError('data', 'be a Uint8Array')
   checkContext(ctx)
   const where =
     ctx.kind === 'entry'

@@ -2,6 +2,7 @@ import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import type { By, NewObject, Tx } from '../memory-store.js'
 import { checkServiceSpec, DEFAULT_SPEC_LIMITS, type SpecLimits } from '../service-spec.js'
 import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
+import { typeError } from './check.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
 import {
@@ -67,13 +68,13 @@ function plan(
   | { kind: 'index'; index: IndexName; key: string }
   | { kind: 'namePrefix'; prefix: string } {
   if (by === undefined) return { kind: 'all' }
-  if (typeof by !== 'object' || by === null) throw new TypeError('by: expected an object')
+  if (typeof by !== 'object' || by === null) throw typeError('by', 'be an object')
   const need = (index: IndexName, k: string) => {
     if (!state.hasIndex(index)) throw new TypeError(`by: ${table} have no ${index} index`)
     return { kind: 'index' as const, index, key: k }
   }
   const str = (v: unknown, what: string): string => {
-    if (typeof v !== 'string') throw new TypeError(`by.${what}: expected a string`)
+    if (typeof v !== 'string') throw typeError(`by.${what}`, 'be a string')
     return v
   }
   if ('all' in by) return { kind: 'all' }
@@ -97,7 +98,7 @@ function plan(
       typeof s.serviceId !== 'string' ||
       !Number.isSafeInteger(s.slot)
     ) {
-      throw new TypeError('by.slot: expected { serviceId, slot, nodeId? }')
+      throw typeError('by.slot', 'be { serviceId, slot, nodeId? }')
     }
     return need('slot', slotKey(s.serviceId, s.slot, s.nodeId))
   }
@@ -108,12 +109,12 @@ function plan(
   if ('referencedNetworkId' in by) return need('network', str(by.referencedNetworkId, 'referencedNetworkId'))
   if ('referencedSecretId' in by) return need('secret', str(by.referencedSecretId, 'referencedSecretId'))
   if ('referencedConfigId' in by) return need('config', str(by.referencedConfigId, 'referencedConfigId'))
-  throw new TypeError(`by: unknown selector ${Object.keys(by).join(', ')}`)
+  throw typeError('by', `use a known selector (not ${Object.keys(by).join(', ')})`)
 }
 
 function checkTable(table: unknown, tables: Tables): asserts table is Table {
   if (typeof table !== 'string' || !Object.hasOwn(tables, table)) {
-    throw new TypeError(`table: expected one of ${Object.keys(tables).join(', ')}`)
+    throw typeError('table', `be one of ${Object.keys(tables).join(', ')}`)
   }
 }
 
@@ -163,8 +164,7 @@ export class TxImpl implements Tx {
 
   find<T extends Table>(table: T, by?: By, filter?: (object: TableObjects[T]) => boolean): TableObjects[T][] {
     checkTable(table, this.tables)
-    if (filter !== undefined && typeof filter !== 'function')
-      throw new TypeError('filter: expected a function')
+    if (filter !== undefined && typeof filter !== 'function') throw typeError('filter', 'be a function')
     const state = this.tables[table] as TableState<TableObjects[T]>
     const p = plan(table, state, by)
     const out: TableObjects[T][] = []
@@ -213,7 +213,7 @@ export class TxImpl implements Tx {
 
   lookup<T extends Table>(table: T, ref: string): TableObjects[T] {
     checkTable(table, this.tables)
-    if (typeof ref !== 'string') throw new TypeError('ref: expected a string')
+    if (typeof ref !== 'string') throw typeError('ref', 'be a string')
     const byId = this.get(table, ref)
     if (byId) return byId
     const notFound = () => new StoreError('NOT_FOUND', `${SINGULAR[table]} ${ref} not found`)
@@ -344,7 +344,7 @@ export class TxImpl implements Tx {
 
   delete(table: Table, id: string): void {
     const overlay = this.writable(table)
-    if (typeof id !== 'string') throw new TypeError('id: expected a string')
+    if (typeof id !== 'string') throw typeError('id', 'be a string')
     const cur = this.get(table, id) as Record<string, any> | undefined
     if (!cur) throw new StoreError('NOT_FOUND', `${SINGULAR[table]} ${id} not found`)
     this.checkNotInUse(table, cur)

@@ -1,4 +1,8 @@
-/** A binary min-heap ordered by (at, seq): earliest first, then first scheduled. */
+/**
+ * A binary min-heap ordered by (at, seq): earliest first, then first scheduled (the manual clock's timers).
+ * The scheduler has its own heap (`KeyHeap`): a different structure (integer ids with keys in typed arrays),
+ * and the scheduler may not import transport.
+ */
 export interface HeapItem {
   at: number
   seq: number

@@ -30,6 +30,7 @@ import {
 } from './format.js'
 import { corrupt, scanSegment, sealFlagsOk, UnopenedRecord } from './scan.js'
 
+/** What FileLogStorage tells its `seal`/`open` hooks about the record they transform; index, term and type stay readable on disk. */
 export interface SealContext {
   /**
    * `entry`: one entry's data; `snapshot`: a snapshot's data; `entries` (only with the `batchSeal` option): the
@@ -49,6 +50,7 @@ export interface SealContext {
    */
   readonly header?: Uint8Array
 }
+/** A `seal` or `open` hook of FileLogStorage (encryption at rest): returns the transformed data for the record `context` describes. */
 export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
 
 export interface Limits {
