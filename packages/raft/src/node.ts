@@ -432,6 +432,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.snapIndex = persisted.snapshot.meta.index
       this.learnAddresses(persisted.snapshot.meta.conf)
     }
+    this.learnConfEntries(persisted.entries)
     if (this.state !== 'starting') return
     const o = this.opts
     this.core = new RaftCore({
@@ -566,7 +567,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     })
   }
 
-  /** The current configuration: voters and learners (as of the last membership change applied here). */
+  /** The current configuration: voters and learners (of the last membership change in this node's log). */
   members(): { voters: string[]; learners: string[] } {
     const core = this.core
     if (!core) return { voters: [...this.voterIds], learners: [] }
@@ -748,6 +749,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const r = core.proposeConfChange(conf)
     if (r.index < 0) return
+    this.learnAddresses(conf)
     this.confWaiters.shift()
     const p: Proposal = {
       data: encodeConf(conf),
@@ -883,6 +885,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     try {
       while (this.state === 'running' && core.hasReady()) {
         const rd: Ready = core.ready()
+        if (rd.entries.length > 0) this.learnConfEntries(rd.entries)
         if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
         const hard = this.hardToSave(rd)
         let saving: Promise<void> | null = null
@@ -1012,14 +1015,23 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  private confNow(): ConfState {
-    const core = this.core!
+  /** The configuration as of log index `index`, with the addresses known for its members. */
+  private confAt(index: number): ConfState {
+    const conf = this.core!.confAt(index)
     const addresses: Record<string, string> = {}
-    for (const id of [...core.voters, ...core.learners]) {
+    for (const id of [...conf.voters, ...conf.learners]) {
       const a = this.addresses.get(id)
       if (a !== undefined) addresses[id] = a
     }
-    return { voters: [...core.voters], learners: [...core.learners], addresses, removed: [...core.removed] }
+    return { ...conf, addresses }
+  }
+
+  /** A configuration takes effect when appended: learn its members' addresses then, not when applied. */
+  private learnConfEntries(entries: readonly Entry[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      if (e.type === EntryType.Config) this.learnAddresses(decodeConf(e.data))
+    }
   }
 
   /**
@@ -1032,7 +1044,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const index = this.applied
     const term = core.log.term(index)
     if (term < 0) return
-    const meta: SnapshotMeta = { index, term, conf: this.confNow() }
+    const meta: SnapshotMeta = { index, term, conf: this.confAt(index) }
     this.snapshotting = true
     // Called between two applies, so it sees exactly the state at `index`; a promise it returns may resolve
     // later while applying goes on (the state machine captured its state when called).
@@ -1322,9 +1334,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         }
         if (this.state !== 'running') return
       } else if (e.type === EntryType.Config) {
-        const conf = decodeConf(e.data)
-        this.core!.applyConfChange(conf)
-        this.learnAddresses(conf)
+        this.learnAddresses(decodeConf(e.data))
+        this.core!.confApplied(e.index)
         this.applied = e.index
         if (p !== undefined && !p.done) {
           p.done = true

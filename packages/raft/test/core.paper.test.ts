@@ -257,6 +257,24 @@ describe('Figure 2: AppendEntries receiver', () => {
     append(f, { index: 2, logTerm: 3, entries: [ent(3, 3), ent(4, 3)], commit: 3 })
     expect(f.committed).toBe(3)
   })
+
+  it('5. with a log longer than the new entries, commits no further than the last new entry', () => {
+    // Entries 3 and 4 are left from an old term; the leader's log differs there, and its commit index is 4.
+    const f = follower([
+      [1, 1],
+      [2, 1],
+      [3, 2],
+      [4, 2],
+    ])
+    // A delayed append holding only entry 2 arrives: it proves nothing about entries 3 and 4.
+    const r = append(f, { index: 1, logTerm: 1, entries: [ent(2, 1)], commit: 4 })
+    expect(r.index).toBe(2)
+    expect(f.log.lastIndex()).toBe(4)
+    expect(f.committed).toBe(2)
+    // The leader's entry 3 then replaces the stale one, which was never committed.
+    append(f, { index: 2, logTerm: 1, entries: [ent(3, 3)], commit: 4 })
+    expect([f.log.lastIndex(), f.log.term(3), f.committed]).toEqual([3, 3, 3])
+  })
 })
 
 describe('Figure 2: RequestVote receiver', () => {
@@ -410,7 +428,8 @@ describe('§5.4 Safety', () => {
   })
 
   it('§5.4.2 Figure 8: a leader does not commit an old-term entry by counting replicas', () => {
-    const c = new Cluster(['a', 'b', 'c', 'd', 'e'], () => paper)
+    // One entry per append, so that entry 2 can reach a majority before the new leader's no-op does.
+    const c = new Cluster(['a', 'b', 'c', 'd', 'e'], () => ({ ...paper, maxMsgEntries: 1 }))
     // (a) a leads term 1 and replicates entry 2 to b only.
     electA(c)
     c.isolate('a')
@@ -433,10 +452,32 @@ describe('§5.4 Safety', () => {
     c.isolate('e')
     c.filter = (m) => m.to !== 'd' && m.from !== 'd'
     c.get('a').step(msg({ type: T.Heartbeat, from: 'x', to: 'a', term: 3 }))
-    c.campaign('a')
     const a = c.get('a')
+    for (let i = 0; i < 100 && a.role === 'follower'; i++) a.tick()
+    // Message by message, the intermediate invariant: a's commit index covers entry 2 only once an entry of
+    // a's own term is stored on a majority (with entry 2 on a, b and c but a's no-op on a and b alone, the
+    // entry from term 1 could still be overwritten by e, as in Figure 8 (d)).
+    let states = 0
+    let windows = 0
+    c.flush()
+    while (c.queue.length > 0) {
+      c.deliver(c.queue.shift()!)
+      c.flush()
+      if (a.role !== 'leader') continue
+      // a's no-op follows entry 2.
+      const noop = 3
+      const ownOnMajority = ['a', 'b', 'c', 'd', 'e'].filter((id) => c.get(id).log.term(noop) === a.term)
+      const oldOnMajority = ['a', 'b', 'c', 'd', 'e'].filter((id) => c.get(id).log.term(2) === 1)
+      if (oldOnMajority.length >= 3 && ownOnMajority.length < 3) windows++
+      if (a.committed >= 2) expect(ownOnMajority.length).toBeGreaterThanOrEqual(3)
+      states++
+    }
+    expect(states).toBeGreaterThan(0)
+    // The schedule did reach the dangerous state: entry 2 on a majority, the no-op not yet.
+    expect(windows).toBeGreaterThan(0)
     expect(a.role).toBe('leader')
     expect(a.term).toBeGreaterThanOrEqual(3)
+    expect(a.log.term(3)).toBe(a.term)
     // Entry 2 (term 1) is now on a, b and c, but must not count as committed until a's own no-op is.
     for (const id of ['a', 'b', 'c']) expect(c.get(id).log.term(2)).toBe(1)
     expect(ids3.map((id) => c.appliedText(id))).toEqual([['old'], ['old'], ['old']])

@@ -274,6 +274,31 @@ describe('scenarios', () => {
     expect(c.get('a').term).toBe(1)
   })
 
+  it('a pre-vote request changes neither the term nor the vote of the member asked, granted or not', () => {
+    const c = new Cluster(['a', 'b', 'c'])
+    c.campaign('a')
+    // c lost touch with a long ago (b's lease ran out), and asks b and a for a pre-vote at term 2.
+    c.isolate('a')
+    c.tick('b', 40)
+    c.deliverAll()
+    const b = c.get('b')
+    const before = { term: b.term, vote: b.vote }
+    b.step(msg({ type: T.PreVote, from: 'c', to: 'b', term: before.term + 1, index: 1, logTerm: 1 }))
+    const rd = b.ready()
+    b.advance(rd)
+    expect(rd.messages.map((m) => [m.type, m.term, m.reject])).toEqual([
+      [T.PreVoteResp, before.term + 1, false],
+    ])
+    expect({ term: b.term, vote: b.vote }).toEqual(before)
+    expect(rd.hardState).toBeNull()
+    // Refused (the asker's log is behind b's): still no change.
+    b.step(msg({ type: T.PreVote, from: 'c', to: 'b', term: before.term + 3, index: 0, logTerm: 0 }))
+    const rd2 = b.ready()
+    b.advance(rd2)
+    expect(rd2.messages.map((m) => [m.type, m.reject])).toEqual([[T.PreVoteResp, true]])
+    expect({ term: b.term, vote: b.vote }).toEqual(before)
+  })
+
   it('followers ignore vote requests while they hear from a leader (CheckQuorum lease)', () => {
     const c = new Cluster(['a', 'b', 'c'], () => ({ preVote: false }))
     c.campaign('a')

@@ -110,6 +110,8 @@ export class MemoryNetwork {
   private readonly counters = new Map<string, MemoryNodeStats>()
   private readonly blocked = new Map<string, Set<string>>()
   private readonly isolated = new Set<string>()
+  /** Nodes paused, with the frames that reached them meanwhile, in arrival order. */
+  private readonly paused = new Map<string, { from: MemoryConnection; frame: Uint8Array }[]>()
   private partitioned = false
   private faults: Faults = NO_FAULTS
   private rawFaults: LinkFaults = {}
@@ -196,6 +198,30 @@ export class MemoryNetwork {
     this.blocked.clear()
     this.isolated.clear()
     this.partitioned = false
+  }
+
+  /**
+   * Pauses node `name` as SIGSTOP pauses a process: frames that reach it wait (in order, and still counted in
+   * their senders' buffers, so the senders see backpressure) until `resume`. Its own timers are the caller's
+   * to hold (the network does not own them).
+   */
+  pause(name: string): void {
+    checkName(name, 'name')
+    if (!this.paused.has(name)) this.paused.set(name, [])
+  }
+
+  /** Resumes a paused node: the frames that waited for it are delivered now, in the order they arrived. */
+  resume(name: string): void {
+    checkName(name, 'name')
+    const waiting = this.paused.get(name)
+    if (!waiting) return
+    this.paused.delete(name)
+    for (const { from, frame } of waiting) this.deliver(from, frame)
+  }
+
+  /** Whether node `name` is paused. */
+  isPaused(name: string): boolean {
+    return this.paused.has(name)
   }
 
   /** Whether a frame from `from` to `to` would get through partitions and isolations now. */
@@ -364,6 +390,13 @@ export class MemoryNetwork {
 
   private deliver(from: MemoryConnection, frame: Uint8Array): void {
     const to = from.peer!
+    if (this.paused.size > 0) {
+      const waiting = this.paused.get(to.localNode)
+      if (waiting) {
+        waiting.push({ from, frame })
+        return
+      }
+    }
     if (frame === FIN || frame === RST) {
       to.remoteClosed(frame === RST)
       return
@@ -522,7 +555,7 @@ class MemoryTransport implements Transport {
     remote.peer = local
     this.connections.add(local)
     listener.owner.connections.add(remote)
-    listener.emit('connection:open', remote)
+    listener.accept(remote)
     return local
   }
 
@@ -544,6 +577,13 @@ class MemoryTransport implements Transport {
 
 class MemoryListener extends EventEmitter<ListenerEvents> implements Listener {
   private closed = false
+  /**
+   * Connections that arrived before anyone listened for them. Over TCP and TLS a connection is accepted in a
+   * later turn of the event loop than the one `listen` resolved in, so a handler attached right after
+   * `await listen()` sees every connection; here a dial may run in between (from another promise callback),
+   * so such connections wait for the first handler instead of being lost.
+   */
+  private backlog: MemoryConnection[] = []
 
   constructor(
     readonly owner: MemoryTransport,
@@ -552,10 +592,39 @@ class MemoryListener extends EventEmitter<ListenerEvents> implements Listener {
     super()
   }
 
+  /** @internal */
+  accept(c: MemoryConnection): void {
+    if (this.listenerCount('connection:open') > 0) this.emit('connection:open', c)
+    else this.backlog.push(c)
+  }
+
+  override on<T extends EventEmitter.EventNames<ListenerEvents>>(
+    event: T,
+    fn: EventEmitter.EventListener<ListenerEvents, T>,
+    context?: unknown,
+  ): this {
+    super.on(event, fn, context)
+    if (event === 'connection:open' && this.backlog.length > 0) {
+      const waiting = this.backlog
+      this.backlog = []
+      for (const c of waiting) if (!c.closed) this.emit('connection:open', c)
+    }
+    return this
+  }
+
+  override addListener<T extends EventEmitter.EventNames<ListenerEvents>>(
+    event: T,
+    fn: EventEmitter.EventListener<ListenerEvents, T>,
+    context?: unknown,
+  ): this {
+    return this.on(event, fn, context)
+  }
+
   async close(options?: AbortOptions): Promise<void> {
     checkSignal(options)
     if (this.closed) return
     this.closed = true
+    for (const c of this.backlog.splice(0)) c.abort()
     if (this.owner.network.listeners.get(this.address) === this)
       this.owner.network.listeners.delete(this.address)
     this.owner.forget(this)

@@ -175,6 +175,46 @@ describe('MemoryNetwork', () => {
     expect(atB).toEqual([1])
   })
 
+  it('holds frames for a paused node, in order and counted against the sender, until it resumes', async () => {
+    const clock = new ManualClock()
+    const net = new MemoryNetwork({ clock, highWaterMarkBytes: 64 })
+    const [a, b] = await pair(net)
+    const atB = collect(b)
+    const atA = collect(a)
+    net.pause('n2')
+    expect(net.isPaused('n2')).toBe(true)
+    const results: boolean[] = []
+    for (let i = 0; i < 10; i++) results.push(a.send(new Uint8Array(20).fill(i)))
+    b.send(bytes(99))
+    await clock.advanceAsync(100)
+    // Nothing reached the paused node; what it sent before pausing itself is the caller's business.
+    expect(atB).toEqual([])
+    expect(atA).toEqual([99])
+    expect(results.includes(false)).toBe(true)
+    expect(a.bufferedBytes).toBe(10 * 24)
+    let drained = false
+    a.on('connection:drain', () => {
+      drained = true
+    })
+    net.resume('n2')
+    expect(atB).toEqual([...Array(10).keys()])
+    expect(drained).toBe(true)
+    expect(net.isPaused('n2')).toBe(false)
+  })
+
+  it('keeps connections that arrive before the listener has a handler, as TCP accepts them later', async () => {
+    const net = new MemoryNetwork()
+    const listener = await net.transport('n2').listen('n2')
+    const dialed = await net.transport('n1').dial('n2')
+    dialed.send(bytes(5))
+    const accepted: Connection[] = []
+    listener.on('connection:open', (c) => accepted.push(c))
+    expect(accepted.length).toBe(1)
+    const seen = collect(accepted[0]!)
+    await waitFor(() => seen.length === 1)
+    expect(seen).toEqual([5])
+  })
+
   it('counts messages and bytes per node', async () => {
     const net = new MemoryNetwork()
     const [a, b] = await pair(net)

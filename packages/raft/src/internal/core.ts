@@ -16,13 +16,14 @@ import {
   type Role,
 } from '../types.js'
 import { encodeConf } from './conf.js'
+import { ConfLog } from './conf-log.js'
 import { RaftLog } from './log.js'
 import { Progress, ProgressState } from './progress.js'
 
 /** Configuration of the pure core. Times are in ticks; the driver decides how long a tick is. */
 export interface CoreOptions {
   readonly id: string
-  /** Voters when the log carries no configuration (bootstrap). */
+  /** Voters when neither the log nor the snapshot carries a configuration (bootstrap). */
   readonly voters: readonly string[]
   readonly learners?: readonly string[]
   /** Minimum election timeout in ticks; each timeout is drawn uniformly from [electionTick, electionTickMax]. */
@@ -85,8 +86,8 @@ export class RaftCore {
   role: Role = 'follower'
   readonly log = new RaftLog()
 
-  voters: string[]
-  learners: string[]
+  voters: string[] = []
+  learners: string[] = []
   readonly progress = new Map<string, Progress>()
   /** The latest snapshot this node holds (what a leader sends to a follower missing compacted entries). */
   snapshotMeta: SnapshotMeta | null = null
@@ -94,6 +95,8 @@ export class RaftCore {
   private pendingSnapshot: Snapshot | null = null
   /** Members removed from the cluster: their messages are ignored and they never return. */
   readonly removed = new Set<string>()
+  /** The configurations in the log: the last one is in effect (see ConfLog). */
+  private readonly confs: ConfLog
   /** A leader proposes no membership change until the entry at this index is applied. */
   private pendingConfIndex = 0
 
@@ -116,6 +119,12 @@ export class RaftCore {
   private electionElapsed = 0
   private heartbeatElapsed = 0
   private randomizedTimeout = 0
+  /**
+   * Ticks left during which a restarted voter grants no vote: before its restart it may have acknowledged a
+   * leader whose lease still counts on it (it no longer knows which), so it waits an election timeout, as
+   * it would after hearing from that leader.
+   */
+  private restartQuiet = 0
   private votes = new Map<string, boolean>()
 
   // Leader state.
@@ -152,10 +161,9 @@ export class RaftCore {
     this.random = opts.random
 
     const st = opts.state
-    const conf = st?.snapshot?.meta.conf
-    this.voters = [...(conf ? conf.voters : opts.voters)]
-    this.learners = [...(conf ? conf.learners : (opts.learners ?? []))]
-    for (const id of conf?.removed ?? []) this.removed.add(id)
+    this.confs = new ConfLog(
+      st?.snapshot?.meta.conf ?? { voters: opts.voters, learners: opts.learners ?? [] },
+    )
     if (st) {
       const log = this.log
       if (st.snapshot) {
@@ -168,12 +176,13 @@ export class RaftCore {
       log.committed = Math.max(log.snapIndex, Math.min(st.hardState.commit, log.lastIndex()))
       this.term = st.hardState.term
       this.vote = st.hardState.vote
+      this.confs.appended(log.entries)
+      if (this.term > 0) this.restartQuiet = this.electionMin
     }
     const applied = Math.max(opts.applied ?? this.log.snapIndex, this.log.snapIndex)
     this.log.applied = this.log.applying = Math.min(applied, this.log.committed)
     this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed }
-    for (const v of this.voters) this.progress.set(v, this.newProgress(v, false))
-    for (const l of this.learners) this.progress.set(l, this.newProgress(l, true))
+    this.setConf(this.confs.latest())
     this.becomeFollower(this.term, null)
     this.prevRole = this.role
   }
@@ -188,6 +197,7 @@ export class RaftCore {
   tick(elapsed = 1): void {
     this.ticks += elapsed >= 1 ? Math.floor(elapsed) : 1
     this.electionElapsed++
+    if (this.restartQuiet > 0) this.restartQuiet--
     if (this.role === 'leader') {
       this.heartbeatElapsed++
       if (this.electionElapsed >= this.electionMin) {
@@ -269,12 +279,14 @@ export class RaftCore {
 
   /** Feeds one message from a peer. Unknown senders and malformed terms are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id || this.removed.has(m.from)) return
+    if (m.to !== this.id || (this.removed.has(m.from) && this.removalCommitted(m.from))) return
     if (m.term > this.term) {
       const isVote = m.type === MessageType.Vote || m.type === MessageType.PreVote
       if (isVote) {
         const force = m.context === 1
-        const inLease = this.checkQuorum && this.leader !== null && this.electionElapsed < this.electionMin
+        const inLease =
+          this.checkQuorum &&
+          ((this.leader !== null && this.electionElapsed < this.electionMin) || this.restartQuiet > 0)
         if (!force && inLease) return
       }
       if (m.type === MessageType.PreVote) {
@@ -403,15 +415,22 @@ export class RaftCore {
     }
   }
 
-  /** The configuration this node runs with (that of the last Config entry applied, or of its snapshot). */
+  /** The configuration this node runs with: that of the last Config entry in its log, or of its snapshot. */
   confState(): ConfState {
     return { voters: [...this.voters], learners: [...this.learners], removed: [...this.removed] }
   }
 
+  /** The configuration as of log index `index` (what a snapshot taken there records). */
+  confAt(index: number): ConfState {
+    const c = this.confs.at(index)
+    return { voters: [...c.voters], learners: [...c.learners], removed: [...(c.removed ?? [])] }
+  }
+
   /**
    * Leader only: appends a Config entry that moves the cluster to `conf` (one member added, promoted or
-   * removed at a time). Refused (index -1) while an earlier change is not yet applied or this leader has not
-   * applied an entry of its own term: the rules that make single-server changes safe.
+   * removed at a time); it takes effect at once. Refused (index -1) while an earlier change is not yet
+   * applied or this leader has not committed an entry of its own term: the rules that make single-server
+   * changes safe.
    */
   proposeConfChange(conf: ConfState): { index: number; term: number; reason: number } {
     if (this.role !== 'leader' || this.transferee !== null) {
@@ -422,35 +441,26 @@ export class RaftCore {
     }
     const log = this.log
     const index = log.lastIndex() + 1
-    log.entries.push({ index, term: this.term, type: EntryType.Config, data: encodeConf(conf) })
+    const entry: Entry = { index, term: this.term, type: EntryType.Config, data: encodeConf(conf) }
+    log.entries.push(entry)
     this.pendingConfIndex = index
+    this.confs.appended([entry])
+    this.confChanged()
     this.bcastAppend()
     return { index, term: this.term, reason: 0 }
   }
 
   /**
-   * The driver applied a Config entry: run with its configuration from now on. A leader that removed itself
-   * steps down; a removed member stops taking part.
+   * The driver applied the Config entry at `index`. Once the configuration in effect is applied (so
+   * committed), a leader stops replicating to the members it removed, and steps down if it removed itself
+   * (it led the cluster into the new configuration).
    */
-  applyConfChange(conf: ConfState): void {
-    for (const id of conf.removed ?? []) this.removed.add(id)
-    this.applyConf(
-      conf.voters.filter((v) => !this.removed.has(v)),
-      conf.learners.filter((v) => !this.removed.has(v)),
-    )
-    if (this.role === 'leader') {
-      if (!this.voters.includes(this.id)) {
-        this.becomeFollower(this.term, null)
-        return
-      }
-      if (this.maybeCommit()) this.bcastCommit()
-      for (const pr of this.progress.values()) {
-        if (pr.id !== this.id && pr.next === 1 && pr.match === 0) pr.next = this.log.lastIndex() + 1
-      }
-      this.bcastAppend()
-    } else if (this.role === 'learner' || this.role === 'follower') {
-      this.role = this.promotable() || !this.learners.includes(this.id) ? 'follower' : 'learner'
+  confApplied(index: number): void {
+    if (index < this.confs.latestIndex()) return
+    for (const id of [...this.progress.keys()]) {
+      if (id !== this.id && !this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id)
     }
+    if (this.role === 'leader' && !this.voters.includes(this.id)) this.becomeFollower(this.term, null)
   }
 
   /** Leader only: voters heard from within the last two election timeouts (this node included). */
@@ -490,6 +500,7 @@ export class RaftCore {
   /** Drops log entries up to `index` (at most the applied index and the latest snapshot's index). */
   compact(index: number): void {
     this.log.compact(Math.min(index, this.snapshotMeta?.index ?? 0))
+    this.confs.compacted(this.log.snapIndex)
   }
 
   /** The driver could not deliver a snapshot to `to`: probe again (a fresh snapshot is sent if still needed). */
@@ -804,6 +815,7 @@ export class RaftCore {
     }
     const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries)
     if (lastNew >= 0) {
+      this.confAfterAppend(m.index + 1, m.entries)
       this.send(this.msg(MessageType.AppendResp, m.from, { index: lastNew }))
       return
     }
@@ -836,9 +848,56 @@ export class RaftCore {
     log.restore(m.index, m.logTerm)
     this.snapshotMeta = s.meta
     this.pendingSnapshot = s
-    for (const id of s.meta.conf.removed ?? []) this.removed.add(id)
-    this.applyConf(s.meta.conf.voters, s.meta.conf.learners)
+    this.confs.reset(s.meta.conf)
+    this.confChanged()
     this.send(this.msg(MessageType.AppendResp, m.from, { index: m.index }))
+  }
+
+  /**
+   * A follower appended entries from `from` on (a conflicting tail may have been truncated): if that touched
+   * a Config entry, the configuration in effect is the last one left in the log.
+   */
+  private confAfterAppend(from: number, ents: readonly Entry[]): void {
+    let touched = this.confs.latestIndex() >= from
+    for (let i = 0; !touched && i < ents.length; i++) touched = ents[i]!.type === EntryType.Config
+    if (!touched) return
+    this.confs.truncatedFrom(from)
+    this.confs.appended(this.log.slice(from, this.log.lastIndex()))
+    this.confChanged()
+  }
+
+  /** Runs with the configuration in effect from now on. */
+  private confChanged(): void {
+    const before = this.role === 'leader' ? new Map(this.progress) : null
+    this.setConf(this.confs.latest())
+    if (before !== null) {
+      // A member being removed still gets the entries up to its removal, so it learns of it and stops
+      // campaigning; it counts toward nothing, and its progress goes once the change is applied.
+      for (const [id, pr] of before) if (id !== this.id && !this.progress.has(id)) this.progress.set(id, pr)
+      for (const pr of this.progress.values()) {
+        if (pr.id !== this.id && pr.next === 1 && pr.match === 0) pr.next = this.log.lastIndex() + 1
+      }
+      if (this.maybeCommit()) this.bcastCommit()
+    } else if (this.role === 'learner' || this.role === 'follower') {
+      this.role = this.promotable() || !this.learners.includes(this.id) ? 'follower' : 'learner'
+    }
+  }
+
+  private setConf(conf: ConfState): void {
+    this.removed.clear()
+    for (const id of conf.removed ?? []) this.removed.add(id)
+    this.applyConf(
+      conf.voters.filter((v) => !this.removed.has(v)),
+      conf.learners.filter((v) => !this.removed.has(v)),
+    )
+  }
+
+  /**
+   * Is `id`'s removal committed here? Only then are its messages ignored: a removal still uncommitted may be
+   * truncated, and a member that ignored the leader doing so (the member it removes) would never learn of it.
+   */
+  private removalCommitted(id: string): boolean {
+    return this.confs.at(this.log.committed).removed?.includes(id) ?? false
   }
 
   /** Replaces the membership (progress of members that stay is kept). */

@@ -117,41 +117,83 @@ function checkPartition<S, I, O>(
 
   const words = new Uint32Array((n + 31) >>> 5)
   const cache = new Set<string>()
-  const stack: { node: Node; state: S }[] = []
+  /** `forced`: an operation that left the state as it was, linearized without trying it anywhere later. */
+  const stack: { node: Node; state: S; hash: string; forced: boolean }[] = []
   let state = model.init()
+  let hash = model.hash(state)
   let entry: Node | null = head.next
+  let fresh = true
   let steps = 0
+  const flip = (id: number) => {
+    const w = id >>> 5
+    words[w] = words[w]! ^ (1 << (id & 31))
+  }
+  // Linearizes `node` with the state it leads to, unless that configuration was already explored (and failed).
+  const descend = (node: Node, next: S, nextHash: string, forced: boolean): boolean => {
+    flip(node.id)
+    const key = `${words.join(',')}|${nextHash}`
+    if (cache.has(key)) {
+      flip(node.id)
+      return false
+    }
+    cache.add(key)
+    stack.push({ node, state, hash, forced })
+    state = next
+    hash = nextHash
+    lift(node)
+    entry = head.next
+    fresh = true
+    return true
+  }
+  // Undoes linearizations up to the last one made by choice, and goes on with the next choice there.
+  const backtrack = (): boolean => {
+    for (;;) {
+      const top = stack.pop()
+      if (!top) return false
+      state = top.state
+      hash = top.hash
+      flip(top.node.id)
+      unlift(top.node)
+      if (!top.forced) {
+        entry = top.node.next
+        return true
+      }
+    }
+  }
   while (head.next !== null) {
     if (++steps > maxSteps) return 'unknown'
+    if (fresh) {
+      fresh = false
+      // An operation that may take effect now and leaves the state as it is (a read of the current value) is
+      // linearized here and now, before anything else is tried: any completion that places it later also
+      // works with it here (everything that returned before its call is already linearized, and it changes
+      // nothing the others see). If none follows, this configuration is dead. Without this rule a read
+      // concurrent with many writes made the search try every order of the writes first.
+      let dead = false
+      let forced = false
+      for (let c: Node | null = head.next; c !== null && !c.isReturn; c = c.next) {
+        const op = ops[c.id]!
+        const r = model.step(state, op.input, op.output)
+        if (!r.ok) continue
+        const h = model.hash(r.state)
+        if (h !== hash) continue
+        if (descend(c, r.state, h, true)) forced = true
+        else dead = true
+        break
+      }
+      if (forced) continue
+      if (dead) {
+        if (!backtrack()) return 'illegal'
+        continue
+      }
+    }
     if (entry === null) return 'ok' // only calls of unfinished operations are left
     if (!entry.isReturn) {
       const op = ops[entry.id]!
       const r = model.step(state, op.input, op.output)
-      if (r.ok) {
-        const w = entry.id >>> 5
-        const bit = 1 << (entry.id & 31)
-        words[w] = words[w]! | bit
-        const key = `${words.join(',')}|${model.hash(r.state)}`
-        if (!cache.has(key)) {
-          cache.add(key)
-          stack.push({ node: entry, state })
-          state = r.state
-          lift(entry)
-          entry = head.next
-          continue
-        }
-        words[w] = words[w]! & ~bit
-      }
+      if (r.ok && descend(entry, r.state, model.hash(r.state), false)) continue
       entry = entry.next
-    } else {
-      const top = stack.pop()
-      if (!top) return 'illegal'
-      state = top.state
-      const w = top.node.id >>> 5
-      words[w] = words[w]! & ~(1 << (top.node.id & 31))
-      unlift(top.node)
-      entry = top.node.next
-    }
+    } else if (!backtrack()) return 'illegal'
   }
   return 'ok'
 }
@@ -187,17 +229,32 @@ export const kvModel: Model<string | null, KvInput, KvOutput> = {
     // A put whose outcome is unknown and whose value no completed read returned can always be left out
     // (never taking effect explains everything it could), and so can a read with no output: pruning them
     // keeps the search small when many operations time out.
-    const seen = new Set<string>()
+    // A put whose outcome is unknown but whose value was read, and that is the only put of that value to its
+    // key, did take effect, before the first read of it returned: it becomes an operation that returned then.
+    // Without pending operations the search no longer has to try each at every later point, which is where
+    // it ran out of budget.
+    const firstSeen = new Map<string, number>()
+    const writers = new Map<string, number>()
     for (const op of history) {
+      const at = `${op.input.key}\u0000${op.input.op === 'get' ? '' : op.input.value}`
+      if (op.input.op === 'put') writers.set(at, (writers.get(at) ?? 0) + 1)
       if (op.input.op === 'get' && op.output && 'value' in op.output && op.output.value !== null) {
-        seen.add(`${op.input.key}\u0000${op.output.value}`)
+        const seen = `${op.input.key}\u0000${op.output.value}`
+        firstSeen.set(seen, Math.min(firstSeen.get(seen) ?? Number.POSITIVE_INFINITY, op.return))
       }
     }
     const byKey = new Map<string, Operation<KvInput, KvOutput>[]>()
-    for (const op of history) {
+    for (let op of history) {
       if (op.output === undefined) {
         if (op.input.op === 'get') continue
-        if (op.input.op === 'put' && !seen.has(`${op.input.key}\u0000${op.input.value}`)) continue
+        if (op.input.op === 'put') {
+          const at = `${op.input.key}\u0000${op.input.value}`
+          const seen = firstSeen.get(at)
+          if (seen === undefined) continue
+          if (op.return === Number.POSITIVE_INFINITY && writers.get(at) === 1 && seen >= op.call) {
+            op = { ...op, return: seen }
+          }
+        }
       }
       let list = byKey.get(op.input.key)
       if (!list) byKey.set(op.input.key, (list = []))

@@ -145,14 +145,23 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
     private readonly options: Required<PowerLossOptions>,
     private readonly random: () => number,
     readonly lastCut: PowerCutReport,
-  ) {}
+  ) {
+    this.cut = new Promise<never>((_, reject) => {
+      this.cutNow = reject
+    })
+    this.cut.catch(() => {})
+  }
 
   private alive(): void {
     if (this.dead) throw error('EIO', 'the power was cut')
   }
 
+  /** Rejects at the power cut: operations in flight then fail at once instead of waiting out their latency. */
+  private readonly cut: Promise<never>
+  private cutNow: (e: Error) => void = () => {}
+
   private async settle(): Promise<void> {
-    await this.options.latency()
+    await Promise.race([this.options.latency(), this.cut])
     this.alive()
   }
 
@@ -320,6 +329,7 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
   powerCut(): PowerLossFileSystem {
     this.alive()
     this.dead = true
+    this.cutNow(error('EIO', 'the power was cut'))
     const r = this.random
     const report = { kept: 0, dropped: 0, torn: 0, namesUndone: 0 }
     const survived = new Map<Inode, Inode>()

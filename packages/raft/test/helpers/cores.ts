@@ -131,6 +131,8 @@ export class Cluster {
         if (rd.hardState) d.hard = rd.hardState
         for (const m of rd.messages) this.enqueue(m)
         this.applied.get(id)!.push(...rd.committed)
+        // As the driver does: tell the core when a Config entry is applied.
+        for (const e of rd.committed) if (e.type === 1) c.confApplied(e.index)
         this.readStates.get(id)!.push(...rd.readStates)
         c.advance(rd)
       }

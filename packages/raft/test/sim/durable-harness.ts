@@ -4,13 +4,15 @@
 // and crashes that lose every write not yet synced. One seed decides everything; a failing seed replays bit for
 // bit. After every step: election safety, agreement of committed entries, leader completeness, log matching
 // and state machine safety; at the end the client history must be linearizable.
-import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
-import { MemoryLogStorage, RaftNode } from '../../src/index.js'
+import { type Clock, MemoryNetwork } from '@swarmkit/transport'
+import { FileLogStorage, MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry, LogStorage, PersistedState, Snapshot, StorageUpdate } from '../../src/storage.js'
+import { type PowerLossFileSystem, powerLossFileSystem } from '../../src/testing/index.js'
 import { rng } from '../helpers/cores.js'
-import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
+import { DelayedApply, type NodeClock, pauseNode, resumeNode, seedShape, skewedClock } from './faults.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 export { SimFailure }
 
@@ -26,7 +28,7 @@ export class LossyStorage implements LogStorage {
   lost = 0
 
   constructor(
-    private readonly clock: ManualClock,
+    private readonly clock: Clock,
     private readonly syncMs: () => number,
   ) {}
 
@@ -78,11 +80,19 @@ export class LossyStorage implements LogStorage {
 
 interface Member {
   readonly id: string
-  readonly storage: LossyStorage
+  readonly clock: NodeClock
+  /** Saves lost at crashes (LossyStorage), or the disk that loses them (FileLogStorage on a power-loss disk). */
+  readonly storage: LossyStorage | null
+  disk: PowerLossFileSystem | null
+  /** Members on a power-loss disk: writes lost or torn at power cuts so far. */
+  diskLost: number
   node: RaftNode | null
   sm: Kv
   applied: Entry[]
   removed: boolean
+  applier: DelayedApply<unknown> | null
+  /** While the node starts, its disk answers at once (nothing advances the simulation's clock meanwhile). */
+  opening: boolean
 }
 
 export interface DurableSimOptions {
@@ -92,6 +102,11 @@ export interface DurableSimOptions {
   readonly membership: boolean
   /** Snapshot this often (applied entries). */
   readonly snapshotThreshold: number
+  /**
+   * `'lossy'`: storage in memory that loses unsynced saves at a crash; `'file'`: FileLogStorage on a disk that
+   * loses or tears unsynced writes at a power cut. Default: drawn per seed.
+   */
+  readonly storage?: 'lossy' | 'file'
   /** Sees every event as it happens (debugging a seed). */
   readonly onEvent?: (line: string) => void
 }
@@ -103,20 +118,62 @@ export interface DurableSimResult {
   readonly snapshotsInstalled: number
   readonly membershipChanges: number
   readonly lostWrites: number
+  /** How often each fault was injected. */
+  readonly injected: Injected
 }
 
-export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult> {
+export interface Injected {
+  pauses: number
+  oneWayCuts: number
+  /** Removed members that stayed up and kept sending. */
+  zombies: number
+  /** 1 when the seed applied entries after random delays. */
+  asyncApply: number
+  /** 1 when the seed ran FileLogStorage on a disk that loses unsynced writes. */
+  powerLossDisk: number
+  /** 1 when the nodes' clocks drifted apart. */
+  skewedClocks: number
+}
+
+/** Runs one seed under its watchdog; throws SimFailure (with the seed in the message) on any violation. */
+export function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult> {
+  return watchdog(`durable sim seed ${o.seed}`, (signal) => run(o, signal))
+}
+
+async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
-  const clock = new ManualClock()
-  const net = new MemoryNetwork({ seed: o.seed, clock })
-  const boot = ['n1', 'n2', 'n3']
+  const clock = new WatchedClock(signal)
+  const shape = seedShape(r)
+  const onDisk = (o.storage ?? (r() < 0.3 ? 'file' : 'lossy')) === 'file'
+  const net = new MemoryNetwork({ seed: o.seed, clock, highWaterMarkBytes: shape.highWaterMarkBytes })
+  // Half the seeds with membership changes bootstrap as `swarm init` does: n1 alone, then n2 and n3 added.
+  const single = o.membership && r() < 0.5
+  const boot = single ? ['n1'] : ['n1', 'n2', 'n3']
+  // Some of those without snapshots: the configuration is then only in the log.
+  const snapshotThreshold = single && r() < 0.5 ? 0 : o.snapshotThreshold
   let nextId = 4
   const members: Member[] = []
   const newMember = (id: string): Member => {
+    const nodeClock = skewedClock(clock, r, shape.drift)
+    const diskSeed = Math.floor(r() * 2 ** 31)
     const m: Member = {
       id,
-      storage: new LossyStorage(clock, () => 1 + Math.floor(r() * 4)),
+      clock: nodeClock,
+      storage: onDisk ? null : new LossyStorage(nodeClock, () => 1 + Math.floor(r() * 4)),
+      disk: onDisk
+        ? powerLossFileSystem({
+            seed: diskSeed,
+            // A write or sync takes 1-4 ms of the node's time; a crash before then loses or tears it.
+            latency: () =>
+              m.opening
+                ? Promise.resolve()
+                : new Promise((resolve) => nodeClock.setTimeout(resolve, 1 + (diskSeed % 4))),
+          })
+        : null,
+      diskLost: 0,
+      opening: false,
+      applier: null,
       node: null,
       sm: new Kv(),
       applied: [],
@@ -125,8 +182,16 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     members.push(m)
     return m
   }
-  for (const id of boot) newMember(id)
+  for (const id of ['n1', 'n2', 'n3']) newMember(id)
 
+  const injected: Injected = {
+    pauses: 0,
+    oneWayCuts: 0,
+    zombies: 0,
+    asyncApply: shape.maxApplyDelayMs > 0 ? 1 : 0,
+    powerLossDisk: onDisk ? 1 : 0,
+    skewedClocks: shape.drift > 0 ? 1 : 0,
+  }
   let snapshotsInstalled = 0
   let membershipChanges = 0
   let changeInFlight = false
@@ -149,20 +214,31 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
   const safety = new SafetyChecker(fail)
 
   const start = async (m: Member) => {
-    m.sm = new Kv()
+    m.sm = new Kv(shape.snapshotPadding)
     m.applied = []
     const sm = m.sm
     const applied = m.applied
+    const applier = new DelayedApply(
+      (cmd: Uint8Array, index: number) => {
+        applied.push({ index, term: 0, type: 0, data: cmd })
+        return sm.apply(cmd)
+      },
+      m.clock,
+      rng(Math.floor(r() * 2 ** 31)),
+      shape.maxApplyDelayMs,
+    )
+    m.applier = applier
+    m.opening = true
+    const storage: LogStorage =
+      m.storage ?? (await FileLogStorage.open(`/raft/${m.id}`, { fileSystem: m.disk!, segmentBytes: 8192 }))
     const node = new RaftNode({
       id: m.id,
       peers: boot,
       transport: net.transport(m.id),
-      storage: m.storage,
+      clock: m.clock,
+      storage,
       stateMachine: {
-        apply: (cmd, index) => {
-          applied.push({ index, term: 0, type: 0, data: cmd })
-          return sm.apply(cmd)
-        },
+        apply: applier.fn,
         snapshot: () => sm.snapshot(),
         restore: (b) => {
           snapshotsInstalled++
@@ -172,13 +248,14 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
       electionTimeoutMs: [150, 300],
       heartbeatIntervalMs: 50,
       random: rng(Math.floor(r() * 2 ** 31)),
-      snapshotThreshold: o.snapshotThreshold,
+      snapshotThreshold,
       trailingEntries: 3,
-      snapshotChunkBytes: 64,
+      snapshotChunkBytes: shape.snapshotChunkBytes,
     })
     m.node = node
     o.onEvent?.(`  starting ${m.id}`)
     await node.start()
+    m.opening = false
     o.onEvent?.(`  started ${m.id}`)
   }
 
@@ -186,7 +263,13 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     const node = m.node
     if (!node) return
     m.node = null
-    m.storage.crash()
+    resumeNode(net, m.id, m.clock)
+    m.applier?.crash()
+    if (m.storage) m.storage.crash()
+    else {
+      m.disk = m.disk!.powerCut()
+      m.diskLost += m.disk.lastCut.dropped + m.disk.lastCut.torn
+    }
     const t = net.transport(m.id)
     o.onEvent?.(`  stopping ${m.id}`)
     await node.stop()
@@ -206,7 +289,8 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
   const up = () => members.filter((m) => m.node !== null && !m.removed)
   const keys = ['a', 'b', 'c']
   const clientStep = () => {
-    const live = up()
+    // A paused process takes no requests (they would wait for it): clients go to the others.
+    const live = up().filter((m) => !m.clock.paused)
     if (live.length === 0) return
     const m = pick(live)
     if (r() < 0.6) clients.put(m.id, m.node!, pick(keys))
@@ -246,7 +330,11 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
           trace.push(`${clock.now()} removed ${id}`)
           const gone = members.find((x) => x.id === id)!
           gone.removed = true
-          await crash(gone)
+          if (r() < 0.5) {
+            // It does not learn it was removed, or does not care: it stays up and keeps sending.
+            trace.push(`${clock.now()} ${id} stays alive after its removal`)
+            injected.zombies++
+          } else await crash(gone)
           done()
         },
         (err) => {
@@ -257,17 +345,52 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     } else done()
   }
 
-  await Promise.all(members.map(start))
+  const oneWay: [string, string][] = []
+  const heal = () => {
+    net.heal()
+    for (const [a, b] of oneWay.splice(0)) net.setLinkFaults(a, b, null)
+  }
+  if (single) {
+    await start(members[0]!)
+    for (const m of members.slice(1)) {
+      await start(m)
+      let added = false
+      let tries = 0
+      while (!added && tries++ < 50) {
+        const leader = up().find((k) => k.node!.role === 'leader')
+        if (leader)
+          leader.node!.addMember(m.id, { learner: false }).then(
+            () => {
+              added = true
+            },
+            () => {},
+          )
+        for (let t = 0; !added && t < 20; t++) await clock.advanceAsync(50)
+      }
+      if (!added) fail(`could not add ${m.id} to the single-node bootstrap`)
+      trace.push(`${clock.now()} bootstrap: added ${m.id}`)
+    }
+  } else await Promise.all(members.map(start))
   for (let step = 0; step < o.steps; step++) {
     const x = r()
-    if (x < 0.45) clientStep()
-    else if (x < 0.48) {
+    if (x < 0.43) clientStep()
+    else if (x < 0.46) {
       const a = pick(members).id
       trace.push(`${clock.now()} isolate ${a}`)
       net.isolate(a)
+    } else if (x < 0.48) {
+      // One-way: frames from a to b are lost, b to a still arrive (connections stay up).
+      const a = pick(members).id
+      const b = pick(members).id
+      if (a !== b) {
+        trace.push(`${clock.now()} cut ${a} -> ${b}`)
+        net.setLinkFaults(a, b, { dropRate: 1 })
+        oneWay.push([a, b])
+        injected.oneWayCuts++
+      }
     } else if (x < 0.53) {
       trace.push(`${clock.now()} heal`)
-      net.heal()
+      heal()
     } else if (x < 0.55) {
       const f = {
         dropRate: r() * 0.15,
@@ -291,7 +414,16 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
       }
     } else if (x < 0.63 && o.membership) {
       await changeMembership()
-    } else if (x < 0.66) {
+    } else if (x < 0.645) {
+      // A process pause (GC, SIGSTOP, a stalled VM) of up to 3 s: longer than an election timeout.
+      const m = pick(members)
+      if (m.node && !m.clock.paused) {
+        pauseNode(net, clock, m.id, m.clock, 50 + Math.floor(r() * 3000), (l) =>
+          trace.push(`${clock.now()} ${l}`),
+        )
+        injected.pauses++
+      }
+    } else if (x < 0.67) {
       await clock.advanceAsync(100 + Math.floor(r() * 400))
     } else {
       await clock.advanceAsync(1 + Math.floor(r() * 40))
@@ -300,8 +432,9 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
   }
   // Heal and restart everyone still a member: the cluster must make progress again.
   trace.push(`${clock.now()} heal all, restart all`)
-  net.heal()
+  heal()
   net.setFaults(null)
+  for (const m of members) if (m.node) resumeNode(net, m.id, m.clock)
   for (const m of members) if (!m.node && !m.removed) await start(m)
   const before = clients.completedPuts()
   await clock.advanceAsync(1500)
@@ -311,13 +444,34 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     check()
   }
   await clock.advanceAsync(4000)
+  // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
+  for (let waited = 0; clients.completedPuts() === before && waited < 60_000; waited += 500) {
+    await clock.advanceAsync(500)
+  }
   check(true)
   const after = clients.completedPuts()
   if (after === before) fail('no write completed after the network healed')
+  // Every member catches up with what the cluster committed (through appends or snapshot transfers).
+  const lagging = () => {
+    // Members as the cluster has them (a removal reported as failed may still have committed).
+    let leader: RaftNode | null = null
+    for (const m of up())
+      if (m.node!.role === 'leader' && (!leader || m.node!.term > leader.term)) leader = m.node
+    if (!leader) return ['no leader']
+    const { voters, learners } = leader.members()
+    const live = up().filter((m) => voters.includes(m.id) || learners.includes(m.id))
+    const top = Math.max(0, ...live.map((m) => m.node!.commitIndex))
+    return live
+      .filter((m) => m.node!.appliedIndex < top)
+      .map((m) => `${m.id} at ${m.node!.appliedIndex} of ${top}`)
+  }
+  for (let waited = 0; lagging().length > 0 && waited < 60_000; waited += 500) await clock.advanceAsync(500)
+  if (lagging().length > 0) fail(`members did not catch up after the network healed: ${lagging().join(', ')}`)
+  check(true)
   let lostWrites = 0
   for (const m of members) {
-    lostWrites += m.storage.lost
     await crash(m)
+    lostWrites += m.storage ? m.storage.lost : m.diskLost
   }
   clients.checkLinearizable(fail)
   const digest = `${safety.digest()}|${clients.history.length}|${clients.time}`
@@ -328,5 +482,6 @@ export async function simulateDurable(o: DurableSimOptions): Promise<DurableSimR
     snapshotsInstalled,
     membershipChanges,
     lostWrites,
+    injected,
   }
 }

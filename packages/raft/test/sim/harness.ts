@@ -1,12 +1,15 @@
 // Deterministic simulation of a RaftNode cluster over MemoryNetwork and a ManualClock. One seed decides every
-// fault, every client operation and every timing, so a failing seed replays bit for bit.
-import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+// fault, every client operation and every timing, so a failing seed replays bit for bit. Besides partitions,
+// drops, delays, duplicates, reordering, crashes and transfers: process pauses, clocks that drift apart, one-way
+// partitions and state machines that apply after random delays.
+import { MemoryNetwork } from '@swarmkit/transport'
 import { MemoryLogStorage, RaftNode } from '../../src/index.js'
 import type { RaftCore } from '../../src/internal/core.js'
 import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry } from '../../src/storage.js'
 import { rng } from '../helpers/cores.js'
-import { Kv, KvWorkload, SafetyChecker, SimFailure } from './shared.js'
+import { DelayedApply, type NodeClock, pauseNode, resumeNode, seedShape, skewedClock } from './faults.js'
+import { Kv, KvWorkload, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 export { SimFailure }
 
@@ -14,6 +17,8 @@ export interface SimOptions {
   readonly seed: number
   readonly nodes: number
   readonly steps: number
+  /** Apply entries after random delays in [min, max] ms (default: drawn per seed, at most 30). */
+  readonly applyDelayMs?: readonly [number, number]
 }
 
 export interface SimResult {
@@ -21,10 +26,15 @@ export interface SimResult {
   readonly completed: number
   readonly digest: string
   readonly committed: number
+  /** Pauses and one-way cuts injected. */
+  readonly pauses: number
+  readonly oneWayCuts: number
 }
 
 interface Member {
   readonly id: string
+  readonly clock: NodeClock
+  applier: DelayedApply<unknown> | null
   readonly storage: MemoryLogStorage
   node: RaftNode | null
   sm: Kv
@@ -32,15 +42,25 @@ interface Member {
   applied: Entry[]
 }
 
-/** Runs one seeded simulation; throws SimFailure (with the seed in the message) on any violation. */
-export async function simulate(o: SimOptions): Promise<SimResult> {
+/** Runs one seed under its watchdog; throws SimFailure (with the seed in the message) on any violation. */
+export function simulate(o: SimOptions): Promise<SimResult> {
+  return watchdog(`seed ${o.seed} (${o.nodes} nodes)`, (signal) => run(o, signal))
+}
+
+async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
-  const clock = new ManualClock()
-  const net = new MemoryNetwork({ seed: o.seed, clock })
+  const clock = new WatchedClock(signal)
+  const drawn = seedShape(r)
+  const shape = { ...drawn, maxApplyDelayMs: o.applyDelayMs?.[1] ?? drawn.maxApplyDelayMs }
+  const net = new MemoryNetwork({ seed: o.seed, clock, highWaterMarkBytes: shape.highWaterMarkBytes })
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`)
+  let pauses = 0
+  let oneWayCuts = 0
   const members: Member[] = ids.map((id) => ({
     id,
+    clock: skewedClock(clock, r, shape.drift),
+    applier: null,
     storage: new MemoryLogStorage(),
     node: null,
     sm: new Kv(),
@@ -61,16 +81,25 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     m.applied = []
     const sm = m.sm
     const applied = m.applied
+    const applier = new DelayedApply(
+      (cmd: Uint8Array, index: number) => {
+        applied.push({ index, term: 0, type: 0, data: cmd })
+        return sm.apply(cmd)
+      },
+      m.clock,
+      rng(Math.floor(r() * 2 ** 31)),
+      shape.maxApplyDelayMs,
+      o.applyDelayMs?.[0] ?? 0,
+    )
+    m.applier = applier
     const node = new RaftNode({
       id: m.id,
       peers: ids,
       transport: net.transport(m.id),
+      clock: m.clock,
       storage: m.storage,
       stateMachine: {
-        apply: (cmd, index) => {
-          applied.push({ index, term: 0, type: 0, data: cmd })
-          return sm.apply(cmd)
-        },
+        apply: applier.fn,
         snapshot: () => sm.snapshot(),
         restore: (b) => sm.restore(b),
       },
@@ -87,6 +116,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const node = m.node
     if (!node) return
     m.node = null
+    resumeNode(net, m.id, m.clock)
+    m.applier?.crash()
     const t = net.transport(m.id)
     await node.stop()
     await t.close()
@@ -120,7 +151,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const m = pick(members)
     const isPut = r() < 0.6
     const key = pick(keys)
-    if (!m.node) return
+    // A paused process takes no requests (they would wait for it).
+    if (!m.node || m.clock.paused) return
     if (isPut) clients.put(m.id, m.node, key)
     else clients.get(m.node, m.sm, key)
   }
@@ -132,6 +164,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         : `${m.id}:down`,
     )
     console.log(step, clock.now(), state.join(' '), trace.slice(-3).join('; '))
+  }
+  const oneWay: [string, string][] = []
+  const heal = () => {
+    net.heal()
+    for (const [a, b] of oneWay.splice(0)) net.setLinkFaults(a, b, null)
   }
   // Phase 1: chaos.
   for (let step = 0; step < o.steps; step++) {
@@ -146,9 +183,28 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       const shuffled = ids.slice().sort(() => r() - 0.5)
       trace.push(`${clock.now()} partition ${shuffled.slice(0, cut)} | ${shuffled.slice(cut)}`)
       net.partition(shuffled.slice(0, cut), shuffled.slice(cut))
+    } else if (x < 0.475) {
+      // One-way: frames from a to b are lost, b to a still arrive.
+      const a = pick(ids)
+      const b = pick(ids)
+      if (a !== b) {
+        trace.push(`${clock.now()} cut ${a} -> ${b}`)
+        net.setLinkFaults(a, b, { dropRate: 1 })
+        oneWay.push([a, b])
+        oneWayCuts++
+      }
+    } else if (x < 0.49) {
+      // A process pause (GC, SIGSTOP, a stalled VM) of up to 3 s: longer than an election timeout.
+      const m = pick(members)
+      if (m.node && !m.clock.paused) {
+        pauseNode(net, clock, m.id, m.clock, 50 + Math.floor(r() * 3000), (l) =>
+          trace.push(`${clock.now()} ${l}`),
+        )
+        pauses++
+      }
     } else if (x < 0.51) {
       trace.push(`${clock.now()} heal`)
-      net.heal()
+      heal()
     } else if (x < 0.53) {
       const f = {
         dropRate: r() * 0.2,
@@ -186,8 +242,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   // Phase 2: the network heals and everyone is up; the cluster must make progress again.
   trace.push(`${clock.now()} heal all, restart all`)
-  net.heal()
+  heal()
   net.setFaults(null)
+  for (const m of members) if (m.node) resumeNode(net, m.id, m.clock)
   for (const m of members) if (!m.node) await start(m)
   const before = clients.completedPuts()
   await clock.advanceAsync(1000)
@@ -197,17 +254,35 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     check()
   }
   await clock.advanceAsync(3000)
+  // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
+  const behind = () =>
+    clients.completedPuts() === before ||
+    members.some((m) => m.node!.appliedIndex < Math.max(...members.map((k) => k.node!.commitIndex)))
+  for (let waited = 0; behind() && waited < 60_000; waited += 500) await clock.advanceAsync(500)
   check(true)
   const after = clients.completedPuts()
   if (after === before) fail('no write completed after the network healed')
   const top = Math.max(...members.map((m) => m.node!.commitIndex))
   for (const m of members) {
     if (m.node!.appliedIndex !== top)
-      fail(`${m.id} applied ${m.node!.appliedIndex} of ${top} after the network healed`)
+      fail(
+        `${m.id} applied ${m.node!.appliedIndex} of ${top} after the network healed ` +
+          `(${m.node!.role}, term ${m.node!.term}, commit ${m.node!.commitIndex}, paused ${m.clock.paused}); ` +
+          members
+            .map((k) => `${k.id}:${k.node!.role}:${k.node!.term}:${k.node!.commitIndex}:${k.node!.leaderId}`)
+            .join(' '),
+      )
   }
   for (const m of members) await stop(m)
 
   clients.checkLinearizable(fail)
   const digest = `${safety.digest()}|${clients.history.length}|${clients.time}`
-  return { ops: clients.started, completed: clients.completed(), digest, committed: safety.committed.size }
+  return {
+    ops: clients.started,
+    completed: clients.completed(),
+    digest,
+    committed: safety.committed.size,
+    pauses,
+    oneWayCuts,
+  }
 }

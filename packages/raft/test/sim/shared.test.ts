@@ -1,9 +1,12 @@
 // The simulations are only as good as their checks: each invariant must fire on a history that breaks it.
+
+import { ManualClock } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import type { RaftCore } from '../../src/internal/core.js'
 import { RaftLog } from '../../src/internal/log.js'
 import type { Entry } from '../../src/storage.js'
-import { type CheckedMember, SafetyChecker, SimFailure } from './shared.js'
+import { NodeClock } from './faults.js'
+import { type CheckedMember, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
 const enc = new TextEncoder()
 const entry = (index: number, term: number, data: string): Entry => ({
@@ -99,5 +102,53 @@ describe('simulation safety checks', () => {
     expect(() => c.check([member('n2', null, [entry(1, 1, 'a=2')])])).toThrow(
       /n2 applied "a=2" at 1, another member applied "a=1"/,
     )
+  })
+
+  it('fail a seed that livelocks instead of hanging the run', async () => {
+    const started = Date.now()
+    const livelock = watchdog(
+      'seed 7',
+      async (signal) => {
+        const clock = new WatchedClock(signal)
+        // A timer that re-arms itself with no delay: virtual time never passes.
+        const spin = () => clock.setTimeout(spin, 0)
+        spin()
+        await clock.advanceAsync(1000)
+      },
+      300,
+    )
+    await expect(livelock).rejects.toThrow(SimFailure)
+    await expect(livelock).rejects.toThrow(/seed 7 did not finish within 300 ms/)
+    expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
+  it('fail a seed whose run never settles', async () => {
+    await expect(watchdog('seed 8', () => new Promise(() => {}), 100)).rejects.toThrow(/seed 8/)
+  })
+
+  it('give each node a clock that drifts and pauses as a stopped process does', async () => {
+    const base = new ManualClock()
+    const fast = new NodeClock(base, 1.02, 5000)
+    const fired: string[] = []
+    fast.setTimeout(() => fired.push('fast 102'), 102)
+    const slow = new NodeClock(base, 0.98, 0)
+    slow.setTimeout(() => fired.push('slow 98'), 98)
+    await base.advanceAsync(99)
+    expect(fired).toEqual([])
+    await base.advanceAsync(2)
+    expect(fired.sort()).toEqual(['fast 102', 'slow 98'])
+    expect(fast.now()).toBeCloseTo(5000 + 101 * 1.02)
+    // Paused: timers wait, the clock goes on; on resume they fire, in order.
+    fast.pause()
+    fast.setTimeout(() => fired.push('a'), 10)
+    fast.setTimeout(() => fired.push('b'), 20)
+    const cancelled = fast.setTimeout(() => fired.push('never'), 5)
+    fast.clearTimeout(cancelled)
+    await base.advanceAsync(500)
+    expect(fired.length).toBe(2)
+    expect(fast.now()).toBeCloseTo(5000 + 601 * 1.02)
+    fast.resume()
+    await base.advanceAsync(0)
+    expect(fired.slice(2)).toEqual(['a', 'b'])
   })
 })

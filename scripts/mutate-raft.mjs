@@ -1,0 +1,385 @@
+#!/usr/bin/env node
+// Mutation testing for @swarmkit/raft: injects realistic bugs one at a time into a scratch copy of the
+// repository, runs the fast tests that should catch each, and reports which tests did. The working tree is
+// never modified (a mutant only ever touches the scratch copy, which is removed on exit, Ctrl-C included).
+//
+//   npm run mutate:raft                   every mutant
+//   npm run mutate:raft -- figure8 wal    only the mutants named (or whose name contains the argument)
+//   npm run mutate:raft -- --list         list the mutants
+//
+// Exit status: 0 when every mutant was caught, 1 otherwise (or when a mutant no longer applies).
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+const CORE = ['test/core.paper.test.ts', 'test/core.scenario.test.ts', 'test/core.membership.test.ts']
+
+/**
+ * Each mutant: a name, what the bug is, edits (file under packages/raft, exact text found once, replacement),
+ * and the test files to run.
+ */
+const mutants = [
+  {
+    name: 'figure8',
+    what: 'a leader commits an earlier-term entry by counting replicas (Figure 8)',
+    edits: [
+      [
+        'src/internal/core.ts',
+        'if (q <= log.committed || log.term(q) !== this.term) return false',
+        'if (q <= log.committed) return false',
+      ],
+    ],
+    tests: [...CORE, 'test/cluster.test.ts'],
+  },
+  {
+    name: 'vote-changed-in-term',
+    what: 'a voter changes its vote within a term (grants whenever it knows no leader)',
+    edits: [
+      [
+        'src/internal/core.ts',
+        'this.vote === m.from || (this.vote === null && this.leader === null) || (pre && m.term > this.term)',
+        'this.vote === m.from || this.leader === null || (pre && m.term > this.term)',
+      ],
+    ],
+    tests: [...CORE, 'test/core.lease.test.ts'],
+  },
+  {
+    name: 'vote-not-persisted',
+    what: 'a vote grant leaves before the vote is persisted',
+    edits: [
+      [
+        'src/internal/core.ts',
+        '      m.type === MessageType.PreVote\n    ) {',
+        '      m.type === MessageType.PreVote ||\n      m.type === MessageType.VoteResp\n    ) {',
+      ],
+    ],
+    tests: [...CORE, 'test/node.durability.test.ts'],
+  },
+  {
+    name: 'follower-commit',
+    what: 'a follower commits up to leaderCommit, not min(leaderCommit, index of last new entry)',
+    edits: [['src/internal/log.ts', 'this.commitTo(Math.min(commit, lastNew))', 'this.commitTo(commit)']],
+    tests: CORE,
+  },
+  {
+    name: 'wal-no-dsync',
+    what: 'WAL segments written without O_DSYNC (durable only in the page cache)',
+    edits: [
+      ['src/file-storage.ts', 'const SEGMENT_FLAGS = O_RDWR | O_DSYNC', 'const SEGMENT_FLAGS = O_RDWR'],
+      [
+        'src/file-storage.ts',
+        'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_DSYNC',
+        'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL',
+      ],
+    ],
+    tests: ['test/file-storage-power-loss.test.ts', 'test/file-storage.test.ts'],
+  },
+  {
+    name: 'removed-not-ignored',
+    what: 'messages from removed members are not ignored',
+    edits: [
+      [
+        'src/internal/core.ts',
+        'if (m.to !== this.id || (this.removed.has(m.from) && this.removalCommitted(m.from))) return',
+        'if (m.to !== this.id) return',
+      ],
+    ],
+    tests: [...CORE, 'test/membership.test.ts'],
+  },
+  {
+    name: 'conf-before-noop',
+    what: "a membership change is accepted before the new leader's no-op commits",
+    edits: [
+      [
+        'src/internal/core.ts',
+        'if (this.log.applied < this.pendingConfIndex || !this.committedInTerm()) {',
+        'if (this.log.applied < this.pendingConfIndex) {',
+      ],
+      ['src/internal/core.ts', '    this.pendingConfIndex = last + 1\n', ''],
+    ],
+    tests: [...CORE, 'test/membership.test.ts'],
+  },
+  {
+    name: 'conf-from-apply',
+    what: 'a restarted node ignores the Config entries in its log until it applies them (bug A)',
+    edits: [['src/internal/core.ts', '      this.confs.appended(log.entries)\n', '']],
+    tests: [...CORE, 'test/membership.restart.test.ts'],
+  },
+  {
+    name: 'conf-truncation-kept',
+    what: 'a truncated, uncommitted Config entry stays in effect',
+    edits: [['src/internal/core.ts', '    this.confs.truncatedFrom(from)\n', '']],
+    tests: CORE,
+  },
+  {
+    name: 'restart-votes-at-once',
+    what: 'a restarted voter grants votes at once, inside a lease it acknowledged (bug B)',
+    edits: [['src/internal/core.ts', '      if (this.term > 0) this.restartQuiet = this.electionMin\n', '']],
+    tests: [...CORE, 'test/core.lease.test.ts'],
+  },
+  {
+    name: 'prevote-raises-term',
+    what: "a pre-vote request raises the receiver's term",
+    edits: [
+      [
+        'src/internal/core.ts',
+        'if (m.type === MessageType.PreVote) {\n        // A pre-vote changes no term.',
+        'if (m.type === -1) {\n        // A pre-vote changes no term.',
+      ],
+    ],
+    tests: CORE,
+  },
+  {
+    name: 'readindex-no-round',
+    what: 'ReadIndex answered without a heartbeat round confirming leadership',
+    edits: [['src/internal/core.ts', '    if (this.leaseValid()) {', '    if (true) {']],
+    tests: [...CORE, 'test/core.lease.test.ts', 'test/node.test.ts'],
+  },
+  {
+    name: 'lease-too-long',
+    what: 'a lease counted from acknowledgements older than the followers promise to wait',
+    edits: [
+      [
+        'src/internal/core.ts',
+        'const since = this.ticks - this.electionMin + 2',
+        'const since = this.ticks - this.electionMin - 2',
+      ],
+    ],
+    tests: [...CORE, 'test/core.lease.test.ts'],
+  },
+  {
+    name: 'leader-ignores-higher-term',
+    what: 'a leader does not step down when it sees a higher term',
+    edits: [
+      [
+        'src/internal/core.ts',
+        '        this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)',
+        "        if (this.role !== 'leader') this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)",
+      ],
+    ],
+    tests: CORE,
+  },
+  {
+    name: 'snapshot-keeps-log',
+    what: 'installing a snapshot does not reset the log',
+    edits: [
+      [
+        'src/internal/log.ts',
+        '    this.entries = []\n    this.snapIndex = index',
+        '    this.snapIndex = index',
+      ],
+    ],
+    tests: [...CORE, 'test/snapshot.test.ts'],
+  },
+  {
+    name: 'apply-beyond-commit',
+    what: 'entries handed out for apply beyond the commit index',
+    edits: [
+      [
+        'src/internal/core.ts',
+        'log.slice(log.applying + 1, log.committed) : EMPTY',
+        'log.slice(log.applying + 1, log.lastIndex()) : EMPTY',
+      ],
+    ],
+    tests: [...CORE, 'test/cluster.test.ts'],
+  },
+  {
+    name: 'leader-counts-undurable',
+    what: 'a leader counts its own entries toward a commit before they are durable',
+    edits: [
+      [
+        'src/internal/core.ts',
+        '    this.bcastAppend()\n    return first',
+        '    this.progress.get(this.id)?.maybeUpdate(log.lastIndex())\n    this.bcastAppend()\n    return first',
+      ],
+    ],
+    tests: [...CORE, 'test/node.durability.test.ts'],
+  },
+  {
+    name: 'election-restriction',
+    what: 'votes compare log length only, not the last term (§5.4.1)',
+    edits: [
+      [
+        'src/internal/log.ts',
+        'return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex())',
+        'return myTerm >= 0 && lastIndex >= this.lastIndex()',
+      ],
+    ],
+    tests: CORE,
+  },
+]
+
+// ---------------------------------------------------------------- arguments
+
+const args = process.argv.slice(2)
+if (args.includes('--list')) {
+  for (const m of mutants) console.log(`${m.name.padEnd(28)} ${m.what}`)
+  process.exit(0)
+}
+const chosen = args.length === 0 ? mutants : mutants.filter((m) => args.some((a) => m.name.includes(a)))
+if (chosen.length === 0) {
+  console.error(`no mutant matches ${args.join(' ')} (see --list)`)
+  process.exit(2)
+}
+
+// ---------------------------------------------------------------- scratch copy
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmkit-mutate-'))
+let child = null
+const cleanup = () => {
+  if (child && child.exitCode === null) {
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {}
+  }
+  fs.rmSync(scratch, { recursive: true, force: true })
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    cleanup()
+    process.exit(130)
+  })
+}
+process.on('exit', cleanup)
+
+/** Copies the repository's sources; node_modules entries are linked, except the workspace links. */
+function makeScratch() {
+  const skip = new Set(['node_modules', '.git', 'dist', '.vite', 'coverage'])
+  const copy = (from, to) => {
+    fs.cpSync(from, to, {
+      recursive: true,
+      filter: (src) => !skip.has(path.basename(src)) || src === from,
+    })
+  }
+  for (const f of ['package.json', 'vitest.config.ts', 'tsconfig.json', 'tsconfig.base.json']) {
+    if (fs.existsSync(path.join(root, f))) fs.copyFileSync(path.join(root, f), path.join(scratch, f))
+  }
+  copy(path.join(root, 'packages'), path.join(scratch, 'packages'))
+  // dist/ of every package: tests that spawn processes import it.
+  for (const p of fs.readdirSync(path.join(root, 'packages'))) {
+    const dist = path.join(root, 'packages', p, 'dist')
+    if (fs.existsSync(dist)) fs.cpSync(dist, path.join(scratch, 'packages', p, 'dist'), { recursive: true })
+  }
+  const nm = path.join(scratch, 'node_modules')
+  fs.mkdirSync(nm)
+  for (const e of fs.readdirSync(path.join(root, 'node_modules'))) {
+    if (e === '.vite' || e === '.vite-temp') continue
+    const src = path.join(root, 'node_modules', e)
+    // Workspace links are relative (../../packages/x): copied, they point into the scratch copy.
+    if (e === '@swarmkit') fs.cpSync(src, path.join(nm, e), { recursive: true, verbatimSymlinks: true })
+    else fs.symlinkSync(src, path.join(nm, e))
+  }
+}
+
+function applyEdits(m) {
+  const originals = new Map()
+  for (const [file, find, replace] of m.edits) {
+    const p = path.join(scratch, 'packages/raft', file)
+    const text = fs.readFileSync(p, 'utf8')
+    if (!originals.has(p)) originals.set(p, text)
+    const at = text.indexOf(find)
+    if (at < 0 || text.indexOf(find, at + 1) >= 0) {
+      for (const [q, t] of originals) fs.writeFileSync(q, t)
+      return { ok: false, why: `${file}: the text to mutate is ${at < 0 ? 'missing' : 'not unique'}` }
+    }
+    fs.writeFileSync(p, text.slice(0, at) + replace + text.slice(at + find.length))
+  }
+  const restore = () => {
+    for (const [q, t] of originals) fs.writeFileSync(q, t)
+  }
+  return { ok: true, restore }
+}
+
+// ---------------------------------------------------------------- running tests
+
+function runTests(files) {
+  const out = path.join(scratch, 'vitest-result.json')
+  fs.rmSync(out, { force: true })
+  const argv = ['vitest', 'run', '--project', 'raft', '--reporter=json', `--outputFile=${out}`]
+  argv.push(...files.map((f) => `packages/raft/${f}`))
+  return new Promise((resolve) => {
+    const started = Date.now()
+    child = spawn('npx', argv, {
+      cwd: scratch,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, SWARMKIT_SLOW: '', FORCE_COLOR: '0' },
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr = (stderr + d).slice(-4000)
+    })
+    // A mutant that livelocks a test must not hang the run.
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL')
+      } catch {}
+    }, 600_000)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const seconds = ((Date.now() - started) / 1000).toFixed(0)
+      let failed = []
+      let total = 0
+      let parsed = false
+      try {
+        const r = JSON.parse(fs.readFileSync(out, 'utf8'))
+        parsed = true
+        for (const f of r.testResults) {
+          const file = path.basename(f.name)
+          if (f.assertionResults.length === 0 && f.status === 'failed') failed.push(`${file}: ${f.message}`)
+          for (const a of f.assertionResults) {
+            total++
+            if (a.status === 'failed') failed.push(`${file} > ${a.title}`)
+          }
+        }
+      } catch {}
+      if (!parsed)
+        failed = [signal ? `killed (${signal}): timed out` : `vitest exited ${code}: ${stderr.trim()}`]
+      resolve({ failed, total, seconds, code })
+    })
+  })
+}
+
+// ---------------------------------------------------------------- main
+
+makeScratch()
+const allFiles = [...new Set(chosen.flatMap((m) => m.tests))]
+console.log(`scratch copy: ${scratch}`)
+console.log(`baseline: ${allFiles.length} test files, unmutated ...`)
+const base = await runTests(allFiles)
+if (base.failed.length > 0) {
+  console.error(`the unmutated tests fail; fix them first:\n  ${base.failed.join('\n  ')}`)
+  process.exit(1)
+}
+console.log(`baseline: ${base.total} tests pass (${base.seconds}s)\n`)
+
+const rows = []
+for (const m of chosen) {
+  const applied = applyEdits(m)
+  if (!applied.ok) {
+    rows.push({ m, status: 'NOT APPLIED', caught: [applied.why], seconds: 0 })
+    console.log(`${m.name}: NOT APPLIED (${applied.why})`)
+    continue
+  }
+  const r = await runTests(m.tests)
+  applied.restore()
+  const status = r.failed.length > 0 ? 'caught' : 'SURVIVED'
+  rows.push({ m, status, caught: r.failed, seconds: r.seconds })
+  console.log(`${m.name}: ${status} (${r.failed.length} failing, ${r.seconds}s)`)
+}
+
+const short = (s) => (s.length > 110 ? `${s.slice(0, 107)}...` : s)
+console.log('\n| mutant | bug | result | caught by |')
+console.log('|---|---|---|---|')
+for (const { m, status, caught } of rows) {
+  const by =
+    caught.slice(0, 3).map(short).join('<br>') + (caught.length > 3 ? `<br>(+${caught.length - 3} more)` : '')
+  console.log(`| ${m.name} | ${m.what} | ${status} | ${by || '-'} |`)
+}
+const bad = rows.filter((r) => r.status !== 'caught')
+console.log(`\n${rows.length - bad.length} of ${rows.length} mutants caught`)
+process.exitCode = bad.length > 0 ? 1 : 0
