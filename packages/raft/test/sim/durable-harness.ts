@@ -463,7 +463,12 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     const top = Math.max(0, ...live.map((m) => m.node!.commitIndex))
     return live
       .filter((m) => m.node!.appliedIndex < top)
-      .map((m) => `${m.id} at ${m.node!.appliedIndex} of ${top}`)
+      .map(
+        (m) =>
+          `${m.id} at ${m.node!.appliedIndex} of ${top} (${m.node!.role}, term ${m.node!.term}, ` +
+          `commit ${m.node!.commitIndex}, leader ${m.node!.leaderId}; the leader is ${leader!.id} in term ` +
+          `${leader!.term}, voters ${voters.join(',')}, learners ${learners.join(',') || 'none'})`,
+      )
   }
   for (let waited = 0; lagging().length > 0 && waited < 60_000; waited += 500) await clock.advanceAsync(500)
   if (lagging().length > 0) fail(`members did not catch up after the network healed: ${lagging().join(', ')}`)

@@ -66,6 +66,18 @@ describe('durable simulation: snapshots, membership changes, crashes that lose u
     }
   })
 
+  // A finding of the slow budget, left for the raft core: the `removed` set is taken from the latest appended
+  // (not committed) Config entry, and the core drops every message from a removed member. A leader that
+  // appended "remove n3", lost leadership before it committed, and then saw n3 elected ignores n3 forever and
+  // can never truncate the uncommitted removal: it never catches up ("n1 at 28 of 53 (precandidate ...)").
+  // Marked as failing so that it reports the fix: then drop the marker.
+  it.fails('a member whose log ends in an uncommitted removal of the next leader still catches up', {
+    timeout: 120_000,
+  }, async () => {
+    for (const seed of [290, 725])
+      await simulateDurable({ seed, steps: 300, membership: true, snapshotThreshold: 8 })
+  })
+
   it('replays a seed bit for bit', async () => {
     const a = await simulateDurable({ seed: 42, steps: 300, membership: true, snapshotThreshold: 8 })
     const b = await simulateDurable({ seed: 42, steps: 300, membership: true, snapshotThreshold: 8 })
