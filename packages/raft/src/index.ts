@@ -15,6 +15,14 @@ export {
 } from './file-storage.js'
 export { type FileSystem, nodeFileSystem } from './file-system.js'
 export { type CoreOptions, RaftCore } from './internal/core.js'
+export {
+  decodeScoped,
+  encodeScoped,
+  proposeScoped,
+  ScopeRefused,
+  type ScopedProposerNode,
+  scopedStateMachine,
+} from './leadership-scope.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {
   type PeerSpec,
