@@ -19,8 +19,8 @@ export {
   decodeScoped,
   encodeScoped,
   proposeScoped,
-  ScopeRefused,
   type ScopedProposerNode,
+  ScopeRefused,
   scopedStateMachine,
 } from './leadership-scope.js'
 export { MemoryLogStorage } from './memory-storage.js'
