@@ -22,6 +22,7 @@ import type {
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import { inDutyScope } from './leader-scope.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
@@ -147,6 +148,8 @@ export class Dispatcher implements DispatcherApi {
   readonly sessions = new Map<string, RpcSession>()
   #timer: ReturnType<typeof setTimeout>
   #closed = false
+  /** The leadership term tracking started under: marking nodes down is a leader duty of that term. */
+  #term: number | undefined
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
@@ -255,7 +258,8 @@ export class Dispatcher implements DispatcherApi {
   }
 
   /** A new leader gives every ready node a full grace period before it can be marked down. */
-  startTracking(): void {
+  startTracking(term?: number): void {
+    this.#term = term
     const now = Date.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
@@ -263,6 +267,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   stopTracking(): void {
+    this.#term = undefined
     this.#seen.clear()
   }
 
@@ -387,13 +392,16 @@ export class Dispatcher implements DispatcherApi {
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
     try {
-      await this.#store.update((tx) => {
-        for (const id of down) {
-          const n = tx.get('nodes', id)
-          if (n?.status.state !== 'ready') continue
-          tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
-        }
-      })
+      const markDown = () =>
+        this.#store.update((tx) => {
+          for (const id of down) {
+            const n = tx.get('nodes', id)
+            if (n?.status.state !== 'ready') continue
+            tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
+          }
+        })
+      const term = this.#term
+      await (term === undefined ? markDown() : inDutyScope(term, markDown))
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
     } catch (err) {
       // Still silent unless a heartbeat came meanwhile: try again on the next check.

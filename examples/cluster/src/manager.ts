@@ -7,7 +7,7 @@ import { join as joinPath } from 'node:path'
 import type { Server as TlsServer } from 'node:tls'
 import { type MeshService, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { EntryType, FileLogStorage, RaftNode } from '@swarmkit/raft'
+import { EntryType, FileLogStorage, proposeScoped, RaftNode, scopedStateMachine } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import {
   type Cluster,
@@ -38,6 +38,7 @@ import { type Assignment, Dispatcher, type NodeInfo, type TaskStatusUpdate } fro
 import { ClusterEvents } from './events.js'
 import { type JoinAnswer, type JoinMessage, listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
+import { currentDutyTerm, inDutyScope, scopedStore } from './leader-scope.js'
 import { ManagerHealth } from './manager-health.js'
 import { type ManagerObserver, observedStateMachine } from './observer.js'
 import { reencryptAtRest } from './reencrypt.js'
@@ -207,7 +208,10 @@ export class Manager {
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
         const started = performance.now()
-        return raft.propose(command, o).then(
+        // A leader duty's write commits only under the leadership it started with (leader-scope.ts).
+        const term = currentDutyTerm()
+        const proposed = term === undefined ? raft.propose(command, o) : proposeScoped(raft, term, command, o)
+        return proposed.then(
           (r) => {
             obs?.raftProposal?.(performance.now() - started, true)
             return r.result
@@ -234,7 +238,7 @@ export class Manager {
       address: options.raftAddr,
       transport: raftTransport,
       storage,
-      stateMachine: observedStateMachine(store, obs),
+      stateMachine: scopedStateMachine(observedStateMachine(store, obs)),
       ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
       electionTimeoutMs: [300, 600],
       heartbeatIntervalMs: 60,
@@ -244,7 +248,7 @@ export class Manager {
     const m = new Manager(options, store, raft, keys)
     m.#storage = storage
     m.#tlsTransports.add(raftTransport)
-    raft.on('leader:change', (leader) => m.#onLeader(leader))
+    raft.on('leader:change', (leader, term) => m.#onLeader(leader, term))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     await raft.start()
     void followRaftSettings(store, raft, storage, m.#stopWatch.signal)
@@ -381,37 +385,63 @@ export class Manager {
     this.#keys = undefined
   }
 
-  #onLeader(leader: string | null): void {
+  #onLeader(leader: string | null, term: number): void {
     if (this.#closed) return
     const leading = leader === this.raftId
     if (leading === this.#leading) return
     this.#leading = leading
     this.#log(leading ? 'became the leader' : `leader is ${leader ?? 'unknown'}`)
-    if (leading) {
-      this.#scheduler = createScheduler({ store: this.store })
-      this.#orchestrator = createOrchestrator({ store: this.store })
-      this.#scheduler.on('error', (err: unknown) => this.#log(`scheduler: ${(err as Error).message}`))
-      this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
-      this.#scheduler.start()
-      this.#orchestrator.start()
-      this.#caTimer = setInterval(
-        () =>
-          void this.#finishRootRotation().catch((err: Error) =>
-            this.#log(`root rotation not finished: ${err.message}`),
-          ),
-        this.#options.heartbeatPeriodMs ?? 5000,
-      )
-      this.#caTimer.unref()
-      this.dispatcher.startTracking()
-      this.#health.start()
-      this.#startRoles()
-      void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
-    } else {
+    if (leading) void this.#startLeading(term)
+    else {
       this.dispatcher.stopTracking()
       this.#health.stop()
       this.#stopRoles()
       void this.#stopLeading()
     }
+  }
+
+  /**
+   * Leader duties start once this term's no-op has committed and the store has applied up to it (a read
+   * index on the new leader), so they never act on a view older than their leadership; they run, and write,
+   * scoped to `term`, and stop as soon as raft reports the step-down.
+   */
+  async #startLeading(term: number): Promise<void> {
+    const stillLeading = () => !this.#closed && this.#leading && this.isLeader && this.raft.term === term
+    for (let delay = 20; ; delay = Math.min(2 * delay, 500)) {
+      if (!stillLeading()) return
+      try {
+        await this.raft.readIndex()
+        break
+      } catch (err) {
+        if (!stillLeading()) return
+        this.#log(`leader duties of term ${term} wait: ${(err as Error).message}`)
+        await new Promise((res) => setTimeout(res, delay))
+      }
+    }
+    if (!stillLeading()) return
+    inDutyScope(term, () => this.#startDuties(term))
+  }
+
+  #startDuties(term: number): void {
+    const store = scopedStore(this.store, term)
+    this.#scheduler = createScheduler({ store })
+    this.#orchestrator = createOrchestrator({ store })
+    this.#scheduler.on('error', (err: unknown) => this.#log(`scheduler: ${(err as Error).message}`))
+    this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
+    this.#scheduler.start()
+    this.#orchestrator.start()
+    this.#caTimer = setInterval(
+      () =>
+        void this.#finishRootRotation().catch((err: Error) =>
+          this.#log(`root rotation not finished: ${err.message}`),
+        ),
+      this.#options.heartbeatPeriodMs ?? 5000,
+    )
+    this.#caTimer.unref()
+    this.dispatcher.startTracking(term)
+    this.#health.start()
+    this.#startRoles()
+    void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
   }
 
   /** Where the leader's control server listens (each manager records its own in its node object). */

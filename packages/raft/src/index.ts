@@ -15,6 +15,14 @@ export {
   type SealHook,
 } from './file-storage.js'
 export { type FileSystem, nodeFileSystem } from './file-system.js'
+export {
+  decodeScoped,
+  encodeScoped,
+  proposeScoped,
+  type ScopedProposerNode,
+  ScopeRefused,
+  scopedStateMachine,
+} from './leadership-scope.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export {
   type PeerSpec,

@@ -38,8 +38,8 @@ import {
 
 /** The user's replicated state machine. `apply` must be deterministic: every member applies the same commands. */
 export interface StateMachine {
-  /** Applies one committed command; the result is handed to the proposer on this node. */
-  apply(command: Uint8Array, index: number): unknown | Promise<unknown>
+  /** Applies one committed command (of log `index`, appended in `term`); the result goes to its proposer here. */
+  apply(command: Uint8Array, index: number, term?: number): unknown | Promise<unknown>
   /**
    * Serializes the whole state (for snapshots). Called between two applies, so it must capture the state as of
    * that call; if it returns a promise, applying goes on while it resolves (copy or freeze what it needs first).
@@ -1314,7 +1314,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         let failed: unknown
         let threw = false
         try {
-          result = sm.apply(data, e.index)
+          result = sm.apply(data, e.index, e.term)
           if (
             result !== null &&
             typeof result === 'object' &&

@@ -19,6 +19,7 @@ import { DEFAULTS, restartPolicy, updateConfig } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { type NewTask, Plan } from './internal/plan.js'
+import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
 import { platformOk } from './placement.js'
@@ -672,6 +673,18 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       let a = active.get(t.slot)
       if (!a) active.set(t.slot, (a = []))
       a.push(t)
+    }
+    // Two live tasks in one slot outside an update step (see slot-duplicates.ts): keep one.
+    const inFlight = this.#runs.get(svc.id)?.inFlight
+    for (const [slot, list] of active) {
+      if (list.length < 2 || inFlight?.has(`s:${slot}`) || plan.full) continue
+      const extra = slotDuplicates(list, svc.specVersion.index)
+      for (const t of extra) plan.setDesired(t, 'shutdown')
+      if (extra.length)
+        active.set(
+          slot,
+          list.filter((t) => !extra.includes(t)),
+        )
     }
     // A slot is live if a task in it should be up, or its last task ended and is not to be restarted.
     const live = new Set<number>(active.keys())

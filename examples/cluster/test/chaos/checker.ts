@@ -55,24 +55,8 @@ function allowedReplicas(ops: Op[], initial: number): Set<number> {
   return allowed
 }
 
-export interface CheckOptions {
-  /**
-   * 'fail' (default) or 'report': a slot with several running tasks is only printed. Cases that pause or
-   * partition a leader use 'report' until the stale-leader duplicates are fixed (see pending.test.ts); fewer
-   * slots than replicas still fails.
-   */
-  readonly duplicates?: 'fail' | 'report'
-}
-
 /** Waits for convergence (up to `timeoutMs`), then checks the history against every running manager. */
-export async function check(
-  cluster: ChaosCluster,
-  load: Load,
-  timeoutMs = 120_000,
-  options: CheckOptions = {},
-): Promise<CheckReport> {
-  const strict = options.duplicates !== 'report'
-  const reported = new Set<string>()
+export async function check(cluster: ChaosCluster, load: Load, timeoutMs = 120_000): Promise<CheckReport> {
   const managers = cluster.managers.filter((m) => m.running)
   for (const m of managers) if (m.paused) throw new Error(`${m.name} is still paused`)
   let snaps: Snapshot[] = []
@@ -146,17 +130,13 @@ export async function check(
                   `${t.ID} slot ${t.Slot} on ${t.NodeID} ${t.Status?.State} v${t.Version?.Index} spec v${t.SpecVersion?.Index} created ${t.CreatedAt}`,
               )
               .join('; ')}`
-          if (dupText && strict) taskProblems.push(dupText)
-          else if (dupText && !reported.has(dupText)) {
-            reported.add(dupText)
-            console.warn(`duplicated tasks (reported, not failed): ${dupText}`)
-          }
+          if (dupText) taskProblems.push(dupText)
           // Slot numbers need not be 1..replicas (a scale-down frees any slots): count the distinct ones.
           if (slots.size < svc.replicas)
             taskProblems.push(
               `${m.name}: ${svc.name} has ${slots.size} slots with a task for ${svc.replicas} replicas`,
             )
-          if (strict && live.length !== svc.replicas)
+          if (live.length !== svc.replicas)
             taskProblems.push(`${m.name}: ${svc.name} has ${live.length} tasks for ${svc.replicas} replicas`)
           const notRunning = live.filter((t) => t.Status?.State !== 'running')
           if (notRunning.length > 0)

@@ -95,8 +95,7 @@ export function snapshotCase(which: SnapshotCase): void {
           )
           old.resume()
           await load.stop()
-          // A resumed leader may leave a slot with two tasks (a known bug, pending.test.ts): reported here.
-          const report = await check(cluster, load, 120_000, { duplicates: 'report' })
+          const report = await check(cluster, load, 120_000)
           expect(report.managers).toBe(3)
           // Once back, the old leader must name the new one (not itself) and serve what the others serve.
           await until(

@@ -1,6 +1,6 @@
 // A real-time RaftNode cluster over MemoryNetwork for lab-style tests: real timers, seeded faults.
 import { MemoryNetwork } from '@swarmkit/transport'
-import { MemoryLogStorage, RaftNode, type RaftNodeOptions } from '../../src/index.js'
+import { MemoryLogStorage, RaftNode, type RaftNodeOptions, type StateMachine } from '../../src/index.js'
 import { rng } from './cores.js'
 
 const dec = new TextDecoder()
@@ -32,6 +32,8 @@ export class LiveCluster {
     n: number,
     seed: number,
     readonly extra: Partial<RaftNodeOptions> = {},
+    /** Wraps each member's state machine (e.g. scopedStateMachine). */
+    readonly wrap: (sm: StateMachine) => StateMachine = (sm) => sm,
   ) {
     this.net = new MemoryNetwork({ seed })
     this.random = rng(seed)
@@ -47,14 +49,14 @@ export class LiveCluster {
       peers: this.ids,
       transport: this.net.transport(m.id),
       storage: m.storage,
-      stateMachine: {
+      stateMachine: this.wrap({
         apply: (cmd, index) => {
           applied.push({ index, cmd: dec.decode(cmd) })
           return index
         },
         snapshot: () => new Uint8Array(0),
         restore: () => {},
-      },
+      }),
       electionTimeoutMs: [100, 200],
       heartbeatIntervalMs: 20,
       random: rng(Math.floor(this.random() * 2 ** 31)),

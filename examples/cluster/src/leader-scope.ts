@@ -1,0 +1,28 @@
+// Leadership-scoped store writes for the leader's duties (scheduler, orchestrators, dispatcher tracking, CA,
+// roles). Each duty runs, and writes, inside the scope of the raft term it started under; the manager's
+// proposer sends such writes with `proposeScoped`, so a deposed leader's duties, acting on a stale view,
+// can never commit anything (swarmkit: leader-duty proposals are only accepted from the leader of their term).
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { SchedulerStore } from '@swarmkit/scheduler'
+import type { MemoryStore } from '@swarmkit/store'
+
+const dutyTerm = new AsyncLocalStorage<number>()
+
+/** The term of the leadership the current write belongs to, or undefined outside leader duties. */
+export function currentDutyTerm(): number | undefined {
+  return dutyTerm.getStore()
+}
+
+/** Runs `fn` (and every timer, promise and write it starts) as a leader duty of `term`. */
+export function inDutyScope<R>(term: number, fn: () => R): R {
+  return dutyTerm.run(term, fn)
+}
+
+/** The store as a duty of `term` sees it: reads as usual, every write scoped to that term. */
+export function scopedStore(store: MemoryStore, term: number): SchedulerStore {
+  return {
+    view: (fn) => store.view(fn),
+    watch: ((...args: Parameters<MemoryStore['watch']>) => store.watch(...args)) as MemoryStore['watch'],
+    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as MemoryStore['update'],
+  }
+}
