@@ -307,7 +307,21 @@ class Resolver extends EventEmitter<ResolverEvents> implements EmbeddedResolver 
   }
 }
 
-function bindHere(address: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+/**
+ * Binds UDP and TCP on one port. With port 0 the kernel picks the UDP port, which TCP may already hold for
+ * another socket: pick again a few times instead of failing (a race, not an error).
+ */
+async function bindHere(address: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bindOnce(address, port)
+    } catch (err) {
+      if (port !== 0 || attempt >= 8 || !/EADDRINUSE/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+function bindOnce(address: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
   return import('node:net').then(
     (netMod) =>
       new Promise((resolve, reject) => {
