@@ -641,7 +641,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
       }
     }
-    if (isFinished(t)) return this.#restart(svc, t, false, plan, now) ?? null
+    if (isFinished(t)) {
+      // A replacement that ended before its own restart delay passed (a worker prepares it while it waits,
+      // and preparing fails at once while its engine is away) is restarted once that delay passed, as swarm
+      // does: restarting it now would loop without pause, reap the slot's history and use up max attempts.
+      const d = this.#delays.get(t.id)
+      if (d && now < d.at) {
+        this.#wake(svc.id, d.at)
+        return undefined
+      }
+      return this.#restart(svc, t, false, plan, now) ?? null
+    }
     return undefined
   }
 
