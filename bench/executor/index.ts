@@ -17,7 +17,7 @@ import {
   localTaskNetworking,
   startNode,
   taskNetworkingSupported,
-} from '@swarmkit/example-cluster'
+} from '@swarmkit/cluster'
 import {
   buildImages,
   IMAGES,
