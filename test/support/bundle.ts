@@ -1,5 +1,5 @@
-// Tests that run TypeScript as a child process (crash writers, example CLIs, namespace peers) bundle it first:
-// one esbuild call, from sources through the @swarmkit/source condition, so no prior build is needed.
+// Tests that run TypeScript as a child process (crash writers, example CLIs) bundle it first: one esbuild
+// call, from sources through the @swarmkit/source condition, so that no prior build is needed.
 import { build } from 'esbuild'
 
 /** Options of {@link bundleForNode}. */

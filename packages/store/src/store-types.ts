@@ -101,8 +101,8 @@ export type ApplyResult =
   | { ok: false; version: number; code: StoreErrorCode; message: string }
 
 /**
- * How a {@link ClusterStore} is built: local (no options) or replicated through a raft `proposer`, with clock,
- * randomness and limits.
+ * How a {@link ClusterStore} is built: local (no options) or replicated through a raft `proposer`, with
+ * clock, randomness and limits.
  */
 export interface ClusterStoreOptions {
   /**

@@ -1,8 +1,8 @@
 // The RPC session: one connection, symmetric calls, notifications and streams. Method and option types, the
-// wire protocol, access rules, remote errors, and the two ends of a stream live in ./session/. What stays here
-// (under 600 lines, over the house ~500 on purpose) is one state machine: the calling and serving halves share the
-// id space, the drain waiters, the close path and the dispatcher, and splitting them would put that shared
-// state behind an interface whose only user is this class.
+// wire protocol, access rules, remote errors, and the two ends of a stream live in ./session/. What stays
+// here is one state machine, a little under 600 lines and so over the house ~500 on purpose: the calling
+// and serving halves share the connection, the dispatcher, the drain waiters and the close path, and
+// splitting them would put that shared state behind an interface whose only user is this class.
 import { EventEmitter } from 'eventemitter3'
 import { createCodec, type InternalCodec } from './codec.js'
 import { isTransportError, TransportError } from './errors.js'
