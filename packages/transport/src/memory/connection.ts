@@ -5,7 +5,8 @@ import { EventEmitter } from 'eventemitter3'
 import { TransportError } from '../errors.js'
 import { checkSignal } from '../internal/abort.js'
 import { nextConnectionId } from '../internal/ids.js'
-import { checkFrame, type ResolvedLimits } from '../internal/limits.js'
+import type { ResolvedLimits } from '../internal/limits.js'
+import { bufferOverflow, checkSend } from '../internal/send-checks.js'
 import type { AbortOptions, Connection, ConnectionEvents, PeerIdentity } from '../types.js'
 import type { MemoryTransport } from './endpoint.js'
 import type { MemoryNodeStats } from './network.js'
@@ -57,21 +58,10 @@ export class MemoryConnection extends EventEmitter<ConnectionEvents> implements 
   }
 
   send(frame: Uint8Array): boolean {
-    checkFrame(frame)
-    if (this.closed) throw new TransportError('CLOSED', 'connection is closed')
-    const n = frame.byteLength
-    if (n > this.maxFrameBytes) {
-      throw new TransportError(
-        'FRAME_TOO_LARGE',
-        `frame of ${n} bytes is over the limit of ${this.maxFrameBytes}`,
-      )
-    }
+    const n = checkSend(frame, this.closed, this.maxFrameBytes)
     this.buffered += n + LENGTH_PREFIX_BYTES
     if (this.buffered > this.limits.maxBufferedBytes) {
-      const error = new TransportError(
-        'BUFFER_OVERFLOW',
-        `more than ${this.limits.maxBufferedBytes} bytes queued for ${this.remoteAddress}`,
-      )
+      const error = bufferOverflow(this.limits.maxBufferedBytes, this.remoteAddress)
       this.abort(error)
       throw error
     }
