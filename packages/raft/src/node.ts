@@ -638,8 +638,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         }
       },
       () => {
+        // Caught up, and heard from: a learner promoted before its first answer is a voter this leader has
+        // not heard from, and the next CheckQuorum of a small cluster would depose the leader.
         const core = this.core!
-        return core.matchOf(id) + Math.max(this.trailingEntries, 100) >= core.lastIndex
+        const match = core.matchOf(id)
+        return match > 0 && match + Math.max(this.trailingEntries, 100) >= core.lastIndex
       },
     ).finally(() => this.autoPromote.delete(id))
   }

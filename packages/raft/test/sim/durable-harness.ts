@@ -357,14 +357,23 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
       let added = false
       let tries = 0
       while (!added && tries++ < 50) {
-        const leader = up().find((k) => k.node!.role === 'leader')
-        if (leader)
-          leader.node!.addMember(m.id, { learner: false }).then(
+        const leader = up().find((k) => k.node!.role === 'leader')?.node
+        if (leader) {
+          // An attempt that failed may still have gone through (a promotion committed by the next leader),
+          // or stopped half-way (a learner): go by the leader's configuration, as an operator would.
+          const { voters, learners } = leader.members()
+          const attempt = voters.includes(m.id)
+            ? Promise.resolve()
+            : learners.includes(m.id)
+              ? leader.promote(m.id)
+              : leader.addMember(m.id, { learner: false })
+          attempt.then(
             () => {
               added = true
             },
-            () => {},
+            (err: Error) => trace.push(`${clock.now()} bootstrap: adding ${m.id} failed: ${err.message}`),
           )
+        }
         for (let t = 0; !added && t < 20; t++) await clock.advanceAsync(50)
       }
       if (!added) fail(`could not add ${m.id} to the single-node bootstrap`)
