@@ -1,6 +1,7 @@
 import type { Clock, Transport } from '@swarmkit/transport'
 import { EventEmitter } from 'eventemitter3'
 import { RaftError } from './errors.js'
+import { ApplyQueue, type ApplyTask } from './internal/apply-queue.js'
 import { decodeConf, encodeConf } from './internal/conf.js'
 import { RaftCore } from './internal/core.js'
 import { coreOf } from './internal/inspect.js'
@@ -91,6 +92,12 @@ export interface RaftNodeOptions {
   readonly maxInflightBytes?: number
   /** A leader refuses proposals (PROPOSAL_DROPPED) while this much is appended but uncommitted. Default 64 MiB. */
   readonly maxUncommittedBytes?: number
+  /**
+   * Committed command bytes waiting for a slow state machine. Applying runs beside the node's raft duties
+   * (acknowledgements, votes, heartbeats go on); past this backlog the node takes no more committed entries
+   * until the state machine catches up. Default 64 MiB.
+   */
+  readonly maxApplyBacklogBytes?: number
   /** How long propose/readIndex wait for a leader before NO_LEADER. Default 5 x the maximum election timeout. */
   readonly leaderWaitMs?: number
   /**
@@ -176,6 +183,9 @@ interface Incoming {
   lastProgress: number
 }
 
+/** Committed entries waiting for the state machine, at most (besides `maxApplyBacklogBytes`). */
+const MAX_APPLY_BACKLOG_ENTRIES = 1 << 16
+
 /** Snapshot bytes in flight per transfer (flow control window). */
 const SNAPSHOT_WINDOW_CHUNKS = 4
 
@@ -226,8 +236,10 @@ function stoppedError(): RaftError {
  * A Raft member: drives a RaftCore with timers, a Transport, a LogStorage and the user's StateMachine.
  *
  * The loop: inputs (ticks, messages, proposals, reads) go into the core at once; a microtask takes each
- * Ready in turn and sends the leader's appends, persists, sends the rest, applies committed entries, then
- * advances the core. Everything that arrives while a Ready is being persisted is batched into the next one.
+ * Ready in turn and sends the leader's appends, persists, sends the rest, hands committed entries to the apply
+ * pipeline, then advances the core. Everything that arrives while a Ready is being persisted is batched into
+ * the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
+ * acknowledgement or vote; only while its backlog is full does the loop take no more committed entries.
  */
 export class RaftNode extends EventEmitter<RaftNodeEvents> {
   readonly id: string
@@ -255,6 +267,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private lastTickAt = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
+  /** Committed entries and leader snapshots on their way into the state machine, in log order. */
+  private readonly applyQueue: ApplyQueue
   private applied = 0
   /** The hard state last handed to storage. */
   private savedHard: HardState = { term: 0, vote: null, commit: 0 }
@@ -377,6 +391,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.clock = options.clock ?? transport.clock ?? realClock
     this.random = options.random ?? Math.random
     this.log = options.logger ?? {}
+    this.applyQueue = new ApplyQueue(
+      this.runApplyTask,
+      positive('options.maxApplyBacklogBytes', options.maxApplyBacklogBytes, 64 << 20),
+      MAX_APPLY_BACKLOG_ENTRIES,
+      () => this.schedule(),
+    )
     coreOf.set(this, () => this.core)
   }
 
@@ -492,6 +512,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.tickTimer = undefined
     this.failAll(stoppedError())
     if (this.loop) await this.loop.catch(() => {})
+    await this.applyQueue.stop()
     await this.links?.close()
     // The commit index not yet written goes out with the last write, so a clean restart resumes from it.
     const hard = this.pendingHard
@@ -873,7 +894,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.queued.length > 0) this.submitProposals()
     if (this.readQueue.length > 0) this.submitReads()
     if (this.loop === null) {
-      if (this.core!.hasReady()) {
+      if (this.core!.hasReady(this.applyQueue.room())) {
         this.loop = this.runLoop().finally(() => {
           this.loop = null
         })
@@ -888,8 +909,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private async runLoop(): Promise<void> {
     const core = this.core!
     try {
-      while (this.state === 'running' && core.hasReady()) {
-        const rd: Ready = core.ready()
+      while (this.state === 'running' && core.hasReady(this.applyQueue.room())) {
+        const rd: Ready = core.ready(this.applyQueue.room())
         if (rd.entries.length > 0) this.learnConfEntries(rd.entries)
         if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
         const hard = this.hardToSave(rd)
@@ -903,21 +924,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
           saving.catch(() => {})
         }
-        if (rd.snapshot) {
-          await saving
-          if (this.state !== 'running') return
-          saving = null
-          await this.installSnapshot(rd.snapshot)
-          if (this.state !== 'running') return
-        }
+        // A snapshot from the leader is restored once durable, in order with the applies around it.
+        if (rd.snapshot) this.applyQueue.push({ kind: 'snapshot', snapshot: rd.snapshot, saved: saving! })
         // Committed entries are durable on a quorum already (a leader counts itself only once its own write
-        // completed), so they are applied while this Ready's writes are in flight: a reply never waits for the
-        // write of later entries. Forward results come first so that their proposals are known when applied.
+        // completed), so they go to the apply pipeline while this Ready's writes are in flight: a reply never
+        // waits for the write of later entries, nor for the state machine. Forward results come first so that
+        // their proposals are known when applied.
         if (rd.forwards.length > 0) this.onForwards(rd.forwards)
-        if (rd.committed.length > 0) {
-          await this.applyEntries(rd.committed)
-          if (this.state !== 'running') return
-        }
+        if (rd.committed.length > 0) this.applyQueue.push({ kind: 'entries', entries: rd.committed })
         if (saving !== null) {
           await saving
           if (this.state !== 'running') return
@@ -927,13 +941,6 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         if (rd.messages.length > 0) this.send(rd.messages)
         if (rd.readStates.length > 0) this.onReadStates(rd.readStates)
         core.advance(rd)
-        if (
-          this.snapshotThreshold > 0 &&
-          !this.snapshotting &&
-          this.applied - this.snapIndex >= this.snapshotThreshold
-        ) {
-          this.takeSnapshot()
-        }
         if (this.readWaits.length > 0) this.releaseReads()
         if (this.confWaiters.length > 0) this.submitConfChanges()
         if (this.queued.length > 0) this.submitProposals()
@@ -942,6 +949,32 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     } catch (err) {
       this.fail(err)
     }
+  }
+
+  /** The apply pipeline's step: restore a leader's snapshot or apply entries, then what waited for them. */
+  private readonly runApplyTask = async (task: ApplyTask): Promise<void> => {
+    if (this.state !== 'running') return
+    try {
+      if (task.kind === 'snapshot') {
+        await task.saved
+        if (this.state !== 'running') return
+        await this.installSnapshot(task.snapshot)
+      } else await this.applyEntries(task.entries)
+    } catch (err) {
+      this.fail(err)
+      return
+    }
+    if (this.state !== 'running') return
+    // Between two applies: a snapshot taken now holds exactly the state at the applied index.
+    if (
+      this.snapshotThreshold > 0 &&
+      !this.snapshotting &&
+      this.applied - this.snapIndex >= this.snapshotThreshold
+    ) {
+      this.takeSnapshot()
+    }
+    if (this.readWaits.length > 0) this.releaseReads()
+    if (this.confWaiters.length > 0) this.submitConfChanges()
   }
 
   /**
@@ -993,6 +1026,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.state = 'stopped'
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
     this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
+    void this.applyQueue.stop()
     void this.links?.close()
     this.emit('error', e)
   }
