@@ -69,9 +69,9 @@ const mutants = [
     name: 'wal-no-dsync',
     what: 'WAL segments written without O_DSYNC (durable only in the page cache)',
     edits: [
-      ['src/file-storage.ts', 'const SEGMENT_FLAGS = O_RDWR | O_DSYNC', 'const SEGMENT_FLAGS = O_RDWR'],
+      ['src/internal/wal/segment-files.ts', 'const SEGMENT_FLAGS = O_RDWR | O_DSYNC', 'const SEGMENT_FLAGS = O_RDWR'],
       [
-        'src/file-storage.ts',
+        'src/internal/wal/segment-files.ts',
         'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_DSYNC',
         'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL',
       ],
