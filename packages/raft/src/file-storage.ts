@@ -104,10 +104,7 @@ export class FileLogStorage implements LogStorage {
     const maxEntry = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY
     const maxSnapshot = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT
     this.#seal = options.seal
-    const kos = options.keepOldSnapshots ?? 0
-    if (!Number.isSafeInteger(kos) || kos < 0)
-      throw new RangeError('options.keepOldSnapshots must be an integer >= 0')
-    this.keepOldSnapshots = kos
+    this.keepOldSnapshots = options.keepOldSnapshots ?? 0
     this.#onSync = options.onSync
     const maxBody = ENTRY_BODY + maxEntry + SEAL_SLACK
     this.#limits = {

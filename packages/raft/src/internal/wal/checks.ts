@@ -69,6 +69,10 @@ export function checkOpenArguments(dir: unknown, options: FileLogStorageOptions)
   ) {
     throw new RangeError(`options.sealTagBytes must be an integer from 1 to ${MAX_TAG_BYTES}`)
   }
+  const kos = options.keepOldSnapshots
+  if (kos !== undefined && (!Number.isSafeInteger(kos) || kos < 0)) {
+    throw new RangeError('options.keepOldSnapshots must be an integer >= 0')
+  }
   if (options.batchSeal !== undefined && typeof options.batchSeal !== 'boolean') {
     throw new TypeError('options.batchSeal must be a boolean')
   }
