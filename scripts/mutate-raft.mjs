@@ -69,7 +69,11 @@ const mutants = [
     name: 'wal-no-dsync',
     what: 'WAL segments written without O_DSYNC (durable only in the page cache)',
     edits: [
-      ['src/internal/wal/segment-files.ts', 'const SEGMENT_FLAGS = O_RDWR | O_DSYNC', 'const SEGMENT_FLAGS = O_RDWR'],
+      [
+        'src/internal/wal/segment-files.ts',
+        'const SEGMENT_FLAGS = O_RDWR | O_DSYNC',
+        'const SEGMENT_FLAGS = O_RDWR',
+      ],
       [
         'src/internal/wal/segment-files.ts',
         'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_DSYNC',
@@ -192,6 +196,35 @@ const mutants = [
       ],
     ],
     tests: [...CORE, 'test/node.durability.test.ts'],
+  },
+  {
+    name: 'read-before-apply',
+    what: "a read resolves once its index is committed, before this node's state machine applied it",
+    edits: [['src/internal/read-waiters.ts', 'if (s.index <= applied) {', 'if (s.index >= 0) {']],
+    tests: ['test/node.slow-apply.test.ts', 'test/node.test.ts'],
+  },
+  {
+    name: 'promote-unheard',
+    what: 'a learner is promoted before it ever answered the leader (seed 5240)',
+    edits: [['src/internal/conf-changes.ts', 'return match > 0 && match', 'return match >= 0 && match']],
+    tests: ['test/membership.promote.test.ts', 'test/membership.test.ts'],
+  },
+  {
+    name: 'apply-backlog-unbounded',
+    what: 'the apply pipeline takes every committed entry however far the state machine lags',
+    edits: [
+      [
+        'src/internal/apply-queue.ts',
+        'maxCommittedBytes: Math.max(0, this.#maxBytes - this.#bytes),',
+        'maxCommittedBytes: Number.MAX_SAFE_INTEGER,',
+      ],
+      [
+        'src/internal/apply-queue.ts',
+        'maxCommittedEntries: Math.max(0, this.#maxEntries - this.#entries),',
+        'maxCommittedEntries: Number.MAX_SAFE_INTEGER,',
+      ],
+    ],
+    tests: ['test/node.slow-apply.test.ts'],
   },
   {
     name: 'election-restriction',
