@@ -204,6 +204,12 @@ const mutants = [
     tests: ['test/node.slow-apply.test.ts', 'test/node.test.ts'],
   },
   {
+    name: 'forward-answer-late',
+    what: 'a forwarded proposal is placed at an index the apply pipeline already took up (it never settles)',
+    edits: [['src/internal/proposals.ts', 'if (k <= this.taken) {', 'if (k < 0) {']],
+    tests: ['test/proposals.test.ts'],
+  },
+  {
     name: 'promote-unheard',
     what: 'a learner is promoted before it ever answered the leader (seed 5240)',
     edits: [['src/internal/conf-changes.ts', 'return match > 0 && match', 'return match >= 0 && match']],

@@ -491,7 +491,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         // completed), so they go to the apply pipeline while this Ready's writes are in flight: a reply never
         // waits for the write of later entries, nor for the state machine. Forward results come first so that
         // their proposals are known when applied.
-        if (rd.forwards.length > 0) this.proposals.onForwards(rd.forwards, applier.applied)
+        if (rd.forwards.length > 0) this.proposals.onForwards(rd.forwards)
         if (rd.committed.length > 0) applier.pushEntries(rd.committed)
         if (saving !== null) {
           await saving

@@ -39,6 +39,12 @@ export class Proposals {
   private readonly forwarded = new Map<number, { items: Proposal[]; sentAt: number }>()
   /** Appended at these log indexes (by this leader, or by the leader a follower forwarded them to). */
   readonly byIndex = new Map<number, Proposal>()
+  /**
+   * The highest index the apply pipeline has taken up (its proposal looked up, or covered by a snapshot):
+   * a proposal placed at or below it would never be settled. Applying runs beside the loop that learns where
+   * forwarded proposals went, so this can be ahead of the applied index.
+   */
+  private taken = 0
 
   constructor(private readonly host: ProposalHost) {}
 
@@ -111,8 +117,8 @@ export class Proposals {
     this.waitingLeader.push(p)
   }
 
-  /** The leader answered forwarded proposals; `applied` is this node's applied index. */
-  onForwards(results: readonly ForwardResult[], applied: number): void {
+  /** The leader answered forwarded proposals. */
+  onForwards(results: readonly ForwardResult[]): void {
     for (const r of results) {
       const f = this.forwarded.get(r.context)
       if (!f) continue
@@ -122,8 +128,8 @@ export class Proposals {
         for (const p of f.items) {
           p.term = r.term
           if (!p.done) {
-            if (k <= applied) {
-              // Applied before the answer arrived: its outcome is unknown here.
+            if (k <= this.taken) {
+              // Applied (or being applied) before the answer arrived: its outcome is unknown here.
               settle(
                 p,
                 new RaftError('LOST_LEADERSHIP', 'the proposal was applied before its position was known'),
@@ -163,8 +169,9 @@ export class Proposals {
     }
   }
 
-  /** The proposal appended at `index`, if this node tracks one (it is forgotten). */
+  /** The proposal appended at `index`, if this node tracks one (it is forgotten); the pipeline calls it in order. */
   take(index: number): Proposal | undefined {
+    if (index > this.taken) this.taken = index
     const p = this.byIndex.size > 0 ? this.byIndex.get(index) : undefined
     if (p !== undefined) this.byIndex.delete(index)
     return p
@@ -172,6 +179,7 @@ export class Proposals {
 
   /** Proposals covered by a snapshot from the leader: applied there, so their results are unknown here. */
   coveredBySnapshot(index: number): void {
+    if (index > this.taken) this.taken = index
     for (const [i, p] of this.byIndex) {
       if (i > index) continue
       this.byIndex.delete(i)
