@@ -210,6 +210,18 @@ const mutants = [
     tests: ['test/proposals.test.ts'],
   },
   {
+    name: 'removed-member-waits',
+    what: 'a removed member keeps its uncommitted proposals waiting for a commit it will never hear of',
+    edits: [
+      [
+        'src/node.ts',
+        "    if (core.role !== 'leader' && core.removed.has(this.id)) this.proposals.failUncommitted(core.committed)\n",
+        '',
+      ],
+    ],
+    tests: ['test/membership.removed-proposals.test.ts'],
+  },
+  {
     name: 'promote-unheard',
     what: 'a learner is promoted before it ever answered the leader (seed 5240)',
     edits: [['src/internal/conf-changes.ts', 'return match > 0 && match', 'return match >= 0 && match']],

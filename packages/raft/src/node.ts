@@ -45,9 +45,8 @@ function stoppedError(): RaftError {
  * the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
  * acknowledgement or vote; only while its backlog is full does the loop take no more committed entries.
  *
- * Its parts live in internal/: option checks (node-settings), proposals and forwarding (proposals), reads
- * (read-waiters), membership changes (conf-changes), applying and local snapshots (applier, apply-queue),
- * snapshot streaming (snapshot-transfer), connections (links).
+ * Parts in internal/: node-settings, proposals, read-waiters, conf-changes, applier and apply-queue (applying,
+ * local snapshots), snapshot-transfer (streaming), links (connections).
  */
 export class RaftNode extends EventEmitter<RaftNodeEvents> {
   readonly id: string
@@ -159,8 +158,6 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     })
     coreOf.set(this, () => this.core)
   }
-
-  // ---------------------------------------------------------------- state
 
   get role(): Role {
     return this.core?.role ?? 'follower'
@@ -569,6 +566,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       // Reads in flight to an old leader are retried against the new one.
       this.reads.leaderChanged(leader !== null)
     }
+    // A removed member is left out of replication once its removal commits: what it has not seen committed
+    // may never be, so its proposals (pending, or forwarded from now on) settle as unknown, not never.
+    if (core.role !== 'leader' && core.removed.has(this.id)) this.proposals.failUncommitted(core.committed)
     if (core.role !== this.emittedRole) {
       this.emittedRole = core.role
       this.emit('role:change', core.role)
@@ -586,7 +586,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.snapshots.active) this.snapshots.check(now)
     this.confChanges.checkDeadlines(now)
     this.proposals.checkDeadlines(now, core)
-    this.reads.checkDeadlines(now, core.leader !== null)
+    this.reads.checkDeadlines(now, core.leader !== null, core.committed)
     this.transfers.checkDeadlines(now)
   }
 

@@ -125,8 +125,13 @@ export class ReadWaiters {
     }
   }
 
-  /** On each tick: reads past their deadline reject; lost rounds are asked again after an election timeout. */
-  checkDeadlines(now: number, leaderKnown: boolean): void {
+  /**
+   * On each tick: reads past their deadline reject; lost rounds are asked again after an election timeout. A
+   * read answered with an index this node has not seen committed (`committed`) waits for a leader to bring
+   * it there, and rejects at its deadline too (a member cut off or removed would wait forever); one that waits
+   * only for the state machine to apply what is committed waits as long as that takes.
+   */
+  checkDeadlines(now: number, leaderKnown: boolean, committed: number): void {
     if (this.waitsLeader.length > 0) {
       const again: ReadWaiter[] = []
       for (const r of this.waitsLeader) {
@@ -139,6 +144,21 @@ export class ReadWaiters {
       this.waitsLeader = []
       if (leaderKnown) this.queue.push(...again)
       else this.waitsLeader = again
+    }
+    if (this.waits.length > 0 && this.waits[this.waits.length - 1]!.index > committed) {
+      for (const w of this.waits) {
+        if (w.index <= committed) continue
+        w.reads = w.reads.filter((r) => {
+          if (r.done) return false
+          if (now < r.deadline) return true
+          r.done = true
+          r.reject(
+            new RaftError('NO_LEADER', 'no leader brought this member to the read index within the wait'),
+          )
+          return false
+        })
+      }
+      this.waits = this.waits.filter((w) => w.reads.length > 0)
     }
     if (this.batches.size > 0) {
       // A read round can be lost with its messages: ask again after an election timeout.
