@@ -222,6 +222,18 @@ const mutants = [
     tests: ['test/membership.removed-proposals.test.ts'],
   },
   {
+    name: 'read-waits-forever',
+    what: 'a read answered beyond what this member saw committed waits with no deadline',
+    edits: [
+      [
+        'src/internal/read-waiters.ts',
+        'if (this.waits.length > 0 && this.waits[this.waits.length - 1]!.index > committed) {',
+        'if (false) {',
+      ],
+    ],
+    tests: ['test/read-waiters.test.ts'],
+  },
+  {
     name: 'promote-unheard',
     what: 'a learner is promoted before it ever answered the leader (seed 5240)',
     edits: [['src/internal/conf-changes.ts', 'return match > 0 && match', 'return match >= 0 && match']],

@@ -452,6 +452,8 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     await clock.advanceAsync(1 + Math.floor(r() * 20))
     check()
   }
+  // Every operation started by now settles (resolves, or rejects with why) once the cluster caught up.
+  const startedBeforeCatchUp = clients.started
   await clock.advanceAsync(4000)
   // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
   for (let waited = 0; clients.completedPuts() === before && waited < 60_000; waited += 500) {
@@ -482,6 +484,8 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
   for (let waited = 0; lagging().length > 0 && waited < 60_000; waited += 500) await clock.advanceAsync(500)
   if (lagging().length > 0) fail(`members did not catch up after the network healed: ${lagging().join(', ')}`)
   check(true)
+  const hung = clients.unsettled(startedBeforeCatchUp)
+  if (hung.length > 0) fail(`operations never settled: ${hung.slice(0, 10).join(', ')}`)
   let lostWrites = 0
   for (const m of members) {
     await crash(m)
