@@ -1,9 +1,9 @@
 // Engine API: `docker network ls/inspect/create/rm` for overlay networks.
 
+import { createNetwork } from '../allocator.js'
 import { labels, networkToDocker } from '../docker-json.js'
 import { ApiError } from '../errors.js'
 import { ACCEPTED, networkFilter, parseFilters } from '../filters.js'
-import { createNetwork } from '../manager.js'
 import { lookup, type Route, type RouteContext } from './route.js'
 
 export function networkRoutes({ view, update }: RouteContext): Route[] {

@@ -3,9 +3,9 @@
 
 import { cpus, totalmem } from 'node:os'
 import type { Daemon } from '../daemon.js'
+import { ENGINE_VERSION } from '../engine-version.js'
 import { ApiError } from '../errors.js'
 import { eventsStream } from '../events.js'
-import { ENGINE_VERSION } from '../manager.js'
 import { API_VERSION, MIN_API_VERSION, type Route, type RouteContext } from './route.js'
 import { clusterJson } from './swarm.js'
 
