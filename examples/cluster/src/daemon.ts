@@ -1,22 +1,30 @@
 // One node of the reference cluster, as the docker CLI sees an engine: inactive until `docker swarm init`
 // (it becomes the first manager) or `docker swarm join` (it becomes a worker), then a manager or a worker
 // with an agent that runs the tasks assigned to it on its executor (the simulated one, or a Docker Engine).
+//
+// Why this file is long: it is the node's lifecycle, one state machine (init, join, resume, unlock, the
+// switch between manager and worker, failover to another manager, leave) whose steps share the node's
+// state and its one-operation-at-a-time guard. What is not that state machine lives beside it: request
+// bodies (swarm-requests.ts), the node file (node-file.ts), certificate requests (node-certificates.ts),
+// renewal and root rotation (node-tls.ts), the worker's dispatcher client (remote-dispatcher.ts).
 
 import { mkdir, rm } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
 import * as pki from '@swarmkit/pki'
-import { isStoreError, KeyManager, type SpecLimits } from '@swarmkit/store'
+import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
+import type { DaemonOptions, LocalNodeState } from './daemon-options.js'
 import type { DispatcherApi, HeartbeatAnswer, NodeInfo } from './dispatcher.js'
 import { EngineClient } from './engine-client.js'
 import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError, MESSAGES } from './errors.js'
-import type { Executor, NodeDescription } from './executor.js'
+import type { NodeDescription } from './executor.js'
 import { freePort } from './free-port.js'
 import { joinCluster } from './join.js'
-import { Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
+import { Manager, type ManagerOptions } from './manager.js'
+import { requestDemotion, requestPromotion } from './node-certificates.js'
 import {
   dropManagerState,
   managerTlsKey,
@@ -26,56 +34,16 @@ import {
   readSavedNode,
   type SavedNode,
   saveNode,
-  TLS_KEY_NEXT_SECRET,
   TLS_KEY_SECRET,
 } from './node-file.js'
-import type { ManagerObserver } from './observer.js'
+import { NodeTls } from './node-tls.js'
 import { leaveRefusal } from './quorum.js'
 import { checkManagers, remoteDispatcher } from './remote-dispatcher.js'
 import { MeshFollower } from './routing.js'
 import { checkUnlockKeyRequest, joinRequest, swarmAddresses } from './swarm-requests.js'
-import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
+import { nodeTlsInfo } from './tls-info.js'
 
-export interface DaemonOptions {
-  /** Where this node keeps its raft log, keys and certificates. */
-  readonly stateDir: string
-  /** The name `docker node ls` shows. Default: the machine's host name. */
-  readonly hostname?: string
-  /**
-   * Overrides the `--listen-addr` of `swarm init`/`join` (e.g. `127.0.0.1:0` so that several nodes share
-   * one machine). Default: what the CLI sends, `0.0.0.0:2377`.
-   */
-  readonly listenAddr?: string
-  /** Heartbeat period of the dispatcher. Default 5,000 ms. */
-  readonly heartbeatPeriodMs?: number
-  /**
-   * Raft entries applied between two snapshots (after which the log is compacted), like the cluster spec's
-   * `Raft.SnapshotInterval`. Default 10,000.
-   */
-  readonly snapshotInterval?: number
-  /** Time per step of the simulated executor. Default 50 ms. */
-  readonly taskStepMs?: number
-  /**
-   * What runs this node's tasks (e.g. `dockerExecutor()`); the daemon closes it. Default: a simulated
-   * executor per agent (tasks run in this process).
-   */
-  readonly executor?: Executor
-  /**
-   * Run the routing mesh: answer on every published port of every service at this node's listen address
-   * and forward to the services' tasks. Default true.
-   */
-  readonly routingMesh?: boolean
-  /**
-   * What one service spec may ask for when this node is a manager (`--max-replicas`); a spec over it is
-   * refused with a 400 naming the limit. Default: the store's `DEFAULT_SPEC_LIMITS` (10,000 tasks per service).
-   */
-  readonly specLimits?: Partial<SpecLimits>
-  readonly log?: (line: string) => void
-  /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
-  readonly observer?: ManagerObserver
-}
-
-export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
+export type { DaemonOptions, LocalNodeState }
 
 /** Failed heartbeats in a row after which a worker turns to another manager. */
 const FAILOVER_AFTER = 1
@@ -105,7 +73,24 @@ export class Daemon {
     this.options = options
     this.hostname = options.hostname ?? osHostname()
     this.#log = options.log ?? (() => {})
+    this.#tls = new NodeTls({
+      stateDir: options.stateDir,
+      log: this.#log,
+      canChange: () => !this.#roleChange && !this.#busy && this.state === 'active',
+      manager: () => this.manager,
+      keys: () => this.#keys,
+      worker: () => this.#worker,
+      setWorker: (saved) => {
+        this.#worker = saved
+      },
+      client: () => this.#client,
+      clientTransport: () => this.#clientTransport,
+      reportTls: () => this.#reportTls(),
+    })
   }
+
+  /** Certificate renewal and the cluster's root rotation, followed. */
+  readonly #tls: NodeTls
 
   /** What the executor said about this node when last asked. */
   #description: NodeDescription | undefined
@@ -134,6 +119,7 @@ export class Daemon {
 
   info(): NodeInfo {
     const d = this.#description
+    const tls = this.#tls.state
     return {
       hostname: this.hostname,
       platform: d?.platform ?? { os: 'linux', architecture: 'x86_64' },
@@ -148,7 +134,7 @@ export class Daemon {
         : { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() },
       engineVersion: d?.engineVersion ?? ENGINE_VERSION,
       ...(d ? { plugins: d.plugins } : {}),
-      ...(this.#tlsState ? { tls: nodeTlsInfo(this.#tlsState.certificate, this.#tlsState.roots) } : {}),
+      ...(tls ? { tls: nodeTlsInfo(tls.certificate, tls.roots) } : {}),
     }
   }
 
@@ -385,8 +371,7 @@ export class Daemon {
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
     this.#keys = keys
-    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
-    this.#startRenewal(saved.certificate)
+    this.#tls.start(saved.certificate, saved.roots)
     await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
@@ -420,8 +405,7 @@ export class Daemon {
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
-    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
-    this.#startRenewal(saved.certificate)
+    this.#tls.start(saved.certificate, saved.roots)
     await this.#startAgent(
       saved,
       remoteDispatcher(() => this.#client!),
@@ -431,7 +415,7 @@ export class Daemon {
 
   /** A worker's mutual TLS connection to a manager's dispatcher. */
   #connect(saved: SavedNode, address: string): RpcClient {
-    // Kept to hand it a renewed certificate (see `#renewCertificate`).
+    // Kept to hand it a renewed certificate (see node-tls.ts).
     this.#clientTransport = tlsTransport({
       key: saved.key,
       cert: saved.certificate,
@@ -461,7 +445,7 @@ export class Daemon {
 
   #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
     try {
-      this.#followTls(answer?.tls)
+      this.#tls.follow(answer?.tls)
     } catch (err) {
       this.#log(`the cluster's TLS state is unreadable: ${(err as Error).message}`)
     }
@@ -498,55 +482,6 @@ export class Daemon {
       .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
   }
 
-  // ---- root rotation: the heartbeat answer names the root to trust and the CA that issues now.
-
-  /** The certificate chain this node presents and the roots it trusts. */
-  #tlsState: { certificate: string; roots: string } | undefined
-  #tlsChange: Promise<void> | undefined
-  /** The last (wanted, held) TLS state found to agree, so that a steady heartbeat parses no certificates. */
-  #tlsSettled = ''
-
-  #followTls(want: HeartbeatAnswer['tls'] | undefined): void {
-    const now = this.#tlsState
-    if (!want || !now || this.#tlsChange || this.#roleChange || this.#busy || this.state !== 'active') return
-    if (typeof want.trustRoot !== 'string' || typeof want.issuer !== 'string') return
-    const key = `${want.trustRoot}\0${want.issuer}\0${now.certificate}\0${now.roots}`
-    if (key === this.#tlsSettled) return
-    let change: Promise<void> | undefined
-    if (!sameCertificates(want.trustRoot, now.roots)) change = this.#adoptRoots(want.trustRoot)
-    else if (!issuedBy(now.certificate, want.issuer)) {
-      this.#log('the cluster issues certificates from a new root key: renewing')
-      change = this.renewCertificate()
-    }
-    if (!change) {
-      this.#tlsSettled = key
-      return
-    }
-    this.#tlsChange = change
-      .catch((err: Error) => this.#log(`following the cluster's TLS change failed: ${err.message}`))
-      .finally(() => {
-        this.#tlsChange = undefined
-      })
-  }
-
-  /** The rotation finished: trust the new root from now on (listeners, clients, the saved node). */
-  async #adoptRoots(roots: string): Promise<void> {
-    pki.parseCertificates(roots) // refuses what is not a certificate
-    const state = this.#tlsState!
-    const saved = this.#worker ?? (await readSavedNode(this.options.stateDir))
-    if (!saved) return
-    const next = { ...saved, roots }
-    if (this.manager) this.manager.setCredentials({ ...this.manager.credentials, roots })
-    else {
-      this.#worker = next
-      this.#clientTransport?.setCredentials({ key: saved.key, cert: saved.certificate, ca: roots })
-    }
-    await saveNode(this.options.stateDir, next)
-    this.#tlsState = { ...state, roots }
-    this.#log('the cluster has a new root CA: trusting it')
-    await this.#reportTls()
-  }
-
   /** Registers again, so that the managers see this node's TLS as it is now. */
   async #reportTls(): Promise<void> {
     const addr = (this.#worker ?? (await readSavedNode(this.options.stateDir)))?.advertiseHost ?? ''
@@ -558,79 +493,15 @@ export class Daemon {
     }
   }
 
-  // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
-
-  #renewal: pki.RenewalScheduler | undefined
   #clientTransport: TlsTransport | undefined
   #keys: KeyManager | undefined
-
-  #startRenewal(certificate: string): void {
-    this.#renewal?.stop()
-    const renewal = pki.renewalScheduler({
-      certificate: pki.parseCertificates(certificate)[0]!,
-      renew: () => this.#renewCertificate(),
-    })
-    renewal.on('renewal:succeeded', (c) =>
-      this.#log(`certificate renewed, valid until ${c.notAfter.toISOString()}`),
-    )
-    renewal.on('renewal:failed', (err, at) =>
-      this.#log(
-        `certificate renewal failed (${(err as Error).message}); next try ${new Date(at).toISOString()}`,
-      ),
-    )
-    renewal.start()
-    this.#renewal = renewal
-  }
 
   /**
    * Renews this node's certificate now (as the schedule would): a new key, a certificate from the CA for the
    * node's role with the cluster's lifetime, then every TLS listener and client switches to it.
    */
   async renewCertificate(): Promise<void> {
-    if (!this.#renewal) throw new ApiError(503, MESSAGES.notPartOfSwarm)
-    await this.#renewal.renewNow()
-  }
-
-  async #renewCertificate(): Promise<pki.CertificateLifetime> {
-    const saved = await readSavedNode(this.options.stateDir)
-    if (!saved) throw new Error('this node is not part of a swarm')
-    if (saved.role === 'manager') {
-      const manager = this.manager
-      const keys = this.#keys
-      if (!manager || !keys) throw new Error('the manager is not running')
-      const creds = await manager.renewOwnCertificate()
-      // Crash-safe order: the new key goes into the key file beside the old one before the certificate that
-      // needs it is saved; on start the key that matches the saved certificate is used.
-      const keyPem = new TextEncoder().encode(pki.encodePrivateKeyPem(creds.key.privateKey))
-      await keys.writeSecret(TLS_KEY_NEXT_SECRET, keyPem)
-      await saveNode(this.options.stateDir, { ...saved, certificate: creds.certificate })
-      await keys.writeSecret(TLS_KEY_SECRET, keyPem)
-      this.#tlsState = { certificate: creds.certificate, roots: creds.roots }
-      void this.#reportTls()
-      return pki.parseCertificates(creds.certificate)[0]!
-    }
-    const client = this.#client
-    if (!client || !this.#clientTransport) throw new Error('the worker is not connected')
-    const key = pki.generateKeyPair()
-    const answer = (await client.call(
-      'ca.renew',
-      { csr: pki.createCSR(key.privateKey) },
-      { timeoutMs: 10_000 },
-    )) as RenewAnswer
-    const creds = pki.acceptCertificateResponse(answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-worker',
-    })
-    const keyPem = pki.encodePrivateKeyPem(key.privateKey)
-    // The worker's own record (it may have failed over to another manager since the file was read).
-    const current = this.#worker ?? saved
-    this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
-    await saveNode(this.options.stateDir, this.#worker)
-    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: current.roots })
-    this.#tlsState = { certificate: creds.certificate, roots: current.roots }
-    void this.#reportTls()
-    return pki.parseCertificates(creds.certificate)[0]!
+    await this.#tls.renewNow()
   }
 
   /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
@@ -683,47 +554,17 @@ export class Daemon {
     const saved = await readSavedNode(this.options.stateDir)
     const client = this.#client
     if (saved?.role !== 'worker' || !client) return
-    // The raft address chosen when it joined (never bound by a worker), so that a retried promotion names
-    // the same one.
-    const raftAddr = saved.raftAddr
-    const key = pki.generateKeyPair()
-    const answer = (await client.call(
-      'ca.renew',
-      { csr: pki.createCSR(key.privateKey), raftAddr },
-      { timeoutMs: 10_000 },
-    )) as RenewAnswer
-    const credentials = pki.acceptCertificateResponse(answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-manager',
-    })
-    if (
-      typeof answer.raftId !== 'string' ||
-      !Array.isArray(answer.raftPeers) ||
-      answer.raftPeers.length === 0
-    )
-      throw new Error('the CA sent no raft membership with the manager certificate')
-    const next: SavedNode = {
-      ...saved,
-      role: 'manager',
-      key: pki.encodePrivateKeyPem(key.privateKey),
-      certificate: credentials.certificate,
-      raftAddr,
-      raftId: answer.raftId,
-    }
-    delete next.controlAddr
-    delete next.controlPort
-    delete next.remoteManager
+    const { next, raftPeers } = await requestPromotion(client, saved)
     await this.#switch(
       async () => {
         await dropManagerState(this.options.stateDir)
-        await this.#runManager(next, { raftPeers: answer.raftPeers! })
+        await this.#runManager(next, { raftPeers })
       },
       // Could not start as a manager: carry on as the worker it was (its certificate is still valid);
       // the next heartbeat asks again.
       () => this.#runWorker(saved),
     )
-    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
+    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${next.raftId})`)
   }
 
   /**
@@ -735,38 +576,13 @@ export class Daemon {
     const saved = await readSavedNode(this.options.stateDir)
     const manager = this.manager
     if (saved?.role !== 'manager' || !manager) return
-    const key = pki.generateKeyPair()
-    const csr = pki.createCSR(key.privateKey)
-    let got: Awaited<ReturnType<Manager['renewElsewhere']>> | undefined
-    for (let delay = 200; !got; delay = Math.min(2 * delay, 2000)) {
-      if (this.manager !== manager) return
-      try {
-        got = await manager.renewElsewhere({ csr })
-      } catch (err) {
-        this.#log(`no worker certificate yet: ${(err as Error).message}`)
-        await new Promise((r) => setTimeout(r, delay))
-      }
-    }
-    const credentials = pki.acceptCertificateResponse(got.answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-worker',
-    })
-    const next: SavedNode = {
-      ...saved,
-      role: 'worker',
-      key: pki.encodePrivateKeyPem(key.privateKey),
-      certificate: credentials.certificate,
-      controlAddr: got.answer.controlAddr,
-      remoteManager: got.joinAddr,
-    }
-    delete next.raftId
-    delete next.controlPort
+    const next = await requestDemotion(manager, saved, () => this.manager === manager, this.#log)
+    if (!next) return
     await this.#switch(async () => {
       await dropManagerState(this.options.stateDir)
       await this.#runWorker(next)
     })
-    this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
+    this.#log(`demoted: ${saved.nodeId} is a worker of ${next.controlAddr}`)
   }
 
   /**
@@ -848,8 +664,7 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
-    this.#renewal?.stop()
-    this.#renewal = undefined
+    this.#tls.stop()
     this.#keys = undefined
     await this.mesh?.close()
     this.mesh = undefined
