@@ -4,12 +4,12 @@ import {
   serviceStatus as jobAwareServiceStatus,
   nextJobStatus,
   rollbackService,
+  serviceUpdate,
   validatePlacement,
 } from '@swarmkit/scheduler'
 import { generateId, type ReadTx, type Service, type ServiceSpec } from '@swarmkit/store'
 import { allocateEndpoint } from '../allocator.js'
 import { serviceSpecFromDocker, serviceToDocker } from '../docker-json.js'
-import { ApiError } from '../errors.js'
 import { ACCEPTED, parseFilters, serviceFilter } from '../filters.js'
 import { storeError } from './error-map.js'
 import { checkVersion, lookup, type Route, type RouteContext, version } from './route.js'
@@ -108,22 +108,9 @@ export function serviceRoutes({ mgr, view, update }: RouteContext): Route[] {
           const spec = withNetworkIds(tx, given)
           const cur = lookup(tx, 'services', params[0]!, 'service')
           checkVersion(cur.meta.version, v)
-          if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
-            throw new ApiError(400, 'service mode cannot be changed')
-          const changed = JSON.stringify(cur.spec.taskTemplate) !== JSON.stringify(spec.taskTemplate)
-          const next: Service = {
-            ...cur,
-            spec,
-            previousSpec: cur.spec,
-            previousSpecVersion: cur.specVersion,
-            // { index: 0 } asks the store for a new spec version (the commit's): a rolling update starts.
-            specVersion: changed ? { index: 0 } : cur.specVersion,
-            endpoint: allocateEndpoint(tx, cur.id, spec),
-          }
-          delete next.updateStatus
-          // Every update of a job runs it again, as a new iteration.
-          const jobStatus = nextJobStatus(cur, spec, Date.now())
-          if (jobStatus) next.jobStatus = jobStatus
+          // The one service-update rule (previous spec, spec version, job iteration), with the endpoint on top.
+          const next = serviceUpdate(cur, spec, Date.now())
+          next.endpoint = allocateEndpoint(tx, cur.id, spec)
           tx.update('services', next)
         })
         return { json: { Warnings: null } }
