@@ -57,7 +57,7 @@ describe('serviceUpdate', () => {
     expect(now.previousSpec?.mode).toEqual({ replicated: { replicas: 2 } })
   })
 
-  it('refuses to change a service\'s mode, for every writer', async () => {
+  it("refuses to change a service's mode, for every writer", async () => {
     const store = new MemoryStore()
     const s = await createService(store, serviceSpec('web', { mode: { replicated: { replicas: 1 } } }))
     await expect(updateService(store, s.id, { ...s.spec, mode: { global: {} } })).rejects.toMatchObject({
