@@ -15,7 +15,7 @@ import {
 import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { ConstraintSet } from './constraints.js'
-import { DEFAULTS, restartPolicy, } from './defaults.js'
+import { DEFAULTS, restartPolicy } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { type NewTask, Plan } from './internal/plan.js'
