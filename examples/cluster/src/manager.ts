@@ -12,8 +12,8 @@ import type { RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import {
   type Cluster,
+  type ClusterStore,
   type KeyManager,
-  type MemoryStore,
   SEQUENCE_MESSAGE,
   StoreError,
 } from '@swarmkit/store'
@@ -61,7 +61,7 @@ export class Manager {
   /** This manager's raft member ID (see `ManagerOptions.raftId`). */
   readonly raftId: string
   readonly clusterId: string
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly raft: RaftNode
   readonly dispatcher: Dispatcher
   /** `docker events`: swarm's events from this manager's replica. */
@@ -86,7 +86,7 @@ export class Manager {
   readonly #roles: RoleReconciler
   #autolock: AutolockFollower | undefined
 
-  private constructor(options: ManagerOptions, store: MemoryStore, raft: RaftNode, keys: KeyManager) {
+  private constructor(options: ManagerOptions, store: ClusterStore, raft: RaftNode, keys: KeyManager) {
     this.nodeId = options.nodeId
     this.raftId = options.raftId ?? options.nodeId
     this.clusterId = options.clusterId

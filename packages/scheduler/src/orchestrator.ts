@@ -28,7 +28,7 @@ import { checkStore, type Logger, type SchedulerStore, silentLogger } from './st
 
 /** How an {@link Orchestrator} is built: its store and the injectable clock, logger and randomness. */
 export interface OrchestratorOptions {
-  /** The cluster state (a `MemoryStore`). */
+  /** The cluster state (a `ClusterStore`). */
   store: SchedulerStore
   clock?: Clock
   logger?: Logger

@@ -37,7 +37,7 @@ describe('updateService', () => {
 
 describe('serviceUpdate', () => {
   it('moves the spec version to the commit version only when the task template changes', async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     const s = await createService(store, serviceSpec('web', { mode: { replicated: { replicas: 1 } } }))
     const stored = () => store.view((tx) => tx.get('services', s.id))!
     const first = stored().specVersion.index
@@ -58,7 +58,7 @@ describe('serviceUpdate', () => {
   })
 
   it("refuses to change a service's mode, for every writer", async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     const s = await createService(store, serviceSpec('web', { mode: { replicated: { replicas: 1 } } }))
     await expect(updateService(store, s.id, { ...s.spec, mode: { global: {} } })).rejects.toMatchObject({
       name: 'SchedulerError',

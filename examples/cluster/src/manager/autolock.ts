@@ -4,10 +4,10 @@
 import type { FileLogStorage } from '@swarmkit/raft'
 import {
   type Cluster,
+  type ClusterStore,
   formatUnlockKey,
   generateUnlockKey,
   type KeyManager,
-  type MemoryStore,
   parseUnlockKey,
 } from '@swarmkit/store'
 import { reencryptAtRest } from '../reencrypt.js'
@@ -43,7 +43,7 @@ export function withAutolock(c: Cluster, autolock: boolean | undefined, rotateUn
 }
 
 export interface AutolockFollowerOptions {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   /** The manager's key file (undefined once the manager closed it). */
   readonly keys: () => KeyManager | undefined
   /** The raft log, re-encrypted when the data key changes. */

@@ -3,7 +3,7 @@
 // finished by the leader. The certificate work itself is pki's; this module maps it onto the cluster object.
 
 import * as pki from '@swarmkit/pki'
-import type { Cluster, MemoryStore, RootRotation } from '@swarmkit/store'
+import type { Cluster, ClusterStore, RootRotation } from '@swarmkit/store'
 import { clusterTlsInfo } from '../tls-info.js'
 
 /** Swarm's node certificate lifetime: 90 days. */
@@ -29,7 +29,7 @@ export function startRootRotation(c: Cluster): RootRotation {
  * The leader ends a root rotation once every node that is not down holds a certificate from the new key:
  * the new root becomes the trust anchor, and both join tokens change (they carry the root's digest).
  */
-export async function finishRootRotation(store: MemoryStore, log: (line: string) => void): Promise<void> {
+export async function finishRootRotation(store: ClusterStore, log: (line: string) => void): Promise<void> {
   const c = store.view((tx) => tx.find('clusters')[0])
   const rotation = c?.rootCA.rootRotation
   if (!c || !rotation) return

@@ -2,7 +2,7 @@
 // keeping all cluster state. The log is folded into a snapshot first; the other managers are forgotten after.
 
 import { EntryType, type FileLogStorage } from '@swarmkit/raft'
-import { MemoryStore, type Node } from '@swarmkit/store'
+import { ClusterStore, type Node } from '@swarmkit/store'
 import { RAFT_ADDR_LABEL } from '../labels.js'
 
 /**
@@ -16,7 +16,7 @@ export async function snapshotCommitted(storage: FileLogStorage, nodeId: string)
   const base = st.snapshot?.meta.index ?? 0
   const committed = st.entries.filter((e) => e.index > base && e.index <= st.hardState.commit)
   if (!committed.some((e) => e.type === EntryType.Config)) return
-  const store = new MemoryStore()
+  const store = new ClusterStore()
   if (st.snapshot) store.restore(st.snapshot.data)
   for (const e of committed)
     if (e.type === EntryType.Normal && e.data.length > 0) store.apply(e.data, e.index)
@@ -47,7 +47,7 @@ export async function snapshotCommitted(storage: FileLogStorage, nodeId: string)
  * They stay in the node list, unreachable, until demoted and removed; without their raft addresses the
  * role reconciler does not try to add them back.
  */
-export async function forgetOtherManagers(store: MemoryStore, nodeId: string): Promise<void> {
+export async function forgetOtherManagers(store: ClusterStore, nodeId: string): Promise<void> {
   await store.update((tx) => {
     for (const n of tx.find('nodes', { role: 'manager' })) {
       if (n.id === nodeId || !n.managerStatus) continue

@@ -3,7 +3,7 @@
 
 import type * as pki from '@swarmkit/pki'
 import type { RaftNode } from '@swarmkit/raft'
-import type { MemoryStore, Node } from '@swarmkit/store'
+import type { ClusterStore, Node } from '@swarmkit/store'
 import { ENGINE_VERSION } from '../engine-version.js'
 import type { JoinAnswer, JoinMessage } from '../join.js'
 import { RAFT_ADDR_LABEL } from '../labels.js'
@@ -12,7 +12,7 @@ import type { ClusterCA } from './ca.js'
 const toStoreRole = (role: pki.NodeRole) => (role === 'swarm-manager' ? 'manager' : 'worker')
 
 export interface JoinContext {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly raft: RaftNode
   readonly ca: ClusterCA
   /** This manager's raft member ID and address (a joining manager's first peer). */

@@ -1,7 +1,7 @@
 // `docker service logs` across the cluster: a task's log lines come from the agent of the node it ran on,
 // whether that is this node, a worker connected to this manager, or a node connected to another manager.
 
-import type { MemoryStore } from '@swarmkit/store'
+import type { ClusterStore } from '@swarmkit/store'
 import type { RpcClient } from '@swarmkit/transport'
 import type { LogLine } from '../agent.js'
 import type { Dispatcher } from '../dispatcher.js'
@@ -9,7 +9,7 @@ import { CONTROL_ADDR_LABEL } from '../labels.js'
 
 export interface LogsContext {
   readonly nodeId: string
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly dispatcher: Dispatcher
   /** This node's own agent. */
   readonly localLogs: ((taskIds: string[]) => Promise<Record<string, LogLine[]>>) | undefined

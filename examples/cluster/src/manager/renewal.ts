@@ -4,7 +4,7 @@
 
 import type * as pki from '@swarmkit/pki'
 import type { RaftNode } from '@swarmkit/raft'
-import { generateId, type MemoryStore } from '@swarmkit/store'
+import { type ClusterStore, generateId } from '@swarmkit/store'
 import type { RpcClient } from '@swarmkit/transport'
 import { ENGINE_VERSION } from '../engine-version.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from '../labels.js'
@@ -20,7 +20,7 @@ export interface RenewAnswer extends pki.CertificateResponse {
 }
 
 export interface RenewalContext {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly ca: ClusterCA
   /** This manager's control server (dispatcher) address. */
   readonly controlAddr: () => string
@@ -112,7 +112,7 @@ export async function answerRenewal(
  * address of the manager that gave it.
  */
 export async function renewWithOtherManagers(
-  ctx: { store: MemoryStore; raft: RaftNode; nodeId: string; managerClient: (address: string) => RpcClient },
+  ctx: { store: ClusterStore; raft: RaftNode; nodeId: string; managerClient: (address: string) => RpcClient },
   request: { csr: string },
 ): Promise<{ answer: RenewAnswer; joinAddr: string }> {
   const leader = ctx.raft.leaderId

@@ -4,7 +4,7 @@
 import { join as joinPath } from 'node:path'
 import * as pki from '@swarmkit/pki'
 import { FileLogStorage, proposeScoped, RaftNode, scopedStateMachine } from '@swarmkit/raft'
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { currentDutyTerm } from '../leader-scope.js'
 import { observedStateMachine } from '../observer.js'
@@ -15,7 +15,7 @@ import type { ManagerOptions } from './options.js'
 /** The replicated store of a manager: the raft log on disk, the store, and the raft node that drives it. */
 export interface Replication {
   readonly storage: FileLogStorage
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly raft: RaftNode
   /** Raft's mutual TLS transport (renewed credentials are handed to it). */
   readonly raftTransport: TlsTransport
@@ -42,7 +42,7 @@ export async function openReplication(options: ManagerOptions): Promise<Replicat
   if (options.forceNewCluster) await snapshotCommitted(storage, raftId)
   const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
   let raft: RaftNode | undefined
-  const store = new MemoryStore({
+  const store = new ClusterStore({
     ...(options.specLimits ? { limits: options.specLimits } : {}),
     proposer: (command, o) => {
       if (!raft) return Promise.reject(new Error('raft is not running'))

@@ -3,11 +3,11 @@
 // a demoted one leaves raft, then becomes a worker in the store).
 
 import type { RaftNode } from '@swarmkit/raft'
-import type { MemoryStore, Node } from '@swarmkit/store'
+import type { ClusterStore, Node } from '@swarmkit/store'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from '../labels.js'
 
 export interface RoleReconcilerOptions {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly raft: RaftNode
   /** This manager's raft member ID. */
   readonly raftId: string
