@@ -628,6 +628,9 @@ export class Daemon {
 
   /** `docker swarm leave`: a worker stops its agent and forgets the cluster; a manager only with `force`. */
   async leave(force: boolean): Promise<void> {
+    // A promotion or demotion the managers asked for finishes first (it never rejects): a leave right after
+    // `docker node demote` waits for the node to become a worker rather than being refused as busy.
+    if (this.#roleChange) await this.#roleChange
     if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
     const refusal = force
