@@ -21,10 +21,20 @@ export interface Operation<I, O> {
 /** A sequential specification. */
 export interface Model<S, I, O> {
   init(): S
-  /** Applies `input` to `state`; ok is false when `output` is impossible. `output` undefined: unknown. */
+  /**
+   * Applies `input` to `state`; ok is false when `output` is impossible. `output` undefined: unknown. The search
+   * takes an operation that leaves a state as it is for a read that leaves every state as it is, unless `blind`
+   * says it is a write.
+   */
   step(state: S, input: I, output: O | undefined): { ok: boolean; state: S }
   /** A string that is equal for equal states (memoization key). */
   hash(state: S): string
+  /**
+   * True when `input` is a blind write: `step` accepts it in every state and leads to a state that does not
+   * depend on the one before (a put to a register). Lets the search linearize writes nobody can observe at once
+   * instead of trying every subset and order of them (see `checkPartition`). Default: none is.
+   */
+  blind?(input: I): boolean
   /** Splits a history into independent parts (default: one part). */
   partition?(history: readonly Operation<I, O>[]): Operation<I, O>[][]
 }
@@ -127,9 +137,18 @@ function checkPartition<S, I, O>(
   let entry: Node | null = head.next
   let fresh = true
   let steps = 0
+  const isSet = (id: number) => (words[id >>> 5]! & (1 << (id & 31))) !== 0
   const flip = (id: number) => {
     const w = id >>> 5
     words[w] = words[w]! ^ (1 << (id & 31))
+  }
+  const blind = ops.map((op) => model.blind?.(op.input) === true)
+  // A state is dead when no operation still to be linearized, other than a blind write, accepts it: nothing can
+  // observe it any more, only overwrite it.
+  const dead = (s: S): boolean => {
+    for (let i = 0; i < n; i++)
+      if (!blind[i] && !isSet(i) && model.step(s, ops[i]!.input, ops[i]!.output).ok) return false
+    return true
   }
   // Linearizes `node` with the state it leads to, unless that configuration was already explored (and failed).
   const descend = (node: Node, next: S, nextHash: string, forced: boolean): boolean => {
@@ -172,20 +191,38 @@ function checkPartition<S, I, O>(
       // works with it here (everything that returned before its call is already linearized, and it changes
       // nothing the others see). If none follows, this configuration is dead. Without this rule a read
       // concurrent with many writes made the search try every order of the writes first.
-      let dead = false
+      //
+      // Likewise a blind write that returned, whose value nobody can observe, while the current state is dead
+      // too: it is linearized now. Proof: take any completion σ from here. No operation but a blind write
+      // accepts the current state, so σ begins with a blind write (or is empty); after the write in σ comes a
+      // blind write or nothing, for the same reason. Moving the write to the front keeps every state σ's
+      // operations see (the blind write that followed it, or began σ, sets the state as before; only the final
+      // state may differ, and nobody checks it), and keeps real time (it is callable now, so everything that
+      // returned before its call is linearized already; moving it earlier breaks no other order). Without this
+      // rule many overlapping puts nobody read made the search try every subset of them before each read.
+      let stuck = false
       let forced = false
+      let stateDead: boolean | undefined
       for (let c: Node | null = head.next; c !== null && !c.isReturn; c = c.next) {
         const op = ops[c.id]!
         const r = model.step(state, op.input, op.output)
         if (!r.ok) continue
         const h = model.hash(r.state)
-        if (h !== hash) continue
+        // A blind write of the value the state already has is no read: placed here, a write that a completion
+        // puts between here and its own place would no longer be overwritten by it (a put of 0 when the state
+        // is 0 must still be tried later). Reads of this kind were linearized at once before the blind hook.
+        if (h !== hash || blind[c.id]) {
+          if (!blind[c.id] || op.return === Number.POSITIVE_INFINITY) continue
+          stateDead ??= dead(state)
+          if (!stateDead) continue
+          if (!dead(r.state)) continue
+        }
         if (descend(c, r.state, h, true)) forced = true
-        else dead = true
+        else stuck = true
         break
       }
       if (forced) continue
-      if (dead) {
+      if (stuck) {
         if (!backtrack()) return 'illegal'
         continue
       }
@@ -228,6 +265,7 @@ export const kvModel: Model<string | null, KvInput, KvOutput> = {
     }
   },
   hash: (state) => (state === null ? '\u0000' : `=${state}`),
+  blind: (input) => input.op === 'put',
   partition(history) {
     // A put whose outcome is unknown and whose value no completed read returned can always be left out
     // (never taking effect explains everything it could), and so can a read with no output: pruning them
