@@ -206,7 +206,7 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
   const fail = (msg: string): never => {
     throw new SimFailure(
       `durable sim seed ${o.seed} failed at t=${clock.now()}ms: ${msg}\n` +
-        `replay: SWARMKIT_SEED=${o.seed} npx vitest run --project raft test/sim/durable\nlast events:\n${trace.slice(-20).join('\n')}`,
+        `replay: SWARMKIT_SEED=${o.seed} npx vitest run --project raft test/sim/durable -t "${o.membership ? 'membership changes' : 'fixed membership'}"\nlast events:\n${trace.slice(-20).join('\n')}`,
     )
   }
 
