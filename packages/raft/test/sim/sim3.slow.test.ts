@@ -40,7 +40,9 @@ describe('simulation, 3 nodes', () => {
   it('keeps completing writes when the state machine applies slowly (100-500 ms an entry)', {
     timeout: 600_000,
   }, async () => {
-    for (const seed of [1, 2, 3]) {
+    // Seed 15: a partition of 27 operations (overlapping puts nobody read) the linearizability check could not
+    // decide in 2M steps; it is decided in a fraction of a second now.
+    for (const seed of [1, 2, 3, 15]) {
       const r = await simulate({ seed, nodes: 3, steps: 300, applyDelayMs: [100, 500] })
       expect(r.completed).toBeGreaterThan(20)
     }
