@@ -37,11 +37,11 @@ describe('durable simulation: snapshots, membership changes, crashes that lose u
       lost += r.lostWrites
       add(injected, r.injected)
     }
-    // The faults the simulation is about did happen.
-    expect(installed).toBeGreaterThan(0)
-    expect(changes).toBeGreaterThan(0)
-    expect(lost).toBeGreaterThan(0)
+    // The faults the simulation is about did happen (over many seeds; one replayed seed need not have them all).
     if (only === undefined) {
+      expect(installed).toBeGreaterThan(0)
+      expect(changes).toBeGreaterThan(0)
+      expect(lost).toBeGreaterThan(0)
       for (const [fault, n] of Object.entries(injected)) expect(n, fault).toBeGreaterThan(0)
     }
   })
