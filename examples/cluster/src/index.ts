@@ -76,6 +76,11 @@ export {
   simulatedExecutor,
 } from './simulated-executor.js'
 export {
+  type SimulatedWorker,
+  type SimulatedWorkerOptions,
+  startSimulatedWorker,
+} from './simulated-worker.js'
+export {
   type LocalTaskNetworking,
   type LocalTaskNetworkingOptions,
   localTaskNetworking,
