@@ -11,9 +11,10 @@
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
 // SCALE_STEP_TIMEOUT_S (default 600).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
@@ -25,6 +26,10 @@ const R = Number(process.env['SCALE_REPLICAS'] ?? 10_000)
 const HOSTS = Number(process.env['SCALE_HOSTS'] ?? Math.min(3, Math.max(1, Math.ceil(N / 1000))))
 const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
 const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
+/** `create`: stop after the first convergence (profiling runs). */
+const STOP_AFTER = process.env['SCALE_STOP_AFTER']
+/** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
+const PROFILE = process.env['SCALE_PROFILE']
 const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
 
 async function freePort(host: string): Promise<number> {
@@ -33,6 +38,29 @@ async function freePort(host: string): Promise<number> {
   const { port } = s.address() as { port: number }
   await new Promise((r) => s.close(r))
   return port
+}
+
+/**
+ * A wrapper around the CLI that profiles the process with the inspector and writes the profile to `dir` on
+ * SIGUSR2 (the managers are SIGKILLed at the end, and --cpu-prof is not allowed in NODE_OPTIONS).
+ */
+function profilingCli(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'profiled-cli.mjs')
+  writeFileSync(
+    file,
+    `import { Session } from 'node:inspector'
+import { writeFileSync } from 'node:fs'
+const s = new Session()
+s.connect()
+s.post('Profiler.enable', () => s.post('Profiler.start'))
+process.on('SIGUSR2', () => s.post('Profiler.stop', (err, r) => {
+  if (!err) writeFileSync(${JSON.stringify(dir)} + '/manager-' + process.pid + '.cpuprofile', JSON.stringify(r.profile))
+}))
+await import(${JSON.stringify(CLI)})
+`,
+  )
+  return file
 }
 
 /** A child process of this bundle in another role, with request/answer messages over IPC. */
@@ -89,7 +117,7 @@ async function main(): Promise<void> {
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; N=${N} nodes in ${HOSTS} worker host(s), R=${R} replicas; load average ${load0.toFixed(1)}`,
   )
   const maxReplicas = Math.ceil(R * 1.25)
-  const cluster = new ChaosCluster({ cli: CLI, args: ['--simulated', '--max-replicas', String(maxReplicas)] })
+  const cluster = new ChaosCluster({ cli: PROFILE ? profilingCli(PROFILE) : CLI, args: ['--simulated', '--max-replicas', String(maxReplicas)] })
   const metricsUrl = new Map<ManagerProcess, string>()
   const hosts: Child[] = []
   let probe: Child | undefined
@@ -200,16 +228,18 @@ async function main(): Promise<void> {
       }
       return { seen: sortNum(seen), ran: sortNum(ran), slots }
     }
+    let lastCounts: Record<string, number> = {}
     const waitRunning = (gen: string, want: number, what: string) =>
       until(
         what,
         async () => {
           const r = await running()
+          lastCounts = r
           const others = Object.entries(r).filter(([g, n]) => g !== gen && n > 0)
           return (r[gen] ?? 0) === want && others.length === 0
         },
         STEP_TIMEOUT,
-        () => "see the managers' logs",
+        () => `running by generation: ${JSON.stringify(lastCounts)}\n${cluster.explain()}`,
       )
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await any().request(method, path, body, 60_000)
@@ -296,6 +326,10 @@ async function main(): Promise<void> {
     summary.create_converge_s = (created - t0) / 1000
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
+    if (STOP_AFTER === 'create') {
+      console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
+      return
+    }
 
     const update = async (change: (s: any) => any) => {
       const svc = await api('GET', `/services/${serviceId}`)
@@ -453,6 +487,10 @@ async function main(): Promise<void> {
   } finally {
     probe?.proc.kill('SIGKILL')
     for (const h of hosts) h.proc.kill('SIGKILL')
+    if (PROFILE) {
+      for (const m of cluster.managers) m.signal('SIGUSR2')
+      await new Promise((r) => setTimeout(r, 5000))
+    }
     await cluster.destroy()
   }
 }

@@ -18,13 +18,16 @@ import type {
   TaskSpec,
   TaskState,
   TLSInfo,
+  Tx,
 } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
+import { AssignmentFanout } from './assignment-fanout.js'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
+import { type StatusBatcher, statusBatcher } from './status-batcher.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
 import { issuingCA } from './tls-info.js'
 
@@ -155,9 +158,13 @@ export class Dispatcher implements DispatcherApi {
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
   readonly #observer: DispatcherOptions['observer']
   readonly #canBeReady: (nodeId: string) => boolean
+  readonly #fanout: AssignmentFanout
+  readonly #statuses: StatusBatcher<TaskStatusUpdate>
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
+    this.#fanout = new AssignmentFanout(options.store)
+    this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
@@ -272,21 +279,12 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
-    const watch = this.#store.watch({
-      table: 'tasks',
-      filter: (e) =>
-        (e.object as Task).nodeId === nodeId ||
-        ('oldObject' in e && (e.oldObject as Task | undefined)?.nodeId === nodeId),
-      signal,
-    })
+    const changes = this.#fanout.subscribe(nodeId, signal)
     try {
       yield this.#list(nodeId)
-      for await (const _ of watch) {
-        if (watch.pending > 0) continue // coalesce a burst of changes into one list
-        yield this.#list(nodeId)
-      }
+      while (await changes.next()) yield this.#list(nodeId)
     } finally {
-      watch.close()
+      changes.close()
     }
   }
 
@@ -328,37 +326,20 @@ export class Dispatcher implements DispatcherApi {
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
     this.#observer?.statusUpdates?.(nodeId, updates.length)
+    await this.#statuses.submit(nodeId, updates)
+  }
+
+  /** Status transactions committed so far (each carries the reports of every node that sent one meanwhile). */
+  get statusCommits(): number {
+    return this.#statuses.commits
+  }
+
+  async #commitStatuses(
+    batch: readonly { nodeId: string; updates: readonly TaskStatusUpdate[] }[],
+  ): Promise<void> {
     const now = Date.now()
     await this.#store.update((tx) => {
-      const nodeAddr = tx.get('nodes', nodeId)?.status.addr
-      for (const u of updates) {
-        const t = tx.get('tasks', u.taskId)
-        if (!t || t.nodeId !== nodeId) continue
-        // A node may only name endpoints on its own address (the mesh forwards traffic there).
-        const endpoint =
-          u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
-            ? `${u.endpoint.address}:${u.endpoint.port}`
-            : undefined
-        const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
-        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
-          // The same state again with a new endpoint: a restarted agent took the running task over.
-          if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
-            tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
-          continue
-        }
-        tx.update('tasks', {
-          ...t,
-          ...(labels ? { labels } : {}),
-          status: {
-            timestamp: now,
-            state: u.state,
-            message: String(u.message).slice(0, 1024),
-            ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
-            ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
-            ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
-          },
-        })
-      }
+      for (const { nodeId, updates } of batch) applyStatuses(tx, nodeId, updates, now)
     })
   }
 
@@ -408,6 +389,39 @@ export class Dispatcher implements DispatcherApi {
       for (const id of down) if (!this.#seen.has(id)) this.#seen.set(id, 0)
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
+  }
+}
+
+/** A node's status reports applied in `tx`: only its own tasks, and only forward in the task state machine. */
+function applyStatuses(tx: Tx, nodeId: string, updates: readonly TaskStatusUpdate[], now: number): void {
+  const nodeAddr = tx.get('nodes', nodeId)?.status.addr
+  for (const u of updates) {
+    const t = tx.get('tasks', u.taskId)
+    if (!t || t.nodeId !== nodeId) continue
+    // A node may only name endpoints on its own address (the mesh forwards traffic there).
+    const endpoint =
+      u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
+        ? `${u.endpoint.address}:${u.endpoint.port}`
+        : undefined
+    const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
+    if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
+      // The same state again with a new endpoint: a restarted agent took the running task over.
+      if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
+        tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
+      continue
+    }
+    tx.update('tasks', {
+      ...t,
+      ...(labels ? { labels } : {}),
+      status: {
+        timestamp: now,
+        state: u.state,
+        message: String(u.message).slice(0, 1024),
+        ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
+        ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
+        ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
+      },
+    })
   }
 }
 
