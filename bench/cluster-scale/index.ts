@@ -117,7 +117,10 @@ async function main(): Promise<void> {
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; N=${N} nodes in ${HOSTS} worker host(s), R=${R} replicas; load average ${load0.toFixed(1)}`,
   )
   const maxReplicas = Math.ceil(R * 1.25)
-  const cluster = new ChaosCluster({ cli: PROFILE ? profilingCli(PROFILE) : CLI, args: ['--simulated', '--max-replicas', String(maxReplicas)] })
+  const cluster = new ChaosCluster({
+    cli: PROFILE ? profilingCli(PROFILE) : CLI,
+    args: ['--simulated', '--max-replicas', String(maxReplicas)],
+  })
   const metricsUrl = new Map<ManagerProcess, string>()
   const hosts: Child[] = []
   let probe: Child | undefined
