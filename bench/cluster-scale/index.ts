@@ -203,6 +203,8 @@ async function main(): Promise<void> {
         extra,
       }
       phases.push(rec)
+      await running()
+      if (Object.keys(agentLog).length > 0) console.log(`   agents logged so far: ${JSON.stringify(agentLog)}`)
       console.log(
         `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
           `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
@@ -211,10 +213,14 @@ async function main(): Promise<void> {
       probe!.send({ op: 'phase', phase: 'idle' })
       return rec
     }
+    let agentLog: Record<string, number> = {}
     const running = async () => {
       const total: Record<string, number> = {}
+      agentLog = {}
       for (const h of hosts) {
-        const r = (await h.ask({ op: 'count' })).running as Record<string, number>
+        const answer = await h.ask({ op: 'count' })
+        for (const [k, n] of Object.entries(answer.logged as Record<string, number>)) agentLog[k] = (agentLog[k] ?? 0) + n
+        const r = answer.running as Record<string, number>
         for (const [g, n] of Object.entries(r)) total[g] = (total[g] ?? 0) + n
       }
       return total
@@ -489,11 +495,12 @@ async function main(): Promise<void> {
     )
   } finally {
     probe?.proc.kill('SIGKILL')
-    for (const h of hosts) h.proc.kill('SIGKILL')
     if (PROFILE) {
+      await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))
       for (const m of cluster.managers) m.signal('SIGUSR2')
       await new Promise((r) => setTimeout(r, 5000))
     }
+    for (const h of hosts) h.proc.kill('SIGKILL')
     await cluster.destroy()
   }
 }

@@ -2,6 +2,8 @@
 // its own key, certificate, source address and mutual TLS session) and tells its parent, over the IPC
 // channel, what its tasks do: when each task first reached its node, when it ran, and which are running.
 
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
 import type { Assignment, TaskStatusUpdate } from '../../examples/cluster/src/dispatcher.js'
 import { type SimulatedWorker, startSimulatedWorker } from '../../examples/cluster/src/simulated-worker.js'
 
@@ -27,7 +29,19 @@ const genOf = (a: Assignment) =>
   (a.spec?.containerSpec?.env ?? []).find((e) => e.startsWith('GEN='))?.slice(4) ?? '?'
 
 export async function workerHost(): Promise<void> {
+  const profile = process.env['SCALE_PROFILE']
+  const session = profile ? new Session() : undefined
+  if (session) {
+    session.connect()
+    session.post('Profiler.enable', () => session.post('Profiler.start'))
+  }
   const tasks = new Map<string, TaskView>()
+  /** What the agents logged, by kind (the first words), to explain slow phases. */
+  const logged = new Map<string, number>()
+  const log = (line: string) => {
+    const kind = line.replace(/^sim-\S+: /, '').replace(/[0-9a-z]{25}/g, 'ID').slice(0, 60)
+    logged.set(kind, (logged.get(kind) ?? 0) + 1)
+  }
   const workers: SimulatedWorker[] = []
   const send = (m: unknown) => process.send!(m)
   const onAssignments = (list: readonly Assignment[]) => {
@@ -66,6 +80,7 @@ export async function workerHost(): Promise<void> {
                   addr,
                   onAssignments,
                   onReport,
+                  log,
                 }),
               )
               break
@@ -86,7 +101,7 @@ export async function workerHost(): Promise<void> {
     } else if (m.op === 'count') {
       const running: Record<string, number> = {}
       for (const t of tasks.values()) if (t.state === 'running') running[t.gen] = (running[t.gen] ?? 0) + 1
-      send({ op: 'count', id: m.id, running })
+      send({ op: 'count', id: m.id, running, logged: Object.fromEntries(logged) })
     } else if (m.op === 'detail') {
       // Delays of generation `gen` from `since`, and the slots of its running tasks.
       const seen: number[] = []
@@ -99,6 +114,11 @@ export async function workerHost(): Promise<void> {
         if (t.state === 'running') slots.push(t.slot)
       }
       send({ op: 'detail', id: m.id, seen, ran, slots })
+    } else if (m.op === 'profile' && session) {
+      session.post('Profiler.stop', (err, r: { profile: unknown }) => {
+        if (!err) writeFileSync(`${profile}/workers-${process.pid}.cpuprofile`, JSON.stringify(r.profile))
+        send({ op: 'profile', id: m.id })
+      })
     } else if (m.op === 'stop') {
       await Promise.all(workers.map((w) => w.stop().catch(() => {})))
       send({ op: 'stopped' })

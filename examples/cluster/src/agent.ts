@@ -4,7 +4,7 @@
 // (reaped by the managers) are removed from the executor; tasks the executor still holds from an earlier
 // agent are adopted, or removed if the managers no longer know them.
 
-import type { TaskState } from '@swarmkit/store'
+import { type TaskState, taskStateRank } from '@swarmkit/store'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
 import { simulatedExecutor } from './simulated-executor.js'
@@ -171,8 +171,11 @@ export class Agent {
       if (typeof a?.taskId !== 'string') continue
       live.add(a.taskId)
       const runner = this.#runners.get(a.taskId)
-      if (runner) runner.update(a)
-      else {
+      if (runner) {
+        // Most of a list is unchanged for most tasks (the list comes again for any change on the node):
+        // only a new desired state, a state the runner has not reached, or new attachments are news.
+        if (assignmentNews(runner, a)) runner.update(a)
+      } else {
         const r = new TaskRunner(
           this.executor.controller(a),
           (u) => this.#queue(u),
@@ -245,6 +248,17 @@ export class Agent {
         if (this.#pending.length > 0) this.#scheduleFlush(delay)
       })
   }
+}
+
+/** Whether `a` tells the runner anything its current assignment did not. */
+function assignmentNews(runner: TaskRunner, a: Assignment): boolean {
+  const cur = runner.assignment
+  return (
+    cur.desiredState !== a.desiredState ||
+    taskStateRank(a.state) > taskStateRank(runner.state) ||
+    cur.networks?.length !== a.networks?.length ||
+    cur.genericResources?.length !== a.genericResources?.length
+  )
 }
 
 /** Waits `ms`, or less if `signal` aborts (never rejects). */

@@ -8,6 +8,7 @@ import {
   type Assignment,
   Dispatcher,
   type DispatcherApi,
+  simulatedExecutor,
   type TaskStatusUpdate,
 } from '../src/index.js'
 import { statusBatcher } from '../src/status-batcher.js'
@@ -282,6 +283,83 @@ describe('Agent status reports', () => {
     expect(t0).toEqual([...t0].sort((a, b) => order(a) - order(b)))
   })
 })
+
+describe('Agent assignment lists', () => {
+  it('acts only on what changed when the same tasks come again, and on a new desired state', async () => {
+    const a0 = (desiredState: Assignment['desiredState']): Assignment => ({
+      taskId: 't0',
+      serviceId: 'svc',
+      serviceName: 'web',
+      slot: 1,
+      nodeId: 'n0',
+      image: 'busybox',
+      desiredState,
+      state: 'assigned',
+      hostPorts: [],
+      ports: [],
+      spec: { containerSpec: { image: 'busybox' } },
+      serviceLabels: {},
+      networks: [],
+      genericResources: [],
+      secrets: [],
+      configs: [],
+    })
+    const lists: Assignment[][] = []
+    let push: (() => void) | undefined
+    const reports: TaskStatusUpdate[] = []
+    const api: DispatcherApi = {
+      async register() {},
+      async heartbeat() {
+        return { periodMs: 60_000 }
+      },
+      async *assignments(_id, signal) {
+        while (!signal.aborted) {
+          const l = lists.shift()
+          if (l) yield l
+          else await new Promise<void>((r) => (push = r))
+        }
+      },
+      async updateStatus(_id, updates) {
+        reports.push(...updates)
+      },
+      async *mesh() {},
+    }
+    const executor = simulatedExecutor({ hostname: 'n0', addr: '127.0.0.1', stepMs: 1, serveTasks: false })
+    let updates = 0
+    const controller = executor.controller.bind(executor)
+    executor.controller = (a) => {
+      const c = controller(a)
+      const update = c.update.bind(c)
+      c.update = (next) => {
+        updates++
+        update(next)
+      }
+      return c
+    }
+    const agent = new Agent({ nodeId: 'n0', dispatcher: api, info: INFO, addr: '127.0.0.1', executor })
+    cleanups.push(() => void agent.stop().then(() => executor.close()))
+    const give = (l: Assignment[]) => {
+      lists.push(l)
+      push?.()
+    }
+    await agent.start()
+    give([a0('running')])
+    await waitFor(() => reports.some((r) => r.state === 'running'), 'running', 10_000)
+    for (let i = 0; i < 20; i++) give([a0('running')])
+    await waitFor(() => lists.length === 0, 'lists read', 10_000)
+    expect(updates).toBe(0)
+    give([a0('shutdown')])
+    await waitFor(() => reports.some((r) => r.state === 'shutdown'), 'shutdown', 10_000)
+    expect(updates).toBe(1)
+  })
+})
+
+const INFO = {
+  hostname: 'n0',
+  platform: { os: 'linux', architecture: 'x86_64' },
+  resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+  engineVersion: 'x',
+}
 
 const STATES: TaskState[] = [
   'new',
