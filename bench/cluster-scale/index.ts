@@ -204,7 +204,8 @@ async function main(): Promise<void> {
       }
       phases.push(rec)
       await running()
-      if (Object.keys(agentLog).length > 0) console.log(`   agents logged so far: ${JSON.stringify(agentLog)}`)
+      if (Object.keys(agentLog).length > 0)
+        console.log(`   agents logged so far: ${JSON.stringify(agentLog)}`)
       console.log(
         `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
           `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
@@ -219,7 +220,8 @@ async function main(): Promise<void> {
       agentLog = {}
       for (const h of hosts) {
         const answer = await h.ask({ op: 'count' })
-        for (const [k, n] of Object.entries(answer.logged as Record<string, number>)) agentLog[k] = (agentLog[k] ?? 0) + n
+        for (const [k, n] of Object.entries(answer.logged as Record<string, number>))
+          agentLog[k] = (agentLog[k] ?? 0) + n
         const r = answer.running as Record<string, number>
         for (const [g, n] of Object.entries(r)) total[g] = (total[g] ?? 0) + n
       }

@@ -39,7 +39,10 @@ export async function workerHost(): Promise<void> {
   /** What the agents logged, by kind (the first words), to explain slow phases. */
   const logged = new Map<string, number>()
   const log = (line: string) => {
-    const kind = line.replace(/^sim-\S+: /, '').replace(/[0-9a-z]{25}/g, 'ID').slice(0, 60)
+    const kind = line
+      .replace(/^sim-\S+: /, '')
+      .replace(/[0-9a-z]{25}/g, 'ID')
+      .slice(0, 60)
     logged.set(kind, (logged.get(kind) ?? 0) + 1)
   }
   const workers: SimulatedWorker[] = []
