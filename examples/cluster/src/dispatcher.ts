@@ -14,6 +14,7 @@ import type {
   PortConfig,
   ReadTx,
   Resources,
+  Service,
   Task,
   TaskSpec,
   TaskState,
@@ -356,9 +357,22 @@ export class Dispatcher implements DispatcherApi {
     return this.#store.view((tx) =>
       tx
         .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
-        .map((t) => assignmentOf(tx, t)),
+        .map((t) => {
+          const service = tx.get('services', t.serviceId)
+          const hit = this.#assignments.get(t)
+          if (hit && hit.service === service) return hit.assignment
+          const assignment = assignmentOf(tx, t)
+          this.#assignments.set(t, { service, assignment })
+          return assignment
+        }),
     )
   }
+
+  /**
+   * Each task's assignment, kept while the task and its service are the same objects (store objects are
+   * immutable: a change is a new object): a node's list comes again for every change on the node.
+   */
+  readonly #assignments = new WeakMap<Task, { service: Service | undefined; assignment: Assignment }>()
 
   async #checkDown(): Promise<void> {
     if (!this.#isLeader()) return

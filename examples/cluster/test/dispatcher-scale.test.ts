@@ -207,6 +207,36 @@ describe('Dispatcher assignment streams', () => {
     expect(n0.at(-1)).toEqual([])
   })
 
+  it("sends a task again with its service's new published ports (the kept assignment is rebuilt)", async () => {
+    const h = setup(1, 1)
+    await h.populate()
+    const spec = { name: 'web', labels: {}, taskTemplate: { containerSpec: { image: 'busybox' } } }
+    await h.store.update((tx) =>
+      tx.create('services', {
+        id: 'svc',
+        spec: { ...spec, mode: { replicated: { replicas: 1 } } },
+        specVersion: { index: 1 },
+      }),
+    )
+    const lists = follow(h.dispatcher, 'n0')
+    await waitFor(() => lists.length === 1, 'first list', 5000)
+    expect(lists[0]![0]!.ports).toEqual([])
+    const port = {
+      protocol: 'tcp' as const,
+      targetPort: 80,
+      publishedPort: 8080,
+      publishMode: 'ingress' as const,
+    }
+    await h.store.update((tx) => {
+      const svc = tx.get('services', 'svc')!
+      tx.update('services', { ...svc, endpoint: { spec: { mode: 'vip' }, ports: [port], virtualIPs: [] } })
+      const t = tx.get('tasks', 't0-0')!
+      tx.update('tasks', { ...t, desiredState: 'shutdown' })
+    })
+    await waitFor(() => lists.length === 2, 'second list', 5000)
+    expect(lists[1]![0]).toMatchObject({ desiredState: 'shutdown', ports: [port] })
+  })
+
   it('serves a commit of more tasks than a watch queue holds', async () => {
     const h = setup(1, 0)
     await h.populate()
