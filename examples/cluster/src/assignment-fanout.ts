@@ -4,7 +4,7 @@
 // `assigned` with nothing else different, wakes nobody (swarm's dispatcher skips those too): the worker
 // knows the state it reported, and the next list it gets carries it.
 
-import type { MemoryStore, StoreEvent, Task } from '@swarmkit/store'
+import type { ClusterStore, StoreEvent, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 
 const RANK_ASSIGNED = taskStateRank('assigned')
@@ -35,11 +35,11 @@ export interface NodeChanges {
 }
 
 export class AssignmentFanout {
-  readonly #store: MemoryStore
+  readonly #store: ClusterStore
   readonly #subs = new Map<string, Set<Subscription>>()
   #tap: AbortController | undefined
 
-  constructor(store: MemoryStore) {
+  constructor(store: ClusterStore) {
     this.#store = store
   }
 

@@ -4,7 +4,7 @@
 // can never commit anything (swarmkit: leader-duty proposals are only accepted from the leader of their term).
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { SchedulerStore } from '@swarmkit/scheduler'
-import type { MemoryStore } from '@swarmkit/store'
+import type { ClusterStore } from '@swarmkit/store'
 
 const dutyTerm = new AsyncLocalStorage<number>()
 
@@ -24,13 +24,13 @@ export function inDutyScope<R>(term: number, fn: () => R): R {
  * defaults and leave alone a service that `--max-replicas` allowed).
  */
 export function scopedStore(
-  store: MemoryStore,
+  store: ClusterStore,
   term: number,
-): SchedulerStore & { readonly limits: MemoryStore['limits'] } {
+): SchedulerStore & { readonly limits: ClusterStore['limits'] } {
   return {
     limits: store.limits,
     view: (fn) => store.view(fn),
-    watch: ((...args: Parameters<MemoryStore['watch']>) => store.watch(...args)) as MemoryStore['watch'],
-    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as MemoryStore['update'],
+    watch: ((...args: Parameters<ClusterStore['watch']>) => store.watch(...args)) as ClusterStore['watch'],
+    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as ClusterStore['update'],
   }
 }

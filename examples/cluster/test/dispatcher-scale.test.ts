@@ -1,7 +1,7 @@
 // The dispatcher's paths at scale: status reports of many nodes committed together, assignment streams
 // woken only by changes that concern their node (not by the node's own status reports), and the agent
 // keeping each report under the dispatcher's limit of 1,000 updates.
-import { MemoryStore, type Node, type Task, type TaskState } from '@swarmkit/store'
+import { ClusterStore, type Node, type Task, type TaskState } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   Agent,
@@ -44,7 +44,7 @@ afterEach(() => {
 })
 
 function setup(nodes: number, tasksPerNode: number) {
-  const store = new MemoryStore()
+  const store = new ClusterStore()
   const dispatcher = new Dispatcher({ store })
   cleanups.push(() => dispatcher.close())
   return {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode, EventMessage } from '../src/index.js'
-import { cleanup, docker, dockerSpawn, node, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, dockerSpawn, joinSwarm, node, ok, waitFor } from './helpers.js'
 
 /** `docker events` takes seconds since the epoch (with a fraction) for --since and --until. */
 const stamp = (ms: number) => (ms / 1000).toFixed(3)
@@ -13,13 +13,9 @@ describe('docker events', () => {
     ;[m1, m2] = await Promise.all([node('emgr1'), node('emgr2')])
     start = Date.now() - 1000
     await ok(m1, ['swarm', 'init'])
-    const token = (await ok(m1, ['swarm', 'join-token', '-q', 'manager'])).trim()
-    await ok(m2, ['swarm', 'join', '--token', token, m1.daemon.manager!.joinAddr])
+    await joinSwarm(m2, m1, 'manager')
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([m2?.close(), m1?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m2, m1))
 
   it('replays past events with --since/--until on every manager, in the CLI format', async () => {
     await ok(m1, ['network', 'create', '-d', 'overlay', 'evnet'])
@@ -86,6 +82,9 @@ describe('docker events', () => {
         await ok(m1, ['node', 'update', '--availability', 'active', 'emgr2'])
         return follow.output().includes('node update emgr2 active')
       }, 'the node update event')
+      // The stream may have connected between the two updates above: pause again, now surely followed.
+      await ok(m1, ['node', 'update', '--availability', 'pause', 'emgr2'])
+      await ok(m1, ['node', 'update', '--availability', 'active', 'emgr2'])
       await ok(m1, ['service', 'create', '-d', '--no-resolve-image', '--name', 'evweb', 'nginx'])
       await ok(m1, ['service', 'scale', '-d', 'evweb=3'])
       await ok(m1, ['service', 'update', '-d', '--image', 'nginx:2', 'evweb'])

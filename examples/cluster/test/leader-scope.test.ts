@@ -1,12 +1,12 @@
 import { createOrchestrator } from '@swarmkit/scheduler'
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { scopedStore } from '../src/leader-scope.js'
 import { waitFor } from './helpers.js'
 
 describe('scopedStore', () => {
   it("keeps the store's spec limits: the orchestrator scales a service past the default 10,000 tasks", async () => {
-    const store = new MemoryStore({ limits: { maxReplicas: 20_000 } })
+    const store = new ClusterStore({ limits: { maxReplicas: 20_000 } })
     await store.update((tx) =>
       tx.create('services', {
         id: 'svc',

@@ -22,6 +22,7 @@ export interface SwarmView {
   tasks: Array<DirectoryTask & { node: string }>
 }
 
+/** How {@link swarmNode} is built: this node's ID, its driver and the directory its resolver answers from. */
 export interface SwarmNodeOptions {
   /** This node's ID. */
   node: string
