@@ -1,0 +1,125 @@
+// The leader's task network allocator (swarm's allocator, for task attachments): every task attached to an
+// overlay network gets an address on it from the network's subnet, written into `task.networks` so that
+// every manager, the worker running the task and the other workers' network views see the same address.
+// Addresses are held by the services' VIPs and by the tasks that have not finished; a finished task's
+// address is free again (its container is gone, and no network view lists it any more).
+
+import { rebuildIpam } from '@swarmkit/overlay'
+import { type MemoryStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import { inDutyScope } from './leader-scope.js'
+
+const RANK_RUNNING = taskStateRank('running')
+
+/** Whether a task still holds its addresses: it has not finished. */
+export function holdsAddresses(t: Task): boolean {
+  return taskStateRank(t.status.state) <= RANK_RUNNING
+}
+
+/** The network IDs whose tasks get addresses: overlay networks with a subnet, except ingress. */
+function addressedNetworks(tx: ReadTx): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const n of tx.find('networks')) {
+    const subnet = n.ipam?.configs[0]?.subnet
+    if (subnet && !n.spec.ingress && !n.pendingDelete) out.set(n.id, subnet)
+  }
+  return out
+}
+
+function needsAddress(t: Task, nets: ReadonlyMap<string, string>): boolean {
+  return holdsAddresses(t) && t.networks.some((a) => a.addresses.length === 0 && nets.has(a.networkId))
+}
+
+/** Gives every unaddressed attachment of a live task its address; returns how many tasks changed. */
+export async function allocateTaskAddresses(store: Pick<MemoryStore, 'view' | 'update'>): Promise<number> {
+  const pending = store.view((tx) => {
+    const nets = addressedNetworks(tx)
+    return tx.find('tasks', undefined, (t) => needsAddress(t, nets)).length
+  })
+  if (pending === 0) return 0
+  let changed = 0
+  await store.update((tx) => {
+    const nets = addressedNetworks(tx)
+    const networks = tx.find('networks')
+    const ipam = rebuildIpam({
+      subnets: networks.flatMap((n) =>
+        (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
+      ),
+      addresses: [
+        ...tx
+          .find('services')
+          .flatMap((s) =>
+            (s.endpoint?.virtualIPs ?? []).map((v) => ({
+              network: v.networkId,
+              address: v.addr.split('/')[0]!,
+            })),
+          ),
+        ...tx
+          .find('tasks', undefined, holdsAddresses)
+          .flatMap((t) =>
+            t.networks.flatMap((a) =>
+              a.addresses.map((addr) => ({ network: a.networkId, address: addr.split('/')[0]! })),
+            ),
+          ),
+      ],
+    })
+    for (const t of tx.find('tasks', undefined, (x) => needsAddress(x, nets))) {
+      const attachments = t.networks.map((a) => {
+        const subnet = nets.get(a.networkId)
+        if (a.addresses.length > 0 || subnet === undefined) return a
+        return { ...a, addresses: [`${ipam.allocateAddress(a.networkId)}/${subnet.split('/')[1]}`] }
+      })
+      tx.update('tasks', { ...t, networks: attachments })
+      changed++
+    }
+  })
+  return changed
+}
+
+export interface TaskAddressAllocator {
+  stop(): void
+}
+
+/**
+ * Runs the allocator as a leader duty of `term`: once now, then after every change of tasks, services or
+ * networks (coalesced). A failed pass is retried on the next change or after a second.
+ */
+export function startTaskAddressAllocator(options: {
+  store: MemoryStore
+  term?: number
+  log?: (line: string) => void
+}): TaskAddressAllocator {
+  const { store, term } = options
+  const log = options.log ?? (() => {})
+  const stop = new AbortController()
+  let retry: ReturnType<typeof setTimeout> | undefined
+  const pass = async () => {
+    const run = () => allocateTaskAddresses(store)
+    try {
+      await (term === undefined ? run() : inDutyScope(term, run))
+    } catch (err) {
+      if (stop.signal.aborted) return
+      log(`task addresses not allocated: ${(err as Error).message}; retrying`)
+      clearTimeout(retry)
+      retry = setTimeout(() => void pass(), 1000)
+      retry.unref?.()
+    }
+  }
+  void (async () => {
+    const watch = store.watch({ table: ['tasks', 'networks', 'services'], signal: stop.signal })
+    await pass()
+    try {
+      for await (const _ of watch) {
+        if (watch.pending > 0) continue
+        await pass()
+      }
+    } catch (err) {
+      if (!stop.signal.aborted) log(`task address allocator stopped: ${(err as Error).message}`)
+    }
+  })()
+  return {
+    stop() {
+      stop.abort()
+      clearTimeout(retry)
+    },
+  }
+}
