@@ -72,7 +72,11 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
   const tasksOn = new Map<string, Task[]>()
   const netsOf = new Map<string, Set<string>>()
   if (networks.size > 0)
-    for (const t of tx.find('tasks', undefined, (x) => x.networks.length > 0 && holdsAddresses(x)))
+    for (const t of tx.find(
+      'tasks',
+      undefined, // Only tasks placed on a node: a pending task has an address but no node to reach it at.
+      (x) => x.networks.length > 0 && x.nodeId !== '' && holdsAddresses(x),
+    ))
       for (const a of t.networks) {
         if (a.addresses.length === 0 || !networks.has(a.networkId)) continue
         let list = tasksOn.get(a.networkId)

@@ -44,23 +44,7 @@ export async function allocateTaskAddresses(store: Pick<MemoryStore, 'view' | 'u
       subnets: networks.flatMap((n) =>
         (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
       ),
-      addresses: [
-        ...tx
-          .find('services')
-          .flatMap((s) =>
-            (s.endpoint?.virtualIPs ?? []).map((v) => ({
-              network: v.networkId,
-              address: v.addr.split('/')[0]!,
-            })),
-          ),
-        ...tx
-          .find('tasks', undefined, holdsAddresses)
-          .flatMap((t) =>
-            t.networks.flatMap((a) =>
-              a.addresses.map((addr) => ({ network: a.networkId, address: addr.split('/')[0]! })),
-            ),
-          ),
-      ],
+      addresses: heldAddresses(tx),
     })
     for (const t of tx.find('tasks', undefined, (x) => needsAddress(x, nets))) {
       const attachments = t.networks.map((a) => {
@@ -73,6 +57,26 @@ export async function allocateTaskAddresses(store: Pick<MemoryStore, 'view' | 'u
     }
   })
   return changed
+}
+
+/**
+ * Every address held on the networks: the services' VIPs and the live tasks' addresses, each once (a
+ * duplicate, e.g. from an older allocator, must not stop every later allocation).
+ */
+export function heldAddresses(tx: ReadTx): Array<{ network: string; address: string }> {
+  const seen = new Set<string>()
+  const out: Array<{ network: string; address: string }> = []
+  const add = (network: string, addr: string) => {
+    const address = addr.split('/')[0]!
+    const key = `${network} ${address}`
+    if (seen.has(key)) return
+    seen.add(key)
+    out.push({ network, address })
+  }
+  for (const s of tx.find('services')) for (const v of s.endpoint?.virtualIPs ?? []) add(v.networkId, v.addr)
+  for (const t of tx.find('tasks', undefined, holdsAddresses))
+    for (const a of t.networks) for (const addr of a.addresses) add(a.networkId, addr)
+  return out
 }
 
 export interface TaskAddressAllocator {

@@ -46,7 +46,7 @@ export interface WorkerNetworking extends TaskNetworking {
 }
 
 /** The driver's device prefix for a node: `o` and four base-36 characters of its ID's hash. */
-function prefixOf(nodeId: string): string {
+export function overlayPrefix(nodeId: string): string {
   const h = createHash('sha256').update(`overlay:${nodeId}`).digest()
   return `o${h.readUInt32BE(0).toString(36).padStart(4, '0').slice(-4)}`
 }
@@ -134,7 +134,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       if (node?.id === next.id && node.addr === next.addr && swarm) return
       await closeOverlay()
       node = { id: next.id, addr: next.addr }
-      driver = linuxDriver({ vtep: next.addr, prefix: prefixOf(next.id) })
+      driver = linuxDriver({ vtep: next.addr, prefix: overlayPrefix(next.id) })
       // Leftovers of an earlier run of this node (a crash) go first.
       await driver.destroy().catch((err) => log(`overlay networks: cleaning up: ${(err as Error).message}`))
       const directory = serviceDirectory()
@@ -153,7 +153,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       const nets = overlayNetworks(task)
       if (nets.length === 0 || !swarm) return local.attach(task, pid, callOptions)
       const known = overlay.get(task.taskId)
-      if (known?.forwarder) return known.forwarder.endpoint
+      if (known) return known.forwarder?.endpoint
       try {
         const t = await addressed(task.taskId)
         await applied

@@ -1,0 +1,298 @@
+// Overlay networks between hosts, with real containers: three hosts (network namespaces this test makes),
+// each with its own dockerd and swarmkit node; the docker CLI drives them from the root namespace. Tasks on
+// an overlay network reach each other across hosts by name (127.0.0.11 in each container), `tasks.NAME`
+// lists every task, a service's VIP balances over tasks on every host and follows a scale-down, a
+// published port answers on every host, and two networks stay isolated.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { overlayPrefix } from '../src/worker-network.js'
+import { buildImages, IMAGES } from './engine-helpers.js'
+import { type Host, hostsUnavailable, NetnsHosts } from './netns-hosts.js'
+
+const unavailable = await hostsUnavailable()
+
+describe('overlay networks across hosts (3 namespace hosts, real containers)', { timeout: 600_000 }, () => {
+  if (unavailable !== undefined) {
+    it(`cannot run here: ${unavailable}`, () => {
+      if (process.env.SWARMKIT_CI === '1')
+        throw new Error(`overlay host tests could not run in CI: ${unavailable}`)
+      console.warn(`skipping the overlay host tests: ${unavailable}`)
+    })
+    return
+  }
+  const lab = new NetnsHosts()
+  let h1: Host
+  let h2: Host
+  let h3: Host
+
+  const ok = async (h: Host, args: string[]) => {
+    const r = await lab.docker(h, args)
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} on ${h.name} failed (${r.code}): ${r.stderr}`)
+    return r.stdout
+  }
+
+  /** The container of the (one) running task of `service` on host `h`. */
+  const containerOf = async (h: Host, service: string) => {
+    const out = await lab.engine(h, [
+      'ps',
+      '-q',
+      '--filter',
+      `label=com.docker.swarm.service.name=${service}`,
+      '--filter',
+      'status=running',
+    ])
+    return out.stdout.split('\n').filter(Boolean)[0]
+  }
+
+  /** Runs a command inside the client container (on h1). */
+  const inClient = async (args: string[], timeout = 30_000) => {
+    const c = await containerOf(h1, 'client')
+    if (!c) throw new Error('the client container is not running')
+    return lab.engine(h1, ['exec', c, ...args], timeout)
+  }
+
+  /** The running tasks of a service: name, node hostname and address on `network`. */
+  const tasksOf = async (service: string, network: string) => {
+    const ids = (await ok(h1, ['service', 'ps', '-q', '--filter', 'desired-state=running', service]))
+      .split('\n')
+      .filter(Boolean)
+    const netId = (await ok(h1, ['network', 'inspect', '-f', '{{.ID}}', network])).trim()
+    const out: { name: string; node: string; address: string; state: string }[] = []
+    for (const id of ids) {
+      const j = JSON.parse(await ok(h1, ['inspect', '--type', 'task', id]))[0]
+      const node = JSON.parse(await ok(h1, ['node', 'inspect', j.NodeID]))[0].Description.Hostname
+      const att = (j.NetworksAttachments ?? []).find(
+        (a: { Network: { ID: string } }) => a.Network.ID === netId,
+      )
+      out.push({
+        name: `${service}.${j.Slot || j.NodeID}.${j.ID}`,
+        node,
+        address: String(att?.Addresses?.[0] ?? '').split('/')[0]!,
+        state: j.Status.State,
+      })
+    }
+    return out
+  }
+
+  const page = async (url: string) => {
+    const r = await inClient(['wget', '-q', '-T', '5', '-O', '-', url])
+    return r.code === 0 ? r.stdout.trim() : `ERR ${r.stderr.trim()}`
+  }
+
+  beforeAll(async () => {
+    await lab.create(3)
+    ;[h1, h2, h3] = lab.hosts as [Host, Host, Host]
+    await Promise.all(lab.hosts.map((h) => lab.startDockerd(h)))
+    for (const h of lab.hosts) await buildImages(h.engine)
+    for (const h of lab.hosts) await lab.startNode(h)
+    await ok(h1, ['swarm', 'init', '--advertise-addr', h1.addr])
+    const token = (await ok(h1, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    for (const h of [h2, h3])
+      await ok(h, ['swarm', 'join', '--token', token, '--advertise-addr', h.addr, `${h1.addr}:2377`])
+    for (const h of lab.hosts) {
+      h.nodeId = (await ok(h, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
+      lab.sandboxPrefixes.add(overlayPrefix(h.nodeId))
+    }
+    await lab.until('3 ready nodes', async () => {
+      const out = await ok(h1, ['node', 'ls', '--format', '{{.Status}}'])
+      return out.split('\n').filter((l) => l === 'Ready').length === 3
+    })
+    await ok(h1, ['network', 'create', '-d', 'overlay', 'front'])
+    await ok(h1, ['network', 'create', '-d', 'overlay', 'back'])
+    // web: one task per host (max one per node); client on h1; db on the other network only.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--network',
+      'front',
+      '--replicas',
+      '3',
+      '--replicas-max-per-node',
+      '1',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'client',
+      '--network',
+      'front',
+      '--constraint',
+      'node.hostname==h1',
+      IMAGES.webV1,
+    ])
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'db',
+      '--network',
+      'back',
+      '--constraint',
+      'node.hostname==h2',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'web, client and db running',
+      async () => {
+        const all = [...(await tasksOf('web', 'front')), ...(await tasksOf('client', 'front'))]
+        return all.length === 4 && all.every((t) => t.state === 'running' && t.address)
+      },
+      240_000,
+    )
+    await lab.until(
+      'db running',
+      async () => (await tasksOf('db', 'back')).every((t) => t.state === 'running'),
+      120_000,
+    )
+  }, 600_000)
+
+  afterAll(async () => {
+    const left = await lab.destroy()
+    expect(left).toEqual([])
+  }, 300_000)
+
+  it('a task on h1 reaches a task on another host by name (wget and ping)', async () => {
+    const remote = (await tasksOf('web', 'front')).filter((t) => t.node !== 'h1')
+    expect(remote.length).toBe(2)
+    for (const t of remote) {
+      await lab.until(
+        `${t.name} by name`,
+        async () => (await page(`http://${t.name}/`)) === `web v1 on ${t.name}`,
+        60_000,
+      )
+      const ping = await inClient(['ping', '-c', '1', '-W', '3', t.name])
+      expect(ping.code, ping.stderr).toBe(0)
+      expect(ping.stdout).toContain(t.address)
+    }
+  })
+
+  it('tasks.web lists every task of web, on every host', async () => {
+    const want = (await tasksOf('web', 'front')).map((t) => t.address).sort()
+    await lab.until(
+      'tasks.web',
+      async () => {
+        const r = await inClient(['nslookup', 'tasks.web', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+          .sort()
+        return JSON.stringify(got) === JSON.stringify(want)
+      },
+      60_000,
+    )
+  })
+
+  it('the VIP of web spreads requests over the tasks on all three hosts, and follows a scale-down', async () => {
+    const names = (await tasksOf('web', 'front')).map((t) => `web v1 on ${t.name}`).sort()
+    await lab.until(
+      'every web task behind the VIP',
+      async () => {
+        const seen = new Set<string>()
+        for (let i = 0; i < 9; i++) seen.add(await page('http://web/'))
+        return JSON.stringify([...seen].sort()) === JSON.stringify(names)
+      },
+      90_000,
+    )
+    await ok(h1, ['service', 'scale', '-d', 'web=1'])
+    await lab.until('web scaled to 1', async () => (await tasksOf('web', 'front')).length === 1, 120_000)
+    const [left] = await tasksOf('web', 'front')
+    await lab.until(
+      'only the remaining task behind the VIP',
+      async () => {
+        const seen = new Set<string>()
+        for (let i = 0; i < 6; i++) seen.add(await page('http://web/'))
+        return seen.size === 1 && seen.has(`web v1 on ${left!.name}`)
+      },
+      90_000,
+    )
+  })
+
+  it('a published port answers on every host for a task elsewhere', async () => {
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'pub',
+      '--network',
+      'front',
+      '--publish',
+      '8080:80',
+      '--constraint',
+      'node.hostname==h3',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'pub running',
+      async () => (await tasksOf('pub', 'front')).some((t) => t.state === 'running'),
+      120_000,
+    )
+    const [t] = await tasksOf('pub', 'front')
+    for (const h of lab.hosts)
+      await lab.until(
+        `port 8080 on ${h.name}`,
+        async () => {
+          const r = await lab.inHost(h1, [
+            '/usr/bin/busybox',
+            'wget',
+            '-q',
+            '-T',
+            '5',
+            '-O',
+            '-',
+            `http://${h.addr}:8080/`,
+          ])
+          return r.stdout.trim() === `web v1 on ${t!.name}`
+        },
+        60_000,
+      )
+  })
+
+  it('two networks stay isolated: no name, no packet from front to back', async () => {
+    const [db] = await tasksOf('db', 'back')
+    expect(db?.address).toBeTruthy()
+    const lookup = await inClient(['nslookup', 'db', '127.0.0.11'])
+    expect(lookup.stdout).not.toContain(db!.address)
+    const direct = await inClient(['wget', '-q', '-T', '3', '-O', '-', `http://${db!.address}/`])
+    expect(direct.code).not.toBe(0)
+    // While a task on back reaches db by name.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'backclient',
+      '--network',
+      'back',
+      '--constraint',
+      'node.hostname==h3',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'backclient running',
+      async () => (await tasksOf('backclient', 'back')).some((t) => t.state === 'running'),
+      120_000,
+    )
+    const c = await containerOf(h3, 'backclient')
+    await lab.until(
+      'db by name from back',
+      async () =>
+        (
+          await lab.engine(h3, ['exec', c!, 'wget', '-q', '-T', '5', '-O', '-', 'http://db/'])
+        ).stdout.trim() === `web v1 on ${db!.name}`,
+      60_000,
+    )
+  })
+})
