@@ -16,18 +16,25 @@ export function forwardEndpoint(
   target: { readonly host: string; readonly port: number },
 ): Promise<EndpointForwarder> {
   const sockets = new Set<Socket>()
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: target.host, port: target.port })
+  // Half-open on both sides: a client that sends its request and shuts down its writing side (nc, many
+  // scripts) still gets the whole answer.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = createConnection({ host: target.host, port: target.port, allowHalfOpen: true })
     sockets.add(client)
     sockets.add(upstream)
-    const done = () => {
+    let closed = 0
+    const fail = () => {
       client.destroy()
       upstream.destroy()
-      sockets.delete(client)
-      sockets.delete(upstream)
     }
-    client.on('error', done).on('close', done)
-    upstream.on('error', done).on('close', done)
+    const gone = (s: Socket) => () => {
+      sockets.delete(s)
+      if (++closed === 2)
+        return // One side is fully closed: the other has nothing more to exchange once its own data is out.
+      ;(s === client ? upstream : client).end()
+    }
+    client.on('error', fail).on('close', gone(client))
+    upstream.on('error', fail).on('close', gone(upstream))
     client.pipe(upstream)
     upstream.pipe(client)
   })

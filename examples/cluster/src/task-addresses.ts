@@ -7,6 +7,7 @@
 import { rebuildIpam } from '@swarmkit/overlay'
 import { type MemoryStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
 import { inDutyScope } from './leader-scope.js'
+import { followStore } from './store-follow.js'
 
 const RANK_RUNNING = taskStateRank('running')
 
@@ -96,30 +97,48 @@ export function startTaskAddressAllocator(options: {
   const log = options.log ?? (() => {})
   const stop = new AbortController()
   let retry: ReturnType<typeof setTimeout> | undefined
-  const pass = async () => {
+  let running: Promise<void> | undefined
+  let again = false
+  // One pass at a time; changes during a pass make one more pass after it (a burst is coalesced).
+  const pass = (): void => {
+    if (stop.signal.aborted) return
+    if (running) {
+      again = true
+      return
+    }
     const run = () => allocateTaskAddresses(store)
-    try {
-      await (term === undefined ? run() : inDutyScope(term, run))
-    } catch (err) {
-      if (stop.signal.aborted) return
-      log(`task addresses not allocated: ${(err as Error).message}; retrying`)
-      clearTimeout(retry)
-      retry = setTimeout(() => void pass(), 1000)
-      retry.unref?.()
-    }
-  }
-  void (async () => {
-    const watch = store.watch({ table: ['tasks', 'networks', 'services'], signal: stop.signal })
-    await pass()
-    try {
-      for await (const _ of watch) {
-        if (watch.pending > 0) continue
-        await pass()
+    running = (term === undefined ? run() : inDutyScope(term, run)).then(
+      () => {},
+      (err) => {
+        if (stop.signal.aborted) return
+        log(`task addresses not allocated: ${(err as Error).message}; retrying`)
+        clearTimeout(retry)
+        retry = setTimeout(pass, 1000)
+        retry.unref?.()
+      },
+    )
+    void running.finally(() => {
+      running = undefined
+      if (again) {
+        again = false
+        pass()
       }
-    } catch (err) {
-      if (!stop.signal.aborted) log(`task address allocator stopped: ${(err as Error).message}`)
-    }
-  })()
+    })
+  }
+  // A dropped watch (the store fell far behind) is followed again from now, with a pass to catch up.
+  void followStore(
+    store,
+    { table: ['tasks', 'networks', 'services'] },
+    (e) => {
+      if (e.table !== 'tasks' || (e.object as Task).networks.length > 0) pass()
+    },
+    stop.signal,
+    (line) => {
+      log(`task address allocator: ${line}`)
+      pass()
+    },
+  )
+  pass()
   return {
     stop() {
       stop.abort()
