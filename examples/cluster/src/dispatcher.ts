@@ -130,6 +130,11 @@ export interface DispatcherApi {
   register(nodeId: string, info: NodeInfo, addr: string): Promise<void>
   /** Keeps the node ready; answers the period and the role the node should have (`docker node promote`). */
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
+  /**
+   * The node's tasks, again whenever they change. A list may also carry, as its last item, the changes to
+   * the node's network view (a `NetworkViewUpdate`, network-view.ts: it has no `taskId`); a list holding
+   * only such an item with `viewOnly` set is no task list. Consumers skip items without a `taskId`.
+   */
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
   /** The published ports of every service and their endpoints, again whenever they change. */

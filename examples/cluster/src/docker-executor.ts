@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { EventEmitter } from 'eventemitter3'
 import { containerConfig, fileTarget, type MountedFile, SWARM_LABELS, taskName } from './container-config.js'
 import type { Assignment } from './dispatcher.js'
-import type { NetworkViewUpdate } from './network-view.js'
 import { EngineClient, readAll } from './engine-client.js'
 import { parseLogs } from './engine-logs.js'
 import {
@@ -25,6 +24,7 @@ import {
   type TaskExit,
   UNHEALTHY_TEXT,
 } from './executor.js'
+import type { NetworkViewUpdate } from './network-view.js'
 
 /** Where a running task's container answers, given its container (the node's task networking). */
 export interface TaskNetworking {

@@ -5,8 +5,8 @@
 // building their own node can plug in another executor.
 
 import type { EventEmitter } from 'eventemitter3'
-import type { NetworkViewUpdate } from './network-view.js'
 import type { Assignment } from './dispatcher.js'
+import type { NetworkViewUpdate } from './network-view.js'
 
 /** One line a task wrote. */
 export interface LogLine {

@@ -208,8 +208,66 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     )
   })
 
+  it('a rolling update is seen through the VIP: every answer from v2 once it is done', async () => {
+    await ok(h1, ['service', 'update', '-d', '--update-parallelism', '1', '--image', IMAGES.webV2, 'web'])
+    await lab.until(
+      'web updated to v2 on every host',
+      async () => {
+        const tasks = await tasksOf('web', 'front')
+        if (tasks.length !== 3 || tasks.some((t) => t.state !== 'running')) return false
+        const seen = new Set<string>()
+        for (let i = 0; i < 9; i++) seen.add(await page('web'))
+        const want = tasks.map((t) => `web v2 on ${t.name}`).sort()
+        return JSON.stringify([...seen].sort()) === JSON.stringify(want)
+      },
+      240_000,
+    )
+  })
+
+  it('dnsrr: the name answers every task address, and there is no VIP', async () => {
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'rr',
+      '--network',
+      'front',
+      '--endpoint-mode',
+      'dnsrr',
+      '--replicas',
+      '2',
+      '--replicas-max-per-node',
+      '1',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'rr running',
+      async () => {
+        const t = await tasksOf('rr', 'front')
+        return t.length === 2 && t.every((x) => x.state === 'running')
+      },
+      120_000,
+    )
+    const want = (await tasksOf('rr', 'front')).map((t) => t.address).sort()
+    await lab.until(
+      'rr resolves to its tasks',
+      async () => {
+        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+          .sort()
+        return JSON.stringify(got) === JSON.stringify(want)
+      },
+      60_000,
+    )
+    const vips = JSON.parse(await ok(h1, ['service', 'inspect', 'rr']))[0].Endpoint.VirtualIPs ?? []
+    expect(vips).toEqual([])
+  })
+
   it('the VIP of web spreads requests over the tasks on all three hosts, and follows a scale-down', async () => {
-    const names = (await tasksOf('web', 'front')).map((t) => `web v1 on ${t.name}`).sort()
+    const names = (await tasksOf('web', 'front')).map((t) => `web v2 on ${t.name}`).sort()
     await lab.until(
       'every web task behind the VIP',
       async () => {
@@ -227,7 +285,7 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
       async () => {
         const seen = new Set<string>()
         for (let i = 0; i < 6; i++) seen.add(await page('web'))
-        return seen.size === 1 && seen.has(`web v1 on ${left!.name}`)
+        return seen.size === 1 && seen.has(`web v2 on ${left!.name}`)
       },
       90_000,
     )
