@@ -7,11 +7,17 @@ import { join, resolve } from 'node:path'
 
 const root = resolve(import.meta.dirname, '..')
 const scratch = mkdtempSync(join(tmpdir(), 'swarmkit-pack-'))
-const packages = readdirSync(join(root, 'packages')).sort()
+// Every package under packages/, and the reference cluster, published as @swarmkit/cluster.
+const packages = [
+  ...readdirSync(join(root, 'packages'))
+    .sort()
+    .map((name) => join('packages', name)),
+  join('examples', 'cluster'),
+]
 const tarballs = []
 const entries = []
-for (const name of packages) {
-  const dir = join(root, 'packages', name)
+for (const path of packages) {
+  const dir = join(root, path)
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
   const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], {
     cwd: dir,

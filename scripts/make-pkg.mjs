@@ -33,17 +33,9 @@ writeFileSync(`${dir}/package.json`, JSON.stringify(pkg, null, 2) + '\n')
 const entries = testing ? `['src/index.ts', 'src/testing/index.ts']` : `['src/index.ts']`
 writeFileSync(
   `${dir}/tsup.config.ts`,
-  `import { defineConfig } from 'tsup'
+  `import { packageBuild } from '../../tsup.package.js'
 
-export default defineConfig({
-  entry: ${entries},
-  format: ['esm'],
-  target: 'node20',
-  dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
-  sourcemap: true,
-  clean: true,
-  external: ['vitest'],
-})
+export default packageBuild(${entries})
 `,
 )
 if (!existsSync(`${dir}/tsconfig.json`))

@@ -21,6 +21,26 @@ function sourceFiles(dir: string): string[] {
   )
 }
 
+/** What every published package.json carries (issue #17): license and its file, registry metadata, entry points. */
+function expectPublishable(pkg: Record<string, any>, dir: string, path: string): void {
+  expect(pkg.private, 'private').toBeUndefined()
+  expect(pkg.version).toMatch(/^\d+\.\d+\.\d+/)
+  expect(pkg.license).toBe('Apache-2.0')
+  expect(existsSync(join(dir, 'LICENSE'))).toBe(true)
+  expect(pkg.keywords?.length).toBeGreaterThan(0)
+  expect(pkg.homepage).toMatch(/^https:\/\//)
+  expect(pkg.bugs?.url).toMatch(/^https:\/\//)
+  expect(pkg.repository?.directory).toBe(path)
+  expect(pkg.main).toBe(pkg.exports['.'].import)
+  expect(pkg.types).toBe(pkg.exports['.'].types)
+  expect(pkg.publishConfig?.access).toBe('public')
+  expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'README.md', 'LICENSE']))
+  expect(
+    pkg.files.some((f: string) => /(^|\/)test(\/|$)/.test(f)),
+    'files ship no tests',
+  ).toBe(false)
+}
+
 describe('workspace', () => {
   it('has exactly the planned packages', () => {
     expect(packages).toEqual(Object.keys(allowed).sort())
@@ -40,14 +60,7 @@ describe('workspace', () => {
       })
 
       it('is ready to publish: license, metadata for registries and older resolvers, public access', () => {
-        expect(pkg.license).toBe('Apache-2.0')
-        expect(existsSync(join(dir, 'LICENSE'))).toBe(true)
-        expect(pkg.keywords?.length).toBeGreaterThan(0)
-        expect(pkg.homepage).toMatch(/^https:\/\//)
-        expect(pkg.bugs?.url).toMatch(/^https:\/\//)
-        expect(pkg.main).toBe(pkg.exports['.'].import)
-        expect(pkg.types).toBe(pkg.exports['.'].types)
-        expect(pkg.publishConfig?.access).toBe('public')
+        expectPublishable(pkg, dir, `packages/${name}`)
       })
 
       it('imports every third-party package it declares', () => {
@@ -84,4 +97,47 @@ describe('workspace', () => {
       })
     })
   }
+
+  describe('@swarmkit/cluster (examples/cluster, published for npx)', () => {
+    const dir = join(root, 'examples', 'cluster')
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+
+    it('is named @swarmkit/cluster and exports source first, then types and the built ESM', () => {
+      expect(pkg.name).toBe('@swarmkit/cluster')
+      expect(Object.keys(pkg.exports['.'])).toEqual(['@swarmkit/source', 'types', 'import'])
+      expect(existsSync(join(dir, pkg.exports['.']['@swarmkit/source']))).toBe(true)
+    })
+
+    it('is ready to publish: license, metadata for registries and older resolvers, public access', () => {
+      expectPublishable(pkg, dir, 'examples/cluster')
+    })
+
+    it('has the swarmkit-cluster command, built from src/cli.ts with a node shebang', () => {
+      expect(pkg.bin).toEqual({ 'swarmkit-cluster': './dist/cli.js' })
+      expect(readFileSync(join(dir, 'src', 'cli.ts'), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+    })
+
+    it('pins every swarmkit dependency to the version the workspace holds', () => {
+      for (const [dep, version] of Object.entries<string>(pkg.dependencies)) {
+        if (!dep.startsWith('@swarmkit/')) continue
+        const other = JSON.parse(
+          readFileSync(join(root, 'packages', dep.slice('@swarmkit/'.length), 'package.json'), 'utf8'),
+        )
+        expect(version, dep).toBe(other.version)
+      }
+    })
+
+    it('imports every third-party package it declares', () => {
+      const code = sourceFiles(join(dir, 'src'))
+        .map((file) => readFileSync(file, 'utf8'))
+        .join('\n')
+      for (const dep of Object.keys(pkg.dependencies).filter((d) => !d.startsWith('@swarmkit/'))) {
+        expect(code, `${dep} is declared but never imported`).toContain(`from '${dep}`)
+      }
+    })
+
+    it('has a README that says how to run it with npx', () => {
+      expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('npx @swarmkit/cluster --state-dir')
+    })
+  })
 })

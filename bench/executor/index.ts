@@ -12,12 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import {
-  dockerExecutor,
-  localTaskNetworking,
-  startNode,
-  taskNetworkingSupported,
-} from '@swarmkit/example-cluster'
+import { dockerExecutor, localTaskNetworking, startNode, taskNetworkingSupported } from '@swarmkit/cluster'
 import {
   buildImages,
   IMAGES,

@@ -1,6 +1,6 @@
 // bench/scheduler: swarmkit's published scheduler shapes, task creation included.
 //
-// - end-to-end: tasks are created pending in a MemoryStore (one transaction, as swarmkit's benchmark does) and
+// - end-to-end: tasks are created pending in a ClusterStore (one transaction, as swarmkit's benchmark does) and
 //   the timer stops when the Scheduler, following the store's watch, has committed every assignment.
 // - engine: the placement engine alone (building the task objects included), no store.
 // - naive: a same-run baseline that ranks by scanning every node for every task (swarm's spread rule, no heap),
@@ -20,7 +20,7 @@ import {
   createTestExecutor,
 } from '@swarmkit/scheduler'
 import type { Node, StoreEvent, Task } from '@swarmkit/store'
-import { memoryStore } from '@swarmkit/store'
+import { clusterStore } from '@swarmkit/store'
 
 const SWARMKIT_MS: Record<string, number> = {
   '1000_1000': 189,
@@ -90,7 +90,7 @@ const withMeta = <T>(o: T): T & { meta: { version: number; createdAt: number; up
 })
 
 async function endToEnd(tasks: number, nodes: number, constrained: boolean) {
-  const store = memoryStore({ historySize: 0 })
+  const store = clusterStore({ historySize: 0 })
   await store.update((tx) => {
     for (let i = 0; i < nodes; i++) tx.create('nodes', makeNode(i))
   })
@@ -278,7 +278,7 @@ for (const [tasks, nodes] of SHAPES) {
 }
 /** The whole pipeline: a service of `replicas` created, orchestrated, scheduled and run by the test executor. */
 async function orchestrated(replicas: number, nodes: number) {
-  const store = memoryStore({ historySize: 0 })
+  const store = clusterStore({ historySize: 0 })
   await store.update((tx) => {
     for (let i = 0; i < nodes; i++) tx.create('nodes', makeNode(i))
   })

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileLogStorage } from '@swarmkit/raft'
-import { KeyManager, MemoryStore, type NewObject, type Task } from '@swarmkit/store'
+import { ClusterStore, KeyManager, type NewObject, type Task } from '@swarmkit/store'
 
 const results: Record<string, number> = {}
 const rows: [string, string, string][] = []
@@ -62,7 +62,7 @@ function task(id: string, slot: number): NewObject<Task> {
 
 async function storeBenchmarks(): Promise<void> {
   // Single-object update transactions.
-  const s = new MemoryStore()
+  const s = new ClusterStore()
   await s.update((tx) => tx.create('tasks', task('t0', 1)))
   let n = 0
   // Baseline: a naive copy-on-write map (structuredClone in, no indexes, no checks, no events).
@@ -102,7 +102,7 @@ async function storeBenchmarks(): Promise<void> {
   )
 
   // 200-object batches (creates, then updates).
-  const b = new MemoryStore()
+  const b = new ClusterStore()
   let k = 0
   const batches = await timeIt(async () => {
     await b.batch(async (batch) => {
@@ -145,7 +145,7 @@ async function storeBenchmarks(): Promise<void> {
   )
 
   // Watch fan-out: 100 watchers each receive every event.
-  const w = new MemoryStore()
+  const w = new ClusterStore()
   await w.update((tx) => tx.create('tasks', task('w0', 1)))
   const watchers = Array.from({ length: 100 }, () => w.watch({ table: 'tasks', queueSize: 1_000_000 }))
   let delivered = 0

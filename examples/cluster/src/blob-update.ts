@@ -2,7 +2,7 @@
 // config that exists already): labels may change; the name and data may not (swarmkit's rule and words).
 
 import { timingSafeEqual } from 'node:crypto'
-import type { MemoryStore, ReadTx } from '@swarmkit/store'
+import type { ClusterStore, ReadTx } from '@swarmkit/store'
 import { labels } from './docker-json.js'
 import { ApiError, MESSAGES } from './errors.js'
 
@@ -14,7 +14,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Applies a label update to the secret or config `ref`, at `version` (a stale one is "out of sequence"). */
 export async function updateBlob(
-  store: MemoryStore,
+  store: ClusterStore,
   table: 'secrets' | 'configs',
   ref: string,
   version: number,

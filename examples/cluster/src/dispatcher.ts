@@ -5,9 +5,9 @@
 import { isIP } from 'node:net'
 import type { MeshService } from '@swarmkit/overlay'
 import type {
+  ClusterStore,
   GenericResource,
   Labels,
-  MemoryStore,
   NetworkAttachment,
   Node,
   Platform,
@@ -145,7 +145,7 @@ const RANK_ASSIGNED = taskStateRank('assigned')
 const MAX_UPDATES = 1000
 
 export interface DispatcherOptions {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   /** Heartbeat period handed to workers; a node is down after three missed periods. Default 5,000 ms. */
   readonly heartbeatPeriodMs?: number
   readonly log?: (line: string) => void
@@ -164,7 +164,7 @@ export interface DispatcherOptions {
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
 export class Dispatcher implements DispatcherApi {
-  readonly #store: MemoryStore
+  readonly #store: ClusterStore
   readonly #periodMs: number
   readonly #seen = new Map<string, number>()
   /** Sessions of the workers connected to this manager, to ask their agents for logs. */

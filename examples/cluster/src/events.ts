@@ -6,7 +6,7 @@
 // view can stream the same over server-sent events.
 
 import type { ServerResponse } from 'node:http'
-import type { MemoryStore, Node, Service, StoreEvent, Table } from '@swarmkit/store'
+import type { ClusterStore, Node, Service, StoreEvent, Table } from '@swarmkit/store'
 import { EventEmitter } from 'eventemitter3'
 import { ApiError } from './errors.js'
 import { type Filters, parseFilters } from './filters.js'
@@ -168,7 +168,7 @@ export class ClusterEvents extends EventEmitter<ClusterEventsEvents> {
   readonly #keep: number
   readonly #stop = new AbortController()
 
-  constructor(store: MemoryStore, options: { keep?: number; log?: (line: string) => void } = {}) {
+  constructor(store: ClusterStore, options: { keep?: number; log?: (line: string) => void } = {}) {
     super()
     this.#keep = options.keep ?? DEFAULT_KEEP
     void followStore(

@@ -1,6 +1,6 @@
 /**
  * @packageDocumentation
- * `@swarmkit/example-cluster`: the reference cluster that the real `docker` CLI drives. Each node is a
+ * `@swarmkit/cluster`: the reference cluster that the real `docker` CLI drives. Each node is a
  * {@link Daemon} (inactive until `docker swarm init` or `docker swarm join`) served by {@link engineApi},
  * the Docker Engine API subset of swarm mode over HTTP. Managers run raft with the store as its state
  * machine, the scheduler and orchestrators on the leader, the CA and the dispatcher; every node runs an agent
@@ -8,7 +8,7 @@
  * a Docker Engine.
  *
  * ```ts
- * import { startNode } from '@swarmkit/example-cluster'
+ * import { startNode } from '@swarmkit/cluster'
  * const node = await startNode({ stateDir: '/tmp/n1', apiAddress: '127.0.0.1:2375' })
  * // DOCKER_HOST=tcp://127.0.0.1:2375 docker swarm init
  * await node.close()

@@ -4,7 +4,7 @@
 // can never commit anything (swarmkit: leader-duty proposals are only accepted from the leader of their term).
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { SchedulerStore } from '@swarmkit/scheduler'
-import type { MemoryStore } from '@swarmkit/store'
+import type { ClusterStore } from '@swarmkit/store'
 
 const dutyTerm = new AsyncLocalStorage<number>()
 
@@ -19,10 +19,10 @@ export function inDutyScope<R>(term: number, fn: () => R): R {
 }
 
 /** The store as a duty of `term` sees it: reads as usual, every write scoped to that term. */
-export function scopedStore(store: MemoryStore, term: number): SchedulerStore {
+export function scopedStore(store: ClusterStore, term: number): SchedulerStore {
   return {
     view: (fn) => store.view(fn),
-    watch: ((...args: Parameters<MemoryStore['watch']>) => store.watch(...args)) as MemoryStore['watch'],
-    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as MemoryStore['update'],
+    watch: ((...args: Parameters<ClusterStore['watch']>) => store.watch(...args)) as ClusterStore['watch'],
+    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as ClusterStore['update'],
   }
 }

@@ -5,10 +5,10 @@
 // without the heartbeat grace period (issue 13).
 
 import type { RaftNode } from '@swarmkit/raft'
-import type { MemoryStore, Node, ReadTx } from '@swarmkit/store'
+import type { ClusterStore, Node, ReadTx } from '@swarmkit/store'
 
 export interface ManagerHealthOptions {
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   readonly raft: RaftNode
   /** How often raft's view is compared with the store. Default 250 ms. */
   readonly periodMs?: number
@@ -29,7 +29,7 @@ function wanted(node: Node, up: boolean): Node | undefined {
 
 /** On the leader: follows raft's view of the managers into the store. */
 export class ManagerHealth {
-  readonly #store: MemoryStore
+  readonly #store: ClusterStore
   readonly #raft: RaftNode
   readonly #periodMs: number
   readonly #log: (line: string) => void

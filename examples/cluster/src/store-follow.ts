@@ -3,8 +3,8 @@
 // one from the current state rather than stop for good.
 
 import {
+  type ClusterStore,
   isStoreError,
-  type MemoryStore,
   type StoreEvent,
   type Table,
   type WatchOptions,
@@ -12,7 +12,7 @@ import {
 
 /** Calls `onEvent` for each change of `options.table` until `signal` aborts or the store closes. */
 export async function followStore<T extends Table>(
-  store: MemoryStore,
+  store: ClusterStore,
   options: Pick<WatchOptions<T>, 'table' | 'action'>,
   onEvent: (event: StoreEvent<T>) => void,
   signal: AbortSignal,

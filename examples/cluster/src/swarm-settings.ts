@@ -3,7 +3,7 @@
 // raft's snapshot interval, snapshots kept and log entries kept for slow followers (followed by every manager).
 
 import type { FileLogStorage, RaftNode } from '@swarmkit/raft'
-import type { ClusterSpec, MemoryStore } from '@swarmkit/store'
+import type { ClusterSpec, ClusterStore } from '@swarmkit/store'
 import { ApiError } from './errors.js'
 
 /** The raft and dispatcher fields of `POST /swarm/update`'s spec (Docker's PascalCase). */
@@ -67,7 +67,7 @@ export function withSwarmSettings(spec: ClusterSpec, body: unknown): ClusterSpec
 }
 
 /** The heartbeat period the cluster asks for, in ms (undefined before the cluster exists or when unset). */
-export function heartbeatPeriodMs(store: MemoryStore): number | undefined {
+export function heartbeatPeriodMs(store: ClusterStore): number | undefined {
   const ns = store.view((tx) => tx.find('clusters')[0]?.spec.dispatcher.heartbeatPeriod)
   return ns && ns > 0 ? Math.max(1, Math.round(ns / 1e6)) : undefined
 }
@@ -77,7 +77,7 @@ export function heartbeatPeriodMs(store: MemoryStore): number | undefined {
  * applied between snapshots), log entries kept behind a snapshot for slow followers, old snapshots kept.
  */
 export async function followRaftSettings(
-  store: MemoryStore,
+  store: ClusterStore,
   raft: RaftNode,
   storage: FileLogStorage,
   signal: AbortSignal,

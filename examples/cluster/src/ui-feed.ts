@@ -4,8 +4,8 @@
 
 import type { ServerResponse } from 'node:http'
 import {
+  type ClusterStore,
   isStoreError,
-  type MemoryStore,
   type Network,
   type Node,
   type Service,
@@ -100,7 +100,7 @@ export function uiNetwork(n: Network): UiNetwork {
   }
 }
 
-export function uiSnapshot(store: MemoryStore, self: string, clusterId: string): UiSnapshot {
+export function uiSnapshot(store: ClusterStore, self: string, clusterId: string): UiSnapshot {
   return store.view((tx) => ({
     self,
     clusterId,

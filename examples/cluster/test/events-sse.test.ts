@@ -1,12 +1,12 @@
 import { createServer } from 'node:http'
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { ClusterEvents, type EventMessage, writeServerSentEvents } from '../src/index.js'
 import { waitFor } from './helpers.js'
 
 describe('ClusterEvents over server-sent events (for a browser view)', () => {
   it('streams each event as a data line of JSON, filtered, until the client leaves', async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     const events = new ClusterEvents(store)
     const server = createServer((req, res) => {
       const stop = new AbortController()

@@ -86,6 +86,9 @@ describe('docker events', () => {
         await ok(m1, ['node', 'update', '--availability', 'active', 'emgr2'])
         return follow.output().includes('node update emgr2 active')
       }, 'the node update event')
+      // The stream may have connected between the two updates above: pause again, now surely followed.
+      await ok(m1, ['node', 'update', '--availability', 'pause', 'emgr2'])
+      await ok(m1, ['node', 'update', '--availability', 'active', 'emgr2'])
       await ok(m1, ['service', 'create', '-d', '--no-resolve-image', '--name', 'evweb', 'nginx'])
       await ok(m1, ['service', 'scale', '-d', 'evweb=3'])
       await ok(m1, ['service', 'update', '-d', '--image', 'nginx:2', 'evweb'])

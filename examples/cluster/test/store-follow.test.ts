@@ -1,4 +1,4 @@
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { followStore } from '../src/store-follow.js'
 import { waitFor } from './helpers.js'
@@ -7,7 +7,7 @@ const secret = (id: string) => ({ id, spec: { name: id, labels: {}, data: new Ui
 
 describe('followStore', () => {
   it('follows again after the store dropped a watch that fell behind', async () => {
-    const store = new MemoryStore({ watchQueueSize: 2 })
+    const store = new ClusterStore({ watchQueueSize: 2 })
     const seen: string[] = []
     const lines: string[] = []
     const stop = new AbortController()

@@ -26,7 +26,7 @@ export interface DockerClusterReport {
 }
 
 export interface DockerClusterOptions {
-  /** The reference cluster's CLI (default: the built `@swarmkit/example-cluster/dist/cli.js`). */
+  /** The reference cluster's CLI (default: the built `@swarmkit/cluster/dist/cli.js`). */
   readonly cli?: string
   readonly replicas?: number
   /**
@@ -46,8 +46,7 @@ export async function dockerClusterDemo(
   options: DockerClusterOptions = {},
 ): Promise<DockerClusterReport> {
   const cli =
-    options.cli ??
-    new URL(import.meta.resolve('@swarmkit/example-cluster')).pathname.replace(/index\.js$/, 'cli.js')
+    options.cli ?? new URL(import.meta.resolve('@swarmkit/cluster')).pathname.replace(/index\.js$/, 'cli.js')
   const replicas = options.replicas ?? 4
   const root = mkdtempSync(join(tmpdir(), 'swarmkit-demo-cluster-'))
   const procs: ChildProcess[] = []

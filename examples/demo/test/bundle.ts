@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
+import { bundleForNode } from '../../../test/support/bundle.js'
 
 /**
  * Bundles an example's CLI from source into a temporary directory, so tests that run it as real processes need
@@ -10,18 +10,6 @@ import { build } from 'esbuild'
 export async function bundleCli(entry: string): Promise<{ cli: string; remove: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'swarmkit-demo-test-'))
   const cli = join(dir, 'cli.mjs')
-  await build({
-    entryPoints: [entry],
-    outfile: cli,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    conditions: ['@swarmkit/source'],
-    logLevel: 'warning',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-  })
+  await bundleForNode(entry, cli, { requireShim: true })
   return { cli, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }

@@ -3,7 +3,7 @@
 // the CA or a worker protocol: about what you write to build your own control plane on the packages.
 import { type LogStorage, MemoryLogStorage, RaftNode, type RaftNode as RaftNodeType } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import type { Transport } from '@swarmkit/transport'
 
 export interface ManagerOptions {
@@ -25,7 +25,7 @@ export class Manager {
   readonly id: string
   readonly raft: RaftNodeType
   /** This manager's replica of the cluster state. */
-  readonly store: MemoryStore
+  readonly store: ClusterStore
   #scheduler: Scheduler | undefined
   #orchestrator: Orchestrator | undefined
   #leading = false
@@ -37,7 +37,7 @@ export class Manager {
     // The store turns each transaction into one raft command and applies commands as they commit, on every
     // manager in the same order. `raft` is assigned right below: the store only proposes after start().
     let raft: RaftNode | undefined
-    this.store = new MemoryStore({
+    this.store = new ClusterStore({
       proposer: (command, o) => {
         if (!raft) return Promise.reject(new Error('raft is not running'))
         return raft.propose(command, o).then((r) => r.result)

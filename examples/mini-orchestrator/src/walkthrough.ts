@@ -2,7 +2,7 @@
 // service spread over two zones, the leader killed in the middle, then a scale-up and a drain handled by the
 // new leader. Workers are stood in for by the scheduler package's test executor.
 import { createService, createTestExecutor, updateService } from '@swarmkit/scheduler'
-import type { MemoryStore, NewObject, Node, Task } from '@swarmkit/store'
+import type { ClusterStore, NewObject, Node, Task } from '@swarmkit/store'
 import { MemoryNetwork } from '@swarmkit/transport'
 import { Manager } from './manager.js'
 
@@ -42,7 +42,7 @@ function workerNode(i: number): NewObject<Node> {
   }
 }
 
-function running(store: MemoryStore, serviceId: string): Task[] {
+function running(store: ClusterStore, serviceId: string): Task[] {
   return store.view((tx) => tx.find('tasks', { serviceId }, (t) => t.status.state === 'running'))
 }
 
@@ -54,7 +54,7 @@ function countBy(tasks: readonly Task[], key: (t: Task) => string): Record<strin
 
 /** Waits for `check` to return a value, re-checking whenever the store commits something. */
 async function until<T>(
-  store: MemoryStore,
+  store: ClusterStore,
   what: string,
   check: () => T | undefined,
   timeoutMs: number,

@@ -23,6 +23,7 @@ export interface NameSource {
   resolve(name: string, networks: readonly string[]): Resolution | undefined
 }
 
+/** How an {@link embeddedResolver} finds swarm names and forwards the rest, with its limits. */
 export interface EmbeddedResolverOptions {
   /** Where swarm names come from, with their scope (usually a `serviceDirectory()`). */
   directory: NameSource
@@ -57,6 +58,7 @@ export interface ResolverAttachment {
   port?: number
 }
 
+/** What an {@link EmbeddedResolver} reports: bad packets and failed forwards (neither stops it). */
 export interface ResolverEvents {
   /** A packet was not valid DNS (it got FORMERR when it had a header, else nothing). */
   'query:malformed': (e: { sandbox: string; error: Error }) => void
@@ -64,6 +66,7 @@ export interface ResolverEvents {
   'forward:failed': (e: { sandbox: string; error: Error }) => void
 }
 
+/** Docker's embedded DNS server (127.0.0.11 in every sandbox): swarm names scoped to the sandbox's networks, the rest forwarded. */
 export interface EmbeddedResolver extends EventEmitter<ResolverEvents> {
   /** Starts answering inside a sandbox; resolves with the bound port. */
   attach(sandbox: ResolverAttachment, options?: { signal?: AbortSignal }): Promise<number>

@@ -20,6 +20,7 @@ export class DnsFormatError extends Error {
   override readonly name = 'DnsFormatError'
 }
 
+/** The one question of a DNS query (RFC 1035 §4.1.2). */
 export interface DnsQuestion {
   /** Lowercased, without the trailing dot (`''` is the root). */
   name: string
@@ -27,6 +28,7 @@ export interface DnsQuestion {
   class: number
 }
 
+/** A decoded DNS query: the header fields an answer echoes and its single question. */
 export interface DnsQuery {
   id: number
   /** The RD bit, echoed in the answer. */
@@ -39,6 +41,7 @@ export interface DnsQuery {
   udpSize: number
 }
 
+/** The fixed 12-byte DNS message header (RFC 1035 §4.1.1). */
 export interface DnsHeader {
   id: number
   response: boolean

@@ -59,6 +59,7 @@ export interface SandboxSpec {
   pid?: number
 }
 
+/** A made sandbox: its network namespace and one interface per attached network, with the address and MAC it got. */
 export interface Sandbox {
   id: string
   /** The network namespace name (`ip netns exec <namespace> …` runs a process in it). */
@@ -85,6 +86,7 @@ export interface DesiredDataPlane {
   sandboxes: SandboxSpec[]
 }
 
+/** Options every driver call takes: a signal to give up waiting for iproute2. */
 export interface CallOptions {
   signal?: AbortSignal
 }

@@ -6,6 +6,7 @@ import { checkService } from './internal/mesh-spec.js'
 import { KernelMesh, type NftRunner } from './kernel-mesh.js'
 import type { MeshService } from './mesh.js'
 
+/** How a node's {@link ingressMesh} is built: its driver, the `ingress` network, its address there and its namespace. */
 export interface IngressMeshOptions {
   /** This node's driver (the ingress network and the ingress sandbox are made with it). */
   driver: NetworkDriver

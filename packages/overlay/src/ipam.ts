@@ -23,6 +23,7 @@ export interface AddressPool {
   size: number
 }
 
+/** The address pools an {@link ipam} cuts network subnets from, and the subnet sizes. */
 export interface IpamOptions {
   /**
    * Pools to cut network subnets from, IPv4 and IPv6 mixed; a string uses the family's default size.
@@ -56,6 +57,7 @@ export interface IpamState {
   addresses: AddressRecord[]
 }
 
+/** What a network asks of {@link Ipam}: a given subnet and gateway, or any subnet of a family from the pools. */
 export interface SubnetRequest {
   /** A user-given subnet (CIDR); checked against every allocated subnet and reserved. */
   subnet?: string
@@ -65,6 +67,7 @@ export interface SubnetRequest {
   family?: Family
 }
 
+/** What a task, virtual IP or node asks of {@link Ipam} on a network: a given address, or the next free one. */
 export interface AddressRequest {
   /** A specific address to reserve (e.g. restoring a task's address). */
   address?: string

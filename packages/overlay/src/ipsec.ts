@@ -69,6 +69,7 @@ export function spiOf(src: string, dst: string, tag: number): number {
   return (h | 0x1000) >>> 0
 }
 
+/** What {@link ipsecPlan} needs: this node's and its peers' underlay addresses, the key ring and the encrypted VNIs. */
 export interface IpsecPlanInput {
   /** This node's underlay address. */
   local: string
@@ -87,6 +88,7 @@ export interface IpsecPlanInput {
   table?: string
 }
 
+/** The kernel state encrypted overlays need on one node: xfrm states and policies and the nftables marking script. */
 export interface IpsecPlan {
   /** `ip xfrm` states, as `ip -batch` lines keyed by `src>dst#spi`. */
   states: Map<string, string>
@@ -168,6 +170,7 @@ export function ipsecPlan(input: IpsecPlanInput): IpsecPlan {
   return { states, policies, nft: `${lines.join('\n')}\n` }
 }
 
+/** Where an {@link ipsecDataPlane} installs its plans (a namespace) and how it runs commands. */
 export interface IpsecDataPlaneOptions {
   /** Program this namespace (as `ip -n` / `ip netns exec`) instead of the current one. */
   namespace?: string

@@ -27,6 +27,7 @@ export type CommandRunner = (
   options?: { signal?: AbortSignal; input?: string },
 ) => Promise<string>
 
+/** How a {@link linuxDriver} is built: its VTEP address, underlay device, name prefix and namespace. */
 export interface LinuxDriverOptions {
   /** This node's underlay address: the local end (VTEP) of its VXLAN tunnels. */
   vtep: string

@@ -20,6 +20,7 @@ import {
 import { OverlayError } from './errors.js'
 import { formatIp, parseCidr, parseIp } from './internal/ip.js'
 
+/** How a {@link memoryDriver} is built: the underlay address it plays. */
 export interface MemoryDriverOptions {
   /** This node's underlay address; peers on it are local and skipped, as the Linux driver does. */
   vtep: string

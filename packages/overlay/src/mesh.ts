@@ -37,6 +37,7 @@ export interface MeshService {
  */
 export type RoutingMeshMode = 'userspace' | 'kernel'
 
+/** How a {@link routingMesh} binds published ports and picks endpoints: address, mode, timeouts and limits. */
 export interface RoutingMeshOptions {
   /** The address published ports bind on, e.g. this node's address, or `127.0.0.2` to share a machine. */
   host: string
@@ -62,6 +63,7 @@ export interface RoutingMeshOptions {
   now?: () => number
 }
 
+/** What a {@link RoutingMesh} reports: ports bound and released, endpoints that failed, traffic dropped. */
 export interface RoutingMeshEvents {
   /** A published port was bound on this node. */
   'port:bound': (e: { protocol: 'tcp' | 'udp'; port: number; service: string }) => void
@@ -73,6 +75,7 @@ export interface RoutingMeshEvents {
   'connection:dropped': (e: { service: string; protocol: 'tcp' | 'udp'; port: number }) => void
 }
 
+/** Options of {@link RoutingMesh.close}: a signal to stop waiting for open connections to drain. */
 export interface CloseOptions {
   signal?: AbortSignal
 }

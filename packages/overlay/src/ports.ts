@@ -1,7 +1,9 @@
 import { OverlayError } from './errors.js'
 import { Bitmap } from './internal/bitmap.js'
 
+/** The transport protocol of a published port. */
 export type PortProtocol = 'tcp' | 'udp' | 'sctp'
+/** How a port is published: `ingress` through the routing mesh on every node, `host` on the task's node only. */
 export type PublishMode = 'ingress' | 'host'
 
 /** A service's port, as in its endpoint spec. */
@@ -16,6 +18,7 @@ export interface PortConfig {
   publishMode?: PublishMode
 }
 
+/** The range a {@link portAllocator} hands dynamic published ports out of. */
 export interface PortAllocatorOptions {
   /** Range for dynamic published ports. Default [30000, 32767]. */
   dynamicRange?: [number, number]

@@ -28,6 +28,7 @@ export interface DirectoryTask {
   healthy?: boolean
 }
 
+/** Everything a {@link ServiceDirectory} answers from: the services with their VIPs, the tasks with their addresses. */
 export interface DirectoryState {
   services: DirectoryService[]
   tasks: DirectoryTask[]

@@ -12,6 +12,7 @@ export interface VipEntry {
   backends: string[]
 }
 
+/** Which nftables table a service load balancer owns in each sandbox, and how it runs `nft`. */
 export interface ServiceLoadBalancerOptions {
   /** The nftables table (family `inet`) owned in each sandbox. Default `swarmkit_lb`. */
   table?: string

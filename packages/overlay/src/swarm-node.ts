@@ -27,6 +27,7 @@ export interface AttachTaskOptions extends CallOptions {
   pid?: number
 }
 
+/** How {@link swarmNode} is built: this node's ID, its driver and the directory its resolver answers from. */
 export interface SwarmNodeOptions {
   /** This node's ID. */
   node: string

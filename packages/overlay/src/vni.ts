@@ -3,8 +3,10 @@ import { Bitmap } from './internal/bitmap.js'
 
 /** The VXLAN network identifier space: 24 bits; swarm allocates from 4096 up, below that is for users. */
 export const VNI_MIN = 4096
+/** The largest VXLAN network identifier (24 bits). */
 export const VNI_MAX = 2 ** 24 - 1
 
+/** The VNI range a {@link vniAllocator} hands out dynamically. */
 export interface VniAllocatorOptions {
   /** First VNI handed out dynamically. Default 4096. */
   min?: number

@@ -3,6 +3,7 @@
 // along the way. A small budget by default; SWARMKIT_SLOW=1 runs many more seeds and operations. A failure
 // prints its seed: rerun with SEED=<n>.
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../../../test/support/mulberry32.js'
 import { ipam, isOverlayError, rebuildIpam } from '../src/index.js'
 import { overlaps, parseCidr } from '../src/internal/ip.js'
 
@@ -12,16 +13,7 @@ const seeds = process.env.SEED
   : Array.from({ length: slow ? 20 : 3 }, (_, i) => 1000 + i)
 const opsPerSeed = slow ? 1_000_000 : 100_000
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const rng = mulberry32
 
 describe('ipam fuzz', () => {
   for (const seed of seeds) {

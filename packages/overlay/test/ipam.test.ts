@@ -1,19 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../../../test/support/mulberry32.js'
 import { type Ipam, ipam, isOverlayError, OverlayError, rebuildIpam } from '../src/index.js'
 import { cidrEnd, formatIp, overlaps, parseCidr } from '../src/internal/ip.js'
 
-// mulberry32: a tiny seeded generator so every run replays from its seed.
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const rng = mulberry32
 
 function code(fn: () => unknown): string | undefined {
   try {

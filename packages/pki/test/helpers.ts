@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { mulberry32 } from '../../../test/support/mulberry32.js'
 
 /** Deterministic bytes from a seed (SHA-256 in counter mode), for reproducible tests. */
 export function seededRandom(seed: number): (n: number) => Uint8Array {
@@ -17,17 +18,8 @@ export function seededRandom(seed: number): (n: number) => Uint8Array {
   }
 }
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
-export function seededFloat(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded uniform [0, 1) generator (mulberry32, shared by the test suites). */
+export const seededFloat = mulberry32
 
 export interface OpenSslResult {
   status: number | null

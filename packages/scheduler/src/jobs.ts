@@ -22,6 +22,7 @@ export function jobIteration(svc: Service): number {
   return svc.jobStatus?.jobIteration.index ?? 0
 }
 
+/** Whether a service runs to completion (`replicated-job` or `global-job` mode) rather than forever. */
 export function isJob(svc: Pick<Service, 'spec'>): boolean {
   return 'replicatedJob' in svc.spec.mode || 'globalJob' in svc.spec.mode
 }

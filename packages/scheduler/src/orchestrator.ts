@@ -25,6 +25,7 @@ import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplica
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
+/** How an {@link Orchestrator} is built: its store and the injectable clock, logger and randomness. */
 export interface OrchestratorOptions {
   /** The cluster state (a `MemoryStore`). */
   store: SchedulerStore
@@ -47,6 +48,7 @@ export interface OrchestratorOptions {
   queueSize?: number
 }
 
+/** What an {@link Orchestrator} emits while it works in the background. */
 export interface OrchestratorEvents {
   /** A service's rolling update (or rollback) changed state. */
   'update:state': (serviceId: string, status: UpdateStatus) => void

@@ -10,7 +10,7 @@ import { checkStore, type Logger, type SchedulerStore, silentLogger } from './st
 
 /** What `createScheduler` takes: the store, and optional clock, logger and batching limits. */
 export interface SchedulerOptions {
-  /** The cluster state (a `MemoryStore`). */
+  /** The cluster state (a `ClusterStore`). */
   store: SchedulerStore
   clock?: Clock
   logger?: Logger

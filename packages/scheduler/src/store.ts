@@ -1,11 +1,11 @@
-import type { MemoryStore } from '@swarmkit/store'
+import type { ClusterStore } from '@swarmkit/store'
 import { typeError } from './internal/check.js'
 
 /**
- * The part of `@swarmkit/store`'s `MemoryStore` the scheduler and orchestrators use: consistent views,
- * atomic updates, and watches that resume from a version. A `MemoryStore` (local or replicated) fits.
+ * The part of `@swarmkit/store`'s `ClusterStore` the scheduler and orchestrators use: consistent views,
+ * atomic updates, and watches that resume from a version. A `ClusterStore` (local or replicated) fits.
  */
-export type SchedulerStore = Pick<MemoryStore, 'view' | 'update' | 'watch'>
+export type SchedulerStore = Pick<ClusterStore, 'view' | 'update' | 'watch'>
 
 /** A log sink; libraries stay silent unless given one. */
 export type Logger = (
@@ -25,5 +25,5 @@ export function checkStore(store: unknown, name: string): asserts store is Sched
     typeof s.update !== 'function' ||
     typeof s.watch !== 'function'
   )
-    throw typeError(name, 'be a store with view, update and watch (a MemoryStore)')
+    throw typeError(name, 'be a store with view, update and watch (a ClusterStore)')
 }

@@ -1,4 +1,4 @@
-import { memoryStore, type Node, type Service, type ServiceSpec, type Task } from '@swarmkit/store'
+import { clusterStore, type Node, type Service, type ServiceSpec, type Task } from '@swarmkit/store'
 import {
   createOrchestrator,
   createScheduler,
@@ -28,7 +28,7 @@ export function seeded(seed: number): (n: number) => Uint8Array {
 const turn = () => new Promise<void>((r) => setImmediate(r))
 
 export interface Harness {
-  store: ReturnType<typeof memoryStore>
+  store: ReturnType<typeof clusterStore>
   clock: ReturnType<typeof manualClock>
   exec: ReturnType<typeof createTestExecutor>
   orchestrator: ReturnType<typeof createOrchestrator>
@@ -55,7 +55,7 @@ export async function harness(
   } = {},
 ): Promise<Harness> {
   const clock = manualClock()
-  const store = memoryStore({ clock: clock.now, historySize: 100_000 })
+  const store = clusterStore({ clock: clock.now, historySize: 100_000 })
   const random = seeded(options.seed ?? 1)
   const scheduler = createScheduler({ store, clock })
   const orchestrator = createOrchestrator({

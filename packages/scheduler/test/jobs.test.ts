@@ -1,4 +1,4 @@
-import type { MemoryStore, StoreEvent, Task } from '@swarmkit/store'
+import type { ClusterStore, StoreEvent, Task } from '@swarmkit/store'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { serviceStatus, updateService } from '../src/index.js'
@@ -14,7 +14,7 @@ afterEach(async () => {
 const S = 1e9
 
 /** Follows every commit: the most tasks of service `name` running (desired up, not ended) at once. */
-function watchConcurrency(store: MemoryStore, name: string): { max: () => number; stop: () => void } {
+function watchConcurrency(store: ClusterStore, name: string): { max: () => number; stop: () => void } {
   const live = new Map<string, Task>()
   let max = 0
   let version = -1

@@ -1,4 +1,4 @@
-import { isStoreError, MemoryStore, type StoreEvent } from '@swarmkit/store'
+import { ClusterStore, isStoreError, type StoreEvent } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createOrchestrator, createService, manualClock, updateService } from '../src/index.js'
 import { fresh, node, serviceSpec } from './fixtures.js'
@@ -12,7 +12,7 @@ afterEach(async () => {
 
 describe('spec limits', () => {
   it('the store refuses a service over its limits, on create and on update, naming the limit', async () => {
-    const store = new MemoryStore({ limits: { maxReplicas: 100 } })
+    const store = new ClusterStore({ limits: { maxReplicas: 100 } })
     const err = await createService(
       store,
       serviceSpec('web', { mode: { replicated: { replicas: 999_999_999 } } }),
@@ -34,17 +34,17 @@ describe('spec limits', () => {
         }),
       ),
     ).rejects.toThrow('total completions 1000000 exceeds the limit of 100 tasks per service (maxReplicas)')
-    expect(() => new MemoryStore({ limits: { maxReplicas: 0 } })).toThrow(RangeError)
+    expect(() => new ClusterStore({ limits: { maxReplicas: 0 } })).toThrow(RangeError)
     store.close()
   })
 
   it('an over-limit spec already in the state (a log written before the limit) is left alone, not run', async () => {
     // A manager without the limit wrote it; a manager with the default limit restores that state.
-    const old = new MemoryStore({ limits: { maxReplicas: Number.MAX_SAFE_INTEGER } })
+    const old = new ClusterStore({ limits: { maxReplicas: Number.MAX_SAFE_INTEGER } })
     await old.update((tx) => tx.create('nodes', fresh(node('n1'))))
     await createService(old, serviceSpec('absurd', { mode: { replicated: { replicas: 999_999_999 } } }))
     await createService(old, serviceSpec('web', { mode: { replicated: { replicas: 2 } } }))
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     store.restore(old.snapshot())
     old.close()
     const errors: unknown[] = []
@@ -76,7 +76,7 @@ describe('bounded reconciliation passes', () => {
    * The largest number of the orchestrator's task changes (creations, deletions, desired states) in one
    * commit while `run` goes on. (The scheduler and the test executor change other fields.)
    */
-  async function largestCommit(store: MemoryStore, run: () => Promise<void>): Promise<number> {
+  async function largestCommit(store: ClusterStore, run: () => Promise<void>): Promise<number> {
     const perVersion = new Map<number, number>()
     const w = store.watch({ table: 'tasks', queueSize: 1_000_000 })
     const drain = (async () => {
@@ -150,7 +150,7 @@ describe('bounded reconciliation passes', () => {
   }, 120_000)
 
   it('does not spin when the store refuses its commits (no quorum) while a plan has more to do', async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     await store.update((tx) => tx.create('nodes', fresh(node('n1'))))
     await createService(store, serviceSpec('big', { mode: { replicated: { replicas: 1000 } } }))
     let attempts = 0
@@ -160,7 +160,7 @@ describe('bounded reconciliation passes', () => {
       update: (() => {
         attempts++
         return Promise.reject(new Error('no quorum'))
-      }) as MemoryStore['update'],
+      }) as ClusterStore['update'],
     }
     const clock = manualClock()
     const orch = createOrchestrator({ store: broken, clock, commitSize: 50 })

@@ -1,4 +1,4 @@
-import { memoryStore } from '@swarmkit/store'
+import { clusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import {
   createOrchestrator,
@@ -11,7 +11,7 @@ import {
 // The README's example, run as written.
 describe('README example', () => {
   it('spreads 6 replicas evenly over two zones and refuses a bad constraint', async () => {
-    const store = memoryStore()
+    const store = clusterStore()
     await store.update((tx) => {
       for (const [i, zone] of ['east', 'west', 'west'].entries()) {
         tx.create('nodes', {

@@ -1,4 +1,4 @@
-import { memoryStore, StoreError, type Task } from '@swarmkit/store'
+import { clusterStore, StoreError, type Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createOrchestrator, createScheduler, manualClock, type Scheduler } from '../src/index.js'
 import { fresh, node, serviceSpec, task, taskSpec, until } from './fixtures.js'
@@ -11,7 +11,7 @@ afterEach(async () => {
 
 function setup(nodes = 3) {
   const clock = manualClock()
-  const store = memoryStore({ clock: clock.now })
+  const store = clusterStore({ clock: clock.now })
   const scheduler = createScheduler({ store, clock })
   running.push(scheduler)
   return {
@@ -128,7 +128,7 @@ describe('Scheduler', () => {
 
   it('validates its options', () => {
     expect(() => createScheduler({} as never)).toThrow(/options.store/)
-    expect(() => createScheduler({ store: memoryStore(), commitSize: 0 })).toThrow(RangeError)
+    expect(() => createScheduler({ store: clusterStore(), commitSize: 0 })).toThrow(RangeError)
   })
 
   it('settles once nothing more can be placed', async () => {
@@ -143,7 +143,7 @@ describe('Scheduler', () => {
 
   it('retries after a failed commit (e.g. no raft quorum), and says so', async () => {
     const clock = manualClock()
-    const real = memoryStore({ clock: clock.now })
+    const real = clusterStore({ clock: clock.now })
     let failures = 1
     const store = {
       view: real.view.bind(real),
@@ -171,7 +171,7 @@ describe('Scheduler', () => {
 
   it('lets the orchestrator retry a failed commit as well', async () => {
     const clock = manualClock()
-    const real = memoryStore({ clock: clock.now })
+    const real = clusterStore({ clock: clock.now })
     let failures = 1
     const store = {
       view: real.view.bind(real),
@@ -198,7 +198,7 @@ describe('Scheduler', () => {
   })
 
   it('reports a closed store instead of crashing', async () => {
-    const store = memoryStore()
+    const store = clusterStore()
     store.close()
     const scheduler = createScheduler({ store })
     const errors: Error[] = []

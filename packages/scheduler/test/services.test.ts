@@ -1,11 +1,11 @@
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { createService, updateService } from '../src/index.js'
 import { serviceSpec } from './fixtures.js'
 
 describe('updateService', () => {
   it('refuses a version the service has moved past, as "update out of sequence"', async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     const s = await createService(store, serviceSpec('web', { mode: { replicated: { replicas: 1 } } }))
     // Objects returned from inside a transaction carry the pre-commit meta; read the stored one, as the API does.
     const stored = () => store.view((tx) => tx.get('services', s.id))!
@@ -29,7 +29,7 @@ describe('updateService', () => {
   })
 
   it('rejects a malformed version', async () => {
-    const store = new MemoryStore()
+    const store = new ClusterStore()
     const s = await createService(store, serviceSpec('web'))
     await expect(updateService(store, s.id, s.spec, { version: -1 })).rejects.toThrow(TypeError)
   })

@@ -1,14 +1,14 @@
-import { MemoryStore } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { schedulerStoreCompliance } from '../src/testing/index.js'
 
-schedulerStoreCompliance('local MemoryStore', () => {
-  const store = new MemoryStore()
+schedulerStoreCompliance('local ClusterStore', () => {
+  const store = new ClusterStore()
   return { store, close: () => store.close() }
 })
 
-schedulerStoreCompliance('replicated MemoryStore (a proposer that applies in log order)', () => {
+schedulerStoreCompliance('replicated ClusterStore (a proposer that applies in log order)', () => {
   let index = 0
-  const store: MemoryStore = new MemoryStore({
+  const store: ClusterStore = new ClusterStore({
     proposer: async (command) => {
       // Commit later, as raft does, so that update() waits for its own command to come back.
       await new Promise((resolve) => setImmediate(resolve))

@@ -10,7 +10,7 @@ import {
 
 /**
  * What one service spec may ask of the managers. Every transaction that creates or changes a service is
- * checked against the proposing manager's limits (`MemoryStoreOptions.limits`), so a spec that would
+ * checked against the proposing manager's limits (`ClusterStoreOptions.limits`), so a spec that would
  * exhaust a manager (`--replicas 999999999`) is refused before it reaches the log.
  */
 export interface SpecLimits {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { MemoryNetwork } from '@swarmkit/transport'
 import { afterEach, describe, expect, it } from 'vitest'
-import { backupStateDir, KeyManager, MemoryStore } from '../src/index.js'
+import { backupStateDir, ClusterStore, KeyManager } from '../src/index.js'
 import { network, secret } from './fixtures.js'
 
 // Swarm's backup and restore: back up a manager's state directory, lose every manager, restore one from the
@@ -27,7 +27,7 @@ interface Manager {
   id: string
   keys: KeyManager
   storage: FileLogStorage
-  store: MemoryStore
+  store: ClusterStore
   node: RaftNode
 }
 
@@ -44,7 +44,7 @@ async function startManager(
   )
   const storage = await FileLogStorage.open(join(dir, 'raft'), { ...keys.hooks() })
   let node: RaftNode | undefined
-  const store = new MemoryStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
+  const store = new ClusterStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
   node = new RaftNode({
     id,
     peers,

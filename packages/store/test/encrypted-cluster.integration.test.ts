@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { MemoryNetwork } from '@swarmkit/transport'
 import { afterEach, describe, expect, it } from 'vitest'
-import { KeyManager, MemoryStore } from '../src/index.js'
+import { ClusterStore, KeyManager } from '../src/index.js'
 import { network, secret } from './fixtures.js'
 
 // A 3-manager cluster with durable, encrypted raft logs: a secret written through it never reaches any disk in
@@ -47,7 +47,7 @@ async function runCluster(encrypted: boolean, value: string): Promise<string> {
         ...keys?.hooks(),
       })
       let node: RaftNode | undefined
-      const store = new MemoryStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
+      const store = new ClusterStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
       node = new RaftNode({ id, peers: ids, transport: net.transport(id), storage, stateMachine: store })
       return { id, keys, storage, store, node }
     }),

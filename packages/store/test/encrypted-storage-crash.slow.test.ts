@@ -7,8 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileLogStorage } from '@swarmkit/raft'
-import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleForNode } from '../../../test/support/bundle.js'
+import { mulberry32 } from '../../../test/support/mulberry32.js'
 import { KeyManager } from '../src/index.js'
 import { checkEntry, snapshotData } from './fixtures/sealed-crash-data.js'
 
@@ -18,32 +19,13 @@ const root = mkdtempSync(join(tmpdir(), 'store-crash-'))
 const script = join(root, 'writer.mjs')
 
 beforeAll(async () => {
-  await build({
-    entryPoints: [join(import.meta.dirname, 'fixtures', 'sealed-crash-writer.ts')],
-    outfile: script,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    conditions: ['@swarmkit/source'],
-    logLevel: 'warning',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
+  await bundleForNode(join(import.meta.dirname, 'fixtures', 'sealed-crash-writer.ts'), script, {
+    requireShim: true,
   })
 })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 /** Runs the writer until it has acknowledged `acks` saves (0: kill as soon as it is ready), then SIGKILLs it. */
 function runChild(dir: string, seed: number, acks: number): Promise<{ acked: number; stderr: string }> {

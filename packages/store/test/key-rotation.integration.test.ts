@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { MemoryNetwork } from '@swarmkit/transport'
 import { afterEach, describe, expect, it } from 'vitest'
-import { KeyManager, MemoryStore } from '../src/index.js'
+import { ClusterStore, KeyManager } from '../src/index.js'
 import { secret } from './fixtures.js'
 
 // Data key rotation on a live manager: new entries under the new DEK, a snapshot taken under it, the old DEK
@@ -27,7 +27,7 @@ async function start(dir: string) {
   const keys = await KeyManager.open(join(dir, 'swarm-node.keys'))
   const storage = await FileLogStorage.open(join(dir, 'raft'), { segmentBytes: 64 * 1024, ...keys.hooks() })
   let node: RaftNode | undefined
-  const store = new MemoryStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
+  const store = new ClusterStore({ proposer: (cmd, o) => node!.propose(cmd, o) })
   node = new RaftNode({
     id: 'm1',
     peers: ['m1'],

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  MemoryStore,
+  ClusterStore,
   type Proposer,
   TASK_STATES,
   type Table,
@@ -248,7 +248,7 @@ async function outcome(p: Promise<unknown>): Promise<string> {
   }
 }
 
-function dump(s: MemoryStore): Record<string, any[]> {
+function dump(s: ClusterStore): Record<string, any[]> {
   return s.view((tx) =>
     Object.fromEntries(
       TABLES_USED.map((t) => [t, tx.find(t as Table).sort((a, b) => (a.id < b.id ? -1 : 1))]),
@@ -256,7 +256,7 @@ function dump(s: MemoryStore): Record<string, any[]> {
   )
 }
 
-function checkIndexes(s: MemoryStore, m: Model): void {
+function checkIndexes(s: ClusterStore, m: Model): void {
   const ids = (xs: { id: string }[]) => xs.map((x) => x.id).sort()
   const all = (t: T) => [...m.tables.get(t)!.values()]
   s.view((tx) => {
@@ -300,21 +300,21 @@ function checkIndexes(s: MemoryStore, m: Model): void {
 
 /** An in-process "log": every proposal is appended and applied to every member in order. */
 function replicated(n: number) {
-  const members: MemoryStore[] = []
+  const members: ClusterStore[] = []
   let index = 0
   const proposer: Proposer = async (cmd) => {
     index++
     for (const m of members) m.apply(cmd, index)
   }
-  for (let i = 0; i < n; i++) members.push(new MemoryStore({ proposer, clock: () => 1000 }))
+  for (let i = 0; i < n; i++) members.push(new ClusterStore({ proposer, clock: () => 1000 }))
   return members
 }
 
-describe('MemoryStore against a naive model', () => {
+describe('ClusterStore against a naive model', () => {
   it('agrees on every outcome, object and index', async () => {
     await fc.assert(
       fc.asyncProperty(txsArb, async (txs) => {
-        const store = new MemoryStore({ clock: () => 1000 })
+        const store = new ClusterStore({ clock: () => 1000 })
         const model = new Model()
         for (const ops of txs) {
           const got = await outcome(store.update(runTx(ops)))
@@ -338,8 +338,8 @@ describe('MemoryStore against a naive model', () => {
   it('replicated through a log, every member reaches the same state as a local store', async () => {
     await fc.assert(
       fc.asyncProperty(txsArb, async (txs) => {
-        const local = new MemoryStore({ clock: () => 1000 })
-        const [a, b] = replicated(2) as [MemoryStore, MemoryStore]
+        const local = new ClusterStore({ clock: () => 1000 })
+        const [a, b] = replicated(2) as [ClusterStore, ClusterStore]
         for (const ops of txs) {
           const l = await outcome(local.update(runTx(ops)))
           const r = await outcome(a.update(runTx(ops)))
@@ -351,7 +351,7 @@ describe('MemoryStore against a naive model', () => {
           JSON.stringify(d, (k, v) => (k === 'meta' || k === 'specVersion' ? undefined : v))
         expect(strip(dump(a))).toBe(strip(want))
         expect(dump(b)).toEqual(dump(a))
-        const c = new MemoryStore()
+        const c = new ClusterStore()
         c.restore(a.snapshot())
         expect(dump(c)).toEqual(dump(a))
         expect(a.version).toBe(local.version)

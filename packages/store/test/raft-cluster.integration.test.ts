@@ -1,7 +1,7 @@
 import { MemoryLogStorage, RaftNode } from '@swarmkit/raft'
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
-import { MemoryStore } from '../src/index.js'
+import { ClusterStore } from '../src/index.js'
 import { network, secret, service } from './fixtures.js'
 
 // The replicated store on a real 3-node raft cluster over MemoryNetwork, with partitions, isolation, message
@@ -21,7 +21,7 @@ function rng(seed: number): () => number {
 
 interface Member {
   id: string
-  store: MemoryStore
+  store: ClusterStore
   node: RaftNode
 }
 
@@ -35,7 +35,7 @@ async function cluster(seed: number, n = 3) {
   // A member: a fresh store (state comes back from the snapshot and log) on the member's durable storage.
   const member = (id: string): Member => {
     let node: RaftNode | undefined
-    const store = new MemoryStore({
+    const store = new ClusterStore({
       proposer: (cmd, opts) => node!.propose(cmd, opts),
       clock: () => clock.now(),
       random: (k) => Uint8Array.from({ length: k }, () => Math.floor(r() * 256)),
@@ -81,7 +81,7 @@ async function cluster(seed: number, n = 3) {
   return { clock, net, members, r, counts, restart }
 }
 
-const dump = (s: MemoryStore) =>
+const dump = (s: ClusterStore) =>
   JSON.stringify(
     s.view((tx) =>
       (['networks', 'secrets', 'services'] as const).map((t) =>
@@ -90,7 +90,7 @@ const dump = (s: MemoryStore) =>
     ),
   )
 
-describe('MemoryStore replicated through RaftNode', () => {
+describe('ClusterStore replicated through RaftNode', () => {
   for (const seed of SLOW ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] : [1, 4, 5]) {
     it(`agrees on every member after faults (seed ${seed})`, async () => {
       const { clock, net, members, r, counts, restart } = await cluster(seed)

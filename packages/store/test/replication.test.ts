@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { MemoryStore, type Proposer, type Tx } from '../src/index.js'
+import { ClusterStore, type Proposer, type Tx } from '../src/index.js'
 import { secret } from './fixtures.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
@@ -17,7 +17,7 @@ function raftError(code: string): Error {
  * or fails ambiguously (leadership lost) and then either commits later, after other entries, or never.
  */
 function simulatedCluster(members: number, choices: () => number) {
-  const stores: MemoryStore[] = []
+  const stores: ClusterStore[] = []
   let index = 0
   const limbo: Uint8Array[] = []
   const commit = (cmd: Uint8Array) => {
@@ -51,21 +51,21 @@ function simulatedCluster(members: number, choices: () => number) {
     commit(cmd)
     return { index }
   }
-  for (let i = 0; i < members; i++) stores.push(new MemoryStore({ proposer, clock: () => 1000 }))
+  for (let i = 0; i < members; i++) stores.push(new ClusterStore({ proposer, clock: () => 1000 }))
   return { stores, drainLimbo }
 }
 
-describe('replicated MemoryStore', () => {
+describe('replicated ClusterStore', () => {
   it('reports each committed transaction to onCommit with its latency and size', async () => {
     const seen: { ms: number; changes: number }[] = []
     let index = 0
-    let store: MemoryStore | undefined
+    let store: ClusterStore | undefined
     const proposer: Proposer = async (cmd) => {
       await Promise.resolve()
       store!.apply(cmd, ++index)
       return { index }
     }
-    store = new MemoryStore({ proposer, onCommit: (info) => seen.push(info) })
+    store = new ClusterStore({ proposer, onCommit: (info) => seen.push(info) })
     await store.update((tx) => {
       tx.create('secrets', secret('a', 'one'))
       tx.create('secrets', secret('b', 'two'))
@@ -96,7 +96,7 @@ describe('replicated MemoryStore', () => {
             }
           }
           drainLimbo()
-          const present = (s: MemoryStore) => new Set(s.view((tx) => tx.find('secrets').map((x) => x.id)))
+          const present = (s: ClusterStore) => new Set(s.view((tx) => tx.find('secrets').map((x) => x.id)))
           const first = present(stores[0]!)
           for (const s of stores) {
             expect(present(s)).toEqual(first)
@@ -115,7 +115,7 @@ describe('replicated MemoryStore', () => {
 
   it('applies the same outcome everywhere when concurrent writers conflict', async () => {
     let index = 0
-    const stores: MemoryStore[] = []
+    const stores: ClusterStore[] = []
     const log: Uint8Array[] = []
     // Proposals are queued and committed later, so both writers build on the same state.
     const proposer: Proposer = (cmd) =>
@@ -128,8 +128,8 @@ describe('replicated MemoryStore', () => {
           resolve(undefined)
         })
       })
-    for (let i = 0; i < 2; i++) stores.push(new MemoryStore({ proposer }))
-    const [a, b] = stores as [MemoryStore, MemoryStore]
+    for (let i = 0; i < 2; i++) stores.push(new ClusterStore({ proposer }))
+    const [a, b] = stores as [ClusterStore, ClusterStore]
     const r = await Promise.allSettled([
       a.update((tx) => tx.create('secrets', secret('x1', 'same'))),
       b.update((tx) => tx.create('secrets', secret('x2', 'same'))),
@@ -148,10 +148,10 @@ describe('replicated MemoryStore', () => {
     // A log that commits at once but applies to member B only when told: B reads stale state meanwhile.
     function laggingPair() {
       const log: Uint8Array[] = []
-      const appliedBy = new Map<MemoryStore, number>()
-      const held = new Set<MemoryStore>()
-      const stores: MemoryStore[] = []
-      const deliver = (s: MemoryStore) => {
+      const appliedBy = new Map<ClusterStore, number>()
+      const held = new Set<ClusterStore>()
+      const stores: ClusterStore[] = []
+      const deliver = (s: ClusterStore) => {
         for (let i = appliedBy.get(s) ?? 0; i < log.length; i++) s.apply(log[i]!, i + 1)
         appliedBy.set(s, log.length)
       }
@@ -161,13 +161,13 @@ describe('replicated MemoryStore', () => {
         for (const s of stores) if (!held.has(s)) deliver(s)
         return undefined
       }
-      for (let i = 0; i < 2; i++) stores.push(new MemoryStore({ proposer, clock: () => 1000 }))
-      const [a, b] = stores as [MemoryStore, MemoryStore]
+      for (let i = 0; i < 2; i++) stores.push(new ClusterStore({ proposer, clock: () => 1000 }))
+      const [a, b] = stores as [ClusterStore, ClusterStore]
       return {
         a,
         b,
-        hold: (s: MemoryStore) => held.add(s),
-        release: (s: MemoryStore) => {
+        hold: (s: ClusterStore) => held.add(s),
+        release: (s: ClusterStore) => {
           held.delete(s)
           deliver(s)
         },
@@ -231,7 +231,7 @@ describe('replicated MemoryStore', () => {
   })
 
   it('refuses malformed commands the same way on every member', () => {
-    const s = new MemoryStore({ proposer: async () => undefined })
+    const s = new ClusterStore({ proposer: async () => undefined })
     expect(s.apply(new Uint8Array([0xc1]), 1)).toMatchObject({ ok: false, code: 'CORRUPT', version: 1 })
     expect(s.apply(new Uint8Array(0), 2)).toMatchObject({ ok: true, version: 2 })
     expect(s.apply(new Uint8Array([1]), 2)).toMatchObject({ ok: true, version: 2, changes: 0 })

@@ -1,11 +1,11 @@
 import { stateMachineCompliance } from '@swarmkit/raft/testing'
-import { MemoryStore } from '../src/index.js'
+import { ClusterStore } from '../src/index.js'
 import { network, node, secret, service } from './fixtures.js'
 
 /** The commands a replicated store proposes, recorded from a store that applies its own proposals. */
 async function recordCommands(): Promise<Uint8Array[]> {
   const commands: Uint8Array[] = []
-  const store: MemoryStore = new MemoryStore({
+  const store: ClusterStore = new ClusterStore({
     proposer: async (command) => {
       commands.push(command)
       return store.apply(command, commands.length)
@@ -23,7 +23,7 @@ async function recordCommands(): Promise<Uint8Array[]> {
   return commands
 }
 
-stateMachineCompliance('MemoryStore', {
-  create: () => new MemoryStore(),
+stateMachineCompliance('ClusterStore', {
+  create: () => new ClusterStore(),
   commands: recordCommands,
 })

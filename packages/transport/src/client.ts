@@ -2,12 +2,12 @@ import { EventEmitter } from 'eventemitter3'
 import { TransportError } from './errors.js'
 import { abortedError, checkSignal } from './internal/abort.js'
 import { checkAddress, nonNegative, positiveInt } from './internal/limits.js'
+import { resolveSessionOptions } from './session/options.js'
 import {
   type CallOptions,
   RpcSession,
   type RpcSessionOptions,
   type RpcStream,
-  resolveSessionOptions,
   type StreamOptions,
 } from './session.js'
 import type { AbortOptions, Clock, Transport } from './types.js'

@@ -2,7 +2,8 @@ import { EventEmitter } from 'eventemitter3'
 import { TransportError } from './errors.js'
 import { checkSignal } from './internal/abort.js'
 import { checkAddress } from './internal/limits.js'
-import { RpcSession, type RpcSessionOptions, resolveSessionOptions } from './session.js'
+import { type RpcSessionOptions, resolveSessionOptions } from './session/options.js'
+import { RpcSession } from './session.js'
 import type { AbortOptions, Listener, PeerIdentity, Transport } from './types.js'
 
 /** Options of {@link rpcServer}. */

@@ -2,6 +2,7 @@
 // through the Engine API of whichever manager is up, recording every operation with its outcome, like a
 // Jepsen history. An operation that got no answer or an error is "unknown": it may or may not have happened.
 
+import { mulberry32 } from '../../../../test/support/mulberry32.js'
 import { NoAnswer } from './engine-client.js'
 import type { ChaosCluster, ManagerProcess } from './managers.js'
 
@@ -23,17 +24,8 @@ export interface Op {
   error?: string
 }
 
-/** Seeded random numbers (mulberry32): a run replays from its printed seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded uniform [0, 1) generator (mulberry32, shared by the test suites). */
+export const rng = mulberry32
 
 export interface LoadOptions {
   readonly writers: number

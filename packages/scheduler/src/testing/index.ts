@@ -1,13 +1,13 @@
 /**
  * @packageDocumentation
  * The compliance suite for the store the scheduler and orchestrators run on (`SchedulerStore`: `view`,
- * `update`, `watch`). A local `MemoryStore` passes it, and so must a replicated one (over raft) or any other
+ * `update`, `watch`). A local `ClusterStore` passes it, and so must a replicated one (over raft) or any other
  * store a user brings:
  *
  * ```ts
- * import { MemoryStore } from '@swarmkit/store'
+ * import { ClusterStore } from '@swarmkit/store'
  * import { schedulerStoreCompliance } from '@swarmkit/scheduler/testing'
- * schedulerStoreCompliance('local MemoryStore', () => ({ store: new MemoryStore() }))
+ * schedulerStoreCompliance('local ClusterStore', () => ({ store: new ClusterStore() }))
  * ```
  *
  * It needs vitest (an optional peer dependency).

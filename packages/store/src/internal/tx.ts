@@ -1,6 +1,6 @@
 import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
-import type { By, NewObject, Tx } from '../memory-store.js'
 import { checkServiceSpec, DEFAULT_SPEC_LIMITS, type SpecLimits } from '../service-spec.js'
+import type { By, NewObject, Tx } from '../store-types.js'
 import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { typeError } from './check.js'
 import { type Action, Op } from './codec.js'

@@ -5,7 +5,8 @@ import type { AbortOptions, Clock, Connection, ConnectionEvents, PeerIdentity } 
 import { checkSignal } from './abort.js'
 import { COPIES_FRAMES_UP_TO } from './copy-limit.js'
 import { nextConnectionId } from './ids.js'
-import { checkFrame, type ResolvedLimits } from './limits.js'
+import type { ResolvedLimits } from './limits.js'
+import { bufferOverflow, checkSend } from './send-checks.js'
 
 /** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
 const COPY_LIMIT = 16 * 1024
@@ -75,22 +76,11 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   }
 
   send(frame: Uint8Array): boolean {
-    checkFrame(frame)
-    if (this.closed) throw new TransportError('CLOSED', 'connection is closed')
-    const n = frame.byteLength
-    if (n > this.maxFrameBytes) {
-      throw new TransportError(
-        'FRAME_TOO_LARGE',
-        `frame of ${n} bytes is over the limit of ${this.maxFrameBytes}`,
-      )
-    }
+    const n = checkSend(frame, this.closed, this.maxFrameBytes)
     const total = HEADER_BYTES + n
     const buffered = this.bufferedBytes + total
     if (buffered > this.limits.maxBufferedBytes) {
-      const error = new TransportError(
-        'BUFFER_OVERFLOW',
-        `more than ${this.limits.maxBufferedBytes} bytes queued for ${this.remoteAddress}`,
-      )
+      const error = bufferOverflow(this.limits.maxBufferedBytes, this.remoteAddress)
       this.abort(error)
       throw error
     }

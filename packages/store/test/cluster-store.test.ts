@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { isStoreError, MemoryStore, redactSecret, type StoreEvent, type Watch } from '../src/index.js'
+import {
+  ClusterStore,
+  clusterStore,
+  isStoreError,
+  MemoryStore,
+  type MemoryStoreOptions,
+  memoryStore,
+  redactSecret,
+  type StoreEvent,
+  type Watch,
+} from '../src/index.js'
 import { config, network, node, secret, service, task } from './fixtures.js'
 
 const clock = () => {
@@ -29,9 +39,9 @@ async function take(w: Watch, n: number): Promise<StoreEvent[]> {
   return out
 }
 
-describe('MemoryStore', () => {
+describe('ClusterStore', () => {
   it('creates, reads and versions objects', async () => {
-    const s = new MemoryStore({ clock: clock() })
+    const s = new ClusterStore({ clock: clock() })
     await s.update((tx) => {
       tx.create('networks', network('n1', 'appnet'))
       tx.create('services', service('s1', 'web', { networks: ['n1'] }))
@@ -54,7 +64,7 @@ describe('MemoryStore', () => {
   })
 
   it('rejects a stale version with "update out of sequence" and changes nothing', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => tx.create('secrets', secret('x1', 'db')))
     const stale = s.view((tx) => tx.get('secrets', 'x1'))!
     await s.update((tx) => tx.update('secrets', { ...stale, spec: { ...stale.spec, labels: { v: '2' } } }))
@@ -73,7 +83,7 @@ describe('MemoryStore', () => {
   })
 
   it('keeps names unique where swarm does, case-insensitively', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => tx.create('services', service('s1', 'web')))
     await rejectsWith(
       s.update((tx) => tx.create('services', service('s2', 'WEB'))),
@@ -99,7 +109,7 @@ describe('MemoryStore', () => {
   })
 
   it('lets a secret go that only a live task still names (swarmkit checks services only)', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => {
       tx.create('secrets', secret('x1', 'db'))
       tx.create('tasks', task('t1', 's1', 1, 'n1', { secrets: ['x1'] }))
@@ -109,7 +119,7 @@ describe('MemoryStore', () => {
   })
 
   it('blocks removal of networks, secrets and configs in use', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => {
       tx.create('networks', network('n1', 'appnet'))
       tx.create('secrets', secret('x1', 'db'))
@@ -152,7 +162,7 @@ describe('MemoryStore', () => {
   })
 
   it('holds one cluster object, named default', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const cluster = (id: string, name: string) => ({
       id,
       spec: {
@@ -191,7 +201,7 @@ describe('MemoryStore', () => {
   })
 
   it('refuses services that reference missing objects', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await rejectsWith(
       s.update((tx) => tx.create('services', service('s1', 'web', { secrets: ['nope'] }))),
       'INVALID_ARGUMENT',
@@ -200,7 +210,7 @@ describe('MemoryStore', () => {
   })
 
   it('only moves task states forward', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) =>
       tx.create('tasks', { ...task('t1', 's1', 1), status: { timestamp: 0, state: 'running', message: '' } }),
     )
@@ -215,7 +225,7 @@ describe('MemoryStore', () => {
   })
 
   it('finds through every index', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => {
       tx.create('nodes', node('node1', 'h1', 'manager'))
       tx.create('nodes', node('node2', 'h2'))
@@ -256,7 +266,7 @@ describe('MemoryStore', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31
       return seed % n
     }
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const states = ['new', 'pending', 'assigned', 'running', 'complete'] as const
     const live = new Map<string, number>()
     let next = 0
@@ -314,7 +324,7 @@ describe('MemoryStore', () => {
 
   it('sets meta on write to the version the transaction commits at, and stores what it returned', async () => {
     let now = 1000
-    const s = new MemoryStore({ clock: () => now })
+    const s = new ClusterStore({ clock: () => now })
     let created: unknown
     await s.update((tx) => {
       const t = tx.create('tasks', task('t1', 'svc1', 1))
@@ -340,7 +350,7 @@ describe('MemoryStore', () => {
   })
 
   it('lets a transaction read its own writes, and rolls all of it back on throw', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => tx.create('services', service('s1', 'web')))
     await expect(
       s.update((tx) => {
@@ -357,7 +367,7 @@ describe('MemoryStore', () => {
   })
 
   it('copies what it stores and rejects what it cannot store', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const x = secret('x1', 'db')
     await s.update((tx) => tx.create('secrets', x))
     x.spec.data[0] = 0
@@ -380,7 +390,7 @@ describe('MemoryStore', () => {
   })
 
   it('hands out deep-frozen objects, and takes a stored object back unchanged as an update', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => tx.create('tasks', task('t1', 's1', 1)))
     const t = s.view((tx) => tx.get('tasks', 't1'))!
     expect(Object.isFrozen(t) && Object.isFrozen(t.meta) && Object.isFrozen(t.spec)).toBe(true)
@@ -394,7 +404,7 @@ describe('MemoryStore', () => {
   })
 
   it('redacts secret data', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.update((tx) => tx.create('secrets', secret('x1', 'db')))
     const r = redactSecret(s.view((tx) => tx.get('secrets', 'x1'))!)
     expect(r.spec).toEqual({ name: 'db', labels: {} })
@@ -402,7 +412,7 @@ describe('MemoryStore', () => {
   })
 
   it('commits batches in chunks and rolls back only a failing callback', async () => {
-    const s = new MemoryStore({ maxChangesPerCommit: 50 })
+    const s = new ClusterStore({ maxChangesPerCommit: 50 })
     await s.update((tx) => tx.create('services', service('s1', 'web')))
     const r = await s.batch(async (b) => {
       for (let i = 0; i < 120; i++) {
@@ -423,7 +433,7 @@ describe('MemoryStore', () => {
   })
 
   it('rolls back a failing batch callback in place: earlier changes commit as first made, in order', async () => {
-    const s = new MemoryStore({ maxChangesPerCommit: 100 })
+    const s = new ClusterStore({ maxChangesPerCommit: 100 })
     await s.update((tx) => tx.create('services', service('s1', 'web')))
     const w = s.watch({ table: 'tasks' })
     await s.batch(async (b) => {
@@ -464,7 +474,7 @@ describe('MemoryStore', () => {
   })
 
   it('serializes writers behind an open batch commit', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const order: string[] = []
     let u: Promise<void> | undefined
     const b = s.batch(async (batch) => {
@@ -489,9 +499,22 @@ describe('MemoryStore', () => {
   })
 })
 
+describe('MemoryStore (the deprecated name)', () => {
+  it('is the same class as ClusterStore, so code written against it keeps working', async () => {
+    const options: MemoryStoreOptions = { clock: clock() }
+    const store: MemoryStore = new MemoryStore(options)
+    expect(MemoryStore).toBe(ClusterStore)
+    expect(store).toBeInstanceOf(ClusterStore)
+    expect(memoryStore()).toBeInstanceOf(ClusterStore)
+    expect(clusterStore()).toBeInstanceOf(MemoryStore)
+    await store.update((tx) => tx.create('networks', network('n1', 'appnet')))
+    expect(store.view((tx) => tx.lookup('networks', 'appnet')).id).toBe('n1')
+  })
+})
+
 describe('waitForVersion', () => {
   it('resolves once the store reaches a version, and rejects on abort and close', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     await s.waitForVersion(0)
     const order: string[] = []
     const at2 = s.waitForVersion(2).then(() => order.push(`2@${s.version}`))
@@ -512,7 +535,7 @@ describe('waitForVersion', () => {
 
 describe('watch', () => {
   it('delivers events after commit, with the old object on update', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const w = s.watch()
     await s.update((tx) => tx.create('networks', network('n1', 'a')))
     await s.update((tx) => {
@@ -533,7 +556,7 @@ describe('watch', () => {
   })
 
   it('hands out queued events without waiting through poll, in order with next', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const w = s.watch({ table: 'networks' })
     expect(w.poll()).toBeUndefined()
     await s.update((tx) => {
@@ -552,7 +575,7 @@ describe('watch', () => {
   })
 
   it('filters by table, action and predicate', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     // Typed by table: the filter sees tasks.
     const w = s.watch({
       table: 'tasks',
@@ -576,7 +599,7 @@ describe('watch', () => {
   })
 
   it('resumes from a version and refuses one no longer held', async () => {
-    const s = new MemoryStore({ historySize: 5 })
+    const s = new ClusterStore({ historySize: 5 })
     for (let i = 0; i < 8; i++) await s.update((tx) => tx.create('configs', config(`c${i}`, `c${i}`)))
     const w = s.watch({ fromVersion: 5 })
     const ev = await take(w, 3)
@@ -587,7 +610,7 @@ describe('watch', () => {
   })
 
   it('drops a slow watcher with an error and never blocks writers', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const slow = s.watch({ queueSize: 10 })
     const fast = s.watch()
     for (let i = 0; i < 20; i++) await s.update((tx) => tx.create('configs', config(`c${i}`, `c${i}`)))
@@ -598,7 +621,7 @@ describe('watch', () => {
   })
 
   it('closes on abort and on store close', async () => {
-    const s = new MemoryStore()
+    const s = new ClusterStore()
     const ac = new AbortController()
     const w1 = s.watch({ signal: ac.signal })
     const w2 = s.watch()
@@ -616,14 +639,14 @@ describe('watch', () => {
 
 describe('snapshot and restore', () => {
   it('round-trips the state and reports differences to watchers', async () => {
-    const a = new MemoryStore()
+    const a = new ClusterStore()
     await a.update((tx) => {
       tx.create('networks', network('n1', 'appnet'))
       tx.create('secrets', secret('x1', 'db'))
       tx.create('services', service('s1', 'web', { networks: ['n1'], secrets: ['x1'] }))
     })
     const snap = a.snapshot()
-    const b = new MemoryStore()
+    const b = new ClusterStore()
     await b.update((tx) => tx.create('configs', config('c1', 'c')))
     const w = b.watch()
     b.restore(snap)
