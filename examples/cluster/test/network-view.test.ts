@@ -184,6 +184,10 @@ describe('the network view in the assignment stream (in-process cluster)', { tim
       const j = JSON.parse(await ok(mgr, ['inspect', '--type', 'task', t.id]))[0]
       expect(j.NetworksAttachments[0].Addresses[0].split('/')[0]).toBe(t.addresses[front])
     }
+    // A service created later gets a VIP no task holds (the VIP allocator once ignored task addresses).
+    await ok(mgr, ['service', 'create', '-d', '--name', 'later', '--network', 'front', 'busybox'])
+    const later = JSON.parse(await ok(mgr, ['service', 'inspect', 'later']))[0].Endpoint.VirtualIPs[0].Addr
+    expect(addrs).not.toContain(later.split('/')[0])
   })
 
   it('follows a scale-down with changes only', async () => {
