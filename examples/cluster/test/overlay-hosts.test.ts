@@ -355,4 +355,49 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
       60_000,
     )
   })
+
+  it("a drained node leaves the other hosts' forwarding tables; its tasks come back elsewhere", async () => {
+    const fdbTo = async (h: Host, vtep: string) =>
+      (await lab.inHost(h, ['bridge', 'fdb', 'show'])).stdout
+        .split('\n')
+        .filter((l) => l.includes(`dst ${vtep} `))
+    // A task on front pinned to h2, so that h1 holds forwarding entries towards h2 before the drain.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'onh2',
+      '--network',
+      'front',
+      '--constraint',
+      'node.hostname==h2',
+      IMAGES.webV1,
+    ])
+    await lab.until('h1 forwards to h2', async () => (await fdbTo(h1, h2.addr)).length > 0, 120_000)
+    await ok(h1, ['node', 'update', '--availability', 'drain', 'h2'])
+    await lab.until(
+      'no task of h2 in the view of h1',
+      async () => {
+        const onH2 = (await ok(h1, ['node', 'ps', '-q', '--filter', 'desired-state=running', 'h2'])).trim()
+        return onH2 === '' && (await fdbTo(h1, h2.addr)).length === 0
+      },
+      120_000,
+    )
+    // rr's tasks are elsewhere now, and its name answers exactly them.
+    await lab.until(
+      'rr resolves to its new tasks',
+      async () => {
+        const tasks = await tasksOf('rr', 'front')
+        if (tasks.length !== 2 || tasks.some((t) => t.state !== 'running' || t.node === 'h2')) return false
+        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+        return JSON.stringify(got.sort()) === JSON.stringify(tasks.map((t) => t.address).sort())
+      },
+      120_000,
+    )
+    await ok(h1, ['node', 'update', '--availability', 'active', 'h2'])
+  })
 })
