@@ -28,7 +28,7 @@ const mutants = [
     what: 'a leader commits an earlier-term entry by counting replicas (Figure 8)',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'if (q <= log.committed || log.term(q) !== this.term) return false',
         'if (q <= log.committed) return false',
       ],
@@ -40,7 +40,7 @@ const mutants = [
     what: 'a voter changes its vote within a term (grants whenever it knows no leader)',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'this.vote === m.from || (this.vote === null && this.leader === null) || (pre && m.term > this.term)',
         'this.vote === m.from || this.leader === null || (pre && m.term > this.term)',
       ],
@@ -52,7 +52,7 @@ const mutants = [
     what: 'a vote grant leaves before the vote is persisted',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         '      m.type === MessageType.PreVote\n    ) {',
         '      m.type === MessageType.PreVote ||\n      m.type === MessageType.VoteResp\n    ) {',
       ],
@@ -69,9 +69,13 @@ const mutants = [
     name: 'wal-no-dsync',
     what: 'WAL segments written without O_DSYNC (durable only in the page cache)',
     edits: [
-      ['src/file-storage.ts', 'const SEGMENT_FLAGS = O_RDWR | O_DSYNC', 'const SEGMENT_FLAGS = O_RDWR'],
       [
-        'src/file-storage.ts',
+        'src/internal/wal/segment-files.ts',
+        'const SEGMENT_FLAGS = O_RDWR | O_DSYNC',
+        'const SEGMENT_FLAGS = O_RDWR',
+      ],
+      [
+        'src/internal/wal/segment-files.ts',
         'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_DSYNC',
         'const NEW_SEGMENT_FLAGS = O_WRONLY | O_CREAT | O_EXCL',
       ],
@@ -83,7 +87,7 @@ const mutants = [
     what: 'messages from removed members are not ignored',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'if (m.to !== this.id || (this.removed.has(m.from) && this.removalCommitted(m.from))) return',
         'if (m.to !== this.id) return',
       ],
@@ -95,30 +99,30 @@ const mutants = [
     what: "a membership change is accepted before the new leader's no-op commits",
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'if (this.log.applied < this.pendingConfIndex || !this.committedInTerm()) {',
         'if (this.log.applied < this.pendingConfIndex) {',
       ],
-      ['src/internal/core.ts', '    this.pendingConfIndex = last + 1\n', ''],
+      ['src/core.ts', '    this.pendingConfIndex = last + 1\n', ''],
     ],
     tests: [...CORE, 'test/membership.test.ts'],
   },
   {
     name: 'conf-from-apply',
     what: 'a restarted node ignores the Config entries in its log until it applies them (bug A)',
-    edits: [['src/internal/core.ts', '      this.confs.appended(log.entries)\n', '']],
+    edits: [['src/core.ts', '      this.confs.appended(log.entries)\n', '']],
     tests: [...CORE, 'test/membership.restart.test.ts'],
   },
   {
     name: 'conf-truncation-kept',
     what: 'a truncated, uncommitted Config entry stays in effect',
-    edits: [['src/internal/core.ts', '    this.confs.truncatedFrom(from)\n', '']],
+    edits: [['src/core.ts', '    this.confs.truncatedFrom(from)\n', '']],
     tests: CORE,
   },
   {
     name: 'restart-votes-at-once',
     what: 'a restarted voter grants votes at once, inside a lease it acknowledged (bug B)',
-    edits: [['src/internal/core.ts', '      if (this.term > 0) this.restartQuiet = this.electionMin\n', '']],
+    edits: [['src/core.ts', '      if (this.term > 0) this.restartQuiet = this.electionMin\n', '']],
     tests: [...CORE, 'test/core.lease.test.ts'],
   },
   {
@@ -126,7 +130,7 @@ const mutants = [
     what: "a pre-vote request raises the receiver's term",
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'if (m.type === MessageType.PreVote) {\n        // A pre-vote changes no term.',
         'if (m.type === -1) {\n        // A pre-vote changes no term.',
       ],
@@ -136,7 +140,7 @@ const mutants = [
   {
     name: 'readindex-no-round',
     what: 'ReadIndex answered without a heartbeat round confirming leadership',
-    edits: [['src/internal/core.ts', '    if (this.leaseValid()) {', '    if (true) {']],
+    edits: [['src/core.ts', '    if (this.leaseValid()) {', '    if (true) {']],
     tests: [...CORE, 'test/core.lease.test.ts', 'test/node.test.ts'],
   },
   {
@@ -144,7 +148,7 @@ const mutants = [
     what: 'a lease counted from acknowledgements older than the followers promise to wait',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         'const since = this.ticks - this.electionMin + 2',
         'const since = this.ticks - this.electionMin - 2',
       ],
@@ -156,7 +160,7 @@ const mutants = [
     what: 'a leader does not step down when it sees a higher term',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         '        this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)',
         "        if (this.role !== 'leader') this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)",
       ],
@@ -178,13 +182,7 @@ const mutants = [
   {
     name: 'apply-beyond-commit',
     what: 'entries handed out for apply beyond the commit index',
-    edits: [
-      [
-        'src/internal/core.ts',
-        'log.slice(log.applying + 1, log.committed) : EMPTY',
-        'log.slice(log.applying + 1, log.lastIndex()) : EMPTY',
-      ],
-    ],
+    edits: [['src/core.ts', 'const applyUpTo = log.committed', 'const applyUpTo = log.lastIndex()']],
     tests: [...CORE, 'test/cluster.test.ts'],
   },
   {
@@ -192,12 +190,71 @@ const mutants = [
     what: 'a leader counts its own entries toward a commit before they are durable',
     edits: [
       [
-        'src/internal/core.ts',
+        'src/core.ts',
         '    this.bcastAppend()\n    return first',
         '    this.progress.get(this.id)?.maybeUpdate(log.lastIndex())\n    this.bcastAppend()\n    return first',
       ],
     ],
     tests: [...CORE, 'test/node.durability.test.ts'],
+  },
+  {
+    name: 'read-before-apply',
+    what: "a read resolves once its index is committed, before this node's state machine applied it",
+    edits: [['src/internal/read-waiters.ts', 'if (s.index <= applied) {', 'if (s.index >= 0) {']],
+    tests: ['test/node.slow-apply.test.ts', 'test/node.test.ts'],
+  },
+  {
+    name: 'forward-answer-late',
+    what: 'a forwarded proposal is placed at an index the apply pipeline already took up (it never settles)',
+    edits: [['src/internal/proposals.ts', 'if (k <= this.taken) {', 'if (k < 0) {']],
+    tests: ['test/proposals.test.ts'],
+  },
+  {
+    name: 'removed-member-waits',
+    what: 'a removed member keeps its uncommitted proposals waiting for a commit it will never hear of',
+    edits: [
+      [
+        'src/node.ts',
+        "    if (core.role !== 'leader' && core.removed.has(this.id)) this.proposals.failUncommitted(core.committed)\n",
+        '',
+      ],
+    ],
+    tests: ['test/membership.removed-proposals.test.ts'],
+  },
+  {
+    name: 'read-waits-forever',
+    what: 'a read answered beyond what this member saw committed waits with no deadline',
+    edits: [
+      [
+        'src/internal/read-waiters.ts',
+        'if (this.waits.length > 0 && this.waits[this.waits.length - 1]!.index > committed) {',
+        'if (false) {',
+      ],
+    ],
+    tests: ['test/read-waiters.test.ts'],
+  },
+  {
+    name: 'promote-unheard',
+    what: 'a learner is promoted before it ever answered the leader (seed 5240)',
+    edits: [['src/internal/conf-changes.ts', 'return match > 0 && match', 'return match >= 0 && match']],
+    tests: ['test/membership.promote.test.ts', 'test/membership.test.ts'],
+  },
+  {
+    name: 'apply-backlog-unbounded',
+    what: 'the apply pipeline takes every committed entry however far the state machine lags',
+    edits: [
+      [
+        'src/internal/apply-queue.ts',
+        'maxCommittedBytes: Math.max(0, this.#maxBytes - this.#bytes),',
+        'maxCommittedBytes: Number.MAX_SAFE_INTEGER,',
+      ],
+      [
+        'src/internal/apply-queue.ts',
+        'maxCommittedEntries: Math.max(0, this.#maxEntries - this.#entries),',
+        'maxCommittedEntries: Number.MAX_SAFE_INTEGER,',
+      ],
+    ],
+    tests: ['test/node.slow-apply.test.ts'],
   },
   {
     name: 'election-restriction',

@@ -32,6 +32,9 @@ export interface AgentOptions {
 }
 
 const MAX_BATCH = 1000
+/** Sweeps for leftovers after a failed removal (the engine away): from this, doubling, up to the maximum. */
+const SWEEP_FIRST_MS = 500
+const SWEEP_MAX_MS = 10_000
 
 /** A running agent: registered with its dispatcher, executing the tasks assigned to its node. */
 export class Agent {
@@ -50,6 +53,8 @@ export class Agent {
   #flushTimer: ReturnType<typeof setTimeout> | undefined
   #reporting: Promise<void> | undefined
   #orphansChecked = false
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined
+  #sweepMs = SWEEP_FIRST_MS
   readonly #removals = new Set<Promise<void>>()
 
   constructor(options: AgentOptions) {
@@ -119,6 +124,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.#stop.abort()
     clearTimeout(this.#heartbeatTimer)
+    clearTimeout(this.#sweepTimer)
     await this.#loop.catch(() => {})
     await Promise.all([...this.#runners.values()].map((r) => r.close()))
     this.#runners.clear()
@@ -198,12 +204,42 @@ export class Agent {
     for (const [id, r] of this.#runners) {
       if (live.has(id)) continue
       this.#runners.delete(id)
-      this.#track(r.remove().catch((err) => this.#log(`removing task ${id}: ${(err as Error).message}`)))
+      this.#track(
+        r.remove().catch((err) => {
+          this.#log(`removing task ${id}: ${(err as Error).message}; retrying`)
+          this.#sweepLater()
+        }),
+      )
     }
     if (!this.#orphansChecked) {
       this.#orphansChecked = true
-      this.#track(this.#removeOrphans(live))
+      this.#track(
+        this.#removeOrphans(live).then((done) => {
+          if (!done) this.#sweepLater()
+        }),
+      )
     }
+  }
+
+  /**
+   * Looks for leftovers again later (with backoff, until a sweep removed them all): a removal that failed
+   * while the engine was away is done once it answers, or the container of a reaped task would run forever.
+   */
+  #sweepLater(): void {
+    if (this.#sweepTimer !== undefined || this.#stop.signal.aborted) return
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined
+      this.#track(
+        this.#removeOrphans(new Set(this.#runners.keys())).then((done) => {
+          if (done) this.#sweepMs = SWEEP_FIRST_MS
+          else {
+            this.#sweepMs = Math.min(2 * this.#sweepMs, SWEEP_MAX_MS)
+            this.#sweepLater()
+          }
+        }),
+      )
+    }, this.#sweepMs)
+    this.#sweepTimer.unref?.()
   }
 
   #track(p: Promise<void>): void {
@@ -211,16 +247,23 @@ export class Agent {
     void p.finally(() => this.#removals.delete(p))
   }
 
-  /** What the executor holds for this node from before, that the managers no longer assign, goes. */
-  async #removeOrphans(live: ReadonlySet<string>): Promise<void> {
+  /**
+   * What the executor holds for this node that the managers no longer assign (from an earlier agent, or
+   * whose removal failed) goes. Resolves whether all of it went.
+   */
+  async #removeOrphans(live: ReadonlySet<string>): Promise<boolean> {
     try {
       for (const id of await this.executor.adoptable(this.nodeId)) {
+        // (A stopping agent leaves its tasks to the next one.)
+        if (this.#stop.signal.aborted) return true
         if (live.has(id) || this.#runners.has(id)) continue
         this.#log(`removing orphaned task ${id}`)
         await this.executor.removeOrphan(id)
       }
+      return true
     } catch (err) {
       this.#log(`looking for orphaned tasks failed: ${(err as Error).message}`)
+      return false
     }
   }
 

@@ -1,10 +1,10 @@
-// Endpoint allocation for services, inside the store transaction that writes the service: published
-// ingress ports (overlay's port allocator, dynamic ones from 30000-32767) and a virtual IP on each network
-// the service attaches to (overlay's IPAM). The allocators are rebuilt from the store each time, so every
-// manager allocates alike and nothing is held outside the replicated state.
+// Allocation inside the store transaction that writes the object: a service's endpoint (published ingress
+// ports from overlay's port allocator, dynamic ones from 30000-32767, and a virtual IP on each network the
+// service attaches to, from overlay's IPAM), and a network's subnet and VXLAN ID. The allocators are rebuilt
+// from the store each time, so every manager allocates alike and nothing is held outside the replicated state.
 
-import { portAllocator, rebuildIpam } from '@swarmkit/overlay'
-import type { Endpoint, PortConfig, ServiceSpec, Tx } from '@swarmkit/store'
+import { portAllocator, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
+import { type Endpoint, generateId, type PortConfig, type ServiceSpec, type Tx } from '@swarmkit/store'
 import { heldAddresses } from './task-addresses.js'
 
 export function allocateEndpoint(tx: Tx, serviceId: string, spec: ServiceSpec): Endpoint {
@@ -80,4 +80,41 @@ export function allocateEndpoint(tx: Tx, serviceId: string, spec: ServiceSpec): 
     }
   }
   return { spec: endpointSpec, ports: endpointPorts, virtualIPs }
+}
+
+/**
+ * Creates a network with its subnet and VXLAN ID allocated (overlay's IPAM and VNI allocators, rebuilt from
+ * the networks in the store so that any manager allocates the same way).
+ */
+export function createNetwork(
+  tx: Tx,
+  spec: {
+    name: string
+    labels: Record<string, string>
+    driverConfig: { name: string }
+    ingress?: boolean
+    attachable?: boolean
+    internal?: boolean
+  },
+): string {
+  const nets = tx.find('networks')
+  const addresses = rebuildIpam({
+    subnets: nets.flatMap((n) =>
+      (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
+    ),
+    addresses: [],
+  })
+  const vnis = vniAllocator()
+  for (const n of nets) if (n.vni !== undefined) vnis.reserve(n.id, n.vni)
+  const id = generateId()
+  const { subnet, gateway } = addresses.allocateSubnet(id)
+  const vni = vnis.allocate(id)
+  tx.create('networks', {
+    id,
+    spec: { ...spec },
+    driverState: { name: spec.driverConfig.name, options: {} },
+    vni,
+    ipam: { driver: { name: 'default' }, configs: [{ family: 'ipv4', subnet, gateway }] },
+  })
+  return id
 }

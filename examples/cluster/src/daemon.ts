@@ -1,144 +1,52 @@
 // One node of the reference cluster, as the docker CLI sees an engine: inactive until `docker swarm init`
 // (it becomes the first manager) or `docker swarm join` (it becomes a worker), then a manager or a worker
 // with an agent that runs the tasks assigned to it on its executor (the simulated one, or a Docker Engine).
+//
+// Why this file is long: it is the node's lifecycle, one state machine (init, join, resume, unlock, the
+// switch between manager and worker, failover to another manager, leave) whose steps share the node's
+// state and its one-operation-at-a-time guard. What is not that state machine lives beside it: request
+// bodies (swarm-requests.ts), the node file (node-file.ts), certificate requests (node-certificates.ts),
+// renewal and root rotation (node-tls.ts), the worker's dispatcher client (remote-dispatcher.ts).
 
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { cpus, hostname as osHostname, totalmem } from 'node:os'
 import { join } from 'node:path'
-import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
-import { isStoreError, KeyManager, parseUnlockKey, type SpecLimits } from '@swarmkit/store'
+import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
-import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
+import type { DaemonOptions, LocalNodeState } from './daemon-options.js'
+import type { DispatcherApi, HeartbeatAnswer, NodeInfo } from './dispatcher.js'
 import { EngineClient } from './engine-client.js'
+import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError, MESSAGES } from './errors.js'
-import type { Executor, NodeDescription } from './executor.js'
+import type { NodeDescription } from './executor.js'
+import { freePort } from './free-port.js'
 import { joinCluster } from './join.js'
-import { ENGINE_VERSION, freePort, Manager, type ManagerOptions, type RenewAnswer } from './manager.js'
-import type { ManagerObserver } from './observer.js'
+import { Manager, type ManagerOptions } from './manager.js'
+import { requestDemotion, requestPromotion } from './node-certificates.js'
+import {
+  dropManagerState,
+  managerTlsKey,
+  NODE_FILE,
+  nodeCredentials,
+  raftHostOf,
+  readSavedNode,
+  type SavedNode,
+  saveNode,
+  TLS_KEY_SECRET,
+} from './node-file.js'
+import { NodeTls } from './node-tls.js'
 import { leaveRefusal } from './quorum.js'
+import { checkManagers, remoteDispatcher } from './remote-dispatcher.js'
 import { MeshFollower } from './routing.js'
-import { issuedBy, nodeTlsInfo, sameCertificates } from './tls-info.js'
+import { checkUnlockKeyRequest, joinRequest, swarmAddresses } from './swarm-requests.js'
+import { nodeTlsInfo } from './tls-info.js'
 
-export interface DaemonOptions {
-  /** Where this node keeps its raft log, keys and certificates. */
-  readonly stateDir: string
-  /** The name `docker node ls` shows. Default: the machine's host name. */
-  readonly hostname?: string
-  /**
-   * Overrides the `--listen-addr` of `swarm init`/`join` (e.g. `127.0.0.1:0` so that several nodes share
-   * one machine). Default: what the CLI sends, `0.0.0.0:2377`.
-   */
-  readonly listenAddr?: string
-  /** Heartbeat period of the dispatcher. Default 5,000 ms. */
-  readonly heartbeatPeriodMs?: number
-  /**
-   * Raft entries applied between two snapshots (after which the log is compacted), like the cluster spec's
-   * `Raft.SnapshotInterval`. Default 10,000.
-   */
-  readonly snapshotInterval?: number
-  /** Time per step of the simulated executor. Default 50 ms. */
-  readonly taskStepMs?: number
-  /**
-   * What runs this node's tasks (e.g. `dockerExecutor()`); the daemon closes it. Default: a simulated
-   * executor per agent (tasks run in this process).
-   */
-  readonly executor?: Executor
-  /**
-   * Run the routing mesh: answer on every published port of every service at this node's listen address
-   * and forward to the services' tasks. Default true.
-   */
-  readonly routingMesh?: boolean
-  /**
-   * What one service spec may ask for when this node is a manager (`--max-replicas`); a spec over it is
-   * refused with a 400 naming the limit. Default: the store's `DEFAULT_SPEC_LIMITS` (10,000 tasks per service).
-   */
-  readonly specLimits?: Partial<SpecLimits>
-  readonly log?: (line: string) => void
-  /** Metrics and debug hooks handed to every manager this node runs (src/observer.ts). */
-  readonly observer?: ManagerObserver
-}
+export type { DaemonOptions, LocalNodeState }
 
-export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
-
-function splitHostPort(address: string, defaultPort: number): { host: string; port: number } {
-  const cut = address.lastIndexOf(':')
-  if (cut < 0 || address.endsWith(']')) return { host: address.replace(/^\[|\]$/g, ''), port: defaultPort }
-  const port = Number(address.slice(cut + 1))
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new ApiError(400, `invalid address ${address}`)
-  return { host: address.slice(0, cut).replace(/^\[|\]$/g, ''), port }
-}
-
-/** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */
-function remoteDispatcher(client: () => RpcClient): DispatcherApi {
-  return {
-    register: (_id, info, addr) => client().call('dispatcher.register', { info, addr }),
-    // A manager that does not answer within 2 s counts as gone (the worker then fails over).
-    heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
-    assignments: (_id, signal) =>
-      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
-    updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client().call('dispatcher.status', updates),
-    mesh: (_id, signal) => client().stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
-  }
-}
-
-/** The managers list of a heartbeat answer, checked (it comes from the network). */
-function checkManagers(list: unknown): { addr: string; control: string }[] | undefined {
-  if (!Array.isArray(list) || list.length > 100) return undefined
-  const ok = (a: unknown) => typeof a === 'string' && a.length <= 300 && /^[\w.:[\]-]*:\d{1,5}$/.test(a)
-  const out = list.filter(
-    (m) => typeof m === 'object' && m !== null && ok(m.control) && (m.addr === '' || ok(m.addr)),
-  )
-  return out.map((m) => ({ addr: String(m.addr), control: String(m.control) }))
-}
-
-/** What a node keeps in its state directory to come back after a restart (mode 0600, like swarm's key files). */
-interface SavedNode {
-  version: 1
-  nodeId: string
-  clusterId: string
-  role: 'manager' | 'worker'
-  /** A worker's private key (PKCS#8 PEM; a manager keeps it in its key file), certificate chain and roots. */
-  key: string
-  certificate: string
-  roots: string
-  /** The join listener's host and port (a manager's), and the host advertised to others. */
-  host: string
-  port: number
-  advertiseHost: string
-  raftAddr: string
-  /** A manager's raft member ID when it is not the node ID (a promoted worker). */
-  raftId?: string
-  /** A manager's control server port (0 before the first start). */
-  controlPort?: number
-  /** A worker's manager (dispatcher) address. */
-  controlAddr?: string
-  remoteManager?: string
-  /** The managers a worker heard of last (join and dispatcher addresses), to fail over to. */
-  managers?: { addr: string; control: string }[]
-}
-
-const NODE_FILE = 'node.json'
 /** Failed heartbeats in a row after which a worker turns to another manager. */
 const FAILOVER_AFTER = 1
-const TLS_KEY_SECRET = 'node-tls-key'
-/** A renewed key, written before the certificate that needs it (see `#renewCertificate`). */
-const TLS_KEY_NEXT_SECRET = 'node-tls-key-next'
-
-/** The manager's TLS key from its key file: the one that matches its saved certificate. */
-function managerTlsKey(keys: KeyManager, certificate: string): Uint8Array {
-  const want = pki.parseCertificates(certificate)[0]?.publicKey
-  for (const name of [TLS_KEY_SECRET, TLS_KEY_NEXT_SECRET]) {
-    const pem = keys.readSecret(name)
-    if (!pem || !want) continue
-    const pub = pki.decodePrivateKeyPem(new TextDecoder().decode(pem)).publicKey
-    if (Buffer.compare(pub, want) === 0) return pem
-  }
-  throw new Error("the key file holds no TLS key for this manager's certificate")
-}
-const raftHostOf = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
 
 export class Daemon {
   readonly options: DaemonOptions
@@ -165,7 +73,24 @@ export class Daemon {
     this.options = options
     this.hostname = options.hostname ?? osHostname()
     this.#log = options.log ?? (() => {})
+    this.#tls = new NodeTls({
+      stateDir: options.stateDir,
+      log: this.#log,
+      canChange: () => !this.#roleChange && !this.#busy && this.state === 'active',
+      manager: () => this.manager,
+      keys: () => this.#keys,
+      worker: () => this.#worker,
+      setWorker: (saved) => {
+        this.#worker = saved
+      },
+      client: () => this.#client,
+      clientTransport: () => this.#clientTransport,
+      reportTls: () => this.#reportTls(),
+    })
   }
+
+  /** Certificate renewal and the cluster's root rotation, followed. */
+  readonly #tls: NodeTls
 
   /** What the executor said about this node when last asked. */
   #description: NodeDescription | undefined
@@ -194,6 +119,7 @@ export class Daemon {
 
   info(): NodeInfo {
     const d = this.#description
+    const tls = this.#tls.state
     return {
       hostname: this.hostname,
       platform: d?.platform ?? { os: 'linux', architecture: 'x86_64' },
@@ -208,7 +134,7 @@ export class Daemon {
         : { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() },
       engineVersion: d?.engineVersion ?? ENGINE_VERSION,
       ...(d ? { plugins: d.plugins } : {}),
-      ...(this.#tlsState ? { tls: nodeTlsInfo(this.#tlsState.certificate, this.#tlsState.roots) } : {}),
+      ...(tls ? { tls: nodeTlsInfo(tls.certificate, tls.roots) } : {}),
     }
   }
 
@@ -217,19 +143,6 @@ export class Daemon {
     if (this.manager) return this.manager
     if (this.state === 'locked') throw new ApiError(503, MESSAGES.locked)
     throw new ApiError(503, this.role === 'worker' ? MESSAGES.worker : MESSAGES.notInSwarm)
-  }
-
-  #addresses(body: { ListenAddr?: unknown; AdvertiseAddr?: unknown }) {
-    const listen =
-      this.options.listenAddr ?? (typeof body.ListenAddr === 'string' && body.ListenAddr) ?? '0.0.0.0:2377'
-    const { host, port } = splitHostPort(listen || '0.0.0.0:2377', 2377)
-    const adv = typeof body.AdvertiseAddr === 'string' && body.AdvertiseAddr ? body.AdvertiseAddr : ''
-    const advertiseHost = adv
-      ? splitHostPort(adv, port).host
-      : host === '0.0.0.0' || host === '::'
-        ? '127.0.0.1'
-        : host
-    return { host, port, advertiseHost }
   }
 
   async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -261,7 +174,7 @@ export class Daemon {
   }): Promise<string> {
     if (body.ForceNewCluster === true && this.state !== 'inactive') return this.#forceNewCluster()
     return this.#exclusive(async () => {
-      const { host, port, advertiseHost } = this.#addresses(body)
+      const { host, port, advertiseHost } = swarmAddresses(body, this.options.listenAddr)
       const nodeId = pki.generateNodeId()
       const clusterId = pki.generateClusterId()
       const ca = pki.createRootCA()
@@ -304,7 +217,7 @@ export class Daemon {
     this.#busy = true
     const unlockKey = this.manager.keyFileUnlockKey
     try {
-      const saved = await this.#readSaved()
+      const saved = await readSavedNode(this.options.stateDir)
       if (saved?.role !== 'manager') throw new ApiError(503, MESSAGES.worker)
       this.state = 'pending'
       await this.close()
@@ -323,20 +236,15 @@ export class Daemon {
   /** `docker swarm join`: joins with a token through the manager at `RemoteAddrs[0]`. */
   join(body: { RemoteAddrs?: unknown; JoinToken?: unknown; AdvertiseAddr?: unknown; ListenAddr?: unknown }) {
     return this.#exclusive(async () => {
-      const remotes = Array.isArray(body.RemoteAddrs)
-        ? body.RemoteAddrs.filter((a) => typeof a === 'string')
-        : []
-      if (remotes.length === 0) throw new ApiError(400, 'at least 1 RemoteAddr is required to join')
-      if (typeof body.JoinToken !== 'string' || body.JoinToken.length === 0)
-        throw new ApiError(400, 'a join token is required')
-      const { host, port, advertiseHost } = this.#addresses(body)
+      const { remotes, token } = joinRequest(body)
+      const { host, port, advertiseHost } = swarmAddresses(body, this.options.listenAddr)
       const raftAddr = `${raftHostOf(host)}:${await freePort(raftHostOf(host))}`
       let joined: Awaited<ReturnType<typeof joinCluster>> | undefined
       let lastError: unknown
       let remoteManager = ''
-      for (const remote of remotes as string[]) {
+      for (const remote of remotes) {
         try {
-          joined = await joinCluster(remote, body.JoinToken, {
+          joined = await joinCluster(remote, token, {
             hostname: this.hostname,
             advertiseAddr: advertiseHost,
             raftAddr,
@@ -382,7 +290,7 @@ export class Daemon {
    */
   async resume(): Promise<boolean> {
     await this.#describe()
-    const saved = await this.#readSaved()
+    const saved = await readSavedNode(this.options.stateDir)
     if (!saved) return false
     // The agent registers in the background: a manager may come back without a quorum (its peers are
     // gone, e.g. restored from a backup), a worker before its manager.
@@ -401,42 +309,6 @@ export class Daemon {
     this.#log(`resumed ${saved.role} ${saved.nodeId} of cluster ${saved.clusterId}`)
     return true
   }
-
-  /** The node file a previous process left in the state directory (undefined if there is none). */
-  async #readSaved(): Promise<SavedNode | undefined> {
-    let text: string
-    try {
-      text = await readFile(join(this.options.stateDir, NODE_FILE), 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
-    }
-    if (text.length > 256 * 1024) throw new Error(`${NODE_FILE} is too large`)
-    const saved = JSON.parse(text) as SavedNode
-    if (saved?.version !== 1 || (saved.role !== 'manager' && saved.role !== 'worker'))
-      throw new Error(`${NODE_FILE}: not a node file of this version`)
-    return saved
-  }
-
-  #credentials(saved: SavedNode): pki.NodeCredentials {
-    return {
-      identity: {
-        nodeId: saved.nodeId,
-        role: saved.role === 'manager' ? 'swarm-manager' : 'swarm-worker',
-        clusterId: saved.clusterId,
-      },
-      key: pki.keyPairFromPrivateKey(pki.decodePrivateKeyPem(saved.key).privateKey),
-      certificate: saved.certificate,
-      roots: saved.roots,
-    }
-  }
-
-  async #save(saved: SavedNode): Promise<void> {
-    const path = join(this.options.stateDir, NODE_FILE)
-    await writeFile(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
-    await rename(`${path}.tmp`, path)
-  }
-
   async #runManager(
     saved: SavedNode,
     extra: {
@@ -471,7 +343,7 @@ export class Daemon {
         ...(unlockKey ? { unlockKey } : {}),
         nodeId,
         clusterId,
-        credentials: this.#credentials({ ...saved, key: new TextDecoder().decode(key) }),
+        credentials: nodeCredentials({ ...saved, key: new TextDecoder().decode(key) }),
         host: raftHostOf(saved.host),
         listenAddr: `${saved.host}:${saved.port}`,
         advertiseHost: saved.advertiseHost,
@@ -493,14 +365,13 @@ export class Daemon {
     // Keep the ports the listeners got, so that a restart answers at the same addresses.
     const joinPort = Number(this.manager.joinAddr.slice(this.manager.joinAddr.lastIndexOf(':') + 1))
     const controlPort = Number(this.manager.controlAddr.slice(this.manager.controlAddr.lastIndexOf(':') + 1))
-    await this.#save({ ...saved, port: joinPort, controlPort })
+    await saveNode(this.options.stateDir, { ...saved, port: joinPort, controlPort })
     this.nodeId = nodeId
     this.clusterId = clusterId
     this.role = 'manager'
     this.manager.localLogs = (ids) => this.#logs(ids)
     this.#keys = keys
-    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
-    this.#startRenewal(saved.certificate)
+    this.#tls.start(saved.certificate, saved.roots)
     await this.#startAgent(saved, this.manager.dispatcher, waitForAgent)
   }
 
@@ -508,20 +379,11 @@ export class Daemon {
   async unlock(key: unknown): Promise<void> {
     const saved = this.#locked
     if (this.state !== 'locked' || !saved) throw new ApiError(409, 'swarm is not locked')
-    if (typeof key !== 'string' || key.length > 256) throw new ApiError(400, 'an unlock key is required')
-    // As moby: what is not `SWMKEY-1-` and unpadded base64 is "invalid key string" (400); base64 of the
-    // wrong length, like a key of another swarm, is an invalid key (401).
-    const b64 = /^SWMKEY-1-([A-Za-z0-9+/]*)$/.exec(key.trim())?.[1]
-    if (b64 === undefined || b64.length % 4 === 1) throw new ApiError(400, 'invalid key string')
-    try {
-      parseUnlockKey(key)
-    } catch {
-      throw new ApiError(401, 'swarm could not be unlocked: invalid key provided')
-    }
+    const unlockKey = checkUnlockKeyRequest(key)
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
     this.#busy = true
     try {
-      await this.#runManager(saved, {}, key)
+      await this.#runManager(saved, {}, unlockKey)
       this.state = 'active'
     } catch (err) {
       if (isStoreError(err) && (err.code === 'BAD_KEY' || err.code === 'INVALID_ARGUMENT'))
@@ -537,14 +399,13 @@ export class Daemon {
     const { nodeId, clusterId } = saved
     this.#client = this.#connect(saved, saved.controlAddr)
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
-    await this.#save(saved)
+    await saveNode(this.options.stateDir, saved)
     this.#worker = saved
     this.nodeId = nodeId
     this.clusterId = clusterId
     this.role = 'worker'
     this.remoteManager = saved.remoteManager ?? saved.controlAddr
-    this.#tlsState = { certificate: saved.certificate, roots: saved.roots }
-    this.#startRenewal(saved.certificate)
+    this.#tls.start(saved.certificate, saved.roots)
     await this.#startAgent(
       saved,
       remoteDispatcher(() => this.#client!),
@@ -554,7 +415,7 @@ export class Daemon {
 
   /** A worker's mutual TLS connection to a manager's dispatcher. */
   #connect(saved: SavedNode, address: string): RpcClient {
-    // Kept to hand it a renewed certificate (see `#renewCertificate`).
+    // Kept to hand it a renewed certificate (see node-tls.ts).
     this.#clientTransport = tlsTransport({
       key: saved.key,
       cert: saved.certificate,
@@ -584,7 +445,7 @@ export class Daemon {
 
   #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
     try {
-      this.#followTls(answer?.tls)
+      this.#tls.follow(answer?.tls)
     } catch (err) {
       this.#log(`the cluster's TLS state is unreadable: ${(err as Error).message}`)
     }
@@ -595,7 +456,9 @@ export class Daemon {
       const managers = checkManagers(answer.managers)
       if (managers && managers.length > 0 && JSON.stringify(managers) !== JSON.stringify(saved.managers)) {
         this.#worker = { ...saved, managers }
-        void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+        void saveNode(this.options.stateDir, this.#worker).catch((err) =>
+          this.#log(`${NODE_FILE} not saved: ${err.message}`),
+        )
       }
       return
     }
@@ -610,65 +473,18 @@ export class Daemon {
     this.#client = this.#connect(this.#worker, next.control)
     this.remoteManager = this.#worker.remoteManager!
     void old?.close()
-    void this.#save(this.#worker).catch((err) => this.#log(`${NODE_FILE} not saved: ${err.message}`))
+    void saveNode(this.options.stateDir, this.#worker).catch((err) =>
+      this.#log(`${NODE_FILE} not saved: ${err.message}`),
+    )
     // The new manager keeps this worker's session (for its logs) from the registration.
     void this.#client
       .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
       .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
   }
 
-  // ---- root rotation: the heartbeat answer names the root to trust and the CA that issues now.
-
-  /** The certificate chain this node presents and the roots it trusts. */
-  #tlsState: { certificate: string; roots: string } | undefined
-  #tlsChange: Promise<void> | undefined
-  /** The last (wanted, held) TLS state found to agree, so that a steady heartbeat parses no certificates. */
-  #tlsSettled = ''
-
-  #followTls(want: HeartbeatAnswer['tls'] | undefined): void {
-    const now = this.#tlsState
-    if (!want || !now || this.#tlsChange || this.#roleChange || this.#busy || this.state !== 'active') return
-    if (typeof want.trustRoot !== 'string' || typeof want.issuer !== 'string') return
-    const key = `${want.trustRoot}\0${want.issuer}\0${now.certificate}\0${now.roots}`
-    if (key === this.#tlsSettled) return
-    let change: Promise<void> | undefined
-    if (!sameCertificates(want.trustRoot, now.roots)) change = this.#adoptRoots(want.trustRoot)
-    else if (!issuedBy(now.certificate, want.issuer)) {
-      this.#log('the cluster issues certificates from a new root key: renewing')
-      change = this.renewCertificate()
-    }
-    if (!change) {
-      this.#tlsSettled = key
-      return
-    }
-    this.#tlsChange = change
-      .catch((err: Error) => this.#log(`following the cluster's TLS change failed: ${err.message}`))
-      .finally(() => {
-        this.#tlsChange = undefined
-      })
-  }
-
-  /** The rotation finished: trust the new root from now on (listeners, clients, the saved node). */
-  async #adoptRoots(roots: string): Promise<void> {
-    pki.parseCertificates(roots) // refuses what is not a certificate
-    const state = this.#tlsState!
-    const saved = this.#worker ?? (await this.#readSaved())
-    if (!saved) return
-    const next = { ...saved, roots }
-    if (this.manager) this.manager.setCredentials({ ...this.manager.credentials, roots })
-    else {
-      this.#worker = next
-      this.#clientTransport?.setCredentials({ key: saved.key, cert: saved.certificate, ca: roots })
-    }
-    await this.#save(next)
-    this.#tlsState = { ...state, roots }
-    this.#log('the cluster has a new root CA: trusting it')
-    await this.#reportTls()
-  }
-
   /** Registers again, so that the managers see this node's TLS as it is now. */
   async #reportTls(): Promise<void> {
-    const addr = (this.#worker ?? (await this.#readSaved()))?.advertiseHost ?? ''
+    const addr = (this.#worker ?? (await readSavedNode(this.options.stateDir)))?.advertiseHost ?? ''
     try {
       if (this.manager) await this.manager.dispatcher.register(this.nodeId, this.info(), addr)
       else await this.#client?.call('dispatcher.register', { info: this.info(), addr }, { timeoutMs: 10_000 })
@@ -677,79 +493,15 @@ export class Daemon {
     }
   }
 
-  // ---- certificate renewal: at a random point between 50% and 80% of the certificate's lifetime.
-
-  #renewal: pki.RenewalScheduler | undefined
   #clientTransport: TlsTransport | undefined
   #keys: KeyManager | undefined
-
-  #startRenewal(certificate: string): void {
-    this.#renewal?.stop()
-    const renewal = pki.renewalScheduler({
-      certificate: pki.parseCertificates(certificate)[0]!,
-      renew: () => this.#renewCertificate(),
-    })
-    renewal.on('renewal:succeeded', (c) =>
-      this.#log(`certificate renewed, valid until ${c.notAfter.toISOString()}`),
-    )
-    renewal.on('renewal:failed', (err, at) =>
-      this.#log(
-        `certificate renewal failed (${(err as Error).message}); next try ${new Date(at).toISOString()}`,
-      ),
-    )
-    renewal.start()
-    this.#renewal = renewal
-  }
 
   /**
    * Renews this node's certificate now (as the schedule would): a new key, a certificate from the CA for the
    * node's role with the cluster's lifetime, then every TLS listener and client switches to it.
    */
   async renewCertificate(): Promise<void> {
-    if (!this.#renewal) throw new ApiError(503, MESSAGES.notPartOfSwarm)
-    await this.#renewal.renewNow()
-  }
-
-  async #renewCertificate(): Promise<pki.CertificateLifetime> {
-    const saved = await this.#readSaved()
-    if (!saved) throw new Error('this node is not part of a swarm')
-    if (saved.role === 'manager') {
-      const manager = this.manager
-      const keys = this.#keys
-      if (!manager || !keys) throw new Error('the manager is not running')
-      const creds = await manager.renewOwnCertificate()
-      // Crash-safe order: the new key goes into the key file beside the old one before the certificate that
-      // needs it is saved; on start the key that matches the saved certificate is used.
-      const keyPem = new TextEncoder().encode(pki.encodePrivateKeyPem(creds.key.privateKey))
-      await keys.writeSecret(TLS_KEY_NEXT_SECRET, keyPem)
-      await this.#save({ ...saved, certificate: creds.certificate })
-      await keys.writeSecret(TLS_KEY_SECRET, keyPem)
-      this.#tlsState = { certificate: creds.certificate, roots: creds.roots }
-      void this.#reportTls()
-      return pki.parseCertificates(creds.certificate)[0]!
-    }
-    const client = this.#client
-    if (!client || !this.#clientTransport) throw new Error('the worker is not connected')
-    const key = pki.generateKeyPair()
-    const answer = (await client.call(
-      'ca.renew',
-      { csr: pki.createCSR(key.privateKey) },
-      { timeoutMs: 10_000 },
-    )) as RenewAnswer
-    const creds = pki.acceptCertificateResponse(answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-worker',
-    })
-    const keyPem = pki.encodePrivateKeyPem(key.privateKey)
-    // The worker's own record (it may have failed over to another manager since the file was read).
-    const current = this.#worker ?? saved
-    this.#worker = { ...current, key: keyPem, certificate: creds.certificate }
-    await this.#save(this.#worker)
-    this.#clientTransport.setCredentials({ key: keyPem, cert: creds.certificate, ca: current.roots })
-    this.#tlsState = { certificate: creds.certificate, roots: current.roots }
-    void this.#reportTls()
-    return pki.parseCertificates(creds.certificate)[0]!
+    await this.#tls.renewNow()
   }
 
   /** Starts this node's agent; waits for its first registration attempt unless `wait` is false. */
@@ -793,63 +545,26 @@ export class Daemon {
         this.#roleChange = undefined
       })
   }
-
-  /** Deletes what a manager keeps (raft log, snapshots, key file) so that a later promotion starts clean. */
-  async #dropManagerState(): Promise<void> {
-    await rm(join(this.options.stateDir, 'raft'), { recursive: true, force: true })
-    await rm(join(this.options.stateDir, 'raft-keys'), { force: true })
-  }
-
   /**
    * Promotion: a new key and a manager certificate from the CA (over this worker's mutual TLS connection),
    * which also makes the node a manager in the store; the leader adds it to raft as a learner, then a
    * voter. The worker's agent stops and the node starts as a manager with the members it was given.
    */
   async #becomeManager(): Promise<void> {
-    const saved = await this.#readSaved()
+    const saved = await readSavedNode(this.options.stateDir)
     const client = this.#client
     if (saved?.role !== 'worker' || !client) return
-    // The raft address chosen when it joined (never bound by a worker), so that a retried promotion names
-    // the same one.
-    const raftAddr = saved.raftAddr
-    const key = pki.generateKeyPair()
-    const answer = (await client.call(
-      'ca.renew',
-      { csr: pki.createCSR(key.privateKey), raftAddr },
-      { timeoutMs: 10_000 },
-    )) as RenewAnswer
-    const credentials = pki.acceptCertificateResponse(answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-manager',
-    })
-    if (
-      typeof answer.raftId !== 'string' ||
-      !Array.isArray(answer.raftPeers) ||
-      answer.raftPeers.length === 0
-    )
-      throw new Error('the CA sent no raft membership with the manager certificate')
-    const next: SavedNode = {
-      ...saved,
-      role: 'manager',
-      key: pki.encodePrivateKeyPem(key.privateKey),
-      certificate: credentials.certificate,
-      raftAddr,
-      raftId: answer.raftId,
-    }
-    delete next.controlAddr
-    delete next.controlPort
-    delete next.remoteManager
+    const { next, raftPeers } = await requestPromotion(client, saved)
     await this.#switch(
       async () => {
-        await this.#dropManagerState()
-        await this.#runManager(next, { raftPeers: answer.raftPeers! })
+        await dropManagerState(this.options.stateDir)
+        await this.#runManager(next, { raftPeers })
       },
       // Could not start as a manager: carry on as the worker it was (its certificate is still valid);
       // the next heartbeat asks again.
       () => this.#runWorker(saved),
     )
-    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${answer.raftId})`)
+    this.#log(`promoted: ${saved.nodeId} is a manager (raft member ${next.raftId})`)
   }
 
   /**
@@ -858,41 +573,16 @@ export class Daemon {
    * deletes the raft state and runs as a worker of the manager that answered.
    */
   async #becomeWorker(): Promise<void> {
-    const saved = await this.#readSaved()
+    const saved = await readSavedNode(this.options.stateDir)
     const manager = this.manager
     if (saved?.role !== 'manager' || !manager) return
-    const key = pki.generateKeyPair()
-    const csr = pki.createCSR(key.privateKey)
-    let got: Awaited<ReturnType<Manager['renewElsewhere']>> | undefined
-    for (let delay = 200; !got; delay = Math.min(2 * delay, 2000)) {
-      if (this.manager !== manager) return
-      try {
-        got = await manager.renewElsewhere({ csr })
-      } catch (err) {
-        this.#log(`no worker certificate yet: ${(err as Error).message}`)
-        await new Promise((r) => setTimeout(r, delay))
-      }
-    }
-    const credentials = pki.acceptCertificateResponse(got.answer, {
-      key,
-      roots: saved.roots,
-      expectedRole: 'swarm-worker',
-    })
-    const next: SavedNode = {
-      ...saved,
-      role: 'worker',
-      key: pki.encodePrivateKeyPem(key.privateKey),
-      certificate: credentials.certificate,
-      controlAddr: got.answer.controlAddr,
-      remoteManager: got.joinAddr,
-    }
-    delete next.raftId
-    delete next.controlPort
+    const next = await requestDemotion(manager, saved, () => this.manager === manager, this.#log)
+    if (!next) return
     await this.#switch(async () => {
-      await this.#dropManagerState()
+      await dropManagerState(this.options.stateDir)
       await this.#runWorker(next)
     })
-    this.#log(`demoted: ${saved.nodeId} is a worker of ${got.answer.controlAddr}`)
+    this.#log(`demoted: ${saved.nodeId} is a worker of ${next.controlAddr}`)
   }
 
   /**
@@ -938,6 +628,9 @@ export class Daemon {
 
   /** `docker swarm leave`: a worker stops its agent and forgets the cluster; a manager only with `force`. */
   async leave(force: boolean): Promise<void> {
+    // A promotion or demotion the managers asked for finishes first (it never rejects): a leave right after
+    // `docker node demote` waits for the node to become a worker rather than being refused as busy.
+    if (this.#roleChange) await this.#roleChange
     if (this.state === 'inactive') throw new ApiError(503, MESSAGES.notPartOfSwarm)
     if (this.#busy) throw new ApiError(503, 'a swarm operation is already in progress on this node')
     const refusal = force
@@ -949,7 +642,7 @@ export class Daemon {
       await this.close()
       await this.#removeTasks(this.nodeId)
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
-      await this.#dropManagerState()
+      await dropManagerState(this.options.stateDir)
       this.#client = undefined
       this.#worker = undefined
       this.state = 'inactive'
@@ -974,8 +667,7 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
-    this.#renewal?.stop()
-    this.#renewal = undefined
+    this.#tls.stop()
     this.#keys = undefined
     await this.mesh?.close()
     this.mesh = undefined

@@ -82,6 +82,9 @@ export class EngineClient {
   /** Sends a request and resolves with the raw response (not read), whatever its status. */
   raw(req: EngineRequest): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
+      // Before the request exists: one made and left unsent would still connect, and its error when the
+      // engine hangs up would have no listener (an uncaught exception in the node).
+      if (req.signal?.aborted) return reject(req.signal.reason)
       const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body))
       let r: ClientRequest
       try {
@@ -101,7 +104,6 @@ export class EngineClient {
         r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)))
       const onAbort = () =>
         r.destroy(req.signal?.reason instanceof Error ? req.signal.reason : new Error('aborted'))
-      if (req.signal?.aborted) return reject(req.signal.reason)
       req.signal?.addEventListener('abort', onAbort, { once: true })
       r.on('response', (res) => {
         res.on('close', () => req.signal?.removeEventListener('abort', onAbort))

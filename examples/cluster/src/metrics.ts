@@ -34,7 +34,7 @@ export function clusterMetrics(): ClusterMetrics {
   const manager = (): Manager | undefined => daemon?.manager
   const reg = [registry]
 
-  // ---- raft
+  /** A gauge read from the manager at scrape time (none without a manager). */
   const gaugeOf = (name: string, help: string, read: (m: Manager) => number) =>
     new Gauge({
       name,
@@ -46,6 +46,35 @@ export function clusterMetrics(): ClusterMetrics {
         else this.reset()
       },
     })
+  const counter = (name: string, help: string) => new Counter({ name, help, registers: reg })
+  const histogram = (name: string, help: string, buckets: number[]) =>
+    new Histogram({ name, help, buckets, registers: reg })
+  /** A gauge with one label, its values counted from the manager's state at scrape time. */
+  const countGauge = (
+    name: string,
+    help: string,
+    label: string,
+    count: (m: Manager) => Iterable<readonly [string, number]>,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: reg,
+      collect() {
+        this.reset()
+        const m = manager()
+        if (!m) return
+        for (const [key, n] of count(m)) this.set({ [label]: key }, n)
+      },
+    })
+  const countBy = (keys: readonly string[]) => {
+    const out = new Map<string, number>()
+    for (const key of keys) out.set(key, (out.get(key) ?? 0) + 1)
+    return out
+  }
+
+  // ---- raft
   gaugeOf('swarm_raft_term', 'Current raft term of this manager.', (m) => m.raft.term)
   gaugeOf('swarm_raft_leader', '1 if this manager is the raft leader, else 0.', (m) => (m.isLeader ? 1 : 0))
   gaugeOf('swarm_raft_commit_index', 'Highest raft log index known committed.', (m) => m.raft.commitIndex)
@@ -54,71 +83,43 @@ export function clusterMetrics(): ClusterMetrics {
     'Highest raft log index applied to the store.',
     (m) => m.raft.appliedIndex,
   )
-  const leaderChanges = new Counter({
-    name: 'swarm_raft_leader_changes_total',
-    help: 'Leader changes seen by this manager.',
-    registers: reg,
-  })
-  const proposals = new Histogram({
-    name: 'swarm_raft_proposal_duration_seconds',
-    help: 'Time from a raft proposal to its commit and application on this manager.',
-    buckets: LATENCY,
-    registers: reg,
-  })
-  const failedProposals = new Counter({
-    name: 'swarm_raft_proposals_failed_total',
-    help: 'Raft proposals that failed (no leader, leadership lost, refused).',
-    registers: reg,
-  })
-  const applies = new Histogram({
-    name: 'swarm_raft_apply_duration_seconds',
-    help: 'Time to apply one committed entry to the store.',
-    buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1],
-    registers: reg,
-  })
-  const snapshots = new Counter({
-    name: 'swarm_raft_snapshots_total',
-    help: 'Raft snapshots taken by this manager.',
-    registers: reg,
-  })
+  const leaderChanges = counter('swarm_raft_leader_changes_total', 'Leader changes seen by this manager.')
+  const proposals = histogram(
+    'swarm_raft_proposal_duration_seconds',
+    'Time from a raft proposal to its commit and application on this manager.',
+    LATENCY,
+  )
+  const failedProposals = counter(
+    'swarm_raft_proposals_failed_total',
+    'Raft proposals that failed (no leader, leadership lost, refused).',
+  )
+  const applies = histogram(
+    'swarm_raft_apply_duration_seconds',
+    'Time to apply one committed entry to the store.',
+    [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1],
+  )
+  const snapshots = counter('swarm_raft_snapshots_total', 'Raft snapshots taken by this manager.')
   const snapshotBytes = new Gauge({
     name: 'swarm_raft_snapshot_size_bytes',
     help: 'Size of the latest raft snapshot taken.',
     registers: reg,
   })
-  const walSync = new Histogram({
-    name: 'swarm_raft_wal_fsync_duration_seconds',
-    help: 'Duration of durable raft log writes (O_DSYNC: the WAL fsync).',
-    buckets: LATENCY,
-    registers: reg,
-  })
-  const walBytes = new Counter({
-    name: 'swarm_raft_wal_written_bytes_total',
-    help: 'Raft log bytes written durably.',
-    registers: reg,
-  })
+  const walSync = histogram(
+    'swarm_raft_wal_fsync_duration_seconds',
+    'Duration of durable raft log writes (O_DSYNC: the WAL fsync).',
+    LATENCY,
+  )
+  const walBytes = counter('swarm_raft_wal_written_bytes_total', 'Raft log bytes written durably.')
 
   // ---- store
-  new Gauge({
-    name: 'swarm_store_objects',
-    help: 'Objects per table of this manager replica.',
-    labelNames: ['table'],
-    registers: reg,
-    collect() {
-      this.reset()
-      const m = manager()
-      if (!m) return
-      m.store.view((tx) => {
-        for (const t of TABLES) this.set({ table: t }, tx.find(t).length)
-      })
-    },
-  })
-  const commits = new Histogram({
-    name: 'swarm_store_transaction_duration_seconds',
-    help: 'Time from a store transaction to its commit (through raft) on this manager.',
-    buckets: LATENCY,
-    registers: reg,
-  })
+  countGauge('swarm_store_objects', 'Objects per table of this manager replica.', 'table', (m) =>
+    m.store.view((tx) => TABLES.map((t) => [t, tx.find(t).length] as const)),
+  )
+  const commits = histogram(
+    'swarm_store_transaction_duration_seconds',
+    'Time from a store transaction to its commit (through raft) on this manager.',
+    LATENCY,
+  )
 
   // ---- dispatcher
   gaugeOf(
@@ -126,79 +127,35 @@ export function clusterMetrics(): ClusterMetrics {
     'Worker sessions connected to this manager.',
     (m) => m.dispatcher.sessions.size,
   )
-  const heartbeats = new Counter({
-    name: 'swarm_dispatcher_heartbeats_total',
-    help: 'Heartbeats received by this manager.',
-    registers: reg,
-  })
-  const statusUpdates = new Counter({
-    name: 'swarm_dispatcher_status_updates_total',
-    help: 'Task status changes reported to this manager.',
-    registers: reg,
-  })
-  const statusBatches = new Histogram({
-    name: 'swarm_dispatcher_status_batch_size',
-    help: 'Task status changes per report.',
-    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
-    registers: reg,
-  })
+  const heartbeats = counter('swarm_dispatcher_heartbeats_total', 'Heartbeats received by this manager.')
+  const statusUpdates = counter(
+    'swarm_dispatcher_status_updates_total',
+    'Task status changes reported to this manager.',
+  )
+  const statusBatches = histogram(
+    'swarm_dispatcher_status_batch_size',
+    'Task status changes per report.',
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+  )
 
   // ---- scheduler, orchestrators, tasks, nodes
-  const countBy = <K extends string>(items: readonly { key: K }[]) => {
-    const out = new Map<K, number>()
-    for (const { key } of items) out.set(key, (out.get(key) ?? 0) + 1)
-    return out
-  }
   gaugeOf('swarm_scheduler_pending_tasks', 'Tasks waiting for the scheduler to place them.', (m) =>
     m.store.view((tx) => tx.find('tasks', undefined, (t) => t.status.state === 'pending').length),
   )
-  const scheduling = new Histogram({
-    name: 'swarm_scheduler_scheduling_latency_seconds',
-    help: 'Time from a task being created to its assignment to a node (observed on the leader).',
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: reg,
-  })
-  new Gauge({
-    name: 'swarm_tasks',
-    help: 'Tasks by current state.',
-    labelNames: ['state'],
-    registers: reg,
-    collect() {
-      this.reset()
-      const m = manager()
-      if (!m) return
-      const byState = m.store.view((tx) => countBy(tx.find('tasks').map((t) => ({ key: t.status.state }))))
-      for (const [state, n] of byState) this.set({ state }, n)
-    },
-  })
-  new Gauge({
-    name: 'swarm_nodes',
-    help: 'Nodes by state.',
-    labelNames: ['state'],
-    registers: reg,
-    collect() {
-      this.reset()
-      const m = manager()
-      if (!m) return
-      const byState = m.store.view((tx) => countBy(tx.find('nodes').map((n) => ({ key: n.status.state }))))
-      for (const [state, n] of byState) this.set({ state }, n)
-    },
-  })
-  new Gauge({
-    name: 'swarm_services',
-    help: 'Services by mode (what the orchestrators keep running).',
-    labelNames: ['mode'],
-    registers: reg,
-    collect() {
-      this.reset()
-      const m = manager()
-      if (!m) return
-      const byMode = m.store.view((tx) =>
-        countBy(tx.find('services').map((s) => ({ key: Object.keys(s.spec.mode)[0]! }))),
-      )
-      for (const [mode, n] of byMode) this.set({ mode }, n)
-    },
-  })
+  const scheduling = histogram(
+    'swarm_scheduler_scheduling_latency_seconds',
+    'Time from a task being created to its assignment to a node (observed on the leader).',
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  )
+  countGauge('swarm_tasks', 'Tasks by current state.', 'state', (m) =>
+    m.store.view((tx) => countBy(tx.find('tasks').map((t) => t.status.state))),
+  )
+  countGauge('swarm_nodes', 'Nodes by state.', 'state', (m) =>
+    m.store.view((tx) => countBy(tx.find('nodes').map((n) => n.status.state))),
+  )
+  countGauge('swarm_services', 'Services by mode (what the orchestrators keep running).', 'mode', (m) =>
+    m.store.view((tx) => countBy(tx.find('services').map((s) => Object.keys(s.spec.mode)[0]!))),
+  )
 
   // ---- Engine API
   const requests = new Counter({

@@ -5,7 +5,7 @@
 // address is free again (its container is gone, and no network view lists it any more).
 
 import { rebuildIpam } from '@swarmkit/overlay'
-import { type MemoryStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import { type ClusterStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
 import { inDutyScope } from './leader-scope.js'
 import { followStore } from './store-follow.js'
 
@@ -31,7 +31,7 @@ function needsAddress(t: Task, nets: ReadonlyMap<string, string>): boolean {
 }
 
 /** Gives every unaddressed attachment of a live task its address; returns how many tasks changed. */
-export async function allocateTaskAddresses(store: Pick<MemoryStore, 'view' | 'update'>): Promise<number> {
+export async function allocateTaskAddresses(store: Pick<ClusterStore, 'view' | 'update'>): Promise<number> {
   const pending = store.view((tx) => {
     const nets = addressedNetworks(tx)
     return tx.find('tasks', undefined, (t) => needsAddress(t, nets)).length
@@ -89,7 +89,7 @@ export interface TaskAddressAllocator {
  * networks (coalesced). A failed pass is retried on the next change or after a second.
  */
 export function startTaskAddressAllocator(options: {
-  store: MemoryStore
+  store: ClusterStore
   term?: number
   log?: (line: string) => void
 }): TaskAddressAllocator {

@@ -10,6 +10,9 @@ import { type Controller, exitErrorText, isExecutorError, type TaskExit } from '
 const RANK_SHUTDOWN = taskStateRank('shutdown')
 const RANK_RUNNING = taskStateRank('running')
 const RANK_STARTING = taskStateRank('starting')
+/** Retries of a failed stop (the engine away): from this, doubling, up to the maximum. */
+const RETRY_FIRST_MS = 500
+const RETRY_MAX_MS = 10_000
 
 export function isFinal(state: TaskState): boolean {
   return taskStateRank(state) > RANK_RUNNING
@@ -27,6 +30,8 @@ export class TaskRunner {
   #closed = false
   /** A finished task's leftovers were stopped (a task failed while the engine was away may still run). */
   #stopped = false
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #retryMs = RETRY_FIRST_MS
   #endpointKey = ''
   readonly #report: (u: TaskStatusUpdate) => void
   readonly #log: (line: string) => void
@@ -77,6 +82,7 @@ export class TaskRunner {
   /** Stops driving (the agent stops); waits for the step under way. */
   async close(): Promise<void> {
     this.#closed = true
+    clearTimeout(this.#retryTimer)
     this.#step.abort(new Error('agent stopping'))
     await this.#driving
     this.controller.close()
@@ -85,6 +91,7 @@ export class TaskRunner {
   /** Shuts the task down if needed and removes what it left. */
   async remove(): Promise<void> {
     this.#closed = true
+    clearTimeout(this.#retryTimer)
     this.#step.abort(new Error('task removed'))
     await this.#driving
     if (!isFinal(this.state)) await this.controller.shutdown().catch(() => {})
@@ -102,18 +109,12 @@ export class TaskRunner {
       const a = this.#assignment
       const signal = this.#step.signal
       if (isFinal(this.state)) {
-        if (!this.#stopped && taskStateRank(a.desiredState) >= RANK_SHUTDOWN)
-          await this.controller.shutdown().then(
-            () => {
-              this.#stopped = true
-            },
-            () => {},
-          )
+        if (!this.#stopped && taskStateRank(a.desiredState) >= RANK_SHUTDOWN) await this.#stopLeftovers()
         return
       }
       if (taskStateRank(a.desiredState) >= RANK_SHUTDOWN) {
-        if (taskStateRank(this.state) >= RANK_STARTING || (await this.#exists()))
-          await this.controller.shutdown().catch((err) => this.#log(`shutdown: ${(err as Error).message}`))
+        if (taskStateRank(this.state) >= RANK_STARTING || (await this.#exists())) await this.#stopLeftovers()
+        else this.#stopped = true
         if (!this.#closed) this.#set('shutdown', 'shutdown')
         return
       }
@@ -180,6 +181,29 @@ export class TaskRunner {
         default:
           return
       }
+    }
+  }
+
+  /**
+   * Stops what the task runs. If that fails (its engine is away, and the task, reported failed, may still
+   * run there), tries again later, with backoff, until it worked or the task is removed.
+   */
+  async #stopLeftovers(): Promise<void> {
+    try {
+      await this.controller.shutdown()
+      this.#stopped = true
+      this.#retryMs = RETRY_FIRST_MS
+    } catch (err) {
+      if (this.#retryMs === RETRY_FIRST_MS)
+        this.#log(`task ${this.#assignment.taskId}: shutdown: ${(err as Error).message}; retrying`)
+      if (this.#closed) return
+      clearTimeout(this.#retryTimer)
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined
+        this.kick()
+      }, this.#retryMs)
+      this.#retryTimer.unref?.()
+      this.#retryMs = Math.min(2 * this.#retryMs, RETRY_MAX_MS)
     }
   }
 

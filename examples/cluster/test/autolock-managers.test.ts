@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
+import { closeNodes, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
 
 // A manager of three that restarts locked misses everything the others commit meanwhile. Unlocking it must
 // bring it back: its replica catches up before it writes, and nothing it writes is refused as stale.
@@ -18,10 +18,7 @@ describe('autolock with three managers: unlock after the others moved on', () =>
     await ok(m3, ['swarm', 'join', '--token', token, addr])
     await waitFor(() => m1.daemon.manager!.raft.members().voters.length === 3, 'mgr3 a voter')
   })
-  afterAll(async () => {
-    await Promise.all([m1?.close(), m2?.close(), m3?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m1, m2, m3))
 
   it('unlocks a restarted manager that missed many commits, and it serves the current state', {
     timeout: 120_000,

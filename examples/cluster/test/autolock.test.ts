@@ -1,13 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { closeNodes, docker, node, ok, rows, waitFor } from './helpers.js'
 
 describe('autolock: docker swarm init --autolock, unlock-key, unlock after a restart', () => {
   let n: ClusterNode | undefined
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   it('locks a restarted manager until it is given the unlock key', async () => {
     n = await node('mgr1')

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, stateDir, waitFor } from './helpers.js'
+import { cleanup, docker, joinSwarm, node, ok, rows, stateDir, waitFor } from './helpers.js'
 
 const run = promisify(execFile)
 
@@ -33,8 +33,7 @@ describe('backing up a manager and restoring the swarm with docker swarm init --
     const m1 = await start('mgr1')
     const m2 = await start('mgr2')
     await ok(m1, ['swarm', 'init'])
-    const token = (await ok(m1, ['swarm', 'join-token', '-q', 'manager'])).trim()
-    await ok(m2, ['swarm', 'join', '--token', token, m1.daemon.manager!.joinAddr])
+    await joinSwarm(m2, m1, 'manager')
     await waitFor(() => m1.daemon.manager!.raft.members().voters.length === 2, 'mgr2 a voter')
     await ok(m1, ['network', 'create', '-d', 'overlay', 'Unimatrix-01'])
     await ok(m1, ['secret', 'create', 'missing_drones', '-'], 'Seven of Nine')

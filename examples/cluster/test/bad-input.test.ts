@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, startNode } from '../src/index.js'
-import { cleanup, docker, ok, stateDir } from './helpers.js'
+import { closeNodes, docker, ok, stateDir } from './helpers.js'
 
 /** One HTTP request to the node's Engine API; the status and the parsed JSON body. */
 async function request(
@@ -37,10 +37,7 @@ describe('bad input is refused as moby refuses it', () => {
     })
     await ok(n, ['swarm', 'init', '--autolock'])
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   it('refuses secret and config data that is not base64, with the JSON decoder error', async () => {
     for (const kind of ['secrets', 'configs']) {

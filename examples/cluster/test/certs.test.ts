@@ -4,7 +4,7 @@ import { connect } from 'node:tls'
 import * as pki from '@swarmkit/pki'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { closeNodes, docker, joinSwarm, node, ok, rows, waitFor } from './helpers.js'
 
 const HOUR = 3600_000
 
@@ -37,13 +37,9 @@ describe('certificate lifetime and renewal: docker swarm update --cert-expiry', 
   beforeAll(async () => {
     ;[mgr, wrk] = await Promise.all([node('mgr1'), node('wrk1')])
     await ok(mgr, ['swarm', 'init'])
-    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await joinSwarm(wrk, mgr, 'worker')
   })
-  afterAll(async () => {
-    await Promise.all([mgr?.close(), wrk?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(mgr, wrk))
 
   it("refuses a lifetime under an hour with swarm's message and keeps 90 days", async () => {
     const r = await docker(mgr, ['swarm', 'update', '--cert-expiry', '30m'])

@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows } from './helpers.js'
+import { closeNodes, docker, node, ok, rows } from './helpers.js'
 
 describe('the docker CLI against one node', () => {
   let n: ClusterNode
   beforeAll(async () => {
     n = await node('mgr1')
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   it('negotiates API 1.50 in docker version', async () => {
     const out = await ok(n, ['version'])

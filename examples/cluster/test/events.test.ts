@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode, EventMessage } from '../src/index.js'
-import { cleanup, docker, dockerSpawn, node, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, dockerSpawn, joinSwarm, node, ok, waitFor } from './helpers.js'
 
 /** `docker events` takes seconds since the epoch (with a fraction) for --since and --until. */
 const stamp = (ms: number) => (ms / 1000).toFixed(3)
@@ -13,13 +13,9 @@ describe('docker events', () => {
     ;[m1, m2] = await Promise.all([node('emgr1'), node('emgr2')])
     start = Date.now() - 1000
     await ok(m1, ['swarm', 'init'])
-    const token = (await ok(m1, ['swarm', 'join-token', '-q', 'manager'])).trim()
-    await ok(m2, ['swarm', 'join', '--token', token, m1.daemon.manager!.joinAddr])
+    await joinSwarm(m2, m1, 'manager')
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([m2?.close(), m1?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m2, m1))
 
   it('replays past events with --since/--until on every manager, in the CLI format', async () => {
     await ok(m1, ['network', 'create', '-d', 'overlay', 'evnet'])

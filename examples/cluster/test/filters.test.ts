@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dumpTasks, node, ok, waitFor } from './helpers.js'
+import { cleanup, docker, dumpTasks, joinSwarm, node, ok, waitFor } from './helpers.js'
 
 const lines = (s: string) => s.trim().split('\n').filter(Boolean).sort()
 
@@ -16,8 +16,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
     mgr = await node('fmgr')
     await ok(mgr, ['swarm', 'init'])
     wrk = await node('fwrk')
-    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await joinSwarm(wrk, mgr, 'worker')
     await waitFor(
       async () => (await ok(mgr, ['node', 'ls', '-q'])).trim().split('\n').length === 2,
       '2 nodes',

@@ -149,6 +149,48 @@ export function cleanup(): void {
       if (d.startsWith(shm)) rmSync(join('/dev/shm', d), { recursive: true, force: true })
 }
 
+/** Starts node `name` and makes it the first manager of a new swarm (`docker swarm init`). */
+export async function initSwarm(name: string, options?: Parameters<typeof node>[1]): Promise<ClusterNode> {
+  const n = await node(name, options)
+  await ok(n, ['swarm', 'init'])
+  return n
+}
+
+/** Joins `n` to the swarm `mgr` manages, with the token `docker swarm join-token` gives for `role`. */
+export async function joinSwarm(
+  n: ClusterNode,
+  mgr: ClusterNode,
+  role: 'worker' | 'manager' = 'worker',
+): Promise<string> {
+  const token = (await ok(mgr, ['swarm', 'join-token', '-q', role])).trim()
+  return ok(n, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+}
+
+/** Closes the nodes a suite started (those it got to) and removes their state directories. */
+export async function closeNodes(...nodes: (ClusterNode | undefined)[]): Promise<void> {
+  await Promise.all(nodes.map((n) => n?.close()))
+  cleanup()
+}
+
+/** Running tasks of a service per node hostname, from `docker service ps`. */
+export async function runningTasksPerNode(n: ClusterNode, service: string): Promise<Record<string, number>> {
+  const out = await ok(n, [
+    'service',
+    'ps',
+    '-f',
+    'desired-state=running',
+    '--format',
+    '{{.Node}} {{.CurrentState}}',
+    service,
+  ])
+  const count: Record<string, number> = {}
+  for (const line of out.trim().split('\n')) {
+    const [host, state] = line.split(' ')
+    if (host && state === 'Running') count[host] = (count[host] ?? 0) + 1
+  }
+  return count
+}
+
 /** Rows of a docker table output, split on runs of 2+ spaces. */
 export function rows(table: string): string[][] {
   return table

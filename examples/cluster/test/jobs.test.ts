@@ -1,17 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dumpTasks, node, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
 
 describe('jobs and restart/update policies through the docker CLI', () => {
   let n: ClusterNode
   beforeAll(async () => {
-    n = await node('mgr1')
-    await ok(n, ['swarm', 'init'])
+    n = await initSwarm('mgr1')
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   const inspect = async (name: string, format: string) =>
     (await ok(n, ['service', 'inspect', name, '--format', format])).trim()

@@ -1,26 +1,17 @@
 import * as pki from '@swarmkit/pki'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dockerSpawn, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
-
-/** Running tasks of a service per node hostname, from `docker service ps`. */
-async function placement(n: ClusterNode, service: string): Promise<Record<string, number>> {
-  const out = await ok(n, [
-    'service',
-    'ps',
-    '-f',
-    'desired-state=running',
-    '--format',
-    '{{.Node}} {{.CurrentState}}',
-    service,
-  ])
-  const count: Record<string, number> = {}
-  for (const line of out.trim().split('\n')) {
-    const [host, state] = line.split(' ')
-    if (host && state === 'Running') count[host] = (count[host] ?? 0) + 1
-  }
-  return count
-}
+import {
+  cleanup,
+  docker,
+  dockerSpawn,
+  dumpTasks,
+  node,
+  ok,
+  rows,
+  runningTasksPerNode,
+  waitFor,
+} from './helpers.js'
 
 describe('a worker joins with docker swarm join', () => {
   let mgr: ClusterNode
@@ -97,11 +88,11 @@ describe('a worker joins with docker swarm join', () => {
       'busybox',
     ])
     await waitFor(async () => {
-      const p = await placement(mgr, 'web')
+      const p = await runningTasksPerNode(mgr, 'web')
       return p.mgr1 === 2 && p.wrk1 === 2
     }, 'web spread 2+2')
     await waitFor(async () => {
-      const p = await placement(mgr, 'mon')
+      const p = await runningTasksPerNode(mgr, 'mon')
       return p.mgr1 === 1 && p.wrk1 === 1
     }, 'mon on both nodes')
     expect(wrk.daemon.agent!.tasks().filter((t) => t.state === 'running')).toHaveLength(3)
@@ -138,27 +129,30 @@ describe('a worker joins with docker swarm join', () => {
       follow.stop()
     }
     await ok(mgr, ['service', 'scale', '-d', 'web=4'])
-    await waitFor(async () => (await placement(mgr, 'web')).mgr1 === 2, 'web back to 2+2')
+    await waitFor(async () => (await runningTasksPerNode(mgr, 'web')).mgr1 === 2, 'web back to 2+2')
   })
 
   it('drains a node: its tasks move to the manager', async () => {
     expect((await ok(mgr, ['node', 'update', '--availability', 'drain', 'wrk1'])).trim()).toBe('wrk1')
     await waitFor(
       async () => {
-        const p = await placement(mgr, 'web')
+        const p = await runningTasksPerNode(mgr, 'web')
         return p.mgr1 === 4 && !p.wrk1
       },
       'web all on mgr1',
       20_000,
       () => dumpTasks(mgr),
     )
-    await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === undefined, 'mon gone from wrk1')
+    await waitFor(
+      async () => (await runningTasksPerNode(mgr, 'mon')).wrk1 === undefined,
+      'mon gone from wrk1',
+    )
     const table = rows(await ok(mgr, ['node', 'ls']))
     expect(table[1]?.slice(1, 4)).toEqual(['wrk1', 'Ready', 'Drain'])
     const bad = await docker(mgr, ['node', 'update', '--availability', 'sideways', 'wrk1'])
     expect(bad.code).not.toBe(0)
     await ok(mgr, ['node', 'update', '--availability', 'active', 'wrk1'])
-    await waitFor(async () => (await placement(mgr, 'mon')).wrk1 === 1, 'mon back on wrk1')
+    await waitFor(async () => (await runningTasksPerNode(mgr, 'mon')).wrk1 === 1, 'mon back on wrk1')
   })
 
   it('lets the worker leave, then removes its node', async () => {
@@ -178,6 +172,6 @@ describe('a worker joins with docker swarm join', () => {
     expect((await ok(mgr, ['node', 'rm', 'wrk1'])).trim()).toBe('wrk1')
     expect(rows(await ok(mgr, ['node', 'ls'])).map((r) => r[1])).toEqual(['mgr1'])
     expect(mgr.daemon.manager!.cluster()?.removedNodes?.[id]).toBeDefined()
-    await waitFor(async () => (await placement(mgr, 'mon')).mgr1 === 1, 'mon on mgr1 only')
+    await waitFor(async () => (await runningTasksPerNode(mgr, 'mon')).mgr1 === 1, 'mon on mgr1 only')
   })
 })

@@ -1,25 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
-
-/** Running tasks of a service per node hostname. */
-async function placement(n: ClusterNode, service: string): Promise<Record<string, number>> {
-  const out = await ok(n, [
-    'service',
-    'ps',
-    '-f',
-    'desired-state=running',
-    '--format',
-    '{{.Node}} {{.CurrentState}}',
-    service,
-  ])
-  const count: Record<string, number> = {}
-  for (const line of out.trim().split('\n')) {
-    const [host, state] = line.split(' ')
-    if (host && state === 'Running') count[host] = (count[host] ?? 0) + 1
-  }
-  return count
-}
+import { closeNodes, docker, node, ok, rows, runningTasksPerNode, waitFor } from './helpers.js'
 
 describe('three managers: raft between them, writes through any of them, failover', () => {
   let m1: ClusterNode
@@ -29,10 +10,7 @@ describe('three managers: raft between them, writes through any of them, failove
     ;[m1, m2, m3] = await Promise.all([node('mgr1'), node('mgr2'), node('mgr3')])
     await ok(m1, ['swarm', 'init'])
   })
-  afterAll(async () => {
-    await Promise.all([m1?.close(), m2?.close(), m3?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m1, m2, m3))
 
   it('joins two managers with the manager token', async () => {
     const token = (await ok(m1, ['swarm', 'join-token', '-q', 'manager'])).trim()
@@ -48,8 +26,11 @@ describe('three managers: raft between them, writes through any of them, failove
     // A follower answers from its replica; it marks itself with '*'.
     const table = await waitFor(async () => {
       const t = rows(await ok(m2, ['node', 'ls']))
-      return t.length === 3 && t.every((r) => r[2] === 'Ready' && r[4] && r[4] !== '28.2.2') && t
-    }, 'three ready managers on mgr2')
+      // Reachability follows raft's view of each member: a member that has just joined (or that a loaded
+      // machine kept from answering a heartbeat round) may show Unreachable for a moment.
+      const reachable = (r: string[]) => r[4] === 'Leader' || r[4] === 'Reachable'
+      return t.length === 3 && t.every((r) => r[2] === 'Ready' && reachable(r)) && t
+    }, 'three ready, reachable managers on mgr2')
     expect(table.map((r) => [r[1], r[4]])).toEqual([
       ['mgr1', 'Leader'],
       ['mgr2', 'Reachable'],
@@ -73,7 +54,7 @@ describe('three managers: raft between them, writes through any of them, failove
       'nginx:alpine',
     ])
     await waitFor(async () => {
-      const p = await placement(m1, 'web')
+      const p = await runningTasksPerNode(m1, 'web')
       return p.mgr1 === 2 && p.mgr2 === 2 && p.mgr3 === 2
     }, 'web spread 2+2+2')
     const ls = await ok(m2, ['service', 'ls', '--format', '{{.Name}} {{.Replicas}}'])
@@ -98,7 +79,7 @@ describe('three managers: raft between them, writes through any of them, failove
     expect(status.mgr1).toBe('Unreachable')
     expect(status[leader.daemon.hostname]).toBe('Leader')
     await waitFor(async () => {
-      const p = await placement(follower, 'web')
+      const p = await runningTasksPerNode(follower, 'web')
       return p.mgr2 === 3 && p.mgr3 === 3
     }, 'web rescheduled on mgr2 and mgr3')
     // Writes still go through either survivor.

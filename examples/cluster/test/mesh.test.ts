@@ -3,7 +3,7 @@ import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, node, ok, waitFor } from './helpers.js'
+import { closeNodes, node, ok, waitFor } from './helpers.js'
 
 // Each node on its own loopback address of a /24 drawn at random, so that the nodes share port numbers
 // and nothing collides with other tests on this machine.
@@ -95,10 +95,7 @@ describe('the routing mesh: a published port answers on every node', () => {
       'three ready nodes',
     )
   })
-  afterAll(async () => {
-    await Promise.all([wrk1?.close(), wrk2?.close(), mgr1?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(wrk1, wrk2, mgr1))
 
   it('balances connections to any node round-robin over the tasks on all nodes, and follows scaling', async () => {
     const port = await freeOnAll(Object.values(hosts))

@@ -1,7 +1,7 @@
 import parse, { type PromFamily } from 'parse-prometheus-text-format'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, startNode } from '../src/index.js'
-import { cleanup, dumpTasks, node, ok, stateDir, waitFor } from './helpers.js'
+import { closeNodes, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
 
 /** Scrapes `GET /metrics` and parses it with a Prometheus text-format parser. */
 async function scrape(n: ClusterNode): Promise<Map<string, PromFamily>> {
@@ -38,13 +38,9 @@ describe('Prometheus metrics on --metrics-addr', () => {
       node('pwrk'),
     ])
     await ok(mgr, ['swarm', 'init'])
-    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await joinSwarm(wrk, mgr, 'worker')
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([wrk?.close(), mgr?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(wrk, mgr))
 
   it('covers raft, store, dispatcher, scheduler, tasks and API requests', async () => {
     await ok(mgr, ['swarm', 'update', '--snapshot-interval', '10'])

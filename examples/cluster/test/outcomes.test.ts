@@ -2,18 +2,14 @@
 // executor's labels (a task that exits non-zero, turns unhealthy, or cannot be prepared).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, SIMULATE_LABELS } from '../src/index.js'
-import { cleanup, dumpTasks, node, ok, waitFor } from './helpers.js'
+import { closeNodes, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
 
 describe('orchestration follows task outcomes', () => {
   let n: ClusterNode
   beforeAll(async () => {
-    n = await node('mgr1')
-    await ok(n, ['swarm', 'init'])
+    n = await initSwarm('mgr1')
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   /** `docker service ps` rows: name|desired|current state|error (which the CLI quotes with --no-trunc). */
   const ps = async (name: string) =>

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { MESSAGES } from '../src/index.js'
-import { cleanup, docker, node, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, node, ok, waitFor } from './helpers.js'
 
 const ATTEMPTING = 'You are attempting to leave the swarm on a node that is participating as a manager. '
 const RESTORE =
@@ -17,10 +17,7 @@ describe('answers around the quorum', () => {
     ;[m1, m2, m3] = await Promise.all([node('q1'), node('q2'), node('q3')])
     await ok(m1, ['swarm', 'init'])
   })
-  afterAll(async () => {
-    await Promise.all([m1?.close(), m2?.close(), m3?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m1, m2, m3))
 
   it('warns that leaving one of two managers costs the quorum, not that it is the last manager', async () => {
     const lone = await docker(m1, ['swarm', 'leave'])

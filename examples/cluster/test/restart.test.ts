@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, node, ok, rows, waitFor } from './helpers.js'
+import { cleanup, joinSwarm, node, ok, rows, waitFor } from './helpers.js'
 
 describe('nodes restarted from their state directories', () => {
   const open: ClusterNode[] = []
@@ -18,8 +18,7 @@ describe('nodes restarted from their state directories', () => {
     let mgr = await start('mgr1')
     let wrk = await start('wrk1')
     await ok(mgr, ['swarm', 'init'])
-    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await joinSwarm(wrk, mgr, 'worker')
     await ok(mgr, [
       'service',
       'create',

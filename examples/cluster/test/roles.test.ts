@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, node, ok, waitFor } from './helpers.js'
 
 /** HOSTNAME -> MANAGER STATUS ('' for workers) and STATUS, from `docker node ls` on `n`. */
 async function managerStatus(n: ClusterNode): Promise<Record<string, string>> {
@@ -79,10 +79,7 @@ describe('docker node promote and demote', () => {
       'nginx',
     ])
   })
-  afterAll(async () => {
-    await Promise.all([wrk1?.close(), wrk2?.close(), mgr1?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(wrk1, wrk2, mgr1))
 
   it('promotes a worker: it becomes a raft learner, then a voter, and serves manager commands', async () => {
     await waitFor(async () => (await managerStatus(mgr1)).wrk1 === 'Ready', 'wrk1 ready')

@@ -1,7 +1,7 @@
 import { connect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, node, ok, rows, waitFor } from './helpers.js'
+import { closeNodes, docker, node, ok, rows, waitFor } from './helpers.js'
 
 const PEM = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/
 
@@ -66,10 +66,7 @@ describe('root CA rotation: docker swarm ca --rotate', () => {
       '3/3',
     )
   })
-  afterAll(async () => {
-    await Promise.all([m1?.close(), m2?.close(), w1?.close(), w2?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(m1, m2, w1, w2))
 
   it('rotates to a new root: every node renews, then trusts only the new root; tokens change', async () => {
     const oldRoot = (await ok(m1, ['swarm', 'ca'])).trim()

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dumpTasks, node, ok, rows, waitFor } from './helpers.js'
+import { closeNodes, docker, dumpTasks, initSwarm, ok, rows, waitFor } from './helpers.js'
 
 /** `docker service ls` as { name: [mode, replicas, image, ports] }. */
 async function services(n: ClusterNode): Promise<Record<string, string[]>> {
@@ -28,13 +28,9 @@ async function services(n: ClusterNode): Promise<Record<string, string[]>> {
 describe('services, networks and secrets through the docker CLI', () => {
   let n: ClusterNode
   beforeAll(async () => {
-    n = await node('mgr1')
-    await ok(n, ['swarm', 'init'])
+    n = await initSwarm('mgr1')
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   it('creates and lists overlay networks next to ingress', async () => {
     const id = (await ok(n, ['network', 'create', '-d', 'overlay', 'appnet'])).trim()

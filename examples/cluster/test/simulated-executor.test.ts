@@ -1,85 +1,14 @@
 import { execFile } from 'node:child_process'
-import type { TaskSpec, TaskState } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   Agent,
-  type Assignment,
   type ClusterNode,
-  type DispatcherApi,
   SIMULATE_LABELS,
   type SimulatedExecutor,
   simulatedExecutor,
-  type TaskStatusUpdate,
 } from '../src/index.js'
+import { fakeDispatcher, task } from './agent-fakes.js'
 import { node, ok, stateDir, waitFor } from './helpers.js'
-
-/** A dispatcher in memory: tests push assignment lists and read what the agent reported. */
-function fakeDispatcher() {
-  const reports: TaskStatusUpdate[] = []
-  let push: ((list: Assignment[]) => void) | undefined
-  const queue: Assignment[][] = []
-  const api: DispatcherApi = {
-    async register() {},
-    async heartbeat() {
-      return { periodMs: 60_000 }
-    },
-    async *assignments(_id, signal) {
-      while (!signal.aborted) {
-        const next = queue.shift()
-        if (next) {
-          yield next
-          continue
-        }
-        await new Promise<void>((resolve) => {
-          push = () => resolve()
-          signal.addEventListener('abort', () => resolve(), { once: true })
-        })
-      }
-    },
-    async updateStatus(_id, updates) {
-      reports.push(...updates)
-    },
-    async *mesh() {},
-  }
-  return {
-    api,
-    reports,
-    assign(list: Assignment[]) {
-      queue.push(list)
-      push?.([])
-    },
-    /** The last state reported for a task. */
-    state(taskId: string): TaskStatusUpdate | undefined {
-      return reports.filter((r) => r.taskId === taskId).at(-1)
-    },
-    states(taskId: string): TaskState[] {
-      return reports.filter((r) => r.taskId === taskId).map((r) => r.state)
-    },
-  }
-}
-
-function task(id: string, spec: Partial<TaskSpec['containerSpec']> = {}, extra: Partial<Assignment> = {}) {
-  const a: Assignment = {
-    taskId: id,
-    serviceId: 'svc',
-    serviceName: 'web',
-    slot: 1,
-    nodeId: 'node1',
-    image: 'busybox',
-    desiredState: 'running',
-    state: 'assigned',
-    hostPorts: [],
-    ports: [],
-    spec: { containerSpec: { image: 'busybox', ...spec } },
-    serviceLabels: {},
-    networks: [],
-    genericResources: [],
-    secrets: [],
-    configs: [],
-    ...extra,
-  }
-  return a
-}
 
 describe('Agent on the simulated executor', () => {
   let agent: Agent | undefined

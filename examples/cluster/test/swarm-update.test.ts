@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { cleanup, docker, dumpTasks, node, ok, stateDir, waitFor } from './helpers.js'
+import { closeNodes, docker, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
 
 /** A raw Engine API call (for settings the CLI has no flag for). */
 async function api(n: ClusterNode, method: string, path: string, body?: unknown): Promise<Response> {
@@ -21,13 +21,9 @@ describe('docker swarm update settings take effect', () => {
   beforeAll(async () => {
     ;[mgr, wrk] = await Promise.all([node('umgr'), node('uwrk')])
     await ok(mgr, ['swarm', 'init'])
-    const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
+    await joinSwarm(wrk, mgr, 'worker')
   }, 60_000)
-  afterAll(async () => {
-    await Promise.all([wrk?.close(), mgr?.close()])
-    cleanup()
-  })
+  afterAll(() => closeNodes(wrk, mgr))
 
   it('shows the settings in docker info and swarm inspect', async () => {
     const out = await ok(mgr, [

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import type { UiPatch, UiRaft, UiSnapshot } from '../src/ui/types.js'
-import { cleanup, node, ok, waitFor } from './helpers.js'
+import { closeNodes, node, ok, waitFor } from './helpers.js'
 
 /** Reads server-sent events from `url` until `done` says so (or the timeout). */
 async function readFeed(
@@ -43,10 +43,7 @@ describe('/ui/ on the Engine API address', () => {
     n = await node('ui-server')
     base = n.dockerHost.replace('tcp://', 'http://')
   })
-  afterAll(async () => {
-    await n?.close()
-    cleanup()
-  })
+  afterAll(() => closeNodes(n))
 
   it('serves the page, its script and style, with a strict content security policy', async () => {
     expect(n.uiUrl).toBe(`${base}/ui/`)

@@ -60,6 +60,18 @@ export interface CoreOptions {
   readonly applied?: number
 }
 
+/** Bounds on the committed entries one Ready hands out (backpressure from the state machine). */
+export interface ReadyOptions {
+  /** At most this many bytes of entry data (but at least one entry when above 0); 0: no committed entries. */
+  readonly maxCommittedBytes?: number
+  /** At most this many entries; 0: no committed entries. */
+  readonly maxCommittedEntries?: number
+}
+
+function takesCommitted(o: ReadyOptions | undefined): boolean {
+  return o === undefined || ((o.maxCommittedBytes ?? 1) > 0 && (o.maxCommittedEntries ?? 1) > 0)
+}
+
 const NONE = 0
 const EMPTY: readonly Entry[] = []
 const EMPTY_DATA = new Uint8Array(0)
@@ -354,14 +366,15 @@ export class RaftCore {
     return m
   }
 
-  hasReady(): boolean {
+  /** Is there anything to do? With `options`, committed entries count only when the driver would take them. */
+  hasReady(options?: ReadyOptions): boolean {
     const log = this.log
     return (
       this.msgsNow.length > 0 ||
       this.msgsAfter.length > 0 ||
       this.pendingSnapshot !== null ||
       log.lastIndex() > log.inProgress ||
-      log.committed > log.applying ||
+      (log.committed > log.applying && takesCommitted(options)) ||
       this.readStates.length > 0 ||
       this.forwards.length > 0 ||
       this.role !== this.prevRole ||
@@ -370,13 +383,31 @@ export class RaftCore {
     )
   }
 
-  ready(): Ready {
+  /**
+   * What to do now. `options` bound the committed entries handed out (a driver whose state machine lags
+   * behind takes fewer, or none, and still gets every message to send and everything to persist); the rest
+   * come in later Readys.
+   */
+  ready(options?: ReadyOptions): Ready {
     const log = this.log
     const last = log.lastIndex()
     const entries = last > log.inProgress ? log.slice(log.inProgress + 1, last) : EMPTY
     log.inProgress = last
-    const committed = log.committed > log.applying ? log.slice(log.applying + 1, log.committed) : EMPTY
-    log.applying = log.committed
+    // Only committed entries are ever applied.
+    const applyUpTo = log.committed
+    let committed: readonly Entry[] = EMPTY
+    if (applyUpTo > log.applying && takesCommitted(options)) {
+      const count = Math.min(
+        applyUpTo - log.applying,
+        options?.maxCommittedEntries ?? Number.MAX_SAFE_INTEGER,
+      )
+      committed = log.sliceBytes(
+        log.applying + 1,
+        options?.maxCommittedBytes ?? Number.MAX_SAFE_INTEGER,
+        count,
+      )
+      if (committed.length > 0) log.applying = committed[committed.length - 1]!.index
+    }
     let hardState: HardState | null = null
     if (this.hardChanged()) {
       hardState = { term: this.term, vote: this.vote, commit: log.committed }
@@ -405,7 +436,10 @@ export class RaftCore {
     return rd
   }
 
-  /** The driver persisted, sent and applied everything in `rd`. */
+  /**
+   * The driver persisted and sent everything in `rd`, and applied its committed entries or handed them to an
+   * apply pipeline that applies them in order (`applied` counts them from then on).
+   */
   advance(rd: Ready): void {
     const log = this.log
     if (rd.snapshot !== null && rd.snapshot.meta.index > log.applied) log.applied = rd.snapshot.meta.index

@@ -5,7 +5,7 @@
  * `MemoryLogStorage` and the durable `FileLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
  */
 
-export { type CoreOptions, RaftCore } from './core.js'
+export { type CoreOptions, RaftCore, type ReadyOptions } from './core.js'
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
 export {
   FileLogStorage,

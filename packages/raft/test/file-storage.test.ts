@@ -374,6 +374,12 @@ describe('FileLogStorage', () => {
     await (await FileLogStorage.open(dir)).close()
   })
 
+  it('releases the directory when its options are refused', async () => {
+    const dir = tempDir()
+    await expect(FileLogStorage.open(dir, { keepOldSnapshots: -1 })).rejects.toThrow(RangeError)
+    await (await FileLogStorage.open(dir)).close()
+  })
+
   it('leaves the lock of a live process in place when it refuses the directory', async () => {
     const dir = tempDir()
     await (await FileLogStorage.open(dir)).close()

@@ -15,10 +15,11 @@ import {
 import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { ConstraintSet } from './constraints.js'
-import { DEFAULTS, restartPolicy, updateConfig } from './defaults.js'
+import { DEFAULTS, restartPolicy } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { type NewTask, Plan } from './internal/plan.js'
+import { RollingUpdates } from './internal/rolling-update.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
@@ -27,7 +28,7 @@ import { checkStore, type Logger, type SchedulerStore, silentLogger } from './st
 
 /** How an {@link Orchestrator} is built: its store and the injectable clock, logger and randomness. */
 export interface OrchestratorOptions {
-  /** The cluster state (a `MemoryStore`). */
+  /** The cluster state (a `ClusterStore`). */
   store: SchedulerStore
   clock?: Clock
   logger?: Logger
@@ -102,30 +103,9 @@ interface Delay {
   waitFor: string[]
 }
 
-interface InFlight {
-  taskId: string
-  /** start-first: the tasks to stop once the new one runs. */
-  stopAfter: string[]
-}
-
-interface UpdateRun {
-  version: number
-  rollback: boolean
-  total: number
-  failures: number
-  failed: Set<string>
-  /** Tasks this run created -> when first seen running (0 until then). */
-  updated: Map<string, number>
-  inFlight: Map<string, InFlight>
-  nextAt: number
-  paused: boolean
-}
-
 const RETRY_MS = 1000
 /** Bulk creations per pass, in transactions of `commitSize`: a scale-up is paced, a pass stays bounded. */
 const BULK_CHUNKS = 5
-
-const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
 
 function invalidNode(n: Node | undefined): boolean {
   return n === undefined || n.status.state === 'down' || n.spec.availability === 'drain'
@@ -167,7 +147,6 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   #dirty = new Set<string>()
   readonly #delays = new Map<string, Delay>()
   readonly #history = new Map<string, { version: number; times: number[] }>()
-  readonly #runs = new Map<string, UpdateRun>()
   readonly #wakes = new Map<string, { at: number; cancel: () => void }>()
   readonly #constraints = new Map<string, ConstraintSet | null>()
   /** Per pass: tasks to reject per node for lack of resources. */
@@ -182,6 +161,18 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     promote: (svc, t, plan, now) => this.#promote(svc, t, plan, now),
     shouldRestart: (t, now) => this.#shouldRestart(t, now),
   }
+  /** Rolling updates and rollbacks in progress. */
+  readonly #updates = new RollingUpdates({
+    task: (id) => this.#tasks.get(id),
+    node: (id) => this.#nodes.get(id),
+    matcher: (spec) => this.#matcher(spec),
+    newTask: (svc, slot, nodeId, now, desired) => this.#newTask(svc, slot, nodeId, now, desired),
+    wake: (serviceId, at) => this.#wake(serviceId, at),
+    delay: (taskId, delay) => {
+      this.#delays.set(taskId, delay)
+    },
+    emit: (serviceId, status) => this.emit('update:state', serviceId, status),
+  })
   /** Services left alone for exceeding the limits -> the `meta.version` already logged. */
   readonly #refusals = new Map<string, number>()
 
@@ -400,7 +391,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (!svc && tasks.length === 0) {
         // Nothing left of it: forget its restart history, update run and timer.
         for (const key of this.#history.keys()) if (key.startsWith(`${serviceId}/`)) this.#history.delete(key)
-        this.#runs.delete(serviceId)
+        this.#updates.runs.delete(serviceId)
         this.#refusals.delete(serviceId)
         this.#wakes.get(serviceId)?.cancel()
         this.#wakes.delete(serviceId)
@@ -643,7 +634,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
           return this.#restart(svc, t, false, plan, now, 'rejected') ?? null
       }
     }
-    if (isFinished(t)) return this.#restart(svc, t, false, plan, now) ?? null
+    if (isFinished(t)) {
+      // A replacement that ended before its own restart delay passed (a worker prepares it while it waits,
+      // and preparing fails at once while its engine is away) is restarted once that delay passed, as swarm
+      // does: restarting it now would loop without pause, reap the slot's history and use up max attempts.
+      const d = this.#delays.get(t.id)
+      if (d && now < d.at) {
+        this.#wake(svc.id, d.at)
+        return undefined
+      }
+      return this.#restart(svc, t, false, plan, now) ?? null
+    }
     return undefined
   }
 
@@ -677,7 +678,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       a.push(t)
     }
     // Two live tasks in one slot outside an update step (see slot-duplicates.ts): keep one.
-    const inFlight = this.#runs.get(svc.id)?.inFlight
+    const inFlight = this.#updates.runs.get(svc.id)?.inFlight
     for (const [slot, list] of active) {
       if (list.length < 2 || inFlight?.has(`s:${slot}`) || plan.full) continue
       const extra = slotDuplicates(list, svc.specVersion.index)
@@ -713,7 +714,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [slot, list] of active)
       if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
-    this.#update(svc, slots, plan, now)
+    this.#updates.update(svc, slots, plan, now)
   }
 
   /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
@@ -784,214 +785,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
-    this.#update(svc, slots, plan, now)
-  }
-
-  // ------------------------------------------------------------------------------------------ updates
-
-  #setStatus(svc: Service, plan: Plan, status: UpdateStatus, change?: (s: Service) => Service): void {
-    plan.ops.push({
-      kind: 'service',
-      id: svc.id,
-      version: svc.meta.version,
-      next: (cur) => ({ ...(change ? change(cur) : cur), updateStatus: status }),
-    })
-    plan.after.push(() => this.emit('update:state', svc.id, status))
-  }
-
-  #update(
-    svc: Service,
-    slots: { key: string; slot: number; nodeId: string; active: Task[] }[],
-    plan: Plan,
-    now: number,
-  ): void {
-    const version = svc.specVersion.index
-    const status = svc.updateStatus
-    const template = specKey(svc.spec.taskTemplate)
-    const unplaced = specKey(withoutPlacement(svc.spec.taskTemplate))
-    const placement = this.#matcher(svc.spec.taskTemplate)
-    // A task is out of date when it comes from another spec version and its spec differs from the template;
-    // as in swarm, not when only the placement changed and its node still meets the new constraints.
-    const isCurrent = (t: Task) => {
-      if ((t.specVersion?.index ?? 0) === version) return true
-      if (specKey(t.spec) === template) return true
-      if (specKey(withoutPlacement(t.spec)) !== unplaced || placement === null) return false
-      const node = this.#nodes.get(t.nodeId)
-      return node !== undefined && (!placement || placement.matches(node))
-    }
-    const dirty = slots
-      .filter((s) => !s.active.some(isCurrent))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
-    let run = this.#runs.get(svc.id)
-    // A new spec, or a paused update whose status was cleared (the service was updated again): start over.
-    if (run && (run.version !== version || (run.paused && !paused))) {
-      this.#runs.delete(svc.id)
-      run = undefined
-    }
-    if (!run) {
-      if (dirty.length === 0) {
-        if (status && UPDATE_ACTIVE.has(status.state)) {
-          const rollback = status.state === 'rollback_started'
-          this.#setStatus(svc, plan, {
-            ...status,
-            state: rollback ? 'rollback_completed' : 'completed',
-            completedAt: now,
-            message: rollback ? 'rollback completed' : 'update completed',
-          })
-        }
-        return
-      }
-      if (paused) return
-      const rollback = status?.state === 'rollback_started'
-      run = {
-        version,
-        rollback,
-        total: dirty.length,
-        failures: 0,
-        failed: new Set(),
-        updated: new Map(),
-        inFlight: new Map(),
-        nextAt: now,
-        paused: false,
-      }
-      const created = run
-      plan.after.push(() => this.#runs.set(svc.id, created))
-      // (An orchestrator taking over an update in progress keeps its status.)
-      if (!rollback && status?.state !== 'updating')
-        this.#setStatus(svc, plan, { state: 'updating', startedAt: now, message: 'update in progress' })
-    }
-    if (paused || run.paused) return
-    const config = updateConfig(run.rollback ? svc.spec.rollbackConfig : svc.spec.updateConfig)
-    const r = run
-    // Watch the tasks this run started: running ones finish their slot; early exits count as failures.
-    for (const [key, f] of [...r.inFlight]) {
-      const t = this.#tasks.get(f.taskId)
-      if (!t) {
-        plan.after.push(() => r.inFlight.delete(key))
-        continue
-      }
-      if (t.status.state === 'running') {
-        for (const id of f.stopAfter) {
-          const old = this.#tasks.get(id)
-          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
-        }
-        plan.after.push(() => {
-          r.inFlight.delete(key)
-          r.nextAt = Math.max(r.nextAt, now + config.delayMs)
-          if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
-        })
-      } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
-        // start-first, but no node can run both (ports, max replicas, resources): stop the old task
-        // first after all, so that the new one fits.
-        for (const id of f.stopAfter) {
-          const old = this.#tasks.get(id)
-          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
-        }
-        plan.after.push(() => {
-          f.stopAfter = []
-        })
-      } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
-        // failed, stopped, or no node can take it now: this step is over either way
-        plan.after.push(() => r.inFlight.delete(key))
-      }
-    }
-    let failedTask: string | undefined
-    let monitoring = false
-    for (const [id, startedAt] of r.updated) {
-      const t = this.#tasks.get(id)
-      if (!t) continue
-      if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
-      const since = r.updated.get(id) as number
-      const inWindow = since === 0 || now - since <= config.monitorMs
-      // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
-      if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
-        r.failed.add(id)
-        r.failures++
-        if (r.failures / r.total > config.maxFailureRatio) failedTask ??= id
-      } else if (!isFinished(t) && inWindow) {
-        monitoring = true
-        if (since > 0) this.#wake(svc.id, since + config.monitorMs + 1)
-      }
-    }
-    if (failedTask !== undefined && config.failureAction !== 'continue') {
-      const what = `failure or early termination of task ${failedTask}`
-      if (config.failureAction === 'pause' || r.rollback || !svc.previousSpec) {
-        plan.after.push(() => {
-          r.paused = true
-        })
-        this.#setStatus(svc, plan, {
-          state: r.rollback ? 'rollback_paused' : 'paused',
-          startedAt: status?.startedAt ?? now,
-          message: `${r.rollback ? 'rollback' : 'update'} paused due to ${what}`,
-        })
-        return
-      }
-      plan.after.push(() => this.#runs.delete(svc.id))
-      this.#setStatus(
-        svc,
-        plan,
-        { state: 'rollback_started', startedAt: now, message: `update rolled back due to ${what}` },
-        (cur) => rollbackSpec(cur),
-      )
-      return
-    }
-    const waiting = dirty.filter((s) => !r.inFlight.has(s.key))
-    if (waiting.length === 0 && r.inFlight.size === 0) {
-      if (monitoring) return
-      plan.after.push(() => this.#runs.delete(svc.id))
-      this.#setStatus(svc, plan, {
-        state: r.rollback ? 'rollback_completed' : 'completed',
-        startedAt: status?.startedAt ?? now,
-        completedAt: now,
-        message: r.rollback ? 'rollback completed' : 'update completed',
-      })
-      return
-    }
-    if (now < r.nextAt) {
-      this.#wake(svc.id, r.nextAt)
-      return
-    }
-    const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
-    let inFlight = r.inFlight.size
-    for (const s of waiting) {
-      if (plan.full) break
-      const up = s.active.filter((t) => isDesiredUp(t))
-      if (!up.some((t) => t.status.state === 'running')) {
-        // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
-        // nothing down, so it is not an update step to wait for.
-        for (const o of up) plan.setDesired(o, 'shutdown')
-        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
-        plan.ops.push({ kind: 'create', task: t })
-        const waitFor = up.map((o) => o.id)
-        plan.after.push(() => {
-          this.#delays.set(t.id, { at: now, waitFor })
-          r.updated.set(t.id, 0)
-        })
-        continue
-      }
-      if (inFlight >= limit) continue
-      inFlight++
-      if (config.order === 'start-first') {
-        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'running')
-        plan.ops.push({ kind: 'create', task: t })
-        const stopAfter = up.map((o) => o.id)
-        plan.after.push(() => {
-          r.inFlight.set(s.key, { taskId: t.id, stopAfter })
-          r.updated.set(t.id, 0)
-        })
-      } else {
-        for (const o of up) plan.setDesired(o, 'shutdown')
-        const t = this.#newTask(svc, s.slot, s.nodeId, now, 'ready')
-        plan.ops.push({ kind: 'create', task: t })
-        const waitFor = up.map((o) => o.id)
-        plan.after.push(() => {
-          this.#delays.set(t.id, { at: now, waitFor })
-          r.inFlight.set(s.key, { taskId: t.id, stopAfter: [] })
-          r.updated.set(t.id, 0)
-        })
-      }
-    }
+    this.#updates.update(svc, slots, plan, now)
   }
 
   // ------------------------------------------------------------------------------------------ reaper
@@ -1024,48 +818,4 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   }
 }
 
-const specKeys = new WeakMap<object, string>()
-
-const unplacedSpecs = new WeakMap<object, Task['spec']>()
-
-/** The spec without its placement (cached per frozen store object, so that its key is cached too). */
-function withoutPlacement(spec: Task['spec']): Task['spec'] {
-  let out = unplacedSpecs.get(spec)
-  if (!out) {
-    const { placement: _placement, ...rest } = spec
-    out = rest
-    unplacedSpecs.set(spec, out)
-  }
-  return out
-}
-
-/** A canonical string of a task spec (cached per frozen store object). */
-function specKey(spec: Task['spec']): string {
-  let k = specKeys.get(spec)
-  if (k === undefined) {
-    k = JSON.stringify(spec, (_key, v) =>
-      v && typeof v === 'object' && !Array.isArray(v)
-        ? Object.fromEntries(
-            Object.entries(v)
-              .filter(([, x]) => x !== undefined)
-              .sort(([a], [b]) => (a < b ? -1 : 1)),
-          )
-        : v,
-    )
-    specKeys.set(spec, k)
-  }
-  return k
-}
-
-/** The service with its previous spec restored (and the current one kept as previous), as swarm rolls back. */
-export function rollbackSpec(cur: Service): Service {
-  if (!cur.previousSpec) return cur
-  const next: Service = {
-    ...cur,
-    spec: cur.previousSpec,
-    specVersion: cur.previousSpecVersion ?? { index: cur.specVersion.index + 1 },
-    previousSpec: cur.spec,
-    previousSpecVersion: cur.specVersion,
-  }
-  return next
-}
+export { rollbackSpec } from './internal/rolling-update.js'

@@ -44,9 +44,7 @@ export async function createService(
 }
 
 /**
- * Replaces a service's spec as `docker service update` does: the old spec becomes `previousSpec`, the update
- * status is cleared, and the spec version moves on only when the task template changed (so scaling alone
- * never starts a rolling update). With `options.version` (the `meta.version` the caller read, as the API's
+ * Replaces a service's spec as `docker service update` does ({@link serviceUpdate}, in one transaction). With `options.version` (the `meta.version` the caller read, as the API's
  * `?version=` gives it) a service changed since then is refused with the store's `SEQUENCE` error
  * ("update out of sequence").
  */
@@ -66,19 +64,35 @@ export async function updateService(
     if (!cur) throw new SchedulerError('NOT_FOUND', `service ${serviceId} not found`)
     if (version !== undefined && version !== cur.meta.version)
       throw new StoreError('SEQUENCE', SEQUENCE_MESSAGE)
-    const changed = !sameTemplate(cur.spec.taskTemplate, spec.taskTemplate)
-    const next: Service = {
-      ...cur,
-      spec,
-      previousSpec: cur.spec,
-      previousSpecVersion: cur.specVersion,
-      specVersion: changed ? { index: tx.version + 1 } : cur.specVersion,
-    }
-    delete next.updateStatus
-    const jobStatus = nextJobStatus(cur, spec, options?.now ?? Date.now())
-    if (jobStatus) next.jobStatus = jobStatus
-    return tx.update('services', next)
+    return tx.update('services', serviceUpdate(cur, spec, options?.now ?? Date.now()))
   })
+}
+
+/** Asks the store for a new spec version: it stamps the commit's version (the raft index when replicated). */
+const NEW_SPEC_VERSION = Object.freeze({ index: 0 })
+
+/**
+ * The service as `docker service update` leaves it, computed inside the transaction that writes it (every
+ * writer of a service update goes through here): the old spec becomes `previousSpec`, the update status is
+ * cleared, a job runs again as a new iteration, and the spec version moves on only when the task template
+ * changed (so scaling alone never starts a rolling update). A service's mode cannot change
+ * (`SchedulerError` `INVALID_SPEC`).
+ */
+export function serviceUpdate(cur: Service, spec: ServiceSpec, now: number): Service {
+  if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
+    throw new SchedulerError('INVALID_SPEC', 'service mode cannot be changed')
+  const changed = !sameTemplate(cur.spec.taskTemplate, spec.taskTemplate)
+  const next: Service = {
+    ...cur,
+    spec,
+    previousSpec: cur.spec,
+    previousSpecVersion: cur.specVersion,
+    specVersion: changed ? NEW_SPEC_VERSION : cur.specVersion,
+  }
+  delete next.updateStatus
+  const jobStatus = nextJobStatus(cur, spec, now)
+  if (jobStatus) next.jobStatus = jobStatus
+  return next
 }
 
 /**

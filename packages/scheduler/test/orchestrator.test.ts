@@ -67,6 +67,54 @@ describe('replicated orchestrator', () => {
     expect(h.running(s.id).map((t) => t.id)).toEqual([replacement.id])
   })
 
+  it('restarts a replacement that failed during its restart delay only once that delay passed', async () => {
+    // A worker prepares a replacement while it waits (desired `ready`); with its engine away, preparing fails
+    // at once. Restarting such a task at once would be a tight loop: a task every few milliseconds, the
+    // history reaped, max attempts used up in an instant. As swarm: no restart before the delay elapsed.
+    h = await harness()
+    await h.addNodes(1)
+    const s = await h.service(
+      serviceSpec('web', {
+        taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 10 * S, maxAttempts: 3 } }),
+      }),
+    )
+    await h.settle()
+    const [first] = h.running(s.id)
+    await h.exec.exit(first!.id, 'failed')
+    await h.settle()
+    const reject = async (id: string) => {
+      await h!.store.update((tx) => {
+        const t = tx.get('tasks', id)!
+        tx.update('tasks', {
+          ...t,
+          status: { timestamp: h!.clock.now(), state: 'rejected', message: 'preparing', err: 'engine away' },
+        })
+      })
+      await h!.settle()
+    }
+    const waiting = () => h!.tasks(s.id).filter((t) => t.desiredState === 'ready')
+    const [r1] = waiting()
+    expect(r1).toBeDefined()
+    await reject(r1!.id)
+    expect(h.tasks(s.id)).toHaveLength(2)
+    await h.advance(9_000)
+    expect(h.tasks(s.id)).toHaveLength(2)
+    await h.advance(1_000)
+    // the delay passed: r1 is restarted, with a delay of its own
+    expect(h.tasks(s.id)).toHaveLength(3)
+    const [r2] = waiting()
+    expect(r2!.id).not.toBe(r1!.id)
+    await reject(r2!.id)
+    await h.advance(9_000)
+    expect(h.tasks(s.id)).toHaveLength(3)
+    await h.advance(1_000)
+    const [r3] = waiting()
+    expect(h.tasks(s.id)).toHaveLength(4)
+    // the engine is back: the third restart runs
+    await h.advance(10_000)
+    expect(h.running(s.id).map((t) => t.id)).toEqual([r3!.id])
+  })
+
   it('follows the restart condition and max attempts', async () => {
     h = await harness()
     await h.addNodes(1)

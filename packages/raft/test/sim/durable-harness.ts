@@ -357,14 +357,23 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
       let added = false
       let tries = 0
       while (!added && tries++ < 50) {
-        const leader = up().find((k) => k.node!.role === 'leader')
-        if (leader)
-          leader.node!.addMember(m.id, { learner: false }).then(
+        const leader = up().find((k) => k.node!.role === 'leader')?.node
+        if (leader) {
+          // An attempt that failed may still have gone through (a promotion committed by the next leader),
+          // or stopped half-way (a learner): go by the leader's configuration, as an operator would.
+          const { voters, learners } = leader.members()
+          const attempt = voters.includes(m.id)
+            ? Promise.resolve()
+            : learners.includes(m.id)
+              ? leader.promote(m.id)
+              : leader.addMember(m.id, { learner: false })
+          attempt.then(
             () => {
               added = true
             },
-            () => {},
+            (err: Error) => trace.push(`${clock.now()} bootstrap: adding ${m.id} failed: ${err.message}`),
           )
+        }
         for (let t = 0; !added && t < 20; t++) await clock.advanceAsync(50)
       }
       if (!added) fail(`could not add ${m.id} to the single-node bootstrap`)
@@ -443,6 +452,8 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     await clock.advanceAsync(1 + Math.floor(r() * 20))
     check()
   }
+  // Every operation started by now settles (resolves, or rejects with why) once the cluster caught up.
+  const startedBeforeCatchUp = clients.started
   await clock.advanceAsync(4000)
   // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
   for (let waited = 0; clients.completedPuts() === before && waited < 60_000; waited += 500) {
@@ -473,6 +484,8 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
   for (let waited = 0; lagging().length > 0 && waited < 60_000; waited += 500) await clock.advanceAsync(500)
   if (lagging().length > 0) fail(`members did not catch up after the network healed: ${lagging().join(', ')}`)
   check(true)
+  const hung = clients.unsettled(startedBeforeCatchUp)
+  if (hung.length > 0) fail(`operations never settled: ${hung.slice(0, 10).join(', ')}`)
   let lostWrites = 0
   for (const m of members) {
     await crash(m)

@@ -125,8 +125,8 @@ export function seedShape(r: () => number): SeedShape {
     snapshotChunkBytes: [64, 256, 1024][Math.floor(r() * 3)]!,
     snapshotPadding: highWaterMarkBytes + Math.floor(r() * 2 * highWaterMarkBytes),
     drift: r() < 0.5 ? 0.02 * r() : 0,
-    // Short delays: with applies of 100-500 ms the cluster stops completing writes (see the slow-apply case in
-    // sim3.slow.test.ts: a node acknowledges appends only after applying what it committed).
+    // Short delays here (the seeds' shapes stay as they were drawn); sim3.slow.test.ts runs applies of
+    // 100-500 ms an entry.
     maxApplyDelayMs: r() < 0.5 ? Math.floor(r() * 30) : 0,
   }
 }

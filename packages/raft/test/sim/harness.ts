@@ -253,6 +253,8 @@ async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
     await clock.advanceAsync(1 + Math.floor(r() * 20))
     check()
   }
+  // Every operation started by now settles (resolves, or rejects with why) once the cluster caught up.
+  const startedBeforeCatchUp = clients.started
   await clock.advanceAsync(3000)
   // Slow state machines (up to 0.5 s an entry) may still be working through a backlog.
   const behind = () =>
@@ -273,6 +275,8 @@ async function run(o: SimOptions, signal: AbortSignal): Promise<SimResult> {
             .join(' '),
       )
   }
+  const hung = clients.unsettled(startedBeforeCatchUp)
+  if (hung.length > 0) fail(`operations never settled: ${hung.slice(0, 10).join(', ')}`)
   for (const m of members) await stop(m)
 
   clients.checkLinearizable(fail)

@@ -200,6 +200,8 @@ export class KvWorkload {
   time = 0
   started = 0
   #valueSeq = 0
+  /** Operations not settled yet: their number (by start order) and what they were. */
+  readonly #pending = new Map<number, string>()
 
   constructor(readonly trace: (line: string) => void) {}
 
@@ -209,9 +211,14 @@ export class KvWorkload {
     const client = ++this.started
     this.trace(`${memberId} put ${key}=${value}`)
     const input: KvInput = { op: 'put', key, value }
+    const settled = this.#track(client, `${memberId} put ${key}=${value}`)
     node.propose(enc.encode(`${key}=${value}`)).then(
-      () => this.history.push({ client, input, output: { ok: true }, call, return: ++this.time }),
+      () => {
+        settled()
+        this.history.push({ client, input, output: { ok: true }, call, return: ++this.time })
+      },
       (err) => {
+        settled()
         // NO_LEADER and PROPOSAL_DROPPED mean "not committed": leave it out, so a read of it is a violation.
         if (isRaftError(err, 'NO_LEADER') || isRaftError(err, 'PROPOSAL_DROPPED')) return
         this.history.push({ input, output: undefined, call, return: Number.POSITIVE_INFINITY })
@@ -221,17 +228,29 @@ export class KvWorkload {
 
   get(node: RaftNode, sm: Kv, key: string): void {
     const call = ++this.time
-    this.started++
+    const settled = this.#track(++this.started, `${node.id} get ${key}`)
     node.readIndex().then(
-      () =>
+      () => {
+        settled()
         this.history.push({
           input: { op: 'get', key },
           output: { value: sm.data.get(key) ?? null },
           call,
           return: ++this.time,
-        }),
-      () => {},
+        })
+      },
+      () => settled(),
     )
+  }
+
+  #track(n: number, what: string): () => void {
+    this.#pending.set(n, what)
+    return () => this.#pending.delete(n)
+  }
+
+  /** Operations among the first `upTo` started that have neither resolved nor rejected. */
+  unsettled(upTo: number): string[] {
+    return [...this.#pending].filter(([n]) => n <= upTo).map(([n, what]) => `#${n} ${what}`)
   }
 
   /** Puts that returned success so far. */

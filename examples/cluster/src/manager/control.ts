@@ -1,0 +1,89 @@
+// The manager's control server methods, served over mutual TLS: the dispatcher for agents (register,
+// heartbeat, assignments, mesh, status), certificate renewal (`ca.renew`), and what managers ask each other
+// (`dispatcher.seen`, `manager.logs`). A node removed from the swarm is refused by its certificate's name.
+
+import type { MeshService } from '@swarmkit/overlay'
+import type { Cluster } from '@swarmkit/store'
+import type { Methods } from '@swarmkit/transport'
+import type { LogLine } from '../agent.js'
+import type { Assignment, Dispatcher, NodeInfo, TaskStatusUpdate } from '../dispatcher.js'
+import type { RenewAnswer } from './renewal.js'
+
+export interface ControlContext {
+  readonly dispatcher: Dispatcher
+  readonly cluster: () => Cluster | undefined
+  readonly nodeLogs: (nodeId: unknown, taskIds: unknown, ask: boolean) => Promise<Record<string, LogLine[]>>
+  readonly renew: (
+    nodeId: string,
+    p: { csr?: unknown; raftAddr?: unknown },
+    source: string,
+  ) => Promise<RenewAnswer>
+}
+
+export function controlMethods(manager: ControlContext): Methods {
+  const roles = ['swarm-manager', 'swarm-worker']
+  const nodeOf = (identity: { commonName: string } | undefined) => {
+    if (!identity?.commonName) throw new Error('unauthenticated')
+    const id = identity.commonName
+    if (manager.cluster()?.removedNodes?.[id])
+      throw new Error(`Permission denied: node ${id} was removed from swarm`)
+    return id
+  }
+  const d = manager.dispatcher
+  return {
+    'dispatcher.register': {
+      kind: 'call',
+      roles,
+      handler: async (p: { info: NodeInfo; addr: string }, ctx) => {
+        const id = nodeOf(ctx.identity)
+        await d.register(id, p?.info, String(p?.addr ?? ''))
+        if (ctx.identity?.organizationalUnit === 'swarm-worker') {
+          d.sessions.set(id, ctx.session)
+          ctx.session.once('session:close', () => {
+            if (d.sessions.get(id) === ctx.session) d.sessions.delete(id)
+          })
+        }
+      },
+    },
+    'dispatcher.heartbeat': {
+      kind: 'call',
+      roles,
+      handler: (_p, ctx) => d.heartbeat(nodeOf(ctx.identity)),
+    },
+    'dispatcher.assignments': {
+      kind: 'stream',
+      roles,
+      handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
+    },
+    'dispatcher.mesh': {
+      kind: 'stream',
+      roles,
+      handler: (_p, ctx): AsyncIterable<MeshService[]> => d.mesh(nodeOf(ctx.identity), ctx.signal),
+    },
+    'dispatcher.seen': {
+      kind: 'call',
+      roles: ['swarm-manager'],
+      handler: async (p: { nodeId?: unknown }) => {
+        if (typeof p?.nodeId !== 'string' || p.nodeId.length > 128)
+          throw new TypeError('nodeId: expected a string')
+        await d.heartbeat(p.nodeId)
+      },
+    },
+    'manager.logs': {
+      kind: 'call',
+      roles: ['swarm-manager'],
+      handler: (p: { nodeId?: unknown; taskIds?: unknown }) => manager.nodeLogs(p?.nodeId, p?.taskIds, false),
+    },
+    'dispatcher.status': {
+      kind: 'call',
+      roles,
+      handler: (p: TaskStatusUpdate[], ctx) => d.updateStatus(nodeOf(ctx.identity), p),
+    },
+    'ca.renew': {
+      kind: 'call',
+      roles,
+      handler: (p: { csr?: unknown; raftAddr?: unknown }, ctx) =>
+        manager.renew(nodeOf(ctx.identity), p, ctx.identity?.commonName ?? 'unknown'),
+    },
+  }
+}

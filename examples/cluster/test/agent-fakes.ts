@@ -1,0 +1,75 @@
+// Fakes for testing an Agent without managers: a dispatcher in memory and assignments.
+import type { TaskSpec, TaskState } from '@swarmkit/store'
+import type { Assignment, DispatcherApi, TaskStatusUpdate } from '../src/index.js'
+
+/** A dispatcher in memory: tests push assignment lists and read what the agent reported. */
+export function fakeDispatcher() {
+  const reports: TaskStatusUpdate[] = []
+  let push: ((list: Assignment[]) => void) | undefined
+  const queue: Assignment[][] = []
+  const api: DispatcherApi = {
+    async register() {},
+    async heartbeat() {
+      return { periodMs: 60_000 }
+    },
+    async *assignments(_id, signal) {
+      while (!signal.aborted) {
+        const next = queue.shift()
+        if (next) {
+          yield next
+          continue
+        }
+        await new Promise<void>((resolve) => {
+          push = () => resolve()
+          signal.addEventListener('abort', () => resolve(), { once: true })
+        })
+      }
+    },
+    async updateStatus(_id, updates) {
+      reports.push(...updates)
+    },
+    async *mesh() {},
+  }
+  return {
+    api,
+    reports,
+    assign(list: Assignment[]) {
+      queue.push(list)
+      push?.([])
+    },
+    /** The last state reported for a task. */
+    state(taskId: string): TaskStatusUpdate | undefined {
+      return reports.filter((r) => r.taskId === taskId).at(-1)
+    },
+    states(taskId: string): TaskState[] {
+      return reports.filter((r) => r.taskId === taskId).map((r) => r.state)
+    },
+  }
+}
+
+export function task(
+  id: string,
+  spec: Partial<TaskSpec['containerSpec']> = {},
+  extra: Partial<Assignment> = {},
+) {
+  const a: Assignment = {
+    taskId: id,
+    serviceId: 'svc',
+    serviceName: 'web',
+    slot: 1,
+    nodeId: 'node1',
+    image: 'busybox',
+    desiredState: 'running',
+    state: 'assigned',
+    hostPorts: [],
+    ports: [],
+    spec: { containerSpec: { image: 'busybox', ...spec } },
+    serviceLabels: {},
+    networks: [],
+    genericResources: [],
+    secrets: [],
+    configs: [],
+    ...extra,
+  }
+  return a
+}
