@@ -7,6 +7,7 @@
 import { type TaskState, taskStateRank } from '@swarmkit/store'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
+import { isNetworkViewUpdate, type NetworkViewUpdate } from './network-view.js'
 import { simulatedExecutor } from './simulated-executor.js'
 import { TaskRunner } from './task-runner.js'
 
@@ -170,8 +171,19 @@ export class Agent {
     }
   }
 
-  #reconcile(list: readonly Assignment[]): void {
-    if (!Array.isArray(list)) return
+  #reconcile(items: readonly Assignment[]): void {
+    if (!Array.isArray(items)) return
+    // The network view's changes ride in the list (see network-view.ts); a list of only those is no task list.
+    const views = items.filter(isNetworkViewUpdate) as unknown as NetworkViewUpdate[]
+    for (const v of views) {
+      try {
+        this.executor.networkView?.(v)
+      } catch (err) {
+        this.#log(`network view update refused: ${(err as Error).message}`)
+      }
+    }
+    if (views.some((v) => v.viewOnly)) return
+    const list = views.length === 0 ? items : items.filter((a) => !isNetworkViewUpdate(a))
     const live = new Set<string>()
     for (const a of list) {
       if (typeof a?.taskId !== 'string') continue

@@ -26,11 +26,29 @@ import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
 import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import {
+  diffView,
+  type NetworkIndex,
+  type NetworkViewUpdate,
+  networkIndex,
+  nodeView,
+  type SentView,
+} from './network-view.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
 import { type StatusBatcher, statusBatcher } from './status-batcher.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
+import { startTaskAddressAllocator, type TaskAddressAllocator } from './task-addresses.js'
 import { issuingCA } from './tls-info.js'
+
+/** Whether a store change can change some node's network view (cheap: runs at commit). */
+function touchesNetworkView(e: { table: string; object: unknown; oldObject?: unknown }): boolean {
+  if (e.table !== 'tasks') return true
+  return (
+    ((e.object as Task | undefined)?.networks?.length ?? 0) > 0 ||
+    ((e.oldObject as Task | undefined)?.networks?.length ?? 0) > 0
+  )
+}
 
 /** The data of a secret or config a task uses, sent only to the node that runs the task. */
 export interface TaskFile {
@@ -116,6 +134,11 @@ export interface DispatcherApi {
   register(nodeId: string, info: NodeInfo, addr: string): Promise<void>
   /** Keeps the node ready; answers the period and the role the node should have (`docker node promote`). */
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
+  /**
+   * The node's tasks, again whenever they change. A list may also carry, as its last item, the changes to
+   * the node's network view (a `NetworkViewUpdate`, network-view.ts: it has no `taskId`); a list holding
+   * only such an item with `viewOnly` set is no task list. Consumers skip items without a `taskId`.
+   */
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
   /** The published ports of every service and their endpoints, again whenever they change. */
@@ -154,6 +177,7 @@ export class Dispatcher implements DispatcherApi {
   #closed = false
   /** The leadership term tracking started under: marking nodes down is a leader duty of that term. */
   #term: number | undefined
+  #addresses: TaskAddressAllocator | undefined
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
@@ -268,6 +292,13 @@ export class Dispatcher implements DispatcherApi {
   /** A new leader gives every ready node a full grace period before it can be marked down. */
   startTracking(term?: number): void {
     this.#term = term
+    // Task addresses on overlay networks are a leader duty too (see task-addresses.ts).
+    this.#addresses?.stop()
+    this.#addresses = startTaskAddressAllocator({
+      store: this.#store,
+      ...(term === undefined ? {} : { term }),
+      log: this.#log,
+    })
     const now = Date.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
@@ -275,18 +306,97 @@ export class Dispatcher implements DispatcherApi {
   }
 
   stopTracking(): void {
+    this.#addresses?.stop()
+    this.#addresses = undefined
     this.#term = undefined
     this.#seen.clear()
   }
 
+  /**
+   * The node's task list, again whenever one of its tasks changes; each list may end with the changes to
+   * the node's network view (see network-view.ts), and a list of only such changes (`viewOnly`) is sent
+   * when the view changed but the node's tasks did not.
+   */
   async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
-    const changes = this.#fanout.subscribe(nodeId, signal)
-    try {
-      yield this.#list(nodeId)
-      while (await changes.next()) yield this.#list(nodeId)
-    } finally {
-      changes.close()
+    const stop = new AbortController()
+    const onAbort = () => stop.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    // The node's own task changes come from the dispatcher's one fan-out (assignment-fanout.ts).
+    const mine = this.#fanout.subscribe(nodeId, stop.signal)
+    const others = this.#store.watch({
+      table: ['tasks', 'networks', 'services', 'nodes'],
+      filter: touchesNetworkView,
+      signal: stop.signal,
+    })
+    let tasksDirty = false
+    let viewDirty = false
+    let failure: unknown
+    let wake: (() => void) | undefined
+    void (async () => {
+      while (await mine.next()) {
+        tasksDirty = true
+        wake?.()
+      }
+      stop.abort()
+      wake?.()
+    })()
+    const pump = async (w: typeof others, mark: () => void) => {
+      try {
+        for await (const _ of w) {
+          mark()
+          wake?.()
+        }
+      } catch (err) {
+        failure ??= err
+      }
+      stop.abort()
+      wake?.()
     }
+    void pump(others, () => (viewDirty = true))
+    let sent: SentView | undefined
+    const view = (viewOnly: boolean): NetworkViewUpdate[] => {
+      const next = diffView(sent, nodeView(this.#networkIndex(), nodeId))
+      // An empty view at a stream's start needs no message (nodes without overlay tasks never get one).
+      if (sent === undefined && next.sent.networks.size === 0) return []
+      sent = next.sent
+      return next.update ? [viewOnly ? { ...next.update, viewOnly: true } : next.update] : []
+    }
+    const withView = (list: Assignment[], viewOnly: boolean): Assignment[] =>
+      // The view rides as the list's last item: it has no taskId, and agents skip such items.
+      [...list, ...(view(viewOnly) as unknown as Assignment[])]
+    try {
+      yield withView(this.#list(nodeId), false)
+      while (!stop.signal.aborted) {
+        if (!tasksDirty && !viewDirty) await new Promise<void>((r) => (wake = r))
+        wake = undefined
+        if (stop.signal.aborted) break
+        // Let a burst of changes land before answering (coalesced into one list).
+        await new Promise((r) => setImmediate(r))
+        if (tasksDirty) {
+          tasksDirty = viewDirty = false
+          yield withView(this.#list(nodeId), false)
+        } else if (viewDirty) {
+          viewDirty = false
+          const update = view(true)
+          if (update.length > 0) yield update as unknown as Assignment[]
+        }
+      }
+      if (failure !== undefined && !signal.aborted) throw failure
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      stop.abort()
+      mine.close()
+      others.close()
+    }
+  }
+
+  /** The network index at a store version, shared by every node's stream. */
+  #netAt: { version: number; index: NetworkIndex } | undefined
+
+  #networkIndex(): NetworkIndex {
+    const version = this.#store.version
+    if (this.#netAt?.version !== version) this.#netAt = { version, index: this.#store.view(networkIndex) }
+    return this.#netAt.index
   }
 
   /** The mesh list at a store version, shared by every node's stream. */
@@ -345,6 +455,7 @@ export class Dispatcher implements DispatcherApi {
   }
 
   close(): void {
+    this.#addresses?.stop()
     this.#closed = true
     clearTimeout(this.#timer)
   }
