@@ -2,7 +2,6 @@
 // the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
 // follower serves its workers from its replica and its writes go through raft to the leader.
 
-import { isIP } from 'node:net'
 import type { MeshService } from '@swarmkit/overlay'
 import type {
   ClusterStore,
@@ -19,12 +18,11 @@ import type {
   TaskSpec,
   TaskState,
   TLSInfo,
-  Tx,
 } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
-import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
 import {
   diffView,
@@ -39,6 +37,7 @@ import { meshServices } from './routing.js'
 import { type StatusBatcher, statusBatcher } from './status-batcher.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
 import { startTaskAddressAllocator, type TaskAddressAllocator } from './task-addresses.js'
+import { applyStatuses } from './task-status.js'
 import { issuingCA } from './tls-info.js'
 
 /** Whether a store change can change some node's network view (cheap: runs at commit). */
@@ -517,39 +516,6 @@ export class Dispatcher implements DispatcherApi {
   }
 }
 
-/** A node's status reports applied in `tx`: only its own tasks, and only forward in the task state machine. */
-function applyStatuses(tx: Tx, nodeId: string, updates: readonly TaskStatusUpdate[], now: number): void {
-  const nodeAddr = tx.get('nodes', nodeId)?.status.addr
-  for (const u of updates) {
-    const t = tx.get('tasks', u.taskId)
-    if (!t || t.nodeId !== nodeId) continue
-    // A node may only name endpoints on its own address (the mesh forwards traffic there).
-    const endpoint =
-      u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
-        ? `${u.endpoint.address}:${u.endpoint.port}`
-        : undefined
-    const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
-    if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
-      // The same state again with a new endpoint: a restarted agent took the running task over.
-      if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
-        tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
-      continue
-    }
-    tx.update('tasks', {
-      ...t,
-      ...(labels ? { labels } : {}),
-      status: {
-        timestamp: now,
-        state: u.state,
-        message: String(u.message).slice(0, 1024),
-        ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
-        ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
-        ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
-      },
-    })
-  }
-}
-
 /** The whole task for its node, with the data of the secrets and configs it uses. */
 export function assignmentOf(tx: ReadTx, t: Task): Assignment {
   const ports =
@@ -587,48 +553,6 @@ export function assignmentOf(tx: ReadTx, t: Task): Assignment {
     secrets,
     configs,
   }
-}
-
-function validEndpoint(e: unknown): e is { address: string; port: number } {
-  const x = e as { address?: unknown; port?: unknown } | undefined
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    typeof x.address === 'string' &&
-    isIP(x.address) !== 0 &&
-    Number.isInteger(x.port) &&
-    (x.port as number) >= 1 &&
-    (x.port as number) <= 65535
-  )
-}
-
-function validContainerStatus(c: unknown): c is { containerId: string; pid: number; exitCode: number } {
-  const x = c as { containerId?: unknown; pid?: unknown; exitCode?: unknown } | undefined
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    typeof x.containerId === 'string' &&
-    x.containerId.length <= 128 &&
-    Number.isSafeInteger(x.pid) &&
-    Number.isSafeInteger(x.exitCode)
-  )
-}
-
-function validPorts(ports: unknown): ports is PortConfig[] {
-  return (
-    Array.isArray(ports) &&
-    ports.length > 0 &&
-    ports.length <= 64 &&
-    ports.every(
-      (p: PortConfig) =>
-        typeof p === 'object' &&
-        p !== null &&
-        ['tcp', 'udp', 'sctp'].includes(p.protocol) &&
-        Number.isInteger(p.targetPort) &&
-        Number.isInteger(p.publishedPort) &&
-        p.publishMode === 'host',
-    )
-  )
 }
 
 function checkInfo(info: NodeInfo): void {
