@@ -4,9 +4,10 @@
 // (reaped by the managers) are removed from the executor; tasks the executor still holds from an earlier
 // agent are adopted, or removed if the managers no longer know them.
 
-import type { TaskState } from '@swarmkit/store'
+import { type TaskState, taskStateRank } from '@swarmkit/store'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
+import { isNetworkViewUpdate, type NetworkViewUpdate } from './network-view.js'
 import { simulatedExecutor } from './simulated-executor.js'
 import { TaskRunner } from './task-runner.js'
 
@@ -170,15 +171,29 @@ export class Agent {
     }
   }
 
-  #reconcile(list: readonly Assignment[]): void {
-    if (!Array.isArray(list)) return
+  #reconcile(items: readonly Assignment[]): void {
+    if (!Array.isArray(items)) return
+    // The network view's changes ride in the list (see network-view.ts); a list of only those is no task list.
+    const views = items.filter(isNetworkViewUpdate) as unknown as NetworkViewUpdate[]
+    for (const v of views) {
+      try {
+        this.executor.networkView?.(v)
+      } catch (err) {
+        this.#log(`network view update refused: ${(err as Error).message}`)
+      }
+    }
+    if (views.some((v) => v.viewOnly)) return
+    const list = views.length === 0 ? items : items.filter((a) => !isNetworkViewUpdate(a))
     const live = new Set<string>()
     for (const a of list) {
       if (typeof a?.taskId !== 'string') continue
       live.add(a.taskId)
       const runner = this.#runners.get(a.taskId)
-      if (runner) runner.update(a)
-      else {
+      if (runner) {
+        // Most of a list is unchanged for most tasks (the list comes again for any change on the node):
+        // only a new desired state, a state the runner has not reached, or new attachments are news.
+        if (assignmentNews(runner, a)) runner.update(a)
+      } else {
         const r = new TaskRunner(
           this.executor.controller(a),
           (u) => this.#queue(u),
@@ -288,6 +303,17 @@ export class Agent {
         if (this.#pending.length > 0) this.#scheduleFlush(delay)
       })
   }
+}
+
+/** Whether `a` tells the runner anything its current assignment did not. */
+function assignmentNews(runner: TaskRunner, a: Assignment): boolean {
+  const cur = runner.assignment
+  return (
+    cur.desiredState !== a.desiredState ||
+    taskStateRank(a.state) > taskStateRank(runner.state) ||
+    cur.networks?.length !== a.networks?.length ||
+    cur.genericResources?.length !== a.genericResources?.length
+  )
 }
 
 /** Waits `ms`, or less if `signal` aborts (never rejects). */

@@ -5,6 +5,7 @@
 
 import { portAllocator, rebuildIpam, vniAllocator } from '@swarmkit/overlay'
 import { type Endpoint, generateId, type PortConfig, type ServiceSpec, type Tx } from '@swarmkit/store'
+import { heldAddresses } from './task-addresses.js'
 
 export function allocateEndpoint(tx: Tx, serviceId: string, spec: ServiceSpec): Endpoint {
   const services = tx.find('services').filter((s) => s.id !== serviceId)
@@ -59,8 +60,12 @@ export function allocateEndpoint(tx: Tx, serviceId: string, spec: ServiceSpec): 
       subnets: networks.flatMap((n) =>
         (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
       ),
-      addresses: services.flatMap((s) =>
-        (s.endpoint?.virtualIPs ?? []).map((v) => ({ network: v.networkId, address: v.addr.split('/')[0]! })),
+      // Every address in use but this service's own VIPs (kept below): other VIPs and the tasks' addresses.
+      addresses: heldAddresses(tx).filter(
+        (a) =>
+          !current?.endpoint?.virtualIPs.some(
+            (v) => v.networkId === a.network && v.addr.split('/')[0] === a.address,
+          ),
       ),
     })
     for (const id of targets) {

@@ -108,7 +108,12 @@ export function containerConfig(
         ? { Ulimits: c.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) }
         : {}),
       ...(c.sysctls && Object.keys(c.sysctls).length ? { Sysctls: c.sysctls } : {}),
-      ...(c.dnsConfig?.nameservers?.length ? { Dns: c.dnsConfig.nameservers } : {}),
+      // On an overlay network the task's resolver is the node's embedded DNS (swarm's 127.0.0.11).
+      ...(c.dnsConfig?.nameservers?.length
+        ? { Dns: c.dnsConfig.nameservers }
+        : (task.spec.networks?.length ?? 0) > 0
+          ? { Dns: ['127.0.0.11'] }
+          : {}),
       ...(c.dnsConfig?.search?.length ? { DnsSearch: c.dnsConfig.search } : {}),
       ...(c.dnsConfig?.options?.length ? { DnsOptions: c.dnsConfig.options } : {}),
       ...(c.hosts?.length ? { ExtraHosts: c.hosts.flatMap(extraHosts) } : {}),

@@ -2,7 +2,6 @@
 // the tasks assigned to them as a stream, and report task status. Runs against the manager's store, so a
 // follower serves its workers from its replica and its writes go through raft to the leader.
 
-import { isIP } from 'node:net'
 import type { MeshService } from '@swarmkit/overlay'
 import type {
   ClusterStore,
@@ -14,6 +13,7 @@ import type {
   PortConfig,
   ReadTx,
   Resources,
+  Service,
   Task,
   TaskSpec,
   TaskState,
@@ -21,12 +21,33 @@ import type {
 } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
-import { CONTROL_ADDR_LABEL, ENDPOINT_LABEL } from './labels.js'
+import { AssignmentFanout } from './assignment-fanout.js'
+import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import {
+  diffView,
+  type NetworkIndex,
+  type NetworkViewUpdate,
+  networkIndex,
+  nodeView,
+  type SentView,
+} from './network-view.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
+import { type StatusBatcher, statusBatcher } from './status-batcher.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
+import { startTaskAddressAllocator, type TaskAddressAllocator } from './task-addresses.js'
+import { applyStatuses } from './task-status.js'
 import { issuingCA } from './tls-info.js'
+
+/** Whether a store change can change some node's network view (cheap: runs at commit). */
+function touchesNetworkView(e: { table: string; object: unknown; oldObject?: unknown }): boolean {
+  if (e.table !== 'tasks') return true
+  return (
+    ((e.object as Task | undefined)?.networks?.length ?? 0) > 0 ||
+    ((e.oldObject as Task | undefined)?.networks?.length ?? 0) > 0
+  )
+}
 
 /** The data of a secret or config a task uses, sent only to the node that runs the task. */
 export interface TaskFile {
@@ -112,6 +133,11 @@ export interface DispatcherApi {
   register(nodeId: string, info: NodeInfo, addr: string): Promise<void>
   /** Keeps the node ready; answers the period and the role the node should have (`docker node promote`). */
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
+  /**
+   * The node's tasks, again whenever they change. A list may also carry, as its last item, the changes to
+   * the node's network view (a `NetworkViewUpdate`, network-view.ts: it has no `taskId`); a list holding
+   * only such an item with `viewOnly` set is no task list. Consumers skip items without a `taskId`.
+   */
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
   /** The published ports of every service and their endpoints, again whenever they change. */
@@ -150,14 +176,19 @@ export class Dispatcher implements DispatcherApi {
   #closed = false
   /** The leadership term tracking started under: marking nodes down is a leader duty of that term. */
   #term: number | undefined
+  #addresses: TaskAddressAllocator | undefined
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
   readonly #observer: DispatcherOptions['observer']
   readonly #canBeReady: (nodeId: string) => boolean
+  readonly #fanout: AssignmentFanout
+  readonly #statuses: StatusBatcher<TaskStatusUpdate>
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
+    this.#fanout = new AssignmentFanout(options.store)
+    this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
@@ -260,6 +291,13 @@ export class Dispatcher implements DispatcherApi {
   /** A new leader gives every ready node a full grace period before it can be marked down. */
   startTracking(term?: number): void {
     this.#term = term
+    // Task addresses on overlay networks are a leader duty too (see task-addresses.ts).
+    this.#addresses?.stop()
+    this.#addresses = startTaskAddressAllocator({
+      store: this.#store,
+      ...(term === undefined ? {} : { term }),
+      log: this.#log,
+    })
     const now = Date.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
@@ -267,27 +305,97 @@ export class Dispatcher implements DispatcherApi {
   }
 
   stopTracking(): void {
+    this.#addresses?.stop()
+    this.#addresses = undefined
     this.#term = undefined
     this.#seen.clear()
   }
 
+  /**
+   * The node's task list, again whenever one of its tasks changes; each list may end with the changes to
+   * the node's network view (see network-view.ts), and a list of only such changes (`viewOnly`) is sent
+   * when the view changed but the node's tasks did not.
+   */
   async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
-    const watch = this.#store.watch({
-      table: 'tasks',
-      filter: (e) =>
-        (e.object as Task).nodeId === nodeId ||
-        ('oldObject' in e && (e.oldObject as Task | undefined)?.nodeId === nodeId),
-      signal,
+    const stop = new AbortController()
+    const onAbort = () => stop.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    // The node's own task changes come from the dispatcher's one fan-out (assignment-fanout.ts).
+    const mine = this.#fanout.subscribe(nodeId, stop.signal)
+    const others = this.#store.watch({
+      table: ['tasks', 'networks', 'services', 'nodes'],
+      filter: touchesNetworkView,
+      signal: stop.signal,
     })
-    try {
-      yield this.#list(nodeId)
-      for await (const _ of watch) {
-        if (watch.pending > 0) continue // coalesce a burst of changes into one list
-        yield this.#list(nodeId)
+    let tasksDirty = false
+    let viewDirty = false
+    let failure: unknown
+    let wake: (() => void) | undefined
+    void (async () => {
+      while (await mine.next()) {
+        tasksDirty = true
+        wake?.()
       }
-    } finally {
-      watch.close()
+      stop.abort()
+      wake?.()
+    })()
+    const pump = async (w: typeof others, mark: () => void) => {
+      try {
+        for await (const _ of w) {
+          mark()
+          wake?.()
+        }
+      } catch (err) {
+        failure ??= err
+      }
+      stop.abort()
+      wake?.()
     }
+    void pump(others, () => (viewDirty = true))
+    let sent: SentView | undefined
+    const view = (viewOnly: boolean): NetworkViewUpdate[] => {
+      const next = diffView(sent, nodeView(this.#networkIndex(), nodeId))
+      // An empty view at a stream's start needs no message (nodes without overlay tasks never get one).
+      if (sent === undefined && next.sent.networks.size === 0) return []
+      sent = next.sent
+      return next.update ? [viewOnly ? { ...next.update, viewOnly: true } : next.update] : []
+    }
+    const withView = (list: Assignment[], viewOnly: boolean): Assignment[] =>
+      // The view rides as the list's last item: it has no taskId, and agents skip such items.
+      [...list, ...(view(viewOnly) as unknown as Assignment[])]
+    try {
+      yield withView(this.#list(nodeId), false)
+      while (!stop.signal.aborted) {
+        if (!tasksDirty && !viewDirty) await new Promise<void>((r) => (wake = r))
+        wake = undefined
+        if (stop.signal.aborted) break
+        // Let a burst of changes land before answering (coalesced into one list).
+        await new Promise((r) => setImmediate(r))
+        if (tasksDirty) {
+          tasksDirty = viewDirty = false
+          yield withView(this.#list(nodeId), false)
+        } else if (viewDirty) {
+          viewDirty = false
+          const update = view(true)
+          if (update.length > 0) yield update as unknown as Assignment[]
+        }
+      }
+      if (failure !== undefined && !signal.aborted) throw failure
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      stop.abort()
+      mine.close()
+      others.close()
+    }
+  }
+
+  /** The network index at a store version, shared by every node's stream. */
+  #netAt: { version: number; index: NetworkIndex } | undefined
+
+  #networkIndex(): NetworkIndex {
+    const version = this.#store.version
+    if (this.#netAt?.version !== version) this.#netAt = { version, index: this.#store.view(networkIndex) }
+    return this.#netAt.index
   }
 
   /** The mesh list at a store version, shared by every node's stream. */
@@ -328,41 +436,25 @@ export class Dispatcher implements DispatcherApi {
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
     this.#observer?.statusUpdates?.(nodeId, updates.length)
+    await this.#statuses.submit(nodeId, updates)
+  }
+
+  /** Status transactions committed so far (each carries the reports of every node that sent one meanwhile). */
+  get statusCommits(): number {
+    return this.#statuses.commits
+  }
+
+  async #commitStatuses(
+    batch: readonly { nodeId: string; updates: readonly TaskStatusUpdate[] }[],
+  ): Promise<void> {
     const now = Date.now()
     await this.#store.update((tx) => {
-      const nodeAddr = tx.get('nodes', nodeId)?.status.addr
-      for (const u of updates) {
-        const t = tx.get('tasks', u.taskId)
-        if (!t || t.nodeId !== nodeId) continue
-        // A node may only name endpoints on its own address (the mesh forwards traffic there).
-        const endpoint =
-          u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
-            ? `${u.endpoint.address}:${u.endpoint.port}`
-            : undefined
-        const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
-        if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
-          // The same state again with a new endpoint: a restarted agent took the running task over.
-          if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
-            tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
-          continue
-        }
-        tx.update('tasks', {
-          ...t,
-          ...(labels ? { labels } : {}),
-          status: {
-            timestamp: now,
-            state: u.state,
-            message: String(u.message).slice(0, 1024),
-            ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
-            ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
-            ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
-          },
-        })
-      }
+      for (const { nodeId, updates } of batch) applyStatuses(tx, nodeId, updates, now)
     })
   }
 
   close(): void {
+    this.#addresses?.stop()
     this.#closed = true
     clearTimeout(this.#timer)
   }
@@ -375,9 +467,22 @@ export class Dispatcher implements DispatcherApi {
     return this.#store.view((tx) =>
       tx
         .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
-        .map((t) => assignmentOf(tx, t)),
+        .map((t) => {
+          const service = tx.get('services', t.serviceId)
+          const hit = this.#assignments.get(t)
+          if (hit && hit.service === service) return hit.assignment
+          const assignment = assignmentOf(tx, t)
+          this.#assignments.set(t, { service, assignment })
+          return assignment
+        }),
     )
   }
+
+  /**
+   * Each task's assignment, kept while the task and its service are the same objects (store objects are
+   * immutable: a change is a new object): a node's list comes again for every change on the node.
+   */
+  readonly #assignments = new WeakMap<Task, { service: Service | undefined; assignment: Assignment }>()
 
   async #checkDown(): Promise<void> {
     if (!this.#isLeader()) return
@@ -448,48 +553,6 @@ export function assignmentOf(tx: ReadTx, t: Task): Assignment {
     secrets,
     configs,
   }
-}
-
-function validEndpoint(e: unknown): e is { address: string; port: number } {
-  const x = e as { address?: unknown; port?: unknown } | undefined
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    typeof x.address === 'string' &&
-    isIP(x.address) !== 0 &&
-    Number.isInteger(x.port) &&
-    (x.port as number) >= 1 &&
-    (x.port as number) <= 65535
-  )
-}
-
-function validContainerStatus(c: unknown): c is { containerId: string; pid: number; exitCode: number } {
-  const x = c as { containerId?: unknown; pid?: unknown; exitCode?: unknown } | undefined
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    typeof x.containerId === 'string' &&
-    x.containerId.length <= 128 &&
-    Number.isSafeInteger(x.pid) &&
-    Number.isSafeInteger(x.exitCode)
-  )
-}
-
-function validPorts(ports: unknown): ports is PortConfig[] {
-  return (
-    Array.isArray(ports) &&
-    ports.length > 0 &&
-    ports.length <= 64 &&
-    ports.every(
-      (p: PortConfig) =>
-        typeof p === 'object' &&
-        p !== null &&
-        ['tcp', 'udp', 'sctp'].includes(p.protocol) &&
-        Number.isInteger(p.targetPort) &&
-        Number.isInteger(p.publishedPort) &&
-        p.publishMode === 'host',
-    )
-  )
 }
 
 function checkInfo(info: NodeInfo): void {

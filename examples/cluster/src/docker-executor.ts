@@ -24,6 +24,7 @@ import {
   type TaskExit,
   UNHEALTHY_TEXT,
 } from './executor.js'
+import type { NetworkViewUpdate } from './network-view.js'
 
 /** Where a running task's container answers, given its container (the node's task networking). */
 export interface TaskNetworking {
@@ -35,6 +36,8 @@ export interface TaskNetworking {
   ): Promise<{ address: string; port: number } | undefined>
   /** Removes the task's sandbox (no-op if none). */
   detach(taskId: string, options?: ControllerCallOptions): Promise<void>
+  /** Changes to the node's network view from the managers (see network-view.ts). */
+  networkView?(update: NetworkViewUpdate): void
   /** The node the tasks run for (its ID and the address endpoints listen on). */
   configure?(node: { readonly id: string; readonly addr: string }): Promise<void>
   /** Frees what the networking holds (sandboxes, bridges, forwarders). */
@@ -481,6 +484,9 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
       }
     },
     controller: (task) => new DockerController(task),
+    networkView(update) {
+      options.networking?.networkView?.(update)
+    },
     async configure(node) {
       await options.networking?.configure?.(node)
     },

@@ -4,7 +4,8 @@
 import { type DockerExecutor, dockerExecutor, engineAnswers, type TaskNetworking } from './docker-executor.js'
 import { parseEngineAddress } from './engine-client.js'
 import type { NodeDescription } from './executor.js'
-import { localTaskNetworking, taskNetworkingSupported } from './task-networking.js'
+import { taskNetworkingSupported } from './task-networking.js'
+import { workerNetworking } from './worker-network.js'
 
 export const DEFAULT_ENGINE_ADDR = 'unix:///var/run/docker.sock'
 
@@ -18,7 +19,10 @@ export interface ExecutorChoice {
 export async function chooseExecutor(options: {
   engineAddr?: string
   hostname: string
-  /** Default: node-local sandboxes (localTaskNetworking) where the machine allows them (root), else none. */
+  /**
+   * Default: overlay networks with node-local sandboxes for other tasks (workerNetworking) where the machine
+   * allows them (root), else none.
+   */
   networking?: TaskNetworking
   genericResources?: NodeDescription['resources']['genericResources']
   log?: (line: string) => void
@@ -29,7 +33,7 @@ export async function chooseExecutor(options: {
     const networking =
       options.networking ??
       ((await taskNetworkingSupported())
-        ? localTaskNetworking(options.log ? { log: options.log } : {})
+        ? workerNetworking(options.log ? { log: options.log } : {})
         : undefined)
     return {
       executor: dockerExecutor({

@@ -6,6 +6,7 @@
 
 import type { EventEmitter } from 'eventemitter3'
 import type { Assignment } from './dispatcher.js'
+import type { NetworkViewUpdate } from './network-view.js'
 
 /** One line a task wrote. */
 export interface LogLine {
@@ -121,6 +122,11 @@ export interface Executor {
     node: { readonly id: string; readonly addr: string },
     options?: ControllerCallOptions,
   ): Promise<void>
+  /**
+   * The changes to this node's network view the managers sent (overlay networks, the tasks and services on
+   * them): an executor that gives tasks their overlay networks keeps its data plane in step with it.
+   */
+  networkView?(update: NetworkViewUpdate): void
   /** A controller for `task` (the same task ID always reaches the same task). */
   controller(task: Assignment): Controller
   /** IDs of the tasks of `nodeId` the executor holds (e.g. containers left by an earlier agent). */

@@ -66,6 +66,11 @@ export { chooseExecutor, DEFAULT_ENGINE_ADDR, type ExecutorChoice } from './exec
 export { type Filters, parseFilters } from './filters.js'
 export { CONTROL_ADDR_LABEL, ENDPOINT_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 export { ENGINE_VERSION, Manager, type ManagerOptions } from './manager.js'
+export {
+  applyViewUpdate,
+  isNetworkViewUpdate,
+  type NetworkViewUpdate,
+} from './network-view.js'
 export { type ClusterNode, type StartNodeOptions, startNode } from './node.js'
 export { MeshFollower, type MeshFollowerOptions, meshServices } from './routing.js'
 export {
@@ -76,8 +81,18 @@ export {
   simulatedExecutor,
 } from './simulated-executor.js'
 export {
+  type SimulatedWorker,
+  type SimulatedWorkerOptions,
+  startSimulatedWorker,
+} from './simulated-worker.js'
+export {
   type LocalTaskNetworking,
   type LocalTaskNetworkingOptions,
   localTaskNetworking,
   taskNetworkingSupported,
 } from './task-networking.js'
+export {
+  type WorkerNetworking,
+  type WorkerNetworkingOptions,
+  workerNetworking,
+} from './worker-network.js'

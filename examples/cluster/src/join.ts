@@ -105,9 +105,14 @@ export async function listenForJoins(
   return { server, address: `${host}:${typeof bound === 'object' && bound ? bound.port : port}` }
 }
 
-async function ask(address: string, options: pki.JoinerTlsOptions, message: JoinMessage): Promise<unknown> {
+async function ask(
+  address: string,
+  options: pki.JoinerTlsOptions,
+  message: JoinMessage,
+  localAddress?: string,
+): Promise<unknown> {
   const { host, port } = splitHostPort(address)
-  const socket = connect({ ...options, host, port })
+  const socket = connect({ ...options, host, port, ...(localAddress ? { localAddress } : {}) })
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', resolve)
     socket.once('error', reject)
@@ -123,20 +128,32 @@ async function ask(address: string, options: pki.JoinerTlsOptions, message: Join
 export async function joinCluster(
   address: string,
   token: string,
-  node: { hostname: string; advertiseAddr: string; raftAddr: string },
+  node: {
+    hostname: string
+    advertiseAddr: string
+    raftAddr: string
+    /** The source address to connect from (the CA limits join requests per source address). */
+    localAddress?: string
+  },
 ): Promise<{ credentials: pki.NodeCredentials; answer: JoinAnswer }> {
   pki.parseJoinToken(token) // malformed tokens fail here, before any connection
-  const rootAnswer = await ask(address, pki.joinerTlsOptions(), { op: 'rootCA' })
+  const from = node.localAddress
+  const rootAnswer = await ask(address, pki.joinerTlsOptions(), { op: 'rootCA' }, from)
   const roots = pki.verifyRootCAResponse(token, rootAnswer as pki.RootCAResponse)
   const { key, request } = pki.createJoinRequest(token)
-  const answer = (await ask(address, pki.joinerTlsOptions(roots), {
-    op: 'join',
-    csr: request.csr,
-    token: request.token,
-    hostname: node.hostname,
-    advertiseAddr: node.advertiseAddr,
-    raftAddr: node.raftAddr,
-  })) as JoinAnswer
+  const answer = (await ask(
+    address,
+    pki.joinerTlsOptions(roots),
+    {
+      op: 'join',
+      csr: request.csr,
+      token: request.token,
+      hostname: node.hostname,
+      advertiseAddr: node.advertiseAddr,
+      raftAddr: node.raftAddr,
+    },
+    from,
+  )) as JoinAnswer
   if (typeof answer?.controlAddr !== 'string') throw new Error('malformed join answer')
   const credentials = pki.acceptCertificateResponse(answer, { key, roots })
   return { credentials, answer }

@@ -18,9 +18,17 @@ export function inDutyScope<R>(term: number, fn: () => R): R {
   return dutyTerm.run(term, fn)
 }
 
-/** The store as a duty of `term` sees it: reads as usual, every write scoped to that term. */
-export function scopedStore(store: ClusterStore, term: number): SchedulerStore {
+/**
+ * The store as a duty of `term` sees it: reads as usual, every write scoped to that term, and the store's
+ * spec limits (the orchestrator reconciles services up to them; without them it would fall back to the
+ * defaults and leave alone a service that `--max-replicas` allowed).
+ */
+export function scopedStore(
+  store: ClusterStore,
+  term: number,
+): SchedulerStore & { readonly limits: ClusterStore['limits'] } {
   return {
+    limits: store.limits,
     view: (fn) => store.view(fn),
     watch: ((...args: Parameters<ClusterStore['watch']>) => store.watch(...args)) as ClusterStore['watch'],
     update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as ClusterStore['update'],

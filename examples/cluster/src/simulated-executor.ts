@@ -57,6 +57,11 @@ export interface SimulatedExecutorOptions {
   readonly behaviour?: (task: Assignment) => SimulatedBehaviour | undefined
   /** Generic resources the node offers (`--node-generic-resource`). */
   readonly genericResources?: NodeDescription['resources']['genericResources']
+  /**
+   * Whether a running task answers HTTP on an ephemeral port (its endpoint). Default true; false for
+   * thousands of tasks in one process (benchmarks), where a listening socket per task is the limit.
+   */
+  readonly serveTasks?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -205,7 +210,7 @@ export function simulatedExecutor(options: SimulatedExecutorOptions): SimulatedE
     // A job's task (desired `complete`) finishes its simulated work (exit 0) unless told otherwise.
     const exitCode = b.exitCode ?? (a.desiredState === 'complete' ? 0 : undefined)
     if (exitCode !== undefined) t.timers.push(setTimeout(() => exitTask(t, exitCode), b.exitAfterMs ?? 200))
-    await serve(t)
+    if (options.serveTasks !== false) await serve(t)
   }
 
   const sleep = (ms: number, signal?: AbortSignal) =>

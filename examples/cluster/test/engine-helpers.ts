@@ -116,11 +116,13 @@ while :; do sleep 1; done
 `,
 }
 
-let images: Promise<void> | undefined
+const images = new Map<string, Promise<void>>()
 
-/** Imports the test images into `addr` (once per process; kept when already there). */
+/** Imports the test images into `addr` (once per engine and process; kept when already there). */
 export function buildImages(addr: string): Promise<void> {
-  images ??= (async () => {
+  const known = images.get(addr)
+  if (known) return known
+  const made = (async () => {
     const have = await engineDocker(addr, ['images', '--format', '{{.Repository}}:{{.Tag}}'])
     const missing = Object.entries(IMAGES).filter(([, ref]) => !have.includes(ref))
     if (missing.length === 0) return
@@ -169,7 +171,8 @@ export function buildImages(addr: string): Promise<void> {
       rmSync(root, { recursive: true, force: true })
     }
   })()
-  return images
+  images.set(addr, made)
+  return made
 }
 
 /** The containers of `nodeIds` on the engine (any state), as `name state` lines. */

@@ -120,5 +120,11 @@ export {
   type VipEntry,
   vipScript,
 } from './service-lb.js'
-export { type SwarmNode, type SwarmNodeOptions, type SwarmView, swarmNode } from './swarm-node.js'
+export {
+  type AttachTaskOptions,
+  type SwarmNode,
+  type SwarmNodeOptions,
+  type SwarmView,
+  swarmNode,
+} from './swarm-node.js'
 export { VNI_MAX, VNI_MIN, type VniAllocator, type VniAllocatorOptions, vniAllocator } from './vni.js'

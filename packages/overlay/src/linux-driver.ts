@@ -1,3 +1,8 @@
+// The Linux data plane of an overlay node through iproute2: bridges, VXLAN devices, static forwarding and
+// neighbour entries, network-namespace sandboxes. Over 600 lines because every operation goes through the
+// same serialized, idempotent read-compare-write of the kernel's state (links, addresses, FDB) with one naming
+// scheme for what the driver owns; its input checks (driver.ts) and command runner (internal/exec.ts) are separate.
+
 import { writeFile } from 'node:fs/promises'
 import {
   abortable,

@@ -22,6 +22,11 @@ export interface SwarmView {
   tasks: Array<DirectoryTask & { node: string }>
 }
 
+export interface AttachTaskOptions extends CallOptions {
+  /** Join this process's network namespace instead of making a new one. */
+  pid?: number
+}
+
 /** How {@link swarmNode} is built: this node's ID, its driver and the directory its resolver answers from. */
 export interface SwarmNodeOptions {
   /** This node's ID. */
@@ -44,7 +49,11 @@ export interface SwarmNodeOptions {
 export interface SwarmNode {
   readonly directory: ServiceDirectory
   update(view: SwarmView, options?: CallOptions): Promise<void>
-  attachTask(id: string, options?: CallOptions): Promise<Sandbox>
+  /**
+   * Gives a task of this node its sandbox on its networks; with `pid`, the sandbox is that process's own
+   * network namespace (a container started with no network), as a CNI plugin does.
+   */
+  attachTask(id: string, options?: AttachTaskOptions): Promise<Sandbox>
   detachTask(id: string, options?: CallOptions): Promise<void>
   /** Detaches every task and removes every network this node made. */
   close(options?: CallOptions): Promise<void>
@@ -131,15 +140,22 @@ class Node implements SwarmNode {
     })
   }
 
-  attachTask(id: string, options?: CallOptions): Promise<Sandbox> {
+  attachTask(id: string, options?: AttachTaskOptions): Promise<Sandbox> {
     if (typeof id !== 'string' || id.length === 0) throw new TypeError('id must be a non-empty string')
+    const pid = options?.pid
+    if (pid !== undefined && (!Number.isSafeInteger(pid) || pid <= 0))
+      throw new TypeError('options.pid must be a positive integer')
     return this.serial(async () => {
       const t = this.view.tasks.find((x) => x.id === id && x.node === this.o.node)
       if (t === undefined)
         throw new OverlayError('NOT_FOUND', `task ${id} is not on this node in the current view`)
       const networks = Object.keys(t.addresses)
       const sandbox = await this.o.driver.createSandbox(
-        { id, endpoints: networks.map((n) => ({ network: n, address: t.addresses[n]! })) },
+        {
+          id,
+          endpoints: networks.map((n) => ({ network: n, address: t.addresses[n]! })),
+          ...(pid === undefined ? {} : { pid }),
+        },
         options,
       )
       const a: Attached = { sandbox, networks, vips: '' }

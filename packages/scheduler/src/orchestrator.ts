@@ -1,3 +1,9 @@
+// The orchestrator: one level-triggered reconciliation loop over every service (replicated slots, global
+// nodes, restarts by policy, node drain and failure, the constraint enforcer, the task reaper). Over 600 lines
+// because those passes share one pass's indexes (tasks per service and slot, node fit and overcommit caches)
+// and one commit path; rolling updates (internal/rolling-update.ts), jobs (jobs.ts), plans and slot
+// duplicates (internal/) already live beside it. The restart supervisor is the next seam if it grows.
+
 import {
   checkServiceSpec,
   DEFAULT_SPEC_LIMITS,

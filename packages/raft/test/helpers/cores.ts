@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../../../test/support/mulberry32.js'
 import { type CoreOptions, RaftCore } from '../../src/core.js'
 import type { Entry, HardState } from '../../src/storage.js'
 import { type Message, MessageType, type Ready } from '../../src/types.js'
@@ -8,17 +9,8 @@ const typeName = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => 
   string
 >
 
-/** A seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded PRNG (mulberry32, the workspace's shared test generator). */
+export const rng = mulberry32
 
 export function newCore(id: string, voters: string[], o: Partial<CoreOptions> = {}): RaftCore {
   return new RaftCore({

@@ -1,0 +1,516 @@
+// bench/cluster-scale: Swarm3k on one machine (issue 18). Three manager processes of the reference cluster
+// (examples/cluster/dist/cli.js, built: durable raft log with fsync, mutual TLS between managers and to every
+// worker) and N simulated workers in a few worker host processes (each worker with its own key, certificate,
+// source address and mutual TLS session, heartbeating at the default 5 s period), joined over all three
+// managers. Steps: join N nodes; `service create --replicas R` until R tasks run; scale up by a fifth and
+// back down; a rolling update of all R tasks at parallelism 0; a second rolling update with the leader
+// SIGKILLed half way, then a check that every slot runs exactly one task. Throughout, a separate client
+// process times `node ls`, `service ls` and `info`. The managers are drained (tasks go to the workers).
+//
+// SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
+// default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
+// SCALE_STEP_TIMEOUT_S (default 600).
+import { type ChildProcess, fork } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
+import { apiProbe } from './api-probe.js'
+import { type Counters, cpuSeconds, peakRssMiB, quantile, scrape, sortNum } from './stats.js'
+import { workerHost } from './workers.js'
+
+const N = Number(process.env['SCALE_NODES'] ?? 100)
+const R = Number(process.env['SCALE_REPLICAS'] ?? 10_000)
+const HOSTS = Number(process.env['SCALE_HOSTS'] ?? Math.min(3, Math.max(1, Math.ceil(N / 1000))))
+const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
+const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
+/** `create`: stop after the first convergence (profiling runs). */
+const STOP_AFTER = process.env['SCALE_STOP_AFTER']
+/** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
+const PROFILE = process.env['SCALE_PROFILE']
+const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
+
+async function freePort(host: string): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, host, r))
+  const { port } = s.address() as { port: number }
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+/**
+ * A wrapper around the CLI that profiles the process with the inspector and writes the profile to `dir` on
+ * SIGUSR2 (the managers are SIGKILLed at the end, and --cpu-prof is not allowed in NODE_OPTIONS).
+ */
+function profilingCli(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'profiled-cli.mjs')
+  writeFileSync(
+    file,
+    `import { Session } from 'node:inspector'
+import { writeFileSync } from 'node:fs'
+const s = new Session()
+s.connect()
+s.post('Profiler.enable', () => s.post('Profiler.start'))
+process.on('SIGUSR2', () => s.post('Profiler.stop', (err, r) => {
+  if (!err) writeFileSync(${JSON.stringify(dir)} + '/manager-' + process.pid + '.cpuprofile', JSON.stringify(r.profile))
+}))
+await import(${JSON.stringify(CLI)})
+`,
+  )
+  return file
+}
+
+/** A child process of this bundle in another role, with request/answer messages over IPC. */
+class Child {
+  readonly proc: ChildProcess
+  #id = 0
+  readonly #waiting = new Map<number | string, (m: any) => void>()
+  constructor(role: string, args: string[] = [], heapMb = 4096) {
+    this.proc = fork(process.argv[1]!, args, {
+      env: { ...process.env, SCALE_ROLE: role },
+      execArgv: [`--max-old-space-size=${heapMb}`],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    this.proc.on('message', (m: any) => {
+      const key = m.id ?? m.op
+      const w = this.#waiting.get(key)
+      if (w) {
+        this.#waiting.delete(key)
+        w(m)
+      }
+    })
+  }
+  /** Waits for the next message with this op (one without an id). */
+  next(op: string): Promise<any> {
+    return new Promise((r) => this.#waiting.set(op, r))
+  }
+  ask(message: Record<string, unknown>): Promise<any> {
+    const id = ++this.#id
+    return new Promise((r) => {
+      this.#waiting.set(id, r)
+      this.proc.send({ ...message, id })
+    })
+  }
+  send(message: Record<string, unknown>): void {
+    this.proc.send(message)
+  }
+}
+
+interface PhaseRecord {
+  name: string
+  seconds: number
+  cpu: number[]
+  raftEntries: number
+  walBytes: number
+  heartbeats: number
+  statusUpdates: number
+  extra: Record<string, number | string>
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build first`)
+  const load0 = loadavg()[0]!
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; N=${N} nodes in ${HOSTS} worker host(s), R=${R} replicas; load average ${load0.toFixed(1)}`,
+  )
+  const maxReplicas = Math.ceil(R * 1.25)
+  const cluster = new ChaosCluster({
+    cli: PROFILE ? profilingCli(PROFILE) : CLI,
+    args: ['--simulated', '--max-replicas', String(maxReplicas)],
+  })
+  const metricsUrl = new Map<ManagerProcess, string>()
+  const hosts: Child[] = []
+  let probe: Child | undefined
+  const phases: PhaseRecord[] = []
+  const summary: Record<string, number | string | boolean> = {}
+  try {
+    // ---- three managers, each with its metrics endpoint
+    const startManager = async () => {
+      const m = await cluster.add()
+      const host = m.listenAddr.slice(0, m.listenAddr.lastIndexOf(':'))
+      const port = await freePort(host)
+      metricsUrl.set(m, `http://${host}:${port}/metrics`)
+      await m.start(['--metrics-addr', `${host}:${port}`])
+      return m
+    }
+    const m1 = await startManager()
+    const init = await m1.request('POST', '/swarm/init', { ListenAddr: m1.listenAddr }, 60_000)
+    if (init.status !== 200) throw new Error(`swarm init: ${init.status} ${init.text}`)
+    for (let i = 1; i < 3; i++) {
+      const token = (await m1.request('GET', '/swarm')).json.JoinTokens.Manager
+      const m = await startManager()
+      const r = await m.request(
+        'POST',
+        '/swarm/join',
+        { RemoteAddrs: [m1.listenAddr], JoinToken: token },
+        60_000,
+      )
+      if (r.status !== 200) throw new Error(`${m.name} join: ${r.status} ${r.text}`)
+    }
+    await cluster.waitConverged('three managers', 60_000)
+    // Managers run no tasks (as in Swarm2k/3k): drain them.
+    for (const n of (await m1.request('GET', '/nodes')).json) {
+      const r = await m1.request('POST', `/nodes/${n.ID}/update?version=${n.Version.Index}`, {
+        ...n.Spec,
+        Availability: 'drain',
+      })
+      if (r.status !== 200) throw new Error(`drain ${n.ID}: ${r.status} ${r.text}`)
+    }
+    const managers = cluster.managers
+    const up = () => managers.filter((m) => m.up)
+    const any = () => up()[0]!
+
+    // ---- measurement helpers
+    probe = new Child(
+      'api',
+      managers.map((m) => m.socket),
+      512,
+    )
+    // A killed manager keeps the CPU it had used when last seen; its counters drop out of the deltas.
+    const lastCpu = managers.map(() => 0)
+    const snapshot = async () => {
+      const counters: Counters[] = []
+      for (const m of managers) counters.push(m.up ? await scrape(metricsUrl.get(m)!) : {})
+      const cpu = managers.map((m, i) => (lastCpu[i] = Math.max(lastCpu[i]!, cpuSeconds(m.proc?.pid))))
+      return { at: performance.now(), cpu, counters }
+    }
+    type Snap = Awaited<ReturnType<typeof snapshot>>
+    const deltas = (a: Snap, b: Snap, k: string) =>
+      a.counters.flatMap((c, i) =>
+        c[k] !== undefined && b.counters[i]![k] !== undefined ? [b.counters[i]![k]! - c[k]!] : [],
+      )
+    const sum = (a: Snap, b: Snap, k: string) => deltas(a, b, k).reduce((x, y) => x + y, 0)
+    const max = (a: Snap, b: Snap, k: string) => Math.max(0, ...deltas(a, b, k))
+    let before = await snapshot()
+    const beginPhase = async (name: string) => {
+      probe!.send({ op: 'phase', phase: name })
+      before = await snapshot()
+      console.log(`-- ${name}`)
+    }
+    const endPhase = async (name: string, extra: Record<string, number | string> = {}) => {
+      const after = await snapshot()
+      const rec: PhaseRecord = {
+        name,
+        seconds: (after.at - before.at) / 1000,
+        cpu: after.cpu.map((c, i) => c - before.cpu[i]!),
+        raftEntries: max(before, after, 'swarm_raft_commit_index'),
+        walBytes: max(before, after, 'swarm_raft_wal_written_bytes_total'),
+        heartbeats: sum(before, after, 'swarm_dispatcher_heartbeats_total'),
+        statusUpdates: sum(before, after, 'swarm_dispatcher_status_updates_total'),
+        extra,
+      }
+      phases.push(rec)
+      await running()
+      if (Object.keys(agentLog).length > 0)
+        console.log(`   agents logged so far: ${JSON.stringify(agentLog)}`)
+      console.log(
+        `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
+          `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
+          `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; ${JSON.stringify(extra)}`,
+      )
+      probe!.send({ op: 'phase', phase: 'idle' })
+      return rec
+    }
+    let agentLog: Record<string, number> = {}
+    const running = async () => {
+      const total: Record<string, number> = {}
+      agentLog = {}
+      for (const h of hosts) {
+        const answer = await h.ask({ op: 'count' })
+        for (const [k, n] of Object.entries(answer.logged as Record<string, number>))
+          agentLog[k] = (agentLog[k] ?? 0) + n
+        const r = answer.running as Record<string, number>
+        for (const [g, n] of Object.entries(r)) total[g] = (total[g] ?? 0) + n
+      }
+      return total
+    }
+    const detail = async (gen: string, since: number) => {
+      const seen: number[] = []
+      const ran: number[] = []
+      const slots: number[] = []
+      for (const h of hosts) {
+        const d = await h.ask({ op: 'detail', gen, since })
+        seen.push(...d.seen)
+        ran.push(...d.ran)
+        slots.push(...d.slots)
+      }
+      return { seen: sortNum(seen), ran: sortNum(ran), slots }
+    }
+    let lastCounts: Record<string, number> = {}
+    const waitRunning = (gen: string, want: number, what: string) =>
+      until(
+        what,
+        async () => {
+          const r = await running()
+          lastCounts = r
+          const others = Object.entries(r).filter(([g, n]) => g !== gen && n > 0)
+          return (r[gen] ?? 0) === want && others.length === 0
+        },
+        STEP_TIMEOUT,
+        () => `running by generation: ${JSON.stringify(lastCounts)}\n${cluster.explain()}`,
+      )
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await any().request(method, path, body, 60_000)
+      if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`)
+      return r.json
+    }
+
+    // ---- join N nodes
+    const token = (await api('GET', '/swarm')).JoinTokens.Worker as string
+    const joinAddrs = managers.map((m) => m.listenAddr)
+    await beginPhase('join')
+    const joinStart = Date.now()
+    const per = Math.ceil(N / HOSTS)
+    for (let h = 0; h < HOSTS; h++) {
+      const c = new Child('workers', [], 6144)
+      hosts.push(c)
+      await c.next('ready')
+    }
+    const joined = await Promise.all(
+      hosts.map((c, h) => {
+        const answer = c.next('joined')
+        c.send({
+          op: 'start',
+          host: h,
+          count: Math.min(per, N - h * per),
+          joinAddrs,
+          token,
+          concurrency: CONCURRENCY,
+        })
+        return answer
+      }),
+    )
+    const joinedAll = Date.now()
+    const ready = await until(
+      'every node ready in the API',
+      async () => {
+        const info = await api('GET', '/info')
+        return info.Swarm.Nodes >= N + 3 ? info.Swarm.Nodes : false
+      },
+      STEP_TIMEOUT,
+    )
+    const joinMs = sortNum(joined.flatMap((j) => j.joinMs))
+    const failedJoins = joined.reduce((a, j) => a + j.failed, 0)
+    const joinSeconds = (joinedAll - joinStart) / 1000
+    await endPhase('join', {
+      joined: joined.reduce((a, j) => a + j.joined, 0),
+      failed: failedJoins,
+      nodes_listed: ready,
+      joins_per_s: Math.round(N / joinSeconds),
+      join_p50_ms: quantile(joinMs, 0.5),
+      join_p99_ms: quantile(joinMs, 0.99),
+    })
+    summary.join_s = Number(joinSeconds.toFixed(1))
+    summary.joins_per_s = Math.round(N / joinSeconds)
+    summary.failed_joins = failedJoins
+
+    // Heartbeats at rest: 20 s with every node joined and nothing else going on.
+    await beginPhase('idle heartbeats')
+    await new Promise((r) => setTimeout(r, 20_000))
+    const idle = await endPhase('idle heartbeats')
+    summary.heartbeats_per_s = Math.round(idle.heartbeats / idle.seconds)
+    summary.idle_raft_entries = idle.raftEntries
+
+    // ---- service create --replicas R
+    const spec = (gen: number, replicas: number) => ({
+      Name: 'scale',
+      TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Env: [`GEN=${gen}`] } },
+      Mode: { Replicated: { Replicas: replicas } },
+      UpdateConfig: { Parallelism: 0, FailureAction: 'pause', Order: 'stop-first' },
+    })
+    await beginPhase('create')
+    const t0 = Date.now()
+    const { ID: serviceId } = await api('POST', '/services/create', spec(1, R))
+    await waitRunning('1', R, `${R} tasks running`)
+    const created = Date.now()
+    const d1 = await detail('1', t0)
+    await endPhase('create', {
+      converge_s: (created - t0) / 1000,
+      assigned_p50_ms: quantile(d1.seen, 0.5),
+      assigned_p99_ms: quantile(d1.seen, 0.99),
+      running_p50_ms: quantile(d1.ran, 0.5),
+      running_p99_ms: quantile(d1.ran, 0.99),
+    })
+    summary.create_converge_s = (created - t0) / 1000
+    summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
+    summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
+    if (STOP_AFTER === 'create') {
+      console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
+      return
+    }
+
+    const update = async (change: (s: any) => any) => {
+      const svc = await api('GET', `/services/${serviceId}`)
+      await api('POST', `/services/${serviceId}/update?version=${svc.Version.Index}`, change(svc.Spec))
+    }
+    const timed = async (name: string, gen: string, want: number, change: (s: any) => any) => {
+      await beginPhase(name)
+      const start = Date.now()
+      await update(change)
+      await waitRunning(gen, want, `${name}: ${want} tasks of generation ${gen} running`)
+      const s = (Date.now() - start) / 1000
+      await endPhase(name, { converge_s: s })
+      summary[`${name.replace(/\W+/g, '_')}_s`] = s
+    }
+    const up5 = R + Math.floor(R / 5)
+    await timed('scale up', '1', up5, (s) => ({ ...s, Mode: { Replicated: { Replicas: up5 } } }))
+    await timed('scale down', '1', R, (s) => ({ ...s, Mode: { Replicated: { Replicas: R } } }))
+    await timed('rolling update', '2', R, (s) => ({
+      ...s,
+      TaskTemplate: { ...s.TaskTemplate, ContainerSpec: { ...s.TaskTemplate.ContainerSpec, Env: ['GEN=2'] } },
+    }))
+
+    // ---- a rolling update with the leader killed half way
+    await beginPhase('leader kill')
+    const leader = await cluster.waitLeader(60_000)
+    const leaderRss = peakRssMiB(leader.proc?.pid)
+    const k0 = Date.now()
+    await update((s) => ({
+      ...s,
+      TaskTemplate: { ...s.TaskTemplate, ContainerSpec: { ...s.TaskTemplate.ContainerSpec, Env: ['GEN=3'] } },
+    }))
+    await until('half the tasks updated', async () => ((await running())['3'] ?? 0) >= R / 2, STEP_TIMEOUT)
+    const atKill = (await running())['3'] ?? 0
+    const killedAt = Date.now()
+    lastCpu[managers.indexOf(leader)] = cpuSeconds(leader.proc?.pid)
+    await leader.kill()
+    const next = await until(
+      'a new leader',
+      async () => {
+        const l = await cluster.leader()
+        return l && l !== leader ? l : undefined
+      },
+      STEP_TIMEOUT,
+    )
+    const electedMs = Date.now() - killedAt
+    // Progress again: more tasks of the new generation running than at the kill (or all of them already).
+    const atKillNow = (await running())['3'] ?? 0
+    await until(
+      'progress after the kill',
+      async () => {
+        const n = (await running())['3'] ?? 0
+        return n > atKillNow || n === R
+      },
+      STEP_TIMEOUT,
+    )
+    const progressMs = Date.now() - killedAt
+    await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)
+    const doneMs = Date.now() - k0
+    const d3 = await detail('3', k0)
+    const perSlot = new Map<number, number>()
+    for (const s of d3.slots) perSlot.set(s, (perSlot.get(s) ?? 0) + 1)
+    const duplicated = [...perSlot.values()].filter((n) => n > 1).length
+    const missing = Array.from({ length: R }, (_, i) => i + 1).filter((s) => !perSlot.has(s)).length
+    const svcStatus = (await api('GET', '/services?status=true')).find((s: any) => s.ID === serviceId)
+    await endPhase('leader kill', {
+      killed: leader.name,
+      new_leader: next.name,
+      running_at_kill: atKill,
+      new_leader_seen_ms: electedMs,
+      progress_after_ms: progressMs,
+      converge_s: doneMs / 1000,
+      duplicated_slots: duplicated,
+      missing_slots: missing,
+      api_running: svcStatus?.ServiceStatus?.RunningTasks ?? -1,
+    })
+    summary.failover_new_leader_ms = electedMs
+    summary.failover_progress_ms = progressMs
+    summary.kill_converge_s = doneMs / 1000
+    summary.duplicated_slots = duplicated
+    summary.missing_slots = missing
+
+    // ---- totals
+    const report = await probe.ask({ op: 'report' })
+    const rss = managers.map((m) => (m === leader ? leaderRss : peakRssMiB(m.proc?.pid)))
+    console.log('')
+    console.log(
+      'phase            |   time s | CPU s m1/m2/m3       | raft entries | WAL MiB | heartbeats/s | status/entry',
+    )
+    for (const p of phases) {
+      const perEntry = p.raftEntries > 0 ? (p.statusUpdates / p.raftEntries).toFixed(1) : '-'
+      console.log(
+        `${p.name.padEnd(16)} | ${p.seconds.toFixed(1).padStart(8)} | ${p.cpu
+          .map((c) => c.toFixed(1))
+          .join(' / ')
+          .padEnd(
+            20,
+          )} | ${String(p.raftEntries).padStart(12)} | ${(p.walBytes / 2 ** 20).toFixed(1).padStart(7)} | ${(p.heartbeats / p.seconds).toFixed(0).padStart(12)} | ${perEntry.padStart(12)}`,
+      )
+    }
+    console.log('')
+    console.log('API latency (ms)  | phase            | node ls p50/p99 | service ls p50/p99 | info p50/p99')
+    const lat: Record<string, number> = {}
+    for (const [phase, byName] of Object.entries(
+      report.samples as Record<string, Record<string, number[]>>,
+    )) {
+      const cell = (n: string) => {
+        const s = sortNum(byName[n] ?? [])
+        const p99 = quantile(s, 0.99)
+        lat[`${n}_p99`] = Math.max(lat[`${n}_p99`] ?? 0, Number.isNaN(p99) ? 0 : p99)
+        return `${quantile(s, 0.5).toFixed(0)}/${p99.toFixed(0)}`.padStart(8)
+      }
+      console.log(
+        `${''.padEnd(17)} | ${phase.padEnd(16)} | ${cell('node ls').padStart(15)} | ${cell('service ls').padStart(18)} | ${cell('info').padStart(12)}`,
+      )
+    }
+    const all = (n: string) =>
+      sortNum(
+        Object.values(report.samples as Record<string, Record<string, number[]>>).flatMap((b) => b[n] ?? []),
+      )
+    for (const n of ['node ls', 'service ls', 'info']) {
+      const s = all(n)
+      summary[`api_${n.replace(' ', '_')}_p50_ms`] = Math.round(quantile(s, 0.5))
+      summary[`api_${n.replace(' ', '_')}_p99_ms`] = Math.round(quantile(s, 0.99))
+    }
+    summary.api_errors = Object.values(report.errors as Record<string, number>).reduce((a, b) => a + b, 0)
+    const taskPhases = phases.filter((p) => p.name !== 'join' && p.name !== 'idle heartbeats')
+    const entries = taskPhases.reduce((a, p) => a + p.raftEntries, 0)
+    const bytes = taskPhases.reduce((a, p) => a + p.walBytes, 0)
+    const updates = taskPhases.reduce((a, p) => a + p.statusUpdates, 0)
+    // Tasks that went through the cluster in those phases: R created, R/5 up and down, 2R updated.
+    const tasksMoved = R + 2 * Math.floor(R / 5) + 2 * R
+    summary.raft_entries_per_task = Number((entries / tasksMoved).toFixed(3))
+    summary.wal_bytes_per_task = Math.round(bytes / tasksMoved)
+    summary.status_updates_per_entry = Number((updates / Math.max(1, entries)).toFixed(1))
+    summary.manager_cpu_s = Number(
+      phases.reduce((a, p) => a + p.cpu.reduce((x, y) => x + y, 0), 0).toFixed(1),
+    )
+    summary.manager_peak_rss_mib = Math.round(Math.max(...rss))
+    console.log('')
+    console.log(
+      `managers' peak RSS: ${rss.map((r) => r.toFixed(0)).join(' / ')} MiB (the killed leader's before the kill)`,
+    )
+    const load1 = loadavg()[0]!
+    console.log(`load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end`)
+    console.log(
+      JSON.stringify({
+        nodes: N,
+        replicas: R,
+        worker_hosts: HOSTS,
+        ...summary,
+        load_avg_1m_start: Number(load0.toFixed(2)),
+        load_avg_1m_end: Number(load1.toFixed(2)),
+      }),
+    )
+  } finally {
+    probe?.proc.kill('SIGKILL')
+    if (PROFILE) {
+      await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))
+      for (const m of cluster.managers) m.signal('SIGUSR2')
+      await new Promise((r) => setTimeout(r, 5000))
+    }
+    for (const h of hosts) h.proc.kill('SIGKILL')
+    await cluster.destroy()
+  }
+}
+
+const role = process.env['SCALE_ROLE']
+if (role === 'workers') await workerHost()
+else if (role === 'api') await apiProbe(process.argv.slice(2))
+else {
+  await main()
+  process.exit(0)
+}

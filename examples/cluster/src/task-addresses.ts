@@ -1,0 +1,148 @@
+// The leader's task network allocator (swarm's allocator, for task attachments): every task attached to an
+// overlay network gets an address on it from the network's subnet, written into `task.networks` so that
+// every manager, the worker running the task and the other workers' network views see the same address.
+// Addresses are held by the services' VIPs and by the tasks that have not finished; a finished task's
+// address is free again (its container is gone, and no network view lists it any more).
+
+import { rebuildIpam } from '@swarmkit/overlay'
+import { type ClusterStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import { inDutyScope } from './leader-scope.js'
+import { followStore } from './store-follow.js'
+
+const RANK_RUNNING = taskStateRank('running')
+
+/** Whether a task still holds its addresses: it has not finished. */
+export function holdsAddresses(t: Task): boolean {
+  return taskStateRank(t.status.state) <= RANK_RUNNING
+}
+
+/** The network IDs whose tasks get addresses: overlay networks with a subnet, except ingress. */
+function addressedNetworks(tx: ReadTx): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const n of tx.find('networks')) {
+    const subnet = n.ipam?.configs[0]?.subnet
+    if (subnet && !n.spec.ingress && !n.pendingDelete) out.set(n.id, subnet)
+  }
+  return out
+}
+
+function needsAddress(t: Task, nets: ReadonlyMap<string, string>): boolean {
+  return holdsAddresses(t) && t.networks.some((a) => a.addresses.length === 0 && nets.has(a.networkId))
+}
+
+/** Gives every unaddressed attachment of a live task its address; returns how many tasks changed. */
+export async function allocateTaskAddresses(store: Pick<ClusterStore, 'view' | 'update'>): Promise<number> {
+  const pending = store.view((tx) => {
+    const nets = addressedNetworks(tx)
+    return tx.find('tasks', undefined, (t) => needsAddress(t, nets)).length
+  })
+  if (pending === 0) return 0
+  let changed = 0
+  await store.update((tx) => {
+    const nets = addressedNetworks(tx)
+    const networks = tx.find('networks')
+    const ipam = rebuildIpam({
+      subnets: networks.flatMap((n) =>
+        (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
+      ),
+      addresses: heldAddresses(tx),
+    })
+    for (const t of tx.find('tasks', undefined, (x) => needsAddress(x, nets))) {
+      const attachments = t.networks.map((a) => {
+        const subnet = nets.get(a.networkId)
+        if (a.addresses.length > 0 || subnet === undefined) return a
+        return { ...a, addresses: [`${ipam.allocateAddress(a.networkId)}/${subnet.split('/')[1]}`] }
+      })
+      tx.update('tasks', { ...t, networks: attachments })
+      changed++
+    }
+  })
+  return changed
+}
+
+/**
+ * Every address held on the networks: the services' VIPs and the live tasks' addresses, each once (a
+ * duplicate, e.g. from an older allocator, must not stop every later allocation).
+ */
+export function heldAddresses(tx: ReadTx): Array<{ network: string; address: string }> {
+  const seen = new Set<string>()
+  const out: Array<{ network: string; address: string }> = []
+  const add = (network: string, addr: string) => {
+    const address = addr.split('/')[0]!
+    const key = `${network} ${address}`
+    if (seen.has(key)) return
+    seen.add(key)
+    out.push({ network, address })
+  }
+  for (const s of tx.find('services')) for (const v of s.endpoint?.virtualIPs ?? []) add(v.networkId, v.addr)
+  for (const t of tx.find('tasks', undefined, holdsAddresses))
+    for (const a of t.networks) for (const addr of a.addresses) add(a.networkId, addr)
+  return out
+}
+
+export interface TaskAddressAllocator {
+  stop(): void
+}
+
+/**
+ * Runs the allocator as a leader duty of `term`: once now, then after every change of tasks, services or
+ * networks (coalesced). A failed pass is retried on the next change or after a second.
+ */
+export function startTaskAddressAllocator(options: {
+  store: ClusterStore
+  term?: number
+  log?: (line: string) => void
+}): TaskAddressAllocator {
+  const { store, term } = options
+  const log = options.log ?? (() => {})
+  const stop = new AbortController()
+  let retry: ReturnType<typeof setTimeout> | undefined
+  let running: Promise<void> | undefined
+  let again = false
+  // One pass at a time; changes during a pass make one more pass after it (a burst is coalesced).
+  const pass = (): void => {
+    if (stop.signal.aborted) return
+    if (running) {
+      again = true
+      return
+    }
+    const run = () => allocateTaskAddresses(store)
+    running = (term === undefined ? run() : inDutyScope(term, run)).then(
+      () => {},
+      (err) => {
+        if (stop.signal.aborted) return
+        log(`task addresses not allocated: ${(err as Error).message}; retrying`)
+        clearTimeout(retry)
+        retry = setTimeout(pass, 1000)
+        retry.unref?.()
+      },
+    )
+    void running.finally(() => {
+      running = undefined
+      if (again) {
+        again = false
+        pass()
+      }
+    })
+  }
+  // A dropped watch (the store fell far behind) is followed again from now, with a pass to catch up.
+  void followStore(
+    store,
+    { table: ['tasks', 'networks', 'services'] },
+    (e) => {
+      if (e.table !== 'tasks' || (e.object as Task).networks.length > 0) pass()
+    },
+    stop.signal,
+    (line) => {
+      log(`task address allocator: ${line}`)
+      pass()
+    },
+  )
+  pass()
+  return {
+    stop() {
+      stop.abort()
+      clearTimeout(retry)
+    },
+  }
+}

@@ -1,0 +1,89 @@
+// How the managers take a worker's task status reports: only the node's own tasks, only forward in the task
+// state machine, and only fields that pass their checks (a node names endpoints on its own address alone, so
+// the routing mesh never forwards traffic elsewhere on a worker's word). The dispatcher commits them in batches.
+
+import { isIP } from 'node:net'
+import type { PortConfig, Tx } from '@swarmkit/store'
+import { taskStateRank } from '@swarmkit/store'
+import type { TaskStatusUpdate } from './dispatcher.js'
+import { ENDPOINT_LABEL } from './labels.js'
+
+/** A node's status reports applied in `tx`: only its own tasks, and only forward in the task state machine. */
+export function applyStatuses(
+  tx: Tx,
+  nodeId: string,
+  updates: readonly TaskStatusUpdate[],
+  now: number,
+): void {
+  const nodeAddr = tx.get('nodes', nodeId)?.status.addr
+  for (const u of updates) {
+    const t = tx.get('tasks', u.taskId)
+    if (!t || t.nodeId !== nodeId) continue
+    // A node may only name endpoints on its own address (the mesh forwards traffic there).
+    const endpoint =
+      u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
+        ? `${u.endpoint.address}:${u.endpoint.port}`
+        : undefined
+    const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
+    if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
+      // The same state again with a new endpoint: a restarted agent took the running task over.
+      if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
+        tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
+      continue
+    }
+    tx.update('tasks', {
+      ...t,
+      ...(labels ? { labels } : {}),
+      status: {
+        timestamp: now,
+        state: u.state,
+        message: String(u.message).slice(0, 1024),
+        ...(u.err ? { err: String(u.err).slice(0, 1024) } : {}),
+        ...(validPorts(u.ports) ? { portStatus: { ports: u.ports } } : {}),
+        ...(validContainerStatus(u.containerStatus) ? { containerStatus: { ...u.containerStatus } } : {}),
+      },
+    })
+  }
+}
+
+function validEndpoint(e: unknown): e is { address: string; port: number } {
+  const x = e as { address?: unknown; port?: unknown } | undefined
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.address === 'string' &&
+    isIP(x.address) !== 0 &&
+    Number.isInteger(x.port) &&
+    (x.port as number) >= 1 &&
+    (x.port as number) <= 65535
+  )
+}
+
+function validContainerStatus(c: unknown): c is { containerId: string; pid: number; exitCode: number } {
+  const x = c as { containerId?: unknown; pid?: unknown; exitCode?: unknown } | undefined
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.containerId === 'string' &&
+    x.containerId.length <= 128 &&
+    Number.isSafeInteger(x.pid) &&
+    Number.isSafeInteger(x.exitCode)
+  )
+}
+
+function validPorts(ports: unknown): ports is PortConfig[] {
+  return (
+    Array.isArray(ports) &&
+    ports.length > 0 &&
+    ports.length <= 64 &&
+    ports.every(
+      (p: PortConfig) =>
+        typeof p === 'object' &&
+        p !== null &&
+        ['tcp', 'udp', 'sctp'].includes(p.protocol) &&
+        Number.isInteger(p.targetPort) &&
+        Number.isInteger(p.publishedPort) &&
+        p.publishMode === 'host',
+    )
+  )
+}

@@ -1,0 +1,404 @@
+// The dispatcher's paths at scale: status reports of many nodes committed together, assignment streams
+// woken only by changes that concern their node (not by the node's own status reports), and the agent
+// keeping each report under the dispatcher's limit of 1,000 updates.
+import { ClusterStore, type Node, type Task, type TaskState } from '@swarmkit/store'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  Agent,
+  type Assignment,
+  Dispatcher,
+  type DispatcherApi,
+  simulatedExecutor,
+  type TaskStatusUpdate,
+} from '../src/index.js'
+import { statusBatcher } from '../src/status-batcher.js'
+import { waitFor } from './helpers.js'
+
+function node(id: string): Omit<Node, 'meta'> {
+  return {
+    id,
+    spec: { labels: {}, role: 'worker', availability: 'active' },
+    role: 'worker',
+    status: { state: 'ready', addr: '127.0.0.1' },
+  }
+}
+
+function task(id: string, nodeId: string, slot: number, state: TaskState = 'assigned'): Omit<Task, 'meta'> {
+  return {
+    id,
+    spec: { containerSpec: { image: 'busybox' } },
+    specVersion: { index: 1 },
+    serviceId: 'svc',
+    slot,
+    nodeId,
+    serviceAnnotations: { name: 'web', labels: {} },
+    status: { timestamp: 0, state, message: state },
+    desiredState: 'running',
+    networks: [],
+  }
+}
+
+const cleanups: (() => void)[] = []
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c()
+})
+
+function setup(nodes: number, tasksPerNode: number) {
+  const store = new ClusterStore()
+  const dispatcher = new Dispatcher({ store })
+  cleanups.push(() => dispatcher.close())
+  return {
+    store,
+    dispatcher,
+    /** Transactions committed so far (each one is a raft entry on a manager). */
+    commits: () => store.version,
+    async populate() {
+      await store.update((tx) => {
+        for (let n = 0; n < nodes; n++) {
+          tx.create('nodes', node(`n${n}`))
+          for (let k = 0; k < tasksPerNode; k++)
+            tx.create('tasks', task(`t${n}-${k}`, `n${n}`, n * tasksPerNode + k + 1))
+        }
+      })
+    },
+  }
+}
+
+const report = (taskId: string, state: TaskState): TaskStatusUpdate => ({ taskId, state, message: state })
+
+describe('Dispatcher status reports', () => {
+  it('commits the reports of many nodes that arrive together in one transaction', async () => {
+    const h = setup(50, 2)
+    await h.populate()
+    const before = h.commits()
+    await Promise.all(
+      Array.from({ length: 50 }, (_, n) =>
+        h.dispatcher.updateStatus(`n${n}`, [report(`t${n}-0`, 'running'), report(`t${n}-1`, 'preparing')]),
+      ),
+    )
+    expect(h.commits() - before).toBe(1)
+    const states = h.store.view((tx) => tx.find('tasks').map((t) => `${t.id}=${t.status.state}`))
+    expect(states.filter((s) => s.endsWith('=running'))).toHaveLength(50)
+    expect(states.filter((s) => s.endsWith('=preparing'))).toHaveLength(50)
+  })
+
+  it('keeps applying only a node its own tasks, forward, within a batch', async () => {
+    const h = setup(2, 1)
+    await h.populate()
+    await Promise.all([
+      // n1 reports a task of n0: ignored; n0 goes forward, then (a late, older report) backward: kept forward.
+      h.dispatcher.updateStatus('n1', [report('t0-0', 'failed')]),
+      h.dispatcher.updateStatus('n0', [report('t0-0', 'running')]),
+      h.dispatcher.updateStatus('n0', [report('t0-0', 'starting')]),
+      h.dispatcher.updateStatus('n1', [report('t1-0', 'running')]),
+    ])
+    const state = (id: string) => h.store.view((tx) => tx.get('tasks', id)?.status.state)
+    expect(state('t0-0')).toBe('running')
+    expect(state('t1-0')).toBe('running')
+  })
+
+  it('still refuses a report of more than 1,000 updates', async () => {
+    const h = setup(1, 1)
+    await h.populate()
+    const many = Array.from({ length: 1001 }, () => report('t0-0', 'running'))
+    await expect(h.dispatcher.updateStatus('n0', many)).rejects.toThrow(TypeError)
+  })
+})
+
+describe('statusBatcher', () => {
+  it('fails only the report whose commit fails, not the others batched with it', async () => {
+    const committed: string[] = []
+    const b = statusBatcher<string>({
+      async commit(batch) {
+        if (batch.some((p) => p.nodeId === 'bad')) throw new Error('bad report')
+        for (const p of batch) committed.push(...p.updates)
+      },
+    })
+    const results = await Promise.allSettled([
+      b.submit('a', ['a1']),
+      b.submit('bad', ['x']),
+      b.submit('c', ['c1']),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(committed.sort()).toEqual(['a1', 'c1'])
+  })
+
+  it('keeps a transaction under maxUpdates without splitting a node', async () => {
+    const sizes: number[] = []
+    const b = statusBatcher<number>({
+      maxUpdates: 5,
+      async commit(batch) {
+        sizes.push(batch.reduce((n, p) => n + p.updates.length, 0))
+      },
+    })
+    await Promise.all([
+      b.submit('a', [1, 2, 3]),
+      b.submit('b', [1, 2]),
+      b.submit('c', [1, 2, 3]),
+      b.submit('d', [1, 2, 3, 4, 5, 6, 7]),
+    ])
+    expect(sizes).toEqual([5, 3, 7])
+  })
+})
+
+describe('Dispatcher assignment streams', () => {
+  /** Reads lists from a node's stream into an array, until aborted. */
+  function follow(d: Dispatcher, nodeId: string) {
+    const lists: Assignment[][] = []
+    const stop = new AbortController()
+    cleanups.push(() => stop.abort())
+    void (async () => {
+      for await (const list of d.assignments(nodeId, stop.signal)) lists.push(list)
+    })()
+    return lists
+  }
+
+  it("sends no new list for the node's own status reports, and one for a change of desired state", async () => {
+    const h = setup(2, 1)
+    await h.populate()
+    const lists = follow(h.dispatcher, 'n0')
+    await waitFor(() => lists.length === 1, 'lists.length === 1', 5000)
+    for (const s of ['accepted', 'preparing', 'starting', 'running'] as const)
+      await h.dispatcher.updateStatus('n0', [report('t0-0', s)])
+    // Another node's changes do not concern n0 either.
+    await h.dispatcher.updateStatus('n1', [report('t1-0', 'running')])
+    await h.store.update((tx) => {
+      const t = tx.get('tasks', 't0-0')!
+      tx.update('tasks', { ...t, desiredState: 'shutdown' })
+    })
+    await waitFor(() => lists.length >= 2, 'lists.length >= 2', 5000)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(lists).toHaveLength(2)
+    expect(lists[1]![0]).toMatchObject({ taskId: 't0-0', desiredState: 'shutdown', state: 'running' })
+  })
+
+  it('tells a node of new tasks, of removed ones, and the node a task left', async () => {
+    const h = setup(2, 1)
+    await h.populate()
+    const n0 = follow(h.dispatcher, 'n0')
+    const n1 = follow(h.dispatcher, 'n1')
+    await waitFor(() => n0.length === 1 && n1.length === 1, 'n0.length === 1 && n1.length === 1', 5000)
+    await h.store.update((tx) => tx.create('tasks', task('new', 'n0', 9)))
+    await waitFor(
+      () => n0.at(-1)!.some((a) => a.taskId === 'new'),
+      "n0.at(-1)!.some((a) => a.taskId === 'new')",
+      5000,
+    )
+    await h.store.update((tx) => {
+      const t = tx.get('tasks', 't0-0')!
+      tx.update('tasks', { ...t, nodeId: 'n1' })
+    })
+    await waitFor(
+      () => !n0.at(-1)!.some((a) => a.taskId === 't0-0'),
+      "!n0.at(-1)!.some((a) => a.taskId === 't0-0')",
+      5000,
+    )
+    await waitFor(
+      () => n1.at(-1)!.some((a) => a.taskId === 't0-0'),
+      "n1.at(-1)!.some((a) => a.taskId === 't0-0')",
+      5000,
+    )
+    await h.store.update((tx) => tx.delete('tasks', 'new'))
+    await waitFor(
+      () => !n0.at(-1)!.some((a) => a.taskId === 'new'),
+      "!n0.at(-1)!.some((a) => a.taskId === 'new')",
+      5000,
+    )
+    expect(n0.at(-1)).toEqual([])
+  })
+
+  it("sends a task again with its service's new published ports (the kept assignment is rebuilt)", async () => {
+    const h = setup(1, 1)
+    await h.populate()
+    const spec = { name: 'web', labels: {}, taskTemplate: { containerSpec: { image: 'busybox' } } }
+    await h.store.update((tx) =>
+      tx.create('services', {
+        id: 'svc',
+        spec: { ...spec, mode: { replicated: { replicas: 1 } } },
+        specVersion: { index: 1 },
+      }),
+    )
+    const lists = follow(h.dispatcher, 'n0')
+    await waitFor(() => lists.length === 1, 'first list', 5000)
+    expect(lists[0]![0]!.ports).toEqual([])
+    const port = {
+      protocol: 'tcp' as const,
+      targetPort: 80,
+      publishedPort: 8080,
+      publishMode: 'ingress' as const,
+    }
+    await h.store.update((tx) => {
+      const svc = tx.get('services', 'svc')!
+      tx.update('services', { ...svc, endpoint: { spec: { mode: 'vip' }, ports: [port], virtualIPs: [] } })
+      const t = tx.get('tasks', 't0-0')!
+      tx.update('tasks', { ...t, desiredState: 'shutdown' })
+    })
+    await waitFor(() => lists.length === 2, 'second list', 5000)
+    expect(lists[1]![0]).toMatchObject({ desiredState: 'shutdown', ports: [port] })
+  })
+
+  it('serves a commit of more tasks than a watch queue holds', async () => {
+    const h = setup(1, 0)
+    await h.populate()
+    const lists = follow(h.dispatcher, 'n0')
+    await waitFor(() => lists.length === 1, 'lists.length === 1', 5000)
+    await h.store.update((tx) => {
+      for (let i = 0; i < 12_000; i++) tx.create('tasks', task(`big${i}`, 'n0', i + 1))
+    })
+    await waitFor(() => lists.at(-1)!.length === 12_000, 'lists.at(-1)!.length === 12_000', 20_000)
+  })
+})
+
+describe('Agent status reports', () => {
+  it('sends at most 1,000 updates per report, in order, however many are pending', async () => {
+    const sizes: number[] = []
+    const seen: TaskStatusUpdate[] = []
+    const list: Assignment[] = Array.from({ length: 2500 }, (_, i) => ({
+      taskId: `t${i}`,
+      serviceId: 'svc',
+      serviceName: 'web',
+      slot: i + 1,
+      nodeId: 'n0',
+      image: 'busybox',
+      desiredState: 'running',
+      state: 'assigned',
+      hostPorts: [],
+      ports: [],
+      spec: { containerSpec: { image: 'busybox' } },
+      serviceLabels: {},
+      networks: [],
+      genericResources: [],
+      secrets: [],
+      configs: [],
+    }))
+    const api: DispatcherApi = {
+      async register() {},
+      async heartbeat() {
+        return { periodMs: 60_000 }
+      },
+      async *assignments(_id, signal) {
+        yield list
+        await new Promise((r) => signal.addEventListener('abort', r, { once: true }))
+      },
+      async updateStatus(_id, updates) {
+        if (updates.length > 1000) throw new TypeError('updates: expected a list')
+        sizes.push(updates.length)
+        seen.push(...updates)
+      },
+      async *mesh() {},
+    }
+    const agent = new Agent({
+      nodeId: 'n0',
+      dispatcher: api,
+      info: {
+        hostname: 'n0',
+        platform: { os: 'linux', architecture: 'x86_64' },
+        resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+        engineVersion: 'x',
+      },
+      addr: '127.0.0.1',
+      stepMs: 1,
+    })
+    cleanups.push(() => void agent.stop())
+    await agent.start()
+    await waitFor(
+      () => seen.filter((u) => u.state === 'running').length === 2500,
+      "seen.filter((u) => u.state === 'running').length === 2500",
+      60_000,
+    )
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1000)
+    expect(sizes.some((s) => s > 1)).toBe(true)
+    // Every task's states arrive in the order it went through them.
+    const t0 = seen.filter((u) => u.taskId === 't0').map((u) => u.state)
+    expect(t0).toEqual([...t0].sort((a, b) => order(a) - order(b)))
+  })
+})
+
+describe('Agent assignment lists', () => {
+  it('acts only on what changed when the same tasks come again, and on a new desired state', async () => {
+    const a0 = (desiredState: Assignment['desiredState']): Assignment => ({
+      taskId: 't0',
+      serviceId: 'svc',
+      serviceName: 'web',
+      slot: 1,
+      nodeId: 'n0',
+      image: 'busybox',
+      desiredState,
+      state: 'assigned',
+      hostPorts: [],
+      ports: [],
+      spec: { containerSpec: { image: 'busybox' } },
+      serviceLabels: {},
+      networks: [],
+      genericResources: [],
+      secrets: [],
+      configs: [],
+    })
+    const lists: Assignment[][] = []
+    let push: (() => void) | undefined
+    const reports: TaskStatusUpdate[] = []
+    const api: DispatcherApi = {
+      async register() {},
+      async heartbeat() {
+        return { periodMs: 60_000 }
+      },
+      async *assignments(_id, signal) {
+        while (!signal.aborted) {
+          const l = lists.shift()
+          if (l) yield l
+          else await new Promise<void>((r) => (push = r))
+        }
+      },
+      async updateStatus(_id, updates) {
+        reports.push(...updates)
+      },
+      async *mesh() {},
+    }
+    const executor = simulatedExecutor({ hostname: 'n0', addr: '127.0.0.1', stepMs: 1, serveTasks: false })
+    let updates = 0
+    const controller = executor.controller.bind(executor)
+    executor.controller = (a) => {
+      const c = controller(a)
+      const update = c.update.bind(c)
+      c.update = (next) => {
+        updates++
+        update(next)
+      }
+      return c
+    }
+    const agent = new Agent({ nodeId: 'n0', dispatcher: api, info: INFO, addr: '127.0.0.1', executor })
+    cleanups.push(() => void agent.stop().then(() => executor.close()))
+    const give = (l: Assignment[]) => {
+      lists.push(l)
+      push?.()
+    }
+    await agent.start()
+    give([a0('running')])
+    await waitFor(() => reports.some((r) => r.state === 'running'), 'running', 10_000)
+    for (let i = 0; i < 20; i++) give([a0('running')])
+    await waitFor(() => lists.length === 0, 'lists read', 10_000)
+    expect(updates).toBe(0)
+    give([a0('shutdown')])
+    await waitFor(() => reports.some((r) => r.state === 'shutdown'), 'shutdown', 10_000)
+    expect(updates).toBe(1)
+  })
+})
+
+const INFO = {
+  hostname: 'n0',
+  platform: { os: 'linux', architecture: 'x86_64' },
+  resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+  engineVersion: 'x',
+}
+
+const STATES: TaskState[] = [
+  'new',
+  'pending',
+  'assigned',
+  'accepted',
+  'preparing',
+  'ready',
+  'starting',
+  'running',
+]
+const order = (s: TaskState) => STATES.indexOf(s)

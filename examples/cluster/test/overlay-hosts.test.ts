@@ -1,0 +1,403 @@
+// Overlay networks between hosts, with real containers: three hosts (network namespaces this test makes),
+// each with its own dockerd and swarmkit node; the docker CLI drives them from the root namespace. Tasks on
+// an overlay network reach each other across hosts by name (127.0.0.11 in each container), `tasks.NAME`
+// lists every task, a service's VIP balances over tasks on every host and follows a scale-down, a
+// published port answers on every host, and two networks stay isolated.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { overlayPrefix } from '../src/worker-network.js'
+import { buildImages, IMAGES } from './engine-helpers.js'
+import { type Host, hostsUnavailable, NetnsHosts } from './netns-hosts.js'
+
+const unavailable = await hostsUnavailable()
+
+describe('overlay networks across hosts (3 namespace hosts, real containers)', { timeout: 600_000 }, () => {
+  if (unavailable !== undefined) {
+    it(`cannot run here: ${unavailable}`, () => {
+      if (process.env.SWARMKIT_CI === '1')
+        throw new Error(`overlay host tests could not run in CI: ${unavailable}`)
+      console.warn(`skipping the overlay host tests: ${unavailable}`)
+    })
+    return
+  }
+  const lab = new NetnsHosts()
+  let h1: Host
+  let h2: Host
+  let h3: Host
+
+  const ok = async (h: Host, args: string[]) => {
+    const r = await lab.docker(h, args)
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} on ${h.name} failed (${r.code}): ${r.stderr}`)
+    return r.stdout
+  }
+
+  /** The container of the (one) running task of `service` on host `h`. */
+  const containerOf = async (h: Host, service: string) => {
+    const out = await lab.engine(h, [
+      'ps',
+      '-q',
+      '--filter',
+      `label=com.docker.swarm.service.name=${service}`,
+      '--filter',
+      'status=running',
+    ])
+    return out.stdout.split('\n').filter(Boolean)[0]
+  }
+
+  /** Runs a command inside the client container (on h1). */
+  const inClient = async (args: string[], timeout = 30_000) => {
+    const c = await containerOf(h1, 'client')
+    if (!c) throw new Error('the client container is not running')
+    return lab.engine(h1, ['exec', c, ...args], timeout)
+  }
+
+  /** The running tasks of a service: name, node hostname and address on `network`. */
+  const tasksOf = async (service: string, network: string) => {
+    const ids = (await ok(h1, ['service', 'ps', '-q', '--filter', 'desired-state=running', service]))
+      .split('\n')
+      .filter(Boolean)
+    const netId = (await ok(h1, ['network', 'inspect', '-f', '{{.ID}}', network])).trim()
+    const out: { name: string; node: string; address: string; state: string }[] = []
+    for (const id of ids) {
+      const j = JSON.parse(await ok(h1, ['inspect', '--type', 'task', id]))[0]
+      const node = JSON.parse(await ok(h1, ['node', 'inspect', j.NodeID]))[0].Description.Hostname
+      const att = (j.NetworksAttachments ?? []).find(
+        (a: { Network: { ID: string } }) => a.Network.ID === netId,
+      )
+      out.push({
+        name: `${service}.${j.Slot || j.NodeID}.${j.ID}`,
+        node,
+        address: String(att?.Addresses?.[0] ?? '').split('/')[0]!,
+        state: j.Status.State,
+      })
+    }
+    return out
+  }
+
+  // One HTTP request from a container with busybox nc (busybox-static's wget crashes in these containers):
+  // the page's body, or ERR.
+  const request = (host: string, port = 80) => [
+    'sh',
+    '-c',
+    'printf "GET / HTTP/1.0\\r\\nHost: $0\\r\\n\\r\\n" | nc -w 5 "$0" "$1"',
+    host,
+    String(port),
+  ]
+  const body = (r: { code: number; stdout: string; stderr: string }) => {
+    const cut = r.stdout.indexOf('\r\n\r\n')
+    return r.code === 0 && cut >= 0 ? r.stdout.slice(cut + 4).trim() : `ERR ${r.code} ${r.stderr.trim()}`
+  }
+  const page = async (host: string) => body(await inClient(request(host)))
+  // From a host's own namespace (not a container): node's HTTP client.
+  const hostGet = async (h: Host, url: string) =>
+    (
+      await lab.inHost(h, [
+        process.execPath,
+        '-e',
+        `require('node:http').get(process.argv[1], { timeout: 5000 }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(b.trim())) }).on('error', (e) => console.log('ERR ' + e.message))`,
+        url,
+      ])
+    ).stdout.trim()
+
+  beforeAll(async () => {
+    await lab.create(3)
+    ;[h1, h2, h3] = lab.hosts as [Host, Host, Host]
+    await Promise.all(lab.hosts.map((h) => lab.startDockerd(h)))
+    for (const h of lab.hosts) await buildImages(h.engine)
+    for (const h of lab.hosts) await lab.startNode(h)
+    await ok(h1, ['swarm', 'init', '--advertise-addr', h1.addr])
+    const token = (await ok(h1, ['swarm', 'join-token', '-q', 'worker'])).trim()
+    for (const h of [h2, h3])
+      await ok(h, ['swarm', 'join', '--token', token, '--advertise-addr', h.addr, `${h1.addr}:2377`])
+    for (const h of lab.hosts) {
+      h.nodeId = (await ok(h, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
+      lab.sandboxPrefixes.add(overlayPrefix(h.nodeId))
+    }
+    await lab.until('3 ready nodes', async () => {
+      const out = await ok(h1, ['node', 'ls', '--format', '{{.Status}}'])
+      return out.split('\n').filter((l) => l === 'Ready').length === 3
+    })
+    await ok(h1, ['network', 'create', '-d', 'overlay', 'front'])
+    await ok(h1, ['network', 'create', '-d', 'overlay', 'back'])
+    // web: one task per host (max one per node); client on h1; db on the other network only.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--network',
+      'front',
+      '--replicas',
+      '3',
+      '--replicas-max-per-node',
+      '1',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'client',
+      '--network',
+      'front',
+      '--constraint',
+      'node.hostname==h1',
+      IMAGES.webV1,
+    ])
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'db',
+      '--network',
+      'back',
+      '--constraint',
+      'node.hostname==h2',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'web, client and db running',
+      async () => {
+        const all = [...(await tasksOf('web', 'front')), ...(await tasksOf('client', 'front'))]
+        return all.length === 4 && all.every((t) => t.state === 'running' && t.address)
+      },
+      240_000,
+    )
+    await lab.until(
+      'db running',
+      async () => (await tasksOf('db', 'back')).every((t) => t.state === 'running'),
+      120_000,
+    )
+  }, 600_000)
+
+  afterAll(async () => {
+    const left = await lab.destroy()
+    expect(left).toEqual([])
+  }, 300_000)
+
+  it('a task on h1 reaches a task on another host by name (HTTP and ping)', async () => {
+    const remote = (await tasksOf('web', 'front')).filter((t) => t.node !== 'h1')
+    expect(remote.length).toBe(2)
+    for (const t of remote) {
+      await lab.until(`${t.name} by name`, async () => (await page(t.name)) === `web v1 on ${t.name}`, 60_000)
+      const ping = await inClient(['ping', '-c', '1', '-W', '3', t.name])
+      expect(ping.code, ping.stderr).toBe(0)
+      expect(ping.stdout).toContain(t.address)
+    }
+  })
+
+  it('tasks.web lists every task of web, on every host', async () => {
+    const want = (await tasksOf('web', 'front')).map((t) => t.address).sort()
+    await lab.until(
+      'tasks.web',
+      async () => {
+        const r = await inClient(['nslookup', 'tasks.web', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+          .sort()
+        return JSON.stringify(got) === JSON.stringify(want)
+      },
+      60_000,
+    )
+  })
+
+  it('a rolling update is seen through the VIP: every answer from v2 once it is done', async () => {
+    await ok(h1, ['service', 'update', '-d', '--update-parallelism', '1', '--image', IMAGES.webV2, 'web'])
+    await lab.until(
+      'web updated to v2 on every host',
+      async () => {
+        const tasks = await tasksOf('web', 'front')
+        if (tasks.length !== 3 || tasks.some((t) => t.state !== 'running')) return false
+        const seen = new Set<string>()
+        for (let i = 0; i < 9; i++) seen.add(await page('web'))
+        const want = tasks.map((t) => `web v2 on ${t.name}`).sort()
+        return JSON.stringify([...seen].sort()) === JSON.stringify(want)
+      },
+      240_000,
+    )
+  })
+
+  it('dnsrr: the name answers every task address, and there is no VIP', async () => {
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'rr',
+      '--network',
+      'front',
+      '--endpoint-mode',
+      'dnsrr',
+      '--replicas',
+      '2',
+      '--replicas-max-per-node',
+      '1',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'rr running',
+      async () => {
+        const t = await tasksOf('rr', 'front')
+        return t.length === 2 && t.every((x) => x.state === 'running')
+      },
+      120_000,
+    )
+    const want = (await tasksOf('rr', 'front')).map((t) => t.address).sort()
+    await lab.until(
+      'rr resolves to its tasks',
+      async () => {
+        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+          .sort()
+        return JSON.stringify(got) === JSON.stringify(want)
+      },
+      60_000,
+    )
+    const vips = JSON.parse(await ok(h1, ['service', 'inspect', 'rr']))[0].Endpoint.VirtualIPs ?? []
+    expect(vips).toEqual([])
+  })
+
+  it('the VIP of web spreads requests over the tasks on all three hosts, and follows a scale-down', async () => {
+    const names = (await tasksOf('web', 'front')).map((t) => `web v2 on ${t.name}`).sort()
+    await lab.until(
+      'every web task behind the VIP',
+      async () => {
+        const seen = new Set<string>()
+        for (let i = 0; i < 9; i++) seen.add(await page('web'))
+        return JSON.stringify([...seen].sort()) === JSON.stringify(names)
+      },
+      90_000,
+    )
+    await ok(h1, ['service', 'scale', '-d', 'web=1'])
+    await lab.until('web scaled to 1', async () => (await tasksOf('web', 'front')).length === 1, 120_000)
+    const [left] = await tasksOf('web', 'front')
+    await lab.until(
+      'only the remaining task behind the VIP',
+      async () => {
+        const seen = new Set<string>()
+        for (let i = 0; i < 6; i++) seen.add(await page('web'))
+        return seen.size === 1 && seen.has(`web v2 on ${left!.name}`)
+      },
+      90_000,
+    )
+  })
+
+  it('a published port answers on every host for a task elsewhere', async () => {
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'pub',
+      '--network',
+      'front',
+      '--publish',
+      '8080:80',
+      '--constraint',
+      'node.hostname==h3',
+      '--hostname',
+      '{{.Task.Name}}',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'pub running',
+      async () => (await tasksOf('pub', 'front')).some((t) => t.state === 'running'),
+      120_000,
+    )
+    const [t] = await tasksOf('pub', 'front')
+    for (const h of lab.hosts)
+      await lab.until(
+        `port 8080 on ${h.name}`,
+        async () => {
+          return (await hostGet(h1, `http://${h.addr}:8080/`)) === `web v1 on ${t!.name}`
+        },
+        60_000,
+      )
+  })
+
+  it('two networks stay isolated: no name, no packet from front to back', async () => {
+    const [db] = await tasksOf('db', 'back')
+    expect(db?.address).toBeTruthy()
+    const lookup = await inClient(['nslookup', 'db', '127.0.0.11'])
+    expect(lookup.stdout).not.toContain(db!.address)
+    expect(await page(db!.address)).toMatch(/^ERR/)
+    // While a task on back reaches db by name.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'backclient',
+      '--network',
+      'back',
+      '--constraint',
+      'node.hostname==h3',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'backclient running',
+      async () => (await tasksOf('backclient', 'back')).some((t) => t.state === 'running'),
+      120_000,
+    )
+    const c = await containerOf(h3, 'backclient')
+    await lab.until(
+      'db by name from back',
+      async () => body(await lab.engine(h3, ['exec', c!, ...request('db')])) === `web v1 on ${db!.name}`,
+      60_000,
+    )
+  })
+
+  it("a drained node leaves the other hosts' forwarding tables; its tasks come back elsewhere", async () => {
+    const fdbTo = async (h: Host, vtep: string) =>
+      (await lab.inHost(h, ['bridge', 'fdb', 'show'])).stdout
+        .split('\n')
+        .filter((l) => l.includes(`dst ${vtep} `))
+    // A task on front pinned to h2, so that h1 holds forwarding entries towards h2 before the drain.
+    await ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'onh2',
+      '--network',
+      'front',
+      '--constraint',
+      'node.hostname==h2',
+      IMAGES.webV1,
+    ])
+    await lab.until('h1 forwards to h2', async () => (await fdbTo(h1, h2.addr)).length > 0, 120_000)
+    await ok(h1, ['node', 'update', '--availability', 'drain', 'h2'])
+    await lab.until(
+      'no task of h2 in the view of h1',
+      async () => {
+        const onH2 = (await ok(h1, ['node', 'ps', '-q', '--filter', 'desired-state=running', 'h2'])).trim()
+        return onH2 === '' && (await fdbTo(h1, h2.addr)).length === 0
+      },
+      120_000,
+    )
+    // rr's tasks are elsewhere now, and its name answers exactly them.
+    await lab.until(
+      'rr resolves to its new tasks',
+      async () => {
+        const tasks = await tasksOf('rr', 'front')
+        if (tasks.length !== 2 || tasks.some((t) => t.state !== 'running' || t.node === 'h2')) return false
+        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
+        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
+          .map((m) => m[1]!)
+          .filter((a) => a !== '127.0.0.11')
+        return JSON.stringify(got.sort()) === JSON.stringify(tasks.map((t) => t.address).sort())
+      },
+      120_000,
+    )
+    await ok(h1, ['node', 'update', '--availability', 'active', 'h2'])
+  })
+})
