@@ -199,7 +199,8 @@ function checkPartition<S, I, O>(
       // operations see (the blind write that followed it, or began σ, sets the state as before; only the final
       // state may differ, and nobody checks it), and keeps real time (it is callable now, so everything that
       // returned before its call is linearized already; moving it earlier breaks no other order). Without this
-      // rule many overlapping puts nobody read made the search try every subset of them before each read.
+      // rule many overlapping puts nobody read made the search try every subset of them before each read. As
+      // with reads, if the configuration it leads to was explored already, this one fails too.
       let stuck = false
       let forced = false
       let stateDead: boolean | undefined
@@ -208,9 +209,9 @@ function checkPartition<S, I, O>(
         const r = model.step(state, op.input, op.output)
         if (!r.ok) continue
         const h = model.hash(r.state)
-        // A blind write of the value the state already has is no read: placed here, a write that a completion
-        // puts between here and its own place would no longer be overwritten by it (a put of 0 when the state
-        // is 0 must still be tried later). Reads of this kind were linearized at once before the blind hook.
+        // A blind write of the value the state already has is no read: moved here, a write that a completion
+        // places between here and its own place would no longer be overwritten by it (a put of 0 while the
+        // state is 0 must still be tried later). Taken for a read, it made some linearizable histories illegal.
         if (h !== hash || blind[c.id]) {
           if (!blind[c.id] || op.return === Number.POSITIVE_INFINITY) continue
           stateDead ??= dead(state)
