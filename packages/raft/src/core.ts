@@ -231,9 +231,12 @@ export class RaftCore {
       }
       return
     }
-    if (this.promotable() && this.electionElapsed >= this.randomizedTimeout) {
+    if (this.electionElapsed >= this.randomizedTimeout) {
       this.electionElapsed = 0
-      this.campaign(this.preVote ? 'pre' : 'vote')
+      if (this.promotable()) this.campaign(this.preVote ? 'pre' : 'vote')
+      // A learner never campaigns: without this it would keep a leader that is gone (or that removed it) forever,
+      // and what it forwarded there would never settle.
+      else this.leader = null
     }
   }
 

@@ -56,6 +56,34 @@ describe('RaftCore configuration from the log', () => {
     expect(core.role).not.toBe('leader')
   })
 
+  // Durable simulation seed 6729 (slow budget): n6, demoted to a learner and then removed while the leader it
+  // had forwarded proposals to crashed, heard from no one again and kept that leader forever (a learner never
+  // campaigns), so its proposals never settled. A learner that hears nothing for an election timeout forgets
+  // its leader, as a voter does when it campaigns; the node then settles what it was waiting for as unknown.
+  it('a learner that hears nothing from its leader for an election timeout forgets it', () => {
+    const conf = encodeConf({ voters: ['a', 'b', 'c'], learners: ['d'] })
+    const d = newCore('d', ['a'], {
+      state: {
+        hardState: { term: 1, vote: '', commit: 2 },
+        snapshot: null,
+        entries: [ent(1, 1), { index: 2, term: 1, type: EntryType.Config, data: conf }],
+      },
+      applied: 0,
+    })
+    expect(d.role).toBe('learner')
+    d.step(msg({ type: T.Heartbeat, from: 'a', to: 'd', term: 1, commit: 2 }))
+    expect(d.leader).toBe('a')
+    // Heartbeats keep it.
+    for (let i = 0; i < 100; i++) {
+      d.tick()
+      if (i % 3 === 0) d.step(msg({ type: T.Heartbeat, from: 'a', to: 'd', term: 1, commit: 2 }))
+    }
+    expect(d.leader).toBe('a')
+    for (let i = 0; i < 100; i++) d.tick()
+    expect(d.leader).toBe(null)
+    expect(d.role).toBe('learner')
+  })
+
   it('records in a snapshot the configuration as of the snapshot index, not a later one', () => {
     const c = new Cluster(['a', 'b', 'c'])
     c.campaign('a')
