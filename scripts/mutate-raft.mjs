@@ -316,6 +316,8 @@ function makeScratch() {
     if (fs.existsSync(path.join(root, f))) fs.copyFileSync(path.join(root, f), path.join(scratch, f))
   }
   copy(path.join(root, 'packages'), path.join(scratch, 'packages'))
+  // Test helpers shared by the packages (the raft tests' mulberry32).
+  if (fs.existsSync(path.join(root, 'test'))) copy(path.join(root, 'test'), path.join(scratch, 'test'))
   // dist/ of every package: tests that spawn processes import it.
   for (const p of fs.readdirSync(path.join(root, 'packages'))) {
     const dist = path.join(root, 'packages', p, 'dist')
