@@ -56,6 +56,10 @@ describe('RaftNode removed while proposing', () => {
     const removal = n1.removeMember('n4')
     removal.catch(() => {})
     await until(() => core4.removed.has('n4'), 'n4 to append its removal')
+    // Settled as soon as n4 knows of its removal, well before an election timeout of silence (400 ms) would make
+    // it forget its leader and settle the proposal that way.
+    await clock.advanceAsync(50)
+    expect(outcome).toBe('LOST_LEADERSHIP')
     // n4 hears nothing more; n2 and n3 are back, and the proposal and the removal commit without n4.
     net.isolate('n4')
     net.setLinkFaults('n1', 'n2', null)
