@@ -22,6 +22,7 @@ export interface SwarmView {
   tasks: Array<DirectoryTask & { node: string }>
 }
 
+/** Options of attaching a task: a signal, and the pid of a container whose network namespace the task gets. */
 export interface AttachTaskOptions extends CallOptions {
   /** Join this process's network namespace instead of making a new one. */
   pid?: number

@@ -28,7 +28,7 @@ import {
   serviceLoadBalancer,
   vniAllocator,
 } from '../src/index.js'
-import { kernelUnavailable, Lab, must, sh } from './helpers/lab.js'
+import { kernelUnavailable, Lab, must, type Spawned, sh } from './helpers/lab.js'
 
 const unavailable =
   (await kernelUnavailable()) ??
@@ -53,6 +53,15 @@ c.on('connect', () => { c.write('a'); console.log('ready') })
 c.on('data', (d) => console.log('got ' + d))
 c.on('error', (e) => console.log('error ' + e.code))
 process.stdin.on('data', (d) => c.write(String(d).trim()))`
+
+/** The first capture of `re` in what a lab process printed, once it shows (it fails with the output after 30 s). */
+async function printed(p: Spawned, re: RegExp): Promise<string> {
+  for (const end = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 20))) {
+    const m = re.exec(p.output())
+    if (m) return m[1]!
+    if (Date.now() > end) throw new Error(`no ${re} in: ${p.output()}`)
+  }
+}
 
 // GETs url n times, one connection each; prints each body's first line, or `ERR <code>`.
 const httpGets = `
@@ -344,14 +353,7 @@ describe('swarm networking in the kernel (3 hosts)', { timeout: 120_000 }, () =>
     expect(await seen(6)).toEqual(['web.1.w1', 'web.2.w2', 'web.3.w3'])
     // A connection held open to the VIP keeps its task through the changes below.
     const hold = await lab.node(c, holdClient, [vip['s-web']!, '81'])
-    const first = await new Promise<string>((resolve) => {
-      let buf = ''
-      hold.child.stdout!.on('data', (d) => {
-        buf += d
-        const m = /got (\S+):a/.exec(buf)
-        if (m) resolve(m[1]!)
-      })
-    })
+    const first = await printed(hold, /got (\S+):a/)
     // Scale down: remove a task that is not the held connection's.
     const gone = ['w3', 'w2', 'w1'].map(task).find((t) => t.name !== first)!
     gone.healthy = false
@@ -366,16 +368,8 @@ describe('swarm networking in the kernel (3 hosts)', { timeout: 120_000 }, () =>
     sick.healthy = false
     await sync()
     expect(await seen(4)).toEqual([first])
-    const again = new Promise<string>((resolve) => {
-      let buf = ''
-      hold.child.stdout!.on('data', (d) => {
-        buf += d
-        const m = /got (\S+):b/.exec(buf)
-        if (m) resolve(m[1]!)
-      })
-    })
     hold.child.stdin!.write('b\n')
-    expect(await again).toBe(first)
+    expect(await printed(hold, /got (\S+):b/)).toBe(first)
     await lab.kill(hold.child)
     // Back to health; the removed task's endpoint comes back with it.
     sick.healthy = true

@@ -46,6 +46,13 @@ export async function kernelUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
+/** A node process started in a namespace: its `ready` line and everything it printed so far. */
+export interface Spawned {
+  child: ChildProcess
+  line: string
+  output: () => string
+}
+
 export class Lab {
   /** 4 characters: a letter and 3 random base-36 digits. */
   readonly tag = `k${randomBytes(4).readUInt32BE(0).toString(36).slice(-3).padStart(3, '0')}`
@@ -85,12 +92,12 @@ export class Lab {
   }
 
   /** Starts `node -e script` inside a namespace; resolves once it prints a line starting with `ready`. */
-  node(ns: string, script: string, args: string[] = []): Promise<{ child: ChildProcess; line: string }> {
+  node(ns: string, script: string, args: string[] = []): Promise<Spawned> {
     return this.spawnNode(ns, ['-e', script, ...args])
   }
 
   /** Starts node with these arguments inside a namespace; resolves once it prints a `ready` line. */
-  async spawnNode(ns: string, nodeArgs: string[]): Promise<{ child: ChildProcess; line: string }> {
+  async spawnNode(ns: string, nodeArgs: string[]): Promise<Spawned> {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs], {
       stdio: ['pipe', 'pipe', 'pipe'],
     })
@@ -98,6 +105,9 @@ export class Lab {
     child.on('exit', () => this.children.delete(child))
     let err = ''
     child.stderr!.on('data', (d) => (err += d))
+    // Everything it prints, kept from the start: what follows `ready` may come in the same chunk.
+    let all = ''
+    child.stdout!.on('data', (d) => (all += d))
     const line = await new Promise<string>((resolve, reject) => {
       let buf = ''
       child.stdout!.on('data', (d) => {
@@ -107,7 +117,7 @@ export class Lab {
       })
       child.on('exit', (code) => reject(new Error(`child in ${ns} exited (${code}) before ready: ${err}`)))
     })
-    return { child, line }
+    return { child, line, output: () => all }
   }
 
   /** Runs a short node script in a namespace to completion and returns its stdout. */
