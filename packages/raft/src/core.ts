@@ -72,6 +72,15 @@ function takesCommitted(o: ReadyOptions | undefined): boolean {
   return o === undefined || ((o.maxCommittedBytes ?? 1) > 0 && (o.maxCommittedEntries ?? 1) > 0)
 }
 
+function checkReadyOptions(o: ReadyOptions): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object')
+  for (const k of ['maxCommittedBytes', 'maxCommittedEntries'] as const) {
+    const v = o[k]
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
+      throw new RangeError(`options.${k} must be an integer >= 0`)
+  }
+}
+
 const NONE = 0
 const EMPTY: readonly Entry[] = []
 const EMPTY_DATA = new Uint8Array(0)
@@ -371,6 +380,7 @@ export class RaftCore {
 
   /** Is there anything to do? With `options`, committed entries count only when the driver would take them. */
   hasReady(options?: ReadyOptions): boolean {
+    if (options !== undefined) checkReadyOptions(options)
     const log = this.log
     return (
       this.msgsNow.length > 0 ||
@@ -392,6 +402,8 @@ export class RaftCore {
    * come in later Readys.
    */
   ready(options?: ReadyOptions): Ready {
+    // Checked before anything changes: a refused call hands nothing out.
+    if (options !== undefined) checkReadyOptions(options)
     const log = this.log
     const last = log.lastIndex()
     const entries = last > log.inProgress ? log.slice(log.inProgress + 1, last) : EMPTY

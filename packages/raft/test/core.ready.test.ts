@@ -44,4 +44,18 @@ describe('RaftCore.ready with bounds on committed entries', () => {
     expect(c.applied).toBe(6)
     expect(c.hasReady({ maxCommittedBytes: 1_000 })).toBe(false)
   })
+
+  it('refuses bounds that are not integers >= 0 before handing anything out', () => {
+    const c = leaderWith(3)
+    for (const bad of [
+      { maxCommittedBytes: -1 },
+      { maxCommittedEntries: Number.NaN },
+      { maxCommittedBytes: 1.5 },
+    ]) {
+      expect(() => c.ready(bad)).toThrow(RangeError)
+      expect(() => c.hasReady(bad)).toThrow(RangeError)
+    }
+    // Nothing was handed out by the refused calls.
+    expect(c.ready().committed.map((e) => e.index)).toEqual([1, 2, 3, 4])
+  })
 })
