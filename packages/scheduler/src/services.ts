@@ -79,6 +79,11 @@ const NEW_SPEC_VERSION = Object.freeze({ index: 0 })
  * (`SchedulerError` `INVALID_SPEC`).
  */
 export function serviceUpdate(cur: Service, spec: ServiceSpec, now: number): Service {
+  if (typeof cur !== 'object' || cur === null || typeof cur.spec?.mode !== 'object')
+    throw new TypeError('cur: expected a Service')
+  checkSpec(spec)
+  if (typeof spec.mode !== 'object' || spec.mode === null) throw new TypeError('spec.mode: expected a mode')
+  if (!Number.isFinite(now)) throw new TypeError('now: expected a time in ms')
   if (Object.keys(cur.spec.mode)[0] !== Object.keys(spec.mode)[0])
     throw new SchedulerError('INVALID_SPEC', 'service mode cannot be changed')
   const changed = !sameTemplate(cur.spec.taskTemplate, spec.taskTemplate)

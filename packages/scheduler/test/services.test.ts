@@ -67,4 +67,15 @@ describe('serviceUpdate', () => {
     })
     expect(store.view((tx) => tx.get('services', s.id))!.spec.mode).toEqual({ replicated: { replicas: 1 } })
   })
+
+  it('refuses what is not a service or a spec with a typed error', async () => {
+    const store = new ClusterStore()
+    const s = await createService(store, serviceSpec('web', { mode: { replicated: { replicas: 1 } } }))
+    const cur = store.view((tx) => tx.get('services', s.id))!
+    const bad = (f: () => unknown) => expect(f).toThrow(/^(cur|spec|spec\.mode|now): expected/)
+    bad(() => serviceUpdate(undefined as never, s.spec, 0))
+    bad(() => serviceUpdate(cur, undefined as never, 0))
+    bad(() => serviceUpdate(cur, { ...s.spec, mode: undefined as never }, 0))
+    bad(() => serviceUpdate(cur, s.spec, Number.NaN))
+  })
 })
