@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createUnderlayHosts } from '../../../test/support/underlay-hosts.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
@@ -113,32 +114,9 @@ export class NetnsHosts {
 
   async create(n: number): Promise<void> {
     mkdirSync(this.root, { recursive: true })
-    await must('ip', ['netns', 'add', this.underlay])
-    await must('ip', ['-n', this.underlay, 'link', 'add', 'name', 'ubr', 'type', 'bridge'])
-    await must('ip', ['-n', this.underlay, 'link', 'set', 'dev', 'ubr', 'up'])
-    for (let i = 1; i <= n; i++) {
-      const ns = `${this.tag}-h${i}`
-      const addr = `198.18.0.${i}`
-      await must('ip', ['netns', 'add', ns])
-      await must('ip', [
-        '-n',
-        this.underlay,
-        'link',
-        'add',
-        'name',
-        `e${i}`,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns,
-      ])
-      await must('ip', ['-n', this.underlay, 'link', 'set', 'dev', `e${i}`, 'master', 'ubr', 'up'])
-      await must('ip', ['-n', ns, 'addr', 'add', `${addr}/15`, 'dev', 'eth0'])
-      await must('ip', ['-n', ns, 'link', 'set', 'dev', 'eth0', 'up'])
-      await must('ip', ['-n', ns, 'link', 'set', 'dev', 'lo', 'up'])
+    const made = await createUnderlayHosts(must, this.underlay, this.tag, n)
+    for (const [k, { ns, address: addr }] of made.entries()) {
+      const i = k + 1
       // Processes in the host resolve through nothing outside it (`ip netns exec` mounts this file).
       mkdirSync(`/etc/netns/${ns}`, { recursive: true })
       writeFileSync(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\n')

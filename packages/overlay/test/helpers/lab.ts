@@ -4,6 +4,7 @@
 // checks that nothing is left.
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createUnderlayHosts } from '../../../../test/support/underlay-hosts.js'
 import { checkLinuxDriver } from '../../src/index.js'
 
 export function sh(
@@ -61,32 +62,9 @@ export class Lab {
   private readonly children = new Set<ChildProcess>()
 
   async create(hosts: number): Promise<void> {
-    await must('ip', ['netns', 'add', this.underlay])
-    await must('ip', ['-n', this.underlay, 'link', 'add', 'name', 'ubr', 'type', 'bridge'])
-    await must('ip', ['-n', this.underlay, 'link', 'set', 'dev', 'ubr', 'up'])
-    for (let i = 1; i <= hosts; i++) {
-      const ns = `${this.tag}-h${i}`
-      const vtep = `198.18.0.${i}`
-      await must('ip', ['netns', 'add', ns])
-      await must('ip', [
-        '-n',
-        this.underlay,
-        'link',
-        'add',
-        'name',
-        `e${i}`,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns,
-      ])
-      await must('ip', ['-n', this.underlay, 'link', 'set', 'dev', `e${i}`, 'master', 'ubr', 'up'])
-      await must('ip', ['-n', ns, 'addr', 'add', `${vtep}/15`, 'dev', 'eth0'])
-      await must('ip', ['-n', ns, 'link', 'set', 'dev', 'eth0', 'up'])
-      await must('ip', ['-n', ns, 'link', 'set', 'dev', 'lo', 'up'])
+    const made = await createUnderlayHosts(must, this.underlay, this.tag, hosts)
+    for (const [k, { ns, address: vtep }] of made.entries()) {
+      const i = k + 1
       this.hosts.push({ ns, vtep, prefix: `${this.tag}${i}` })
     }
   }
