@@ -61,13 +61,21 @@ export async function warmUp(
   if (ms > 0) await runWriters(Math.min(writers, 16), ms, write)
 }
 
-/** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
-export async function runWriters(
+/** What {@link measureWriters} saw: every write's latency in ms, in completion order. */
+export interface RawLoad {
+  writers: number
+  latencies: number[]
+  errors: number
+  seconds: number
+}
+
+/** Runs `writers` loops of `write(writer, n)` for `ms` and records each write's latency. */
+export async function measureWriters(
   writers: number,
   ms: number,
   write: (writer: number, n: number) => Promise<void>,
-): Promise<LoadResult> {
-  const lat: number[] = []
+): Promise<RawLoad> {
+  const latencies: number[] = []
   let errors = 0
   const start = performance.now()
   const end = start + ms
@@ -77,22 +85,36 @@ export async function runWriters(
         const t = performance.now()
         try {
           await write(w, n)
-          lat.push(performance.now() - t)
+          latencies.push(performance.now() - t)
         } catch {
           errors++
         }
       }
     }),
   )
-  const seconds = (performance.now() - start) / 1000
-  const sorted = Float64Array.from(lat).sort()
+  return { writers, latencies, errors, seconds: (performance.now() - start) / 1000 }
+}
+
+/** Throughput and percentiles of one or more raw loads that ran at the same time (several client processes). */
+export function summarize(loads: readonly RawLoad[]): LoadResult {
+  const sorted = Float64Array.from(loads.flatMap((l) => l.latencies)).sort()
+  const seconds = Math.max(...loads.map((l) => l.seconds))
   return {
-    writers,
-    writes: lat.length,
+    writers: loads.reduce((a, l) => a + l.writers, 0),
+    writes: sorted.length,
     seconds,
-    writesPerSec: lat.length / seconds,
+    writesPerSec: sorted.length / seconds,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
-    errors,
+    errors: loads.reduce((a, l) => a + l.errors, 0),
   }
+}
+
+/** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
+export async function runWriters(
+  writers: number,
+  ms: number,
+  write: (writer: number, n: number) => Promise<void>,
+): Promise<LoadResult> {
+  return summarize([await measureWriters(writers, ms, write)])
 }
