@@ -8,6 +8,7 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   errors: number
+  firstError?: string
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1. */
@@ -66,6 +67,8 @@ export interface RawLoad {
   writers: number
   latencies: number[]
   errors: number
+  /** The first failed write's message. */
+  firstError?: string
   seconds: number
 }
 
@@ -77,6 +80,7 @@ export async function measureWriters(
 ): Promise<RawLoad> {
   const latencies: number[] = []
   let errors = 0
+  let firstError: string | undefined
   const start = performance.now()
   const end = start + ms
   await Promise.all(
@@ -86,13 +90,14 @@ export async function measureWriters(
         try {
           await write(w, n)
           latencies.push(performance.now() - t)
-        } catch {
+        } catch (e) {
           errors++
+          firstError ??= (e as Error)?.message ?? String(e)
         }
       }
     }),
   )
-  return { writers, latencies, errors, seconds: (performance.now() - start) / 1000 }
+  return { writers, latencies, errors, firstError, seconds: (performance.now() - start) / 1000 }
 }
 
 /** Throughput and percentiles of one or more raw loads that ran at the same time (several client processes). */
@@ -107,6 +112,7 @@ export function summarize(loads: readonly RawLoad[]): LoadResult {
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     errors: loads.reduce((a, l) => a + l.errors, 0),
+    firstError: loads.find((l) => l.firstError)?.firstError,
   }
 }
 

@@ -82,8 +82,8 @@ export async function driverMain(kind: DriverKind, argv: string[]): Promise<void
     load: { ...load, latencies: load.latencies.map((l) => Math.round(l * 1000) / 1000) },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   }
-  process.stdout.write(`${JSON.stringify(out)}\n`)
-  process.exit(0)
+  // Exits once the line is out: a pipe's writes are asynchronous, and the latencies are a long line.
+  process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0))
 }
 
 /** One measured load and the CPU it took, in cores (CPU seconds per second of the run). */

@@ -28,8 +28,10 @@ const TOOL_CONNS = Number(process.env['ETCD_BENCHMARK_CONNS'] ?? 8)
 const role = process.argv[2]
 
 interface KvCluster {
-  /** The leader's client address. */
-  readonly leader: string
+  /** The client address of the member that is leader now. */
+  leader(): string
+  /** Leader changes seen since the cluster came up. */
+  leaderChanges(): number
   /** The members' process IDs, for their CPU time. */
   readonly pids: number[]
   stop(): Promise<void>
@@ -43,6 +45,7 @@ async function startKvCluster(): Promise<KvCluster> {
   const peers = ids.map((id, k) => `${id}=127.0.0.1:${ports[k]}`).join(',')
   const clientAddr = new Map<string, string>()
   let leader: string | null = null
+  let changes = 0
   const members = ids.map((id, k) =>
     child(
       [
@@ -58,7 +61,10 @@ async function startKvCluster(): Promise<KvCluster> {
       ],
       (line) => {
         const m = /^leader (\S+) term/.exec(line)
-        if (m && m[1] !== 'none') leader = m[1]!
+        if (m && m[1] !== 'none') {
+          if (leader !== null && m[1] !== leader) changes++
+          leader = m[1]!
+        }
         const r = /^ready (\S+)/.exec(line)
         if (r) clientAddr.set(id, r[1]!)
       },
@@ -75,7 +81,12 @@ async function startKvCluster(): Promise<KvCluster> {
     await stop()
     throw e
   }
-  return { leader: clientAddr.get(leader!)!, pids: members.map((m) => m.proc.pid!), stop }
+  return {
+    leader: () => clientAddr.get(leader!)!,
+    leaderChanges: () => changes,
+    pids: members.map((m) => m.proc.pid!),
+    stop,
+  }
 }
 
 /** The etcd tool's run of one level, sized to last about as long as the others (from etcd's rate so far). */
@@ -108,22 +119,25 @@ async function runLevels(): Promise<{ version: string; rounds: LevelRows[][] }> 
   try {
     const etcd = await startEtcdCluster(bin, dir)
     try {
-      // Both systems are driven at their leader, as the raft-kv client is.
-      const etcdLeader = await etcdLeaderEndpoint(etcd.endpoints)
       const ms = SECONDS * 1000
       const rounds: LevelRows[][] = []
       for (let round = 1; round <= ROUNDS; round++) {
         const levels: LevelRows[] = []
         for (const writers of WRITERS) {
           const rows: LevelRows['rows'] = []
+          // Both systems are driven at their leader, as the raft-kv client is; looked up before each run, and a
+          // change of leader during a run is reported with the row (its writes fail or wait for the election).
+          const leaderOf = async (kind: DriverKind) =>
+            kind === 'kv-client' ? kv.leader() : etcdLeaderEndpoint(etcd.endpoints)
           const run = async (label: string, kind: DriverKind, procs: number) => {
-            const [target, pids] = kind === 'kv-client' ? [kv.leader, kv.pids] : [etcdLeader, etcd.pids]
-            rows.push({
-              label,
-              system: kind === 'kv-client' ? 'raft-kv' : 'etcd',
-              procs,
-              ...(await runDrivers(kind, target, writers, procs, ms, pids)),
-            })
+            const target = await leaderOf(kind)
+            const changes = kv.leaderChanges()
+            const pids = kind === 'kv-client' ? kv.pids : etcd.pids
+            const measured = await runDrivers(kind, target, writers, procs, ms, pids)
+            const after = await leaderOf(kind)
+            const leaderChanged = kind === 'kv-client' ? kv.leaderChanges() > changes : after !== target
+            const system = kind === 'kv-client' ? 'raft-kv' : 'etcd'
+            rows.push({ label, system, procs, leaderChanged, ...measured })
           }
           await run('raft-kv', 'kv-client', 1)
           await run('etcd, etcd3 client', 'etcd-client', 1)
@@ -135,11 +149,15 @@ async function runLevels(): Promise<{ version: string; rounds: LevelRows[][] }> 
             const rate = Math.max(
               ...rows.filter((r) => r.system === 'etcd').map((r) => r.result.writesPerSec),
             )
+            const target = await leaderOf('etcd-client')
+            const measured = await toolRun(tool, [target], etcd.pids, writers, rate)
+            const leaderChanged = (await leaderOf('etcd-client')) !== target
             rows.push({
               label: "etcd, etcd's benchmark",
               system: 'etcd',
               procs: 1,
-              ...(await toolRun(tool, [etcdLeader], etcd.pids, writers, rate)),
+              leaderChanged,
+              ...measured,
             })
           }
           levels.push({ writers, rows })

@@ -7,6 +7,8 @@ export interface Row extends Measured {
   readonly system: 'raft-kv' | 'etcd'
   /** Driver processes (1 for etcd's own tool, which is one multi-threaded Go process). */
   readonly procs: number
+  /** The leader changed during the run. */
+  readonly leaderChanged: boolean
 }
 
 export interface LevelRows {
@@ -55,7 +57,8 @@ export function printLevel(round: number, level: LevelRows): void {
     console.log(
       `  ${driverName(r).padEnd(36)} | ${fmt(r.result.writesPerSec).padStart(9)} ${fmt(r.result.p50Ms, 2).padStart(7)} ${fmt(r.result.p99Ms, 2).padStart(7)} | ` +
         `${members.padEnd(18)} = ${fmt(sum, 2).padStart(5)} | ${fmt(r.clientCpu, 2).padStart(10)} | ${fmt(r.machineBusy, 2).padStart(7)}` +
-        (r.result.errors ? `  (${r.result.errors} errors)` : ''),
+        (r.result.errors ? `  (${r.result.errors} errors: ${r.result.firstError})` : '') +
+        (r.leaderChanged ? '  (leader changed)' : ''),
     )
   }
   const kv = best(level, 'raft-kv')
