@@ -36,6 +36,11 @@ export function best(level: LevelRows, system: Row['system']): Row {
     .reduce((a, b) => (b.result.writesPerSec > a.result.writesPerSec ? b : a))
 }
 
+/** Writes per CPU-second of the three members together: what each system gets out of the CPU it was given. */
+export function perCpu(r: Row): number {
+  return r.result.writesPerSec / r.serverCpu.reduce((a, b) => a + b, 0)
+}
+
 function driverName(r: Row): string {
   if (r.label.includes('benchmark')) return r.label
   return `${r.label}, ${r.procs} proc${r.procs > 1 ? 's' : ''}`
@@ -49,14 +54,14 @@ function driverName(r: Row): string {
 export function printLevel(round: number, level: LevelRows): void {
   console.log('')
   console.log(
-    `round ${round}, ${level.writers} writer${level.writers > 1 ? 's' : ''}: driver              |  writes/s  p50 ms  p99 ms | members' CPU (cores)      sum | driver CPU | machine`,
+    `round ${round}, ${level.writers} writer${level.writers > 1 ? 's' : ''}: driver              |  writes/s  p50 ms  p99 ms | members' CPU (cores)      sum | writes/CPU-s | driver CPU | machine`,
   )
   for (const r of level.rows) {
     const members = r.serverCpu.map((c) => fmt(c, 2).padStart(4)).join(' ')
     const sum = r.serverCpu.reduce((a, b) => a + b, 0)
     console.log(
       `  ${driverName(r).padEnd(36)} | ${fmt(r.result.writesPerSec).padStart(9)} ${fmt(r.result.p50Ms, 2).padStart(7)} ${fmt(r.result.p99Ms, 2).padStart(7)} | ` +
-        `${members.padEnd(18)} = ${fmt(sum, 2).padStart(5)} | ${fmt(r.clientCpu, 2).padStart(10)} | ${fmt(r.machineBusy, 2).padStart(7)}` +
+        `${members.padEnd(18)} = ${fmt(sum, 2).padStart(5)} | ${fmt(r.result.writesPerSec / sum).padStart(12)} | ${fmt(r.clientCpu, 2).padStart(10)} | ${fmt(r.machineBusy, 2).padStart(7)}` +
         (r.result.errors ? `  (${r.result.errors} errors: ${r.result.firstError})` : '') +
         (r.leaderChanged ? '  (leader changed)' : ''),
     )
@@ -64,7 +69,8 @@ export function printLevel(round: number, level: LevelRows): void {
   const kv = best(level, 'raft-kv')
   const etcd = best(level, 'etcd')
   console.log(
-    `  best raft-kv / best etcd: ${fmt(kv.result.writesPerSec / etcd.result.writesPerSec, 2)}x writes/s; ` +
+    `  best raft-kv / best etcd: ${fmt(kv.result.writesPerSec / etcd.result.writesPerSec, 2)}x writes/s, ` +
+      `${fmt(perCpu(kv) / perCpu(etcd), 2)}x writes per members' CPU-second; ` +
       `p99 ${fmt(kv.result.p99Ms, 2)} vs ${fmt(etcd.result.p99Ms, 2)} ms; p50 ${fmt(kv.result.p50Ms, 2)} vs ${fmt(etcd.result.p50Ms, 2)} ms`,
   )
 }
@@ -111,6 +117,9 @@ export function summaryJson(
     json[`etcd_p99_ms_${w}`] = round3(median(etcd.map((r) => r.p99Ms)))
     json[`writes_vs_etcd_${w}`] = median(ratios)
     json[`writes_vs_etcd_${w}_runs`] = ratios
+    const cpuRatios = at.map((l) => round3(perCpu(best(l, 'raft-kv')) / perCpu(best(l, 'etcd'))))
+    json[`writes_per_cpu_vs_etcd_${w}`] = median(cpuRatios)
+    json[`writes_per_cpu_vs_etcd_${w}_runs`] = cpuRatios
     for (const row of at[0]!.rows) {
       const key = `${row.system === 'raft-kv' ? 'raftkv' : 'etcd'}_${row.label.includes('benchmark') ? 'tool' : `procs${row.procs}`}_${w}`
       const same = at.map((l) => l.rows.find((r) => r.label === row.label && r.procs === row.procs)!)
