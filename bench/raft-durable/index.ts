@@ -89,7 +89,10 @@ async function startKvCluster(): Promise<KvCluster> {
   }
 }
 
-/** The etcd tool's run of one level, sized to last about as long as the others (from etcd's rate so far). */
+/**
+ * The etcd tool's run of one level, sized to last about as long as the others from the rate of its own warm-up
+ * run (or etcd's rate so far, if higher).
+ */
 async function toolRun(
   bin: string,
   endpoints: string[],
@@ -98,9 +101,10 @@ async function toolRun(
   etcdRate: number,
 ): Promise<Measured> {
   const conns = Math.min(writers, TOOL_CONNS)
-  await runEtcdBenchmarkTool(bin, endpoints, writers, conns, Math.max(writers * 20, 200)) // warm-up
+  const warm = await runEtcdBenchmarkTool(bin, endpoints, writers, conns, Math.max(writers * 20, 200))
+  const rate = Math.max(etcdRate, Number.isFinite(warm.result.writesPerSec) ? warm.result.writesPerSec : 0)
   const stop = watchCpu(pids)
-  const total = Math.max(500, Math.round(etcdRate * SECONDS))
+  const total = Math.max(500, Math.round(rate * SECONDS))
   const { result, cpuCores } = await runEtcdBenchmarkTool(bin, endpoints, writers, conns, total)
   const cpu = stop()
   return { result, serverCpu: cpu.perProcess, clientCpu: cpuCores, machineBusy: cpu.machineBusy }
