@@ -130,6 +130,103 @@ describe('list filters, secret and config updates, stack redeploys through the d
     await ok(mgr, ['service', 'rm', 'agent', 'web'])
   })
 
+  it('filters by id and label on every list, tasks by node and id; unknown keys are a 400', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--no-resolve-image',
+      '--name',
+      'lab',
+      '--label',
+      'tier=front',
+      '--replicas',
+      '2',
+      'nginx',
+    ])
+    await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'plain', 'nginx'])
+    const q = async (args: string[]) => lines(await ok(mgr, args))
+    const id = async (kind: string, name: string) =>
+      (await ok(mgr, [kind, 'inspect', '-f', '{{.ID}}', name])).trim()
+    // nodes: id prefix; label (the engine's labels: none here) and node.label
+    const wid = await id('node', 'fwrk')
+    expect(await q(['node', 'ls', '-f', `id=${wid.slice(0, 5)}`, '--format', '{{.Hostname}}'])).toEqual([
+      'fwrk',
+    ])
+    expect(await q(['node', 'ls', '-f', 'label=zone', '--format', '{{.Hostname}}'])).toEqual([])
+    // services: id prefix, label key or key=value
+    const sid = await id('service', 'lab')
+    expect(await q(['service', 'ls', '-f', `id=${sid.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'lab',
+    ])
+    expect(await q(['service', 'ls', '-f', 'label=tier', '--format', '{{.Name}}'])).toEqual(['lab'])
+    expect(await q(['service', 'ls', '-f', 'label=tier=front', '--format', '{{.Name}}'])).toEqual(['lab'])
+    expect(await q(['service', 'ls', '-f', 'label=tier=back', '--format', '{{.Name}}'])).toEqual([])
+    // tasks: by node (name or ID), id prefix, the service's labels
+    await waitFor(
+      async () => (await q(['service', 'ps', 'lab', 'plain', '-q'])).length === 3,
+      'three tasks',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    const all = await q(['service', 'ps', 'lab', 'plain', '--no-trunc', '--format', '{{.ID}} {{.Node}}'])
+    const onWorker = all.filter((l) => l.endsWith(' fwrk')).map((l) => l.split(' ')[0]!)
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', 'node=fwrk', '-q'])).toEqual(onWorker.sort())
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', `node=${wid}`, '-q'])).toEqual(onWorker.sort())
+    const [first] = all[0]!.split(' ')
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', `id=${first!.slice(0, 8)}`, '-q'])).toEqual([
+      first,
+    ])
+    expect(
+      await q(['service', 'ps', 'lab', 'plain', '-f', 'label=tier=front', '--format', '{{.Name}}']),
+    ).toEqual(['lab.1', 'lab.2'])
+    expect((await docker(mgr, ['service', 'ps', '-f', 'node=nowhere', 'lab'])).stderr).toContain('nowhere')
+    // networks: driver, id, label, dangling=false (the ingress network and the ones services use)
+    await ok(mgr, ['network', 'create', '-d', 'overlay', '--label', 'team=a', 'labelled'])
+    await ok(mgr, ['service', 'update', '-d', '--network-add', 'labelled', 'plain'])
+    const nid = await id('network', 'labelled')
+    const nets = (...f: string[]) =>
+      q(['network', 'ls', ...f.flatMap((x) => ['-f', x]), '--format', '{{.Name}}'])
+    expect(await nets(`id=${nid.slice(0, 6)}`)).toEqual(['labelled'])
+    expect(await nets('label=team=a')).toEqual(['labelled'])
+    expect(await nets('label=team=b')).toEqual([])
+    expect(await nets('driver=overlay')).toEqual(expect.arrayContaining(['ingress', 'labelled']))
+    expect(await nets('driver=bridge')).toEqual([])
+    expect(
+      await waitFor(
+        async () => (await nets('dangling=false')).length === 2 && nets('dangling=false'),
+        'used networks',
+      ),
+    ).toEqual(['ingress', 'labelled'])
+    // secrets and configs: id prefix, label
+    await ok(mgr, ['secret', 'create', '--label', 'env=prod', 'prod_pass', '-'], 'pw')
+    await ok(mgr, ['config', 'create', '--label', 'env=prod', 'prod_conf', '-'], 'x=2')
+    const secId = await id('secret', 'prod_pass')
+    const cfgId = await id('config', 'prod_conf')
+    expect(await q(['secret', 'ls', '-f', `id=${secId.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'prod_pass',
+    ])
+    expect(await q(['secret', 'ls', '-f', 'label=env=prod', '--format', '{{.Name}}'])).toEqual(['prod_pass'])
+    expect(await q(['secret', 'ls', '-f', 'label=env=dev', '--format', '{{.Name}}'])).toEqual([])
+    expect(await q(['config', 'ls', '-f', `id=${cfgId.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'prod_conf',
+    ])
+    expect(await q(['config', 'ls', '-f', 'label=env', '--format', '{{.Name}}'])).toEqual(['prod_conf'])
+    // Unknown keys: 400 with moby's words, on every list.
+    const filters = encodeURIComponent(JSON.stringify({ colour: { red: true } }))
+    for (const path of ['nodes', 'services', 'tasks', 'networks', 'secrets', 'configs']) {
+      const r = await fetch(`${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47/${path}?filters=${filters}`)
+      expect([path, r.status]).toEqual([path, 400])
+      expect(await r.json()).toEqual({ message: "invalid filter 'colour'" })
+    }
+    const names = encodeURIComponent(JSON.stringify({ names: { prod_pass: true } }))
+    const exact = await fetch(`${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47/secrets?filters=${names}`)
+    expect(((await exact.json()) as { Spec: { Name: string } }[]).map((x) => x.Spec.Name)).toEqual([
+      'prod_pass',
+    ])
+    await ok(mgr, ['service', 'rm', 'lab', 'plain'])
+  })
+
   it('redeploys a stack with secrets and configs; refuses changed data in moby words', async () => {
     const file = join(dir, 'stack.yml')
     writeFileSync(join(dir, 'secret.txt'), 'one')
