@@ -1,6 +1,8 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// Test-only view of a raft node's in-memory log (as the raft package's own simulations read it).
+import { coreOf } from '../../../packages/raft/src/internal/inspect.js'
 import type { ClusterNode } from '../src/index.js'
 import { closeNodes, docker, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
 
@@ -124,5 +126,42 @@ describe('docker swarm update settings take effect', () => {
     await ok(mgr, ['swarm', 'update', '--max-snapshots', '0', '--snapshot-interval', '10000'])
     await api(mgr, 'DELETE', '/configs/c25')
     await waitFor(() => snapshots('umgr').length === 1, 'only the latest snapshot', 20_000)
+  })
+  it('keeps the log entries for slow followers behind each snapshot (LogEntriesForSlowFollowers)', async () => {
+    const log = () => coreOf.get(mgr.daemon.manager!.raft)!()!.log
+    /** Entries the leader still holds in its log, for a follower that lags. */
+    const held = () => log().lastIndex() - log().snapIndex
+    const setRaft = async (raft: Record<string, number>) => {
+      const { Spec: spec, Version: version } = (await (await api(mgr, 'GET', '/swarm')).json()) as {
+        Spec: any
+        Version: { Index: number }
+      }
+      const r = await api(mgr, 'POST', `/swarm/update?version=${version.Index}`, {
+        ...spec,
+        Raft: { ...spec.Raft, ...raft },
+      })
+      expect(r.status).toBe(200)
+    }
+    const writes = async (prefix: string, n: number) => {
+      for (let i = 0; i < n; i++)
+        expect(
+          (await api(mgr, 'POST', '/configs/create', { Name: `${prefix}${i}`, Data: 'eA==' })).status,
+        ).toBe(201)
+    }
+    // Few kept: after a snapshot (every 20 entries) the log holds at most those 5 and the entries since.
+    await setRaft({ SnapshotInterval: 20, LogEntriesForSlowFollowers: 5 })
+    await writes('few', 45)
+    await waitFor(
+      () => log().snapIndex > 0 && held() <= 5 + 20,
+      'the log compacted to 5 behind',
+      20_000,
+      () => String(held()),
+    )
+    // Many kept: the log is no longer compacted past the last 300 entries, snapshots or not.
+    await setRaft({ LogEntriesForSlowFollowers: 300 })
+    const before = snapshots('umgr').join()
+    await writes('many', 70)
+    await waitFor(() => snapshots('umgr').join() !== before, 'a snapshot taken since', 20_000)
+    expect(held()).toBeGreaterThanOrEqual(70)
   })
 })
