@@ -8,6 +8,61 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkApiExposure } from '../src/api-tls.js'
 import { waitFor } from './helpers.js'
 
+// A private network namespace (`unshare -n`, root only) lets a test bind 0.0.0.0 and the default port 2375
+// without exposing anything on the machine's own network.
+const root = process.getuid?.() === 0
+if (!root && process.env.SWARMKIT_CI)
+  throw new Error('the API exposure tests need root for a private network namespace (unshare -n)')
+
+/** Starts the CLI with `args` in a network namespace of its own; its output so far, and a docker CLI in it. */
+function startIsolated(dir: string, args: string[]) {
+  // (A new namespace's loopback starts down.)
+  const child = spawn('unshare', [
+    '-n',
+    'sh',
+    '-c',
+    'ip link set lo up && exec "$@"',
+    'sh',
+    process.execPath,
+    CLI,
+    '--state-dir',
+    dir,
+    '--simulated',
+    ...args,
+  ])
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d) => {
+    out += String(d)
+  })
+  child.stderr!.on('data', (d) => {
+    err += String(d)
+  })
+  const docker = (host: string, cmd: string[]) =>
+    new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(
+        'nsenter',
+        ['-t', String(child.pid), '-n', 'docker', ...cmd],
+        {
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            DOCKER_HOST: host,
+            DOCKER_CONFIG: join(dir, 'docker-config'),
+          },
+          timeout: 20_000,
+        },
+        (e, stdout) => resolve({ code: e ? 1 : 0, stdout: String(stdout) }),
+      ),
+    )
+  const stop = async () => {
+    if (child.exitCode !== null) return
+    const exited = new Promise((r) => child.once('exit', r))
+    child.kill('SIGTERM')
+    await exited
+  }
+  return { child, out: () => out, err: () => err, docker, stop }
+}
+
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
 /** A CA, and certificates from it, made with openssl (EC P-256), in `dir`. */
@@ -108,6 +163,7 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
   let host = ''
   let good = ''
   let stranger = ''
+  let misled = ''
   let output = ''
   let ca: { ca: string; key: string }
   let client: { cert: string; key: string }
@@ -122,6 +178,8 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
     good = certPath(dir, 'good', ca.ca, client)
     // The intruder trusts the server's CA, but its own certificate comes from another CA.
     stranger = certPath(dir, 'stranger', ca.ca, otherClient)
+    // A client with a good certificate that trusts another CA: it refuses the server.
+    misled = certPath(dir, 'misled', other.ca, client)
     child = spawn(process.execPath, [
       CLI,
       '--state-dir',
@@ -173,6 +231,9 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
     const r = await dockerTls(host, ['info'], stranger)
     expect(r.code).not.toBe(0)
     expect(r.stderr).toMatch(/tls|certificate/i)
+    const m = await dockerTls(host, ['info'], misled)
+    expect(m.code).not.toBe(0)
+    expect(m.stderr).toContain('certificate signed by unknown authority')
     const plain = await dockerTls(host, ['version', '--format', '{{.Server.Version}}'])
     expect(plain.code).not.toBe(0)
     const url = new URL(host.replace('tcp://', 'https://'))
@@ -218,10 +279,89 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
     expect(r.err).toContain('refusing to serve the Engine API on tcp://0.0.0.0:0 without TLS')
     expect(r.err).not.toMatch(/\n\s+at /) // no stack trace
     expect(() => checkApiExposure('0.0.0.0:2375', undefined, false)).toThrow(/--tls=false/)
-    expect(checkApiExposure('0.0.0.0:2375', undefined, true).warnings[0]).toContain(
-      'Binding to IP address without --tlsverify is insecure',
+    expect(checkApiExposure('0.0.0.0:2375', undefined, true).warnings[0]).toBe(
+      'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.',
     )
     expect(checkApiExposure('127.0.0.1:2375', undefined, false).warnings).toEqual([])
     expect(checkApiExposure('/run/swarmkit.sock', undefined, false).warnings).toEqual([])
   })
+  it.skipIf(!root)(
+    'serves 0.0.0.0 in the clear with --tls=false (or --tlsverify=false), warning in dockerd words; defaults to 127.0.0.1:2375',
+    async () => {
+      for (const off of ['--tls=false', '--tlsverify=false']) {
+        const n = startIsolated(join(dir, `clear${off}`), [
+          '--api',
+          '0.0.0.0:2375',
+          off,
+          '--log-format',
+          'json',
+        ])
+        try {
+          await waitFor(
+            () => n.out().includes('Engine API at'),
+            'the API',
+            20_000,
+            () => n.out() + n.err(),
+          )
+          const warnings = n
+            .err()
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as { level: string; msg: string; fields: Record<string, string> })
+            .filter((r) => r.level === 'warning')
+          expect(warnings.map((w) => [w.msg, w.fields.host])).toEqual([
+            [
+              'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.',
+              'tcp://0.0.0.0:2375',
+            ],
+            [
+              'Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!',
+              'tcp://0.0.0.0:2375',
+            ],
+          ])
+          const v = await n.docker('tcp://127.0.0.1:2375', ['version', '--format', '{{.Server.Os}}'])
+          expect(v).toEqual({ code: 0, stdout: 'linux\n' })
+        } finally {
+          await n.stop()
+        }
+      }
+      // Without --api: loopback port 2375, no warning.
+      const d = startIsolated(join(dir, 'default'), [])
+      try {
+        await waitFor(
+          () => d.out().includes('Engine API at'),
+          'the API',
+          20_000,
+          () => d.out() + d.err(),
+        )
+        expect(d.out()).toContain(
+          'Engine API at tcp://127.0.0.1:2375: export DOCKER_HOST=tcp://127.0.0.1:2375',
+        )
+        expect(d.err()).not.toContain('level=warning')
+        expect(
+          (await d.docker('tcp://127.0.0.1:2375', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout,
+        ).toBe('inactive\n')
+      } finally {
+        await d.stop()
+      }
+      // A unix socket: no warning either.
+      const sock = join(dir, 'api.sock')
+      const u = startIsolated(join(dir, 'unix'), ['--api', sock])
+      try {
+        await waitFor(
+          () => u.out().includes('Engine API at'),
+          'the API',
+          20_000,
+          () => u.out() + u.err(),
+        )
+        expect(u.out()).toContain(`export DOCKER_HOST=unix://${sock}`)
+        expect(u.err()).not.toContain('level=warning')
+        expect(
+          (await u.docker(`unix://${sock}`, ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout,
+        ).toBe('inactive\n')
+      } finally {
+        await u.stop()
+      }
+    },
+  )
 })

@@ -109,7 +109,7 @@ describe('the node log (--log-level, --log-format, --debug)', () => {
     for (const r of records) {
       expect(Object.keys(r)).toEqual(['time', 'level', 'msg', 'module', 'fields'])
       expect(Number.isNaN(Date.parse(r.time as string))).toBe(false)
-      expect(['debug', 'info', 'warn', 'error', 'fatal']).toContain(r.level)
+      expect(['debug', 'info', 'warning', 'error', 'fatal']).toContain(r.level)
     }
     expect(records).toContainEqual(
       expect.objectContaining({
