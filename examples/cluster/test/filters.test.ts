@@ -257,6 +257,42 @@ describe('list filters, secret and config updates, stack redeploys through the d
     expect(changed.code).not.toBe(0)
     expect(changed.stderr).toContain('only updates to Labels are allowed')
     writeFileSync(join(dir, 'secret.txt'), 'one')
+    // Straight through the API: labels change, a rename is refused, a stale version is out of sequence.
+    const base = `${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47`
+    for (const [kind, name] of [
+      ['secrets', 'app_token'],
+      ['configs', 'app_settings'],
+    ] as const) {
+      const get = async () =>
+        (await (await fetch(`${base}/${kind}/${name}`)).json()) as {
+          ID: string
+          Version: { Index: number }
+          Spec: Record<string, unknown> & { Labels: Record<string, string> }
+        }
+      const cur = await get()
+      const post = (version: number, spec: unknown) =>
+        fetch(`${base}/${kind}/${cur.ID}/update?version=${version}`, {
+          method: 'POST',
+          body: JSON.stringify(spec),
+          headers: { 'Content-Type': 'application/json' },
+        })
+      const relabel = await post(cur.Version.Index, {
+        ...cur.Spec,
+        Labels: { ...cur.Spec.Labels, team: 'b' },
+      })
+      expect([kind, relabel.status]).toEqual([kind, 200])
+      expect((await get()).Spec.Labels).toEqual({ ...cur.Spec.Labels, team: 'b' })
+      const stale = await post(cur.Version.Index, cur.Spec)
+      expect(await stale.json()).toEqual({
+        message: 'rpc error: code = Unknown desc = update out of sequence',
+      })
+      const now = await get()
+      const renamed = await post(now.Version.Index, { ...now.Spec, Name: `${name}_2` })
+      expect([kind, renamed.status]).toEqual([kind, 400])
+      expect(await renamed.json()).toEqual({
+        message: 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed',
+      })
+    }
     // The network may wait for the tasks to stop (as in moby); the secret and config go at once.
     await docker(mgr, ['stack', 'rm', 'app'])
     expect((await ok(mgr, ['secret', 'ls', '-q', '-f', 'name=app_token'])).trim()).toBe('')
