@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode, EventMessage } from '../src/index.js'
 import { closeNodes, docker, dockerSpawn, dumpTasks, joinSwarm, node, ok, waitFor } from './helpers.js'
+import { waitServiceLs } from './service-waits.js'
 
 /** `docker events` takes seconds since the epoch (with a fraction) for --since and --until. */
 const stamp = (ms: number) => (ms / 1000).toFixed(3)
@@ -197,12 +198,7 @@ describe('docker events', () => {
       '2',
       'nginx:1',
     ])
-    await waitFor(
-      async () =>
-        (await ok(m1, ['service', 'ls', '-f', 'name=evroll', '--format', '{{.Replicas}}'])).trim() === '2/2',
-      'evroll running',
-      30_000,
-    )
+    await waitServiceLs(m1, 'evroll', '2/2')
     const from = stamp(Date.now() - 1000)
     // The new tasks exit with an error at once: the update pauses.
     await ok(m1, [

@@ -28,6 +28,29 @@ describe('list filters, secret and config updates, stack redeploys through the d
     cleanup()
   })
 
+  /** A stack file with one service using secret `token` and config `settings` (files secret.txt and conf.txt). */
+  const writeStack = (file: string, service: string, ...extra: string[]) => {
+    writeFileSync(join(dir, 'secret.txt'), 'one')
+    writeFileSync(join(dir, 'conf.txt'), 'a=1')
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        `  ${service}:`,
+        '    image: nginx:alpine',
+        '    secrets: [token]',
+        '    configs: [settings]',
+        ...extra,
+        'secrets:',
+        '  token: { file: ./secret.txt }',
+        'configs:',
+        '  settings: { file: ./conf.txt }',
+        '',
+      ].join('\n'),
+    )
+  }
+
   it('filters nodes by node label, role, name and membership; refuses unknown keys in moby words', async () => {
     await ok(mgr, ['node', 'update', '--label-add', 'zone=b', 'fwrk'])
     const names = async (...f: string[]) =>
@@ -229,24 +252,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
 
   it('redeploys a stack with secrets and configs; refuses changed data in moby words', async () => {
     const file = join(dir, 'stack.yml')
-    writeFileSync(join(dir, 'secret.txt'), 'one')
-    writeFileSync(join(dir, 'conf.txt'), 'a=1')
-    writeFileSync(
-      file,
-      [
-        'version: "3.8"',
-        'services:',
-        '  api:',
-        '    image: nginx:alpine',
-        '    secrets: [token]',
-        '    configs: [settings]',
-        'secrets:',
-        '  token: { file: ./secret.txt }',
-        'configs:',
-        '  settings: { file: ./conf.txt }',
-        '',
-      ].join('\n'),
-    )
+    writeStack(file, 'api')
     await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
     // The usual CI redeploy: the same file again updates the secret and config (labels) and the service.
     const again = await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
@@ -301,25 +307,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
 
   it('removes a stack with its secrets and configs while a task lingers on a down node', async () => {
     const file = join(dir, 'pinned.yml')
-    writeFileSync(join(dir, 'secret.txt'), 'one')
-    writeFileSync(join(dir, 'conf.txt'), 'a=1')
-    writeFileSync(
-      file,
-      [
-        'version: "3.8"',
-        'services:',
-        '  job:',
-        '    image: nginx:alpine',
-        '    secrets: [token]',
-        '    configs: [settings]',
-        '    deploy: { placement: { constraints: [node.role==worker] } }',
-        'secrets:',
-        '  token: { file: ./secret.txt }',
-        'configs:',
-        '  settings: { file: ./conf.txt }',
-        '',
-      ].join('\n'),
-    )
+    writeStack(file, 'job', '    deploy: { placement: { constraints: [node.role==worker] } }')
     await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'pin'])
     await waitFor(
       async () =>

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { closeNodes, docker, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, initSwarm, ok } from './helpers.js'
+import { waitServiceLs } from './service-waits.js'
 
 describe('jobs and restart/update policies through the docker CLI', () => {
   let n: ClusterNode
@@ -32,15 +33,9 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}',
     )
     expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('0')
-    await waitFor(
-      async () =>
-        (
-          await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Mode}} {{.Replicas}}'])
-        ).trim() === 'replicated job 0/2 (4/4 completed)',
-      'batch 4/4 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'batch', 'replicated job 0/2 (4/4 completed)', {
+      format: '{{.Mode}} {{.Replicas}}',
+    })
     const ps = (
       await ok(n, ['service', 'ps', 'batch', '--format', '{{.Name}} {{.DesiredState}} {{.CurrentState}}'])
     )
@@ -51,14 +46,7 @@ describe('jobs and restart/update policies through the docker CLI', () => {
     // An update runs the job again, as its next iteration.
     await ok(n, ['service', 'update', '-d', '--env-add', 'RUN=2', 'batch'])
     expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('1')
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).trim() ===
-        '0/2 (4/4 completed)',
-      'batch again 4/4 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'batch', '0/2 (4/4 completed)')
   })
 
   it('runs a global job once per node', async () => {
@@ -73,15 +61,7 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       'global-job',
       'busybox',
     ])
-    await waitFor(
-      async () =>
-        (
-          await ok(n, ['service', 'ls', '--filter', 'name=once', '--format', '{{.Mode}} {{.Replicas}}'])
-        ).trim() === 'global job 0/0 (1/1 completed)',
-      'once 1/1 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'once', 'global job 0/0 (1/1 completed)', { format: '{{.Mode}} {{.Replicas}}' })
   })
 
   it('keeps restart, update and rollback policies as given', async () => {
