@@ -1,12 +1,12 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:https'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkApiExposure } from '../src/api-tls.js'
 import { waitFor } from './helpers.js'
+import { issueCert, makeCa, type PemFiles, probeHttps } from './openssl-certs.js'
 
 // A private network namespace (`unshare -n`, root only) lets a test bind 0.0.0.0 and the default port 2375
 // without exposing anything on the machine's own network.
@@ -65,62 +65,8 @@ function startIsolated(dir: string, args: string[]) {
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
-/** A CA, and certificates from it, made with openssl (EC P-256), in `dir`. */
-function makeCa(dir: string, name: string): { ca: string; key: string } {
-  const key = join(dir, `${name}-ca-key.pem`)
-  const ca = join(dir, `${name}-ca.pem`)
-  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key])
-  execFileSync('openssl', [
-    'req',
-    '-x509',
-    '-new',
-    '-key',
-    key,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name} CA`,
-    '-out',
-    ca,
-  ])
-  return { ca, key }
-}
-
-function issue(
-  dir: string,
-  ca: { ca: string; key: string },
-  name: string,
-  ext: string,
-): { cert: string; key: string } {
-  const key = join(dir, `${name}-key.pem`)
-  const csr = join(dir, `${name}.csr`)
-  const cert = join(dir, `${name}.pem`)
-  const extFile = join(dir, `${name}.ext`)
-  writeFileSync(extFile, `${ext}\n`)
-  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key])
-  execFileSync('openssl', ['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr])
-  execFileSync('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    ca.ca,
-    '-CAkey',
-    ca.key,
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    extFile,
-    '-out',
-    cert,
-  ])
-  return { cert, key }
-}
-
 /** DOCKER_CERT_PATH as the CLI reads it: ca.pem, cert.pem, key.pem. */
-function certPath(dir: string, name: string, ca: string, client: { cert: string; key: string }): string {
+function certPath(dir: string, name: string, ca: string, client: PemFiles): string {
   const p = join(dir, name)
   mkdirSync(p)
   copyFileSync(ca, join(p, 'ca.pem'))
@@ -165,21 +111,21 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
   let stranger = ''
   let misled = ''
   let output = ''
-  let ca: { ca: string; key: string }
-  let client: { cert: string; key: string }
+  let ca: PemFiles
+  let client: PemFiles
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'swarmkit-api-tls-'))
-    ca = makeCa(dir, 'api')
-    const server = issue(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
-    client = issue(dir, ca, 'client', 'extendedKeyUsage=clientAuth')
-    const other = makeCa(dir, 'other')
-    const otherClient = issue(dir, other, 'intruder', 'extendedKeyUsage=clientAuth')
-    good = certPath(dir, 'good', ca.ca, client)
+    ca = makeCa(dir, 'api-ca')
+    const server = issueCert(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    client = issueCert(dir, ca, 'client', 'extendedKeyUsage=clientAuth')
+    const other = makeCa(dir, 'other-ca')
+    const otherClient = issueCert(dir, other, 'intruder', 'extendedKeyUsage=clientAuth')
+    good = certPath(dir, 'good', ca.cert, client)
     // The intruder trusts the server's CA, but its own certificate comes from another CA.
-    stranger = certPath(dir, 'stranger', ca.ca, otherClient)
+    stranger = certPath(dir, 'stranger', ca.cert, otherClient)
     // A client with a good certificate that trusts another CA: it refuses the server.
-    misled = certPath(dir, 'misled', other.ca, client)
+    misled = certPath(dir, 'misled', other.cert, client)
     child = spawn(process.execPath, [
       CLI,
       '--state-dir',
@@ -190,7 +136,7 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
       '127.0.0.1:0',
       '--tlsverify',
       '--tlscacert',
-      ca.ca,
+      ca.cert,
       '--tlscert',
       server.cert,
       '--tlskey',
@@ -237,31 +183,10 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
     const plain = await dockerTls(host, ['version', '--format', '{{.Server.Version}}'])
     expect(plain.code).not.toBe(0)
     const url = new URL(host.replace('tcp://', 'https://'))
-    const noCert = await new Promise<string>((resolve) => {
-      const req = request(
-        { host: url.hostname, port: url.port, path: '/_ping', ca: readFileSync(ca.ca), method: 'GET' },
-        (res) => resolve(`answered ${res.statusCode}`),
-      )
-      req.on('error', (err) => resolve(`refused: ${err.message}`))
-      req.end()
-    })
+    const noCert = await probeHttps(url, '/_ping', ca.cert)
     expect(noCert).toMatch(/^refused/)
     // With the right certificate the same request is answered.
-    const withCert = await new Promise<string>((resolve) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/_ping',
-          ca: readFileSync(ca.ca),
-          cert: readFileSync(client.cert),
-          key: readFileSync(client.key),
-        },
-        (res) => resolve(`answered ${res.statusCode}`),
-      )
-      req.on('error', (err) => resolve(`refused: ${err.message}`))
-      req.end()
-    })
+    const withCert = await probeHttps(url, '/_ping', ca.cert, client)
     expect(withCert).toBe('answered 200')
   })
 
