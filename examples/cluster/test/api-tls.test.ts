@@ -63,6 +63,26 @@ function startIsolated(dir: string, args: string[]) {
   return { child, out: () => out, err: () => err, docker, stop }
 }
 
+/** Runs `check` on an isolated CLI once its API is up, and stops it after. */
+async function withIsolated(
+  dir: string,
+  args: string[],
+  check: (n: ReturnType<typeof startIsolated>) => Promise<void>,
+): Promise<void> {
+  const n = startIsolated(dir, args)
+  try {
+    await waitFor(
+      () => n.out().includes('Engine API at'),
+      'the API',
+      20_000,
+      () => n.out() + n.err(),
+    )
+    await check(n)
+  } finally {
+    await n.stop()
+  }
+}
+
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
 /** DOCKER_CERT_PATH as the CLI reads it: ca.pem, cert.pem, key.pem. */
@@ -213,80 +233,48 @@ describe('the Engine API over TLS (--tlsverify), with the real docker CLI', () =
   it.skipIf(!root)(
     'serves 0.0.0.0 in the clear with --tls=false (or --tlsverify=false), warning in dockerd words; defaults to 127.0.0.1:2375',
     async () => {
-      for (const off of ['--tls=false', '--tlsverify=false']) {
-        const n = startIsolated(join(dir, `clear${off}`), [
-          '--api',
-          '0.0.0.0:2375',
-          off,
-          '--log-format',
-          'json',
-        ])
-        try {
-          await waitFor(
-            () => n.out().includes('Engine API at'),
-            'the API',
-            20_000,
-            () => n.out() + n.err(),
-          )
-          const warnings = n
-            .err()
-            .trim()
-            .split('\n')
-            .map((l) => JSON.parse(l) as { level: string; msg: string; fields: Record<string, string> })
-            .filter((r) => r.level === 'warning')
-          expect(warnings.map((w) => [w.msg, w.fields.host])).toEqual([
-            [
-              'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.',
-              'tcp://0.0.0.0:2375',
-            ],
-            [
-              'Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!',
-              'tcp://0.0.0.0:2375',
-            ],
-          ])
-          const v = await n.docker('tcp://127.0.0.1:2375', ['version', '--format', '{{.Server.Os}}'])
-          expect(v).toEqual({ code: 0, stdout: 'linux\n' })
-        } finally {
-          await n.stop()
-        }
-      }
-      // Without --api: loopback port 2375, no warning.
-      const d = startIsolated(join(dir, 'default'), [])
-      try {
-        await waitFor(
-          () => d.out().includes('Engine API at'),
-          'the API',
-          20_000,
-          () => d.out() + d.err(),
+      for (const off of ['--tls=false', '--tlsverify=false'])
+        await withIsolated(
+          join(dir, `clear${off}`),
+          ['--api', '0.0.0.0:2375', off, '--log-format', 'json'],
+          async (n) => {
+            const warnings = n
+              .err()
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as { level: string; msg: string; fields: Record<string, string> })
+              .filter((r) => r.level === 'warning')
+            expect(warnings.map((w) => [w.msg, w.fields.host])).toEqual([
+              [
+                'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.',
+                'tcp://0.0.0.0:2375',
+              ],
+              [
+                'Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!',
+                'tcp://0.0.0.0:2375',
+              ],
+            ])
+            const v = await n.docker('tcp://127.0.0.1:2375', ['version', '--format', '{{.Server.Os}}'])
+            expect(v).toEqual({ code: 0, stdout: 'linux\n' })
+          },
         )
-        expect(d.out()).toContain(
+      // Without --api: loopback port 2375, no warning.
+      await withIsolated(join(dir, 'default'), [], async (n) => {
+        expect(n.out()).toContain(
           'Engine API at tcp://127.0.0.1:2375: export DOCKER_HOST=tcp://127.0.0.1:2375',
         )
-        expect(d.err()).not.toContain('level=warning')
-        expect(
-          (await d.docker('tcp://127.0.0.1:2375', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout,
-        ).toBe('inactive\n')
-      } finally {
-        await d.stop()
-      }
+        expect(n.err()).not.toContain('level=warning')
+        const info = await n.docker('tcp://127.0.0.1:2375', ['info', '--format', '{{.Swarm.LocalNodeState}}'])
+        expect(info.stdout).toBe('inactive\n')
+      })
       // A unix socket: no warning either.
       const sock = join(dir, 'api.sock')
-      const u = startIsolated(join(dir, 'unix'), ['--api', sock])
-      try {
-        await waitFor(
-          () => u.out().includes('Engine API at'),
-          'the API',
-          20_000,
-          () => u.out() + u.err(),
-        )
-        expect(u.out()).toContain(`export DOCKER_HOST=unix://${sock}`)
-        expect(u.err()).not.toContain('level=warning')
-        expect(
-          (await u.docker(`unix://${sock}`, ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout,
-        ).toBe('inactive\n')
-      } finally {
-        await u.stop()
-      }
+      await withIsolated(join(dir, 'unix'), ['--api', sock], async (n) => {
+        expect(n.out()).toContain(`export DOCKER_HOST=unix://${sock}`)
+        expect(n.err()).not.toContain('level=warning')
+        const info = await n.docker(`unix://${sock}`, ['info', '--format', '{{.Swarm.LocalNodeState}}'])
+        expect(info.stdout).toBe('inactive\n')
+      })
     },
   )
 })

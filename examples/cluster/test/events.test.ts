@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode, EventMessage } from '../src/index.js'
 import { closeNodes, docker, dockerSpawn, dumpTasks, joinSwarm, node, ok, waitFor } from './helpers.js'
-import { waitServiceLs } from './service-waits.js'
+import { createService, waitServiceLs } from './service-waits.js'
 
 /** `docker events` takes seconds since the epoch (with a fraction) for --since and --until. */
 const stamp = (ms: number) => (ms / 1000).toFixed(3)
@@ -187,17 +187,7 @@ describe('docker events', () => {
   })
 
   it('tells of a paused update and of a rollback (updatestate paused, rollback_started, rollback_completed)', async () => {
-    await ok(m1, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'evroll',
-      '--replicas',
-      '2',
-      'nginx:1',
-    ])
+    await createService(m1, 'evroll', '--replicas', '2', 'nginx:1')
     await waitServiceLs(m1, 'evroll', '2/2')
     const from = stamp(Date.now() - 1000)
     // The new tasks exit with an error at once: the update pauses.

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { cleanup, docker, dumpTasks, joinSwarm, node, ok, waitFor } from './helpers.js'
+import { createService } from './service-waits.js'
 
 const lines = (s: string) => s.trim().split('\n').filter(Boolean).sort()
 
@@ -70,17 +71,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
   })
 
   it('filters tasks by name (service.slot), desired state and node', async () => {
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'web',
-      '--replicas',
-      '4',
-      'nginx',
-    ])
+    await createService(mgr, 'web', '--replicas', '4', 'nginx')
     await waitFor(
       async () => lines(await ok(mgr, ['service', 'ps', 'web', '-q'])).length === 4,
       'four tasks',
@@ -103,17 +94,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
   })
 
   it('filters services by mode and name, networks by type and dangling, secrets and configs by name', async () => {
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'agent',
-      '--mode',
-      'global',
-      'busybox',
-    ])
+    await createService(mgr, 'agent', '--mode', 'global', 'busybox')
     expect(lines(await ok(mgr, ['service', 'ls', '-f', 'mode=global', '--format', '{{.Name}}']))).toEqual([
       'agent',
     ])
@@ -154,19 +135,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
   })
 
   it('filters by id and label on every list, tasks by node and id; unknown keys are a 400', async () => {
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'lab',
-      '--label',
-      'tier=front',
-      '--replicas',
-      '2',
-      'nginx',
-    ])
+    await createService(mgr, 'lab', '--label', 'tier=front', '--replicas', '2', 'nginx')
     await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'plain', 'nginx'])
     const q = async (args: string[]) => lines(await ok(mgr, args))
     const id = async (kind: string, name: string) =>

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { closeNodes, docker, initSwarm, ok } from './helpers.js'
-import { waitServiceLs } from './service-waits.js'
+import { createService, waitServiceLs } from './service-waits.js'
 
 describe('jobs and restart/update policies through the docker CLI', () => {
   let n: ClusterNode
@@ -14,12 +14,8 @@ describe('jobs and restart/update policies through the docker CLI', () => {
     (await ok(n, ['service', 'inspect', name, '--format', format])).trim()
 
   it('runs a replicated job to its completions, max concurrent at a time', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
+    await createService(
+      n,
       'batch',
       '--mode',
       'replicated-job',
@@ -28,7 +24,7 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       '--max-concurrent',
       '2',
       'busybox',
-    ])
+    )
     expect(await inspect('batch', '{{json .Spec.Mode}}')).toBe(
       '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}',
     )
@@ -50,27 +46,13 @@ describe('jobs and restart/update policies through the docker CLI', () => {
   })
 
   it('runs a global job once per node', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'once',
-      '--mode',
-      'global-job',
-      'busybox',
-    ])
+    await createService(n, 'once', '--mode', 'global-job', 'busybox')
     await waitServiceLs(n, 'once', 'global job 0/0 (1/1 completed)', { format: '{{.Mode}} {{.Replicas}}' })
   })
 
   it('keeps restart, update and rollback policies as given', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
+    await createService(
+      n,
       'pol',
       '--restart-condition',
       'on-failure',
@@ -91,7 +73,7 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       '--rollback-failure-action',
       'continue',
       'nginx:alpine',
-    ])
+    )
     expect(await inspect('pol', '{{json .Spec.TaskTemplate.RestartPolicy}}')).toBe(
       '{"Condition":"on-failure","Delay":2000000000,"MaxAttempts":3,"Window":60000000000}',
     )

@@ -5,6 +5,7 @@ import parse, { type PromFamily } from 'parse-prometheus-text-format'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, startNode } from '../src/index.js'
 import { closeNodes, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
+import { createService } from './service-waits.js'
 
 /** Scrapes `GET /metrics` and parses it with a Prometheus text-format parser. */
 async function scrape(n: ClusterNode): Promise<Map<string, PromFamily>> {
@@ -47,17 +48,7 @@ describe('Prometheus metrics on --metrics-addr', () => {
 
   it('covers raft, store, dispatcher, scheduler, tasks and API requests', async () => {
     await ok(mgr, ['swarm', 'update', '--snapshot-interval', '10'])
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'm',
-      '--replicas',
-      '3',
-      'nginx',
-    ])
+    await createService(mgr, 'm', '--replicas', '3', 'nginx')
     await waitFor(
       async () => value(await scrape(mgr), 'swarm_tasks', { state: 'running' }) === 3,
       'three running tasks',
@@ -119,17 +110,7 @@ describe('Prometheus metrics on --metrics-addr', () => {
   it('moves every family between two scrapes around activity, a leader change included', async () => {
     const a = await scrape(mgr)
     // A task no node can take waits in the scheduler.
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'stuck',
-      '--constraint',
-      'node.labels.nowhere==1',
-      'nginx',
-    ])
+    await createService(mgr, 'stuck', '--constraint', 'node.labels.nowhere==1', 'nginx')
     await waitFor(
       async () => value(await scrape(mgr), 'swarm_scheduler_pending_tasks') === 1,
       'one pending task',

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, SIMULATE_LABELS } from '../src/index.js'
 import { closeNodes, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
-import { waitServiceLs, waitUpdateState } from './service-waits.js'
+import { createService, waitServiceLs, waitUpdateState } from './service-waits.js'
 
 describe('orchestration follows task outcomes', () => {
   let n: ClusterNode
@@ -37,8 +37,7 @@ describe('orchestration follows task outcomes', () => {
     `${SIMULATE_LABELS.exitAfter}=50`,
   ]
 
-  const create = (name: string, args: string[]) =>
-    ok(n, ['service', 'create', '-d', '--no-resolve-image', '--name', name, ...args])
+  const create = (name: string, args: string[]) => createService(n, name, ...args)
 
   it('restarts a failing task by its restart policy and stops at max attempts', async () => {
     await create('crash', [

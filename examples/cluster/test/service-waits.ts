@@ -1,7 +1,13 @@
-// Waits on what the docker CLI shows of a service, shared by the orchestration tests: `docker service ls`
-// reaching a value (replicas, a job's completions), an update reaching a state.
+// Services through the docker CLI, shared by the orchestration tests: created without resolving the image
+// (no registry here), and waits on what the CLI shows: `docker service ls` reaching a value (replicas, a
+// job's completions), an update reaching a state.
 import type { ClusterNode } from '../src/index.js'
 import { dumpTasks, ok, waitFor } from './helpers.js'
+
+/** `docker service create -d --no-resolve-image --name NAME ARGS…` (ARGS end with the image and command). */
+export function createService(n: ClusterNode, name: string, ...args: string[]): Promise<string> {
+  return ok(n, ['service', 'create', '-d', '--no-resolve-image', '--name', name, ...args])
+}
 
 export interface ServiceWaitOptions {
   /** How long to wait. Default 30 s. */
