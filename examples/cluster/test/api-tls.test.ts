@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkApiExposure } from '../src/api-tls.js'
-import { waitFor } from './helpers.js'
+import { captureOutput, waitFor } from './helpers.js'
 import { issueCert, makeCa, type PemFiles, probeHttps } from './openssl-certs.js'
 
 // A private network namespace (`unshare -n`, root only) lets a test bind 0.0.0.0 and the default port 2375
@@ -30,14 +30,7 @@ function startIsolated(dir: string, args: string[]) {
     '--simulated',
     ...args,
   ])
-  let out = ''
-  let err = ''
-  child.stdout!.on('data', (d) => {
-    out += String(d)
-  })
-  child.stderr!.on('data', (d) => {
-    err += String(d)
-  })
+  const { out, err } = captureOutput(child)
   const docker = (host: string, cmd: string[]) =>
     new Promise<{ code: number; stdout: string }>((resolve) =>
       execFile(
@@ -60,7 +53,7 @@ function startIsolated(dir: string, args: string[]) {
     child.kill('SIGTERM')
     await exited
   }
-  return { child, out: () => out, err: () => err, docker, stop }
+  return { child, out, err, docker, stop }
 }
 
 /** Runs `check` on an isolated CLI once its API is up, and stops it after. */

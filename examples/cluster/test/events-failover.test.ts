@@ -14,6 +14,13 @@ function follow(n: ClusterNode, ...filters: string[]) {
   return { ...f, messages }
 }
 
+type Follower = ReturnType<typeof follow>
+
+/** Waits until every stream has printed a message `seen` accepts. */
+async function onEvery(streams: Follower[], what: string, seen: (m: EventMessage) => boolean) {
+  for (const s of streams) await waitFor(() => s.messages().some(seen), what, 40_000, s.output)
+}
+
 const nodeUpdate = (m: EventMessage, name: string, attr: string, from: string, to: string) =>
   m.Type === 'node' &&
   m.Action === 'update' &&
@@ -51,21 +58,9 @@ describe('docker events on every manager, through node state changes and a leade
       // The worker goes away and comes back: ready -> down, then down -> ready, on both managers.
       await w!.close()
       w = undefined
-      for (const s of streams)
-        await waitFor(
-          () => s.messages().some((m) => nodeUpdate(m, 'efow', 'state', 'ready', 'down')),
-          'efow ready -> down',
-          40_000,
-          s.output,
-        )
+      await onEvery(streams, 'efow ready -> down', (m) => nodeUpdate(m, 'efow', 'state', 'ready', 'down'))
       w = await node('efow')
-      for (const s of streams)
-        await waitFor(
-          () => s.messages().some((m) => nodeUpdate(m, 'efow', 'state', 'down', 'ready')),
-          'efow down -> ready',
-          40_000,
-          s.output,
-        )
+      await onEvery(streams, 'efow down -> ready', (m) => nodeUpdate(m, 'efow', 'state', 'down', 'ready'))
 
       // The leader goes: the followers' streams go on, and tell of it.
       await m1.close()
@@ -74,37 +69,19 @@ describe('docker events on every manager, through node state changes and a leade
         'a new leader',
         30_000,
       )
-      for (const s of streams) {
-        await waitFor(
-          () => s.messages().some((m) => nodeUpdate(m, 'efo1', 'reachability', 'reachable', 'unreachable')),
-          'efo1 unreachable',
-          40_000,
-          s.output,
-        )
-        await waitFor(
-          () => s.messages().some((m) => nodeUpdate(m, leader.daemon.hostname, 'leader', 'false', 'true')),
-          'the new leader',
-          40_000,
-          s.output,
-        )
-      }
+      await onEvery(streams, 'efo1 unreachable', (m) =>
+        nodeUpdate(m, 'efo1', 'reachability', 'reachable', 'unreachable'),
+      )
+      await onEvery(streams, 'the new leader', (m) =>
+        nodeUpdate(m, leader.daemon.hostname, 'leader', 'false', 'true'),
+      )
       // A change made after the leader change reaches both streams: they kept following.
       await ok(m2, ['secret', 'create', 'after-failover', '-'], 'x')
-      for (const s of streams)
-        await waitFor(
-          () =>
-            s
-              .messages()
-              .some(
-                (m) =>
-                  m.Type === 'secret' &&
-                  m.Action === 'create' &&
-                  m.Actor.Attributes.name === 'after-failover',
-              ),
-          'the secret created after the failover',
-          20_000,
-          s.output,
-        )
+      await onEvery(
+        streams,
+        'the secret created after the failover',
+        (m) => m.Type === 'secret' && m.Action === 'create' && m.Actor.Attributes.name === 'after-failover',
+      )
       // The messages carry moby's fields: scope swarm, time in seconds and nanoseconds.
       for (const m of streams[0]!.messages()) {
         expect(Object.keys(m)).toEqual(['Type', 'Action', 'Actor', 'scope', 'time', 'timeNano'])
