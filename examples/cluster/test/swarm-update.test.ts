@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { coreOf } from '../../../packages/raft/src/internal/inspect.js'
 import type { ClusterNode } from '../src/index.js'
 import { closeNodes, docker, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
+import { createService } from './service-waits.js'
 
 /** A raw Engine API call (for settings the CLI has no flag for). */
 async function api(n: ClusterNode, method: string, path: string, body?: unknown): Promise<Response> {
@@ -96,6 +97,73 @@ describe('docker swarm update settings take effect', () => {
       20_000,
       () => dumpTasks(mgr),
     )
+  })
+
+  it('keeps all task history with a negative limit, and max attempts + 1 tasks of a slot with a restart limit', async () => {
+    // -1: never reap (swarm's meaning of a negative limit).
+    await ok(mgr, ['swarm', 'update', '--task-history-limit', '-1'])
+    expect(await ok(mgr, ['info'])).toContain('Task History Retention Limit: -1')
+    for (const tag of ['5', '6']) {
+      await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
+      await waitFor(
+        async () =>
+          (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
+            `nginx:${tag} Running`,
+          ),
+        `nginx:${tag} running`,
+        30_000,
+        () => dumpTasks(mgr),
+      )
+    }
+    const histTasks = async () => (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n')
+    // The two kept at the limit of 1, and the two replaced since.
+    await waitFor(
+      async () => (await histTasks()).length === 4,
+      'four tasks of hist',
+      20_000,
+      () => dumpTasks(mgr),
+    )
+    // A restart limit keeps max attempts + 1 tasks of the slot (the restart history), over a lower limit.
+    await ok(mgr, ['swarm', 'update', '--task-history-limit', '1'])
+    await createService(
+      mgr,
+      'crashy',
+      '--restart-condition',
+      'on-failure',
+      '--restart-max-attempts',
+      '2',
+      '--restart-delay',
+      '100ms',
+      '--container-label',
+      'com.swarmkit.simulate.exit-code=1',
+      '--container-label',
+      'com.swarmkit.simulate.exit-after=20',
+      '--constraint',
+      'node.role==manager',
+      'busybox',
+    )
+    const crashy = async () =>
+      (await ok(mgr, ['service', 'ps', 'crashy', '--format', '{{.DesiredState}} {{.CurrentState}}']))
+        .trim()
+        .split('\n')
+    await waitFor(
+      async () => {
+        const t = await crashy()
+        return t.length === 3 && t.every((l) => l.startsWith('Shutdown Failed'))
+      },
+      'three failed attempts kept',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    // hist is reaped to the limit again; crashy keeps its three.
+    await waitFor(
+      async () => (await histTasks()).length === 2,
+      'hist reaped to 1',
+      20_000,
+      () => dumpTasks(mgr),
+    )
+    expect(await crashy()).toHaveLength(3)
+    await ok(mgr, ['service', 'rm', 'crashy'])
   })
 
   it('takes raft snapshots at the interval and keeps the old ones asked for', async () => {

@@ -278,6 +278,35 @@ describe('replicated orchestrator', () => {
     expect(h.tasks(s.id).filter((t) => t.status.state === 'failed')).toHaveLength(2)
   })
 
+  it('never reaps with a negative limit, and keeps max attempts + 1 of a slot with a restart limit', async () => {
+    h = await harness({ taskHistory: -1 })
+    await h.addNodes(1)
+    const s = await h.service(
+      serviceSpec('crash', { taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0 } }) }),
+    )
+    await h.settle()
+    for (let i = 0; i < 7; i++) {
+      await h.exec.exit(h.running(s.id)[0]!.id, 'failed')
+      await h.advance(1)
+    }
+    expect(h.tasks(s.id).filter((t) => t.status.state === 'failed')).toHaveLength(7)
+    await h.stop()
+    h = await harness({ taskHistory: 1 })
+    await h.addNodes(1)
+    const limited = await h.service(
+      serviceSpec('limited', {
+        taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0, maxAttempts: 3 } }),
+      }),
+    )
+    await h.settle()
+    for (let i = 0; i < 4; i++) {
+      await h.exec.exit(h.running(limited.id)[0]!.id, 'failed')
+      await h.advance(1)
+    }
+    expect(h.tasks(limited.id).filter((t) => t.status.state === 'failed')).toHaveLength(4)
+    expect(h.running(limited.id)).toHaveLength(0)
+  })
+
   it('removes the tasks of a deleted service', async () => {
     h = await harness()
     await h.addNodes(2)
