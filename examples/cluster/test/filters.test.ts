@@ -267,6 +267,14 @@ describe('list filters, secret and config updates, stack redeploys through the d
       expect(await renamed.json()).toEqual({
         message: 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed',
       })
+      const redata = await post(now.Version.Index, {
+        ...now.Spec,
+        Data: Buffer.from('other').toString('base64'),
+      })
+      expect([kind, redata.status]).toEqual([kind, 400])
+      expect(await redata.json()).toEqual({
+        message: 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed',
+      })
     }
     // The network may wait for the tasks to stop (as in moby); the secret and config go at once.
     await docker(mgr, ['stack', 'rm', 'app'])
