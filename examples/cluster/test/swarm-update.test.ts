@@ -74,22 +74,25 @@ describe('docker swarm update settings take effect', () => {
     expect((await mgr.daemon.manager!.dispatcher.heartbeat(wrk.daemon.nodeId)).periodMs).toBe(1000)
   })
 
+  /** Updates service hist to image nginx:TAG and waits for its task to run. */
+  const updateHist = async (tag: string) => {
+    await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
+    await waitFor(
+      async () =>
+        (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
+          `nginx:${tag} Running`,
+        ),
+      `nginx:${tag} running`,
+      30_000,
+      () => dumpTasks(mgr),
+    )
+  }
+
   it('reaps task history to the limit', async () => {
     await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'hist', 'nginx:1'])
     const tasks = async () =>
       (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n').filter(Boolean)
-    for (const tag of ['2', '3', '4']) {
-      await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
-      await waitFor(
-        async () =>
-          (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
-            `nginx:${tag} Running`,
-          ),
-        `nginx:${tag} running`,
-        30_000,
-        () => dumpTasks(mgr),
-      )
-    }
+    for (const tag of ['2', '3', '4']) await updateHist(tag)
     // One running task and one finished one kept (the default would keep five).
     await waitFor(
       async () => (await tasks()).length === 2,
@@ -103,18 +106,7 @@ describe('docker swarm update settings take effect', () => {
     // -1: never reap (swarm's meaning of a negative limit).
     await ok(mgr, ['swarm', 'update', '--task-history-limit', '-1'])
     expect(await ok(mgr, ['info'])).toContain('Task History Retention Limit: -1')
-    for (const tag of ['5', '6']) {
-      await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
-      await waitFor(
-        async () =>
-          (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
-            `nginx:${tag} Running`,
-          ),
-        `nginx:${tag} running`,
-        30_000,
-        () => dumpTasks(mgr),
-      )
-    }
+    for (const tag of ['5', '6']) await updateHist(tag)
     const histTasks = async () => (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n')
     // The two kept at the limit of 1, and the two replaced since.
     await waitFor(
