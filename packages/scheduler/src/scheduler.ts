@@ -126,15 +126,21 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     if (this.listenerCount('error') > 0) this.emit('error', e)
   }
 
-  #reset(tx: ReadTx): void {
+  /** Nodes at once; the tasks, read from the view now, are added in slices (the loop runs them). */
+  #reset(tx: ReadTx): Iterator<unknown> {
     const placer = createPlacer()
     ;(this as { placer: Placer }).placer = placer
     this.#fresh.clear()
     this.#waiting.clear()
     for (const n of tx.find('nodes')) placer.setNode(n)
-    for (const t of tx.find('tasks')) {
+    return this.#addTasks(placer, tx.find('tasks'))
+  }
+
+  *#addTasks(placer: Placer, tasks: readonly Task[]): Generator<void> {
+    for (const t of tasks) {
       if (holdsNode(t)) placer.addTask(t)
       else if (isPending(t)) this.#fresh.set(t.id, t)
+      yield
     }
   }
 
