@@ -185,8 +185,14 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       this.#waiting.clear()
       this.#changed = false
     }
-    for (const t of this.#fresh.values()) batch.push(t)
-    this.#fresh.clear()
+    // New tasks at most `commitSize` per pass (a pass is one synchronous placement: a create of 50,000 tasks
+    // placed at once held the event loop for seconds); the loop comes back at once for the rest.
+    for (const t of this.#fresh.values()) {
+      if (batch.length >= this.commitSize) break
+      batch.push(t)
+    }
+    for (const t of batch) this.#fresh.delete(t.id)
+    if (this.#fresh.size > 0) this.#loop.kick()
     if (batch.length === 0) {
       for (const w of this.#waiters.splice(0)) w()
       return

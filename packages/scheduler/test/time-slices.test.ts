@@ -5,10 +5,11 @@
 // run in between, not how fast anything is.
 import { clusterStore, type Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createScheduler } from '../src/index.js'
 import { WatchLoop } from '../src/internal/loop.js'
 import { progressOnly } from '../src/internal/task-state.js'
 import { TimeSlice } from '../src/internal/time-slice.js'
-import { fresh, task } from './fixtures.js'
+import { fresh, node, task } from './fixtures.js'
 
 const busy = (ms: number) => {
   const end = performance.now() + ms
@@ -93,6 +94,29 @@ describe('WatchLoop', () => {
     await until(() => events === 200)
     expect(eventsSeen).toBeGreaterThanOrEqual(0)
     expect(eventsSeen).toBeLessThan(200)
+  })
+})
+
+describe('Scheduler passes', () => {
+  it('place at most commitSize new tasks each, and come back at once for the rest', async () => {
+    const store = clusterStore()
+    await store.update((tx) => {
+      for (let i = 0; i < 10; i++) tx.create('nodes', fresh(node(`n${i}`)))
+      for (let i = 0; i < 1000; i++) tx.create('tasks', fresh(task(`t${i}`, 'svc', { slot: i + 1 })))
+    })
+    const scheduler = createScheduler({ store, commitSize: 100 })
+    const passes: number[] = []
+    scheduler.on('pass:done', (s) => passes.push(s.assigned))
+    scheduler.start()
+    try {
+      await scheduler.settled()
+      const assigned = store.view((tx) => tx.find('tasks', undefined, (t) => t.status.state === 'assigned'))
+      expect(assigned).toHaveLength(1000)
+      expect(Math.max(...passes)).toBeLessThanOrEqual(100)
+      expect(passes.reduce((a, b) => a + b, 0)).toBe(1000)
+    } finally {
+      await scheduler.stop()
+    }
   })
 })
 
