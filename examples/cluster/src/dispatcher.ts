@@ -18,6 +18,7 @@ import type {
   TaskSpec,
   TaskState,
   TLSInfo,
+  Tx,
 } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
@@ -169,11 +170,36 @@ export class Dispatcher implements DispatcherApi {
   readonly #canBeReady: (nodeId: string) => boolean
   readonly #fanout: AssignmentFanout
   readonly #statuses: StatusBatcher<TaskStatusUpdate>
+  /**
+   * Registrations and nodes ready again, each committed with the others that wait (as status reports):
+   * a join storm, or a thousand nodes coming back after a stall, is a few raft entries instead of one per
+   * node, whose queue behind slow commits made heartbeats time out and marked more nodes down.
+   */
+  readonly #registrations: StatusBatcher<{ info: NodeInfo; addr: string }>
+  readonly #ready: StatusBatcher<true>
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
     this.#fanout = new AssignmentFanout(options.store)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
+    this.#registrations = statusBatcher({
+      maxUpdates: 200,
+      commit: (batch) =>
+        this.#store.update((tx) => {
+          for (const { nodeId, updates } of batch)
+            for (const r of updates) applyRegistration(tx, nodeId, r.info, r.addr)
+        }),
+    })
+    this.#ready = statusBatcher({
+      commit: (batch) =>
+        this.#store.update((tx) => {
+          for (const { nodeId } of batch) {
+            const n = tx.get('nodes', nodeId)
+            if (n && n.status.state !== 'ready')
+              tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
+          }
+        }),
+    })
     this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
@@ -199,33 +225,9 @@ export class Dispatcher implements DispatcherApi {
 
   async register(nodeId: string, info: NodeInfo, addr: string): Promise<void> {
     checkInfo(info)
-    await this.#store.update((tx) => {
-      const n = tx.get('nodes', nodeId)
-      if (!n) throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
-      const next: Node = {
-        ...n,
-        description: {
-          hostname: info.hostname,
-          platform: info.platform,
-          resources: info.resources,
-          engine: {
-            engineVersion: info.engineVersion,
-            labels: n.description?.engine.labels ?? {},
-            plugins: info.plugins?.map((p) => ({ type: p.type, name: p.name })) ?? [
-              { type: 'Network', name: 'overlay' },
-              { type: 'Log', name: 'json-file' },
-            ],
-          },
-          ...(info.tls
-            ? { tlsInfo: info.tls }
-            : n.description?.tlsInfo
-              ? { tlsInfo: n.description.tlsInfo }
-              : {}),
-        },
-        status: { state: 'ready', addr },
-      }
-      tx.update('nodes', next)
-    })
+    if (!this.#store.view((tx) => tx.get('nodes', nodeId)))
+      throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
+    await this.#registrations.submit(nodeId, [{ info, addr }])
     this.#seen.set(nodeId, Date.now())
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
@@ -247,13 +249,7 @@ export class Dispatcher implements DispatcherApi {
       const state = tx.get('nodes', nodeId)?.status.state
       return state !== undefined && state !== 'ready'
     })
-    if (down && this.#canBeReady(nodeId)) {
-      await this.#store.update((tx) => {
-        const n = tx.get('nodes', nodeId)
-        if (n && n.status.state !== 'ready')
-          tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
-      })
-    }
+    if (down && this.#canBeReady(nodeId)) await this.#ready.submit(nodeId, [true])
     return this.#answer(nodeId)
   }
 
@@ -449,6 +445,36 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }
+}
+
+/** A node's registration: what it reports about itself, and ready at `addr`. */
+function applyRegistration(tx: Tx, nodeId: string, info: NodeInfo, addr: string): void {
+  const n = tx.get('nodes', nodeId)
+  // (Checked before it was queued; one removed since is left alone, not made to fail the batch.)
+  if (!n) return
+  const next: Node = {
+    ...n,
+    description: {
+      hostname: info.hostname,
+      platform: info.platform,
+      resources: info.resources,
+      engine: {
+        engineVersion: info.engineVersion,
+        labels: n.description?.engine.labels ?? {},
+        plugins: info.plugins?.map((p) => ({ type: p.type, name: p.name })) ?? [
+          { type: 'Network', name: 'overlay' },
+          { type: 'Log', name: 'json-file' },
+        ],
+      },
+      ...(info.tls
+        ? { tlsInfo: info.tls }
+        : n.description?.tlsInfo
+          ? { tlsInfo: n.description.tlsInfo }
+          : {}),
+    },
+    status: { state: 'ready', addr },
+  }
+  tx.update('nodes', next)
 }
 
 /** The whole task for its node, with the data of the secrets and configs it uses. */

@@ -108,6 +108,47 @@ describe('Dispatcher status reports', () => {
   })
 })
 
+describe('Dispatcher registrations and heartbeats', () => {
+  const info = (hostname: string) => ({
+    hostname,
+    platform: { os: 'linux', architecture: 'x86_64' },
+    resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+    engineVersion: 'x',
+  })
+
+  it('commits the registrations that arrive together in one transaction; an unknown node fails alone', async () => {
+    const h = setup(50, 0)
+    await h.populate()
+    const before = h.commits()
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 50 }, (_, n) =>
+        h.dispatcher.register(`n${n}`, info(`host${n}`), `10.0.0.${n}`),
+      ),
+      h.dispatcher.register('gone', info('gone'), '10.0.1.1'),
+    ])
+    expect(results.slice(0, 50).every((r) => r.status === 'fulfilled')).toBe(true)
+    expect(results[50]).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringContaining('not found') },
+    })
+    expect(h.commits() - before).toBe(1)
+    const hosts = h.store.view((tx) => tx.find('nodes').map((n) => n.description?.hostname))
+    expect(hosts.filter((x) => x?.startsWith('host'))).toHaveLength(50)
+  })
+
+  it('makes the nodes whose heartbeats come back after they were marked down ready in one transaction', async () => {
+    const h = setup(50, 0)
+    await h.populate()
+    await h.store.update((tx) => {
+      for (const n of tx.find('nodes')) tx.update('nodes', { ...n, status: { ...n.status, state: 'down' } })
+    })
+    const before = h.commits()
+    await Promise.all(Array.from({ length: 50 }, (_, n) => h.dispatcher.heartbeat(`n${n}`)))
+    expect(h.commits() - before).toBe(1)
+    expect(h.store.view((tx) => tx.find('nodes').every((n) => n.status.state === 'ready'))).toBe(true)
+  })
+})
+
 describe('statusBatcher', () => {
   it('fails only the report whose commit fails, not the others batched with it', async () => {
     const committed: string[] = []
