@@ -8,7 +8,7 @@ export interface LoopHandlers {
    * rest of the work as an iterator, run in time slices with the event loop free between them: it must then
    * have read everything it needs from `tx` before returning (the view is gone after).
    */
-  reset(tx: ReadTx): Iterator<unknown> | void
+  reset(tx: ReadTx): Iterator<unknown> | undefined
   /** Applies one committed change. */
   event(e: StoreEvent): void
   /** Called when no event is queued: act on the state (may write to the store). */
@@ -76,7 +76,7 @@ export class WatchLoop {
   async #subscribe(): Promise<Watch> {
     let rest: Iterator<unknown> | undefined
     const version = this.store.view((tx) => {
-      rest = this.handlers.reset(tx) as Iterator<unknown> | undefined
+      rest = this.handlers.reset(tx)
       return tx.version
     })
     // Watched from the view's version at once: what commits while the reset goes on queues on the watch.
