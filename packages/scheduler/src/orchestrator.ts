@@ -764,9 +764,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     replicas: number,
     plan: Plan,
   ): void {
-    const slots = [...live].sort((a, b) => a - b)
+    // Slots with a running task first, each group in slot order (a partition: a sort whose comparator
+    // looked the tasks up again, over 60,000 slots, held the event loop for seconds).
     const running = (s: number) => (active.get(s) ?? []).some((t) => t.status.state === 'running')
-    slots.sort((a, b) => Number(running(b)) - Number(running(a)))
+    const ordered = [...live].sort((a, b) => a - b)
+    const slots = [...ordered.filter(running), ...ordered.filter((s) => !running(s))]
     const perNode = new Map<string, number>()
     const ranked = slots.map((slot) => {
       const list = active.get(slot) ?? []
