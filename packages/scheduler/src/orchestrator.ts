@@ -764,11 +764,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     replicas: number,
     plan: Plan,
   ): void {
-    // Slots with a running task first, each group in slot order (a partition: a sort whose comparator
-    // looked the tasks up again, over 60,000 slots, held the event loop for seconds).
+    const slots = [...live].sort((a, b) => a - b)
     const running = (s: number) => (active.get(s) ?? []).some((t) => t.status.state === 'running')
-    const ordered = [...live].sort((a, b) => a - b)
-    const slots = [...ordered.filter(running), ...ordered.filter((s) => !running(s))]
+    slots.sort((a, b) => Number(running(b)) - Number(running(a)))
     const perNode = new Map<string, number>()
     const ranked = slots.map((slot) => {
       const list = active.get(slot) ?? []
