@@ -24,6 +24,7 @@ import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.js'
 import {
   diffView,
   type NetworkIndex,
@@ -177,6 +178,7 @@ export class Dispatcher implements DispatcherApi {
   /** The leadership term tracking started under: marking nodes down is a leader duty of that term. */
   #term: number | undefined
   #addresses: TaskAddressAllocator | undefined
+  #keys: NetworkKeyManager | undefined
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
@@ -298,6 +300,13 @@ export class Dispatcher implements DispatcherApi {
       ...(term === undefined ? {} : { term }),
       log: this.#log,
     })
+    // So are the encrypted overlays' keys (see network-keys.ts).
+    this.#keys?.stop()
+    this.#keys = startNetworkKeyManager({
+      store: this.#store,
+      ...(term === undefined ? {} : { term }),
+      log: this.#log,
+    })
     const now = Date.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
@@ -307,6 +316,8 @@ export class Dispatcher implements DispatcherApi {
   stopTracking(): void {
     this.#addresses?.stop()
     this.#addresses = undefined
+    this.#keys?.stop()
+    this.#keys = undefined
     this.#term = undefined
     this.#seen.clear()
   }
@@ -323,7 +334,7 @@ export class Dispatcher implements DispatcherApi {
     // The node's own task changes come from the dispatcher's one fan-out (assignment-fanout.ts).
     const mine = this.#fanout.subscribe(nodeId, stop.signal)
     const others = this.#store.watch({
-      table: ['tasks', 'networks', 'services', 'nodes'],
+      table: ['tasks', 'networks', 'services', 'nodes', 'clusters'],
       filter: touchesNetworkView,
       signal: stop.signal,
     })
@@ -455,6 +466,7 @@ export class Dispatcher implements DispatcherApi {
 
   close(): void {
     this.#addresses?.stop()
+    this.#keys?.stop()
     this.#closed = true
     clearTimeout(this.#timer)
   }

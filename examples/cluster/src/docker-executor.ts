@@ -34,6 +34,11 @@ export interface TaskNetworking {
     pid: number,
     options?: ControllerCallOptions,
   ): Promise<{ address: string; port: number } | undefined>
+  /**
+   * Checks, before the container is made, that the task's networks can be given here; rejecting rejects
+   * the task (e.g. an encrypted network on a kernel without IPsec support).
+   */
+  prepare?(task: Assignment, options?: ControllerCallOptions): Promise<void>
   /** Removes the task's sandbox (no-op if none). */
   detach(taskId: string, options?: ControllerCallOptions): Promise<void>
   /** Changes to the node's network view from the managers (see network-view.ts). */
@@ -224,6 +229,9 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
     async prepare(callOptions?: ControllerCallOptions): Promise<void> {
       const signal = callOptions?.signal
       if (await inspectContainer(this.name, signal)) return
+      await options.networking?.prepare?.(this.#task, callOptions).catch((err: Error) => {
+        throw new ExecutorError('REJECTED', err.message, { cause: err })
+      })
       const image = this.#task.spec.containerSpec.image
       await this.#pullIfMissing(image, signal)
       let files: MountedFile[] = []

@@ -1,0 +1,173 @@
+// Overlay networks across namespace hosts, what happens to tasks over time (real containers, the docker CLI):
+// a failing health check takes a task out of its service's VIP and the replacement joins once healthy, and
+// a worker whose node process crashed re-attaches the containers it adopts (VIP, names and DNS keep working,
+// no container is made twice).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { IMAGES } from './engine-helpers.js'
+import { hostsUnavailable } from './netns-hosts.js'
+import { type Host, httpBody, httpRequest, lookedUp, OverlayLab } from './overlay-lab.js'
+
+const unavailable = await hostsUnavailable()
+
+describe('overlay tasks over time across hosts (3 namespace hosts, real containers)', {
+  timeout: 600_000,
+}, () => {
+  if (unavailable !== undefined) {
+    it(`cannot run here: ${unavailable}`, () => {
+      if (process.env.SWARMKIT_CI === '1')
+        throw new Error(`overlay host tests could not run in CI: ${unavailable}`)
+      console.warn(`skipping the overlay host tests: ${unavailable}`)
+    })
+    return
+  }
+  const lab = new OverlayLab()
+  let h1: Host
+  let h2: Host
+
+  /** Runs a command in the client container (on h1). */
+  const inClient = async (args: string[], timeout = 30_000) => {
+    const c = await lab.containerOf(h1, 'client')
+    if (!c) throw new Error('the client container is not running')
+    return lab.engine(h1, ['exec', c, ...args], timeout)
+  }
+  const page = async (host: string) => httpBody(await inClient(httpRequest(host)))
+  /** The answers of `n` requests to the VIP of `web`, as a set. */
+  const throughVip = async (n: number) => {
+    const seen = new Set<string>()
+    for (let i = 0; i < n; i++) seen.add(await page('web'))
+    return seen
+  }
+  const same = (a: Iterable<string>, b: Iterable<string>) =>
+    JSON.stringify([...a].sort()) === JSON.stringify([...b].sort())
+
+  beforeAll(async () => {
+    ;[h1, h2] = (await lab.startSwarm(3)) as [Host, Host, Host]
+    await lab.ok(h1, ['network', 'create', '-d', 'overlay', '--attachable', 'apps'])
+    // web: one task per host, healthy while /tmp/sick is missing; a replacement waits 10 s (restart delay).
+    await lab.ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--network',
+      'apps',
+      '--replicas',
+      '3',
+      '--replicas-max-per-node',
+      '1',
+      '--hostname',
+      '{{.Task.Name}}',
+      '--health-cmd',
+      'test ! -f /tmp/sick',
+      // A generous timeout: a probe is a runc exec, slow on a loaded machine.
+      '--health-interval',
+      '2s',
+      '--health-timeout',
+      '15s',
+      '--health-retries',
+      '2',
+      '--restart-delay',
+      '10s',
+      IMAGES.webV1,
+    ])
+    await lab.ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'client',
+      '--network',
+      'apps',
+      '--constraint',
+      'node.hostname==h1',
+      IMAGES.webV1,
+    ])
+    await lab.until(
+      'web and client running',
+      async () => {
+        const all = [...(await lab.tasksOf('web', 'apps')), ...(await lab.tasksOf('client', 'apps'))]
+        return all.length === 4 && all.every((t) => t.state === 'running' && t.address)
+      },
+      240_000,
+    )
+    const names = (await lab.tasksOf('web', 'apps')).map((t) => `web v1 on ${t.name}`)
+    await lab.until('every web task behind the VIP', async () => same(await throughVip(9), names), 90_000)
+  }, 600_000)
+
+  afterAll(async () => {
+    const left = await lab.destroy()
+    expect(left).toEqual([])
+  }, 300_000)
+
+  it('a failing health check takes the task out of the VIP; its replacement joins once healthy', async () => {
+    const before = await lab.tasksOf('web', 'apps')
+    const sick = before.find((t) => t.node === 'h2')!
+    const c = await lab.containerOf(h2, 'web')
+    expect(c).toBeTruthy()
+    expect((await lab.engine(h2, ['exec', c!, 'touch', '/tmp/sick'])).code).toBe(0)
+    const healthy = before.filter((t) => t !== sick).map((t) => `web v1 on ${t.name}`)
+    // Until the replacement runs (10 s restart delay), every answer comes from the two healthy tasks.
+    await lab.until(
+      'the sick task out of the VIP',
+      async () => {
+        const now = await lab.tasksOf('web', 'apps')
+        if (now.some((t) => t.id === sick.id)) return false
+        const seen = await throughVip(6)
+        const replacement = now.filter((t) => !before.some((b) => b.id === t.id))
+        const allowed = new Set([...healthy, ...replacement.map((t) => `web v1 on ${t.name}`)])
+        return [...seen].every((s) => allowed.has(s))
+      },
+      90_000,
+    )
+    await lab.until(
+      'the replacement behind the VIP once healthy',
+      async () => {
+        const now = await lab.tasksOf('web', 'apps')
+        if (now.length !== 3 || now.some((t) => t.state !== 'running' || t.id === sick.id)) return false
+        return same(
+          await throughVip(9),
+          now.map((t) => `web v1 on ${t.name}`),
+        )
+      },
+      120_000,
+    )
+  })
+
+  it('a worker restarted after a crash re-attaches its adopted containers, and makes none twice', async () => {
+    const before = await lab.tasksOf('web', 'apps')
+    const onH2 = before.find((t) => t.node === 'h2')!
+    const containers = (await lab.engine(h2, ['ps', '-aq'])).stdout.split('\n').filter(Boolean).sort()
+    expect(containers.length).toBeGreaterThan(0)
+    await lab.killNode(h2)
+    await lab.startNode(h2)
+    await lab.until(
+      'h2 ready again',
+      async () => (await lab.ok(h1, ['node', 'inspect', '-f', '{{.Status.State}}', 'h2'])).trim() === 'ready',
+      120_000,
+    )
+    const names = before.map((t) => `web v1 on ${t.name}`)
+    await lab.until(
+      'every web task behind the VIP again',
+      async () => same(await throughVip(9), names),
+      120_000,
+    )
+    await lab.until(
+      'the task on h2 by name',
+      async () => (await page(onH2.name)) === `web v1 on ${onH2.name}`,
+    )
+    // Its container resolves names again (the embedded DNS of the node that crashed is gone with it).
+    const c = await lab.containerOf(h2, 'web')
+    const vip = JSON.parse(await lab.ok(h1, ['service', 'inspect', 'web']))[0].Endpoint.VirtualIPs[0].Addr
+    await lab.until('DNS in the adopted container', async () =>
+      same(lookedUp(await lab.engine(h2, ['exec', c!, 'nslookup', 'web', '127.0.0.11'])), [
+        vip.split('/')[0],
+      ]),
+    )
+    // The same task and the same containers: adopted, not made again.
+    expect((await lab.tasksOf('web', 'apps')).map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort())
+    expect((await lab.engine(h2, ['ps', '-aq'])).stdout.split('\n').filter(Boolean).sort()).toEqual(
+      containers,
+    )
+  })
+})
