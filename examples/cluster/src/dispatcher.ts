@@ -22,6 +22,7 @@ import type {
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
+import { isAttachmentTask } from './attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
 import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.js'
@@ -478,7 +479,12 @@ export class Dispatcher implements DispatcherApi {
   #list(nodeId: string): Assignment[] {
     return this.#store.view((tx) =>
       tx
-        .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
+        // A container's network attachment has nothing for the agent to run (see attachments.ts).
+        .find(
+          'tasks',
+          { nodeId },
+          (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED && !isAttachmentTask(t),
+        )
         .map((t) => {
           const service = tx.get('services', t.serviceId)
           const hit = this.#assignments.get(t)

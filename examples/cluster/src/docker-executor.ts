@@ -99,6 +99,8 @@ export async function engineAnswers(addr: string, timeoutMs = 1000): Promise<boo
 export interface DockerExecutor extends Executor {
   readonly kind: 'docker'
   readonly engine: EngineClient
+  /** The node's task networking (standalone containers on attachable networks use it too). */
+  readonly networking: TaskNetworking | undefined
 }
 
 /** Creates the Docker Engine executor (see the module comment). */
@@ -464,6 +466,7 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
   return {
     kind: 'docker',
     engine,
+    networking: options.networking,
     async describe(callOptions): Promise<NodeDescription> {
       const { body: info } = await engine.json<{
         NCPU: number

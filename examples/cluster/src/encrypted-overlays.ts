@@ -8,13 +8,40 @@
 // networks are left out of what the node builds (no VXLAN device, no forwarding entries), and a task on one
 // is rejected with the reason, never attached in clear.
 
-import { type IpsecDataPlane, type IpsecPlanInput, ipsecDataPlane, type SwarmView } from '@swarmkit/overlay'
+import {
+  type IpsecDataPlane,
+  type IpsecPlanInput,
+  ipsecDataPlane,
+  newKeyRing,
+  type SwarmView,
+} from '@swarmkit/overlay'
 import type { NodeView } from './network-view.js'
 
 export interface EncryptedOverlaysOptions {
   /** The data plane (default: overlay's, in this process's namespace). */
   readonly plane?: IpsecDataPlane
+  /**
+   * Rejects when this kernel cannot seal (checked once, before anything is installed, so that the answer
+   * does not wait for a first peer). Default: installs and removes a loopback ESP state pair.
+   */
+  readonly probe?: () => Promise<void>
   readonly log?: (line: string) => void
+}
+
+/** Whether the kernel makes ESP states with rfc4106(gcm(aes)): a pair for 127.0.0.1 <-> 127.0.0.2, removed at once. */
+async function probeKernel(): Promise<void> {
+  const plane = ipsecDataPlane()
+  try {
+    await plane.apply({
+      local: '127.0.0.1',
+      peers: ['127.0.0.2'],
+      ring: newKeyRing(),
+      vnis: [],
+      table: 'swarmkit_ipsec_probe',
+    })
+  } finally {
+    await plane.clear().catch(() => {})
+  }
 }
 
 export interface EncryptedOverlays {
@@ -72,6 +99,13 @@ export function encryptedOverlays(options: EncryptedOverlaysOptions = {}): Encry
   let failure: string | undefined
   let installed = false
   let lastError = ''
+  let capability: Promise<string | undefined> | undefined
+  const probe = options.probe ?? probeKernel
+  const fail = (why: string) => {
+    failure = why
+    if (failure !== lastError) log(`encrypted overlays: not sealed, left out: ${failure}`)
+    lastError = failure
+  }
 
   return {
     async sync(view, local) {
@@ -92,15 +126,19 @@ export function encryptedOverlays(options: EncryptedOverlaysOptions = {}): Encry
         }
         return
       }
+      capability ??= probe().then(
+        () => undefined,
+        (err) => (err as Error).message,
+      )
+      const cannot = await capability
+      if (cannot !== undefined) return fail(cannot)
       try {
         installed = true
         await plane.apply(input)
         failure = undefined
         lastError = ''
       } catch (err) {
-        failure = (err as Error).message
-        if (failure !== lastError) log(`encrypted overlays: not sealed, left out: ${failure}`)
-        lastError = failure
+        fail((err as Error).message)
       }
     },
 

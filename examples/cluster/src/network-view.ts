@@ -8,6 +8,7 @@
 import type { DirectoryService, OverlayNetwork, SwarmView } from '@swarmkit/overlay'
 import type { ReadTx, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
+import { isAttachmentTask } from './attachments.js'
 import { isEncrypted, keyRingOf, type WireKey, wireKeys } from './network-keys.js'
 import { holdsAddresses } from './task-addresses.js'
 
@@ -140,7 +141,10 @@ export function nodeView(index: NetworkIndex, nodeId: string): NodeView {
         const service = index.services.get(t.serviceId)
         v = {
           id: t.id,
-          name: `${t.serviceAnnotations.name}.${t.slot || t.nodeId}.${t.id}`,
+          // A container attached to the network answers to its container name (see attachments.ts).
+          name: isAttachmentTask(t)
+            ? t.serviceAnnotations.name
+            : `${t.serviceAnnotations.name}.${t.slot || t.nodeId}.${t.id}`,
           ...(service ? { service: t.serviceId } : {}),
           node: t.nodeId,
           addresses: {},

@@ -1,7 +1,7 @@
-import { ipsecPlan, sendingKey, spiOf } from '@swarmkit/overlay'
+import { ipsecDataPlane, ipsecPlan, sendingKey, spiOf } from '@swarmkit/overlay'
 import type { Cluster } from '@swarmkit/store'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ipsecInputOf } from '../src/encrypted-overlays.js'
+import { encryptedOverlays, ipsecInputOf } from '../src/encrypted-overlays.js'
 import type { ClusterNode } from '../src/index.js'
 import { keyRingOf, maintainNetworkKeys } from '../src/network-keys.js'
 import { applyViewUpdate, type NetworkViewUpdate, type NodeView } from '../src/network-view.js'
@@ -126,6 +126,93 @@ describe('IPsec for a node, from its view', () => {
     expect(() =>
       ipsecInputOf({ ...view, security: { encrypted: ['sec'], keys: [] } }, { id: 'n1', addr: '198.18.0.1' }),
     ).toThrow(/no encryption keys/)
+  })
+})
+
+describe('encryptedOverlays (a worker programs IPsec, or fails closed)', () => {
+  const key = (b: number) => new Uint8Array(20).fill(b)
+  const view: NodeView = {
+    nodes: [
+      { id: 'n1', vtep: '198.18.0.1' },
+      { id: 'n2', vtep: '198.18.0.2' },
+    ],
+    networks: [
+      { id: 'sec', vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1' },
+      { id: 'clear', vni: 4098, subnet: '10.0.2.0/24', gateway: '10.0.2.1' },
+    ],
+    services: [],
+    tasks: [
+      {
+        id: 't1',
+        name: 'a.1.t1',
+        node: 'n1',
+        addresses: { sec: '10.0.1.2', clear: '10.0.2.2' },
+        healthy: true,
+      },
+      { id: 't2', name: 'a.2.t2', node: 'n2', addresses: { sec: '10.0.1.3' }, healthy: true },
+    ],
+    security: { encrypted: ['sec'], keys: [{ tag: 1, key: key(0x11) }] },
+  }
+  const local = { id: 'n1', addr: '198.18.0.1' }
+  const recorder = () => {
+    const calls: string[] = []
+    const plane = ipsecDataPlane({
+      exec: async (file, args, o) => {
+        calls.push(`${file} ${args.join(' ')}\n${o?.input ?? ''}`)
+        return ''
+      },
+    })
+    return { calls, plane }
+  }
+
+  it('runs exactly these iproute2 and nft commands, and keeps the sealed network', async () => {
+    const { calls, plane } = recorder()
+    const enc = encryptedOverlays({ plane, probe: async () => {} })
+    await enc.sync(view, local)
+    const { table, reqid } = ipsecInputOf(view, local)!
+    const out = spiOf('198.18.0.1', '198.18.0.2', 1).toString(16)
+    const back = spiOf('198.18.0.2', '198.18.0.1', 1).toString(16)
+    const k = `0x${'11'.repeat(20)}`
+    expect(calls).toEqual([
+      `ip -batch -\nxfrm policy update src 198.18.0.1/32 dst 198.18.0.2/32 proto udp dport 4789 dir out mark 0xd0c4e3 mask 0xffffffff tmpl src 198.18.0.1 dst 198.18.0.2 proto esp spi 0x${out} reqid ${reqid} mode transport\n`,
+      `nft -f -\n${ipsecPlan(ipsecInputOf(view, local)!).nft}`,
+      `ip -batch -\nxfrm state add src 198.18.0.1 dst 198.18.0.2 proto esp spi 0x${out} reqid ${reqid} mode transport aead rfc4106(gcm(aes)) ${k} 128\nxfrm state add src 198.18.0.2 dst 198.18.0.1 proto esp spi 0x${back} reqid ${reqid} mode transport aead rfc4106(gcm(aes)) ${k} 128\n`,
+    ])
+    expect(calls[1]).toContain(`table inet ${table} {`)
+    expect(enc.sealedView(view).networks.map((n) => n.id)).toEqual(['sec', 'clear'])
+    expect(enc.refusal(['sec'], view)).toBeUndefined()
+  })
+
+  it('on a kernel without ESP or AES-GCM installs nothing, leaves the network out and refuses its tasks', async () => {
+    const { calls, plane } = recorder()
+    const enc = encryptedOverlays({
+      plane,
+      probe: async () => {
+        throw new Error(
+          'this kernel cannot seal overlay traffic: ESP with rfc4106(gcm(aes)) is not available',
+        )
+      },
+    })
+    await enc.sync(view, local)
+    expect(calls).toEqual([])
+    const built = enc.sealedView(view)
+    expect(built.networks.map((n) => n.id)).toEqual(['clear'])
+    expect(built.tasks).toEqual([{ ...view.tasks[0]!, addresses: { clear: '10.0.2.2' } }])
+    expect(JSON.stringify(built)).not.toContain('security')
+    expect(enc.refusal(['sec', 'clear'], view)).toMatch(
+      /^encrypted overlay network sec cannot be sealed on this node, so the task is not attached to it in clear: .*ESP with rfc4106\(gcm\(aes\)\) is not available/,
+    )
+    expect(enc.refusal(['clear'], view)).toBeUndefined()
+  })
+
+  it('fails closed while the keys have not arrived', async () => {
+    const { calls, plane } = recorder()
+    const enc = encryptedOverlays({ plane, probe: async () => {} })
+    const keyless = { ...view, security: { encrypted: ['sec'], keys: [] } }
+    await enc.sync(keyless, local)
+    expect(calls).toEqual([])
+    expect(enc.refusal(['sec'], keyless)).toMatch(/no encryption keys/)
+    expect(enc.sealedView(keyless).networks.map((n) => n.id)).toEqual(['clear'])
   })
 })
 

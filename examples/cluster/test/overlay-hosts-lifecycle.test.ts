@@ -4,10 +4,12 @@
 // no container is made twice).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IMAGES } from './engine-helpers.js'
-import { hostsUnavailable } from './netns-hosts.js'
+import { hostsUnavailable, kernelCannotSeal } from './netns-hosts.js'
 import { type Host, httpBody, httpRequest, lookedUp, OverlayLab } from './overlay-lab.js'
 
 const unavailable = await hostsUnavailable()
+/** Why this kernel cannot seal overlay traffic (undefined when it can). */
+const sealing = unavailable === undefined ? await kernelCannotSeal() : undefined
 
 describe('overlay tasks over time across hosts (3 namespace hosts, real containers)', {
   timeout: 600_000,
@@ -169,5 +171,69 @@ describe('overlay tasks over time across hosts (3 namespace hosts, real containe
     expect((await lab.engine(h2, ['ps', '-aq'])).stdout.split('\n').filter(Boolean).sort()).toEqual(
       containers,
     )
+  })
+
+  it('an encrypted network fails closed on a kernel without ESP and AES-GCM: its tasks are rejected, saying why', async () => {
+    if (sealing === undefined) {
+      // This kernel seals: the capture test (no plaintext on the underlay) is what should run here.
+      console.warn('this kernel has ESP with rfc4106(gcm(aes)): the fail-closed case does not apply')
+      return
+    }
+    await lab.ok(h1, ['network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'sec'])
+    const vni = JSON.parse(await lab.ok(h1, ['network', 'inspect', 'sec']))[0].Options[
+      'com.docker.network.driver.overlay.vxlanid_list'
+    ]
+    await lab.ok(h1, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'secret',
+      '--network',
+      'sec',
+      '--replicas',
+      '2',
+      '--replicas-max-per-node',
+      '1',
+      '--constraint',
+      'node.hostname!=h1',
+      IMAGES.webV1,
+    ])
+    let errors: string[] = []
+    await lab.until(
+      'the tasks on h2 and h3 rejected',
+      async () => {
+        const out = await lab.ok(h1, [
+          'service',
+          'ps',
+          '--no-trunc',
+          '--format',
+          '{{.Node}}|{{.CurrentState}}|{{.Error}}',
+          'secret',
+        ])
+        const rejected = out.split('\n').filter((l) => l.includes('|Rejected'))
+        errors = rejected.map((l) => l.split('|')[2]!)
+        return new Set(rejected.map((l) => l.split('|')[0])).size === 2
+      },
+      120_000,
+    )
+    for (const e of errors)
+      expect(e).toMatch(
+        /encrypted overlay network .* cannot be sealed .*ESP with rfc4106\(gcm\(aes\)\) is not available/,
+      )
+    // No task of it ever ran or got a container, and no host built the network's VXLAN device.
+    const states = await lab.ok(h1, ['service', 'ps', '--format', '{{.CurrentState}}', 'secret'])
+    expect(states).not.toMatch(/Running|Starting/)
+    for (const h of lab.hosts) {
+      const made = await lab.engine(h, [
+        'ps',
+        '-aq',
+        '--filter',
+        'label=com.docker.swarm.service.name=secret',
+      ])
+      expect(made.stdout.trim(), `containers of secret on ${h.name}`).toBe('')
+      const vxlans = (await lab.inHost(h, ['ip', '-d', 'link', 'show', 'type', 'vxlan'])).stdout
+      expect(vxlans).not.toMatch(new RegExp(`vxlan id ${vni} `))
+    }
   })
 })

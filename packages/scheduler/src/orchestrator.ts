@@ -232,7 +232,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#byNode = new Map()
     for (const s of tx.find('services')) this.#services.set(s.id, s)
     for (const n of tx.find('nodes')) this.#nodes.set(n.id, n)
-    for (const t of tx.find('tasks')) this.#putTask(t)
+    // A task without a service (a container's network attachment) is not an orchestrator's.
+    for (const t of tx.find('tasks')) if (t.serviceId !== '') this.#putTask(t)
     const cluster = tx.find('clusters')[0]
     this.#retention =
       this.#taskHistory ?? cluster?.spec.orchestration?.taskHistoryRetentionLimit ?? DEFAULTS.taskHistory
@@ -269,6 +270,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
+        if (e.object.serviceId === '') return
         if (e.action === 'delete') {
           this.#dropTask(e.object)
           this.#delays.delete(e.object.id)
