@@ -1,7 +1,8 @@
-// Overlay networks across namespace hosts, what happens to tasks over time (real containers, the docker CLI):
-// a failing health check takes a task out of its service's VIP and the replacement joins once healthy, and
-// a worker whose node process crashed re-attaches the containers it adopts (VIP, names and DNS keep working,
-// no container is made twice).
+// Overlay networks across namespace hosts, beyond what the first suite covers (real containers, the docker
+// CLI): a standalone container on an attachable network (and moby's refusal of one that is not); a failing
+// health check takes a task out of its service's VIP and the replacement joins once healthy; a worker whose
+// node process crashed re-attaches the containers it adopts (VIP, names and DNS keep working, no container
+// is made twice); an encrypted network fails closed on a kernel that cannot seal it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IMAGES } from './engine-helpers.js'
 import { hostsUnavailable, kernelCannotSeal } from './netns-hosts.js'
@@ -101,6 +102,73 @@ describe('overlay tasks over time across hosts (3 namespace hosts, real containe
     const left = await lab.destroy()
     expect(left).toEqual([])
   }, 300_000)
+
+  it('a standalone container on an attachable overlay gets its address from the managers, resolves and reaches services, and is reached from another host', async () => {
+    const h3 = lab.hosts[2]!
+    // docker run against a worker's Engine API (the node proxies containers to its dockerd).
+    await lab.ok(h3, [
+      'run',
+      '-d',
+      '--name',
+      'probe',
+      '--hostname',
+      'probe',
+      '--network',
+      'apps',
+      IMAGES.webV1,
+    ])
+    const inProbe = (args: string[]) => lab.engine(h3, ['exec', 'probe', ...args])
+    const subnet = JSON.parse(await lab.ok(h1, ['network', 'inspect', 'apps']))[0].IPAM.Config[0]
+      .Subnet as string
+    let address = ''
+    await lab.until('an address on apps in the container', async () => {
+      const m = /inet (10\.[0-9.]+)\//.exec((await inProbe(['ip', '-4', 'addr', 'show'])).stdout)
+      address = m?.[1] ?? ''
+      return address !== ''
+    })
+    expect(address.split('.').slice(0, 3).join('.')).toBe(subnet.split('.').slice(0, 3).join('.'))
+    const vip = JSON.parse(
+      await lab.ok(h1, ['service', 'inspect', 'web']),
+    )[0].Endpoint.VirtualIPs[0].Addr.split('/')[0]
+    const taken = [
+      vip,
+      ...(await lab.tasksOf('web', 'apps')).map((t) => t.address),
+      ...(await lab.tasksOf('client', 'apps')).map((t) => t.address),
+    ]
+    expect(taken).not.toContain(address)
+    // Names through 127.0.0.11, and a service's VIP, from the container.
+    await lab.until('web resolves in the container', async () =>
+      same(lookedUp(await inProbe(['nslookup', 'web', '127.0.0.11'])), [vip]),
+    )
+    await lab.until('web answers the container through its VIP', async () =>
+      httpBody(await inProbe(httpRequest('web'))).startsWith('web v1 on web.'),
+    )
+    // A task on another host reaches the container by its name.
+    await lab.until(
+      'probe by name from the client on h1',
+      async () => (await page('probe')) === 'web v1 on probe',
+    )
+    // No service task shows it (moby lists no attachment as a task).
+    expect(await lab.ok(h1, ['node', 'ps', '-q', 'h3'])).not.toContain(address)
+    // Gone with its container: the name no longer resolves anywhere.
+    await lab.ok(h3, ['rm', '-f', 'probe'])
+    await lab.until(
+      'probe forgotten',
+      async () => lookedUp(await inClient(['nslookup', 'probe', '127.0.0.11'])).length === 0,
+    )
+  })
+
+  it("refuses a network that is not attachable, with moby's message, and starts nothing", async () => {
+    await lab.ok(h1, ['network', 'create', '-d', 'overlay', 'closed'])
+    const r = await lab.docker(h2, ['run', '-d', '--name', 'nope', '--network', 'closed', IMAGES.webV1])
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toContain(
+      'Could not attach to network closed: rpc error: code = PermissionDenied desc = network closed not manually attachable',
+    )
+    const state = (await lab.engine(h2, ['inspect', '-f', '{{.State.Status}}', 'nope'])).stdout.trim()
+    expect(state).toBe('created')
+    await lab.ok(h2, ['rm', 'nope'])
+  })
 
   it('a failing health check takes the task out of the VIP; its replacement joins once healthy', async () => {
     const before = await lab.tasksOf('web', 'apps')
