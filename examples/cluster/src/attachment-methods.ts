@@ -11,7 +11,7 @@ export interface AttachmentMethods {
 
 export function attachmentMethods(store: Pick<ClusterStore, 'update'>): AttachmentMethods {
   return {
-    attach: (nodeId, request) => {
+    attach: async (nodeId, request) => {
       const req = checkAttachRequest(request)
       return store.update((tx) => attachNetwork(tx, nodeId, req))
     },
