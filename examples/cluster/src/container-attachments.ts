@@ -11,11 +11,11 @@
 //   managers delete the attachment, which frees its address.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ATTACHMENT_RUNTIME, type AttachAnswer } from './attachments.js'
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
 import type { EngineClient } from './engine-client.js'
 import { engineUrl } from './engine-proxy.js'
-import { ATTACHMENT_RUNTIME, type AttachAnswer } from './attachments.js'
 
 /** Label of a container created for a swarm network: the network as given, and the endpoint's aliases. */
 export const ATTACH_NETWORK_LABEL = 'com.swarmkit.attach.network'
