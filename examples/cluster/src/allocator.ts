@@ -91,7 +91,7 @@ export function createNetwork(
   spec: {
     name: string
     labels: Record<string, string>
-    driverConfig: { name: string }
+    driverConfig: { name: string; options?: Record<string, string> }
     ingress?: boolean
     attachable?: boolean
     internal?: boolean
@@ -112,7 +112,7 @@ export function createNetwork(
   tx.create('networks', {
     id,
     spec: { ...spec },
-    driverState: { name: spec.driverConfig.name, options: {} },
+    driverState: { name: spec.driverConfig.name, options: { ...(spec.driverConfig.options ?? {}) } },
     vni,
     ipam: { driver: { name: 'default' }, configs: [{ family: 'ipv4', subnet, gateway }] },
   })

@@ -18,7 +18,9 @@ import { swarmRoutes } from './api/swarm.js'
 import { registryRoutes, systemRoutes } from './api/system.js'
 import { taskRoutes } from './api/tasks.js'
 import { type ApiTlsOptions, apiServer } from './api-tls.js'
+import { type ContainerAttachments, containerAttachments } from './container-attachments.js'
 import type { Daemon } from './daemon.js'
+import type { DockerExecutor } from './docker-executor.js'
 import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError } from './errors.js'
@@ -102,12 +104,26 @@ export function engineApi(
 ): Server {
   const table = routes(d)
   const log = options.log ?? (() => {})
+  // Standalone containers on attachable swarm networks (container-attachments.ts).
+  let attachments: ContainerAttachments | undefined
+  const attachmentsOf = (engine: NonNullable<Daemon['engine']>) =>
+    (attachments ??= containerAttachments({
+      engine,
+      networking: () => (d.options.executor as DockerExecutor | undefined)?.networking,
+      call: (method, p) => d.attachmentCall(method, p),
+      nodeId: () => (d.state === 'active' ? d.nodeId : ''),
+      log,
+    }))
   const server = apiServer(options.tls, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://engine')
     const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(url.pathname)
     const path = vm ? vm[3]! : url.pathname
     // Not swarm's: the engine this node executes on answers (containers, exec, images, volumes, …).
     const engine = d.engine
+    if (engine && attachmentsOf(engine).handles(req.method, path)) {
+      attachmentsOf(engine).serve(req, res, path)
+      return
+    }
     if (engine && isProxied(path)) {
       proxyRequest(engine, req, res)
       return
@@ -167,6 +183,7 @@ export function engineApi(
       else res.destroy()
     })
   })
+  server.on('close', () => attachments?.close())
   // Hijacked requests (`docker exec -it`, `docker attach`): only the engine's.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://engine')

@@ -11,8 +11,11 @@ import { taskStateRank } from '@swarmkit/store'
 
 const RANK_ASSIGNED = taskStateRank('assigned')
 
+/** The tables a node's assignments and network view are made from (the cluster object holds the overlay keys). */
+type ViewTable = 'tasks' | 'networks' | 'services' | 'nodes' | 'clusters'
+
 /** Whether a store change can change some node's network view (cheap: runs at commit). */
-export function touchesNetworkView(e: StoreEvent<'tasks' | 'networks' | 'services' | 'nodes'>): boolean {
+export function touchesNetworkView(e: StoreEvent<ViewTable>): boolean {
   if (e.table !== 'tasks') return true
   return (
     ((e.object as Task).networks?.length ?? 0) > 0 ||
@@ -100,7 +103,7 @@ export class AssignmentFanout {
   }
 
   /** Routes one committed change to the streams it concerns. */
-  #route(e: StoreEvent<'tasks' | 'networks' | 'services' | 'nodes'>): void {
+  #route(e: StoreEvent<ViewTable>): void {
     if (e.table === 'tasks') {
       const t = e as StoreEvent<'tasks'>
       const old = t.action === 'update' ? t.oldObject : undefined
@@ -129,7 +132,7 @@ export class AssignmentFanout {
     const tap = new AbortController()
     this.#tap = tap
     const watch = this.#store.watch({
-      table: ['tasks', 'networks', 'services', 'nodes'],
+      table: ['tasks', 'networks', 'services', 'nodes', 'clusters'],
       signal: tap.signal,
       filter: (e) => {
         this.#route(e)

@@ -3,11 +3,10 @@
 // before, and the changes to the node's network view. What was sent is remembered per stream, so a new
 // stream (a reconnecting agent) starts again from a complete set.
 
-import type { SwarmView } from '@swarmkit/overlay'
 import type { AssignmentFanout } from './assignment-fanout.js'
 import { type AssignmentsMessage, assignmentsMessages } from './assignments-message.js'
 import type { Assignment } from './dispatcher.js'
-import { diffView, type NetworkViewUpdate, type SentView } from './network-view.js'
+import { diffView, type NetworkViewUpdate, type NodeView, type SentView } from './network-view.js'
 
 export interface AssignmentStreamSource {
   readonly fanout: AssignmentFanout
@@ -16,7 +15,7 @@ export interface AssignmentStreamSource {
   /** The task's assignment if it is the node's to hold now, else undefined (it left the node). */
   one(nodeId: string, taskId: string): Assignment | undefined
   /** The node's network view now. */
-  view(nodeId: string): SwarmView
+  view(nodeId: string): NodeView
 }
 
 /** The messages of `nodeId`'s stream until `signal` aborts (or the dispatcher's store closes). */

@@ -15,6 +15,7 @@ import * as pki from '@swarmkit/pki'
 import { isStoreError, KeyManager } from '@swarmkit/store'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent, type LogLine } from './agent.js'
+import { attachmentMethods } from './attachment-methods.js'
 import type { DaemonOptions, LocalNodeState } from './daemon-options.js'
 import type { DispatcherApi, HeartbeatAnswer, NodeInfo } from './dispatcher.js'
 import { EngineClient } from './engine-client.js'
@@ -99,6 +100,16 @@ export class Daemon {
   get engine(): EngineClient | undefined {
     const e = this.options.executor as { engine?: unknown } | undefined
     return e?.engine instanceof EngineClient ? e.engine : undefined
+  }
+
+  /** Calls for this node's containers' network attachments, to the managers (attachment-methods.ts). */
+  attachmentCall(method: 'attach' | 'detach', p: unknown): Promise<unknown> {
+    if (this.state !== 'active' || !this.nodeId)
+      return Promise.reject(new ApiError(503, 'This node is not part of a swarm'))
+    if (this.manager) return attachmentMethods(this.manager.store)[method](this.nodeId, p)
+    const client = this.#client
+    if (!client) return Promise.reject(new ApiError(503, 'no manager of the swarm answers this node'))
+    return client.call(`attachment.${method}`, p, { timeoutMs: 30_000 })
   }
 
   /** Which executor runs this node's tasks (`docker info` shows it). */

@@ -25,8 +25,10 @@ import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
 import { assignmentStream } from './assignment-stream.js'
 import type { AssignmentsMessage } from './assignments-message.js'
+import { isAttachmentTask } from './attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.js'
 import { type NetworkIndex, networkIndex, nodeView } from './network-view.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
@@ -163,6 +165,7 @@ export class Dispatcher implements DispatcherApi {
   /** The leadership term tracking started under: marking nodes down is a leader duty of that term. */
   #term: number | undefined
   #addresses: TaskAddressAllocator | undefined
+  #keys: NetworkKeyManager | undefined
   readonly #log: (line: string) => void
   readonly #isLeader: () => boolean
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
@@ -279,6 +282,13 @@ export class Dispatcher implements DispatcherApi {
       ...(term === undefined ? {} : { term }),
       log: this.#log,
     })
+    // So are the encrypted overlays' keys (see network-keys.ts).
+    this.#keys?.stop()
+    this.#keys = startNetworkKeyManager({
+      store: this.#store,
+      ...(term === undefined ? {} : { term }),
+      log: this.#log,
+    })
     const now = Date.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
@@ -288,6 +298,8 @@ export class Dispatcher implements DispatcherApi {
   stopTracking(): void {
     this.#addresses?.stop()
     this.#addresses = undefined
+    this.#keys?.stop()
+    this.#keys = undefined
     this.#term = undefined
     this.#seen.clear()
   }
@@ -375,6 +387,7 @@ export class Dispatcher implements DispatcherApi {
 
   close(): void {
     this.#addresses?.stop()
+    this.#keys?.stop()
     this.#closed = true
     clearTimeout(this.#timer)
   }
@@ -386,7 +399,12 @@ export class Dispatcher implements DispatcherApi {
   #list(nodeId: string): Assignment[] {
     return this.#store.view((tx) =>
       tx
-        .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
+        // A container's network attachment has nothing for the agent to run (see attachments.ts).
+        .find(
+          'tasks',
+          { nodeId },
+          (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED && !isAttachmentTask(t),
+        )
         .map((t) => this.#kept(tx, t)),
     )
   }
@@ -395,7 +413,8 @@ export class Dispatcher implements DispatcherApi {
   #one(nodeId: string, taskId: string): Assignment | undefined {
     return this.#store.view((tx) => {
       const t = tx.get('tasks', taskId)
-      if (t?.nodeId !== nodeId || taskStateRank(t.status.state) < RANK_ASSIGNED) return undefined
+      if (t?.nodeId !== nodeId || taskStateRank(t.status.state) < RANK_ASSIGNED || isAttachmentTask(t))
+        return undefined
       return this.#kept(tx, t)
     })
   }

@@ -34,6 +34,11 @@ export interface TaskNetworking {
     pid: number,
     options?: ControllerCallOptions,
   ): Promise<{ address: string; port: number } | undefined>
+  /**
+   * Checks, before the container is made, that the task's networks can be given here; rejecting rejects
+   * the task (e.g. an encrypted network on a kernel without IPsec support).
+   */
+  prepare?(task: Assignment, options?: ControllerCallOptions): Promise<void>
   /** Removes the task's sandbox (no-op if none). */
   detach(taskId: string, options?: ControllerCallOptions): Promise<void>
   /** Changes to the node's network view from the managers (see network-view.ts). */
@@ -94,6 +99,8 @@ export async function engineAnswers(addr: string, timeoutMs = 1000): Promise<boo
 export interface DockerExecutor extends Executor {
   readonly kind: 'docker'
   readonly engine: EngineClient
+  /** The node's task networking (standalone containers on attachable networks use it too). */
+  readonly networking: TaskNetworking | undefined
 }
 
 /** Creates the Docker Engine executor (see the module comment). */
@@ -224,6 +231,9 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
     async prepare(callOptions?: ControllerCallOptions): Promise<void> {
       const signal = callOptions?.signal
       if (await inspectContainer(this.name, signal)) return
+      await options.networking?.prepare?.(this.#task, callOptions).catch((err: Error) => {
+        throw new ExecutorError('REJECTED', err.message, { cause: err })
+      })
       const image = this.#task.spec.containerSpec.image
       await this.#pullIfMissing(image, signal)
       let files: MountedFile[] = []
@@ -456,6 +466,7 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
   return {
     kind: 'docker',
     engine,
+    networking: options.networking,
     async describe(callOptions): Promise<NodeDescription> {
       const { body: info } = await engine.json<{
         NCPU: number

@@ -36,6 +36,9 @@ export function proxyRequest(engine: EngineClient, req: IncomingMessage, res: Se
   )
   upstream.on('response', (answer) => {
     res.writeHead(answer.statusCode ?? 502, answer.headers)
+    // Now, not with the first byte of the body: a long poll (`wait`) answers its headers at once and its
+    // body only when the container exits, and the CLI (`docker run`) waits for those headers to go on.
+    res.flushHeaders()
     answer.pipe(res)
     answer.on('error', () => res.destroy())
   })

@@ -371,6 +371,7 @@ export class Manager {
       transport: this.#tls(authorize),
       methods: controlMethods({
         dispatcher: this.dispatcher,
+        store: this.store,
         cluster: () => this.cluster(),
         nodeLogs: (nodeId, taskIds, ask) => this.#nodeLogs(nodeId, taskIds, ask),
         renew: (nodeId, p, source) => answerRenewal(this.#context(), nodeId, p, source),

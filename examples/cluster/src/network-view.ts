@@ -8,10 +8,23 @@
 import type { DirectoryService, OverlayNetwork, SwarmView } from '@swarmkit/overlay'
 import type { ReadTx, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
+import { isAttachmentTask } from './attachments.js'
+import { isEncrypted, keyRingOf, type WireKey, wireKeys } from './network-keys.js'
 import { holdsAddresses } from './task-addresses.js'
 
 export type ViewNode = SwarmView['nodes'][number]
 export type ViewTask = SwarmView['tasks'][number]
+
+/** What a node needs for its encrypted networks: which of its networks are, and the swarm's keys. */
+export interface ViewSecurity {
+  readonly encrypted: string[]
+  readonly keys: WireKey[]
+}
+
+/** A node's view: the swarm view, and the keys when (and only when) one of its networks is encrypted. */
+export interface NodeView extends SwarmView {
+  security?: ViewSecurity
+}
 
 /** Changes to a node's network view; rides in the assignment stream's messages (`view`). */
 export interface NetworkViewUpdate {
@@ -32,6 +45,8 @@ export interface NetworkViewUpdate {
     readonly services: string[]
     readonly tasks: string[]
   }
+  /** The node's encrypted networks and keys when they changed; null when it has none any more. */
+  readonly security?: ViewSecurity | null
 }
 
 const KINDS = ['nodes', 'networks', 'services', 'tasks'] as const
@@ -60,15 +75,21 @@ export interface NetworkIndex {
     { id: string; name: string; mode: 'vip' | 'dnsrr'; vips: Map<string, string> }
   >
   readonly aliases: Map<string, Map<string, string[]>>
+  /** The encrypted networks, and the keys (read only when one exists). */
+  readonly encrypted: Set<string>
+  readonly keys: WireKey[]
 }
 
 export function networkIndex(tx: ReadTx): NetworkIndex {
   const networks = new Map<string, OverlayNetwork>()
+  const encrypted = new Set<string>()
   for (const n of tx.find('networks')) {
     const c = n.ipam?.configs[0]
     if (n.vni === undefined || !c?.subnet || !c.gateway || n.spec.ingress) continue
     networks.set(n.id, { id: n.id, vni: n.vni, subnet: c.subnet, gateway: c.gateway })
+    if (isEncrypted(n)) encrypted.add(n.id)
   }
+  const keys = encrypted.size > 0 ? wireKeys(keyRingOf(tx.find('clusters')[0])) : []
   const tasksOn = new Map<string, Task[]>()
   const netsOf = new Map<string, Set<string>>()
   if (networks.size > 0)
@@ -102,11 +123,11 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
       if (a.size > 0) aliases.set(s.id, a)
     }
   }
-  return { networks, tasksOn, netsOf, vteps, services, aliases }
+  return { networks, tasksOn, netsOf, vteps, services, aliases, encrypted, keys }
 }
 
 /** The view of `nodeId`: only the networks its live tasks have addresses on, and what is on them. */
-export function nodeView(index: NetworkIndex, nodeId: string): SwarmView {
+export function nodeView(index: NetworkIndex, nodeId: string): NodeView {
   const local = index.netsOf.get(nodeId)
   if (!local || local.size === 0) return EMPTY
   const networks = [...local].sort().map((id) => index.networks.get(id)!)
@@ -120,7 +141,10 @@ export function nodeView(index: NetworkIndex, nodeId: string): SwarmView {
         const service = index.services.get(t.serviceId)
         v = {
           id: t.id,
-          name: `${t.serviceAnnotations.name}.${t.slot || t.nodeId}.${t.id}`,
+          // A container attached to the network answers to its container name (see attachments.ts).
+          name: isAttachmentTask(t)
+            ? t.serviceAnnotations.name
+            : `${t.serviceAnnotations.name}.${t.slot || t.nodeId}.${t.id}`,
           ...(service ? { service: t.serviceId } : {}),
           node: t.nodeId,
           addresses: {},
@@ -149,6 +173,7 @@ export function nodeView(index: NetworkIndex, nodeId: string): SwarmView {
       ...(Object.keys(aliases).length > 0 ? { aliases } : {}),
     })
   }
+  const encrypted = [...local].filter((id) => index.encrypted.has(id)).sort()
   return {
     nodes: [...nodes]
       .sort()
@@ -156,15 +181,22 @@ export function nodeView(index: NetworkIndex, nodeId: string): SwarmView {
     networks,
     services,
     tasks: [...tasks.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    // Keys only to a node with a task on an encrypted network.
+    ...(encrypted.length > 0 ? { security: { encrypted, keys: index.keys } } : {}),
   }
 }
 
 /** What a view's items are keyed and compared by. */
 type Keyed = Map<string, string>
-export type SentView = Record<(typeof KINDS)[number], Keyed>
+export type SentView = Record<(typeof KINDS)[number], Keyed> & { security: string }
 
-function keyed(view: SwarmView): SentView {
-  const out = {} as SentView
+function securityKey(s: ViewSecurity | undefined): string {
+  if (!s) return ''
+  return JSON.stringify([s.encrypted, s.keys.map((k) => [k.tag, Buffer.from(k.key).toString('hex')])])
+}
+
+function keyed(view: NodeView): SentView {
+  const out = { security: securityKey(view.security) } as SentView
   for (const k of KINDS)
     out[k] = new Map((view[k] as Array<{ id: string }>).map((x) => [x.id, JSON.stringify(x)]))
   return out
@@ -176,7 +208,7 @@ function keyed(view: SwarmView): SentView {
  */
 export function diffView(
   sent: SentView | undefined,
-  view: SwarmView,
+  view: NodeView,
 ): { update: NetworkViewUpdate | undefined; sent: SentView } {
   const next = keyed(view)
   if (sent === undefined)
@@ -187,6 +219,7 @@ export function diffView(
         viewOnly: false,
         upsert: { nodes: view.nodes, networks: view.networks, services: view.services, tasks: view.tasks },
         remove: { nodes: [], networks: [], services: [], tasks: [] },
+        ...(view.security ? { security: view.security } : {}),
       },
       sent: next,
     }
@@ -213,16 +246,20 @@ export function diffView(
         changed = true
       }
   }
+  const security = next.security !== sent.security ? { security: view.security ?? null } : {}
+  if (next.security !== sent.security) changed = true
   return {
-    update: changed ? { kind: 'network-view', full: false, viewOnly: false, upsert, remove } : undefined,
+    update: changed
+      ? { kind: 'network-view', full: false, viewOnly: false, upsert, remove, ...security }
+      : undefined,
     sent: next,
   }
 }
 
 /** The worker's side: applies an update to the view it holds (checked: it comes from the network). */
-export function applyViewUpdate(view: SwarmView, u: NetworkViewUpdate): SwarmView {
+export function applyViewUpdate(view: NodeView, u: NetworkViewUpdate): NodeView {
   checkUpdate(u)
-  const out = {} as SwarmView
+  const out = {} as NodeView
   for (const k of KINDS) {
     const items = new Map<string, unknown>(
       u.full ? [] : (view[k] as Array<{ id: string }>).map((x) => [x.id, x]),
@@ -231,7 +268,29 @@ export function applyViewUpdate(view: SwarmView, u: NetworkViewUpdate): SwarmVie
     for (const x of u.upsert[k] as Array<{ id: string }>) items.set(x.id, x)
     ;(out as unknown as Record<string, unknown[]>)[k] = [...items.values()]
   }
+  const security = u.security === undefined ? (u.full ? undefined : view.security) : u.security
+  if (security) out.security = checkSecurity(security)
   return out
+}
+
+/** The security part of an update, checked, with its keys as plain Uint8Arrays (msgpack gives Buffers). */
+function checkSecurity(s: ViewSecurity): ViewSecurity {
+  if (
+    typeof s !== 'object' ||
+    !Array.isArray(s.encrypted) ||
+    s.encrypted.length > MAX_ITEMS ||
+    !s.encrypted.every((id) => typeof id === 'string' && id.length <= 256) ||
+    !Array.isArray(s.keys) ||
+    s.keys.length > 3 ||
+    !s.keys.every(
+      (k) => Number.isInteger(k?.tag) && k.tag > 0 && k.key instanceof Uint8Array && k.key.length === 20,
+    )
+  )
+    throw new TypeError('network view update: security must be { encrypted: ids, keys: [{ tag, key }] }')
+  return {
+    encrypted: [...s.encrypted],
+    keys: s.keys.map((k) => ({ tag: k.tag, key: new Uint8Array(k.key) })),
+  }
 }
 
 const MAX_ITEMS = 100_000

@@ -6,6 +6,7 @@ import { type ClusterMetrics, clusterMetrics, serveMetrics } from './metrics.js'
 import { combineObservers } from './observer.js'
 import { lockStateDir, type StateDirLock } from './state-lock.js'
 import { publishUiAddress } from './ui-server.js'
+import { listenUnix } from './unix-listen.js'
 
 export interface StartNodeOptions extends DaemonOptions {
   /** Where the Engine API listens: `host:port` (port 0 picks one) or a unix socket path. */
@@ -70,10 +71,7 @@ async function serve(
   const isSocket = options.apiAddress.startsWith('/')
   let dockerHost: string
   if (isSocket) {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(options.apiAddress, () => resolve())
-    })
+    await listenUnix(server, options.apiAddress)
     dockerHost = `unix://${options.apiAddress}`
   } else {
     const cut = options.apiAddress.lastIndexOf(':')

@@ -24,8 +24,9 @@ import {
 } from '@swarmkit/overlay'
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
+import { type EncryptedOverlays, encryptedOverlays } from './encrypted-overlays.js'
 import { type EndpointForwarder, forwardEndpoint } from './endpoint-forwarder.js'
-import { applyViewUpdate, EMPTY_VIEW, type NetworkViewUpdate } from './network-view.js'
+import { applyViewUpdate, EMPTY_VIEW, type NetworkViewUpdate, type NodeView } from './network-view.js'
 import { type LocalTaskNetworking, localTaskNetworking } from './task-networking.js'
 
 export interface WorkerNetworkingOptions {
@@ -35,7 +36,14 @@ export interface WorkerNetworkingOptions {
   readonly addressWaitMs?: number
   /** Networking of tasks on no overlay network. Default: localTaskNetworking(). */
   readonly local?: LocalTaskNetworking
+  /** IPsec of encrypted networks. Default: encryptedOverlays() in this process's namespace. */
+  readonly encryption?: EncryptedOverlays
   readonly log?: (line: string) => void
+}
+
+/** A task on an encrypted network this node cannot seal: rejected, never attached in clear. */
+export class UnsealedNetworkError extends Error {
+  override readonly name = 'UnsealedNetworkError'
 }
 
 export interface WorkerNetworking extends TaskNetworking {
@@ -65,11 +73,12 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   const log = options.log ?? (() => {})
   const local = options.local ?? localTaskNetworking({ log })
   const waitMs = options.addressWaitMs ?? 30_000
+  const sealing = options.encryption ?? encryptedOverlays({ log })
   let node: { id: string; addr: string } | undefined
   let driver: NetworkDriver | undefined
   let swarm: SwarmNode | undefined
   let resolver: EmbeddedResolver | undefined
-  let view: SwarmView = EMPTY_VIEW
+  let view: NodeView = EMPTY_VIEW
   let applied: Promise<void> = Promise.resolve()
   const waiters = new Set<() => void>()
   const overlay = new Map<string, { forwarder?: EndpointForwarder }>()
@@ -77,9 +86,13 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   const apply = () => {
     const s = swarm
     const v = view
-    if (!s) return
+    const n = node
+    if (!s || !n) return
     applied = applied
-      .then(() => s.update(v))
+      .then(async () => {
+        await sealing.sync(v, n)
+        await s.update(sealing.sealedView(v))
+      })
       .catch((err) => log(`overlay networks: applying the network view failed: ${(err as Error).message}`))
   }
 
@@ -112,6 +125,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
     overlay.clear()
     await applied
     await swarm?.close().catch((err) => log(`overlay networks: closing: ${(err as Error).message}`))
+    await sealing.clear()
     await resolver?.close()
     await driver?.destroy().catch((err) => log(`overlay networks: cleaning up: ${(err as Error).message}`))
     swarm = undefined
@@ -149,6 +163,22 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       apply()
     },
 
+    async prepare(task) {
+      const nets = overlayNetworks(task)
+      if (nets.length === 0 || !swarm) return
+      // Without its addresses attach() falls back to the node-local network: only a refusal rejects.
+      if (
+        !(await addressed(task.taskId).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return
+      await applied
+      const refused = sealing.refusal(nets, view)
+      if (refused) throw new UnsealedNetworkError(refused)
+    },
+
     async attach(task, pid, callOptions) {
       const nets = overlayNetworks(task)
       if (nets.length === 0 || !swarm) return local.attach(task, pid, callOptions)
@@ -157,6 +187,8 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       try {
         const t = await addressed(task.taskId)
         await applied
+        const refused = sealing.refusal(nets, view)
+        if (refused) throw new UnsealedNetworkError(refused)
         const sandbox = await swarm.attachTask(task.taskId, { pid })
         const a: { forwarder?: EndpointForwarder } = {}
         overlay.set(task.taskId, a)
@@ -169,6 +201,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
         a.forwarder = await forwardEndpoint(node.addr, { host: first.address, port: target })
         return a.forwarder.endpoint
       } catch (err) {
+        if (err instanceof UnsealedNetworkError) throw err
         // The kernel path cannot run here: the task still gets the node-local network, and the node says so.
         log(
           `task ${task.taskId}: overlay networks not attached (${(err as Error).message}); using the node-local network`,

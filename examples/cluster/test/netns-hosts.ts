@@ -78,6 +78,26 @@ export async function hostsUnavailable(): Promise<string | undefined> {
   return undefined
 }
 
+/** Why this kernel cannot make an ESP state with rfc4106(gcm(aes)) (tried in a scratch namespace), or undefined. */
+export async function kernelCannotSeal(): Promise<string | undefined> {
+  const probe = `op${randomBytes(3).toString('hex')}`
+  await must('ip', ['netns', 'add', probe])
+  try {
+    const r = await sh('ip', [
+      '-n',
+      probe,
+      ...'xfrm state add src 127.0.0.1 dst 127.0.0.2 proto esp spi 0x1001 reqid 1 mode transport aead rfc4106(gcm(aes))'.split(
+        ' ',
+      ),
+      `0x${'11'.repeat(20)}`,
+      '128',
+    ])
+    return r.code === 0 ? undefined : r.stderr.trim()
+  } finally {
+    await sh('ip', ['netns', 'del', probe])
+  }
+}
+
 export interface Host {
   readonly name: string
   readonly ns: string

@@ -4,9 +4,9 @@
 // lists every task, a service's VIP balances over tasks on every host and follows a scale-down, a
 // published port answers on every host, and two networks stay isolated.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { overlayPrefix } from '../src/worker-network.js'
-import { buildImages, IMAGES } from './engine-helpers.js'
-import { type Host, hostsUnavailable, NetnsHosts } from './netns-hosts.js'
+import { IMAGES } from './engine-helpers.js'
+import { hostsUnavailable } from './netns-hosts.js'
+import { type Host, httpBody, httpRequest, lookedUp, OverlayLab } from './overlay-lab.js'
 
 const unavailable = await hostsUnavailable()
 
@@ -19,29 +19,14 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     })
     return
   }
-  const lab = new NetnsHosts()
+  const lab = new OverlayLab()
   let h1: Host
   let h2: Host
   let h3: Host
 
-  const ok = async (h: Host, args: string[]) => {
-    const r = await lab.docker(h, args)
-    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} on ${h.name} failed (${r.code}): ${r.stderr}`)
-    return r.stdout
-  }
-
-  /** The container of the (one) running task of `service` on host `h`. */
-  const containerOf = async (h: Host, service: string) => {
-    const out = await lab.engine(h, [
-      'ps',
-      '-q',
-      '--filter',
-      `label=com.docker.swarm.service.name=${service}`,
-      '--filter',
-      'status=running',
-    ])
-    return out.stdout.split('\n').filter(Boolean)[0]
-  }
+  const ok = (h: Host, args: string[]) => lab.ok(h, args)
+  const containerOf = (h: Host, service: string) => lab.containerOf(h, service)
+  const tasksOf = (service: string, network: string) => lab.tasksOf(service, network)
 
   /** Runs a command inside the client container (on h1). */
   const inClient = async (args: string[], timeout = 30_000) => {
@@ -50,42 +35,8 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     return lab.engine(h1, ['exec', c, ...args], timeout)
   }
 
-  /** The running tasks of a service: name, node hostname and address on `network`. */
-  const tasksOf = async (service: string, network: string) => {
-    const ids = (await ok(h1, ['service', 'ps', '-q', '--filter', 'desired-state=running', service]))
-      .split('\n')
-      .filter(Boolean)
-    const netId = (await ok(h1, ['network', 'inspect', '-f', '{{.ID}}', network])).trim()
-    const out: { name: string; node: string; address: string; state: string }[] = []
-    for (const id of ids) {
-      const j = JSON.parse(await ok(h1, ['inspect', '--type', 'task', id]))[0]
-      const node = JSON.parse(await ok(h1, ['node', 'inspect', j.NodeID]))[0].Description.Hostname
-      const att = (j.NetworksAttachments ?? []).find(
-        (a: { Network: { ID: string } }) => a.Network.ID === netId,
-      )
-      out.push({
-        name: `${service}.${j.Slot || j.NodeID}.${j.ID}`,
-        node,
-        address: String(att?.Addresses?.[0] ?? '').split('/')[0]!,
-        state: j.Status.State,
-      })
-    }
-    return out
-  }
-
-  // One HTTP request from a container with busybox nc (busybox-static's wget crashes in these containers):
-  // the page's body, or ERR.
-  const request = (host: string, port = 80) => [
-    'sh',
-    '-c',
-    'printf "GET / HTTP/1.0\\r\\nHost: $0\\r\\n\\r\\n" | nc -w 5 "$0" "$1"',
-    host,
-    String(port),
-  ]
-  const body = (r: { code: number; stdout: string; stderr: string }) => {
-    const cut = r.stdout.indexOf('\r\n\r\n')
-    return r.code === 0 && cut >= 0 ? r.stdout.slice(cut + 4).trim() : `ERR ${r.code} ${r.stderr.trim()}`
-  }
+  const request = httpRequest
+  const body = httpBody
   const page = async (host: string) => body(await inClient(request(host)))
   // From a host's own namespace (not a container): node's HTTP client.
   const hostGet = async (h: Host, url: string) =>
@@ -99,23 +50,7 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     ).stdout.trim()
 
   beforeAll(async () => {
-    await lab.create(3)
-    ;[h1, h2, h3] = lab.hosts as [Host, Host, Host]
-    await Promise.all(lab.hosts.map((h) => lab.startDockerd(h)))
-    for (const h of lab.hosts) await buildImages(h.engine)
-    for (const h of lab.hosts) await lab.startNode(h)
-    await ok(h1, ['swarm', 'init', '--advertise-addr', h1.addr])
-    const token = (await ok(h1, ['swarm', 'join-token', '-q', 'worker'])).trim()
-    for (const h of [h2, h3])
-      await ok(h, ['swarm', 'join', '--token', token, '--advertise-addr', h.addr, `${h1.addr}:2377`])
-    for (const h of lab.hosts) {
-      h.nodeId = (await ok(h, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
-      lab.sandboxPrefixes.add(overlayPrefix(h.nodeId))
-    }
-    await lab.until('3 ready nodes', async () => {
-      const out = await ok(h1, ['node', 'ls', '--format', '{{.Status}}'])
-      return out.split('\n').filter((l) => l === 'Ready').length === 3
-    })
+    ;[h1, h2, h3] = (await lab.startSwarm(3)) as [Host, Host, Host]
     await ok(h1, ['network', 'create', '-d', 'overlay', 'front'])
     await ok(h1, ['network', 'create', '-d', 'overlay', 'back'])
     // web: one task per host (max one per node); client on h1; db on the other network only.
@@ -197,11 +132,7 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     await lab.until(
       'tasks.web',
       async () => {
-        const r = await inClient(['nslookup', 'tasks.web', '127.0.0.11'])
-        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
-          .map((m) => m[1]!)
-          .filter((a) => a !== '127.0.0.11')
-          .sort()
+        const got = lookedUp(await inClient(['nslookup', 'tasks.web', '127.0.0.11']))
         return JSON.stringify(got) === JSON.stringify(want)
       },
       60_000,
@@ -253,11 +184,7 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
     await lab.until(
       'rr resolves to its tasks',
       async () => {
-        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
-        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
-          .map((m) => m[1]!)
-          .filter((a) => a !== '127.0.0.11')
-          .sort()
+        const got = lookedUp(await inClient(['nslookup', 'rr', '127.0.0.11']))
         return JSON.stringify(got) === JSON.stringify(want)
       },
       60_000,
@@ -390,11 +317,8 @@ describe('overlay networks across hosts (3 namespace hosts, real containers)', {
       async () => {
         const tasks = await tasksOf('rr', 'front')
         if (tasks.length !== 2 || tasks.some((t) => t.state !== 'running' || t.node === 'h2')) return false
-        const r = await inClient(['nslookup', 'rr', '127.0.0.11'])
-        const got = [...r.stdout.matchAll(/Address:\s*([0-9.]+)$/gm)]
-          .map((m) => m[1]!)
-          .filter((a) => a !== '127.0.0.11')
-        return JSON.stringify(got.sort()) === JSON.stringify(tasks.map((t) => t.address).sort())
+        const got = lookedUp(await inClient(['nslookup', 'rr', '127.0.0.11']))
+        return JSON.stringify(got) === JSON.stringify(tasks.map((t) => t.address).sort())
       },
       120_000,
     )

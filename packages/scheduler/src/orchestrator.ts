@@ -243,7 +243,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   *#putTasks(tasks: readonly Task[]): Generator<void> {
     for (const t of tasks) {
-      this.#putTask(t)
+      // A task without a service (a container's network attachment) is not an orchestrator's.
+      if (t.serviceId !== '') this.#putTask(t)
       yield
     }
     this.#dirty = new Set([...this.#services.keys(), ...this.#bySvc.keys()])
@@ -289,6 +290,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
+        if (e.object.serviceId === '') return
         // A task's progress towards running (a worker's reports) changes no decision: no pass for it.
         if (e.action === 'update' && progressOnly(e.oldObject, e.object)) {
           this.#putTask(e.object)

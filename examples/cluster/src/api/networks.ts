@@ -35,11 +35,12 @@ export function networkRoutes({ view, update }: RouteContext): Route[] {
         if (driver !== 'overlay')
           throw new ApiError(400, `only overlay networks are supported by this cluster, not "${driver}"`)
         if (b.Ingress === true) throw new ApiError(403, 'an ingress network already exists')
+        const options = driverOptions(b.Options)
         const id = await update((tx) =>
           createNetwork(tx, {
             name,
             labels: labels(b.Labels, 'Labels'),
-            driverConfig: { name: 'overlay' },
+            driverConfig: { name: 'overlay', ...(options ? { options } : {}) },
             attachable: b.Attachable === true,
             internal: b.Internal === true,
           }),
@@ -67,4 +68,18 @@ export function networkRoutes({ view, update }: RouteContext): Route[] {
       },
     ],
   ]
+}
+
+/** `Options` of a network create (`--opt KEY=VALUE`, e.g. `encrypted`): string values only. */
+function driverOptions(raw: unknown): Record<string, string> | undefined {
+  if (raw === undefined || raw === null) return undefined
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new ApiError(400, 'invalid network options: expected an object of strings')
+  const entries = Object.entries(raw as Record<string, unknown>)
+  if (
+    entries.length > 64 ||
+    !entries.every(([k, v]) => typeof v === 'string' && k.length <= 256 && v.length <= 4096)
+  )
+    throw new ApiError(400, 'invalid network options: expected at most 64 string values')
+  return entries.length > 0 ? (Object.fromEntries(entries) as Record<string, string>) : undefined
 }

@@ -1,5 +1,6 @@
 // Engine API: `docker service ps` and `docker inspect` of a task.
 
+import { isAttachmentTask } from '../attachments.js'
 import { taskToDocker } from '../docker-json.js'
 import { ACCEPTED, parseFilters, taskFilter } from '../filters.js'
 import { lookup, type Route, type RouteContext } from './route.js'
@@ -18,11 +19,14 @@ export function taskRoutes({ view }: RouteContext): Route[] {
               f,
               (t, ref) => lookup(tx, t, ref, t === 'nodes' ? 'node' : 'service').id,
             )
-            return tx
-              .find('tasks')
-              .filter(match)
-              .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
-              .map(taskToDocker)
+            return (
+              tx
+                .find('tasks')
+                // As moby: containers' network attachments are not listed.
+                .filter((t) => match(t) && !isAttachmentTask(t))
+                .sort((a, b) => a.meta.createdAt - b.meta.createdAt)
+                .map(taskToDocker)
+            )
           }),
         }
       },

@@ -3,15 +3,18 @@
 // (`dispatcher.seen`, `manager.logs`). A node removed from the swarm is refused by its certificate's name.
 
 import type { MeshService } from '@swarmkit/overlay'
-import type { Cluster } from '@swarmkit/store'
+import type { Cluster, ClusterStore } from '@swarmkit/store'
 import type { Methods } from '@swarmkit/transport'
 import type { LogLine } from '../agent.js'
 import type { AssignmentsMessage } from '../assignments-message.js'
+import { attachmentMethods } from '../attachment-methods.js'
 import type { Dispatcher, NodeInfo, TaskStatusUpdate } from '../dispatcher.js'
 import type { RenewAnswer } from './renewal.js'
 
 export interface ControlContext {
   readonly dispatcher: Dispatcher
+  /** For containers' network attachments (attachments.ts). */
+  readonly store?: ClusterStore
   readonly cluster: () => Cluster | undefined
   readonly nodeLogs: (nodeId: unknown, taskIds: unknown, ask: boolean) => Promise<Record<string, LogLine[]>>
   readonly renew: (
@@ -81,6 +84,26 @@ export function controlMethods(manager: ControlContext): Methods {
       roles,
       handler: (p: TaskStatusUpdate[], ctx) => d.updateStatus(nodeOf(ctx.identity), p),
     },
+    // A node attaches its own containers to attachable networks (swarm's resource allocator).
+    ...(manager.store
+      ? (() => {
+          const m = attachmentMethods(manager.store)
+          return {
+            'attachment.attach': {
+              kind: 'call' as const,
+              roles,
+              handler: (p: unknown, ctx: { identity?: { commonName: string } }) =>
+                m.attach(nodeOf(ctx.identity), p),
+            },
+            'attachment.detach': {
+              kind: 'call' as const,
+              roles,
+              handler: (p: unknown, ctx: { identity?: { commonName: string } }) =>
+                m.detach(nodeOf(ctx.identity), p),
+            },
+          }
+        })()
+      : {}),
     'ca.renew': {
       kind: 'call',
       roles,

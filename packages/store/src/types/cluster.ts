@@ -87,6 +87,8 @@ export interface Cluster {
   unlockKeys: EncryptionKey[]
   networkBootstrapKeys?: EncryptionKey[]
   encryptionKeyLamportClock?: number
+  /** When the network bootstrap keys were last made or rotated (ms since the epoch). */
+  networkKeysRotatedAt?: number
   /** Certificates of removed nodes, denied until they expire (node id -> expiry). */
   removedNodes?: Record<string, { expiry: Timestamp }>
   /** Address pools for overlay networks (Docker's `DefaultAddrPool`, default `['10.0.0.0/8']`). */
