@@ -188,6 +188,31 @@ describe('FileLogStorage on a full disk', () => {
     expect(await afterPowerCut(d)).toMatchObject({ snapshot: '15/1', entries: indexes(16, 22, 1) })
   })
 
+  it('never writes the record of a snapshot whose file found no space', async () => {
+    const d = disk()
+    const s = await open(d)
+    await s.save({ entries: entries(1, 20, 1) })
+    // The file's first write fails; the record that would refer to it has room enough.
+    d.files.failWrite(1)
+    await expect(s.save({ snapshot: snapshot(15, 1) })).rejects.toSatisfy(isNoSpace)
+    expect(await s.snapshot()).toBeNull()
+    expect(await afterPowerCut(d)).toMatchObject({ snapshot: null, entries: indexes(1, 20, 1) })
+  })
+
+  it('deletes the file of a snapshot from the leader whose record found no space', async () => {
+    const d = disk()
+    const s = await open(d)
+    await s.save({ entries: entries(1, 5, 1) })
+    // A snapshot past the log is written with the save: its file (header, data, checksum), then the record.
+    d.files.failWrite(4)
+    await expect(s.save({ snapshot: snapshot(40, 3), hardState: { term: 3, vote: null, commit: 40 } })).rejects.toSatisfy(
+      isNoSpace,
+    )
+    expect((await d.base.readdir(DIR)).filter((n) => n.startsWith('snap-'))).toEqual([])
+    await s.save({ snapshot: snapshot(40, 3), hardState: { term: 3, vote: null, commit: 40 } })
+    expect(await afterPowerCut(d)).toMatchObject({ snapshot: '40/3', entries: [] })
+  })
+
   it('refuses a reseal that finds no space and keeps the log as it was', async () => {
     const d = disk()
     const seal = (b: Uint8Array) => b.map((x) => x ^ 1)
@@ -207,10 +232,10 @@ describe('FileLogStorage on a full disk', () => {
     const d = disk()
     const s = await open(d)
     await s.save({ entries: entries(1, 20, 1) })
-    d.files.syncError = 'ENOSPC'
+    // One sync fails, with the errno a full disk gives; the ones after it would work.
+    d.files.failSyncOnce('ENOSPC')
     const failed = await s.save({ snapshot: snapshot(10, 1) }).catch((e) => e)
     expect(isRaftError(failed, 'IO'), String(failed)).toBe(true)
-    d.files.syncError = null
     await expect(s.save({ entries: entries(21, 1, 1) })).rejects.toSatisfy((e) => isRaftError(e, 'IO'))
     await s.close()
   })

@@ -12,6 +12,8 @@ export interface FullDiskFileSystem extends FileSystem {
   failWrite(n: number, partial?: number): void
   /** While set, fsync and fdatasync fail with this code (after doing nothing). */
   syncError: string | null
+  /** The next fsync or fdatasync fails with `code` (after doing nothing); later ones work. */
+  failSyncOnce(code: string): void
   /** Writes that failed for lack of space so far. */
   readonly refused: number
 }
@@ -28,6 +30,12 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
   let partialOfFailing = 0
   /** A short write happened: the next write on the disk fails. */
   let failNext = false
+  let syncOnce: string | null = null
+  const syncFailure = (): string | null => {
+    const code = syncOnce ?? files.syncError
+    syncOnce = null
+    return code
+  }
   const noSpace = () => {
     files.refused++
     return errno('ENOSPC', 'write')
@@ -36,6 +44,9 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
     room: Number.POSITIVE_INFINITY,
     syncError: null as string | null,
     refused: 0,
+    failSyncOnce(code: string) {
+      syncOnce = code
+    },
     failWrite(n: number, partial = 0) {
       countdown = n
       partialOfFailing = partial
@@ -77,10 +88,14 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
       files.room -= n
       return n
     },
-    fsync: (fd: number) =>
-      files.syncError ? Promise.reject(errno(files.syncError, 'fsync')) : inner.fsync(fd),
-    fdatasync: (fd: number) =>
-      files.syncError ? Promise.reject(errno(files.syncError, 'fdatasync')) : inner.fdatasync(fd),
+    fsync: (fd: number) => {
+      const code = syncFailure()
+      return code ? Promise.reject(errno(code, 'fsync')) : inner.fsync(fd)
+    },
+    fdatasync: (fd: number) => {
+      const code = syncFailure()
+      return code ? Promise.reject(errno(code, 'fdatasync')) : inner.fdatasync(fd)
+    },
     size: (path: string) => inner.size(path),
     readdir: (dir: string) => inner.readdir(dir),
     mkdir: (dir: string) => inner.mkdir(dir),
