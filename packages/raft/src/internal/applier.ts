@@ -2,7 +2,7 @@
 // settles their proposals with the results, restores snapshots from the leader, and takes snapshots of its own
 // (between two applies, at the applied index) by the snapshot policy, compacting the log behind them.
 import type { RaftCore } from '../core.js'
-import { RaftError } from '../errors.js'
+import { isRaftError, RaftError } from '../errors.js'
 import type { RaftLogger, StateMachine } from '../node-options.js'
 import {
   type ConfState,
@@ -224,7 +224,9 @@ export class Applier {
       })
       .catch((err) => {
         this.snapshotting = false
-        if (host.running()) host.fail(err)
+        // A full disk kept nothing of the snapshot: the log stays as it was, and the next apply tries again.
+        if (isRaftError(err, 'NO_SPACE')) host.log.warn?.('snapshot not taken: the disk is full', { id: host.id, err })
+        else if (host.running()) host.fail(err)
       })
   }
 }

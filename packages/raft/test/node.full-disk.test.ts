@@ -1,0 +1,135 @@
+// A RaftNode whose disk fills: it stays up and in its role, answers proposals with NO_SPACE while its log
+// cannot grow, and takes writes again by itself once space returns. A failed sync still stops it for good.
+import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { describe, expect, it } from 'vitest'
+import { FileLogStorage, isRaftError, RaftNode } from '../src/index.js'
+import { MAX_RETRY_MS } from '../src/internal/full-disk.js'
+import { powerLossFileSystem } from '../src/testing/index.js'
+import { rng } from './helpers/cores.js'
+import { type FullDiskFileSystem, fullDiskFileSystem } from './helpers/full-disk-fs.js'
+
+const enc = (s: string) => new TextEncoder().encode(s)
+const dec = (b: Uint8Array) => new TextDecoder().decode(b)
+
+interface Member {
+  node: RaftNode
+  files: FullDiskFileSystem
+  applied: string[]
+  errors: Error[]
+}
+
+async function cluster(ids: string[], clock: ManualClock, segmentBytes = 64 * 1024): Promise<Member[]> {
+  const net = new MemoryNetwork({ seed: 11, clock })
+  return Promise.all(
+    ids.map(async (id, i) => {
+      const files = fullDiskFileSystem(powerLossFileSystem({ seed: i + 1 }))
+      const storage = await FileLogStorage.open(`/raft/${id}`, { fileSystem: files, nodeId: id, segmentBytes })
+      const applied: string[] = []
+      const node = new RaftNode({
+        id,
+        peers: ids,
+        transport: net.transport(id),
+        storage,
+        stateMachine: {
+          apply: (data) => void applied.push(dec(data)),
+          snapshot: () => enc(JSON.stringify(applied)),
+          restore: (data) => {
+            applied.splice(0, applied.length, ...(JSON.parse(dec(data)) as string[]))
+          },
+        },
+        electionTimeoutMs: i === 0 ? [150, 150] : [1000, 1000],
+        heartbeatIntervalMs: 50,
+        random: rng(i + 1),
+      })
+      const errors: Error[] = []
+      node.on('error', (e) => errors.push(e))
+      await node.start()
+      return { node, files, applied, errors }
+    }),
+  )
+}
+
+/** Proposes `value` and advances the clock until it settles; returns the error, if any. */
+async function propose(clock: ManualClock, node: RaftNode, value: string): Promise<unknown> {
+  let outcome: { err: unknown } | undefined
+  node.propose(enc(value)).then(
+    () => (outcome = { err: undefined }),
+    (err) => (outcome = { err }),
+  )
+  for (let k = 0; k < 200 && outcome === undefined; k++) await clock.advanceAsync(10)
+  if (outcome === undefined) throw new Error(`proposal ${value} did not settle`)
+  return outcome.err
+}
+
+const isNoSpace = (e: unknown) => isRaftError(e, 'NO_SPACE')
+
+describe('RaftNode on a full disk', () => {
+  it('refuses proposals with NO_SPACE while its disk is full and takes them again once space returns', async () => {
+    const clock = new ManualClock()
+    const [m] = await cluster(['n1'], clock)
+    const { node, files } = m!
+    await clock.advanceAsync(400)
+    expect(node.role).toBe('leader')
+    expect(await propose(clock, node, 'a')).toBeUndefined()
+
+    files.room = 0
+    const first = await propose(clock, node, 'b')
+    expect(isNoSpace(first), String(first)).toBe(true)
+    expect((first as Error).message).toMatch(/ENOSPC/)
+    // Later ones are refused at once, while the node keeps its role and stays up.
+    for (const v of ['c', 'd']) expect(isNoSpace(await propose(clock, node, v))).toBe(true)
+    await clock.advanceAsync(5 * MAX_RETRY_MS)
+    expect(node.role).toBe('leader')
+    expect(m!.errors).toEqual([])
+    expect(files.refused).toBeGreaterThan(3)
+
+    files.room = Number.POSITIVE_INFINITY
+    // Within one retry interval the write that waited goes through and proposals are taken again.
+    await clock.advanceAsync(MAX_RETRY_MS + 10)
+    expect(await propose(clock, node, 'e')).toBeUndefined()
+    expect(m!.errors).toEqual([])
+    // 'b' was in the log being written when the disk filled: its outcome was unknown, and it did commit.
+    expect(m!.applied).toEqual(['a', 'b', 'e'])
+    await node.stop()
+  })
+
+  it('keeps a follower whose disk is full in the cluster, and catches it up once space returns', async () => {
+    const clock = new ManualClock()
+    const members = await cluster(['n1', 'n2', 'n3'], clock)
+    await clock.advanceAsync(600)
+    const leader = members.find((m) => m.node.role === 'leader')!
+    const follower = members.find((m) => m !== leader)!
+    expect(await propose(clock, leader.node, 'a')).toBeUndefined()
+    follower.files.room = 0
+    for (const v of ['b', 'c', 'd']) expect(await propose(clock, leader.node, v)).toBeUndefined()
+    // The follower cannot write them; it stays a follower of the same leader, and proposals made on it are
+    // refused with NO_SPACE rather than left waiting.
+    await clock.advanceAsync(3000)
+    expect(follower.node.role).toBe('follower')
+    expect(follower.node.leaderId).toBe(leader.node.id)
+    expect(isNoSpace(await propose(clock, follower.node, 'x'))).toBe(true)
+    expect(follower.errors).toEqual([])
+    follower.files.room = Number.POSITIVE_INFINITY
+    for (let k = 0; k < 100 && follower.applied.length < 4; k++) await clock.advanceAsync(50)
+    expect(follower.applied).toEqual(['a', 'b', 'c', 'd'])
+    expect(await propose(clock, follower.node, 'e')).toBeUndefined()
+    for (const m of members) await m.node.stop()
+  })
+
+  it('stops for good when a sync fails', async () => {
+    const clock = new ManualClock()
+    const [m] = await cluster(['n1'], clock, 1024)
+    const { node, files } = m!
+    await clock.advanceAsync(400)
+    expect(await propose(clock, node, 'a')).toBeUndefined()
+    // Segments are small: the next few writes start a segment, whose directory entry is synced.
+    files.syncError = 'ENOSPC'
+    let err: unknown
+    for (let k = 0; k < 50 && err === undefined; k++) err = await propose(clock, node, `v${k}`.padEnd(200, '.'))
+    expect(m!.errors).toHaveLength(1)
+    expect(isRaftError(m!.errors[0], 'IO')).toBe(true)
+    files.syncError = null
+    expect(isRaftError(await propose(clock, node, 'z'), 'STOPPED')).toBe(true)
+    await node.stop()
+  })
+})
