@@ -50,7 +50,6 @@ const unchanged = new WeakSet<object>()
 
 /** Where the log stood before a batch: a batch that finds the disk full is cut back to it. */
 interface BatchMark {
-  readonly segCount: number
   readonly seq: number
   readonly minIndex: number
   readonly segSize: number
@@ -420,7 +419,11 @@ export class FileLogStorage implements LogStorage {
     const run = this.#compacting.then(async () => {
       let removed = 0
       try {
-        while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
+        while (
+          this.#segments.length > 1 &&
+          this.#segments[1]!.minIndex - 1 <= index &&
+          this.#segments[0]!.seq < this.#batchFrom
+        ) {
           const seg = this.#segments.shift()!
           await this.#fs.unlink(join(this.dir, seg.name))
           removed++
@@ -433,6 +436,12 @@ export class FileLogStorage implements LogStorage {
     this.#compacting = run.catch(() => {})
     await run
   }
+
+  /**
+   * The segment the batch being written began in (or +Infinity): compaction leaves it alone, since a batch that
+   * finds the disk full is cut back into it.
+   */
+  #batchFrom = Number.POSITIVE_INFINITY
 
   /** The compaction under way, which a reseal waits for (both delete segments). */
   #compacting: Promise<void> = Promise.resolve()
@@ -503,17 +512,20 @@ export class FileLogStorage implements LogStorage {
         continue
       }
       const mark = this.#mark()
+      this.#batchFrom = mark.seq
       try {
         await this.#writeBatch(batch)
       } catch (e) {
         if (isNoSpace(e) && !this.#failed) {
           await this.#refuse(batch, mark, noSpaceError(this.dir, e))
+          this.#batchFrom = Number.POSITIVE_INFINITY
           continue
         }
         this.#failed = e instanceof RaftError ? e : ioError(`${this.dir}: write-ahead log write failed`, e)
         for (const p of batch) p.reject(this.#failed)
         continue
       }
+      this.#batchFrom = Number.POSITIVE_INFINITY
       for (const p of batch) if (p.run === undefined && p.buf !== null) this.#durable.applyWritten(p)
       for (const p of batch) p.resolve()
       await this.#dropOldSnapshots()
@@ -524,7 +536,6 @@ export class FileLogStorage implements LogStorage {
   #mark(): BatchMark {
     const seg = this.#segments[this.#segments.length - 1]!
     return {
-      segCount: this.#segments.length,
       seq: seg.seq,
       minIndex: seg.minIndex,
       segSize: this.#segSize,
@@ -576,10 +587,14 @@ export class FileLogStorage implements LogStorage {
   /** Cuts the log back to `m`: removes segments created since, truncates the last one, syncs both. */
   async #undoWrites(m: BatchMark): Promise<void> {
     const files = this.#fs
-    if (this.#segments.length > m.segCount) {
+    // By sequence number: compaction may have deleted older segments meanwhile (never this one, see compact).
+    const at = this.#segments.findIndex((s) => s.seq === m.seq)
+    const seg = this.#segments[at]
+    if (!seg) throw new Error(`segment ${m.seq} is gone`)
+    if (this.#segments.length > at + 1) {
       await files.close(this.#fd).catch(() => {})
       this.#fd = -1
-      this.#segments.length = m.segCount
+      this.#segments.length = at + 1
     }
     let removed = false
     for (const n of await files.readdir(this.dir)) {
@@ -589,7 +604,6 @@ export class FileLogStorage implements LogStorage {
       removed = true
     }
     if (removed) await syncDir(files, this.dir)
-    const seg = this.#segments[m.segCount - 1]!
     const path = join(this.dir, seg.name)
     await cutFile(files, path, m.segSize)
     if (this.#fd < 0) this.#fd = await openSegment(files, path)

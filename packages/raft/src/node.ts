@@ -163,7 +163,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       clock: this.clock,
       running,
       onFull: (err) => {
-        this.log.warn?.('the disk is full: proposals are refused until a write goes through', { id: this.id, err })
+        this.log.warn?.('the disk is full: proposals are refused until a write goes through', {
+          id: this.id,
+          err,
+        })
         this.proposals.refuseUncommitted(this.core?.committed ?? 0, () => this.disk.refusal()!)
       },
       onSpace: () => this.log.warn?.('the disk takes writes again', { id: this.id }),

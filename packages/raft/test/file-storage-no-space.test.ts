@@ -11,7 +11,8 @@ const CONF = { voters: ['n1'], learners: [] }
 
 function entries(from: number, n: number, term: number, size = 100): Entry[] {
   const out: Entry[] = []
-  for (let i = from; i < from + n; i++) out.push({ index: i, term, type: 0, data: new Uint8Array(size).fill(i & 0xff) })
+  for (let i = from; i < from + n; i++)
+    out.push({ index: i, term, type: 0, data: new Uint8Array(size).fill(i & 0xff) })
   return out
 }
 
@@ -81,9 +82,9 @@ describe('FileLogStorage on a full disk', () => {
     const before = await tailSize(d)
     // 150 bytes of the next save reach the file (a whole record and part of one), then the disk is full.
     d.files.failWrite(1, 150)
-    await expect(s.save({ entries: entries(4, 3, 1), hardState: { term: 1, vote: 'n1', commit: 3 } })).rejects.toSatisfy(
-      isNoSpace,
-    )
+    await expect(
+      s.save({ entries: entries(4, 3, 1), hardState: { term: 1, vote: 'n1', commit: 3 } }),
+    ).rejects.toSatisfy(isNoSpace)
     expect(await tailSize(d)).toBe(before)
     expect(await afterPowerCut(d)).toEqual({
       snapshot: null,
@@ -127,7 +128,8 @@ describe('FileLogStorage on a full disk', () => {
     const segments = s.stats().segments
     // Fill the current segment to its end and let the roll (the new segment's header) find no space.
     d.files.room = 0
-    for (let k = 0; k < 5; k++) await expect(s.save({ entries: entries(next, 30, 1) })).rejects.toSatisfy(isNoSpace)
+    for (let k = 0; k < 5; k++)
+      await expect(s.save({ entries: entries(next, 30, 1) })).rejects.toSatisfy(isNoSpace)
     expect(s.stats().segments).toBe(segments)
     const names = (await d.base.readdir(DIR)).filter((n) => n.startsWith('wal-'))
     expect(names).toHaveLength(segments)
@@ -147,11 +149,9 @@ describe('FileLogStorage on a full disk', () => {
       s.save({ entries: entries(7, 1, 2) }),
     ]
     const results = await Promise.allSettled(saves)
-    expect(results.map((r) => (r.status === 'rejected' && isNoSpace(r.reason) ? 'refused' : r.status))).toEqual([
-      'refused',
-      'refused',
-      'refused',
-    ])
+    expect(
+      results.map((r) => (r.status === 'rejected' && isNoSpace(r.reason) ? 'refused' : r.status)),
+    ).toEqual(['refused', 'refused', 'refused'])
     // Accepted as if none of them had been made: a save that only fits after them is refused as a gap.
     await expect(s.save({ entries: entries(8, 1, 2) })).rejects.toThrow(RangeError)
     await s.save({ entries: entries(3, 2, 1) })
@@ -205,9 +205,9 @@ describe('FileLogStorage on a full disk', () => {
     await s.save({ entries: entries(1, 5, 1) })
     // A snapshot past the log is written with the save: its file (header, data, checksum), then the record.
     d.files.failWrite(4)
-    await expect(s.save({ snapshot: snapshot(40, 3), hardState: { term: 3, vote: null, commit: 40 } })).rejects.toSatisfy(
-      isNoSpace,
-    )
+    await expect(
+      s.save({ snapshot: snapshot(40, 3), hardState: { term: 3, vote: null, commit: 40 } }),
+    ).rejects.toSatisfy(isNoSpace)
     expect((await d.base.readdir(DIR)).filter((n) => n.startsWith('snap-'))).toEqual([])
     await s.save({ snapshot: snapshot(40, 3), hardState: { term: 3, vote: null, commit: 40 } })
     expect(await afterPowerCut(d)).toMatchObject({ snapshot: '40/3', entries: [] })

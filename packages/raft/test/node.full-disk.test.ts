@@ -23,7 +23,11 @@ async function cluster(ids: string[], clock: ManualClock, segmentBytes = 64 * 10
   return Promise.all(
     ids.map(async (id, i) => {
       const files = fullDiskFileSystem(powerLossFileSystem({ seed: i + 1 }))
-      const storage = await FileLogStorage.open(`/raft/${id}`, { fileSystem: files, nodeId: id, segmentBytes })
+      const storage = await FileLogStorage.open(`/raft/${id}`, {
+        fileSystem: files,
+        nodeId: id,
+        segmentBytes,
+      })
       const applied: string[] = []
       const node = new RaftNode({
         id,
@@ -125,7 +129,8 @@ describe('RaftNode on a full disk', () => {
     // Segments are small: the next few writes start a segment, whose directory entry is synced.
     files.syncError = 'ENOSPC'
     let err: unknown
-    for (let k = 0; k < 50 && err === undefined; k++) err = await propose(clock, node, `v${k}`.padEnd(200, '.'))
+    for (let k = 0; k < 50 && err === undefined; k++)
+      err = await propose(clock, node, `v${k}`.padEnd(200, '.'))
     expect(m!.errors).toHaveLength(1)
     expect(isRaftError(m!.errors[0], 'IO')).toBe(true)
     files.syncError = null

@@ -110,7 +110,12 @@ export async function fullDisk(): Promise<void> {
   await m.stop()
   await m.start()
   const restarted = Date.now()
-  await until('a write acknowledged after the restart', () => l.firstAckAfter(restarted), 60_000, () => c.explain())
+  await until(
+    'a write acknowledged after the restart',
+    () => l.firstAckAfter(restarted),
+    60_000,
+    () => c.explain(),
+  )
   await l.stop()
   const report = await check(c, l)
   console.log(`full disk: ${JSON.stringify(report)}`)

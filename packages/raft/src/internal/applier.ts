@@ -225,7 +225,8 @@ export class Applier {
       .catch((err) => {
         this.snapshotting = false
         // A full disk kept nothing of the snapshot: the log stays as it was, and the next apply tries again.
-        if (isRaftError(err, 'NO_SPACE')) host.log.warn?.('snapshot not taken: the disk is full', { id: host.id, err })
+        if (isRaftError(err, 'NO_SPACE'))
+          host.log.warn?.('snapshot not taken: the disk is full', { id: host.id, err })
         else if (host.running()) host.fail(err)
       })
   }

@@ -52,9 +52,7 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
       partialOfFailing = partial
     },
     open: (path: string, flags: number) =>
-      flags & O_CREAT && files.room <= 0
-        ? Promise.reject(errno('ENOSPC', 'open'))
-        : inner.open(path, flags),
+      flags & O_CREAT && files.room <= 0 ? Promise.reject(errno('ENOSPC', 'open')) : inner.open(path, flags),
     close: (fd: number) => inner.close(fd),
     read: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) =>
       inner.read(fd, buffer, offset, length, position),
