@@ -122,7 +122,7 @@ async function run(seed: number, steps: number): Promise<Outcome> {
 }
 
 describe('FileLogStorage on a disk that fills and frees at random', () => {
-  const seeds = SLOW ? 300 : 40
+  const seeds = SLOW ? 300 : 25
   it(`holds exactly the acknowledged saves through windows of no space and power cuts (${seeds} seeds)`, async () => {
     const total: Outcome = { acked: 0, refused: 0, cuts: 0 }
     for (let seed = 1; seed <= seeds; seed++) {
