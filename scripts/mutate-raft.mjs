@@ -282,9 +282,9 @@ const mutants = [
     what: 'the cut-back of a write that found the disk full is not synced (a power cut brings it back)',
     edits: [
       [
-        'src/file-storage.ts',
-        'await cutFile(files, path, m.segSize)',
-        'await files.truncate(path, m.segSize)',
+        'src/internal/wal/cut-back.ts',
+        'await cutFile(files, path, to.segSize)',
+        'await files.truncate(path, to.segSize)',
       ],
     ],
     tests: [NO_SPACE_TEST, NO_SPACE_SIM],
@@ -317,6 +317,12 @@ const mutants = [
         'void syncFailures',
       ],
     ],
+    tests: [NO_SPACE_TEST],
+  },
+  {
+    name: 'enospc-compaction-races-cut',
+    what: 'compaction deletes the segment a batch began in while the batch may still be cut back into it',
+    edits: [['src/file-storage.ts', ' &&\n          this.#segments[0]!.seq < this.#batchFrom', '']],
     tests: [NO_SPACE_TEST],
   },
   {

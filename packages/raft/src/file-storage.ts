@@ -5,6 +5,7 @@ import type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-
 import { type FileSystem, nodeFileSystem, removeFile, syncDir, writeAll } from './file-system.js'
 import { AcceptedLog, LogShape, type Pending } from './internal/wal/accepted-log.js'
 import { checkCount, checkOpenArguments, checkSignal, ioError } from './internal/wal/checks.js'
+import { type CutPoint, cutBack } from './internal/wal/cut-back.js'
 import { DirLock } from './internal/wal/dir-lock.js'
 import {
   ENTRY_BODY,
@@ -48,11 +49,9 @@ const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
 /** Errors of writer work (`Pending.run`) raised before it changed anything on disk. */
 const unchanged = new WeakSet<object>()
 
-/** Where the log stood before a batch: a batch that finds the disk full is cut back to it. */
-interface BatchMark {
-  readonly seq: number
+/** Where the log stood before a batch (see `cutBack`), with what the writer knew to be durable then. */
+interface BatchMark extends CutPoint {
   readonly minIndex: number
-  readonly segSize: number
   readonly segHeader: number
   readonly durHard: HardState | null
   readonly durSnap: { index: number; term: number } | null
@@ -584,30 +583,11 @@ export class FileLogStorage implements LogStorage {
     }
   }
 
-  /** Cuts the log back to `m`: removes segments created since, truncates the last one, syncs both. */
+  /** Cuts the log back to `m` on disk (see `cutBack`) and in what the writer knows. */
   async #undoWrites(m: BatchMark): Promise<void> {
-    const files = this.#fs
-    // By sequence number: compaction may have deleted older segments meanwhile (never this one, see compact).
-    const at = this.#segments.findIndex((s) => s.seq === m.seq)
-    const seg = this.#segments[at]
-    if (!seg) throw new Error(`segment ${m.seq} is gone`)
-    if (this.#segments.length > at + 1) {
-      await files.close(this.#fd).catch(() => {})
-      this.#fd = -1
-      this.#segments.length = at + 1
-    }
-    let removed = false
-    for (const n of await files.readdir(this.dir)) {
-      const seq = parseSegmentName(n)
-      if (seq === null || seq <= m.seq) continue
-      await removeFile(files, join(this.dir, n))
-      removed = true
-    }
-    if (removed) await syncDir(files, this.dir)
-    const path = join(this.dir, seg.name)
-    await cutFile(files, path, m.segSize)
-    if (this.#fd < 0) this.#fd = await openSegment(files, path)
-    seg.minIndex = m.minIndex
+    const { fd, segment } = await cutBack(this.#fs, this.dir, this.#segments, this.#fd, m)
+    this.#fd = fd
+    segment.minIndex = m.minIndex
     this.#segSize = m.segSize
     this.#segHeader = m.segHeader
     this.#durHard = m.durHard

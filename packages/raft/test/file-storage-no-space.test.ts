@@ -213,6 +213,36 @@ describe('FileLogStorage on a full disk', () => {
     expect(await afterPowerCut(d)).toMatchObject({ snapshot: '40/3', entries: [] })
   })
 
+  it('cuts back into the segment a batch began in while compaction deletes the segments before it', async () => {
+    for (const failAt of [2, 3]) {
+      const d = disk()
+      const s = await open(d, 1024)
+      let next = 1
+      while (s.stats().segments < 30) {
+        await s.save({ entries: entries(next, 2, 1) })
+        next += 2
+      }
+      const last = next - 1
+      await s.save({ snapshot: snapshot(last, 1) })
+      // Compaction deletes 29 segments, one at a time; meanwhile a save whose first entry does not fit in the
+      // last segment starts the next (its first index is past the compaction point, so compaction may delete
+      // the one before it) and finds the disk full once compaction is done.
+      d.files.unlinkTurns = 20
+      const compacting = s.compact(last)
+      while (s.stats().segments === 30) await new Promise((r) => setImmediate(r))
+      d.files.failWrite(failAt)
+      d.files.beforeFailing = () => compacting
+      const refused = await s.save({ entries: entries(next, 3, 1, 1000) }).catch((e) => e)
+      await compacting
+      expect(isNoSpace(refused), `write ${failAt}: ${refused}`).toBe(true)
+      await s.save({ entries: entries(next, 3, 1, 1000) })
+      expect(await afterPowerCut(d)).toMatchObject({
+        snapshot: `${last}/1`,
+        entries: indexes(next, next + 2, 1),
+      })
+    }
+  })
+
   it('refuses a reseal that finds no space and keeps the log as it was', async () => {
     const d = disk()
     const seal = (b: Uint8Array) => b.map((x) => x ^ 1)

@@ -16,6 +16,10 @@ export interface FullDiskFileSystem extends FileSystem {
   failSyncOnce(code: string): void
   /** Writes that failed for lack of space so far. */
   readonly refused: number
+  /** Awaited before a write that is about to fail with ENOSPC (set by `failWrite`): a test's chance to interleave. */
+  beforeFailing: (() => Promise<void>) | null
+  /** Turns of the event loop each unlink takes (default 0: as the inner file system). */
+  unlinkTurns: number
 }
 
 export function errno(code: string, syscall: string): NodeJS.ErrnoException {
@@ -44,6 +48,8 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
     room: Number.POSITIVE_INFINITY,
     syncError: null as string | null,
     refused: 0,
+    beforeFailing: null as (() => Promise<void>) | null,
+    unlinkTurns: 0,
     failSyncOnce(code: string) {
       syncOnce = code
     },
@@ -64,6 +70,7 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
       const total = buffers.reduce((n, b) => n + b.byteLength, 0)
       let fits = Math.min(total, files.room)
       if (countdown > 0 && --countdown === 0) {
+        await files.beforeFailing?.()
         if (partialOfFailing === 0) throw noSpace()
         fits = Math.min(fits, partialOfFailing)
       }
@@ -98,7 +105,10 @@ export function fullDiskFileSystem(inner: FileSystem): FullDiskFileSystem {
     readdir: (dir: string) => inner.readdir(dir),
     mkdir: (dir: string) => inner.mkdir(dir),
     rename: (from: string, to: string) => inner.rename(from, to),
-    unlink: (path: string) => inner.unlink(path),
+    async unlink(path: string) {
+      for (let k = 0; k < files.unlinkTurns; k++) await new Promise((r) => setImmediate(r))
+      return inner.unlink(path)
+    },
     truncate: (path: string, length: number) => inner.truncate(path, length),
   }
   return files
