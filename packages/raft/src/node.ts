@@ -168,8 +168,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           err,
         })
         this.proposals.refuseUncommitted(this.core?.committed ?? 0, () => this.disk.refusal()!)
+        this.emit('storage:full', err)
       },
-      onSpace: () => this.log.warn?.('the disk takes writes again', { id: this.id }),
+      onSpace: () => {
+        this.log.warn?.('the disk takes writes again', { id: this.id })
+        this.emit('storage:writable')
+      },
     })
     coreOf.set(this, () => this.core)
   }

@@ -16,6 +16,7 @@ interface Member {
   files: FullDiskFileSystem
   applied: string[]
   errors: Error[]
+  events: string[]
 }
 
 async function cluster(ids: string[], clock: ManualClock, segmentBytes = 64 * 1024): Promise<Member[]> {
@@ -46,9 +47,12 @@ async function cluster(ids: string[], clock: ManualClock, segmentBytes = 64 * 10
         random: rng(i + 1),
       })
       const errors: Error[] = []
+      const events: string[] = []
       node.on('error', (e) => errors.push(e))
+      node.on('storage:full', (e) => events.push(`full: ${isRaftError(e, 'NO_SPACE') ? 'NO_SPACE' : e}`))
+      node.on('storage:writable', () => events.push('writable'))
       await node.start()
-      return { node, files, applied, errors }
+      return { node, files, applied, errors, events }
     }),
   )
 }
@@ -94,6 +98,7 @@ describe('RaftNode on a full disk', () => {
     expect(m!.errors).toEqual([])
     // 'b' was in the log being written when the disk filled: its outcome was unknown, and it did commit.
     expect(m!.applied).toEqual(['a', 'b', 'e'])
+    expect(m!.events).toEqual(['full: NO_SPACE', 'writable'])
     await node.stop()
   })
 

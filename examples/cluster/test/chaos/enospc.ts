@@ -105,6 +105,7 @@ export async function fullDisk(): Promise<void> {
   expect(m.proc!.pid).toBe(pid)
   expect(m.running).toBe(true)
   expect(acked - freed).toBeLessThanOrEqual(RECOVERY_BOUND_MS)
+  expect(m.log()).toMatch(/the disk takes writes again/)
   // Writes go on after it; then a restart reads the log back, and writes go on again.
   await l.acknowledged(l.acknowledgedCreates + 20)
   await m.stop()
