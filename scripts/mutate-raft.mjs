@@ -338,6 +338,12 @@ const mutants = [
     tests: [NO_SPACE_NODE],
   },
   {
+    name: 'full-disk-snapshot-churn',
+    what: 'a snapshot that found the disk full is tried again at every apply',
+    edits: [['src/internal/applier.ts', '          this.snapshotRefusedAt = index\n', '']],
+    tests: [NO_SPACE_NODE],
+  },
+  {
     name: 'full-disk-proposals-wait',
     what: 'proposals made while the disk is full wait for it instead of being refused',
     edits: [['src/node.ts', '    if (full) return Promise.reject(full)\n', '']],

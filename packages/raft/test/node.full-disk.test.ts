@@ -2,7 +2,14 @@
 // cannot grow, and takes writes again by itself once space returns. A failed sync still stops it for good.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
-import { FileLogStorage, isRaftError, RaftNode } from '../src/index.js'
+import {
+  FileLogStorage,
+  isRaftError,
+  MemoryLogStorage,
+  RaftError,
+  RaftNode,
+  type StorageUpdate,
+} from '../src/index.js'
 import { MAX_RETRY_MS } from '../src/internal/full-disk.js'
 import { powerLossFileSystem } from '../src/testing/index.js'
 import { rng } from './helpers/cores.js'
@@ -123,6 +130,43 @@ describe('RaftNode on a full disk', () => {
     expect(follower.applied).toEqual(['a', 'b', 'c', 'd'])
     expect(await propose(clock, follower.node, 'e')).toBeUndefined()
     for (const m of members) await m.node.stop()
+  })
+
+  it('tries a snapshot that found no space again only after another snapshot interval', async () => {
+    // The log has room, snapshot files do not: every snapshot is refused.
+    class NoRoomForSnapshots extends MemoryLogStorage {
+      attempts = 0
+      override save(update: StorageUpdate): Promise<void> {
+        if (update.snapshot && update.entries === undefined) {
+          this.attempts++
+          return Promise.reject(new RaftError('NO_SPACE', 'ENOSPC: no space left on device, write'))
+        }
+        return super.save(update)
+      }
+    }
+    const clock = new ManualClock()
+    const storage = new NoRoomForSnapshots()
+    const node = new RaftNode({
+      id: 'n1',
+      peers: ['n1'],
+      transport: new MemoryNetwork({ seed: 1, clock }).transport('n1'),
+      storage,
+      stateMachine: { apply: () => undefined, snapshot: () => new Uint8Array(8), restore: () => {} },
+      electionTimeoutMs: [150, 150],
+      heartbeatIntervalMs: 50,
+      random: rng(1),
+      snapshotThreshold: 10,
+    })
+    const errors: Error[] = []
+    node.on('error', (e) => errors.push(e))
+    await node.start()
+    await clock.advanceAsync(400)
+    for (let k = 0; k < 60; k++) expect(await propose(clock, node, `v${k}`)).toBeUndefined()
+    expect(errors).toEqual([])
+    // One try per 10 applied entries, not one per apply.
+    expect(storage.attempts).toBeGreaterThanOrEqual(4)
+    expect(storage.attempts).toBeLessThanOrEqual(7)
+    await node.stop()
   })
 
   it('stops for good when a sync fails', async () => {

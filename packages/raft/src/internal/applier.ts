@@ -50,6 +50,8 @@ export class Applier {
   /** Index of the latest snapshot taken or installed. */
   snapIndex = 0
   private snapshotting = false
+  /** Where a snapshot last found the disk full: the next try waits for another interval from there. */
+  private snapshotRefusedAt = 0
   private readonly queue: ApplyQueue
 
   constructor(
@@ -96,7 +98,8 @@ export class Applier {
     if (!host.running()) return
     // Between two applies: a snapshot taken now holds exactly the state at the applied index.
     const { snapshotThreshold } = this.policy
-    if (snapshotThreshold > 0 && !this.snapshotting && this.applied - this.snapIndex >= snapshotThreshold) {
+    const since = Math.max(this.snapIndex, this.snapshotRefusedAt)
+    if (snapshotThreshold > 0 && !this.snapshotting && this.applied - since >= snapshotThreshold) {
       this.takeSnapshot()
     }
     host.afterApply()
@@ -224,10 +227,12 @@ export class Applier {
       })
       .catch((err) => {
         this.snapshotting = false
-        // A full disk kept nothing of the snapshot: the log stays as it was, and the next apply tries again.
-        if (isRaftError(err, 'NO_SPACE'))
+        // A full disk kept nothing of the snapshot: the log stays as it was, and the next try comes one
+        // interval later (writing a whole snapshot at every apply would only churn the disk).
+        if (isRaftError(err, 'NO_SPACE')) {
+          this.snapshotRefusedAt = index
           host.log.warn?.('snapshot not taken: the disk is full', { id: host.id, err })
-        else if (host.running()) host.fail(err)
+        } else if (host.running()) host.fail(err)
       })
   }
 }
