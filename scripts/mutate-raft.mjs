@@ -344,6 +344,18 @@ const mutants = [
     tests: [NO_SPACE_NODE],
   },
   {
+    name: 'full-disk-reads-wait',
+    what: 'reads made while the disk is full wait for it instead of being refused',
+    edits: [
+      [
+        'src/node.ts',
+        '    const full = this.disk.refusal()\n    if (full) return Promise.reject(full)\n    const index',
+        '    const index',
+      ],
+    ],
+    tests: [NO_SPACE_NODE],
+  },
+  {
     name: 'full-disk-proposals-wait',
     what: 'proposals made while the disk is full wait for it instead of being refused',
     edits: [['src/node.ts', '    if (full) return Promise.reject(full)\n', '']],

@@ -168,6 +168,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           err,
         })
         this.proposals.refuseUncommitted(this.core?.committed ?? 0, () => this.disk.refusal()!)
+        // Reads would wait for the write that waits for space.
+        this.reads.failAll(this.disk.refusal()!)
         this.emit('storage:full', err)
       },
       onSpace: () => {
@@ -343,6 +345,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
+    const full = this.disk.refusal()
+    if (full) return Promise.reject(full)
     const index = this.reads.add(this.clock.now() + this.settings.leaderWaitMs, signal)
     this.schedule()
     return index

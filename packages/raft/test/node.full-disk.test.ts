@@ -64,16 +64,21 @@ async function cluster(ids: string[], clock: ManualClock, segmentBytes = 64 * 10
   )
 }
 
-/** Proposes `value` and advances the clock until it settles; returns the error, if any. */
-async function propose(clock: ManualClock, node: RaftNode, value: string): Promise<unknown> {
+/** Advances the clock until `p` settles (2 s at most); returns its error, if any. */
+async function settled(clock: ManualClock, p: Promise<unknown>, what: string): Promise<unknown> {
   let outcome: { err: unknown } | undefined
-  node.propose(enc(value)).then(
+  p.then(
     () => (outcome = { err: undefined }),
     (err) => (outcome = { err }),
   )
   for (let k = 0; k < 200 && outcome === undefined; k++) await clock.advanceAsync(10)
-  if (outcome === undefined) throw new Error(`proposal ${value} did not settle`)
+  if (outcome === undefined) throw new Error(`${what} did not settle`)
   return outcome.err
+}
+
+/** Proposes `value` and advances the clock until it settles; returns the error, if any. */
+function propose(clock: ManualClock, node: RaftNode, value: string): Promise<unknown> {
+  return settled(clock, node.propose(enc(value)), `proposal ${value}`)
 }
 
 const isNoSpace = (e: unknown) => isRaftError(e, 'NO_SPACE')
@@ -91,8 +96,10 @@ describe('RaftNode on a full disk', () => {
     const first = await propose(clock, node, 'b')
     expect(isNoSpace(first), String(first)).toBe(true)
     expect((first as Error).message).toMatch(/ENOSPC/)
-    // Later ones are refused at once, while the node keeps its role and stays up.
+    // Later ones are refused at once, while the node keeps its role and stays up; so are reads (they would
+    // wait for the write that waits for space).
     for (const v of ['c', 'd']) expect(isNoSpace(await propose(clock, node, v))).toBe(true)
+    expect(isNoSpace(await settled(clock, node.readIndex(), 'a read'))).toBe(true)
     await clock.advanceAsync(5 * MAX_RETRY_MS)
     expect(node.role).toBe('leader')
     expect(m!.errors).toEqual([])
