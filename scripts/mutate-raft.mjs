@@ -272,6 +272,12 @@ const mutants = [
     tests: CORE,
   },
   {
+    name: 'forward-duplicate-reanswered',
+    what: 'a leader answers a duplicated forward anew (a refusal after an append, or a second append)',
+    edits: [['src/core.ts', '    if (!a) return false\n', '    if (a || !a) return false\n']],
+    tests: ['test/core.forward-duplicates.test.ts'],
+  },
+  {
     name: 'enospc-fatal',
     what: 'a write that finds the disk full stops the log for good (no recovery in place)',
     edits: [['src/file-storage.ts', 'if (isNoSpace(e) && !this.#failed) {', 'if (false) {']],
