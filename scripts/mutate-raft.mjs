@@ -364,7 +364,9 @@ const mutants = [
   {
     name: 'full-disk-proposals-wait',
     what: 'proposals made while the disk is full wait for it instead of being refused',
-    edits: [['src/node.ts', '    if (full) return Promise.reject(full)\n', '']],
+    edits: [
+      ['src/node.ts', '    if (full) return Promise.reject(full)\n    const result', '    const result'],
+    ],
     tests: [NO_SPACE_NODE],
   },
 ]
