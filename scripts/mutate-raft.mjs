@@ -17,6 +17,9 @@ import { fileURLToPath } from 'node:url'
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 const CORE = ['test/core.paper.test.ts', 'test/core.scenario.test.ts', 'test/core.membership.test.ts']
+const NO_SPACE_TEST = 'test/file-storage-no-space.test.ts'
+const NO_SPACE_SIM = 'test/file-storage-no-space-sim.test.ts'
+const NO_SPACE_NODE = 'test/node.full-disk.test.ts'
 
 /**
  * Each mutant: a name, what the bug is, edits (file under packages/raft, exact text found once, replacement),
@@ -267,6 +270,104 @@ const mutants = [
       ],
     ],
     tests: CORE,
+  },
+  {
+    name: 'forward-duplicate-reanswered',
+    what: 'a leader answers a duplicated forward anew (a refusal after an append, or a second append)',
+    edits: [['src/core.ts', '    if (!a) return false\n', '    if (a || !a) return false\n']],
+    tests: ['test/core.forward-duplicates.test.ts'],
+  },
+  {
+    name: 'enospc-fatal',
+    what: 'a write that finds the disk full stops the log for good (no recovery in place)',
+    edits: [['src/file-storage.ts', 'if (isNoSpace(e) && !this.#failed) {', 'if (false) {']],
+    tests: [NO_SPACE_TEST],
+  },
+  {
+    name: 'enospc-cut-unsynced',
+    what: 'the cut-back of a write that found the disk full is not synced (a power cut brings it back)',
+    edits: [
+      [
+        'src/internal/wal/cut-back.ts',
+        'await cutFile(files, path, to.segSize)',
+        'await files.truncate(path, to.segSize)',
+      ],
+    ],
+    tests: [NO_SPACE_TEST, NO_SPACE_SIM],
+  },
+  {
+    name: 'enospc-accepted-kept',
+    what: 'after a refused save the log still validates against what was refused',
+    edits: [['src/file-storage.ts', '    this.#accepted.copyFrom(this.#durable)\n', '']],
+    tests: [NO_SPACE_TEST, NO_SPACE_SIM],
+  },
+  {
+    name: 'enospc-snapshot-file-ignored',
+    what: 'the record of a snapshot whose file found the disk full is written anyway',
+    edits: [
+      [
+        'src/file-storage.ts',
+        'if (isNoSpace(e)) p.failure = noSpaceError(this.dir, e)',
+        'if (isNoSpace(e)) p.failure = undefined',
+      ],
+    ],
+    tests: [NO_SPACE_TEST],
+  },
+  {
+    name: 'fsync-failure-retried',
+    what: 'a failed fsync that says ENOSPC is taken for a full disk and retried (fsyncgate)',
+    edits: [
+      [
+        'src/internal/wal/no-space.ts',
+        "if (typeof e === 'object' && e !== null) syncFailures.add(e)",
+        'void syncFailures',
+      ],
+    ],
+    tests: [NO_SPACE_TEST],
+  },
+  {
+    name: 'enospc-compaction-races-cut',
+    what: 'compaction deletes the segment a batch began in while the batch may still be cut back into it',
+    edits: [['src/file-storage.ts', ' &&\n          this.#segments[0]!.seq < this.#batchFrom', '']],
+    tests: [NO_SPACE_TEST],
+  },
+  {
+    name: 'full-disk-stops-node',
+    what: 'a RaftNode stops for good when its disk is full',
+    edits: [
+      [
+        'src/internal/full-disk.ts',
+        "if (!isRaftError(err, 'NO_SPACE') || !host.running()) throw err",
+        'throw err',
+      ],
+    ],
+    tests: [NO_SPACE_NODE],
+  },
+  {
+    name: 'full-disk-snapshot-churn',
+    what: 'a snapshot that found the disk full is tried again at every apply',
+    edits: [['src/internal/applier.ts', '          this.snapshotRefusedAt = index\n', '']],
+    tests: [NO_SPACE_NODE],
+  },
+  {
+    name: 'full-disk-reads-wait',
+    what: 'reads made while the disk is full wait for it instead of being refused',
+    edits: [
+      [
+        'src/node.ts',
+        '    const full = this.disk.refusal()\n    if (full) return Promise.reject(full)\n    const index',
+        '    const index',
+      ],
+    ],
+    tests: [NO_SPACE_NODE],
+  },
+  {
+    name: 'full-disk-proposals-wait',
+    what: 'proposals made while the disk is full wait for it instead of being refused',
+    edits: [
+      ['src/node.ts', '    if (full) return Promise.reject(full)\n    const result', '    const result'],
+    ],
+    tests: [NO_SPACE_NODE],
   },
 ]
 

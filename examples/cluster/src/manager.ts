@@ -128,6 +128,8 @@ export class Manager {
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader, term) => m.#onLeader(leader, term))
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
+    raft.on('storage:full', (err) => m.#log(`raft: writes refused until space returns: ${err.message}`))
+    raft.on('storage:writable', () => m.#log('raft: the disk takes writes again'))
     await raft.start()
     void followRaftSettings(store, raft, storage, m.#stopWatch.signal)
     try {

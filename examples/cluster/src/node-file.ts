@@ -84,8 +84,14 @@ export function nodeCredentials(saved: SavedNode): pki.NodeCredentials {
 /** Writes the node file (mode 0600), atomically. */
 export async function saveNode(stateDir: string, saved: SavedNode): Promise<void> {
   const path = join(stateDir, NODE_FILE)
-  await writeFile(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
-  await rename(`${path}.tmp`, path)
+  try {
+    await writeFile(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
+    await rename(`${path}.tmp`, path)
+  } catch (err) {
+    // The node file is as it was; a partial copy (a full disk) goes rather than hold the space.
+    await rm(`${path}.tmp`, { force: true }).catch(() => {})
+    throw err
+  }
 }
 
 /** Deletes what a manager keeps (raft log, snapshots, key file) so that a later promotion starts clean. */

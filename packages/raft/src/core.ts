@@ -5,6 +5,7 @@
 
 import { encodeConf } from './internal/conf.js'
 import { ConfLog } from './internal/conf-log.js'
+import { ForwardAnswers } from './internal/forward-answers.js'
 import { RaftLog } from './internal/log.js'
 import { Progress, ProgressState } from './internal/progress.js'
 import {
@@ -138,6 +139,8 @@ export class RaftCore {
   private readonly maxInflightBytes: number
   private readonly maxUncommitted: number
   private readonly random: () => number
+  /** Forwards answered as leader: a duplicate gets the same answer (see ForwardAnswers). */
+  private readonly forwardAnswers = new ForwardAnswers()
 
   private ticks = 0
   /** The tick this node last became leader at. */
@@ -769,9 +772,11 @@ export class RaftCore {
         return
       case MessageType.Propose: {
         if (!pr) return
+        if (this.answerDuplicate(m)) return
         const data: Uint8Array[] = new Array(m.entries.length)
         for (let i = 0; i < data.length; i++) data[i] = m.entries[i]!.data
         const first = this.transferee === null ? this.appendLocal(data) : -1
+        this.forwardAnswers.add(m.from, m.context, { index: first < 0 ? -1 : first, term: this.term })
         if (first < 0) {
           this.send(
             this.msg(MessageType.ProposeResp, m.from, {
@@ -1236,8 +1241,25 @@ export class RaftCore {
 
   /** Answers a Propose or ReadIndex forwarded to a member that does not lead: rejected, with its context. */
   private refuseNotLeader(m: Pick<Message, 'type' | 'from' | 'context'>): void {
+    if (m.type === MessageType.Propose && this.answerDuplicate(m)) return
     const type = m.type === MessageType.Propose ? MessageType.ProposeResp : MessageType.ReadIndexResp
     this.send(this.msg(type, m.from, { reject: true, hint: Reject.NotLeader, context: m.context }))
+  }
+
+  /** A forward this member answered before as leader (a duplicate): answered the same way. */
+  private answerDuplicate(m: Pick<Message, 'from' | 'context'>): boolean {
+    const a = this.forwardAnswers.get(m.from, m.context)
+    if (!a) return false
+    this.send(
+      this.msg(
+        MessageType.ProposeResp,
+        m.from,
+        a.index < 0
+          ? { reject: true, hint: Reject.Dropped, context: m.context }
+          : { index: a.index, logTerm: a.term, context: m.context },
+      ),
+    )
+    return true
   }
 
   private hardChanged(): boolean {

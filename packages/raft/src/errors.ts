@@ -24,6 +24,13 @@ export type RaftErrorCode =
   | 'LOCKED'
   /** A read, write or sync failed; storage that failed to sync refuses every later write. */
   | 'IO'
+  /**
+   * The disk is full (ENOSPC) or over quota (EDQUOT). From `FileLogStorage.save`: nothing of the save was kept,
+   * the storage stays usable and the same save may be retried once space returns. From `RaftNode.propose`: the
+   * node's log cannot grow for now; a proposal in flight when it happened may or may not commit (as with
+   * LOST_LEADERSHIP), one refused afterwards was never proposed. Retry later.
+   */
+  | 'NO_SPACE'
 
 /** The one error class of `@swarmkit/raft`. Guard with `err instanceof RaftError` or `err.name === 'RaftError'`. */
 export class RaftError extends Error {

@@ -3,8 +3,9 @@ import { join, resolve } from 'node:path'
 import { RaftError } from './errors.js'
 import type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-options.js'
 import { type FileSystem, nodeFileSystem, removeFile, syncDir, writeAll } from './file-system.js'
-import { AcceptedLog, type Pending } from './internal/wal/accepted-log.js'
+import { AcceptedLog, LogShape, type Pending } from './internal/wal/accepted-log.js'
 import { checkCount, checkOpenArguments, checkSignal, ioError } from './internal/wal/checks.js'
+import { type CutPoint, cutBack } from './internal/wal/cut-back.js'
 import { DirLock } from './internal/wal/dir-lock.js'
 import {
   ENTRY_BODY,
@@ -21,6 +22,7 @@ import {
   snapshotName,
 } from './internal/wal/format.js'
 import { checkMeta, META } from './internal/wal/meta.js'
+import { isNoSpace, noSpaceError, tagSyncFailures } from './internal/wal/no-space.js'
 import { EntryEncoder, SEAL_SLACK, segmentHead } from './internal/wal/records.js'
 import {
   cutFile,
@@ -47,6 +49,16 @@ const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
 /** Errors of writer work (`Pending.run`) raised before it changed anything on disk. */
 const unchanged = new WeakSet<object>()
 
+/** Where the log stood before a batch (see `cutBack`), with what the writer knew to be durable then. */
+interface BatchMark extends CutPoint {
+  readonly minIndex: number
+  readonly segHeader: number
+  readonly durHard: HardState | null
+  readonly durSnap: { index: number; term: number } | null
+  readonly durLast: number
+  readonly snapFiles: ReadonlySet<string>
+}
+
 /**
  * Durable {@link LogStorage} in a directory: a segmented write-ahead log with a CRC-32C on every record, group
  * commit, snapshot files written atomically, and recovery that cuts a torn tail and refuses anything else
@@ -60,6 +72,10 @@ const unchanged = new WeakSet<object>()
  * - `open` cuts a torn tail of the last segment back to the last valid record. Damage anywhere else is a
  *   `RaftError` `CORRUPT` naming the file and offset. A directory recorded for another node or cluster is
  *   `STORAGE_MISMATCH`; one already open is `LOCKED`.
+ * - A write that finds the disk full (ENOSPC, EDQUOT) is undone: the log is cut back (and synced) to where it
+ *   stood before that batch, its saves and every save queued behind them reject with `NO_SPACE`, and the
+ *   storage takes the next save as if they had never been made. A failed sync is `IO` and final: after it the
+ *   page cache cannot be trusted (fsyncgate), so every later save is refused.
  */
 export class FileLogStorage implements LogStorage {
   /** The storage directory. */
@@ -73,6 +89,8 @@ export class FileLogStorage implements LogStorage {
 
   /** What save() has accepted (validated against, updated synchronously in call order). */
   readonly #accepted: AcceptedLog
+  /** The shape of what is durable (batches applied as they complete): what `#accepted` goes back to. */
+  readonly #durable = new LogShape()
 
   // What is durable, as the writer goes (for the header of the next segment).
   #durHard: HardState | null = null
@@ -99,7 +117,7 @@ export class FileLogStorage implements LogStorage {
   private constructor(dir: string, options: FileLogStorageOptions, lock: DirLock) {
     this.dir = dir
     this.#lock = lock
-    this.#fs = options.fileSystem ?? nodeFileSystem
+    this.#fs = tagSyncFailures(options.fileSystem ?? nodeFileSystem)
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
     const maxEntry = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY
     const maxSnapshot = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT
@@ -195,6 +213,7 @@ export class FileLogStorage implements LogStorage {
     this.#durSnap = replayed.snapshot
     accepted.terms = replayed.entries.map((e) => e.term)
     this.#durLast = accepted.snapIndex + accepted.terms.length
+    this.#durable.copyFrom(accepted)
 
     const last = this.#segments[this.#segments.length - 1]
     if (last) {
@@ -280,16 +299,25 @@ export class FileLogStorage implements LogStorage {
       throw e
     }
     const snap = this.#durSnap
-    if (snap) {
-      const s = await readSnapshotFile(this.dir, snap.index, snap.term, this.#limits)
-      const name = snapshotName(snap.index, snap.term)
-      await writeSnapshotFile(this.#fs, this.dir, {
-        name,
-        ...encodeSnapshotFile(this.#seal, snap.index, snap.term, s.meta.conf, s.data),
-      })
-    }
     const name = segmentName(seq, entries[0]?.index ?? this.#durLast + 1)
-    const fd = await writeSegmentAside(this.#fs, this.dir, name, parts)
+    let fd: number
+    try {
+      if (snap) {
+        const s = await readSnapshotFile(this.dir, snap.index, snap.term, this.#limits)
+        await writeSnapshotFile(this.#fs, this.dir, {
+          name: snapshotName(snap.index, snap.term),
+          ...encodeSnapshotFile(this.#seal, snap.index, snap.term, s.meta.conf, s.data),
+        })
+      }
+      fd = await writeSegmentAside(this.#fs, this.dir, name, parts)
+    } catch (e) {
+      // Written aside and renamed into place: a full disk leaves the log as it was (the snapshot file, if
+      // resealed already, holds the same data).
+      if (!isNoSpace(e)) throw e
+      const err = noSpaceError(this.dir, e)
+      unchanged.add(err)
+      throw err
+    }
     const prev = this.#fd
     this.#fd = fd
     this.#segSize = size
@@ -347,7 +375,9 @@ export class FileLogStorage implements LogStorage {
             try {
               await writeSnapshotFile(this.#fs, this.dir, file)
             } catch (e) {
-              this.#failed ??= ioError(`${this.dir}: snapshot write failed`, e)
+              // A full disk fails this save where it lies in the queue (and those behind it); the log goes on.
+              if (isNoSpace(e)) p.failure = noSpaceError(this.dir, e)
+              else this.#failed ??= ioError(`${this.dir}: snapshot write failed`, e)
             }
             this.#queue.push(p)
             this.#kick()
@@ -388,7 +418,11 @@ export class FileLogStorage implements LogStorage {
     const run = this.#compacting.then(async () => {
       let removed = 0
       try {
-        while (this.#segments.length > 1 && this.#segments[1]!.minIndex - 1 <= index) {
+        while (
+          this.#segments.length > 1 &&
+          this.#segments[1]!.minIndex - 1 <= index &&
+          this.#segments[0]!.seq < this.#batchFrom
+        ) {
           const seg = this.#segments.shift()!
           await this.#fs.unlink(join(this.dir, seg.name))
           removed++
@@ -401,6 +435,12 @@ export class FileLogStorage implements LogStorage {
     this.#compacting = run.catch(() => {})
     await run
   }
+
+  /**
+   * The segment the batch being written began in (or +Infinity): compaction leaves it alone, since a batch that
+   * finds the disk full is cut back into it.
+   */
+  #batchFrom = Number.POSITIVE_INFINITY
 
   /** The compaction under way, which a reseal waits for (both delete segments). */
   #compacting: Promise<void> = Promise.resolve()
@@ -463,23 +503,106 @@ export class FileLogStorage implements LogStorage {
 
   async #flushLoop(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue
-      this.#queue = []
+      // Work between two saves (a reseal) goes in a batch of its own: undoing a batch never reaches across it.
+      const cut = this.#queue.findIndex((p) => p.run !== undefined)
+      const batch = this.#queue.splice(0, cut === -1 ? this.#queue.length : Math.max(cut, 1))
       if (this.#failed) {
         for (const p of batch) p.reject(this.#failed)
         continue
       }
+      const mark = this.#mark()
+      this.#batchFrom = mark.seq
       try {
         await this.#writeBatch(batch)
       } catch (e) {
+        if (isNoSpace(e) && !this.#failed) {
+          await this.#refuse(batch, mark, noSpaceError(this.dir, e))
+          this.#batchFrom = Number.POSITIVE_INFINITY
+          continue
+        }
         this.#failed = e instanceof RaftError ? e : ioError(`${this.dir}: write-ahead log write failed`, e)
         for (const p of batch) p.reject(this.#failed)
         continue
       }
+      this.#batchFrom = Number.POSITIVE_INFINITY
+      for (const p of batch) if (p.run === undefined && p.buf !== null) this.#durable.applyWritten(p)
       for (const p of batch) p.resolve()
       await this.#dropOldSnapshots()
     }
     this.#flushing = false
+  }
+
+  #mark(): BatchMark {
+    const seg = this.#segments[this.#segments.length - 1]!
+    return {
+      seq: seg.seq,
+      minIndex: seg.minIndex,
+      segSize: this.#segSize,
+      segHeader: this.#segHeader,
+      durHard: this.#durHard,
+      durSnap: this.#durSnap,
+      durLast: this.#durLast,
+      snapFiles: new Set(this.#snapFiles),
+    }
+  }
+
+  /**
+   * A batch found the disk full: cut the log back to `mark` (synced, so that none of it can come back), then
+   * reject the batch's saves and every save accepted after them (own snapshots still being written included:
+   * they were all checked against these), and accept from the durable log again. Barriers and reseals stay
+   * queued. If the log cannot be cut back, the storage fails for good.
+   */
+  async #refuse(batch: Pending[], mark: BatchMark, err: RaftError): Promise<void> {
+    const isSave = (p: Pending) => p.run === undefined && p.buf !== null
+    const handled = new Set<Pending>()
+    try {
+      await this.#undoWrites(mark)
+      for (;;) {
+        const chain = this.#snapChain
+        await chain
+        // Snapshot files written for these saves are referenced by no durable record: they go before a retry
+        // could write the same name again.
+        for (const p of [...batch, ...this.#queue]) {
+          if (handled.has(p)) continue
+          handled.add(p)
+          if (isSave(p)) await this.#dropUnreferenced(p)
+        }
+        if (chain === this.#snapChain && this.#queue.every((p) => handled.has(p))) break
+      }
+    } catch (u) {
+      this.#failed = ioError(`${this.dir}: cutting back a write that found the disk full failed`, u)
+      for (const p of batch) p.reject(this.#failed)
+      return
+    }
+    const refused = [...batch, ...this.#queue]
+    this.#queue = []
+    this.#accepted.copyFrom(this.#durable)
+    for (const p of refused) {
+      if (isSave(p)) p.reject(p.failure ?? err)
+      else this.#queue.push(p)
+    }
+  }
+
+  /** Cuts the log back to `m` on disk (see `cutBack`) and in what the writer knows. */
+  async #undoWrites(m: BatchMark): Promise<void> {
+    const { fd, segment } = await cutBack(this.#fs, this.dir, this.#segments, this.#fd, m)
+    this.#fd = fd
+    segment.minIndex = m.minIndex
+    this.#segSize = m.segSize
+    this.#segHeader = m.segHeader
+    this.#durHard = m.durHard
+    this.#durSnap = m.durSnap
+    this.#durLast = m.durLast
+    this.#snapFiles = new Set(m.snapFiles)
+  }
+
+  /** Deletes the snapshot file of refused save `p` unless the durable log refers to (or keeps) that file. */
+  async #dropUnreferenced(p: Pending): Promise<void> {
+    if (!p.snap) return
+    const name = snapshotName(p.snap.index, p.snap.term)
+    const durable = this.#durSnap ? snapshotName(this.#durSnap.index, this.#durSnap.term) : null
+    if (name === durable || this.#snapFiles.has(name)) return
+    await removeFile(this.#fs, join(this.dir, name))
   }
 
   async #writeBatch(batch: Pending[]): Promise<void> {
@@ -510,6 +633,7 @@ export class FileLogStorage implements LogStorage {
     const full = (n: number) =>
       this.#segSize + chunkBytes > this.#segHeader && this.#segSize + chunkBytes + n > this.#segmentBytes
     for (const p of batch) {
+      if (p.failure) throw p.failure
       if (p.run) {
         await flushChunk()
         try {

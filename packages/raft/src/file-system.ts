@@ -144,13 +144,19 @@ export async function writeAtomic(
   bytes: Uint8Array,
 ): Promise<void> {
   const tmp = join(dir, `${name}.tmp`)
-  const fd = await files.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
   try {
-    await writeAll(files, fd, [bytes], 0)
-    await files.fsync(fd)
-  } finally {
-    await files.close(fd)
+    const fd = await files.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
+    try {
+      await writeAll(files, fd, [bytes], 0)
+      await files.fsync(fd)
+    } finally {
+      await files.close(fd)
+    }
+    await files.rename(tmp, join(dir, name))
+  } catch (e) {
+    // The file at `name` is as it was; the partial copy goes at once (on a full disk it holds the space).
+    await files.unlink(tmp).catch(() => {})
+    throw e
   }
-  await files.rename(tmp, join(dir, name))
   await syncDir(files, dir)
 }

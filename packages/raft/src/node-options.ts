@@ -96,6 +96,13 @@ export interface RaftNodeEvents {
   'role:change': (role: Role) => void
   /** A fatal failure (storage); the node stops. The failing operations reject as well. */
   error: (err: Error) => void
+  /**
+   * Storage refused a write for lack of space (`NO_SPACE`): the node keeps running and writes it again until
+   * it goes through, and refuses proposals with `NO_SPACE` meanwhile.
+   */
+  'storage:full': (err: Error) => void
+  /** A write went through again after `storage:full`. */
+  'storage:writable': () => void
 }
 
 /** What `propose` resolves with once the command is committed and applied on this node. */

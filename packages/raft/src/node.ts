@@ -1,11 +1,12 @@
 import { EventEmitter } from 'eventemitter3'
 import { RaftCore } from './core.js'
-import { RaftError } from './errors.js'
+import { isRaftError, RaftError } from './errors.js'
 import { AddressBook } from './internal/address-book.js'
 import { Applier } from './internal/applier.js'
 import { splitCommitNotices } from './internal/commit-notices.js'
 import { ConfChanges } from './internal/conf-changes.js'
 import { forceNewCluster } from './internal/force-new-cluster.js'
+import { FullDisk } from './internal/full-disk.js'
 import { HardStateWrites } from './internal/hard-state-writes.js'
 import { coreOf } from './internal/inspect.js'
 import { LeaderTransfers } from './internal/leader-transfers.js'
@@ -82,6 +83,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly confChanges: ConfChanges
   private readonly applier: Applier
   private readonly snapshots: SnapshotTransfers
+  private readonly disk: FullDisk
 
   constructor(options: RaftNodeOptions) {
     super()
@@ -159,6 +161,25 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       running,
       schedule,
     })
+    this.disk = new FullDisk({
+      storage: this.storage,
+      clock: this.clock,
+      running,
+      onFull: (err) => {
+        this.log.warn?.('the disk is full: proposals are refused until a write goes through', {
+          id: this.id,
+          err,
+        })
+        this.proposals.refuseUncommitted(this.core?.committed ?? 0, () => this.disk.refusal()!)
+        // Reads would wait for the write that waits for space.
+        this.reads.failAll(this.disk.refusal()!)
+        this.emit('storage:full', err)
+      },
+      onSpace: () => {
+        this.log.warn?.('the disk takes writes again', { id: this.id })
+        this.emit('storage:writable')
+      },
+    })
     coreOf.set(this, () => this.core)
   }
 
@@ -202,6 +223,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   async start(options?: { signal?: AbortSignal }): Promise<void> {
     if (this.state !== 'new') throw new RaftError('STOPPED', 'start() may be called once')
     this.state = 'starting'
+    // Contexts of this run start past those of an earlier one (by the clock, 1,024 a millisecond): a leader
+    // answers a forward it already appended by its context (see ForwardAnswers).
+    this.ctxSeq = Math.max(0, Math.floor(this.clock.now())) * 1024
     options?.signal?.throwIfAborted()
     let persisted = await this.storage.load(options)
     let voters = this.settings.voters
@@ -279,6 +303,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
     this.tickTimer = undefined
     this.failAll(stoppedError())
+    this.disk.stop()
     if (this.loop) await this.loop.catch(() => {})
     await this.applier.stop()
     await this.links?.close()
@@ -308,6 +333,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
+    const full = this.disk.refusal()
+    if (full) return Promise.reject(full)
     const result = this.proposals.add(command, signal)
     this.schedule()
     return result
@@ -325,6 +352,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
+    const full = this.disk.refusal()
+    if (full) return Promise.reject(full)
     const index = this.reads.add(this.clock.now() + this.settings.leaderWaitMs, signal)
     this.schedule()
     return index
@@ -485,7 +514,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (rd.snapshot) update.snapshot = rd.snapshot
           if (hard) update.hardState = hard
           if (rd.entries.length > 0) update.entries = rd.entries
-          saving = this.storage.save(update)
+          // A full disk is waited out (the same update again); anything else fails the node.
+          saving = this.disk.save(update)
           // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
           saving.catch(() => {})
         }
@@ -524,7 +554,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (hard === null) return
     this.loop = this.storage
       .save({ hardState: hard })
-      .catch((err) => this.fail(err))
+      // A commit index that found the disk full is learned again; the next write of entries finds out more.
+      .catch((err) => (isRaftError(err, 'NO_SPACE') ? undefined : this.fail(err)))
       .finally(() => {
         this.loop = null
         this.schedule()
@@ -538,6 +569,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.log.error?.('raft node failed; stopping', { id: this.id, err: e })
     this.state = 'stopped'
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
+    this.disk.stop()
     this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
     void this.applier.stop()
     void this.links?.close()

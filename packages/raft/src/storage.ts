@@ -75,7 +75,11 @@ export interface StorageUpdate {
 export interface LogStorage {
   /** Reads back what was persisted (empty state for new storage). Called once per RaftNode.start(). */
   load(options?: { signal?: AbortSignal }): Promise<PersistedState>
-  /** Makes `update` durable; resolves only once it is (one sync may cover many queued updates). */
+  /**
+   * Makes `update` durable; resolves only once it is (one sync may cover many queued updates). May reject with
+   * a `RaftError` `NO_SPACE` when the disk is full and nothing of the update (nor of updates queued after it)
+   * was kept: the storage must then take the same update again later. Any other rejection stops the node.
+   */
   save(update: StorageUpdate, options?: { signal?: AbortSignal }): Promise<void>
   /** The latest snapshot, with its data, to send to a lagging follower. */
   snapshot(options?: { signal?: AbortSignal }): Promise<Snapshot | null>

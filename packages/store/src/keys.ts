@@ -1,5 +1,5 @@
 import { randomBytes, randomFillSync } from 'node:crypto'
-import { mkdir, open as openFile, rename } from 'node:fs/promises'
+import { mkdir, open as openFile, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
@@ -174,14 +174,20 @@ async function readKeyFile(path: string): Promise<KeyFile | null> {
 
 async function writeKeyFile(path: string, f: KeyFile): Promise<void> {
   const tmp = `${path}.tmp`
-  const fh = await openFile(tmp, 'w', 0o600)
   try {
-    await fh.writeFile(`${JSON.stringify(f)}\n`)
-    await fh.sync()
-  } finally {
-    await fh.close()
+    const fh = await openFile(tmp, 'w', 0o600)
+    try {
+      await fh.writeFile(`${JSON.stringify(f)}\n`)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, path)
+  } catch (err) {
+    // The key file at `path` is as it was; a partial copy (a full disk) goes rather than hold the space.
+    await rm(tmp, { force: true }).catch(() => {})
+    throw err
   }
-  await rename(tmp, path)
   const dir = await openFile(dirname(path), 'r')
   try {
     await dir.sync()

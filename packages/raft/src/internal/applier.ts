@@ -2,7 +2,7 @@
 // settles their proposals with the results, restores snapshots from the leader, and takes snapshots of its own
 // (between two applies, at the applied index) by the snapshot policy, compacting the log behind them.
 import type { RaftCore } from '../core.js'
-import { RaftError } from '../errors.js'
+import { isRaftError, RaftError } from '../errors.js'
 import type { RaftLogger, StateMachine } from '../node-options.js'
 import {
   type ConfState,
@@ -50,6 +50,8 @@ export class Applier {
   /** Index of the latest snapshot taken or installed. */
   snapIndex = 0
   private snapshotting = false
+  /** Where a snapshot last found the disk full: the next try waits for another interval from there. */
+  private snapshotRefusedAt = 0
   private readonly queue: ApplyQueue
 
   constructor(
@@ -96,7 +98,8 @@ export class Applier {
     if (!host.running()) return
     // Between two applies: a snapshot taken now holds exactly the state at the applied index.
     const { snapshotThreshold } = this.policy
-    if (snapshotThreshold > 0 && !this.snapshotting && this.applied - this.snapIndex >= snapshotThreshold) {
+    const since = Math.max(this.snapIndex, this.snapshotRefusedAt)
+    if (snapshotThreshold > 0 && !this.snapshotting && this.applied - since >= snapshotThreshold) {
       this.takeSnapshot()
     }
     host.afterApply()
@@ -224,7 +227,12 @@ export class Applier {
       })
       .catch((err) => {
         this.snapshotting = false
-        if (host.running()) host.fail(err)
+        // A full disk kept nothing of the snapshot: the log stays as it was, and the next try comes one
+        // interval later (writing a whole snapshot at every apply would only churn the disk).
+        if (isRaftError(err, 'NO_SPACE')) {
+          this.snapshotRefusedAt = index
+          host.log.warn?.('snapshot not taken: the disk is full', { id: host.id, err })
+        } else if (host.running()) host.fail(err)
       })
   }
 }

@@ -161,6 +161,25 @@ export class Proposals {
     this.forwarded.clear()
   }
 
+  /**
+   * The log cannot grow (a full disk): what is not committed settles with `err()`, its outcome unknown for
+   * what reached the core, and what waited to be handed to it is refused.
+   */
+  refuseUncommitted(commit: number, err: () => RaftError): void {
+    for (const [index, p] of this.byIndex) {
+      if (index > commit) {
+        this.byIndex.delete(index)
+        settle(p, err())
+      }
+    }
+    for (const f of this.forwarded.values()) for (const p of f.items) settle(p, err())
+    this.forwarded.clear()
+    for (const p of this.queued) settle(p, err())
+    for (const p of this.waitingLeader) settle(p, err())
+    this.queued = []
+    this.waitingLeader = []
+  }
+
   /** A leader is known: what waited for one goes out with the next Ready. */
   leaderKnown(): void {
     if (this.waitingLeader.length > 0) {

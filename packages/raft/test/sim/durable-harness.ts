@@ -11,6 +11,7 @@ import { coreOf } from '../../src/internal/inspect.js'
 import type { Entry, LogStorage, PersistedState, Snapshot, StorageUpdate } from '../../src/storage.js'
 import { type PowerLossFileSystem, powerLossFileSystem } from '../../src/testing/index.js'
 import { rng } from '../helpers/cores.js'
+import { type FullDiskFileSystem, fullDiskFileSystem } from '../helpers/full-disk-fs.js'
 import { DelayedApply, type NodeClock, pauseNode, resumeNode, seedShape, skewedClock } from './faults.js'
 import { Kv, KvWorkload, SafetyChecker, SimFailure, WatchedClock, watchdog } from './shared.js'
 
@@ -84,6 +85,8 @@ interface Member {
   /** Saves lost at crashes (LossyStorage), or the disk that loses them (FileLogStorage on a power-loss disk). */
   readonly storage: LossyStorage | null
   disk: PowerLossFileSystem | null
+  /** That disk as the node's file system sees it: it runs out of space while the simulation says so. */
+  full: FullDiskFileSystem | null
   /** Members on a power-loss disk: writes lost or torn at power cuts so far. */
   diskLost: number
   node: RaftNode | null
@@ -133,6 +136,8 @@ export interface Injected {
   powerLossDisk: number
   /** 1 when the nodes' clocks drifted apart. */
   skewedClocks: number
+  /** Disks that filled (ENOSPC) while their node ran. */
+  fullDisks: number
 }
 
 /** Runs one seed under its watchdog; throws SimFailure (with the seed in the message) on any violation. */
@@ -143,6 +148,8 @@ export function simulateDurable(o: DurableSimOptions): Promise<DurableSimResult>
 async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSimResult> {
   const r = rng(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+  // Full disks come from a stream of their own, so that the other faults of a seed are drawn as before.
+  const rd = rng(o.seed ^ 0x2545f491)
   const clock = new WatchedClock(signal)
   const shape = seedShape(r)
   const onDisk = (o.storage ?? (r() < 0.3 ? 'file' : 'lossy')) === 'file'
@@ -171,6 +178,7 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
                 : new Promise((resolve) => nodeClock.setTimeout(resolve, 1 + (diskSeed % 4))),
           })
         : null,
+      full: null,
       diskLost: 0,
       opening: false,
       applier: null,
@@ -191,6 +199,7 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     asyncApply: shape.maxApplyDelayMs > 0 ? 1 : 0,
     powerLossDisk: onDisk ? 1 : 0,
     skewedClocks: shape.drift > 0 ? 1 : 0,
+    fullDisks: 0,
   }
   let snapshotsInstalled = 0
   let membershipChanges = 0
@@ -229,8 +238,10 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     )
     m.applier = applier
     m.opening = true
+    // A node restarts with space on its disk (it cannot lock or recover its directory on a full one).
+    if (m.disk) m.full = fullDiskFileSystem(m.disk)
     const storage: LogStorage =
-      m.storage ?? (await FileLogStorage.open(`/raft/${m.id}`, { fileSystem: m.disk!, segmentBytes: 8192 }))
+      m.storage ?? (await FileLogStorage.open(`/raft/${m.id}`, { fileSystem: m.full!, segmentBytes: 8192 }))
     const node = new RaftNode({
       id: m.id,
       peers: boot,
@@ -380,7 +391,20 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
       trace.push(`${clock.now()} bootstrap: added ${m.id}`)
     }
   } else await Promise.all(members.map(start))
+  const fillOrFree = () => {
+    const m = members[Math.floor(rd() * members.length)]!
+    if (!m.full || !m.node) return
+    if (m.full.room === Number.POSITIVE_INFINITY) {
+      m.full.room = Math.floor(rd() * 4000)
+      trace.push(`${clock.now()} the disk of ${m.id} fills (${m.full.room} bytes left)`)
+      injected.fullDisks++
+    } else {
+      m.full.room = Number.POSITIVE_INFINITY
+      trace.push(`${clock.now()} space returns on ${m.id}`)
+    }
+  }
   for (let step = 0; step < o.steps; step++) {
+    if (onDisk && rd() < 0.03) fillOrFree()
     const x = r()
     if (x < 0.43) clientStep()
     else if (x < 0.46) {
@@ -440,8 +464,9 @@ async function run(o: DurableSimOptions, signal: AbortSignal): Promise<DurableSi
     check()
   }
   // Heal and restart everyone still a member: the cluster must make progress again.
-  trace.push(`${clock.now()} heal all, restart all`)
+  trace.push(`${clock.now()} heal all, restart all, space on every disk`)
   heal()
+  for (const m of members) if (m.full) m.full.room = Number.POSITIVE_INFINITY
   net.setFaults(null)
   for (const m of members) if (m.node) resumeNode(net, m.id, m.clock)
   for (const m of members) if (!m.node && !m.removed) await start(m)

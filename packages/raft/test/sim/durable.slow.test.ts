@@ -8,6 +8,7 @@ const noFaults = (): Injected => ({
   asyncApply: 0,
   powerLossDisk: 0,
   skewedClocks: 0,
+  fullDisks: 0,
 })
 const add = (sum: Injected, one: Injected) => {
   for (const k of Object.keys(sum) as (keyof Injected)[]) sum[k] += one[k]

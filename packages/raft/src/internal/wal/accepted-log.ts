@@ -18,7 +18,11 @@ export interface Pending {
   snap: { index: number; term: number; discard: boolean } | null
   firstEntry: number
   lastEntry: number
+  /** The terms of the entries saved (`firstEntry` on), for the durable shape of the log. */
+  entryTerms?: number[]
   hard: HardState | null
+  /** Set when the save's snapshot file could not be written for lack of space: the save fails where it lies. */
+  failure?: unknown
   /** Work done by the writer between two saves, with the log to itself (see `reseal`). */
   run?: () => Promise<void>
   resolve: () => void
@@ -32,19 +36,52 @@ export interface AcceptedLogOptions {
   readonly maxSnapshot: number
 }
 
-export class AcceptedLog {
+/** The shape of a log: its snapshot point, the terms of the entries after it, and its hard state. */
+export class LogShape {
   snapIndex = 0
   snapTerm = 0
   /** Terms of the entries after the snapshot: terms[k] is the term of index snapIndex + 1 + k. */
   terms: number[] = []
   hard: HardState = { term: 0, vote: null, commit: 0 }
 
-  constructor(private readonly o: AcceptedLogOptions) {}
-
-  private termAt(index: number): number | undefined {
+  protected termAt(index: number): number | undefined {
     if (index === this.snapIndex) return this.snapTerm
     if (index < this.snapIndex) return undefined
     return this.terms[index - this.snapIndex - 1]
+  }
+
+  /**
+   * Applies a save as it became durable, in the order of its records, deciding as replay does: a snapshot older
+   * than the current one changes nothing; one whose entry is in the log keeps the log after it.
+   */
+  applyWritten(p: Pending): void {
+    if (p.snap && p.snap.index >= this.snapIndex) {
+      const { index, term } = p.snap
+      const keep = index <= this.snapIndex + this.terms.length && this.termAt(index) === term
+      if (keep) this.terms.splice(0, index - this.snapIndex)
+      else this.terms = []
+      this.snapIndex = index
+      this.snapTerm = term
+    }
+    if (p.entryTerms && p.entryTerms.length > 0) {
+      this.terms.length = Math.max(0, p.firstEntry - this.snapIndex - 1)
+      for (const t of p.entryTerms) this.terms.push(t)
+    }
+    if (p.hard) this.hard = p.hard
+  }
+
+  /** Becomes a copy of `other`. */
+  copyFrom(other: LogShape): void {
+    this.snapIndex = other.snapIndex
+    this.snapTerm = other.snapTerm
+    this.terms = other.terms.slice()
+    this.hard = other.hard
+  }
+}
+
+export class AcceptedLog extends LogShape {
+  constructor(private readonly o: AcceptedLogOptions) {
+    super()
   }
 
   /** Validates `update` against the accepted state, applies it there, and encodes its records. */
@@ -151,12 +188,24 @@ export class AcceptedLog {
       this.snapIndex = snapMeta.index
       this.snapTerm = snapMeta.term
     }
+    let entryTerms: number[] | undefined
     if (entries && entries.length > 0) {
       this.terms.length = firstEntry - this.snapIndex - 1
-      for (const e of entries) this.terms.push(e.term)
+      entryTerms = entries.map((e) => e.term)
+      for (const t of entryTerms) this.terms.push(t)
     }
     if (hard) this.hard = hard
     const noop = () => {}
-    return { buf, snapFile, snap: snapMeta, firstEntry, lastEntry, hard, resolve: noop, reject: noop }
+    return {
+      buf,
+      snapFile,
+      snap: snapMeta,
+      firstEntry,
+      lastEntry,
+      entryTerms,
+      hard,
+      resolve: noop,
+      reject: noop,
+    }
   }
 }

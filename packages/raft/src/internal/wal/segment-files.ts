@@ -52,13 +52,18 @@ export async function writeSegmentAside(
   parts: Buffer[],
 ): Promise<number> {
   const tmp = join(dir, `${name}.tmp`)
-  const tfd = await files.open(tmp, NEW_SEGMENT_FLAGS)
   try {
-    await writeAll(files, tfd, parts, 0)
-  } finally {
-    await files.close(tfd).catch(() => {})
+    const tfd = await files.open(tmp, NEW_SEGMENT_FLAGS)
+    try {
+      await writeAll(files, tfd, parts, 0)
+    } finally {
+      await files.close(tfd).catch(() => {})
+    }
+    await files.rename(tmp, join(dir, name))
+  } catch (e) {
+    await files.unlink(tmp).catch(() => {})
+    throw e
   }
-  await files.rename(tmp, join(dir, name))
   await syncDir(files, dir)
   return openSegment(files, join(dir, name))
 }

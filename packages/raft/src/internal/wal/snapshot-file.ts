@@ -28,6 +28,18 @@ export interface SnapshotFile {
 export async function writeSnapshotFile(files: FileSystem, dir: string, f: SnapshotFile): Promise<void> {
   const tmp = join(dir, `${f.name}.tmp`)
   const data = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.length)
+  try {
+    await writeTmp(files, tmp, f, data)
+  } catch (e) {
+    // A full disk: the partial file goes at once (it holds space and is referenced by nothing).
+    await files.unlink(tmp).catch(() => {})
+    throw e
+  }
+  await files.rename(tmp, join(dir, f.name))
+  await syncDir(files, dir)
+}
+
+async function writeTmp(files: FileSystem, tmp: string, f: SnapshotFile, data: Buffer): Promise<void> {
   const fd = await files.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
   try {
     let crc = crc32c(f.head)
@@ -50,8 +62,6 @@ export async function writeSnapshotFile(files: FileSystem, dir: string, f: Snaps
   } finally {
     await files.close(fd)
   }
-  await files.rename(tmp, join(dir, f.name))
-  await syncDir(files, dir)
 }
 
 /** The header and (sealed by `seal`, if given) data of a snapshot file; its checksum is added as it is written. */
