@@ -22,6 +22,7 @@ import type {
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
+import { withoutIngress } from './ingress-attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
 import {
@@ -548,7 +549,8 @@ export function assignmentOf(tx: ReadTx, t: Task): Assignment {
     ports,
     spec: t.spec,
     serviceLabels: t.serviceAnnotations.labels ?? {},
-    networks: t.networks ?? [],
+    // Not the ingress attachment: whether the task joins it is its node's call (kernel-ingress.ts).
+    networks: withoutIngress(tx, t.networks ?? []),
     genericResources: t.assignedGenericResources ?? [],
     secrets,
     configs,

@@ -8,6 +8,8 @@
 import type { DirectoryService, OverlayNetwork, SwarmView } from '@swarmkit/overlay'
 import type { ReadTx, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
+import { ingressNetwork } from './ingress-attachments.js'
+import { ingressSandboxes } from './ingress-view.js'
 import { holdsAddresses } from './task-addresses.js'
 
 export type ViewNode = SwarmView['nodes'][number]
@@ -60,13 +62,15 @@ export interface NetworkIndex {
     { id: string; name: string; mode: 'vip' | 'dnsrr'; vips: Map<string, string> }
   >
   readonly aliases: Map<string, Map<string, string[]>>
+  /** Network ID -> the nodes' ingress sandboxes on it (ingress-view.ts). */
+  readonly sandboxes: Map<string, ViewTask[]>
 }
 
 export function networkIndex(tx: ReadTx): NetworkIndex {
   const networks = new Map<string, OverlayNetwork>()
   for (const n of tx.find('networks')) {
     const c = n.ipam?.configs[0]
-    if (n.vni === undefined || !c?.subnet || !c.gateway || n.spec.ingress) continue
+    if (n.vni === undefined || !c?.subnet || !c.gateway) continue
     networks.set(n.id, { id: n.id, vni: n.vni, subnet: c.subnet, gateway: c.gateway })
   }
   const tasksOn = new Map<string, Task[]>()
@@ -86,6 +90,15 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
         if (!nets) netsOf.set(t.nodeId, (nets = new Set()))
         nets.add(a.networkId)
       }
+  // Every node holds the ingress network while it is used, with every node's ingress sandbox on it.
+  const sandboxes = ingressSandboxes(tx, networks, tasksOn)
+  for (const [net, list] of sandboxes)
+    for (const s of list) {
+      let nets = netsOf.get(s.node)
+      if (!nets) netsOf.set(s.node, (nets = new Set()))
+      nets.add(net)
+    }
+  const ingress = ingressNetwork(tx)?.id
   const vteps = new Map<string, string>()
   const services: NetworkIndex['services'] = new Map()
   const aliases: NetworkIndex['aliases'] = new Map()
@@ -94,7 +107,7 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
     for (const s of tx.find('services')) {
       const vips = new Map<string, string>()
       for (const v of s.endpoint?.virtualIPs ?? [])
-        if (networks.has(v.networkId)) vips.set(v.networkId, stripPrefix(v.addr))
+        if (networks.has(v.networkId) && v.networkId !== ingress) vips.set(v.networkId, stripPrefix(v.addr))
       const mode = s.spec.endpointSpec?.mode === 'dnsrr' ? 'dnsrr' : 'vip'
       services.set(s.id, { id: s.id, name: s.spec.name, mode, vips })
       const a = new Map<string, string[]>()
@@ -102,7 +115,7 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
       if (a.size > 0) aliases.set(s.id, a)
     }
   }
-  return { networks, tasksOn, netsOf, vteps, services, aliases }
+  return { networks, tasksOn, netsOf, vteps, services, aliases, sandboxes }
 }
 
 /** The view of `nodeId`: only the networks its live tasks have addresses on, and what is on them. */
@@ -133,6 +146,11 @@ export function nodeView(index: NetworkIndex, nodeId: string): SwarmView {
       const a = t.networks.find((x) => x.networkId === net)!
       v.addresses[net] = stripPrefix(a.addresses[0]!)
       if (a.aliases?.length) v.aliases = { ...v.aliases, [net]: a.aliases }
+    }
+  for (const net of local)
+    for (const s of index.sandboxes.get(net) ?? []) {
+      tasks.set(s.id, s)
+      nodes.add(s.node)
     }
   const services: DirectoryService[] = []
   for (const id of [...serviceIds].sort()) {

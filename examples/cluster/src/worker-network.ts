@@ -25,6 +25,8 @@ import {
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
 import { type EndpointForwarder, forwardEndpoint } from './endpoint-forwarder.js'
+import { hasIngressAddress, publishesThroughIngress } from './ingress-view.js'
+import { type KernelIngress, kernelIngress } from './kernel-ingress.js'
 import { applyViewUpdate, EMPTY_VIEW, type NetworkViewUpdate } from './network-view.js'
 import { type LocalTaskNetworking, localTaskNetworking } from './task-networking.js'
 
@@ -72,14 +74,20 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   let view: SwarmView = EMPTY_VIEW
   let applied: Promise<void> = Promise.resolve()
   const waiters = new Set<() => void>()
-  const overlay = new Map<string, { forwarder?: EndpointForwarder }>()
+  const overlay = new Map<string, { forwarder?: EndpointForwarder; address?: string }>()
+  const ingress: KernelIngress = kernelIngress({
+    context: () => (driver && node ? { driver, node: node.id, prefix: overlayPrefix(node.id) } : undefined),
+    addressOf: (id) => overlay.get(id)?.address,
+    log,
+  })
 
   const apply = () => {
     const s = swarm
     const v = view
     if (!s) return
     applied = applied
-      .then(() => s.update(v))
+      .then(() => s.update(ingress.viewFor(v)))
+      .then(() => ingress.follow(v))
       .catch((err) => log(`overlay networks: applying the network view failed: ${(err as Error).message}`))
   }
 
@@ -88,11 +96,16 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   /** The task's entry in the view once it has its addresses on this node (waits for the managers). */
-  const addressed = async (taskId: string) => {
+  const addressed = async (taskId: string, ingressToo: boolean) => {
     const deadline = Date.now() + waitMs
     for (;;) {
       const t = view.tasks.find((x) => x.id === taskId && x.node === node?.id)
-      if (t && Object.keys(t.addresses).length > 0) return t
+      if (
+        t &&
+        Object.keys(t.addresses).length > 0 &&
+        (!ingressToo || hasIngressAddress(view, node!.id, t.addresses))
+      )
+        return t
       const left = deadline - Date.now()
       if (left <= 0) throw new Error(`no overlay address reached this node within ${waitMs} ms`)
       await new Promise<void>((resolve) => {
@@ -108,6 +121,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   const closeOverlay = async () => {
+    await ingress.reset()
     for (const a of overlay.values()) a.forwarder?.close()
     overlay.clear()
     await applied
@@ -120,6 +134,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   return {
+    ingress,
     view: () => view,
     overlayTasks: () => [...overlay.keys()],
 
@@ -134,7 +149,9 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       if (node?.id === next.id && node.addr === next.addr && swarm) return
       await closeOverlay()
       node = { id: next.id, addr: next.addr }
-      driver = linuxDriver({ vtep: next.addr, prefix: overlayPrefix(next.id) })
+      await ingress.probe(next.addr)
+      // Routed: host-mode published ports reach tasks through this namespace (isolation stays).
+      driver = linuxDriver({ vtep: next.addr, prefix: overlayPrefix(next.id), routed: true })
       // Leftovers of an earlier run of this node (a crash) go first.
       await driver.destroy().catch((err) => log(`overlay networks: cleaning up: ${(err as Error).message}`))
       const directory = serviceDirectory()
@@ -151,16 +168,17 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
 
     async attach(task, pid, callOptions) {
       const nets = overlayNetworks(task)
-      if (nets.length === 0 || !swarm) return local.attach(task, pid, callOptions)
+      const ingressToo = publishesThroughIngress(task) && ingress.usable
+      if ((nets.length === 0 && !ingressToo) || !swarm) return local.attach(task, pid, callOptions)
       const known = overlay.get(task.taskId)
       if (known) return known.forwarder?.endpoint
       try {
-        const t = await addressed(task.taskId)
+        const t = await addressed(task.taskId, ingressToo)
         await applied
         const sandbox = await swarm.attachTask(task.taskId, { pid })
-        const a: { forwarder?: EndpointForwarder } = {}
-        overlay.set(task.taskId, a)
         const first = sandbox.interfaces[0]
+        const a: { forwarder?: EndpointForwarder; address?: string } = first ? { address: first.address } : {}
+        overlay.set(task.taskId, a)
         log(
           `task ${task.taskId}: ${sandbox.interfaces.map((i) => `${i.address} on ${i.network}`).join(', ')} (node ${t.node})`,
         )
@@ -190,6 +208,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
     },
 
     async close() {
+      await ingress.close()
       await closeOverlay()
       await local.close()
     },
