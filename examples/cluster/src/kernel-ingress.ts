@@ -114,7 +114,10 @@ class Ingress extends EventEmitter<KernelIngressEvents> implements KernelIngress
   /** Why the sandbox could not be made (for this own-ingress key); cleared when the view changes it. */
   #failed: { key: string; why: string } | undefined
   /** `protocol/port` -> the service published there. */
-  readonly #published = new Map<string, { service: string; protocol: 'tcp' | 'udp'; port: number }>()
+  readonly #published = new Map<
+    string,
+    { service: string; protocol: 'tcp' | 'udp'; port: number; bound: boolean }
+  >()
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
 
@@ -206,12 +209,15 @@ class Ingress extends EventEmitter<KernelIngressEvents> implements KernelIngress
       for (const [key, spec] of want) {
         try {
           await mesh.publish(spec)
-          if (!this.#published.has(key) && (spec.publishMode !== 'host' || spec.endpoints.length > 0))
+          // Said once per port (a host-mode port: once it has a task here).
+          const bound = spec.publishMode !== 'host' || spec.endpoints.length > 0
+          if (bound && !this.#published.get(key)?.bound)
             this.#log(`mesh: ${host}:${spec.publishedPort}/${spec.protocol} routed in the kernel`)
           this.#published.set(key, {
             service: spec.service,
             protocol: spec.protocol,
             port: spec.publishedPort,
+            bound: bound || this.#published.get(key)?.bound === true,
           })
         } catch (err) {
           this.#log(`mesh: port ${key} not published in the kernel: ${(err as Error).message}`)

@@ -9,7 +9,8 @@ import { isOverlayError, type MeshEndpoint, type RoutingMesh, routingMesh } from
 import type { ReadTx } from '@swarmkit/store'
 import { ingressNetwork } from './ingress-attachments.js'
 import type { KernelIngress, PublishedPort } from './kernel-ingress.js'
-import { ENDPOINT_LABEL } from './labels.js'
+import { ENDPOINT_LABEL, ENDPOINTS_LABEL } from './labels.js'
+import { parseEndpointPorts } from './task-status.js'
 
 /** The published ports of every service with its running tasks (ports 0 are skipped). */
 export function meshServices(tx: ReadTx): PublishedPort[] {
@@ -23,16 +24,25 @@ export function meshServices(tx: ReadTx): PublishedPort[] {
     const running = tx
       .find('tasks', { serviceId: s.id }, (t) => t.desiredState === 'running' && t.status.state === 'running')
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-    // The proxy reaches a task through its node's forwarder, which goes to the first TCP target port.
-    const proxied = s.endpoint?.ports.find((p) => p.protocol === 'tcp')?.targetPort
-    const endpoints: MeshEndpoint[] = running
-      .flatMap((t) => {
-        const at = t.labels?.[ENDPOINT_LABEL]
-        const cut = at?.lastIndexOf(':') ?? -1
-        if (!at || cut <= 0) return []
-        return [{ address: at.slice(0, cut), port: Number(at.slice(cut + 1)), node: t.nodeId }]
-      })
-      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port))
+    // The proxy reaches a task through its node's forwarder for that target port (one per port; an older
+    // node reports one only, to the first TCP target port).
+    const firstTcp = s.endpoint?.ports.find((p) => p.protocol === 'tcp')?.targetPort
+    const endpointsOf = (protocol: string, targetPort: number): MeshEndpoint[] =>
+      running
+        .flatMap((t) => {
+          const at = t.labels?.[ENDPOINT_LABEL]
+          const cut = at?.lastIndexOf(':') ?? -1
+          if (!at || cut <= 0) return []
+          const perPort = parseEndpointPorts(t.labels?.[ENDPOINTS_LABEL])
+          const port =
+            perPort.size > 0
+              ? perPort.get(`${protocol}/${targetPort}`)
+              : protocol === 'tcp' && targetPort === firstTcp
+                ? Number(at.slice(cut + 1))
+                : undefined
+          return port === undefined ? [] : [{ address: at.slice(0, cut), port, node: t.nodeId }]
+        })
+        .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port))
     const tasks = running.map((t) => {
       const a = t.networks.find((x) => x.networkId === ingress && x.addresses.length > 0)
       return { id: t.id, node: t.nodeId, ...(a ? { ingress: a.addresses[0]!.split('/')[0]! } : {}) }
@@ -43,7 +53,7 @@ export function meshServices(tx: ReadTx): PublishedPort[] {
         protocol: p.protocol as 'tcp' | 'udp',
         publishedPort: p.publishedPort,
         publishMode: p.publishMode === 'host' ? 'host' : 'ingress',
-        endpoints: p.protocol === 'tcp' && p.targetPort === proxied ? endpoints : [],
+        endpoints: endpointsOf(p.protocol, p.targetPort),
         targetPort: p.targetPort,
         tasks,
       })

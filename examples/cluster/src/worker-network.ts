@@ -24,7 +24,7 @@ import {
 } from '@swarmkit/overlay'
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
-import { type EndpointForwarder, forwardEndpoint } from './endpoint-forwarder.js'
+import { forwardTaskPorts, type TaskEndpoint } from './endpoint-forwarder.js'
 import { hasIngressAddress, publishesThroughIngress } from './ingress-view.js'
 import { type KernelIngress, kernelIngress } from './kernel-ingress.js'
 import { applyViewUpdate, EMPTY_VIEW, type NetworkViewUpdate } from './network-view.js'
@@ -63,6 +63,12 @@ function overlayNetworks(task: Assignment): string[] {
   ]
 }
 
+/** A task on overlay networks: its first address (host-mode ports) and its forwarders (userspace mesh). */
+interface Attachment {
+  forwarder?: { endpoint: TaskEndpoint | undefined; close(): void }
+  address?: string
+}
+
 export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerNetworking {
   const log = options.log ?? (() => {})
   const local = options.local ?? localTaskNetworking({ log })
@@ -74,7 +80,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   let view: SwarmView = EMPTY_VIEW
   let applied: Promise<void> = Promise.resolve()
   const waiters = new Set<() => void>()
-  const overlay = new Map<string, { forwarder?: EndpointForwarder; address?: string }>()
+  const overlay = new Map<string, Attachment>()
   const ingress: KernelIngress = kernelIngress({
     context: () => (driver && node ? { driver, node: node.id, prefix: overlayPrefix(node.id) } : undefined),
     addressOf: (id) => overlay.get(id)?.address,
@@ -177,15 +183,15 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
         await applied
         const sandbox = await swarm.attachTask(task.taskId, { pid })
         const first = sandbox.interfaces[0]
-        const a: { forwarder?: EndpointForwarder; address?: string } = first ? { address: first.address } : {}
+        const a: Attachment = first ? { address: first.address } : {}
         overlay.set(task.taskId, a)
         log(
           `task ${task.taskId}: ${sandbox.interfaces.map((i) => `${i.address} on ${i.network}`).join(', ')} (node ${t.node})`,
         )
-        const target = task.ports.find((p) => p.protocol === 'tcp')?.targetPort
-        if (target === undefined || !first || !node) return undefined
-        a.forwarder = await forwardEndpoint(node.addr, { host: first.address, port: target })
-        return a.forwarder.endpoint
+        if (!first || !node) return undefined
+        const forwarded = await forwardTaskPorts(node.addr, first.address, task.ports)
+        a.forwarder = forwarded
+        return forwarded.endpoint
       } catch (err) {
         // The kernel path cannot run here: the task still gets the node-local network, and the node says so.
         log(

@@ -86,7 +86,10 @@ const SCRIPTS: Record<string, string> = {
   web: `#!/bin/sh
 mkdir -p /www/cgi-bin
 echo "web $VERSION on $(hostname)" > /www/index.html
-printf '#!/bin/sh\\necho "Content-Type: text/plain"\\necho\\necho "$REMOTE_ADDR"\\n' > /www/cgi-bin/peer
+cat > /www/cgi-bin/peer <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' "$REMOTE_ADDR"
+CGI
 chmod +x /www/cgi-bin/peer
 echo "web $VERSION listening as $(hostname)"
 trap 'echo "web $VERSION stopping"; kill $pid; exit 0' TERM INT

@@ -471,8 +471,19 @@ s.bind(5353, '0.0.0.0'); setTimeout(() => process.exit(0), 120000)`,
             async () => (await hostUdp(h1, h.addr, 5353, 'ping')) === `udp ${t!.name} ping`,
             60_000,
           )
-          .catch((err) => {
-            throw new Error(`${(err as Error).message} (echo: ${echoErr || 'no error'})`)
+          .catch(async (err) => {
+            const rules = (
+              await lab.inHost(h, [
+                'nft',
+                'list',
+                'table',
+                'inet',
+                `${overlayPrefix(h.nodeId!)}_ingress_entry`,
+              ])
+            ).stdout
+            throw new Error(
+              `${(err as Error).message} (echo: ${echoErr || 'no error'}, exit ${echo.exitCode ?? echo.signalCode ?? 'none'}; last answer ${await hostUdp(h1, h.addr, 5353, 'ping')}; rules on ${h.name}: ${rules})`,
+            )
           })
         await lab.until(
           `tcp 8082 on ${h.name}`,
@@ -505,12 +516,12 @@ s.bind(5353, '0.0.0.0'); setTimeout(() => process.exit(0), 120000)`,
       async () => (await tasksOf('hostmode', 'ingress')).some((t) => t.state === 'running'),
       120_000,
     )
-    // From h1's namespace to h2: the task sees h1's own address, not a translated one.
-    await lab.until(
-      'the client address seen by the task',
-      async () => (await hostGets(h1, `http://${h2.addr}:9090/cgi-bin/peer`, 1))[0] === h1.addr,
-      60_000,
-    )
+    // From h1's namespace to h2: the task sees h1's own address, not a translated one (busybox httpd
+    // listens on IPv6 and writes an IPv4 peer as [::ffff:a.b.c.d]).
+    const peer = async () =>
+      (await hostGets(h1, `http://${h2.addr}:9090/cgi-bin/peer`, 1))[0]!.replace(/^\[::ffff:(.*)\]$/, '$1')
+    await lab.until('the client address seen by the task', async () => (await peer()) === h1.addr, 60_000)
+    expect(await peer()).toBe(h1.addr)
     expect(await kernelRules(h2, 'host_ports')).toMatch(/tcp dport 9090 dnat/)
     expect(await listeners(h2, 9090)).toBe('')
     // No task on h3: nothing answers there.
