@@ -134,6 +134,79 @@ describe('ingress attachments and views (in-process cluster)', { timeout: 60_000
   })
 })
 
+describe('the userspace fallback: a forwarder per published port (in-process cluster)', {
+  timeout: 60_000,
+}, () => {
+  let mgr: ClusterNode
+  const stop = new AbortController()
+  let mesh: PublishedPort[] = []
+
+  beforeAll(async () => {
+    mgr = await node('ing-proxy')
+    await ok(mgr, ['swarm', 'init'])
+    void (async () => {
+      for await (const list of mgr.daemon.manager!.dispatcher.mesh('', stop.signal))
+        mesh = list as PublishedPort[]
+    })()
+  })
+
+  afterAll(async () => {
+    stop.abort()
+    await mgr?.close()
+    cleanup()
+  })
+
+  it('balances each TCP and UDP port over the endpoints the tasks reported for it', async () => {
+    await ok(mgr, [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'two',
+      '--publish',
+      '8090:80',
+      '--publish',
+      'published=5390,target=53,protocol=udp',
+      'busybox',
+    ])
+    await waitFor(
+      () => mesh.some((p) => p.publishedPort === 8090 && p.endpoints.length === 1),
+      'the task running with its endpoint',
+      30_000,
+      () => JSON.stringify(mesh),
+    )
+    const id = (await ok(mgr, ['service', 'ps', '-q', 'two'])).trim()
+    const nodeId = (await ok(mgr, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
+    const addr = mesh.find((p) => p.publishedPort === 8090)!.endpoints[0]!.address
+    // What a node's task networking reports: one forwarder per published target port.
+    await mgr.daemon.manager!.dispatcher.updateStatus(nodeId, [
+      {
+        taskId: id,
+        state: 'running',
+        message: 'started',
+        endpoint: {
+          address: addr,
+          port: 41001,
+          ports: [
+            { protocol: 'tcp', targetPort: 80, port: 41001 },
+            { protocol: 'udp', targetPort: 53, port: 41002 },
+          ],
+        } as never,
+      },
+    ])
+    await waitFor(
+      () => mesh.find((p) => p.publishedPort === 5390)?.endpoints[0]?.port === 41002,
+      'the UDP port reaching its own forwarder',
+      30_000,
+      () => JSON.stringify(mesh),
+    )
+    expect(mesh.find((p) => p.publishedPort === 8090)!.endpoints.map((e) => e.port)).toEqual([41001])
+    expect(mesh.find((p) => p.publishedPort === 5390)!.endpoints).toEqual([
+      { address: addr, port: 41002, node: nodeId },
+    ])
+  })
+})
+
 describe('kernelIngress where the kernel path cannot run', () => {
   const view: SwarmView = {
     nodes: [{ id: 'a', vtep: '127.0.0.1' }],

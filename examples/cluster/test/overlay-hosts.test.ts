@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { overlayPrefix } from '../src/worker-network.js'
 import { buildImages, IMAGES } from './engine-helpers.js'
-import { type Host, hostsUnavailable, NetnsHosts } from './netns-hosts.js'
+import { type Host, hostsUnavailable, NetnsHosts, sh } from './netns-hosts.js'
 
 const unavailable = await hostsUnavailable()
 
@@ -455,7 +455,7 @@ s.send(process.argv[3], Number(process.argv[2]), process.argv[1])`,
         process.execPath,
         '-e',
         `const s = require('node:dgram').createSocket('udp4')
-s.on('message', (m, r) => s.send('udp ' + process.argv[1] + ' ' + m, r.port, r.address))
+s.on('message', (m, r) => { console.error('from ' + r.address); s.send('udp ' + process.argv[1] + ' ' + m, r.port, r.address) })
 s.bind(5353, '0.0.0.0'); setTimeout(() => process.exit(0), 120000)`,
         t!.name,
       ],
@@ -472,15 +472,12 @@ s.bind(5353, '0.0.0.0'); setTimeout(() => process.exit(0), 120000)`,
             60_000,
           )
           .catch(async (err) => {
-            const rules = (
-              await lab.inHost(h, [
-                'nft',
-                'list',
-                'table',
-                'inet',
-                `${overlayPrefix(h.nodeId!)}_ingress_entry`,
-              ])
-            ).stdout
+            const prefix = overlayPrefix(h.nodeId!)
+            const rules = [
+              (await lab.inHost(h, ['nft', 'list', 'table', 'inet', `${prefix}_ingress_entry`])).stdout,
+              (await sh('ip', ['netns', 'exec', `${prefix}-ingress-sbox`, 'nft', 'list', 'ruleset'])).stdout,
+              `tcp: ${(await hostGets(h1, `http://${h.addr}:8082/`, 1))[0]}`,
+            ].join('\n')
             throw new Error(
               `${(err as Error).message} (echo: ${echoErr || 'no error'}, exit ${echo.exitCode ?? echo.signalCode ?? 'none'}; last answer ${await hostUdp(h1, h.addr, 5353, 'ping')}; rules on ${h.name}: ${rules})`,
             )
