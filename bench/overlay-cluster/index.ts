@@ -169,13 +169,24 @@ async function main(): Promise<void> {
       console.log(
         `  through the ingress mesh      ${median(res.mesh).toFixed(0)} ${unit}  = ${(ratio(res.mesh) * 100).toFixed(0)}% of direct (runs: ${res.mesh.map((x) => x.toFixed(0)).join(', ')})`,
       )
+      return { direct: median(res.direct), vip: ratio(res.vip), mesh: ratio(res.mesh) }
     }
-    report(
+    const rps = report(
       `requests (a new TCP connection each, 8 at a time, ${SECONDS} s per run, ${ROUNDS} rounds; ratio = median of per-round ratios):`,
       'req/s',
       measure('rps'),
     )
-    report(`throughput (${BYTES / MiB} MiB per run, ${ROUNDS} rounds):`, 'MiB/s', measure('mib'))
+    const mib = report(`throughput (${BYTES / MiB} MiB per run, ${ROUNDS} rounds):`, 'MiB/s', measure('mib'))
+    console.log(
+      JSON.stringify({
+        direct_req_per_s: Math.round(rps.direct),
+        vip_vs_direct_requests: Number(rps.vip.toFixed(3)),
+        mesh_vs_direct_requests: Number(rps.mesh.toFixed(3)),
+        direct_mib_per_s: Math.round(mib.direct),
+        vip_vs_direct_throughput: Number(mib.vip.toFixed(3)),
+        mesh_vs_direct_throughput: Number(mib.mesh.toFixed(3)),
+      }),
+    )
   } finally {
     for (const c of servers) c.kill('SIGKILL')
     const left = await lab.destroy()
