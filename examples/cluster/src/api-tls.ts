@@ -79,8 +79,10 @@ export function checkApiExposure(
   const host = address.slice(0, address.lastIndexOf(':'))
   const verified = !!tls && tls.verify !== false
   if (verified || isLoopback(host)) return { warnings: [] }
+  // dockerd's words (its log adds the address as a `host` field).
   const warnings = [
-    `Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network. host="tcp://${address}"`,
+    'Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.',
+    'Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!',
   ]
   if (tls) return { warnings }
   if (!insecure)

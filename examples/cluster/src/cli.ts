@@ -36,7 +36,7 @@ const USAGE = `usage: swarmkit-cluster --state-dir DIR [--api HOST:PORT|/path.so
   --tlskey FILE           the API's key (PEM)
   --tls                   TLS without checking clients; --tls=false serves a non-loopback address in the clear
   --metrics-addr HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics
-  --log-level LEVEL       debug, info (default), warn, error or fatal
+  --log-level LEVEL       debug, info (default), warn (or warning), error or fatal
   --log-format FORMAT     text (default) or json (one object per line)
   -D, --debug             --log-level debug, with raft's and the dispatcher's detail
   --quiet                 no log lines on stderr
@@ -108,7 +108,8 @@ const snapshotInterval = count('snapshot-interval')
 const heartbeatPeriodMs = count('heartbeat-period')
 // The most tasks one service may ask for (replicas, job completions); specs over it get a 400.
 const maxReplicas = count('max-replicas')
-const level = values.debug ? 'debug' : values['log-level']!
+// dockerd takes `warning` as well as `warn`.
+const level = values.debug ? 'debug' : values['log-level'] === 'warning' ? 'warn' : values['log-level']!
 if (!LOG_LEVELS.includes(level as LogLevel))
   usageError(`unknown --log-level "${level}": use one of ${LOG_LEVELS.join(', ')}`)
 if (!LOG_FORMATS.includes(values['log-format'] as LogFormat))
@@ -126,7 +127,8 @@ try {
       ...(values.tlscert ? { cert: values.tlscert } : {}),
       ...(values.tlskey ? { key: values.tlskey } : {}),
     })
-  for (const w of checkApiExposure(values.api!, apiTls, explicitlyOff.size > 0).warnings) logger.warn(w)
+  for (const w of checkApiExposure(values.api!, apiTls, explicitlyOff.size > 0).warnings)
+    logger.warn(w, { host: `tcp://${values.api}` })
 } catch (err) {
   usageError((err as Error).message)
 }

@@ -34,6 +34,8 @@ export interface LoggerOptions {
 }
 
 const rank = (l: LogLevel) => LOG_LEVELS.indexOf(l)
+/** A level as logrus (dockerd) writes it: `warning` for warn. */
+const levelName = (l: LogLevel) => (l === 'warn' ? 'warning' : l)
 
 /** logrus quotes a value when it holds anything but word characters and a few safe ones. */
 function textValue(v: unknown): string {
@@ -58,13 +60,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       )
       const time = clock().toISOString()
       if (format === 'json') {
-        write(`${JSON.stringify({ time, level: at, msg, module, fields })}\n`)
+        write(`${JSON.stringify({ time, level: levelName(at), msg, module, fields })}\n`)
         return
       }
       const extra = Object.entries(fields)
         .map(([k, v]) => ` ${k}=${textValue(v)}`)
         .join('')
-      write(`time="${time}" level=${at} msg=${JSON.stringify(msg)} module=${module}${extra}\n`)
+      write(`time="${time}" level=${levelName(at)} msg=${JSON.stringify(msg)} module=${module}${extra}\n`)
     }
     return {
       level,

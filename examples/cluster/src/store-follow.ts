@@ -10,23 +10,32 @@ import {
   type WatchOptions,
 } from '@swarmkit/store'
 
-/** Calls `onEvent` for each change of `options.table` until `signal` aborts or the store closes. */
+/**
+ * Calls `onEvent` for each change of `options.table` until `signal` aborts or the store closes. After a
+ * dropped watch, `options.onResync` (if given) is called once the new watch is in place, so that an observer
+ * that keeps state can read the changes it missed from the store.
+ */
 export async function followStore<T extends Table>(
   store: ClusterStore,
-  options: Pick<WatchOptions<T>, 'table' | 'action'>,
+  options: Pick<WatchOptions<T>, 'table' | 'action'> & { readonly onResync?: () => void },
   onEvent: (event: StoreEvent<T>) => void,
   signal: AbortSignal,
   log?: (line: string) => void,
 ): Promise<void> {
+  const { onResync, ...watchOptions } = options
+  let dropped = false
   while (!signal.aborted && !store.closed) {
     try {
-      for await (const e of store.watch<T>({ ...options, signal })) onEvent(e)
+      const watch = store.watch<T>({ ...watchOptions, signal })
+      if (dropped) onResync?.()
+      for await (const e of watch) onEvent(e)
       return
     } catch (err) {
       if (!isStoreError(err) || err.code !== 'WATCH_DROPPED') {
         if (!signal.aborted && !store.closed) log?.(`store watch ended: ${(err as Error).message}`)
         return
       }
+      dropped = true
       log?.('store watch fell behind and was dropped: following again from now')
     }
   }

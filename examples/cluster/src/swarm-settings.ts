@@ -5,6 +5,7 @@
 import type { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import type { ClusterSpec, ClusterStore } from '@swarmkit/store'
 import { ApiError } from './errors.js'
+import { followStore } from './store-follow.js'
 
 /** The raft and dispatcher fields of `POST /swarm/update`'s spec (Docker's PascalCase). */
 interface SwarmSpecSettings {
@@ -92,9 +93,7 @@ export async function followRaftSettings(
     storage.keepOldSnapshots = r.keepOldSnapshots
   }
   apply()
-  try {
-    for await (const _ of store.watch({ table: 'clusters', signal })) apply()
-  } catch {
-    // the store closed with the manager
-  }
+  // A watch dropped behind a burst of writes (a manager replaying its log) is followed again, from the
+  // settings as they are then.
+  await followStore(store, { table: 'clusters', onResync: apply }, apply, signal)
 }

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { buildImages, containersOf, IMAGES, removeContainers, testEngine } from './engine-helpers.js'
 import { cleanup, dumpTasks, node, ok, waitFor } from './helpers.js'
+import { waitServiceLs, waitUpdateState } from './service-waits.js'
 
 const engine = await testEngine()
 
@@ -84,13 +85,7 @@ describe.skipIf(!engine)('orchestration on a Docker Engine', { timeout: 180_000 
       '2s',
       IMAGES.webV1,
     ])
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).trim() ===
-        '2/2',
-      'web 2/2',
-      60_000,
-    )
+    await waitServiceLs(n, 'web', '2/2', { ms: 60_000 })
     await ok(n, [
       'service',
       'update',
@@ -105,23 +100,7 @@ describe.skipIf(!engine)('orchestration on a Docker Engine', { timeout: 180_000 
       '1',
       'web',
     ])
-    const status = await waitFor(
-      async () => {
-        const s = (
-          await ok(n, [
-            'service',
-            'inspect',
-            'web',
-            '--format',
-            '{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}',
-          ])
-        ).trim()
-        return s.startsWith('rollback_completed') && s
-      },
-      'the update rolled back',
-      120_000,
-      () => dumpTasks(n),
-    )
+    const status = await waitUpdateState(n, 'web', 'rollback_completed', { ms: 120_000 })
     expect(status).toBe('rollback_completed|rollback completed')
     expect(
       (

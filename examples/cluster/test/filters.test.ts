@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
 import { cleanup, docker, dumpTasks, joinSwarm, node, ok, waitFor } from './helpers.js'
+import { createService } from './service-waits.js'
 
 const lines = (s: string) => s.trim().split('\n').filter(Boolean).sort()
 
@@ -28,6 +29,29 @@ describe('list filters, secret and config updates, stack redeploys through the d
     cleanup()
   })
 
+  /** A stack file with one service using secret `token` and config `settings` (files secret.txt and conf.txt). */
+  const writeStack = (file: string, service: string, ...extra: string[]) => {
+    writeFileSync(join(dir, 'secret.txt'), 'one')
+    writeFileSync(join(dir, 'conf.txt'), 'a=1')
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        `  ${service}:`,
+        '    image: nginx:alpine',
+        '    secrets: [token]',
+        '    configs: [settings]',
+        ...extra,
+        'secrets:',
+        '  token: { file: ./secret.txt }',
+        'configs:',
+        '  settings: { file: ./conf.txt }',
+        '',
+      ].join('\n'),
+    )
+  }
+
   it('filters nodes by node label, role, name and membership; refuses unknown keys in moby words', async () => {
     await ok(mgr, ['node', 'update', '--label-add', 'zone=b', 'fwrk'])
     const names = async (...f: string[]) =>
@@ -47,17 +71,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
   })
 
   it('filters tasks by name (service.slot), desired state and node', async () => {
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'web',
-      '--replicas',
-      '4',
-      'nginx',
-    ])
+    await createService(mgr, 'web', '--replicas', '4', 'nginx')
     await waitFor(
       async () => lines(await ok(mgr, ['service', 'ps', 'web', '-q'])).length === 4,
       'four tasks',
@@ -80,17 +94,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
   })
 
   it('filters services by mode and name, networks by type and dangling, secrets and configs by name', async () => {
-    await ok(mgr, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'agent',
-      '--mode',
-      'global',
-      'busybox',
-    ])
+    await createService(mgr, 'agent', '--mode', 'global', 'busybox')
     expect(lines(await ok(mgr, ['service', 'ls', '-f', 'mode=global', '--format', '{{.Name}}']))).toEqual([
       'agent',
     ])
@@ -130,26 +134,94 @@ describe('list filters, secret and config updates, stack redeploys through the d
     await ok(mgr, ['service', 'rm', 'agent', 'web'])
   })
 
+  it('filters by id and label on every list, tasks by node and id; unknown keys are a 400', async () => {
+    await createService(mgr, 'lab', '--label', 'tier=front', '--replicas', '2', 'nginx')
+    await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'plain', 'nginx'])
+    const q = async (args: string[]) => lines(await ok(mgr, args))
+    const id = async (kind: string, name: string) =>
+      (await ok(mgr, [kind, 'inspect', '-f', '{{.ID}}', name])).trim()
+    // nodes: id prefix; label (the engine's labels: none here) and node.label
+    const wid = await id('node', 'fwrk')
+    expect(await q(['node', 'ls', '-f', `id=${wid.slice(0, 5)}`, '--format', '{{.Hostname}}'])).toEqual([
+      'fwrk',
+    ])
+    expect(await q(['node', 'ls', '-f', 'label=zone', '--format', '{{.Hostname}}'])).toEqual([])
+    // services: id prefix, label key or key=value
+    const sid = await id('service', 'lab')
+    expect(await q(['service', 'ls', '-f', `id=${sid.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'lab',
+    ])
+    expect(await q(['service', 'ls', '-f', 'label=tier', '--format', '{{.Name}}'])).toEqual(['lab'])
+    expect(await q(['service', 'ls', '-f', 'label=tier=front', '--format', '{{.Name}}'])).toEqual(['lab'])
+    expect(await q(['service', 'ls', '-f', 'label=tier=back', '--format', '{{.Name}}'])).toEqual([])
+    // tasks: by node (name or ID), id prefix, the service's labels
+    await waitFor(
+      async () => (await q(['service', 'ps', 'lab', 'plain', '-q'])).length === 3,
+      'three tasks',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    const all = await q(['service', 'ps', 'lab', 'plain', '--no-trunc', '--format', '{{.ID}} {{.Node}}'])
+    const onWorker = all.filter((l) => l.endsWith(' fwrk')).map((l) => l.split(' ')[0]!)
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', 'node=fwrk', '-q'])).toEqual(onWorker.sort())
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', `node=${wid}`, '-q'])).toEqual(onWorker.sort())
+    const [first] = all[0]!.split(' ')
+    expect(await q(['service', 'ps', 'lab', 'plain', '-f', `id=${first!.slice(0, 8)}`, '-q'])).toEqual([
+      first,
+    ])
+    expect(
+      await q(['service', 'ps', 'lab', 'plain', '-f', 'label=tier=front', '--format', '{{.Name}}']),
+    ).toEqual(['lab.1', 'lab.2'])
+    expect((await docker(mgr, ['service', 'ps', '-f', 'node=nowhere', 'lab'])).stderr).toContain('nowhere')
+    // networks: driver, id, label, dangling=false (the ingress network and the ones services use)
+    await ok(mgr, ['network', 'create', '-d', 'overlay', '--label', 'team=a', 'labelled'])
+    await ok(mgr, ['service', 'update', '-d', '--network-add', 'labelled', 'plain'])
+    const nid = await id('network', 'labelled')
+    const nets = (...f: string[]) =>
+      q(['network', 'ls', ...f.flatMap((x) => ['-f', x]), '--format', '{{.Name}}'])
+    expect(await nets(`id=${nid.slice(0, 6)}`)).toEqual(['labelled'])
+    expect(await nets('label=team=a')).toEqual(['labelled'])
+    expect(await nets('label=team=b')).toEqual([])
+    expect(await nets('driver=overlay')).toEqual(expect.arrayContaining(['ingress', 'labelled']))
+    expect(await nets('driver=bridge')).toEqual([])
+    expect(
+      await waitFor(
+        async () => (await nets('dangling=false')).length === 2 && nets('dangling=false'),
+        'used networks',
+      ),
+    ).toEqual(['ingress', 'labelled'])
+    // secrets and configs: id prefix, label
+    await ok(mgr, ['secret', 'create', '--label', 'env=prod', 'prod_pass', '-'], 'pw')
+    await ok(mgr, ['config', 'create', '--label', 'env=prod', 'prod_conf', '-'], 'x=2')
+    const secId = await id('secret', 'prod_pass')
+    const cfgId = await id('config', 'prod_conf')
+    expect(await q(['secret', 'ls', '-f', `id=${secId.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'prod_pass',
+    ])
+    expect(await q(['secret', 'ls', '-f', 'label=env=prod', '--format', '{{.Name}}'])).toEqual(['prod_pass'])
+    expect(await q(['secret', 'ls', '-f', 'label=env=dev', '--format', '{{.Name}}'])).toEqual([])
+    expect(await q(['config', 'ls', '-f', `id=${cfgId.slice(0, 6)}`, '--format', '{{.Name}}'])).toEqual([
+      'prod_conf',
+    ])
+    expect(await q(['config', 'ls', '-f', 'label=env', '--format', '{{.Name}}'])).toEqual(['prod_conf'])
+    // Unknown keys: 400 with moby's words, on every list.
+    const filters = encodeURIComponent(JSON.stringify({ colour: { red: true } }))
+    for (const path of ['nodes', 'services', 'tasks', 'networks', 'secrets', 'configs']) {
+      const r = await fetch(`${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47/${path}?filters=${filters}`)
+      expect([path, r.status]).toEqual([path, 400])
+      expect(await r.json()).toEqual({ message: "invalid filter 'colour'" })
+    }
+    const names = encodeURIComponent(JSON.stringify({ names: { prod_pass: true } }))
+    const exact = await fetch(`${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47/secrets?filters=${names}`)
+    expect(((await exact.json()) as { Spec: { Name: string } }[]).map((x) => x.Spec.Name)).toEqual([
+      'prod_pass',
+    ])
+    await ok(mgr, ['service', 'rm', 'lab', 'plain'])
+  })
+
   it('redeploys a stack with secrets and configs; refuses changed data in moby words', async () => {
     const file = join(dir, 'stack.yml')
-    writeFileSync(join(dir, 'secret.txt'), 'one')
-    writeFileSync(join(dir, 'conf.txt'), 'a=1')
-    writeFileSync(
-      file,
-      [
-        'version: "3.8"',
-        'services:',
-        '  api:',
-        '    image: nginx:alpine',
-        '    secrets: [token]',
-        '    configs: [settings]',
-        'secrets:',
-        '  token: { file: ./secret.txt }',
-        'configs:',
-        '  settings: { file: ./conf.txt }',
-        '',
-      ].join('\n'),
-    )
+    writeStack(file, 'api')
     await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
     // The usual CI redeploy: the same file again updates the secret and config (labels) and the service.
     const again = await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'app'])
@@ -160,6 +232,50 @@ describe('list filters, secret and config updates, stack redeploys through the d
     expect(changed.code).not.toBe(0)
     expect(changed.stderr).toContain('only updates to Labels are allowed')
     writeFileSync(join(dir, 'secret.txt'), 'one')
+    // Straight through the API: labels change, a rename is refused, a stale version is out of sequence.
+    const base = `${mgr.dockerHost.replace('tcp://', 'http://')}/v1.47`
+    for (const [kind, name] of [
+      ['secrets', 'app_token'],
+      ['configs', 'app_settings'],
+    ] as const) {
+      const get = async () =>
+        (await (await fetch(`${base}/${kind}/${name}`)).json()) as {
+          ID: string
+          Version: { Index: number }
+          Spec: Record<string, unknown> & { Labels: Record<string, string> }
+        }
+      const cur = await get()
+      const post = (version: number, spec: unknown) =>
+        fetch(`${base}/${kind}/${cur.ID}/update?version=${version}`, {
+          method: 'POST',
+          body: JSON.stringify(spec),
+          headers: { 'Content-Type': 'application/json' },
+        })
+      const relabel = await post(cur.Version.Index, {
+        ...cur.Spec,
+        Labels: { ...cur.Spec.Labels, team: 'b' },
+      })
+      expect([kind, relabel.status]).toEqual([kind, 200])
+      expect((await get()).Spec.Labels).toEqual({ ...cur.Spec.Labels, team: 'b' })
+      const stale = await post(cur.Version.Index, cur.Spec)
+      expect(await stale.json()).toEqual({
+        message: 'rpc error: code = Unknown desc = update out of sequence',
+      })
+      const now = await get()
+      const renamed = await post(now.Version.Index, { ...now.Spec, Name: `${name}_2` })
+      expect([kind, renamed.status]).toEqual([kind, 400])
+      expect(await renamed.json()).toEqual({
+        message: 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed',
+      })
+      const redata = await post(now.Version.Index, {
+        ...now.Spec,
+        Data: Buffer.from('other').toString('base64'),
+      })
+      expect([kind, redata.status]).toEqual([kind, 400])
+      expect(await redata.json()).toEqual({
+        message: 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed',
+      })
+    }
     // The network may wait for the tasks to stop (as in moby); the secret and config go at once.
     await docker(mgr, ['stack', 'rm', 'app'])
     expect((await ok(mgr, ['secret', 'ls', '-q', '-f', 'name=app_token'])).trim()).toBe('')
@@ -168,25 +284,7 @@ describe('list filters, secret and config updates, stack redeploys through the d
 
   it('removes a stack with its secrets and configs while a task lingers on a down node', async () => {
     const file = join(dir, 'pinned.yml')
-    writeFileSync(join(dir, 'secret.txt'), 'one')
-    writeFileSync(join(dir, 'conf.txt'), 'a=1')
-    writeFileSync(
-      file,
-      [
-        'version: "3.8"',
-        'services:',
-        '  job:',
-        '    image: nginx:alpine',
-        '    secrets: [token]',
-        '    configs: [settings]',
-        '    deploy: { placement: { constraints: [node.role==worker] } }',
-        'secrets:',
-        '  token: { file: ./secret.txt }',
-        'configs:',
-        '  settings: { file: ./conf.txt }',
-        '',
-      ].join('\n'),
-    )
+    writeStack(file, 'job', '    deploy: { placement: { constraints: [node.role==worker] } }')
     await ok(mgr, ['stack', 'deploy', '-d', '-c', file, 'pin'])
     await waitFor(
       async () =>

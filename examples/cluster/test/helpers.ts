@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,6 +41,19 @@ export function docker(node: ClusterNode, args: string[], input?: string): Promi
     )
     if (input !== undefined) child.stdin?.end(input)
   })
+}
+
+/** What a child process has printed so far, on standard output and standard error. */
+export function captureOutput(child: ChildProcess): { out: () => string; err: () => string } {
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d) => {
+    out += String(d)
+  })
+  child.stderr?.on('data', (d) => {
+    err += String(d)
+  })
+  return { out: () => out, err: () => err }
 }
 
 /** Starts a long-running docker command (e.g. `service logs -f`); `output()` is what it printed so far. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { closeNodes, docker, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
+import { closeNodes, docker, initSwarm, ok } from './helpers.js'
+import { createService, waitServiceLs } from './service-waits.js'
 
 describe('jobs and restart/update policies through the docker CLI', () => {
   let n: ClusterNode
@@ -13,12 +14,8 @@ describe('jobs and restart/update policies through the docker CLI', () => {
     (await ok(n, ['service', 'inspect', name, '--format', format])).trim()
 
   it('runs a replicated job to its completions, max concurrent at a time', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
+    await createService(
+      n,
       'batch',
       '--mode',
       'replicated-job',
@@ -27,20 +24,14 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       '--max-concurrent',
       '2',
       'busybox',
-    ])
+    )
     expect(await inspect('batch', '{{json .Spec.Mode}}')).toBe(
       '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}',
     )
     expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('0')
-    await waitFor(
-      async () =>
-        (
-          await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Mode}} {{.Replicas}}'])
-        ).trim() === 'replicated job 0/2 (4/4 completed)',
-      'batch 4/4 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'batch', 'replicated job 0/2 (4/4 completed)', {
+      format: '{{.Mode}} {{.Replicas}}',
+    })
     const ps = (
       await ok(n, ['service', 'ps', 'batch', '--format', '{{.Name}} {{.DesiredState}} {{.CurrentState}}'])
     )
@@ -51,46 +42,17 @@ describe('jobs and restart/update policies through the docker CLI', () => {
     // An update runs the job again, as its next iteration.
     await ok(n, ['service', 'update', '-d', '--env-add', 'RUN=2', 'batch'])
     expect(await inspect('batch', '{{.JobStatus.JobIteration.Index}}')).toBe('1')
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).trim() ===
-        '0/2 (4/4 completed)',
-      'batch again 4/4 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'batch', '0/2 (4/4 completed)')
   })
 
   it('runs a global job once per node', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
-      'once',
-      '--mode',
-      'global-job',
-      'busybox',
-    ])
-    await waitFor(
-      async () =>
-        (
-          await ok(n, ['service', 'ls', '--filter', 'name=once', '--format', '{{.Mode}} {{.Replicas}}'])
-        ).trim() === 'global job 0/0 (1/1 completed)',
-      'once 1/1 completed',
-      30_000,
-      () => dumpTasks(n),
-    )
+    await createService(n, 'once', '--mode', 'global-job', 'busybox')
+    await waitServiceLs(n, 'once', 'global job 0/0 (1/1 completed)', { format: '{{.Mode}} {{.Replicas}}' })
   })
 
   it('keeps restart, update and rollback policies as given', async () => {
-    await ok(n, [
-      'service',
-      'create',
-      '-d',
-      '--no-resolve-image',
-      '--name',
+    await createService(
+      n,
       'pol',
       '--restart-condition',
       'on-failure',
@@ -111,7 +73,7 @@ describe('jobs and restart/update policies through the docker CLI', () => {
       '--rollback-failure-action',
       'continue',
       'nginx:alpine',
-    ])
+    )
     expect(await inspect('pol', '{{json .Spec.TaskTemplate.RestartPolicy}}')).toBe(
       '{"Condition":"on-failure","Delay":2000000000,"MaxAttempts":3,"Window":60000000000}',
     )

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, lineLog } from '../src/logging.js'
-import { waitFor } from './helpers.js'
+import { captureOutput, waitFor } from './helpers.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'swarmkit-logging-'))
@@ -26,24 +26,17 @@ function start(name: string, args: string[]) {
     ...args,
   ])
   children.push(child)
-  let out = ''
-  let err = ''
-  child.stdout!.on('data', (d) => {
-    out += String(d)
-  })
-  child.stderr!.on('data', (d) => {
-    err += String(d)
-  })
+  const { out, err } = captureOutput(child)
   return {
     child,
-    out: () => out,
-    err: () => err,
+    out,
+    err,
     host: () =>
       waitFor(
-        () => /DOCKER_HOST=(tcp:\/\/\S+)/.exec(out)?.[1],
+        () => /DOCKER_HOST=(tcp:\/\/\S+)/.exec(out())?.[1],
         'the API address',
         20_000,
-        () => out + err,
+        () => out() + err(),
       ),
   }
 }
@@ -109,7 +102,7 @@ describe('the node log (--log-level, --log-format, --debug)', () => {
     for (const r of records) {
       expect(Object.keys(r)).toEqual(['time', 'level', 'msg', 'module', 'fields'])
       expect(Number.isNaN(Date.parse(r.time as string))).toBe(false)
-      expect(['debug', 'info', 'warn', 'error', 'fatal']).toContain(r.level)
+      expect(['debug', 'info', 'warning', 'error', 'fatal']).toContain(r.level)
     }
     expect(records).toContainEqual(
       expect.objectContaining({

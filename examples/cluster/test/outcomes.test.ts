@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, SIMULATE_LABELS } from '../src/index.js'
 import { closeNodes, dumpTasks, initSwarm, ok, waitFor } from './helpers.js'
+import { createService, waitServiceLs, waitUpdateState } from './service-waits.js'
 
 describe('orchestration follows task outcomes', () => {
   let n: ClusterNode
@@ -28,8 +29,15 @@ describe('orchestration follows task outcomes', () => {
       .filter(Boolean)
       .map((l) => l.split('|'))
 
-  const create = (name: string, args: string[]) =>
-    ok(n, ['service', 'create', '-d', '--no-resolve-image', '--name', name, ...args])
+  /** `service update` flags that make the new tasks exit 1 soon after they start. */
+  const failingTasks = [
+    '--container-label-add',
+    `${SIMULATE_LABELS.exitCode}=1`,
+    '--container-label-add',
+    `${SIMULATE_LABELS.exitAfter}=50`,
+  ]
+
+  const create = (name: string, args: string[]) => createService(n, name, ...args)
 
   it('restarts a failing task by its restart policy and stops at max attempts', async () => {
     await create('crash', [
@@ -111,43 +119,19 @@ describe('orchestration follows task outcomes', () => {
 
   it('rolls back an update whose tasks fail (--update-failure-action rollback)', async () => {
     await create('web', ['--replicas', '2', 'nginx:alpine'])
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).trim() ===
-        '2/2',
-      'web 2/2',
-    )
+    await waitServiceLs(n, 'web', '2/2')
     await ok(n, [
       'service',
       'update',
       '-d',
-      '--container-label-add',
-      `${SIMULATE_LABELS.exitCode}=1`,
-      '--container-label-add',
-      `${SIMULATE_LABELS.exitAfter}=50`,
+      ...failingTasks,
       '--update-failure-action',
       'rollback',
       '--update-monitor',
       '2s',
       'web',
     ])
-    const status = await waitFor(
-      async () => {
-        const s = (
-          await ok(n, [
-            'service',
-            'inspect',
-            'web',
-            '--format',
-            '{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}',
-          ])
-        ).trim()
-        return s.startsWith('rollback_completed') && s
-      },
-      'the update rolled back',
-      60_000,
-      () => dumpTasks(n),
-    )
+    const status = await waitUpdateState(n, 'web', 'rollback_completed')
     expect(status).toBe('rollback_completed|rollback completed')
     const labels = (
       await ok(n, [
@@ -159,49 +143,14 @@ describe('orchestration follows task outcomes', () => {
       ])
     ).trim()
     expect(labels).not.toContain(SIMULATE_LABELS.exitCode)
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).trim() ===
-        '2/2',
-      'web 2/2 again',
-    )
+    await waitServiceLs(n, 'web', '2/2')
   })
 
   it('pauses an update whose tasks fail (the default failure action)', async () => {
     await create('api', ['--replicas', '2', 'nginx:alpine'])
-    await waitFor(
-      async () =>
-        (await ok(n, ['service', 'ls', '--filter', 'name=api', '--format', '{{.Replicas}}'])).trim() ===
-        '2/2',
-      'api 2/2',
-    )
-    await ok(n, [
-      'service',
-      'update',
-      '-d',
-      '--container-label-add',
-      `${SIMULATE_LABELS.exitCode}=1`,
-      '--container-label-add',
-      `${SIMULATE_LABELS.exitAfter}=50`,
-      'api',
-    ])
-    const status = await waitFor(
-      async () => {
-        const s = (
-          await ok(n, [
-            'service',
-            'inspect',
-            'api',
-            '--format',
-            '{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}',
-          ])
-        ).trim()
-        return s.startsWith('paused') && s
-      },
-      'the update paused',
-      60_000,
-      () => dumpTasks(n),
-    )
+    await waitServiceLs(n, 'api', '2/2')
+    await ok(n, ['service', 'update', '-d', ...failingTasks, 'api'])
+    const status = await waitUpdateState(n, 'api', 'paused')
     expect(status).toMatch(/^paused\|update paused due to failure or early termination of task [a-z0-9]{25}$/)
   })
 })

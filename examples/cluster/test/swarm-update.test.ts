@@ -1,8 +1,11 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// Test-only view of a raft node's in-memory log (as the raft package's own simulations read it).
+import { coreOf } from '../../../packages/raft/src/internal/inspect.js'
 import type { ClusterNode } from '../src/index.js'
 import { closeNodes, docker, dumpTasks, joinSwarm, node, ok, stateDir, waitFor } from './helpers.js'
+import { createService } from './service-waits.js'
 
 /** A raw Engine API call (for settings the CLI has no flag for). */
 async function api(n: ClusterNode, method: string, path: string, body?: unknown): Promise<Response> {
@@ -71,22 +74,25 @@ describe('docker swarm update settings take effect', () => {
     expect((await mgr.daemon.manager!.dispatcher.heartbeat(wrk.daemon.nodeId)).periodMs).toBe(1000)
   })
 
+  /** Updates service hist to image nginx:TAG and waits for its task to run. */
+  const updateHist = async (tag: string) => {
+    await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
+    await waitFor(
+      async () =>
+        (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
+          `nginx:${tag} Running`,
+        ),
+      `nginx:${tag} running`,
+      30_000,
+      () => dumpTasks(mgr),
+    )
+  }
+
   it('reaps task history to the limit', async () => {
     await ok(mgr, ['service', 'create', '-d', '--no-resolve-image', '--name', 'hist', 'nginx:1'])
     const tasks = async () =>
       (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n').filter(Boolean)
-    for (const tag of ['2', '3', '4']) {
-      await ok(mgr, ['service', 'update', '-d', '--no-resolve-image', '--image', `nginx:${tag}`, 'hist'])
-      await waitFor(
-        async () =>
-          (await ok(mgr, ['service', 'ps', 'hist', '--format', '{{.Image}} {{.CurrentState}}'])).includes(
-            `nginx:${tag} Running`,
-          ),
-        `nginx:${tag} running`,
-        30_000,
-        () => dumpTasks(mgr),
-      )
-    }
+    for (const tag of ['2', '3', '4']) await updateHist(tag)
     // One running task and one finished one kept (the default would keep five).
     await waitFor(
       async () => (await tasks()).length === 2,
@@ -94,6 +100,62 @@ describe('docker swarm update settings take effect', () => {
       20_000,
       () => dumpTasks(mgr),
     )
+  })
+
+  it('keeps all task history with a negative limit, and max attempts + 1 tasks of a slot with a restart limit', async () => {
+    // -1: never reap (swarm's meaning of a negative limit).
+    await ok(mgr, ['swarm', 'update', '--task-history-limit', '-1'])
+    expect(await ok(mgr, ['info'])).toContain('Task History Retention Limit: -1')
+    for (const tag of ['5', '6']) await updateHist(tag)
+    const histTasks = async () => (await ok(mgr, ['service', 'ps', 'hist', '-q'])).trim().split('\n')
+    // The two kept at the limit of 1, and the two replaced since.
+    await waitFor(
+      async () => (await histTasks()).length === 4,
+      'four tasks of hist',
+      20_000,
+      () => dumpTasks(mgr),
+    )
+    // A restart limit keeps max attempts + 1 tasks of the slot (the restart history), over a lower limit.
+    await ok(mgr, ['swarm', 'update', '--task-history-limit', '1'])
+    await createService(
+      mgr,
+      'crashy',
+      '--restart-condition',
+      'on-failure',
+      '--restart-max-attempts',
+      '2',
+      '--restart-delay',
+      '100ms',
+      '--container-label',
+      'com.swarmkit.simulate.exit-code=1',
+      '--container-label',
+      'com.swarmkit.simulate.exit-after=20',
+      '--constraint',
+      'node.role==manager',
+      'busybox',
+    )
+    const crashy = async () =>
+      (await ok(mgr, ['service', 'ps', 'crashy', '--format', '{{.DesiredState}} {{.CurrentState}}']))
+        .trim()
+        .split('\n')
+    await waitFor(
+      async () => {
+        const t = await crashy()
+        return t.length === 3 && t.every((l) => l.startsWith('Shutdown Failed'))
+      },
+      'three failed attempts kept',
+      30_000,
+      () => dumpTasks(mgr),
+    )
+    // hist is reaped to the limit again; crashy keeps its three.
+    await waitFor(
+      async () => (await histTasks()).length === 2,
+      'hist reaped to 1',
+      20_000,
+      () => dumpTasks(mgr),
+    )
+    expect(await crashy()).toHaveLength(3)
+    await ok(mgr, ['service', 'rm', 'crashy'])
   })
 
   it('takes raft snapshots at the interval and keeps the old ones asked for', async () => {
@@ -124,5 +186,42 @@ describe('docker swarm update settings take effect', () => {
     await ok(mgr, ['swarm', 'update', '--max-snapshots', '0', '--snapshot-interval', '10000'])
     await api(mgr, 'DELETE', '/configs/c25')
     await waitFor(() => snapshots('umgr').length === 1, 'only the latest snapshot', 20_000)
+  })
+  it('keeps the log entries for slow followers behind each snapshot (LogEntriesForSlowFollowers)', async () => {
+    const log = () => coreOf.get(mgr.daemon.manager!.raft)!()!.log
+    /** Entries the leader still holds in its log, for a follower that lags. */
+    const held = () => log().lastIndex() - log().snapIndex
+    const setRaft = async (raft: Record<string, number>) => {
+      const { Spec: spec, Version: version } = (await (await api(mgr, 'GET', '/swarm')).json()) as {
+        Spec: any
+        Version: { Index: number }
+      }
+      const r = await api(mgr, 'POST', `/swarm/update?version=${version.Index}`, {
+        ...spec,
+        Raft: { ...spec.Raft, ...raft },
+      })
+      expect(r.status).toBe(200)
+    }
+    const writes = async (prefix: string, n: number) => {
+      for (let i = 0; i < n; i++)
+        expect(
+          (await api(mgr, 'POST', '/configs/create', { Name: `${prefix}${i}`, Data: 'eA==' })).status,
+        ).toBe(201)
+    }
+    // Few kept: after a snapshot (every 20 entries) the log holds at most those 5 and the entries since.
+    await setRaft({ SnapshotInterval: 20, LogEntriesForSlowFollowers: 5 })
+    await writes('few', 45)
+    await waitFor(
+      () => log().snapIndex > 0 && held() <= 5 + 20,
+      'the log compacted to 5 behind',
+      20_000,
+      () => String(held()),
+    )
+    // Many kept: the log is no longer compacted past the last 300 entries, snapshots or not.
+    await setRaft({ LogEntriesForSlowFollowers: 300 })
+    const before = snapshots('umgr').join()
+    await writes('many', 70)
+    await waitFor(() => snapshots('umgr').join() !== before, 'a snapshot taken since', 20_000)
+    expect(held()).toBeGreaterThanOrEqual(70)
   })
 })

@@ -1,7 +1,6 @@
 // With --tlsverify the page is behind the Engine API's mutual TLS too: refused without a client certificate
 // from the API's CA, and live in Chromium with one.
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,65 +9,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ClusterNode, startNode } from '../src/index.js'
 import { launchBrowser, missingBrowser } from './browser.js'
 import { waitFor } from './helpers.js'
+import { issueCert, makeCa, type PemFiles, probeHttps } from './openssl-certs.js'
 
 const skip = missingBrowser()
-
-/** An EC P-256 key and a certificate for it: self-signed (a CA) or issued by `ca`. */
-function cert(dir: string, name: string, ext: string, ca?: { cert: string; key: string }) {
-  const key = join(dir, `${name}-key.pem`)
-  const crt = join(dir, `${name}.pem`)
-  const extFile = join(dir, `${name}.ext`)
-  writeFileSync(extFile, `${ext}\n`)
-  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key])
-  if (!ca) {
-    execFileSync('openssl', [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      key,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-out',
-      crt,
-    ])
-  } else {
-    const csr = join(dir, `${name}.csr`)
-    execFileSync('openssl', ['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr])
-    execFileSync('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      ca.cert,
-      '-CAkey',
-      ca.key,
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      extFile,
-      '-out',
-      crt,
-    ])
-  }
-  return { cert: crt, key }
-}
 
 describe.skipIf(!!skip)('the browser view over the Engine API TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'swarmkit-ui-tls-'))
   let n: ClusterNode
   let browser: Browser
-  let ca: { cert: string; key: string }
-  let client: { cert: string; key: string }
+  let ca: PemFiles
+  let client: PemFiles
 
   beforeAll(async () => {
-    ca = cert(dir, 'api-ca', 'basicConstraints=critical,CA:true')
-    const server = cert(dir, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth', ca)
-    client = cert(dir, 'client', 'extendedKeyUsage=clientAuth', ca)
+    ca = makeCa(dir, 'api-ca')
+    const server = issueCert(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    client = issueCert(dir, ca, 'client', 'extendedKeyUsage=clientAuth')
     n = await startNode({
       stateDir: join(dir, 'state'),
       apiAddress: '127.0.0.1:0',
@@ -94,21 +49,7 @@ describe.skipIf(!!skip)('the browser view over the Engine API TLS', () => {
   it('refuses a client without a certificate and shows the swarm to one with', async () => {
     expect(n.uiUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/ui\/$/)
     const url = new URL(n.uiUrl!)
-    const get = (withCert: boolean) =>
-      new Promise<string>((resolve) => {
-        const req = request(
-          {
-            host: url.hostname,
-            port: url.port,
-            path: '/ui/',
-            ca: readFileSync(ca.cert),
-            ...(withCert ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}),
-          },
-          (res) => resolve(`answered ${res.statusCode}`),
-        )
-        req.on('error', (err) => resolve(`refused: ${err.message}`))
-        req.end()
-      })
+    const get = (withCert: boolean) => probeHttps(url, '/ui/', ca.cert, withCert ? client : undefined)
     expect(await get(false)).toMatch(/^refused/)
     expect(await get(true)).toBe('answered 200')
 

@@ -42,6 +42,7 @@ export interface OrchestratorOptions {
   random?: (n: number) => Uint8Array
   /**
    * Finished tasks kept per slot; default: the cluster's `orchestration.taskHistoryRetentionLimit`, else 5.
+   * Negative: never reaped (swarm's meaning). A restart policy's `maxAttempts` keeps `maxAttempts + 1`.
    */
   taskHistory?: number
   /**
@@ -80,11 +81,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   checkStore(options.store, 'options.store')
   if (options.random !== undefined && typeof options.random !== 'function')
     throw new TypeError('options.random: expected a function')
-  if (
-    options.taskHistory !== undefined &&
-    (!Number.isSafeInteger(options.taskHistory) || options.taskHistory < 0)
-  )
-    throw new RangeError('options.taskHistory: expected an integer >= 0')
+  if (options.taskHistory !== undefined && !Number.isSafeInteger(options.taskHistory))
+    throw new RangeError('options.taskHistory: expected an integer (negative: never reaped)')
   if (
     options.initialState !== undefined &&
     options.initialState !== 'pending' &&
@@ -812,11 +810,15 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (!list) bySlot.set(key, (list = []))
       list.push(t)
     }
-    void svc
+    // As swarm: a restart limit keeps max attempts + 1 tasks of a slot (the history the restarts are counted
+    // from) whatever the cluster's limit; a negative limit never reaps.
+    const maxAttempts = restartPolicy(svc.spec.taskTemplate.restartPolicy).maxAttempts
+    const keep = maxAttempts > 0 ? maxAttempts + 1 : this.#retention
+    if (keep < 0) return
     for (const list of bySlot.values()) {
-      if (list.length <= this.#retention) continue
+      if (list.length <= keep) continue
       list.sort((a, b) => b.meta.createdAt - a.meta.createdAt || b.meta.version - a.meta.version)
-      for (const t of list.slice(this.#retention)) {
+      for (const t of list.slice(keep)) {
         if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
       }

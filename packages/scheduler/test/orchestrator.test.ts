@@ -1,3 +1,4 @@
+import type { TaskSpec } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createOrchestrator, rollbackService, updateService } from '../src/index.js'
 import { serviceSpec, taskSpec } from './fixtures.js'
@@ -264,18 +265,37 @@ describe('replicated orchestrator', () => {
     expect(h.running(s.id)).toHaveLength(1)
   })
 
-  it('keeps as many finished tasks per slot as configured', async () => {
-    h = await harness({ taskHistory: 2 })
+  /** A one-replica service whose task fails `times` in a row: its failed tasks kept, and how many run. */
+  async function failRepeatedly(
+    taskHistory: number,
+    restartPolicy: TaskSpec['restartPolicy'],
+    times: number,
+  ) {
+    h = await harness({ taskHistory })
     await h.addNodes(1)
-    const s = await h.service(
-      serviceSpec('crash', { taskTemplate: taskSpec({ restartPolicy: { condition: 'any', delay: 0 } }) }),
-    )
+    const s = await h.service(serviceSpec('crash', { taskTemplate: taskSpec({ restartPolicy }) }))
     await h.settle()
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < times; i++) {
       await h.exec.exit(h.running(s.id)[0]!.id, 'failed')
       await h.advance(1)
     }
-    expect(h.tasks(s.id).filter((t) => t.status.state === 'failed')).toHaveLength(2)
+    const kept = h.tasks(s.id).filter((t) => t.status.state === 'failed').length
+    const running = h.running(s.id).length
+    await h.stop()
+    h = undefined
+    return { kept, running }
+  }
+
+  it('keeps as many finished tasks per slot as configured', async () => {
+    expect((await failRepeatedly(2, { condition: 'any', delay: 0 }, 4)).kept).toBe(2)
+  })
+
+  it('never reaps with a negative limit, and keeps max attempts + 1 of a slot with a restart limit', async () => {
+    expect(await failRepeatedly(-1, { condition: 'any', delay: 0 }, 7)).toEqual({ kept: 7, running: 1 })
+    expect(await failRepeatedly(1, { condition: 'any', delay: 0, maxAttempts: 3 }, 4)).toEqual({
+      kept: 4,
+      running: 0,
+    })
   })
 
   it('removes the tasks of a deleted service', async () => {
