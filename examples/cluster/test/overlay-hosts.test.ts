@@ -2,7 +2,8 @@
 // each with its own dockerd and swarmkit node; the docker CLI drives them from the root namespace. Tasks on
 // an overlay network reach each other across hosts by name (127.0.0.11 in each container), `tasks.NAME`
 // lists every task, a service's VIP balances over tasks on every host and follows a scale-down, a
-// published port answers on every host, and two networks stay isolated.
+// published port answers on every host through the kernel ingress mesh (round-robin over tasks on three
+// hosts, UDP and several ports too; host mode keeps the client's address), and two networks stay isolated.
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { overlayPrefix } from '../src/worker-network.js'
