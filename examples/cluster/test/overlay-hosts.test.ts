@@ -476,7 +476,6 @@ s.bind(5353, '0.0.0.0'); setTimeout(() => process.exit(0), 120000)`,
             const prefix = overlayPrefix(h.nodeId!)
             const rules = [
               (await lab.inHost(h, ['nft', 'list', 'table', 'inet', `${prefix}_ingress_entry`])).stdout,
-              (await sh('ip', ['netns', 'exec', `${prefix}-ingress-sbox`, 'nft', 'list', 'ruleset'])).stdout,
               `tcp: ${(await hostGets(h1, `http://${h.addr}:8082/`, 1))[0]}`,
             ].join('\n')
             throw new Error(
