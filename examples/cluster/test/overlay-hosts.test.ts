@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { overlayPrefix } from '../src/worker-network.js'
 import { buildImages, IMAGES } from './engine-helpers.js'
-import { type Host, hostsUnavailable, NetnsHosts, sh } from './netns-hosts.js'
+import { type Host, hostsUnavailable, NetnsHosts } from './netns-hosts.js'
 
 const unavailable = await hostsUnavailable()
 
