@@ -107,6 +107,8 @@ interface PhaseRecord {
   walBytes: number
   heartbeats: number
   statusUpdates: number
+  /** How far the raft term moved: elections held (a leader lost, or a leader's loop stalled too long). */
+  elections: number
   extra: Record<string, number | string>
 }
 
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
         walBytes: max(before, after, 'swarm_raft_wal_written_bytes_total'),
         heartbeats: sum(before, after, 'swarm_dispatcher_heartbeats_total'),
         statusUpdates: sum(before, after, 'swarm_dispatcher_status_updates_total'),
+        elections: max(before, after, 'swarm_raft_term'),
         extra,
       }
       phases.push(rec)
@@ -209,7 +212,8 @@ async function main(): Promise<void> {
       console.log(
         `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
           `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
-          `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; ${JSON.stringify(extra)}`,
+          `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; elections ${rec.elections}; ` +
+          JSON.stringify(extra),
       )
       probe!.send({ op: 'phase', phase: 'idle' })
       return rec
@@ -327,7 +331,7 @@ async function main(): Promise<void> {
     await waitRunning('1', R, `${R} tasks running`)
     const created = Date.now()
     const d1 = await detail('1', t0)
-    await endPhase('create', {
+    const createRec = await endPhase('create', {
       converge_s: (created - t0) / 1000,
       assigned_p50_ms: quantile(d1.seen, 0.5),
       assigned_p99_ms: quantile(d1.seen, 0.99),
@@ -335,6 +339,9 @@ async function main(): Promise<void> {
       running_p99_ms: quantile(d1.ran, 0.99),
     })
     summary.create_converge_s = (created - t0) / 1000
+    summary.create_elections = createRec.elections
+    summary.create_manager_cpu_s = Number(createRec.cpu.reduce((x, y) => x + y, 0).toFixed(1))
+    summary.create_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
     if (STOP_AFTER === 'create') {
@@ -427,7 +434,7 @@ async function main(): Promise<void> {
     const rss = managers.map((m) => (m === leader ? leaderRss : peakRssMiB(m.proc?.pid)))
     console.log('')
     console.log(
-      'phase            |   time s | CPU s m1/m2/m3       | raft entries | WAL MiB | heartbeats/s | status/entry',
+      'phase            |   time s | CPU s m1/m2/m3       | raft entries | WAL MiB | heartbeats/s | status/entry | elections',
     )
     for (const p of phases) {
       const perEntry = p.raftEntries > 0 ? (p.statusUpdates / p.raftEntries).toFixed(1) : '-'
@@ -437,7 +444,7 @@ async function main(): Promise<void> {
           .join(' / ')
           .padEnd(
             20,
-          )} | ${String(p.raftEntries).padStart(12)} | ${(p.walBytes / 2 ** 20).toFixed(1).padStart(7)} | ${(p.heartbeats / p.seconds).toFixed(0).padStart(12)} | ${perEntry.padStart(12)}`,
+          )} | ${String(p.raftEntries).padStart(12)} | ${(p.walBytes / 2 ** 20).toFixed(1).padStart(7)} | ${(p.heartbeats / p.seconds).toFixed(0).padStart(12)} | ${perEntry.padStart(12)} | ${String(p.elections).padStart(9)}`,
       )
     }
     console.log('')

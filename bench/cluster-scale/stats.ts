@@ -34,6 +34,7 @@ const WANTED = [
   'swarm_dispatcher_status_updates_total',
   'swarm_raft_leader',
   'swarm_raft_snapshots_total',
+  'swarm_raft_term',
 ]
 
 /** The counters this bench reads from one manager's `/metrics` (empty when it does not answer). */

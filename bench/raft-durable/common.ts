@@ -8,6 +8,7 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   errors: number
+  firstError?: string
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1. */
@@ -61,14 +62,25 @@ export async function warmUp(
   if (ms > 0) await runWriters(Math.min(writers, 16), ms, write)
 }
 
-/** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
-export async function runWriters(
+/** What {@link measureWriters} saw: every write's latency in ms, in completion order. */
+export interface RawLoad {
+  writers: number
+  latencies: number[]
+  errors: number
+  /** The first failed write's message. */
+  firstError?: string
+  seconds: number
+}
+
+/** Runs `writers` loops of `write(writer, n)` for `ms` and records each write's latency. */
+export async function measureWriters(
   writers: number,
   ms: number,
   write: (writer: number, n: number) => Promise<void>,
-): Promise<LoadResult> {
-  const lat: number[] = []
+): Promise<RawLoad> {
+  const latencies: number[] = []
   let errors = 0
+  let firstError: string | undefined
   const start = performance.now()
   const end = start + ms
   await Promise.all(
@@ -77,22 +89,38 @@ export async function runWriters(
         const t = performance.now()
         try {
           await write(w, n)
-          lat.push(performance.now() - t)
-        } catch {
+          latencies.push(performance.now() - t)
+        } catch (e) {
           errors++
+          firstError ??= (e as Error)?.message ?? String(e)
         }
       }
     }),
   )
-  const seconds = (performance.now() - start) / 1000
-  const sorted = Float64Array.from(lat).sort()
+  return { writers, latencies, errors, firstError, seconds: (performance.now() - start) / 1000 }
+}
+
+/** Throughput and percentiles of one or more raw loads that ran at the same time (several client processes). */
+export function summarize(loads: readonly RawLoad[]): LoadResult {
+  const sorted = Float64Array.from(loads.flatMap((l) => l.latencies)).sort()
+  const seconds = Math.max(...loads.map((l) => l.seconds))
   return {
-    writers,
-    writes: lat.length,
+    writers: loads.reduce((a, l) => a + l.writers, 0),
+    writes: sorted.length,
     seconds,
-    writesPerSec: lat.length / seconds,
+    writesPerSec: sorted.length / seconds,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
-    errors,
+    errors: loads.reduce((a, l) => a + l.errors, 0),
+    firstError: loads.find((l) => l.firstError)?.firstError,
   }
+}
+
+/** Runs `writers` loops of `write(writer, n)` for `ms` and measures each write's latency. */
+export async function runWriters(
+  writers: number,
+  ms: number,
+  write: (writer: number, n: number) => Promise<void>,
+): Promise<LoadResult> {
+  return summarize([await measureWriters(writers, ms, write)])
 }

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { freePorts, type LoadResult, runWriters, waitFor, warmUp } from './common.js'
+import { freePorts, measureWriters, type RawLoad, waitFor, warmUp } from './common.js'
 
 /** The etcd binary, installing Debian's etcd-server if it is not there yet. */
 export function ensureEtcd(): string {
@@ -28,6 +28,8 @@ export function etcdVersion(bin: string): string {
 
 export interface EtcdCluster {
   readonly endpoints: string[]
+  /** The members' process IDs, for their CPU time. */
+  readonly pids: number[]
   stop(): Promise<void>
 }
 
@@ -91,22 +93,46 @@ export async function startEtcdCluster(bin: string, dir: string): Promise<EtcdCl
   } finally {
     probe.close()
   }
-  return { endpoints, stop }
+  return { endpoints, pids: procs.map((p) => p.pid!), stop }
 }
 
-/** Writes 256-byte values with `writers` concurrent writers for `ms` through the etcd3 client. */
-export async function etcdLoad(endpoints: string[], writers: number, ms: number): Promise<LoadResult> {
+/**
+ * Writes 256-byte values with `writers` concurrent writers for `ms` through the etcd3 client, keys under
+ * `prefix`. `gate` is awaited after the warm-up: the clock starts when it resolves.
+ */
+export async function etcdLoad(
+  endpoints: string[],
+  writers: number,
+  ms: number,
+  prefix: string,
+  gate: () => Promise<void>,
+): Promise<RawLoad> {
   const client = new Etcd3({ hosts: endpoints })
   const value = Buffer.alloc(256, 0x61)
   try {
     const write = (w: number, n: number): Promise<void> =>
       client
-        .put(`bench/${w}/${n % 1000}`)
+        .put(`${prefix}/${w}/${n % 1000}`)
         .value(value)
         .then(() => {})
     await warmUp(writers, write)
-    return await runWriters(writers, ms, write)
+    await gate()
+    return await measureWriters(writers, ms, write)
   } finally {
     client.close()
   }
+}
+
+/** The client endpoint of the member that is leader now (the one whose status names itself as leader). */
+export async function etcdLeaderEndpoint(endpoints: readonly string[]): Promise<string> {
+  for (const endpoint of endpoints) {
+    const client = new Etcd3({ hosts: endpoint })
+    try {
+      const status = await client.maintenance.status()
+      if (status.header.member_id === status.leader) return endpoint
+    } finally {
+      client.close()
+    }
+  }
+  throw new Error('no etcd member says it is the leader')
 }

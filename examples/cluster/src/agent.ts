@@ -1,13 +1,14 @@
 // The worker agent (swarmkit's agent): registers its node with what its executor describes, follows the
-// assignments the dispatcher streams, drives one task runner per assigned task through the executor's
-// controller, and reports every task state to the dispatcher, batched. Tasks that leave the assignments
-// (reaped by the managers) are removed from the executor; tasks the executor still holds from an earlier
-// agent are adopted, or removed if the managers no longer know them.
+// assignments the dispatcher streams (a complete set, then changes: assignments-message.ts), drives one task
+// runner per assigned task through the executor's controller, and reports every task state to the
+// dispatcher, batched. Tasks that leave the assignments (reaped by the managers) are removed from the
+// executor; tasks the executor still holds from an earlier agent are adopted, or removed if the managers no
+// longer know them.
 
 import { type TaskState, taskStateRank } from '@swarmkit/store'
+import { checkAssignmentsMessage } from './assignments-message.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
-import { isNetworkViewUpdate, type NetworkViewUpdate } from './network-view.js'
 import { simulatedExecutor } from './simulated-executor.js'
 import { TaskRunner } from './task-runner.js'
 
@@ -159,9 +160,29 @@ export class Agent {
   async #follow(): Promise<void> {
     while (!this.#stop.signal.aborted) {
       try {
-        for await (const list of this.#dispatcher.assignments(this.nodeId, this.#stop.signal)) {
+        // A complete set may come in parts; changes apply only after a whole complete set.
+        let parts: Assignment[] | undefined
+        let whole = false
+        for await (const item of this.#dispatcher.assignments(this.nodeId, this.#stop.signal)) {
           if (this.#stop.signal.aborted) return
-          this.#reconcile(list)
+          // A message that is not one breaks the stream: the next one starts from a complete set again.
+          const m = checkAssignmentsMessage(item)
+          if (m.type === 'incremental' && (!whole || parts))
+            throw new TypeError('assignments message: changes before a complete set')
+          if (m.view) {
+            try {
+              this.executor.networkView?.(m.view)
+            } catch (err) {
+              this.#log(`network view update refused: ${(err as Error).message}`)
+            }
+          }
+          if (m.type === 'complete') {
+            ;(parts ??= []).push(...m.update)
+            if (m.more) continue
+            this.#reconcile(parts)
+            parts = undefined
+            whole = true
+          } else this.#apply(m.update, m.remove)
         }
       } catch (err) {
         if (this.#stop.signal.aborted) return
@@ -171,49 +192,15 @@ export class Agent {
     }
   }
 
-  #reconcile(items: readonly Assignment[]): void {
-    if (!Array.isArray(items)) return
-    // The network view's changes ride in the list (see network-view.ts); a list of only those is no task list.
-    const views = items.filter(isNetworkViewUpdate) as unknown as NetworkViewUpdate[]
-    for (const v of views) {
-      try {
-        this.executor.networkView?.(v)
-      } catch (err) {
-        this.#log(`network view update refused: ${(err as Error).message}`)
-      }
-    }
-    if (views.some((v) => v.viewOnly)) return
-    const list = views.length === 0 ? items : items.filter((a) => !isNetworkViewUpdate(a))
+  /** A complete set: exactly these tasks are the node's now. */
+  #reconcile(list: readonly Assignment[]): void {
     const live = new Set<string>()
     for (const a of list) {
-      if (typeof a?.taskId !== 'string') continue
       live.add(a.taskId)
-      const runner = this.#runners.get(a.taskId)
-      if (runner) {
-        // Most of a list is unchanged for most tasks (the list comes again for any change on the node):
-        // only a new desired state, a state the runner has not reached, or new attachments are news.
-        if (assignmentNews(runner, a)) runner.update(a)
-      } else {
-        const r = new TaskRunner(
-          this.executor.controller(a),
-          (u) => this.#queue(u),
-          (l) => this.#log(l),
-        )
-        this.#runners.set(a.taskId, r)
-        r.kick()
-      }
+      this.#assign(a)
     }
     // Tasks no longer assigned here (reaped or removed): remove what they left behind.
-    for (const [id, r] of this.#runners) {
-      if (live.has(id)) continue
-      this.#runners.delete(id)
-      this.#track(
-        r.remove().catch((err) => {
-          this.#log(`removing task ${id}: ${(err as Error).message}; retrying`)
-          this.#sweepLater()
-        }),
-      )
-    }
+    for (const id of this.#runners.keys()) if (!live.has(id)) this.#unassign(id)
     if (!this.#orphansChecked) {
       this.#orphansChecked = true
       this.#track(
@@ -222,6 +209,42 @@ export class Agent {
         }),
       )
     }
+  }
+
+  /** Changes to the set: tasks new or changed, and tasks that left the node. */
+  #apply(update: readonly Assignment[], remove: readonly string[]): void {
+    for (const a of update) this.#assign(a)
+    for (const id of remove) this.#unassign(id)
+  }
+
+  #assign(a: Assignment): void {
+    const runner = this.#runners.get(a.taskId)
+    if (runner) {
+      // A complete set after a reconnection holds tasks the runners have: only a new desired state, a state
+      // the runner has not reached, or new attachments are news.
+      if (assignmentNews(runner, a)) runner.update(a)
+      return
+    }
+    const r = new TaskRunner(
+      this.executor.controller(a),
+      (u) => this.#queue(u),
+      (l) => this.#log(l),
+    )
+    this.#runners.set(a.taskId, r)
+    r.kick()
+  }
+
+  /** Removes what a task no longer assigned here left behind. */
+  #unassign(id: string): void {
+    const r = this.#runners.get(id)
+    if (!r) return
+    this.#runners.delete(id)
+    this.#track(
+      r.remove().catch((err) => {
+        this.#log(`removing task ${id}: ${(err as Error).message}; retrying`)
+        this.#sweepLater()
+      }),
+    )
   }
 
   /**

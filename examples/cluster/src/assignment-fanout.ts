@@ -1,13 +1,24 @@
-// Which nodes' assignment streams must send again after a commit. One tap on the store's commits serves every
-// stream of a dispatcher: each task change wakes only the stream of its node (and of the node it left),
-// instead of every stream filtering every change. A change the worker made itself, a status report past
-// `assigned` with nothing else different, wakes nobody (swarm's dispatcher skips those too): the worker
-// knows the state it reported, and the next list it gets carries it.
+// What each node's assignment stream must send after a commit. One tap on the store's commits serves every
+// stream of a dispatcher: each task change marks the task on the stream of its node (and of the node it
+// left), instead of every stream filtering every change; the stream then sends only those tasks. A change
+// the worker made itself, a status report past `assigned` with nothing else different, marks nothing
+// (swarm's dispatcher skips those too): the worker knows the state it reported. The same tap marks the
+// network views (network-view.ts) that a change can alter: those of the nodes that hold a view, and of the
+// nodes a task with networks is on or a network change may concern.
 
 import type { ClusterStore, StoreEvent, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 
 const RANK_ASSIGNED = taskStateRank('assigned')
+
+/** Whether a store change can change some node's network view (cheap: runs at commit). */
+export function touchesNetworkView(e: StoreEvent<'tasks' | 'networks' | 'services' | 'nodes'>): boolean {
+  if (e.table !== 'tasks') return true
+  return (
+    ((e.object as Task).networks?.length ?? 0) > 0 ||
+    (e.action === 'update' && ((e.oldObject as Task).networks?.length ?? 0) > 0)
+  )
+}
 
 /** Whether a task change matters to the node that runs it. */
 export function changesAssignment(e: StoreEvent<'tasks'>): boolean {
@@ -28,15 +39,27 @@ export function changesAssignment(e: StoreEvent<'tasks'>): boolean {
   )
 }
 
-/** A node's subscription: `next()` resolves true once something changed for it, false when it ends. */
+/** What changed for a node since its stream last asked. */
+export interface NodeChange {
+  /** IDs of the node's tasks (or tasks that left it) whose assignment may differ. */
+  readonly tasks: ReadonlySet<string>
+  /** Whether the node's network view may differ. */
+  readonly view: boolean
+}
+
+/** A node's subscription: `next()` resolves once something changed for it, undefined when it ends. */
 export interface NodeChanges {
-  next(): Promise<boolean>
+  next(): Promise<NodeChange | undefined>
+  /** Whether the node holds a network view now: then every change that touches views marks it. */
+  holdsView: boolean
   close(): void
 }
 
 export class AssignmentFanout {
   readonly #store: ClusterStore
   readonly #subs = new Map<string, Set<Subscription>>()
+  /** The subscriptions whose node holds a network view. */
+  readonly #viewers = new Set<Subscription>()
   #tap: AbortController | undefined
 
   constructor(store: ClusterStore) {
@@ -45,7 +68,7 @@ export class AssignmentFanout {
 
   /** Follows the changes that concern `nodeId` until `signal` aborts or `close()`. */
   subscribe(nodeId: string, signal: AbortSignal): NodeChanges {
-    const sub = new Subscription(() => this.#remove(nodeId, sub))
+    const sub = new Subscription(this.#viewers, () => this.#remove(nodeId, sub))
     let set = this.#subs.get(nodeId)
     if (!set) this.#subs.set(nodeId, (set = new Set()))
     set.add(sub)
@@ -58,6 +81,7 @@ export class AssignmentFanout {
   #remove(nodeId: string, sub: Subscription): void {
     const set = this.#subs.get(nodeId)
     set?.delete(sub)
+    this.#viewers.delete(sub)
     if (set?.size === 0) this.#subs.delete(nodeId)
     if (this.#subs.size === 0) {
       this.#tap?.abort()
@@ -65,9 +89,35 @@ export class AssignmentFanout {
     }
   }
 
-  #wake(nodeId: string): void {
+  #markTask(nodeId: string, taskId: string): void {
     const set = this.#subs.get(nodeId)
-    if (set) for (const s of set) s.wake()
+    if (set) for (const s of set) s.markTask(taskId)
+  }
+
+  #markView(nodeId: string): void {
+    const set = this.#subs.get(nodeId)
+    if (set) for (const s of set) s.markView()
+  }
+
+  /** Routes one committed change to the streams it concerns. */
+  #route(e: StoreEvent<'tasks' | 'networks' | 'services' | 'nodes'>): void {
+    if (e.table === 'tasks') {
+      const t = e as StoreEvent<'tasks'>
+      const old = t.action === 'update' ? t.oldObject : undefined
+      if (changesAssignment(t)) {
+        if (t.object.nodeId) this.#markTask(t.object.nodeId, t.object.id)
+        if (old?.nodeId && old.nodeId !== t.object.nodeId) this.#markTask(old.nodeId, t.object.id)
+      }
+      if (!touchesNetworkView(e)) return
+      // A node without a view gets one only through a task with networks on it.
+      if (t.object.nodeId) this.#markView(t.object.nodeId)
+      if (old?.nodeId && old.nodeId !== t.object.nodeId) this.#markView(old.nodeId)
+    } else if (e.table === 'networks') {
+      // A network that gets its VNI or subnet can give a view to a node that had none: every node checks.
+      for (const set of this.#subs.values()) for (const s of set) s.markView()
+      return
+    }
+    for (const s of this.#viewers) s.markView()
   }
 
   /**
@@ -79,13 +129,10 @@ export class AssignmentFanout {
     const tap = new AbortController()
     this.#tap = tap
     const watch = this.#store.watch({
-      table: 'tasks',
+      table: ['tasks', 'networks', 'services', 'nodes'],
       signal: tap.signal,
       filter: (e) => {
-        if (!changesAssignment(e)) return false
-        if (e.object.nodeId) this.#wake(e.object.nodeId)
-        if (e.action === 'update' && e.oldObject.nodeId && e.oldObject.nodeId !== e.object.nodeId)
-          this.#wake(e.oldObject.nodeId)
+        this.#route(e)
         return false
       },
     })
@@ -104,39 +151,64 @@ export class AssignmentFanout {
 }
 
 class Subscription implements NodeChanges {
-  #dirty = false
+  #tasks = new Set<string>()
+  #view = false
   #closed = false
   #waiter: ((more: boolean) => void) | undefined
+  readonly #viewers: Set<Subscription>
   readonly #onClose: () => void
 
-  constructor(onClose: () => void) {
+  constructor(viewers: Set<Subscription>, onClose: () => void) {
+    this.#viewers = viewers
     this.#onClose = onClose
   }
 
-  wake(): void {
-    this.#dirty = true
+  get holdsView(): boolean {
+    return this.#viewers.has(this)
+  }
+
+  set holdsView(v: boolean) {
+    if (v && !this.#closed) this.#viewers.add(this)
+    else this.#viewers.delete(this)
+  }
+
+  markTask(taskId: string): void {
+    this.#tasks.add(taskId)
+    this.#wake()
+  }
+
+  markView(): void {
+    this.#view = true
+    this.#wake()
+  }
+
+  #wake(): void {
     const w = this.#waiter
     this.#waiter = undefined
     w?.(true)
   }
 
-  async next(): Promise<boolean> {
-    if (this.#closed) return false
-    if (!this.#dirty) {
+  async next(): Promise<NodeChange | undefined> {
+    if (this.#closed) return undefined
+    if (this.#tasks.size === 0 && !this.#view) {
       const more = await new Promise<boolean>((r) => {
         this.#waiter = r
       })
-      if (!more) return false
+      if (!more) return undefined
     }
-    // Let the rest of a burst of commits land first: one list for all of them.
+    // Let the rest of a burst of commits land first: one message for all of them.
     await new Promise((r) => setImmediate(r))
-    this.#dirty = false
-    return !this.#closed
+    if (this.#closed) return undefined
+    const change = { tasks: this.#tasks, view: this.#view }
+    this.#tasks = new Set()
+    this.#view = false
+    return change
   }
 
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    this.#viewers.delete(this)
     const w = this.#waiter
     this.#waiter = undefined
     w?.(false)

@@ -18,21 +18,17 @@ import type {
   TaskSpec,
   TaskState,
   TLSInfo,
+  Tx,
 } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
+import { assignmentStream } from './assignment-stream.js'
+import type { AssignmentsMessage } from './assignments-message.js'
 import { withoutIngress } from './ingress-attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
-import {
-  diffView,
-  type NetworkIndex,
-  type NetworkViewUpdate,
-  networkIndex,
-  nodeView,
-  type SentView,
-} from './network-view.js'
+import { type NetworkIndex, networkIndex, nodeView } from './network-view.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
 import { type StatusBatcher, statusBatcher } from './status-batcher.js'
@@ -40,15 +36,6 @@ import { heartbeatPeriodMs } from './swarm-settings.js'
 import { startTaskAddressAllocator, type TaskAddressAllocator } from './task-addresses.js'
 import { applyStatuses } from './task-status.js'
 import { issuingCA } from './tls-info.js'
-
-/** Whether a store change can change some node's network view (cheap: runs at commit). */
-function touchesNetworkView(e: { table: string; object: unknown; oldObject?: unknown }): boolean {
-  if (e.table !== 'tasks') return true
-  return (
-    ((e.object as Task | undefined)?.networks?.length ?? 0) > 0 ||
-    ((e.oldObject as Task | undefined)?.networks?.length ?? 0) > 0
-  )
-}
 
 /** The data of a secret or config a task uses, sent only to the node that runs the task. */
 export interface TaskFile {
@@ -135,11 +122,10 @@ export interface DispatcherApi {
   /** Keeps the node ready; answers the period and the role the node should have (`docker node promote`). */
   heartbeat(nodeId: string): Promise<HeartbeatAnswer>
   /**
-   * The node's tasks, again whenever they change. A list may also carry, as its last item, the changes to
-   * the node's network view (a `NetworkViewUpdate`, network-view.ts: it has no `taskId`); a list holding
-   * only such an item with `viewOnly` set is no task list. Consumers skip items without a `taskId`.
+   * The node's tasks: a complete set first, then only the changes, with the changes to the node's network
+   * view (see assignments-message.ts). A new call starts again from a complete set.
    */
-  assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]>
+  assignments(nodeId: string, signal: AbortSignal): AsyncIterable<AssignmentsMessage>
   updateStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void>
   /** The published ports of every service and their endpoints, again whenever they change. */
   mesh(nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]>
@@ -185,11 +171,36 @@ export class Dispatcher implements DispatcherApi {
   readonly #canBeReady: (nodeId: string) => boolean
   readonly #fanout: AssignmentFanout
   readonly #statuses: StatusBatcher<TaskStatusUpdate>
+  /**
+   * Registrations and nodes ready again, each committed with the others that wait (as status reports):
+   * a join storm, or a thousand nodes coming back after a stall, is a few raft entries instead of one per
+   * node, whose queue behind slow commits made heartbeats time out and marked more nodes down.
+   */
+  readonly #registrations: StatusBatcher<{ info: NodeInfo; addr: string }>
+  readonly #ready: StatusBatcher<true>
 
   constructor(options: DispatcherOptions) {
     this.#store = options.store
     this.#fanout = new AssignmentFanout(options.store)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
+    this.#registrations = statusBatcher({
+      maxUpdates: 200,
+      commit: (batch) =>
+        this.#store.update((tx) => {
+          for (const { nodeId, updates } of batch)
+            for (const r of updates) applyRegistration(tx, nodeId, r.info, r.addr)
+        }),
+    })
+    this.#ready = statusBatcher({
+      commit: (batch) =>
+        this.#store.update((tx) => {
+          for (const { nodeId } of batch) {
+            const n = tx.get('nodes', nodeId)
+            if (n && n.status.state !== 'ready')
+              tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
+          }
+        }),
+    })
     this.#canBeReady = options.canBeReady ?? (() => true)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
@@ -215,33 +226,9 @@ export class Dispatcher implements DispatcherApi {
 
   async register(nodeId: string, info: NodeInfo, addr: string): Promise<void> {
     checkInfo(info)
-    await this.#store.update((tx) => {
-      const n = tx.get('nodes', nodeId)
-      if (!n) throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
-      const next: Node = {
-        ...n,
-        description: {
-          hostname: info.hostname,
-          platform: info.platform,
-          resources: info.resources,
-          engine: {
-            engineVersion: info.engineVersion,
-            labels: n.description?.engine.labels ?? {},
-            plugins: info.plugins?.map((p) => ({ type: p.type, name: p.name })) ?? [
-              { type: 'Network', name: 'overlay' },
-              { type: 'Log', name: 'json-file' },
-            ],
-          },
-          ...(info.tls
-            ? { tlsInfo: info.tls }
-            : n.description?.tlsInfo
-              ? { tlsInfo: n.description.tlsInfo }
-              : {}),
-        },
-        status: { state: 'ready', addr },
-      }
-      tx.update('nodes', next)
-    })
+    if (!this.#store.view((tx) => tx.get('nodes', nodeId)))
+      throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
+    await this.#registrations.submit(nodeId, [{ info, addr }])
     this.#seen.set(nodeId, Date.now())
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
@@ -263,13 +250,7 @@ export class Dispatcher implements DispatcherApi {
       const state = tx.get('nodes', nodeId)?.status.state
       return state !== undefined && state !== 'ready'
     })
-    if (down && this.#canBeReady(nodeId)) {
-      await this.#store.update((tx) => {
-        const n = tx.get('nodes', nodeId)
-        if (n && n.status.state !== 'ready')
-          tx.update('nodes', { ...n, status: { state: 'ready', addr: n.status.addr } })
-      })
-    }
+    if (down && this.#canBeReady(nodeId)) await this.#ready.submit(nodeId, [true])
     return this.#answer(nodeId)
   }
 
@@ -313,81 +294,20 @@ export class Dispatcher implements DispatcherApi {
   }
 
   /**
-   * The node's task list, again whenever one of its tasks changes; each list may end with the changes to
-   * the node's network view (see network-view.ts), and a list of only such changes (`viewOnly`) is sent
-   * when the view changed but the node's tasks did not.
+   * The node's complete set of tasks, then only the tasks that changed or left it, each message with the
+   * changes to the node's network view (assignment-stream.ts).
    */
-  async *assignments(nodeId: string, signal: AbortSignal): AsyncIterable<Assignment[]> {
-    const stop = new AbortController()
-    const onAbort = () => stop.abort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    // The node's own task changes come from the dispatcher's one fan-out (assignment-fanout.ts).
-    const mine = this.#fanout.subscribe(nodeId, stop.signal)
-    const others = this.#store.watch({
-      table: ['tasks', 'networks', 'services', 'nodes'],
-      filter: touchesNetworkView,
-      signal: stop.signal,
-    })
-    let tasksDirty = false
-    let viewDirty = false
-    let failure: unknown
-    let wake: (() => void) | undefined
-    void (async () => {
-      while (await mine.next()) {
-        tasksDirty = true
-        wake?.()
-      }
-      stop.abort()
-      wake?.()
-    })()
-    const pump = async (w: typeof others, mark: () => void) => {
-      try {
-        for await (const _ of w) {
-          mark()
-          wake?.()
-        }
-      } catch (err) {
-        failure ??= err
-      }
-      stop.abort()
-      wake?.()
-    }
-    void pump(others, () => (viewDirty = true))
-    let sent: SentView | undefined
-    const view = (viewOnly: boolean): NetworkViewUpdate[] => {
-      const next = diffView(sent, nodeView(this.#networkIndex(), nodeId))
-      // An empty view at a stream's start needs no message (nodes without overlay tasks never get one).
-      if (sent === undefined && next.sent.networks.size === 0) return []
-      sent = next.sent
-      return next.update ? [viewOnly ? { ...next.update, viewOnly: true } : next.update] : []
-    }
-    const withView = (list: Assignment[], viewOnly: boolean): Assignment[] =>
-      // The view rides as the list's last item: it has no taskId, and agents skip such items.
-      [...list, ...(view(viewOnly) as unknown as Assignment[])]
-    try {
-      yield withView(this.#list(nodeId), false)
-      while (!stop.signal.aborted) {
-        if (!tasksDirty && !viewDirty) await new Promise<void>((r) => (wake = r))
-        wake = undefined
-        if (stop.signal.aborted) break
-        // Let a burst of changes land before answering (coalesced into one list).
-        await new Promise((r) => setImmediate(r))
-        if (tasksDirty) {
-          tasksDirty = viewDirty = false
-          yield withView(this.#list(nodeId), false)
-        } else if (viewDirty) {
-          viewDirty = false
-          const update = view(true)
-          if (update.length > 0) yield update as unknown as Assignment[]
-        }
-      }
-      if (failure !== undefined && !signal.aborted) throw failure
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-      stop.abort()
-      mine.close()
-      others.close()
-    }
+  assignments(nodeId: string, signal: AbortSignal): AsyncIterable<AssignmentsMessage> {
+    return assignmentStream(
+      {
+        fanout: this.#fanout,
+        all: (id) => this.#list(id),
+        one: (id, taskId) => this.#one(id, taskId),
+        view: (id) => nodeView(this.#networkIndex(), id),
+      },
+      nodeId,
+      signal,
+    )
   }
 
   /** The network index at a store version, shared by every node's stream. */
@@ -468,15 +388,26 @@ export class Dispatcher implements DispatcherApi {
     return this.#store.view((tx) =>
       tx
         .find('tasks', { nodeId }, (t) => taskStateRank(t.status.state) >= RANK_ASSIGNED)
-        .map((t) => {
-          const service = tx.get('services', t.serviceId)
-          const hit = this.#assignments.get(t)
-          if (hit && hit.service === service) return hit.assignment
-          const assignment = assignmentOf(tx, t)
-          this.#assignments.set(t, { service, assignment })
-          return assignment
-        }),
+        .map((t) => this.#kept(tx, t)),
     )
+  }
+
+  /** One task's assignment if the node is to hold it now (as in `#list`), else undefined. */
+  #one(nodeId: string, taskId: string): Assignment | undefined {
+    return this.#store.view((tx) => {
+      const t = tx.get('tasks', taskId)
+      if (t?.nodeId !== nodeId || taskStateRank(t.status.state) < RANK_ASSIGNED) return undefined
+      return this.#kept(tx, t)
+    })
+  }
+
+  #kept(tx: ReadTx, t: Task): Assignment {
+    const service = tx.get('services', t.serviceId)
+    const hit = this.#assignments.get(t)
+    if (hit && hit.service === service) return hit.assignment
+    const assignment = assignmentOf(tx, t)
+    this.#assignments.set(t, { service, assignment })
+    return assignment
   }
 
   /**
@@ -515,6 +446,36 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }
+}
+
+/** A node's registration: what it reports about itself, and ready at `addr`. */
+function applyRegistration(tx: Tx, nodeId: string, info: NodeInfo, addr: string): void {
+  const n = tx.get('nodes', nodeId)
+  // (Checked before it was queued; one removed since is left alone, not made to fail the batch.)
+  if (!n) return
+  const next: Node = {
+    ...n,
+    description: {
+      hostname: info.hostname,
+      platform: info.platform,
+      resources: info.resources,
+      engine: {
+        engineVersion: info.engineVersion,
+        labels: n.description?.engine.labels ?? {},
+        plugins: info.plugins?.map((p) => ({ type: p.type, name: p.name })) ?? [
+          { type: 'Network', name: 'overlay' },
+          { type: 'Log', name: 'json-file' },
+        ],
+      },
+      ...(info.tls
+        ? { tlsInfo: info.tls }
+        : n.description?.tlsInfo
+          ? { tlsInfo: n.description.tlsInfo }
+          : {}),
+    },
+    status: { state: 'ready', addr },
+  }
+  tx.update('nodes', next)
 }
 
 /** The whole task for its node, with the data of the secrets and configs it uses. */

@@ -16,6 +16,12 @@
  */
 export { Agent, type AgentOptions } from './agent.js'
 export { API_VERSION, engineApi } from './api.js'
+export {
+  type AssignmentsMessage,
+  assignmentsMessages,
+  checkAssignmentsMessage,
+  MAX_ASSIGNMENTS_PER_MESSAGE,
+} from './assignments-message.js'
 export { containerConfig, SWARM_LABELS, taskName } from './container-config.js'
 export { Daemon, type DaemonOptions, type LocalNodeState } from './daemon.js'
 export type {

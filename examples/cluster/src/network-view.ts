@@ -15,12 +15,12 @@ import { holdsAddresses } from './task-addresses.js'
 export type ViewNode = SwarmView['nodes'][number]
 export type ViewTask = SwarmView['tasks'][number]
 
-/** Changes to a node's network view; rides in the assignment stream's lists (it has no `taskId`). */
+/** Changes to a node's network view; rides in the assignment stream's messages (`view`). */
 export interface NetworkViewUpdate {
   readonly kind: 'network-view'
   /** The view is exactly `upsert` (the first message of a stream); otherwise apply the changes. */
   readonly full: boolean
-  /** The list carries no assignments: it is not the node's task list (the agent must not reconcile on it). */
+  /** Kept for the lists the stream carried before its messages (assignments-message.ts); always false. */
   readonly viewOnly: boolean
   readonly upsert: {
     readonly nodes: ViewNode[]

@@ -3,7 +3,8 @@
 
 import type { MeshService } from '@swarmkit/overlay'
 import type { RpcClient } from '@swarmkit/transport'
-import type { Assignment, DispatcherApi, TaskStatusUpdate } from './dispatcher.js'
+import type { AssignmentsMessage } from './assignments-message.js'
+import type { DispatcherApi, TaskStatusUpdate } from './dispatcher.js'
 
 export /** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */
 function remoteDispatcher(client: () => RpcClient): DispatcherApi {
@@ -12,7 +13,7 @@ function remoteDispatcher(client: () => RpcClient): DispatcherApi {
     // A manager that does not answer within 2 s counts as gone (the worker then fails over).
     heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
     assignments: (_id, signal) =>
-      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
+      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<AssignmentsMessage>,
     updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client().call('dispatcher.status', updates),
     mesh: (_id, signal) => client().stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
   }

@@ -8,6 +8,7 @@ import type { MeshService } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { type RpcClient, rpcClient, type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { Agent } from './agent.js'
+import type { AssignmentsMessage } from './assignments-message.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { joinCluster } from './join.js'
 import { type SimulatedExecutor, simulatedExecutor } from './simulated-executor.js'
@@ -24,7 +25,7 @@ export interface SimulatedWorkerOptions {
   readonly stepMs?: number
   /** Called with every task state the agent reports (benchmarks follow convergence with it). */
   readonly onReport?: (update: TaskStatusUpdate) => void
-  /** Called with every assignment list the agent receives. */
+  /** Called with the assignments (new or changed tasks) of every message the agent receives. */
   readonly onAssignments?: (list: readonly Assignment[]) => void
   readonly log?: (line: string) => void
 }
@@ -45,7 +46,7 @@ function sessionDispatcher(client: () => RpcClient): DispatcherApi {
       client().call('dispatcher.register', { info, addr }, { timeoutMs: 10_000 }),
     heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
     assignments: (_id, signal) =>
-      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<Assignment[]>,
+      client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<AssignmentsMessage>,
     updateStatus: (_id, updates: readonly TaskStatusUpdate[]) =>
       client().call('dispatcher.status', updates, { timeoutMs: 30_000 }),
     mesh: (_id, signal) => client().stream('dispatcher.mesh', {}, { signal }) as AsyncIterable<MeshService[]>,
@@ -94,9 +95,9 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     },
     assignments: options.onAssignments
       ? async function* (id, signal) {
-          for await (const list of dispatcher.assignments(id, signal)) {
-            options.onAssignments!(list)
-            yield list
+          for await (const m of dispatcher.assignments(id, signal)) {
+            if (Array.isArray(m?.update)) options.onAssignments!(m.update)
+            yield m
           }
         }
       : dispatcher.assignments,

@@ -11,24 +11,28 @@ import {
 } from '@swarmkit/store'
 
 /**
- * Calls `onEvent` for each change of `options.table` until `signal` aborts or the store closes. After a
- * dropped watch, `options.onResync` (if given) is called once the new watch is in place, so that an observer
- * that keeps state can read the changes it missed from the store.
+ * Calls `onEvent` for each change of `options.table` until `signal` aborts or the store closes; an async
+ * `onEvent` is awaited before the next change. After a dropped watch, `options.onResync` (if given) is
+ * called once the new watch is in place, so that an observer that keeps state can read the changes it
+ * missed from the store; with `resyncAtStart` also once the first watch is in place.
  */
 export async function followStore<T extends Table>(
   store: ClusterStore,
-  options: Pick<WatchOptions<T>, 'table' | 'action'> & { readonly onResync?: () => void },
-  onEvent: (event: StoreEvent<T>) => void,
+  options: Pick<WatchOptions<T>, 'table' | 'action'> & {
+    readonly onResync?: () => void | Promise<void>
+    readonly resyncAtStart?: boolean
+  },
+  onEvent: (event: StoreEvent<T>) => unknown,
   signal: AbortSignal,
   log?: (line: string) => void,
 ): Promise<void> {
-  const { onResync, ...watchOptions } = options
+  const { onResync, resyncAtStart, ...watchOptions } = options
   let dropped = false
   while (!signal.aborted && !store.closed) {
     try {
       const watch = store.watch<T>({ ...watchOptions, signal })
-      if (dropped) onResync?.()
-      for await (const e of watch) onEvent(e)
+      if (dropped || resyncAtStart) await onResync?.()
+      for await (const e of watch) await onEvent(e)
       return
     } catch (err) {
       if (!isStoreError(err) || err.code !== 'WATCH_DROPPED') {

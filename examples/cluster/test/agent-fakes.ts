@@ -1,12 +1,17 @@
 // Fakes for testing an Agent without managers: a dispatcher in memory and assignments.
 import type { TaskSpec, TaskState } from '@swarmkit/store'
-import type { Assignment, DispatcherApi, TaskStatusUpdate } from '../src/index.js'
+import type { Assignment, AssignmentsMessage, DispatcherApi, TaskStatusUpdate } from '../src/index.js'
 
-/** A dispatcher in memory: tests push assignment lists and read what the agent reported. */
+/** A complete set of assignments as the dispatcher sends it (in one message). */
+export function complete(list: Assignment[]): AssignmentsMessage {
+  return { kind: 'assignments', type: 'complete', update: list, remove: [] }
+}
+
+/** A dispatcher in memory: tests push complete sets of assignments and read what the agent reported. */
 export function fakeDispatcher() {
   const reports: TaskStatusUpdate[] = []
-  let push: ((list: Assignment[]) => void) | undefined
-  const queue: Assignment[][] = []
+  let push: (() => void) | undefined
+  const queue: AssignmentsMessage[] = []
   const api: DispatcherApi = {
     async register() {},
     async heartbeat() {
@@ -33,9 +38,10 @@ export function fakeDispatcher() {
   return {
     api,
     reports,
+    /** Sends the node's complete set (a test's agent reconciles with each one). */
     assign(list: Assignment[]) {
-      queue.push(list)
-      push?.([])
+      queue.push(complete(list))
+      push?.()
     },
     /** The last state reported for a task. */
     state(taskId: string): TaskStatusUpdate | undefined {

@@ -6,12 +6,15 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   Agent,
   type Assignment,
+  type AssignmentsMessage,
+  assignmentsMessages,
   Dispatcher,
   type DispatcherApi,
   simulatedExecutor,
   type TaskStatusUpdate,
 } from '../src/index.js'
 import { statusBatcher } from '../src/status-batcher.js'
+import { complete } from './agent-fakes.js'
 import { waitFor } from './helpers.js'
 
 function node(id: string): Omit<Node, 'meta'> {
@@ -105,6 +108,47 @@ describe('Dispatcher status reports', () => {
   })
 })
 
+describe('Dispatcher registrations and heartbeats', () => {
+  const info = (hostname: string) => ({
+    hostname,
+    platform: { os: 'linux', architecture: 'x86_64' },
+    resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+    engineVersion: 'x',
+  })
+
+  it('commits the registrations that arrive together in one transaction; an unknown node fails alone', async () => {
+    const h = setup(50, 0)
+    await h.populate()
+    const before = h.commits()
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 50 }, (_, n) =>
+        h.dispatcher.register(`n${n}`, info(`host${n}`), `10.0.0.${n}`),
+      ),
+      h.dispatcher.register('gone', info('gone'), '10.0.1.1'),
+    ])
+    expect(results.slice(0, 50).every((r) => r.status === 'fulfilled')).toBe(true)
+    expect(results[50]).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringContaining('not found') },
+    })
+    expect(h.commits() - before).toBe(1)
+    const hosts = h.store.view((tx) => tx.find('nodes').map((n) => n.description?.hostname))
+    expect(hosts.filter((x) => x?.startsWith('host'))).toHaveLength(50)
+  })
+
+  it('makes the nodes whose heartbeats come back after they were marked down ready in one transaction', async () => {
+    const h = setup(50, 0)
+    await h.populate()
+    await h.store.update((tx) => {
+      for (const n of tx.find('nodes')) tx.update('nodes', { ...n, status: { ...n.status, state: 'down' } })
+    })
+    const before = h.commits()
+    await Promise.all(Array.from({ length: 50 }, (_, n) => h.dispatcher.heartbeat(`n${n}`)))
+    expect(h.commits() - before).toBe(1)
+    expect(h.store.view((tx) => tx.find('nodes').every((n) => n.status.state === 'ready'))).toBe(true)
+  })
+})
+
 describe('statusBatcher', () => {
   it('fails only the report whose commit fails, not the others batched with it', async () => {
     const committed: string[] = []
@@ -142,22 +186,30 @@ describe('statusBatcher', () => {
 })
 
 describe('Dispatcher assignment streams', () => {
-  /** Reads lists from a node's stream into an array, until aborted. */
+  /** Reads a node's stream until aborted: the messages, and the set they add up to. */
   function follow(d: Dispatcher, nodeId: string) {
-    const lists: Assignment[][] = []
+    const messages: AssignmentsMessage[] = []
+    const held = new Map<string, Assignment>()
     const stop = new AbortController()
     cleanups.push(() => stop.abort())
     void (async () => {
-      for await (const list of d.assignments(nodeId, stop.signal)) lists.push(list)
+      for await (const m of d.assignments(nodeId, stop.signal)) {
+        if (m.type === 'complete' && messages.at(-1)?.more !== true) held.clear()
+        for (const a of m.update) held.set(a.taskId, a)
+        for (const id of m.remove) held.delete(id)
+        messages.push(m)
+      }
     })()
-    return lists
+    return { messages, held }
   }
 
-  it("sends no new list for the node's own status reports, and one for a change of desired state", async () => {
+  it("sends nothing for the node's own status reports, and one change for a new desired state", async () => {
     const h = setup(2, 1)
     await h.populate()
-    const lists = follow(h.dispatcher, 'n0')
-    await waitFor(() => lists.length === 1, 'lists.length === 1', 5000)
+    const { messages } = follow(h.dispatcher, 'n0')
+    await waitFor(() => messages.length === 1, 'messages.length === 1', 5000)
+    expect(messages[0]).toMatchObject({ type: 'complete', remove: [] })
+    expect(messages[0]!.update.map((a) => a.taskId)).toEqual(['t0-0'])
     for (const s of ['accepted', 'preparing', 'starting', 'running'] as const)
       await h.dispatcher.updateStatus('n0', [report('t0-0', s)])
     // Another node's changes do not concern n0 either.
@@ -166,10 +218,16 @@ describe('Dispatcher assignment streams', () => {
       const t = tx.get('tasks', 't0-0')!
       tx.update('tasks', { ...t, desiredState: 'shutdown' })
     })
-    await waitFor(() => lists.length >= 2, 'lists.length >= 2', 5000)
+    await waitFor(() => messages.length >= 2, 'messages.length >= 2', 5000)
     await new Promise((r) => setTimeout(r, 50))
-    expect(lists).toHaveLength(2)
-    expect(lists[1]![0]).toMatchObject({ taskId: 't0-0', desiredState: 'shutdown', state: 'running' })
+    expect(messages).toHaveLength(2)
+    expect(messages[1]).toMatchObject({ type: 'incremental', remove: [] })
+    expect(messages[1]!.update).toHaveLength(1)
+    expect(messages[1]!.update[0]).toMatchObject({
+      taskId: 't0-0',
+      desiredState: 'shutdown',
+      state: 'running',
+    })
   })
 
   it('tells a node of new tasks, of removed ones, and the node a task left', async () => {
@@ -177,34 +235,24 @@ describe('Dispatcher assignment streams', () => {
     await h.populate()
     const n0 = follow(h.dispatcher, 'n0')
     const n1 = follow(h.dispatcher, 'n1')
-    await waitFor(() => n0.length === 1 && n1.length === 1, 'n0.length === 1 && n1.length === 1', 5000)
+    await waitFor(() => n0.messages.length === 1 && n1.messages.length === 1, 'both complete sets', 5000)
     await h.store.update((tx) => tx.create('tasks', task('new', 'n0', 9)))
-    await waitFor(
-      () => n0.at(-1)!.some((a) => a.taskId === 'new'),
-      "n0.at(-1)!.some((a) => a.taskId === 'new')",
-      5000,
-    )
+    await waitFor(() => n0.held.has('new'), "n0 holds 'new'", 5000)
     await h.store.update((tx) => {
       const t = tx.get('tasks', 't0-0')!
       tx.update('tasks', { ...t, nodeId: 'n1' })
     })
-    await waitFor(
-      () => !n0.at(-1)!.some((a) => a.taskId === 't0-0'),
-      "!n0.at(-1)!.some((a) => a.taskId === 't0-0')",
-      5000,
-    )
-    await waitFor(
-      () => n1.at(-1)!.some((a) => a.taskId === 't0-0'),
-      "n1.at(-1)!.some((a) => a.taskId === 't0-0')",
-      5000,
-    )
+    await waitFor(() => !n0.held.has('t0-0'), "n0 no longer holds 't0-0'", 5000)
+    await waitFor(() => n1.held.has('t0-0'), "n1 holds 't0-0'", 5000)
     await h.store.update((tx) => tx.delete('tasks', 'new'))
-    await waitFor(
-      () => !n0.at(-1)!.some((a) => a.taskId === 'new'),
-      "!n0.at(-1)!.some((a) => a.taskId === 'new')",
-      5000,
-    )
-    expect(n0.at(-1)).toEqual([])
+    await waitFor(() => !n0.held.has('new'), "n0 no longer holds 'new'", 5000)
+    expect([...n0.held.keys()]).toEqual([])
+    expect([...n1.held.keys()].sort()).toEqual(['t0-0', 't1-0'])
+    // Only changes after the complete set: each message carries the one task that changed.
+    for (const m of [...n0.messages.slice(1), ...n1.messages.slice(1)]) {
+      expect(m.type).toBe('incremental')
+      expect(m.update.length + m.remove.length).toBe(1)
+    }
   })
 
   it("sends a task again with its service's new published ports (the kept assignment is rebuilt)", async () => {
@@ -218,9 +266,9 @@ describe('Dispatcher assignment streams', () => {
         specVersion: { index: 1 },
       }),
     )
-    const lists = follow(h.dispatcher, 'n0')
-    await waitFor(() => lists.length === 1, 'first list', 5000)
-    expect(lists[0]![0]!.ports).toEqual([])
+    const { messages } = follow(h.dispatcher, 'n0')
+    await waitFor(() => messages.length === 1, 'first message', 5000)
+    expect(messages[0]!.update[0]!.ports).toEqual([])
     const port = {
       protocol: 'tcp' as const,
       targetPort: 80,
@@ -233,19 +281,28 @@ describe('Dispatcher assignment streams', () => {
       const t = tx.get('tasks', 't0-0')!
       tx.update('tasks', { ...t, desiredState: 'shutdown' })
     })
-    await waitFor(() => lists.length === 2, 'second list', 5000)
-    expect(lists[1]![0]).toMatchObject({ desiredState: 'shutdown', ports: [port] })
+    await waitFor(() => messages.length === 2, 'second message', 5000)
+    expect(messages[1]!.update[0]).toMatchObject({ desiredState: 'shutdown', ports: [port] })
   })
 
-  it('serves a commit of more tasks than a watch queue holds', async () => {
+  it('serves a commit of more tasks than a watch queue holds, in messages of at most 500', async () => {
     const h = setup(1, 0)
     await h.populate()
-    const lists = follow(h.dispatcher, 'n0')
-    await waitFor(() => lists.length === 1, 'lists.length === 1', 5000)
+    const { messages, held } = follow(h.dispatcher, 'n0')
+    await waitFor(() => messages.length === 1, 'messages.length === 1', 5000)
     await h.store.update((tx) => {
       for (let i = 0; i < 12_000; i++) tx.create('tasks', task(`big${i}`, 'n0', i + 1))
     })
-    await waitFor(() => lists.at(-1)!.length === 12_000, 'lists.at(-1)!.length === 12_000', 20_000)
+    await waitFor(() => held.size === 12_000, 'held.size === 12_000', 20_000)
+    expect(Math.max(...messages.map((m) => m.update.length + m.remove.length))).toBeLessThanOrEqual(500)
+    // A new stream (a reconnecting agent) gets the complete set, in parts.
+    const again = follow(h.dispatcher, 'n0')
+    await waitFor(() => again.held.size === 12_000, 'again.held.size === 12_000', 20_000)
+    expect(again.messages.every((m) => m.type === 'complete')).toBe(true)
+    expect(again.messages.map((m) => m.more === true)).toEqual([
+      ...Array.from({ length: 23 }, () => true),
+      false,
+    ])
   })
 })
 
@@ -277,7 +334,8 @@ describe('Agent status reports', () => {
         return { periodMs: 60_000 }
       },
       async *assignments(_id, signal) {
-        yield list
+        // 2,500 tasks: a complete set in five parts.
+        yield* assignmentsMessages('complete', list, [], undefined)
         await new Promise((r) => signal.addEventListener('abort', r, { once: true }))
       },
       async updateStatus(_id, updates) {
@@ -345,7 +403,7 @@ describe('Agent assignment lists', () => {
       async *assignments(_id, signal) {
         while (!signal.aborted) {
           const l = lists.shift()
-          if (l) yield l
+          if (l) yield complete(l)
           else await new Promise<void>((r) => (push = r))
         }
       },

@@ -12,7 +12,7 @@ import { forwardTaskPorts } from '../src/endpoint-forwarder.js'
 import type { ClusterNode } from '../src/index.js'
 import { ingressSandboxId, ownIngress } from '../src/ingress-view.js'
 import { kernelIngress, type PublishedPort } from '../src/kernel-ingress.js'
-import { applyViewUpdate, isNetworkViewUpdate } from '../src/network-view.js'
+import { applyViewUpdate } from '../src/network-view.js'
 import { cleanup, node, ok, waitFor } from './helpers.js'
 
 describe('ingress attachments and views (in-process cluster)', { timeout: 60_000 }, () => {
@@ -36,12 +36,9 @@ describe('ingress attachments and views (in-process cluster)', { timeout: 60_000
     for (const id of ids) {
       views.set(id, { nodes: [], networks: [], services: [], tasks: [] })
       void (async () => {
-        for await (const list of d.assignments(id, stop.signal)) {
-          const tasks = []
-          for (const item of list as unknown[])
-            if (isNetworkViewUpdate(item)) views.set(id, applyViewUpdate(views.get(id)!, item))
-            else tasks.push(item as { networks: Array<{ networkId: string }> })
-          if (tasks.length > 0) lists.set(id, tasks)
+        for await (const m of d.assignments(id, stop.signal)) {
+          if (m.view) views.set(id, applyViewUpdate(views.get(id)!, m.view))
+          if (m.update.length > 0) lists.set(id, [...(lists.get(id) ?? []), ...m.update])
         }
       })()
     }

@@ -1,12 +1,7 @@
 import type { SwarmView } from '@swarmkit/overlay'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import {
-  applyViewUpdate,
-  diffView,
-  isNetworkViewUpdate,
-  type NetworkViewUpdate,
-} from '../src/network-view.js'
+import { applyViewUpdate, diffView, type NetworkViewUpdate } from '../src/network-view.js'
 import { cleanup, node, ok, waitFor } from './helpers.js'
 
 const net = (id: string, vni: number) => ({
@@ -102,21 +97,19 @@ describe('the network view in the assignment stream (in-process cluster)', { tim
     await ok(wrk, ['swarm', 'join', '--token', token, mgr.daemon.manager!.joinAddr])
     wrkId = (await ok(wrk, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
     void (async () => {
-      for await (const list of mgr.daemon.manager!.dispatcher.assignments(wrkId, stop.signal))
-        for (const item of list as unknown[])
-          if (isNetworkViewUpdate(item)) {
-            got.push(item)
-            view = applyViewUpdate(view, item)
-          }
+      for await (const m of mgr.daemon.manager!.dispatcher.assignments(wrkId, stop.signal))
+        if (m.view) {
+          got.push(m.view)
+          view = applyViewUpdate(view, m.view)
+        }
     })()
     const mgrId = (await ok(mgr, ['info', '--format', '{{.Swarm.NodeID}}'])).trim()
     void (async () => {
-      for await (const list of mgr.daemon.manager!.dispatcher.assignments(mgrId, stop.signal))
-        for (const item of list as unknown[])
-          if (isNetworkViewUpdate(item)) {
-            mgrGot.push(item)
-            mgrView = applyViewUpdate(mgrView, item)
-          }
+      for await (const m of mgr.daemon.manager!.dispatcher.assignments(mgrId, stop.signal))
+        if (m.view) {
+          mgrGot.push(m.view)
+          mgrView = applyViewUpdate(mgrView, m.view)
+        }
     })()
   })
 

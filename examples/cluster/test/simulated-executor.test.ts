@@ -216,9 +216,9 @@ describe('secrets on the wire', () => {
     )
     const first = async (nodeId: string) => {
       const stop = new AbortController()
-      for await (const list of mgr!.daemon.manager!.dispatcher.assignments(nodeId, stop.signal)) {
+      for await (const m of mgr!.daemon.manager!.dispatcher.assignments(nodeId, stop.signal)) {
         stop.abort()
-        return list
+        return m.update
       }
       return []
     }

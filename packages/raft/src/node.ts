@@ -3,6 +3,7 @@ import { RaftCore } from './core.js'
 import { RaftError } from './errors.js'
 import { AddressBook } from './internal/address-book.js'
 import { Applier } from './internal/applier.js'
+import { splitCommitNotices } from './internal/commit-notices.js'
 import { ConfChanges } from './internal/conf-changes.js'
 import { forceNewCluster } from './internal/force-new-cluster.js'
 import { HardStateWrites } from './internal/hard-state-writes.js'
@@ -41,7 +42,7 @@ function stoppedError(): RaftError {
  *
  * The loop: inputs (ticks, messages, proposals, reads) go into the core at once; a microtask takes each
  * Ready in turn and sends the leader's appends, persists, sends the rest, hands committed entries to the apply
- * pipeline, then advances the core. Everything that arrives while a Ready is being persisted is batched into
+ * pipeline (bare commit notices to followers go after the answers it gives), then advances the core. Everything that arrives while a Ready is being persisted is batched into
  * the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
  * acknowledgement or vote; only while its backlog is full does the loop take no more committed entries.
  *
@@ -65,6 +66,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private lastTickAt = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
+  /** Bare commit notices waiting for the answers of their Ready to go out first (sendAfterAnswers). */
+  private notices: Message[] = []
   private readonly hardWrites = new HardStateWrites()
   private emittedRole: Role = 'follower'
   private emittedLeader: string | null = null
@@ -271,6 +274,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Stops timers and networking; pending operations reject with STOPPED. Storage is closed. */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return
+    this.sendNotices()
     this.state = 'stopped'
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
     this.tickTimer = undefined
@@ -470,7 +474,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       while (this.state === 'running' && core.hasReady(applier.room())) {
         const rd: Ready = core.ready(applier.room())
         if (rd.entries.length > 0) this.addresses.learnEntries(rd.entries)
-        if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
+        // With entries to apply, bare commit notices wait until the answers to their proposers are out.
+        const { now, notices } =
+          rd.committed.length > 0 ? splitCommitNotices(rd.messagesNow) : { now: rd.messagesNow, notices: [] }
+        if (now.length > 0) this.send(now)
         const hard = this.hardWrites.toSave(rd, this.clock.now())
         let saving: Promise<void> | null = null
         if (rd.snapshot !== null || hard !== null || rd.entries.length > 0) {
@@ -490,6 +497,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         // their proposals are known when applied.
         if (rd.forwards.length > 0) this.proposals.onForwards(rd.forwards)
         if (rd.committed.length > 0) applier.pushEntries(rd.committed)
+        if (notices.length > 0) this.sendAfterAnswers(notices)
         if (saving !== null) {
           await saving
           if (this.state !== 'running') return
@@ -534,6 +542,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     void this.applier.stop()
     void this.links?.close()
     this.emit('error', e)
+  }
+
+  /**
+   * Sends `msgs` once the microtasks queued now ran (applying entries and answering proposals happen there),
+   * or on `stop()` if that comes first.
+   */
+  private sendAfterAnswers(msgs: readonly Message[]): void {
+    if (this.notices.length === 0) setImmediate(this.sendNotices)
+    this.notices.push(...msgs)
+  }
+
+  private readonly sendNotices = (): void => {
+    const msgs = this.notices
+    if (msgs.length === 0) return
+    this.notices = []
+    if (this.state === 'running') this.send(msgs)
   }
 
   /** Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are. */

@@ -27,7 +27,8 @@ import { WatchLoop } from './internal/loop.js'
 import { type NewTask, Plan } from './internal/plan.js'
 import { RollingUpdates } from './internal/rolling-update.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
-import { isDesiredUp, isFinished, RANK_ASSIGNED } from './internal/task-state.js'
+import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
+import { TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -147,6 +148,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   #tasks = new Map<string, Task>()
   #bySvc = new Map<string, Map<string, Task>>()
   #byNode = new Map<string, Set<string>>()
+  /** Node ID -> its tasks that reserve CPU or memory (the only ones the overcommit check weighs). */
+  #reserving = new Map<string, Set<string>>()
   #retention: number = DEFAULTS.taskHistory
   #dirty = new Set<string>()
   readonly #delays = new Map<string, Delay>()
@@ -222,24 +225,42 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   // ------------------------------------------------------------------------------------------ state
 
-  #reset(tx: ReadTx): void {
+  /** Services, nodes and the cluster at once; the tasks, read from the view now, are indexed in slices. */
+  #reset(tx: ReadTx): Iterator<unknown> {
     this.#services = new Map()
     this.#nodes = new Map()
     this.#tasks = new Map()
     this.#bySvc = new Map()
     this.#byNode = new Map()
+    this.#reserving = new Map()
     for (const s of tx.find('services')) this.#services.set(s.id, s)
     for (const n of tx.find('nodes')) this.#nodes.set(n.id, n)
-    for (const t of tx.find('tasks')) this.#putTask(t)
     const cluster = tx.find('clusters')[0]
     this.#retention =
       this.#taskHistory ?? cluster?.spec.orchestration?.taskHistoryRetentionLimit ?? DEFAULTS.taskHistory
+    return this.#putTasks(tx.find('tasks'))
+  }
+
+  *#putTasks(tasks: readonly Task[]): Generator<void> {
+    for (const t of tasks) {
+      this.#putTask(t)
+      yield
+    }
     this.#dirty = new Set([...this.#services.keys(), ...this.#bySvc.keys()])
   }
 
   #putTask(t: Task): void {
     const old = this.#tasks.get(t.id)
-    if (old && old.nodeId !== t.nodeId) this.#byNode.get(old.nodeId)?.delete(t.id)
+    if (old && old.nodeId !== t.nodeId) {
+      this.#byNode.get(old.nodeId)?.delete(t.id)
+      this.#reserving.get(old.nodeId)?.delete(t.id)
+    }
+    const r = t.spec.resources?.reservations
+    if (t.nodeId && r && (r.nanoCPUs > 0 || r.memoryBytes > 0)) {
+      let s = this.#reserving.get(t.nodeId)
+      if (!s) this.#reserving.set(t.nodeId, (s = new Set()))
+      s.add(t.id)
+    } else if (t.nodeId) this.#reserving.get(t.nodeId)?.delete(t.id)
     this.#tasks.set(t.id, t)
     let m = this.#bySvc.get(t.serviceId)
     if (!m) this.#bySvc.set(t.serviceId, (m = new Map()))
@@ -257,6 +278,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     m?.delete(t.id)
     if (m && m.size === 0) this.#bySvc.delete(t.serviceId)
     this.#byNode.get(t.nodeId)?.delete(t.id)
+    this.#reserving.get(t.nodeId)?.delete(t.id)
   }
 
   #event(e: StoreEvent): void {
@@ -267,6 +289,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
+        // A task's progress towards running (a worker's reports) changes no decision: no pass for it.
+        if (e.action === 'update' && progressOnly(e.oldObject, e.object)) {
+          this.#putTask(e.object)
+          return
+        }
         if (e.action === 'delete') {
           this.#dropTask(e.object)
           this.#delays.delete(e.object.id)
@@ -320,7 +347,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     for (const id of dirty) {
       const plan = new Plan(this.#commitSize, this.#commitSize * BULK_CHUNKS)
       try {
-        this.#reconcile(id, plan, this.#clock.now())
+        await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
         this.#fail(err)
         continue
@@ -388,7 +415,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
   }
 
-  #reconcile(serviceId: string, plan: Plan, now: number): void {
+  /**
+   * One service's plan. Async only to run in time slices (a service of tens of thousands of tasks): the
+   * orchestrator's view of the store does not change meanwhile (the loop takes no events during a pass).
+   */
+  async #reconcile(serviceId: string, plan: Plan, now: number): Promise<void> {
     const svc = this.#services.get(serviceId)
     const tasks = [...(this.#bySvc.get(serviceId)?.values() ?? [])]
     if (!svc || svc.pendingDelete) {
@@ -413,16 +444,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     if (refused) {
       // Over this manager's limits (written before they were enforced, or under other limits): creating its
       // tasks could exhaust the manager. Leave it as it is, keep reaping.
-      this.#reap(svc, tasks, plan)
+      await this.#reap(svc, tasks, plan)
       return
     }
     const mode = svc.spec.mode
-    if ('replicated' in mode) this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
+    if ('replicated' in mode) await this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
     else if ('global' in mode) this.#global(svc, tasks, plan, now)
     else if ('replicatedJob' in mode)
       reconcileReplicatedJob(this.#jobHost, svc, mode.replicatedJob, tasks, plan, now)
     else if ('globalJob' in mode) reconcileGlobalJob(this.#jobHost, svc, tasks, plan, now)
-    this.#reap(svc, tasks, plan)
+    await this.#reap(svc, tasks, plan)
   }
 
   /** Why `svc` is over this manager's spec limits (logged once per version), or undefined. */
@@ -453,7 +484,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     let cpu = node.description?.resources?.nanoCPUs ?? 0
     let mem = node.description?.resources?.memoryBytes ?? 0
     const held: Task[] = []
-    for (const id of this.#byNode.get(node.id) ?? []) {
+    for (const id of this.#reserving.get(node.id) ?? []) {
       const t = this.#tasks.get(id)
       if (!t || !isDesiredUp(t) || isFinished(t) || taskStateRank(t.status.state) < RANK_ASSIGNED) continue
       const r = t.spec.resources?.reservations
@@ -654,12 +685,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   // ------------------------------------------------------------------------------------------ replicated
 
-  #replicated(svc: Service, replicas: number, tasks: Task[], plan: Plan, now: number): void {
+  async #replicated(svc: Service, replicas: number, tasks: Task[], plan: Plan, now: number): Promise<void> {
     const active = new Map<number, Task[]>()
     const all = new Map<number, Task[]>()
     const created: NewTask[] = []
     const done = new Set<number>()
+    const slice = new TimeSlice()
     for (const t of tasks) {
+      if (slice.due()) await slice.yield()
       if (t.desiredState === 'remove') continue
       let list = all.get(t.slot)
       if (!list) all.set(t.slot, (list = []))
@@ -795,10 +828,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   // ------------------------------------------------------------------------------------------ reaper
 
   /** Deletes removed tasks once stopped, and keeps only the newest finished tasks of each slot. */
-  #reap(svc: Service, tasks: Task[], plan: Plan): void {
+  async #reap(svc: Service, tasks: Task[], plan: Plan): Promise<void> {
     const bySlot = new Map<string, Task[]>()
     const touched = new Set(plan.ops.map((o) => ('id' in o ? o.id : '')))
+    const slice = new TimeSlice()
     for (const t of tasks) {
+      if (slice.due()) await slice.yield()
       if (isDesiredUp(t) || !stopped(t) || touched.has(t.id)) continue
       if (t.desiredState === 'remove') {
         if (plan.full) return

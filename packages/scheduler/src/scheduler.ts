@@ -126,15 +126,21 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     if (this.listenerCount('error') > 0) this.emit('error', e)
   }
 
-  #reset(tx: ReadTx): void {
+  /** Nodes at once; the tasks, read from the view now, are added in slices (the loop runs them). */
+  #reset(tx: ReadTx): Iterator<unknown> {
     const placer = createPlacer()
     ;(this as { placer: Placer }).placer = placer
     this.#fresh.clear()
     this.#waiting.clear()
     for (const n of tx.find('nodes')) placer.setNode(n)
-    for (const t of tx.find('tasks')) {
+    return this.#addTasks(placer, tx.find('tasks'))
+  }
+
+  *#addTasks(placer: Placer, tasks: readonly Task[]): Generator<void> {
+    for (const t of tasks) {
       if (holdsNode(t)) placer.addTask(t)
       else if (isPending(t)) this.#fresh.set(t.id, t)
+      yield
     }
   }
 
@@ -179,8 +185,14 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       this.#waiting.clear()
       this.#changed = false
     }
-    for (const t of this.#fresh.values()) batch.push(t)
-    this.#fresh.clear()
+    // New tasks at most `commitSize` per pass (a pass is one synchronous placement: a create of 50,000 tasks
+    // placed at once held the event loop for seconds); the loop comes back at once for the rest.
+    for (const t of this.#fresh.values()) {
+      if (batch.length >= this.commitSize) break
+      batch.push(t)
+    }
+    for (const t of batch) this.#fresh.delete(t.id)
+    if (this.#fresh.size > 0) this.#loop.kick()
     if (batch.length === 0) {
       for (const w of this.#waiters.splice(0)) w()
       return

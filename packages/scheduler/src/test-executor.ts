@@ -56,7 +56,14 @@ class TestExecutorImpl implements TestExecutor {
     this.#loop = new WatchLoop(
       store,
       ['nodes', 'tasks'],
-      { reset: (tx) => this.#reset(tx), event: (e) => this.#event(e), idle: () => this.#pass() },
+      {
+        reset: (tx) => {
+          this.#reset(tx)
+          return undefined
+        },
+        event: (e) => this.#event(e),
+        idle: () => this.#pass(),
+      },
       1_000_000,
       silentLogger,
       () => {},

@@ -11,6 +11,7 @@ import {
   parseUnlockKey,
 } from '@swarmkit/store'
 import { reencryptAtRest } from '../reencrypt.js'
+import { followStore } from '../store-follow.js'
 
 /** The cluster's unlock key while autolock is on. */
 export function clusterUnlockKey(c: Cluster | undefined): string | undefined {
@@ -70,15 +71,15 @@ export class AutolockFollower {
     return this.#applied
   }
 
+  /** Follows the cluster object until the signal aborts, watching again after a dropped watch. */
   async follow(): Promise<void> {
-    const { store, signal } = this.#o
-    const watch = store.watch({ table: 'clusters', signal })
-    try {
-      await this.#sync()
-      for await (const _ of watch) await this.#sync()
-    } catch (err) {
-      if (!this.#o.closed()) this.#o.log(`autolock watch ended: ${(err as Error).message}`)
-    }
+    const { store, signal, log } = this.#o
+    const sync = () => this.#sync()
+    await followStore(store, { table: 'clusters', onResync: sync, resyncAtStart: true }, sync, signal, (l) =>
+      log(`autolock: ${l}`),
+    ).catch((err: Error) => {
+      if (!this.#o.closed()) log(`autolock watch ended: ${err.message}`)
+    })
   }
 
   async #sync(): Promise<void> {

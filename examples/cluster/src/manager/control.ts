@@ -6,7 +6,8 @@ import type { MeshService } from '@swarmkit/overlay'
 import type { Cluster } from '@swarmkit/store'
 import type { Methods } from '@swarmkit/transport'
 import type { LogLine } from '../agent.js'
-import type { Assignment, Dispatcher, NodeInfo, TaskStatusUpdate } from '../dispatcher.js'
+import type { AssignmentsMessage } from '../assignments-message.js'
+import type { Dispatcher, NodeInfo, TaskStatusUpdate } from '../dispatcher.js'
 import type { RenewAnswer } from './renewal.js'
 
 export interface ControlContext {
@@ -53,7 +54,8 @@ export function controlMethods(manager: ControlContext): Methods {
     'dispatcher.assignments': {
       kind: 'stream',
       roles,
-      handler: (_p, ctx): AsyncIterable<Assignment[]> => d.assignments(nodeOf(ctx.identity), ctx.signal),
+      handler: (_p, ctx): AsyncIterable<AssignmentsMessage> =>
+        d.assignments(nodeOf(ctx.identity), ctx.signal),
     },
     'dispatcher.mesh': {
       kind: 'stream',

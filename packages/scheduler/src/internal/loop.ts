@@ -1,9 +1,14 @@
 import { isStoreError, type ReadTx, type StoreEvent, type Table, type Watch } from '@swarmkit/store'
 import type { Logger, SchedulerStore } from '../store.js'
+import { TimeSlice } from './time-slice.js'
 
 export interface LoopHandlers {
-  /** Rebuilds all state from a consistent view (at start, and after the watch was dropped). */
-  reset(tx: ReadTx): void
+  /**
+   * Rebuilds all state from a consistent view (at start, and after the watch was dropped). It may return the
+   * rest of the work as an iterator, run in time slices with the event loop free between them: it must then
+   * have read everything it needs from `tx` before returning (the view is gone after).
+   */
+  reset(tx: ReadTx): Iterator<unknown> | undefined
   /** Applies one committed change. */
   event(e: StoreEvent): void
   /** Called when no event is queued: act on the state (may write to the store). */
@@ -68,13 +73,19 @@ export class WatchLoop {
     await r
   }
 
-  #subscribe(): Watch {
+  async #subscribe(): Promise<Watch> {
+    let rest: Iterator<unknown> | undefined
     const version = this.store.view((tx) => {
-      this.handlers.reset(tx)
+      rest = this.handlers.reset(tx)
       return tx.version
     })
+    // Watched from the view's version at once: what commits while the reset goes on queues on the watch.
     const w = this.store.watch({ table: this.tables, fromVersion: version, queueSize: this.queueSize })
     this.#watch = w
+    if (rest) {
+      const slice = new TimeSlice()
+      while (!this.#stopped && !rest.next().done) if (slice.due()) await slice.yield()
+    }
     return w
   }
 
@@ -86,7 +97,8 @@ export class WatchLoop {
   }
 
   async #run(): Promise<void> {
-    let watch = this.#subscribe()
+    let watch = await this.#subscribe()
+    if (this.#stopped) return
     await this.#idle()
     let next: Promise<IteratorResult<StoreEvent>> | undefined
     while (!this.#stopped) {
@@ -102,7 +114,8 @@ export class WatchLoop {
         if (isStoreError(err, 'WATCH_DROPPED') || isStoreError(err, 'VERSION_COMPACTED')) {
           this.log('warn', 'watch dropped; resynchronizing from a fresh view', { error: String(err) })
           watch.close()
-          watch = this.#subscribe()
+          watch = await this.#subscribe()
+          if (this.#stopped) break
           await this.#idle()
           continue
         }
@@ -112,7 +125,8 @@ export class WatchLoop {
       if (this.#stopped) break
       if (result !== 'kick') {
         if (result.done) break
-        // Then every event already queued (a commit's burst), without a promise each.
+        // Then every event already queued (a commit's burst), without a promise each, in time slices.
+        const slice = new TimeSlice()
         for (
           let e: StoreEvent | undefined = result.value;
           e !== undefined && !this.#stopped;
@@ -123,6 +137,7 @@ export class WatchLoop {
           } catch (err) {
             this.onError(err)
           }
+          if (slice.due()) await slice.yield()
         }
         if (this.#stopped) break
         if (watch.pending > 0) continue

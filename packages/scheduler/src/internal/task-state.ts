@@ -36,3 +36,24 @@ export function isPending(t: Task): boolean {
 export function isFailure(s: TaskState): boolean {
   return s === 'failed' || s === 'rejected'
 }
+
+/**
+ * The change from `a` to `b` is only a worker's progress towards running (assigned, accepted, preparing,
+ * ready, starting): the orchestrator decides nothing on those states (it acts on running, on finished, and on
+ * what the managers change), so such a change needs no pass.
+ */
+export function progressOnly(a: Task, b: Task): boolean {
+  const ra = taskStateRank(a.status.state)
+  const rb = taskStateRank(b.status.state)
+  return (
+    ra >= RANK_ASSIGNED &&
+    ra < RANK_RUNNING &&
+    rb >= RANK_ASSIGNED &&
+    rb < RANK_RUNNING &&
+    a.desiredState === b.desiredState &&
+    a.nodeId === b.nodeId &&
+    a.slot === b.slot &&
+    a.spec === b.spec &&
+    a.status.err === b.status.err
+  )
+}

@@ -1,0 +1,80 @@
+// A leader answers a committed proposal before it tells the followers the new commit index: the followers need
+// it only to apply, the proposer is waiting for it (on a real network the two notices are two socket writes).
+import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { describe, expect, it } from 'vitest'
+import { MemoryLogStorage, RaftNode } from '../src/index.js'
+import { rng } from './helpers/cores.js'
+
+/** Three members on a network without latency, n1 elected, everything from the election delivered. */
+async function electedCluster() {
+  const clock = new ManualClock()
+  const net = new MemoryNetwork({ seed: 7, clock })
+  const ids = ['n1', 'n2', 'n3']
+  const applied = ids.map(() => [] as number[])
+  const nodes = ids.map(
+    (id, i) =>
+      new RaftNode({
+        id,
+        peers: ids,
+        transport: net.transport(id),
+        storage: new MemoryLogStorage(),
+        stateMachine: {
+          apply: (_cmd, index) => {
+            applied[i]!.push(index)
+          },
+          snapshot: () => new Uint8Array(),
+          restore: () => {},
+        },
+        electionTimeoutMs: i === 0 ? [150, 150] : [1000, 1000],
+        heartbeatIntervalMs: 50,
+        random: rng(i + 1),
+      }),
+  )
+  await Promise.all(nodes.map((n) => n.start()))
+  await clock.advanceAsync(400)
+  const leader = nodes[0]!
+  expect(leader.role).toBe('leader')
+  await clock.advanceAsync(40)
+  return { clock, net, nodes, applied, leader }
+}
+
+describe('RaftNode commit notices', () => {
+  it('resolves a proposal before it sends the new commit index, and the followers still learn it', async () => {
+    const { clock, net, nodes, applied, leader } = await electedCluster()
+    const sent = () => net.stats()['n1']!.messagesSent
+    const before = sent()
+    let sentAtAnswer = -1
+    let index = -1
+    void leader.propose(new Uint8Array([1])).then((r) => {
+      sentAtAnswer = sent()
+      index = r.index
+    })
+    // Every frame is delivered at once (no latency on this network): no tick falls due meanwhile.
+    await clock.advanceAsync(0)
+    expect(index).toBeGreaterThan(0)
+    // Only the two appends carrying the entry left before the answer.
+    expect(sentAtAnswer - before).toBe(2)
+    // Then the commit index goes to both followers, who apply the entry without waiting for a heartbeat.
+    await clock.advanceAsync(0)
+    expect(sent() - before).toBe(4)
+    expect(applied[1]).toContain(index)
+    expect(applied[2]).toContain(index)
+    for (const n of nodes) await n.stop()
+  })
+
+  it('sends the commit notices of an answered proposal on stop() if that comes first', async () => {
+    const { clock, nodes, applied, leader } = await electedCluster()
+    let index = -1
+    void leader.propose(new Uint8Array([2])).then((r) => {
+      index = r.index
+      // Stopped at once, before the notices went out.
+      void leader.stop()
+    })
+    await clock.advanceAsync(0)
+    await clock.advanceAsync(0)
+    expect(index).toBeGreaterThan(0)
+    expect(applied[1]).toContain(index)
+    expect(applied[2]).toContain(index)
+    for (const n of nodes) await n.stop()
+  })
+})

@@ -1,0 +1,24 @@
+/**
+ * Long work on the event loop in slices: a manager's raft heartbeats, elections and RPCs share the loop with
+ * the orchestrator and scheduler, so a pass over tens of thousands of tasks that never yields can stall it
+ * past the election timeout and cost the leader its leadership. `due()` says when the slice's time is spent
+ * (it reads the clock once every few calls); `yield()` lets timers and I/O run, then starts a new slice.
+ */
+export class TimeSlice {
+  #start = performance.now()
+  #calls = 0
+
+  constructor(readonly budgetMs = 10) {}
+
+  due(): boolean {
+    if (++this.#calls < 32) return false
+    this.#calls = 0
+    return performance.now() - this.#start >= this.budgetMs
+  }
+
+  async yield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    this.#start = performance.now()
+    this.#calls = 0
+  }
+}
