@@ -20,25 +20,11 @@ import {
   vniAllocator,
 } from '@swarmkit/overlay'
 import { kernelUnavailable, Lab, must } from '../../packages/overlay/test/helpers/lab.js'
+import { sender, sink } from './traffic.js'
 
 const MiB = 1 << 20
 const BYTES = Number(process.env.BENCH_BYTES ?? 256 * MiB)
 const ROUNDS = 5
-
-const sink = `
-const net = require('node:net')
-net.createServer({ allowHalfOpen: true }, (c) => {
-  let n = 0; c.on('data', (d) => (n += d.length)); c.on('end', () => c.end(n + '\\n')); c.on('error', () => {})
-}).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'))`
-
-const sender = `
-const net = require('node:net'), [host, port, bytes] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])]
-const chunk = Buffer.alloc(256 * 1024, 7), start = process.hrtime.bigint()
-const c = net.connect({ host, port, allowHalfOpen: true }); let sent = 0, reply = ''
-const pump = () => { while (sent < bytes) { sent += chunk.length; if (!c.write(chunk)) return void c.once('drain', pump) } c.end() }
-c.on('connect', pump); c.on('data', (d) => (reply += d))
-c.on('end', () => { const s = Number(process.hrtime.bigint() - start) / 1e9; console.log((Number(reply) / s / 1048576).toFixed(1)) })
-c.on('error', (e) => { console.log('ERR ' + e.code); process.exit(2) })`
 
 // DNS load from inside a namespace: n queries, c at a time, to 127.0.0.11; prints answers/s and p99 (µs).
 const dnsLoad = `

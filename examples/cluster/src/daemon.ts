@@ -24,6 +24,7 @@ import { ApiError, MESSAGES } from './errors.js'
 import type { NodeDescription } from './executor.js'
 import { freePort } from './free-port.js'
 import { joinCluster } from './join.js'
+import { kernelIngressOf } from './kernel-ingress.js'
 import { Manager, type ManagerOptions } from './manager.js'
 import { requestDemotion, requestPromotion } from './node-certificates.js'
 import {
@@ -536,6 +537,7 @@ export class Daemon {
         host: saved.host,
         nodeId: saved.nodeId,
         source: (signal) => dispatcher.mesh(saved.nodeId, signal),
+        kernel: kernelIngressOf(this.options.executor),
         log: (l) => this.#log(l),
       })
       this.mesh.start()

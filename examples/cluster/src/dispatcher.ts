@@ -26,6 +26,7 @@ import { AssignmentFanout } from './assignment-fanout.js'
 import { assignmentStream } from './assignment-stream.js'
 import type { AssignmentsMessage } from './assignments-message.js'
 import { isAttachmentTask } from './attachments.js'
+import { withoutIngress } from './ingress-attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
 import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.js'
@@ -528,7 +529,8 @@ export function assignmentOf(tx: ReadTx, t: Task): Assignment {
     ports,
     spec: t.spec,
     serviceLabels: t.serviceAnnotations.labels ?? {},
-    networks: t.networks ?? [],
+    // Not the ingress attachment: whether the task joins it is its node's call (kernel-ingress.ts).
+    networks: withoutIngress(tx, t.networks ?? []),
     genericResources: t.assignedGenericResources ?? [],
     secrets,
     configs,

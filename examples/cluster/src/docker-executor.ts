@@ -24,6 +24,7 @@ import {
   type TaskExit,
   UNHEALTHY_TEXT,
 } from './executor.js'
+import type { KernelIngress } from './kernel-ingress.js'
 import type { NetworkViewUpdate } from './network-view.js'
 
 /** Where a running task's container answers, given its container (the node's task networking). */
@@ -47,6 +48,8 @@ export interface TaskNetworking {
   configure?(node: { readonly id: string; readonly addr: string }): Promise<void>
   /** Frees what the networking holds (sandboxes, bridges, forwarders). */
   close?(): Promise<void>
+  /** The node's kernel ingress routing mesh, where the networking has one. */
+  readonly ingress?: KernelIngress
 }
 
 export interface DockerExecutorOptions {
@@ -99,8 +102,8 @@ export async function engineAnswers(addr: string, timeoutMs = 1000): Promise<boo
 export interface DockerExecutor extends Executor {
   readonly kind: 'docker'
   readonly engine: EngineClient
-  /** The node's task networking (standalone containers on attachable networks use it too). */
-  readonly networking: TaskNetworking | undefined
+  /** What gives the containers their network (the node's routing mesh uses its kernel ingress). */
+  readonly networking?: TaskNetworking
 }
 
 /** Creates the Docker Engine executor (see the module comment). */
@@ -466,7 +469,7 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
   return {
     kind: 'docker',
     engine,
-    networking: options.networking,
+    ...(options.networking ? { networking: options.networking } : {}),
     async describe(callOptions): Promise<NodeDescription> {
       const { body: info } = await engine.json<{
         NCPU: number

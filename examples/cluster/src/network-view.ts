@@ -9,6 +9,8 @@ import type { DirectoryService, OverlayNetwork, SwarmView } from '@swarmkit/over
 import type { ReadTx, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import { isAttachmentTask } from './attachments.js'
+import { ingressNetwork } from './ingress-attachments.js'
+import { ingressSandboxes } from './ingress-view.js'
 import { isEncrypted, keyRingOf, type WireKey, wireKeys } from './network-keys.js'
 import { holdsAddresses } from './task-addresses.js'
 
@@ -78,6 +80,8 @@ export interface NetworkIndex {
   /** The encrypted networks, and the keys (read only when one exists). */
   readonly encrypted: Set<string>
   readonly keys: WireKey[]
+  /** Network ID -> the nodes' ingress sandboxes on it (ingress-view.ts). */
+  readonly sandboxes: Map<string, ViewTask[]>
 }
 
 export function networkIndex(tx: ReadTx): NetworkIndex {
@@ -85,7 +89,7 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
   const encrypted = new Set<string>()
   for (const n of tx.find('networks')) {
     const c = n.ipam?.configs[0]
-    if (n.vni === undefined || !c?.subnet || !c.gateway || n.spec.ingress) continue
+    if (n.vni === undefined || !c?.subnet || !c.gateway) continue
     networks.set(n.id, { id: n.id, vni: n.vni, subnet: c.subnet, gateway: c.gateway })
     if (isEncrypted(n)) encrypted.add(n.id)
   }
@@ -107,6 +111,15 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
         if (!nets) netsOf.set(t.nodeId, (nets = new Set()))
         nets.add(a.networkId)
       }
+  // Every node holds the ingress network while it is used, with every node's ingress sandbox on it.
+  const sandboxes = ingressSandboxes(tx, networks, tasksOn)
+  for (const [net, list] of sandboxes)
+    for (const s of list) {
+      let nets = netsOf.get(s.node)
+      if (!nets) netsOf.set(s.node, (nets = new Set()))
+      nets.add(net)
+    }
+  const ingress = ingressNetwork(tx)?.id
   const vteps = new Map<string, string>()
   const services: NetworkIndex['services'] = new Map()
   const aliases: NetworkIndex['aliases'] = new Map()
@@ -115,7 +128,7 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
     for (const s of tx.find('services')) {
       const vips = new Map<string, string>()
       for (const v of s.endpoint?.virtualIPs ?? [])
-        if (networks.has(v.networkId)) vips.set(v.networkId, stripPrefix(v.addr))
+        if (networks.has(v.networkId) && v.networkId !== ingress) vips.set(v.networkId, stripPrefix(v.addr))
       const mode = s.spec.endpointSpec?.mode === 'dnsrr' ? 'dnsrr' : 'vip'
       services.set(s.id, { id: s.id, name: s.spec.name, mode, vips })
       const a = new Map<string, string[]>()
@@ -123,7 +136,7 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
       if (a.size > 0) aliases.set(s.id, a)
     }
   }
-  return { networks, tasksOn, netsOf, vteps, services, aliases, encrypted, keys }
+  return { networks, tasksOn, netsOf, vteps, services, aliases, encrypted, keys, sandboxes }
 }
 
 /** The view of `nodeId`: only the networks its live tasks have addresses on, and what is on them. */
@@ -157,6 +170,11 @@ export function nodeView(index: NetworkIndex, nodeId: string): NodeView {
       const a = t.networks.find((x) => x.networkId === net)!
       v.addresses[net] = stripPrefix(a.addresses[0]!)
       if (a.aliases?.length) v.aliases = { ...v.aliases, [net]: a.aliases }
+    }
+  for (const net of local)
+    for (const s of index.sandboxes.get(net) ?? []) {
+      tasks.set(s.id, s)
+      nodes.add(s.node)
     }
   const services: DirectoryService[] = []
   for (const id of [...serviceIds].sort()) {

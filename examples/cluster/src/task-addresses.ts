@@ -5,7 +5,8 @@
 // address is free again (its container is gone, and no network view lists it any more).
 
 import { rebuildIpam } from '@swarmkit/overlay'
-import { type ClusterStore, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import { type ClusterStore, type Node, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import { allocateIngressAddresses, publishesPorts } from './ingress-attachments.js'
 import { inDutyScope } from './leader-scope.js'
 import { followStore } from './store-follow.js'
 
@@ -77,6 +78,9 @@ export function heldAddresses(tx: ReadTx): Array<{ network: string; address: str
   for (const s of tx.find('services')) for (const v of s.endpoint?.virtualIPs ?? []) add(v.networkId, v.addr)
   for (const t of tx.find('tasks', undefined, holdsAddresses))
     for (const a of t.networks) for (const addr of a.addresses) add(a.networkId, addr)
+  // The nodes' own attachments (their ingress sandboxes).
+  for (const n of tx.find('nodes'))
+    for (const a of n.attachments ?? []) for (const addr of a.addresses) add(a.networkId, addr)
   return out
 }
 
@@ -106,7 +110,7 @@ export function startTaskAddressAllocator(options: {
       again = true
       return
     }
-    const run = () => allocateTaskAddresses(store)
+    const run = () => allocateTaskAddresses(store).then(() => allocateIngressAddresses(store))
     running = (term === undefined ? run() : inDutyScope(term, run)).then(
       () => {},
       (err) => {
@@ -128,9 +132,15 @@ export function startTaskAddressAllocator(options: {
   // A dropped watch (the store fell far behind) is followed again from now, with a pass to catch up.
   void followStore(
     store,
-    { table: ['tasks', 'networks', 'services'] },
+    { table: ['tasks', 'networks', 'services', 'nodes'] },
     (e) => {
-      if (e.table !== 'tasks' || (e.object as Task).networks.length > 0) pass()
+      const t = e.object as Task
+      // A node without its ingress address yet; a task on a network or publishing through ingress.
+      const news =
+        e.table === 'nodes'
+          ? !(e.object as Node).attachments?.length
+          : e.table !== 'tasks' || t.networks.length > 0 || publishesPorts(t)
+      if (news) pass()
     },
     stop.signal,
     (line) => {

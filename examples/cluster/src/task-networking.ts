@@ -10,10 +10,10 @@
 // creates those networks' bridges and peers; this module then adds their endpoints to the same sandbox.
 
 import { createHash } from 'node:crypto'
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { checkLinuxDriver, linuxDriver, type NetworkDriver } from '@swarmkit/overlay'
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
+import { forwardTaskPorts, type TaskEndpoint } from './endpoint-forwarder.js'
 
 export interface LocalTaskNetworkingOptions {
   readonly log?: (line: string) => void
@@ -21,9 +21,8 @@ export interface LocalTaskNetworkingOptions {
 
 interface Attached {
   address: string
-  server?: Server
-  endpoint?: { address: string; port: number }
-  sockets: Set<Socket>
+  forwarder?: { endpoint: TaskEndpoint | undefined; close(): void }
+  endpoint?: TaskEndpoint
 }
 
 export interface LocalTaskNetworking extends TaskNetworking {
@@ -101,38 +100,9 @@ export function localTaskNetworking(options: LocalTaskNetworkingOptions = {}): L
     throw new Error(`no free address left on ${bridge!.subnet}`)
   }
 
-  const forward = (t: Attached, targetPort: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const server = createServer((client) => {
-        const upstream = createConnection({ host: t.address, port: targetPort })
-        t.sockets.add(client)
-        t.sockets.add(upstream)
-        const done = () => {
-          client.destroy()
-          upstream.destroy()
-          t.sockets.delete(client)
-          t.sockets.delete(upstream)
-        }
-        client.on('error', done).on('close', done)
-        upstream.on('error', done).on('close', done)
-        client.pipe(upstream)
-        upstream.pipe(client)
-      })
-      server.once('error', reject)
-      const addr = node!.addr
-      server.listen(0, addr, () => {
-        server.off('error', reject)
-        t.server = server
-        t.endpoint = { address: addr, port: (server.address() as { port: number }).port }
-        resolve()
-      })
-    })
-
   const unforward = (t: Attached) => {
-    t.server?.close()
-    for (const s of t.sockets) s.destroy()
-    t.sockets.clear()
-    t.server = undefined
+    t.forwarder?.close()
+    t.forwarder = undefined
     t.endpoint = undefined
   }
 
@@ -157,7 +127,7 @@ export function localTaskNetworking(options: LocalTaskNetworkingOptions = {}): L
         const known = tasks.get(task.taskId)
         if (known?.endpoint) return known.endpoint
         await ensureNetwork()
-        const t: Attached = known ?? { address: freeAddress(), sockets: new Set() }
+        const t: Attached = known ?? { address: freeAddress() }
         tasks.set(task.taskId, t)
         try {
           await driver!.createSandbox({ id: task.taskId, endpoints: [{ network, address: t.address }], pid })
@@ -165,11 +135,11 @@ export function localTaskNetworking(options: LocalTaskNetworkingOptions = {}): L
           tasks.delete(task.taskId)
           throw err
         }
-        const target = task.ports.find((p) => p.protocol === 'tcp')?.targetPort
-        if (target === undefined) return undefined
-        await forward(t, target)
+        t.forwarder = await forwardTaskPorts(node!.addr, t.address, task.ports)
+        t.endpoint = t.forwarder.endpoint
+        if (!t.endpoint) return undefined
         log(
-          `task ${task.taskId}: ${t.address} on ${bridge!.subnet}, reached at ${t.endpoint!.address}:${t.endpoint!.port}`,
+          `task ${task.taskId}: ${t.address} on ${bridge!.subnet}, reached at ${t.endpoint.ports.map((p) => `${t.endpoint!.address}:${p.port} (${p.protocol}/${p.targetPort})`).join(', ')}`,
         )
         return t.endpoint
       })

@@ -6,7 +6,7 @@ import { isIP } from 'node:net'
 import type { PortConfig, Tx } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
 import type { TaskStatusUpdate } from './dispatcher.js'
-import { ENDPOINT_LABEL } from './labels.js'
+import { ENDPOINT_LABEL, ENDPOINTS_LABEL } from './labels.js'
 
 /** A node's status reports applied in `tx`: only its own tasks, and only forward in the task state machine. */
 export function applyStatuses(
@@ -24,10 +24,17 @@ export function applyStatuses(
       u.state === 'running' && validEndpoint(u.endpoint) && u.endpoint.address === nodeAddr
         ? `${u.endpoint.address}:${u.endpoint.port}`
         : undefined
-    const labels = endpoint ? { ...t.labels, [ENDPOINT_LABEL]: endpoint } : t.labels
+    const perPort = endpoint ? endpointPorts(u.endpoint) : undefined
+    const labels = endpoint
+      ? { ...t.labels, [ENDPOINT_LABEL]: endpoint, ...(perPort ? { [ENDPOINTS_LABEL]: perPort } : {}) }
+      : t.labels
     if (taskStateRank(u.state) <= taskStateRank(t.status.state)) {
       // The same state again with a new endpoint: a restarted agent took the running task over.
-      if (endpoint && u.state === t.status.state && t.labels?.[ENDPOINT_LABEL] !== endpoint)
+      if (
+        endpoint &&
+        u.state === t.status.state &&
+        (t.labels?.[ENDPOINT_LABEL] !== endpoint || t.labels?.[ENDPOINTS_LABEL] !== perPort)
+      )
         tx.update('tasks', { ...t, ...(labels ? { labels } : {}) })
       continue
     }
@@ -57,6 +64,39 @@ function validEndpoint(e: unknown): e is { address: string; port: number } {
     (x.port as number) >= 1 &&
     (x.port as number) <= 65535
   )
+}
+
+/** The per-port forwarders of an endpoint as the label holds them (`tcp/80=34567,udp/53=40001`), if valid. */
+function endpointPorts(e: unknown): string | undefined {
+  const ports = (e as { ports?: unknown }).ports
+  if (!Array.isArray(ports) || ports.length === 0 || ports.length > 64) return undefined
+  const port = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535
+  const ok = ports.every(
+    (p: { protocol?: unknown; targetPort?: unknown; port?: unknown }) =>
+      typeof p === 'object' &&
+      p !== null &&
+      (p.protocol === 'tcp' || p.protocol === 'udp') &&
+      port(p.targetPort) &&
+      port(p.port),
+  )
+  return ok
+    ? ports
+        .map(
+          (p: { protocol: string; targetPort: number; port: number }) =>
+            `${p.protocol}/${p.targetPort}=${p.port}`,
+        )
+        .join(',')
+    : undefined
+}
+
+/** The label of {@link endpointPorts} read back: `protocol/targetPort` -> port. */
+export function parseEndpointPorts(label: string | undefined): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const item of (label ?? '').split(',')) {
+    const m = /^(tcp|udp)\/(\d{1,5})=(\d{1,5})$/.exec(item)
+    if (m) out.set(`${m[1]}/${m[2]}`, Number(m[3]))
+  }
+  return out
 }
 
 function validContainerStatus(c: unknown): c is { containerId: string; pid: number; exitCode: number } {

@@ -25,7 +25,9 @@ import {
 import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
 import { type EncryptedOverlays, encryptedOverlays } from './encrypted-overlays.js'
-import { type EndpointForwarder, forwardEndpoint } from './endpoint-forwarder.js'
+import { forwardTaskPorts, type TaskEndpoint } from './endpoint-forwarder.js'
+import { hasIngressAddress, publishesThroughIngress } from './ingress-view.js'
+import { type KernelIngress, kernelIngress } from './kernel-ingress.js'
 import { applyViewUpdate, EMPTY_VIEW, type NetworkViewUpdate, type NodeView } from './network-view.js'
 import { type LocalTaskNetworking, localTaskNetworking } from './task-networking.js'
 
@@ -69,6 +71,12 @@ function overlayNetworks(task: Assignment): string[] {
   ]
 }
 
+/** A task on overlay networks: its first address (host-mode ports) and its forwarders (userspace mesh). */
+interface Attachment {
+  forwarder?: { endpoint: TaskEndpoint | undefined; close(): void }
+  address?: string
+}
+
 export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerNetworking {
   const log = options.log ?? (() => {})
   const local = options.local ?? localTaskNetworking({ log })
@@ -81,7 +89,12 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   let view: NodeView = EMPTY_VIEW
   let applied: Promise<void> = Promise.resolve()
   const waiters = new Set<() => void>()
-  const overlay = new Map<string, { forwarder?: EndpointForwarder }>()
+  const overlay = new Map<string, Attachment>()
+  const ingress: KernelIngress = kernelIngress({
+    context: () => (driver && node ? { driver, node: node.id, prefix: overlayPrefix(node.id) } : undefined),
+    addressOf: (id) => overlay.get(id)?.address,
+    log,
+  })
 
   const apply = () => {
     const s = swarm
@@ -91,7 +104,8 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
     applied = applied
       .then(async () => {
         await sealing.sync(v, n)
-        await s.update(sealing.sealedView(v))
+        await s.update(ingress.viewFor(sealing.sealedView(v)))
+        ingress.follow(v)
       })
       .catch((err) => log(`overlay networks: applying the network view failed: ${(err as Error).message}`))
   }
@@ -101,11 +115,16 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   /** The task's entry in the view once it has its addresses on this node (waits for the managers). */
-  const addressed = async (taskId: string) => {
+  const addressed = async (taskId: string, ingressToo: boolean) => {
     const deadline = Date.now() + waitMs
     for (;;) {
       const t = view.tasks.find((x) => x.id === taskId && x.node === node?.id)
-      if (t && Object.keys(t.addresses).length > 0) return t
+      if (
+        t &&
+        Object.keys(t.addresses).length > 0 &&
+        (!ingressToo || hasIngressAddress(view, node!.id, t.addresses))
+      )
+        return t
       const left = deadline - Date.now()
       if (left <= 0) throw new Error(`no overlay address reached this node within ${waitMs} ms`)
       await new Promise<void>((resolve) => {
@@ -121,6 +140,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   const closeOverlay = async () => {
+    await ingress.reset()
     for (const a of overlay.values()) a.forwarder?.close()
     overlay.clear()
     await applied
@@ -134,6 +154,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
   }
 
   return {
+    ingress,
     view: () => view,
     overlayTasks: () => [...overlay.keys()],
 
@@ -148,7 +169,9 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       if (node?.id === next.id && node.addr === next.addr && swarm) return
       await closeOverlay()
       node = { id: next.id, addr: next.addr }
-      driver = linuxDriver({ vtep: next.addr, prefix: overlayPrefix(next.id) })
+      await ingress.probe(next.addr)
+      // Routed: host-mode published ports reach tasks through this namespace (isolation stays).
+      driver = linuxDriver({ vtep: next.addr, prefix: overlayPrefix(next.id), routed: true })
       // Leftovers of an earlier run of this node (a crash) go first.
       await driver.destroy().catch((err) => log(`overlay networks: cleaning up: ${(err as Error).message}`))
       const directory = serviceDirectory()
@@ -168,7 +191,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
       if (nets.length === 0 || !swarm) return
       // Without its addresses attach() falls back to the node-local network: only a refusal rejects.
       if (
-        !(await addressed(task.taskId).then(
+        !(await addressed(task.taskId, false).then(
           () => true,
           () => false,
         ))
@@ -181,25 +204,26 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
 
     async attach(task, pid, callOptions) {
       const nets = overlayNetworks(task)
-      if (nets.length === 0 || !swarm) return local.attach(task, pid, callOptions)
+      const ingressToo = publishesThroughIngress(task) && ingress.usable
+      if ((nets.length === 0 && !ingressToo) || !swarm) return local.attach(task, pid, callOptions)
       const known = overlay.get(task.taskId)
       if (known) return known.forwarder?.endpoint
       try {
-        const t = await addressed(task.taskId)
+        const t = await addressed(task.taskId, ingressToo)
         await applied
         const refused = sealing.refusal(nets, view)
         if (refused) throw new UnsealedNetworkError(refused)
         const sandbox = await swarm.attachTask(task.taskId, { pid })
-        const a: { forwarder?: EndpointForwarder } = {}
-        overlay.set(task.taskId, a)
         const first = sandbox.interfaces[0]
+        const a: Attachment = first ? { address: first.address } : {}
+        overlay.set(task.taskId, a)
         log(
           `task ${task.taskId}: ${sandbox.interfaces.map((i) => `${i.address} on ${i.network}`).join(', ')} (node ${t.node})`,
         )
-        const target = task.ports.find((p) => p.protocol === 'tcp')?.targetPort
-        if (target === undefined || !first || !node) return undefined
-        a.forwarder = await forwardEndpoint(node.addr, { host: first.address, port: target })
-        return a.forwarder.endpoint
+        if (!first || !node) return undefined
+        const forwarded = await forwardTaskPorts(node.addr, first.address, task.ports)
+        a.forwarder = forwarded
+        return forwarded.endpoint
       } catch (err) {
         if (err instanceof UnsealedNetworkError) throw err
         // The kernel path cannot run here: the task still gets the node-local network, and the node says so.
@@ -223,6 +247,7 @@ export function workerNetworking(options: WorkerNetworkingOptions = {}): WorkerN
     },
 
     async close() {
+      await ingress.close()
       await closeOverlay()
       await local.close()
     },

@@ -81,10 +81,16 @@ export const IMAGES = {
 } as const
 
 const SCRIPTS: Record<string, string> = {
-  // Serves a page naming its version and its host name (the task name with --hostname '{{.Task.Name}}').
+  // Serves a page naming its version and its host name (the task name with --hostname '{{.Task.Name}}'),
+  // and at /cgi-bin/peer the address the request came from.
   web: `#!/bin/sh
-mkdir -p /www
+mkdir -p /www/cgi-bin
 echo "web $VERSION on $(hostname)" > /www/index.html
+cat > /www/cgi-bin/peer <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' "$REMOTE_ADDR"
+CGI
+chmod +x /www/cgi-bin/peer
 echo "web $VERSION listening as $(hostname)"
 trap 'echo "web $VERSION stopping"; kill $pid; exit 0' TERM INT
 httpd -f -v -p 80 -h /www &

@@ -12,7 +12,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createUnderlayHosts } from '../../../test/support/underlay-hosts.js'
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+// The node's CLI; SWARMKIT_CLUSTER_CLI names it where this file is bundled elsewhere (bench/overlay-cluster).
+const cli = () =>
+  process.env.SWARMKIT_CLUSTER_CLI ?? fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
 export interface CmdResult {
   code: number
@@ -56,7 +58,7 @@ export async function hostsUnavailable(): Promise<string | undefined> {
   ] as const) {
     if ((await sh(tool, [...args])).code !== 0) return `\`${tool}\` did not run (install ${pkg})`
   }
-  if (!existsSync(CLI)) return `${CLI} is missing (npm run build)`
+  if (!existsSync(cli())) return `${cli()} is missing (npm run build)`
   const probe = `op${randomBytes(3).toString('hex')}`
   const r = await sh('ip', ['netns', 'add', probe])
   if (r.code !== 0) return `cannot create a network namespace: ${r.stderr.trim()}`
@@ -209,7 +211,7 @@ export class NetnsHosts {
       h,
       [
         process.execPath,
-        CLI,
+        cli(),
         '--state-dir',
         join(h.dir, 'state'),
         '--api',

@@ -549,6 +549,12 @@ class LinuxDriver implements NetworkDriver {
           options,
         )
         await this.ip(['link', 'set', 'dev', host, 'master', this.bridgeName(net.vni), 'up'], options)
+        // An address freed on another node and given to an endpoint here left the bridge's learnt entry
+        // for its MAC (the MAC follows the address) on the VXLAN port: until it ages out (5 min), frames
+        // for the new local endpoint would go into the tunnel. Forget it (usually there is none).
+        await this.bridge(['fdb', 'del', e.mac, 'dev', this.vxlanName(net.vni), 'master'], options).catch(
+          () => {},
+        )
         await this.inNs(ns, ['link', 'set', 'dev', inside, 'address', e.mac, 'mtu', String(net.mtu)], options)
         await this.inNs(
           ns,
