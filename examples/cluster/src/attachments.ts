@@ -103,3 +103,11 @@ export function detachNetwork(tx: Tx, nodeId: string, attachmentId: unknown): vo
     throw new Error(`attachment ${attachmentId} doesn't belong to this node`)
   tx.delete('tasks', attachmentId)
 }
+
+/**
+ * Drops the attachments of a node that is removed from the swarm (swarmkit's RemoveNode orphans them):
+ * its containers are out of reach, and their tasks would hold their networks and addresses for ever.
+ */
+export function removeNodeAttachments(tx: Tx, nodeId: string): void {
+  for (const t of tx.find('tasks', { nodeId }, isAttachmentTask)) tx.delete('tasks', t.id)
+}

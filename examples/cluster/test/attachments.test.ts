@@ -5,7 +5,7 @@ import { isAttachmentTask } from '../src/attachments.js'
 import { ATTACH_ALIASES_LABEL, ATTACH_NETWORK_LABEL, rewriteCreate } from '../src/container-attachments.js'
 import type { ClusterNode } from '../src/index.js'
 import type { NetworkViewUpdate } from '../src/network-view.js'
-import { cleanup, node, ok, waitFor } from './helpers.js'
+import { cleanup, docker, node, ok, waitFor } from './helpers.js'
 
 describe('rewriteCreate (a container create for a swarm network)', () => {
   it('gives the engine `none`, the embedded resolver, and keeps the network and aliases in labels', () => {
@@ -107,5 +107,32 @@ describe('network attachments of containers (in-process cluster)', { timeout: 60
     )
     await wrk.daemon.attachmentCall('detach', answer.attachmentId)
     expect(store().view((tx) => tx.get('tasks', answer.attachmentId))).toBeUndefined()
+  })
+
+  it("refuses `docker network rm` while a container is attached, with moby's words", async () => {
+    await ok(mgr, ['network', 'create', '-d', 'overlay', '--attachable', 'busy'])
+    const netId = (await ok(mgr, ['network', 'inspect', '-f', '{{.ID}}', 'busy'])).trim()
+    const answer = (await wrk.daemon.attachmentCall('attach', { target: 'busy', containerId: id })) as {
+      attachmentId: string
+    }
+    const refused = await docker(mgr, ['network', 'rm', 'busy'])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain(`network ${netId} is in use by task ${answer.attachmentId}`)
+    expect((await ok(mgr, ['network', 'ls', '--format', '{{.Name}}'])).split('\n')).toContain('busy')
+    // Once the container is detached the network goes.
+    await wrk.daemon.attachmentCall('detach', answer.attachmentId)
+    expect((await ok(mgr, ['network', 'rm', 'busy'])).trim()).toBe('busy')
+  })
+
+  // Last: it removes the worker from the swarm.
+  it("drops a removed node's attachments (moby orphans them), so their network can go", async () => {
+    await ok(mgr, ['network', 'create', '-d', 'overlay', '--attachable', 'left'])
+    const answer = (await wrk.daemon.attachmentCall('attach', { target: 'left', containerId: id })) as {
+      attachmentId: string
+    }
+    expect(store().view((tx) => tx.get('tasks', answer.attachmentId))).toBeDefined()
+    await ok(mgr, ['node', 'rm', '--force', wrkId])
+    expect(store().view((tx) => tx.get('tasks', answer.attachmentId))).toBeUndefined()
+    expect((await ok(mgr, ['network', 'rm', 'left'])).trim()).toBe('left')
   })
 })

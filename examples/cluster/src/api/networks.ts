@@ -4,6 +4,7 @@ import { createNetwork } from '../allocator.js'
 import { labels, networkToDocker } from '../docker-json.js'
 import { ApiError } from '../errors.js'
 import { ACCEPTED, networkFilter, parseFilters } from '../filters.js'
+import { attachmentUsing } from '../network-users.js'
 import { lookup, type Route, type RouteContext } from './route.js'
 
 export function networkRoutes({ view, update }: RouteContext): Route[] {
@@ -62,6 +63,8 @@ export function networkRoutes({ view, update }: RouteContext): Route[] {
               403,
               `rpc error: code = FailedPrecondition desc = network ${n.id} is in use by service ${users[0]!.id}`,
             )
+          const attached = attachmentUsing(tx, n.id)
+          if (attached) throw new ApiError(403, attached)
           tx.delete('networks', n.id)
         })
         return { status: 204 }

@@ -1,6 +1,7 @@
 // Engine API: `docker node ls/inspect/update/promote/demote/rm`.
 
 import type { Node, ReadTx } from '@swarmkit/store'
+import { removeNodeAttachments } from '../attachments.js'
 import { nodeSpecFromDocker, nodeToDocker } from '../docker-json.js'
 import { ApiError } from '../errors.js'
 import { ACCEPTED, nodeFilter, parseFilters } from '../filters.js'
@@ -84,6 +85,7 @@ export function nodeRoutes({ view, update }: RouteContext): Route[] {
               ...c,
               removedNodes: { ...c.removedNodes, [n.id]: { expiry: Date.now() + 90 * 24 * 3600 * 1000 } },
             })
+          removeNodeAttachments(tx, n.id)
           tx.delete('nodes', n.id)
         })
         return {}
