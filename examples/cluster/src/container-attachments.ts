@@ -1,6 +1,6 @@
 // Standalone containers on attachable overlay networks (`docker run --network NAME`), the node's side of what
 // moby's daemon does with swarm's network attachments. The engine a node runs on knows nothing of swarm
-// networks, so the Engine API proxy steps in on three calls:
+// networks, so the Engine API proxy steps in on four calls:
 //
 // - create: a `NetworkMode` the engine does not know (and that is not one of its own modes) becomes `none`,
 //   with the swarm network (and the endpoint's aliases) kept in a label and 127.0.0.11 as the resolver;
@@ -8,7 +8,8 @@
 //   not attachable, and nothing is started), starts the container, then joins its network namespace to the
 //   overlay with the address the managers gave (worker-network.ts), as it does for a task's container;
 // - the attachment ends when the container stops (a `wait` on the engine): the sandbox is removed and the
-//   managers delete the attachment, which frees its address.
+//   managers delete the attachment, which frees its address;
+// - restart: a stop, then the start above (the engine's own restart would bring the container back unattached).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ATTACHMENT_RUNTIME, type AttachAnswer } from './attachments.js'
@@ -23,6 +24,7 @@ export const ATTACH_ALIASES_LABEL = 'com.swarmkit.attach.aliases'
 
 const MAX_BODY = 2 * 1024 * 1024
 const ENGINE_MODES = /^(|default|bridge|host|none|container:.*)$/
+const ACTION = /^\/containers\/([^/]+)\/(start|restart)$/
 /** The engine's answer is relayed whatever its status. */
 const ANY_STATUS = Array.from({ length: 300 }, (_, i) => 300 + i)
 
@@ -197,17 +199,17 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
     reply(res, r.status, r.body)
   }
 
-  const start = async (req: IncomingMessage, res: ServerResponse, idOrName: string) => {
-    const c = await inspect(idOrName)
+  const start = async (
+    res: ServerResponse,
+    idOrName: string,
+    query: Record<string, string>,
+    known?: ContainerJson,
+  ) => {
+    const c = known ?? (await inspect(idOrName))
     const network = c?.Config.Labels?.[ATTACH_NETWORK_LABEL]
-    const url = new URL(req.url ?? '/', 'http://engine')
     const forward = () =>
       engine.json(
-        {
-          method: 'POST',
-          path: `/containers/${encodeURIComponent(idOrName)}/start`,
-          query: Object.fromEntries(url.searchParams),
-        },
+        { method: 'POST', path: `/containers/${encodeURIComponent(idOrName)}/start`, query },
         ANY_STATUS,
       )
     if (!c || !network || c.State.Running) {
@@ -257,13 +259,40 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
     reply(res, 204)
   }
 
+  // `docker restart` is one engine call: the engine would start the container again with no network (the
+  // attachment ends with the stop). Here it is a stop, then the start above, which asks for a new attachment.
+  const restart = async (req: IncomingMessage, res: ServerResponse, idOrName: string) => {
+    const c = await inspect(idOrName)
+    const query = Object.fromEntries(new URL(req.url ?? '/', 'http://engine').searchParams)
+    const path = `/containers/${encodeURIComponent(idOrName)}`
+    if (!c?.Config.Labels?.[ATTACH_NETWORK_LABEL]) {
+      const r = await engine.json({ method: 'POST', path: `${path}/restart`, query }, ANY_STATUS)
+      return reply(res, r.status, r.body)
+    }
+    const stopped = await engine.json(
+      { method: 'POST', path: `${path}/stop`, query, timeoutMs: 0 },
+      ANY_STATUS,
+    )
+    if (stopped.status >= 300 && stopped.status !== 304) return reply(res, stopped.status, stopped.body)
+    const now = await inspect(c.Id)
+    if (!now) return reply(res, 404, { message: `No such container: ${idOrName}` })
+    return start(res, c.Id, {}, now)
+  }
+
   return {
     handles(method, path) {
-      return method === 'POST' && (path === '/containers/create' || /^\/containers\/[^/]+\/start$/.test(path))
+      return method === 'POST' && (path === '/containers/create' || ACTION.test(path))
     },
     serve(req, res, path) {
-      const m = /^\/containers\/([^/]+)\/start$/.exec(path)
-      const run = m ? start(req, res, decodeURIComponent(m[1]!)) : create(req, res)
+      const m = ACTION.exec(path)
+      const query = Object.fromEntries(new URL(req.url ?? '/', 'http://engine').searchParams)
+      const id = m ? decodeURIComponent(m[1]!) : ''
+      const run =
+        m?.[2] === 'start'
+          ? start(res, id, query)
+          : m?.[2] === 'restart'
+            ? restart(req, res, id)
+            : create(req, res)
       run.catch((err: Error & { status?: number }) => {
         log(`${req.method} ${engineUrl(req.url ?? '')}: ${err.message}`)
         reply(res, err.status ?? 500, { message: err.message })

@@ -150,6 +150,16 @@ describe('overlay tasks over time across hosts (3 namespace hosts, real containe
     )
     // No service task shows it (moby lists no attachment as a task).
     expect(await lab.ok(h1, ['node', 'ps', '-q', 'h3'])).not.toContain(address)
+    // `docker restart` (one engine call, not stop then start): the attachment ends with the stop and the
+    // restarted container is attached again, reached by name from the other host.
+    await lab.ok(h3, ['restart', '-t', '1', 'probe'])
+    await lab.until('an address on apps after the restart', async () =>
+      /inet 10\.[0-9.]+\//.test((await inProbe(['ip', '-4', 'addr', 'show'])).stdout),
+    )
+    await lab.until(
+      'probe by name from the client on h1 after its restart',
+      async () => (await page('probe')) === 'web v1 on probe',
+    )
     // Gone with its container: the name no longer resolves anywhere.
     await lab.ok(h3, ['rm', '-f', 'probe'])
     await lab.until(
