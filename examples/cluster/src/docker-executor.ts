@@ -343,7 +343,7 @@ export function dockerExecutor(options: DockerExecutorOptions): DockerExecutor {
       // A task with a healthcheck runs once healthy (swarm's container controller waits the same way).
       for (;;) {
         const now = await inspectContainer(this.name, signal)
-        if (!now || !now.State.Running) return
+        if (!now?.State.Running) return
         const health = now.State.Health?.Status
         this.#noteHealth(health)
         if (health === 'healthy') return

@@ -1,6 +1,6 @@
 import type { FileLogStorage } from '@swarmkit/raft'
 import { type Cluster, ClusterStore, type KeyManager } from '@swarmkit/store'
-import { describe, expect, it } from 'vitest'
+import { describe, it } from 'vitest'
 import { AutolockFollower, withAutolock } from '../src/manager/autolock.js'
 import { waitFor } from './helpers.js'
 
