@@ -24,12 +24,11 @@ import type { DockerExecutor } from './docker-executor.js'
 import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError } from './errors.js'
+import { readJsonBody, writeJson } from './http-json.js'
 import { requireLeader } from './quorum.js'
 import { serveUi } from './ui-server.js'
 
 export { API_VERSION, MIN_API_VERSION }
-
-const MAX_BODY = 2 * 1024 * 1024
 
 /** The Engine API routes over a daemon, in the order they are tried. */
 function routes(d: Daemon): Route[] {
@@ -47,35 +46,12 @@ function routes(d: Daemon): Route[] {
   ]
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > MAX_BODY) throw new ApiError(413, 'request body too large')
-    chunks.push(chunk as Buffer)
-  }
-  if (size === 0) return undefined
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw new ApiError(400, 'request body is not valid JSON')
-  }
-}
-
 function send(res: ServerResponse, status: number, json?: unknown): void {
   res.setHeader('Api-Version', API_VERSION)
   res.setHeader('Docker-Experimental', 'false')
   res.setHeader('Ostype', 'linux')
   res.setHeader('Server', `Docker/${ENGINE_VERSION} (linux)`)
-  if (json === undefined) {
-    res.writeHead(status)
-    res.end()
-    return
-  }
-  const body = JSON.stringify(json)
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
-  res.end(body)
+  writeJson(res, status, json)
 }
 
 /** A route's pattern as a metrics label: `/services/{id}/update`. */
@@ -169,7 +145,7 @@ export function engineApi(
         )
       if (!route) throw new ApiError(404, `page not found: ${req.method} ${path}`)
       await requireLeader(d.manager, path)
-      const body = req.method === 'POST' ? await readBody(req) : undefined
+      const body = req.method === 'POST' ? await readJsonBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)
       else send(res, reply.status ?? 200, reply.json)

@@ -17,12 +17,12 @@ import type { Assignment } from './dispatcher.js'
 import type { TaskNetworking } from './docker-executor.js'
 import type { EngineClient } from './engine-client.js'
 import { engineUrl } from './engine-proxy.js'
+import { readJsonBody, writeJson } from './http-json.js'
 
 /** Label of a container created for a swarm network: the network as given, and the endpoint's aliases. */
 export const ATTACH_NETWORK_LABEL = 'com.swarmkit.attach.network'
 export const ATTACH_ALIASES_LABEL = 'com.swarmkit.attach.aliases'
 
-const MAX_BODY = 2 * 1024 * 1024
 const ENGINE_MODES = /^(|default|bridge|host|none|container:.*)$/
 const ACTION = /^\/containers\/([^/]+)\/(start|restart)$/
 /** The engine's answer is relayed whatever its status. */
@@ -45,29 +45,6 @@ export interface ContainerAttachments {
   /** Attachments now: container ID -> attachment ID. */
   attached(): Map<string, string>
   close(): void
-}
-
-function reply(res: ServerResponse, status: number, json?: unknown): void {
-  if (res.headersSent) return void res.end()
-  if (json === undefined) {
-    res.writeHead(status)
-    res.end()
-    return
-  }
-  const body = JSON.stringify(json)
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
-  res.end(body)
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > MAX_BODY) throw Object.assign(new Error('request body too large'), { status: 413 })
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
 }
 
 /** The create body for the engine: the swarm network moved into labels, `none` for the engine. */
@@ -178,13 +155,7 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
   }
 
   const create = async (req: IncomingMessage, res: ServerResponse) => {
-    const raw = await readBody(req)
-    let body: Record<string, unknown> | undefined
-    try {
-      body = raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined
-    } catch {
-      return reply(res, 400, { message: 'request body is not valid JSON' })
-    }
+    let body = (await readJsonBody(req)) as Record<string, unknown> | undefined
     const mode = (body?.HostConfig as { NetworkMode?: unknown } | undefined)?.NetworkMode
     if (body && typeof mode === 'string' && !ENGINE_MODES.test(mode) && options.nodeId() !== '') {
       // A network of the engine's own stays the engine's; any other may be the swarm's (checked at start).
@@ -196,7 +167,7 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
       { method: 'POST', path: '/containers/create', query: Object.fromEntries(url.searchParams), body },
       ANY_STATUS,
     )
-    reply(res, r.status, r.body)
+    writeJson(res, r.status, r.body)
   }
 
   const start = async (
@@ -214,7 +185,7 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
       )
     if (!c || !network || c.State.Running) {
       const r = await forward()
-      return reply(res, r.status, r.body)
+      return writeJson(res, r.status, r.body)
     }
     const name = c.Name.replace(/^\//, '')
     let aliases: string[] = []
@@ -228,13 +199,13 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
       ...(aliases.length > 0 ? { aliases } : {}),
     })) as AttachAnswer
     if ('error' in answer)
-      return reply(res, answer.error.code === 'NotFound' ? 404 : 403, {
+      return writeJson(res, answer.error.code === 'NotFound' ? 404 : 403, {
         message: `Could not attach to network ${network}: rpc error: code = ${answer.error.code} desc = ${answer.error.message}`,
       })
     const r = await forward()
     if (r.status >= 300) {
       await end(c.Id, answer.attachmentId)
-      return reply(res, r.status, r.body)
+      return writeJson(res, r.status, r.body)
     }
     const networking = options.networking()
     const running = await inspect(c.Id)
@@ -249,14 +220,14 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
     } catch (err) {
       await engine.json({ method: 'POST', path: `/containers/${c.Id}/kill` }, [404, 409]).catch(() => {})
       await end(c.Id, answer.attachmentId)
-      return reply(res, 500, {
+      return writeJson(res, 500, {
         message: `failed to set up container networking: ${(err as Error).message}`,
       })
     }
     attached.set(c.Id, answer.attachmentId)
     log(`container ${c.Id.slice(0, 12)} (${name}) attached to network ${network}`)
     follow(c.Id, answer.attachmentId)
-    reply(res, 204)
+    writeJson(res, 204)
   }
 
   // `docker restart` is one engine call: the engine would start the container again with no network (the
@@ -267,15 +238,15 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
     const path = `/containers/${encodeURIComponent(idOrName)}`
     if (!c?.Config.Labels?.[ATTACH_NETWORK_LABEL]) {
       const r = await engine.json({ method: 'POST', path: `${path}/restart`, query }, ANY_STATUS)
-      return reply(res, r.status, r.body)
+      return writeJson(res, r.status, r.body)
     }
     const stopped = await engine.json(
       { method: 'POST', path: `${path}/stop`, query, timeoutMs: 0 },
       ANY_STATUS,
     )
-    if (stopped.status >= 300 && stopped.status !== 304) return reply(res, stopped.status, stopped.body)
+    if (stopped.status >= 300 && stopped.status !== 304) return writeJson(res, stopped.status, stopped.body)
     const now = await inspect(c.Id)
-    if (!now) return reply(res, 404, { message: `No such container: ${idOrName}` })
+    if (!now) return writeJson(res, 404, { message: `No such container: ${idOrName}` })
     return start(res, c.Id, {}, now)
   }
 
@@ -295,7 +266,7 @@ export function containerAttachments(options: ContainerAttachmentsOptions): Cont
             : create(req, res)
       run.catch((err: Error & { status?: number }) => {
         log(`${req.method} ${engineUrl(req.url ?? '')}: ${err.message}`)
-        reply(res, err.status ?? 500, { message: err.message })
+        writeJson(res, err.status ?? 500, { message: err.message })
       })
     },
     attached: () => new Map(attached),
