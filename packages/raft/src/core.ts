@@ -968,13 +968,27 @@ export class RaftCore {
     for (const v of voters) {
       const pr = this.progress.get(v)
       if (pr) pr.isLearner = false
-      else this.progress.set(v, this.newProgress(v, false))
+      else this.progress.set(v, this.joiningProgress(v, false))
     }
     for (const l of learners) {
       const pr = this.progress.get(l)
       if (pr) pr.isLearner = true
-      else this.progress.set(l, this.newProgress(l, true))
+      else this.progress.set(l, this.joiningProgress(l, true))
     }
+  }
+
+  /**
+   * The progress of a member new to the configuration. Under a leader it counts as heard at its addition
+   * (etcd marks it recently active): a member still starting up gets the same two election timeouts as any
+   * other to answer before it is reported unreachable, and does not count against CheckQuorum at once.
+   */
+  private joiningProgress(id: string, learner: boolean): Progress {
+    const pr = this.newProgress(id, learner)
+    if (this.role === 'leader') {
+      pr.lastHeard = this.ticks
+      pr.recentActive = true
+    }
+    return pr
   }
 
   private handleHeartbeat(m: Message): void {
@@ -1101,7 +1115,10 @@ export class RaftCore {
     ) {
       pr.becomeProbe()
     }
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, false)
+    // Behind: send what it lacks. A probe goes out even when there is nothing new to send (its next is past
+    // the end: a member added to an idle cluster, whose first appends were lost), or it never learns where
+    // its log stands until the next proposal.
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr, pr.state === ProgressState.Probe)
     if (m.context > 0) this.ackRound(m.from, m.context)
   }
 

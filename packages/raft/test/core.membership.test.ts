@@ -95,6 +95,30 @@ describe('RaftCore configuration from the log', () => {
   })
 })
 
+describe('RaftCore catching up a new member', () => {
+  it('catches up a member added to an idle cluster from heartbeat answers, without waiting for a proposal', () => {
+    const c = new Cluster(['a', 'b'])
+    c.campaign('a')
+    c.propose('a', 'x')
+    c.deliverAll()
+    const a = c.get('a')
+    // d is not running yet when the leader adds it: the first appends to it are lost.
+    c.add('d', ['a', 'b'])
+    c.isolate('d')
+    a.proposeConfChange({ voters: ['a', 'b'], learners: ['d'] })
+    c.deliverAll()
+    expect(a.committed).toBe(a.lastIndex)
+    // It starts; from now on nothing is proposed, only heartbeats go out.
+    c.heal()
+    for (let i = 0; i < 100 && c.get('d').lastIndex < a.lastIndex; i++) {
+      c.tick('a')
+      c.deliverAll()
+    }
+    expect(c.get('d').lastIndex).toBe(a.lastIndex)
+    expect(c.get('d').learners).toEqual(['d'])
+  })
+})
+
 describe('RaftCore membership safety rules', () => {
   it('ignores every message from a removed member, even at a higher term', () => {
     const c = new Cluster(['a', 'b', 'c', 'd'])

@@ -192,6 +192,31 @@ describe('scenarios', () => {
     expect(c.get('b').recentlyHeard()).toBeNull()
   })
 
+  it('counts a member added mid-leadership as heard for two election timeouts, as etcd marks it recently active', () => {
+    const c = new Cluster(['a', 'b'])
+    c.campaign('a')
+    const a = c.get('a')
+    const tickUntil = (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) {
+        c.tick('a')
+        c.deliverAll()
+      }
+    }
+    // Long into the leadership, so that "heard in this leadership" no longer covers a newcomer by itself.
+    let ticks = 0
+    tickUntil(() => ++ticks > 60)
+    expect(a.role).toBe('leader')
+    // d is added but has not started yet: it cannot have answered.
+    c.isolate('d')
+    expect(a.proposeConfChange({ voters: ['a', 'b'], learners: ['d'] }).index).toBeGreaterThan(0)
+    c.deliverAll()
+    expect(a.learners).toContain('d')
+    expect(a.recentlyHeard()).toEqual(['a', 'b', 'd'])
+    // It gets the same two election timeouts as anyone else to answer; then it is gone.
+    tickUntil(() => !a.recentlyHeard()!.includes('d'))
+    expect(a.recentlyHeard()).toEqual(['a', 'b'])
+  })
+
   it('transfers leadership: catches the target up, sends TimeoutNow, and the target wins at once', () => {
     const c = new Cluster(['a', 'b', 'c'])
     c.campaign('a')
