@@ -257,6 +257,25 @@ export class Dispatcher implements DispatcherApi {
     return this.#answer(nodeId)
   }
 
+  /**
+   * On the leader: heartbeats a follower heard and handed on together (heartbeat-relay.ts), tracked as if
+   * heard here. Answers at once: nodes ready again are committed in the background.
+   */
+  heardElsewhere(nodeIds: readonly string[]): void {
+    if (!this.#isLeader()) throw new Error('not the leader')
+    const now = Date.now()
+    for (const id of nodeIds) this.#seen.set(id, now)
+    const down = this.#store.view((tx) =>
+      nodeIds.filter((id) => {
+        const state = tx.get('nodes', id)?.status.state
+        return state !== undefined && state !== 'ready'
+      }),
+    )
+    for (const id of down)
+      if (this.#canBeReady(id))
+        this.#ready.submit(id, [true]).catch((err) => this.#log(`node ${id} not ready again: ${err.message}`))
+  }
+
   #answer(nodeId: string): HeartbeatAnswer {
     const periodMs = this.periodMs
     return this.#store.view((tx) => {
