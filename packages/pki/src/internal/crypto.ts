@@ -48,7 +48,9 @@ export function edSign(message: Uint8Array, seed: Uint8Array): Uint8Array {
 export function edVerify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    // As a JWK: OpenSSL's DER import tries several decoders first (110 us against 12 us here).
+    const x = Buffer.from(publicKey).toString('base64url')
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' })
     return nodeVerify(null, message, key, signature)
   } catch {
     return false
