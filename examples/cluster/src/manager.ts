@@ -109,6 +109,7 @@ export class Manager {
       forwardHeartbeat: async (nodeId) => this.#relay.seen(nodeId),
       ...(options.observer ? { observer: options.observer } : {}),
       canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
+      raftHears: (nodeId) => this.#health.reachable(nodeId) === true,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
     this.#joinCommits = joinCommits(store)
