@@ -134,6 +134,8 @@ export interface DispatcherApi {
 }
 
 const RANK_ASSIGNED = taskStateRank('assigned')
+/** Most node objects one transaction changes: a node is up to a few KB, a raft entry at most 1.5 MiB. */
+const MAX_NODES_PER_TX = 200
 const MAX_UPDATES = 1000
 
 export interface DispatcherOptions {
@@ -195,7 +197,7 @@ export class Dispatcher implements DispatcherApi {
     this.#fanout = new AssignmentFanout(options.store)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#registrations = statusBatcher({
-      maxUpdates: 200,
+      maxUpdates: MAX_NODES_PER_TX,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId, updates } of batch)
@@ -203,6 +205,7 @@ export class Dispatcher implements DispatcherApi {
         }),
     })
     this.#ready = statusBatcher({
+      maxUpdates: MAX_NODES_PER_TX,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId } of batch) {
@@ -490,14 +493,20 @@ export class Dispatcher implements DispatcherApi {
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
     try {
-      const markDown = () =>
-        this.#store.update((tx) => {
-          for (const id of down) {
-            const n = tx.get('nodes', id)
-            if (n?.status.state !== 'ready') continue
-            tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
-          }
-        })
+      // In transactions that fit a raft entry: 5,000 nodes at once were refused as too large, every time.
+      const markDown = async () => {
+        for (let i = 0; i < down.length; i += MAX_NODES_PER_TX)
+          await this.#store.update((tx) => {
+            for (const id of down.slice(i, i + MAX_NODES_PER_TX)) {
+              const n = tx.get('nodes', id)
+              if (n?.status.state !== 'ready') continue
+              tx.update('nodes', {
+                ...n,
+                status: { ...n.status, state: 'down', message: 'heartbeat failure' },
+              })
+            }
+          })
+      }
       const term = this.#term
       await (term === undefined ? markDown() : inDutyScope(term, markDown))
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
