@@ -6,6 +6,7 @@ import type { Node } from '@swarmkit/store'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { heartbeatRelay } from '../src/heartbeat-relay.js'
 import type { ClusterNode } from '../src/index.js'
+import { remoteDispatcher } from '../src/remote-dispatcher.js'
 import { closeNodes, node, ok, waitFor } from './helpers.js'
 
 describe('the heartbeat relay', () => {
@@ -59,6 +60,27 @@ describe('the heartbeat relay', () => {
     expect(calls.map((c) => c.ids)).toEqual([['a'], ['a', 'b'], ['a', 'b']])
     expect(most).toBe(1)
     relay.close()
+  })
+})
+
+describe("a worker's heartbeat bound", () => {
+  it('follows the heartbeat period its manager gives, never under 2 s', async () => {
+    const bounds: number[] = []
+    let period = 5000
+    const client = {
+      call: async (_method: string, _params: unknown, options?: { timeoutMs?: number }) => {
+        bounds.push(options?.timeoutMs ?? -1)
+        return { periodMs: period }
+      },
+    }
+    const d = remoteDispatcher(() => client as never)
+    await d.heartbeat('n')
+    await d.heartbeat('n')
+    period = 1000
+    await d.heartbeat('n')
+    await d.heartbeat('n')
+    // A loaded manager that answers in 3 s is not taken for gone at the default 5 s period.
+    expect(bounds).toEqual([5000, 5000, 5000, 2000])
   })
 })
 
