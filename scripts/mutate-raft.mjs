@@ -384,8 +384,33 @@ const mutants = [
   {
     name: 'new-member-unheard',
     what: 'a member added mid-leadership counts as unheard at once (reported unreachable before it could answer)',
-    edits: [['src/core.ts', '      pr.lastHeard = this.ticks\n      pr.recentActive = true', '      pr.recentActive = true']],
+    edits: [
+      [
+        'src/core.ts',
+        '      pr.lastHeard = this.ticks\n      pr.recentActive = true',
+        '      pr.recentActive = true',
+      ],
+    ],
     tests: CORE,
+  },
+  {
+    name: 'full-disk-leader-stays',
+    what: 'a leader whose disk is full keeps leading (and refusing every proposal)',
+    edits: [
+      ['src/node.ts', '    if (this.disk.full) this.handOffWhileFull()\n', ''],
+      [
+        'src/node.ts',
+        "        this.emit('storage:full', err)\n        this.handOffWhileFull()\n",
+        "        this.emit('storage:full', err)\n",
+      ],
+    ],
+    tests: [NO_SPACE_NODE],
+  },
+  {
+    name: 'timeout-now-waits-for-write',
+    what: "a leader's TimeoutNow waits for its own write (so a full disk blocks the hand-over)",
+    edits: [['src/core.ts', ' ||\n          m.type === MessageType.TimeoutNow)) ||', ')) ||']],
+    tests: [NO_SPACE_NODE, ...CORE],
   },
 ]
 
