@@ -215,7 +215,7 @@ async function main(): Promise<void> {
         `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
           `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
           `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; elections ${rec.elections}; ` +
-          JSON.stringify(extra),
+          JSON.stringify(rec.extra),
       )
       probe!.send({ op: 'phase', phase: 'idle' })
       return rec
