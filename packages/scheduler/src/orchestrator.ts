@@ -16,6 +16,7 @@ import {
   type StoreEvent,
   type Task,
   taskStateRank,
+  type Tx,
   type UpdateStatus,
 } from '@swarmkit/store'
 import { EventEmitter } from 'eventemitter3'
@@ -24,7 +25,7 @@ import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
-import { type NewTask, Plan } from './internal/plan.js'
+import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { RollingUpdates } from './internal/rolling-update.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
@@ -109,7 +110,10 @@ interface Delay {
 }
 
 const RETRY_MS = 1000
-/** Bulk creations per pass, in transactions of `commitSize`: a scale-up is paced, a pass stays bounded. */
+/**
+ * Bulk creations, and changes made in independent steps (see Plan.cut), per pass, in transactions of
+ * `commitSize`: a scale-up or an update is paced, a pass stays bounded.
+ */
 const BULK_CHUNKS = 5
 
 function invalidNode(n: Node | undefined): boolean {
@@ -347,7 +351,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#dirty.clear()
     this.#overcommit.clear()
     for (const id of dirty) {
-      const plan = new Plan(this.#commitSize, this.#commitSize * BULK_CHUNKS)
+      const plan = new Plan(this.#commitSize * BULK_CHUNKS, this.#commitSize * BULK_CHUNKS, this.#commitSize)
       try {
         await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
@@ -368,35 +372,40 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
   }
 
+  /** Writes `ops` in `tx`; a task or service changed since the pass read it is a {@link Conflict}. */
+  #apply(tx: Tx, ops: readonly Op[]): void {
+    for (const op of ops) {
+      if (op.kind === 'create') {
+        tx.create('tasks', op.task)
+        continue
+      }
+      if (op.kind === 'delete') {
+        const cur = tx.get('tasks', op.id)
+        if (!cur) continue
+        if (cur.meta.version !== op.version) throw new Conflict()
+        tx.delete('tasks', op.id)
+        continue
+      }
+      if (op.kind === 'task') {
+        const cur = tx.get('tasks', op.id)
+        if (!cur || cur.meta.version !== op.version) throw new Conflict()
+        tx.update('tasks', op.next(cur))
+        continue
+      }
+      const cur = tx.get('services', op.id)
+      if (!cur || cur.meta.version !== op.version) throw new Conflict()
+      tx.update('services', op.next(cur))
+    }
+  }
+
   /** Commits `plan`; false if it failed (and a retry is arranged). */
   async #commit(serviceId: string, plan: Plan): Promise<boolean> {
     try {
-      if (plan.ops.length)
-        await this.#store.update((tx) => {
-          for (const op of plan.ops) {
-            if (op.kind === 'create') {
-              tx.create('tasks', op.task)
-              continue
-            }
-            if (op.kind === 'delete') {
-              const cur = tx.get('tasks', op.id)
-              if (!cur) continue
-              if (cur.meta.version !== op.version) throw new Conflict()
-              tx.delete('tasks', op.id)
-              continue
-            }
-            if (op.kind === 'task') {
-              const cur = tx.get('tasks', op.id)
-              if (!cur || cur.meta.version !== op.version) throw new Conflict()
-              tx.update('tasks', op.next(cur))
-              continue
-            }
-            const cur = tx.get('services', op.id)
-            if (!cur || cur.meta.version !== op.version) throw new Conflict()
-            tx.update('services', op.next(cur))
-          }
-        })
-      for (const f of plan.after) f()
+      // Transactions of independent steps in order; a conflict in one leaves the ones before committed.
+      for (const chunk of plan.chunks()) {
+        if (chunk.ops.length) await this.#store.update((tx) => this.#apply(tx, chunk.ops))
+        for (const f of chunk.after) f()
+      }
       for (let i = 0; i < plan.bulk.length; i += this.#commitSize) {
         const chunk = plan.bulk.slice(i, i + this.#commitSize)
         await this.#store.update((tx) => {
@@ -439,6 +448,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         if (plan.full) break
         if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
         else if (stopped(t)) plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
       }
       return
     }
@@ -451,7 +461,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const mode = svc.spec.mode
     if ('replicated' in mode) await this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
-    else if ('global' in mode) this.#global(svc, tasks, plan, now)
+    else if ('global' in mode) await this.#global(svc, tasks, plan, now)
     else if ('replicatedJob' in mode)
       reconcileReplicatedJob(this.#jobHost, svc, mode.replicatedJob, tasks, plan, now)
     else if ('globalJob' in mode) reconcileGlobalJob(this.#jobHost, svc, tasks, plan, now)
@@ -695,6 +705,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const slice = new TimeSlice()
     for (const t of tasks) {
       if (slice.due()) await slice.yield()
+      // Each task's restart or promotion stands alone: a transaction may end between two tasks.
+      plan.cut()
       if (t.desiredState === 'remove') continue
       let list = all.get(t.slot)
       if (!list) all.set(t.slot, (list = []))
@@ -722,6 +734,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (list.length < 2 || inFlight?.has(`s:${slot}`) || plan.full) continue
       const extra = slotDuplicates(list, svc.specVersion.index)
       for (const t of extra) plan.setDesired(t, 'shutdown')
+      plan.cut()
       if (extra.length)
         active.set(
           slot,
@@ -753,7 +766,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [slot, list] of active)
       if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
-    this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now)
   }
 
   /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
@@ -780,12 +793,13 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     for (const { slot } of ranked.slice(replicas)) {
       if (plan.full) return
       for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
+      plan.cut()
     }
   }
 
   // ------------------------------------------------------------------------------------------ global
 
-  #global(svc: Service, tasks: Task[], plan: Plan, now: number): void {
+  async #global(svc: Service, tasks: Task[], plan: Plan, now: number): Promise<void> {
     const active = new Map<string, Task[]>()
     const all = new Map<string, Task[]>()
     const created = new Set<string>()
@@ -824,7 +838,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
-    this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now)
   }
 
   // ------------------------------------------------------------------------------------------ reaper
@@ -840,6 +854,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (t.desiredState === 'remove') {
         if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
         continue
       }
       const key = this.#slotKey(t)
@@ -858,6 +873,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       for (const t of list.slice(keep)) {
         if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
       }
     }
   }
