@@ -64,6 +64,8 @@ export interface OrchestratorEvents {
   'update:state': (serviceId: string, status: UpdateStatus) => void
   /** A background failure (a failed commit); the orchestrator goes on and retries. */
   error: (err: Error) => void
+  /** A pass over the services marked changed ended, having written `changes` (task and service writes). */
+  'pass:done': (stats: { services: number; changes: number }) => void
 }
 
 /**
@@ -350,6 +352,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const dirty = [...this.#dirty].sort()
     this.#dirty.clear()
     this.#overcommit.clear()
+    let changes = 0
     for (const id of dirty) {
       const plan = new Plan(this.#commitSize * BULK_CHUNKS, this.#commitSize * BULK_CHUNKS, this.#commitSize)
       try {
@@ -363,6 +366,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         continue
       }
       const committed = await this.#commit(id, plan)
+      if (committed) changes += plan.ops.length + plan.bulk.length
       if (committed && plan.more) {
         // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
         // (Not after a failed commit: that one is retried a second later, never in a loop.)
@@ -370,6 +374,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#loop.kick()
       }
     }
+    if (dirty.length > 0) this.emit('pass:done', { services: dirty.length, changes })
   }
 
   /** Writes `ops` in `tx`; a task or service changed since the pass read it is a {@link Conflict}. */
