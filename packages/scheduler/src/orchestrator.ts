@@ -15,8 +15,8 @@ import {
   type SpecLimits,
   type StoreEvent,
   type Task,
-  taskStateRank,
   type Tx,
+  taskStateRank,
   type UpdateStatus,
 } from '@swarmkit/store'
 import { EventEmitter } from 'eventemitter3'
@@ -27,6 +27,7 @@ import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { RollingUpdates } from './internal/rolling-update.js'
+import { slotsToRemove } from './internal/scale-down.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
 import { TimeSlice } from './internal/time-slice.js'
@@ -782,20 +783,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     replicas: number,
     plan: Plan,
   ): void {
-    const slots = [...live].sort((a, b) => a - b)
-    const running = (s: number) => (active.get(s) ?? []).some((t) => t.status.state === 'running')
-    slots.sort((a, b) => Number(running(b)) - Number(running(a)))
-    const perNode = new Map<string, number>()
-    const ranked = slots.map((slot) => {
-      const list = active.get(slot) ?? []
-      const only = list.length === 1 ? list[0] : undefined
-      if (!only?.nodeId) return { slot, index: Number.POSITIVE_INFINITY }
-      const n = (perNode.get(only.nodeId) ?? 0) + 1
-      perNode.set(only.nodeId, n)
-      return { slot, index: n }
-    })
-    ranked.sort((a, b) => a.index - b.index)
-    for (const { slot } of ranked.slice(replicas)) {
+    for (const slot of slotsToRemove(live, active, replicas)) {
       if (plan.full) return
       for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
       plan.cut()

@@ -102,7 +102,7 @@ describe('RollingUpdates', () => {
       },
       node: () => undefined,
       matcher: () => undefined,
-      newTask: (svc, slot, nodeId, now, desired) => ({
+      newTask: (svc, slot, nodeId, _now, desired) => ({
         ...task(`new-${slot}`, svc.id, { slot, nodeId, desiredState: desired, specVersion: { index: 2 } }),
         spec: svc.spec.taskTemplate,
       }),
@@ -110,7 +110,10 @@ describe('RollingUpdates', () => {
       delay: () => {},
       emit: () => {},
     })
-    const spec = serviceSpec('big', { mode: { replicated: { replicas: n } }, updateConfig: { parallelism: 0 } })
+    const spec = serviceSpec('big', {
+      mode: { replicated: { replicas: n } },
+      updateConfig: { parallelism: 0 },
+    })
     const svc: Service = {
       id: 'svc',
       meta: { version: 1, createdAt: 0, updatedAt: 0 },
