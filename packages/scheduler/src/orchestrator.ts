@@ -25,6 +25,7 @@ import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
+import { PassPacing } from './internal/pass-pacing.js'
 import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { RollingUpdates } from './internal/rolling-update.js'
 import { slotsToRemove } from './internal/scale-down.js'
@@ -118,6 +119,11 @@ const RETRY_MS = 1000
  * `commitSize`: a scale-up or an update is paced, a pass stays bounded.
  */
 const BULK_CHUNKS = 5
+/**
+ * A pass walks every task of its service; it may write one change per this many tasks walked (in
+ * transactions of `commitSize`, at least BULK_CHUNKS of them), so that the walk is paid for by its changes.
+ */
+const TASKS_PER_CHANGE = 20
 
 function invalidNode(n: Node | undefined): boolean {
   return n === undefined || n.status.state === 'down' || n.spec.availability === 'drain'
@@ -187,6 +193,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     },
     emit: (serviceId, status) => this.emit('update:state', serviceId, status),
   })
+  readonly #pacing = new PassPacing((id) => {
+    this.#dirty.add(id)
+    this.#loop.kick()
+  })
   /** Services left alone for exceeding the limits -> the `meta.version` already logged. */
   readonly #refusals = new Map<string, number>()
 
@@ -222,6 +232,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     await this.#loop.stop()
     for (const w of this.#wakes.values()) w.cancel()
     this.#wakes.clear()
+    this.#pacing.stop()
   }
 
   #fail(err: unknown): void {
@@ -355,12 +366,21 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#overcommit.clear()
     let changes = 0
     for (const id of dirty) {
-      const plan = new Plan(this.#commitSize * BULK_CHUNKS, this.#commitSize * BULK_CHUNKS, this.#commitSize)
+      if (this.#pacing.resting(id)) {
+        this.#dirty.add(id)
+        continue
+      }
+      const tasks = this.#bySvc.get(id)?.size ?? 0
+      const chunks = Math.max(BULK_CHUNKS, Math.ceil(tasks / TASKS_PER_CHANGE / this.#commitSize))
+      const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
+      const started = performance.now()
       try {
         await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
         this.#fail(err)
         continue
+      } finally {
+        this.#pacing.passed(id, tasks, performance.now() - started)
       }
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()

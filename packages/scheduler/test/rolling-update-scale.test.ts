@@ -5,6 +5,7 @@
 import type { Service, Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { updateService } from '../src/index.js'
+import { PassPacing } from '../src/internal/pass-pacing.js'
 import { Plan } from '../src/internal/plan.js'
 import { RollingUpdates } from '../src/internal/rolling-update.js'
 import { serviceSpec, task } from './fixtures.js'
@@ -82,6 +83,64 @@ describe('a rolling update at parallelism 0', () => {
     expect(Math.max(...passes)).toBeGreaterThan(50)
     expect(passes.length).toBeLessThanOrEqual(30)
   }, 120_000)
+  it('writes up to one change per 20 tasks a pass walks, in transactions of at most commitSize', async () => {
+    // commitSize 5: five transactions (25 changes) per pass before; a pass over 1,000-2,000 tasks now
+    // writes 50-100, so 3,000 changes take half the passes or fewer.
+    h = await harness({ commitSize: 5 })
+    await h.addNodes(4)
+    const s = await h.service(serviceSpec('big', { mode: { replicated: { replicas: 1000 } } }))
+    await h.settle()
+    const passes: number[] = []
+    h.orchestrator.on('pass:done', ({ changes }) => {
+      if (changes > 0) passes.push(changes)
+    })
+    const perVersion = new Map<number, number>()
+    const w = h.store.watch({ table: 'tasks', queueSize: 1_000_000 })
+    const drain = (async () => {
+      for await (const e of w) {
+        if (e.table !== 'tasks') continue
+        if (e.action === 'update' && e.object.desiredState === e.oldObject.desiredState) continue
+        perVersion.set(e.version, (perVersion.get(e.version) ?? 0) + 1)
+      }
+    })()
+    const cur = h.getService(s.id)
+    await updateService(h.store, s.id, {
+      ...cur.spec,
+      taskTemplate: { ...cur.spec.taskTemplate, forceUpdate: 1 },
+      updateConfig: { parallelism: 0 },
+    })
+    await h.settle()
+    w.close()
+    await drain.catch(() => {})
+    expect(h.running(s.id).filter((t) => t.spec.forceUpdate === 1)).toHaveLength(1000)
+    expect(Math.max(...perVersion.values())).toBeLessThanOrEqual(5 + 2)
+    expect(Math.max(...passes)).toBeGreaterThanOrEqual(50)
+    expect(passes.length).toBeLessThanOrEqual(70)
+  }, 120_000)
+})
+
+describe('PassPacing', () => {
+  it('rests a large service after each pass as long as the pass took, and calls it back', async () => {
+    let now = 0
+    const ready: string[] = []
+    const pacing = new PassPacing(
+      (id) => ready.push(id),
+      10_000,
+      () => now,
+    )
+    pacing.passed('small', 9_999, 500)
+    expect(pacing.resting('small')).toBe(false)
+    pacing.passed('big', 50_000, 5)
+    expect(pacing.resting('big')).toBe(true)
+    now = 3
+    expect(pacing.resting('big')).toBe(true)
+    // one callback, however often it was asked
+    await new Promise((r) => setTimeout(r, 20))
+    expect(ready).toEqual(['big'])
+    now = 5
+    expect(pacing.resting('big')).toBe(false)
+    pacing.stop()
+  })
 })
 
 describe('RollingUpdates', () => {
