@@ -369,6 +369,24 @@ const mutants = [
     ],
     tests: [NO_SPACE_NODE],
   },
+  {
+    name: 'new-member-waits-for-proposal',
+    what: 'a member added to an idle cluster is not probed from heartbeat answers (caught up only at the next proposal)',
+    edits: [
+      [
+        'src/core.ts',
+        'this.sendAppend(m.from, pr, pr.state === ProgressState.Probe)',
+        'this.sendAppend(m.from, pr, false)',
+      ],
+    ],
+    tests: CORE,
+  },
+  {
+    name: 'new-member-unheard',
+    what: 'a member added mid-leadership counts as unheard at once (reported unreachable before it could answer)',
+    edits: [['src/core.ts', '      pr.lastHeard = this.ticks\n      pr.recentActive = true', '      pr.recentActive = true']],
+    tests: CORE,
+  },
 ]
 
 // ---------------------------------------------------------------- arguments

@@ -152,6 +152,13 @@ export interface DispatcherOptions {
    * does not hear (raft's view decides a manager's reachability). Default: always.
    */
   readonly canBeReady?: (nodeId: string) => boolean
+  /**
+   * Whether the leader's raft hears `nodeId` as a manager member right now. Such a node is not marked down
+   * for missing heartbeats: its process runs, and its agent is between sessions (a promoted worker restarts
+   * as a manager, which takes longer than the grace period under load), so moving its tasks would restart
+   * work that never stopped. Default: never.
+   */
+  readonly raftHears?: (nodeId: string) => boolean
 }
 
 /** Serves the worker protocol from a manager's store; `close()` stops the down-node checker. */
@@ -172,6 +179,7 @@ export class Dispatcher implements DispatcherApi {
   readonly #forward: ((nodeId: string) => Promise<void>) | undefined
   readonly #observer: DispatcherOptions['observer']
   readonly #canBeReady: (nodeId: string) => boolean
+  readonly #raftHears: (nodeId: string) => boolean
   readonly #fanout: AssignmentFanout
   readonly #statuses: StatusBatcher<TaskStatusUpdate>
   /**
@@ -205,6 +213,7 @@ export class Dispatcher implements DispatcherApi {
         }),
     })
     this.#canBeReady = options.canBeReady ?? (() => true)
+    this.#raftHears = options.raftHears ?? (() => false)
     this.#isLeader = options.isLeader ?? (() => true)
     this.#forward = options.forwardHeartbeat
     this.#observer = options.observer
@@ -444,7 +453,10 @@ export class Dispatcher implements DispatcherApi {
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
     const deadline = now - 3 * this.periodMs
-    const down = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
+    const late = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
+    // A manager raft hears is alive: a new grace period from now, counted once raft stops hearing it.
+    for (const id of late) if (this.#raftHears(id)) this.#seen.set(id, now)
+    const down = late.filter((id) => this.#seen.get(id) !== now)
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
     try {

@@ -104,6 +104,7 @@ export class Manager {
       forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
       ...(options.observer ? { observer: options.observer } : {}),
       canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
+      raftHears: (nodeId) => this.#health.reachable(nodeId) === true,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
     })
     this.#ca = new ClusterCA(this.clusterId, () => {

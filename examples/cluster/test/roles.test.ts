@@ -83,6 +83,14 @@ describe('docker node promote and demote', () => {
 
   it('promotes a worker: it becomes a raft learner, then a voter, and serves manager commands', async () => {
     await waitFor(async () => (await managerStatus(mgr1)).wrk1 === 'Ready', 'wrk1 ready')
+    const running = () =>
+      mgr1.daemon.manager!.store.view((tx) =>
+        tx
+          .find('tasks', undefined, (t) => t.desiredState === 'running' && t.status.state === 'running')
+          .map((t) => t.id)
+          .sort(),
+      )
+    const before = await waitFor(() => running().length === 3 && running(), 'three running tasks')
     expect((await ok(mgr1, ['node', 'promote', 'wrk1'])).trim()).toBe(
       'Node wrk1 promoted to a manager in the swarm.',
     )
@@ -100,6 +108,8 @@ describe('docker node promote and demote', () => {
       return s.wrk1 === 'Ready Reachable' && s
     }, 'wrk1 reachable, seen from wrk1')
     expect(status).toEqual({ mgr1: 'Ready Leader', wrk1: 'Ready Reachable', wrk2: 'Ready' })
+    // Its tasks were left alone: a promotion is no reason to move them (the node was never down).
+    expect(running()).toEqual(before)
     // The CLI checks the role itself and names the node by ID.
     expect((await ok(wrk1, ['node', 'promote', 'wrk1'])).trim()).toBe(
       `Node ${wrk1.daemon.nodeId} is already a manager.`,
