@@ -384,7 +384,13 @@ const mutants = [
   {
     name: 'new-member-unheard',
     what: 'a member added mid-leadership counts as unheard at once (reported unreachable before it could answer)',
-    edits: [['src/core.ts', '      pr.lastHeard = this.ticks\n      pr.recentActive = true', '      pr.recentActive = true']],
+    edits: [
+      [
+        'src/core.ts',
+        '      pr.lastHeard = this.ticks\n      pr.recentActive = true',
+        '      pr.recentActive = true',
+      ],
+    ],
     tests: CORE,
   },
 ]
