@@ -31,7 +31,7 @@ import { RollingUpdates } from './internal/rolling-update.js'
 import { slotsToRemove } from './internal/scale-down.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
-import { TimeSlice } from './internal/time-slice.js'
+import { type SliceMeter, TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -193,6 +193,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     },
     emit: (serviceId, status) => this.emit('update:state', serviceId, status),
   })
+  /** What the current service's pass cost in slices (its rest, if paced, is as long). */
+  #passMeter: SliceMeter = { busyMs: 0 }
   readonly #pacing = new PassPacing((id) => {
     this.#dirty.add(id)
     this.#loop.kick()
@@ -373,14 +375,17 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const tasks = this.#bySvc.get(id)?.size ?? 0
       const chunks = Math.max(BULK_CHUNKS, Math.ceil(tasks / TASKS_PER_CHANGE / this.#commitSize))
       const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
-      const started = performance.now()
+      const meter: SliceMeter = { busyMs: 0 }
+      this.#passMeter = meter
       try {
         await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
         this.#fail(err)
         continue
       } finally {
-        this.#pacing.passed(id, tasks, performance.now() - started)
+        // The pass's own time, not what ran between its slices (a busy new leader's passes took seconds of
+        // wall time for a fraction of it in CPU, and rested as long).
+        this.#pacing.passed(id, tasks, meter.busyMs)
       }
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()
@@ -728,7 +733,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const all = new Map<number, Task[]>()
     const created: NewTask[] = []
     const done = new Set<number>()
-    const slice = new TimeSlice()
+    const slice = new TimeSlice(10, this.#passMeter)
     for (const t of tasks) {
       if (slice.due()) await slice.yield()
       // Each task's restart or promotion stands alone: a transaction may end between two tasks.
@@ -792,7 +797,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [slot, list] of active)
       if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
-    await this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now, this.#passMeter)
   }
 
   /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
@@ -851,7 +856,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
-    await this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now, this.#passMeter)
   }
 
   // ------------------------------------------------------------------------------------------ reaper
@@ -860,7 +865,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async #reap(svc: Service, tasks: Task[], plan: Plan): Promise<void> {
     const bySlot = new Map<string, Task[]>()
     const touched = new Set(plan.ops.map((o) => ('id' in o ? o.id : '')))
-    const slice = new TimeSlice()
+    const slice = new TimeSlice(10, this.#passMeter)
     for (const t of tasks) {
       if (slice.due()) await slice.yield()
       if (isDesiredUp(t) || !stopped(t) || touched.has(t.id)) continue

@@ -3,9 +3,9 @@
  * grows with the service, not with what changed; during a rolling update of 50,000 slots the reports and
  * commits that mark the service changed came faster than a pass took, the passes ran back to back, and the
  * leader spent most of its CPU walking the same 100,000 tasks (issue #18). A service of at least `minTasks`
- * rests after each pass for as long as the pass took (its changes accumulate meanwhile and the next pass
- * takes them all), so its passes use at most about half of the event loop. Real time, not the orchestrator's
- * clock: this shares the CPU, it decides nothing.
+ * rests after each pass for as long as the pass itself ran (its time in slices, not what ran between them;
+ * its changes accumulate meanwhile and the next pass takes them all), so its passes use at most about half
+ * of the event loop. Real time, not the orchestrator's clock: this shares the CPU, it decides nothing.
  */
 export class PassPacing {
   readonly #restUntil = new Map<string, number>()

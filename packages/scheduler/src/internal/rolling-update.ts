@@ -8,7 +8,7 @@ import type { ConstraintSet } from '../constraints.js'
 import { updateConfig } from '../defaults.js'
 import type { NewTask, Plan } from './plan.js'
 import { isDesiredUp, isFinished } from './task-state.js'
-import { TimeSlice } from './time-slice.js'
+import { type SliceMeter, TimeSlice } from './time-slice.js'
 
 interface InFlight {
   taskId: string
@@ -84,6 +84,7 @@ export class RollingUpdates {
     slots: { key: string; slot: number; nodeId: string; active: Task[] }[],
     plan: Plan,
     now: number,
+    meter?: SliceMeter,
   ): Promise<void> {
     const version = svc.specVersion.index
     const status = svc.updateStatus
@@ -99,7 +100,7 @@ export class RollingUpdates {
       const node = this.#host.node(t.nodeId)
       return node !== undefined && (!placement || placement.matches(node))
     }
-    const slice = new TimeSlice()
+    const slice = new TimeSlice(10, meter)
     const dirty: typeof slots = []
     for (const s of slots) {
       if (slice.due()) await slice.yield()
