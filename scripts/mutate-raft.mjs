@@ -393,6 +393,25 @@ const mutants = [
     ],
     tests: CORE,
   },
+  {
+    name: 'full-disk-leader-stays',
+    what: 'a leader whose disk is full keeps leading (and refusing every proposal)',
+    edits: [
+      ['src/node.ts', '    if (this.disk.full) this.handOffWhileFull()\n', ''],
+      [
+        'src/node.ts',
+        "        this.emit('storage:full', err)\n        this.handOffWhileFull()\n",
+        "        this.emit('storage:full', err)\n",
+      ],
+    ],
+    tests: [NO_SPACE_NODE],
+  },
+  {
+    name: 'timeout-now-waits-for-write',
+    what: "a leader's TimeoutNow waits for its own write (so a full disk blocks the hand-over)",
+    edits: [['src/core.ts', ' ||\n          m.type === MessageType.TimeoutNow)) ||', ')) ||']],
+    tests: [NO_SPACE_NODE, ...CORE],
+  },
 ]
 
 // ---------------------------------------------------------------- arguments

@@ -17,10 +17,13 @@ export async function apiProbe(sockets: string[]): Promise<void> {
       process.send!({ op: 'report', id: m.id, samples, errors })
     }
   })
-  let k = 0
+  let round = 0
   while (!stopped) {
-    for (const [name, path] of Object.entries(ENDPOINTS)) {
-      const socket = sockets[k++ % sockets.length]!
+    round++
+    for (const [i, [name, path]] of Object.entries(ENDPOINTS).entries()) {
+      // Each request goes to the next manager, each round starting one further: with three endpoints and
+      // three managers a plain rotation sent every `node ls` to the same manager.
+      const socket = sockets[(round + i) % sockets.length]!
       const p = phase
       const t0 = performance.now()
       try {

@@ -189,7 +189,9 @@ async function main(): Promise<void> {
       const counters: Counters[] = []
       for (const m of managers) counters.push(m.up ? await scrape(metricsUrl.get(m)!) : {})
       const cpu = managers.map((m, i) => (lastCpu[i] = Math.max(lastCpu[i]!, cpuSeconds(m.proc?.pid))))
-      return { at: performance.now(), cpu, counters }
+      // The worker hosts share the machine's cores with the managers (their cost is the nodes' own).
+      const workersCpu = hosts.reduce((a, h) => a + cpuSeconds(h.proc.pid), 0)
+      return { at: performance.now(), cpu, workersCpu, counters }
     }
     type Snap = Awaited<ReturnType<typeof snapshot>>
     const deltas = (a: Snap, b: Snap, k: string) =>
@@ -215,7 +217,7 @@ async function main(): Promise<void> {
         heartbeats: sum(before, after, 'swarm_dispatcher_heartbeats_total'),
         statusUpdates: sum(before, after, 'swarm_dispatcher_status_updates_total'),
         elections: max(before, after, 'swarm_raft_term'),
-        extra,
+        extra: { ...extra, workers_cpu_s: Number((after.workersCpu - before.workersCpu).toFixed(1)) },
       }
       phases.push(rec)
       await running()
@@ -225,7 +227,7 @@ async function main(): Promise<void> {
         `   ${rec.seconds.toFixed(1)} s; managers' CPU ${rec.cpu.map((c) => c.toFixed(1)).join(' / ')} s; ` +
           `raft entries ${rec.raftEntries}, leader WAL ${(rec.walBytes / 2 ** 20).toFixed(1)} MiB; ` +
           `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; elections ${rec.elections}; ` +
-          JSON.stringify(extra),
+          JSON.stringify(rec.extra),
       )
       probe!.send({ op: 'phase', phase: 'idle' })
       return rec
@@ -300,6 +302,7 @@ async function main(): Promise<void> {
       }),
     )
     const joinedAll = Date.now()
+    summary.join_manager_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     const ready = await until(
       'every node ready in the API',
       async () => {

@@ -134,6 +134,8 @@ export interface DispatcherApi {
 }
 
 const RANK_ASSIGNED = taskStateRank('assigned')
+/** Most node objects one transaction changes: a node is up to a few KB, a raft entry at most 1.5 MiB. */
+const MAX_NODES_PER_TX = 200
 const MAX_UPDATES = 1000
 
 export interface DispatcherOptions {
@@ -195,7 +197,7 @@ export class Dispatcher implements DispatcherApi {
     this.#fanout = new AssignmentFanout(options.store)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#registrations = statusBatcher({
-      maxUpdates: 200,
+      maxUpdates: MAX_NODES_PER_TX,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId, updates } of batch)
@@ -203,6 +205,7 @@ export class Dispatcher implements DispatcherApi {
         }),
     })
     this.#ready = statusBatcher({
+      maxUpdates: MAX_NODES_PER_TX,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId } of batch) {
@@ -266,20 +269,50 @@ export class Dispatcher implements DispatcherApi {
     return this.#answer(nodeId)
   }
 
+  /**
+   * On the leader: heartbeats a follower heard and handed on together (heartbeat-relay.ts), tracked as if
+   * heard here. Answers at once: nodes ready again are committed in the background.
+   */
+  heardElsewhere(nodeIds: readonly string[]): void {
+    if (!this.#isLeader()) throw new Error('not the leader')
+    const now = Date.now()
+    for (const id of nodeIds) this.#seen.set(id, now)
+    const down = this.#store.view((tx) =>
+      nodeIds.filter((id) => {
+        const state = tx.get('nodes', id)?.status.state
+        return state !== undefined && state !== 'ready'
+      }),
+    )
+    for (const id of down)
+      if (this.#canBeReady(id))
+        this.#ready.submit(id, [true]).catch((err) => this.#log(`node ${id} not ready again: ${err.message}`))
+  }
+
+  /**
+   * What every heartbeat answer shares (the period, the managers, the TLS roots), at a store version: at
+   * 5,000 nodes a manager answers hundreds of heartbeats a second, and the store changes far less often.
+   */
+  #shared: { version: number; answer: Omit<HeartbeatAnswer, 'role'> } | undefined
+
   #answer(nodeId: string): HeartbeatAnswer {
-    const periodMs = this.periodMs
-    return this.#store.view((tx) => {
-      const role = tx.get('nodes', nodeId)?.spec.role
-      const managers = tx
-        .find('nodes', { role: 'manager' }, (n) => n.status.state === 'ready' && !!n.managerStatus)
-        .flatMap((n) => {
-          const control = n.description?.engine.labels[CONTROL_ADDR_LABEL]
-          return control ? [{ addr: n.managerStatus!.addr, control }] : []
-        })
-      const cluster = tx.find('clusters')[0]
-      const tls = cluster ? { trustRoot: cluster.rootCA.caCert, issuer: issuingCA(cluster) } : undefined
-      return { periodMs, managers, ...(role ? { role } : {}), ...(tls ? { tls } : {}) }
-    })
+    const version = this.#store.version
+    if (this.#shared?.version !== version) {
+      const periodMs = this.periodMs
+      const answer = this.#store.view((tx) => {
+        const managers = tx
+          .find('nodes', { role: 'manager' }, (n) => n.status.state === 'ready' && !!n.managerStatus)
+          .flatMap((n) => {
+            const control = n.description?.engine.labels[CONTROL_ADDR_LABEL]
+            return control ? [{ addr: n.managerStatus!.addr, control }] : []
+          })
+        const cluster = tx.find('clusters')[0]
+        const tls = cluster ? { trustRoot: cluster.rootCA.caCert, issuer: issuingCA(cluster) } : undefined
+        return { periodMs, managers, ...(tls ? { tls } : {}) }
+      })
+      this.#shared = { version, answer }
+    }
+    const role = this.#store.view((tx) => tx.get('nodes', nodeId)?.spec.role)
+    return { ...this.#shared.answer, ...(role ? { role } : {}) }
   }
 
   /** A new leader gives every ready node a full grace period before it can be marked down. */
@@ -460,14 +493,20 @@ export class Dispatcher implements DispatcherApi {
     if (down.length === 0) return
     for (const id of down) this.#seen.delete(id)
     try {
-      const markDown = () =>
-        this.#store.update((tx) => {
-          for (const id of down) {
-            const n = tx.get('nodes', id)
-            if (n?.status.state !== 'ready') continue
-            tx.update('nodes', { ...n, status: { ...n.status, state: 'down', message: 'heartbeat failure' } })
-          }
-        })
+      // In transactions that fit a raft entry: 5,000 nodes at once were refused as too large, every time.
+      const markDown = async () => {
+        for (let i = 0; i < down.length; i += MAX_NODES_PER_TX)
+          await this.#store.update((tx) => {
+            for (const id of down.slice(i, i + MAX_NODES_PER_TX)) {
+              const n = tx.get('nodes', id)
+              if (n?.status.state !== 'ready') continue
+              tx.update('nodes', {
+                ...n,
+                status: { ...n.status, state: 'down', message: 'heartbeat failure' },
+              })
+            }
+          })
+      }
       const term = this.#term
       await (term === undefined ? markDown() : inDutyScope(term, markDown))
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)

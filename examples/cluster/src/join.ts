@@ -7,7 +7,14 @@
 // 2. Send the CSR and the token over a connection that only completes with a manager whose certificate
 //    chains to that root (`joinerTlsOptions(roots)`), so the token never reaches an impostor.
 
-import { connect, createServer, type Server, type TLSSocket } from 'node:tls'
+import {
+  connect,
+  createSecureContext,
+  createServer,
+  type SecureContext,
+  type Server,
+  type TLSSocket,
+} from 'node:tls'
 import * as pki from '@swarmkit/pki'
 
 const MAX_LINE = 64 * 1024
@@ -105,6 +112,24 @@ export async function listenForJoins(
   return { server, address: `${host}:${typeof bound === 'object' && bound ? bound.port : port}` }
 }
 
+/**
+ * The joiner's TLS contexts, one per trust bundle (none for the root CA request): the same for every join,
+ * and building one cost more than the handshake (a process joining many simulated nodes spent a fifth of
+ * its CPU on them). A few bundles at most (a root rotation adds one).
+ */
+const joinContexts = new Map<string, SecureContext>()
+
+function joinContext(options: pki.JoinerTlsOptions): SecureContext {
+  const roots = typeof options.ca === 'string' ? options.ca : ''
+  let context = joinContexts.get(roots)
+  if (!context) {
+    context = createSecureContext({ minVersion: options.minVersion, ...(roots ? { ca: roots } : {}) })
+    if (joinContexts.size >= 4) joinContexts.delete(joinContexts.keys().next().value!)
+    joinContexts.set(roots, context)
+  }
+  return context
+}
+
 async function ask(
   address: string,
   options: pki.JoinerTlsOptions,
@@ -112,7 +137,13 @@ async function ask(
   localAddress?: string,
 ): Promise<unknown> {
   const { host, port } = splitHostPort(address)
-  const socket = connect({ ...options, host, port, ...(localAddress ? { localAddress } : {}) })
+  const socket = connect({
+    ...options,
+    secureContext: joinContext(options),
+    host,
+    port,
+    ...(localAddress ? { localAddress } : {}),
+  })
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', resolve)
     socket.once('error', reject)

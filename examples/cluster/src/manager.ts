@@ -29,6 +29,7 @@ import {
 import type { LogLine } from './agent.js'
 import { Dispatcher } from './dispatcher.js'
 import { ClusterEvents } from './events.js'
+import { type HeartbeatRelay, heartbeatRelay } from './heartbeat-relay.js'
 import { listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 import { inDutyScope, scopedStore } from './leader-scope.js'
@@ -38,6 +39,7 @@ import { createCluster } from './manager/bootstrap.js'
 import { ClusterCA, finishRootRotation } from './manager/ca.js'
 import { controlMethods } from './manager/control.js'
 import { forgetOtherManagers } from './manager/force-new-cluster.js'
+import { type JoinCommits, joinCommits } from './manager/join-commits.js'
 import { answerJoin } from './manager/joins.js'
 import { nodeLogs } from './manager/logs.js'
 import type { ManagerOptions } from './manager/options.js'
@@ -77,6 +79,9 @@ export class Manager {
   #control: RpcServer | undefined
   #joinServer: TlsServer | undefined
   readonly #ca: ClusterCA
+  readonly #joinCommits: JoinCommits
+  /** On a follower: its workers' heartbeats, handed on to the leader together (heartbeat-relay.ts). */
+  readonly #relay: HeartbeatRelay
   #leading = false
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
@@ -101,11 +106,17 @@ export class Manager {
       store,
       log: this.#log,
       isLeader: () => this.isLeader,
-      forwardHeartbeat: (nodeId) => this.#forwardHeartbeat(nodeId),
+      forwardHeartbeat: async (nodeId) => this.#relay.seen(nodeId),
       ...(options.observer ? { observer: options.observer } : {}),
       canBeReady: (nodeId) => this.#health.reachable(nodeId) !== false,
       raftHears: (nodeId) => this.#health.reachable(nodeId) === true,
       ...(options.heartbeatPeriodMs ? { heartbeatPeriodMs: options.heartbeatPeriodMs } : {}),
+    })
+    this.#joinCommits = joinCommits(store)
+    this.#relay = heartbeatRelay({
+      send: (nodeIds, timeoutMs) => this.#callLeader('dispatcher.heard', { nodeIds }, timeoutMs),
+      periodMs: () => this.dispatcher.periodMs,
+      log: this.#log,
     })
     this.#ca = new ClusterCA(this.clusterId, () => {
       const c = this.cluster()
@@ -212,6 +223,7 @@ export class Manager {
     this.#roles.stop()
     this.#health.stop()
     this.dispatcher.close()
+    this.#relay.close()
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
     await this.#stopLeading()
@@ -282,8 +294,8 @@ export class Manager {
     void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
   }
 
-  /** Where the leader's control server listens (each manager records its own in its node object). */
-  async #forwardHeartbeat(nodeId: string): Promise<void> {
+  /** Calls the leader's control server (each manager records its address in its node object). */
+  async #callLeader(method: string, params: unknown, timeoutMs: number): Promise<void> {
     const leader = this.raft.leaderId
     if (!leader) throw new Error('no leader')
     const addr = this.store.view(
@@ -301,7 +313,7 @@ export class Manager {
       const transport = this.#tls(pki.authorizer({ roles: ['swarm-manager'], clusterId: this.clusterId }))
       this.#leaderClient = { address: addr, client: rpcClient({ transport, address: addr }), transport }
     }
-    await this.#leaderClient.client.call('dispatcher.seen', { nodeId }, { timeoutMs: 2000 })
+    await this.#leaderClient.client.call(method, params, { timeoutMs })
   }
 
   #caTimer: ReturnType<typeof setInterval> | undefined
@@ -432,6 +444,7 @@ export class Manager {
       store: this.store,
       raft: this.raft,
       ca: this.#ca,
+      joinCommits: this.#joinCommits,
       dispatcher: this.dispatcher,
       localLogs: this.localLogs,
       controlAddr: () => this.controlAddr,

@@ -4,14 +4,37 @@
 import type { MeshService } from '@swarmkit/overlay'
 import type { RpcClient } from '@swarmkit/transport'
 import type { AssignmentsMessage } from './assignments-message.js'
-import type { DispatcherApi, TaskStatusUpdate } from './dispatcher.js'
+import type { DispatcherApi, HeartbeatAnswer, TaskStatusUpdate } from './dispatcher.js'
+
+/** The shortest bound on a heartbeat call (what it was before it followed the period). */
+const MIN_HEARTBEAT_BOUND_MS = 2000
+
+/**
+ * A worker's heartbeat call, bounded by the heartbeat period its manager last gave (5 s by default), never
+ * less than 2 s: a manager that does not answer within that counts as gone and the worker fails over. A
+ * fixed 2 s made a loaded manager look gone: at 5,000 nodes workers failed over and registered again by the
+ * thousand, which loaded the managers further. The node is down only after three periods, so a worker still
+ * fails over in time.
+ */
+export function boundedHeartbeat(
+  call: (timeoutMs: number) => Promise<HeartbeatAnswer>,
+): () => Promise<HeartbeatAnswer> {
+  let periodMs = 5000
+  return async () => {
+    const answer = await call(Math.max(MIN_HEARTBEAT_BOUND_MS, periodMs))
+    const p = answer?.periodMs
+    if (typeof p === 'number' && Number.isFinite(p) && p > 0) periodMs = Math.min(p, 60_000)
+    return answer
+  }
+}
 
 export /** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */
 function remoteDispatcher(client: () => RpcClient): DispatcherApi {
+  const heartbeat = boundedHeartbeat((timeoutMs) => client().call('dispatcher.heartbeat', {}, { timeoutMs }))
   return {
     register: (_id, info, addr) => client().call('dispatcher.register', { info, addr }),
-    // A manager that does not answer within 2 s counts as gone (the worker then fails over).
-    heartbeat: (_id) => client().call('dispatcher.heartbeat', {}, { timeoutMs: 2000 }),
+    // A manager that does not answer within the period counts as gone (the worker then fails over).
+    heartbeat: (_id) => heartbeat(),
     assignments: (_id, signal) =>
       client().stream('dispatcher.assignments', {}, { signal }) as AsyncIterable<AssignmentsMessage>,
     updateStatus: (_id, updates: readonly TaskStatusUpdate[]) => client().call('dispatcher.status', updates),

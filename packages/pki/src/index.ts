@@ -1,6 +1,6 @@
 /**
  * @packageDocumentation
- * `@swarmkit/pki`: swarm's public key infrastructure with Ed25519 (`@noble/ed25519`) and standard X.509
+ * `@swarmkit/pki`: swarm's public key infrastructure with Ed25519 (`node:crypto`) and standard X.509
  * that `openssl` and `node:tls` accept.
  *
  * - Root CA: {@link createRootCA}, {@link exportRootCA}, {@link importRootCA}.

@@ -55,6 +55,22 @@ describe('Ed25519 keys', () => {
     expect(edVerify(sig.subarray(1), new Uint8Array(0), pub)).toBe(false)
   })
 
+  it('refuses a malleated signature (S + L), a bad public key and a bad length, without throwing', () => {
+    const seed = bytes('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60')
+    const pub = keyPairFromPrivateKey(seed).publicKey
+    const sig = edSign(new Uint8Array(0), seed)
+    // S + L (the group order) is the same scalar mod L: RFC 8032 requires S < L.
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n
+    let s = 0n
+    for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]!)
+    const malleated = new Uint8Array(sig)
+    let t = s + L
+    for (let i = 0; i < 32; i++, t >>= 8n) malleated[32 + i] = Number(t & 0xffn)
+    expect(edVerify(malleated, new Uint8Array(0), pub)).toBe(false)
+    expect(edVerify(sig, new Uint8Array(0), new Uint8Array(32).fill(0xff))).toBe(false)
+    expect(edVerify(sig, new Uint8Array(0), pub.subarray(1))).toBe(false)
+  })
+
   it('refuses bad private keys with a code', () => {
     expect(() =>
       decodePrivateKeyPem('-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n'),

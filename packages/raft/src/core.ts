@@ -1307,14 +1307,16 @@ export class RaftCore {
   private send(m: Message): void {
     // A leader's appends and heartbeats may leave before its own write is durable: it counts itself toward a
     // commit only once advance() reports the write (Raft thesis §10.2.1). A ProposeResp only says where the
-    // entries went, and pre-votes change no state. All else
-    // (votes, vote grants, acknowledgements) waits for the Ready's writes.
+    // entries went, a TimeoutNow promises nothing of this leader's log (its term is durable since it won),
+    // and pre-votes change no state. All else (votes, vote grants, acknowledgements) waits for the Ready's
+    // writes; so a leader whose disk is full can still hand its leadership over.
     if (
       (this.role === 'leader' &&
         (m.type === MessageType.Append ||
           m.type === MessageType.Heartbeat ||
           m.type === MessageType.Snapshot ||
-          m.type === MessageType.ProposeResp)) ||
+          m.type === MessageType.ProposeResp ||
+          m.type === MessageType.TimeoutNow)) ||
       m.type === MessageType.PreVote
     ) {
       this.msgsNow.push(m)

@@ -65,6 +65,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
   private tickTimer: unknown = undefined
   private lastTickAt = 0
+  private nextFullDiskHandOff = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
   /** Bare commit notices waiting for the answers of their Ready to go out first (sendAfterAnswers). */
@@ -174,6 +175,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         // Reads would wait for the write that waits for space.
         this.reads.failAll(this.disk.refusal()!)
         this.emit('storage:full', err)
+        this.handOffWhileFull()
       },
       onSpace: () => {
         this.log.warn?.('the disk takes writes again', { id: this.id })
@@ -644,6 +646,23 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.proposals.checkDeadlines(now, core)
     this.reads.checkDeadlines(now, core.leader !== null, core.committed)
     this.transfers.checkDeadlines(now)
+    if (this.disk.full) this.handOffWhileFull()
+  }
+
+  /**
+   * A leader whose disk is full refuses every proposal; a follower with room can take them. So it hands
+   * leadership over (hashicorp/raft steps down on a failed log write), trying again every two election
+   * timeouts while its disk stays full and it still leads.
+   */
+  private handOffWhileFull(): void {
+    const core = this.core
+    const now = this.clock.now()
+    if (core?.role !== 'leader' || core.voters.length < 2 || now < this.nextFullDiskHandOff) return
+    this.nextFullDiskHandOff = now + 2 * this.settings.electionMaxMs
+    this.log.warn?.('the disk is full: handing leadership to a follower', { id: this.id })
+    this.transferLeadership().catch((err: Error) =>
+      this.log.warn?.('leadership not handed over', { id: this.id, err }),
+    )
   }
 
   private failAll(err: RaftError): void {

@@ -139,6 +139,31 @@ describe('RaftNode on a full disk', () => {
     for (const m of members) await m.node.stop()
   })
 
+  it("hands leadership to a follower when the leader's disk fills, so the cluster keeps taking writes", async () => {
+    const clock = new ManualClock()
+    const members = await cluster(['n1', 'n2', 'n3'], clock)
+    await clock.advanceAsync(600)
+    const old = members.find((m) => m.node.role === 'leader')!
+    expect(await propose(clock, old.node, 'a')).toBeUndefined()
+    old.files.room = 0
+    expect(isNoSpace(await propose(clock, old.node, 'b'))).toBe(true)
+    // A follower with room takes over (hashicorp/raft steps down on a failed log write; etcd exits).
+    let next: Member | undefined
+    for (let k = 0; k < 100 && !next; k++) {
+      await clock.advanceAsync(50)
+      next = members.find((m) => m !== old && m.node.role === 'leader')
+    }
+    expect(next, 'a follower leading').toBeDefined()
+    expect(old.node.role).toBe('follower')
+    expect(await propose(clock, next!.node, 'c')).toBeUndefined()
+    expect(old.errors).toEqual([])
+    // Space returns: the old leader catches up as a follower.
+    old.files.room = Number.POSITIVE_INFINITY
+    for (let k = 0; k < 100 && !old.applied.includes('c'); k++) await clock.advanceAsync(50)
+    expect(old.applied.filter((v) => v !== 'b')).toEqual(['a', 'c'])
+    for (const m of members) await m.node.stop()
+  })
+
   it('tries a snapshot that found no space again only after another snapshot interval', async () => {
     // The log has room, snapshot files do not: every snapshot is refused.
     class NoRoomForSnapshots extends MemoryLogStorage {

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net'
 import {
+  createSecureContext,
   type PeerCertificate,
+  type SecureContext,
   type TLSSocket,
   type Server as TlsServer,
   connect as tlsConnect,
@@ -76,6 +78,9 @@ function pem(value: unknown, name: string): string | Buffer {
 export function tlsTransport(options: TlsTransportOptions): TlsTransport {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   let secure = secureOptions(options, 'options')
+  // One context for every dial, made again only with new credentials: building it (parsing the key, the
+  // certificate and the roots) cost more than the handshake itself for a worker dialing once.
+  let dialContext: SecureContext = createSecureContext(secure)
   /** Live TLS servers, to hand them new credentials. */
   const servers = new Set<TlsServer>()
   const authorize = options.authorize
@@ -145,7 +150,9 @@ export function tlsTransport(options: TlsTransportOptions): TlsTransport {
       },
       connect: (host, port) => {
         const socket = tlsConnect({
-          ...secure,
+          secureContext: dialContext,
+          minVersion: secure.minVersion,
+          maxVersion: secure.maxVersion,
           host,
           port,
           rejectUnauthorized: true,
@@ -187,6 +194,7 @@ export function tlsTransport(options: TlsTransportOptions): TlsTransport {
       throw new TypeError('credentials must be an object')
     const next = secureOptions(credentials, 'credentials')
     secure = next
+    dialContext = createSecureContext(next)
     for (const server of servers) server.setSecureContext(next)
   }
   return transport

@@ -9,6 +9,7 @@ import type { LogLine } from '../agent.js'
 import type { AssignmentsMessage } from '../assignments-message.js'
 import { attachmentMethods } from '../attachment-methods.js'
 import type { Dispatcher, NodeInfo, TaskStatusUpdate } from '../dispatcher.js'
+import { MAX_RELAYED } from '../heartbeat-relay.js'
 import type { RenewAnswer } from './renewal.js'
 
 export interface ControlContext {
@@ -72,6 +73,21 @@ export function controlMethods(manager: ControlContext): Methods {
         if (typeof p?.nodeId !== 'string' || p.nodeId.length > 128)
           throw new TypeError('nodeId: expected a string')
         await d.heartbeat(p.nodeId)
+      },
+    },
+    // A follower's heartbeats, handed on together (heartbeat-relay.ts).
+    'dispatcher.heard': {
+      kind: 'call',
+      roles: ['swarm-manager'],
+      handler: async (p: { nodeIds?: unknown }) => {
+        const ids = p?.nodeIds
+        if (
+          !Array.isArray(ids) ||
+          ids.length > MAX_RELAYED ||
+          !ids.every((id) => typeof id === 'string' && id.length <= 128)
+        )
+          throw new TypeError(`nodeIds: expected at most ${MAX_RELAYED} node IDs`)
+        d.heardElsewhere(ids)
       },
     },
     'manager.logs': {

@@ -8,6 +8,7 @@ import { ENGINE_VERSION } from '../engine-version.js'
 import type { JoinAnswer, JoinMessage } from '../join.js'
 import { RAFT_ADDR_LABEL } from '../labels.js'
 import type { ClusterCA } from './ca.js'
+import type { JoinCommits } from './join-commits.js'
 
 const toStoreRole = (role: pki.NodeRole) => (role === 'swarm-manager' ? 'manager' : 'worker')
 
@@ -15,6 +16,8 @@ export interface JoinContext {
   readonly store: ClusterStore
   readonly raft: RaftNode
   readonly ca: ClusterCA
+  /** Commits the joins' node objects together (join-commits.ts). */
+  readonly joinCommits: JoinCommits
   /** This manager's raft member ID and address (a joining manager's first peer). */
   readonly raftId: string
   readonly raftAddr: string
@@ -50,35 +53,34 @@ export async function answerJoin(ctx: JoinContext, m: JoinMessage, source: strin
   // A manager is a raft learner first (it gets the log without voting), promoted to voter once it has
   // caught up (by the role reconciler, which sees the member already there).
   if (role === 'manager') await raft.addMember(response.nodeId, { address: m.raftAddr })
-  await store.update((tx) => {
-    const node: Omit<Node, 'meta'> = {
-      id: response.nodeId,
-      spec: { labels: {}, role, availability: 'active' },
-      role,
-      description: {
-        hostname: m.hostname,
-        platform: { os: 'linux', architecture: 'x86_64' },
-        resources: { nanoCPUs: 0, memoryBytes: 0 },
-        engine: {
-          engineVersion: ENGINE_VERSION,
-          labels: role === 'manager' ? { [RAFT_ADDR_LABEL]: m.raftAddr } : {},
-          plugins: [],
-        },
+  // Committed with the other joins that wait (join-commits.ts): one raft entry per burst, not per node.
+  const node: Omit<Node, 'meta'> = {
+    id: response.nodeId,
+    spec: { labels: {}, role, availability: 'active' },
+    role,
+    description: {
+      hostname: m.hostname,
+      platform: { os: 'linux', architecture: 'x86_64' },
+      resources: { nanoCPUs: 0, memoryBytes: 0 },
+      engine: {
+        engineVersion: ENGINE_VERSION,
+        labels: role === 'manager' ? { [RAFT_ADDR_LABEL]: m.raftAddr } : {},
+        plugins: [],
       },
-      status: { state: 'unknown', addr: addr.replace(/^::ffff:/, '') },
-      ...(role === 'manager'
-        ? {
-            managerStatus: {
-              raftId: response.nodeId,
-              addr: '',
-              leader: false,
-              reachability: 'reachable' as const,
-            },
-          }
-        : {}),
-    }
-    tx.create('nodes', node)
-  })
+    },
+    status: { state: 'unknown', addr: addr.replace(/^::ffff:/, '') },
+    ...(role === 'manager'
+      ? {
+          managerStatus: {
+            raftId: response.nodeId,
+            addr: '',
+            leader: false,
+            reachability: 'reachable' as const,
+          },
+        }
+      : {}),
+  }
+  await ctx.joinCommits.create(node)
   let raftPeers: JoinAnswer['raftPeers']
   if (role === 'manager') {
     void ctx.promote(response.nodeId)

@@ -111,7 +111,9 @@ export class RoleReconciler {
    */
   async #reconcileOnce(): Promise<boolean> {
     const { store, raft, log } = this.#o
-    const nodes = store.view((tx) => tx.find('nodes'))
+    // Only nodes that are managers in the store have anything to reconcile (both cases below): the role
+    // index, not every node (each commit of a join storm ran this over all of them).
+    const nodes = store.view((tx) => tx.find('nodes', { role: 'manager' }))
     const { voters, learners } = raft.members()
     const members = new Set([...voters, ...learners])
     let pending = false

@@ -130,3 +130,60 @@ const STACK = /\n\s+at .+:\d+:\d+\)?/
  * again within 0.5 s of space returning; the rest is slack for a 2-core machine shared by several test runs.
  */
 export const RECOVERY_BOUND_MS = 15_000
+
+/**
+ * The leader's disk fills, in a cluster of three managers: it hands leadership to a manager with room, so the
+ * cluster goes on acknowledging writes while that disk stays full (a full leader refuses every proposal);
+ * once space returns it catches up, and every acknowledged write is on every manager.
+ */
+export async function fullLeaderDisk(): Promise<void> {
+  const seed = seedOf('full leader disk')
+  const c = new ChaosCluster()
+  cluster = c
+  const first = await c.add()
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0700', 'tmpfs', first.stateDir])
+  mounts.push(first.stateDir)
+  c.cleanups.push(unmount)
+  await first.start()
+  const init = await first.request('POST', '/swarm/init', { ListenAddr: first.listenAddr }, 60_000)
+  expect(init.status).toBe(200)
+  await c.join()
+  await c.join()
+  await c.waitConverged('three managers', 60_000)
+  expect((await c.waitLeader())?.name).toBe(first.name)
+  const l = new Load(c, { writers: 4, seed, configBytes: 256, updateShare: 0.2, timeoutMs: 15_000 })
+  load = l
+  await l.start()
+  await l.acknowledged(50)
+
+  const filler = join(first.stateDir, 'filler')
+  fill(filler)
+  const full = Date.now()
+  const next = await until(
+    "another manager leading while the first one's disk is full",
+    async () => {
+      const leader = await c.leader()
+      return leader && leader !== first && leader
+    },
+    60_000,
+    () => c.explain(),
+  )
+  const acked = await until(
+    "a write acknowledged while the old leader's disk is full",
+    () => l.firstAckAfter(full),
+    60_000,
+    () => c.explain(),
+  )
+  console.log(
+    `full leader disk: ${next.name} leads; first write acknowledged ${acked - full} ms after the disk filled`,
+  )
+  await l.acknowledged(l.acknowledgedCreates + 50)
+  expect(first.running).toBe(true)
+  expect(first.log()).toMatch(/writes refused until space returns/)
+  rmSync(filler)
+  await l.stop()
+  await c.waitConverged('the first manager caught up', 60_000)
+  const report = await check(c, l)
+  console.log(`full leader disk: ${JSON.stringify(report)}`)
+  for (const m of c.managers) expect(m.log()).not.toMatch(STACK)
+}
