@@ -9,7 +9,8 @@
 //
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
-// SCALE_STEP_TIMEOUT_S (default 600).
+// SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
+// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -28,6 +29,8 @@ const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
 const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
 /** `create`: stop after the first convergence (profiling runs). */
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
+/** Steps left out (profiling one step at a time). */
+const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
 const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
@@ -54,8 +57,17 @@ import { writeFileSync } from 'node:fs'
 const s = new Session()
 s.connect()
 s.post('Profiler.enable', () => s.post('Profiler.start'))
+// Event-loop stalls over 250 ms (a follower's election timeout is 300-600 ms): when, and how long.
+const stalls = []
+let last = performance.now()
+setInterval(() => {
+  const now = performance.now()
+  if (now - last > 300) stalls.push([Number(process.hrtime.bigint() / 1000n) - Math.round((now - last) * 1000), Math.round(now - last - 50)])
+  last = now
+}, 50).unref()
 process.on('SIGUSR2', () => s.post('Profiler.stop', (err, r) => {
   if (!err) writeFileSync(${JSON.stringify(dir)} + '/manager-' + process.pid + '.cpuprofile', JSON.stringify(r.profile))
+  writeFileSync(${JSON.stringify(dir)} + '/stalls-' + process.pid + '.json', JSON.stringify(stalls))
 }))
 await import(${JSON.stringify(CLI)})
 `,
@@ -356,27 +368,73 @@ async function main(): Promise<void> {
       const svc = await api('GET', `/services/${serviceId}`)
       await api('POST', `/services/${serviceId}/update?version=${svc.Version.Index}`, change(svc.Spec))
     }
-    const timed = async (name: string, gen: string, want: number, change: (s: any) => any) => {
+    /** Slots running more than one task of `gen`, and slots of `expected` running none. */
+    const slotCheck = async (gen: string, expected: Set<number>) => {
+      const perSlot = new Map<number, number>()
+      for (const s of (await detail(gen, 0)).slots) perSlot.set(s, (perSlot.get(s) ?? 0) + 1)
+      return {
+        duplicated: [...perSlot.values()].filter((n) => n > 1).length,
+        missing: [...expected].filter((s) => !perSlot.has(s)).length,
+      }
+    }
+    /** The slots of the tasks of `gen` running now. */
+    const slotsOf = async (gen: string) => new Set((await detail(gen, 0)).slots)
+    const timed = async (
+      name: string,
+      gen: string,
+      want: number,
+      change: (s: any) => any,
+      slotsFrom?: string,
+    ) => {
+      const expected = slotsFrom ? await slotsOf(slotsFrom) : undefined
       await beginPhase(name)
       const start = Date.now()
       await update(change)
       await waitRunning(gen, want, `${name}: ${want} tasks of generation ${gen} running`)
       const s = (Date.now() - start) / 1000
-      await endPhase(name, { converge_s: s })
-      summary[`${name.replace(/\W+/g, '_')}_s`] = s
+      const extra: Record<string, number> = { converge_s: s }
+      // A rolling update: every slot of the old generation runs exactly one task of the new one.
+      if (expected) Object.assign(extra, await slotCheck(gen, expected))
+      const rec = await endPhase(name, extra)
+      const key = name.replace(/\W+/g, '_')
+      summary[`${key}_s`] = s
+      summary[`${key}_elections`] = rec.elections
+      summary[`${key}_manager_cpu_s`] = Number(rec.cpu.reduce((x, y) => x + y, 0).toFixed(1))
+      if (expected) {
+        summary[`${key}_duplicated_slots`] = extra['duplicated']!
+        summary[`${key}_missing_slots`] = extra['missing']!
+      }
     }
     const up5 = R + Math.floor(R / 5)
-    await timed('scale up', '1', up5, (s) => ({ ...s, Mode: { Replicated: { Replicas: up5 } } }))
-    await timed('scale down', '1', R, (s) => ({ ...s, Mode: { Replicated: { Replicas: R } } }))
-    await timed('rolling update', '2', R, (s) => ({
-      ...s,
-      TaskTemplate: { ...s.TaskTemplate, ContainerSpec: { ...s.TaskTemplate.ContainerSpec, Env: ['GEN=2'] } },
-    }))
+    if (!SKIP.has('scale')) {
+      await timed('scale up', '1', up5, (s) => ({ ...s, Mode: { Replicated: { Replicas: up5 } } }))
+      await timed('scale down', '1', R, (s) => ({ ...s, Mode: { Replicated: { Replicas: R } } }))
+    }
+    if (!SKIP.has('update')) {
+      await timed(
+        'rolling update',
+        '2',
+        R,
+        (s) => ({
+          ...s,
+          TaskTemplate: {
+            ...s.TaskTemplate,
+            ContainerSpec: { ...s.TaskTemplate.ContainerSpec, Env: ['GEN=2'] },
+          },
+        }),
+        '1',
+      )
+    }
+    if (SKIP.has('kill')) {
+      console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
+      return
+    }
 
     // ---- a rolling update with the leader killed half way
     await beginPhase('leader kill')
     const leader = await cluster.waitLeader(60_000)
     const leaderRss = peakRssMiB(leader.proc?.pid)
+    const killExpected = await slotsOf(SKIP.has('update') ? '1' : '2')
     const k0 = Date.now()
     await update((s) => ({
       ...s,
@@ -413,7 +471,7 @@ async function main(): Promise<void> {
     const perSlot = new Map<number, number>()
     for (const s of d3.slots) perSlot.set(s, (perSlot.get(s) ?? 0) + 1)
     const duplicated = [...perSlot.values()].filter((n) => n > 1).length
-    const missing = Array.from({ length: R }, (_, i) => i + 1).filter((s) => !perSlot.has(s)).length
+    const missing = [...killExpected].filter((s) => !perSlot.has(s)).length
     const svcStatus = (await api('GET', '/services?status=true')).find((s: any) => s.ID === serviceId)
     await endPhase('leader kill', {
       killed: leader.name,

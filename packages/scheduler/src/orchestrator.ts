@@ -15,6 +15,7 @@ import {
   type SpecLimits,
   type StoreEvent,
   type Task,
+  type Tx,
   taskStateRank,
   type UpdateStatus,
 } from '@swarmkit/store'
@@ -24,11 +25,13 @@ import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy } from './defaults.js'
 import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
-import { type NewTask, Plan } from './internal/plan.js'
+import { PassPacing } from './internal/pass-pacing.js'
+import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { RollingUpdates } from './internal/rolling-update.js'
+import { slotsToRemove } from './internal/scale-down.js'
 import { slotDuplicates } from './internal/slot-duplicates.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
-import { TimeSlice } from './internal/time-slice.js'
+import { type SliceMeter, TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
 import { platformOk } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -63,6 +66,8 @@ export interface OrchestratorEvents {
   'update:state': (serviceId: string, status: UpdateStatus) => void
   /** A background failure (a failed commit); the orchestrator goes on and retries. */
   error: (err: Error) => void
+  /** A pass over the services marked changed ended, having written `changes` (task and service writes). */
+  'pass:done': (stats: { services: number; changes: number }) => void
 }
 
 /**
@@ -109,8 +114,16 @@ interface Delay {
 }
 
 const RETRY_MS = 1000
-/** Bulk creations per pass, in transactions of `commitSize`: a scale-up is paced, a pass stays bounded. */
+/**
+ * Bulk creations, and changes made in independent steps (see Plan.cut), per pass, in transactions of
+ * `commitSize`: a scale-up or an update is paced, a pass stays bounded.
+ */
 const BULK_CHUNKS = 5
+/**
+ * A pass walks every task of its service; it may write one change per this many tasks walked (in
+ * transactions of `commitSize`, at least BULK_CHUNKS of them), so that the walk is paid for by its changes.
+ */
+const TASKS_PER_CHANGE = 20
 
 function invalidNode(n: Node | undefined): boolean {
   return n === undefined || n.status.state === 'down' || n.spec.availability === 'drain'
@@ -180,6 +193,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     },
     emit: (serviceId, status) => this.emit('update:state', serviceId, status),
   })
+  /** What the current service's pass cost in slices (its rest, if paced, is as long). */
+  #passMeter: SliceMeter = { busyMs: 0 }
+  readonly #pacing = new PassPacing((id) => {
+    this.#dirty.add(id)
+    this.#loop.kick()
+  })
   /** Services left alone for exceeding the limits -> the `meta.version` already logged. */
   readonly #refusals = new Map<string, number>()
 
@@ -215,6 +234,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     await this.#loop.stop()
     for (const w of this.#wakes.values()) w.cancel()
     this.#wakes.clear()
+    this.#pacing.stop()
   }
 
   #fail(err: unknown): void {
@@ -346,19 +366,33 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const dirty = [...this.#dirty].sort()
     this.#dirty.clear()
     this.#overcommit.clear()
+    let changes = 0
     for (const id of dirty) {
-      const plan = new Plan(this.#commitSize, this.#commitSize * BULK_CHUNKS)
+      if (this.#pacing.resting(id)) {
+        this.#dirty.add(id)
+        continue
+      }
+      const tasks = this.#bySvc.get(id)?.size ?? 0
+      const chunks = Math.max(BULK_CHUNKS, Math.ceil(tasks / TASKS_PER_CHANGE / this.#commitSize))
+      const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
+      const meter: SliceMeter = { busyMs: 0 }
+      this.#passMeter = meter
       try {
         await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
         this.#fail(err)
         continue
+      } finally {
+        // The pass's own time, not what ran between its slices (a busy new leader's passes took seconds of
+        // wall time for a fraction of it in CPU, and rested as long).
+        this.#pacing.passed(id, tasks, meter.busyMs)
       }
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()
         continue
       }
       const committed = await this.#commit(id, plan)
+      if (committed) changes += plan.ops.length + plan.bulk.length
       if (committed && plan.more) {
         // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
         // (Not after a failed commit: that one is retried a second later, never in a loop.)
@@ -366,37 +400,43 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#loop.kick()
       }
     }
+    if (dirty.length > 0) this.emit('pass:done', { services: dirty.length, changes })
+  }
+
+  /** Writes `ops` in `tx`; a task or service changed since the pass read it is a {@link Conflict}. */
+  #apply(tx: Tx, ops: readonly Op[]): void {
+    for (const op of ops) {
+      if (op.kind === 'create') {
+        tx.create('tasks', op.task)
+        continue
+      }
+      if (op.kind === 'delete') {
+        const cur = tx.get('tasks', op.id)
+        if (!cur) continue
+        if (cur.meta.version !== op.version) throw new Conflict()
+        tx.delete('tasks', op.id)
+        continue
+      }
+      if (op.kind === 'task') {
+        const cur = tx.get('tasks', op.id)
+        if (!cur || cur.meta.version !== op.version) throw new Conflict()
+        tx.update('tasks', op.next(cur))
+        continue
+      }
+      const cur = tx.get('services', op.id)
+      if (!cur || cur.meta.version !== op.version) throw new Conflict()
+      tx.update('services', op.next(cur))
+    }
   }
 
   /** Commits `plan`; false if it failed (and a retry is arranged). */
   async #commit(serviceId: string, plan: Plan): Promise<boolean> {
     try {
-      if (plan.ops.length)
-        await this.#store.update((tx) => {
-          for (const op of plan.ops) {
-            if (op.kind === 'create') {
-              tx.create('tasks', op.task)
-              continue
-            }
-            if (op.kind === 'delete') {
-              const cur = tx.get('tasks', op.id)
-              if (!cur) continue
-              if (cur.meta.version !== op.version) throw new Conflict()
-              tx.delete('tasks', op.id)
-              continue
-            }
-            if (op.kind === 'task') {
-              const cur = tx.get('tasks', op.id)
-              if (!cur || cur.meta.version !== op.version) throw new Conflict()
-              tx.update('tasks', op.next(cur))
-              continue
-            }
-            const cur = tx.get('services', op.id)
-            if (!cur || cur.meta.version !== op.version) throw new Conflict()
-            tx.update('services', op.next(cur))
-          }
-        })
-      for (const f of plan.after) f()
+      // Transactions of independent steps in order; a conflict in one leaves the ones before committed.
+      for (const chunk of plan.chunks()) {
+        if (chunk.ops.length) await this.#store.update((tx) => this.#apply(tx, chunk.ops))
+        for (const f of chunk.after) f()
+      }
       for (let i = 0; i < plan.bulk.length; i += this.#commitSize) {
         const chunk = plan.bulk.slice(i, i + this.#commitSize)
         await this.#store.update((tx) => {
@@ -439,6 +479,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         if (plan.full) break
         if (t.desiredState !== 'remove' && !stopped(t)) plan.setDesired(t, 'remove')
         else if (stopped(t)) plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
       }
       return
     }
@@ -451,7 +492,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const mode = svc.spec.mode
     if ('replicated' in mode) await this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
-    else if ('global' in mode) this.#global(svc, tasks, plan, now)
+    else if ('global' in mode) await this.#global(svc, tasks, plan, now)
     else if ('replicatedJob' in mode)
       reconcileReplicatedJob(this.#jobHost, svc, mode.replicatedJob, tasks, plan, now)
     else if ('globalJob' in mode) reconcileGlobalJob(this.#jobHost, svc, tasks, plan, now)
@@ -692,9 +733,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const all = new Map<number, Task[]>()
     const created: NewTask[] = []
     const done = new Set<number>()
-    const slice = new TimeSlice()
+    const slice = new TimeSlice(10, this.#passMeter)
     for (const t of tasks) {
       if (slice.due()) await slice.yield()
+      // Each task's restart or promotion stands alone: a transaction may end between two tasks.
+      plan.cut()
       if (t.desiredState === 'remove') continue
       let list = all.get(t.slot)
       if (!list) all.set(t.slot, (list = []))
@@ -722,6 +765,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (list.length < 2 || inFlight?.has(`s:${slot}`) || plan.full) continue
       const extra = slotDuplicates(list, svc.specVersion.index)
       for (const t of extra) plan.setDesired(t, 'shutdown')
+      plan.cut()
       if (extra.length)
         active.set(
           slot,
@@ -753,7 +797,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [slot, list] of active)
       if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
-    this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now, this.#passMeter)
   }
 
   /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
@@ -764,28 +808,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     replicas: number,
     plan: Plan,
   ): void {
-    const slots = [...live].sort((a, b) => a - b)
-    const running = (s: number) => (active.get(s) ?? []).some((t) => t.status.state === 'running')
-    slots.sort((a, b) => Number(running(b)) - Number(running(a)))
-    const perNode = new Map<string, number>()
-    const ranked = slots.map((slot) => {
-      const list = active.get(slot) ?? []
-      const only = list.length === 1 ? list[0] : undefined
-      if (!only?.nodeId) return { slot, index: Number.POSITIVE_INFINITY }
-      const n = (perNode.get(only.nodeId) ?? 0) + 1
-      perNode.set(only.nodeId, n)
-      return { slot, index: n }
-    })
-    ranked.sort((a, b) => a.index - b.index)
-    for (const { slot } of ranked.slice(replicas)) {
+    for (const slot of slotsToRemove(live, active, replicas)) {
       if (plan.full) return
       for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
+      plan.cut()
     }
   }
 
   // ------------------------------------------------------------------------------------------ global
 
-  #global(svc: Service, tasks: Task[], plan: Plan, now: number): void {
+  async #global(svc: Service, tasks: Task[], plan: Plan, now: number): Promise<void> {
     const active = new Map<string, Task[]>()
     const all = new Map<string, Task[]>()
     const created = new Set<string>()
@@ -824,7 +856,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
     const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
     for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
-    this.#updates.update(svc, slots, plan, now)
+    await this.#updates.update(svc, slots, plan, now, this.#passMeter)
   }
 
   // ------------------------------------------------------------------------------------------ reaper
@@ -833,13 +865,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async #reap(svc: Service, tasks: Task[], plan: Plan): Promise<void> {
     const bySlot = new Map<string, Task[]>()
     const touched = new Set(plan.ops.map((o) => ('id' in o ? o.id : '')))
-    const slice = new TimeSlice()
+    const slice = new TimeSlice(10, this.#passMeter)
     for (const t of tasks) {
       if (slice.due()) await slice.yield()
       if (isDesiredUp(t) || !stopped(t) || touched.has(t.id)) continue
       if (t.desiredState === 'remove') {
         if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
         continue
       }
       const key = this.#slotKey(t)
@@ -858,6 +891,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       for (const t of list.slice(keep)) {
         if (plan.full) return
         plan.ops.push({ kind: 'delete', id: t.id, version: t.meta.version })
+        plan.cut()
       }
     }
   }

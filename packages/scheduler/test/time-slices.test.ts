@@ -40,6 +40,19 @@ describe('TimeSlice', () => {
   })
 })
 
+describe('SliceMeter', () => {
+  it('adds the time a sliced job ran, not the time others ran between its slices', async () => {
+    const meter = { busyMs: 0 }
+    const slice = new TimeSlice(10, meter)
+    while (!slice.due()) busy(0.5)
+    // Another callback takes 100 ms while the job waits for its next slice.
+    setImmediate(() => busy(100))
+    await slice.yield()
+    expect(meter.busyMs).toBeGreaterThanOrEqual(10)
+    expect(meter.busyMs).toBeLessThan(100)
+  })
+})
+
 describe('WatchLoop', () => {
   it('lets the event loop run between slices of a long reset and of a long run of events', async () => {
     const store = clusterStore()

@@ -19,6 +19,13 @@ import type { Proposals } from './proposals.js'
 /** Committed entries waiting for the state machine, at most (besides `maxApplyBacklogBytes`). */
 const MAX_APPLY_BACKLOG_ENTRIES = 1 << 16
 
+/**
+ * Synchronous applies run at most this long before the event loop is let go (to the node's heartbeats, votes
+ * and acknowledgements, and the process's other work). A member catching up on dozens of commands of a
+ * thousand changes each held its loop for over a second, and missed the leader's heartbeats (issue #18).
+ */
+const APPLY_SLICE_MS = 10
+
 /** What the applier needs from its node. */
 export interface ApplierHost {
   readonly id: string
@@ -109,7 +116,13 @@ export class Applier {
     const host = this.host
     const sm = host.sm
     const proposals = host.proposals
+    let sliceStart = performance.now()
     for (let i = 0; i < entries.length; i++) {
+      if (performance.now() - sliceStart >= APPLY_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        if (!host.running()) return
+        sliceStart = performance.now()
+      }
       const e = entries[i]!
       const p = proposals.take(e.index)
       const data = e.data

@@ -8,6 +8,7 @@ import type { ConstraintSet } from '../constraints.js'
 import { updateConfig } from '../defaults.js'
 import type { NewTask, Plan } from './plan.js'
 import { isDesiredUp, isFinished } from './task-state.js'
+import { type SliceMeter, TimeSlice } from './time-slice.js'
 
 interface InFlight {
   taskId: string
@@ -69,14 +70,22 @@ export class RollingUpdates {
       next: (cur) => ({ ...(change ? change(cur) : cur), updateStatus: status }),
     })
     plan.after.push(() => this.#host.emit(svc.id, status))
+    plan.cut()
   }
 
-  update(
+  /**
+   * One pass over a service's slots. Async only to run in time slices: with parallelism 0 every slot of a
+   * service of tens of thousands is dirty, in flight or monitored at once, and walking them all without
+   * yielding held a manager's event loop past the election timeout (issue #18). The caller's view of the
+   * store does not change meanwhile.
+   */
+  async update(
     svc: Service,
     slots: { key: string; slot: number; nodeId: string; active: Task[] }[],
     plan: Plan,
     now: number,
-  ): void {
+    meter?: SliceMeter,
+  ): Promise<void> {
     const version = svc.specVersion.index
     const status = svc.updateStatus
     const template = specKey(svc.spec.taskTemplate)
@@ -91,9 +100,14 @@ export class RollingUpdates {
       const node = this.#host.node(t.nodeId)
       return node !== undefined && (!placement || placement.matches(node))
     }
-    const dirty = slots
-      .filter((s) => !s.active.some(isCurrent))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const slice = new TimeSlice(10, meter)
+    const dirty: typeof slots = []
+    for (const s of slots) {
+      if (slice.due()) await slice.yield()
+      if (!s.active.some(isCurrent)) dirty.push(s)
+    }
+    // Replicated slots in slot order, global ones by node.
+    dirty.sort((a, b) => a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     let run = this.runs.get(svc.id)
     // A new spec, or a paused update whose status was cleared (the service was updated again): start over.
@@ -138,6 +152,8 @@ export class RollingUpdates {
     const r = run
     // Watch the tasks this run started: running ones finish their slot; early exits count as failures.
     for (const [key, f] of [...r.inFlight]) {
+      if (slice.due()) await slice.yield()
+      plan.cut()
       const t = this.#host.task(f.taskId)
       if (!t) {
         plan.after.push(() => r.inFlight.delete(key))
@@ -171,11 +187,20 @@ export class RollingUpdates {
     let failedTask: string | undefined
     let monitoring = false
     for (const [id, startedAt] of r.updated) {
+      if (slice.due()) await slice.yield()
       const t = this.#host.task(id)
-      if (!t) continue
+      if (!t) {
+        r.updated.delete(id)
+        continue
+      }
       if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
       const since = r.updated.get(id) as number
       const inWindow = since === 0 || now - since <= config.monitorMs
+      if (!inWindow && !r.failed.has(id)) {
+        // Past its monitor window it can no longer fail the update: do not walk it again in every pass.
+        r.updated.delete(id)
+        continue
+      }
       // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
       if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
         r.failed.add(id)
@@ -227,6 +252,9 @@ export class RollingUpdates {
     const limit = config.parallelism === 0 ? Number.POSITIVE_INFINITY : config.parallelism
     let inFlight = r.inFlight.size
     for (const s of waiting) {
+      if (slice.due()) await slice.yield()
+      // Each slot's step stands alone: a transaction may end between two slots.
+      plan.cut()
       if (plan.full) break
       const up = s.active.filter((t) => isDesiredUp(t))
       if (!up.some((t) => t.status.state === 'running')) {

@@ -1,3 +1,8 @@
+/** Where a TimeSlice adds the time it ran before each yield (what a sliced job cost, without what ran between). */
+export interface SliceMeter {
+  busyMs: number
+}
+
 /**
  * Long work on the event loop in slices: a manager's raft heartbeats, elections and RPCs share the loop with
  * the orchestrator and scheduler, so a pass over tens of thousands of tasks that never yields can stall it
@@ -8,7 +13,10 @@ export class TimeSlice {
   #start = performance.now()
   #calls = 0
 
-  constructor(readonly budgetMs = 10) {}
+  constructor(
+    readonly budgetMs = 10,
+    private readonly meter?: SliceMeter,
+  ) {}
 
   due(): boolean {
     if (++this.#calls < 32) return false
@@ -17,6 +25,7 @@ export class TimeSlice {
   }
 
   async yield(): Promise<void> {
+    if (this.meter) this.meter.busyMs += performance.now() - this.#start
     await new Promise<void>((resolve) => setImmediate(resolve))
     this.#start = performance.now()
     this.#calls = 0
