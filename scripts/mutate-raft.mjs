@@ -412,6 +412,12 @@ const mutants = [
     edits: [['src/core.ts', ' ||\n          m.type === MessageType.TimeoutNow)) ||', ')) ||']],
     tests: [NO_SPACE_NODE, ...CORE],
   },
+  {
+    name: 'apply-without-slices',
+    what: 'a batch of committed entries is applied in one synchronous run (the event loop waits for all of it)',
+    edits: [['src/internal/applier.ts', 'if (host.now() - sliceStart >= APPLY_SLICE_MS) {', 'if (false) {']],
+    tests: ['test/node.apply-slices.test.ts'],
+  },
 ]
 
 // ---------------------------------------------------------------- arguments

@@ -146,6 +146,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         },
         fail: (err) => this.fail(err),
         schedule,
+        now,
       },
       policy,
       settings.maxApplyBacklogBytes,

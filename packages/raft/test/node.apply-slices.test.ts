@@ -1,20 +1,24 @@
 // Applying in time slices: a state machine that applies synchronously (as the cluster's store does) gets the
 // committed entries in batches, and a batch of dozens of large commands applied in one go held a member's event
 // loop past its election timeout (issue #18). The applier lets the loop run between entries once a slice is spent.
-// Each apply here takes a known time (a busy wait), so the batch spans many slices whatever the machine: the
-// test checks that other callbacks run in between, not how fast anything is.
+// Slices are measured on the node's clock (a simulation's manual clock stands still while it applies, so its
+// seeds replay exactly); here each apply moves the clock on by 2 ms of work, so the batch spans many slices
+// whatever the machine: the test checks that other callbacks run in between, not how fast anything is.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import { MemoryLogStorage, RaftNode } from '../src/index.js'
 
-const busy = (ms: number) => {
-  const end = performance.now() + ms
-  while (performance.now() < end);
+/** A manual clock whose time also moves with the work the state machine reports. */
+class WorkClock extends ManualClock {
+  worked = 0
+  override now(): number {
+    return super.now() + this.worked
+  }
 }
 
 describe('RaftNode applying a batch of entries', () => {
   it('lets the event loop run between entries once a slice is spent', async () => {
-    const clock = new ManualClock()
+    const clock = new WorkClock()
     const net = new MemoryNetwork({ seed: 18, clock })
     let applied = 0
     let appliedWhenRan = -1
@@ -30,7 +34,7 @@ describe('RaftNode applying a batch of entries', () => {
             setImmediate(() => {
               appliedWhenRan = applied
             })
-          busy(2)
+          clock.worked += 2
           applied++
           return undefined
         },

@@ -43,6 +43,11 @@ export interface ApplierHost {
   /** A snapshot was restored: reads waiting for its index resolve. */
   releaseReads(): void
   fail(err: unknown): void
+  /**
+   * The node's clock, for apply slices: real time in a process, so a long batch lets the loop run; a manual
+   * clock in a simulation stands still while it applies, so a seed replays exactly.
+   */
+  now(): number
   schedule(): void
 }
 
@@ -116,12 +121,12 @@ export class Applier {
     const host = this.host
     const sm = host.sm
     const proposals = host.proposals
-    let sliceStart = performance.now()
+    let sliceStart = host.now()
     for (let i = 0; i < entries.length; i++) {
-      if (performance.now() - sliceStart >= APPLY_SLICE_MS) {
+      if (host.now() - sliceStart >= APPLY_SLICE_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve))
         if (!host.running()) return
-        sliceStart = performance.now()
+        sliceStart = host.now()
       }
       const e = entries[i]!
       const p = proposals.take(e.index)
