@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, expect } from 'vitest'
 import { check } from './checker.js'
 import { Load } from './load.js'
-import { ChaosCluster, until } from './managers.js'
+import { ChaosCluster, type ManagerProcess, until } from './managers.js'
 import { seedOf } from './profile.js'
 
 export const missing = process.getuid?.() === 0 ? undefined : 'needs root (mount -t tmpfs)'
@@ -50,6 +50,18 @@ function fill(file: string): number {
   return written
 }
 
+/** The first manager of `c`, its state directory on a 48 MiB tmpfs (unmounted at cleanup), after `swarm init`. */
+async function initOnTmpfs(c: ChaosCluster): Promise<ManagerProcess> {
+  const m = await c.add()
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0700', 'tmpfs', m.stateDir])
+  mounts.push(m.stateDir)
+  c.cleanups.push(unmount)
+  await m.start()
+  const init = await m.request('POST', '/swarm/init', { ListenAddr: m.listenAddr }, 60_000)
+  expect(init.status).toBe(200)
+  return m
+}
+
 /**
  * The full-disk case: the manager takes writes again by itself once space returns (same process, within
  * RECOVERY_BOUND_MS), then once more after a restart, and the checker reads every acknowledged write back.
@@ -58,13 +70,7 @@ export async function fullDisk(): Promise<void> {
   const seed = seedOf('full disk')
   const c = new ChaosCluster()
   cluster = c
-  const m = await c.add()
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0700', 'tmpfs', m.stateDir])
-  mounts.push(m.stateDir)
-  c.cleanups.push(unmount)
-  await m.start()
-  const init = await m.request('POST', '/swarm/init', { ListenAddr: m.listenAddr }, 60_000)
-  expect(init.status).toBe(200)
+  const m = await initOnTmpfs(c)
   const l = new Load(c, { writers: 4, seed, configBytes: 256, updateShare: 0.2, timeoutMs: 15_000 })
   load = l
   await l.start()
@@ -140,13 +146,7 @@ export async function fullLeaderDisk(): Promise<void> {
   const seed = seedOf('full leader disk')
   const c = new ChaosCluster()
   cluster = c
-  const first = await c.add()
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0700', 'tmpfs', first.stateDir])
-  mounts.push(first.stateDir)
-  c.cleanups.push(unmount)
-  await first.start()
-  const init = await first.request('POST', '/swarm/init', { ListenAddr: first.listenAddr }, 60_000)
-  expect(init.status).toBe(200)
+  const first = await initOnTmpfs(c)
   await c.join()
   await c.join()
   await c.waitConverged('three managers', 60_000)
