@@ -36,7 +36,15 @@ export function keyRingOf(cluster: Cluster | undefined): KeyRing | undefined {
   return { keys, rotatedAt: cluster?.networkKeysRotatedAt ?? 0 }
 }
 
-function stored(cluster: Cluster, ring: KeyRing): Cluster {
+/**
+ * A new swarm's object with its first key ring: made with the swarm, so that the leader's key manager does
+ * not write it a moment after init (a user's first `swarm update` would read a version that write made stale).
+ */
+export function withFirstNetworkKeys<C extends Omit<Cluster, 'meta'>>(cluster: C, now = Date.now()): C {
+  return stored(cluster, newKeyRing({ now }))
+}
+
+function stored<C extends Omit<Cluster, 'meta'>>(cluster: C, ring: KeyRing): C {
   const others = (cluster.networkBootstrapKeys ?? []).filter((k) => k.subsystem !== IPSEC_SUBSYSTEM)
   const keys: EncryptionKey[] = ring.keys.map((k) => ({
     subsystem: IPSEC_SUBSYSTEM,

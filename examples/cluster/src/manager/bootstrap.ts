@@ -5,6 +5,7 @@ import * as pki from '@swarmkit/pki'
 import type { Tx } from '@swarmkit/store'
 import { createNetwork } from '../allocator.js'
 import { RAFT_ADDR_LABEL } from '../labels.js'
+import { withFirstNetworkKeys } from '../network-keys.js'
 import { nodeTlsInfo } from '../tls-info.js'
 import { DEFAULT_CERT_EXPIRY_NS } from './ca.js'
 import type { ManagerOptions } from './options.js'
@@ -14,35 +15,38 @@ export function createCluster(tx: Tx, o: ManagerOptions, raftId: string): void {
   const b = o.bootstrap
   if (!b) throw new TypeError('options.bootstrap: expected the root CA, join tokens and node info')
   const exported = pki.exportRootCA(b.ca)
-  tx.create('clusters', {
-    id: o.clusterId,
-    spec: {
-      name: 'default',
-      labels: {},
-      orchestration: { taskHistoryRetentionLimit: 5 },
-      raft: {
-        snapshotInterval: o.snapshotInterval ?? 10000,
-        keepOldSnapshots: 0,
-        logEntriesForSlowFollowers: 500,
-        electionTick: 10,
-        heartbeatTick: 1,
+  tx.create(
+    'clusters',
+    withFirstNetworkKeys({
+      id: o.clusterId,
+      spec: {
+        name: 'default',
+        labels: {},
+        orchestration: { taskHistoryRetentionLimit: 5 },
+        raft: {
+          snapshotInterval: o.snapshotInterval ?? 10000,
+          keepOldSnapshots: 0,
+          logEntriesForSlowFollowers: 500,
+          electionTick: 10,
+          heartbeatTick: 1,
+        },
+        dispatcher: { heartbeatPeriod: (o.heartbeatPeriodMs ?? 5000) * 1e6 },
+        caConfig: { nodeCertExpiry: DEFAULT_CERT_EXPIRY_NS },
+        taskDefaults: {},
+        encryptionConfig: { autoLockManagers: false },
       },
-      dispatcher: { heartbeatPeriod: (o.heartbeatPeriodMs ?? 5000) * 1e6 },
-      caConfig: { nodeCertExpiry: DEFAULT_CERT_EXPIRY_NS },
-      taskDefaults: {},
-      encryptionConfig: { autoLockManagers: false },
-    },
-    rootCA: {
-      caKey: exported.key,
-      caCert: exported.certificate,
-      caCertHash: Buffer.from(pki.caDigest(b.ca.pem)).toString('hex'),
-      joinTokens: { worker: b.joinTokens.worker, manager: b.joinTokens.manager },
-    },
-    unlockKeys: [],
-    defaultAddressPool: ['10.0.0.0/8'],
-    subnetSize: 24,
-    vxlanUdpPort: 4789,
-  })
+      rootCA: {
+        caKey: exported.key,
+        caCert: exported.certificate,
+        caCertHash: Buffer.from(pki.caDigest(b.ca.pem)).toString('hex'),
+        joinTokens: { worker: b.joinTokens.worker, manager: b.joinTokens.manager },
+      },
+      unlockKeys: [],
+      defaultAddressPool: ['10.0.0.0/8'],
+      subnetSize: 24,
+      vxlanUdpPort: 4789,
+    }),
+  )
   tx.create('nodes', {
     id: o.nodeId,
     spec: { labels: {}, role: 'manager', availability: 'active' },
