@@ -372,6 +372,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const was = timed.get(slot)
       if (was === undefined || at < was) timed.set(slot, at)
     }
+    if (slot === undefined && at <= this.#clock.now()) {
+      this.#dirty.add(serviceId)
+      this.#loop.kick()
+      return
+    }
     const cur = this.#wakes.get(serviceId)
     if (cur && cur.at <= at) return
     cur?.cancel()

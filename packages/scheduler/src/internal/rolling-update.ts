@@ -73,7 +73,7 @@ export interface UpdateHost {
     now: number,
     desired: Task['desiredState'],
   ) => NewTask
-  /** Runs a pass for the service again at `at`. */
+  /** Runs a pass for the service again at `at` (at once if that time has come). */
   readonly wake: (serviceId: string, at: number) => void
   /** Starts task `taskId` not before `delay.at`, once the tasks in `delay.waitFor` have stopped. */
   readonly delay: (taskId: string, delay: { at: number; waitFor: string[] }) => void
@@ -176,7 +176,7 @@ export class RollingUpdates {
     for (const [key, f] of [...r.inFlight]) {
       if (slice.due()) await slice.yield()
       plan.cut()
-      this.#watchStep(r, key, f, plan, now, config)
+      this.#watchStep(svc.id, r, key, f, plan, now, config)
     }
     let failedTask: string | undefined
     r.unfinished = new Set()
@@ -236,7 +236,7 @@ export class RollingUpdates {
       const f = r.inFlight.get(s.key)
       if (f) {
         plan.cut()
-        this.#watchStep(r, s.key, f, plan, now, config)
+        this.#watchStep(svc.id, r, s.key, f, plan, now, config)
       }
       for (const t of s.tasks?.values() ?? []) {
         const startedAt = r.updated.get(t.id)
@@ -299,10 +299,24 @@ export class RollingUpdates {
   }
 
   /** A step in flight in slot `key`: its new task running finishes it; an early end is the step's end too. */
-  #watchStep(r: UpdateRun, key: string, f: InFlight, plan: Plan, now: number, config: Config): void {
+  #watchStep(
+    serviceId: string,
+    r: UpdateRun,
+    key: string,
+    f: InFlight,
+    plan: Plan,
+    now: number,
+    config: Config,
+  ): void {
+    // A step that ends makes room for the next one: a pass takes it (once the update delay passed) rather
+    // than waiting for whatever event comes next.
+    const end = () => {
+      r.inFlight.delete(key)
+      this.#host.wake(serviceId, r.nextAt)
+    }
     const t = this.#host.task(f.taskId)
     if (!t) {
-      plan.after.push(() => r.inFlight.delete(key))
+      plan.after.push(end)
       return
     }
     if (t.status.state === 'running') {
@@ -311,12 +325,12 @@ export class RollingUpdates {
         if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
       }
       plan.after.push(() => {
-        r.inFlight.delete(key)
         r.nextAt = Math.max(r.nextAt, now + config.delayMs)
         if (r.updated.get(t.id) === 0) {
           r.updated.set(t.id, now)
           r.window.push({ id: t.id, since: now })
         }
+        end()
       })
     } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
       // start-first, but no node can run both (ports, max replicas, resources): stop the old task
@@ -330,7 +344,7 @@ export class RollingUpdates {
       })
     } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
       // failed, stopped, or no node can take it now: this step is over either way
-      plan.after.push(() => r.inFlight.delete(key))
+      plan.after.push(end)
     }
   }
 
