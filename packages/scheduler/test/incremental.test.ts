@@ -7,8 +7,9 @@
 import type { Node, ServiceSpec, Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { rollbackService, updateService } from '../src/index.js'
+import { SlotIndex } from '../src/internal/slot-index.js'
 import { isDesiredUp, isFinished } from '../src/internal/task-state.js'
-import { serviceSpec, taskSpec } from './fixtures.js'
+import { serviceSpec, task, taskSpec } from './fixtures.js'
 import { type Harness, harness } from './harness.js'
 
 const SLOW = process.env.SWARMKIT_SLOW === '1'
@@ -140,7 +141,8 @@ function checkSlots(hh: Harness, ids: string[], where: string): void {
 
 async function simulate(seed: number): Promise<void> {
   const rng = prng(seed)
-  h = await harness({ seed, reconcile: MODE })
+  // Small commit sizes fill the passes' plans, so that slots are left for the next pass.
+  h = await harness({ seed, reconcile: MODE, commitSize: rng.pick([1, 2, 5, 200]) })
   const hh = h
   const nodes = await hh.addNodes(5)
   const ids: string[] = []
@@ -169,6 +171,7 @@ async function simulate(seed: number): Promise<void> {
       'update',
       'rollback',
       'addNode',
+      'allDown',
     ] as const)
     const running = hh.running(id)
     switch (action) {
@@ -213,6 +216,11 @@ async function simulate(seed: number): Promise<void> {
       case 'rollback':
         await rollbackService(hh.store, id).catch(() => {})
         break
+      case 'allDown':
+        // (tasks then wait unplaced; the nodeUp steps bring the nodes back one by one)
+        for (const n of nodes)
+          await hh.setNode(n, (x: Node) => ({ ...x, status: { ...x.status, state: 'down' } }))
+        break
       case 'addNode':
         nodes.push(...(await hh.addNodes(1)))
         break
@@ -229,4 +237,69 @@ describe('incremental orchestrator', () => {
     it(`reaches what a full reconcile reaches, after every step of random events (seed ${seed})`, async () => {
       await simulate(seed)
     }, 120_000)
+})
+
+describe('incremental rolling update', () => {
+  it('completes when tasks it created are removed before they ever ran (a scale-down while no node is up)', async () => {
+    h = await harness({ seed: 7 })
+    const hh = h
+    const nodes = await hh.addNodes(3)
+    const s = await hh.service(
+      serviceSpec('web', {
+        mode: { replicated: { replicas: 6 } },
+        updateConfig: { parallelism: 0, monitor: 1e9 },
+      }),
+    )
+    await hh.advance(1000)
+    expect(hh.running(s.id)).toHaveLength(6)
+    const setAll = async (state: 'down' | 'ready') => {
+      for (const n of nodes) await hh.setNode(n, (x: Node) => ({ ...x, status: { ...x.status, state } }))
+    }
+    await setAll('down')
+    await hh.advance(1000)
+    const cur = hh.getService(s.id)
+    await updateService(hh.store, s.id, {
+      ...cur.spec,
+      taskTemplate: { ...cur.spec.taskTemplate, forceUpdate: 1 },
+    })
+    await hh.advance(1000)
+    expect(hh.getService(s.id).updateStatus?.state).toBe('updating')
+    // Scaling keeps the spec version (no new update) and removes four slots whose new tasks never ran.
+    const scaled = hh.getService(s.id)
+    await updateService(hh.store, s.id, { ...scaled.spec, mode: { replicated: { replicas: 2 } } })
+    await hh.advance(1000)
+    await setAll('ready')
+    await hh.advance(5000)
+    const running = hh.running(s.id)
+    expect(running).toHaveLength(2)
+    expect(running.every((t) => t.spec.forceUpdate === 1)).toBe(true)
+    expect(hh.getService(s.id).updateStatus?.state).toBe('completed')
+    await fullReconcileChangesNothing(hh, [s.id], 'after the update')
+  }, 60_000)
+})
+
+describe('SlotIndex', () => {
+  it('moves the lowest free slot down when a slot below it stops holding a replica', () => {
+    const slots = new SlotIndex()
+    const s = slots.service('svc')
+    for (const n of [1, 2, 3, 4]) s.live.add(n)
+    s.freeFrom = 5
+    s.unlive(3)
+    expect(s.freeFrom).toBe(3)
+    s.unlive(4)
+    expect(s.freeFrom).toBe(3)
+  })
+
+  it('keeps tasks by slot, touches the slots of dropped tasks, and forgets empty slots', () => {
+    const slots = new SlotIndex()
+    const a = task('a', 'svc', { slot: 1 })
+    const b = task('b', 'svc', { slot: 1 })
+    slots.put(a, undefined)
+    slots.put(b, undefined)
+    expect([...(slots.get('svc')?.slots.get(1)?.keys() ?? [])]).toEqual(['a', 'b'])
+    slots.drop(a)
+    slots.drop(b)
+    expect(slots.get('svc')?.slots.has(1)).toBe(false)
+    expect([...(slots.get('svc')?.dirty ?? [])]).toEqual([1])
+  })
 })

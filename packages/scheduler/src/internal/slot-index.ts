@@ -25,13 +25,6 @@ export class ServiceSlots {
   unlive(slot: number): void {
     if (this.live.delete(slot) && slot < this.freeFrom) this.freeFrom = slot
   }
-
-  /** The lowest slot number from `from` on that holds no replica and is not in `taken`. */
-  freeSlot(taken: ReadonlySet<number>): number {
-    let s = Math.max(1, this.freeFrom)
-    while (this.live.has(s) || taken.has(s)) s++
-    return s
-  }
 }
 
 /** Every service's {@link ServiceSlots}, kept in step with the orchestrator's task map. */
