@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { RaftError } from '../../errors.js'
 import { type FileSystem, O_RDWR, readWhole } from '../../file-system.js'
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from '../../storage.js'
-import { crc32c } from './crc32c.js'
+import { crc32c, crc32cInSlices } from './crc32c.js'
 import {
   ENTRIES_BODY,
   ENTRIES_ITEM,
@@ -385,7 +385,8 @@ export async function readSnapshotFile(
   if (buf.length < SNAP_HEADER + 4 || buf.toString('latin1', 0, 8) !== SNAP_MAGIC) {
     throw corrupt(name, 0, 'not a snapshot file')
   }
-  if (crc32c(buf, 0, 0, buf.length - 4) !== get32(buf, buf.length - 4)) {
+  // Checksummed in slices: a large snapshot is read back for every follower it is sent to.
+  if ((await crc32cInSlices(buf, 0, 0, buf.length - 4)) !== get32(buf, buf.length - 4)) {
     throw corrupt(name, buf.length - 4, 'snapshot checksum mismatch')
   }
   const flags = get32(buf, 8)

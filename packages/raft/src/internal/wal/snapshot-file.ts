@@ -3,12 +3,10 @@
 import { Buffer } from 'node:buffer'
 import { join } from 'node:path'
 import { type FileSystem, O_CREAT, O_TRUNC, O_WRONLY, syncDir, writeAll } from '../../file-system.js'
-import { crc32c } from './crc32c.js'
+import { crc32c, crc32cInSlices } from './crc32c.js'
 import { FLAG_SEALED, parseSnapshotName, put64, SNAP_HEADER, SNAP_MAGIC } from './format.js'
 import type { SealHook } from './replay.js'
 
-/** Bytes checksummed between two yields to the event loop while a snapshot file is written. */
-const CRC_SLICE = 1 << 20
 /** Bytes of a snapshot file written and synced at a time. */
 const WRITE_SLICE = 4 << 20
 
@@ -47,10 +45,7 @@ async function writeTmp(files: FileSystem, tmp: string, f: SnapshotFile, data: B
     let pos = f.head.length
     for (let at = 0; at < data.length; at += WRITE_SLICE) {
       const end = Math.min(data.length, at + WRITE_SLICE)
-      for (let c = at; c < end; c += CRC_SLICE) {
-        if (c > at) await new Promise<void>((resolve) => setImmediate(resolve))
-        crc = crc32c(data, crc, c, Math.min(end, c + CRC_SLICE))
-      }
+      crc = await crc32cInSlices(data, crc, at, end)
       await writeAll(files, fd, [data.subarray(at, end)], pos)
       pos += end - at
       if (end < data.length) await files.fdatasync(fd)
