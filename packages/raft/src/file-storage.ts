@@ -30,6 +30,7 @@ import {
   type Replayed,
   readSnapshotFile,
   replaySegments,
+  type AsyncSealHook,
   type SealContext,
   type SealHook,
   type SegmentState,
@@ -39,7 +40,7 @@ import { encodeSnapshotFile, newestOlderSnapshots, writeSnapshotFile } from './i
 import type { HardState, LogStorage, PersistedState, Snapshot, StorageUpdate } from './storage.js'
 
 export type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-options.js'
-export type { SealContext, SealHook }
+export type { AsyncSealHook, SealContext, SealHook }
 
 const MiB = 1 << 20
 const DEFAULT_SEGMENT_BYTES = 64 * MiB
@@ -131,6 +132,7 @@ export class FileLogStorage implements LogStorage {
         Math.max(this.#segmentBytes, DEFAULT_SEGMENT_BYTES) + maxBody + RECORD_HEADER + 64 * 1024,
       maxSnapshotBytes: maxSnapshot,
       open: options.open,
+      openAsync: options.open ? options.openAsync : undefined,
       fs: this.#fs,
     }
     this.#encoder = new EntryEncoder({
@@ -140,7 +142,13 @@ export class FileLogStorage implements LogStorage {
       maxEntry,
       maxBody,
     })
-    this.#accepted = new AcceptedLog({ seal: options.seal, encoder: this.#encoder, maxEntry, maxSnapshot })
+    this.#accepted = new AcceptedLog({
+      seal: options.seal,
+      sealAsync: options.seal ? options.sealAsync : undefined,
+      encoder: this.#encoder,
+      maxEntry,
+      maxSnapshot,
+    })
   }
 
   /**

@@ -64,7 +64,12 @@ const CRC_SLICE = 1 << 20
  * loop let go between slices: at a few hundred MB/s, the checksum of a 100 MB snapshot in one call held the
  * loop for a third of a second, past a raft election timeout on a loaded machine (issue #18).
  */
-export async function crc32cInSlices(data: Uint8Array, crc: number, start: number, end: number): Promise<number> {
+export async function crc32cInSlices(
+  data: Uint8Array,
+  crc: number,
+  start: number,
+  end: number,
+): Promise<number> {
   for (let c = start; c < end; c += CRC_SLICE) {
     if (c > start) await new Promise<void>((resolve) => setImmediate(resolve))
     crc = crc32c(data, crc, c, Math.min(end, c + CRC_SLICE))
