@@ -4,16 +4,17 @@
 //
 // For each size (nodes:tasks, `SNAP_SIZES`, default `1000:50000,1000:100000,5000:150000`; a 50,000-task
 // service in a rolling update holds 100,000+ task objects) it fills a ClusterStore with realistic objects and
-// times: the store's snapshot(), the seal (encryption at rest, the KeyManager's hooks), the durable save of
-// the snapshot file (FileLogStorage, own snapshot and a follower's install), reading it back (what a leader
-// does before streaming it to a follower, and a manager at start), restore() into an empty store (a manager
-// starting) and into a store that holds the same state with a watch open (a follower that fell behind).
-// Each step reports wall time and the longest event-loop block while it ran (perf_hooks
-// monitorEventLoopDelay, 2 ms resolution), then one JSON line with every figure.
+// times each step of a raft snapshot in one call (as before the fix) and in slices (snapshotAsync,
+// restoreAsync, the KeyManager's sealAsync/openAsync): the store's snapshot, the seal (encryption at rest),
+// the durable save of the snapshot file (FileLogStorage: own snapshot, a follower's install), reading it back
+// (what a leader does before streaming it to a follower), reopening the storage (a manager starting), and a
+// restore into an empty store (a manager starting) and into a store half its tasks behind with two watches
+// open (a follower that fell behind). Each step reports wall time and the longest event-loop block while it
+// ran (the largest gap of a 1 ms timer chain), then one JSON line with every figure.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EntryType, FileLogStorage } from '@swarmkit/raft'
+import { EntryType, FileLogStorage, type FileLogStorageOptions } from '@swarmkit/raft'
 import { ClusterStore, KeyManager, type NewObject, type Node, type Task } from '@swarmkit/store'
 
 interface Step {
@@ -126,7 +127,7 @@ function task(i: number, nodes: number, generation: number): NewObject<Task> {
     },
     desiredState: running ? 'running' : 'shutdown',
     networks: [],
-  } as NewObject<Task>
+  } as unknown as NewObject<Task>
 }
 
 async function fill(nodes: number, tasks: number): Promise<ClusterStore> {
@@ -141,81 +142,109 @@ async function fill(nodes: number, tasks: number): Promise<ClusterStore> {
 
 const CONF = { voters: ['a', 'b', 'c'], learners: [] }
 
+/** The durable steps of a snapshot through FileLogStorage with `hooks`: save, read back, install, reopen. */
+async function durable(dir: string, hooks: FileLogStorageOptions, version: number, data: Uint8Array) {
+  // The leader's own snapshot: entries up to `version`, then the snapshot at `version`.
+  const own = await FileLogStorage.open(join(dir, 'own'), hooks)
+  await own.load()
+  const entries = Array.from({ length: version }, (_, i) => ({
+    index: i + 1,
+    term: 2,
+    type: EntryType.Normal,
+    data: new Uint8Array(64),
+  }))
+  await own.save({ hardState: { term: 2, vote: 'a', commit: version }, entries })
+  const [, saveOwn] = await measure(() =>
+    own.save({ snapshot: { meta: { index: version, term: 2, conf: CONF }, data } }),
+  )
+  // What a leader does before streaming it to a follower.
+  const [readBack, read] = await measure(() => own.snapshot())
+  if (readBack?.data.length !== data.length) throw new Error('snapshot read back differs')
+  await own.close()
+  // A follower installs it: the snapshot is past its log (discarded), written with the hard state.
+  const follower = await FileLogStorage.open(join(dir, 'follower'), hooks)
+  await follower.load()
+  const [, saveInstall] = await measure(() =>
+    follower.save({
+      snapshot: { meta: { index: version + 100, term: 2, conf: CONF }, data },
+      hardState: { term: 2, vote: null, commit: version + 100 },
+    }),
+  )
+  await follower.close()
+  // A manager starting: the storage opens (replays the log, reads the snapshot back), then loads.
+  const [reopened, load] = await measure(async () => {
+    const s = await FileLogStorage.open(join(dir, 'follower'), hooks)
+    await s.load()
+    return s
+  })
+  await reopened.close()
+  await rm(join(dir, 'own'), { recursive: true, force: true })
+  await rm(join(dir, 'follower'), { recursive: true, force: true })
+  return { saveOwn, read, saveInstall, load }
+}
+
+/** A copy of `store`'s state with every other task's status changed: a follower some way behind. */
+async function behind(data: Uint8Array): Promise<ClusterStore> {
+  const s = new ClusterStore()
+  await s.restoreAsync(data)
+  const ids = s.view((tx) => tx.find('tasks', { all: true }).map((t) => t.id))
+  await s.batch(async (b) => {
+    for (let i = 0; i < ids.length; i += 2) {
+      await b.update((tx) => {
+        const t = tx.get('tasks', ids[i]!)!
+        tx.update('tasks', { ...t, status: { ...t.status, message: 'older' } })
+      })
+    }
+  })
+  return s
+}
+
 async function one(nodes: number, tasks: number): Promise<Record<string, unknown>> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-store-snapshot-'))
   try {
     const [store, filled] = await measure(() => fill(nodes, tasks))
     const version = store.version
-    const [data, snapshot] = await measure(() => store.snapshot())
+    const ctx = { kind: 'snapshot' as const, index: version, term: 2, type: 0 }
     const keys = await KeyManager.open(join(dir, 'keys.json'))
     const hooks = keys.hooks()
-    const [sealed, seal] = await measure(() =>
-      hooks.seal(data, { kind: 'snapshot', index: version, term: 2, type: 0 }),
-    )
-    const [, open] = await measure(() =>
-      hooks.open(sealed, { kind: 'snapshot', index: version, term: 2, type: 0 }),
-    )
+    const r: Record<string, unknown> = { nodes, tasks }
 
-    // The leader's own snapshot: entries up to `version`, then the snapshot at `version`.
-    const own = await FileLogStorage.open(join(dir, 'own'), { ...hooks })
-    await own.load()
-    const entries = Array.from({ length: version }, (_, i) => ({
-      index: i + 1,
-      term: 2,
-      type: EntryType.Normal,
-      data: new Uint8Array(64),
-    }))
-    await own.save({ hardState: { term: 2, vote: 'a', commit: version }, entries })
-    const [, saveOwn] = await measure(() =>
-      own.save({ snapshot: { meta: { index: version, term: 2, conf: CONF }, data } }),
-    )
-    const [readBack, read] = await measure(() => own.snapshot())
-    if (readBack?.data.length !== data.length) throw new Error('snapshot read back differs')
-    await own.close()
-
-    // A follower installs it: the snapshot is past its log (discarded), written with the hard state.
-    const follower = await FileLogStorage.open(join(dir, 'follower'), { ...hooks })
-    await follower.load()
-    const [, saveInstall] = await measure(() =>
-      follower.save({
-        snapshot: { meta: { index: version + 100, term: 2, conf: CONF }, data },
-        hardState: { term: 2, vote: null, commit: version + 100 },
-      }),
-    )
-    await follower.close()
-    // A manager starting: the storage opens (replays the log, reads the snapshot back), then loads.
-    const [reopened, load] = await measure(async () => {
-      const s = await FileLogStorage.open(join(dir, 'follower'), { ...hooks })
-      await s.load()
-      return s
-    })
-    await reopened.close()
+    // In one call each (as before issue #18's fix), then in slices.
+    const [data, snapshot] = await measure(() => store.snapshot())
+    r.bytes = data.length
+    r.fill = filled
+    r.snapshot = snapshot
+    const [asyncData, snapshotAsync] = await measure(() => store.snapshotAsync())
+    if (!Buffer.from(asyncData).equals(Buffer.from(data))) throw new Error('snapshotAsync differs')
+    r.snapshotAsync = snapshotAsync
+    const [sealed, seal] = await measure(() => hooks.seal(data, ctx))
+    r.seal = seal
+    r.sealAsync = (await measure(() => hooks.sealAsync(data, ctx)))[1]
+    r.open = (await measure(() => hooks.open(sealed, ctx)))[1]
+    r.openAsync = (await measure(() => hooks.openAsync(sealed, ctx)))[1]
+    const oneCall = await durable(dir, { seal: hooks.seal, open: hooks.open }, version, data)
+    const sliced = await durable(dir, hooks, version, data)
+    for (const k of Object.keys(oneCall) as (keyof typeof oneCall)[]) {
+      r[k] = oneCall[k]
+      r[`${k}Async`] = sliced[k]
+    }
 
     // A manager starting: restore into an empty store.
-    const fresh = new ClusterStore()
-    const [, restoreEmpty] = await measure(() => fresh.restore(data))
-    // A follower that fell behind: restore over the same state, a watch open (events: the differences).
-    const w = fresh.watch()
-    const [, restoreSame] = await measure(() => fresh.restore(data))
-    w.close()
-
-    const heapMiB = Math.round(process.memoryUsage().heapUsed / 2 ** 20)
-    return {
-      nodes,
-      tasks,
-      bytes: data.length,
-      fill: filled,
-      snapshot,
-      seal,
-      open,
-      saveOwn,
-      read,
-      saveInstall,
-      load,
-      restoreEmpty,
-      restoreSame,
-      heapMiB,
+    r.restoreEmpty = (await measure(() => new ClusterStore().restore(data)))[1]
+    r.restoreEmptyAsync = (await measure(() => new ClusterStore().restoreAsync(data)))[1]
+    // A follower behind: half the tasks differ, two watches open (each gets every difference).
+    for (const mode of ['restoreBehind', 'restoreBehindAsync'] as const) {
+      const s = await behind(data)
+      const watches = [s.watch({ queueSize: 1_000_000 }), s.watch({ queueSize: 1_000_000 })]
+      const [, step] = await measure(() =>
+        mode === 'restoreBehind' ? s.restore(data) : s.restoreAsync(data),
+      )
+      r[mode] = step
+      r.restoreEvents = watches[0]!.pending
+      for (const w of watches) w.close()
     }
+    r.heapMiB = Math.round(process.memoryUsage().heapUsed / 2 ** 20)
+    return r
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
@@ -251,10 +280,11 @@ for (const [n, t] of sizes) {
     'saveInstall',
     'load',
     'restoreEmpty',
-    'restoreSame',
+    'restoreBehind',
   ]) {
-    console.log(`  ${k.padEnd(13)} ${s(k)}`)
+    console.log(`  ${k.padEnd(13)} one call ${s(k).padEnd(28)} sliced ${s(`${k}Async`)}`)
   }
+  console.log(`  (a restore behind: ${r.restoreEvents} events to each of 2 watches)`)
   // Let the next size start from a collected heap.
   ;(globalThis as { gc?: () => void }).gc?.()
 }

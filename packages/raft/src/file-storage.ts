@@ -25,12 +25,12 @@ import { checkMeta, META } from './internal/wal/meta.js'
 import { isNoSpace, noSpaceError, tagSyncFailures } from './internal/wal/no-space.js'
 import { EntryEncoder, SEAL_SLACK, segmentHead } from './internal/wal/records.js'
 import {
+  type AsyncSealHook,
   cutFile,
   type Limits,
   type Replayed,
   readSnapshotFile,
   replaySegments,
-  type AsyncSealHook,
   type SealContext,
   type SealHook,
   type SegmentState,

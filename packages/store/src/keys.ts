@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import type { AsyncSealHook } from '@swarmkit/raft'
 import { Packr } from 'msgpackr'
 import { LOCKED_MESSAGE, StoreError } from './errors.js'
 import { rangeError, typeError } from './internal/check.js'
@@ -21,7 +22,6 @@ import {
   sealRecord,
   sealRecordAsync,
 } from './internal/seal.js'
-import type { AsyncSealHook } from '@swarmkit/raft'
 import { generateUnlockKey, parseUnlockKey } from './unlock-key.js'
 
 const FORMAT = 'swarmkit-store-keys'

@@ -1,7 +1,6 @@
 import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
-import { typeError } from './check.js'
 
 /** What a transaction does to one object. */
 export const Op = { Create: 0, Update: 1, Delete: 2 } as const

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { RaftError } from '../../errors.js'
 import { type FileSystem, O_RDWR, readWhole } from '../../file-system.js'
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from '../../storage.js'
-import { crc32c, crc32cInSlices } from './crc32c.js'
+import { crc32cInSlices } from './crc32c.js'
 import {
   ENTRIES_BODY,
   ENTRIES_ITEM,
