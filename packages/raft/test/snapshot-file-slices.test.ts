@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { nodeFileSystem } from '../src/file-system.js'
-import { EntryType, FileLogStorage } from '../src/index.js'
+import { EntryType, FileLogStorage, type SealContext } from '../src/index.js'
 import { crc32c, crc32cInSlices } from '../src/internal/wal/crc32c.js'
 
 const MiB = 1 << 20
@@ -77,5 +77,61 @@ describe('FileLogStorage snapshot files', () => {
     expect(turnsAtClose).toBeGreaterThanOrEqual(0)
     expect(turns - turnsAtClose).toBeGreaterThanOrEqual(15)
     await s.close()
+  })
+})
+
+describe('FileLogStorage sealAsync and openAsync', () => {
+  it('seal and open snapshot data (only) through the asynchronous hooks, in the same format as seal/open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-snap-async-seal-'))
+    dirs.push(dir)
+    const calls: string[] = []
+    const xor = (d: Uint8Array) => d.map((b) => b ^ 0x5a)
+    const hooks = {
+      seal: (d: Uint8Array, c: SealContext) => (calls.push(`seal:${c.kind}`), xor(d)),
+      open: (d: Uint8Array, c: SealContext) => (calls.push(`open:${c.kind}`), xor(d)),
+      sealAsync: async (d: Uint8Array, c: SealContext) => (calls.push(`sealAsync:${c.kind}`), xor(d)),
+      openAsync: async (d: Uint8Array, c: SealContext) => (calls.push(`openAsync:${c.kind}`), xor(d)),
+    }
+    const conf = { voters: ['a'], learners: [] }
+    const data = bytes(3 * MiB)
+    const s = await FileLogStorage.open(dir, hooks)
+    await s.load()
+    await s.save({
+      hardState: { term: 1, vote: 'a', commit: 2 },
+      entries: [1, 2].map((index) => ({ index, term: 1, type: EntryType.Normal, data: bytes(10) })),
+    })
+    await s.save({ snapshot: { meta: { index: 2, term: 1, conf }, data } })
+    expect(Buffer.from((await s.snapshot())!.data).equals(Buffer.from(data))).toBe(true)
+    await s.save({
+      snapshot: { meta: { index: 9, term: 1, conf }, data },
+      hardState: { term: 1, vote: 'a', commit: 9 },
+    })
+    await s.close()
+    expect(calls).toEqual([
+      'seal:entry',
+      'seal:entry',
+      'sealAsync:snapshot',
+      'openAsync:snapshot',
+      'sealAsync:snapshot',
+    ])
+    // The files open with the one-call hooks as well: the format is the same.
+    const plain = await FileLogStorage.open(dir, { seal: hooks.seal, open: hooks.open })
+    expect(Buffer.from((await plain.load()).snapshot!.data).equals(Buffer.from(data))).toBe(true)
+    await plain.close()
+    // A sealer that rejects fails the save, like a write error.
+    const failing = await FileLogStorage.open(dir, {
+      ...hooks,
+      sealAsync: async () => {
+        throw new Error('no key')
+      },
+    })
+    await failing.load()
+    await expect(
+      failing.save({
+        snapshot: { meta: { index: 12, term: 1, conf }, data },
+        hardState: { term: 1, vote: 'a', commit: 12 },
+      }),
+    ).rejects.toThrow()
+    await failing.close().catch(() => {})
   })
 })
