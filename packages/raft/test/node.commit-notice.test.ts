@@ -1,5 +1,6 @@
 // A leader answers a committed proposal before it tells the followers the new commit index: the followers need
 // it only to apply, the proposer is waiting for it (on a real network the two notices are two socket writes).
+// A bare notice waits a moment for a later append to carry the commit index instead, and is dropped if one does.
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import { MemoryLogStorage, RaftNode } from '../src/index.js'
@@ -54,11 +55,40 @@ describe('RaftNode commit notices', () => {
     expect(index).toBeGreaterThan(0)
     // Only the two appends carrying the entry left before the answer.
     expect(sentAtAnswer - before).toBe(2)
-    // Then the commit index goes to both followers, who apply the entry without waiting for a heartbeat.
-    await clock.advanceAsync(0)
+    // Then, within a millisecond, the commit index goes to both followers, who apply the entry without waiting
+    // for a heartbeat.
+    await clock.advanceAsync(1)
     expect(sent() - before).toBe(4)
     expect(applied[1]).toContain(index)
     expect(applied[2]).toContain(index)
+    for (const n of nodes) await n.stop()
+  })
+
+  it('sends no bare commit notice when the next append carries the commit index', async () => {
+    const { clock, net, nodes, applied, leader } = await electedCluster()
+    const sent = () => net.stats()['n1']!.messagesSent
+    const before = sent()
+    let first = -1
+    let second = -1
+    // The proposer writes again as soon as it is answered, as a busy client does.
+    void leader.propose(new Uint8Array([1])).then((r) => {
+      first = r.index
+      void leader.propose(new Uint8Array([2])).then((r2) => {
+        second = r2.index
+      })
+    })
+    await clock.advanceAsync(0)
+    await clock.advanceAsync(0)
+    expect(second).toBeGreaterThan(first)
+    // Two appends per proposal, and no bare notice for the first: the second's appends carried its commit.
+    expect(sent() - before).toBe(4)
+    expect(applied[1]).toContain(first)
+    expect(applied[2]).toContain(first)
+    // The second's commit index, with nothing after it, still reaches the followers within a millisecond.
+    await clock.advanceAsync(1)
+    expect(sent() - before).toBe(6)
+    expect(applied[1]).toContain(second)
+    expect(applied[2]).toContain(second)
     for (const n of nodes) await n.stop()
   })
 
