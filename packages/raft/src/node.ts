@@ -43,8 +43,8 @@ function stoppedError(): RaftError {
  *
  * The loop: inputs (ticks, messages, proposals, reads) go into the core at once; a microtask takes each
  * Ready in turn and sends the leader's appends, persists, sends the rest, hands committed entries to the apply
- * pipeline, then advances the core (a bare commit notice to a follower waits a moment for a later append to carry
- * it: commit-notices). Everything that arrives while a Ready is being persisted is batched into the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
+ * pipeline, then advances the core (a bare commit notice to a follower waits for a later append to carry it, or
+ * for the next tick: commit-notices). Everything that arrives while a Ready is being persisted is batched into the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
  * acknowledgement or vote; only while its backlog is full does the loop take no more committed entries.
  *
  * Parts in internal/: node-settings, proposals, read-waiters, conf-changes, applier and apply-queue (applying,
@@ -183,7 +183,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         this.emit('storage:writable')
       },
     })
-    this.notices = new CommitNotices(this.clock, (msgs) => {
+    this.notices = new CommitNotices((msgs) => {
       if (this.state === 'running') this.links!.send(msgs)
     })
     coreOf.set(this, () => this.core)
@@ -472,6 +472,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.lastTickAt += n * tickMs
     }
     this.core!.tick(n)
+    this.notices.flush()
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -581,7 +582,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /**
    * Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are; bare
-   * commit notices wait a moment for a later append to carry them (CommitNotices).
+   * commit notices wait for a later append to carry them, or for the next tick (CommitNotices).
    */
   private send(all: readonly Message[]): void {
     const msgs = this.notices.filter(all)
