@@ -2,10 +2,32 @@
 // it only to apply, the proposer is waiting for it (on a real network the two notices are two socket writes).
 // A bare notice waits for a later append to carry the commit index instead (dropped if one does), or for the next
 // tick.
-import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
+import { type Connection, ManualClock, MemoryNetwork, type Transport } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import { MemoryLogStorage, RaftNode } from '../src/index.js'
+import { BATCH_KIND, decodeBatch } from '../src/internal/wire.js'
+import { type Message, MessageType } from '../src/types.js'
 import { rng } from './helpers/cores.js'
+
+/** `transport`, recording the raft messages its node sends (decoded from the frames it writes). */
+function recording(transport: Transport, from: string, sent: Message[]): Transport {
+  return new Proxy(transport, {
+    get(target, key) {
+      if (key !== 'dial') return Reflect.get(target, key)
+      return async (address: string, options?: object) => {
+        const conn: Connection = await target.dial(address, options)
+        const send = conn.send.bind(conn)
+        conn.send = (frame: Uint8Array) => {
+          if (frame[0] === BATCH_KIND) sent.push(...decodeBatch(frame, from, address, 1 << 20))
+          return send(frame)
+        }
+        return conn
+      }
+    },
+  })
+}
+
+const isBareAppend = (m: Message) => m.type === MessageType.Append && m.entries.length === 0
 
 /** Three members on a network without latency, n1 elected, everything from the election delivered. */
 async function electedCluster() {
@@ -13,12 +35,13 @@ async function electedCluster() {
   const net = new MemoryNetwork({ seed: 7, clock })
   const ids = ['n1', 'n2', 'n3']
   const applied = ids.map(() => [] as number[])
+  const leaderSent: Message[] = []
   const nodes = ids.map(
     (id, i) =>
       new RaftNode({
         id,
         peers: ids,
-        transport: net.transport(id),
+        transport: i === 0 ? recording(net.transport(id), id, leaderSent) : net.transport(id),
         storage: new MemoryLogStorage(),
         stateMachine: {
           apply: (_cmd, index) => {
@@ -37,14 +60,15 @@ async function electedCluster() {
   const leader = nodes[0]!
   expect(leader.role).toBe('leader')
   await clock.advanceAsync(40)
-  return { clock, net, nodes, applied, leader }
+  return { clock, net, nodes, applied, leader, leaderSent }
 }
 
 describe('RaftNode commit notices', () => {
   it('resolves a proposal before it sends the new commit index, and the followers still learn it', async () => {
-    const { clock, net, nodes, applied, leader } = await electedCluster()
+    const { clock, net, nodes, applied, leader, leaderSent } = await electedCluster()
     const sent = () => net.stats()['n1']!.messagesSent
     const before = sent()
+    const from = leaderSent.length
     let sentAtAnswer = -1
     let index = -1
     void leader.propose(new Uint8Array([1])).then((r) => {
@@ -64,6 +88,11 @@ describe('RaftNode commit notices', () => {
     await clock.advanceAsync(10)
     expect(sent() - before).toBeGreaterThanOrEqual(4)
     expect(sent() - before).toBeLessThanOrEqual(6)
+    const notices = leaderSent.slice(from).filter(isBareAppend)
+    expect(notices.map((m) => [m.to, m.commit]).sort()).toEqual([
+      ['n2', index],
+      ['n3', index],
+    ])
     expect(applied[1]).toContain(index)
     expect(applied[2]).toContain(index)
     for (const n of nodes) await n.stop()
