@@ -87,10 +87,22 @@ describe('FileLogStorage sealAsync and openAsync', () => {
     const calls: string[] = []
     const xor = (d: Uint8Array) => d.map((b) => b ^ 0x5a)
     const hooks = {
-      seal: (d: Uint8Array, c: SealContext) => (calls.push(`seal:${c.kind}`), xor(d)),
-      open: (d: Uint8Array, c: SealContext) => (calls.push(`open:${c.kind}`), xor(d)),
-      sealAsync: async (d: Uint8Array, c: SealContext) => (calls.push(`sealAsync:${c.kind}`), xor(d)),
-      openAsync: async (d: Uint8Array, c: SealContext) => (calls.push(`openAsync:${c.kind}`), xor(d)),
+      seal: (d: Uint8Array, c: SealContext) => {
+        calls.push(`seal:${c.kind}`)
+        return xor(d)
+      },
+      open: (d: Uint8Array, c: SealContext) => {
+        calls.push(`open:${c.kind}`)
+        return xor(d)
+      },
+      sealAsync: async (d: Uint8Array, c: SealContext) => {
+        calls.push(`sealAsync:${c.kind}`)
+        return xor(d)
+      },
+      openAsync: async (d: Uint8Array, c: SealContext) => {
+        calls.push(`openAsync:${c.kind}`)
+        return xor(d)
+      },
     }
     const conf = { voters: ['a'], learners: [] }
     const data = bytes(3 * MiB)
