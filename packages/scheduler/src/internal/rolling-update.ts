@@ -199,7 +199,17 @@ export class RollingUpdates {
     }
     r.window.sort((a, b) => a.since - b.since)
     const waiting = dirty.filter((s) => !r.inFlight.has(s.key))
-    await this.#proceed(svc, r, config, failedTask, waiting, plan, now, slice)
+    await this.#proceed(
+      svc,
+      r,
+      config,
+      failedTask,
+      waiting,
+      (s) => (s as UpdateSlot).active,
+      plan,
+      now,
+      slice,
+    )
   }
 
   /**
@@ -263,13 +273,12 @@ export class RollingUpdates {
       r.window = r.window.slice(r.windowHead)
       r.windowHead = 0
     }
-    const waiting: UpdateSlot[] = []
-    for (const [key, s] of r.outdated) {
-      if (r.inFlight.has(key)) continue
-      waiting.push({ ...s, active: activeByKey.get(key) ?? activeOf(s) })
-    }
+    const waiting: SlotRef[] = []
+    for (const [key, s] of r.outdated) if (!r.inFlight.has(key)) waiting.push(s)
     waiting.sort(bySlot)
-    await this.#proceed(svc, r, config, failedTask, waiting, plan, now, slice)
+    // (the tasks of a slot are looked up only for the slots a step reaches)
+    const active = (s: SlotRef) => activeByKey.get(s.key) ?? activeOf(s)
+    await this.#proceed(svc, r, config, failedTask, waiting, active, plan, now, slice)
     return undefined
   }
 
@@ -381,7 +390,8 @@ export class RollingUpdates {
     r: UpdateRun,
     config: Config,
     failedTask: string | undefined,
-    waiting: readonly UpdateSlot[],
+    waiting: readonly SlotRef[],
+    activeOf: (s: SlotRef) => Task[],
     plan: Plan,
     now: number,
     slice: TimeSlice,
@@ -431,7 +441,7 @@ export class RollingUpdates {
       // Each slot's step stands alone: a transaction may end between two slots.
       plan.cut()
       if (plan.full) break
-      const up = s.active.filter((t) => isDesiredUp(t))
+      const up = activeOf(s).filter((t) => isDesiredUp(t))
       if (!up.some((t) => t.status.state === 'running')) {
         // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
         // nothing down, so it is not an update step to wait for.
