@@ -52,7 +52,7 @@ interface Step {
 }
 
 async function run(replicas: number, mode: 'full' | 'incremental') {
-  const store = clusterStore({ historySize: 0 })
+  const store = clusterStore({ historySize: 0, limits: { maxReplicas: 1_000_000 } })
   await store.update((tx) => {
     for (let i = 0; i < replicas / 100; i++) tx.create('nodes', makeNode(i))
   })
