@@ -10,7 +10,8 @@
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
 // SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
-// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence).
+// `kill`), SCALE_STOP_AFTER (`join`: after the join and the idle heartbeats; `create`: after the first
+// convergence).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -27,7 +28,7 @@ const R = Number(process.env['SCALE_REPLICAS'] ?? 10_000)
 const HOSTS = Number(process.env['SCALE_HOSTS'] ?? Math.min(3, Math.max(1, Math.ceil(N / 1000))))
 const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
 const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
-/** `create`: stop after the first convergence (profiling runs). */
+/** `join`: stop after the join and idle heartbeats; `create`: after the first convergence (profiling runs). */
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
@@ -332,6 +333,10 @@ async function main(): Promise<void> {
     const idle = await endPhase('idle heartbeats')
     summary.heartbeats_per_s = Math.round(idle.heartbeats / idle.seconds)
     summary.idle_raft_entries = idle.raftEntries
+    if (STOP_AFTER === 'join') {
+      console.log(JSON.stringify({ nodes: N, ...summary, load_avg_1m_end: Number(loadavg()[0]!.toFixed(2)) }))
+      return
+    }
 
     // ---- service create --replicas R
     const spec = (gen: number, replicas: number) => ({
