@@ -20,7 +20,15 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
-import { type Counters, cpuSeconds, peakRssMiB, quantile, scrape, sortNum } from './stats.js'
+import {
+  type Counters,
+  cpuSeconds,
+  machineBusySeconds,
+  peakRssMiB,
+  quantile,
+  scrape,
+  sortNum,
+} from './stats.js'
 import { workerHost } from './workers.js'
 
 const N = Number(process.env['SCALE_NODES'] ?? 100)
@@ -192,7 +200,7 @@ async function main(): Promise<void> {
       const cpu = managers.map((m, i) => (lastCpu[i] = Math.max(lastCpu[i]!, cpuSeconds(m.proc?.pid))))
       // The worker hosts share the machine's cores with the managers (their cost is the nodes' own).
       const workersCpu = hosts.reduce((a, h) => a + cpuSeconds(h.proc.pid), 0)
-      return { at: performance.now(), cpu, workersCpu, counters }
+      return { at: performance.now(), cpu, workersCpu, machine: machineBusySeconds(), counters }
     }
     type Snap = Awaited<ReturnType<typeof snapshot>>
     const deltas = (a: Snap, b: Snap, k: string) =>
@@ -218,7 +226,12 @@ async function main(): Promise<void> {
         heartbeats: sum(before, after, 'swarm_dispatcher_heartbeats_total'),
         statusUpdates: sum(before, after, 'swarm_dispatcher_status_updates_total'),
         elections: max(before, after, 'swarm_raft_term'),
-        extra: { ...extra, workers_cpu_s: Number((after.workersCpu - before.workersCpu).toFixed(1)) },
+        extra: {
+          ...extra,
+          workers_cpu_s: Number((after.workersCpu - before.workersCpu).toFixed(1)),
+          // Everything the machine's cores did meanwhile (the cluster, the bench, and whatever else runs).
+          machine_busy_cpu_s: Number((after.machine - before.machine).toFixed(1)),
+        },
       }
       phases.push(rec)
       await running()
@@ -324,6 +337,20 @@ async function main(): Promise<void> {
       join_p99_ms: quantile(joinMs, 0.99),
     })
     summary.join_s = Number(joinSeconds.toFixed(1))
+    {
+      const j = phases[phases.length - 1]!
+      const managersCpu = j.cpu.reduce((x, y) => x + y, 0)
+      summary.join_manager_cpu_s = Number(managersCpu.toFixed(1))
+      summary.join_manager_cpu_ms_per_join = Number(((managersCpu / N) * 1000).toFixed(1))
+      summary.join_workers_cpu_s = j.extra['workers_cpu_s'] as number
+      summary.join_workers_cpu_ms_per_join = Number(
+        (((j.extra['workers_cpu_s'] as number) / N) * 1000).toFixed(1),
+      )
+      summary.join_machine_busy_cpu_s = j.extra['machine_busy_cpu_s'] as number
+      summary.join_machine_cpu_available_s = Number((j.seconds * cpus().length).toFixed(1))
+      summary.join_heartbeats = j.heartbeats
+      summary.join_elections = j.elections
+    }
     summary.joins_per_s = Math.round(N / joinSeconds)
     summary.failed_joins = failedJoins
 
