@@ -95,6 +95,64 @@ describe('a new leader that stalls', () => {
   })
 })
 
+describe('a leader marking nodes down', () => {
+  it('leaves ready a node whose heartbeat came while the marking waited for the store', async () => {
+    // A store whose commits can be held (a raft proposal in flight), so the marking queues behind one.
+    let index = 0
+    let gate: Promise<void> = Promise.resolve()
+    const store: ClusterStore = new ClusterStore({
+      proposer: async (cmd) => {
+        await gate
+        store.apply(cmd, ++index)
+      },
+    })
+    await store.update((tx) => {
+      tx.create('nodes', worker('late'))
+      tx.create('nodes', worker('other'))
+    })
+    const downs: string[] = []
+    const watch = store.watch({
+      table: 'nodes',
+      filter: (e) => {
+        if (e.object.status.state === 'down') downs.push(e.object.id)
+        return false
+      },
+    })
+    cleanups.push(() => watch.close())
+    let asked = 0
+    let downsAtFirstMarking: string[] | undefined
+    const dispatcher = new Dispatcher({
+      store,
+      heartbeatPeriodMs: 50,
+      // Asked about each node found silent, just before the marking.
+      raftHears: (id) => {
+        if (id === 'late') asked++
+        return false
+      },
+      log: (line) => {
+        if (line.startsWith('nodes down')) downsAtFirstMarking ??= [...downs]
+      },
+    })
+    cleanups.push(() => dispatcher.close())
+    let release = () => {}
+    gate = new Promise<void>((r) => {
+      release = r
+    })
+    const held = store.update((tx) => {
+      const n = tx.get('nodes', 'other')!
+      tx.update('nodes', { ...n, spec: { ...n.spec, labels: { held: 'yes' } } })
+    })
+    dispatcher.startTracking()
+    await waitFor(() => asked > 0, "the check finds 'late' silent", 20_000)
+    await dispatcher.heartbeat('late')
+    release()
+    await held
+    await waitFor(() => downsAtFirstMarking, 'the marking done', 20_000)
+    // 'other' stayed silent: marked down with it.
+    expect(downsAtFirstMarking).toEqual(['other'])
+  })
+})
+
 describe('stallClock', () => {
   it('stands still while the loop is stalled, and runs with the wall clock otherwise', () => {
     let wall = 1_000
