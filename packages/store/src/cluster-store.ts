@@ -7,8 +7,8 @@ import { StoreError } from './errors.js'
 import { type BatchHost, runBatch } from './internal/batch.js'
 import { rangeError, typeError } from './internal/check.js'
 import { type Action, decodeCommand, decodeSnapshot, Op, type ProposerState } from './internal/codec.js'
-import { freezeDeep } from './internal/data.js'
 import type { TableState } from './internal/indexes.js'
+import { Interner } from './internal/intern.js'
 import { CANCELLED, Proposals, rejectedAtApply } from './internal/proposals.js'
 import { emptyTables, encodeTables, restoreEvents, tablesFromSnapshot } from './internal/snapshot.js'
 import { type Entry, type Tables, TxImpl } from './internal/tx.js'
@@ -71,6 +71,8 @@ export class ClusterStore {
   private readonly writeLock = new WriteLock()
   private _closed = false
   private readonly versionWaiters = new VersionWaiters()
+  /** Decoded objects share equal parts and own their strings (internal/intern.ts). */
+  private readonly interner = new Interner()
 
   constructor(options: ClusterStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
@@ -423,7 +425,7 @@ export class ClusterStore {
         if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
         o.meta = meta
         if (newSpec) o.specVersion = Object.freeze({ index: version })
-        if (decoded) freezeDeep(o)
+        if (decoded) this.interner.object(a.table, o, prev)
         else Object.freeze(o)
       }
       state.put(a.id, prev, o)
