@@ -2,6 +2,7 @@ import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
 import { typeError } from './check.js'
+import { delta, MAX_DELTA_KEYS } from './delta.js'
 
 /** What a transaction does to one object. */
 export const Op = { Create: 0, Update: 1, Delete: 2 } as const
@@ -15,6 +16,13 @@ export interface Action {
   baseVersion: number
   /** The new object for creates and updates; null for deletes. */
   object: Record<string, any> | null
+  /**
+   * Decoded update sent as a delta (internal/delta.ts): `object` holds only the changed fields, and these
+   * bits name the base's fields kept; the store rebuilds the object from its base before applying it.
+   */
+  kept?: number
+  /** Proposing side: the stored object the update read (the delta's base), when known. */
+  base?: Record<string, any> | null
 }
 
 /**
@@ -48,7 +56,15 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 
 export function encodeCommand(cmd: Command | Fence): Uint8Array {
   if (cmd.kind === 'fence') return packr.pack([COMMAND_FENCE, cmd.proposer, cmd.seq])
-  const a = cmd.actions.map((x) => [x.op, TABLES.indexOf(x.table), x.id, x.baseVersion, x.object])
+  const a = cmd.actions.map((x) => {
+    const t = TABLES.indexOf(x.table)
+    // An update of a known base at its version carries only what changed (see delta.ts).
+    const d =
+      x.op === Op.Update && x.base && x.object && x.base.meta?.version === x.baseVersion
+        ? delta(x.base, x.object)
+        : undefined
+    return d ? [x.op, t, x.id, x.baseVersion, d.changed, d.kept] : [x.op, t, x.id, x.baseVersion, x.object]
+  })
   return packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a])
 }
 
@@ -76,8 +92,8 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
   if (typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
   const actions: Action[] = []
   for (const item of list) {
-    if (!Array.isArray(item) || item.length !== 5) throw corrupt('bad action')
-    const [op, t, oid, baseVersion, object] = item
+    if (!Array.isArray(item) || (item.length !== 5 && item.length !== 6)) throw corrupt('bad action')
+    const [op, t, oid, baseVersion, object, kept] = item
     const table = TABLES[t as number]
     if (op !== Op.Create && op !== Op.Update && op !== Op.Delete) throw corrupt('bad op')
     if (table === undefined || typeof oid !== 'string' || !Number.isSafeInteger(baseVersion)) {
@@ -86,7 +102,12 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
     if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
       throw corrupt('bad action object')
     }
-    actions.push({ op, table, id: oid, baseVersion, object })
+    if (item.length === 6) {
+      if (op !== Op.Update || !Number.isSafeInteger(kept) || kept <= 0 || kept >= 2 ** MAX_DELTA_KEYS) {
+        throw corrupt('bad delta')
+      }
+      actions.push({ op, table, id: oid, baseVersion, object, kept })
+    } else actions.push({ op, table, id: oid, baseVersion, object })
   }
   return { kind: 'tx', proposer, seq, time, actions }
 }
