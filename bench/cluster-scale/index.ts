@@ -10,16 +10,17 @@
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
 // SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
-// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence).
+// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence), SCALE_HEAP_DIR (a heap snapshot of
+// every manager there once the create has converged).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
-import { type Counters, cpuSeconds, peakRssMiB, quantile, scrape, sortNum } from './stats.js'
+import { type Counters, cpuSeconds, peakRssMiB, quantile, rssMiB, scrape, sortNum } from './stats.js'
 import { workerHost } from './workers.js'
 
 const N = Number(process.env['SCALE_NODES'] ?? 100)
@@ -31,6 +32,36 @@ const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
+/**
+ * A directory: once the create has converged, every manager writes a heap snapshot there (the managers run
+ * with --heapsnapshot-signal; for what holds a manager's memory per task, at small scales).
+ */
+const HEAP_DIR = process.env['SCALE_HEAP_DIR']
+if (HEAP_DIR) {
+  mkdirSync(HEAP_DIR, { recursive: true })
+  process.env['NODE_OPTIONS'] =
+    `${process.env['NODE_OPTIONS'] ?? ''} --heapsnapshot-signal=SIGWINCH --diagnostic-dir=${HEAP_DIR}`.trim()
+}
+
+/** Each manager writes a heap snapshot into `dir`; resolves once every file has stopped growing. */
+async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir))
+  const pids = managers.flatMap((m) => (m.up && m.proc?.pid ? [m.proc.pid] : []))
+  for (const pid of pids) process.kill(pid, 'SIGWINCH')
+  let sizes = ''
+  for (let stable = 0; stable < 3; ) {
+    await new Promise((r) => setTimeout(r, 2000))
+    const files = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'))
+    const bytes = files.map((f) => statSync(join(dir, f)).size)
+    const now = bytes.join(',')
+    // A file appears empty while its snapshot is taken, then grows as it is written.
+    const written = files.length >= pids.length && bytes.every((b) => b > 0)
+    stable = written && now === sizes ? stable + 1 : 0
+    sizes = now
+  }
+  console.log(`   heap snapshots of ${pids.length} managers in ${dir}`)
+}
+
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
 const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
@@ -359,6 +390,8 @@ async function main(): Promise<void> {
     summary.create_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
+    summary.create_rss_mib = managers.map((m) => Math.round(rssMiB(m.proc?.pid))).join('/')
+    if (HEAP_DIR) await heapSnapshots(managers, HEAP_DIR)
     if (STOP_AFTER === 'create') {
       console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
       return

@@ -115,3 +115,19 @@ describe('updates are sent as what changed', () => {
     )
   })
 })
+
+describe('commands', () => {
+  it('own their bytes (raft keeps them; a view would keep the packer buffer it points into)', async () => {
+    const seen: Uint8Array[] = []
+    let index = 0
+    let store: ClusterStore | undefined
+    const proposer: Proposer = async (cmd) => {
+      seen.push(cmd)
+      store!.apply(cmd, ++index)
+      return { index }
+    }
+    store = new ClusterStore({ proposer })
+    for (let i = 1; i <= 3; i++) await store.update((tx) => tx.create('tasks', task(`t${i}`, 's1', i)))
+    for (const cmd of seen) expect(cmd.buffer.byteLength).toBe(cmd.length)
+  })
+})

@@ -65,7 +65,9 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
         : undefined
     return d ? [x.op, t, x.id, x.baseVersion, d.changed, d.kept] : [x.op, t, x.id, x.baseVersion, x.object]
   })
-  return packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a])
+  // A copy of its own: what pack returns is a view into the packer's shared buffer, which raft's log would
+  // keep whole (with every other command packed into it) for as long as it keeps this entry.
+  return new Uint8Array(packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a]))
 }
 
 const corrupt = (what: string, cause?: unknown): StoreError =>
