@@ -118,6 +118,7 @@ async function measure(R: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'store-memory-'))
   const storage = await FileLogStorage.open(join(dir, 'raft'), { nodeId: 'm1', clusterId: 'bench' })
   let raft: RaftNode | undefined
+  let applyCpuUs = 0
   const store = new ClusterStore({
     limits: { maxReplicas: Math.max(R, 10_000) },
     proposer: (cmd, o) => raft!.propose(cmd, o).then((r) => r.result),
@@ -129,7 +130,14 @@ async function measure(R: number): Promise<Record<string, number>> {
     transport: net.transport('m1'),
     storage,
     stateMachine: {
-      apply: (cmd, index) => store.apply(cmd, index),
+      apply: (cmd, index) => {
+        // CPU of the store's apply (decode, validation, objects, indexes, watches): the cost per manager.
+        const c0 = process.cpuUsage()
+        const r = store.apply(cmd, index)
+        const c = process.cpuUsage(c0)
+        applyCpuUs += c.user + c.system
+        return r
+      },
       snapshot: () => store.snapshot(),
       restore: (data) => store.restore(data),
     },
@@ -218,6 +226,7 @@ async function measure(R: number): Promise<Record<string, number>> {
   )
   out.build_s = Number(((performance.now() - t0) / 1000).toFixed(1))
   out.assign_s = Number(((tAssigned - t0) / 1000).toFixed(1))
+  out.apply_cpu_us_per_task = Math.round(applyCpuUs / R)
   await Promise.all([scheduler.stop(), orchestrator.stop()])
   for (const e of core().entries) {
     commandBytes += e.data.byteLength
@@ -318,7 +327,7 @@ if (process.env['MEM_CHILD']) {
     })
     results.push(r)
     console.log(
-      `${String(R).padStart(7)} tasks: heap ${r.heap_total_mib} MiB (${r.heap_per_task_b} B/task): store ${r.store_mib} MiB (${r.store_per_task_b} B/task), raft log ${r.raft_mib} MiB (${r.raft_per_task_b} B/task; ${r.raft_entries_held} entries, ${mib(r.raft_entry_bytes_held!)} MiB of commands), event history ${r.history_mib} MiB; rss ${r.rss_mib} MiB; built in ${r.build_s} s`,
+      `${String(R).padStart(7)} tasks: heap ${r.heap_total_mib} MiB (${r.heap_per_task_b} B/task): store ${r.store_mib} MiB (${r.store_per_task_b} B/task), raft log ${r.raft_mib} MiB (${r.raft_per_task_b} B/task; ${r.raft_entries_held} entries, ${mib(r.raft_entry_bytes_held!)} MiB of commands), event history ${r.history_mib} MiB; apply ${r.apply_cpu_us_per_task} us CPU per task; rss ${r.rss_mib} MiB; built in ${r.build_s} s`,
     )
   }
   console.log(JSON.stringify({ bench: 'store-memory', spec: SPEC, load: loadavg()[0], results }))
