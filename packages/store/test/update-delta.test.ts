@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ClusterStore, type Proposer, type Task } from '../src/index.js'
+import { type Action, type Command, decodeCommand, encodeCommand, Op } from '../src/internal/codec.js'
 import { delta, undelta } from '../src/internal/delta.js'
 import { task } from './fixtures.js'
 
@@ -129,5 +130,76 @@ describe('commands', () => {
     store = new ClusterStore({ proposer })
     for (let i = 1; i <= 3; i++) await store.update((tx) => tx.create('tasks', task(`t${i}`, 's1', i)))
     for (const cmd of seen) expect(cmd.buffer.byteLength).toBe(cmd.length)
+  })
+})
+
+describe('objects written together', () => {
+  it('are sent as deltas of each other, and decoded equal to what was written', async () => {
+    const { leader, follower, sizes } = replicated()
+    const spec = {
+      containerSpec: { image: 'nginx:alpine', env: Array.from({ length: 50 }, (_, i) => `VAR${i}=x`) },
+    }
+    await leader.update((tx) => tx.create('tasks', { ...task('t0', 's1', 0), spec }))
+    const written: Task[] = []
+    await leader.update((tx) => {
+      for (let i = 1; i <= 50; i++) written.push(tx.create('tasks', { ...task(`t${i}`, 's1', i), spec }))
+    })
+    // 50 tasks in one command: the spec once, not 50 times.
+    expect(sizes[1]!).toBeLessThan(sizes[0]! * 5)
+    for (const s of [leader, follower]) {
+      const got = s.view((tx) => written.map((w) => tx.get('tasks', w.id)!))
+      got.forEach((t, i) => {
+        expect(JSON.stringify({ ...t, meta: undefined })).toBe(
+          JSON.stringify({ ...written[i], meta: undefined }),
+        )
+      })
+      expect(got[7]!.spec).toBe(got[3]!.spec)
+    }
+  })
+
+  it('round-trip through a command exactly, whatever they hold (property)', () => {
+    // Few distinct values and keys in one order, so that objects are often alike (sent as deltas of each
+    // other, in chains); sometimes in another order, or with undefined values.
+    const value = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom('x', 'y', 1, null, undefined, { p: 'q' }, { q: 'p' }, [1]) },
+      { weight: 1, arbitrary: fc.string() },
+      {
+        weight: 1,
+        arbitrary: fc.dictionary(fc.constantFrom('p', 'q', 'r'), fc.oneof(fc.string(), fc.integer())),
+      },
+    )
+    const ordered = fc.record({ id: value, a: value, b: value, c: value, d: value }, { requiredKeys: [] })
+    const obj = fc.oneof(
+      { weight: 4, arbitrary: ordered },
+      { weight: 1, arbitrary: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd', 'id'), value) },
+    )
+    const action = fc.tuple(
+      fc.constantFrom(Op.Create, Op.Update, Op.Delete),
+      fc.constantFrom('tasks', 'nodes'),
+      obj,
+    )
+    fc.assert(
+      fc.property(fc.array(action, { maxLength: 12 }), (list) => {
+        const actions: Action[] = list.map(([op, table, object], i) => ({
+          op,
+          table: table as 'tasks' | 'nodes',
+          id: `x${i}`,
+          baseVersion: op === Op.Create ? 0 : 3,
+          object: op === Op.Delete ? null : object,
+        }))
+        const cmd = decodeCommand(
+          encodeCommand({ kind: 'tx', proposer: 'p', seq: 1, time: 1, actions }),
+          1 << 20,
+        ) as Command
+        expect(cmd.actions.map((a) => JSON.stringify([a.op, a.table, a.id, a.object]))).toEqual(
+          actions.map((a) => JSON.stringify([a.op, a.table, a.id, a.object])),
+        )
+        // Keys with undefined values are kept as keys.
+        cmd.actions.forEach((a, i) => {
+          if (a.object) expect(Object.keys(a.object)).toEqual(Object.keys(actions[i]!.object!))
+        })
+      }),
+      { numRuns: 500 },
+    )
   })
 })

@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
 import { typeError } from './check.js'
-import { delta, MAX_DELTA_KEYS } from './delta.js'
+import { delta, MAX_DELTA_KEYS, siblingDelta, undelta } from './delta.js'
 
 /** What a transaction does to one object. */
 export const Op = { Create: 0, Update: 1, Delete: 2 } as const
@@ -56,14 +56,22 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 
 export function encodeCommand(cmd: Command | Fence): Uint8Array {
   if (cmd.kind === 'fence') return packr.pack([COMMAND_FENCE, cmd.proposer, cmd.seq])
+  // Per table, the last object this command carries whole (or rebuilt whole from its sibling): the next
+  // one's sibling. The decoder follows the same rule.
+  const whole: (Record<string, any> | undefined)[] = []
   const a = cmd.actions.map((x) => {
     const t = TABLES.indexOf(x.table)
+    if (x.object === null) return [x.op, t, x.id, x.baseVersion, x.object]
     // An update of a known base at its version carries only what changed (see delta.ts).
     const d =
-      x.op === Op.Update && x.base && x.object && x.base.meta?.version === x.baseVersion
+      x.op === Op.Update && x.base && x.base.meta?.version === x.baseVersion
         ? delta(x.base, x.object)
         : undefined
-    return d ? [x.op, t, x.id, x.baseVersion, d.changed, d.kept] : [x.op, t, x.id, x.baseVersion, x.object]
+    if (d) return [x.op, t, x.id, x.baseVersion, d.changed, d.kept]
+    const sibling = whole[t]
+    whole[t] = x.object
+    const s = sibling ? siblingDelta(sibling, x.object) : undefined
+    return s ? [x.op, t, x.id, x.baseVersion, s.changed, 0, s.kept] : [x.op, t, x.id, x.baseVersion, x.object]
   })
   // A copy of its own: what pack returns is a view into the packer's shared buffer, which raft's log would
   // keep whole (with every other command packed into it) for as long as it keeps this entry.
@@ -93,9 +101,10 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
   const list = raw[4]
   if (typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
   const actions: Action[] = []
+  const whole: (Record<string, any> | undefined)[] = []
   for (const item of list) {
-    if (!Array.isArray(item) || (item.length !== 5 && item.length !== 6)) throw corrupt('bad action')
-    const [op, t, oid, baseVersion, object, kept] = item
+    if (!Array.isArray(item) || item.length < 5 || item.length > 7) throw corrupt('bad action')
+    const [op, t, oid, baseVersion, object, kept, siblingKept] = item
     const table = TABLES[t as number]
     if (op !== Op.Create && op !== Op.Update && op !== Op.Delete) throw corrupt('bad op')
     if (table === undefined || typeof oid !== 'string' || !Number.isSafeInteger(baseVersion)) {
@@ -104,12 +113,22 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
     if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
       throw corrupt('bad action object')
     }
+    const mask = (m: unknown) =>
+      Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
     if (item.length === 6) {
-      if (op !== Op.Update || !Number.isSafeInteger(kept) || kept <= 0 || kept >= 2 ** MAX_DELTA_KEYS) {
-        throw corrupt('bad delta')
-      }
+      // Only what changed from the stored base: the store rebuilds it (see delta.ts).
+      if (op !== Op.Update || !mask(kept)) throw corrupt('bad delta')
       actions.push({ op, table, id: oid, baseVersion, object, kept })
-    } else actions.push({ op, table, id: oid, baseVersion, object })
+      continue
+    }
+    let o = object
+    if (item.length === 7) {
+      const sibling = whole[t as number]
+      if (op === Op.Delete || kept !== 0 || !mask(siblingKept) || !sibling) throw corrupt('bad sibling delta')
+      o = undelta(sibling, object, siblingKept)
+    }
+    if (o !== null) whole[t as number] = o
+    actions.push({ op, table, id: oid, baseVersion, object: o })
   }
   return { kind: 'tx', proposer, seq, time, actions }
 }

@@ -10,6 +10,8 @@
  * it. Key order is part of the data (JSON shows it): an update that reorders fields is sent whole.
  */
 
+import { sameData } from './intern.js'
+
 /** Most top-level fields a base may have for its update to be sent as a delta (bits of a small integer). */
 export const MAX_DELTA_KEYS = 30
 
@@ -20,6 +22,7 @@ export const MAX_DELTA_KEYS = 30
 export function delta(
   base: Record<string, unknown>,
   next: Record<string, unknown>,
+  same: (a: unknown, b: unknown) => boolean = Object.is,
 ): { changed: Record<string, unknown>; kept: number } | undefined {
   const baseKeys = Object.keys(base)
   if (baseKeys.length > MAX_DELTA_KEYS) return undefined
@@ -34,7 +37,7 @@ export function delta(
     if (nextKeys[j] !== k) return undefined
     j++
     const v = next[k]
-    if (v === base[k]) kept |= 1 << i
+    if (same(v, base[k])) kept |= 1 << i
     else changed[k] = v
   }
   for (; j < nextKeys.length; j++) {
@@ -43,6 +46,19 @@ export function delta(
     changed[k] = next[k]
   }
   return kept === 0 ? undefined : { changed, kept }
+}
+
+/**
+ * Objects written together are alike: the tasks one pass of the orchestrator creates share their spec,
+ * annotations, networks and status. In a command, an object sent whole may be sent as a delta of the object
+ * sent whole before it in the same table (its sibling), with fields equal as data counted as kept; the
+ * decoder rebuilds it from that sibling, so the two share those fields once decoded.
+ */
+export function siblingDelta(
+  sibling: Record<string, unknown>,
+  next: Record<string, unknown>,
+): { changed: Record<string, unknown>; kept: number } | undefined {
+  return delta(sibling, next, (a, b) => a === b || (typeof a === 'object' && sameData(a, b)))
 }
 
 /** The object a delta stands for: `base`'s kept fields and the changed ones, in the order `delta` read them. */
