@@ -597,6 +597,14 @@ async function main(): Promise<void> {
       }),
     )
   } finally {
+    // Also when a step timed out: what the managers used and hold at the end.
+    const end = await Promise.all(
+      cluster.managers.map(async (m) => {
+        const c = m.up ? await scrape(metricsUrl.get(m)!) : {}
+        return `${m.name}: peak RSS ${Math.round(peakRssMiB(m.proc?.pid))} MiB, CPU ${cpuSeconds(m.proc?.pid).toFixed(1)} s, commit ${c['swarm_raft_commit_index'] ?? '-'}, WAL ${((c['swarm_raft_wal_written_bytes_total'] ?? 0) / 2 ** 20).toFixed(1)} MiB, term ${c['swarm_raft_term'] ?? '-'}`
+      }),
+    )
+    console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))
