@@ -13,9 +13,7 @@ const NS = nf.length
 const ES = ef.length
 const nodeTypes = meta.node_types[0]
 const edgeTypes = meta.edge_types[0]
-const [nType, nName, nId, nSize, nEdges] = ['type', 'name', 'id', 'self_size', 'edge_count'].map((k) =>
-  nf.indexOf(k),
-)
+const [nType, nName, nSize, nEdges] = ['type', 'name', 'self_size', 'edge_count'].map((k) => nf.indexOf(k))
 const [eType, eName, eTo] = ['type', 'name_or_index', 'to_node'].map((k) => ef.indexOf(k))
 const nodes = snap.nodes
 const edges = snap.edges

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import { FileLogStorage, RaftNode } from '@swarmkit/raft'
 import { createOrchestrator, createScheduler } from '@swarmkit/scheduler'
-import { ClusterStore, generateId, type NewObject, type Node, type Task } from '@swarmkit/store'
+import { ClusterStore, generateId, type NewObject, type Node } from '@swarmkit/store'
 import { MemoryNetwork } from '@swarmkit/transport'
 import { allocateEndpoint } from '../../examples/cluster/src/allocator.js'
 import { serviceSpecFromDocker } from '../../examples/cluster/src/docker-json.js'
@@ -319,7 +319,11 @@ if (process.env['MEM_CHILD']) {
         MEM_CHILD: String(R),
         MEM_HEAP_TYPES: HEAP_TYPES && R === Math.min(...TASKS) ? '1' : '',
       },
-      execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+      execArgv: [
+        '--expose-gc',
+        '--max-old-space-size=8192',
+        ...(process.env['MEM_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['MEM_PROF']}`] : []),
+      ],
     })
     const r = await new Promise<Record<string, number>>((res, rej) => {
       child.on('message', (m) => res(m as Record<string, number>))
