@@ -107,7 +107,7 @@ async function until(what: string, ok: () => boolean, timeoutMs = 600_000): Prom
   const t0 = Date.now()
   while (!ok()) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
+    await new Promise((r) => setTimeout(r, 1000))
   }
 }
 
