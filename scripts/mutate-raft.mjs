@@ -418,6 +418,26 @@ const mutants = [
     edits: [['src/internal/applier.ts', 'if (host.now() - sliceStart >= APPLY_SLICE_MS) {', 'if (false) {']],
     tests: ['test/node.apply-slices.test.ts'],
   },
+  {
+    name: 'commit-notices-held',
+    what: "a leader's held bare commit notices never go out at a tick (an idle follower waits for a heartbeat)",
+    edits: [
+      ['src/node.ts', '    this.core!.tick(n)\n    this.notices.flush()\n', '    this.core!.tick(n)\n'],
+    ],
+    tests: ['test/node.commit-notice.test.ts'],
+  },
+  {
+    name: 'commit-notices-kept',
+    what: 'a held bare commit notice is sent even after an append with entries carried its commit index',
+    edits: [
+      [
+        'src/internal/commit-notices.ts',
+        'this.#held.size > 0) this.#held.delete(m.to)',
+        'this.#held.size < 0) this.#held.delete(m.to)',
+      ],
+    ],
+    tests: ['test/commit-notices.test.ts'],
+  },
 ]
 
 // ---------------------------------------------------------------- arguments

@@ -1,23 +1,42 @@
 // etcd's own load generator (`benchmark put` from etcd's tools/benchmark, a Go program on etcd's Go client) as a
 // second etcd driver beside the etcd3 npm client: if both reach about the same writes/s while etcd's members
-// are busy, the figure is etcd's and not the driver's. The tool is not in Debian's packages and is not built by
-// this repository: build it yourself from etcd's source tree of the server's release and name the binary in
-// ETCD_BENCHMARK (docs/benchmarks.md, raft-durable). Without it this driver is skipped.
+// are busy, the figure is etcd's and not the driver's. `build-etcd-benchmark.sh` beside this file builds it offline
+// from Debian's packages into a cache directory, where it is found without ETCD_BENCHMARK; ETCD_BENCHMARK names
+// another binary. Without either this driver is skipped.
 import { spawn } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import type { LoadResult } from './common.js'
 import { parseProcStat } from './cpu.js'
 
-/** The benchmark binary named by ETCD_BENCHMARK, or null when unset. Throws when it is set but unusable. */
-export function etcdBenchmarkBinary(): string | null {
-  const bin = process.env['ETCD_BENCHMARK']
-  if (!bin) return null
+/** Where build-etcd-benchmark.sh puts the tool by default. */
+export function etcdBenchmarkCachePath(): string {
+  const cache = process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache')
+  return join(cache, 'swarmkit', 'etcd-benchmark', 'benchmark')
+}
+
+function executable(path: string): boolean {
   try {
-    accessSync(bin, constants.X_OK)
+    accessSync(path, constants.X_OK)
+    return true
   } catch {
-    throw new Error(`ETCD_BENCHMARK=${bin} is not an executable file`)
+    return false
   }
-  return bin
+}
+
+/**
+ * The benchmark binary: the one ETCD_BENCHMARK names, else the one build-etcd-benchmark.sh built into its cache,
+ * else null. Throws when ETCD_BENCHMARK is set but unusable.
+ */
+export function etcdBenchmarkBinary(): string | null {
+  const named = process.env['ETCD_BENCHMARK']
+  if (named) {
+    if (!executable(named)) throw new Error(`ETCD_BENCHMARK=${named} is not an executable file`)
+    return named
+  }
+  const cached = etcdBenchmarkCachePath()
+  return executable(cached) ? cached : null
 }
 
 export interface ToolRun {

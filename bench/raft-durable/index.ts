@@ -185,7 +185,13 @@ async function parent(): Promise<void> {
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; ${SECONDS} s per run; 256-byte values; ` +
       `${PROCS} driver processes in the multi-process runs; load average ${loadStart.toFixed(1)}`,
   )
-  if (!etcdBenchmarkBinary()) console.log("ETCD_BENCHMARK not set: etcd's own benchmark tool is not run")
+  const tool = etcdBenchmarkBinary()
+  console.log(
+    tool
+      ? `etcd's benchmark tool: ${tool}`
+      : "etcd's benchmark tool not found (bench/raft-durable/build-etcd-benchmark.sh builds it; " +
+          'or name it in ETCD_BENCHMARK): it is not run',
+  )
   // The log alone: one writer pays one fdatasync per save; many writers share each sync (group commit).
   const storage: StorageRun[] = []
   for (const w of [1, 64, 256]) storage.push(await storageRun(w, Math.min(3000, SECONDS * 1000)))

@@ -3,7 +3,7 @@ import { RaftCore } from './core.js'
 import { isRaftError, RaftError } from './errors.js'
 import { AddressBook } from './internal/address-book.js'
 import { Applier } from './internal/applier.js'
-import { splitCommitNotices } from './internal/commit-notices.js'
+import { CommitNotices } from './internal/commit-notices.js'
 import { ConfChanges } from './internal/conf-changes.js'
 import { forceNewCluster } from './internal/force-new-cluster.js'
 import { FullDisk } from './internal/full-disk.js'
@@ -43,8 +43,8 @@ function stoppedError(): RaftError {
  *
  * The loop: inputs (ticks, messages, proposals, reads) go into the core at once; a microtask takes each
  * Ready in turn and sends the leader's appends, persists, sends the rest, hands committed entries to the apply
- * pipeline (bare commit notices to followers go after the answers it gives), then advances the core. Everything that arrives while a Ready is being persisted is batched into
- * the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
+ * pipeline, then advances the core (a bare commit notice to a follower waits for a later append to carry it, or
+ * for the next tick: commit-notices). Everything that arrives while a Ready is being persisted is batched into the next one. The pipeline applies in log order on its own, so a slow state machine holds back no
  * acknowledgement or vote; only while its backlog is full does the loop take no more committed entries.
  *
  * Parts in internal/: node-settings, proposals, read-waiters, conf-changes, applier and apply-queue (applying,
@@ -68,8 +68,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private nextFullDiskHandOff = 0
   private kickScheduled = false
   private loop: Promise<void> | null = null
-  /** Bare commit notices waiting for the answers of their Ready to go out first (sendAfterAnswers). */
-  private notices: Message[] = []
+  /** Bare commit notices wait a moment for a later append to carry their commit index. */
+  private readonly notices: CommitNotices
   private readonly hardWrites = new HardStateWrites()
   private emittedRole: Role = 'follower'
   private emittedLeader: string | null = null
@@ -182,6 +182,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         this.log.warn?.('the disk takes writes again', { id: this.id })
         this.emit('storage:writable')
       },
+    })
+    this.notices = new CommitNotices((msgs) => {
+      if (this.state === 'running') this.links!.send(msgs)
     })
     coreOf.set(this, () => this.core)
   }
@@ -301,7 +304,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Stops timers and networking; pending operations reject with STOPPED. Storage is closed. */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return
-    this.sendNotices()
+    this.notices.flush()
     this.state = 'stopped'
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
     this.tickTimer = undefined
@@ -469,6 +472,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.lastTickAt += n * tickMs
     }
     this.core!.tick(n)
+    this.notices.flush()
     this.checkDeadlines()
     this.armTick()
     this.schedule()
@@ -506,10 +510,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       while (this.state === 'running' && core.hasReady(applier.room())) {
         const rd: Ready = core.ready(applier.room())
         if (rd.entries.length > 0) this.addresses.learnEntries(rd.entries)
-        // With entries to apply, bare commit notices wait until the answers to their proposers are out.
-        const { now, notices } =
-          rd.committed.length > 0 ? splitCommitNotices(rd.messagesNow) : { now: rd.messagesNow, notices: [] }
-        if (now.length > 0) this.send(now)
+        if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
         const hard = this.hardWrites.toSave(rd, this.clock.now())
         let saving: Promise<void> | null = null
         if (rd.snapshot !== null || hard !== null || rd.entries.length > 0) {
@@ -530,7 +531,6 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         // their proposals are known when applied.
         if (rd.forwards.length > 0) this.proposals.onForwards(rd.forwards)
         if (rd.committed.length > 0) applier.pushEntries(rd.committed)
-        if (notices.length > 0) this.sendAfterAnswers(notices)
         if (saving !== null) {
           await saving
           if (this.state !== 'running') return
@@ -573,6 +573,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.state = 'stopped'
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer)
     this.disk.stop()
+    this.notices.clear()
     this.failAll(new RaftError('STOPPED', `the raft node stopped: ${e.message}`, { cause: e }))
     void this.applier.stop()
     void this.links?.close()
@@ -580,23 +581,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   /**
-   * Sends `msgs` once the microtasks queued now ran (applying entries and answering proposals happen there),
-   * or on `stop()` if that comes first.
+   * Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are; bare
+   * commit notices wait for a later append to carry them, or for the next tick (CommitNotices).
    */
-  private sendAfterAnswers(msgs: readonly Message[]): void {
-    if (this.notices.length === 0) setImmediate(this.sendNotices)
-    this.notices.push(...msgs)
-  }
-
-  private readonly sendNotices = (): void => {
-    const msgs = this.notices
+  private send(all: readonly Message[]): void {
+    const msgs = this.notices.filter(all)
     if (msgs.length === 0) return
-    this.notices = []
-    if (this.state === 'running') this.send(msgs)
-  }
-
-  /** Sends messages, streaming snapshots in chunks instead of sending Snapshot messages as they are. */
-  private send(msgs: readonly Message[]): void {
     let plain = true
     for (let i = 0; i < msgs.length; i++) if (msgs[i]!.type === MessageType.Snapshot) plain = false
     if (plain) {

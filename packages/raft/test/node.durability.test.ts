@@ -157,8 +157,9 @@ describe('RaftNode persistence ordering', () => {
     expect(saves.length).toBe(5)
     expect(saves.every((u) => (u.entries?.length ?? 0) > 0)).toBe(true)
     const commit = leader.commitIndex
-    // The leader tells the followers the last commit index right after its answer: let that arrive.
-    await clock.advanceAsync(0)
+    // The leader tells the followers the last commit index at its next tick (no later append carried it): let
+    // that arrive.
+    await clock.advanceAsync(10)
     for (const n of nodes) await n.stop()
     for (const s of storages) expect((await s.load()).hardState.commit).toBe(commit)
   })
