@@ -419,6 +419,35 @@ const mutants = [
     tests: ['test/node.apply-slices.test.ts'],
   },
   {
+    name: 'snapshot-read-in-one-checksum',
+    what: 'a snapshot file read back is checksummed in one synchronous call (the loop waits for all of it)',
+    edits: [
+      [
+        'src/internal/wal/replay.ts',
+        'if ((await crc32cInSlices(buf, 0, 0, buf.length - 4)) !== get32(buf, buf.length - 4)) {',
+        'if ((await Promise.resolve(crc32cInSlices(buf, 0, 0, 0)).then(() => crc32c(buf, 0, 0, buf.length - 4))) !== get32(buf, buf.length - 4)) {',
+      ],
+      [
+        'src/internal/wal/replay.ts',
+        "import { crc32cInSlices } from './crc32c.js'",
+        "import { crc32c, crc32cInSlices } from './crc32c.js'",
+      ],
+    ],
+    tests: ['test/snapshot-file-slices.test.ts'],
+  },
+  {
+    name: 'snapshot-open-not-async',
+    what: 'snapshot data is opened through the one-call `open` hook even when `openAsync` is given',
+    edits: [
+      [
+        'src/internal/wal/replay.ts',
+        'data = limits.openAsync ? await limits.openAsync(data, ctx) : limits.open(data, ctx)',
+        'data = limits.open(data, ctx)',
+      ],
+    ],
+    tests: ['test/snapshot-file-slices.test.ts'],
+  },
+  {
     name: 'commit-notices-held',
     what: "a leader's held bare commit notices never go out at a tick (an idle follower waits for a heartbeat)",
     edits: [

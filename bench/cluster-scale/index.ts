@@ -10,8 +10,9 @@
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
 // SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
-// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence), SCALE_HEAP_DIR (a heap snapshot of
-// every manager there once the create has converged).
+// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence), SCALE_SNAPSHOT_INTERVAL (the
+// managers' `--snapshot-interval`, default theirs: 10,000 raft entries; lower it to see snapshots sooner),
+// SCALE_HEAP_DIR (a heap snapshot of every manager there once the create has converged).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -64,6 +65,7 @@ async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): 
 
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
+const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
 const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
 
 async function freePort(host: string): Promise<number> {
@@ -164,7 +166,12 @@ async function main(): Promise<void> {
   const maxReplicas = Math.ceil(R * 1.25)
   const cluster = new ChaosCluster({
     cli: PROFILE ? profilingCli(PROFILE) : CLI,
-    args: ['--simulated', '--max-replicas', String(maxReplicas)],
+    args: [
+      '--simulated',
+      '--max-replicas',
+      String(maxReplicas),
+      ...(SNAPSHOT_INTERVAL ? ['--snapshot-interval', SNAPSHOT_INTERVAL] : []),
+    ],
   })
   const metricsUrl = new Map<ManagerProcess, string>()
   const hosts: Child[] = []

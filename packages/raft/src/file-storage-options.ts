@@ -1,6 +1,6 @@
 // The public shapes of FileLogStorage: its options and counters.
 import type { FileSystem } from './file-system.js'
-import type { SealHook } from './internal/wal/replay.js'
+import type { AsyncSealHook, SealHook } from './internal/wal/replay.js'
 
 /** Options of {@link FileLogStorage.open}. */
 export interface FileLogStorageOptions {
@@ -22,6 +22,15 @@ export interface FileLogStorageOptions {
   readonly seal?: SealHook
   /** Undoes `seal`; throws when the data is not authentic (reported as `CORRUPT`). */
   readonly open?: SealHook
+  /**
+   * With `seal`: seals snapshot data instead of `seal`, producing exactly what `seal` would, but may work in
+   * slices between which the event loop runs (a snapshot of a large state machine is tens of MB, and sealing it
+   * in one call held the loop past a raft election timeout). Snapshot files are then sealed as they are
+   * written, after `save` was accepted: a sealer that rejects fails the save like a write error.
+   */
+  readonly sealAsync?: AsyncSealHook
+  /** With `open`: opens snapshot data instead of `open` (see `sealAsync`). */
+  readonly openAsync?: AsyncSealHook
   /**
    * With `seal`: seal the entries of one save together, in one call and one record (`context.kind` `'entries'`,
    * their data concatenated), instead of one call per entry. Each entry's index, term, type and length stay

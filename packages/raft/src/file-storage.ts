@@ -25,6 +25,7 @@ import { checkMeta, META } from './internal/wal/meta.js'
 import { isNoSpace, noSpaceError, tagSyncFailures } from './internal/wal/no-space.js'
 import { EntryEncoder, SEAL_SLACK, segmentHead } from './internal/wal/records.js'
 import {
+  type AsyncSealHook,
   cutFile,
   type Limits,
   type Replayed,
@@ -39,7 +40,7 @@ import { encodeSnapshotFile, newestOlderSnapshots, writeSnapshotFile } from './i
 import type { HardState, LogStorage, PersistedState, Snapshot, StorageUpdate } from './storage.js'
 
 export type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-options.js'
-export type { SealContext, SealHook }
+export type { AsyncSealHook, SealContext, SealHook }
 
 const MiB = 1 << 20
 const DEFAULT_SEGMENT_BYTES = 64 * MiB
@@ -131,6 +132,7 @@ export class FileLogStorage implements LogStorage {
         Math.max(this.#segmentBytes, DEFAULT_SEGMENT_BYTES) + maxBody + RECORD_HEADER + 64 * 1024,
       maxSnapshotBytes: maxSnapshot,
       open: options.open,
+      openAsync: options.open ? options.openAsync : undefined,
       fs: this.#fs,
     }
     this.#encoder = new EntryEncoder({
@@ -140,7 +142,13 @@ export class FileLogStorage implements LogStorage {
       maxEntry,
       maxBody,
     })
-    this.#accepted = new AcceptedLog({ seal: options.seal, encoder: this.#encoder, maxEntry, maxSnapshot })
+    this.#accepted = new AcceptedLog({
+      seal: options.seal,
+      sealAsync: options.seal ? options.sealAsync : undefined,
+      encoder: this.#encoder,
+      maxEntry,
+      maxSnapshot,
+    })
   }
 
   /**

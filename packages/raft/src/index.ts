@@ -8,6 +8,7 @@
 export { type CoreOptions, RaftCore, type ReadyOptions } from './core.js'
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
 export {
+  type AsyncSealHook,
   FileLogStorage,
   type FileLogStorageOptions,
   type FileLogStorageStats,

@@ -6,12 +6,19 @@ import { randomBytes } from 'node:crypto'
 import { StoreError } from './errors.js'
 import { type BatchHost, runBatch } from './internal/batch.js'
 import { rangeError, typeError } from './internal/check.js'
-import { type Action, decodeCommand, decodeSnapshot, Op, type ProposerState } from './internal/codec.js'
+import { type Action, decodeCommand, Op, type ProposerState } from './internal/codec.js'
 import { undelta } from './internal/delta.js'
 import type { TableState } from './internal/indexes.js'
 import { Interner } from './internal/intern.js'
 import { CANCELLED, Proposals, rejectedAtApply } from './internal/proposals.js'
-import { emptyTables, encodeTables, restoreEvents, tablesFromSnapshot } from './internal/snapshot.js'
+import { defaultSlicing, runAtOnce, runSliced } from './internal/slices.js'
+import {
+  captureState,
+  emptyTables,
+  encodeStateSteps,
+  type RestoredState,
+  restoreSteps,
+} from './internal/snapshot.js'
 import { type Entry, type Tables, TxImpl } from './internal/tx.js'
 import { VersionWaiters } from './internal/version-waiters.js'
 import { EventHistory, Watcher } from './internal/watcher.js'
@@ -70,10 +77,14 @@ export class ClusterStore {
   /** Replicated: per proposer, the last command applied and the fence (see `Proposals.commit`). */
   private proposers = new Map<string, ProposerState>()
   private readonly writeLock = new WriteLock()
+  /** How snapshotAsync and restoreAsync slice their work (shared; tests count its pauses). */
+  private readonly slicing = defaultSlicing
   private _closed = false
   private readonly versionWaiters = new VersionWaiters()
   /** Decoded objects share equal parts and own their strings (internal/intern.ts). */
   private readonly interner = new Interner()
+  /** A `restoreAsync` is under way: the tables it compares against must not change until it installs. */
+  private restoring = false
 
   constructor(options: ClusterStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw typeError('options', 'be an object')
@@ -279,6 +290,7 @@ export class ClusterStore {
   apply(command: Uint8Array, index: number): ApplyResult {
     if (!(command instanceof Uint8Array)) throw typeError('command', 'be a Uint8Array')
     if (!Number.isSafeInteger(index) || index < 1) throw rangeError('index', 'be a positive integer')
+    if (this.restoring) throw new Error('apply called while restoreAsync is under way (raft orders them)')
     if (index <= this._version) return { ok: true, version: this._version, changes: 0 }
     if (command.length === 0) {
       this.setVersion(index)
@@ -331,20 +343,94 @@ export class ClusterStore {
     return result
   }
 
-  /** Raft state machine: the whole state, encoded (msgpack) with its version. */
+  /**
+   * Raft state machine: the whole state, encoded (msgpack) with its version, in one synchronous call. A large
+   * store holds the event loop for as long as that takes (about 6 us per object): raft should be given
+   * `snapshotAsync` (see {@link ClusterStore.stateMachine}).
+   */
   snapshot(): Uint8Array {
-    return encodeTables(this.tables, this._version, this.proposers)
+    return runAtOnce(encodeStateSteps(captureState(this.tables, this._version, this.proposers)))
   }
 
   /**
-   * Raft state machine: replaces the whole state with a snapshot. Watches stay open and receive the
-   * differences as create/update/delete events at the snapshot's version; the resume history restarts there.
+   * The whole state as of this call, encoded in time slices of a few milliseconds between which the event loop
+   * runs (and commits go on): the same bytes `snapshot()` returns at the moment of the call. Only listing the
+   * tables' objects happens at once (they are frozen, so nothing else is copied). Rejects with `ABORTED` on
+   * abort.
+   */
+  snapshotAsync(options?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const signal = options?.signal
+    if (signal?.aborted) return Promise.reject(new StoreError('ABORTED', 'snapshot aborted'))
+    const state = captureState(this.tables, this._version, this.proposers)
+    return runSliced(encodeStateSteps(state), this.slicing, undefined, () =>
+      signal?.aborted ? new StoreError('ABORTED', 'snapshot aborted') : undefined,
+    )
+  }
+
+  /**
+   * Raft state machine: replaces the whole state with a snapshot, in one synchronous call (see
+   * `restoreAsync`). Watches stay open and receive the differences as create/update/delete events at the
+   * snapshot's version; the resume history restarts there. `CORRUPT` for a malformed snapshot,
+   * `UNSUPPORTED` for a store snapshot of a format this store does not read; either way nothing changes.
    */
   restore(snapshot: Uint8Array): void {
-    const s = decodeSnapshot(snapshot)
-    const fresh = tablesFromSnapshot(s)
-    const events = restoreEvents(this.tables, fresh, s.version)
-    for (const t of TABLES) (this.tables as Record<Table, TableState<any>>)[t] = fresh[t]
+    if (this.restoring) throw new Error('restore called while restoreAsync is under way')
+    this.install(runAtOnce(restoreSteps(snapshot, this.tables, this.interner)))
+  }
+
+  /**
+   * `restore` in time slices: the snapshot is decoded, checked and indexed aside, and the events worked out,
+   * a few milliseconds at a time; then the new state replaces the old at once and the watches get their
+   * events, all before the promise resolves. Reads see the old state until then. Nothing may commit
+   * meanwhile: raft applies nothing while a restore it started is under way (`apply` throws if called), and a
+   * store without a proposer holds its write lock for the restore. Rejects like `restore`, or with `ABORTED`
+   * (nothing changed).
+   */
+  async restoreAsync(snapshot: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> {
+    if (!(snapshot instanceof Uint8Array)) throw typeError('snapshot', 'be a Uint8Array')
+    if (this.restoring) throw new Error('restoreAsync called while another is under way')
+    const signal = options?.signal
+    const aborted = () => (signal?.aborted ? new StoreError('ABORTED', 'restore aborted') : undefined)
+    const local = this.proposer === undefined
+    if (local) await this.lock()
+    this.restoring = true
+    try {
+      const stop = aborted()
+      if (stop) throw stop
+      const r = await runSliced(
+        restoreSteps(snapshot, this.tables, this.interner),
+        this.slicing,
+        undefined,
+        aborted,
+      )
+      this.restoring = false
+      this.install(r)
+    } finally {
+      this.restoring = false
+      if (local) this.unlock()
+    }
+  }
+
+  /**
+   * This store as raft's state machine, snapshotting and restoring in time slices (`snapshotAsync`,
+   * `restoreAsync`) so that a large store never holds the event loop for long: give it to `RaftNode` as
+   * `stateMachine` rather than the store itself.
+   */
+  stateMachine(): {
+    apply(command: Uint8Array, index: number): ApplyResult
+    snapshot(): Promise<Uint8Array>
+    restore(snapshot: Uint8Array): Promise<void>
+  } {
+    return {
+      apply: (command, index) => this.apply(command, index),
+      snapshot: () => this.snapshotAsync(),
+      restore: (snapshot) => this.restoreAsync(snapshot),
+    }
+  }
+
+  /** Replaces the state with a decoded snapshot and tells the watches. */
+  private install(s: RestoredState): void {
+    for (const t of TABLES) (this.tables as Record<Table, TableState<any>>)[t] = s.tables[t]
     this.setVersion(s.version)
     this.history.reset(s.version)
     this.proposers = new Map(Object.entries(s.proposers))
@@ -352,7 +438,7 @@ export class ClusterStore {
     const mine = this.proposers.get(this.proposals.id)
     if (mine) this.proposals.settleFromSnapshot(mine, s.version)
     for (const w of this.watchers) w.rebase()
-    this.deliver(events)
+    this.deliver(s.events)
   }
 
   /** Closes every watch and rejects later writes; reads keep working. */

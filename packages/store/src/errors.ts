@@ -20,6 +20,8 @@ export type StoreErrorCode =
   | 'NOT_LOCKED'
   /** A record or key file failed authentication or decoding (tampered or damaged). */
   | 'CORRUPT'
+  /** Data in a format this version does not read (e.g. a store snapshot of a newer format). */
+  | 'UNSUPPORTED'
   /** A watcher fell too far behind and was dropped, or asked to resume from a version no longer held. */
   | 'WATCH_DROPPED'
   /** A watch cannot resume from the requested version (compacted away). */

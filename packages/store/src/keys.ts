@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import type { AsyncSealHook } from '@swarmkit/raft'
 import { Packr } from 'msgpackr'
 import { LOCKED_MESSAGE, StoreError } from './errors.js'
 import { rangeError, typeError } from './internal/check.js'
@@ -14,10 +15,12 @@ import {
   keyId,
   NATIVE_AVAILABLE,
   openRecord,
+  openRecordAsync,
   ringKey,
   SEAL_TAG_BYTES,
   type SealHook,
   sealRecord,
+  sealRecordAsync,
 } from './internal/seal.js'
 import { generateUnlockKey, parseUnlockKey } from './unlock-key.js'
 
@@ -33,6 +36,10 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 export interface SealHooks {
   seal: SealHook
   open: SealHook
+  /** `seal` for snapshots: the same records, sealed 1 MiB at a time with the event loop let go between. */
+  sealAsync: AsyncSealHook
+  /** `open` for snapshots, in slices like `sealAsync`. */
+  openAsync: AsyncSealHook
   /**
    * Always true: the entries of one save are sealed together as one record (one nonce, one tag), which costs
    * far less per entry than one AEAD call each when entries are small. Logs sealed either way open.
@@ -313,6 +320,8 @@ export class KeyManager {
     return {
       seal: (data, ctx) => sealRecord(this.mustRing(), data, ctx, this.random),
       open: (data, ctx) => openRecord(this.mustRing(), data, ctx),
+      sealAsync: (data, ctx) => sealRecordAsync(this.mustRing(), data, ctx, this.random),
+      openAsync: (data, ctx) => openRecordAsync(this.mustRing(), data, ctx),
       batchSeal: true,
       sealTagBytes: SEAL_TAG_BYTES,
     }

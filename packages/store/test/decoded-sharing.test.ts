@@ -107,4 +107,29 @@ describe('decoded objects share equal parts', () => {
     expect([...a!.spec.data]).toEqual([...data])
     expect(b!.spec).not.toBe(a!.spec)
   })
+
+  it('shares parts in a restored snapshot too, all of it frozen', async () => {
+    const { leader } = replicated()
+    await leader.update((tx) => {
+      for (let i = 1; i <= 3; i++) tx.create('tasks', task(`t${i}`, 's1', i))
+    })
+    const restored = new ClusterStore()
+    restored.restore(leader.snapshot())
+    const [a, b, c] = tasks(restored)
+    expect(a!.spec).toBe(b!.spec)
+    expect(c!.serviceAnnotations).toBe(a!.serviceAnnotations)
+    expect(Object.isFrozen(a!.meta)).toBe(true)
+    expect(Object.isFrozen(a!.spec.containerSpec)).toBe(true)
+    expect(JSON.stringify(tasks(restored))).toBe(JSON.stringify(tasks(leader)))
+  })
+
+  it('keeps what a restore leaves unchanged as it was', async () => {
+    const { leader, follower } = replicated()
+    await leader.update((tx) => tx.create('tasks', task('t1', 's1', 1)))
+    const before = follower.view((tx) => tx.get('tasks', 't1'))!
+    await follower.restoreAsync(leader.snapshot())
+    const after = follower.view((tx) => tx.get('tasks', 't1'))!
+    expect(after.spec).toBe(before.spec)
+    expect(after.networks).toBe(before.networks)
+  })
 })

@@ -47,13 +47,14 @@ async function cluster(seed: number, n = 3) {
       storage: storages.get(id)!,
       stateMachine: {
         apply: (cmd, index) => store.apply(cmd, index),
+        // As the managers wire it (store.stateMachine()): snapshots and restores in time slices.
         snapshot: () => {
           counts.snapshots++
-          return store.snapshot()
+          return store.snapshotAsync()
         },
         restore: (data) => {
           counts.restores++
-          store.restore(data)
+          return store.restoreAsync(data)
         },
       },
       clock,

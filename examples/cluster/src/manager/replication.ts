@@ -77,7 +77,9 @@ export async function openReplication(options: ManagerOptions): Promise<Replicat
     address: options.raftAddr,
     transport: raftTransport,
     storage,
-    stateMachine: scopedStateMachine(observedStateMachine(store, obs)),
+    // Snapshots and restores in time slices: a whole-store one held the loop past the election timeout at
+    // 100,000+ tasks (issue #18).
+    stateMachine: scopedStateMachine(observedStateMachine(store.stateMachine(), obs)),
     ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
     electionTimeoutMs: [300, 600],
     heartbeatIntervalMs: 60,

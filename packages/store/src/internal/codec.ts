@@ -1,7 +1,6 @@
 import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
-import { typeError } from './check.js'
 import { delta, MAX_DELTA_KEYS, siblingDelta, undelta } from './delta.js'
 
 /** What a transaction does to one object. */
@@ -49,8 +48,6 @@ export interface Fence {
 
 const COMMAND_TX = 1
 const COMMAND_FENCE = 2
-const SNAPSHOT_VERSION = 1
-const SNAPSHOT_KIND = 'swarmkit-store'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' })
 
@@ -139,62 +136,4 @@ export interface ProposerState {
   floor: number
   code: string | null
   message: string
-}
-
-export interface SnapshotData {
-  version: number
-  tables: Record<Table, Record<string, any>[]>
-  proposers: Record<string, ProposerState>
-}
-
-export function encodeSnapshot(s: SnapshotData): Uint8Array {
-  return packr.pack([SNAPSHOT_KIND, SNAPSHOT_VERSION, s.version, TABLES.map((t) => s.tables[t]), s.proposers])
-}
-
-export function decodeSnapshot(data: Uint8Array): SnapshotData {
-  if (!(data instanceof Uint8Array)) throw typeError('snapshot', 'be a Uint8Array')
-  let raw: unknown
-  try {
-    raw = packr.unpack(data)
-  } catch (err) {
-    throw new StoreError('CORRUPT', 'malformed store snapshot: undecodable', { cause: err })
-  }
-  if (!Array.isArray(raw) || raw[0] !== SNAPSHOT_KIND || raw[1] !== SNAPSHOT_VERSION || raw.length !== 5) {
-    throw new StoreError('CORRUPT', 'malformed store snapshot: unknown format')
-  }
-  const version = raw[2]
-  const lists = raw[3]
-  if (
-    !Number.isSafeInteger(version) ||
-    version < 0 ||
-    !Array.isArray(lists) ||
-    lists.length !== TABLES.length
-  ) {
-    throw new StoreError('CORRUPT', 'malformed store snapshot: bad header')
-  }
-  const tables = {} as Record<Table, Record<string, any>[]>
-  TABLES.forEach((t, i) => {
-    const list = lists[i]
-    if (!Array.isArray(list)) throw new StoreError('CORRUPT', `malformed store snapshot: table ${t}`)
-    tables[t] = list
-  })
-  const proposers: Record<string, ProposerState> = {}
-  const rawProposers = raw[4]
-  if (typeof rawProposers !== 'object' || rawProposers === null) {
-    throw new StoreError('CORRUPT', 'malformed store snapshot: proposers')
-  }
-  for (const [id, p] of Object.entries(rawProposers as Record<string, any>)) {
-    if (
-      typeof p !== 'object' ||
-      p === null ||
-      !Number.isSafeInteger(p.applied) ||
-      !Number.isSafeInteger(p.floor) ||
-      (p.code !== null && typeof p.code !== 'string') ||
-      typeof p.message !== 'string'
-    ) {
-      throw new StoreError('CORRUPT', 'malformed store snapshot: proposer state')
-    }
-    proposers[id] = { applied: p.applied, floor: p.floor, code: p.code, message: p.message }
-  }
-  return { version, tables, proposers }
 }

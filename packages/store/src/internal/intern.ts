@@ -35,7 +35,12 @@ export class Interner {
         o[key] = this.string(v)
         continue
       }
-      if (v === null || typeof v !== 'object' || key === 'meta') continue
+      if (v === null || typeof v !== 'object') continue
+      if (key === 'meta') {
+        // Set and frozen by the store on apply; a snapshot's is decoded with the object.
+        this.#freeze(v)
+        continue
+      }
       if (v instanceof Uint8Array) {
         if (v.constructor !== Uint8Array) o[key] = new Uint8Array(v)
         continue

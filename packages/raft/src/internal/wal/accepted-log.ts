@@ -7,7 +7,7 @@ import type { Entry, HardState, StorageUpdate } from '../../storage.js'
 import { checkCount, checkHardState } from './checks.js'
 import { snapshotName } from './format.js'
 import { type EntryEncoder, encodeHard, encodeSnapshotRef } from './records.js'
-import { type SealHook, validateConf } from './replay.js'
+import { type AsyncSealHook, type SealHook, validateConf } from './replay.js'
 import { encodeSnapshotFile, type SnapshotFile } from './snapshot-file.js'
 
 /** One save on its way to disk (or a barrier, or work done by the writer between two saves). */
@@ -31,6 +31,8 @@ export interface Pending {
 
 export interface AcceptedLogOptions {
   readonly seal: SealHook | undefined
+  /** Seals snapshot data instead of `seal` when given. */
+  readonly sealAsync?: AsyncSealHook | undefined
   readonly encoder: EntryEncoder
   readonly maxEntry: number
   readonly maxSnapshot: number
@@ -112,10 +114,11 @@ export class AcceptedLog extends LogShape {
       }
       const keep = index <= lastIndex && this.termAt(index) === term
       snapMeta = { index, term, discard: !keep }
-      snapFile = {
-        name: snapshotName(index, term),
-        ...encodeSnapshotFile(this.o.seal, index, term, conf, snapshot.data),
-      }
+      const name = snapshotName(index, term)
+      // An asynchronous sealer seals the (large) data as the file is written, in slices.
+      snapFile = this.o.sealAsync
+        ? { name, sealAsync: this.o.sealAsync, index, term, conf, raw: snapshot.data }
+        : { name, ...encodeSnapshotFile(this.o.seal, index, term, conf, snapshot.data) }
     }
     const base = snapMeta ? snapMeta.index : this.snapIndex
     const baseTerm = snapMeta ? snapMeta.term : this.snapTerm

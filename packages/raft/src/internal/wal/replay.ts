@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { RaftError } from '../../errors.js'
 import { type FileSystem, O_RDWR, readWhole } from '../../file-system.js'
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from '../../storage.js'
-import { crc32c } from './crc32c.js'
+import { crc32cInSlices } from './crc32c.js'
 import {
   ENTRIES_BODY,
   ENTRIES_ITEM,
@@ -52,6 +52,8 @@ export interface SealContext {
 }
 /** A `seal` or `open` hook of FileLogStorage (encryption at rest): returns the transformed data for the record `context` describes. */
 export type SealHook = (data: Uint8Array, context: SealContext) => Uint8Array
+/** `SealHook` that may work in slices, letting the event loop run: used for snapshot data, which is large. */
+export type AsyncSealHook = (data: Uint8Array, context: SealContext) => Promise<Uint8Array>
 
 export interface Limits {
   /** Largest record body accepted. */
@@ -61,6 +63,8 @@ export interface Limits {
   /** Largest snapshot data accepted. */
   readonly maxSnapshotBytes: number
   readonly open: SealHook | undefined
+  /** Opens snapshot data instead of `open` when given. */
+  readonly openAsync?: AsyncSealHook | undefined
   /** The file system the log is read through. */
   readonly fs: FileSystem
 }
@@ -385,7 +389,8 @@ export async function readSnapshotFile(
   if (buf.length < SNAP_HEADER + 4 || buf.toString('latin1', 0, 8) !== SNAP_MAGIC) {
     throw corrupt(name, 0, 'not a snapshot file')
   }
-  if (crc32c(buf, 0, 0, buf.length - 4) !== get32(buf, buf.length - 4)) {
+  // Checksummed in slices: a large snapshot is read back for every follower it is sent to.
+  if ((await crc32cInSlices(buf, 0, 0, buf.length - 4)) !== get32(buf, buf.length - 4)) {
     throw corrupt(name, buf.length - 4, 'snapshot checksum mismatch')
   }
   const flags = get32(buf, 8)
@@ -407,7 +412,8 @@ export async function readSnapshotFile(
   if (flags & FLAG_SEALED) {
     if (!limits.open) throw mismatch(`${name}: the snapshot is sealed but no open hook was given`)
     try {
-      data = limits.open(data, { kind: 'snapshot', index, term, type: 0 })
+      const ctx = { kind: 'snapshot' as const, index, term, type: 0 }
+      data = limits.openAsync ? await limits.openAsync(data, ctx) : limits.open(data, ctx)
     } catch (e) {
       throw corrupt(name, SNAP_HEADER + confLen, 'snapshot could not be opened', e)
     }
