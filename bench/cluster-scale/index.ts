@@ -12,9 +12,10 @@
 // SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
 // `kill`), SCALE_STOP_AFTER (`join`: after the join and the idle heartbeats; `create`: after the first
 // convergence), SCALE_SNAPSHOT_INTERVAL (the managers' `--snapshot-interval`, default theirs: 10,000 raft
-// entries; lower it to see snapshots sooner).
+// entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
+// create has converged).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +28,7 @@ import {
   machineBusySeconds,
   peakRssMiB,
   quantile,
+  rssMiB,
   scrape,
   sortNum,
 } from './stats.js'
@@ -41,6 +43,36 @@ const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
+/**
+ * A directory: once the create has converged, every manager writes a heap snapshot there (the managers run
+ * with --heapsnapshot-signal; for what holds a manager's memory per task, at small scales).
+ */
+const HEAP_DIR = process.env['SCALE_HEAP_DIR']
+if (HEAP_DIR) {
+  mkdirSync(HEAP_DIR, { recursive: true })
+  process.env['NODE_OPTIONS'] =
+    `${process.env['NODE_OPTIONS'] ?? ''} --heapsnapshot-signal=SIGWINCH --diagnostic-dir=${HEAP_DIR}`.trim()
+}
+
+/** Each manager writes a heap snapshot into `dir`; resolves once every file has stopped growing. */
+async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir))
+  const pids = managers.flatMap((m) => (m.up && m.proc?.pid ? [m.proc.pid] : []))
+  for (const pid of pids) process.kill(pid, 'SIGWINCH')
+  let sizes = ''
+  for (let stable = 0; stable < 3; ) {
+    await new Promise((r) => setTimeout(r, 2000))
+    const files = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'))
+    const bytes = files.map((f) => statSync(join(dir, f)).size)
+    const now = bytes.join(',')
+    // A file appears empty while its snapshot is taken, then grows as it is written.
+    const written = files.length >= pids.length && bytes.every((b) => b > 0)
+    stable = written && now === sizes ? stable + 1 : 0
+    sizes = now
+  }
+  console.log(`   heap snapshots of ${pids.length} managers in ${dir}`)
+}
+
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
 const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
@@ -398,6 +430,8 @@ async function main(): Promise<void> {
     summary.create_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
+    summary.create_rss_mib = managers.map((m) => Math.round(rssMiB(m.proc?.pid))).join('/')
+    if (HEAP_DIR) await heapSnapshots(managers, HEAP_DIR)
     if (STOP_AFTER === 'create') {
       console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
       return
@@ -603,6 +637,14 @@ async function main(): Promise<void> {
       }),
     )
   } finally {
+    // Also when a step timed out: what the managers used and hold at the end.
+    const end = await Promise.all(
+      cluster.managers.map(async (m) => {
+        const c = m.up ? await scrape(metricsUrl.get(m)!) : {}
+        return `${m.name}: peak RSS ${Math.round(peakRssMiB(m.proc?.pid))} MiB, CPU ${cpuSeconds(m.proc?.pid).toFixed(1)} s, commit ${c['swarm_raft_commit_index'] ?? '-'}, WAL ${((c['swarm_raft_wal_written_bytes_total'] ?? 0) / 2 ** 20).toFixed(1)} MiB, term ${c['swarm_raft_term'] ?? '-'}`
+      }),
+    )
+    console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))

@@ -39,6 +39,16 @@ export function peakRssMiB(pid: number | undefined): number {
   }
 }
 
+/** Resident set now (VmRSS) of a process in MiB, 0 once it is gone. */
+export function rssMiB(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
 export type Counters = Record<string, number>
 
 const WANTED = [
