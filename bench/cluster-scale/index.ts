@@ -10,17 +10,28 @@
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
 // SCALE_STEP_TIMEOUT_S (default 600), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
-// `kill`), SCALE_STOP_AFTER (`create`: stop after the first convergence), SCALE_SNAPSHOT_INTERVAL (the
-// managers' `--snapshot-interval`, default theirs: 10,000 raft entries; lower it to see snapshots sooner).
+// `kill`), SCALE_STOP_AFTER (`join`: after the join and the idle heartbeats; `create`: after the first
+// convergence), SCALE_SNAPSHOT_INTERVAL (the managers' `--snapshot-interval`, default theirs: 10,000 raft
+// entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
+// create has converged).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
-import { type Counters, cpuSeconds, peakRssMiB, quantile, scrape, sortNum } from './stats.js'
+import {
+  type Counters,
+  cpuSeconds,
+  machineBusySeconds,
+  peakRssMiB,
+  quantile,
+  rssMiB,
+  scrape,
+  sortNum,
+} from './stats.js'
 import { workerHost } from './workers.js'
 
 const N = Number(process.env['SCALE_NODES'] ?? 100)
@@ -28,10 +39,40 @@ const R = Number(process.env['SCALE_REPLICAS'] ?? 10_000)
 const HOSTS = Number(process.env['SCALE_HOSTS'] ?? Math.min(3, Math.max(1, Math.ceil(N / 1000))))
 const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
 const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
-/** `create`: stop after the first convergence (profiling runs). */
+/** `join`: stop after the join and idle heartbeats; `create`: after the first convergence (profiling runs). */
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
+/**
+ * A directory: once the create has converged, every manager writes a heap snapshot there (the managers run
+ * with --heapsnapshot-signal; for what holds a manager's memory per task, at small scales).
+ */
+const HEAP_DIR = process.env['SCALE_HEAP_DIR']
+if (HEAP_DIR) {
+  mkdirSync(HEAP_DIR, { recursive: true })
+  process.env['NODE_OPTIONS'] =
+    `${process.env['NODE_OPTIONS'] ?? ''} --heapsnapshot-signal=SIGWINCH --diagnostic-dir=${HEAP_DIR}`.trim()
+}
+
+/** Each manager writes a heap snapshot into `dir`; resolves once every file has stopped growing. */
+async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir))
+  const pids = managers.flatMap((m) => (m.up && m.proc?.pid ? [m.proc.pid] : []))
+  for (const pid of pids) process.kill(pid, 'SIGWINCH')
+  let sizes = ''
+  for (let stable = 0; stable < 3; ) {
+    await new Promise((r) => setTimeout(r, 2000))
+    const files = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'))
+    const bytes = files.map((f) => statSync(join(dir, f)).size)
+    const now = bytes.join(',')
+    // A file appears empty while its snapshot is taken, then grows as it is written.
+    const written = files.length >= pids.length && bytes.every((b) => b > 0)
+    stable = written && now === sizes ? stable + 1 : 0
+    sizes = now
+  }
+  console.log(`   heap snapshots of ${pids.length} managers in ${dir}`)
+}
+
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
 const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
@@ -198,7 +239,7 @@ async function main(): Promise<void> {
       const cpu = managers.map((m, i) => (lastCpu[i] = Math.max(lastCpu[i]!, cpuSeconds(m.proc?.pid))))
       // The worker hosts share the machine's cores with the managers (their cost is the nodes' own).
       const workersCpu = hosts.reduce((a, h) => a + cpuSeconds(h.proc.pid), 0)
-      return { at: performance.now(), cpu, workersCpu, counters }
+      return { at: performance.now(), cpu, workersCpu, machine: machineBusySeconds(), counters }
     }
     type Snap = Awaited<ReturnType<typeof snapshot>>
     const deltas = (a: Snap, b: Snap, k: string) =>
@@ -224,7 +265,12 @@ async function main(): Promise<void> {
         heartbeats: sum(before, after, 'swarm_dispatcher_heartbeats_total'),
         statusUpdates: sum(before, after, 'swarm_dispatcher_status_updates_total'),
         elections: max(before, after, 'swarm_raft_term'),
-        extra: { ...extra, workers_cpu_s: Number((after.workersCpu - before.workersCpu).toFixed(1)) },
+        extra: {
+          ...extra,
+          workers_cpu_s: Number((after.workersCpu - before.workersCpu).toFixed(1)),
+          // Everything the machine's cores did meanwhile (the cluster, the bench, and whatever else runs).
+          machine_busy_cpu_s: Number((after.machine - before.machine).toFixed(1)),
+        },
       }
       phases.push(rec)
       await running()
@@ -330,6 +376,20 @@ async function main(): Promise<void> {
       join_p99_ms: quantile(joinMs, 0.99),
     })
     summary.join_s = Number(joinSeconds.toFixed(1))
+    {
+      const j = phases[phases.length - 1]!
+      const managersCpu = j.cpu.reduce((x, y) => x + y, 0)
+      summary.join_manager_cpu_s = Number(managersCpu.toFixed(1))
+      summary.join_manager_cpu_ms_per_join = Number(((managersCpu / N) * 1000).toFixed(1))
+      summary.join_workers_cpu_s = j.extra['workers_cpu_s'] as number
+      summary.join_workers_cpu_ms_per_join = Number(
+        (((j.extra['workers_cpu_s'] as number) / N) * 1000).toFixed(1),
+      )
+      summary.join_machine_busy_cpu_s = j.extra['machine_busy_cpu_s'] as number
+      summary.join_machine_cpu_available_s = Number((j.seconds * cpus().length).toFixed(1))
+      summary.join_heartbeats = j.heartbeats
+      summary.join_elections = j.elections
+    }
     summary.joins_per_s = Math.round(N / joinSeconds)
     summary.failed_joins = failedJoins
 
@@ -339,6 +399,10 @@ async function main(): Promise<void> {
     const idle = await endPhase('idle heartbeats')
     summary.heartbeats_per_s = Math.round(idle.heartbeats / idle.seconds)
     summary.idle_raft_entries = idle.raftEntries
+    if (STOP_AFTER === 'join') {
+      console.log(JSON.stringify({ nodes: N, ...summary, load_avg_1m_end: Number(loadavg()[0]!.toFixed(2)) }))
+      return
+    }
 
     // ---- service create --replicas R
     const spec = (gen: number, replicas: number) => ({
@@ -366,6 +430,8 @@ async function main(): Promise<void> {
     summary.create_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
+    summary.create_rss_mib = managers.map((m) => Math.round(rssMiB(m.proc?.pid))).join('/')
+    if (HEAP_DIR) await heapSnapshots(managers, HEAP_DIR)
     if (STOP_AFTER === 'create') {
       console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
       return
@@ -571,6 +637,14 @@ async function main(): Promise<void> {
       }),
     )
   } finally {
+    // Also when a step timed out: what the managers used and hold at the end.
+    const end = await Promise.all(
+      cluster.managers.map(async (m) => {
+        const c = m.up ? await scrape(metricsUrl.get(m)!) : {}
+        return `${m.name}: peak RSS ${Math.round(peakRssMiB(m.proc?.pid))} MiB, CPU ${cpuSeconds(m.proc?.pid).toFixed(1)} s, commit ${c['swarm_raft_commit_index'] ?? '-'}, WAL ${((c['swarm_raft_wal_written_bytes_total'] ?? 0) / 2 ** 20).toFixed(1)} MiB, term ${c['swarm_raft_term'] ?? '-'}`
+      }),
+    )
+    console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))

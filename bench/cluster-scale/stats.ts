@@ -15,10 +15,34 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds the whole machine has spent busy (all cores, /proc/stat: everything but idle and iowait), to
+ * set the cluster's share against what else runs on the machine.
+ */
+export function machineBusySeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, , , irq, softirq, steal] = f
+    return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS
+  } catch {
+    return 0
+  }
+}
+
 /** Peak resident set (VmHWM) of a process in MiB, 0 once it is gone. */
 export function peakRssMiB(pid: number | undefined): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Resident set now (VmRSS) of a process in MiB, 0 once it is gone. */
+export function rssMiB(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return m ? Number(m[1]) / 1024 : 0
   } catch {
     return 0

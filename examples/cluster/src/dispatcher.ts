@@ -33,6 +33,7 @@ import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.j
 import { type NetworkIndex, networkIndex, nodeView } from './network-view.js'
 import type { ManagerObserver } from './observer.js'
 import { meshServices } from './routing.js'
+import { type StallClock, stallClock } from './stall-clock.js'
 import { type StatusBatcher, statusBatcher } from './status-batcher.js'
 import { heartbeatPeriodMs } from './swarm-settings.js'
 import { startTaskAddressAllocator, type TaskAddressAllocator } from './task-addresses.js'
@@ -167,7 +168,14 @@ export interface DispatcherOptions {
 export class Dispatcher implements DispatcherApi {
   readonly #store: ClusterStore
   readonly #periodMs: number
+  /** When each tracked node was last heard, on `#clock`. */
   readonly #seen = new Map<string, number>()
+  /**
+   * Silence is counted on a clock that stands still while this manager's loop is stalled: a new leader
+   * rebuilding its duties, or any long synchronous stretch, must not mark down the nodes whose heartbeats
+   * wait in its sockets meanwhile (leader-stall.test.ts).
+   */
+  readonly #clock: StallClock = stallClock()
   /** Sessions of the workers connected to this manager, to ask their agents for logs. */
   readonly sessions = new Map<string, RpcSession>()
   #timer: ReturnType<typeof setTimeout>
@@ -244,7 +252,7 @@ export class Dispatcher implements DispatcherApi {
     if (!this.#store.view((tx) => tx.get('nodes', nodeId)))
       throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
     await this.#registrations.submit(nodeId, [{ info, addr }])
-    this.#seen.set(nodeId, Date.now())
+    this.#seen.set(nodeId, this.#clock.now())
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
 
@@ -258,7 +266,7 @@ export class Dispatcher implements DispatcherApi {
       )
       return this.#answer(nodeId)
     }
-    this.#seen.set(nodeId, Date.now())
+    this.#seen.set(nodeId, this.#clock.now())
     // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
     // manager's reachability is raft's to say (see manager-health.ts).
     const down = this.#store.view((tx) => {
@@ -275,7 +283,7 @@ export class Dispatcher implements DispatcherApi {
    */
   heardElsewhere(nodeIds: readonly string[]): void {
     if (!this.#isLeader()) throw new Error('not the leader')
-    const now = Date.now()
+    const now = this.#clock.now()
     for (const id of nodeIds) this.#seen.set(id, now)
     const down = this.#store.view((tx) =>
       nodeIds.filter((id) => {
@@ -332,7 +340,7 @@ export class Dispatcher implements DispatcherApi {
       ...(term === undefined ? {} : { term }),
       log: this.#log,
     })
-    const now = Date.now()
+    const now = this.#clock.now()
     this.#seen.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
       if (n.status.state === 'ready') this.#seen.set(n.id, now)
@@ -433,6 +441,7 @@ export class Dispatcher implements DispatcherApi {
     this.#keys?.stop()
     this.#closed = true
     clearTimeout(this.#timer)
+    this.#clock.close()
   }
 
   /**
@@ -482,7 +491,7 @@ export class Dispatcher implements DispatcherApi {
     // Every node the store says is ready is tracked, also one that registered (through another manager, or
     // just before this leader took over) but whose heartbeat never reached this leader: it gets a full grace
     // period from now, then is marked down like any other silent node.
-    const now = Date.now()
+    const now = this.#clock.now()
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
     const deadline = now - 3 * this.periodMs
@@ -499,7 +508,8 @@ export class Dispatcher implements DispatcherApi {
           await this.#store.update((tx) => {
             for (const id of down.slice(i, i + MAX_NODES_PER_TX)) {
               const n = tx.get('nodes', id)
-              if (n?.status.state !== 'ready') continue
+              // Heard since the check (its heartbeat was read after the check): not down.
+              if (n?.status.state !== 'ready' || this.#seen.has(id)) continue
               tx.update('nodes', {
                 ...n,
                 status: { ...n.status, state: 'down', message: 'heartbeat failure' },
@@ -512,7 +522,7 @@ export class Dispatcher implements DispatcherApi {
       this.#log(`nodes down (no heartbeat): ${down.join(', ')}`)
     } catch (err) {
       // Still silent unless a heartbeat came meanwhile: try again on the next check.
-      for (const id of down) if (!this.#seen.has(id)) this.#seen.set(id, 0)
+      for (const id of down) if (!this.#seen.has(id)) this.#seen.set(id, Number.NEGATIVE_INFINITY)
       this.#log(`marking nodes down failed: ${(err as Error).message}`)
     }
   }

@@ -1,11 +1,15 @@
 // Joining over TLS: a manager's join listener (clients without a certificate may connect) and the
-// joiner's two steps, with pki's helpers. One JSON request line and one JSON answer line per connection,
-// both size-limited.
+// joiner's steps, with pki's helpers. One JSON request line and one JSON answer line each, size-limited;
+// at most two requests per connection (the root CA, then the join).
 //
 // 1. Fetch the root CA over a connection that trusts nothing; the token's digest vouches for the answer
 //    (`verifyRootCAResponse`: "remote CA does not match fingerprint").
-// 2. Send the CSR and the token over a connection that only completes with a manager whose certificate
-//    chains to that root (`joinerTlsOptions(roots)`), so the token never reaches an impostor.
+// 2. Send the CSR and the token only to a manager whose certificate chains to that root, so the token never
+//    reaches an impostor: on the same connection when the certificate this manager proved in the handshake
+//    is a manager's issued by that root, else over a second connection that only completes with such a
+//    manager (`joinerTlsOptions(roots)`; a manager whose certificate needs an intermediate, during a root
+//    rotation). A join used to take two connections always: with the dispatcher session, three TLS
+//    handshakes per node, the largest part of a joiner's CPU in a join storm.
 
 import {
   connect,
@@ -48,35 +52,58 @@ function splitHostPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, cut).replace(/^\[|\]$/g, ''), port }
 }
 
-/** Reads one newline-terminated JSON value from a socket, at most MAX_LINE bytes. */
-function readLine(socket: TLSSocket): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const timer = setTimeout(() => fail(new Error('timed out')), TIMEOUT_MS)
-    const fail = (err: Error) => {
-      clearTimeout(timer)
-      socket.destroy()
-      reject(err)
+/**
+ * Reads newline-terminated JSON values from a socket, one per call, each at most MAX_LINE bytes and within
+ * TIMEOUT_MS; a failure destroys the socket.
+ */
+function lineReader(socket: TLSSocket): () => Promise<unknown> {
+  let buf = ''
+  let failure: Error | undefined
+  let waiting:
+    | { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+    | undefined
+  const fail = (err: Error) => {
+    failure ??= err
+    socket.destroy()
+    if (waiting) {
+      clearTimeout(waiting.timer)
+      waiting.reject(failure)
+      waiting = undefined
     }
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => {
-      buf += chunk
-      const nl = buf.indexOf('\n')
-      if (nl < 0) {
-        if (buf.length > MAX_LINE) fail(new Error('message too large'))
-        return
-      }
-      clearTimeout(timer)
-      socket.removeAllListeners('data')
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)))
-      } catch {
-        fail(new Error('malformed message'))
-      }
-    })
-    socket.on('error', (err) => fail(err))
-    socket.on('end', () => fail(new Error('connection closed')))
+  }
+  const deliver = () => {
+    if (!waiting) return
+    const nl = buf.indexOf('\n')
+    if (nl < 0) {
+      if (buf.length > MAX_LINE) fail(new Error('message too large'))
+      return
+    }
+    const line = buf.slice(0, nl)
+    buf = buf.slice(nl + 1)
+    const w = waiting
+    waiting = undefined
+    clearTimeout(w.timer)
+    try {
+      w.resolve(JSON.parse(line))
+    } catch {
+      fail(new Error('malformed message'))
+      w.reject(failure!)
+    }
+  }
+  socket.setEncoding('utf8')
+  socket.on('data', (chunk: string) => {
+    buf += chunk
+    if (buf.length > MAX_LINE + 1 && buf.indexOf('\n') < 0) fail(new Error('message too large'))
+    else deliver()
   })
+  socket.on('error', (err) => fail(err))
+  socket.on('end', () => fail(new Error('connection closed')))
+  return () =>
+    new Promise((resolve, reject) => {
+      if (failure) return reject(failure)
+      waiting = { resolve, reject, timer: setTimeout(() => fail(new Error('timed out')), TIMEOUT_MS) }
+      deliver()
+    })
 }
 
 /** Starts a manager's join listener; `handle` answers each request (throw to refuse with its message). */
@@ -87,18 +114,25 @@ export async function listenForJoins(
 ): Promise<{ server: Server; address: string }> {
   const server = createServer(pki.joinServerTlsOptions(credentials), (socket) => {
     socket.on('error', () => {})
-    readLine(socket)
-      .then((msg) => {
-        const m = msg as JoinMessage
-        if (typeof m !== 'object' || m === null || (m.op !== 'rootCA' && m.op !== 'join'))
-          throw new Error('unknown request')
-        return handle(m, socket.remoteAddress ?? 'unknown')
-      })
-      .then(
-        (answer) => socket.end(`${JSON.stringify({ ok: true, answer })}\n`),
-        (err: Error) => socket.end(`${JSON.stringify({ ok: false, error: String(err.message) })}\n`),
+    const next = lineReader(socket)
+    const serve = async (first: boolean): Promise<void> => {
+      const m = (await next()) as JoinMessage
+      if (typeof m !== 'object' || m === null || (m.op !== 'rootCA' && m.op !== 'join'))
+        throw new Error('unknown request')
+      const reply = await handle(m, socket.remoteAddress ?? 'unknown').then(
+        (answer) => ({ ok: true, answer }),
+        (err: Error) => ({ ok: false, error: String(err.message) }),
       )
-      .catch(() => socket.destroy())
+      const line = `${JSON.stringify(reply)}\n`
+      // The root CA may be followed by the join on the same connection; nothing after a join.
+      if (first && m.op === 'rootCA' && reply.ok) {
+        socket.write(line)
+        return serve(false)
+      }
+      socket.end(line)
+    }
+    // A joiner that ends after the root CA (it joins over a second connection) lands here too.
+    serve(true).catch(() => socket.destroy())
   })
   const { host, port } = splitHostPort(address)
   await new Promise<void>((resolve, reject) => {
@@ -130,12 +164,12 @@ function joinContext(options: pki.JoinerTlsOptions): SecureContext {
   return context
 }
 
-async function ask(
+/** A joiner's connection to a manager's join listener: requests in turn, one answer each. */
+async function openJoinConnection(
   address: string,
   options: pki.JoinerTlsOptions,
-  message: JoinMessage,
   localAddress?: string,
-): Promise<unknown> {
+): Promise<{ socket: TLSSocket; request: (message: JoinMessage) => Promise<unknown> }> {
   const { host, port } = splitHostPort(address)
   const socket = connect({
     ...options,
@@ -148,11 +182,43 @@ async function ask(
     socket.once('secureConnect', resolve)
     socket.once('error', reject)
   })
-  socket.write(`${JSON.stringify(message)}\n`)
-  const reply = (await readLine(socket)) as { ok?: boolean; answer?: unknown; error?: unknown }
-  socket.end()
-  if (reply?.ok !== true) throw new Error(typeof reply?.error === 'string' ? reply.error : 'join refused')
-  return reply.answer
+  const next = lineReader(socket)
+  const request = async (message: JoinMessage) => {
+    socket.write(`${JSON.stringify(message)}\n`)
+    const reply = (await next()) as { ok?: boolean; answer?: unknown; error?: unknown }
+    if (reply?.ok !== true) throw new Error(typeof reply?.error === 'string' ? reply.error : 'join refused')
+    return reply.answer
+  }
+  return { socket, request }
+}
+
+async function ask(
+  address: string,
+  options: pki.JoinerTlsOptions,
+  message: JoinMessage,
+  localAddress?: string,
+): Promise<unknown> {
+  const connection = await openJoinConnection(address, options, localAddress)
+  try {
+    return await connection.request(message)
+  } finally {
+    connection.socket.end()
+  }
+}
+
+/**
+ * Whether the peer of `socket` proved, in its handshake, a manager's certificate issued by one of `roots`
+ * (its leaf alone: a chain through an intermediate takes the verified second connection).
+ */
+function managerOfRoots(socket: TLSSocket, roots: string): boolean {
+  const leaf = socket.getPeerX509Certificate()
+  if (!leaf) return false
+  try {
+    pki.verifyChain([pki.parseCertificate(new Uint8Array(leaf.raw))], { roots, roles: ['swarm-manager'] })
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** Joins the cluster at `address` with `token`: returns the node's credentials and where to go next. */
@@ -169,23 +235,30 @@ export async function joinCluster(
 ): Promise<{ credentials: pki.NodeCredentials; answer: JoinAnswer }> {
   pki.parseJoinToken(token) // malformed tokens fail here, before any connection
   const from = node.localAddress
-  const rootAnswer = await ask(address, pki.joinerTlsOptions(), { op: 'rootCA' }, from)
-  const roots = pki.verifyRootCAResponse(token, rootAnswer as pki.RootCAResponse)
-  const { key, request } = pki.createJoinRequest(token)
-  const answer = (await ask(
-    address,
-    pki.joinerTlsOptions(roots),
-    {
+  const connection = await openJoinConnection(address, pki.joinerTlsOptions(), from)
+  try {
+    const roots = pki.verifyRootCAResponse(
+      token,
+      (await connection.request({ op: 'rootCA' })) as pki.RootCAResponse,
+    )
+    const { key, request } = pki.createJoinRequest(token)
+    const message: JoinMessage = {
       op: 'join',
       csr: request.csr,
       token: request.token,
       hostname: node.hostname,
       advertiseAddr: node.advertiseAddr,
       raftAddr: node.raftAddr,
-    },
-    from,
-  )) as JoinAnswer
-  if (typeof answer?.controlAddr !== 'string') throw new Error('malformed join answer')
-  const credentials = pki.acceptCertificateResponse(answer, { key, roots })
-  return { credentials, answer }
+    }
+    const answer = (
+      managerOfRoots(connection.socket, roots)
+        ? await connection.request(message)
+        : await ask(address, pki.joinerTlsOptions(roots), message, from)
+    ) as JoinAnswer
+    if (typeof answer?.controlAddr !== 'string') throw new Error('malformed join answer')
+    const credentials = pki.acceptCertificateResponse(answer, { key, roots })
+    return { credentials, answer }
+  } finally {
+    connection.socket.end()
+  }
 }

@@ -1,6 +1,6 @@
 import { PkiError } from './errors.js'
 import { isValidId } from './ids.js'
-import { defaultRandom, edPublicKey, type RandomBytes } from './internal/crypto.js'
+import { defaultRandom, edGenerate, edPublicKey, type RandomBytes } from './internal/crypto.js'
 import { decodePem, decodePemOf, encodePem } from './internal/pem.js'
 import {
   decodePkcs8,
@@ -48,6 +48,10 @@ function checkSeed(key: unknown, what: string): Uint8Array {
 export function generateKeyPair(options: { random?: RandomBytes } = {}): KeyPair {
   const random = options.random ?? defaultRandom
   if (typeof random !== 'function') throw new TypeError('options.random must be a function')
+  if (random === defaultRandom) {
+    const { seed, publicKey } = edGenerate()
+    return { privateKey: seed, publicKey }
+  }
   const privateKey = checkSeed(random(32), 'random(32)')
   return { privateKey, publicKey: edPublicKey(privateKey) }
 }

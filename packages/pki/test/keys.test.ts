@@ -81,4 +81,18 @@ describe('Ed25519 keys', () => {
     expect(() => keyPairFromPrivateKey(new Uint8Array(31))).toThrow(TypeError)
     expect(generateKeyPair().privateKey).toHaveLength(32)
   })
+
+  it('generates key pairs whose seed derives their public key, each signing only for itself', () => {
+    // More keys than the process keeps at hand: the newest are checked first (kept), the oldest last (their
+    // seeds imported again).
+    const pairs = Array.from({ length: 80 }, () => generateKeyPair())
+    const message = new TextEncoder().encode('join')
+    for (const [i, p] of [...pairs.entries()].reverse()) {
+      expect(hex(keyPairFromPrivateKey(p.privateKey).publicKey)).toBe(hex(p.publicKey))
+      const other = pairs[(i + 1) % pairs.length]!
+      expect(hex(other.publicKey)).not.toBe(hex(p.publicKey))
+      expect(edVerify(edSign(message, p.privateKey), message, p.publicKey)).toBe(true)
+      expect(edVerify(edSign(message, p.privateKey), message, other.publicKey)).toBe(false)
+    }
+  })
 })

@@ -7,8 +7,9 @@ import { StoreError } from './errors.js'
 import { type BatchHost, runBatch } from './internal/batch.js'
 import { rangeError, typeError } from './internal/check.js'
 import { type Action, decodeCommand, Op, type ProposerState } from './internal/codec.js'
-import { freezeDeep } from './internal/data.js'
+import { undelta } from './internal/delta.js'
 import type { TableState } from './internal/indexes.js'
+import { Interner } from './internal/intern.js'
 import { CANCELLED, Proposals, rejectedAtApply } from './internal/proposals.js'
 import { defaultSlicing, runAtOnce, runSliced } from './internal/slices.js'
 import {
@@ -80,6 +81,8 @@ export class ClusterStore {
   private readonly slicing = defaultSlicing
   private _closed = false
   private readonly versionWaiters = new VersionWaiters()
+  /** Decoded objects share equal parts and own their strings (internal/intern.ts). */
+  private readonly interner = new Interner()
   /** A `restoreAsync` is under way: the tables it compares against must not change until it installs. */
   private restoring = false
 
@@ -319,6 +322,7 @@ export class ClusterStore {
       try {
         // Spec limits are not checked again here: they are each manager's configuration, and every member
         // must apply a committed command alike. The proposing transaction checked them.
+        rebuildDeltas(this.tables, cmd.actions)
         const check = new TxImpl(this.tables, this._version, true, cmd.time)
         check.loadAndValidate(cmd.actions)
         this.applyActions(cmd.actions, index, cmd.time, true)
@@ -371,7 +375,7 @@ export class ClusterStore {
    */
   restore(snapshot: Uint8Array): void {
     if (this.restoring) throw new Error('restore called while restoreAsync is under way')
-    this.install(runAtOnce(restoreSteps(snapshot, this.tables)))
+    this.install(runAtOnce(restoreSteps(snapshot, this.tables, this.interner)))
   }
 
   /**
@@ -393,7 +397,12 @@ export class ClusterStore {
     try {
       const stop = aborted()
       if (stop) throw stop
-      const r = await runSliced(restoreSteps(snapshot, this.tables), this.slicing, undefined, aborted)
+      const r = await runSliced(
+        restoreSteps(snapshot, this.tables, this.interner),
+        this.slicing,
+        undefined,
+        aborted,
+      )
       this.restoring = false
       this.install(r)
     } finally {
@@ -504,7 +513,7 @@ export class ClusterStore {
         if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
         o.meta = meta
         if (newSpec) o.specVersion = Object.freeze({ index: version })
-        if (decoded) freezeDeep(o)
+        if (decoded) this.interner.object(a.table, o, prev)
         else Object.freeze(o)
       }
       state.put(a.id, prev, o)
@@ -522,6 +531,19 @@ export class ClusterStore {
     if (events.length === 0) return
     this.history.push(events)
     for (const w of this.watchers) w.push(events)
+  }
+}
+
+/**
+ * Updates sent as deltas become whole objects again, from this member's copy of their base (the same data on
+ * every member). One whose base is missing or at another version is left as it is: validation refuses it as
+ * not found or out of sequence before it looks at the object, as it would the whole one.
+ */
+function rebuildDeltas(tables: Tables, actions: Action[]): void {
+  for (const a of actions) {
+    if (a.kept === undefined || a.object === null) continue
+    const base = tables[a.table].objects.get(a.id) as Record<string, any> | undefined
+    if (base?.meta.version === a.baseVersion) a.object = undelta(base, a.object, a.kept)
   }
 }
 

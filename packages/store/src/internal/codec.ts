@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr'
 import { StoreError } from '../errors.js'
 import { TABLES, type Table } from '../types.js'
+import { delta, MAX_DELTA_KEYS, siblingDelta, undelta } from './delta.js'
 
 /** What a transaction does to one object. */
 export const Op = { Create: 0, Update: 1, Delete: 2 } as const
@@ -14,6 +15,13 @@ export interface Action {
   baseVersion: number
   /** The new object for creates and updates; null for deletes. */
   object: Record<string, any> | null
+  /**
+   * Decoded update sent as a delta (internal/delta.ts): `object` holds only the changed fields, and these
+   * bits name the base's fields kept; the store rebuilds the object from its base before applying it.
+   */
+  kept?: number
+  /** Proposing side: the stored object the update read (the delta's base), when known. */
+  base?: Record<string, any> | null
 }
 
 /**
@@ -45,8 +53,26 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 
 export function encodeCommand(cmd: Command | Fence): Uint8Array {
   if (cmd.kind === 'fence') return packr.pack([COMMAND_FENCE, cmd.proposer, cmd.seq])
-  const a = cmd.actions.map((x) => [x.op, TABLES.indexOf(x.table), x.id, x.baseVersion, x.object])
-  return packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a])
+  // Per table, the last object this command carries whole (or rebuilt whole from its sibling): the next
+  // one's sibling. The decoder follows the same rule.
+  const whole: (Record<string, any> | undefined)[] = []
+  const a = cmd.actions.map((x) => {
+    const t = TABLES.indexOf(x.table)
+    if (x.object === null) return [x.op, t, x.id, x.baseVersion, x.object]
+    // An update of a known base at its version carries only what changed (see delta.ts).
+    const d =
+      x.op === Op.Update && x.base && x.base.meta?.version === x.baseVersion
+        ? delta(x.base, x.object)
+        : undefined
+    if (d) return [x.op, t, x.id, x.baseVersion, d.changed, d.kept]
+    const sibling = whole[t]
+    whole[t] = x.object
+    const s = sibling ? siblingDelta(sibling, x.object) : undefined
+    return s ? [x.op, t, x.id, x.baseVersion, s.changed, 0, s.kept] : [x.op, t, x.id, x.baseVersion, x.object]
+  })
+  // A copy of its own: what pack returns is a view into the packer's shared buffer, which raft's log would
+  // keep whole (with every other command packed into it) for as long as it keeps this entry.
+  return new Uint8Array(packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a]))
 }
 
 const corrupt = (what: string, cause?: unknown): StoreError =>
@@ -72,9 +98,10 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
   const list = raw[4]
   if (typeof time !== 'number' || !Array.isArray(list)) throw corrupt('bad header')
   const actions: Action[] = []
+  const whole: (Record<string, any> | undefined)[] = []
   for (const item of list) {
-    if (!Array.isArray(item) || item.length !== 5) throw corrupt('bad action')
-    const [op, t, oid, baseVersion, object] = item
+    if (!Array.isArray(item) || item.length < 5 || item.length > 7) throw corrupt('bad action')
+    const [op, t, oid, baseVersion, object, kept, siblingKept] = item
     const table = TABLES[t as number]
     if (op !== Op.Create && op !== Op.Update && op !== Op.Delete) throw corrupt('bad op')
     if (table === undefined || typeof oid !== 'string' || !Number.isSafeInteger(baseVersion)) {
@@ -83,7 +110,22 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
     if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
       throw corrupt('bad action object')
     }
-    actions.push({ op, table, id: oid, baseVersion, object })
+    const mask = (m: unknown) =>
+      Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
+    if (item.length === 6) {
+      // Only what changed from the stored base: the store rebuilds it (see delta.ts).
+      if (op !== Op.Update || !mask(kept)) throw corrupt('bad delta')
+      actions.push({ op, table, id: oid, baseVersion, object, kept })
+      continue
+    }
+    let o = object
+    if (item.length === 7) {
+      const sibling = whole[t as number]
+      if (op === Op.Delete || kept !== 0 || !mask(siblingKept) || !sibling) throw corrupt('bad sibling delta')
+      o = undelta(sibling, object, siblingKept)
+    }
+    if (o !== null) whole[t as number] = o
+    actions.push({ op, table, id: oid, baseVersion, object: o })
   }
   return { kind: 'tx', proposer, seq, time, actions }
 }

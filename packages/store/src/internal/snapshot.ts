@@ -8,6 +8,7 @@ import type { StoreEvent } from '../watch.js'
 import type { ProposerState } from './codec.js'
 import { freezeDeep } from './data.js'
 import { INDEXES, TableState } from './indexes.js'
+import type { Interner } from './intern.js'
 import { encodeSnapshotSteps, readSnapshotSteps, type SnapshotState } from './snapshot-format.js'
 import type { Tables } from './tx.js'
 import { validateObject } from './validate.js'
@@ -53,7 +54,11 @@ export interface RestoredState {
  * Decodes `data` into fresh tables (every object validated and frozen; `CORRUPT` if one is malformed) and
  * works out the events from `current` to them, one step at a time. `current` must not change until it ends.
  */
-export function* restoreSteps(data: Uint8Array, current: Tables): Generator<void, RestoredState> {
+export function* restoreSteps(
+  data: Uint8Array,
+  current: Tables,
+  interner?: Interner,
+): Generator<void, RestoredState> {
   const fresh = emptyTables()
   const reader = readSnapshotSteps(data)
   let r = reader.next()
@@ -69,7 +74,10 @@ export function* restoreSteps(data: Uint8Array, current: Tables): Generator<void
       if (typeof meta !== 'object' || meta === null || !Number.isSafeInteger(meta.version)) {
         throw new StoreError('CORRUPT', `malformed store snapshot: ${t} object without meta.version`)
       }
-      const o = freezeDeep(raw) as { id: string }
+      // Frozen; with an interner, sharing parts with the object it replaces and with its neighbours.
+      const id = (raw as { id: string }).id
+      if (interner) interner.object(t, raw as Record<string, any>, current[t].objects.get(id) as never)
+      const o = (interner ? raw : freezeDeep(raw)) as { id: string }
       if (fresh[t].objects.has(o.id))
         throw new StoreError('CORRUPT', `malformed store snapshot: duplicate ${o.id}`)
       fresh[t].put(o.id, undefined, o as never)

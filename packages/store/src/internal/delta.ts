@@ -1,0 +1,79 @@
+/**
+ * Updates sent as what changed. A task's status report rewrites one field of a task whose spec, annotations
+ * and networks stay as they are, but a command carried the whole object: at 150,000 tasks, most of a raft log
+ * (kept in memory between snapshots, written to disk, sent to every member) was copies of unchanged specs.
+ *
+ * An update names the version it replaces (`baseVersion`), and every member applies it only on exactly that
+ * version of the object (anything else is refused as out of sequence), which is the same data on every
+ * member. So the command carries the top-level fields that changed and a bit mask of the base object's
+ * fields kept as they are; each member rebuilds the object from its own copy of the base before it validates
+ * it. Key order is part of the data (JSON shows it): an update that reorders fields is sent whole.
+ */
+
+import { sameData } from './intern.js'
+
+/** Most top-level fields a base may have for its update to be sent as a delta (bits of a small integer). */
+export const MAX_DELTA_KEYS = 30
+
+/**
+ * `next` as the fields that differ from `base` and a mask of base's fields (in its key order) kept as they
+ * are; undefined when it must be sent whole (nothing kept, too many fields, or fields in another order).
+ */
+export function delta(
+  base: Record<string, unknown>,
+  next: Record<string, unknown>,
+  same: (a: unknown, b: unknown) => boolean = Object.is,
+): { changed: Record<string, unknown>; kept: number } | undefined {
+  const baseKeys = Object.keys(base)
+  if (baseKeys.length > MAX_DELTA_KEYS) return undefined
+  const nextKeys = Object.keys(next)
+  const changed: Record<string, unknown> = {}
+  let kept = 0
+  let j = 0
+  for (let i = 0; i < baseKeys.length; i++) {
+    const k = baseKeys[i]!
+    if (!Object.hasOwn(next, k)) continue
+    // Base fields next keeps come first in next, in base's order; fields new to next follow.
+    if (nextKeys[j] !== k) return undefined
+    j++
+    const v = next[k]
+    if (same(v, base[k])) kept |= 1 << i
+    else changed[k] = v
+  }
+  for (; j < nextKeys.length; j++) {
+    const k = nextKeys[j]!
+    if (Object.hasOwn(base, k)) return undefined
+    changed[k] = next[k]
+  }
+  return kept === 0 ? undefined : { changed, kept }
+}
+
+/**
+ * Objects written together are alike: the tasks one pass of the orchestrator creates share their spec,
+ * annotations, networks and status. In a command, an object sent whole may be sent as a delta of the object
+ * sent whole before it in the same table (its sibling), with fields equal as data counted as kept; the
+ * decoder rebuilds it from that sibling, so the two share those fields once decoded.
+ */
+export function siblingDelta(
+  sibling: Record<string, unknown>,
+  next: Record<string, unknown>,
+): { changed: Record<string, unknown>; kept: number } | undefined {
+  return delta(sibling, next, (a, b) => a === b || (typeof a === 'object' && sameData(a, b)))
+}
+
+/** The object a delta stands for: `base`'s kept fields and the changed ones, in the order `delta` read them. */
+export function undelta(
+  base: Record<string, unknown>,
+  changed: Record<string, unknown>,
+  kept: number,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const baseKeys = Object.keys(base)
+  for (let i = 0; i < baseKeys.length; i++) {
+    const k = baseKeys[i]!
+    if (i < MAX_DELTA_KEYS && kept & (1 << i)) out[k] = base[k]
+    else if (Object.hasOwn(changed, k)) out[k] = changed[k]
+  }
+  for (const k in changed) if (!Object.hasOwn(base, k)) out[k] = changed[k]
+  return out
+}

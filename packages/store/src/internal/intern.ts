@@ -1,0 +1,133 @@
+/**
+ * Decoded objects made small. Every object a replicated store keeps comes out of a raft command's decoder,
+ * fresh: 150,000 tasks of one service would hold 150,000 equal copies of its task spec, and every string in
+ * them is a slice of a string the decoder made for a whole run of the command's strings (msgpackr's native
+ * string extraction), which keeps the whole run alive. So, as an object is frozen:
+ *
+ * - a top-level part equal to the same part of the object it replaces, or of one of the last few objects of
+ *   its table, is replaced by that one (already frozen): the tasks of one service version share one spec,
+ *   annotations and endpoint, and an update shares what it did not change with the version before;
+ * - strings are copied out of the decoder's runs, and equal ones shared.
+ *
+ * Equal means the same data with the same keys in the same order (what JSON shows), so nothing anyone can
+ * read changes; shared parts are frozen like everything else the store hands out.
+ */
+
+/** Distinct values remembered per table and top-level key (a few services written at once). */
+const RECENT = 4
+/** Strings remembered for sharing; past this the memory starts afresh (sharing is only a saving). */
+const MAX_STRINGS = 1 << 16
+/** V8 copies shorter substrings instead of slicing them: those hold no decoder run. */
+const MIN_SLICED = 13
+
+export class Interner {
+  readonly #strings = new Map<string, string>()
+  readonly #recent = new Map<string, unknown[]>()
+
+  /**
+   * Freezes `o`, a decoded object of `table` (what `freezeDeep` does), sharing its top-level parts with
+   * `prev` (the stored version it replaces) or recent objects of the table where they are equal.
+   */
+  object(table: string, o: Record<string, any>, prev: Record<string, any> | undefined): void {
+    for (const key in o) {
+      const v = o[key]
+      if (typeof v === 'string') {
+        o[key] = this.string(v)
+        continue
+      }
+      if (v === null || typeof v !== 'object') continue
+      if (key === 'meta') {
+        // Set and frozen by the store on apply; a snapshot's is decoded with the object.
+        this.#freeze(v)
+        continue
+      }
+      if (v instanceof Uint8Array) {
+        if (v.constructor !== Uint8Array) o[key] = new Uint8Array(v)
+        continue
+      }
+      const before = prev?.[key]
+      if (before !== undefined && sameData(v, before)) {
+        o[key] = before
+        continue
+      }
+      const slot = `${table}\0${key}`
+      let recent = this.#recent.get(slot)
+      const same = recent?.find((r) => sameData(v, r))
+      if (same !== undefined) {
+        o[key] = same
+        continue
+      }
+      this.#freeze(v)
+      if (!recent) this.#recent.set(slot, (recent = []))
+      if (recent.length >= RECENT) recent.pop()
+      recent.unshift(v)
+    }
+    Object.freeze(o)
+  }
+
+  /** `s` as a string of its own (not a slice of a decoder's run), shared with equal ones seen lately. */
+  string(s: string): string {
+    const known = this.#strings.get(s)
+    if (known !== undefined) return known
+    const own = s.length < MIN_SLICED ? s : ownString(s)
+    if (this.#strings.size >= MAX_STRINGS) this.#strings.clear()
+    this.#strings.set(own, own)
+    return own
+  }
+
+  /** Freezes nested data in place: strings made its own, Node Buffers replaced by plain Uint8Array copies. */
+  #freeze(value: object): void {
+    if (Object.isFrozen(value)) return
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) value[i] = this.#part(value[i])
+    } else {
+      const obj = value as Record<string, unknown>
+      for (const key in obj) obj[key] = this.#part(obj[key])
+    }
+    Object.freeze(value)
+  }
+
+  #part(v: unknown): unknown {
+    if (typeof v === 'string') return this.string(v)
+    if (v === null || typeof v !== 'object') return v
+    if (v instanceof Uint8Array) return v.constructor !== Uint8Array ? new Uint8Array(v) : v
+    this.#freeze(v)
+    return v
+  }
+}
+
+/** A flat copy of `s`: JSON's round trip is exact for every string, and the quickest copy measured. */
+function ownString(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string
+}
+
+/** The same plain data: same keys in the same order, equal values (Uint8Array by content). */
+export function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+    return true
+  }
+  const arr = Array.isArray(a)
+  if (arr !== Array.isArray(b)) return false
+  if (arr) {
+    const x = a as unknown[]
+    const y = b as unknown[]
+    if (x.length !== y.length) return false
+    for (let i = 0; i < x.length; i++) if (!sameData(x[i], y[i])) return false
+    return true
+  }
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  if (ka.length !== kb.length) return false
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!
+    if (k !== kb[i]) return false
+    const va = (a as Record<string, unknown>)[k]
+    const vb = (b as Record<string, unknown>)[k]
+    if (!sameData(va, vb)) return false
+  }
+  return true
+}
