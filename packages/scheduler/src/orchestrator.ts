@@ -27,9 +27,9 @@ import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { PassPacing } from './internal/pass-pacing.js'
 import { type NewTask, type Op, Plan } from './internal/plan.js'
-import { RollingUpdates } from './internal/rolling-update.js'
-import { slotsToRemove } from './internal/scale-down.js'
-import { slotDuplicates } from './internal/slot-duplicates.js'
+import { newest, type ReplicatedHost, reconcileReplicated, stopped } from './internal/replicated.js'
+import { RollingUpdates, type UpdateSlot } from './internal/rolling-update.js'
+import { SlotIndex } from './internal/slot-index.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
 import { type SliceMeter, TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
@@ -58,6 +58,12 @@ export interface OrchestratorOptions {
   commitSize?: number
   /** Queue bound of the orchestrator's watch; past it the orchestrator resynchronizes (default 1,000,000). */
   queueSize?: number
+  /**
+   * `incremental` (default): a replicated service's pass looks only at the slots events touched since its
+   * last pass, and every slot only on start, resync, a change of the service or a failed commit. `full`:
+   * every pass looks at every slot (the reference the incremental passes are tested and measured against).
+   */
+  reconcile?: 'incremental' | 'full'
 }
 
 /** What an {@link Orchestrator} emits while it works in the background. */
@@ -101,6 +107,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const queueSize = options.queueSize ?? 1_000_000
   if (!Number.isSafeInteger(queueSize) || queueSize < 1)
     throw new RangeError('options.queueSize: expected an integer >= 1')
+  if (options.reconcile !== undefined && options.reconcile !== 'incremental' && options.reconcile !== 'full')
+    throw new TypeError("options.reconcile: expected 'incremental' or 'full'")
   return new OrchestratorImpl(options, commitSize, queueSize)
 }
 
@@ -129,23 +137,6 @@ function invalidNode(n: Node | undefined): boolean {
   return n === undefined || n.status.state === 'down' || n.spec.availability === 'drain'
 }
 
-/** A task no longer holding its slot: finished, or never placed. */
-function stopped(t: Task): boolean {
-  return isFinished(t) || taskStateRank(t.status.state) < RANK_ASSIGNED
-}
-
-function newest(tasks: Task[]): Task | undefined {
-  let best: Task | undefined
-  for (const t of tasks)
-    if (
-      !best ||
-      t.meta.createdAt > best.meta.createdAt ||
-      (t.meta.createdAt === best.meta.createdAt && t.meta.version > best.meta.version)
-    )
-      best = t
-  return best
-}
-
 class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orchestrator {
   readonly #store: SchedulerStore
   readonly #clock: Clock
@@ -163,6 +154,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   #byNode = new Map<string, Set<string>>()
   /** Node ID -> its tasks that reserve CPU or memory (the only ones the overcommit check weighs). */
   #reserving = new Map<string, Set<string>>()
+  /** Tasks by service and slot, and per service what its next pass must look at. */
+  #slots = new SlotIndex()
+  readonly #fullPasses: boolean
   #retention: number = DEFAULTS.taskHistory
   #dirty = new Set<string>()
   readonly #delays = new Map<string, Delay>()
@@ -193,6 +187,14 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     },
     emit: (serviceId, status) => this.emit('update:state', serviceId, status),
   })
+  readonly #replicatedHost: ReplicatedHost = {
+    supervise: (svc, t, plan, now) => this.#supervise(svc, t, plan, now),
+    promote: (svc, t, plan, now) => this.#promote(svc, t, plan, now),
+    shouldRestart: (t, now) => this.#shouldRestart(t, now),
+    newTask: (svc, slot, nodeId, now, desired) => this.#newTask(svc, slot, nodeId, now, desired),
+    keep: (svc) => this.#keep(svc),
+    updates: this.#updates,
+  }
   /** What the current service's pass cost in slices (its rest, if paced, is as long). */
   #passMeter: SliceMeter = { busyMs: 0 }
   readonly #pacing = new PassPacing((id) => {
@@ -211,6 +213,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#taskHistory = options.taskHistory
     this.#initialState = options.initialState ?? 'pending'
     this.#commitSize = commitSize
+    this.#fullPasses = options.reconcile === 'full'
     this.#limits = (options.store as { limits?: Readonly<SpecLimits> }).limits ?? DEFAULT_SPEC_LIMITS
     this.#loop = new WatchLoop(
       this.#store,
@@ -253,6 +256,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#bySvc = new Map()
     this.#byNode = new Map()
     this.#reserving = new Map()
+    this.#slots = new SlotIndex()
     for (const s of tx.find('services')) this.#services.set(s.id, s)
     for (const n of tx.find('nodes')) this.#nodes.set(n.id, n)
     const cluster = tx.find('clusters')[0]
@@ -272,6 +276,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   #putTask(t: Task): void {
     const old = this.#tasks.get(t.id)
+    this.#slots.put(t, old)
     if (old && old.nodeId !== t.nodeId) {
       this.#byNode.get(old.nodeId)?.delete(t.id)
       this.#reserving.get(old.nodeId)?.delete(t.id)
@@ -295,6 +300,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   #dropTask(t: Task): void {
     this.#tasks.delete(t.id)
+    this.#slots.drop(t)
+    this.#updates.taskGone(t.serviceId, t.id)
     const m = this.#bySvc.get(t.serviceId)
     m?.delete(t.id)
     if (m && m.size === 0) this.#bySvc.delete(t.serviceId)
@@ -307,6 +314,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       case 'services':
         if (e.action === 'delete') this.#services.delete(e.object.id)
         else this.#services.set(e.object.id, e.object)
+        // Its spec, scale or update status changed: every slot is looked at again.
+        this.#slots.service(e.object.id).full = true
         this.#dirty.add(e.object.id)
         return
       case 'tasks':
@@ -319,7 +328,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         if (e.action === 'delete') {
           this.#dropTask(e.object)
           this.#delays.delete(e.object.id)
-        } else this.#putTask(e.object)
+        } else {
+          this.#putTask(e.object)
+          this.#slots.touch(e.object.serviceId, e.object.slot)
+        }
         this.#dirty.add(e.object.serviceId)
         return
       case 'nodes': {
@@ -328,7 +340,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         else this.#nodes.set(n.id, n)
         for (const id of this.#byNode.get(n.id) ?? []) {
           const t = this.#tasks.get(id)
-          if (t) this.#dirty.add(t.serviceId)
+          if (!t) continue
+          this.#slots.touch(t.serviceId, t.slot)
+          this.#dirty.add(t.serviceId)
         }
         for (const s of this.#services.values())
           if ('global' in s.spec.mode || 'globalJob' in s.spec.mode) this.#dirty.add(s.id)
@@ -340,7 +354,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
             this.#taskHistory ??
             e.object.spec.orchestration?.taskHistoryRetentionLimit ??
             DEFAULTS.taskHistory
-          for (const id of this.#bySvc.keys()) this.#dirty.add(id)
+          for (const id of this.#bySvc.keys()) {
+            this.#slots.service(id).full = true
+            this.#dirty.add(id)
+          }
         }
         return
       default:
@@ -348,12 +365,35 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
   }
 
-  #wake(serviceId: string, at: number): void {
+  /** Runs a pass for the service at `at`; `slot`: one that looks at that slot (else: no slot in particular). */
+  #wake(serviceId: string, at: number, slot?: number): void {
+    if (slot !== undefined && slot > 0) {
+      const timed = this.#slots.service(serviceId).timed
+      const was = timed.get(slot)
+      if (was === undefined || at < was) timed.set(slot, at)
+    }
+    if (slot === undefined && at <= this.#clock.now()) {
+      this.#dirty.add(serviceId)
+      this.#loop.kick()
+      return
+    }
     const cur = this.#wakes.get(serviceId)
     if (cur && cur.at <= at) return
     cur?.cancel()
     const cancel = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), () => {
       this.#wakes.delete(serviceId)
+      const st = this.#slots.get(serviceId)
+      if (st && st.timed.size > 0) {
+        const now = this.#clock.now()
+        let next: number | undefined
+        for (const [s, due] of st.timed) {
+          if (due <= now) {
+            st.timed.delete(s)
+            st.dirty.add(s)
+          } else if (next === undefined || due < next) next = due
+        }
+        if (next !== undefined) this.#wake(serviceId, next)
+      }
       this.#dirty.add(serviceId)
       this.#loop.kick()
     })
@@ -377,9 +417,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
       const meter: SliceMeter = { busyMs: 0 }
       this.#passMeter = meter
+      let again = false
       try {
-        await this.#reconcile(id, plan, this.#clock.now())
+        again = await this.#reconcile(id, plan, this.#clock.now())
       } catch (err) {
+        this.#slots.service(id).full = true
         this.#fail(err)
         continue
       } finally {
@@ -389,11 +431,15 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()
+        if (again) {
+          this.#dirty.add(id)
+          this.#loop.kick()
+        }
         continue
       }
       const committed = await this.#commit(id, plan)
       if (committed) changes += plan.ops.length + plan.bulk.length
-      if (committed && plan.more) {
+      if (committed && (plan.more || again)) {
         // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
         // (Not after a failed commit: that one is retried a second later, never in a loop.)
         this.#dirty.add(id)
@@ -446,8 +492,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       return true
     } catch (err) {
       // Someone changed an object we reasoned about: its event is on our watch already, and the pass that
-      // follows it looks again with the newer state.
+      // follows it looks again with the newer state, at every slot (what this pass kept may not have come).
       this.#dirty.add(serviceId)
+      this.#slots.service(serviceId).full = true
       if (!(err instanceof Conflict)) {
         // A failed commit (e.g. no raft quorum) changed nothing: try again in a second.
         this.#fail(err)
@@ -461,17 +508,46 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
    * One service's plan. Async only to run in time slices (a service of tens of thousands of tasks): the
    * orchestrator's view of the store does not change meanwhile (the loop takes no events during a pass).
    */
-  async #reconcile(serviceId: string, plan: Plan, now: number): Promise<void> {
+  async #reconcile(serviceId: string, plan: Plan, now: number): Promise<boolean> {
     const svc = this.#services.get(serviceId)
+    const slots = this.#slots.service(serviceId)
+    const mode = svc?.spec.mode
+    if (svc && !svc.pendingDelete && mode && 'replicated' in mode && !this.#refused(svc)) {
+      // The steady state: only the slots events touched since this service's last pass.
+      const full = slots.full || this.#fullPasses
+      slots.full = false
+      const again = await reconcileReplicated(
+        this.#replicatedHost,
+        svc,
+        mode.replicated.replicas,
+        slots,
+        full,
+        plan,
+        now,
+        this.#passMeter,
+      )
+      if (again) slots.full = true
+      return again
+    }
+    // Every other pass walks every task of the service (and the next replicated pass must, too).
+    slots.full = true
+    slots.dirty.clear()
+    await this.#reconcileAll(svc, serviceId, plan, now)
+    return false
+  }
+
+  /** A pass over every task of a service that is gone, refused, global or a job. */
+  async #reconcileAll(svc: Service | undefined, serviceId: string, plan: Plan, now: number): Promise<void> {
     const tasks = [...(this.#bySvc.get(serviceId)?.values() ?? [])]
     if (!svc || svc.pendingDelete) {
       if (!svc && tasks.length === 0) {
-        // Nothing left of it: forget its restart history, update run and timer.
+        // Nothing left of it: forget its restart history, update run, timer and slots.
         for (const key of this.#history.keys()) if (key.startsWith(`${serviceId}/`)) this.#history.delete(key)
         this.#updates.runs.delete(serviceId)
         this.#refusals.delete(serviceId)
         this.#wakes.get(serviceId)?.cancel()
         this.#wakes.delete(serviceId)
+        this.#slots.forget(serviceId)
         return
       }
       // The service is gone (or going): stop its tasks, then remove them once they stopped.
@@ -491,8 +567,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       return
     }
     const mode = svc.spec.mode
-    if ('replicated' in mode) await this.#replicated(svc, mode.replicated.replicas, tasks, plan, now)
-    else if ('global' in mode) await this.#global(svc, tasks, plan, now)
+    if ('global' in mode) await this.#global(svc, tasks, plan, now)
     else if ('replicatedJob' in mode)
       reconcileReplicatedJob(this.#jobHost, svc, mode.replicatedJob, tasks, plan, now)
     else if ('globalJob' in mode) reconcileGlobalJob(this.#jobHost, svc, tasks, plan, now)
@@ -681,7 +756,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     const d = this.#delays.get(t.id)
     if (d) {
       if (now < d.at) {
-        this.#wake(svc.id, d.at)
+        this.#wake(svc.id, d.at, t.slot)
         return
       }
       for (const id of d.waitFor) {
@@ -718,101 +793,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       // does: restarting it now would loop without pause, reap the slot's history and use up max attempts.
       const d = this.#delays.get(t.id)
       if (d && now < d.at) {
-        this.#wake(svc.id, d.at)
+        this.#wake(svc.id, d.at, t.slot)
         return undefined
       }
       return this.#restart(svc, t, false, plan, now) ?? null
     }
     return undefined
-  }
-
-  // ------------------------------------------------------------------------------------------ replicated
-
-  async #replicated(svc: Service, replicas: number, tasks: Task[], plan: Plan, now: number): Promise<void> {
-    const active = new Map<number, Task[]>()
-    const all = new Map<number, Task[]>()
-    const created: NewTask[] = []
-    const done = new Set<number>()
-    const slice = new TimeSlice(10, this.#passMeter)
-    for (const t of tasks) {
-      if (slice.due()) await slice.yield()
-      // Each task's restart or promotion stands alone: a transaction may end between two tasks.
-      plan.cut()
-      if (t.desiredState === 'remove') continue
-      let list = all.get(t.slot)
-      if (!list) all.set(t.slot, (list = []))
-      list.push(t)
-      if (!isDesiredUp(t)) continue
-      // (A full plan leaves the task as it is, for the next pass.)
-      const r = plan.full ? undefined : this.#supervise(svc, t, plan, now)
-      if (r === null) {
-        // stopped for good (restart policy): the slot stays, holding its finished task
-        done.add(t.slot)
-        continue
-      }
-      if (r) {
-        created.push(r)
-        continue
-      }
-      if (t.desiredState === 'ready' && !plan.full) this.#promote(svc, t, plan, now)
-      let a = active.get(t.slot)
-      if (!a) active.set(t.slot, (a = []))
-      a.push(t)
-    }
-    // Two live tasks in one slot outside an update step (see slot-duplicates.ts): keep one.
-    const inFlight = this.#updates.runs.get(svc.id)?.inFlight
-    for (const [slot, list] of active) {
-      if (list.length < 2 || inFlight?.has(`s:${slot}`) || plan.full) continue
-      const extra = slotDuplicates(list, svc.specVersion.index)
-      for (const t of extra) plan.setDesired(t, 'shutdown')
-      plan.cut()
-      if (extra.length)
-        active.set(
-          slot,
-          list.filter((t) => !extra.includes(t)),
-        )
-    }
-    // A slot is live if a task in it should be up, or its last task ended and is not to be restarted.
-    const live = new Set<number>(active.keys())
-    for (const r of created) live.add(r.slot)
-    for (const slot of done) live.add(slot)
-    const rollingBack = svc.updateStatus?.state === 'rollback_started'
-    for (const [slot, list] of all) {
-      if (live.has(slot) || rollingBack) continue
-      const last = newest(list)
-      if (last && last.desiredState === 'shutdown' && isFinished(last) && !this.#shouldRestart(last, now))
-        live.add(slot)
-    }
-    if (live.size < replicas) {
-      let slot = 0
-      for (let n = live.size; n < replicas; n++) {
-        if (plan.bulkFull) break
-        while (live.has(++slot));
-        live.add(slot)
-        plan.bulk.push(this.#newTask(svc, slot, '', now, 'running'))
-      }
-    } else if (live.size > replicas) {
-      this.#scaleDown(live, active, all, replicas, plan)
-    }
-    const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
-    for (const [slot, list] of active)
-      if (live.has(slot)) slots.push({ key: `s:${slot}`, slot, nodeId: '', active: list })
-    await this.#updates.update(svc, slots, plan, now, this.#passMeter)
-  }
-
-  /** Removes slots from the nodes with the most tasks of the service first, non-running tasks before running. */
-  #scaleDown(
-    live: Set<number>,
-    active: Map<number, Task[]>,
-    all: Map<number, Task[]>,
-    replicas: number,
-    plan: Plan,
-  ): void {
-    for (const slot of slotsToRemove(live, active, replicas)) {
-      if (plan.full) return
-      for (const t of all.get(slot) ?? []) if (t.desiredState !== 'remove') plan.setDesired(t, 'remove')
-      plan.cut()
-    }
   }
 
   // ------------------------------------------------------------------------------------------ global
@@ -854,12 +840,21 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (plan.full) break
       plan.ops.push({ kind: 'create', task: this.#newTask(svc, 0, node.id, now, 'running') })
     }
-    const slots: { key: string; slot: number; nodeId: string; active: Task[] }[] = []
+    const slots: UpdateSlot[] = []
     for (const [nodeId, list] of active) slots.push({ key: `n:${nodeId}`, slot: 0, nodeId, active: list })
     await this.#updates.update(svc, slots, plan, now, this.#passMeter)
   }
 
   // ------------------------------------------------------------------------------------------ reaper
+
+  /**
+   * Finished tasks kept per slot. As swarm: a restart limit keeps max attempts + 1 tasks of a slot (the history
+   * the restarts are counted from) whatever the cluster's limit; a negative limit never reaps.
+   */
+  #keep(svc: Service): number {
+    const maxAttempts = restartPolicy(svc.spec.taskTemplate.restartPolicy).maxAttempts
+    return maxAttempts > 0 ? maxAttempts + 1 : this.#retention
+  }
 
   /** Deletes removed tasks once stopped, and keeps only the newest finished tasks of each slot. */
   async #reap(svc: Service, tasks: Task[], plan: Plan): Promise<void> {
@@ -880,10 +875,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       if (!list) bySlot.set(key, (list = []))
       list.push(t)
     }
-    // As swarm: a restart limit keeps max attempts + 1 tasks of a slot (the history the restarts are counted
-    // from) whatever the cluster's limit; a negative limit never reaps.
-    const maxAttempts = restartPolicy(svc.spec.taskTemplate.restartPolicy).maxAttempts
-    const keep = maxAttempts > 0 ? maxAttempts + 1 : this.#retention
+    const keep = this.#keep(svc)
     if (keep < 0) return
     for (const list of bySlot.values()) {
       if (list.length <= keep) continue

@@ -52,6 +52,7 @@ export async function harness(
     behavior?: (t: Task) => TaskOutcome
     taskHistory?: number
     commitSize?: number
+    reconcile?: 'incremental' | 'full'
   } = {},
 ): Promise<Harness> {
   const clock = manualClock()
@@ -64,6 +65,7 @@ export async function harness(
     random,
     ...(options.taskHistory === undefined ? {} : { taskHistory: options.taskHistory }),
     ...(options.commitSize === undefined ? {} : { commitSize: options.commitSize }),
+    ...(options.reconcile === undefined ? {} : { reconcile: options.reconcile }),
   })
   const exec = createTestExecutor({
     store,

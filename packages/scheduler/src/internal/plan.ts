@@ -107,6 +107,11 @@ export class Plan {
     this.ops.push(op)
   }
 
+  /** Whether this plan changes task `id`. */
+  touches(id: string): boolean {
+    return this.#taskOps.has(id)
+  }
+
   setDesired(t: Task, desired: Task['desiredState']): void {
     this.change(t, (cur) => ({ ...cur, desiredState: desired }))
   }

@@ -28,7 +28,35 @@ export interface UpdateRun {
   inFlight: Map<string, InFlight>
   nextAt: number
   paused: boolean
+  /**
+   * Out-of-date slots by key: found by the last full walk, then kept per slot an event touched (a slot is
+   * current once a task of the current spec holds it), so that a pass between full walks looks only at them.
+   */
+  outdated: Map<string, SlotRef>
+  /** Tasks in `updated` not finished when last seen: the update is monitoring while any is left. */
+  unfinished: Set<string>
+  /** Tasks of `updated` first seen running, in that order: their monitor windows end in the same order. */
+  window: { id: string; since: number }[]
+  windowHead: number
 }
+
+/** Where a slot is: its key (`s:N` replicated, `n:NODE` global), slot number and node (global). */
+export interface SlotRef {
+  key: string
+  slot: number
+  nodeId: string
+}
+
+/** A slot as a pass found it: its tasks that should be up and (incremental passes) all its tasks. */
+export interface UpdateSlot extends SlotRef {
+  active: Task[]
+  /** Every task of the slot (incremental passes look at the run's tasks among them). */
+  tasks?: ReadonlyMap<string, Task>
+  /** The slot holds a replica (incremental passes: a slot that does not is no longer out of date). */
+  live?: boolean
+}
+
+type Config = ReturnType<typeof updateConfig>
 
 const UPDATE_ACTIVE = new Set(['updating', 'rollback_started'])
 
@@ -45,7 +73,7 @@ export interface UpdateHost {
     now: number,
     desired: Task['desiredState'],
   ) => NewTask
-  /** Runs a pass for the service again at `at`. */
+  /** Runs a pass for the service again at `at` (at once if that time has come). */
   readonly wake: (serviceId: string, at: number) => void
   /** Starts task `taskId` not before `delay.at`, once the tasks in `delay.waitFor` have stopped. */
   readonly delay: (taskId: string, delay: { at: number; waitFor: string[] }) => void
@@ -74,40 +102,29 @@ export class RollingUpdates {
   }
 
   /**
-   * One pass over a service's slots. Async only to run in time slices: with parallelism 0 every slot of a
-   * service of tens of thousands is dirty, in flight or monitored at once, and walking them all without
-   * yielding held a manager's event loop past the election timeout (issue #18). The caller's view of the
-   * store does not change meanwhile.
+   * One pass over every slot of a service (a full walk). Async only to run in time slices: with parallelism 0
+   * every slot of a service of tens of thousands is dirty, in flight or monitored at once, and walking them
+   * all without yielding held a manager's event loop past the election timeout (issue #18). The caller's view
+   * of the store does not change meanwhile. Starts afresh what {@link advance} keeps between full walks.
    */
   async update(
     svc: Service,
-    slots: { key: string; slot: number; nodeId: string; active: Task[] }[],
+    slots: UpdateSlot[],
     plan: Plan,
     now: number,
     meter?: SliceMeter,
   ): Promise<void> {
     const version = svc.specVersion.index
     const status = svc.updateStatus
-    const template = specKey(svc.spec.taskTemplate)
-    const unplaced = specKey(withoutPlacement(svc.spec.taskTemplate))
-    const placement = this.#host.matcher(svc.spec.taskTemplate)
-    // A task is out of date when it comes from another spec version and its spec differs from the template;
-    // as in swarm, not when only the placement changed and its node still meets the new constraints.
-    const isCurrent = (t: Task) => {
-      if ((t.specVersion?.index ?? 0) === version) return true
-      if (specKey(t.spec) === template) return true
-      if (specKey(withoutPlacement(t.spec)) !== unplaced || placement === null) return false
-      const node = this.#host.node(t.nodeId)
-      return node !== undefined && (!placement || placement.matches(node))
-    }
+    const isCurrent = this.#currency(svc)
     const slice = new TimeSlice(10, meter)
-    const dirty: typeof slots = []
+    const dirty: UpdateSlot[] = []
     for (const s of slots) {
       if (slice.due()) await slice.yield()
       if (!s.active.some(isCurrent)) dirty.push(s)
     }
     // Replicated slots in slot order, global ones by node.
-    dirty.sort((a, b) => a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    dirty.sort(bySlot)
     const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
     let run = this.runs.get(svc.id)
     // A new spec, or a paused update whose status was cleared (the service was updated again): start over.
@@ -140,6 +157,10 @@ export class RollingUpdates {
         inFlight: new Map(),
         nextAt: now,
         paused: false,
+        outdated: new Map(),
+        unfinished: new Set(),
+        window: [],
+        windowHead: 0,
       }
       const created = run
       plan.after.push(() => this.runs.set(svc.id, created))
@@ -147,45 +168,20 @@ export class RollingUpdates {
       if (!rollback && status?.state !== 'updating')
         this.#setStatus(svc, plan, { state: 'updating', startedAt: now, message: 'update in progress' })
     }
-    if (paused || run.paused) return
-    const config = updateConfig(run.rollback ? svc.spec.rollbackConfig : svc.spec.updateConfig)
     const r = run
+    r.outdated = new Map(dirty.map((s) => [s.key, { key: s.key, slot: s.slot, nodeId: s.nodeId }]))
+    if (paused || r.paused) return
+    const config = updateConfig(r.rollback ? svc.spec.rollbackConfig : svc.spec.updateConfig)
     // Watch the tasks this run started: running ones finish their slot; early exits count as failures.
     for (const [key, f] of [...r.inFlight]) {
       if (slice.due()) await slice.yield()
       plan.cut()
-      const t = this.#host.task(f.taskId)
-      if (!t) {
-        plan.after.push(() => r.inFlight.delete(key))
-        continue
-      }
-      if (t.status.state === 'running') {
-        for (const id of f.stopAfter) {
-          const old = this.#host.task(id)
-          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
-        }
-        plan.after.push(() => {
-          r.inFlight.delete(key)
-          r.nextAt = Math.max(r.nextAt, now + config.delayMs)
-          if (r.updated.get(t.id) === 0) r.updated.set(t.id, now)
-        })
-      } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
-        // start-first, but no node can run both (ports, max replicas, resources): stop the old task
-        // first after all, so that the new one fits.
-        for (const id of f.stopAfter) {
-          const old = this.#host.task(id)
-          if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
-        }
-        plan.after.push(() => {
-          f.stopAfter = []
-        })
-      } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
-        // failed, stopped, or no node can take it now: this step is over either way
-        plan.after.push(() => r.inFlight.delete(key))
-      }
+      this.#watchStep(svc.id, r, key, f, plan, now, config)
     }
     let failedTask: string | undefined
-    let monitoring = false
+    r.unfinished = new Set()
+    r.window = []
+    r.windowHead = 0
     for (const [id, startedAt] of r.updated) {
       if (slice.due()) await slice.yield()
       const t = this.#host.task(id)
@@ -193,24 +189,214 @@ export class RollingUpdates {
         r.updated.delete(id)
         continue
       }
-      if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
-      const since = r.updated.get(id) as number
-      const inWindow = since === 0 || now - since <= config.monitorMs
-      if (!inWindow && !r.failed.has(id)) {
-        // Past its monitor window it can no longer fail the update: do not walk it again in every pass.
-        r.updated.delete(id)
-        continue
-      }
-      // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
-      if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
-        r.failed.add(id)
-        r.failures++
-        if (r.failures / r.total > config.maxFailureRatio) failedTask ??= id
-      } else if (!isFinished(t) && inWindow) {
-        monitoring = true
-        if (since > 0) this.#host.wake(svc.id, since + config.monitorMs + 1)
+      if (this.#monitor(r, t, startedAt, now, config)) failedTask ??= id
+      const since = r.updated.get(id)
+      if (since === undefined) continue
+      if (since > 0) {
+        r.window.push({ id, since })
+        if (r.unfinished.has(id)) this.#host.wake(svc.id, since + config.monitorMs + 1)
       }
     }
+    r.window.sort((a, b) => a.since - b.since)
+    const waiting = dirty.filter((s) => !r.inFlight.has(s.key))
+    await this.#proceed(
+      svc,
+      r,
+      config,
+      failedTask,
+      waiting,
+      (s) => (s as UpdateSlot).active,
+      plan,
+      now,
+      slice,
+    )
+  }
+
+  /**
+   * One pass over the slots events touched since the last pass (`touched`, every one of them visited by the
+   * orchestrator), between full walks: their currency, their steps in flight, the run's tasks in them; then
+   * the next steps from the out-of-date slots kept. `activeOf` gives an untouched slot's tasks that should be
+   * up. `'full'`: a full walk is needed (no run of the service's version here).
+   */
+  async advance(
+    svc: Service,
+    touched: readonly UpdateSlot[],
+    plan: Plan,
+    now: number,
+    activeOf: (s: SlotRef) => Task[],
+    meter?: SliceMeter,
+  ): Promise<'full' | undefined> {
+    const status = svc.updateStatus
+    const r = this.runs.get(svc.id)
+    if (!r) return status && UPDATE_ACTIVE.has(status.state) ? 'full' : undefined
+    const paused = status?.state === 'paused' || status?.state === 'rollback_paused'
+    if (r.version !== svc.specVersion.index || (r.paused && !paused)) return 'full'
+    if (paused || r.paused) return undefined
+    const config = updateConfig(r.rollback ? svc.spec.rollbackConfig : svc.spec.updateConfig)
+    const isCurrent = this.#currency(svc)
+    const slice = new TimeSlice(10, meter)
+    const activeByKey = new Map<string, Task[]>()
+    let failedTask: string | undefined
+    for (const s of touched) {
+      if (slice.due()) await slice.yield()
+      activeByKey.set(s.key, s.active)
+      if (s.live !== false && s.active.length > 0 && !s.active.some(isCurrent))
+        r.outdated.set(s.key, { key: s.key, slot: s.slot, nodeId: s.nodeId })
+      else r.outdated.delete(s.key)
+      const f = r.inFlight.get(s.key)
+      if (f) {
+        plan.cut()
+        this.#watchStep(svc.id, r, s.key, f, plan, now, config)
+      }
+      for (const t of s.tasks?.values() ?? []) {
+        const startedAt = r.updated.get(t.id)
+        if (startedAt === undefined) continue
+        if (this.#monitor(r, t, startedAt, now, config)) failedTask ??= t.id
+        const since = r.updated.get(t.id)
+        if (startedAt === 0 && since !== undefined && since > 0) r.window.push({ id: t.id, since })
+      }
+    }
+    // Monitor windows that ended: those tasks can no longer fail the update.
+    while (r.windowHead < r.window.length) {
+      const w = r.window[r.windowHead] as { id: string; since: number }
+      if (now - w.since <= config.monitorMs) {
+        if (r.unfinished.size > 0) this.#host.wake(svc.id, w.since + config.monitorMs + 1)
+        break
+      }
+      if (r.updated.get(w.id) === w.since && !r.failed.has(w.id)) {
+        r.updated.delete(w.id)
+        r.unfinished.delete(w.id)
+      }
+      r.windowHead++
+    }
+    if (r.windowHead > 1024 && r.windowHead * 2 > r.window.length) {
+      r.window = r.window.slice(r.windowHead)
+      r.windowHead = 0
+    }
+    const waiting: SlotRef[] = []
+    for (const [key, s] of r.outdated) if (!r.inFlight.has(key)) waiting.push(s)
+    waiting.sort(bySlot)
+    // (the tasks of a slot are looked up only for the slots a step reaches)
+    const active = (s: SlotRef) => activeByKey.get(s.key) ?? activeOf(s)
+    await this.#proceed(svc, r, config, failedTask, waiting, active, plan, now, slice)
+    return undefined
+  }
+
+  /** Task `id` of a run's service was deleted: it is no longer watched. */
+  taskGone(serviceId: string, id: string): void {
+    const r = this.runs.get(serviceId)
+    if (!r) return
+    r.updated.delete(id)
+    r.unfinished.delete(id)
+  }
+
+  /** Whether a task is of the service's current spec. */
+  #currency(svc: Service): (t: Task) => boolean {
+    const version = svc.specVersion.index
+    const template = specKey(svc.spec.taskTemplate)
+    const unplaced = specKey(withoutPlacement(svc.spec.taskTemplate))
+    const placement = this.#host.matcher(svc.spec.taskTemplate)
+    // A task is out of date when it comes from another spec version and its spec differs from the template;
+    // as in swarm, not when only the placement changed and its node still meets the new constraints.
+    return (t: Task) => {
+      if ((t.specVersion?.index ?? 0) === version) return true
+      if (specKey(t.spec) === template) return true
+      if (specKey(withoutPlacement(t.spec)) !== unplaced || placement === null) return false
+      const node = this.#host.node(t.nodeId)
+      return node !== undefined && (!placement || placement.matches(node))
+    }
+  }
+
+  /** A step in flight in slot `key`: its new task running finishes it; an early end is the step's end too. */
+  #watchStep(
+    serviceId: string,
+    r: UpdateRun,
+    key: string,
+    f: InFlight,
+    plan: Plan,
+    now: number,
+    config: Config,
+  ): void {
+    // A step that ends makes room for the next one: a pass takes it (once the update delay passed) rather
+    // than waiting for whatever event comes next.
+    const end = () => {
+      r.inFlight.delete(key)
+      this.#host.wake(serviceId, r.nextAt)
+    }
+    const t = this.#host.task(f.taskId)
+    if (!t) {
+      plan.after.push(end)
+      return
+    }
+    if (t.status.state === 'running') {
+      for (const id of f.stopAfter) {
+        const old = this.#host.task(id)
+        if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
+      }
+      plan.after.push(() => {
+        r.nextAt = Math.max(r.nextAt, now + config.delayMs)
+        if (r.updated.get(t.id) === 0) {
+          r.updated.set(t.id, now)
+          r.window.push({ id: t.id, since: now })
+        }
+        end()
+      })
+    } else if (t.status.state === 'pending' && t.status.err && f.stopAfter.length) {
+      // start-first, but no node can run both (ports, max replicas, resources): stop the old task
+      // first after all, so that the new one fits.
+      for (const id of f.stopAfter) {
+        const old = this.#host.task(id)
+        if (old && isDesiredUp(old)) plan.setDesired(old, 'shutdown')
+      }
+      plan.after.push(() => {
+        f.stopAfter = []
+      })
+    } else if (isFinished(t) || !isDesiredUp(t) || (t.status.state === 'pending' && t.status.err)) {
+      // failed, stopped, or no node can take it now: this step is over either way
+      plan.after.push(end)
+    }
+  }
+
+  /**
+   * Looks at task `t` this run created (first seen running at `startedAt`, 0 if not yet): notes when it runs,
+   * lets it go once past its monitor window, counts an exit we did not ask for as a failure. True if that
+   * failure takes the run past its failure ratio. Keeps `r.unfinished` in step.
+   */
+  #monitor(r: UpdateRun, t: Task, startedAt: number, now: number, config: Config): boolean {
+    const id = t.id
+    if (t.status.state === 'running' && startedAt === 0) r.updated.set(id, now)
+    const since = r.updated.get(id) as number
+    const inWindow = since === 0 || now - since <= config.monitorMs
+    if (!inWindow && !r.failed.has(id)) {
+      // Past its monitor window it can no longer fail the update: do not walk it again in every pass.
+      r.updated.delete(id)
+      r.unfinished.delete(id)
+      return false
+    }
+    if (!isFinished(t) && inWindow) r.unfinished.add(id)
+    else r.unfinished.delete(id)
+    // An exit we did not ask for (a task we stopped, e.g. when scaling down, is not a failure).
+    if (isFinished(t) && isDesiredUp(t) && !r.failed.has(id) && inWindow) {
+      r.failed.add(id)
+      r.failures++
+      return r.failures / r.total > config.maxFailureRatio
+    }
+    return false
+  }
+
+  /** After the walk: pause or roll back on failure, complete, or take the next steps from `waiting`. */
+  async #proceed(
+    svc: Service,
+    r: UpdateRun,
+    config: Config,
+    failedTask: string | undefined,
+    waiting: readonly SlotRef[],
+    activeOf: (s: SlotRef) => Task[],
+    plan: Plan,
+    now: number,
+    slice: TimeSlice,
+  ): Promise<void> {
+    const status = svc.updateStatus
     if (failedTask !== undefined && config.failureAction !== 'continue') {
       const what = `failure or early termination of task ${failedTask}`
       if (config.failureAction === 'pause' || r.rollback || !svc.previousSpec) {
@@ -233,9 +419,8 @@ export class RollingUpdates {
       )
       return
     }
-    const waiting = dirty.filter((s) => !r.inFlight.has(s.key))
     if (waiting.length === 0 && r.inFlight.size === 0) {
-      if (monitoring) return
+      if (r.unfinished.size > 0) return
       plan.after.push(() => this.runs.delete(svc.id))
       this.#setStatus(svc, plan, {
         state: r.rollback ? 'rollback_completed' : 'completed',
@@ -256,7 +441,7 @@ export class RollingUpdates {
       // Each slot's step stands alone: a transaction may end between two slots.
       plan.cut()
       if (plan.full) break
-      const up = s.active.filter((t) => isDesiredUp(t))
+      const up = activeOf(s).filter((t) => isDesiredUp(t))
       if (!up.some((t) => t.status.state === 'running')) {
         // Nothing runs in this slot (its task is still pending, e.g. unschedulable): replacing it takes
         // nothing down, so it is not an update step to wait for.
@@ -267,6 +452,7 @@ export class RollingUpdates {
         plan.after.push(() => {
           this.#host.delay(t.id, { at: now, waitFor })
           r.updated.set(t.id, 0)
+          r.unfinished.add(t.id)
         })
         continue
       }
@@ -279,6 +465,7 @@ export class RollingUpdates {
         plan.after.push(() => {
           r.inFlight.set(s.key, { taskId: t.id, stopAfter })
           r.updated.set(t.id, 0)
+          r.unfinished.add(t.id)
         })
       } else {
         for (const o of up) plan.setDesired(o, 'shutdown')
@@ -289,10 +476,16 @@ export class RollingUpdates {
           this.#host.delay(t.id, { at: now, waitFor })
           r.inFlight.set(s.key, { taskId: t.id, stopAfter: [] })
           r.updated.set(t.id, 0)
+          r.unfinished.add(t.id)
         })
       }
     }
   }
+}
+
+/** Replicated slots in slot order, global ones by node. */
+function bySlot(a: SlotRef, b: SlotRef): number {
+  return a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
 }
 
 const specKeys = new WeakMap<object, string>()
