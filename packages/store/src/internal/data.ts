@@ -84,8 +84,11 @@ function freezeValue(value: unknown): void {
   Object.freeze(value)
 }
 
-/** Structural equality of plain data (Uint8Array by content). */
-export function equalPlain(a: unknown, b: unknown): boolean {
+/**
+ * Structural equality of plain data (Uint8Array by content), undefined fields ignored. `ordered`: the same keys
+ * in the same order too, an undefined field counting as a key (what JSON and the command encoding show).
+ */
+export function equalPlain(a: unknown, b: unknown, ordered = false): boolean {
   if (a === b) return true
   if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
@@ -97,11 +100,21 @@ export function equalPlain(a: unknown, b: unknown): boolean {
   if (Array.isArray(a)) {
     const bb = b as unknown[]
     if (a.length !== bb.length) return false
-    for (let i = 0; i < a.length; i++) if (!equalPlain(a[i], bb[i])) return false
+    for (let i = 0; i < a.length; i++) if (!equalPlain(a[i], bb[i], ordered)) return false
     return true
   }
   const ao = a as Record<string, unknown>
   const bo = b as Record<string, unknown>
+  if (ordered) {
+    const ka = Object.keys(ao)
+    const kb = Object.keys(bo)
+    if (ka.length !== kb.length) return false
+    for (let i = 0; i < ka.length; i++) {
+      const k = ka[i]!
+      if (k !== kb[i] || !equalPlain(ao[k], bo[k], true)) return false
+    }
+    return true
+  }
   let n = 0
   for (const key in ao) {
     if (ao[key] === undefined) continue

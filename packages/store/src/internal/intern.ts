@@ -13,6 +13,8 @@
  * read changes; shared parts are frozen like everything else the store hands out.
  */
 
+import { equalPlain } from './data.js'
+
 /** Distinct values remembered per table and top-level key (a few services written at once). */
 const RECENT = 4
 /** Strings remembered for sharing; past this the memory starts afresh (sharing is only a saving). */
@@ -103,31 +105,5 @@ function ownString(s: string): string {
 
 /** The same plain data: same keys in the same order, equal values (Uint8Array by content). */
 export function sameData(a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
-  if (a instanceof Uint8Array || b instanceof Uint8Array) {
-    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return false
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-    return true
-  }
-  const arr = Array.isArray(a)
-  if (arr !== Array.isArray(b)) return false
-  if (arr) {
-    const x = a as unknown[]
-    const y = b as unknown[]
-    if (x.length !== y.length) return false
-    for (let i = 0; i < x.length; i++) if (!sameData(x[i], y[i])) return false
-    return true
-  }
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  if (ka.length !== kb.length) return false
-  for (let i = 0; i < ka.length; i++) {
-    const k = ka[i]!
-    if (k !== kb[i]) return false
-    const va = (a as Record<string, unknown>)[k]
-    const vb = (b as Record<string, unknown>)[k]
-    if (!sameData(va, vb)) return false
-  }
-  return true
+  return equalPlain(a, b, true)
 }
