@@ -137,13 +137,13 @@ function subkey(k: RingKey, nonce: Uint8Array): void {
   scratchIv.set(nonce.subarray(16, 24), 4)
 }
 
-/** XChaCha20-Poly1305 with a random 24-byte nonce per record; the record's place in the log is associated data. */
-export function sealRecord(
+/** Checks a record's inputs and writes its header (format, key id, a fresh nonce) into a record-sized buffer. */
+function startRecord(
   ring: Keyring,
   data: Uint8Array,
   ctx: SealContext,
   random: (n: number) => Uint8Array,
-): Uint8Array {
+): { out: Uint8Array; k: Keyring['current']; nonce: Uint8Array } {
   if (!(data instanceof Uint8Array)) throw typeError('data', 'be a Uint8Array')
   checkContext(ctx)
   const k = ring.current
@@ -154,6 +154,17 @@ export function sealRecord(
   out[0] = FORMAT
   put32(out, 1, k.id)
   out.set(nonce, 5)
+  return { out, k, nonce }
+}
+
+/** XChaCha20-Poly1305 with a random 24-byte nonce per record; the record's place in the log is associated data. */
+export function sealRecord(
+  ring: Keyring,
+  data: Uint8Array,
+  ctx: SealContext,
+  random: (n: number) => Uint8Array,
+): Uint8Array {
+  const { out, k, nonce } = startRecord(ring, data, ctx, random)
   const ad = aad(k.id, ctx)
   if (ring.impl === 'native') {
     subkey(k, nonce)
@@ -185,16 +196,7 @@ export async function sealRecordAsync(
   random: (n: number) => Uint8Array,
 ): Promise<Uint8Array> {
   if (ring.impl !== 'native' || data.length <= AEAD_SLICE) return sealRecord(ring, data, ctx, random)
-  if (!(data instanceof Uint8Array)) throw typeError('data', 'be a Uint8Array')
-  checkContext(ctx)
-  const k = ring.current
-  const nonce = random(NONCE_BYTES)
-  if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES)
-    throw typeError('random', 'return 24 bytes')
-  const out = new Uint8Array(HEADER + data.length + TAG_BYTES)
-  out[0] = FORMAT
-  put32(out, 1, k.id)
-  out.set(nonce, 5)
+  const { out, k, nonce } = startRecord(ring, data, ctx, random)
   subkey(k, nonce)
   const c = createCipheriv('chacha20-poly1305', scratchKeyBuf, scratchIv, { authTagLength: TAG_BYTES })
   scratchKey.fill(0)
