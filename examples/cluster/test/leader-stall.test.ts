@@ -16,6 +16,20 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c()
 })
 
+/** The IDs of the nodes marked down in `store`, in commit order, from now on. */
+function markedDown(store: ClusterStore): string[] {
+  const downs: string[] = []
+  const watch = store.watch({
+    table: 'nodes',
+    filter: (e) => {
+      if (e.object.status.state === 'down') downs.push(e.object.id)
+      return false
+    },
+  })
+  cleanups.push(() => watch.close())
+  return downs
+}
+
 function worker(id: string): Omit<Node, 'meta'> {
   return {
     id,
@@ -40,15 +54,7 @@ describe('a new leader that stalls', () => {
       for (const id of [...ids, 'silent']) tx.create('nodes', worker(id))
     })
     // Every node marked down, as it commits.
-    const downs: string[] = []
-    const watch = store.watch({
-      table: 'nodes',
-      filter: (e) => {
-        if (e.object.status.state === 'down') downs.push(e.object.id)
-        return false
-      },
-    })
-    cleanups.push(() => watch.close())
+    const downs = markedDown(store)
     const lines: string[] = []
     const dispatcher = new Dispatcher({ store, heartbeatPeriodMs: periodMs, log: (l) => lines.push(l) })
     cleanups.push(() => dispatcher.close())
@@ -110,15 +116,7 @@ describe('a leader marking nodes down', () => {
       tx.create('nodes', worker('late'))
       tx.create('nodes', worker('other'))
     })
-    const downs: string[] = []
-    const watch = store.watch({
-      table: 'nodes',
-      filter: (e) => {
-        if (e.object.status.state === 'down') downs.push(e.object.id)
-        return false
-      },
-    })
-    cleanups.push(() => watch.close())
+    const downs = markedDown(store)
     let asked = 0
     let downsAtFirstMarking: string[] | undefined
     const dispatcher = new Dispatcher({
