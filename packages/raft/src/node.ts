@@ -518,8 +518,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (rd.snapshot) update.snapshot = rd.snapshot
           if (hard) update.hardState = hard
           if (rd.entries.length > 0) update.entries = rd.entries
-          // A full disk is waited out (the same update again); anything else fails the node.
-          saving = this.disk.save(update)
+          // A full disk is waited out (the same update again); anything else fails the node. A follower has
+          // nothing to send until this write is durable, so it writes inline (on its own thread, no hop through
+          // the thread pool); a leader keeps taking and sending proposals while its write is under way.
+          saving = this.disk.save(update, core.role === 'follower' && rd.snapshot === null)
           // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
           saving.catch(() => {})
         }
