@@ -467,6 +467,42 @@ const mutants = [
     ],
     tests: ['test/commit-notices.test.ts'],
   },
+  {
+    name: 'inline-write-not-awaited',
+    what: "an inline batch's write is started but not waited for (its saves resolve before they are durable)",
+    edits: [
+      [
+        'src/file-storage.ts',
+        'if (inline) writeAllSync(this.#fs, this.#fd, chunk, this.#segSize)',
+        'if (inline) void writeAll(this.#fs, this.#fd, chunk, this.#segSize)',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts', 'test/file-storage-power-loss.test.ts'],
+  },
+  {
+    name: 'inline-mixed-batch',
+    what: 'a batch holding a save that is not inline is written inline all the same',
+    edits: [
+      [
+        'src/file-storage.ts',
+        'if (p.run !== undefined || (p.buf !== null && p.inline !== true)) return false',
+        'if (p.run !== undefined) return false',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts'],
+  },
+  {
+    name: 'leader-writes-inline',
+    what: 'a leader writes its log inline too (it stops taking and sending proposals for every write)',
+    edits: [
+      [
+        'src/node.ts',
+        "saving = this.disk.save(update, core.role === 'follower' && rd.snapshot === null)",
+        'saving = this.disk.save(update, rd.snapshot === null)',
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
 ]
 
 // ---------------------------------------------------------------- arguments
