@@ -493,15 +493,39 @@ const mutants = [
   },
   {
     name: 'leader-writes-inline',
-    what: 'a leader writes its log inline too (it stops taking and sending proposals for every write)',
+    what: 'a leader writes its log inline however many proposals wait (it stops taking and sending them)',
     edits: [
       [
         'src/node.ts',
-        "saving = this.disk.save(update, core.role === 'follower' && rd.snapshot === null)",
-        'saving = this.disk.save(update, rd.snapshot === null)',
+        "(core.role === 'leader' && this.leaderWrites.inline(rd.entries.length))",
+        "core.role === 'leader'",
       ],
     ],
     tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'leader-inline-while-busy',
+    what: 'a leader writes inline again although a proposal came in during its last write',
+    edits: [
+      [
+        'src/internal/leader-writes.ts',
+        'const quiet = !this.#busy && entries <= 1',
+        'const quiet = entries <= 1',
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'inline-on-slow-disk',
+    what: 'saves are written inline however slow the last write was (a slow disk blocks the timers)',
+    edits: [
+      [
+        'src/file-storage.ts',
+        'this.#lastWriteMs <= this.#maxInlineWriteMs && isInline(batch)',
+        'isInline(batch)',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts'],
   },
 ]
 

@@ -60,6 +60,8 @@ const MiB = 1 << 20
 const DEFAULT_SEGMENT_BYTES = 64 * MiB
 const DEFAULT_MAX_ENTRY = 64 * MiB
 const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
+/** A write on the caller's thread blocks its timers: a disk slower than this is written in the background. */
+const DEFAULT_MAX_INLINE_WRITE_MS = 10
 
 /** Whether every save of `batch` asked to be written inline (and it holds one): see `SaveOptions.inline`. */
 function isInline(batch: readonly Pending[]): boolean {
@@ -138,6 +140,9 @@ export class FileLogStorage implements LogStorage {
   #stash: PersistedState | null = null
   #stats = { saves: 0, syncs: 0, bytes: 0 }
   readonly #onSync: ((ms: number, bytes: number) => void) | undefined
+  readonly #maxInlineWriteMs: number
+  /** How long the last write of log records took (ms): past `maxInlineWriteMs`, no batch is written inline. */
+  #lastWriteMs = 0
 
   private constructor(dir: string, options: FileLogStorageOptions, lock: DirLock) {
     this.dir = dir
@@ -149,6 +154,7 @@ export class FileLogStorage implements LogStorage {
     this.#seal = options.seal
     this.keepOldSnapshots = options.keepOldSnapshots ?? 0
     this.#onSync = options.onSync
+    this.#maxInlineWriteMs = options.maxInlineWriteMs ?? DEFAULT_MAX_INLINE_WRITE_MS
     const maxBody = ENTRY_BODY + maxEntry + SEAL_SLACK
     this.#limits = {
       maxBody,
@@ -387,7 +393,8 @@ export class FileLogStorage implements LogStorage {
    * Queues `update` and resolves once it is durable. Invalid updates (gaps, terms going back, a snapshot older
    * than the stored one, a vote changed within a term) throw synchronously-checked `RangeError`/`TypeError`
    * and change nothing. With `inline`, a batch made only of such saves is written on the calling thread
-   * (`FileSystem.writevSync`) in the microtask after the call, without a trip through libuv's thread pool.
+   * (`FileSystem.writevSync`) in the microtask after the call, without a trip through libuv's thread pool,
+   * unless the last write took longer than `maxInlineWriteMs`.
    */
   save(update: StorageUpdate, options?: SaveOptions): Promise<void> {
     try {
@@ -645,7 +652,8 @@ export class FileLogStorage implements LogStorage {
     let chunk: Buffer[] = []
     let chunkBytes = 0
     let saves = 0
-    const inline = this.#fs.writevSync !== undefined && isInline(batch)
+    const inline =
+      this.#fs.writevSync !== undefined && this.#lastWriteMs <= this.#maxInlineWriteMs && isInline(batch)
     // Segments are open with O_DSYNC: the write returns once its data is durable (one call instead of a write
     // and an fdatasync, so one trip through libuv's thread pool per batch, or none for an inline batch).
     const flushChunk = async () => {
@@ -653,7 +661,9 @@ export class FileLogStorage implements LogStorage {
       const started = performance.now()
       if (inline) writeAllSync(this.#fs, this.#fd, chunk, this.#segSize)
       else await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
-      this.#onSync?.(performance.now() - started, chunkBytes)
+      const ms = performance.now() - started
+      this.#lastWriteMs = ms
+      this.#onSync?.(ms, chunkBytes)
       this.#stats.syncs++
       this.#segSize += chunkBytes
       this.#stats.bytes += chunkBytes

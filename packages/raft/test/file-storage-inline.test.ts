@@ -39,6 +39,15 @@ function counting(inner: FileSystem, withSync = true) {
   return { files, calls }
 }
 
+/** The methods of `files` bound to it, as a plain object to spread. */
+function bound(files: FileSystem): FileSystem {
+  const out: Record<string, unknown> = {}
+  for (const k of Object.getOwnPropertyNames(Object.getPrototypeOf(files)))
+    if (k !== 'constructor' && typeof (files as unknown as Record<string, unknown>)[k] === 'function')
+      out[k] = (files as unknown as Record<string, (...a: unknown[]) => unknown>)[k]!.bind(files)
+  return out as unknown as FileSystem
+}
+
 const entry = (index: number): Entry => ({
   index,
   term: 1,
@@ -84,6 +93,39 @@ describe('FileLogStorage inline saves', () => {
     await s.save({ entries: [entry(1)] }, { inline: true })
     expect(calls).toEqual({ writev: 1, writevSync: 0 })
     await s.close()
+  })
+
+  it('writes inline saves in the background while the last write was slower than maxInlineWriteMs', async () => {
+    const inner = powerLossFileSystem({ unsynced: 'drop' })
+    const order: string[] = []
+    let slowMs = 0
+    const files: FileSystem = {
+      ...bound(inner),
+      writev: (fd, buffers, position) => {
+        order.push('background')
+        return inner.writev(fd, buffers, position)
+      },
+      writevSync: (fd, buffers, position) => {
+        order.push('inline')
+        // A disk that takes its time: the caller's thread is held meanwhile.
+        const until = performance.now() + slowMs
+        while (performance.now() < until) {}
+        return inner.writevSync!(fd, buffers, position)
+      },
+    }
+    const s = await FileLogStorage.open('/raft/slow', { fileSystem: files, maxInlineWriteMs: 40 })
+    order.length = 0
+    slowMs = 60
+    await s.save({ entries: [entry(1)] }, { inline: true })
+    slowMs = 0
+    await s.save({ entries: [entry(2)] }, { inline: true })
+    await s.save({ entries: [entry(3)] }, { inline: true })
+    expect(order).toEqual(['inline', 'background', 'inline'])
+    await s.close()
+  })
+
+  it('refuses a maxInlineWriteMs that is not a number >= 0', async () => {
+    await expect(FileLogStorage.open(tempDir(), { maxInlineWriteMs: -1 })).rejects.toThrow(RangeError)
   })
 
   it('keeps an inline save through a power cut right after it resolved', async () => {
