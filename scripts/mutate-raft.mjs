@@ -493,12 +493,12 @@ const mutants = [
   },
   {
     name: 'leader-writes-inline',
-    what: 'a leader writes its log inline however many proposals wait (it stops taking and sending them)',
+    what: 'every member writes its log inline however many proposals wait (a leader stops taking them meanwhile)',
     edits: [
       [
         'src/node.ts',
-        "(core.role === 'leader' && this.leaderWrites.inline(rd.entries.length))",
-        "core.role === 'leader'",
+        'rd.snapshot === null && this.inlineWrites.inline(core.role, rd.entries.length)',
+        "rd.snapshot === null && core.role !== 'candidate'",
       ],
     ],
     tests: ['test/node.inline-saves.test.ts'],
@@ -508,9 +508,21 @@ const mutants = [
     what: 'a leader writes inline again although a proposal came in during its last write',
     edits: [
       [
-        'src/internal/leader-writes.ts',
+        'src/internal/inline-writes.ts',
         'const quiet = !this.#busy && entries <= 1',
         'const quiet = entries <= 1',
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'follower-inline-under-load',
+    what: 'a follower writes inline however many entries it writes (it stops answering heartbeats meanwhile)',
+    edits: [
+      [
+        'src/internal/inline-writes.ts',
+        "if (role === 'follower') return entries <= 1",
+        "if (role === 'follower') return true",
       ],
     ],
     tests: ['test/node.inline-saves.test.ts'],

@@ -1,7 +1,7 @@
-// A follower answers an append only once its write is durable and has nothing else to send meanwhile, so it asks
-// its storage to write inline (on its own thread, no hop through the thread pool: `SaveOptions.inline`). A
-// leader does too while it has one proposer at a time; with proposals piling up, or coming in while it writes,
-// its writes go to the background so that it keeps taking and sending proposals meanwhile (LeaderWrites).
+// With one proposer at a time every member asks its storage to write inline (on its own thread, no hop through
+// the thread pool: `SaveOptions.inline`); with proposals piling up (writes of several entries), or coming in
+// while the leader writes, the writes go to the background, so that the leader keeps taking and sending
+// proposals and every member keeps answering heartbeats meanwhile (InlineWrites).
 import { ManualClock, MemoryNetwork } from '@swarmkit/transport'
 import { describe, expect, it } from 'vitest'
 import { MemoryLogStorage, RaftNode, type SaveOptions, type StorageUpdate } from '../src/index.js'
@@ -63,16 +63,12 @@ describe('RaftNode inline saves', () => {
     await Promise.all(nodes.map((n) => n.stop()))
   })
 
-  it("writes a leader's piled-up proposals in the background, and its followers' inline", async () => {
-    const { clock, nodes, storages, leader, leaderLog } = await elected()
+  it('writes piled-up proposals in the background on every member', async () => {
+    const { clock, nodes, storages, leader } = await elected()
     const burst = Array.from({ length: 20 }, (_, k) => leader.propose(new Uint8Array([k])))
     await clock.advanceAsync(5)
     await Promise.all(burst)
-    expect(leaderLog.saves).toEqual([{ entries: 20, inline: false }])
-    for (const s of storages.slice(1)) {
-      expect(s.saves.length).toBeGreaterThan(0)
-      expect(s.saves.every((x) => x.inline)).toBe(true)
-    }
+    for (const s of storages) expect(s.saves).toEqual([{ entries: 20, inline: false }])
     await Promise.all(nodes.map((n) => n.stop()))
   })
 
