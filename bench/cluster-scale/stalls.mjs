@@ -74,5 +74,11 @@ for (const f of readdirSync(dir).filter((x) => /^stalls-\d+\.json$/.test(x))) {
     console.log(`   ours (inclusive):\n     ${top(incl, 6).join('\n     ')}`)
     for (const [k, v] of self) overall.set(k, (overall.get(k) ?? 0) + v)
   }
-  console.log(`-- all stalls, self:\n     ${[...overall].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${v.toFixed(0).padStart(6)} ms  ${k}`).join('\n     ')}`)
+  console.log(
+    `-- all stalls, self:\n     ${[...overall]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([k, v]) => `${v.toFixed(0).padStart(6)} ms  ${k}`)
+      .join('\n     ')}`,
+  )
 }

@@ -3,7 +3,7 @@
 // it by, so under a create or an update an `info` rebuilt it over every task of the swarm (about 100 ms at
 // 150,000 tasks) on the manager's event loop. The count is the node's own agent's now (moby's is its engine's
 // containers), so `info` reads no task from the store at all.
-import { ClusterStore, type ReadTx, type Task, type Table } from '@swarmkit/store'
+import { ClusterStore, type ReadTx, type Table, type Task } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { infoJson } from '../src/api/system.js'
 import type { Daemon } from '../src/daemon.js'

@@ -33,7 +33,10 @@ function counting(tx: ReadTx): { tx: ReadTx; tasksSeen: () => number } {
     }
     return tx.find(table, by, counted as never)
   }
-  return { tx: new Proxy(tx, { get: (t, k) => (k === 'find' ? find : Reflect.get(t, k)) }), tasksSeen: () => seen }
+  return {
+    tx: new Proxy(tx, { get: (t, k) => (k === 'find' ? find : Reflect.get(t, k)) }),
+    tasksSeen: () => seen,
+  }
 }
 
 describe('networkIndex at scale', () => {
@@ -74,7 +77,12 @@ describe('networkIndex at scale', () => {
     })
     expect(seen).toBeLessThanOrEqual(4)
     const index = store.view(networkIndex)
-    expect(index.tasksOn.get('net1')?.map((t) => t.id).sort()).toEqual(['w0', 'w1', 'w2'])
+    expect(
+      index.tasksOn
+        .get('net1')
+        ?.map((t) => t.id)
+        .sort(),
+    ).toEqual(['w0', 'w1', 'w2'])
     expect([...(index.netsOf.get('b') ?? [])]).toEqual(['net1'])
     const view = nodeView(index, 'a')
     expect(view.tasks.map((t) => t.id)).toEqual(['w0', 'w1', 'w2'])
