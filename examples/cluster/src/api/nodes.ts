@@ -27,22 +27,45 @@ function checkDemotion(tx: ReadTx, n: Node): void {
     )
 }
 
-export function nodeRoutes({ view, update }: RouteContext): Route[] {
+/**
+ * A node's JSON with `ManagerStatus.Leader` as raft knows it now (`leaderRaftId`), as swarm's control API
+ * fills it in from the raft members at each request: the flag in the store is written by a new leader only
+ * once its duties have started, a second or more after the election on a large swarm. The cached JSON is
+ * copied, never changed, and only for a manager whose stored flag is out of date.
+ */
+function withLeader(n: Node, leaderRaftId: string | null): Record<string, unknown> {
+  const json = nodeToDocker(n)
+  const ms = n.managerStatus
+  if (!ms) return json
+  const leader = ms.raftId === leaderRaftId
+  if (ms.leader === leader) return json
+  return { ...json, ManagerStatus: { ...(json.ManagerStatus as object), Leader: leader } }
+}
+
+export function nodeRoutes({ view, update, mgr }: RouteContext): Route[] {
   return [
     [
       'GET',
       /^\/nodes$/,
       ({ query }) => {
         const match = nodeFilter(parseFilters(query.get('filters'), ACCEPTED.nodes))
+        const leader = mgr().raft.leaderId
         return {
-          json: view((tx) => tx.find('nodes').filter(match).map(nodeToDocker)),
+          json: view((tx) =>
+            tx
+              .find('nodes')
+              .filter(match)
+              .map((n) => withLeader(n, leader)),
+          ),
         }
       },
     ],
     [
       'GET',
       /^\/nodes\/([^/]+)$/,
-      ({ params }) => ({ json: view((tx) => nodeToDocker(lookup(tx, 'nodes', params[0]!, 'node'))) }),
+      ({ params }) => ({
+        json: view((tx) => withLeader(lookup(tx, 'nodes', params[0]!, 'node'), mgr().raft.leaderId)),
+      }),
     ],
     [
       'POST',
