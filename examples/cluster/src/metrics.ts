@@ -147,17 +147,17 @@ export function clusterMetrics(): ClusterMetrics {
   )
 
   // ---- scheduler, orchestrators, tasks, nodes
-  gaugeOf('swarm_scheduler_pending_tasks', 'Tasks waiting for the scheduler to place them.', (m) =>
-    tallies(m).tasksByState().get('pending') ?? 0,
+  gaugeOf(
+    'swarm_scheduler_pending_tasks',
+    'Tasks waiting for the scheduler to place them.',
+    (m) => tallies(m).tasksByState().get('pending') ?? 0,
   )
   const scheduling = histogram(
     'swarm_scheduler_scheduling_latency_seconds',
     'Time from a task being created to its assignment to a node (observed on the leader).',
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   )
-  countGauge('swarm_tasks', 'Tasks by current state.', 'state', (m) =>
-    tallies(m).tasksByState(),
-  )
+  countGauge('swarm_tasks', 'Tasks by current state.', 'state', (m) => tallies(m).tasksByState())
   countGauge('swarm_nodes', 'Nodes by state.', 'state', (m) =>
     m.store.view((tx) => countBy(tx.find('nodes').map((n) => n.status.state))),
   )

@@ -33,11 +33,12 @@ describe('node ls and node inspect on a manager', () => {
       } as never)
     })
     const raft = { leaderId: '2' as string | null }
-    const ctx = {
+    const ctx: RouteContext = {
+      d: undefined as never,
       view: (fn) => store.view(fn),
       update: (fn) => store.update(fn),
-      mgr: () => ({ raft, store }),
-    } as unknown as RouteContext
+      mgr: () => ({ raft, store }) as never,
+    }
     const [list, inspect] = nodeRoutes(ctx)
     const leaders = async () => {
       const reply = await list![2]({ body: undefined, query: new URLSearchParams(), params: [] })
