@@ -24,14 +24,21 @@ export function addressKey(network: string, address: string): AddressKey {
 
 const NONE: readonly AddressKey[] = []
 
+/** Who holds addresses: a task, a service (its VIPs) or a node (its attachments). */
+export type HolderKind = 'task' | 'service' | 'node'
+
 export class AddressBook {
   readonly #ipam: Ipam
   /** Holders and reservations per address; an address is in the IPAM while its count is above zero. */
   readonly #count = new Map<AddressKey, number>()
   /** Counted addresses the IPAM refused to hold (see the module comment): nothing to release there. */
   readonly #outside = new Set<AddressKey>()
-  /** What each holder holds. */
-  readonly #held = new Map<string, readonly AddressKey[]>()
+  /** What each holder holds, by kind (a task, a service's VIPs, a node's attachments) and ID. */
+  readonly #held: Readonly<Record<HolderKind, Map<string, readonly AddressKey[]>>> = {
+    task: new Map(),
+    service: new Map(),
+    node: new Map(),
+  }
   /** How many addresses went back to the IPAM so far (an exhausted network may have room again). */
   released = 0
 
@@ -47,9 +54,10 @@ export class AddressBook {
     }
   }
 
-  /** `holder` now holds exactly `addresses` (an empty list: nothing); the IPAM follows the difference. */
-  hold(holder: string, addresses: readonly HeldAddress[]): void {
-    const before = this.#held.get(holder) ?? NONE
+  /** Holder `id` of `kind` now holds exactly `addresses` (an empty list: nothing); the IPAM follows. */
+  hold(kind: HolderKind, id: string, addresses: readonly HeldAddress[]): void {
+    const held = this.#held[kind]
+    const before = held.get(id) ?? NONE
     if (addresses.length === 0 && before.length === 0) return
     const now: AddressKey[] = []
     for (const a of addresses) {
@@ -58,8 +66,8 @@ export class AddressBook {
     }
     for (const k of now) if (!before.includes(k)) this.#increment(k)
     for (const k of before) if (!now.includes(k)) this.#decrement(k)
-    if (now.length === 0) this.#held.delete(holder)
-    else this.#held.set(holder, now)
+    if (now.length === 0) held.delete(id)
+    else held.set(id, now)
   }
 
   /**

@@ -100,7 +100,7 @@ export class TaskAddressIndex {
   /** Task `id` is now `t` (undefined: removed). */
   putTask(id: string, t: Task | undefined): void {
     const live = t !== undefined && holdsAddresses(t)
-    this.book.hold(`t:${id}`, live ? attachmentAddresses(t.networks) : NOTHING)
+    this.book.hold('task', id, live ? attachmentAddresses(t.networks) : NOTHING)
     if (t !== undefined && this.needs(t)) this.tasks.add(id)
     else this.tasks.delete(id)
     if (live && this.ingress && attachedTo(t.networks, this.ingress.id)) this.onIngress.add(id)
@@ -110,13 +110,14 @@ export class TaskAddressIndex {
   putService(id: string, s: Service | undefined): void {
     const vips = s?.endpoint?.virtualIPs ?? []
     this.book.hold(
-      `s:${id}`,
+      'service',
+      id,
       vips.map((v) => ({ network: v.networkId, address: v.addr })),
     )
   }
 
   putNode(id: string, n: Node | undefined): void {
-    this.book.hold(`n:${id}`, n ? attachmentAddresses(n.attachments ?? []) : NOTHING)
+    this.book.hold('node', id, n ? attachmentAddresses(n.attachments ?? []) : NOTHING)
     if (n !== undefined && this.nodeNeeds(n)) this.nodes.add(id)
     else this.nodes.delete(id)
   }
