@@ -64,6 +64,12 @@ export class TaskAddressIndex {
   readonly nodes = new Set<string>()
   /** Live tasks with an ingress address: while there is one, every node needs its ingress sandbox. */
   readonly onIngress = new Set<string>()
+  /**
+   * Tasks and nodes of `tasks` / `nodes` no address was left for: they wait until an address is released
+   * (`book.released` moves). Kept subsets: an event that settles one removes it.
+   */
+  readonly blockedTasks = new Set<string>()
+  readonly blockedNodes = new Set<string>()
   /** The networks as this index was built for them (a change of shape asks for a rebuild). */
   readonly #shapes = new Map<string, string>()
 
@@ -102,7 +108,10 @@ export class TaskAddressIndex {
     const live = t !== undefined && holdsAddresses(t)
     this.book.hold('task', id, live ? attachmentAddresses(t.networks) : NOTHING)
     if (t !== undefined && this.needs(t)) this.tasks.add(id)
-    else this.tasks.delete(id)
+    else {
+      this.tasks.delete(id)
+      this.blockedTasks.delete(id)
+    }
     if (live && this.ingress && attachedTo(t.networks, this.ingress.id)) this.onIngress.add(id)
     else this.onIngress.delete(id)
   }
@@ -119,7 +128,10 @@ export class TaskAddressIndex {
   putNode(id: string, n: Node | undefined): void {
     this.book.hold('node', id, n ? attachmentAddresses(n.attachments ?? []) : NOTHING)
     if (n !== undefined && this.nodeNeeds(n)) this.nodes.add(id)
-    else this.nodes.delete(id)
+    else {
+      this.nodes.delete(id)
+      this.blockedNodes.delete(id)
+    }
   }
 
   /** Applies one committed change; false when the index must be rebuilt (the networks changed shape). */

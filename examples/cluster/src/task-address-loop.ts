@@ -70,8 +70,7 @@ export class TaskAddressLoop {
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #wake: (() => void) | undefined
   #woken = false
-  /** Tasks (`t:id`) and nodes (`n:id`) no address was left for, as of the book's `released` count. */
-  readonly #blocked = new Set<string>()
+  /** The book's `released` count when the index's blocked tasks and nodes were last let go. */
   #blockedAt = 0
   /** Passes and transactions so far (for tests and benches). */
   readonly stats = { rebuilds: 0, passes: 0, commits: 0, failures: 0 }
@@ -140,28 +139,35 @@ export class TaskAddressLoop {
   async #run(): Promise<void> {
     const stopped = this.#stop.signal
     while (!stopped.aborted && !this.#store.closed) {
-      if (this.#rebuild) {
-        this.#busy = true
-        try {
-          await this.#resync()
-        } finally {
-          this.#busy = false
-        }
-        continue
+      try {
+        await this.#step()
+      } catch (err) {
+        // A bug, not a store failure (those are retried where they happen): start again from the store.
+        if (stopped.aborted) return
+        this.#log(`task address allocator failed: ${(err as Error).message}; rebuilding`)
+        this.#rebuild = true
+        await new Promise((r) => setTimeout(r, this.#retryMs))
+      } finally {
+        this.#busy = false
       }
-      this.#drain()
-      if (this.#rebuild) continue
-      if (this.#hasWork() && performance.now() >= this.#retryAt) {
-        this.#busy = true
-        try {
-          await this.#pass()
-        } finally {
-          this.#busy = false
-        }
-        continue
-      }
-      await this.#sleep()
     }
+  }
+
+  /** Rebuilds, or reads the queued events and runs a pass, or sleeps until there is something to do. */
+  async #step(): Promise<void> {
+    if (this.#rebuild) {
+      this.#busy = true
+      await this.#resync()
+      return
+    }
+    this.#drain()
+    if (this.#rebuild) return
+    if (this.#hasWork() && performance.now() >= this.#retryAt) {
+      this.#busy = true
+      await this.#pass()
+      return
+    }
+    await this.#sleep()
   }
 
   /** A fresh index from one view of the store (watched from that view's version), built in time slices. */
@@ -218,7 +224,7 @@ export class TaskAddressLoop {
       }
     }
     index.book.settle()
-    this.#blocked.clear()
+    this.#blockedAt = 0
     this.#retryAt = 0
     this.#index = index
     this.#drain()
@@ -241,42 +247,42 @@ export class TaskAddressLoop {
     }
   }
 
-  #unblockIfReleased(): void {
-    const index = this.#index
-    if (index && index.book.released !== this.#blockedAt) {
-      this.#blocked.clear()
-      this.#blockedAt = index.book.released
-    }
-  }
-
   #hasWork(): boolean {
     const index = this.#index
     if (!index) return false
-    this.#unblockIfReleased()
-    for (const id of index.tasks) if (!this.#blocked.has(`t:${id}`)) return true
-    if (index.ingress === undefined || index.onIngress.size === 0) return false
-    for (const id of index.nodes) if (!this.#blocked.has(`n:${id}`)) return true
-    return false
+    if (index.book.released !== this.#blockedAt) {
+      // An address went back: whatever waited for one may get it now.
+      index.blockedTasks.clear()
+      index.blockedNodes.clear()
+      this.#blockedAt = index.book.released
+    }
+    if (index.tasks.size > index.blockedTasks.size) return true
+    return (
+      index.ingress !== undefined && index.onIngress.size > 0 && index.nodes.size > index.blockedNodes.size
+    )
   }
 
-  /** Gives addresses to what the index marked, a batch per transaction, the loop free between them. */
+  /** Gives addresses to what the index marked, in transactions, the loop free between them. */
   async #pass(): Promise<void> {
     this.stats.passes++
     const index = this.#index!
-    const todo = [...index.tasks].filter((id) => !this.#blocked.has(`t:${id}`))
+    const todo = [...index.tasks].filter((id) => !index.blockedTasks.has(id))
     let at = 0
     do {
-      const batch = todo.slice(at, at + this.#batchSize)
-      at += this.#batchSize
-      if (!(await this.#commit(index, batch))) return
+      const next = await this.#commit(index, todo, at)
+      if (next < 0) return
+      at = next
       await turn()
       this.#drain()
       if (this.#rebuild || this.#stop.signal.aborted) return
     } while (at < todo.length)
   }
 
-  /** One transaction; false if it failed (and a retry or a rebuild is arranged). */
-  async #commit(index: TaskAddressIndex, batch: readonly string[]): Promise<boolean> {
+  /**
+   * One transaction for the tasks of `todo` from `from` on (as many as fit its bounds), and the nodes if
+   * due; returns where the next one starts, or -1 if it failed (and a retry or a rebuild is arranged).
+   */
+  async #commit(index: TaskAddressIndex, todo: readonly string[], from: number): Promise<number> {
     const reserved: AddressKey[] = []
     const giveBack = () => {
       for (const k of reserved) index.book.unreserve(k)
@@ -287,18 +293,18 @@ export class TaskAddressLoop {
         giveBack() // an earlier run of this transaction's (refused at apply, run again by the store)
         this.#drain()
         if (this.#rebuild || this.#index !== index) throw new Resync('the index is being rebuilt')
-        this.#write(tx, index, batch, reserved)
+        return this.#write(tx, index, todo, from, reserved)
       })
     try {
-      await (this.#term === undefined ? write() : inDutyScope(this.#term, write))
+      const next = await (this.#term === undefined ? write() : inDutyScope(this.#term, write))
       this.stats.commits++
       // The commit's own events: its tasks and nodes now hold what was reserved for them.
       this.#drain()
       giveBack()
-      return true
+      return next
     } catch (err) {
       giveBack()
-      if (err instanceof Resync || this.#stop.signal.aborted) return false
+      if (err instanceof Resync || this.#stop.signal.aborted) return -1
       this.stats.failures++
       this.#log(`task addresses not allocated: ${(err as Error).message}; retrying`)
       // A command whose outcome is unknown may still commit: start again from what the store holds.
@@ -311,12 +317,21 @@ export class TaskAddressLoop {
         this.#signal()
       }, this.#retryMs)
       this.#retryTimer.unref?.()
-      return false
+      return -1
     }
   }
 
-  /** Writes the batch's tasks with their addresses, then the nodes' ingress attachments if due. */
-  #write(tx: Tx, index: TaskAddressIndex, batch: readonly string[], reserved: AddressKey[]): void {
+  /**
+   * Writes tasks of `todo` from `from` on with their addresses, up to the batch size or the time slice, then
+   * the nodes' ingress attachments if due; returns where the next transaction starts.
+   */
+  #write(
+    tx: Tx,
+    index: TaskAddressIndex,
+    todo: readonly string[],
+    from: number,
+    reserved: AddressKey[],
+  ): number {
     const reserve = (network: string, bits: string): string => {
       const address = index.book.reserve(network)
       reserved.push(addressKey(network, address))
@@ -326,8 +341,12 @@ export class TaskAddressLoop {
     const ingress = index.ingress
     let gaveIngress = false
     let written = 0
-    for (const id of batch) {
-      if (!index.tasks.has(id)) continue
+    let at = from
+    const end = Math.min(todo.length, from + this.#batchSize)
+    for (; at < end; at++) {
+      if (written % 32 === 31 && performance.now() - started >= this.#sliceMs) break
+      const id = todo[at]!
+      if (!index.tasks.has(id) || index.blockedTasks.has(id)) continue
       const t = tx.get('tasks', id)
       if (!t || !index.needs(t)) continue
       let networks: Task['networks']
@@ -348,29 +367,30 @@ export class TaskAddressLoop {
       } catch (err) {
         // No address left on a network: the task waits until one is released (its reservations so far
         // are given back with the transaction's).
-        this.#blocked.add(`t:${id}`)
+        index.blockedTasks.add(id)
         this.#log(`task ${id} not given an address: ${(err as Error).message}`)
         continue
       }
       tx.update('tasks', { ...t, networks })
-      if (++written % 32 === 0 && performance.now() - started >= this.#sliceMs) return
+      written++
     }
-    if (!ingress || index.nodes.size === 0 || !(gaveIngress || index.onIngress.size > 0)) return
+    if (!ingress || index.nodes.size === 0 || !(gaveIngress || index.onIngress.size > 0)) return at
     for (const id of index.nodes) {
-      if (this.#blocked.has(`n:${id}`)) continue
+      if (index.blockedNodes.has(id)) continue
       const n: Node | undefined = tx.get('nodes', id)
       if (!n || !index.nodeNeeds(n)) continue
       let address: string
       try {
         address = reserve(ingress.id, ingress.bits)
       } catch (err) {
-        this.#blocked.add(`n:${id}`)
+        index.blockedNodes.add(id)
         this.#log(`node ${id} not given an ingress address: ${(err as Error).message}`)
         continue
       }
       const others = (n.attachments ?? []).filter((a) => a.networkId !== ingress.id)
       tx.update('nodes', { ...n, attachments: [...others, { networkId: ingress.id, addresses: [address] }] })
-      if (++written >= this.#batchSize * 2) return
+      if (++written >= this.#batchSize * 2) break
     }
+    return at
   }
 }

@@ -391,6 +391,56 @@ async function simulate(seed: number, steps: number): Promise<void> {
 }
 
 describe('the incremental task-address allocator', () => {
+  it('leaves tasks waiting when a network is full, and addresses them once others finish', async () => {
+    const { store } = replicatedStore()
+    // A /29: six host addresses, one the gateway, so five for tasks.
+    await store.update((tx) =>
+      tx.create('networks', {
+        id: 'small',
+        spec: { name: 'small', labels: {}, driverConfig: { name: 'overlay' } },
+        vni: 5000,
+        ipam: {
+          driver: { name: 'default' },
+          configs: [{ family: 'ipv4', subnet: '10.9.0.0/29', gateway: '10.9.0.1' }],
+        },
+      }),
+    )
+    const s = { id: 'svc', spec: serviceSpec('small', ['small'], false) } as Service
+    await store.update((tx) => {
+      for (let i = 0; i < 8; i++) tx.create('tasks', { ...taskOf(s, i + 1, 'running'), id: `t${i}` })
+    })
+    const loop = new TaskAddressLoop({ store })
+    loop.start()
+    const addressed = () =>
+      store.view((tx) =>
+        tx.find('tasks', undefined, (t) => t.networks[0]!.addresses.length > 0 && holdsAddresses(t)),
+      )
+    try {
+      await until('five tasks addressed', () => loop.settled() && addressed().length === 5)
+      const passes = loop.stats.passes
+      // Nothing was released: no pass runs for the waiting tasks, however many events come.
+      for (let i = 0; i < 20; i++)
+        await store.update((tx) => {
+          const t = tx.get('tasks', 't0')!
+          tx.update('tasks', { ...t, status: { ...t.status, message: `tick ${i}` } })
+        })
+      await until('the allocator to settle', () => loop.settled())
+      expect(loop.stats.passes).toBe(passes)
+      const done = addressed().slice(0, 2)
+      await store.update((tx) => {
+        for (const t of done)
+          tx.update('tasks', { ...tx.get('tasks', t.id)!, status: { ...t.status, state: 'complete' } })
+      })
+      await until('the waiting tasks addressed', () => loop.settled() && addressed().length === 5)
+      expect([...store.view(sharedKeys).keys()]).toEqual([])
+      expect(
+        store.view((tx) => tx.find('tasks', undefined, (t) => t.networks[0]!.addresses.length === 0)),
+      ).toHaveLength(1)
+    } finally {
+      await loop.stop()
+    }
+  })
+
   it('does not give a task the VIP another writer committed while its transaction waited', async () => {
     const { store } = replicatedStore()
     let net = ''
