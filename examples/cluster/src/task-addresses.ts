@@ -5,17 +5,14 @@
 // address is free again (its container is gone, and no network view lists it any more).
 
 import { rebuildIpam } from '@swarmkit/overlay'
-import { type ClusterStore, type Node, type ReadTx, type Task, taskStateRank } from '@swarmkit/store'
+import type { ClusterStore, Node, ReadTx, Task } from '@swarmkit/store'
+import { holdsAddresses } from './holds-addresses.js'
 import { allocateIngressAddresses, publishesPorts } from './ingress-attachments.js'
 import { inDutyScope } from './leader-scope.js'
 import { followStore } from './store-follow.js'
+import { TaskAddressLoop, type TaskAddressLoopOptions } from './task-address-loop.js'
 
-const RANK_RUNNING = taskStateRank('running')
-
-/** Whether a task still holds its addresses: it has not finished. */
-export function holdsAddresses(t: Task): boolean {
-  return taskStateRank(t.status.state) <= RANK_RUNNING
-}
+export { holdsAddresses }
 
 /** The network IDs whose tasks get addresses: overlay networks with a subnet, except ingress. */
 function addressedNetworks(tx: ReadTx): Map<string, string> {
@@ -31,7 +28,11 @@ function needsAddress(t: Task, nets: ReadonlyMap<string, string>): boolean {
   return holdsAddresses(t) && t.networks.some((a) => a.addresses.length === 0 && nets.has(a.networkId))
 }
 
-/** Gives every unaddressed attachment of a live task its address; returns how many tasks changed. */
+/**
+ * Gives every unaddressed attachment of a live task its address, from an IPAM rebuilt from every held
+ * address; returns how many tasks changed. The whole-store pass the incremental allocator
+ * (task-address-loop.ts) is checked and measured against.
+ */
 export async function allocateTaskAddresses(store: Pick<ClusterStore, 'view' | 'update'>): Promise<number> {
   const pending = store.view((tx) => {
     const nets = addressedNetworks(tx)
@@ -88,15 +89,34 @@ export interface TaskAddressAllocator {
   stop(): void
 }
 
+export interface TaskAddressAllocatorOptions extends TaskAddressLoopOptions {
+  /**
+   * `incremental` (default): an index of the held addresses and of what needs one, kept from the store's
+   * events; a pass costs what changed (task-address-loop.ts). `full`: every pass walks every task and
+   * rebuilds the IPAM (as before session 8; the reference the incremental allocator is measured against).
+   */
+  passes?: 'incremental' | 'full'
+}
+
 /**
- * Runs the allocator as a leader duty of `term`: once now, then after every change of tasks, services or
- * networks (coalesced). A failed pass is retried on the next change or after a second.
+ * Runs the allocator as a leader duty of `term`: it gives addresses to what needs them now, then after every
+ * change of tasks, services, nodes or networks. A failed commit is retried after a second.
  */
-export function startTaskAddressAllocator(options: {
-  store: ClusterStore
-  term?: number
-  log?: (line: string) => void
-}): TaskAddressAllocator {
+export function startTaskAddressAllocator(options: TaskAddressAllocatorOptions): TaskAddressAllocator {
+  if (options.passes !== undefined && options.passes !== 'incremental' && options.passes !== 'full')
+    throw new TypeError("options.passes: expected 'incremental' or 'full'")
+  if (options.passes === 'full') return startFullPasses(options)
+  const loop = new TaskAddressLoop(options)
+  loop.start()
+  return {
+    stop() {
+      void loop.stop()
+    },
+  }
+}
+
+/** The allocator as it was: a whole-store pass after every relevant change, paced. */
+function startFullPasses(options: TaskAddressAllocatorOptions): TaskAddressAllocator {
   const { store, term } = options
   const log = options.log ?? (() => {})
   const stop = new AbortController()

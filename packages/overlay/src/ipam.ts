@@ -94,6 +94,11 @@ export interface Ipam {
   has(network: string, address: string): boolean
   /** Every allocation, canonically ordered; `rebuildIpam(state)` gives an equal allocator. */
   state(): IpamState
+  /**
+   * Restarts each subnet's next-fit after its highest held address, as {@link rebuildIpam} does: for an
+   * allocator rebuilt by holding the addresses one at a time (e.g. in time slices).
+   */
+  settle(): void
 }
 
 interface Pool {
