@@ -202,6 +202,18 @@ export function nodeToDocker(n: Node): Record<string, unknown> {
   return out
 }
 
+const nodeText = new WeakMap<Node, string>()
+
+/**
+ * {@link nodeToDocker} serialized, kept with the node object like it: `node ls` at 5,000 nodes serialized 5 MB
+ * of JSON per request, in one call that held a manager's event loop for 250-570 ms under load.
+ */
+export function nodeJsonText(n: Node): string {
+  let out = nodeText.get(n)
+  if (out === undefined) nodeText.set(n, (out = JSON.stringify(nodeToDocker(n))))
+  return out
+}
+
 function buildNodeJson(n: Node): Record<string, unknown> {
   const out: Record<string, unknown> = {
     ...meta(n),

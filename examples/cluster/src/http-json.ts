@@ -32,7 +32,12 @@ export function writeJson(res: ServerResponse, status: number, json?: unknown): 
     res.end()
     return
   }
-  const body = JSON.stringify(json)
+  writeJsonText(res, status, JSON.stringify(json))
+}
+
+/** Answers with `status` and a JSON body already serialized, unless an answer was already begun. */
+export function writeJsonText(res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent) return void res.end()
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
   res.end(body)
 }
