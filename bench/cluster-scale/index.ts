@@ -261,10 +261,12 @@ async function main(): Promise<void> {
     const beginPhase = async (name: string) => {
       probe!.send({ op: 'phase', phase: name })
       before = await snapshot()
-      console.log(`-- ${name}`)
+      // The monotonic clock profiles use (µs), to cut a profile to one phase.
+      console.log(`-- ${name}${PROFILE ? ` (profile clock ${process.hrtime.bigint() / 1000n} µs)` : ''}`)
     }
     const endPhase = async (name: string, extra: Record<string, number | string> = {}) => {
       const after = await snapshot()
+      if (PROFILE) console.log(`   ${name} ends at profile clock ${process.hrtime.bigint() / 1000n} µs`)
       const rec: PhaseRecord = {
         name,
         seconds: (after.at - before.at) / 1000,

@@ -29,6 +29,7 @@ import { isAttachmentTask } from './attachments.js'
 import { withoutIngress } from './ingress-attachments.js'
 import { CONTROL_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import { MeshFeed } from './mesh-feed.js'
 import { type NetworkKeyManager, startNetworkKeyManager } from './network-keys.js'
 import { type NetworkIndex, networkIndex, nodeView } from './network-view.js'
 import type { ManagerObserver } from './observer.js'
@@ -191,6 +192,7 @@ export class Dispatcher implements DispatcherApi {
   readonly #canBeReady: (nodeId: string) => boolean
   readonly #raftHears: (nodeId: string) => boolean
   readonly #fanout: AssignmentFanout
+  readonly #meshFeed: MeshFeed
   readonly #statuses: StatusBatcher<TaskStatusUpdate>
   /**
    * Registrations and nodes ready again, each committed with the others that wait (as status reports):
@@ -203,6 +205,7 @@ export class Dispatcher implements DispatcherApi {
   constructor(options: DispatcherOptions) {
     this.#store = options.store
     this.#fanout = new AssignmentFanout(options.store)
+    this.#meshFeed = new MeshFeed(options.store)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#registrations = statusBatcher({
       maxUpdates: MAX_NODES_PER_TX,
@@ -394,7 +397,8 @@ export class Dispatcher implements DispatcherApi {
   }
 
   async *mesh(_nodeId: string, signal: AbortSignal): AsyncIterable<MeshService[]> {
-    const watch = this.#store.watch({ table: ['services', 'tasks'], signal })
+    // Woken once per burst of commits by the feed every stream shares (mesh-feed.ts), not per change.
+    const changes = this.#meshFeed.subscribe(signal)
     let last = ''
     const changed = () => {
       const { list, key } = this.#meshList()
@@ -404,13 +408,12 @@ export class Dispatcher implements DispatcherApi {
     }
     try {
       yield changed() ?? []
-      for await (const _ of watch) {
-        if (watch.pending > 0) continue // coalesce a burst of changes into one list
+      while (await changes.next()) {
         const list = changed()
         if (list) yield list
       }
     } finally {
-      watch.close()
+      changes.close()
     }
   }
 
