@@ -223,7 +223,10 @@ describe('tlsTransport', () => {
     } as typeof own
     try {
       const conn = await tls({ ...worker, ca: pki.ca, authorize: sameCluster }).dial(address)
-      expect(conn.remoteIdentity).toMatchObject({ commonName: 'node-m1', organizationalUnit: 'swarm-manager' })
+      expect(conn.remoteIdentity).toMatchObject({
+        commonName: 'node-m1',
+        organizationalUnit: 'swarm-manager',
+      })
     } finally {
       TLSSocket.prototype.getPeerCertificate = own
     }
