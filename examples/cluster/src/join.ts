@@ -20,6 +20,7 @@ import {
   type TLSSocket,
 } from 'node:tls'
 import * as pki from '@swarmkit/pki'
+import { managerCertificateCheck } from './manager-certificate-check.js'
 
 const MAX_LINE = 64 * 1024
 const TIMEOUT_MS = 10_000
@@ -206,19 +207,16 @@ async function ask(
   }
 }
 
+/** Manager certificates found issued by a token's roots, remembered while valid (many joins, few managers). */
+const isManagerOfRoots = managerCertificateCheck()
+
 /**
  * Whether the peer of `socket` proved, in its handshake, a manager's certificate issued by one of `roots`
  * (its leaf alone: a chain through an intermediate takes the verified second connection).
  */
 function managerOfRoots(socket: TLSSocket, roots: string): boolean {
   const leaf = socket.getPeerX509Certificate()
-  if (!leaf) return false
-  try {
-    pki.verifyChain([pki.parseCertificate(new Uint8Array(leaf.raw))], { roots, roles: ['swarm-manager'] })
-    return true
-  } catch {
-    return false
-  }
+  return leaf ? isManagerOfRoots(new Uint8Array(leaf.raw), roots) : false
 }
 
 /** Joins the cluster at `address` with `token`: returns the node's credentials and where to go next. */
