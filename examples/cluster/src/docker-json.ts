@@ -202,6 +202,15 @@ export function nodeToDocker(n: Node): Record<string, unknown> {
   return out
 }
 
+/** A node's Docker form as JSON text, kept while the node object is the same (see {@link nodeToDocker}). */
+const nodeText = new WeakMap<Node, string>()
+
+export function nodeToDockerText(n: Node): string {
+  let text = nodeText.get(n)
+  if (text === undefined) nodeText.set(n, (text = JSON.stringify(nodeToDocker(n))))
+  return text
+}
+
 function buildNodeJson(n: Node): Record<string, unknown> {
   const out: Record<string, unknown> = {
     ...meta(n),

@@ -2,9 +2,10 @@
 
 import type { Node, ReadTx } from '@swarmkit/store'
 import { removeNodeAttachments } from '../attachments.js'
-import { nodeSpecFromDocker, nodeToDocker } from '../docker-json.js'
+import { nodeSpecFromDocker, nodeToDocker, nodeToDockerText } from '../docker-json.js'
 import { ApiError } from '../errors.js'
 import { ACCEPTED, nodeFilter, parseFilters } from '../filters.js'
+import { JsonText } from '../http-json.js'
 import { checkVersion, lookup, type Route, type RouteContext, version } from './route.js'
 
 /** moby's checks before a demotion: never the last manager, never below a reachable majority. */
@@ -34,9 +35,9 @@ export function nodeRoutes({ view, update }: RouteContext): Route[] {
       /^\/nodes$/,
       ({ query }) => {
         const match = nodeFilter(parseFilters(query.get('filters'), ACCEPTED.nodes))
-        return {
-          json: view((tx) => tx.find('nodes').filter(match).map(nodeToDocker)),
-        }
+        // Each node's text is kept while its object is the same: a listing joins them (see JsonText).
+        const texts = view((tx) => tx.find('nodes').filter(match).map(nodeToDockerText))
+        return { json: new JsonText(`[${texts.join(',')}]`) }
       },
     ],
     [
