@@ -50,7 +50,10 @@ describe('node ls', () => {
     let nodes = [node('n1', 'alpha', 'worker'), node('n2', 'beta', 'worker')]
     const ls = listing(() => nodes)
     await ls()
-    nodes = [nodes[0]!, { ...nodes[1]!, description: { ...nodes[1]!.description!, hostname: 'beta-renamed' } } as Node]
+    nodes = [
+      nodes[0]!,
+      { ...nodes[1]!, description: { ...nodes[1]!.description!, hostname: 'beta-renamed' } } as Node,
+    ]
     const listed = (await ls()) as { Description: { Hostname: string } }[]
     expect(listed.map((n) => n.Description.Hostname)).toEqual(['alpha', 'beta-renamed'])
   })
