@@ -1,7 +1,8 @@
-// The joiner's check of a join listener's certificate (join.ts), remembered per certificate and roots: a
+// The joiner's checks of a join listener's root CA and certificate (join.ts), remembered on success: a
 // success is not checked again while the chain is valid; anything else is checked in full every time.
 import * as pki from '@swarmkit/pki'
 import { describe, expect, it } from 'vitest'
+import { rootsVouchedFor } from '../src/join.js'
 import { managerCertificateCheck } from '../src/manager-certificate-check.js'
 
 const HOUR = 3_600_000
@@ -87,5 +88,21 @@ describe('managerCertificateCheck', () => {
     const [a, b, c] = [0, 1, 2].map(() => leaf(ca, 'swarm-manager'))
     for (const der of [a!, b!, c!, a!]) expect(check(der, ca.pem)).toBe(true)
     expect(calls).toBe(4)
+  })
+})
+
+describe('rootsVouchedFor', () => {
+  const tokens = pki.generateJoinTokens(ca.pem)
+  const otherTokens = pki.generateJoinTokens(other.pem)
+
+  it('accepts the root CA its token vouches for, again and again', () => {
+    for (let i = 0; i < 3; i++) expect(rootsVouchedFor(tokens.worker, { certificate: ca.pem })).toBe(ca.pem)
+  })
+
+  it('refuses another root CA for that token, and that root CA for another token, after a success', () => {
+    expect(rootsVouchedFor(tokens.worker, { certificate: ca.pem })).toBe(ca.pem)
+    expect(() => rootsVouchedFor(tokens.worker, { certificate: other.pem })).toThrow(/fingerprint/)
+    expect(() => rootsVouchedFor(otherTokens.worker, { certificate: ca.pem })).toThrow(/fingerprint/)
+    expect(() => rootsVouchedFor(tokens.worker, {} as pki.RootCAResponse)).toThrow()
   })
 })
