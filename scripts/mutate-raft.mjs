@@ -467,6 +467,78 @@ const mutants = [
     ],
     tests: ['test/commit-notices.test.ts'],
   },
+  {
+    name: 'inline-write-not-awaited',
+    what: "an inline batch's write is started but not waited for (its saves resolve before they are durable)",
+    edits: [
+      [
+        'src/file-storage.ts',
+        'if (inline) writeAllSync(this.#fs, this.#fd, chunk, this.#segSize)',
+        'if (inline) void writeAll(this.#fs, this.#fd, chunk, this.#segSize)',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts', 'test/file-storage-power-loss.test.ts'],
+  },
+  {
+    name: 'inline-mixed-batch',
+    what: 'a batch holding a save that is not inline is written inline all the same',
+    edits: [
+      [
+        'src/file-storage.ts',
+        'if (p.run !== undefined || (p.buf !== null && p.inline !== true)) return false',
+        'if (p.run !== undefined) return false',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts'],
+  },
+  {
+    name: 'leader-writes-inline',
+    what: 'every member writes its log inline however many proposals wait (a leader stops taking them meanwhile)',
+    edits: [
+      [
+        'src/node.ts',
+        'rd.snapshot === null && this.inlineWrites.inline(core.role, rd.entries.length)',
+        "rd.snapshot === null && core.role !== 'candidate'",
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'leader-inline-while-busy',
+    what: 'a leader writes inline again although a proposal came in during its last write',
+    edits: [
+      [
+        'src/internal/inline-writes.ts',
+        'const quiet = !this.#busy && entries <= 1',
+        'const quiet = entries <= 1',
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'follower-inline-under-load',
+    what: 'a follower writes inline however many entries it writes (it stops answering heartbeats meanwhile)',
+    edits: [
+      [
+        'src/internal/inline-writes.ts',
+        "if (role === 'follower') return entries <= 1",
+        "if (role === 'follower') return true",
+      ],
+    ],
+    tests: ['test/node.inline-saves.test.ts'],
+  },
+  {
+    name: 'inline-on-slow-disk',
+    what: 'saves are written inline however slow the last write was (a slow disk blocks the timers)',
+    edits: [
+      [
+        'src/file-storage.ts',
+        'this.#lastWriteMs <= this.#maxInlineWriteMs && isInline(batch)',
+        'isInline(batch)',
+      ],
+    ],
+    tests: ['test/file-storage-inline.test.ts'],
+  },
 ]
 
 // ---------------------------------------------------------------- arguments

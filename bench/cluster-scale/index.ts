@@ -13,7 +13,9 @@
 // `kill`), SCALE_STOP_AFTER (`join`: after the join and the idle heartbeats; `create`: after the first
 // convergence), SCALE_SNAPSHOT_INTERVAL (the managers' `--snapshot-interval`, default theirs: 10,000 raft
 // entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
-// create has converged).
+// create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
+// `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
+// a profiled manager records as a stall, default 200 ms).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -75,6 +77,8 @@ async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): 
 
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
+/** The event-loop gap (ms) a profiled manager records as a stall (the 50 ms timer period included). */
+const STALL_MS = Number(process.env['SCALE_STALL_MS'] ?? 200)
 const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
 const CLI = fileURLToPath(new URL('../../examples/cluster/dist/cli.js', import.meta.url))
 
@@ -100,13 +104,18 @@ import { writeFileSync } from 'node:fs'
 const s = new Session()
 s.connect()
 s.post('Profiler.enable', () => s.post('Profiler.start'))
-// Event-loop stalls over 250 ms (a follower's election timeout is 300-600 ms): when, and how long.
+// Event-loop stalls (a follower's election timeout is 300-600 ms): when, and how long (the timer's own 50 ms
+// left out), every gap of the 50 ms timer over SCALE_STALL_MS (default 200: stalls of 150 ms and more).
 const stalls = []
 let last = performance.now()
 setInterval(() => {
   const now = performance.now()
-  if (now - last > 300) stalls.push([Number(process.hrtime.bigint() / 1000n) - Math.round((now - last) * 1000), Math.round(now - last - 50)])
-  last = now
+  if (now - last > ${STALL_MS}) {
+    stalls.push([Number(process.hrtime.bigint() / 1000n) - Math.round((now - last) * 1000), Math.round(now - last - 50)])
+    // Written at once too: a manager that is SIGKILLed (the leader kill) leaves its stalls behind.
+    writeFileSync(${JSON.stringify(dir)} + '/stalls-' + process.pid + '.json', JSON.stringify(stalls))
+  }
+  last = performance.now()
 }, 50).unref()
 process.on('SIGUSR2', () => s.post('Profiler.stop', (err, r) => {
   if (!err) writeFileSync(${JSON.stringify(dir)} + '/manager-' + process.pid + '.cpuprofile', JSON.stringify(r.profile))

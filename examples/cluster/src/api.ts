@@ -24,7 +24,7 @@ import type { DockerExecutor } from './docker-executor.js'
 import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError } from './errors.js'
-import { readJsonBody, writeJson } from './http-json.js'
+import { readJsonBody, writeJson, writeJsonText } from './http-json.js'
 import { requireLeader } from './quorum.js'
 import { serveUi } from './ui-server.js'
 
@@ -46,12 +46,13 @@ function routes(d: Daemon): Route[] {
   ]
 }
 
-function send(res: ServerResponse, status: number, json?: unknown): void {
+function send(res: ServerResponse, status: number, json?: unknown, text?: string): void {
   res.setHeader('Api-Version', API_VERSION)
   res.setHeader('Docker-Experimental', 'false')
   res.setHeader('Ostype', 'linux')
   res.setHeader('Server', `Docker/${ENGINE_VERSION} (linux)`)
-  writeJson(res, status, json)
+  if (text !== undefined) writeJsonText(res, status, text)
+  else writeJson(res, status, json)
 }
 
 /** A route's pattern as a metrics label: `/services/{id}/update`. */
@@ -148,7 +149,7 @@ export function engineApi(
       const body = req.method === 'POST' ? await readJsonBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)
-      else send(res, reply.status ?? 200, reply.json)
+      else send(res, reply.status ?? 200, reply.json, reply.text)
     }
     run().catch((err: unknown) => {
       const e = storeError(err)

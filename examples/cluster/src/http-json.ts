@@ -24,14 +24,6 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/**
- * JSON text made already (a route's answer): written as it is. `node ls` of 5,000 nodes, polled, stringified
- * 3.5 MB each time; its nodes' text is kept per node object instead (docker-json.ts).
- */
-export class JsonText {
-  constructor(readonly text: string) {}
-}
-
 /** Answers with `status` and `json` (no body when undefined), unless an answer was already begun. */
 export function writeJson(res: ServerResponse, status: number, json?: unknown): void {
   if (res.headersSent) return void res.end()
@@ -40,7 +32,12 @@ export function writeJson(res: ServerResponse, status: number, json?: unknown): 
     res.end()
     return
   }
-  const body = json instanceof JsonText ? json.text : JSON.stringify(json)
+  writeJsonText(res, status, JSON.stringify(json))
+}
+
+/** Answers with `status` and a JSON body already serialized, unless an answer was already begun. */
+export function writeJsonText(res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent) return void res.end()
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
   res.end(body)
 }

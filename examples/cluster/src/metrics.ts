@@ -10,6 +10,7 @@ import type { Daemon } from './daemon.js'
 import type { Manager } from './manager.js'
 import type { ManagerObserver } from './observer.js'
 import { followStore } from './store-follow.js'
+import { type StoreTallies, storeTallies } from './store-tallies.js'
 
 const LATENCY = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const TABLES = ['nodes', 'services', 'tasks', 'networks', 'clusters', 'secrets', 'configs'] as const
@@ -32,6 +33,13 @@ export function clusterMetrics(): ClusterMetrics {
   collectDefaultMetrics({ register: registry })
   let daemon: Daemon | undefined
   const manager = (): Manager | undefined => daemon?.manager
+  // Counts kept at commit per manager store, not walked at each scrape (store-tallies.ts).
+  const talliesOf = new WeakMap<Manager['store'], StoreTallies>()
+  const tallies = (m: Manager): StoreTallies => {
+    let t = talliesOf.get(m.store)
+    if (!t) talliesOf.set(m.store, (t = storeTallies(m.store)))
+    return t
+  }
   const reg = [registry]
 
   /** A gauge read from the manager at scrape time (none without a manager). */
@@ -113,7 +121,7 @@ export function clusterMetrics(): ClusterMetrics {
 
   // ---- store
   countGauge('swarm_store_objects', 'Objects per table of this manager replica.', 'table', (m) =>
-    m.store.view((tx) => TABLES.map((t) => [t, tx.find(t).length] as const)),
+    TABLES.map((t) => [t, tallies(m).objects(t)] as const),
   )
   const commits = histogram(
     'swarm_store_transaction_duration_seconds',
@@ -139,17 +147,17 @@ export function clusterMetrics(): ClusterMetrics {
   )
 
   // ---- scheduler, orchestrators, tasks, nodes
-  gaugeOf('swarm_scheduler_pending_tasks', 'Tasks waiting for the scheduler to place them.', (m) =>
-    m.store.view((tx) => tx.find('tasks', undefined, (t) => t.status.state === 'pending').length),
+  gaugeOf(
+    'swarm_scheduler_pending_tasks',
+    'Tasks waiting for the scheduler to place them.',
+    (m) => tallies(m).tasksByState().get('pending') ?? 0,
   )
   const scheduling = histogram(
     'swarm_scheduler_scheduling_latency_seconds',
     'Time from a task being created to its assignment to a node (observed on the leader).',
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   )
-  countGauge('swarm_tasks', 'Tasks by current state.', 'state', (m) =>
-    m.store.view((tx) => countBy(tx.find('tasks').map((t) => t.status.state))),
-  )
+  countGauge('swarm_tasks', 'Tasks by current state.', 'state', (m) => tallies(m).tasksByState())
   countGauge('swarm_nodes', 'Nodes by state.', 'state', (m) =>
     m.store.view((tx) => countBy(tx.find('nodes').map((n) => n.status.state))),
   )

@@ -96,21 +96,23 @@ export function networkIndex(tx: ReadTx): NetworkIndex {
   const keys = encrypted.size > 0 ? wireKeys(keyRingOf(tx.find('clusters')[0])) : []
   const tasksOn = new Map<string, Task[]>()
   const netsOf = new Map<string, Set<string>>()
-  if (networks.size > 0)
+  // The tasks of each network through the store's per-network index, not a walk over every task: the index
+  // is built again at each store version a stream asks at, and a swarm's tasks are mostly on no overlay.
+  for (const net of networks.keys())
     for (const t of tx.find(
       'tasks',
-      undefined, // Only tasks placed on a node: a pending task has an address but no node to reach it at.
-      (x) => x.networks.length > 0 && x.nodeId !== '' && holdsAddresses(x),
-    ))
-      for (const a of t.networks) {
-        if (a.addresses.length === 0 || !networks.has(a.networkId)) continue
-        let list = tasksOn.get(a.networkId)
-        if (!list) tasksOn.set(a.networkId, (list = []))
-        list.push(t)
-        let nets = netsOf.get(t.nodeId)
-        if (!nets) netsOf.set(t.nodeId, (nets = new Set()))
-        nets.add(a.networkId)
-      }
+      { referencedNetworkId: net }, // Only tasks placed on a node: a pending task has an address but no node to reach it at.
+      (x) => x.nodeId !== '' && holdsAddresses(x),
+    )) {
+      const a = t.networks.find((x) => x.networkId === net)
+      if (!a || a.addresses.length === 0) continue
+      let list = tasksOn.get(net)
+      if (!list) tasksOn.set(net, (list = []))
+      list.push(t)
+      let nets = netsOf.get(t.nodeId)
+      if (!nets) netsOf.set(t.nodeId, (nets = new Set()))
+      nets.add(net)
+    }
   // Every node holds the ingress network while it is used, with every node's ingress sandbox on it.
   const sandboxes = ingressSandboxes(tx, networks, tasksOn)
   for (const [net, list] of sandboxes)

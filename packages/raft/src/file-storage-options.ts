@@ -55,6 +55,12 @@ export interface FileLogStorageOptions {
   readonly fileSystem?: FileSystem
   /** Superseded snapshot files kept beside the latest (newest first); the rest are deleted. Default 0. */
   readonly keepOldSnapshots?: number
+  /**
+   * Saves asked to be written inline (`SaveOptions.inline`) go to the background instead while the log's last
+   * write took longer than this many ms: a write on the caller's thread blocks its timers and its answers to
+   * heartbeats for as long as it takes, so a slow disk gets written in the background. Default 10.
+   */
+  readonly maxInlineWriteMs?: number
   /** Called after each durable write of log records (O_DSYNC): its duration in ms and its size. */
   readonly onSync?: (ms: number, bytes: number) => void
   readonly signal?: AbortSignal

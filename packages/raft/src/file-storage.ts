@@ -2,7 +2,14 @@ import type { Buffer } from 'node:buffer'
 import { join, resolve } from 'node:path'
 import { RaftError } from './errors.js'
 import type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-options.js'
-import { type FileSystem, nodeFileSystem, removeFile, syncDir, writeAll } from './file-system.js'
+import {
+  type FileSystem,
+  nodeFileSystem,
+  removeFile,
+  syncDir,
+  writeAll,
+  writeAllSync,
+} from './file-system.js'
 import { AcceptedLog, LogShape, type Pending } from './internal/wal/accepted-log.js'
 import { checkCount, checkOpenArguments, checkSignal, ioError } from './internal/wal/checks.js'
 import { type CutPoint, cutBack } from './internal/wal/cut-back.js'
@@ -37,7 +44,14 @@ import {
 } from './internal/wal/replay.js'
 import { createSegment, openSegment, writeSegmentAside } from './internal/wal/segment-files.js'
 import { encodeSnapshotFile, newestOlderSnapshots, writeSnapshotFile } from './internal/wal/snapshot-file.js'
-import type { HardState, LogStorage, PersistedState, Snapshot, StorageUpdate } from './storage.js'
+import type {
+  HardState,
+  LogStorage,
+  PersistedState,
+  SaveOptions,
+  Snapshot,
+  StorageUpdate,
+} from './storage.js'
 
 export type { FileLogStorageOptions, FileLogStorageStats } from './file-storage-options.js'
 export type { AsyncSealHook, SealContext, SealHook }
@@ -46,6 +60,18 @@ const MiB = 1 << 20
 const DEFAULT_SEGMENT_BYTES = 64 * MiB
 const DEFAULT_MAX_ENTRY = 64 * MiB
 const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
+/** A write on the caller's thread blocks its timers: a disk slower than this is written in the background. */
+const DEFAULT_MAX_INLINE_WRITE_MS = 10
+
+/** Whether every save of `batch` asked to be written inline (and it holds one): see `SaveOptions.inline`. */
+function isInline(batch: readonly Pending[]): boolean {
+  let saves = 0
+  for (const p of batch) {
+    if (p.run !== undefined || (p.buf !== null && p.inline !== true)) return false
+    if (p.buf !== null) saves++
+  }
+  return saves > 0
+}
 
 /** Errors of writer work (`Pending.run`) raised before it changed anything on disk. */
 const unchanged = new WeakSet<object>()
@@ -114,6 +140,9 @@ export class FileLogStorage implements LogStorage {
   #stash: PersistedState | null = null
   #stats = { saves: 0, syncs: 0, bytes: 0 }
   readonly #onSync: ((ms: number, bytes: number) => void) | undefined
+  readonly #maxInlineWriteMs: number
+  /** How long the last write of log records took (ms): past `maxInlineWriteMs`, no batch is written inline. */
+  #lastWriteMs = 0
 
   private constructor(dir: string, options: FileLogStorageOptions, lock: DirLock) {
     this.dir = dir
@@ -125,6 +154,7 @@ export class FileLogStorage implements LogStorage {
     this.#seal = options.seal
     this.keepOldSnapshots = options.keepOldSnapshots ?? 0
     this.#onSync = options.onSync
+    this.#maxInlineWriteMs = options.maxInlineWriteMs ?? DEFAULT_MAX_INLINE_WRITE_MS
     const maxBody = ENTRY_BODY + maxEntry + SEAL_SLACK
     this.#limits = {
       maxBody,
@@ -362,14 +392,17 @@ export class FileLogStorage implements LogStorage {
   /**
    * Queues `update` and resolves once it is durable. Invalid updates (gaps, terms going back, a snapshot older
    * than the stored one, a vote changed within a term) throw synchronously-checked `RangeError`/`TypeError`
-   * and change nothing.
+   * and change nothing. With `inline`, a batch made only of such saves is written on the calling thread
+   * (`FileSystem.writevSync`) in the microtask after the call, without a trip through libuv's thread pool,
+   * unless the last write took longer than `maxInlineWriteMs`.
    */
-  save(update: StorageUpdate, options?: { signal?: AbortSignal }): Promise<void> {
+  save(update: StorageUpdate, options?: SaveOptions): Promise<void> {
     try {
       checkSignal(options?.signal)
       this.#checkOpen()
       if (this.#failed) throw this.#failed
       const p = this.#accepted.accept(update)
+      if (options?.inline === true) p.inline = true
       this.#stash = null
       return new Promise<void>((res, rej) => {
         p.resolve = res
@@ -619,13 +652,18 @@ export class FileLogStorage implements LogStorage {
     let chunk: Buffer[] = []
     let chunkBytes = 0
     let saves = 0
+    const inline =
+      this.#fs.writevSync !== undefined && this.#lastWriteMs <= this.#maxInlineWriteMs && isInline(batch)
     // Segments are open with O_DSYNC: the write returns once its data is durable (one call instead of a write
-    // and an fdatasync, so one trip through libuv's thread pool per batch).
+    // and an fdatasync, so one trip through libuv's thread pool per batch, or none for an inline batch).
     const flushChunk = async () => {
       if (chunkBytes === 0) return
       const started = performance.now()
-      await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
-      this.#onSync?.(performance.now() - started, chunkBytes)
+      if (inline) writeAllSync(this.#fs, this.#fd, chunk, this.#segSize)
+      else await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
+      const ms = performance.now() - started
+      this.#lastWriteMs = ms
+      this.#onSync?.(ms, chunkBytes)
       this.#stats.syncs++
       this.#segSize += chunkBytes
       this.#stats.bytes += chunkBytes

@@ -40,6 +40,7 @@ export type {
   HardState,
   LogStorage,
   PersistedState,
+  SaveOptions,
   Snapshot,
   SnapshotMeta,
   StorageUpdate,

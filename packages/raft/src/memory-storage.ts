@@ -1,4 +1,12 @@
-import type { Entry, HardState, LogStorage, PersistedState, Snapshot, StorageUpdate } from './storage.js'
+import type {
+  Entry,
+  HardState,
+  LogStorage,
+  PersistedState,
+  SaveOptions,
+  Snapshot,
+  StorageUpdate,
+} from './storage.js'
 
 const EMPTY_HARD: HardState = { term: 0, vote: null, commit: 0 }
 
@@ -19,7 +27,7 @@ export class MemoryLogStorage implements LogStorage {
     return { hardState: this.hard, snapshot: this.snap, entries: this.entries.slice(from) }
   }
 
-  async save(update: StorageUpdate, _options?: { signal?: AbortSignal }): Promise<void> {
+  async save(update: StorageUpdate, _options?: SaveOptions): Promise<void> {
     this.apply(update)
   }
 

@@ -8,6 +8,7 @@ import { ConfChanges } from './internal/conf-changes.js'
 import { forceNewCluster } from './internal/force-new-cluster.js'
 import { FullDisk } from './internal/full-disk.js'
 import { HardStateWrites } from './internal/hard-state-writes.js'
+import { InlineWrites } from './internal/inline-writes.js'
 import { coreOf } from './internal/inspect.js'
 import { LeaderTransfers } from './internal/leader-transfers.js'
 import { Links } from './internal/links.js'
@@ -71,6 +72,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Bare commit notices wait a moment for a later append to carry their commit index. */
   private readonly notices: CommitNotices
   private readonly hardWrites = new HardStateWrites()
+  private readonly inlineWrites = new InlineWrites()
   private emittedRole: Role = 'follower'
   private emittedLeader: string | null = null
   private seenTerm = 0
@@ -488,7 +490,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly kick = (): void => {
     this.kickScheduled = false
     if (this.state !== 'running') return
-    if (this.proposals.queued.length > 0) this.proposals.submit(this.core!)
+    if (this.proposals.queued.length > 0) {
+      if (this.loop !== null) this.inlineWrites.proposedDuringWrite()
+      this.proposals.submit(this.core!)
+    }
     if (this.reads.queue.length > 0) this.reads.submit(this.core!)
     if (this.loop === null) {
       if (this.core!.hasReady(this.applier.room())) {
@@ -518,8 +523,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           if (rd.snapshot) update.snapshot = rd.snapshot
           if (hard) update.hardState = hard
           if (rd.entries.length > 0) update.entries = rd.entries
-          // A full disk is waited out (the same update again); anything else fails the node.
-          saving = this.disk.save(update)
+          // A full disk is waited out (the same update again); anything else fails the node. With one
+          // proposer at a time the write goes inline, on this thread without a hop through the thread pool;
+          // under load to the pool, so that the loop goes on meanwhile (InlineWrites).
+          const inline = rd.snapshot === null && this.inlineWrites.inline(core.role, rd.entries.length)
+          saving = this.disk.save(update, inline)
           // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
           saving.catch(() => {})
         }

@@ -71,6 +71,13 @@ export interface StorageUpdate {
   readonly snapshot?: Snapshot
 }
 
+/** Options of {@link LogStorage.save}. */
+export interface SaveOptions {
+  readonly signal?: AbortSignal
+  /** The caller waits for nothing but this save: it may be written on the calling thread. Default false. */
+  readonly inline?: boolean
+}
+
 /** The durable state a raft member keeps (hard state, log, latest snapshot); `MemoryLogStorage` and `FileLogStorage` implement it, and `logStorageCompliance` tests any implementation. */
 export interface LogStorage {
   /** Reads back what was persisted (empty state for new storage). Called once per RaftNode.start(). */
@@ -79,8 +86,11 @@ export interface LogStorage {
    * Makes `update` durable; resolves only once it is (one sync may cover many queued updates). May reject with
    * a `RaftError` `NO_SPACE` when the disk is full and nothing of the update (nor of updates queued after it)
    * was kept: the storage must then take the same update again later. Any other rejection stops the node.
+   * With `inline`, the caller has nothing else to do until the update is durable (a follower's write, which it
+   * must finish before it answers): the storage may then write on the calling thread, blocking it for the
+   * length of the write, instead of handing the write to a background thread and waking the caller after.
    */
-  save(update: StorageUpdate, options?: { signal?: AbortSignal }): Promise<void>
+  save(update: StorageUpdate, options?: SaveOptions): Promise<void>
   /** The latest snapshot, with its data, to send to a lagging follower. */
   snapshot(options?: { signal?: AbortSignal }): Promise<Snapshot | null>
   /** Drops entries with index <= `index`; only ever called at or below the latest snapshot's index. */

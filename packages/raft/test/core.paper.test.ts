@@ -532,3 +532,89 @@ describe('§5.4 Safety', () => {
     }
   })
 })
+
+describe('§7 InstallSnapshot receiver', () => {
+  const conf = { voters: ids3, learners: [] }
+  function follower(entries: [number, number][]) {
+    return newCore('b', ids3, {
+      ...paper,
+      state: {
+        hardState: { term: 3, vote: null, commit: 0 },
+        snapshot: null,
+        entries: entries.map(([i, t]) => ent(i, t)),
+      },
+    })
+  }
+  function install(f: RaftCore, index: number, term: number) {
+    const snapshot = { meta: { index, term, conf }, data: new Uint8Array([1]) }
+    f.step(msg({ type: T.Snapshot, from: 'a', to: 'b', term: 3, index, logTerm: term, snapshot }))
+    return drain(f)
+  }
+
+  // Rule 6 and 7: a log that does not hold the snapshot's last entry is discarded as a whole, whether it ends
+  // before the snapshot or runs past it with entries of another term.
+  for (const [name, entries] of [
+    [
+      'shorter',
+      [
+        [1, 1],
+        [2, 1],
+        [3, 1],
+      ],
+    ],
+    [
+      'longer, diverging',
+      [
+        [1, 1],
+        [2, 1],
+        [3, 1],
+        [4, 1],
+        [5, 1],
+        [6, 1],
+        [7, 1],
+        [8, 1],
+        [9, 1],
+        [10, 1],
+      ],
+    ],
+  ] as const) {
+    it(`discards the whole ${name} log and keeps only the snapshot's point`, () => {
+      const f = follower(entries.map(([i, t]) => [i, t]))
+      const rd = install(f, 8, 2)
+      expect(rd.snapshot?.meta.index).toBe(8)
+      expect(rd.messages.find((m) => m.type === T.AppendResp)?.index).toBe(8)
+      expect(f.log.lastIndex()).toBe(8)
+      expect(f.log.term(8)).toBe(2)
+      expect(f.committed).toBe(8)
+      // The next append continues right after the snapshot.
+      f.step(
+        msg({
+          type: T.Append,
+          from: 'a',
+          to: 'b',
+          term: 3,
+          index: 8,
+          logTerm: 2,
+          entries: [ent(9, 3)],
+          commit: 9,
+        }),
+      )
+      const r = drain(f).messages.find((m) => m.type === T.AppendResp)!
+      expect([r.reject, r.index]).toEqual([false, 9])
+      expect(f.log.lastIndex()).toBe(9)
+    })
+  }
+
+  it('keeps the entries after a snapshot whose last entry its log already holds (rule 6)', () => {
+    const f = follower([
+      [1, 1],
+      [2, 2],
+      [3, 2],
+      [4, 3],
+    ])
+    const rd = install(f, 3, 2)
+    expect(rd.snapshot).toBeFalsy()
+    expect(f.log.lastIndex()).toBe(4)
+    expect(f.committed).toBe(3)
+  })
+})

@@ -26,8 +26,16 @@ interface Round {
   files: PowerLossFileSystem
 }
 
-/** Six writers save concurrently; the power is cut once `cutAfter` saves were acknowledged. */
-async function runUntilCut(files: PowerLossFileSystem, seed: number, cutAfter: number): Promise<Round> {
+/**
+ * Six writers save concurrently; the power is cut once `cutAfter` saves were acknowledged. With `inline`, about
+ * half of the saves ask to be written inline (`SaveOptions.inline`), so batches of either kind and mixed ones go.
+ */
+async function runUntilCut(
+  files: PowerLossFileSystem,
+  seed: number,
+  cutAfter: number,
+  inline = false,
+): Promise<Round> {
   const rnd = rng(seed)
   const storage = await FileLogStorage.open(DIR, { ...OPTIONS, fileSystem: files })
   const nextOp = opGenerator(await storage.load(), rnd, String(seed))
@@ -45,7 +53,7 @@ async function runUntilCut(files: PowerLossFileSystem, seed: number, cutAfter: n
       const { op, update } = nextOp()
       const at = round.ops.push(op) - 1
       try {
-        await storage.save(update)
+        await storage.save(update, inline && rnd() < 0.5 ? { inline: true } : undefined)
       } catch {
         return // the power is out
       }
@@ -59,7 +67,12 @@ async function runUntilCut(files: PowerLossFileSystem, seed: number, cutAfter: n
   return round
 }
 
-async function powerCuts(seed: number, rounds: number, unsynced: 'drop' | 'random'): Promise<number> {
+async function powerCuts(
+  seed: number,
+  rounds: number,
+  unsynced: 'drop' | 'random',
+  inline = false,
+): Promise<number> {
   const rnd = rng(seed)
   let files = powerLossFileSystem({ seed, unsynced })
   let model = emptyModel()
@@ -67,7 +80,7 @@ async function powerCuts(seed: number, rounds: number, unsynced: 'drop' | 'rando
   for (let k = 0; k < rounds; k++) {
     const r = rnd()
     const cutAfter = r < 0.1 ? 0 : 1 + Math.floor(rnd() * 40)
-    const round = await runUntilCut(files, seed * 1000 + k, cutAfter)
+    const round = await runUntilCut(files, seed * 1000 + k, cutAfter, inline)
     acked += round.acked.size
     files = round.files
     const storage = await FileLogStorage.open(DIR, { ...OPTIONS, fileSystem: files })
@@ -98,6 +111,12 @@ describe('FileLogStorage under power cuts', () => {
   it(`keeps every acknowledged save when unsynced writes are torn or kept in part (${seeds} seeds x 15 cuts)`, async () => {
     let acked = 0
     for (let seed = 1; seed <= seeds; seed++) acked += await powerCuts(seed + 500, 15, 'random')
+    expect(acked).toBeGreaterThan(seeds * 15)
+  }, 240_000)
+
+  it(`keeps every acknowledged save when saves are written inline (${seeds} seeds x 15 cuts)`, async () => {
+    let acked = 0
+    for (let seed = 1; seed <= seeds; seed++) acked += await powerCuts(seed + 900, 15, 'random', true)
     expect(acked).toBeGreaterThan(seeds * 15)
   }, 240_000)
 })

@@ -15,6 +15,8 @@ export type Handler = (req: { body: unknown; query: Query; params: string[] }) =
 export interface Reply {
   status?: number
   json?: unknown
+  /** The JSON body already serialized (a large list built from texts kept per object); wins over `json`. */
+  text?: string
   /** Writes the body itself (log streams). */
   stream?: (res: ServerResponse) => void
 }

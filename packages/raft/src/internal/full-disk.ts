@@ -9,6 +9,7 @@ import type { LogStorage, StorageUpdate } from '../storage.js'
 /** The first wait before a refused write goes again; it doubles up to the last. */
 export const FIRST_RETRY_MS = 25
 export const MAX_RETRY_MS = 500
+const INLINE = { inline: true } as const
 
 export interface FullDiskHost {
   readonly storage: LogStorage
@@ -42,13 +43,16 @@ export class FullDisk {
     return r && new RaftError('NO_SPACE', `this node's log cannot grow for now: ${r.message}`, { cause: r })
   }
 
-  /** Saves `update`, again and again while the disk is full; rejects on any other failure, or once stopped. */
-  async save(update: StorageUpdate): Promise<void> {
+  /**
+   * Saves `update`, again and again while the disk is full; rejects on any other failure, or once stopped.
+   * `inline`: the caller waits for nothing else (see `SaveOptions.inline`).
+   */
+  async save(update: StorageUpdate, inline = false): Promise<void> {
     const host = this.host
     let wait = FIRST_RETRY_MS
     for (;;) {
       try {
-        await host.storage.save(update)
+        await host.storage.save(update, inline ? INLINE : undefined)
       } catch (err) {
         if (!isRaftError(err, 'NO_SPACE') || !host.running()) throw err
         const first = this.refused === null

@@ -233,6 +233,24 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
   }
 
   async writev(n: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
+    const { fd, op, total } = this.startWrite(n, buffers, position)
+    await this.settle()
+    this.endWrite(fd, op)
+    return total
+  }
+
+  /** A write that blocks its caller: no power cut falls in the middle of it (the caller does nothing else). */
+  writevSync(n: number, buffers: readonly Uint8Array[], position: number): number {
+    const { fd, op, total } = this.startWrite(n, buffers, position)
+    this.endWrite(fd, op)
+    return total
+  }
+
+  private startWrite(
+    n: number,
+    buffers: readonly Uint8Array[],
+    position: number,
+  ): { fd: Fd; op: Op; total: number } {
     const fd = this.fd(n)
     const inode = fd.inode
     if (!inode) throw error('EISDIR', 'write to a directory')
@@ -246,13 +264,14 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
     const op: Op = { kind: 'write', pos: position, bytes, durable: false }
     this.stats.writes++
     inode.apply(op)
-    await this.settle()
-    if (fd.dsync) {
-      op.durable = true
-      this.stats.syncs++
-      inode.compact()
-    }
-    return total
+    return { fd, op, total }
+  }
+
+  private endWrite(fd: Fd, op: Op): void {
+    if (!fd.dsync) return
+    op.durable = true
+    this.stats.syncs++
+    fd.inode!.compact()
   }
 
   async fsync(n: number): Promise<void> {

@@ -23,6 +23,8 @@ export interface Pending {
   hard: HardState | null
   /** Set when the save's snapshot file could not be written for lack of space: the save fails where it lies. */
   failure?: unknown
+  /** The caller waits for nothing else: the write may be made on its thread (`SaveOptions.inline`). */
+  inline?: boolean
   /** Work done by the writer between two saves, with the log to itself (see `reseal`). */
   run?: () => Promise<void>
   resolve: () => void

@@ -73,6 +73,10 @@ export function checkOpenArguments(dir: unknown, options: FileLogStorageOptions)
   if (kos !== undefined && (!Number.isSafeInteger(kos) || kos < 0)) {
     throw new RangeError('options.keepOldSnapshots must be an integer >= 0')
   }
+  const miw = options.maxInlineWriteMs
+  if (miw !== undefined && (typeof miw !== 'number' || !(miw >= 0))) {
+    throw new RangeError('options.maxInlineWriteMs must be a number >= 0')
+  }
   if (options.batchSeal !== undefined && typeof options.batchSeal !== 'boolean') {
     throw new TypeError('options.batchSeal must be a boolean')
   }

@@ -19,6 +19,10 @@ export function tagSyncFailures(files: FileSystem): FileSystem {
     open: (path, flags) => files.open(path, flags),
     read: (fd, buffer, offset, length, position) => files.read(fd, buffer, offset, length, position),
     writev: (fd, buffers, position) => files.writev(fd, buffers, position),
+    ...(files.writevSync && {
+      writevSync: (fd: number, buffers: readonly Uint8Array[], position: number) =>
+        files.writevSync!(fd, buffers, position),
+    }),
     size: (path) => files.size(path),
     readdir: (dir) => files.readdir(dir),
     mkdir: (dir) => files.mkdir(dir),
