@@ -160,6 +160,7 @@ export function tlsTransport(options: TlsTransportOptions): TlsTransport {
           // No SNI for IP addresses (node warns about it); any name works since names are not checked.
           servername: /^[\d.]+$|:/.test(host) ? '' : host,
         })
+        skipNameCheckChain(socket)
         socket.on('error', () => {})
         let connected = false
         socket.once('connect', () => {
@@ -198,6 +199,23 @@ export function tlsTransport(options: TlsTransportOptions): TlsTransport {
     for (const server of servers) server.setSecureContext(next)
   }
   return transport
+}
+
+/**
+ * Node builds the server's whole certificate chain as objects (`getPeerCertificate(true)`, ~0.2 ms, several
+ * times that on a loaded machine) after every full handshake, only to hand it to `checkServerIdentity`, which
+ * checks nothing here: peers are identified by certificate, not by name. Until the handshake is done, that
+ * one call gets an empty certificate; the chain itself was verified by OpenSSL (`rejectUnauthorized`), and
+ * the identity is read after the handshake as before. A worker joining in a join storm spent a tenth of its
+ * CPU there.
+ */
+function skipNameCheckChain(socket: TLSSocket): void {
+  const own = socket.getPeerCertificate
+  socket.getPeerCertificate = ((detailed?: boolean) =>
+    detailed === true ? ({} as PeerCertificate) : own.call(socket, detailed)) as typeof own
+  const restore = () => Reflect.deleteProperty(socket, 'getPeerCertificate')
+  socket.once('secureConnect', restore)
+  socket.once('close', restore)
 }
 
 function secureOptions(c: TlsCredentials, name: string) {
