@@ -8,6 +8,7 @@
 
 import type { ClusterStore, StoreEvent, Task } from '@swarmkit/store'
 import { taskStateRank } from '@swarmkit/store'
+import { tapStore } from './store-tap.js'
 
 const RANK_ASSIGNED = taskStateRank('assigned')
 
@@ -129,27 +130,18 @@ export class AssignmentFanout {
    */
   #startTap(): void {
     if (this.#tap) return
-    const tap = new AbortController()
-    this.#tap = tap
-    const watch = this.#store.watch({
-      table: ['tasks', 'networks', 'services', 'nodes', 'clusters'],
-      signal: tap.signal,
-      filter: (e) => {
-        this.#route(e)
-        return false
-      },
-    })
     // A store that closes (or drops the watch) ends every subscription: their streams end and agents resubscribe.
-    void (async () => {
-      try {
-        for await (const _ of watch);
-      } catch {
-        // dropped: end the subscriptions below
-      }
-      if (this.#tap !== tap) return
-      this.#tap = undefined
-      for (const set of [...this.#subs.values()]) for (const s of [...set]) s.close()
-    })()
+    const tap = tapStore(
+      this.#store,
+      ['tasks', 'networks', 'services', 'nodes', 'clusters'],
+      (e) => this.#route(e),
+      () => {
+        if (this.#tap !== tap) return
+        this.#tap = undefined
+        for (const set of [...this.#subs.values()]) for (const s of [...set]) s.close()
+      },
+    )
+    this.#tap = tap
   }
 }
 

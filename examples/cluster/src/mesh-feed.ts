@@ -6,6 +6,7 @@
 // version by the dispatcher) with the one it sent.
 
 import type { ClusterStore } from '@swarmkit/store'
+import { tapStore } from './store-tap.js'
 
 /** A stream's view of the feed: `next()` resolves true once something changed since the last call. */
 export interface MeshChanges {
@@ -93,28 +94,19 @@ export class MeshFeed {
   /** One watch whose filter notes the change and keeps none: nothing queues, whatever the commit's size. */
   #startTap(): void {
     if (this.#tap) return
-    const tap = new AbortController()
-    this.#tap = tap
-    const watch = this.#store.watch({
-      table: ['services', 'tasks'],
-      signal: tap.signal,
-      filter: () => {
-        this.#touched()
-        return false
+    const tap = tapStore(
+      this.#store,
+      ['services', 'tasks'],
+      () => this.#touched(),
+      () => {
+        // The store closed or dropped the watch: every stream ends, and its agent resubscribes.
+        if (this.#tap !== tap) return
+        this.#tap = undefined
+        this.#generation++
+        this.#wake(false)
       },
-    })
-    void (async () => {
-      try {
-        for await (const _ of watch);
-      } catch {
-        // dropped: end the subscriptions below
-      }
-      if (this.#tap !== tap) return
-      // The store closed or dropped the watch: every stream ends, and its agent resubscribes.
-      this.#tap = undefined
-      this.#generation++
-      this.#wake(false)
-    })()
+    )
+    this.#tap = tap
   }
 
   #stopTap(): void {

@@ -19,22 +19,12 @@ import {
   type TaskState,
 } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../../../test/support/mulberry32.js'
 import { addressKey } from '../src/address-book.js'
 import { allocateEndpoint, createNetwork } from '../src/allocator.js'
 import { allocateIngressAddresses } from '../src/ingress-attachments.js'
 import { TaskAddressLoop } from '../src/task-address-loop.js'
 import { allocateTaskAddresses, heldAddresses, holdsAddresses } from '../src/task-addresses.js'
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const raftError = (code: string) => Object.assign(new Error(`raft: ${code}`), { name: 'RaftError', code })
 
