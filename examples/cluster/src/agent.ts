@@ -7,6 +7,7 @@
 
 import { type TaskState, taskStateRank } from '@swarmkit/store'
 import { checkAssignmentsMessage } from './assignments-message.js'
+import { type CoarseTimer, coarseTimeout } from './coarse-timer.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
 import { simulatedExecutor } from './simulated-executor.js'
@@ -47,7 +48,8 @@ export class Agent {
   readonly #stop = new AbortController()
   readonly #log: (line: string) => void
   readonly #options: AgentOptions
-  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined
+  /** On the coarse grid: the heartbeats of many agents in one process leave in one turn of the loop. */
+  #heartbeatTimer: CoarseTimer | undefined
   #loop: Promise<void> = Promise.resolve()
   /** Reports not yet sent, in order (every state of every task is reported). */
   #pending: TaskStatusUpdate[] = []
@@ -124,7 +126,7 @@ export class Agent {
   /** Stops following assignments; tasks keep running in the executor (a new agent adopts them). */
   async stop(): Promise<void> {
     this.#stop.abort()
-    clearTimeout(this.#heartbeatTimer)
+    this.#heartbeatTimer?.cancel()
     clearTimeout(this.#sweepTimer)
     await this.#loop.catch(() => {})
     await Promise.all([...this.#runners.values()].map((r) => r.close()))
@@ -137,7 +139,7 @@ export class Agent {
 
   #heartbeat(delayMs: number): void {
     if (this.#stop.signal.aborted) return
-    this.#heartbeatTimer = setTimeout(() => {
+    this.#heartbeatTimer = coarseTimeout(() => {
       this.#dispatcher.heartbeat(this.nodeId).then(
         (answer) => {
           const { periodMs, role } = answer
@@ -157,7 +159,6 @@ export class Agent {
         },
       )
     }, delayMs)
-    this.#heartbeatTimer.unref?.()
   }
 
   async #follow(): Promise<void> {

@@ -20,12 +20,12 @@ export function boundedHeartbeat(
   call: (timeoutMs: number) => Promise<HeartbeatAnswer>,
 ): () => Promise<HeartbeatAnswer> {
   let periodMs = 5000
-  return async () => {
-    const answer = await call(Math.max(MIN_HEARTBEAT_BOUND_MS, periodMs))
+  const learn = (answer: HeartbeatAnswer) => {
     const p = answer?.periodMs
     if (typeof p === 'number' && Number.isFinite(p) && p > 0) periodMs = Math.min(p, 60_000)
     return answer
   }
+  return () => call(Math.max(MIN_HEARTBEAT_BOUND_MS, periodMs)).then(learn)
 }
 
 export /** The agent's view of a dispatcher on another manager, over mutual TLS (the connection of the moment). */

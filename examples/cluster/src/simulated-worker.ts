@@ -41,7 +41,7 @@ export interface SimulatedWorker {
 }
 
 /** The agent's view of a dispatcher over the worker's mutual TLS session (the session of the moment). */
-function sessionDispatcher(client: () => RpcClient): DispatcherApi {
+export function sessionDispatcher(client: () => RpcClient): DispatcherApi {
   const heartbeat = boundedHeartbeat((timeoutMs) => client().call('dispatcher.heartbeat', {}, { timeoutMs }))
   return {
     register: (_id, info, addr) =>

@@ -141,17 +141,30 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   }
 
   /** Call a method on the server; waits for a connection within the call's timeout. */
-  async call<R = unknown>(method: string, payload?: unknown, options?: CallOptions): Promise<R> {
-    checkSignal(options)
-    const timeoutMs = positiveInt(options?.timeoutMs, this.callTimeoutMs, 'options.timeoutMs')
-    let session = this.current
-    let remaining = timeoutMs
-    if (session === undefined) {
-      // Waiting for the connection counts against the call's timeout.
-      const start = this.clock.now()
-      session = await this.waitSession(options?.signal, timeoutMs)
-      remaining = Math.max(1, Math.ceil(timeoutMs - (this.clock.now() - start)))
+  call<R = unknown>(method: string, payload?: unknown, options?: CallOptions): Promise<R> {
+    // Connected (nearly always): straight to the session, without a promise of our own around its call.
+    // Every mistake still rejects (as from an async function), never throws.
+    try {
+      checkSignal(options)
+      const timeoutMs = positiveInt(options?.timeoutMs, this.callTimeoutMs, 'options.timeoutMs')
+      const session = this.current
+      if (session !== undefined) return session.call<R>(method, payload, options)
+      return this.callWhenConnected<R>(method, payload, options, timeoutMs)
+    } catch (error) {
+      return Promise.reject(error)
     }
+  }
+
+  private async callWhenConnected<R>(
+    method: string,
+    payload: unknown,
+    options: CallOptions | undefined,
+    timeoutMs: number,
+  ): Promise<R> {
+    // Waiting for the connection counts against the call's timeout.
+    const start = this.clock.now()
+    const session = await this.waitSession(options?.signal, timeoutMs)
+    const remaining = Math.max(1, Math.ceil(timeoutMs - (this.clock.now() - start)))
     return session.call<R>(method, payload, { signal: options?.signal, timeoutMs: remaining })
   }
 

@@ -53,7 +53,7 @@ export function controlMethods(manager: ControlContext): Methods {
     'dispatcher.heartbeat': {
       kind: 'call',
       roles,
-      handler: (_p, ctx) => d.heartbeat(nodeOf(ctx.identity)),
+      handler: (_p, ctx) => d.heard(nodeOf(ctx.identity)),
     },
     'dispatcher.assignments': {
       kind: 'stream',
