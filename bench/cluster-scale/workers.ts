@@ -24,6 +24,9 @@ export interface TaskView {
   state: string
 }
 
+/** The simulated workers follow the routing mesh as daemons do; SCALE_MESH=0 leaves it out (to see its cost). */
+const MESH = process.env['SCALE_MESH'] !== '0'
+
 /** The generation marker of a task (the bench's `GEN=` environment variable). */
 const genOf = (a: Assignment) =>
   (a.spec?.containerSpec?.env ?? []).find((e) => e.startsWith('GEN='))?.slice(4) ?? '?'
@@ -90,6 +93,7 @@ export async function workerHost(): Promise<void> {
                   addr,
                   onAssignments,
                   onReport,
+                  routingMesh: MESH,
                   log,
                 }),
               )

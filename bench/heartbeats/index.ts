@@ -18,6 +18,7 @@ import { Agent } from '../../examples/cluster/src/agent.js'
 import { Dispatcher } from '../../examples/cluster/src/dispatcher.js'
 import { CONTROL_ADDR_LABEL } from '../../examples/cluster/src/labels.js'
 import { controlMethods } from '../../examples/cluster/src/manager/control.js'
+import { MeshFollower } from '../../examples/cluster/src/routing.js'
 import { simulatedExecutor } from '../../examples/cluster/src/simulated-executor.js'
 import { sessionDispatcher } from '../../examples/cluster/src/simulated-worker.js'
 import { cpuSeconds } from '../cluster-scale/stats.js'
@@ -131,6 +132,7 @@ async function workers(): Promise<void> {
   const ca = pki.importRootCA(setup.ca)
   const agents: Agent[] = []
   const clients: RpcClient[] = []
+  const meshes: MeshFollower[] = []
   let next = 0
   const one = async () => {
     for (let i = next++; i < setup.nodeIds.length; i = next++) {
@@ -166,12 +168,22 @@ async function workers(): Promise<void> {
       })
       await agent.start()
       agents.push(agent)
+      if (MESH) {
+        const mesh = new MeshFollower({
+          host: '127.0.0.1',
+          nodeId,
+          source: (signal) => dispatcher.mesh(nodeId, signal),
+        })
+        mesh.start()
+        meshes.push(mesh)
+      }
     }
   }
   await Promise.all(Array.from({ length: 16 }, one))
   send({ op: 'started', agents: agents.length })
   process.on('message', async (m: { op: string }) => {
     if (m.op === 'stop') {
+      await Promise.all(meshes.map((m) => m.close()))
       await Promise.all(agents.map((a) => a.stop()))
       await Promise.all(clients.map((c) => c.close()))
       process.exit(0)

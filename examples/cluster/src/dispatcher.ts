@@ -205,7 +205,7 @@ export class Dispatcher implements DispatcherApi {
   constructor(options: DispatcherOptions) {
     this.#store = options.store
     this.#fanout = new AssignmentFanout(options.store)
-    this.#meshFeed = new MeshFeed(options.store)
+    this.#meshFeed = new MeshFeed(options.store, () => this.#meshList().key)
     this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
     this.#registrations = statusBatcher({
       maxUpdates: MAX_NODES_PER_TX,

@@ -3,7 +3,9 @@
 // every worker's stream: at 5,000 nodes and 150,000 tasks that is billions of reads for a list that, for
 // services without published ports, never changes. One tap now notes that a burst of commits touched the
 // tables and wakes the streams once per burst; each stream then compares the list (made once per store
-// version by the dispatcher) with the one it sent.
+// version by the dispatcher) with the one it sent. With `key` (the list's identity, made once per store
+// version), a burst that leaves the list as the last burst left it wakes no stream: in a 150,000-task create
+// every simulated worker's stream (1,700 per manager) was woken by every burst to find the same empty list.
 
 import type { ClusterStore } from '@swarmkit/store'
 import { tapStore } from './store-tap.js'
@@ -26,14 +28,23 @@ export class MeshFeed {
   /** Bumped when the tap ends: subscriptions of an earlier tap are over (their streams end, agents resubscribe). */
   #generation = 0
 
-  constructor(store: ClusterStore) {
+  readonly #key: (() => string) | undefined
+  /** The list's key at the end of the last burst that woke the streams. */
+  #lastKey: string | undefined
+  /** A stream subscribed while a burst was open: it may have read a list the burst's end undoes. */
+  #joinedMidBurst = false
+
+  /** `key`: what identifies the list now (streams are woken only when it changed since the last wake). */
+  constructor(store: ClusterStore, key?: () => string) {
     this.#store = store
+    this.#key = key
   }
 
   /** Follows the changes that may alter the mesh until `signal` aborts or `close()`. */
   subscribe(signal: AbortSignal): MeshChanges {
     this.#startTap()
     this.#subscribers++
+    if (this.#burstQueued) this.#joinedMidBurst = true
     const generation = this.#generation
     let seen = this.#bursts
     let closed = false
@@ -86,6 +97,13 @@ export class MeshFeed {
     this.#burstQueued = true
     setImmediate(() => {
       this.#burstQueued = false
+      if (this.#key) {
+        const key = this.#key()
+        const same = key === this.#lastKey && !this.#joinedMidBurst
+        this.#lastKey = key
+        this.#joinedMidBurst = false
+        if (same) return
+      }
       this.#bursts++
       this.#wake(true)
     })
@@ -94,6 +112,8 @@ export class MeshFeed {
   /** One watch whose filter notes the change and keeps none: nothing queues, whatever the commit's size. */
   #startTap(): void {
     if (this.#tap) return
+    // Commits while nothing watched were not seen: the next burst wakes the streams whatever its key.
+    this.#lastKey = undefined
     const tap = tapStore(
       this.#store,
       ['services', 'tasks'],

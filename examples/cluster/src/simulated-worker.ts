@@ -1,7 +1,9 @@
 // A worker node without a daemon around it, for many workers in one process (benchmarks, scale tests): it
 // joins with the worker token (its own key, certificate and source address), keeps its own mutual TLS
 // session to the dispatcher of the manager that admitted it, and runs an agent on a simulated executor at
-// the default heartbeat period. Like a daemon's worker it turns to another manager when a heartbeat fails.
+// the default heartbeat period. Like a daemon's worker it turns to another manager when a heartbeat fails,
+// and like a daemon it follows the routing mesh (the dispatcher's mesh stream, applied by a MeshFollower on
+// the node's address) unless told not to.
 // It keeps nothing on disk: a stopped simulated worker is gone.
 
 import type { MeshService } from '@swarmkit/overlay'
@@ -12,6 +14,7 @@ import type { AssignmentsMessage } from './assignments-message.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import { joinCluster } from './join.js'
 import { boundedHeartbeat } from './remote-dispatcher.js'
+import { MeshFollower } from './routing.js'
 import { type SimulatedExecutor, simulatedExecutor } from './simulated-executor.js'
 
 export interface SimulatedWorkerOptions {
@@ -24,6 +27,8 @@ export interface SimulatedWorkerOptions {
   readonly addr: string
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly stepMs?: number
+  /** Follow the routing mesh as a daemon does (`false`: no mesh stream). Default true. */
+  readonly routingMesh?: boolean
   /** Called with every task state the agent reports (benchmarks follow convergence with it). */
   readonly onReport?: (update: TaskStatusUpdate) => void
   /** Called with the assignments (new or changed tasks) of every message the agent receives. */
@@ -147,6 +152,17 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     log: (l) => log(`${options.hostname}: ${l}`),
   })
   await agent.start()
+  // As a daemon's node (daemon.ts #startAgent): the mesh stream of the manager of the moment.
+  const mesh =
+    options.routingMesh === false
+      ? undefined
+      : new MeshFollower({
+          host: options.addr,
+          nodeId,
+          source: (signal) => dispatcher.mesh(nodeId, signal),
+          log: (l) => log(`${options.hostname}: ${l}`),
+        })
+  mesh?.start()
   return {
     nodeId,
     agent,
@@ -155,6 +171,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       return controlAddr
     },
     async stop() {
+      await mesh?.close()
       await agent.stop()
       await client.close()
       await executor.close()

@@ -5,6 +5,7 @@ import { ClusterStore, type Task } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Dispatcher, ENDPOINT_LABEL } from '../src/index.js'
 import type { PublishedPort } from '../src/kernel-ingress.js'
+import { MeshFeed } from '../src/mesh-feed.js'
 import { waitFor } from './helpers.js'
 
 const cleanups: (() => void)[] = []
@@ -144,5 +145,84 @@ describe('Dispatcher mesh streams', () => {
     await waitFor(() => streams.every((s) => s.lists.length === 1), 'the first lists', 5000)
     h.store.close()
     await waitFor(() => streams.every((s) => s.state.ended), 'the streams ended', 5000)
+  })
+})
+
+describe('MeshFeed with the list key', () => {
+  /** A feed over a fresh store whose list key a test sets, and a subscription that counts its wakes. */
+  function feed() {
+    const store = new ClusterStore()
+    const stop = new AbortController()
+    cleanups.push(() => stop.abort())
+    const state = { key: 'empty' }
+    const f = new MeshFeed(store, () => state.key)
+    const follow = () => {
+      const changes = f.subscribe(stop.signal)
+      const seen = { wakes: 0 }
+      void (async () => {
+        while (await changes.next()) seen.wakes++
+      })()
+      return seen
+    }
+    let n = 0
+    const touch = () =>
+      store.update((tx) => {
+        tx.create('tasks', task(`t${n}`, 'svc', ++n, false))
+      })
+    /** Lets a burst end (the feed closes it with setImmediate). */
+    const settle = () => new Promise((r) => setTimeout(r, 20))
+    return { state, follow, touch, settle }
+  }
+
+  it('wakes no stream for bursts that leave the list as the last wake left it', async () => {
+    const h = feed()
+    const streams = Array.from({ length: 20 }, () => h.follow())
+    await h.touch() // the first burst wakes (nothing known yet)
+    await h.settle()
+    for (let i = 0; i < 10; i++) {
+      await h.touch()
+      await h.settle()
+    }
+    expect(streams.map((s) => s.wakes)).toEqual(streams.map(() => 1))
+    h.state.key = 'one port'
+    await h.touch()
+    await waitFor(() => streams.every((s) => s.wakes === 2), 'woken by the change', 5000)
+  })
+
+  it('wakes a stream that subscribed during a burst even when the burst ends where the last one did', async () => {
+    const h = feed()
+    const first = h.follow()
+    await h.touch()
+    await h.settle()
+    expect(first.wakes).toBe(1)
+    // The list changes and changes back within one burst; a stream subscribed in between read the change.
+    h.state.key = 'changed'
+    await h.touch()
+    const late = h.follow()
+    h.state.key = 'empty'
+    await h.touch()
+    await waitFor(() => late.wakes === 1, 'the late stream woken', 5000)
+  })
+
+  it('wakes the streams after the store changed unwatched (no stream for a while)', async () => {
+    const stop = new AbortController()
+    const store = new ClusterStore()
+    const state = { key: 'k0' }
+    const f = new MeshFeed(store, () => state.key)
+    const a = f.subscribe(stop.signal)
+    await store.update((tx) => {
+      tx.create('tasks', task('a', 'svc', 1, false))
+    })
+    expect(await a.next()).toBe(true) // key k0 noted
+    a.close() // nobody watches now
+    state.key = 'k1' // changed, unseen; a new stream reads k1
+    const b = f.subscribe(stop.signal)
+    state.key = 'k0' // and back
+    await store.update((tx) => {
+      tx.create('tasks', task('b', 'svc', 2, false))
+    })
+    const woke = await Promise.race([b.next(), new Promise((r) => setTimeout(() => r('not woken'), 2000))])
+    expect(woke).toBe(true)
+    stop.abort()
   })
 })
