@@ -115,7 +115,15 @@ export async function workerHost(): Promise<void> {
     } else if (m.op === 'count') {
       const running: Record<string, number> = {}
       for (const [gen, n] of runningByGen) if (n > 0) running[gen] = n
-      send({ op: 'count', id: m.id, running, logged: Object.fromEntries(logged) })
+      // Messages so far (cumulative), with what the agents logged: status report calls, assignment messages.
+      let statusCalls = 0
+      let assignmentMessages = 0
+      for (const w of workers) {
+        statusCalls += w.counts.statusCalls
+        assignmentMessages += w.counts.assignmentMessages
+      }
+      const counted = { '(status report calls)': statusCalls, '(assignment messages)': assignmentMessages }
+      send({ op: 'count', id: m.id, running, logged: { ...Object.fromEntries(logged), ...counted } })
     } else if (m.op === 'detail') {
       // Delays of generation `gen` from `since`, and the slots of its running tasks.
       const seen: number[] = []

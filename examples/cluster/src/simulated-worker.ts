@@ -42,6 +42,8 @@ export interface SimulatedWorker {
   readonly executor: SimulatedExecutor
   /** The dispatcher address this worker talks to now. */
   readonly controlAddr: string
+  /** Status report calls made and assignment messages received so far (benchmarks count the messages). */
+  readonly counts: { readonly statusCalls: number; readonly assignmentMessages: number }
   stop(): Promise<void>
 }
 
@@ -89,9 +91,12 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
   })
   const dispatcher = sessionDispatcher(() => client)
   const report = options.onReport
+  const counts = { statusCalls: 0, assignmentMessages: 0 }
+  const onAssignments = options.onAssignments
   const watched: DispatcherApi = {
     ...dispatcher,
     updateStatus: (id, updates) => {
+      counts.statusCalls++
       const sent = dispatcher.updateStatus(id, updates)
       if (report)
         void sent.then(
@@ -100,14 +105,13 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
         )
       return sent
     },
-    assignments: options.onAssignments
-      ? async function* (id, signal) {
-          for await (const m of dispatcher.assignments(id, signal)) {
-            if (Array.isArray(m?.update)) options.onAssignments!(m.update)
-            yield m
-          }
-        }
-      : dispatcher.assignments,
+    assignments: async function* (id, signal) {
+      for await (const m of dispatcher.assignments(id, signal)) {
+        counts.assignmentMessages++
+        if (onAssignments && Array.isArray(m?.update)) onAssignments(m.update)
+        yield m
+      }
+    },
   }
   const info: NodeInfo = {
     hostname: options.hostname,
@@ -170,6 +174,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     get controlAddr() {
       return controlAddr
     },
+    counts,
     async stop() {
       await mesh?.close()
       await agent.stop()
