@@ -1,5 +1,6 @@
 import type { Service, Table, TableObjects, Task } from '../types.js'
 import { taskStateRank } from '../types.js'
+import { nodeAddresses, serviceAddresses, taskAddresses } from './address-claims.js'
 
 /** Secondary indexes; which exist depends on the table (see `INDEXES`). */
 export type IndexName =
@@ -14,6 +15,7 @@ export type IndexName =
   | 'network'
   | 'secret'
   | 'config'
+  | 'address'
 
 export type IndexKeys = string | readonly string[] | undefined
 type KeyFn<O> = (o: O) => IndexKeys
@@ -68,12 +70,14 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     },
     role: (n) => n.role,
     availability: (n) => n.spec.availability,
+    address: nodeAddresses,
   },
   services: {
     name: (s) => lower(s.spec.name),
     network: serviceNetworks,
     secret: (s) => secretRefs(s.spec.taskTemplate),
     config: (s) => configRefs(s.spec.taskTemplate),
+    address: serviceAddresses,
   },
   tasks: {
     serviceId: (t) => t.serviceId || undefined,
@@ -84,6 +88,7 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     network: taskNetworks,
     secret: (t) => secretRefs(t.spec),
     config: (t) => configRefs(t.spec),
+    address: taskAddresses,
   },
   networks: { name: (n) => lower(n.spec.name) },
   clusters: { name: (c) => lower(c.spec.name) },

@@ -2,6 +2,7 @@ import { SEQUENCE_MESSAGE, StoreError } from '../errors.js'
 import { checkServiceSpec, DEFAULT_SPEC_LIMITS, type SpecLimits } from '../service-spec.js'
 import type { By, NewObject, Tx } from '../store-types.js'
 import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
+import { addressKey, checkAddressClaims } from './address-claims.js'
 import { typeError } from './check.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
@@ -109,6 +110,14 @@ function plan(
   if ('referencedNetworkId' in by) return need('network', str(by.referencedNetworkId, 'referencedNetworkId'))
   if ('referencedSecretId' in by) return need('secret', str(by.referencedSecretId, 'referencedSecretId'))
   if ('referencedConfigId' in by) return need('config', str(by.referencedConfigId, 'referencedConfigId'))
+  if ('heldAddress' in by) {
+    const a = by.heldAddress as { networkId?: unknown; address?: unknown } | null
+    if (typeof a !== 'object' || a === null) throw typeError('by.heldAddress', 'be { networkId, address }')
+    return need(
+      'address',
+      addressKey(str(a.networkId, 'heldAddress.networkId'), str(a.address, 'heldAddress.address')),
+    )
+  }
   throw typeError('by', `use a known selector (not ${Object.keys(by).join(', ')})`)
 }
 
@@ -285,6 +294,7 @@ export class TxImpl implements Tx {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
     }
     this.checkName(table, o)
+    checkAddressClaims(table, o, null, this)
     if (table === 'services') {
       checkServiceSpec(o.spec, this.limits)
       this.checkServiceRefs(o)
@@ -318,6 +328,7 @@ export class TxImpl implements Tx {
     o.meta = this.meta(cur.meta.createdAt)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
+    checkAddressClaims(table, o, cur, this)
     if (table === 'services') {
       // An unchanged spec (the stored frozen object) passed these checks when it was written.
       if (o.spec !== cur.spec) checkServiceSpec(o.spec, this.limits)
@@ -506,6 +517,7 @@ export class TxImpl implements Tx {
     for (const a of actions) {
       if (a.object !== null) {
         this.checkName(a.table, a.object)
+        checkAddressClaims(a.table, a.object, this.tables[a.table].objects.get(a.id), this)
         if (a.table === 'services') this.checkServiceRefs(a.object)
       } else {
         const base = this.tables[a.table].objects.get(a.id) as Record<string, any>

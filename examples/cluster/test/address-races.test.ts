@@ -1,0 +1,148 @@
+// Addresses allocated on two managers at once. A service's VIPs are allocated in the API transaction of
+// whichever manager serves the request, from that manager's replica; task addresses by the leader's
+// allocator. Each transaction is valid on the state it read, so without a check at apply two of them that
+// raced through the log could hand one address to two holders. The store refuses, as it applies, a command
+// that gives a holder an address another live holder has (as it refuses a duplicate name), and the losing
+// transaction runs again on the newer state.
+import {
+  ClusterStore,
+  generateId,
+  type NewObject,
+  type Proposer,
+  type ReadTx,
+  type Service,
+  type ServiceSpec,
+  type Task,
+} from '@swarmkit/store'
+import { describe, expect, it } from 'vitest'
+import { addressKey } from '../src/address-book.js'
+import { allocateEndpoint, createNetwork } from '../src/allocator.js'
+import { TaskAddressLoop } from '../src/task-address-loop.js'
+import { holdsAddresses } from '../src/task-addresses.js'
+
+/**
+ * Two replicas of one log. `first` runs before replica 0's next proposal is appended: another manager's
+ * transaction that reached the log while replica 0's was on its way.
+ */
+function twoManagers() {
+  let index = 0
+  const stores: ClusterStore[] = []
+  const race: { first?: () => Promise<unknown> } = {}
+  const append = (cmd: Uint8Array) => {
+    index++
+    for (const s of stores) s.apply(cmd, index)
+    return { index }
+  }
+  const proposer =
+    (i: number): Proposer =>
+    async (cmd) => {
+      await Promise.resolve()
+      const first = i === 0 ? race.first : undefined
+      if (first) {
+        race.first = undefined
+        await first()
+      }
+      return append(cmd)
+    }
+  stores.push(new ClusterStore({ proposer: proposer(0) }), new ClusterStore({ proposer: proposer(1) }))
+  return { a: stores[0]!, b: stores[1]!, race }
+}
+
+function spec(name: string, network: string): ServiceSpec {
+  return {
+    name,
+    labels: {},
+    taskTemplate: { containerSpec: { image: 'busybox' }, networks: [{ target: network }] },
+    mode: { replicated: { replicas: 1 } },
+    endpointSpec: { mode: 'vip' },
+  }
+}
+
+const createService = (store: ClusterStore, name: string, network: string) =>
+  store.update((tx) => {
+    const id = generateId()
+    const s = spec(name, network)
+    return tx.create('services', { id, spec: s, endpoint: allocateEndpoint(tx, id, s) })
+  })
+
+function task(s: Service, slot: number): NewObject<Task> {
+  return {
+    id: generateId(),
+    serviceId: s.id,
+    slot,
+    nodeId: '',
+    spec: s.spec.taskTemplate,
+    serviceAnnotations: { name: s.spec.name, labels: {} },
+    status: { timestamp: 0, state: 'running', message: '' },
+    desiredState: 'running',
+    networks: [{ networkId: s.spec.taskTemplate.networks![0]!.target, addresses: [] }],
+  }
+}
+
+/** Addresses with more than one live holder. */
+function shared(tx: ReadTx): string[] {
+  const holders = new Map<string, Set<string>>()
+  const add = (holder: string, network: string, addr: string) => {
+    const k = addressKey(network, addr.split('/')[0]!)
+    holders.set(k, (holders.get(k) ?? new Set()).add(holder))
+  }
+  for (const s of tx.find('services'))
+    for (const v of s.endpoint?.virtualIPs ?? []) add(`s:${s.id}`, v.networkId, v.addr)
+  for (const t of tx.find('tasks', undefined, holdsAddresses))
+    for (const a of t.networks) for (const x of a.addresses) add(`t:${t.id}`, a.networkId, x)
+  return [...holders].filter(([, h]) => h.size > 1).map(([k]) => k)
+}
+
+const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<void> => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 1))
+  }
+}
+
+describe('addresses allocated on two managers at once', () => {
+  it('gives two services created at once on two managers different VIPs', async () => {
+    const { a, b, race } = twoManagers()
+    const net = await a.update((tx) =>
+      createNetwork(tx, { name: 'net0', labels: {}, driverConfig: { name: 'overlay' } }),
+    )
+    race.first = () => createService(b, 'from-b', net)
+    await createService(a, 'from-a', net)
+    for (const store of [a, b]) {
+      expect(store.view((tx) => tx.find('services').length)).toBe(2)
+      expect(store.view(shared)).toEqual([])
+    }
+  })
+
+  it("gives a follower's new VIP and the leader's task addresses different addresses", async () => {
+    const { a, b, race } = twoManagers()
+    const net = await b.update((tx) =>
+      createNetwork(tx, { name: 'net0', labels: {}, driverConfig: { name: 'overlay' } }),
+    )
+    const web = await createService(b, 'web', net)
+    const loop = new TaskAddressLoop({ store: a, retryMs: 2 })
+    loop.start()
+    try {
+      await until('the allocator to start', () => loop.settled())
+      // The allocator's transaction for these tasks meets a VIP another manager allocated meanwhile.
+      race.first = () => createService(b, 'api', net)
+      await b.update((tx) => {
+        for (let i = 1; i <= 4; i++) tx.create('tasks', task(web, i))
+      })
+      await until(
+        'the tasks addressed',
+        () =>
+          loop.settled() &&
+          a.view((tx) => tx.find('tasks').every((t) => t.networks[0]!.addresses.length === 1)),
+      )
+      expect(race.first).toBeUndefined()
+      for (const store of [a, b]) {
+        expect(store.view((tx) => tx.find('services').length)).toBe(2)
+        expect(store.view(shared)).toEqual([])
+      }
+    } finally {
+      await loop.stop()
+    }
+  })
+})
