@@ -17,7 +17,7 @@ export { ClusterStore, clusterStore, DEFAULT_MAX_COMMAND_BYTES } from './cluster
 export type { StoreErrorCode } from './errors.js'
 export { isStoreError, LOCKED_MESSAGE, SEQUENCE_MESSAGE, StoreError } from './errors.js'
 export { generateId, isId } from './ids.js'
-export { addressKey, taskHoldsAddresses } from './internal/address-claims.js'
+export { addressKey, taskHoldsAddresses } from './internal/claims.js'
 export type { SealContext, SealHook } from './internal/seal.js'
 export { SEAL_OVERHEAD } from './internal/seal.js'
 export { KeyManager, type KeyManagerOptions, type SealHooks } from './keys.js'

@@ -1,6 +1,6 @@
 import type { Service, Table, TableObjects, Task } from '../types.js'
 import { taskStateRank } from '../types.js'
-import { nodeAddresses, serviceAddresses, taskAddresses } from './address-claims.js'
+import { networkClaims, nodeClaims, serviceClaims, taskClaims } from './claims.js'
 
 /** Secondary indexes; which exist depends on the table (see `INDEXES`). */
 export type IndexName =
@@ -15,7 +15,7 @@ export type IndexName =
   | 'network'
   | 'secret'
   | 'config'
-  | 'address'
+  | 'claim'
 
 export type IndexKeys = string | readonly string[] | undefined
 type KeyFn<O> = (o: O) => IndexKeys
@@ -70,14 +70,14 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     },
     role: (n) => n.role,
     availability: (n) => n.spec.availability,
-    address: nodeAddresses,
+    claim: nodeClaims,
   },
   services: {
     name: (s) => lower(s.spec.name),
     network: serviceNetworks,
     secret: (s) => secretRefs(s.spec.taskTemplate),
     config: (s) => configRefs(s.spec.taskTemplate),
-    address: serviceAddresses,
+    claim: serviceClaims,
   },
   tasks: {
     serviceId: (t) => t.serviceId || undefined,
@@ -88,9 +88,9 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     network: taskNetworks,
     secret: (t) => secretRefs(t.spec),
     config: (t) => configRefs(t.spec),
-    address: taskAddresses,
+    claim: taskClaims,
   },
-  networks: { name: (n) => lower(n.spec.name) },
+  networks: { name: (n) => lower(n.spec.name), claim: networkClaims },
   clusters: { name: (c) => lower(c.spec.name) },
   secrets: { name: (s) => lower(s.spec.name) },
   configs: { name: (c) => lower(c.spec.name) },

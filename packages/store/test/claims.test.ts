@@ -1,6 +1,7 @@
-// Held network addresses are unique: a service's VIPs, a live task's addresses and a node's attachment
-// addresses, per network. Checked as a transaction writes and again as its command applies, so two
-// transactions that read the same state on two members and crossed in the log cannot both take an address.
+// What the allocators hand out is unique: network addresses (a service's VIPs, a live task's addresses and a
+// node's attachment addresses, per network), published ingress ports, subnets and VXLAN IDs. Checked as a
+// transaction writes and again as its command applies, so two transactions that read the same state on two
+// members and crossed in the log cannot both take one.
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import {
@@ -28,7 +29,7 @@ async function refused(p: Promise<unknown>): Promise<StoreError> {
     (e: unknown) => e,
   )
   expect(err).toBeInstanceOf(StoreError)
-  expect((err as StoreError).code).toBe('ADDRESS_IN_USE')
+  expect((err as StoreError).code).toBe('ALLOCATION_CONFLICT')
   return err as StoreError
 }
 
@@ -177,6 +178,67 @@ describe('held addresses', () => {
         tx.update('tasks', { ...t, status: { ...t.status, state: 'running' } })
       })
     await refused(store.update((tx) => tx.create('tasks', at(task('t3', 's1', 3), 'n1', '10.1.0.2/24'))))
+  })
+
+  it('refuses a published ingress port another service has, but not a host-mode one or another protocol', async () => {
+    const store = new ClusterStore()
+    const publishing = (
+      id: string,
+      name: string,
+      port: number,
+      protocol: 'tcp' | 'udp',
+      mode: 'ingress' | 'host',
+    ) => ({
+      ...service(id, name),
+      endpoint: {
+        spec: { mode: 'vip' as const },
+        ports: [{ protocol, targetPort: 80, publishedPort: port, publishMode: mode }],
+        virtualIPs: [],
+      },
+    })
+    await store.update((tx) => tx.create('services', publishing('s1', 'a', 8080, 'tcp', 'ingress')))
+    const err = await refused(
+      store.update((tx) => tx.create('services', publishing('s2', 'b', 8080, 'tcp', 'ingress'))),
+    )
+    expect(err.message).toBe('port 8080/tcp is already in use by service s1 as an ingress port')
+    await store.update((tx) => tx.create('services', publishing('s3', 'c', 8080, 'udp', 'ingress')))
+    await store.update((tx) => tx.create('services', publishing('s4', 'd', 8080, 'tcp', 'host')))
+    // Its owner keeps it through an update; once it lets go, another may take it.
+    await store.update((tx) => {
+      const s1 = tx.get('services', 's1')!
+      tx.update('services', { ...s1, spec: { ...s1.spec, labels: { a: 'b' } } })
+    })
+    await store.update((tx) => {
+      tx.delete('services', 's1')
+      tx.create('services', publishing('s5', 'e', 8080, 'tcp', 'ingress'))
+    })
+    expect(
+      store.view((tx) =>
+        tx
+          .find('services')
+          .map((s) => s.id)
+          .sort(),
+      ),
+    ).toEqual(['s3', 's4', 's5'])
+  })
+
+  it("refuses a network another network's subnet or VXLAN ID", async () => {
+    const store = new ClusterStore()
+    const net = (id: string, name: string, vni: number, subnet: string) => ({
+      ...network(id, name),
+      vni,
+      ipam: { driver: { name: 'default' }, configs: [{ subnet, gateway: subnet.replace(/0\/\d+$/, '1') }] },
+    })
+    await store.update((tx) => tx.create('networks', net('n1', 'a', 4097, '10.0.1.0/24')))
+    expect(
+      (await refused(store.update((tx) => tx.create('networks', net('n2', 'b', 4097, '10.0.2.0/24')))))
+        .message,
+    ).toBe('VXLAN ID 4097 is already in use (network n1)')
+    expect(
+      (await refused(store.update((tx) => tx.create('networks', net('n2', 'b', 4098, '10.0.1.0/24')))))
+        .message,
+    ).toBe('subnet 10.0.1.0/24 is already in use (network n1)')
+    await store.update((tx) => tx.create('networks', net('n2', 'b', 4098, '10.0.2.0/24')))
   })
 
   it('types a malformed selector', () => {

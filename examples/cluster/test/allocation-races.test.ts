@@ -1,13 +1,14 @@
-// Addresses allocated on two managers at once. A service's VIPs are allocated in the API transaction of
-// whichever manager serves the request, from that manager's replica; task addresses by the leader's
-// allocator. Each transaction is valid on the state it read, so without a check at apply two of them that
-// raced through the log could hand one address to two holders. The store refuses, as it applies, a command
-// that gives a holder an address another live holder has (as it refuses a duplicate name), and the losing
-// transaction runs again on the newer state.
+// Allocations made on two managers at once. A service's VIPs and published ingress ports, and a network's
+// subnet and VXLAN ID, are allocated in the API transaction of whichever manager serves the request, from
+// that manager's replica; task addresses by the leader's allocator. Each transaction is valid on the state it
+// read, so without a check at apply two of them that crossed in the log could hand one address, port, subnet
+// or VNI to two holders. The store refuses, as it applies, a command that takes what another holder has (as
+// it refuses a duplicate name), and the losing transaction runs again on the newer state.
 import {
   ClusterStore,
   generateId,
   type NewObject,
+  type PortConfig,
   type Proposer,
   type ReadTx,
   type Service,
@@ -48,22 +49,34 @@ function twoManagers() {
   return { a: stores[0]!, b: stores[1]!, race }
 }
 
-function spec(name: string, network: string): ServiceSpec {
+function spec(name: string, network: string | undefined): ServiceSpec {
   return {
     name,
     labels: {},
-    taskTemplate: { containerSpec: { image: 'busybox' }, networks: [{ target: network }] },
+    taskTemplate: { containerSpec: { image: 'busybox' }, networks: network ? [{ target: network }] : [] },
     mode: { replicated: { replicas: 1 } },
     endpointSpec: { mode: 'vip' },
   }
 }
 
-const createService = (store: ClusterStore, name: string, network: string) =>
+const createService = (
+  store: ClusterStore,
+  name: string,
+  network: string | undefined,
+  ports: PortConfig[] = [],
+) =>
   store.update((tx) => {
     const id = generateId()
-    const s = spec(name, network)
+    const s = { ...spec(name, network), endpointSpec: { mode: 'vip' as const, ports } }
     return tx.create('services', { id, spec: s, endpoint: allocateEndpoint(tx, id, s) })
   })
+
+const ingressPort = (publishedPort: number): PortConfig => ({
+  protocol: 'tcp',
+  targetPort: 80,
+  publishedPort,
+  publishMode: 'ingress',
+})
 
 function task(s: Service, slot: number): NewObject<Task> {
   return {
@@ -101,7 +114,7 @@ const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
-describe('addresses allocated on two managers at once', () => {
+describe('allocations made on two managers at once', () => {
   it('gives two services created at once on two managers different VIPs', async () => {
     const { a, b, race } = twoManagers()
     const net = await a.update((tx) =>
@@ -144,5 +157,39 @@ describe('addresses allocated on two managers at once', () => {
     } finally {
       await loop.stop()
     }
+  })
+
+  it('gives two networks created at once on two managers different subnets and VXLAN IDs', async () => {
+    const { a, b, race } = twoManagers()
+    race.first = () =>
+      b.update((tx) => createNetwork(tx, { name: 'from-b', labels: {}, driverConfig: { name: 'overlay' } }))
+    await a.update((tx) =>
+      createNetwork(tx, { name: 'from-a', labels: {}, driverConfig: { name: 'overlay' } }),
+    )
+    for (const store of [a, b]) {
+      const nets = store.view((tx) => tx.find('networks'))
+      expect(nets.length).toBe(2)
+      expect(new Set(nets.map((n) => n.vni)).size).toBe(2)
+      expect(new Set(nets.map((n) => n.ipam?.configs[0]?.subnet)).size).toBe(2)
+    }
+  })
+
+  it('gives two services created at once on two managers different dynamic ports, and one a fixed port', async () => {
+    // No network, so no VIP: only the ports can collide.
+    const { a, b, race } = twoManagers()
+    const net = undefined
+    race.first = () => createService(b, 'dyn-b', net, [ingressPort(0)])
+    await createService(a, 'dyn-a', net, [ingressPort(0)])
+    const published = (store: ClusterStore) =>
+      store.view((tx) =>
+        tx.find('services').flatMap((s) => s.endpoint?.ports.map((p) => p.publishedPort) ?? []),
+      )
+    for (const store of [a, b]) expect(new Set(published(store)).size).toBe(2)
+    // Both ask for port 8089: one gets it, the other is told it is taken.
+    race.first = () => createService(b, 'fixed-b', net, [ingressPort(8089)])
+    await expect(createService(a, 'fixed-a', net, [ingressPort(8089)])).rejects.toThrow(
+      /8089\/tcp is already in use by service/,
+    )
+    for (const store of [a, b]) expect(published(store).filter((p) => p === 8089).length).toBe(1)
   })
 })
