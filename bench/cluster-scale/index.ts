@@ -536,6 +536,8 @@ async function main(): Promise<void> {
         return l && l !== leader ? l : undefined
       },
       STEP_TIMEOUT,
+      undefined,
+      20,
     )
     const electedMs = Date.now() - killedAt
     // Progress again: more tasks of the new generation running than at the kill (or all of them already).
