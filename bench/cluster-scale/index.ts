@@ -549,6 +549,8 @@ async function main(): Promise<void> {
         return n > atKillNow || n === R
       },
       STEP_TIMEOUT,
+      undefined,
+      50,
     )
     const progressMs = Date.now() - killedAt
     await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)
