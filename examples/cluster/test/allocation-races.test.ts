@@ -4,22 +4,11 @@
 // read, so without a check at apply two of them that crossed in the log could hand one address, port, subnet
 // or VNI to two holders. The store refuses, as it applies, a command that takes what another holder has (as
 // it refuses a duplicate name), and the losing transaction runs again on the newer state.
-import {
-  ClusterStore,
-  generateId,
-  type NewObject,
-  type PortConfig,
-  type Proposer,
-  type ReadTx,
-  type Service,
-  type ServiceSpec,
-  type Task,
-} from '@swarmkit/store'
+import { ClusterStore, generateId, type PortConfig, type Proposer, type ServiceSpec } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
-import { addressKey } from '../src/address-book.js'
 import { allocateEndpoint, createNetwork } from '../src/allocator.js'
 import { TaskAddressLoop } from '../src/task-address-loop.js'
-import { holdsAddresses } from '../src/task-addresses.js'
+import { sharedAddresses, taskOf } from './store-fixtures.js'
 
 /**
  * Two replicas of one log. `first` runs before replica 0's next proposal is appended: another manager's
@@ -78,34 +67,6 @@ const ingressPort = (publishedPort: number): PortConfig => ({
   publishMode: 'ingress',
 })
 
-function task(s: Service, slot: number): NewObject<Task> {
-  return {
-    id: generateId(),
-    serviceId: s.id,
-    slot,
-    nodeId: '',
-    spec: s.spec.taskTemplate,
-    serviceAnnotations: { name: s.spec.name, labels: {} },
-    status: { timestamp: 0, state: 'running', message: '' },
-    desiredState: 'running',
-    networks: [{ networkId: s.spec.taskTemplate.networks![0]!.target, addresses: [] }],
-  }
-}
-
-/** Addresses with more than one live holder. */
-function shared(tx: ReadTx): string[] {
-  const holders = new Map<string, Set<string>>()
-  const add = (holder: string, network: string, addr: string) => {
-    const k = addressKey(network, addr.split('/')[0]!)
-    holders.set(k, (holders.get(k) ?? new Set()).add(holder))
-  }
-  for (const s of tx.find('services'))
-    for (const v of s.endpoint?.virtualIPs ?? []) add(`s:${s.id}`, v.networkId, v.addr)
-  for (const t of tx.find('tasks', undefined, holdsAddresses))
-    for (const a of t.networks) for (const x of a.addresses) add(`t:${t.id}`, a.networkId, x)
-  return [...holders].filter(([, h]) => h.size > 1).map(([k]) => k)
-}
-
 const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms
   while (!cond()) {
@@ -124,7 +85,7 @@ describe('allocations made on two managers at once', () => {
     await createService(a, 'from-a', net)
     for (const store of [a, b]) {
       expect(store.view((tx) => tx.find('services').length)).toBe(2)
-      expect(store.view(shared)).toEqual([])
+      expect([...store.view(sharedAddresses).keys()]).toEqual([])
     }
   })
 
@@ -141,7 +102,7 @@ describe('allocations made on two managers at once', () => {
       // The allocator's transaction for these tasks meets a VIP another manager allocated meanwhile.
       race.first = () => createService(b, 'api', net)
       await b.update((tx) => {
-        for (let i = 1; i <= 4; i++) tx.create('tasks', task(web, i))
+        for (let i = 1; i <= 4; i++) tx.create('tasks', taskOf(web, i, 'running'))
       })
       await until(
         'the tasks addressed',
@@ -152,7 +113,7 @@ describe('allocations made on two managers at once', () => {
       expect(race.first).toBeUndefined()
       for (const store of [a, b]) {
         expect(store.view((tx) => tx.find('services').length)).toBe(2)
-        expect(store.view(shared)).toEqual([])
+        expect([...store.view(sharedAddresses).keys()]).toEqual([])
       }
     } finally {
       await loop.stop()

@@ -3,47 +3,10 @@
 // through every task of the swarm held that lock for the length of a walk over 150,000 tasks on each
 // `service create` or `update`. Counting the tasks the allocation looks at is a structural check that it
 // reads only the tasks on the service's networks, and the VIP must still avoid every address held there.
-import { ClusterStore, type Task, type Tx } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { allocateEndpoint } from '../src/allocator.js'
-
-function task(id: string, slot: number, networkId?: string): Omit<Task, 'meta'> {
-  return {
-    id,
-    spec: { containerSpec: { image: 'busybox' } },
-    specVersion: { index: 1 },
-    serviceId: networkId ? 'svc-net' : 'svc',
-    slot,
-    nodeId: 'a',
-    serviceAnnotations: { name: networkId ? 'web' : 'batch', labels: {} },
-    status: { timestamp: 0, state: 'running', message: 'started' },
-    desiredState: 'running',
-    networks: networkId ? [{ networkId, addresses: [`10.9.1.${slot + 1}/24`] }] : [],
-  }
-}
-
-/** `tx`, counting the tasks `find` hands to a filter or returns. */
-function counting(tx: Tx): { tx: Tx; tasksSeen: () => number } {
-  let seen = 0
-  const find: Tx['find'] = (table, by, filter) => {
-    if (table !== 'tasks') return tx.find(table, by, filter)
-    const counted = (o: never) => {
-      seen++
-      return filter ? filter(o) : true
-    }
-    return tx.find(table, by, counted as never)
-  }
-  return {
-    tx: new Proxy(tx, {
-      get: (t, k) => {
-        if (k === 'find') return find
-        const v = Reflect.get(t, k)
-        return typeof v === 'function' ? v.bind(t) : v
-      },
-    }),
-    tasksSeen: () => seen,
-  }
-}
+import { countingTasks, placedTask } from './store-fixtures.js'
 
 describe('allocateEndpoint at scale', () => {
   it("reads only the tasks on the service's networks and avoids every address held there", async () => {
@@ -62,8 +25,8 @@ describe('allocateEndpoint at scale', () => {
         status: { state: 'ready', addr: '127.0.0.2' },
       })
       // Three tasks holding 10.9.1.2-4 on the network, and 5,000 on no network.
-      for (let i = 1; i <= 3; i++) tx.create('tasks', task(`w${i}`, i, 'net1'))
-      for (let i = 0; i < 5000; i++) tx.create('tasks', task(`t${i}`, i + 1))
+      for (let i = 1; i <= 3; i++) tx.create('tasks', placedTask(`w${i}`, 'a', i, 'net1'))
+      for (let i = 0; i < 5000; i++) tx.create('tasks', placedTask(`t${i}`, 'a', i + 1))
     })
     const spec = {
       name: 'api',
@@ -74,7 +37,7 @@ describe('allocateEndpoint at scale', () => {
     let seen = 0
     let vip = ''
     await store.update((tx) => {
-      const c = counting(tx)
+      const c = countingTasks(tx)
       const endpoint = allocateEndpoint(c.tx, 'svc-api', spec as never)
       seen = c.tasksSeen()
       vip = endpoint.virtualIPs[0]?.addr ?? ''

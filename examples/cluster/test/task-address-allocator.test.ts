@@ -12,11 +12,9 @@ import {
   type NewObject,
   type Node,
   type Proposer,
-  type ReadTx,
   type Service,
   type ServiceSpec,
   TABLES,
-  type Task,
   type TaskState,
 } from '@swarmkit/store'
 import { Packr } from 'msgpackr'
@@ -27,6 +25,7 @@ import { allocateEndpoint, createNetwork } from '../src/allocator.js'
 import { allocateIngressAddresses } from '../src/ingress-attachments.js'
 import { TaskAddressLoop } from '../src/task-address-loop.js'
 import { allocateTaskAddresses, heldAddresses, holdsAddresses } from '../src/task-addresses.js'
+import { sharedAddresses, taskOf } from './store-fixtures.js'
 
 /** The store snapshot's encoding (format 1: msgpack of [kind, format, version, tables, proposers]). */
 const snapshotCodec = new Packr({
@@ -68,24 +67,6 @@ const until = async (what: string, cond: () => boolean, ms = 20_000): Promise<vo
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 1))
   }
-}
-
-/** Keys held by more than one live holder, each with its holders. */
-function sharedKeys(tx: ReadTx): Map<string, string[]> {
-  const by = new Map<string, string[]>()
-  const add = (holder: string, network: string, address: string) => {
-    const k = addressKey(network, address)
-    const list = by.get(k) ?? []
-    if (!list.includes(holder)) list.push(holder)
-    by.set(k, list)
-  }
-  for (const s of tx.find('services'))
-    for (const v of s.endpoint?.virtualIPs ?? []) add(`s:${s.id}`, v.networkId, v.addr)
-  for (const t of tx.find('tasks', undefined, holdsAddresses))
-    for (const a of t.networks) for (const x of a.addresses) add(`t:${t.id}`, a.networkId, x)
-  for (const n of tx.find('nodes'))
-    for (const a of n.attachments ?? []) for (const x of a.addresses) add(`n:${n.id}`, a.networkId, x)
-  return new Map([...by].filter(([, h]) => h.length > 1))
 }
 
 /** Whether the whole-store reference would change anything now. */
@@ -134,21 +115,6 @@ function serviceSpec(name: string, networks: string[], publish: boolean): Servic
           }
         : {}),
     },
-  }
-}
-
-function taskOf(s: Service, slot: number, state: TaskState): NewObject<Task> {
-  return {
-    id: generateId(),
-    serviceId: s.id,
-    slot,
-    nodeId: '',
-    spec: s.spec.taskTemplate,
-    serviceAnnotations: { name: s.spec.name, labels: {} },
-    status: { timestamp: 0, state, message: '' },
-    desiredState: 'running',
-    networks: (s.spec.taskTemplate.networks ?? []).map((n) => ({ networkId: n.target, addresses: [] })),
-    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
   }
 }
 
@@ -285,7 +251,7 @@ async function step(w: World, rnd: () => number, log: string[]): Promise<void> {
 }
 
 function checkNoSharing(w: World, log: string[]): void {
-  const shared = w.store.view(sharedKeys)
+  const shared = w.store.view(sharedAddresses)
   for (const [k, holders] of shared) {
     if (!w.planted.has(k) || holders.length > 2)
       throw new Error(`address ${k} held by ${holders.join(', ')} after: ${log.slice(-8).join('; ')}`)
@@ -434,7 +400,7 @@ describe('the incremental task-address allocator', () => {
           tx.update('tasks', { ...tx.get('tasks', t.id)!, status: { ...t.status, state: 'complete' } })
       })
       await until('the waiting tasks addressed', () => loop.settled() && addressed().length === 5)
-      expect([...store.view(sharedKeys).keys()]).toEqual([])
+      expect([...store.view(sharedAddresses).keys()]).toEqual([])
       expect(
         store.view((tx) => tx.find('tasks', undefined, (t) => t.networks[0]!.addresses.length === 0)),
       ).toHaveLength(1)
@@ -482,7 +448,7 @@ describe('the incremental task-address allocator', () => {
         )
         await Promise.all([created, vip])
         await until('the allocator to settle', () => loop.settled())
-        expect([...store.view(sharedKeys).keys()]).toEqual([])
+        expect([...store.view(sharedAddresses).keys()]).toEqual([])
       }
     } finally {
       await loop.stop()
