@@ -59,10 +59,11 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
   const a = cmd.actions.map((x) => {
     const t = TABLES.indexOf(x.table)
     if (x.object === null) return [x.op, t, x.id, x.baseVersion, x.object]
-    // An update of a known base at its version carries only what changed (see delta.ts).
+    // An update of a known base at its version carries only what changed (see delta.ts). Not its meta:
+    // every member sets that as it applies (the base's stands in, in its place in the key order).
     const d =
       x.op === Op.Update && x.base && x.base.meta?.version === x.baseVersion
-        ? delta(x.base, x.object)
+        ? delta(x.base, x.object, Object.is, 'meta')
         : undefined
     if (d) return [x.op, t, x.id, x.baseVersion, d.changed, d.kept]
     const sibling = whole[t]
