@@ -13,7 +13,7 @@
 // with this one (interleaved round by round, each with its own stores), e.g. main's, copied under bench/.out
 // so that it finds the workspace's node_modules. STORE_APPLY_PROFILE=DIR writes a CPU profile and a sampling
 // heap profile (collected objects included: what was allocated, not what stays) of this build's follower
-// applies to DIR (follower-apply.cpuprofile, .heapprofile). STORE_APPLY_TASKS (default 150000), STORE_APPLY_BATCH
+// applies to DIR (follower-apply.cpuprofile, .heapprofile), and of the leader's rounds (leader.*). STORE_APPLY_TASKS (default 150000), STORE_APPLY_BATCH
 // (updates per transaction, default 150), STORE_APPLY_REPEAT (rounds of the whole sequence, default 1).
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
@@ -127,15 +127,16 @@ if (session) {
   await post('HeapProfiler.enable')
 }
 
-async function profiled(v: Variant, fn: () => void): Promise<void> {
+async function profiled(v: Variant, what: string, fn: () => Promise<void> | void): Promise<void> {
   if (!session || v.name !== 'this') return fn()
   await post('Profiler.start')
   await post('HeapProfiler.startSampling', {
-    samplingInterval: 256,
+    // Fine sampling slows the code measured: a coarse one when only the CPU profile is wanted.
+    samplingInterval: process.env['STORE_APPLY_PROFILE_CPU_ONLY'] ? 1 << 24 : 256,
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   })
-  fn()
+  await fn()
   const heap = await post('HeapProfiler.stopSampling')
   const cpu = await post('Profiler.stop')
   const append = (file: string, data: unknown) => {
@@ -143,8 +144,8 @@ async function profiled(v: Variant, fn: () => void): Promise<void> {
     profiles.set(file, prev ? merge(prev, data) : data)
     writeFileSync(`${PROFILE}/${file}`, JSON.stringify(profiles.get(file)))
   }
-  append('follower-apply.cpuprofile', cpu.profile)
-  append('follower-apply.heapprofile', heap.profile)
+  append(`${what}.cpuprofile`, cpu.profile)
+  append(`${what}.heapprofile`, heap.profile)
 }
 const profiles = new Map<string, unknown>()
 /** Keeps the last profile of each kind (the rounds are alike). */
@@ -262,8 +263,8 @@ async function main(): Promise<void> {
       for (const v of variants) {
         globalThis.gc?.()
         v.proposeMs = v.leaderApplyMs = v.bytes = 0
-        const lead = await measured(() => run(v))
-        const follow = await measured(() => profiled(v, () => followerApply(v)))
+        const lead = await measured(() => profiled(v, 'leader', () => run(v)))
+        const follow = await measured(() => profiled(v, 'follower-apply', () => followerApply(v)))
         const f: Figures = {
           proposeUs: (v.proposeMs * 1000) / TASKS,
           leaderApplyUs: (v.leaderApplyMs * 1000) / TASKS,

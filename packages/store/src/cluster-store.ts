@@ -482,7 +482,7 @@ export class ClusterStore {
    * commit happened since the transaction opened.
    */
   private applyActions(
-    actions: readonly (Action & Pick<Entry, 'base'>)[],
+    actions: readonly (Action & Pick<Entry, 'base' | 'changed'>)[],
     version: number,
     time: number,
     decoded = false,
@@ -512,7 +512,7 @@ export class ClusterStore {
         if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
         o.meta = meta
         if (newSpec) o.specVersion = Object.freeze({ index: version })
-        if (decoded) this.interner.object(a.table, o, prev)
+        if (decoded) this.interner.object(a.table, o, prev, a.changed)
         else Object.freeze(o)
       }
       state.put(a.id, prev, o)

@@ -22,6 +22,9 @@ async function members(): Promise<ClusterStore[]> {
   return [leader, restored]
 }
 
+const deepFrozen = (v: unknown): boolean =>
+  v === null || typeof v !== 'object' || (Object.isFrozen(v) && Object.values(v).every(deepFrozen))
+
 let seq = 0
 /** `next` as a command the way a proposer sends it: as a delta of `base`, or whole (no base known). */
 function command(base: Task, next: Record<string, unknown>, asDelta: boolean): Uint8Array {
@@ -38,6 +41,7 @@ function command(base: Task, next: Record<string, unknown>, asDelta: boolean): U
 
 const CASES: [string, (t: Task) => Record<string, unknown>, string | null][] = [
   ['a status change', (t) => ({ ...t, status: { timestamp: 2, state: 'complete', message: 'done' } }), null],
+  ['a new field', (t) => ({ ...t, labels: { a: 'b' }, endpoint: { spec: { ports: [{ n: 1 }] } } }), null],
   ['an unknown task state', (t) => ({ ...t, status: { ...t.status, state: 'bogus' } }), 'INVALID_ARGUMENT'],
   ['a state moving back', (t) => ({ ...t, status: { ...t.status, state: 'assigned' } }), 'INVALID_ARGUMENT'],
   ['a spec without a container', (t) => ({ ...t, spec: { networks: [] } }), 'INVALID_ARGUMENT'],
@@ -61,6 +65,7 @@ describe('applying an update command', () => {
             const now = s.view((tx) => tx.get('tasks', 't1'))!
             expect(JSON.stringify({ ...now, meta: 0 })).toBe(JSON.stringify({ ...change(base), meta: 0 }))
             if (asDelta) expect(now.spec).toBe(base.spec)
+            expect(deepFrozen(now)).toBe(true)
           } else {
             expect(r).toMatchObject({ ok: false, code })
             expect(s.view((tx) => tx.get('tasks', 't1'))).toBe(base)

@@ -76,6 +76,10 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
   return new Uint8Array(packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a]))
 }
 
+/** A delta's mask of kept fields: some bit set, none past the most fields a delta's base may have. */
+const mask = (m: unknown): boolean =>
+  Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
+
 const corrupt = (what: string, cause?: unknown): StoreError =>
   new StoreError('CORRUPT', `malformed store command: ${what}`, cause === undefined ? undefined : { cause })
 
@@ -111,8 +115,6 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
     if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
       throw corrupt('bad action object')
     }
-    const mask = (m: unknown) =>
-      Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
     if (item.length === 6) {
       // Only what changed from the stored base: the store rebuilds it (see delta.ts).
       if (op !== Op.Update || !mask(kept)) throw corrupt('bad delta')

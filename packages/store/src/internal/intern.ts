@@ -29,11 +29,18 @@ export class Interner {
 
   /**
    * Freezes `o`, a decoded object of `table` (what `freezeDeep` does), sharing its top-level parts with
-   * `prev` (the stored version it replaces) or recent objects of the table where they are equal.
+   * `prev` (the stored version it replaces) or recent objects of the table where they are equal. `changed`:
+   * `o` was rebuilt from `prev` and these fields (a delta); every other field of `o` is `prev`'s own.
    */
-  object(table: string, o: Record<string, any>, prev: Record<string, any> | undefined): void {
+  object(
+    table: string,
+    o: Record<string, any>,
+    prev: Record<string, any> | undefined,
+    changed?: Record<string, unknown>,
+  ): void {
     let recentByKey = this.#recent.get(table)
-    for (const key in o) {
+    // An update rebuilt from `prev` and a delta: only the delta's fields can hold anything new.
+    for (const key in changed ?? o) {
       const v = o[key]
       // The same value as the stored version (a field an update kept, rebuilt from its base): already
       // frozen and interned there. A string equal to it takes the stored one.

@@ -32,6 +32,8 @@ export interface Entry {
    * decoded command). It saves the commit a lookup when nothing committed since the transaction opened.
    */
   base?: Record<string, any> | null
+  /** Decoded update rebuilt from `base` and these fields (a delta): the only ones that can hold anything new. */
+  changed?: Record<string, any>
 }
 
 /** One undo record: the entry, and its op and object before the write (`live` false: it did not exist). */
@@ -500,9 +502,13 @@ export class TxImpl implements Tx {
           throw outOfSequence(a.table, base.meta.version, a.baseVersion)
       }
       let object = a.object
+      let changed: Record<string, any> | undefined
       if (object !== null) {
         // An update sent as what changed becomes whole again from its base, at the version it names (delta.ts).
-        if (a.kept !== undefined) object = undelta(base!, object, a.kept)
+        if (a.kept !== undefined) {
+          changed = object
+          object = undelta(base!, object, a.kept)
+        }
         // Parts it shares with the stored object (what a delta kept) passed these checks when it was stored.
         validateObject(a.table, object, base)
         if (object.id !== a.id) throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id}: id mismatch`)
@@ -516,6 +522,7 @@ export class TxImpl implements Tx {
         object,
         live: true,
         base: base ?? null,
+        changed,
       })
     }
     for (const e of this.order) {
