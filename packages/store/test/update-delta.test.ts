@@ -171,6 +171,34 @@ describe('rebuilding an update', () => {
   })
 })
 
+describe('decoding a delta', () => {
+  it('takes a mask of kept fields only as an integer with some bit set below the most fields', () => {
+    const packr = new Packr({
+      useRecords: false,
+      moreTypes: false,
+      mapsAsObjects: true,
+      int64AsType: 'number',
+    })
+    const decode = (kept: unknown) => () =>
+      decodeCommand(packr.pack([1, 'p', 1, 5, [[Op.Update, 2, 't1', 3, { a: 1 }, kept]]]), 1 << 20)
+    for (const kept of [1, 5, 2 ** MAX_DELTA_KEYS - 1]) expect(decode(kept)).not.toThrow()
+    for (const kept of [
+      0,
+      -0,
+      -1,
+      1.5,
+      2 ** MAX_DELTA_KEYS,
+      2 ** 31,
+      2 ** 32 + 1,
+      Number.NaN,
+      '1',
+      null,
+      true,
+    ])
+      expect(decode(kept)).toThrow(expect.objectContaining({ code: 'CORRUPT' }))
+  })
+})
+
 describe('an update command', () => {
   it('leaves out the meta (every member sets it) and applies as the form that carried it', async () => {
     const { leader, follower, sizes, commands, next } = replicated()

@@ -76,9 +76,9 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
   return new Uint8Array(packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a]))
 }
 
-/** A delta's mask of kept fields: some bit set, none past the most fields a delta's base may have. */
-const mask = (m: unknown): boolean =>
-  Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
+/** A delta's mask of kept fields: an integer with some bit set, none past the most fields a base may have. */
+const MASK_LIMIT = 2 ** MAX_DELTA_KEYS
+const mask = (m: unknown): boolean => typeof m === 'number' && (m | 0) === m && m > 0 && m < MASK_LIMIT
 
 const corrupt = (what: string, cause?: unknown): StoreError =>
   new StoreError('CORRUPT', `malformed store command: ${what}`, cause === undefined ? undefined : { cause })
