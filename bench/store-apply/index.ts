@@ -1,20 +1,23 @@
 // bench/store-apply: what a replicated cluster store spends per task status update (issue #18: on a 150,000-task
 // `service create` the store took 22% of the leader's main thread and 40% of a follower's).
 //
-// A "leader" store proposes the updates as the reference cluster makes them (the scheduler's assignment, then
-// the agents' accepted, preparing, starting and running, committed by the dispatcher with `applyStatuses`,
-// about 150 updates per transaction) and applies its own commands; a "follower" store then applies the same
-// commands, as every other manager does. Each round (one state for every task) reports, per update: the
-// proposing side (the transaction and encoding the command), the proposer's own apply, and a follower's apply
-// (decode, rebuild deltas, validate, apply), in microseconds of wall time (one thread, nothing else to wait
-// for) and bytes allocated (from the heap and V8's GC statistics: what the collector will have to sweep).
+// A "leader" store proposes the writes as the reference cluster makes them (the orchestrator's creates, 200 per
+// commit; the scheduler's assignment; then the agents' accepted, preparing, starting and running, committed by
+// the dispatcher with `applyStatuses`, about 150 updates per transaction) and applies its own commands; a
+// "follower" store then applies the same commands, as every other manager does. Each round (one write per
+// task) reports, per task: the proposing side (the transaction and encoding the command), the proposer's own
+// apply, and a follower's apply (decode, rebuild deltas, validate, apply), in microseconds of CPU time (the
+// process's: other jobs on the machine count for little; the collector's helper threads count), and bytes
+// allocated (heap growth plus what each collection freed: what the collector has to deal with).
 //
-// STORE_APPLY_BASELINE=path/to/another/build/of/packages/store/dist/index.js runs that build side by side
-// with this one (interleaved round by round, each with its own stores), e.g. main's, copied under bench/.out
-// so that it finds the workspace's node_modules. STORE_APPLY_PROFILE=DIR writes a CPU profile and a sampling
-// heap profile (collected objects included: what was allocated, not what stays) of this build's follower
-// applies to DIR (follower-apply.cpuprofile, .heapprofile), and of the leader's rounds (leader.*). STORE_APPLY_TASKS (default 150000), STORE_APPLY_BATCH
-// (updates per transaction, default 150), STORE_APPLY_REPEAT (rounds of the whole sequence, default 1).
+// STORE_APPLY_BASELINE=path/to/another/build/of/packages/store/dist/index.js runs that build side by side with
+// this one (interleaved round by round, each with its own stores), e.g. main's, copied under bench/.out so that
+// it finds the workspace's node_modules. STORE_APPLY_TASKS (default 150000), STORE_APPLY_BATCH (updates per
+// transaction, default 150), STORE_APPLY_REPEAT (runs of the whole sequence, default 1), STORE_APPLY_HISTORY
+// (the stores' `historySize`). STORE_APPLY_PROFILE=DIR writes a CPU profile and a sampling heap profile
+// (collected objects included: what was allocated, not what stays) of this build's follower applies
+// (follower-apply.cpuprofile, .heapprofile) and leader rounds (leader.*) to DIR, the last round's of each;
+// STORE_APPLY_PROFILE_CPU_ONLY=1 samples the heap coarsely (fine sampling slows what is measured).
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
 import { loadavg } from 'node:os'
@@ -29,6 +32,7 @@ import { applyStatuses } from '../../examples/cluster/src/task-status.js'
 const TASKS = Number(process.env['STORE_APPLY_TASKS'] ?? 150_000)
 const BATCH = Number(process.env['STORE_APPLY_BATCH'] ?? 150)
 const REPEAT = Number(process.env['STORE_APPLY_REPEAT'] ?? 1)
+const HISTORY = process.env['STORE_APPLY_HISTORY']
 const PER_NODE = 30
 const NODES = Math.ceil(TASKS / PER_NODE)
 
@@ -48,6 +52,12 @@ interface Variant {
   bytes: number
 }
 
+/** CPU time of this process (all threads, so a collector's helpers count too), in ms: other jobs share the machine. */
+const cpuMs = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
 const id = (prefix: string, i: number) => `${prefix}${i.toString(36).padStart(24, '0')}`
 const taskId = (i: number) => id('t', i)
 const nodeId = (n: number) => id('n', n)
@@ -64,17 +74,18 @@ function variant(name: string, mod: StoreModule): Variant {
   } as unknown as Variant
   v.leader = new mod.ClusterStore({
     maxCommandBytes: 4 * 1024 * 1024,
+    ...(HISTORY ? { historySize: Number(HISTORY) } : {}),
     proposer: async (command) => {
-      const t = performance.now()
+      const t = cpuMs()
       v.proposeMs += t - v.txStart
       v.bytes += command.length
       v.log.push(command)
       const r = v.leader.apply(command, ++v.index)
-      v.leaderApplyMs += performance.now() - t
+      v.leaderApplyMs += cpuMs() - t
       if (!r.ok) throw new Error(`leader refused its own command: ${r.message}`)
     },
   })
-  v.follower = new mod.ClusterStore()
+  v.follower = new mod.ClusterStore(HISTORY ? { historySize: Number(HISTORY) } : {})
   return v
 }
 
@@ -111,7 +122,7 @@ const SPEC = {
 
 async function tx(v: Variant, fn: Parameters<ClusterStore['update']>[0]): Promise<void> {
   await v.leader.update((t) => {
-    v.txStart = performance.now()
+    v.txStart = cpuMs()
     fn(t)
   })
 }
@@ -159,14 +170,14 @@ function followerApply(v: Variant): void {
   v.log = []
 }
 
-/** Runs `fn` and returns its wall time and the bytes it allocated (heap growth plus what each GC freed). */
+/** Runs `fn` and returns its CPU time and the bytes it allocated (heap growth plus what each GC freed). */
 async function measured(fn: () => Promise<void> | void): Promise<{ ms: number; bytes: number }> {
   const gc = new v8.GCProfiler()
   const before = v8.getHeapStatistics().used_heap_size
   gc.start()
-  const t0 = performance.now()
+  const t0 = cpuMs()
   await fn()
-  const ms = performance.now() - t0
+  const ms = cpuMs() - t0
   const stats = gc.stop()
   const after = v8.getHeapStatistics().used_heap_size
   let freed = 0
@@ -186,13 +197,15 @@ async function setup(v: Variant): Promise<void> {
         description: { hostname: `sim-${n}` },
       } as never)
   })
-  for (let i = 0; i < TASKS; i += 500)
-    await v.leader.update((t) => {
-      for (let j = i; j < Math.min(TASKS, i + 500); j++) t.create('tasks', newTask(j, SPEC))
-    })
   followerApply(v)
-  // The dispatcher reads tasks by node: that index is built on every manager.
-  for (const s of [v.leader, v.follower]) s.view((t) => t.find('tasks', { nodeId: nodeId(0) }))
+}
+
+/** The orchestrator's creates (`pending`), in commits of 200 (the store's default `maxChangesPerCommit`). */
+async function create(v: Variant): Promise<void> {
+  for (let i = 0; i < TASKS; i += 200)
+    await tx(v, (t) => {
+      for (let j = i; j < Math.min(TASKS, i + 200); j++) t.create('tasks', newTask(j, SPEC))
+    })
 }
 
 /** The scheduler's assignment of every task (`assigned`, on the leader only). */
@@ -231,6 +244,7 @@ async function report(v: Variant, state: TaskState, message: string): Promise<vo
 }
 
 const ROUNDS: [string, (v: Variant) => Promise<void>][] = [
+  ['created', create],
   ['assigned', assign],
   ['accepted', (v) => report(v, 'accepted', 'accepted')],
   ['preparing', (v) => report(v, 'preparing', 'preparing')],
@@ -265,6 +279,9 @@ async function main(): Promise<void> {
         v.proposeMs = v.leaderApplyMs = v.bytes = 0
         const lead = await measured(() => profiled(v, 'leader', () => run(v)))
         const follow = await measured(() => profiled(v, 'follower-apply', () => followerApply(v)))
+        // The dispatcher reads tasks by node: that index is built on every manager.
+        if (round === 'created')
+          for (const s of [v.leader, v.follower]) s.view((t) => t.find('tasks', { nodeId: nodeId(0) }))
         const f: Figures = {
           proposeUs: (v.proposeMs * 1000) / TASKS,
           leaderApplyUs: (v.leaderApplyMs * 1000) / TASKS,
@@ -281,8 +298,10 @@ async function main(): Promise<void> {
           followerBytes: 0,
           commandBytes: 0,
         }
-        for (const k of Object.keys(f) as (keyof Figures)[]) sum[k] += f[k] / (ROUNDS.length * REPEAT)
-        totals.set(v.name, sum)
+        if (round !== 'created') {
+          for (const k of Object.keys(f) as (keyof Figures)[]) sum[k] += f[k] / ((ROUNDS.length - 1) * REPEAT)
+          totals.set(v.name, sum)
+        }
         console.log(
           `${round.padEnd(9)} ${v.name.padEnd(8)} propose ${f.proposeUs.toFixed(2)} µs, leader apply ${f.leaderApplyUs.toFixed(2)} µs, follower apply ${f.followerApplyUs.toFixed(2)} µs per update; allocated ${Math.round(f.leaderBytes)} B (leader: propose + apply), ${Math.round(f.followerBytes)} B (follower); command ${f.commandBytes.toFixed(1)} B`,
         )
@@ -293,7 +312,7 @@ async function main(): Promise<void> {
       v.follower.close()
     }
   }
-  console.log('\nmean per status update over the rounds:')
+  console.log('\nmean per status update over the rounds (creates not counted):')
   for (const [name, f] of totals)
     console.log(
       `${name.padEnd(8)} propose ${f.proposeUs.toFixed(2)} µs + leader apply ${f.leaderApplyUs.toFixed(2)} µs, follower apply ${f.followerApplyUs.toFixed(2)} µs; allocated ${Math.round(f.leaderBytes)} B leader, ${Math.round(f.followerBytes)} B follower; command ${f.commandBytes.toFixed(1)} B`,

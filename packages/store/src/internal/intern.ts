@@ -22,10 +22,17 @@ const MAX_STRINGS = 1 << 16
 /** V8 copies shorter substrings instead of slicing them: those hold no decoder run. */
 const MIN_SLICED = 13
 
+interface Recent {
+  values: unknown[]
+  /** A decoded part found equal to `to`, one of `values`, and replaced by it. */
+  from: unknown
+  to: unknown
+}
+
 export class Interner {
   readonly #strings = new Map<string, string>()
-  /** Per table and top-level key, the last few distinct values stored. */
-  readonly #recent = new Map<string, Map<string, unknown[]>>()
+  /** Per table and top-level key, the last few distinct values stored, and the last part replaced by one. */
+  readonly #recent = new Map<string, Map<string, Recent>>()
 
   /**
    * Freezes `o`, a decoded object of `table` (what `freezeDeep` does), sharing its top-level parts with
@@ -69,15 +76,26 @@ export class Interner {
       }
       if (!recentByKey) this.#recent.set(table, (recentByKey = new Map()))
       let recent = recentByKey.get(key)
-      const same = recent === undefined ? undefined : findSame(recent, v)
+      if (recent === undefined)
+        recentByKey.set(key, (recent = { values: [], from: undefined, to: undefined }))
+      // Objects of one command share decoded parts (sibling deltas, delta.ts): the part replaced last time
+      // is replaced by the same again, without comparing it.
+      if (v === recent.from) {
+        o[key] = recent.to
+        continue
+      }
+      const same = findSame(recent.values, v)
       if (same !== undefined) {
         o[key] = same
+        if (same !== v) {
+          recent.from = v
+          recent.to = same
+        }
         continue
       }
       this.#freeze(v)
-      if (!recent) recentByKey.set(key, (recent = []))
-      if (recent.length >= RECENT) recent.pop()
-      recent.unshift(v)
+      if (recent.values.length >= RECENT) recent.values.pop()
+      recent.values.unshift(v)
     }
     Object.freeze(o)
   }
