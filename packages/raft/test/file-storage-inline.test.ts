@@ -130,7 +130,8 @@ describe('FileLogStorage inline saves', () => {
 
   it('keeps an inline save through a power cut right after it resolved', async () => {
     const files = powerLossFileSystem({ unsynced: 'drop' })
-    const s = await FileLogStorage.open('/raft/inline', { fileSystem: files })
+    // No zeros written ahead: their write (in the background) would count as a sync too.
+    const s = await FileLogStorage.open('/raft/inline', { fileSystem: files, preallocateBytes: 0 })
     const synced = files.stats.syncs
     await s.save({ entries: [entry(1), entry(2)] }, { inline: true })
     expect(files.stats.syncs).toBe(synced + 1)
