@@ -16,8 +16,10 @@ import { ensureEtcd, etcdLeaderEndpoint, etcdVersion, startEtcdCluster } from '.
 import { etcdBenchmarkBinary, runEtcdBenchmarkTool } from './etcd-benchmark.js'
 import { type LevelRows, printLevel, printStorage, summaryJson } from './report.js'
 import { type StorageRun, storageRun } from './storage-run.js'
+import { traceProcess } from './trace.js'
 
-const WRITERS = [1, 64, 256]
+/** Load levels (writers), `BENCH_WRITERS=1,64` for fewer. */
+const WRITERS = (process.env['BENCH_WRITERS'] ?? '1,64,256').split(',').map(Number)
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5)
 /** Driver processes for the second run of each level (64 and 256 writers), for both systems. */
 const PROCS = Number(process.env['BENCH_CLIENT_PROCS'] ?? 4)
@@ -58,6 +60,10 @@ async function startKvCluster(): Promise<KvCluster> {
         peers,
         '--client',
         `127.0.0.1:${ports[3 + k]}`,
+        // BENCH_KV_PREALLOCATE=0: the members' logs append again (no zeros written ahead), for before/after runs.
+        ...(process.env['BENCH_KV_PREALLOCATE']
+          ? ['--preallocate-bytes', process.env['BENCH_KV_PREALLOCATE']]
+          : []),
       ],
       (line) => {
         const m = /^leader (\S+) term/.exec(line)
@@ -203,8 +209,10 @@ async function parent(): Promise<void> {
 }
 
 if (role === 'kv-server') {
+  traceProcess(`kv-server-${process.argv[process.argv.indexOf('--id') + 1]}`)
   await runKvServerCli(process.argv.slice(3))
 } else if (role === 'kv-client' || role === 'etcd-client') {
+  traceProcess(role)
   await driverMain(role, process.argv.slice(3))
 } else {
   await parent()
