@@ -28,6 +28,8 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 1)
 /** gRPC connections etcd's benchmark tool opens to the leader (its `--conns`), at most one per writer. */
 const TOOL_CONNS = Number(process.env['ETCD_BENCHMARK_CONNS'] ?? 8)
 const role = process.argv[2]
+/** Node flags for the raft-kv members (`BENCH_KV_NODE_FLAGS`, space-separated), e.g. V8's heap sizes. */
+const MEMBER_FLAGS = (process.env['BENCH_KV_NODE_FLAGS'] ?? '').split(' ').filter((f) => f.length > 0)
 
 interface KvCluster {
   /** The client address of the member that is leader now. */
@@ -74,6 +76,7 @@ async function startKvCluster(): Promise<KvCluster> {
         const r = /^ready (\S+)/.exec(line)
         if (r) clientAddr.set(id, r[1]!)
       },
+      MEMBER_FLAGS,
     ),
   )
   const stop = async () => {
