@@ -541,6 +541,18 @@ const mutants = [
     tests: ['test/file-storage-inline.test.ts'],
   },
   {
+    name: 'commit-quorum-order',
+    what: "a leader's commit index is taken from the match indexes in ascending order (a minority with an even count)",
+    edits: [
+      [
+        'src/core.ts',
+        'for (; i > 0 && matches[i - 1]! < m; i--) matches[i] = matches[i - 1]!',
+        'for (; i > 0 && matches[i - 1]! > m; i--) matches[i] = matches[i - 1]!',
+      ],
+    ],
+    tests: [...CORE, 'test/membership.test.ts'],
+  },
+  {
     name: 'zero-fill-under-records',
     what: 'records are written where a fill of zeros still in flight will land (its zeros may overwrite them)',
     edits: [
