@@ -216,6 +216,7 @@ async function main(): Promise<void> {
   const metricsUrl = new Map<ManagerProcess, string>()
   const hosts: Child[] = []
   let probe: Child | undefined
+  let apiPrinted = false
   const phases: PhaseRecord[] = []
   const summary: Record<string, number | string | boolean> = {}
   try {
@@ -432,6 +433,7 @@ async function main(): Promise<void> {
     summary.heartbeats_per_s = Math.round(idle.heartbeats / idle.seconds)
     summary.idle_raft_entries = idle.raftEntries
     if (STOP_AFTER === 'join') {
+      apiPrinted = true
       printApiLatency((await probe.ask({ op: 'report' })).samples)
       console.log(JSON.stringify({ nodes: N, ...summary, load_avg_1m_end: Number(loadavg()[0]!.toFixed(2)) }))
       return
@@ -466,6 +468,7 @@ async function main(): Promise<void> {
     summary.create_rss_mib = managers.map((m) => Math.round(rssMiB(m.proc?.pid))).join('/')
     if (HEAP_DIR) await heapSnapshots(managers, HEAP_DIR)
     if (STOP_AFTER === 'create') {
+      apiPrinted = true
       printApiLatency((await probe.ask({ op: 'report' })).samples)
       console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
       return
@@ -616,6 +619,7 @@ async function main(): Promise<void> {
       )
     }
     console.log('')
+    apiPrinted = true
     printApiLatency(report.samples)
     const all = (n: string) =>
       sortNum(
@@ -665,6 +669,8 @@ async function main(): Promise<void> {
       }),
     )
     console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
+    // A step that timed out: the API latencies up to then.
+    if (probe && !apiPrinted) printApiLatency((await probe.ask({ op: 'report' })).samples)
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))
