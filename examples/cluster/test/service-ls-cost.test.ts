@@ -43,7 +43,7 @@ function service(name: string, iteration = 0) {
     spec: { name, labels: {}, taskTemplate: { containerSpec: { image: 'busybox' } }, mode: MODES[name]! },
     specVersion: { index: 1 },
     ...(job ? { jobStatus: { jobIteration: { index: iteration }, lastExecution: 0 } } : {}),
-  } as never
+  } as unknown as Service
 }
 
 function task(id: string, serviceId: string, random: () => number): Omit<Task, 'meta'> {
