@@ -562,6 +562,8 @@ async function main(): Promise<void> {
         return l && l !== leader ? l : undefined
       },
       STEP_TIMEOUT,
+      undefined,
+      20,
     )
     const electedMs = Date.now() - killedAt
     // Progress again: more tasks of the new generation running than at the kill (or all of them already).
@@ -573,6 +575,8 @@ async function main(): Promise<void> {
         return n > atKillNow || n === R
       },
       STEP_TIMEOUT,
+      undefined,
+      50,
     )
     const progressMs = Date.now() - killedAt
     await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)

@@ -7,6 +7,7 @@
 // unknown network, outside the subnets, the gateway) are counted but never given out anyway.
 
 import { type Ipam, ipam, type SubnetRecord } from '@swarmkit/overlay'
+import { addressKey as storeAddressKey } from '@swarmkit/store'
 
 /** One address a holder holds: `network`, and the address with or without its prefix length. */
 export interface HeldAddress {
@@ -17,10 +18,8 @@ export interface HeldAddress {
 /** `network address` (no prefix length): one address on one network. */
 export type AddressKey = string
 
-export function addressKey(network: string, address: string): AddressKey {
-  const slash = address.indexOf('/')
-  return `${network} ${slash < 0 ? address : address.slice(0, slash)}`
-}
+/** A network's ID and an address on it without its prefix length: the key the store indexes holders by. */
+export const addressKey: (network: string, address: string) => AddressKey = storeAddressKey
 
 const NONE: readonly AddressKey[] = []
 

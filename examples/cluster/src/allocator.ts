@@ -60,8 +60,9 @@ export function allocateEndpoint(tx: Tx, serviceId: string, spec: ServiceSpec): 
       subnets: networks.flatMap((n) =>
         (n.ipam?.configs ?? []).map((c) => ({ network: n.id, subnet: c.subnet, gateway: c.gateway ?? '' })),
       ),
-      // Every address in use but this service's own VIPs (kept below): other VIPs and the tasks' addresses.
-      addresses: heldAddresses(tx).filter(
+      // Every address in use on the target networks but this service's own VIPs (kept below): other VIPs,
+      // the tasks' and the nodes' addresses. Other networks' addresses don't constrain these.
+      addresses: heldAddresses(tx, targets).filter(
         (a) =>
           !current?.endpoint?.virtualIPs.some(
             (v) => v.networkId === a.network && v.addr.split('/')[0] === a.address,

@@ -68,7 +68,7 @@ export function attachIngress(tx: Tx): number {
   const bits = subnet.split('/')[1]
   const ipam = rebuildIpam({
     subnets: [{ network: net.id, subnet, gateway: net.ipam!.configs[0]!.gateway ?? '' }],
-    addresses: heldAddresses(tx).filter((a) => a.network === net.id),
+    addresses: heldAddresses(tx, new Set([net.id])),
   })
   const allocate = () => ({ networkId: net.id, addresses: [`${ipam.allocateAddress(net.id)}/${bits}`] })
   let changed = 0

@@ -64,12 +64,18 @@ export async function allocateTaskAddresses(store: Pick<ClusterStore, 'view' | '
 
 /**
  * Every address held on the networks: the services' VIPs and the live tasks' addresses, each once (a
- * duplicate, e.g. from an older allocator, must not stop every later allocation).
+ * duplicate, e.g. from an older allocator, must not stop every later allocation). With `only`, the addresses
+ * on those networks alone, read through the store's per-network index: an API transaction that allocates a
+ * service's VIPs must not walk every task of the swarm (150,000 at scale) while it holds the write lock.
  */
-export function heldAddresses(tx: ReadTx): Array<{ network: string; address: string }> {
+export function heldAddresses(
+  tx: ReadTx,
+  only?: ReadonlySet<string>,
+): Array<{ network: string; address: string }> {
   const seen = new Set<string>()
   const out: Array<{ network: string; address: string }> = []
   const add = (network: string, addr: string) => {
+    if (only && !only.has(network)) return
     const address = addr.split('/')[0]!
     const key = `${network} ${address}`
     if (seen.has(key)) return
@@ -77,8 +83,10 @@ export function heldAddresses(tx: ReadTx): Array<{ network: string; address: str
     out.push({ network, address })
   }
   for (const s of tx.find('services')) for (const v of s.endpoint?.virtualIPs ?? []) add(v.networkId, v.addr)
-  for (const t of tx.find('tasks', undefined, holdsAddresses))
-    for (const a of t.networks) for (const addr of a.addresses) add(a.networkId, addr)
+  const tasks = only
+    ? [...only].flatMap((network) => tx.find('tasks', { referencedNetworkId: network }, holdsAddresses))
+    : tx.find('tasks', undefined, holdsAddresses)
+  for (const t of tasks) for (const a of t.networks) for (const addr of a.addresses) add(a.networkId, addr)
   // The nodes' own attachments (their ingress sandboxes).
   for (const n of tx.find('nodes'))
     for (const a of n.attachments ?? []) for (const addr of a.addresses) add(a.networkId, addr)

@@ -3,41 +3,10 @@
 // is built again at each store version: a build that read every task of the swarm held a busy manager's
 // event loop for 50-100 ms at 50,000 tasks, per resubscription. It reads only the tasks on overlay
 // networks now (the store's per-network index), so counting the tasks it looks at is a structural check.
-import { ClusterStore, type ReadTx, type Task } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { networkIndex, nodeView } from '../src/network-view.js'
-
-function task(id: string, nodeId: string, slot: number, networkId?: string): Omit<Task, 'meta'> {
-  return {
-    id,
-    spec: { containerSpec: { image: 'busybox' } },
-    specVersion: { index: 1 },
-    serviceId: networkId ? 'svc-net' : 'svc',
-    slot,
-    nodeId,
-    serviceAnnotations: { name: networkId ? 'web' : 'batch', labels: {} },
-    status: { timestamp: 0, state: 'running', message: 'started' },
-    desiredState: 'running',
-    networks: networkId ? [{ networkId, addresses: [`10.9.1.${slot + 1}/24`] }] : [],
-  }
-}
-
-/** A view over `tx` that counts the tasks `find` handed to a filter or returned. */
-function counting(tx: ReadTx): { tx: ReadTx; tasksSeen: () => number } {
-  let seen = 0
-  const find: ReadTx['find'] = (table, by, filter) => {
-    if (table !== 'tasks') return tx.find(table, by, filter)
-    const counted = (o: never) => {
-      seen++
-      return filter ? filter(o) : true
-    }
-    return tx.find(table, by, counted as never)
-  }
-  return {
-    tx: new Proxy(tx, { get: (t, k) => (k === 'find' ? find : Reflect.get(t, k)) }),
-    tasksSeen: () => seen,
-  }
-}
+import { countingTasks, placedTask } from './store-fixtures.js'
 
 describe('networkIndex at scale', () => {
   it('reads only the tasks on overlay networks, not every task of the swarm', async () => {
@@ -65,13 +34,13 @@ describe('networkIndex at scale', () => {
           mode: { replicated: { replicas: 3 } },
         },
       } as never)
-      for (let i = 0; i < 3; i++) tx.create('tasks', task(`w${i}`, i === 0 ? 'a' : 'b', i + 1, 'net1'))
+      for (let i = 0; i < 3; i++) tx.create('tasks', placedTask(`w${i}`, i === 0 ? 'a' : 'b', i + 1, 'net1'))
       // Tasks on no network, and one not placed yet: none of them belongs in any view.
-      for (let i = 0; i < 5000; i++) tx.create('tasks', task(`t${i}`, i % 2 ? 'a' : 'b', i + 1))
-      tx.create('tasks', task('unplaced', '', 4, 'net1'))
+      for (let i = 0; i < 5000; i++) tx.create('tasks', placedTask(`t${i}`, i % 2 ? 'a' : 'b', i + 1))
+      tx.create('tasks', placedTask('unplaced', '', 4, 'net1'))
     })
     const seen = store.view((view) => {
-      const c = counting(view)
+      const c = countingTasks(view)
       networkIndex(c.tx)
       return c.tasksSeen()
     })

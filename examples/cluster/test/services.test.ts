@@ -185,6 +185,42 @@ describe('services, networks and secrets through the docker CLI', () => {
     await ok(n, ['service', 'rm', 'edge'])
   })
 
+  it('refuses an ingress port another service publishes, with the daemon message and no stack trace', async () => {
+    const publish = (name: string) =>
+      docker(n, [
+        'service',
+        'create',
+        '-d',
+        '--name',
+        name,
+        '-p',
+        '8089:80',
+        '--no-resolve-image',
+        'nginx:alpine',
+      ])
+    expect((await publish('first')).code).toBe(0)
+    const second = await publish('second')
+    expect(second.code).not.toBe(0)
+    // moby: "port '8089' is already in use by service 'first' (ID) as an ingress port" (InvalidArgument).
+    expect(second.stderr).toMatch(
+      /Error response from daemon: .*port 8089\/tcp is already in use by service \w+ as an ingress port/,
+    )
+    expect(second.stderr).not.toMatch(/\n\s+at /)
+    expect((await services(n)).second).toBeUndefined()
+    // A client's mistake: 400, as moby answers InvalidArgument.
+    const res = await fetch(`${n.dockerHost.replace('tcp://', 'http://')}/v1.50/services/create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        Name: 'third',
+        TaskTemplate: { ContainerSpec: { Image: 'nginx:alpine' } },
+        EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8089 }] },
+      }),
+    })
+    expect(res.status).toBe(400)
+    await ok(n, ['service', 'rm', 'first'])
+  })
+
   it('scales a service up and down', async () => {
     expect(await ok(n, ['service', 'scale', '-d', 'web=5'])).toContain('web scaled to 5')
     await waitFor(async () => (await services(n)).web?.[1] === '5/5', 'web at 5/5')

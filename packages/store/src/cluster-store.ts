@@ -47,6 +47,9 @@ function positiveInt(v: unknown, name: string, min = 1): number {
 /** How often a replicated `update` runs its transaction when another member's commit got in first. */
 const DEFAULT_ATTEMPTS = 3
 
+/** The largest encoded transaction a store proposes by default: 1.5 MiB, swarm's limit. */
+export const DEFAULT_MAX_COMMAND_BYTES = 1536 * 1024
+
 /**
  * The cluster state: seven tables with indexes, atomic transactions with optimistic concurrency, watches, and
  * the raft state machine interface (`apply`, `snapshot`, `restore`). This is the store a manager runs in
@@ -105,7 +108,7 @@ export class ClusterStore {
     this.watchQueueSize = positiveInt(options.watchQueueSize ?? 10_000, 'options.watchQueueSize')
     this.maxChanges = positiveInt(options.maxChangesPerCommit ?? 200, 'options.maxChangesPerCommit')
     this.maxCommandBytes = positiveInt(
-      options.maxCommandBytes ?? 1536 * 1024,
+      options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES,
       'options.maxCommandBytes',
       1024,
     )

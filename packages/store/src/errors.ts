@@ -10,6 +10,8 @@ export type StoreErrorCode =
   | 'SEQUENCE'
   /** A network, secret or config is still referenced by a service or task. */
   | 'IN_USE'
+  /** A network address, published ingress port, subnet or VXLAN ID another object already holds. */
+  | 'ALLOCATION_CONFLICT'
   /** The object is malformed (missing id, bad name, secret too large, …). */
   | 'INVALID_ARGUMENT'
   /** The encrypted state needs the unlock key: "Swarm is encrypted and needs to be unlocked …". */

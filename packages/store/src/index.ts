@@ -13,10 +13,11 @@
  *   unlock key with autolock) and gives the `seal`/`open` hooks of raft's FileLogStorage (XChaCha20-Poly1305).
  */
 export { backupStateDir } from './backup.js'
-export { ClusterStore, clusterStore } from './cluster-store.js'
+export { ClusterStore, clusterStore, DEFAULT_MAX_COMMAND_BYTES } from './cluster-store.js'
 export type { StoreErrorCode } from './errors.js'
 export { isStoreError, LOCKED_MESSAGE, SEQUENCE_MESSAGE, StoreError } from './errors.js'
 export { generateId, isId } from './ids.js'
+export { addressKey, taskHoldsAddresses } from './internal/claims.js'
 export type { SealContext, SealHook } from './internal/seal.js'
 export { SEAL_OVERHEAD } from './internal/seal.js'
 export { KeyManager, type KeyManagerOptions, type SealHooks } from './keys.js'

@@ -32,6 +32,8 @@ export type By =
   | { referencedNetworkId: string }
   | { referencedSecretId: string }
   | { referencedConfigId: string }
+  /** Services, live tasks and nodes holding an address on a network (the address without its prefix length). */
+  | { heldAddress: { networkId: string; address: string } }
 
 /** An object to create: `meta` is filled in by the store (and a service's `specVersion` when absent). */
 export type NewObject<O> = O extends Service

@@ -43,6 +43,21 @@ export function service(
   }
 }
 
+/**
+ * The address of task `id` here: one per task ID (the store refuses two live holders of one address), the
+ * same each time an ID is made again (a model and a store build their own copies of one task).
+ */
+const addresses = new Map<string, string>()
+function addressOf(id: string): string {
+  let a = addresses.get(id)
+  if (a === undefined) {
+    const n = addresses.size + 1
+    a = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/8`
+    addresses.set(id, a)
+  }
+  return a
+}
+
 export function task(
   id: string,
   serviceId: string,
@@ -69,7 +84,7 @@ export function task(
     serviceAnnotations: { name: serviceId, labels: {} },
     status: { timestamp: 0, state: 'new', message: 'created' },
     desiredState: 'running',
-    networks: (refs.networks ?? []).map((n) => ({ networkId: n, addresses: ['10.0.1.5/24'] })),
+    networks: (refs.networks ?? []).map((n) => ({ networkId: n, addresses: [addressOf(id)] })),
   }
 }
 

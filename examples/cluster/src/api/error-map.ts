@@ -1,11 +1,14 @@
 // How a failure from the store, scheduler, raft or pki becomes a Docker-style HTTP error (moby's status codes
 // and words): one mapping for every route, applied by the router.
 
+import { isOverlayError } from '@swarmkit/overlay'
 import * as pki from '@swarmkit/pki'
 import { isRaftError } from '@swarmkit/raft'
 import { isSchedulerError } from '@swarmkit/scheduler'
 import { isStoreError } from '@swarmkit/store'
 import { ApiError, MESSAGES } from '../errors.js'
+
+const ALLOCATION_CODES = new Set(['IN_USE', 'OUT_OF_RANGE', 'SUBNET_OVERLAP'])
 
 export function storeError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err
@@ -25,5 +28,8 @@ export function storeError(err: unknown): ApiError | undefined {
     return new ApiError(503, `rpc error: code = Unavailable desc = ${err.message}`)
   }
   if (pki.isPkiError(err)) return new ApiError(400, err.message)
+  // What a request asked the allocators for (a published port or subnet that is taken, an address outside a
+  // network): the client's to change, InvalidArgument in swarm. A data-plane failure stays a 500.
+  if (isOverlayError(err) && ALLOCATION_CODES.has(err.code)) return new ApiError(400, err.message)
   return undefined
 }

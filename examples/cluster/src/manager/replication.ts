@@ -4,7 +4,7 @@
 import { join as joinPath } from 'node:path'
 import * as pki from '@swarmkit/pki'
 import { FileLogStorage, proposeScoped, RaftNode, scopedStateMachine } from '@swarmkit/raft'
-import { ClusterStore } from '@swarmkit/store'
+import { ClusterStore, DEFAULT_MAX_COMMAND_BYTES } from '@swarmkit/store'
 import { type TlsTransport, tlsTransport } from '@swarmkit/transport'
 import { currentDutyTerm } from '../leader-scope.js'
 import { observedStateMachine } from '../observer.js'
@@ -43,6 +43,7 @@ export async function openReplication(options: ManagerOptions): Promise<Replicat
   const keyPem = pki.encodePrivateKeyPem(credentials.key.privateKey)
   let raft: RaftNode | undefined
   const store = new ClusterStore({
+    maxCommandBytes: DEFAULT_MAX_COMMAND_BYTES,
     ...(options.specLimits ? { limits: options.specLimits } : {}),
     proposer: (command, o) => {
       if (!raft) return Promise.reject(new Error('raft is not running'))
@@ -81,6 +82,9 @@ export async function openReplication(options: ManagerOptions): Promise<Replicat
     // 100,000+ tasks (issue #18).
     stateMachine: scopedStateMachine(observedStateMachine(store.stateMachine(), obs)),
     ...(obs?.raftLog ? { logger: obs.raftLog } : {}),
+    // Every command the store lets through (it refuses larger ones with a clear error), with room for the
+    // leadership scope's header (proposeScoped): raft's own default, 1 MiB, failed transactions between the two.
+    maxProposalBytes: DEFAULT_MAX_COMMAND_BYTES + 64,
     electionTimeoutMs: [300, 600],
     heartbeatIntervalMs: 60,
     ...(options.snapshotInterval ? { snapshotThreshold: options.snapshotInterval } : {}),

@@ -1,5 +1,6 @@
 import type { Service, Table, TableObjects, Task } from '../types.js'
 import { taskStateRank } from '../types.js'
+import { networkClaims, nodeClaims, serviceClaims, taskClaims } from './claims.js'
 
 /** Secondary indexes; which exist depends on the table (see `INDEXES`). */
 export type IndexName =
@@ -14,6 +15,7 @@ export type IndexName =
   | 'network'
   | 'secret'
   | 'config'
+  | 'claim'
 
 export type IndexKeys = string | readonly string[] | undefined
 type KeyFn<O> = (o: O) => IndexKeys
@@ -68,12 +70,14 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     },
     role: (n) => n.role,
     availability: (n) => n.spec.availability,
+    claim: nodeClaims,
   },
   services: {
     name: (s) => lower(s.spec.name),
     network: serviceNetworks,
     secret: (s) => secretRefs(s.spec.taskTemplate),
     config: (s) => configRefs(s.spec.taskTemplate),
+    claim: serviceClaims,
   },
   tasks: {
     serviceId: (t) => t.serviceId || undefined,
@@ -84,8 +88,9 @@ export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjec
     network: taskNetworks,
     secret: (t) => secretRefs(t.spec),
     config: (t) => configRefs(t.spec),
+    claim: taskClaims,
   },
-  networks: { name: (n) => lower(n.spec.name) },
+  networks: { name: (n) => lower(n.spec.name), claim: networkClaims },
   clusters: { name: (c) => lower(c.spec.name) },
   secrets: { name: (s) => lower(s.spec.name) },
   configs: { name: (c) => lower(c.spec.name) },

@@ -3,6 +3,7 @@ import { checkServiceSpec, DEFAULT_SPEC_LIMITS, type SpecLimits } from '../servi
 import type { By, NewObject, Tx } from '../store-types.js'
 import { type Meta, type Table, type TableObjects, type Task, taskStateRank } from '../types.js'
 import { typeError } from './check.js'
+import { addressClaim, checkClaims } from './claims.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
 import {
@@ -109,6 +110,16 @@ function plan(
   if ('referencedNetworkId' in by) return need('network', str(by.referencedNetworkId, 'referencedNetworkId'))
   if ('referencedSecretId' in by) return need('secret', str(by.referencedSecretId, 'referencedSecretId'))
   if ('referencedConfigId' in by) return need('config', str(by.referencedConfigId, 'referencedConfigId'))
+  if ('heldAddress' in by) {
+    const a = by.heldAddress as { networkId?: unknown; address?: unknown } | null
+    if (typeof a !== 'object' || a === null) throw typeError('by.heldAddress', 'be { networkId, address }')
+    if (table !== 'services' && table !== 'tasks' && table !== 'nodes')
+      throw new TypeError(`by: ${table} hold no addresses`)
+    return need(
+      'claim',
+      addressClaim(str(a.networkId, 'heldAddress.networkId'), str(a.address, 'heldAddress.address')),
+    )
+  }
   throw typeError('by', `use a known selector (not ${Object.keys(by).join(', ')})`)
 }
 
@@ -166,7 +177,25 @@ export class TxImpl implements Tx {
     checkTable(table, this.tables)
     if (filter !== undefined && typeof filter !== 'function') throw typeError('filter', 'be a function')
     const state = this.tables[table] as TableState<TableObjects[T]>
-    const p = plan(table, state, by)
+    return this.select(table, state, plan(table, state, by), filter)
+  }
+
+  /** The objects of `table` holding a claim (claims.ts), as this transaction sees them. */
+  claimHolders(table: Table, key: string): readonly { id: string }[] {
+    return this.select(
+      table,
+      this.tables[table] as TableState<any>,
+      { kind: 'index', index: 'claim', key },
+      undefined,
+    )
+  }
+
+  private select<T extends Table>(
+    table: T,
+    state: TableState<TableObjects[T]>,
+    p: ReturnType<typeof plan>,
+    filter: ((object: TableObjects[T]) => boolean) | undefined,
+  ): TableObjects[T][] {
     const out: TableObjects[T][] = []
     const touched = this.touched(table)
     const take = (id: string, o: TableObjects[T] | undefined) => {
@@ -285,6 +314,7 @@ export class TxImpl implements Tx {
       throw new StoreError('EXISTS', `${SINGULAR[table]} ${o.id} already exists`)
     }
     this.checkName(table, o)
+    checkClaims(table, o, null, this)
     if (table === 'services') {
       checkServiceSpec(o.spec, this.limits)
       this.checkServiceRefs(o)
@@ -318,6 +348,7 @@ export class TxImpl implements Tx {
     o.meta = this.meta(cur.meta.createdAt)
     if (table === 'services' && o.specVersion === undefined) o.specVersion = SPEC_VERSION_ZERO
     this.checkName(table, o)
+    checkClaims(table, o, cur, this)
     if (table === 'services') {
       // An unchanged spec (the stored frozen object) passed these checks when it was written.
       if (o.spec !== cur.spec) checkServiceSpec(o.spec, this.limits)
@@ -506,6 +537,7 @@ export class TxImpl implements Tx {
     for (const a of actions) {
       if (a.object !== null) {
         this.checkName(a.table, a.object)
+        checkClaims(a.table, a.object, this.tables[a.table].objects.get(a.id), this)
         if (a.table === 'services') this.checkServiceRefs(a.object)
       } else {
         const base = this.tables[a.table].objects.get(a.id) as Record<string, any>
