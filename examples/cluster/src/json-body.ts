@@ -18,8 +18,8 @@ export interface JsonBody {
   gzipped(): Promise<Buffer>
 }
 
-export function jsonBody(text: string): JsonBody {
-  const bytes = Buffer.from(text)
+export function jsonBody(json: string | Buffer): JsonBody {
+  const bytes = typeof json === 'string' ? Buffer.from(json) : json
   let gz: Promise<Buffer> | undefined
   return {
     bytes,
