@@ -20,6 +20,7 @@ const CORE = ['test/core.paper.test.ts', 'test/core.scenario.test.ts', 'test/cor
 const NO_SPACE_TEST = 'test/file-storage-no-space.test.ts'
 const NO_SPACE_SIM = 'test/file-storage-no-space-sim.test.ts'
 const NO_SPACE_NODE = 'test/node.full-disk.test.ts'
+const ZERO_TAIL_TEST = 'test/file-storage-zero-tail.test.ts'
 
 /**
  * Each mutant: a name, what the bug is, edits (file under packages/raft, exact text found once, replacement),
@@ -538,6 +539,94 @@ const mutants = [
       ],
     ],
     tests: ['test/file-storage-inline.test.ts'],
+  },
+  {
+    name: 'commit-quorum-order',
+    what: "a leader's commit index is taken from the match indexes in ascending order (a minority with an even count)",
+    edits: [
+      [
+        'src/core.ts',
+        'for (; i > 0 && matches[i - 1]! < m; i--) matches[i] = matches[i - 1]!',
+        'for (; i > 0 && matches[i - 1]! > m; i--) matches[i] = matches[i - 1]!',
+      ],
+    ],
+    tests: [...CORE, 'test/membership.test.ts'],
+  },
+  {
+    name: 'zero-fill-under-records',
+    what: 'records are written where a fill of zeros still in flight will land (its zeros may overwrite them)',
+    edits: [
+      [
+        'src/internal/wal/zero-tail.ts',
+        'return (this.#filling !== null && to > this.#durable) || this.#failure !== null',
+        'return this.#failure !== null',
+      ],
+    ],
+    tests: [ZERO_TAIL_TEST, 'test/file-storage-power-loss.test.ts'],
+  },
+  {
+    name: 'zeros-kept-on-roll',
+    what: 'a segment keeps its zeros written ahead when the next one starts (it no longer ends in a record)',
+    edits: [
+      [
+        'src/file-storage.ts',
+        '      await flushChunk()\n      await this.#cutZeros()\n',
+        '      await flushChunk()\n',
+      ],
+    ],
+    tests: [ZERO_TAIL_TEST, 'test/file-storage-power-loss.test.ts'],
+  },
+  {
+    name: 'zeros-kept-on-reseal',
+    what: 'a reseal leaves the zeros on the old last segment (a crash before it is deleted leaves it in the middle)',
+    edits: [
+      [
+        'src/file-storage.ts',
+        '    await this.#compacting\n    await this.#cutZeros()\n',
+        '    await this.#compacting\n',
+      ],
+    ],
+    tests: [ZERO_TAIL_TEST, 'test/file-storage-reseal.test.ts'],
+  },
+  {
+    name: 'cut-back-during-fill',
+    what: 'a write that found the disk full is cut back while a fill of zeros is still in flight',
+    edits: [
+      [
+        'src/file-storage.ts',
+        '    await this.#zeros.settle()\n    const { fd, segment } = await cutBack(',
+        '    const { fd, segment } = await cutBack(',
+      ],
+    ],
+    tests: [ZERO_TAIL_TEST, NO_SPACE_TEST],
+  },
+  {
+    name: 'fill-failure-ignored',
+    what: 'a fill of zeros that fails with EIO is taken for a full disk and the log goes on',
+    edits: [
+      ['src/internal/wal/zero-tail.ts', 'if (isNoSpace(e)) this.#full = true', 'if (e) this.#full = true'],
+    ],
+    tests: [ZERO_TAIL_TEST],
+  },
+  {
+    name: 'fill-full-disk-fatal',
+    what: 'a fill of zeros that finds the disk full stops the log for good',
+    edits: [
+      ['src/internal/wal/zero-tail.ts', 'if (isNoSpace(e)) this.#full = true', 'if (!e) this.#full = true'],
+    ],
+    tests: [ZERO_TAIL_TEST],
+  },
+  {
+    name: 'no-zero-fills',
+    what: 'no zeros are written ahead: every save appends to the segment again',
+    edits: [
+      [
+        'src/internal/wal/zero-tail.ts',
+        'if (this.#window === 0 || this.#filling',
+        'if (this.#window >= 0 || this.#filling',
+      ],
+    ],
+    tests: [ZERO_TAIL_TEST],
   },
 ]
 

@@ -177,6 +177,27 @@ interface PhaseRecord {
   extra: Record<string, number | string>
 }
 
+/** The probe's latencies per phase: the whole answer, then its first byte alone (the rest is the transfer). */
+function printApiLatency(samples: Record<string, Record<string, number[]>>): void {
+  for (const [title, suffix] of [
+    ['API latency (ms)', ''],
+    ['first byte (ms)', ' first byte'],
+  ] as const) {
+    console.log(
+      `${title.padEnd(17)} | phase            | node ls p50/p99 | service ls p50/p99 | info p50/p99`,
+    )
+    for (const [phase, byName] of Object.entries(samples)) {
+      const cell = (n: string) => {
+        const s = sortNum(byName[n + suffix] ?? [])
+        return `${quantile(s, 0.5).toFixed(0)}/${quantile(s, 0.99).toFixed(0)}`.padStart(8)
+      }
+      console.log(
+        `${''.padEnd(17)} | ${phase.padEnd(16)} | ${cell('node ls').padStart(15)} | ${cell('service ls').padStart(18)} | ${cell('info').padStart(12)}`,
+      )
+    }
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build first`)
   const load0 = loadavg()[0]!
@@ -196,6 +217,7 @@ async function main(): Promise<void> {
   const metricsUrl = new Map<ManagerProcess, string>()
   const hosts: Child[] = []
   let probe: Child | undefined
+  let apiPrinted = false
   const phases: PhaseRecord[] = []
   const summary: Record<string, number | string | boolean> = {}
   try {
@@ -412,6 +434,8 @@ async function main(): Promise<void> {
     summary.heartbeats_per_s = Math.round(idle.heartbeats / idle.seconds)
     summary.idle_raft_entries = idle.raftEntries
     if (STOP_AFTER === 'join') {
+      apiPrinted = true
+      printApiLatency((await probe.ask({ op: 'report' })).samples)
       console.log(JSON.stringify({ nodes: N, ...summary, load_avg_1m_end: Number(loadavg()[0]!.toFixed(2)) }))
       return
     }
@@ -445,6 +469,8 @@ async function main(): Promise<void> {
     summary.create_rss_mib = managers.map((m) => Math.round(rssMiB(m.proc?.pid))).join('/')
     if (HEAP_DIR) await heapSnapshots(managers, HEAP_DIR)
     if (STOP_AFTER === 'create') {
+      apiPrinted = true
+      printApiLatency((await probe.ask({ op: 'report' })).samples)
       console.log(JSON.stringify({ nodes: N, replicas: R, ...summary }))
       return
     }
@@ -598,21 +624,8 @@ async function main(): Promise<void> {
       )
     }
     console.log('')
-    console.log('API latency (ms)  | phase            | node ls p50/p99 | service ls p50/p99 | info p50/p99')
-    const lat: Record<string, number> = {}
-    for (const [phase, byName] of Object.entries(
-      report.samples as Record<string, Record<string, number[]>>,
-    )) {
-      const cell = (n: string) => {
-        const s = sortNum(byName[n] ?? [])
-        const p99 = quantile(s, 0.99)
-        lat[`${n}_p99`] = Math.max(lat[`${n}_p99`] ?? 0, Number.isNaN(p99) ? 0 : p99)
-        return `${quantile(s, 0.5).toFixed(0)}/${p99.toFixed(0)}`.padStart(8)
-      }
-      console.log(
-        `${''.padEnd(17)} | ${phase.padEnd(16)} | ${cell('node ls').padStart(15)} | ${cell('service ls').padStart(18)} | ${cell('info').padStart(12)}`,
-      )
-    }
+    apiPrinted = true
+    printApiLatency(report.samples)
     const all = (n: string) =>
       sortNum(
         Object.values(report.samples as Record<string, Record<string, number[]>>).flatMap((b) => b[n] ?? []),
@@ -661,6 +674,8 @@ async function main(): Promise<void> {
       }),
     )
     console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
+    // A step that timed out: the API latencies up to then.
+    if (probe && !apiPrinted) printApiLatency((await probe.ask({ op: 'report' })).samples)
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))

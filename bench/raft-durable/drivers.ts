@@ -11,12 +11,15 @@ import { etcdLoad } from './etcd.js'
 
 export type DriverKind = 'kv-client' | 'etcd-client'
 
-/** Runs this script again as `args[0]`; `onLine` sees each line it prints. */
+/** Runs this script again as `args[0]` (with `nodeFlags` for node); `onLine` sees each line it prints. */
 export function child(
   args: string[],
   onLine?: (line: string) => void,
+  nodeFlags: readonly string[] = [],
 ): { proc: ChildProcess; done: Promise<string> } {
-  const proc = spawn(process.execPath, [process.argv[1]!, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
   let out = ''
   let rest = ''
   proc.stdout!.setEncoding('utf8')

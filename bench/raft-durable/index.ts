@@ -16,8 +16,10 @@ import { ensureEtcd, etcdLeaderEndpoint, etcdVersion, startEtcdCluster } from '.
 import { etcdBenchmarkBinary, runEtcdBenchmarkTool } from './etcd-benchmark.js'
 import { type LevelRows, printLevel, printStorage, summaryJson } from './report.js'
 import { type StorageRun, storageRun } from './storage-run.js'
+import { traceProcess } from './trace.js'
 
-const WRITERS = [1, 64, 256]
+/** Load levels (writers), `BENCH_WRITERS=1,64` for fewer. */
+const WRITERS = (process.env['BENCH_WRITERS'] ?? '1,64,256').split(',').map(Number)
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5)
 /** Driver processes for the second run of each level (64 and 256 writers), for both systems. */
 const PROCS = Number(process.env['BENCH_CLIENT_PROCS'] ?? 4)
@@ -26,6 +28,8 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 1)
 /** gRPC connections etcd's benchmark tool opens to the leader (its `--conns`), at most one per writer. */
 const TOOL_CONNS = Number(process.env['ETCD_BENCHMARK_CONNS'] ?? 8)
 const role = process.argv[2]
+/** Node flags for the raft-kv members (`BENCH_KV_NODE_FLAGS`, space-separated), e.g. V8's heap sizes. */
+const MEMBER_FLAGS = (process.env['BENCH_KV_NODE_FLAGS'] ?? '').split(' ').filter((f) => f.length > 0)
 
 interface KvCluster {
   /** The client address of the member that is leader now. */
@@ -58,6 +62,10 @@ async function startKvCluster(): Promise<KvCluster> {
         peers,
         '--client',
         `127.0.0.1:${ports[3 + k]}`,
+        // BENCH_KV_PREALLOCATE=0: the members' logs append again (no zeros written ahead), for before/after runs.
+        ...(process.env['BENCH_KV_PREALLOCATE']
+          ? ['--preallocate-bytes', process.env['BENCH_KV_PREALLOCATE']]
+          : []),
       ],
       (line) => {
         const m = /^leader (\S+) term/.exec(line)
@@ -68,6 +76,7 @@ async function startKvCluster(): Promise<KvCluster> {
         const r = /^ready (\S+)/.exec(line)
         if (r) clientAddr.set(id, r[1]!)
       },
+      MEMBER_FLAGS,
     ),
   )
   const stop = async () => {
@@ -203,8 +212,10 @@ async function parent(): Promise<void> {
 }
 
 if (role === 'kv-server') {
+  traceProcess(`kv-server-${process.argv[process.argv.indexOf('--id') + 1]}`)
   await runKvServerCli(process.argv.slice(3))
 } else if (role === 'kv-client' || role === 'etcd-client') {
+  traceProcess(role)
   await driverMain(role, process.argv.slice(3))
 } else {
   await parent()

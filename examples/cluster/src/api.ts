@@ -12,7 +12,7 @@ import { storeError } from './api/error-map.js'
 import { logRoutes } from './api/logs.js'
 import { networkRoutes } from './api/networks.js'
 import { nodeRoutes } from './api/nodes.js'
-import { API_VERSION, MIN_API_VERSION, type Route, routeContext } from './api/route.js'
+import { API_VERSION, MIN_API_VERSION, type Reply, type Route, routeContext } from './api/route.js'
 import { serviceRoutes } from './api/services.js'
 import { swarmRoutes } from './api/swarm.js'
 import { registryRoutes, systemRoutes } from './api/system.js'
@@ -25,6 +25,7 @@ import { isProxied, proxyRequest, proxyUpgrade } from './engine-proxy.js'
 import { ENGINE_VERSION } from './engine-version.js'
 import { ApiError } from './errors.js'
 import { readJsonBody, writeJson, writeJsonText } from './http-json.js'
+import { acceptsGzip, GZIP_MIN_BYTES, jsonBody, writeJsonBody } from './json-body.js'
 import { requireLeader } from './quorum.js'
 import { serveUi } from './ui-server.js'
 
@@ -46,13 +47,23 @@ function routes(d: Daemon): Route[] {
   ]
 }
 
-function send(res: ServerResponse, status: number, json?: unknown, text?: string): void {
+async function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  reply: Pick<Reply, 'json' | 'text' | 'body'>,
+): Promise<void> {
   res.setHeader('Api-Version', API_VERSION)
   res.setHeader('Docker-Experimental', 'false')
   res.setHeader('Ostype', 'linux')
   res.setHeader('Server', `Docker/${ENGINE_VERSION} (linux)`)
-  if (text !== undefined) writeJsonText(res, status, text)
-  else writeJson(res, status, json)
+  // Large answers gzipped for clients that ask (json-body.ts).
+  if (reply.body) return writeJsonBody(res, status, reply.body, acceptsGzip(req))
+  const text = reply.text ?? (reply.json === undefined ? undefined : JSON.stringify(reply.json))
+  if (text === undefined) writeJson(res, status)
+  else if (text.length >= GZIP_MIN_BYTES && acceptsGzip(req))
+    await writeJsonBody(res, status, jsonBody(text), true)
+  else writeJsonText(res, status, text)
 }
 
 /** A route's pattern as a metrics label: `/services/{id}/update`. */
@@ -149,14 +160,14 @@ export function engineApi(
       const body = req.method === 'POST' ? await readJsonBody(req) : undefined
       const reply = await route[2]({ body, query: url.searchParams, params: params ?? [] })
       if (reply.stream) reply.stream(res)
-      else send(res, reply.status ?? 200, reply.json, reply.text)
+      else await send(req, res, reply.status ?? 200, reply)
     }
     run().catch((err: unknown) => {
       const e = storeError(err)
       if (!e) log(`${req.method} ${path}: ${(err as Error)?.stack ?? String(err)}`)
       const status = e?.status ?? 500
       const message = e?.message ?? (err as Error)?.message ?? String(err)
-      if (!res.headersSent) send(res, status, { message })
+      if (!res.headersSent) void send(req, res, status, { json: { message } })
       else res.destroy()
     })
   })

@@ -42,7 +42,7 @@ describe('node ls and node inspect on a manager', () => {
     const [list, inspect] = nodeRoutes(ctx)
     const leaders = async () => {
       const reply = await list![2]({ body: undefined, query: new URLSearchParams(), params: [] })
-      return (JSON.parse(reply.text!) as any[]).map((n) => [n.ID, n.ManagerStatus?.Leader])
+      return (JSON.parse(reply.body!.bytes.toString()) as any[]).map((n) => [n.ID, n.ManagerStatus?.Leader])
     }
     expect(await leaders()).toEqual(
       expect.arrayContaining([

@@ -13,11 +13,17 @@ export async function main(argv: string[]): Promise<void> {
       data: { type: 'string' },
       client: { type: 'string', default: '127.0.0.1:0' },
       peers: { type: 'string' },
+      'preallocate-bytes': { type: 'string' },
     },
   })
   if (!values.id || !values.data || !values.peers) {
-    throw new TypeError('usage: --id ID --data DIR --peers id=host:port,... [--client host:port]')
+    throw new TypeError(
+      'usage: --id ID --data DIR --peers id=host:port,... [--client host:port] [--preallocate-bytes N]',
+    )
   }
+  const prealloc = values['preallocate-bytes']
+  if (prealloc !== undefined && !/^\d+$/.test(prealloc))
+    throw new TypeError(`--preallocate-bytes wants a byte count, not ${JSON.stringify(prealloc)}`)
   const peers = values.peers.split(',').map((p) => {
     const [id, address] = p.split('=')
     if (!id || !address) throw new TypeError(`bad peer ${JSON.stringify(p)}: want id=host:port`)
@@ -28,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     peers,
     dataDir: values.data,
     clientAddress: values.client!,
+    ...(prealloc !== undefined && { preallocateBytes: Number(prealloc) }),
     log: (line) => process.stdout.write(`${line}\n`),
   })
   process.stdout.write(`ready ${server.clientAddress}\n`)

@@ -31,6 +31,8 @@ export interface KvServerOptions {
    * map is serialized whole, so snapshots much more often cost latency under heavy write load.
    */
   readonly snapshotThreshold?: number
+  /** Zeros written ahead of the log's records (FileLogStorage's `preallocateBytes`). Default: its default. */
+  readonly preallocateBytes?: number
   /** Lines about what happens (leader changes, errors). Default: silent. */
   readonly log?: (line: string) => void
 }
@@ -63,6 +65,7 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
   const storage = await FileLogStorage.open(dataDir, {
     nodeId: id,
     clusterId: options.clusterId ?? 'raft-kv',
+    ...(options.preallocateBytes !== undefined && { preallocateBytes: options.preallocateBytes }),
   })
   const node = new RaftNode({
     id,

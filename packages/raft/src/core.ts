@@ -1122,11 +1122,20 @@ export class RaftCore {
     if (m.context > 0) this.ackRound(m.from, m.context)
   }
 
+  /** maybeCommit's match indexes, kept between calls: it runs on every append answer (no garbage per call). */
+  private readonly matchScratch: number[] = []
+
   private maybeCommit(): boolean {
-    const matches: number[] = []
-    for (const v of this.voters) matches.push(this.progress.get(v)?.match ?? 0)
-    matches.sort((a, b) => b - a)
-    const q = matches[this.voters.length >> 1]!
+    // The voters' match indexes in descending order (insertion sort: a handful of voters).
+    const matches = this.matchScratch
+    const voters = this.voters
+    for (let k = 0; k < voters.length; k++) {
+      const m = this.progress.get(voters[k]!)?.match ?? 0
+      let i = k
+      for (; i > 0 && matches[i - 1]! < m; i--) matches[i] = matches[i - 1]!
+      matches[i] = m
+    }
+    const q = matches[voters.length >> 1]!
     const log = this.log
     // Figure 8: count replicas only for an entry of the current term.
     if (q <= log.committed || log.term(q) !== this.term) return false

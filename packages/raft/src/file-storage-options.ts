@@ -61,6 +61,13 @@ export interface FileLogStorageOptions {
    * heartbeats for as long as it takes, so a slow disk gets written in the background. Default 10.
    */
   readonly maxInlineWriteMs?: number
+  /**
+   * Bytes of zeros written (in the background) ahead of the records of the segment being written, so that a
+   * save writes into space the file already holds: an O_DSYNC write that appends also commits the file's new
+   * size through the file system's journal. Refilled once half of it is used; cut off before the next segment
+   * starts, and cut at open like a torn tail. 0 turns it off. Default 1 MiB.
+   */
+  readonly preallocateBytes?: number
   /** Called after each durable write of log records (O_DSYNC): its duration in ms and its size. */
   readonly onSync?: (ms: number, bytes: number) => void
   readonly signal?: AbortSignal

@@ -44,6 +44,7 @@ import {
 } from './internal/wal/replay.js'
 import { createSegment, openSegment, writeSegmentAside } from './internal/wal/segment-files.js'
 import { encodeSnapshotFile, newestOlderSnapshots, writeSnapshotFile } from './internal/wal/snapshot-file.js'
+import { ZeroTail } from './internal/wal/zero-tail.js'
 import type {
   HardState,
   LogStorage,
@@ -62,6 +63,8 @@ const DEFAULT_MAX_ENTRY = 64 * MiB
 const DEFAULT_MAX_SNAPSHOT = 1024 * MiB
 /** A write on the caller's thread blocks its timers: a disk slower than this is written in the background. */
 const DEFAULT_MAX_INLINE_WRITE_MS = 10
+/** Zeros written ahead of the records (see zero-tail.ts): a refill every MiB of log. */
+const DEFAULT_PREALLOCATE_BYTES = MiB
 
 /** Whether every save of `batch` asked to be written inline (and it holds one): see `SaveOptions.inline`. */
 function isInline(batch: readonly Pending[]): boolean {
@@ -128,6 +131,8 @@ export class FileLogStorage implements LogStorage {
   #fd = -1
   #segSize = 0
   #segHeader = 0
+  /** Zeros written ahead of the records of the segment appended to. */
+  readonly #zeros: ZeroTail
   #snapFiles = new Set<string>()
 
   #queue: Pending[] = []
@@ -155,6 +160,7 @@ export class FileLogStorage implements LogStorage {
     this.keepOldSnapshots = options.keepOldSnapshots ?? 0
     this.#onSync = options.onSync
     this.#maxInlineWriteMs = options.maxInlineWriteMs ?? DEFAULT_MAX_INLINE_WRITE_MS
+    this.#zeros = new ZeroTail(this.#fs, options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES)
     const maxBody = ENTRY_BODY + maxEntry + SEAL_SLACK
     this.#limits = {
       maxBody,
@@ -260,6 +266,8 @@ export class FileLogStorage implements LogStorage {
       this.#fd = await openSegment(this.#fs, path)
       this.#segSize = replayed.tailEnd
       this.#segHeader = 0
+      this.#zeros.reset(this.#fd, this.#segSize)
+      this.#zeros.extend(this.#segSize, this.#segmentBytes)
     } else {
       await this.#startSegment(1)
     }
@@ -275,6 +283,20 @@ export class FileLogStorage implements LogStorage {
     this.#segSize = size
     this.#segHeader = size
     this.#segments.push({ seq, name, minIndex: this.#durLast + 1 })
+    this.#zeros.reset(fd, size)
+    this.#zeros.extend(size, this.#segmentBytes)
+  }
+
+  /**
+   * Cuts the zeros written ahead off the segment appended to, durably: done before another segment follows it,
+   * since every segment but the last must hold records to its end.
+   */
+  async #cutZeros(): Promise<void> {
+    await this.#zeros.settle()
+    if (!this.#zeros.beyond(this.#segSize)) return
+    const seg = this.#segments[this.#segments.length - 1]!
+    await cutFile(this.#fs, join(this.dir, seg.name), this.#segSize)
+    this.#zeros.reset(this.#fd, this.#segSize)
   }
 
   /** The records a new segment starts with: its header, the durable snapshot reference and hard state. */
@@ -316,6 +338,7 @@ export class FileLogStorage implements LogStorage {
 
   async #resealNow(): Promise<void> {
     await this.#compacting
+    await this.#cutZeros()
     // Everything queued before is durable (the writer goes in order): read it back through `open`.
     const old = this.#segments.slice()
     const replayed = await replaySegments(
@@ -361,6 +384,7 @@ export class FileLogStorage implements LogStorage {
     this.#segSize = size
     this.#segHeader = size
     this.#segments.push({ seq, name, minIndex: entries[0]?.index ?? this.#durLast + 1 })
+    this.#zeros.reset(fd, size)
     if (prev >= 0) await this.#fs.close(prev)
     // The new segment holds everything: what was sealed before goes, oldest first (a crash in between
     // leaves a suffix of segments that still replays to the same log).
@@ -498,6 +522,7 @@ export class FileLogStorage implements LogStorage {
       this.#closing = (async () => {
         await this.#snapChain
         await this.#drainAll().catch(() => {})
+        await this.#zeros.settle().catch(() => {})
         if (this.#fd >= 0) await this.#fs.close(this.#fd).catch(() => {})
         this.#fd = -1
         this.#stash = null
@@ -626,8 +651,10 @@ export class FileLogStorage implements LogStorage {
 
   /** Cuts the log back to `m` on disk (see `cutBack`) and in what the writer knows. */
   async #undoWrites(m: BatchMark): Promise<void> {
+    await this.#zeros.settle()
     const { fd, segment } = await cutBack(this.#fs, this.dir, this.#segments, this.#fd, m)
     this.#fd = fd
+    this.#zeros.reset(fd, m.segSize)
     segment.minIndex = m.minIndex
     this.#segSize = m.segSize
     this.#segHeader = m.segHeader
@@ -658,6 +685,7 @@ export class FileLogStorage implements LogStorage {
     // and an fdatasync, so one trip through libuv's thread pool per batch, or none for an inline batch).
     const flushChunk = async () => {
       if (chunkBytes === 0) return
+      if (this.#zeros.mustSettle(this.#segSize + chunkBytes)) await this.#zeros.settle()
       const started = performance.now()
       if (inline) writeAllSync(this.#fs, this.#fd, chunk, this.#segSize)
       else await writeAll(this.#fs, this.#fd, chunk, this.#segSize)
@@ -669,9 +697,12 @@ export class FileLogStorage implements LogStorage {
       this.#stats.bytes += chunkBytes
       chunk = []
       chunkBytes = 0
+      this.#zeros.wrote(this.#segSize)
+      this.#zeros.extend(this.#segSize, this.#segmentBytes)
     }
     const roll = async () => {
       await flushChunk()
+      await this.#cutZeros()
       const fd = this.#fd
       await this.#startSegment(this.#segments[this.#segments.length - 1]!.seq + 1)
       await this.#fs.close(fd)

@@ -186,6 +186,20 @@ describe('Figure 2: leaders (§5.3)', () => {
     c.propose('a', 'y')
     expect(a.committed).toBe(2)
   })
+
+  it('commit with an even number of voters only once more than half store it (three of four)', () => {
+    const c = new Cluster(['a', 'b', 'c', 'd'], () => paper)
+    const a = electA(c)
+    const before = a.committed
+    c.isolate('c')
+    c.isolate('d')
+    c.propose('a', 'x')
+    expect(a.committed).toBe(before)
+    c.heal()
+    c.isolate('d')
+    c.propose('a', 'y')
+    expect(a.committed).toBe(before + 2)
+  })
 })
 
 describe('Figure 2: AppendEntries receiver', () => {

@@ -30,8 +30,12 @@ function disk(): Disk {
   return { base, files: fullDiskFileSystem(base) }
 }
 
-async function open(d: Disk, segmentBytes = 64 * 1024): Promise<FileLogStorage> {
-  return FileLogStorage.open(DIR, { fileSystem: d.files, segmentBytes, nodeId: 'n1' })
+/**
+ * Without zeros written ahead (`preallocateBytes` 0) unless asked: the tests count the writes that fail and the
+ * bytes the file holds.
+ */
+async function open(d: Disk, segmentBytes = 64 * 1024, preallocateBytes = 0): Promise<FileLogStorage> {
+  return FileLogStorage.open(DIR, { fileSystem: d.files, segmentBytes, nodeId: 'n1', preallocateBytes })
 }
 
 /** What a fresh open reads after the power is cut now: only what was durable. */

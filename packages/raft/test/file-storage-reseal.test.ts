@@ -58,10 +58,17 @@ const NEW = 0x22
 const snapshotData = new Uint8Array(300).fill(7)
 
 /** A log over several segments, a snapshot at 15 and entries to 30, written under OLD, then 31-35 under NEW. */
-async function rotatedLog(dir: string): Promise<{ ring: number[]; storage: FileLogStorage }> {
+async function rotatedLog(
+  dir: string,
+  preallocateBytes?: number,
+): Promise<{ ring: number[]; storage: FileLogStorage }> {
   const ring = [OLD]
   const { hooks } = keyedSealer(ring)
-  const s = await FileLogStorage.open(dir, { ...hooks, segmentBytes: 1024 })
+  const s = await FileLogStorage.open(dir, {
+    ...hooks,
+    segmentBytes: 1024,
+    ...(preallocateBytes !== undefined && { preallocateBytes }),
+  })
   await s.load()
   for (let i = 1; i <= 30; i += 5)
     await s.save({ entries: entries(i, i + 4, 1), hardState: { term: 1, vote: 'a', commit: i + 4 } })
@@ -118,7 +125,9 @@ describe('FileLogStorage.reseal', () => {
 
   it('replays to the same log when the old segments were only partly deleted (a crash mid-way)', async () => {
     const dir = tempDir()
-    const { storage } = await rotatedLog(dir)
+    // Records only: the copies taken before the reseal stand for the old segments as it leaves them, and it
+    // first cuts off the zeros written ahead of the last one's records (see file-storage-zero-tail.test.ts).
+    const { storage } = await rotatedLog(dir, 0)
     const aside = tempDir()
     const oldSegments = readdirSync(dir).filter((n) => n.startsWith('wal-'))
     expect(oldSegments.length).toBeGreaterThan(2)

@@ -154,6 +154,9 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
+/** For tests that read or cut the segment files themselves: records only, no zeros written ahead of them. */
+const APPEND_ONLY = { preallocateBytes: 0 }
+
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'raft-file-'))
   made.push(dir)
@@ -278,14 +281,14 @@ describe('FileLogStorage', () => {
 
   it('cuts a torn tail back to the last valid record', async () => {
     const dir = tempDir()
-    await fill(dir, 50)
+    await fill(dir, 50, APPEND_ONLY)
     const [last] = segmentFiles(dir).slice(-1)
     const path = join(dir, last!)
     const full = readFileSync(path)
     // Every cut inside the last record is a torn write; so is garbage after a valid prefix.
     for (const cut of [full.length - 1, full.length - 30, full.length - 61]) {
       writeFileSync(path, full.subarray(0, cut))
-      const s = await FileLogStorage.open(dir)
+      const s = await FileLogStorage.open(dir, APPEND_ONLY)
       const state = await s.load()
       expect(state.entries.length).toBeGreaterThanOrEqual(40)
       expect(state.entries.length).toBeLessThanOrEqual(50)
@@ -294,12 +297,12 @@ describe('FileLogStorage', () => {
       writeFileSync(path, full)
     }
     writeFileSync(path, Buffer.concat([full, Buffer.alloc(700)]))
-    let s = await FileLogStorage.open(dir)
+    let s = await FileLogStorage.open(dir, APPEND_ONLY)
     expect((await s.load()).entries.length).toBe(50)
     await s.close()
     expect(statSync(path).size).toBe(full.length)
     writeFileSync(path, Buffer.concat([full, Buffer.from('partial record garbage')]))
-    s = await FileLogStorage.open(dir)
+    s = await FileLogStorage.open(dir, APPEND_ONLY)
     expect((await s.load()).entries.length).toBe(50)
     await s.close()
   })
@@ -526,7 +529,7 @@ describe('FileLogStorage', () => {
 
   it('cuts a torn entries record back, keeping the saves before it', async () => {
     const dir = tempDir()
-    const options = { batchSeal: true, ...toySealer() }
+    const options = { batchSeal: true, ...toySealer(), ...APPEND_ONLY }
     const s = await openStorage(dir, options)
     await s.load()
     const saved = Array.from({ length: 20 }, (_, k) => ({
@@ -559,7 +562,7 @@ describe('FileLogStorage', () => {
   })
 
   describe('sealed records checksummed by their tag (sealTagBytes)', () => {
-    const options = { batchSeal: true, ...taggedToySealer() }
+    const options = { batchSeal: true, ...taggedToySealer(), ...APPEND_ONLY }
     const data = (k: number, n = 300) => new Uint8Array(n).fill(k)
     /** Three saves: ten entries (one ENTRIES record), one entry (an ENTRY record), ten entries again. */
     async function write(dir: string): Promise<{ path: string; full: Buffer }> {

@@ -37,6 +37,7 @@ export { createPlacer, explainFailures, explainFilter, FILTERS } from './placeme
 export type { Scheduler, SchedulerEvents, SchedulerOptions } from './scheduler.js'
 export { createScheduler } from './scheduler.js'
 export { createService, rollbackService, serviceUpdate, updateService } from './services.js'
+export { type StatusTally, statusFromTallies, taskTally, taskTallyKey } from './status-tally.js'
 export type { Logger, SchedulerStore } from './store.js'
 export type { TaskOutcome, TestExecutor, TestExecutorOptions } from './test-executor.js'
 export { createTestExecutor } from './test-executor.js'

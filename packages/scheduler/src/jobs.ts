@@ -1,6 +1,7 @@
 import type { Node, Service, Task } from '@swarmkit/store'
 import type { NewTask, Plan } from './internal/plan.js'
 import { isDesiredUp, isFinished } from './internal/task-state.js'
+import { type StatusTally, statusFromTallies, taskTally, taskTallyKey } from './status-tally.js'
 
 /** What the job orchestrators borrow from the orchestrator: its view, task factory and restart supervisor. */
 export interface JobHost {
@@ -168,20 +169,19 @@ export function serviceStatus(
   svc: Service,
   tasks: readonly Task[],
 ): { running: number; desired: number; completed: number } {
-  const mode = svc.spec.mode
-  const job = isJob(svc)
-  const iteration = jobIteration(svc)
-  let running = 0
-  let completed = 0
-  let desired = 0
+  // The rule is status-tally.ts's (callers may keep the tallies at commit instead).
+  const tallies = new Map<number, StatusTally>()
   for (const t of tasks) {
-    if (job && (t.jobIteration?.index ?? -1) !== iteration) continue
-    if (t.status.state === 'complete') completed++
-    if (t.status.state === 'running' && isDesiredUp(t)) running++
-    if ('global' in mode && t.desiredState === 'running') desired++
-    if ('globalJob' in mode && t.desiredState === 'complete' && t.status.state !== 'complete') desired++
+    const key = taskTallyKey(t)
+    const part = taskTally(t)
+    const sum = tallies.get(key)
+    if (!sum) tallies.set(key, part)
+    else {
+      sum.running += part.running
+      sum.completed += part.completed
+      sum.desiredRunning += part.desiredRunning
+      sum.desiredComplete += part.desiredComplete
+    }
   }
-  if ('replicated' in mode) desired = mode.replicated.replicas
-  else if ('replicatedJob' in mode) desired = mode.replicatedJob.maxConcurrent
-  return { running, desired, completed }
+  return statusFromTallies(svc, tallies)
 }

@@ -7,7 +7,6 @@ import { StoreError } from './errors.js'
 import { type BatchHost, runBatch } from './internal/batch.js'
 import { rangeError, typeError } from './internal/check.js'
 import { type Action, decodeCommand, Op, type ProposerState } from './internal/codec.js'
-import { undelta } from './internal/delta.js'
 import type { TableState } from './internal/indexes.js'
 import { Interner } from './internal/intern.js'
 import { CANCELLED, Proposals, rejectedAtApply } from './internal/proposals.js'
@@ -325,10 +324,10 @@ export class ClusterStore {
       try {
         // Spec limits are not checked again here: they are each manager's configuration, and every member
         // must apply a committed command alike. The proposing transaction checked them.
-        rebuildDeltas(this.tables, cmd.actions)
         const check = new TxImpl(this.tables, this._version, true, cmd.time)
         check.loadAndValidate(cmd.actions)
-        this.applyActions(cmd.actions, index, cmd.time, true)
+        // The entries hold the whole objects and the stored ones they replace (nothing changed since).
+        this.applyActions(check.actions(), index, cmd.time, true, true)
         result = { ok: true, version: index, changes: cmd.actions.length }
       } catch (err) {
         if (!(err instanceof StoreError)) throw err
@@ -486,7 +485,7 @@ export class ClusterStore {
    * commit happened since the transaction opened.
    */
   private applyActions(
-    actions: readonly (Action & Pick<Entry, 'base'>)[],
+    actions: readonly (Action & Pick<Entry, 'base' | 'changed'>)[],
     version: number,
     time: number,
     decoded = false,
@@ -516,7 +515,7 @@ export class ClusterStore {
         if (meta?.createdAt !== createdAt) meta = Object.freeze({ version, createdAt, updatedAt: time })
         o.meta = meta
         if (newSpec) o.specVersion = Object.freeze({ index: version })
-        if (decoded) this.interner.object(a.table, o, prev)
+        if (decoded) this.interner.object(a.table, o, prev, a.changed)
         else Object.freeze(o)
       }
       state.put(a.id, prev, o)
@@ -534,19 +533,6 @@ export class ClusterStore {
     if (events.length === 0) return
     this.history.push(events)
     for (const w of this.watchers) w.push(events)
-  }
-}
-
-/**
- * Updates sent as deltas become whole objects again, from this member's copy of their base (the same data on
- * every member). One whose base is missing or at another version is left as it is: validation refuses it as
- * not found or out of sequence before it looks at the object, as it would the whole one.
- */
-function rebuildDeltas(tables: Tables, actions: Action[]): void {
-  for (const a of actions) {
-    if (a.kept === undefined || a.object === null) continue
-    const base = tables[a.table].objects.get(a.id) as Record<string, any> | undefined
-    if (base?.meta.version === a.baseVersion) a.object = undelta(base, a.object, a.kept)
   }
 }
 

@@ -1,24 +1,27 @@
 import fc from 'fast-check'
+import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import { ClusterStore, type Proposer, type Task } from '../src/index.js'
 import { type Action, type Command, decodeCommand, encodeCommand, Op } from '../src/internal/codec.js'
-import { delta, undelta } from '../src/internal/delta.js'
+import { delta, MAX_DELTA_KEYS, undelta } from '../src/internal/delta.js'
 import { task } from './fixtures.js'
 
 /** A replicated store and a second member, recording every command's size. */
 function replicated() {
   let index = 0
   const sizes: number[] = []
+  const commands: Uint8Array[] = []
   const stores: ClusterStore[] = []
   const proposer: Proposer = async (cmd) => {
     await Promise.resolve()
     sizes.push(cmd.length)
+    commands.push(cmd)
     index++
     for (const s of stores) s.apply(cmd, index)
     return { index }
   }
   stores.push(new ClusterStore({ proposer }), new ClusterStore())
-  return { leader: stores[0]!, follower: stores[1]!, sizes, next: () => index + 1 }
+  return { leader: stores[0]!, follower: stores[1]!, sizes, commands, next: () => index + 1 }
 }
 
 const running = (t: Task): Task => ({
@@ -114,6 +117,123 @@ describe('updates are sent as what changed', () => {
       ),
       { numRuns: 500 },
     )
+  })
+})
+
+/** undelta as first written (one loop, key by key): the rebuild every member must keep agreeing with. */
+function undeltaReference(
+  base: Record<string, unknown>,
+  changed: Record<string, unknown>,
+  kept: number,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const baseKeys = Object.keys(base)
+  for (let i = 0; i < baseKeys.length; i++) {
+    const k = baseKeys[i]!
+    if (i < MAX_DELTA_KEYS && kept & (1 << i)) out[k] = base[k]
+    else if (Object.hasOwn(changed, k)) out[k] = changed[k]
+  }
+  for (const k in changed) if (!Object.hasOwn(base, k)) out[k] = changed[k]
+  return out
+}
+
+/** Own keys, values and prototype: what two rebuilt objects must share. */
+const shape = (o: Record<string, unknown>) => ({
+  keys: Reflect.ownKeys(o),
+  values: Reflect.ownKeys(o).map((k) => o[k as string]),
+  proto: Object.getPrototypeOf(o),
+})
+
+describe('rebuilding an update', () => {
+  it('agrees with the first rebuild for any base, mask and fields, also ones no encoder sends (property)', () => {
+    const key = fc.constantFrom('a', 'b', 'c', 'meta', 'status', '1', '__proto__')
+    const value = fc.constantFrom<unknown>('x', 2, null, undefined, { p: 1 })
+    // JSON.parse makes own `__proto__` keys, as a decoder does.
+    const obj = fc
+      .dictionary(key, value, { maxKeys: 6 })
+      .map((o) => JSON.parse(JSON.stringify(o, (_, v) => (v === undefined ? '$u' : v))))
+    fc.assert(
+      fc.property(obj, obj, fc.integer({ min: 0, max: 2 ** MAX_DELTA_KEYS - 1 }), (base, changed, mask) => {
+        for (const kept of [mask, mask & 0b111, 2 ** Object.keys(base).length - 1]) {
+          expect(shape(undelta(base, changed, kept))).toEqual(shape(undeltaReference(base, changed, kept)))
+        }
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('agrees with the first rebuild for a base of more fields than a mask holds', () => {
+    const base = Object.fromEntries(Array.from({ length: MAX_DELTA_KEYS + 3 }, (_, i) => [`k${i}`, i]))
+    const changed = Object.fromEntries(Object.keys(base).map((k) => [k, `${k}!`]))
+    for (const kept of [0, 1, 2 ** MAX_DELTA_KEYS - 1]) {
+      expect(shape(undelta(base, changed, kept))).toEqual(shape(undeltaReference(base, changed, kept)))
+    }
+  })
+})
+
+describe('decoding a delta', () => {
+  it('takes a mask of kept fields only as an integer with some bit set below the most fields', () => {
+    const packr = new Packr({
+      useRecords: false,
+      moreTypes: false,
+      mapsAsObjects: true,
+      int64AsType: 'number',
+    })
+    const decode = (kept: unknown) => () =>
+      decodeCommand(packr.pack([1, 'p', 1, 5, [[Op.Update, 2, 't1', 3, { a: 1 }, kept]]]), 1 << 20)
+    for (const kept of [1, 5, 2 ** MAX_DELTA_KEYS - 1]) expect(decode(kept)).not.toThrow()
+    for (const kept of [
+      0,
+      -0,
+      -1,
+      1.5,
+      2 ** MAX_DELTA_KEYS,
+      2 ** 31,
+      2 ** 32 + 1,
+      Number.NaN,
+      '1',
+      null,
+      true,
+    ])
+      expect(decode(kept)).toThrow(expect.objectContaining({ code: 'CORRUPT' }))
+  })
+})
+
+describe('an update command', () => {
+  it('leaves out the meta (every member sets it) and applies as the form that carried it', async () => {
+    const { leader, follower, sizes, commands, next } = replicated()
+    await leader.update((tx) => tx.create('tasks', task('t1', 's1', 1)))
+    const base = leader.view((tx) => tx.get('tasks', 't1'))!
+    const update = running(base)
+    await leader.update((tx) => tx.update('tasks', update))
+    const cmd = decodeCommand(commands[1]!, 1 << 20) as Command
+    expect(cmd.actions[0]!.object).toEqual({ status: update.status })
+    // The form written before: the proposer's meta among the changed fields, applied to a second follower.
+    const old = new ClusterStore()
+    old.apply(commands[0]!, 1)
+    const withMeta = { meta: { version: 2, createdAt: 5, updatedAt: 6 }, status: update.status }
+    const oldDelta = delta(base as never, { ...update, meta: withMeta.meta })!
+    const keptMask = oldDelta.kept
+    expect(Object.keys(oldDelta.changed).sort()).toEqual(['meta', 'status'])
+    const packr = new Packr({
+      useRecords: false,
+      moreTypes: false,
+      mapsAsObjects: true,
+      int64AsType: 'number',
+    })
+    const oldForm = packr.pack([
+      1,
+      'old',
+      1,
+      cmd.time,
+      [[Op.Update, 2, 't1', base.meta.version, withMeta, keptMask]],
+    ])
+    expect(old.apply(new Uint8Array(oldForm), 2)).toMatchObject({ ok: true })
+    const got = [leader, follower, old].map((s) => JSON.stringify(s.view((tx) => tx.get('tasks', 't1'))))
+    expect(got[1]).toBe(got[0])
+    expect(got[2]).toBe(got[0])
+    expect(sizes[1]!).toBeLessThan(oldForm.length)
+    expect(next()).toBe(3)
   })
 })
 

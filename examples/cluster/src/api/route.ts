@@ -5,6 +5,7 @@ import type { ServerResponse } from 'node:http'
 import { isStoreError, type ReadTx, type Tx } from '@swarmkit/store'
 import type { Daemon } from '../daemon.js'
 import { ApiError, MESSAGES } from '../errors.js'
+import type { JsonBody } from '../json-body.js'
 import type { Manager } from '../manager.js'
 
 export const API_VERSION = '1.50'
@@ -17,6 +18,8 @@ export interface Reply {
   json?: unknown
   /** The JSON body already serialized (a large list built from texts kept per object); wins over `json`. */
   text?: string
+  /** The JSON body as bytes kept between requests (with their gzip); wins over `text` and `json`. */
+  body?: JsonBody
   /** Writes the body itself (log streams). */
   stream?: (res: ServerResponse) => void
 }

@@ -1,21 +1,26 @@
 // Engine API: `docker service ls/create/inspect/update/rollback/rm` (and `docker stack deploy`'s services).
 
 import {
-  serviceStatus as jobAwareServiceStatus,
   nextJobStatus,
   rollbackService,
   serviceUpdate,
+  statusFromTallies,
   validatePlacement,
 } from '@swarmkit/scheduler'
-import { generateId, type ReadTx, type Service, type ServiceSpec } from '@swarmkit/store'
+import { type ClusterStore, generateId, type ReadTx, type ServiceSpec } from '@swarmkit/store'
 import { allocateEndpoint } from '../allocator.js'
 import { serviceSpecFromDocker, serviceToDocker } from '../docker-json.js'
 import { ACCEPTED, parseFilters, serviceFilter } from '../filters.js'
+import { type ServiceTallies, serviceTallies } from '../service-tallies.js'
 import { storeError } from './error-map.js'
 import { checkVersion, lookup, type Route, type RouteContext, version } from './route.js'
 
-function serviceStatus(tx: ReadTx, s: Service) {
-  return jobAwareServiceStatus(s, tx.find('tasks', { serviceId: s.id }))
+/** Task counts per service, kept at commit per manager store (service-tallies.ts), made on first use. */
+const talliesOf = new WeakMap<ClusterStore, ServiceTallies>()
+function tallies(store: ClusterStore): ServiceTallies {
+  let t = talliesOf.get(store)
+  if (!t) talliesOf.set(store, (t = serviceTallies(store, () => talliesOf.delete(store))))
+  return t
 }
 
 function checkSpecRefs(spec: ServiceSpec): void {
@@ -50,12 +55,14 @@ export function serviceRoutes({ mgr, view, update }: RouteContext): Route[] {
       ({ query }) => {
         const match = serviceFilter(parseFilters(query.get('filters'), ACCEPTED.services))
         const status = query.get('status') === 'true' || query.get('status') === '1'
+        // Counted from tallies kept at commit, not from every task of each service per request.
+        const counts = status ? tallies(mgr().store) : undefined
         return {
           json: view((tx) =>
             tx
               .find('services')
               .filter(match)
-              .map((s) => serviceToDocker(s, status ? serviceStatus(tx, s) : undefined)),
+              .map((s) => serviceToDocker(s, counts ? statusFromTallies(s, counts.of(s.id)) : undefined)),
           ),
         }
       },

@@ -67,6 +67,8 @@ class Inode {
   ops: Op[] = []
   /** What reads see now. */
   data: Uint8Array
+  /** Byte ranges of writes in flight (issued, not returned). */
+  readonly writing = new Set<{ from: number; to: number }>()
 
   constructor(content: Uint8Array = new Uint8Array(0)) {
     this.base = content
@@ -109,6 +111,8 @@ interface Fd {
   readonly inode: Inode | null
   readonly dir: string | null
   readonly dsync: boolean
+  /** Writes in flight on this descriptor. */
+  writing: number
 }
 
 function error(code: string, message: string): NodeJS.ErrnoException {
@@ -184,7 +188,7 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
     const p = resolve(path)
     let fd: Fd
     if (this.names.has(p)) {
-      fd = { inode: null, dir: p, dsync: false }
+      fd = { inode: null, dir: p, dsync: false, writing: 0 }
     } else {
       const dir = this.dirOf(p)
       let inode = dir.get(basename(p))
@@ -197,7 +201,7 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
         this.stats.writes++
         inode.apply({ kind: 'truncate', length: 0, durable: false })
       }
-      fd = { inode, dir: null, dsync: (flags & O_DSYNC) !== 0 }
+      fd = { inode, dir: null, dsync: (flags & O_DSYNC) !== 0, writing: 0 }
     }
     const n = this.nextFd++
     this.fds.set(n, fd)
@@ -212,9 +216,22 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
   }
 
   async close(n: number): Promise<void> {
-    this.fd(n)
+    const fd = this.fd(n)
+    if (fd.writing > 0)
+      this.misuse(`close of descriptor ${n} while ${fd.writing} write(s) on it are in flight`)
     this.fds.delete(n)
   }
+
+  /**
+   * Misuse whose outcome a real kernel leaves undefined (writes in flight that overlap; a truncation or close
+   * racing a write): refused, and remembered so that the next power cut throws even if the caller swallowed it.
+   */
+  private misuse(what: string): never {
+    this.misused.push(what)
+    throw error('EINVAL', `misuse of the file system: ${what}`)
+  }
+
+  private readonly misused: string[] = []
 
   async read(
     n: number,
@@ -234,7 +251,15 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
 
   async writev(n: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
     const { fd, op, total } = this.startWrite(n, buffers, position)
-    await this.settle()
+    const range = { from: position, to: position + total }
+    fd.inode!.writing.add(range)
+    fd.writing++
+    try {
+      await this.settle()
+    } finally {
+      fd.inode!.writing.delete(range)
+      fd.writing--
+    }
     this.endWrite(fd, op)
     return total
   }
@@ -255,6 +280,12 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
     const inode = fd.inode
     if (!inode) throw error('EISDIR', 'write to a directory')
     const total = buffers.reduce((s, b) => s + b.byteLength, 0)
+    for (const w of inode.writing) {
+      if (position < w.to && w.from < position + total)
+        this.misuse(
+          `a write of [${position}, ${position + total}) overlaps one in flight of [${w.from}, ${w.to})`,
+        )
+    }
     const bytes = new Uint8Array(total)
     let at = 0
     for (const b of buffers) {
@@ -341,12 +372,16 @@ class MemoryPowerLossFs implements PowerLossFileSystem {
     this.alive()
     const inode = this.lookup(resolve(path))
     if (!inode) throw error('ENOENT', `no file ${path}`)
+    for (const w of inode.writing)
+      if (w.to > length)
+        this.misuse(`truncation to ${length} while a write of [${w.from}, ${w.to}) is in flight`)
     this.stats.writes++
     inode.apply({ kind: 'truncate', length, durable: false })
   }
 
   powerCut(): PowerLossFileSystem {
     this.alive()
+    if (this.misused.length > 0) throw new Error(`the file system was misused: ${this.misused.join('; ')}`)
     this.dead = true
     this.cutNow(error('EIO', 'the power was cut'))
     const r = this.random

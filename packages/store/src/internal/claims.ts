@@ -88,8 +88,10 @@ const CLAIMS_OF: Record<Claimable, (o: any) => IndexKeys> = {
   networks: networkClaims,
 }
 
+const NO_CLAIMS: readonly string[] = Object.freeze([])
+
 function asList(k: IndexKeys): readonly string[] {
-  return k === undefined ? [] : typeof k === 'string' ? [k] : k
+  return k === undefined ? NO_CLAIMS : typeof k === 'string' ? [k] : k
 }
 
 /** What the check reads: the objects of `table` holding claim `key`, as a transaction sees them. */
@@ -137,7 +139,7 @@ export function checkClaims(
   if (!claimsOf) return
   const now = asList(claimsOf(object))
   if (now.length === 0) return
-  const before = base ? asList(claimsOf(base)) : []
+  const before = base ? asList(claimsOf(base)) : NO_CLAIMS
   for (const key of now) {
     if (before.includes(key)) continue
     for (const t of HOLDERS[key[0]!] ?? []) {

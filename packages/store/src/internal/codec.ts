@@ -59,10 +59,11 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
   const a = cmd.actions.map((x) => {
     const t = TABLES.indexOf(x.table)
     if (x.object === null) return [x.op, t, x.id, x.baseVersion, x.object]
-    // An update of a known base at its version carries only what changed (see delta.ts).
+    // An update of a known base at its version carries only what changed (see delta.ts). Not its meta:
+    // every member sets that as it applies (the base's stands in, in its place in the key order).
     const d =
       x.op === Op.Update && x.base && x.base.meta?.version === x.baseVersion
-        ? delta(x.base, x.object)
+        ? delta(x.base, x.object, Object.is, 'meta')
         : undefined
     if (d) return [x.op, t, x.id, x.baseVersion, d.changed, d.kept]
     const sibling = whole[t]
@@ -74,6 +75,10 @@ export function encodeCommand(cmd: Command | Fence): Uint8Array {
   // keep whole (with every other command packed into it) for as long as it keeps this entry.
   return new Uint8Array(packr.pack([COMMAND_TX, cmd.proposer, cmd.seq, cmd.time, a]))
 }
+
+/** A delta's mask of kept fields: an integer with some bit set, none past the most fields a base may have. */
+const MASK_LIMIT = 2 ** MAX_DELTA_KEYS
+const mask = (m: unknown): boolean => typeof m === 'number' && (m | 0) === m && m > 0 && m < MASK_LIMIT
 
 const corrupt = (what: string, cause?: unknown): StoreError =>
   new StoreError('CORRUPT', `malformed store command: ${what}`, cause === undefined ? undefined : { cause })
@@ -110,8 +115,6 @@ export function decodeCommand(data: Uint8Array, maxBytes: number): Command | Fen
     if (op === Op.Delete ? object !== null : typeof object !== 'object' || object === null) {
       throw corrupt('bad action object')
     }
-    const mask = (m: unknown) =>
-      Number.isSafeInteger(m) && (m as number) > 0 && (m as number) < 2 ** MAX_DELTA_KEYS
     if (item.length === 6) {
       // Only what changed from the stored base: the store rebuilds it (see delta.ts).
       if (op !== Op.Update || !mask(kept)) throw corrupt('bad delta')

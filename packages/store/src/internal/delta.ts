@@ -15,32 +15,46 @@ import { sameData } from './intern.js'
 /** Most top-level fields a base may have for its update to be sent as a delta (bits of a small integer). */
 export const MAX_DELTA_KEYS = 30
 
+/** The keys of `next` in `delta` (reused; only the first ones, up to its count, are current). */
+const nextKeys: string[] = []
+
 /**
  * `next` as the fields that differ from `base` and a mask of base's fields (in its key order) kept as they
- * are; undefined when it must be sent whole (nothing kept, too many fields, or fields in another order).
+ * are; undefined when it must be sent whole (nothing kept, too many fields, or fields in another order). A
+ * field named `setOnApply` that both have counts as kept whatever it holds: the applying store sets it (an
+ * update's `meta`), so only its place in the key order matters, and that the base's copy keeps.
  */
 export function delta(
   base: Record<string, unknown>,
   next: Record<string, unknown>,
   same: (a: unknown, b: unknown) => boolean = Object.is,
+  setOnApply?: string,
 ): { changed: Record<string, unknown>; kept: number } | undefined {
-  const baseKeys = Object.keys(base)
-  if (baseKeys.length > MAX_DELTA_KEYS) return undefined
-  const nextKeys = Object.keys(next)
+  // Key lists without allocating: for-in lists own keys in Object.keys order (plain data inherits nothing
+  // enumerable); next's go to a reused array (never shortened: V8 would free its store).
+  let n = 0
+  for (const k in next) {
+    if (n === nextKeys.length) nextKeys.push(k)
+    else nextKeys[n] = k
+    n++
+  }
   const changed: Record<string, unknown> = {}
   let kept = 0
+  let i = 0
   let j = 0
-  for (let i = 0; i < baseKeys.length; i++) {
-    const k = baseKeys[i]!
-    if (!Object.hasOwn(next, k)) continue
-    // Base fields next keeps come first in next, in base's order; fields new to next follow.
-    if (nextKeys[j] !== k) return undefined
-    j++
-    const v = next[k]
-    if (same(v, base[k])) kept |= 1 << i
-    else changed[k] = v
+  for (const k in base) {
+    if (i === MAX_DELTA_KEYS) return undefined
+    if (Object.hasOwn(next, k)) {
+      // Base fields next keeps come first in next, in base's order; fields new to next follow.
+      if (nextKeys[j] !== k) return undefined
+      j++
+      const v = next[k]
+      if (k === setOnApply || same(v, base[k])) kept |= 1 << i
+      else changed[k] = v
+    }
+    i++
   }
-  for (; j < nextKeys.length; j++) {
+  for (; j < n; j++) {
     const k = nextKeys[j]!
     if (Object.hasOwn(base, k)) return undefined
     changed[k] = next[k]
@@ -67,12 +81,31 @@ export function undelta(
   changed: Record<string, unknown>,
   kept: number,
 ): Record<string, unknown> {
+  // Most deltas drop no field of the base (a status change): then a copy of the base (one step, in the base's
+  // layout) with the changed fields set in place is the same object, built faster. Only when each field is
+  // either kept or changed (kept wins below) and none is `__proto__` (which `out[k] =` would not set).
+  let i = 0
+  let whole = true
+  for (const k in base) {
+    const isKept = i < MAX_DELTA_KEYS && (kept & (1 << i)) !== 0
+    if (isKept === Object.hasOwn(changed, k) || k === '__proto__') {
+      whole = false
+      break
+    }
+    i++
+  }
+  if (whole) {
+    const out: Record<string, unknown> = { ...base }
+    for (const k in changed) out[k] = changed[k]
+    return out
+  }
   const out: Record<string, unknown> = {}
-  const baseKeys = Object.keys(base)
-  for (let i = 0; i < baseKeys.length; i++) {
-    const k = baseKeys[i]!
+  // for-in lists own keys in Object.keys order (plain data inherits nothing enumerable), without a key array.
+  i = 0
+  for (const k in base) {
     if (i < MAX_DELTA_KEYS && kept & (1 << i)) out[k] = base[k]
     else if (Object.hasOwn(changed, k)) out[k] = changed[k]
+    i++
   }
   for (const k in changed) if (!Object.hasOwn(base, k)) out[k] = changed[k]
   return out

@@ -22,17 +22,40 @@ const MAX_STRINGS = 1 << 16
 /** V8 copies shorter substrings instead of slicing them: those hold no decoder run. */
 const MIN_SLICED = 13
 
+interface Recent {
+  values: unknown[]
+  /** A decoded part found equal to `to`, one of `values`, and replaced by it. */
+  from: unknown
+  to: unknown
+}
+
 export class Interner {
   readonly #strings = new Map<string, string>()
-  readonly #recent = new Map<string, unknown[]>()
+  /** Per table and top-level key, the last few distinct values stored, and the last part replaced by one. */
+  readonly #recent = new Map<string, Map<string, Recent>>()
 
   /**
    * Freezes `o`, a decoded object of `table` (what `freezeDeep` does), sharing its top-level parts with
-   * `prev` (the stored version it replaces) or recent objects of the table where they are equal.
+   * `prev` (the stored version it replaces) or recent objects of the table where they are equal. `changed`:
+   * `o` was rebuilt from `prev` and these fields (a delta); every other field of `o` is `prev`'s own.
    */
-  object(table: string, o: Record<string, any>, prev: Record<string, any> | undefined): void {
-    for (const key in o) {
+  object(
+    table: string,
+    o: Record<string, any>,
+    prev: Record<string, any> | undefined,
+    changed?: Record<string, unknown>,
+  ): void {
+    let recentByKey = this.#recent.get(table)
+    // An update rebuilt from `prev` and a delta: only the delta's fields can hold anything new.
+    for (const key in changed ?? o) {
       const v = o[key]
+      // The same value as the stored version (a field an update kept, rebuilt from its base): already
+      // frozen and interned there. A string equal to it takes the stored one.
+      const before = prev?.[key]
+      if (v === before) {
+        if (typeof v === 'string') o[key] = before
+        continue
+      }
       if (typeof v === 'string') {
         o[key] = this.string(v)
         continue
@@ -47,22 +70,32 @@ export class Interner {
         if (v.constructor !== Uint8Array) o[key] = new Uint8Array(v)
         continue
       }
-      const before = prev?.[key]
       if (before !== undefined && sameData(v, before)) {
         o[key] = before
         continue
       }
-      const slot = `${table}\0${key}`
-      let recent = this.#recent.get(slot)
-      const same = recent?.find((r) => sameData(v, r))
+      if (!recentByKey) this.#recent.set(table, (recentByKey = new Map()))
+      let recent = recentByKey.get(key)
+      if (recent === undefined)
+        recentByKey.set(key, (recent = { values: [], from: undefined, to: undefined }))
+      // Objects of one command share decoded parts (sibling deltas, delta.ts): the part replaced last time
+      // is replaced by the same again, without comparing it.
+      if (v === recent.from) {
+        o[key] = recent.to
+        continue
+      }
+      const same = findSame(recent.values, v)
       if (same !== undefined) {
         o[key] = same
+        if (same !== v) {
+          recent.from = v
+          recent.to = same
+        }
         continue
       }
       this.#freeze(v)
-      if (!recent) this.#recent.set(slot, (recent = []))
-      if (recent.length >= RECENT) recent.pop()
-      recent.unshift(v)
+      if (recent.values.length >= RECENT) recent.values.pop()
+      recent.values.unshift(v)
     }
     Object.freeze(o)
   }
@@ -103,7 +136,60 @@ function ownString(s: string): string {
   return JSON.parse(JSON.stringify(s)) as string
 }
 
-/** The same plain data: same keys in the same order, equal values (Uint8Array by content). */
+function findSame(recent: readonly unknown[], v: unknown): unknown {
+  for (let i = 0; i < recent.length; i++) if (sameData(v, recent[i])) return recent[i]
+  return undefined
+}
+
+/**
+ * Keys of the objects being compared, outer levels first, up to `top` (reused, never shortened: V8 frees an
+ * array's store when its length drops, and this runs on every object a replicated store applies).
+ */
+const scratch: string[] = new Array<string>(64).fill('')
+let top = 0
+
+/**
+ * The same plain data: same keys in the same order, equal values (Uint8Array by content), an undefined field
+ * counting as a key. What `equalPlain(a, b, true)` says, without allocating: this runs on every object a
+ * replicated store applies.
+ */
 export function sameData(a: unknown, b: unknown): boolean {
-  return equalPlain(a, b, true)
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (a instanceof Uint8Array || b instanceof Uint8Array) return equalPlain(a, b, true)
+  const isArray = Array.isArray(a)
+  if (isArray !== Array.isArray(b)) return false
+  if (isArray) {
+    const aa = a as unknown[]
+    const bb = b as unknown[]
+    if (aa.length !== bb.length) return false
+    for (let i = 0; i < aa.length; i++) if (!sameData(aa[i], bb[i])) return false
+    return true
+  }
+  const ao = a as Record<string, unknown>
+  const bo = b as Record<string, unknown>
+  const start = top
+  // for-in lists an object's own keys in Object.keys order (plain data has nothing enumerable inherited).
+  for (const k in ao) {
+    if (top === scratch.length) scratch.push(k)
+    else scratch[top] = k
+    top++
+  }
+  const n = top - start
+  let same = true
+  let i = 0
+  for (const k in bo) {
+    if (i === n || scratch[start + i] !== k) {
+      same = false
+      break
+    }
+    i++
+  }
+  if (i !== n) same = false
+  for (let j = 0; same && j < n; j++) {
+    const k = scratch[start + j]!
+    if (!sameData(ao[k], bo[k])) same = false
+  }
+  top = start
+  return same
 }

@@ -6,6 +6,7 @@ import { typeError } from './check.js'
 import { addressClaim, checkClaims } from './claims.js'
 import { type Action, Op } from './codec.js'
 import { cloneForStore } from './data.js'
+import { undelta } from './delta.js'
 import {
   hasKey,
   type IndexKeys,
@@ -32,6 +33,8 @@ export interface Entry {
    * decoded command). It saves the commit a lookup when nothing committed since the transaction opened.
    */
   base?: Record<string, any> | null
+  /** Decoded update rebuilt from `base` and these fields (a delta): the only ones that can hold anything new. */
+  changed?: Record<string, any>
 }
 
 /** One undo record: the entry, and its op and object before the write (`live` false: it did not exist). */
@@ -508,7 +511,8 @@ export class TxImpl implements Tx {
   }
 
   /**
-   * Loads already-squashed actions (a command from the log) into the overlay without per-call checks, then
+   * Loads already-squashed actions (a command from the log) into the overlay without per-call checks (updates
+   * sent as deltas rebuilt from the stored objects they name; the entries keep those as their `base`), then
    * checks the final state: versions match the ones the transaction read, names are unique, removed networks,
    * secrets and configs are not referenced by anything the command leaves untouched, services reference
    * objects that exist, task states only moved forward. Each of these is implied by the checks the proposing
@@ -525,23 +529,40 @@ export class TxImpl implements Tx {
         if (base) throw new StoreError('EXISTS', `${SINGULAR[a.table]} ${a.id} already exists`)
       } else {
         if (!base) throw new StoreError('NOT_FOUND', `${SINGULAR[a.table]} ${a.id} not found`)
-        checkVersion(a.table, { meta: { version: a.baseVersion } }, base.meta.version)
+        if (a.baseVersion !== base.meta.version)
+          throw outOfSequence(a.table, base.meta.version, a.baseVersion)
       }
-      if (a.object !== null) {
-        validateObject(a.table, a.object)
-        if (a.object.id !== a.id) throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id}: id mismatch`)
-        if (a.op === Op.Update && a.table === 'tasks') checkTaskState(base as Task, a.object as Task)
+      let object = a.object
+      let changed: Record<string, any> | undefined
+      if (object !== null) {
+        // An update sent as what changed becomes whole again from its base, at the version it names (delta.ts).
+        if (a.kept !== undefined) {
+          changed = object
+          object = undelta(base!, object, a.kept)
+        }
+        // Parts it shares with the stored object (what a delta kept) passed these checks when it was stored.
+        validateObject(a.table, object, base)
+        if (object.id !== a.id) throw new StoreError('CORRUPT', `${SINGULAR[a.table]} ${a.id}: id mismatch`)
+        if (a.op === Op.Update && a.table === 'tasks') checkTaskState(base as Task, object as Task)
       }
-      this.insert(overlay, { ...a, live: true })
+      this.insert(overlay, {
+        op: a.op,
+        table: a.table,
+        id: a.id,
+        baseVersion: a.baseVersion,
+        object,
+        live: true,
+        base: base ?? null,
+        changed,
+      })
     }
-    for (const a of actions) {
-      if (a.object !== null) {
-        this.checkName(a.table, a.object)
-        checkClaims(a.table, a.object, this.tables[a.table].objects.get(a.id), this)
-        if (a.table === 'services') this.checkServiceRefs(a.object)
+    for (const e of this.order) {
+      if (e.object !== null) {
+        this.checkName(e.table, e.object)
+        checkClaims(e.table, e.object, e.base, this)
+        if (e.table === 'services') this.checkServiceRefs(e.object)
       } else {
-        const base = this.tables[a.table].objects.get(a.id) as Record<string, any>
-        this.checkNotInUse(a.table, base, true)
+        this.checkNotInUse(e.table, e.base!, true)
       }
     }
   }
@@ -568,11 +589,13 @@ function matches(state: TableState<any>, p: ReturnType<typeof plan>, o: { id: st
 
 function checkVersion(table: Table, o: { meta?: { version?: unknown } }, current: number): void {
   const v = o.meta?.version
-  if (v !== current) {
-    throw new StoreError('SEQUENCE', SEQUENCE_MESSAGE, {
-      detail: `${SINGULAR[table]} is at version ${current}, not ${v}`,
-    })
-  }
+  if (v !== current) throw outOfSequence(table, current, v)
+}
+
+function outOfSequence(table: Table, current: number, v: unknown): StoreError {
+  return new StoreError('SEQUENCE', SEQUENCE_MESSAGE, {
+    detail: `${SINGULAR[table]} is at version ${current}, not ${v}`,
+  })
 }
 
 function checkTaskState(cur: Task, next: Task): void {

@@ -77,6 +77,10 @@ export function checkOpenArguments(dir: unknown, options: FileLogStorageOptions)
   if (miw !== undefined && (typeof miw !== 'number' || !(miw >= 0))) {
     throw new RangeError('options.maxInlineWriteMs must be a number >= 0')
   }
+  if (options.preallocateBytes !== undefined) {
+    checkCount(options.preallocateBytes, 'options.preallocateBytes')
+    if (options.preallocateBytes > 64 * MiB) throw new RangeError('options.preallocateBytes is over 64 MiB')
+  }
   if (options.batchSeal !== undefined && typeof options.batchSeal !== 'boolean') {
     throw new TypeError('options.batchSeal must be a boolean')
   }
