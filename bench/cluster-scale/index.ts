@@ -9,8 +9,9 @@
 //
 // SCALE_NODES (N, default 100), SCALE_REPLICAS (R, default 10000), SCALE_HOSTS (worker host processes,
 // default 1 per 1,000 nodes, at most 3), SCALE_JOIN_CONCURRENCY (joins in flight per host, default 32),
-// SCALE_STEP_TIMEOUT_S (default 600), SCALE_MESH=0 (the simulated workers leave the routing mesh stream out;
-// by default they follow it as daemons do), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
+// SCALE_STEP_TIMEOUT_S (default 600), SCALE_HEARTBEAT_GRAIN_MS (the simulated agents' heartbeat timer grain,
+// default 50; 1 spreads a host's heartbeats as separate machines would), SCALE_MESH=0 (the simulated
+// workers leave the routing mesh stream out; by default they follow it as daemons do), SCALE_SKIP (comma-separated steps to leave out: `scale`, `update`,
 // `kill`), SCALE_STOP_AFTER (`join`: after the join and the idle heartbeats; `create`: after the first
 // convergence), SCALE_SNAPSHOT_INTERVAL (the managers' `--snapshot-interval`, default theirs: 10,000 raft
 // entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the

@@ -26,6 +26,10 @@ export interface TaskView {
 
 /** The simulated workers follow the routing mesh as daemons do; SCALE_MESH=0 leaves it out (to see its cost). */
 const MESH = process.env['SCALE_MESH'] !== '0'
+/** The agents' heartbeat timer grain (default 50 ms: a host's heartbeats due in one grain leave together). */
+const GRAIN_MS = process.env['SCALE_HEARTBEAT_GRAIN_MS']
+  ? Number(process.env['SCALE_HEARTBEAT_GRAIN_MS'])
+  : undefined
 
 /** The generation marker of a task (the bench's `GEN=` environment variable). */
 const genOf = (a: Assignment) =>
@@ -94,6 +98,7 @@ export async function workerHost(): Promise<void> {
                   onAssignments,
                   onReport,
                   routingMesh: MESH,
+                  ...(GRAIN_MS ? { heartbeatGrainMs: GRAIN_MS } : {}),
                   log,
                 }),
               )

@@ -7,6 +7,7 @@
 //
 // HB_NODES (default 2000), HB_SECONDS (measured window, default 20), HB_WARMUP_S (default 8), HB_ROUNDS
 // (measured windows, default 2), HB_MESH=1 (the agents also follow the routing mesh, as daemons do).
+// HB_GRAIN_MS (the agents' heartbeat timer grain; 1 gives each its own time, as separate machines have).
 // HB_PERF=1 prints the two PIDs and waits for a line on stdin before measuring (to attach `perf record`).
 import { fork } from 'node:child_process'
 import { loadavg } from 'node:os'
@@ -28,6 +29,8 @@ const SECONDS = Number(process.env['HB_SECONDS'] ?? 20)
 const WARMUP_S = Number(process.env['HB_WARMUP_S'] ?? 8)
 const ROUNDS = Number(process.env['HB_ROUNDS'] ?? 2)
 const MESH = process.env['HB_MESH'] === '1'
+/** The agents' heartbeat timer grain (default the agent's, 50 ms; 1: each heartbeat at its own time). */
+const GRAIN_MS = process.env['HB_GRAIN_MS'] ? Number(process.env['HB_GRAIN_MS']) : undefined
 
 interface Setup {
   ca: pki.ExportedRootCA
@@ -165,6 +168,7 @@ async function workers(): Promise<void> {
         addr: '127.0.0.1',
         executor: simulatedExecutor({ hostname: info.hostname, addr: '127.0.0.1', serveTasks: false }),
         role: 'worker',
+        ...(GRAIN_MS ? { heartbeatGrainMs: GRAIN_MS } : {}),
       })
       await agent.start()
       agents.push(agent)

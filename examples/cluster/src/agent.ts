@@ -7,7 +7,7 @@
 
 import { type TaskState, taskStateRank } from '@swarmkit/store'
 import { checkAssignmentsMessage } from './assignments-message.js'
-import { type CoarseTimer, coarseTimeout } from './coarse-timer.js'
+import { COARSE_GRAIN_MS, type CoarseTimer, coarseTimeout } from './coarse-timer.js'
 import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUpdate } from './dispatcher.js'
 import type { Executor, LogLine } from './executor.js'
 import { simulatedExecutor } from './simulated-executor.js'
@@ -30,6 +30,11 @@ export interface AgentOptions {
   readonly onHeartbeat?: (answer: HeartbeatAnswer | undefined, error?: Error) => void
   /** Time per step of the default simulated executor. Default 50 ms. */
   readonly stepMs?: number
+  /**
+   * The grain of the heartbeat timer (coarse-timer.ts): heartbeats of the agents of one process due in the
+   * same grain leave together. Default 50 ms; 1 gives each heartbeat its own time, as separate machines have.
+   */
+  readonly heartbeatGrainMs?: number
   readonly log?: (line: string) => void
 }
 
@@ -50,6 +55,7 @@ export class Agent {
   readonly #options: AgentOptions
   /** On the coarse grid: the heartbeats of many agents in one process leave in one turn of the loop. */
   #heartbeatTimer: CoarseTimer | undefined
+  readonly #heartbeatGrainMs: number
   #loop: Promise<void> = Promise.resolve()
   /** Reports not yet sent, in order (every state of every task is reported). */
   #pending: TaskStatusUpdate[] = []
@@ -65,6 +71,7 @@ export class Agent {
     this.#dispatcher = options.dispatcher
     this.#log = options.log ?? (() => {})
     this.#options = options
+    this.#heartbeatGrainMs = options.heartbeatGrainMs ?? COARSE_GRAIN_MS
     this.#ownsExecutor = !options.executor
     this.executor =
       options.executor ??
@@ -139,26 +146,30 @@ export class Agent {
 
   #heartbeat(delayMs: number): void {
     if (this.#stop.signal.aborted) return
-    this.#heartbeatTimer = coarseTimeout(() => {
-      this.#dispatcher.heartbeat(this.nodeId).then(
-        (answer) => {
-          const { periodMs, role } = answer
-          // Once per period, a little later at random so that nodes joined together drift apart (as swarm's
-          // agent: its manager answers the period plus up to 10%). At 0.5-0.8 of the period, 5,000 nodes made
-          // 1,550 heartbeats a second instead of ~950, a third of the managers' CPU during a join storm.
-          this.#heartbeat(Math.max(100, periodMs * (1 + Math.random() * 0.1)))
-          if (this.#stop.signal.aborted) return
-          const o = this.#options
-          o.onHeartbeat?.(answer)
-          if (role && o.role && role !== o.role) o.onRole?.(role)
-        },
-        (err) => {
-          this.#log(`heartbeat failed: ${(err as Error).message}`)
-          this.#heartbeat(1000)
-          if (!this.#stop.signal.aborted) this.#options.onHeartbeat?.(undefined, err as Error)
-        },
-      )
-    }, delayMs)
+    this.#heartbeatTimer = coarseTimeout(
+      () => {
+        this.#dispatcher.heartbeat(this.nodeId).then(
+          (answer) => {
+            const { periodMs, role } = answer
+            // Once per period, a little later at random so that nodes joined together drift apart (as swarm's
+            // agent: its manager answers the period plus up to 10%). At 0.5-0.8 of the period, 5,000 nodes made
+            // 1,550 heartbeats a second instead of ~950, a third of the managers' CPU during a join storm.
+            this.#heartbeat(Math.max(100, periodMs * (1 + Math.random() * 0.1)))
+            if (this.#stop.signal.aborted) return
+            const o = this.#options
+            o.onHeartbeat?.(answer)
+            if (role && o.role && role !== o.role) o.onRole?.(role)
+          },
+          (err) => {
+            this.#log(`heartbeat failed: ${(err as Error).message}`)
+            this.#heartbeat(1000)
+            if (!this.#stop.signal.aborted) this.#options.onHeartbeat?.(undefined, err as Error)
+          },
+        )
+      },
+      delayMs,
+      this.#heartbeatGrainMs,
+    )
   }
 
   async #follow(): Promise<void> {

@@ -27,6 +27,8 @@ export interface SimulatedWorkerOptions {
   readonly addr: string
   /** Time per step of the simulated executor. Default 50 ms. */
   readonly stepMs?: number
+  /** The agent's heartbeat timer grain (`AgentOptions.heartbeatGrainMs`). */
+  readonly heartbeatGrainMs?: number
   /** Follow the routing mesh as a daemon does (`false`: no mesh stream). Default true. */
   readonly routingMesh?: boolean
   /** Called with every task state the agent reports (benchmarks follow convergence with it). */
@@ -153,6 +155,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     executor,
     role: 'worker',
     onHeartbeat,
+    ...(options.heartbeatGrainMs ? { heartbeatGrainMs: options.heartbeatGrainMs } : {}),
     log: (l) => log(`${options.hostname}: ${l}`),
   })
   await agent.start()
