@@ -109,12 +109,15 @@ export class Applier {
     }
     if (!host.running()) return
     // Between two applies: a snapshot taken now holds exactly the state at the applied index.
+    if (this.snapshotDue()) this.takeSnapshot()
+    host.afterApply()
+  }
+
+  /** Whether `snapshotThreshold` entries were applied since the last snapshot (or refusal), and none is under way. */
+  private snapshotDue(): boolean {
     const { snapshotThreshold } = this.policy
     const since = Math.max(this.snapIndex, this.snapshotRefusedAt)
-    if (snapshotThreshold > 0 && !this.snapshotting && this.applied - since >= snapshotThreshold) {
-      this.takeSnapshot()
-    }
-    host.afterApply()
+    return snapshotThreshold > 0 && !this.snapshotting && this.applied - since >= snapshotThreshold
   }
 
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
@@ -241,6 +244,9 @@ export class Applier {
           core.compact(to)
           await host.storage.compact(Math.min(to, core.log.snapIndex))
         }
+        // Every apply while this one was written found it under way: if the next came due meanwhile, take it
+        // at the next point between two applies (an empty apply), not only once another entry arrives.
+        if (this.snapshotDue() && host.running()) this.queue.push({ kind: 'entries', entries: [] })
         host.schedule()
       })
       .catch((err) => {
