@@ -6,18 +6,13 @@
 import { ClusterStore } from '@swarmkit/store'
 import { describe, expect, it } from 'vitest'
 import { allocateEndpoint } from '../src/allocator.js'
-import { countingTasks, placedTask } from './store-fixtures.js'
+import { countingTasks, NET1, placedTask } from './store-fixtures.js'
 
 describe('allocateEndpoint at scale', () => {
   it("reads only the tasks on the service's networks and avoids every address held there", async () => {
     const store = new ClusterStore()
     await store.update((tx) => {
-      tx.create('networks', {
-        id: 'net1',
-        spec: { name: 'front', labels: {}, driverConfig: { name: 'overlay' } },
-        vni: 4097,
-        ipam: { driver: { name: 'default' }, configs: [{ subnet: '10.9.1.0/24', gateway: '10.9.1.1' }] },
-      } as never)
+      tx.create('networks', NET1 as never)
       tx.create('nodes', {
         id: 'a',
         spec: { labels: {}, role: 'worker', availability: 'active' },

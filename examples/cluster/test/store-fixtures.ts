@@ -10,6 +10,14 @@ import {
 import { addressKey } from '../src/address-book.js'
 import { holdsAddresses } from '../src/task-addresses.js'
 
+/** Overlay network `net1` (VNI 4097, 10.9.1.0/24): the network `placedTask` puts its addresses on. */
+export const NET1 = {
+  id: 'net1',
+  spec: { name: 'front', labels: {}, driverConfig: { name: 'overlay' } },
+  vni: 4097,
+  ipam: { driver: { name: 'default' }, configs: [{ subnet: '10.9.1.0/24', gateway: '10.9.1.1' }] },
+} as const
+
 /** A task of `s` in `slot`, attached (without addresses yet) to each network the service names. */
 export function taskOf(s: Pick<Service, 'id' | 'spec'>, slot: number, state: TaskState): NewObject<Task> {
   return {
