@@ -541,6 +541,18 @@ const mutants = [
     tests: ['test/file-storage-inline.test.ts'],
   },
   {
+    name: 'snapshot-due-after-write',
+    what: 'a snapshot that came due while another was written waits for the next applied entry',
+    edits: [
+      [
+        'src/internal/applier.ts',
+        "if (this.snapshotDue() && host.running()) this.queue.push({ kind: 'entries', entries: [] })",
+        'if (false) this.queue.push({ kind: "entries", entries: [] })',
+      ],
+    ],
+    tests: ['test/snapshot-after-slow-save.test.ts', 'test/snapshot.test.ts'],
+  },
+  {
     name: 'commit-quorum-order',
     what: "a leader's commit index is taken from the match indexes in ascending order (a minority with an even count)",
     edits: [
