@@ -71,7 +71,11 @@ export class Agent {
     this.#dispatcher = options.dispatcher
     this.#log = options.log ?? (() => {})
     this.#options = options
-    this.#heartbeatGrainMs = options.heartbeatGrainMs ?? COARSE_GRAIN_MS
+    const grain = options.heartbeatGrainMs ?? COARSE_GRAIN_MS
+    // Checked here, not at the first heartbeat: a bad grain would otherwise throw inside a timer.
+    if (!Number.isFinite(grain) || grain < 1)
+      throw new RangeError('options.heartbeatGrainMs must be at least 1')
+    this.#heartbeatGrainMs = grain
     this.#ownsExecutor = !options.executor
     this.executor =
       options.executor ??

@@ -92,6 +92,17 @@ describe('heartbeats of many agents in one process', () => {
   }, 30_000)
 })
 
+describe('the heartbeat grain option', () => {
+  it('refuses a grain below 1 ms when the agent is made, not in a timer later', () => {
+    const { api } = fakeDispatcher()
+    for (const heartbeatGrainMs of [0, -5, Number.NaN])
+      expect(
+        () =>
+          new Agent({ nodeId: 'n', dispatcher: api, info: fakeInfo(0), addr: '127.0.0.1', heartbeatGrainMs }),
+      ).toThrow(RangeError)
+  })
+})
+
 describe('the dispatcher answering a heartbeat', () => {
   it('answers a ready node at once (no promise), with one answer object per store version and role', async () => {
     const store = new ClusterStore()
