@@ -9,6 +9,7 @@ import {
   localTaskNetworking,
   startNode,
 } from '../src/index.js'
+import { privateLoopbackPrefix } from './loopback.js'
 
 export interface DockerResult {
   code: number
@@ -114,9 +115,12 @@ export function stateDir(name: string): string {
   return join(root, name)
 }
 
+/** Where nodes' swarm listeners bind unless a test says: this file's own loopback address. */
+export const swarmHost = `${privateLoopbackPrefix()}.1`
+
 /**
  * Starts a node with ephemeral ports and a temporary state directory. Its swarm listeners bind `host`
- * (default 127.0.0.1). The routing mesh is off unless asked for: it would bind the services' published
+ * (default `swarmHost`). The routing mesh is off unless asked for: it would bind the services' published
  * ports (fixed ones like 8080) on a machine other programs share.
  */
 export function node(
@@ -145,7 +149,7 @@ export function node(
     stateDir: join(root, name),
     apiAddress: '127.0.0.1:0',
     hostname: name,
-    listenAddr: `${options.host ?? '127.0.0.1'}:0`,
+    listenAddr: `${options.host ?? swarmHost}:0`,
     heartbeatPeriodMs: options.heartbeatPeriodMs ?? 1000,
     taskStepMs: 20,
     routingMesh: options.routingMesh ?? false,

@@ -16,6 +16,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { privateLoopbackPrefix } from '../loopback.js'
 import { type Answer, engineRequest } from './engine-client.js'
 import type { Netns } from './netns.js'
 
@@ -256,11 +257,8 @@ export class ChaosCluster {
   readonly cleanups: (() => void)[] = []
 
   readonly args: readonly string[]
-  /**
-   * On loopback, managers listen on 127.a.b.N addresses of their own: a port a manager had is then not taken
-   * by another program's outgoing connection (source 127.0.0.1) while the manager is down.
-   */
-  readonly loopback = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+  /** On loopback, managers listen on 127.a.b.N addresses of their own, so a restart finds its port free. */
+  readonly loopback = privateLoopbackPrefix()
 
   constructor(options: ClusterOptions = {}) {
     this.netns = options.netns
