@@ -17,9 +17,10 @@
 // entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
 // create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
-// a profiled manager records as a stall, default 200 ms).
+// a profiled manager records as a stall, default 200 ms), SCALE_LOG_DIR (a directory: the managers' logs are
+// copied there at the end; the leader kill's timeline is in them).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -684,6 +685,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 5000))
     }
     for (const h of hosts) h.proc.kill('SIGKILL')
+    const logDir = process.env['SCALE_LOG_DIR']
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true })
+      for (const m of cluster.managers)
+        if (existsSync(m.logFile)) copyFileSync(m.logFile, join(logDir, `${m.name}.log`))
+    }
     await cluster.destroy()
   }
 }

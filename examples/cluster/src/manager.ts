@@ -257,6 +257,7 @@ export class Manager {
    */
   async #startLeading(term: number): Promise<void> {
     const stillLeading = () => !this.#closed && this.#leading && this.isLeader && this.raft.term === term
+    const elected = performance.now()
     for (let delay = 20; ; delay = Math.min(2 * delay, 500)) {
       if (!stillLeading()) return
       try {
@@ -269,7 +270,23 @@ export class Manager {
       }
     }
     if (!stillLeading()) return
+    const readIndexMs = performance.now() - elected
     inDutyScope(term, () => this.#startDuties(term))
+    // The takeover's timeline, for an operator reading why a failover took as long as it did.
+    const since = (t: number) => Math.round(performance.now() - t)
+    this.#log(
+      `leader duties of term ${term} started after ${since(elected)} ms (read index ${Math.round(readIndexMs)} ms)`,
+    )
+    this.#orchestrator?.once('pass:done', (p) =>
+      this.#log(
+        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election`,
+      ),
+    )
+    this.#scheduler?.once('pass:done', (p) =>
+      this.#log(
+        `scheduler's first pass of term ${term}: ${p.assigned} assigned, ${since(elected)} ms after the election`,
+      ),
+    )
   }
 
   #startDuties(term: number): void {
