@@ -590,12 +590,21 @@ async function main(): Promise<void> {
     const duplicated = [...perSlot.values()].filter((n) => n > 1).length
     const missing = [...killExpected].filter((s) => !perSlot.has(s)).length
     const svcStatus = (await api('GET', '/services?status=true')).find((s: any) => s.ID === serviceId)
+    // The takeover's steps as the workers saw them: the first task of the new generation a worker was given,
+    // and the first one it ran, after the kill.
+    const firstAfterKill = (ms: number[]) => {
+      let first = Number.POSITIVE_INFINITY
+      for (const x of ms) if (k0 + x > killedAt && x < first) first = x
+      return Number.isFinite(first) ? first - (killedAt - k0) : -1
+    }
     await endPhase('leader kill', {
       killed: leader.name,
       new_leader: next.name,
       running_at_kill: atKill,
       new_leader_seen_ms: electedMs,
       progress_after_ms: progressMs,
+      first_assigned_after_ms: firstAfterKill(d3.seen),
+      first_running_after_ms: firstAfterKill(d3.ran),
       converge_s: doneMs / 1000,
       duplicated_slots: duplicated,
       missing_slots: missing,
