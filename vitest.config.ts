@@ -32,6 +32,8 @@ export default defineConfig({
         test: {
           name: 'chaos',
           include: ['examples/cluster/test/chaos/**/*.test.ts'],
+          // Fails a file that leaves a manager process running, and kills it (process-guard.ts).
+          setupFiles: ['examples/cluster/test/chaos/no-leftovers.ts'],
           sequence: { groupOrder: 1 },
           maxWorkers: 2,
           testTimeout: 300_000,

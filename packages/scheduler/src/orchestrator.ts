@@ -412,32 +412,42 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const was = timed.get(slot)
       if (was === undefined || at < was) timed.set(slot, at)
     }
-    if (slot === undefined && at <= this.#clock.now()) {
+    const now = this.#clock.now()
+    if (slot === undefined && at <= now) {
       this.#dirty.add(serviceId)
       this.#loop.kick()
-      return
+      // Slots whose time has come go into this pass too, and the others keep a timer. A timer fires by the
+      // event loop's cached time, which lags the wall clock: its callback can find a slot due a moment later
+      // and ask for that moment, which has come by the time it gets here. Only the service was woken then,
+      // the slot kept its time with no timer left to act on it, and a restart's replacement stayed `ready`.
+      const next = this.#dueSlots(serviceId, now)
+      if (next === undefined) return
+      at = next
     }
     const cur = this.#wakes.get(serviceId)
     if (cur && cur.at <= at) return
     cur?.cancel()
-    const cancel = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), () => {
+    const cancel = this.#clock.setTimer(Math.max(0, at - now), () => {
       this.#wakes.delete(serviceId)
-      const st = this.#slots.get(serviceId)
-      if (st && st.timed.size > 0) {
-        const now = this.#clock.now()
-        let next: number | undefined
-        for (const [s, due] of st.timed) {
-          if (due <= now) {
-            st.timed.delete(s)
-            st.dirty.add(s)
-          } else if (next === undefined || due < next) next = due
-        }
-        if (next !== undefined) this.#wake(serviceId, next)
-      }
+      const next = this.#dueSlots(serviceId, this.#clock.now())
+      if (next !== undefined) this.#wake(serviceId, next)
       this.#dirty.add(serviceId)
       this.#loop.kick()
     })
     this.#wakes.set(serviceId, { at, cancel })
+  }
+
+  /** Marks the service's timed slots due by `now` for its next pass; the earliest time of the others. */
+  #dueSlots(serviceId: string, now: number): number | undefined {
+    const st = this.#slots.get(serviceId)
+    let next: number | undefined
+    for (const [s, due] of st?.timed ?? []) {
+      if (due <= now) {
+        st!.timed.delete(s)
+        st!.dirty.add(s)
+      } else if (next === undefined || due < next) next = due
+    }
+    return next
   }
 
   // ------------------------------------------------------------------------------------------ passes

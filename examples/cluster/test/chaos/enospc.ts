@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, expect } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { check } from './checker.js'
 import { Load } from './load.js'
 import { ChaosCluster, type ManagerProcess, until } from './managers.js'
@@ -27,11 +27,15 @@ const unmount = () => {
 }
 process.on('exit', unmount)
 
+// Each case's cluster and load go after that case. (One variable for both cases left the first case's cluster,
+// restarted in its last seconds, running after the suite: the second case overwrote it before afterAll.)
 let cluster: ChaosCluster | undefined
 let load: Load | undefined
-afterAll(async () => {
+afterEach(async () => {
   await load?.stop()
   await cluster?.destroy()
+  load = undefined
+  cluster = undefined
   unmount()
 })
 

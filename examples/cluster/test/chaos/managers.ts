@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { privateLoopbackPrefix } from '../loopback.js'
 import { type Answer, engineRequest } from './engine-client.js'
 import type { Netns } from './netns.js'
+import { checkMayStart, deathBound, track } from './process-guard.js'
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 
@@ -74,6 +75,8 @@ export class ManagerProcess {
   proc: ChildProcess | undefined
   paused = false
   exit: Promise<Exit> | undefined
+  /** Set when its cluster is destroyed: it may not be started again (see process-guard.ts). */
+  retired: string | undefined
 
   readonly args: readonly string[]
 
@@ -108,6 +111,9 @@ export class ManagerProcess {
 
   /** Starts the process and waits for its Engine API. */
   async start(extra: string[] = []): Promise<void> {
+    checkMayStart(this.name)
+    if (this.retired) throw new Error(`${this.name} not started: ${this.retired}`)
+    if (this.running) throw new Error(`${this.name} not started: it runs already (pid ${this.proc!.pid})`)
     rmSync(this.socket, { force: true })
     const args = [
       this.cli,
@@ -123,16 +129,17 @@ export class ManagerProcess {
       ...extra,
     ]
     const out = openSync(this.logFile, 'a')
-    const proc = this.namespace
-      ? spawn('ip', ['netns', 'exec', this.namespace, process.execPath, ...args], {
-          stdio: ['ignore', out, out],
-        })
-      : spawn(process.execPath, args, { stdio: ['ignore', out, out] })
+    // `ip netns exec` and setpriv both exec: the pid is the manager's, and it dies with this process.
+    const [command, argv] = deathBound(
+      this.namespace ? 'ip' : process.execPath,
+      this.namespace ? ['netns', 'exec', this.namespace, process.execPath, ...args] : args,
+    )
+    const proc = spawn(command, argv, { stdio: ['ignore', out, out] })
     closeSync(out)
     this.proc = proc
     this.paused = false
     this.exit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })))
-    running.add(this)
+    track(this.name, proc)
     await until(
       `${this.name}'s Engine API`,
       async () => {
@@ -159,7 +166,6 @@ export class ManagerProcess {
     this.proc!.kill('SIGKILL')
     await this.exit
     this.paused = false
-    running.delete(this)
   }
 
   /** SIGTERM (a clean shutdown), SIGKILL after 20 s. */
@@ -170,7 +176,6 @@ export class ManagerProcess {
     const t = setTimeout(() => this.proc?.kill('SIGKILL'), 20_000)
     await this.exit
     clearTimeout(t)
-    running.delete(this)
   }
 
   pause(): void {
@@ -228,17 +233,6 @@ export class ManagerProcess {
   }
 }
 
-const running = new Set<ManagerProcess>()
-process.on('exit', () => {
-  for (const m of running) {
-    try {
-      m.proc?.kill('SIGKILL')
-    } catch {
-      // gone
-    }
-  }
-})
-
 export interface ClusterOptions {
   /** Put each manager in its own network namespace of `netns` (else all listen on loopback). */
   readonly netns?: Netns
@@ -268,11 +262,16 @@ export class ChaosCluster {
 
   readonly cli: string
 
+  /** Set by {@link destroy}: no manager of this cluster starts after it. */
+  destroyed = false
+
   async add(): Promise<ManagerProcess> {
+    if (this.destroyed) throw new Error('the chaos cluster was destroyed: no manager added')
     const i = this.managers.length
     const m = new ManagerProcess(`m${i + 1}`, this.root, this.netns?.namespace(i), this.args, this.cli)
     const host = `${this.loopback}.${i + 1}`
     m.listenAddr = this.netns ? `${this.netns.address(i)}:2377` : `${host}:${await freePort(host)}`
+    if (this.destroyed) throw new Error('the chaos cluster was destroyed: no manager added')
     this.managers.push(m)
     return m
   }
@@ -375,6 +374,9 @@ export class ChaosCluster {
 
   /** Kills every process, runs the cleanups (unmounts, namespaces) and removes the run directory. */
   async destroy(): Promise<void> {
+    // First, so that a test body still running (it timed out) cannot start a manager behind the teardown.
+    this.destroyed = true
+    for (const m of this.managers) m.retired = 'its chaos cluster was destroyed'
     await Promise.all(this.managers.map((m) => m.kill()))
     for (const c of this.cleanups.reverse()) {
       try {
