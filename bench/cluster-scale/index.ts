@@ -17,7 +17,9 @@
 // entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
 // create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
-// a profiled manager records as a stall, default 200 ms).
+// a profiled manager records as a stall, default 200 ms). SCALE_MEM_LOG=FILE: each manager's RSS, V8 heap and
+// external memory every second (the samples into FILE, the peak per phase printed at the end); with
+// SCALE_HEAP_DIR, a heap snapshot of the new leader too once the leader kill has converged.
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -26,6 +28,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
+import { memSampler } from './mem-sampler.js'
 import {
   type Counters,
   cpuSeconds,
@@ -79,6 +82,8 @@ async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): 
 
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
+/** A file: the managers' memory samples (mem-sampler.ts). */
+const MEM_LOG = process.env['SCALE_MEM_LOG']
 /** The event-loop gap (ms) a profiled manager records as a stall (the 50 ms timer period included). */
 const STALL_MS = Number(process.env['SCALE_STALL_MS'] ?? 200)
 const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
@@ -221,6 +226,8 @@ async function main(): Promise<void> {
   let apiPrinted = false
   const phases: PhaseRecord[] = []
   const summary: Record<string, number | string | boolean> = {}
+  let phaseName = 'setup'
+  let sampler: ReturnType<typeof memSampler> | undefined
   try {
     // ---- three managers, each with its metrics endpoint
     const startManager = async () => {
@@ -255,6 +262,11 @@ async function main(): Promise<void> {
       if (r.status !== 200) throw new Error(`drain ${n.ID}: ${r.status} ${r.text}`)
     }
     const managers = cluster.managers
+    if (MEM_LOG)
+      sampler = memSampler(
+        managers.map((m) => ({ name: m.name, pid: () => m.proc?.pid, metricsUrl: metricsUrl.get(m)! })),
+        () => phaseName,
+      )
     const up = () => managers.filter((m) => m.up)
     const any = () => up()[0]!
 
@@ -284,6 +296,7 @@ async function main(): Promise<void> {
     let before = await snapshot()
     const beginPhase = async (name: string) => {
       probe!.send({ op: 'phase', phase: name })
+      phaseName = name
       before = await snapshot()
       // The monotonic clock profiles use (µs), to cut a profile to one phase.
       console.log(`-- ${name}${PROFILE ? ` (profile clock ${process.hrtime.bigint() / 1000n} µs)` : ''}`)
@@ -318,6 +331,7 @@ async function main(): Promise<void> {
           JSON.stringify(rec.extra),
       )
       probe!.send({ op: 'phase', phase: 'idle' })
+      phaseName = `after ${name}`
       return rec
     }
     let agentLog: Record<string, number> = {}
@@ -583,6 +597,7 @@ async function main(): Promise<void> {
     const progressMs = Date.now() - killedAt
     await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)
     const doneMs = Date.now() - k0
+    if (HEAP_DIR) await heapSnapshots([next], HEAP_DIR)
     const d3 = await detail('3', k0)
     const perSlot = new Map<number, number>()
     for (const s of d3.slots) perSlot.set(s, (perSlot.get(s) ?? 0) + 1)
@@ -677,6 +692,11 @@ async function main(): Promise<void> {
     console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
     // A step that timed out: the API latencies up to then.
     if (probe && !apiPrinted) printApiLatency((await probe.ask({ op: 'report' })).samples)
+    if (sampler && MEM_LOG) {
+      await sampler.stop()
+      sampler.report()
+      writeFileSync(MEM_LOG, JSON.stringify(sampler.all()))
+    }
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))
