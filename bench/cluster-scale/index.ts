@@ -19,13 +19,14 @@
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
 // a profiled manager records as a stall, default 200 ms). SCALE_MEM_LOG=FILE: each manager's RSS, V8 heap and
 // external memory every second (the samples into FILE, the peak per phase printed at the end); with
-// SCALE_HEAP_DIR, a heap snapshot of the new leader too once the leader kill has converged.
+// SCALE_HEAP_DIR, a heap snapshot of the new leader too once it has made progress after the leader kill.
+// SCALE_V8_FLAGS: V8 flags for the managers (withV8Flags below).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus, loadavg } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
 import { memSampler } from './mem-sampler.js'
@@ -134,6 +135,25 @@ await import(${JSON.stringify(CLI)})
   return file
 }
 
+/**
+ * SCALE_V8_FLAGS (e.g. `--heap-growing-percent=100`): V8 flags the managers set as they start, through a
+ * wrapper around the CLI (v8.setFlagsFromString; most V8 flags are not allowed in NODE_OPTIONS).
+ */
+function withV8Flags(cli: string): string {
+  const flags = process.env['SCALE_V8_FLAGS']
+  if (!flags) return cli
+  const dir = mkdtempSync(join(tmpdir(), 'scale-v8-'))
+  const file = join(dir, 'v8-flags-cli.mjs')
+  writeFileSync(
+    file,
+    `import { setFlagsFromString } from 'node:v8'
+setFlagsFromString(${JSON.stringify(flags)})
+await import(${JSON.stringify(pathToFileURL(cli).href)})
+`,
+  )
+  return file
+}
+
 /** A child process of this bundle in another role, with request/answer messages over IPC. */
 class Child {
   readonly proc: ChildProcess
@@ -212,7 +232,7 @@ async function main(): Promise<void> {
   )
   const maxReplicas = Math.ceil(R * 1.25)
   const cluster = new ChaosCluster({
-    cli: PROFILE ? profilingCli(PROFILE) : CLI,
+    cli: withV8Flags(PROFILE ? profilingCli(PROFILE) : CLI),
     args: [
       '--simulated',
       '--max-replicas',
@@ -595,9 +615,10 @@ async function main(): Promise<void> {
       50,
     )
     const progressMs = Date.now() - killedAt
+    // What the new leader holds once it has taken over (the leader duties run, the update goes on).
+    if (HEAP_DIR) await heapSnapshots([next], HEAP_DIR)
     await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)
     const doneMs = Date.now() - k0
-    if (HEAP_DIR) await heapSnapshots([next], HEAP_DIR)
     const d3 = await detail('3', k0)
     const perSlot = new Map<number, number>()
     for (const s of d3.slots) perSlot.set(s, (perSlot.get(s) ?? 0) + 1)
