@@ -17,12 +17,13 @@
 // entries; lower it to see snapshots sooner), SCALE_HEAP_DIR (a heap snapshot of every manager there once the
 // create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
-// a profiled manager records as a stall, default 200 ms). SCALE_MEM_LOG=FILE: each manager's RSS, V8 heap and
-// external memory every second (the samples into FILE, the peak per phase printed at the end); with
+// a profiled manager records as a stall, default 200 ms), SCALE_LOG_DIR (a directory: the managers' logs are
+// copied there at the end; the leader kill's timeline is in them). SCALE_MEM_LOG=FILE: each manager's RSS, V8
+// heap and external memory every second (the samples into FILE, the peak per phase printed at the end); with
 // SCALE_HEAP_DIR, a heap snapshot of the new leader too once it has made progress after the leader kill.
 // SCALE_V8_FLAGS: V8 flags for the managers (withV8Flags below).
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -625,12 +626,21 @@ async function main(): Promise<void> {
     const duplicated = [...perSlot.values()].filter((n) => n > 1).length
     const missing = [...killExpected].filter((s) => !perSlot.has(s)).length
     const svcStatus = (await api('GET', '/services?status=true')).find((s: any) => s.ID === serviceId)
+    // The takeover's steps as the workers saw them: the first task of the new generation a worker was given,
+    // and the first one it ran, after the kill.
+    const firstAfterKill = (ms: number[]) => {
+      let first = Number.POSITIVE_INFINITY
+      for (const x of ms) if (k0 + x > killedAt && x < first) first = x
+      return Number.isFinite(first) ? first - (killedAt - k0) : -1
+    }
     await endPhase('leader kill', {
       killed: leader.name,
       new_leader: next.name,
       running_at_kill: atKill,
       new_leader_seen_ms: electedMs,
       progress_after_ms: progressMs,
+      first_assigned_after_ms: firstAfterKill(d3.seen),
+      first_running_after_ms: firstAfterKill(d3.ran),
       converge_s: doneMs / 1000,
       duplicated_slots: duplicated,
       missing_slots: missing,
@@ -725,6 +735,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 5000))
     }
     for (const h of hosts) h.proc.kill('SIGKILL')
+    const logDir = process.env['SCALE_LOG_DIR']
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true })
+      for (const m of cluster.managers)
+        if (existsSync(m.logFile)) copyFileSync(m.logFile, join(logDir, `${m.name}.log`))
+    }
     await cluster.destroy()
   }
 }

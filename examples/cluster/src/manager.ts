@@ -9,7 +9,6 @@
 import type { Server as TlsServer } from 'node:tls'
 import * as pki from '@swarmkit/pki'
 import type { RaftNode } from '@swarmkit/raft'
-import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import {
   type Cluster,
   type ClusterStore,
@@ -32,7 +31,7 @@ import { ClusterEvents } from './events.js'
 import { type HeartbeatRelay, heartbeatRelay } from './heartbeat-relay.js'
 import { listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
-import { inDutyScope, scopedStore } from './leader-scope.js'
+import { inDutyScope } from './leader-scope.js'
 import { recordAddresses } from './manager/addresses.js'
 import { AutolockFollower, clusterUnlockKey, withAutolock } from './manager/autolock.js'
 import { createCluster } from './manager/bootstrap.js'
@@ -46,6 +45,7 @@ import type { ManagerOptions } from './manager/options.js'
 import { answerRenewal, type RenewAnswer, renewWithOtherManagers } from './manager/renewal.js'
 import { openReplication } from './manager/replication.js'
 import { RoleReconciler } from './manager/roles.js'
+import { type Duties, WarmDuties } from './manager/warm-duties.js'
 import { ManagerHealth } from './manager-health.js'
 import { followRaftSettings } from './swarm-settings.js'
 
@@ -74,8 +74,7 @@ export class Manager {
   #options: ManagerOptions
   readonly #log: (line: string) => void
   #keys: KeyManager | undefined
-  #scheduler: Scheduler | undefined
-  #orchestrator: Orchestrator | undefined
+  readonly #duties: WarmDuties
   #control: RpcServer | undefined
   #joinServer: TlsServer | undefined
   readonly #ca: ClusterCA
@@ -101,6 +100,7 @@ export class Manager {
     this.raft = raft
     this.#keys = keys
     this.events = new ClusterEvents(store, { log: this.#log })
+    this.#duties = new WarmDuties(store, this.#log)
     this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
@@ -143,6 +143,7 @@ export class Manager {
     raft.on('storage:full', (err) => m.#log(`raft: writes refused until space returns: ${err.message}`))
     raft.on('storage:writable', () => m.#log('raft: the disk takes writes again'))
     await raft.start()
+    m.#duties.standby()
     void followRaftSettings(store, raft, storage, m.#stopWatch.signal)
     try {
       if (options.bootstrap) await m.#bootstrap()
@@ -227,6 +228,7 @@ export class Manager {
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
     await this.#stopLeading()
+    await this.#duties.close()
     await this.#control?.close()
     await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
     await this.raft.stop()
@@ -257,6 +259,7 @@ export class Manager {
    */
   async #startLeading(term: number): Promise<void> {
     const stillLeading = () => !this.#closed && this.#leading && this.isLeader && this.raft.term === term
+    const elected = performance.now()
     for (let delay = 20; ; delay = Math.min(2 * delay, 500)) {
       if (!stillLeading()) return
       try {
@@ -269,17 +272,27 @@ export class Manager {
       }
     }
     if (!stillLeading()) return
-    inDutyScope(term, () => this.#startDuties(term))
+    const readIndexMs = performance.now() - elected
+    const { scheduler, orchestrator } = inDutyScope(term, () => this.#startDuties(term))
+    // The takeover's timeline, for an operator reading why a failover took as long as it did.
+    const since = (t: number) => Math.round(performance.now() - t)
+    this.#log(
+      `leader duties of term ${term} started after ${since(elected)} ms (read index ${Math.round(readIndexMs)} ms)`,
+    )
+    orchestrator.once('pass:done', (p) =>
+      this.#log(
+        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election`,
+      ),
+    )
+    scheduler.once('pass:done', (p) =>
+      this.#log(
+        `scheduler's first pass of term ${term}: ${p.assigned} assigned, ${since(elected)} ms after the election`,
+      ),
+    )
   }
 
-  #startDuties(term: number): void {
-    const store = scopedStore(this.store, term)
-    this.#scheduler = createScheduler({ store })
-    this.#orchestrator = createOrchestrator({ store })
-    this.#scheduler.on('error', (err: unknown) => this.#log(`scheduler: ${(err as Error).message}`))
-    this.#orchestrator.on('error', (err: unknown) => this.#log(`orchestrator: ${(err as Error).message}`))
-    this.#scheduler.start()
-    this.#orchestrator.start()
+  #startDuties(term: number): Duties {
+    const duties = this.#duties.activate(term)
     this.#caTimer = setInterval(
       () =>
         void finishRootRotation(this.store, this.#log).catch((err: Error) =>
@@ -292,6 +305,7 @@ export class Manager {
     this.#health.start()
     this.#roles.start()
     void this.#markLeader().catch((err) => this.#log(`leader status not recorded: ${err.message}`))
+    return duties
   }
 
   /** Calls the leader's control server (each manager records its address in its node object). */
@@ -326,11 +340,7 @@ export class Manager {
   async #stopLeading(): Promise<void> {
     clearInterval(this.#caTimer)
     this.#caTimer = undefined
-    const s = this.#scheduler
-    const o = this.#orchestrator
-    this.#scheduler = undefined
-    this.#orchestrator = undefined
-    await Promise.all([s?.stop(), o?.stop()])
+    await this.#duties.stepDown()
   }
 
   /** Records in the store which manager leads (`docker node ls` MANAGER STATUS). */

@@ -23,7 +23,7 @@ import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy } from './defaults.js'
-import { isSchedulerError } from './errors.js'
+import { isSchedulerError, SchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { PassPacing } from './internal/pass-pacing.js'
 import { type NewTask, type Op, Plan } from './internal/plan.js'
@@ -64,6 +64,12 @@ export interface OrchestratorOptions {
    * every pass looks at every slot (the reference the incremental passes are tested and measured against).
    */
   reconcile?: 'incremental' | 'full'
+  /**
+   * Follow the store without acting: services, nodes and tasks are kept in step with every commit, but no
+   * pass runs and nothing is written until {@link Orchestrator.activate}. A manager that is not the leader
+   * keeps one, so that taking over reconciles at once instead of loading every task first.
+   */
+  standby?: boolean
 }
 
 /** What an {@link Orchestrator} emits while it works in the background. */
@@ -85,6 +91,14 @@ export interface Orchestrator extends EventEmitter<OrchestratorEvents> {
   start(): void
   stop(): Promise<void>
   readonly running: boolean
+  /**
+   * Ends standby (the `standby` option): the first pass looks at every slot of every service, as after a
+   * start, writing through `writer` (default: the options' store; a leader passes one that scopes its writes
+   * to its term). Once per orchestrator; `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
+   */
+  activate(writer?: Pick<SchedulerStore, 'update'>): void
+  /** Whether it follows the store without acting (started with `standby`, not yet activated). */
+  readonly standby: boolean
 }
 
 /** Creates an {@link Orchestrator} for `options.store`. */
@@ -109,6 +123,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     throw new RangeError('options.queueSize: expected an integer >= 1')
   if (options.reconcile !== undefined && options.reconcile !== 'incremental' && options.reconcile !== 'full')
     throw new TypeError("options.reconcile: expected 'incremental' or 'full'")
+  if (options.standby !== undefined && typeof options.standby !== 'boolean')
+    throw new TypeError('options.standby: expected a boolean')
   return new OrchestratorImpl(options, commitSize, queueSize)
 }
 
@@ -139,6 +155,11 @@ function invalidNode(n: Node | undefined): boolean {
 
 class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orchestrator {
   readonly #store: SchedulerStore
+  /** Where passes write: the store, or what `activate()` was given. */
+  #writer: Pick<SchedulerStore, 'update'>
+  readonly #startInStandby: boolean
+  #activated = false
+  #stopped = false
   readonly #clock: Clock
   readonly #log: Logger
   readonly #random: ((n: number) => Uint8Array) | undefined
@@ -207,6 +228,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   constructor(options: OrchestratorOptions, commitSize: number, queueSize: number) {
     super()
     this.#store = options.store
+    this.#writer = options.store
+    this.#startInStandby = options.standby ?? false
     this.#clock = options.clock ?? systemClock
     this.#log = options.logger ?? silentLogger
     this.#random = options.random
@@ -229,11 +252,28 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     return this.#loop.running
   }
 
+  get standby(): boolean {
+    return this.#startInStandby && !this.#activated
+  }
+
   start(): void {
-    this.#loop.start()
+    this.#loop.start(this.standby)
+  }
+
+  activate(writer?: Pick<SchedulerStore, 'update'>): void {
+    if (writer !== undefined && typeof writer?.update !== 'function')
+      throw new TypeError('writer: expected a store with update')
+    if (!this.standby)
+      throw new SchedulerError('NOT_STANDBY', 'the orchestrator already acts: activate() is for standby')
+    if (this.#stopped) throw new SchedulerError('STOPPED', 'the orchestrator was stopped')
+    this.#activated = true
+    if (writer) this.#writer = writer
+    // Its first pass is a start's: the reset marked every service and slot, and no pass has run to clear them.
+    this.#loop.activate()
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true
     await this.#loop.stop()
     for (const w of this.#wakes.values()) w.cancel()
     this.#wakes.clear()
@@ -480,12 +520,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     try {
       // Transactions of independent steps in order; a conflict in one leaves the ones before committed.
       for (const chunk of plan.chunks()) {
-        if (chunk.ops.length) await this.#store.update((tx) => this.#apply(tx, chunk.ops))
+        if (chunk.ops.length) await this.#writer.update((tx) => this.#apply(tx, chunk.ops))
         for (const f of chunk.after) f()
       }
       for (let i = 0; i < plan.bulk.length; i += this.#commitSize) {
         const chunk = plan.bulk.slice(i, i + this.#commitSize)
-        await this.#store.update((tx) => {
+        await this.#writer.update((tx) => {
           for (const t of chunk) tx.create('tasks', t)
         })
       }

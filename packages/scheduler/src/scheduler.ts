@@ -18,6 +18,12 @@ export interface SchedulerOptions {
   commitSize?: number
   /** Queue bound of the scheduler's watch; past it the scheduler resynchronizes from a view (default 1,000,000). */
   queueSize?: number
+  /**
+   * Follow the store without acting: the placer and the pending tasks are kept in step with every commit,
+   * but nothing is placed or written until {@link Scheduler.activate}. A manager that is not the leader keeps
+   * one, so that taking over starts placing at once instead of loading every task first.
+   */
+  standby?: boolean
 }
 
 /** The events a scheduler emits (eventemitter3, typed). */
@@ -32,6 +38,14 @@ export interface SchedulerEvents {
 export interface Scheduler extends EventEmitter<SchedulerEvents> {
   /** Starts following the store: loads nodes and tasks, then places pending tasks as they appear. */
   start(): void
+  /**
+   * Ends standby (the `standby` option): places pending tasks from now on, writing through `writer` (default:
+   * the options' store; a leader passes one that scopes its writes to its term). Once per scheduler;
+   * `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
+   */
+  activate(writer?: Pick<SchedulerStore, 'update'>): void
+  /** Whether it follows the store without acting (started with `standby`, not yet activated). */
+  readonly standby: boolean
   /** Stops following the store and resolves once the current pass has finished. */
   stop(): Promise<void>
   readonly running: boolean
@@ -39,7 +53,7 @@ export interface Scheduler extends EventEmitter<SchedulerEvents> {
   readonly placer: Placer
   /** Tasks waiting for a node. */
   readonly pendingCount: number
-  /** Resolves once no pending task can be placed right now (all placed or unschedulable). */
+  /** Resolves once no pending task can be placed right now (all placed or unschedulable); `STANDBY` in standby. */
   settled(): Promise<void>
 }
 
@@ -55,12 +69,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const queueSize = options.queueSize ?? 1_000_000
   if (!Number.isSafeInteger(queueSize) || queueSize < 1)
     throw rangeError('options.queueSize', 'be an integer >= 1')
+  if (options.standby !== undefined && typeof options.standby !== 'boolean')
+    throw typeError('options.standby', 'be a boolean')
   return new SchedulerImpl(
     options.store,
     options.clock ?? systemClock,
     options.logger ?? silentLogger,
     commitSize,
     queueSize,
+    options.standby ?? false,
   )
 }
 
@@ -74,15 +91,20 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   readonly #loop: WatchLoop
   #waiters: (() => void)[] = []
   #retry: (() => void) | undefined
+  /** Where passes write: the store, or what `activate()` was given. */
+  #writer: Pick<SchedulerStore, 'update'>
+  #activated = false
 
   constructor(
-    private readonly store: SchedulerStore,
+    store: SchedulerStore,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly commitSize: number,
     queueSize: number,
+    private readonly startInStandby: boolean,
   ) {
     super()
+    this.#writer = store
     this.#loop = new WatchLoop(
       store,
       ['nodes', 'tasks'],
@@ -101,11 +123,29 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     return this.#fresh.size + this.#waiting.size
   }
 
-  start(): void {
-    this.#loop.start()
+  get standby(): boolean {
+    return this.startInStandby && !this.#activated
   }
 
+  start(): void {
+    this.#loop.start(this.standby)
+  }
+
+  activate(writer?: Pick<SchedulerStore, 'update'>): void {
+    if (writer !== undefined && typeof writer?.update !== 'function')
+      throw typeError('writer', 'be a store with update')
+    if (!this.standby)
+      throw new SchedulerError('NOT_STANDBY', 'the scheduler already acts: activate() is for standby')
+    if (this.#stopped) throw new SchedulerError('STOPPED', 'the scheduler was stopped')
+    this.#activated = true
+    if (writer) this.#writer = writer
+    this.#loop.activate()
+  }
+
+  #stopped = false
+
   async stop(): Promise<void> {
+    this.#stopped = true
     this.#retry?.()
     this.#retry = undefined
     await this.#loop.stop()
@@ -114,6 +154,8 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
 
   settled(): Promise<void> {
     if (!this.running) return Promise.reject(new SchedulerError('STOPPED', 'the scheduler is not running'))
+    if (this.standby)
+      return Promise.reject(new SchedulerError('STANDBY', 'the scheduler is in standby: activate() it first'))
     return new Promise((resolve) => {
       this.#waiters.push(resolve)
       this.#loop.kick()
@@ -218,7 +260,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     for (let from = 0; from < total; from += this.commitSize) {
       const to = Math.min(from + this.commitSize, total)
       try {
-        assigned += await this.store.update((tx) => {
+        assigned += await this.#writer.update((tx) => {
           let n = 0
           for (let i = from; i < to; i++) {
             if (i < assignments.length) {

@@ -32,6 +32,7 @@ export interface Harness {
   clock: ReturnType<typeof manualClock>
   exec: ReturnType<typeof createTestExecutor>
   orchestrator: ReturnType<typeof createOrchestrator>
+  scheduler: ReturnType<typeof createScheduler>
   /** Waits until nothing changes in the store for a while (no timers are fired). */
   settle(): Promise<void>
   /** Moves time forward by `ms`, letting the cluster settle at every timer on the way. */
@@ -84,6 +85,7 @@ export async function harness(
     clock,
     exec,
     orchestrator,
+    scheduler,
     async settle() {
       let quiet = 0
       let last = store.version

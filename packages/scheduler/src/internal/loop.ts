@@ -18,6 +18,8 @@ export interface LoopHandlers {
 /**
  * Drives a component from the store: a consistent view, then a watch resumed from that view's version; after
  * each run of events, `idle()`. A dropped watch (the component fell behind) is recovered by a fresh view.
+ * In standby the loop follows the store the same way but calls `idle()` only once activated: a manager that
+ * is not the leader keeps its scheduler's and orchestrator's state warm, so that taking over costs no reset.
  */
 export class WatchLoop {
   #watch: Watch | undefined
@@ -25,6 +27,7 @@ export class WatchLoop {
   #stopped = false
   #kick: (() => void) | undefined
   #kicked = false
+  #standby = false
 
   constructor(
     private readonly store: SchedulerStore,
@@ -39,8 +42,14 @@ export class WatchLoop {
     return this.#running !== undefined && !this.#stopped
   }
 
-  start(): void {
+  get standby(): boolean {
+    return this.#standby
+  }
+
+  /** Starts following the store; with `standby`, without acting until {@link activate}. */
+  start(standby = false): void {
     if (this.#running) return
+    this.#standby = standby
     this.#stopped = false
     this.#running = this.#run().then(
       () => {
@@ -52,6 +61,12 @@ export class WatchLoop {
         this.#stopped = true
       },
     )
+  }
+
+  /** Ends standby: `idle()` runs as soon as the events queued now are applied. */
+  activate(): void {
+    this.#standby = false
+    this.kick()
   }
 
   /** Asks for an `idle()` pass even without new events (e.g. a timer fired). */
@@ -148,6 +163,7 @@ export class WatchLoop {
 
   async #idle(): Promise<void> {
     this.#kicked = false
+    if (this.#standby) return
     try {
       await this.handlers.idle()
     } catch (err) {

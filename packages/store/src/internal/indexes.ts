@@ -61,6 +61,12 @@ export function slotKey(serviceId: string, slot: number, nodeId?: string): strin
     : `${serviceId}\u0000${slot}`
 }
 
+/** The indexes of `table` that are never dropped. */
+export function keptIndexes(table: Table): ReadonlySet<IndexName> {
+  return KEPT[table] ?? NO_INDEXES
+}
+const NO_INDEXES: ReadonlySet<IndexName> = new Set()
+
 export const INDEXES: { [T in Table]: Partial<Record<IndexName, KeyFn<TableObjects[T]>>> } = {
   nodes: {
     name: (n) => {
@@ -127,11 +133,13 @@ export function hasKey(keys: IndexKeys, key: string): boolean {
 
 /**
  * One secondary index (or the id-prefix index), kept lazily. It is built by one scan of the table on its first
- * lookup and then kept in step with every write; once it has absorbed more writes since its last lookup than
- * the table holds objects (at least {@link MIN_WRITES_BEFORE_DROP}), it is dropped, and the next lookup builds
- * it again. Keeping it costs at least a rebuild by then, so a lookup never costs more than the upkeep it saved
- * (amortized), and a burst of writes nobody reads by that index (the scheduler assigning 100k tasks: the
- * per-state and per-service buckets hold every task) pays no index upkeep at all.
+ * lookup and then kept in step with every write; once more writes since its last lookup moved objects between
+ * its keys than the table holds objects (at least {@link MIN_WRITES_BEFORE_DROP}), it is dropped, and the next
+ * lookup builds it again. Keeping it costs at least a rebuild by then, so a lookup never costs more than the
+ * upkeep it saved (amortized), and a burst of writes nobody reads by that index (the scheduler assigning 100k
+ * tasks: the per-state buckets hold every task) pays no index upkeep at all. A write that leaves an object's
+ * keys (a status report, for all but the per-state index) costs two key computations and does not count.
+ * A `kept` index is never dropped: its first lookup must be quick whenever it comes.
  */
 class LazyIndex<O> {
   map: Map<string, Bucket> | null = null
@@ -139,8 +147,16 @@ class LazyIndex<O> {
   constructor(
     readonly name: IndexName | 'prefix',
     readonly fn: KeyFn<O>,
+    readonly kept = false,
   ) {}
 }
+
+/**
+ * Indexes never dropped. The tasks' per-node index is read when an agent's stream starts: a follower reads
+ * nothing by it while status reports pour in, and the agents of a failed manager then all come to it at
+ * once; rebuilding it over 300,000 tasks held the follower's loop 1.2 s in the middle of the election.
+ */
+const KEPT: Partial<Record<Table, ReadonlySet<IndexName>>> = { tasks: new Set(['nodeId']) }
 
 /** An index is dropped after this many unread writes even on a small table (rebuilding small ones is cheap). */
 const MIN_WRITES_BEFORE_DROP = 1024
@@ -155,11 +171,11 @@ export class TableState<O extends { id: string }> {
   private readonly byName = new Map<IndexName, LazyIndex<O>>()
   private readonly all: LazyIndex<O>[]
 
-  constructor(defs: Partial<Record<IndexName, KeyFn<O>>>) {
+  constructor(defs: Partial<Record<IndexName, KeyFn<O>>>, kept: ReadonlySet<IndexName> = new Set()) {
     this.prefixes = new LazyIndex<O>('prefix', idPrefix)
     this.all = [this.prefixes]
     for (const [name, fn] of Object.entries(defs) as [IndexName, KeyFn<O>][]) {
-      const index = new LazyIndex<O>(name, fn)
+      const index = new LazyIndex<O>(name, fn, kept.has(name))
       this.byName.set(name, index)
       this.all.push(index)
     }
@@ -228,14 +244,14 @@ export class TableState<O extends { id: string }> {
       const def = this.all[i]!
       const index = def.map
       if (index === null) continue
-      if (++def.writes > limit) {
-        def.map = null
-        continue
-      }
       const fn = def.fn
       const before = prev ? fn(prev) : undefined
       const after = next ? fn(next) : undefined
       if (before === after) continue
+      if (++def.writes > limit && !def.kept) {
+        def.map = null
+        continue
+      }
       if (typeof before === 'string' && typeof after === 'string') {
         removeKey(index, before, id)
         addKey(index, after, id)

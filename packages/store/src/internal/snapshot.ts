@@ -7,7 +7,7 @@ import { TABLES, type Table } from '../types.js'
 import type { StoreEvent } from '../watch.js'
 import type { ProposerState } from './codec.js'
 import { freezeDeep } from './data.js'
-import { INDEXES, TableState } from './indexes.js'
+import { INDEXES, keptIndexes, TableState } from './indexes.js'
 import type { Interner } from './intern.js'
 import { encodeSnapshotSteps, readSnapshotSteps, type SnapshotState } from './snapshot-format.js'
 import type { Tables } from './tx.js'
@@ -18,7 +18,9 @@ const COMPARED_PER_STEP = 2048
 
 /** Empty tables with their indexes. */
 export function emptyTables(): Tables {
-  return Object.fromEntries(TABLES.map((t) => [t, new TableState(INDEXES[t] as never)])) as Tables
+  return Object.fromEntries(
+    TABLES.map((t) => [t, new TableState(INDEXES[t] as never, keptIndexes(t))]),
+  ) as Tables
 }
 
 /**
