@@ -23,7 +23,15 @@
 // SCALE_HEAP_DIR, a heap snapshot of the new leader too once it has made progress after the leader kill.
 // SCALE_V8_FLAGS: V8 flags for the managers (withV8Flags below).
 import { type ChildProcess, fork } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
