@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterNode } from '../src/index.js'
-import { closeNodes, docker, node, ok, rows } from './helpers.js'
+import { closeNodes, docker, node, ok, rows, swarmHost } from './helpers.js'
+
+/** The nodes' swarm address (this file's own loopback), as a pattern. */
+const hostPattern = swarmHost.replaceAll('.', '\\.')
 
 describe('the docker CLI against one node', () => {
   let n: ClusterNode
@@ -29,7 +32,9 @@ describe('the docker CLI against one node', () => {
     const out = await ok(n, ['swarm', 'init'])
     const m = /current node \(([a-z0-9]{25})\) is now a manager/.exec(out)
     expect(m).not.toBeNull()
-    expect(out).toMatch(/docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:\d+/)
+    expect(out).toMatch(
+      new RegExp(`docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} ${hostPattern}:\\d+`),
+    )
     expect(n.daemon.nodeId).toBe(m![1])
     const again = await docker(n, ['swarm', 'init'])
     expect(again.stderr).toContain('This node is already part of a swarm')
@@ -56,7 +61,9 @@ describe('the docker CLI against one node', () => {
     const pretty = await ok(n, ['node', 'inspect', '--pretty', 'mgr1'])
     expect(pretty).toMatch(/Hostname:\s+mgr1/)
     expect(pretty).toMatch(
-      /Manager Status:\n\s+Address:\s+127\.0\.0\.1:\d+\n\s+Raft Status:\s+Reachable\n\s+Leader:\s+Yes/,
+      new RegExp(
+        `Manager Status:\\n\\s+Address:\\s+${hostPattern}:\\d+\\n\\s+Raft Status:\\s+Reachable\\n\\s+Leader:\\s+Yes`,
+      ),
     )
     const missing = await docker(n, ['node', 'inspect', 'nosuchnode'])
     expect(missing.stderr).toContain('node nosuchnode not found')

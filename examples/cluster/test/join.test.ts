@@ -10,6 +10,7 @@ import {
   ok,
   rows,
   runningTasksPerNode,
+  swarmHost,
   waitFor,
 } from './helpers.js'
 
@@ -52,7 +53,7 @@ describe('a worker joins with docker swarm join', () => {
       [wrk.daemon.nodeId, 'wrk1', 'Ready', 'Active', '28.2.2'],
     ])
     expect(await ok(mgr, ['node', 'inspect', 'wrk1', '--format', '{{.Spec.Role}} {{.Status.Addr}}'])).toBe(
-      'worker 127.0.0.1\n',
+      `worker ${swarmHost}\n`,
     )
   })
 

@@ -23,9 +23,10 @@ import { mulberry32 } from '../../../test/support/mulberry32.js'
 import { addressKey } from '../src/address-book.js'
 import { allocateEndpoint, createNetwork } from '../src/allocator.js'
 import { allocateIngressAddresses } from '../src/ingress-attachments.js'
-import { TaskAddressLoop } from '../src/task-address-loop.js'
+import { publishes } from '../src/task-address-index.js'
+import { allocatorTasks, TaskAddressLoop } from '../src/task-address-loop.js'
 import { allocateTaskAddresses, heldAddresses, holdsAddresses } from '../src/task-addresses.js'
-import { sharedAddresses, taskOf } from './store-fixtures.js'
+import { countingTasks, sharedAddresses, taskOf } from './store-fixtures.js'
 
 /** The store snapshot's encoding (format 1: msgpack of [kind, format, version, tables, proposers]). */
 const snapshotCodec = new Packr({
@@ -258,6 +259,16 @@ function checkNoSharing(w: World, log: string[]): void {
   }
 }
 
+/** A rebuild reads every task the index needs: each live task on a network or publishing a port. */
+function checkRebuildReads(w: World, log: string[]): void {
+  w.store.view((tx) => {
+    const read = new Set(allocatorTasks(tx, tx.find('networks'), tx.find('services')).map((t) => t.id))
+    for (const t of tx.find('tasks'))
+      if (holdsAddresses(t) && (t.networks.length > 0 || publishes(t)) && !read.has(t.id))
+        throw new Error(`a rebuild leaves out task ${t.id} after: ${log.slice(-8).join('; ')}`)
+  })
+}
+
 async function checkSettled(w: World, loop: TaskAddressLoop, log: string[]): Promise<void> {
   await until(`the allocator to settle after: ${log.slice(-5).join('; ')}`, () => loop.settled()).catch(
     (err) => {
@@ -333,6 +344,7 @@ async function simulate(seed: number, steps: number): Promise<void> {
         await Promise.all([step(w, rnd, log), step(w, rnd, log)])
       } else await step(w, rnd, log)
       checkNoSharing(w, log)
+      checkRebuildReads(w, log)
       const settle = rnd() < 0.5
       const pause = rnd() < 0.5
       if (settle) {
@@ -453,6 +465,47 @@ describe('the incremental task-address allocator', () => {
     } finally {
       await loop.stop()
     }
+  })
+
+  it('rebuilds from the tasks on networks and of publishing services, not from every task', async () => {
+    const { store } = replicatedStore()
+    const pub = { id: 'pub', spec: serviceSpec('pub', [], true) }
+    const onNet = { id: 'onnet', spec: serviceSpec('onnet', ['net0'], false) }
+    const plain = { id: 'plain', spec: serviceSpec('plain', [], false) }
+    await store.update((tx) => {
+      createNetwork(tx, { name: 'ingress', labels: {}, driverConfig: { name: 'overlay' }, ingress: true })
+      tx.create('networks', {
+        ...tx.find('networks')[0]!,
+        id: 'net0',
+        spec: { name: 'net0', labels: {}, driverConfig: { name: 'overlay' } },
+        vni: 4242,
+        ipam: {
+          driver: { name: 'default' },
+          configs: [{ family: 'ipv4', subnet: '10.7.0.0/24', gateway: '10.7.0.1' }],
+        },
+      } as never)
+      for (const svc of [pub, onNet, plain])
+        tx.create('services', {
+          ...svc,
+          specVersion: { index: 0 },
+          endpoint: allocateEndpoint(tx, svc.id, svc.spec),
+        })
+    })
+    const endpoint = store.view((tx) => tx.get('services', 'pub')!.endpoint)
+    await store.update((tx) => {
+      // A publishing task not yet on ingress: no network of its own, found through its service.
+      tx.create('tasks', { ...taskOf(pub, 1, 'pending'), id: 'pub1', ...(endpoint ? { endpoint } : {}) })
+      tx.create('tasks', { ...taskOf(onNet, 1, 'pending'), id: 'net1' })
+      for (let i = 0; i < 300; i++)
+        tx.create('tasks', { ...taskOf(plain, i + 1, 'running'), id: `plain${i}` })
+    })
+    const { read, seen } = store.view((view) => {
+      const { tx, tasksSeen } = countingTasks(view)
+      const read = allocatorTasks(tx, tx.find('networks'), tx.find('services')).map((t) => t.id)
+      return { read, seen: tasksSeen() }
+    })
+    expect(read.sort()).toEqual(['net1', 'pub1'])
+    expect(seen).toBeLessThan(10)
   })
 
   const fixed = process.env.ALLOC_SIM_SEED
