@@ -18,15 +18,27 @@
 // create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
 // a profiled manager records as a stall, default 200 ms), SCALE_LOG_DIR (a directory: the managers' logs are
-// copied there at the end; the leader kill's timeline is in them).
+// copied there at the end; the leader kill's timeline is in them). SCALE_MEM_LOG=FILE: each manager's RSS, V8
+// heap and external memory every second (the samples into FILE, the peak per phase printed at the end); with
+// SCALE_HEAP_DIR, a heap snapshot of the new leader too once it has made progress after the leader kill.
+// SCALE_V8_FLAGS: V8 flags for the managers (withV8Flags below).
 import { type ChildProcess, fork } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus, loadavg } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
 import { apiProbe } from './api-probe.js'
+import { memSampler } from './mem-sampler.js'
 import {
   type Counters,
   cpuSeconds,
@@ -80,6 +92,8 @@ async function heapSnapshots(managers: readonly ManagerProcess[], dir: string): 
 
 /** A directory: the managers run with --cpu-prof and are stopped cleanly at the end, writing profiles there. */
 const PROFILE = process.env['SCALE_PROFILE']
+/** A file: the managers' memory samples (mem-sampler.ts). */
+const MEM_LOG = process.env['SCALE_MEM_LOG']
 /** The event-loop gap (ms) a profiled manager records as a stall (the 50 ms timer period included). */
 const STALL_MS = Number(process.env['SCALE_STALL_MS'] ?? 200)
 const SNAPSHOT_INTERVAL = process.env['SCALE_SNAPSHOT_INTERVAL']
@@ -125,6 +139,25 @@ process.on('SIGUSR2', () => s.post('Profiler.stop', (err, r) => {
   writeFileSync(${JSON.stringify(dir)} + '/stalls-' + process.pid + '.json', JSON.stringify(stalls))
 }))
 await import(${JSON.stringify(CLI)})
+`,
+  )
+  return file
+}
+
+/**
+ * SCALE_V8_FLAGS (e.g. `--heap-growing-percent=100`): V8 flags the managers set as they start, through a
+ * wrapper around the CLI (v8.setFlagsFromString; most V8 flags are not allowed in NODE_OPTIONS).
+ */
+function withV8Flags(cli: string): string {
+  const flags = process.env['SCALE_V8_FLAGS']
+  if (!flags) return cli
+  const dir = mkdtempSync(join(tmpdir(), 'scale-v8-'))
+  const file = join(dir, 'v8-flags-cli.mjs')
+  writeFileSync(
+    file,
+    `import { setFlagsFromString } from 'node:v8'
+setFlagsFromString(${JSON.stringify(flags)})
+await import(${JSON.stringify(pathToFileURL(cli).href)})
 `,
   )
   return file
@@ -208,7 +241,7 @@ async function main(): Promise<void> {
   )
   const maxReplicas = Math.ceil(R * 1.25)
   const cluster = new ChaosCluster({
-    cli: PROFILE ? profilingCli(PROFILE) : CLI,
+    cli: withV8Flags(PROFILE ? profilingCli(PROFILE) : CLI),
     args: [
       '--simulated',
       '--max-replicas',
@@ -222,6 +255,8 @@ async function main(): Promise<void> {
   let apiPrinted = false
   const phases: PhaseRecord[] = []
   const summary: Record<string, number | string | boolean> = {}
+  let phaseName = 'setup'
+  let sampler: ReturnType<typeof memSampler> | undefined
   try {
     // ---- three managers, each with its metrics endpoint
     const startManager = async () => {
@@ -256,6 +291,11 @@ async function main(): Promise<void> {
       if (r.status !== 200) throw new Error(`drain ${n.ID}: ${r.status} ${r.text}`)
     }
     const managers = cluster.managers
+    if (MEM_LOG)
+      sampler = memSampler(
+        managers.map((m) => ({ name: m.name, pid: () => m.proc?.pid, metricsUrl: metricsUrl.get(m)! })),
+        () => phaseName,
+      )
     const up = () => managers.filter((m) => m.up)
     const any = () => up()[0]!
 
@@ -285,6 +325,7 @@ async function main(): Promise<void> {
     let before = await snapshot()
     const beginPhase = async (name: string) => {
       probe!.send({ op: 'phase', phase: name })
+      phaseName = name
       before = await snapshot()
       // The monotonic clock profiles use (µs), to cut a profile to one phase.
       console.log(`-- ${name}${PROFILE ? ` (profile clock ${process.hrtime.bigint() / 1000n} µs)` : ''}`)
@@ -319,6 +360,7 @@ async function main(): Promise<void> {
           JSON.stringify(rec.extra),
       )
       probe!.send({ op: 'phase', phase: 'idle' })
+      phaseName = `after ${name}`
       return rec
     }
     let agentLog: Record<string, number> = {}
@@ -582,6 +624,8 @@ async function main(): Promise<void> {
       50,
     )
     const progressMs = Date.now() - killedAt
+    // What the new leader holds once it has taken over (the leader duties run, the update goes on).
+    if (HEAP_DIR) await heapSnapshots([next], HEAP_DIR)
     await waitRunning('3', R, `${R} tasks of generation 3 running after the leader kill`)
     const doneMs = Date.now() - k0
     const d3 = await detail('3', k0)
@@ -687,6 +731,11 @@ async function main(): Promise<void> {
     console.log(`at the end (load average ${loadavg()[0]!.toFixed(1)}): ${end.join('; ')}`)
     // A step that timed out: the API latencies up to then.
     if (probe && !apiPrinted) printApiLatency((await probe.ask({ op: 'report' })).samples)
+    if (sampler && MEM_LOG) {
+      await sampler.stop()
+      sampler.report()
+      writeFileSync(MEM_LOG, JSON.stringify(sampler.all()))
+    }
     probe?.proc.kill('SIGKILL')
     if (PROFILE) {
       await Promise.all(hosts.map((h) => h.ask({ op: 'profile' })))

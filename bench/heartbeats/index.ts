@@ -9,6 +9,8 @@
 // (measured windows, default 2), HB_MESH=1 (the agents also follow the routing mesh, as daemons do).
 // HB_GRAIN_MS (the agents' heartbeat timer grain; 1 gives each its own time, as separate machines have).
 // HB_PERF=1 prints the two PIDs and waits for a line on stdin before measuring (to attach `perf record`).
+// At the end, the manager's memory per session (RSS, V8 heap and external memory after a full GC, divided by N;
+// the in-memory store's few objects per node included).
 import { fork } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -124,6 +126,11 @@ async function manager(): Promise<void> {
   })
   process.on('message', (m: { op: string }) => {
     if (m.op === 'count') send({ op: 'count', heartbeats })
+    if (m.op === 'memory') {
+      // After a full collection (when exposed): what the sessions hold, not garbage.
+      ;(globalThis as { gc?: () => void }).gc?.()
+      send({ op: 'memory', usage: process.memoryUsage() })
+    }
   })
   send({ op: 'setup', setup: { ca: exported, clusterId, nodeIds, controlAddr } satisfies Setup })
 }
@@ -240,7 +247,18 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(row))
   }
   const best = rows.reduce((a, b) => (a.total_us_per_hb! <= b.total_us_per_hb! ? a : b))
-  console.log(JSON.stringify({ nodes: N, mesh: MESH, best_total_us_per_hb: best.total_us_per_hb, ...best }))
+  m.send({ op: 'memory' })
+  const { usage } = await once<{ usage: NodeJS.MemoryUsage }>(m)
+  const kib = (bytes: number) => Math.round(bytes / N / 1024)
+  const memory = {
+    manager_rss_mib: Math.round(usage.rss / 2 ** 20),
+    rss_kib_per_session: kib(usage.rss),
+    heap_used_kib_per_session: kib(usage.heapUsed),
+    external_kib_per_session: kib(usage.external),
+  }
+  console.log(
+    JSON.stringify({ nodes: N, mesh: MESH, best_total_us_per_hb: best.total_us_per_hb, ...best, ...memory }),
+  )
   w.send({ op: 'stop' })
   await new Promise((r) => w.once('exit', r))
   m.kill()

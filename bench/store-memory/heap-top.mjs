@@ -1,11 +1,13 @@
 // What holds a process's memory, from a V8 heap snapshot (`node bench/store-memory/heap-top.mjs FILE [PER]`):
 // the objects with the largest retained size (dominator tree), each with the path that reaches it from the
-// roots, and the object types by self size. PER divides the sizes (bytes per task). Snapshots up to ~400 MB.
-import { readFileSync } from 'node:fs'
+// roots, the object types by self size, and the object types by what they retain (each object counted once:
+// under the outermost object of its type on its dominator chain). PER divides the sizes (bytes per task).
+// Snapshots of any size (heap-read.mjs streams the file; run with --max-old-space-size for large ones).
+import { readHeapSnapshot } from './heap-read.mjs'
 
 const [file, perArg] = process.argv.slice(2)
 const per = Number(perArg ?? 1)
-const snap = JSON.parse(readFileSync(file, 'utf8'))
+const snap = readHeapSnapshot(file)
 const meta = snap.snapshot.meta
 const nf = meta.node_fields
 const ef = meta.edge_fields
@@ -173,6 +175,32 @@ for (let v = 0; v < N; v++) {
 }
 console.log('types by self size (MiB, count, per unit B):')
 for (const [k, [n, b]] of [...by].sort((a, b) => b[1][1] - a[1][1]).slice(0, 15)) {
+  console.log(
+    `  ${mb(b).padStart(7)} ${String(n).padStart(9)} ${String(Math.round(b / per)).padStart(6)}  ${k}`,
+  )
+}
+// Retained by type: an object's retained size counts for its type unless an object of the same type
+// dominates it already (a Map inside a Map counts once, for the outer one).
+const byRetained = new Map()
+{
+  const nameIndex = new Int32Array(N)
+  for (let v = 0; v < N; v++) nameIndex[v] = nodes[v * NS + nName] * 16 + nodes[v * NS + nType]
+  const typeAbove = (v) => {
+    for (let x = idom[v]; x !== 0 && x !== -1; x = idom[x]) if (nameIndex[x] === nameIndex[v]) return true
+    return false
+  }
+  for (const v of rpo) {
+    if (v === 0 || retained[v] < 4096) continue
+    if (typeAbove(v)) continue
+    const k = name(v).slice(0, 40)
+    const e = byRetained.get(k) ?? [0, 0]
+    e[0]++
+    e[1] += retained[v]
+    byRetained.set(k, e)
+  }
+}
+console.log('types by retained size, objects retaining 4 KiB or more (MiB, count, per unit B):')
+for (const [k, [n, b]] of [...byRetained].sort((a, b) => b[1][1] - a[1][1]).slice(0, 25)) {
   console.log(
     `  ${mb(b).padStart(7)} ${String(n).padStart(9)} ${String(Math.round(b / per)).padStart(6)}  ${k}`,
   )

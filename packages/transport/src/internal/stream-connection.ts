@@ -10,7 +10,12 @@ import { bufferOverflow, checkSend } from './send-checks.js'
 
 /** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
 const COPY_LIMIT = 16 * 1024
-const ARENA_BYTES = 256 * 1024
+/**
+ * A write buffer's size. A manager holds thousands of mostly quiet sessions (issue #18): the buffer is written
+ * from its start again whenever the socket has sent all of it, so a quiet session keeps only its first pages
+ * in use; a busy one fills buffers in turn (three at most: the one being filled and two spares).
+ */
+const ARENA_BYTES = 64 * 1024
 const HEADER_BYTES = 4
 /** How long a graceful close waits for the peer before dropping the socket. */
 const CLOSE_TIMEOUT_MS = 5_000
@@ -35,6 +40,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private spare: Buffer[] = []
   private chunks: Buffer[] = []
   private pendingBytes = 0
+  /** Flushes handed to the socket, and those it has finished writing. */
+  private writesOut = 0
+  private writesDone = 0
   private flushQueued = false
   private socketBusy = false
   private needDrain = false
@@ -155,13 +163,14 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.chunks = []
     this.pendingBytes = 0
     const full = this.full
+    this.writesOut++
     // Once the socket has written this flush, the buffers that filled up before it can be reused.
     const done =
       full.length === 0
-        ? undefined
+        ? this.onWritten
         : (error?: Error | null) => {
-            if (error || this.done) return
-            for (const b of full) if (this.spare.length < 2) this.spare.push(b)
+            if (!error && !this.done) for (const b of full) if (this.spare.length < 2) this.spare.push(b)
+            this.onWritten(error)
           }
     if (full.length > 0) this.full = []
     let ok: boolean
@@ -177,6 +186,16 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     }
     if (!ok) this.socketBusy = true
     else this.maybeDrain()
+  }
+
+  /**
+   * The socket has written a flush. Writes finish in order, so once the last one has, and nothing new waits,
+   * no byte of the write buffer is in use: the next frames go at its start again (its first pages stay the
+   * only ones touched while the connection is quiet).
+   */
+  private readonly onWritten = (error?: Error | null): void => {
+    if (++this.writesDone !== this.writesOut || error || this.done) return
+    if (this.pendingBytes === 0) this.arenaStart = this.arenaEnd = 0
   }
 
   private readonly onSocketDrain = (): void => {
