@@ -23,13 +23,14 @@ import { EventEmitter } from 'eventemitter3'
 import { type Clock, systemClock } from './clock.js'
 import { ConstraintSet } from './constraints.js'
 import { DEFAULTS, restartPolicy } from './defaults.js'
-import { isSchedulerError, SchedulerError } from './errors.js'
+import { isSchedulerError } from './errors.js'
 import { WatchLoop } from './internal/loop.js'
 import { PassPacing } from './internal/pass-pacing.js'
 import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { newest, type ReplicatedHost, reconcileReplicated, stopped } from './internal/replicated.js'
 import { RollingUpdates, type UpdateSlot } from './internal/rolling-update.js'
 import { SlotIndex } from './internal/slot-index.js'
+import { checkActivate } from './internal/standby.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
 import { type SliceMeter, TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
@@ -261,11 +262,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   }
 
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
-    if (writer !== undefined && typeof writer?.update !== 'function')
-      throw new TypeError('writer: expected a store with update')
-    if (!this.standby)
-      throw new SchedulerError('NOT_STANDBY', 'the orchestrator already acts: activate() is for standby')
-    if (this.#stopped) throw new SchedulerError('STOPPED', 'the orchestrator was stopped')
+    checkActivate('orchestrator', { standby: this.standby, stopped: this.#stopped }, writer)
     this.#activated = true
     if (writer) this.#writer = writer
     // Its first pass is a start's: the reset marked every service and slot, and no pass has run to clear them.

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from './clock.js'
 import { SchedulerError } from './errors.js'
 import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
+import { checkActivate } from './internal/standby.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
 import { type Assignment, createPlacer, type Placer } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -132,11 +133,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   }
 
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
-    if (writer !== undefined && typeof writer?.update !== 'function')
-      throw typeError('writer', 'be a store with update')
-    if (!this.standby)
-      throw new SchedulerError('NOT_STANDBY', 'the scheduler already acts: activate() is for standby')
-    if (this.#stopped) throw new SchedulerError('STOPPED', 'the scheduler was stopped')
+    checkActivate('scheduler', { standby: this.standby, stopped: this.#stopped }, writer)
     this.#activated = true
     if (writer) this.#writer = writer
     this.#loop.activate()
