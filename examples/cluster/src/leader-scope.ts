@@ -23,14 +23,20 @@ export function inDutyScope<R>(term: number, fn: () => R): R {
  * spec limits (the orchestrator reconciles services up to them; without them it would fall back to the
  * defaults and leave alone a service that `--max-replicas` allowed).
  */
-export function scopedStore(
-  store: ClusterStore,
-  term: number,
-): SchedulerStore & { readonly limits: ClusterStore['limits'] } {
+export function scopedStore(store: ClusterStore, term: number): DutyStore {
+  return dutyStore(store, ((fn, options) =>
+    dutyTerm.run(term, () => store.update(fn, options))) as ClusterStore['update'])
+}
+
+/** The store as the scheduler and orchestrators take it: its reads and spec limits, writes through `update`. */
+export type DutyStore = SchedulerStore & { readonly limits: ClusterStore['limits'] }
+
+/** `store`'s reads and spec limits, with `update` for writes (a term's scope, or a refusal in standby). */
+export function dutyStore(store: ClusterStore, update: ClusterStore['update']): DutyStore {
   return {
     limits: store.limits,
     view: (fn) => store.view(fn),
     watch: ((...args: Parameters<ClusterStore['watch']>) => store.watch(...args)) as ClusterStore['watch'],
-    update: ((fn, options) => dutyTerm.run(term, () => store.update(fn, options))) as ClusterStore['update'],
+    update,
   }
 }

@@ -4,15 +4,9 @@
 // first loading every task twice (2.3 s of CPU at 300,000 tasks, issue #18). Stepping down stops the acting
 // pair (a deposed leader's passes can commit nothing: their writes carry the old term) and starts a fresh
 // standby pair from the store.
-import {
-  createOrchestrator,
-  createScheduler,
-  type Orchestrator,
-  type Scheduler,
-  type SchedulerStore,
-} from '@swarmkit/scheduler'
+import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler } from '@swarmkit/scheduler'
 import type { ClusterStore } from '@swarmkit/store'
-import { scopedStore } from '../leader-scope.js'
+import { dutyStore, scopedStore } from '../leader-scope.js'
 
 export interface Duties {
   readonly scheduler: Scheduler
@@ -37,14 +31,10 @@ export class WarmDuties {
   /** Starts a standby pair (if none runs). */
   standby(): void {
     if (this.#closed || this.#pair) return
-    const store = this.store
     // Reads as the store's; a write from standby is a bug, and fails loudly instead of committing.
-    const follower: SchedulerStore & { readonly limits: ClusterStore['limits'] } = {
-      limits: store.limits,
-      view: (fn) => store.view(fn),
-      watch: ((...args: Parameters<ClusterStore['watch']>) => store.watch(...args)) as ClusterStore['watch'],
-      update: () => Promise.reject(new Error('a standby scheduler or orchestrator tried to write')),
-    }
+    const follower = dutyStore(this.store, () =>
+      Promise.reject(new Error('a standby scheduler or orchestrator tried to write')),
+    )
     const scheduler = createScheduler({ store: follower, standby: true })
     const orchestrator = createOrchestrator({ store: follower, standby: true })
     scheduler.on('error', (err: unknown) => this.log(`scheduler: ${(err as Error).message}`))
@@ -56,12 +46,8 @@ export class WarmDuties {
 
   /** Activates the standby pair (started now if there is none) for the leadership of `term`. */
   activate(term: number): Duties {
-    const old = this.acting
-    if (old) {
-      // Still acting for an earlier term (its step-down not seen): never reuse a pair across terms.
-      this.#pair = undefined
-      void Promise.all([old.scheduler.stop(), old.orchestrator.stop()])
-    }
+    // A pair still acting for an earlier term (its step-down not seen) is never reused across terms.
+    if (this.acting) void this.#stop()
     this.standby()
     const pair = this.#pair!
     const writer = scopedStore(this.store, term)
@@ -72,15 +58,18 @@ export class WarmDuties {
 
   /** Stops the acting pair, then stands by again with a fresh one (unless closed). */
   async stepDown(): Promise<void> {
-    const pair = this.acting
-    if (!pair) return
-    this.#pair = undefined
-    await Promise.all([pair.scheduler.stop(), pair.orchestrator.stop()])
+    if (!this.acting) return
+    await this.#stop()
     this.standby()
   }
 
   async close(): Promise<void> {
     this.#closed = true
+    await this.#stop()
+  }
+
+  /** Stops the pair there is (at once no longer this object's), and waits for its passes to end. */
+  async #stop(): Promise<void> {
     const pair = this.#pair
     this.#pair = undefined
     if (pair) await Promise.all([pair.scheduler.stop(), pair.orchestrator.stop()])
