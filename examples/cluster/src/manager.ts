@@ -273,6 +273,9 @@ export class Manager {
     }
     if (!stillLeading()) return
     const readIndexMs = performance.now() - elected
+    // The pair of an earlier leadership of this manager stands by once its last pass has ended.
+    await this.#duties.steppedDown()
+    if (!stillLeading()) return
     const { scheduler, orchestrator } = inDutyScope(term, () => this.#startDuties(term))
     // The takeover's timeline, for an operator reading why a failover took as long as it did.
     const since = (t: number) => Math.round(performance.now() - t)

@@ -12,9 +12,12 @@ export type SchedulerErrorCode =
   | 'NO_PREVIOUS_SPEC'
   /** The scheduler or orchestrator was stopped. */
   | 'STOPPED'
-  /** The scheduler or orchestrator follows the store in standby and does not act until `activate()`. */
+  /**
+   * The scheduler or orchestrator follows the store in standby and does not act until `activate()` (or,
+   * from `deactivate()`, is in standby already).
+   */
   | 'STANDBY'
-  /** `activate()` on a scheduler or orchestrator that already acts (not started in standby, or activated). */
+  /** `activate()` on a scheduler or orchestrator that already acts (not in standby: never in it, or activated). */
   | 'NOT_STANDBY'
 
 /** The scheduler's one error class; check `name === 'SchedulerError'` and `code`. `cause` keeps the underlying error. */

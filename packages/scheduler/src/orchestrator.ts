@@ -30,7 +30,7 @@ import { type NewTask, type Op, Plan } from './internal/plan.js'
 import { newest, type ReplicatedHost, reconcileReplicated, stopped } from './internal/replicated.js'
 import { RollingUpdates, type UpdateSlot } from './internal/rolling-update.js'
 import { SlotIndex } from './internal/slot-index.js'
-import { checkActivate } from './internal/standby.js'
+import { checkActivate, checkDeactivate } from './internal/standby.js'
 import { isDesiredUp, isFinished, progressOnly, RANK_ASSIGNED } from './internal/task-state.js'
 import { type SliceMeter, TimeSlice } from './internal/time-slice.js'
 import { isJob, type JobHost, jobIteration, reconcileGlobalJob, reconcileReplicatedJob } from './jobs.js'
@@ -93,12 +93,19 @@ export interface Orchestrator extends EventEmitter<OrchestratorEvents> {
   stop(): Promise<void>
   readonly running: boolean
   /**
-   * Ends standby (the `standby` option): the first pass looks at every slot of every service, as after a
-   * start, writing through `writer` (default: the options' store; a leader passes one that scopes its writes
-   * to its term). Once per orchestrator; `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
+   * Ends standby (the `standby` option, or {@link Orchestrator.deactivate}): the first pass looks at every
+   * slot of every service, as after a start, writing through `writer` (default: the options' store; a leader
+   * passes one that scopes its writes to its term). `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
    */
   activate(writer?: Pick<SchedulerStore, 'update'>): void
-  /** Whether it follows the store without acting (started with `standby`, not yet activated). */
+  /**
+   * Back to standby (a leader stepped down): no pass starts from now on, and this resolves once the pass in
+   * progress has ended. What passes decided (restart delays and history, rolling updates' progress, timers)
+   * is dropped, as a new leader's orchestrator starts without it; the services, nodes and tasks it follows
+   * stay loaded, so that activating it again costs no reload. `STANDBY` if in standby, `STOPPED` once stopped.
+   */
+  deactivate(): Promise<void>
+  /** Whether it follows the store without acting (started with `standby` or deactivated, not activated since). */
   readonly standby: boolean
 }
 
@@ -158,8 +165,9 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   readonly #store: SchedulerStore
   /** Where passes write: the store, or what `activate()` was given. */
   #writer: Pick<SchedulerStore, 'update'>
-  readonly #startInStandby: boolean
-  #activated = false
+  #standby: boolean
+  /** deactivate() waits for the pass in progress. */
+  #deactivating = false
   #stopped = false
   readonly #clock: Clock
   readonly #log: Logger
@@ -230,7 +238,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     super()
     this.#store = options.store
     this.#writer = options.store
-    this.#startInStandby = options.standby ?? false
+    this.#standby = options.standby ?? false
     this.#clock = options.clock ?? systemClock
     this.#log = options.logger ?? silentLogger
     this.#random = options.random
@@ -254,7 +262,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   }
 
   get standby(): boolean {
-    return this.#startInStandby && !this.#activated
+    return this.#standby
   }
 
   start(): void {
@@ -262,11 +270,41 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   }
 
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
-    checkActivate('orchestrator', { standby: this.standby, stopped: this.#stopped }, writer)
-    this.#activated = true
-    if (writer) this.#writer = writer
-    // Its first pass is a start's: the reset marked every service and slot, and no pass has run to clear them.
+    checkActivate(
+      'orchestrator',
+      { standby: this.standby, stopped: this.#stopped, deactivating: this.#deactivating },
+      writer,
+    )
+    this.#standby = false
+    this.#writer = writer ?? this.#store
+    // Its first pass is a start's: the reset (or deactivate) marked every service and slot, and no pass has
+    // run since to clear them.
     this.#loop.activate()
+  }
+
+  async deactivate(): Promise<void> {
+    checkDeactivate('orchestrator', { standby: this.standby, stopped: this.#stopped })
+    this.#standby = true
+    this.#deactivating = true
+    try {
+      await this.#loop.deactivate()
+    } finally {
+      this.#deactivating = false
+    }
+    this.#forgetDecisions()
+  }
+
+  /** Drops what passes decided, and marks every service and slot for a full pass (as a reset leaves them). */
+  #forgetDecisions(): void {
+    for (const w of this.#wakes.values()) w.cancel()
+    this.#wakes.clear()
+    this.#pacing.stop()
+    this.#delays.clear()
+    this.#history.clear()
+    this.#updates.runs.clear()
+    this.#overcommit.clear()
+    this.#slots.fullPasses()
+    this.#dirty = new Set([...this.#services.keys(), ...this.#bySvc.keys()])
   }
 
   async stop(): Promise<void> {

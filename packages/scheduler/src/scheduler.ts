@@ -4,7 +4,7 @@ import { type Clock, systemClock } from './clock.js'
 import { SchedulerError } from './errors.js'
 import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
-import { checkActivate } from './internal/standby.js'
+import { checkActivate, checkDeactivate } from './internal/standby.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
 import { type Assignment, createPlacer, type Placer } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
@@ -40,12 +40,20 @@ export interface Scheduler extends EventEmitter<SchedulerEvents> {
   /** Starts following the store: loads nodes and tasks, then places pending tasks as they appear. */
   start(): void
   /**
-   * Ends standby (the `standby` option): places pending tasks from now on, writing through `writer` (default:
-   * the options' store; a leader passes one that scopes its writes to its term). Once per scheduler;
-   * `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
+   * Ends standby (the `standby` option, or {@link Scheduler.deactivate}): places pending tasks from now on,
+   * writing through `writer` (default: the options' store; a leader passes one that scopes its writes to its
+   * term). `NOT_STANDBY` if it already acts, `STOPPED` once stopped.
    */
   activate(writer?: Pick<SchedulerStore, 'update'>): void
-  /** Whether it follows the store without acting (started with `standby`, not yet activated). */
+  /**
+   * Back to standby (a leader stepped down): no pass starts from now on, and this resolves once the pass in
+   * progress has ended; the nodes and tasks it follows stay loaded, so that activating it again costs no
+   * reload. Tasks set aside (unplaceable, or a failed commit's) are tried again by the first pass after the
+   * next activation; `settled()` callers waiting now get `STANDBY`. `STANDBY` if in standby, `STOPPED` once
+   * stopped.
+   */
+  deactivate(): Promise<void>
+  /** Whether it follows the store without acting (started with `standby` or deactivated, not activated since). */
   readonly standby: boolean
   /** Stops following the store and resolves once the current pass has finished. */
   stop(): Promise<void>
@@ -90,11 +98,14 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   #waiting = new Map<string, Task>()
   #changed = false
   readonly #loop: WatchLoop
-  #waiters: (() => void)[] = []
+  #waiters: { resolve: () => void; reject: (err: Error) => void }[] = []
   #retry: (() => void) | undefined
+  readonly #store: SchedulerStore
   /** Where passes write: the store, or what `activate()` was given. */
   #writer: Pick<SchedulerStore, 'update'>
-  #activated = false
+  #standby: boolean
+  /** deactivate() waits for the pass in progress. */
+  #deactivating = false
 
   constructor(
     store: SchedulerStore,
@@ -102,10 +113,12 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     private readonly log: Logger,
     private readonly commitSize: number,
     queueSize: number,
-    private readonly startInStandby: boolean,
+    standby: boolean,
   ) {
     super()
+    this.#store = store
     this.#writer = store
+    this.#standby = standby
     this.#loop = new WatchLoop(
       store,
       ['nodes', 'tasks'],
@@ -125,7 +138,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   }
 
   get standby(): boolean {
-    return this.startInStandby && !this.#activated
+    return this.#standby
   }
 
   start(): void {
@@ -133,10 +146,33 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   }
 
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
-    checkActivate('scheduler', { standby: this.standby, stopped: this.#stopped }, writer)
-    this.#activated = true
-    if (writer) this.#writer = writer
+    checkActivate(
+      'scheduler',
+      { standby: this.standby, stopped: this.#stopped, deactivating: this.#deactivating },
+      writer,
+    )
+    this.#standby = false
+    this.#writer = writer ?? this.#store
     this.#loop.activate()
+  }
+
+  async deactivate(): Promise<void> {
+    checkDeactivate('scheduler', { standby: this.standby, stopped: this.#stopped })
+    this.#standby = true
+    this.#deactivating = true
+    try {
+      await this.#loop.deactivate()
+    } finally {
+      this.#deactivating = false
+    }
+    this.#retry?.()
+    this.#retry = undefined
+    // As a fresh standby would load them: every pending task is fresh for the next activation's first pass.
+    for (const [id, t] of this.#waiting) this.#fresh.set(id, t)
+    this.#waiting.clear()
+    this.#changed = false
+    const standby = new SchedulerError('STANDBY', 'the scheduler went back to standby')
+    for (const w of this.#waiters.splice(0)) w.reject(standby)
   }
 
   #stopped = false
@@ -146,15 +182,15 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     this.#retry?.()
     this.#retry = undefined
     await this.#loop.stop()
-    for (const w of this.#waiters.splice(0)) w()
+    for (const w of this.#waiters.splice(0)) w.resolve()
   }
 
   settled(): Promise<void> {
     if (!this.running) return Promise.reject(new SchedulerError('STOPPED', 'the scheduler is not running'))
     if (this.standby)
       return Promise.reject(new SchedulerError('STANDBY', 'the scheduler is in standby: activate() it first'))
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve)
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject })
       this.#loop.kick()
     })
   }
@@ -233,7 +269,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     for (const t of batch) this.#fresh.delete(t.id)
     if (this.#fresh.size > 0) this.#loop.kick()
     if (batch.length === 0) {
-      for (const w of this.#waiters.splice(0)) w()
+      for (const w of this.#waiters.splice(0)) w.resolve()
       return
     }
     const now = this.clock.now()
@@ -298,6 +334,6 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       }
     }
     this.emit('pass:done', { assigned, unplaced: result.unplaced.length })
-    if (this.#fresh.size === 0 && !this.#changed) for (const w of this.#waiters.splice(0)) w()
+    if (this.#fresh.size === 0 && !this.#changed) for (const w of this.#waiters.splice(0)) w.resolve()
   }
 }

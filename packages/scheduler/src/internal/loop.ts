@@ -28,6 +28,8 @@ export class WatchLoop {
   #kick: (() => void) | undefined
   #kicked = false
   #standby = false
+  /** The `idle()` call in progress, if any. */
+  #idling: Promise<void> | undefined
 
   constructor(
     private readonly store: SchedulerStore,
@@ -67,6 +69,15 @@ export class WatchLoop {
   activate(): void {
     this.#standby = false
     this.kick()
+  }
+
+  /**
+   * Back to standby: no `idle()` starts from now on, and this resolves once the one in progress (if any) has
+   * ended, so that the caller may clear what the passes decided. The state the events keep stays warm.
+   */
+  deactivate(): Promise<void> {
+    this.#standby = true
+    return this.#idling ?? Promise.resolve()
   }
 
   /** Asks for an `idle()` pass even without new events (e.g. a timer fired). */
@@ -164,10 +175,12 @@ export class WatchLoop {
   async #idle(): Promise<void> {
     this.#kicked = false
     if (this.#standby) return
+    const idling = this.handlers.idle().catch((err: unknown) => this.onError(err))
+    this.#idling = idling
     try {
-      await this.handlers.idle()
-    } catch (err) {
-      this.onError(err)
+      await idling
+    } finally {
+      this.#idling = undefined
     }
   }
 }

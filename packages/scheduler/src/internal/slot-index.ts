@@ -42,6 +42,15 @@ export class SlotIndex {
     return this.#services.get(serviceId)
   }
 
+  /** Every service's next pass looks at every slot, and no slot waits for a time (a leader's decisions are gone). */
+  fullPasses(): void {
+    for (const s of this.#services.values()) {
+      s.full = true
+      s.dirty = new Set()
+      s.timed.clear()
+    }
+  }
+
   forget(serviceId: string): void {
     this.#services.delete(serviceId)
   }
