@@ -32,6 +32,7 @@ import { type HeartbeatRelay, heartbeatRelay } from './heartbeat-relay.js'
 import { listenForJoins } from './join.js'
 import { CONTROL_ADDR_LABEL, RAFT_ADDR_LABEL } from './labels.js'
 import { inDutyScope } from './leader-scope.js'
+import { type LoopStallWatch, watchLoopStalls } from './loop-stalls.js'
 import { recordAddresses } from './manager/addresses.js'
 import { AutolockFollower, clusterUnlockKey, withAutolock } from './manager/autolock.js'
 import { createCluster } from './manager/bootstrap.js'
@@ -73,6 +74,8 @@ export class Manager {
   controlAddr = ''
   #options: ManagerOptions
   readonly #log: (line: string) => void
+  /** Event-loop stalls, logged (a stall past the election timeout can cost the leadership). */
+  #stalls: LoopStallWatch | undefined
   #keys: KeyManager | undefined
   readonly #duties: WarmDuties
   #control: RpcServer | undefined
@@ -139,6 +142,7 @@ export class Manager {
     const m = new Manager(options, store, raft, keys)
     m.#tlsTransports.add(raftTransport)
     raft.on('leader:change', (leader, term) => m.#onLeader(leader, term))
+    m.#stalls = watchLoopStalls({ log: m.#log })
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     raft.on('storage:full', (err) => m.#log(`raft: writes refused until space returns: ${err.message}`))
     raft.on('storage:writable', () => m.#log('raft: the disk takes writes again'))
@@ -228,6 +232,7 @@ export class Manager {
     await this.#leaderClient?.client.close()
     await Promise.all([...this.#managerClients.values()].map((c) => c.close()))
     await this.#stopLeading()
+    this.#stalls?.close()
     await this.#duties.close()
     await this.#control?.close()
     await new Promise<void>((r) => (this.#joinServer ? this.#joinServer.close(() => r()) : r()))
