@@ -224,6 +224,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     newTask: (svc, slot, nodeId, now, desired) => this.#newTask(svc, slot, nodeId, now, desired),
     keep: (svc) => this.#keep(svc),
     updates: this.#updates,
+    commitSoFar: async (serviceId, plan) => {
+      const ok = await this.#commit(serviceId, plan, plan.take(), [])
+      if (!ok) plan.abandoned = true
+      return ok
+    },
   }
   /** What the current service's pass cost in slices (its rest, if paced, is as long). */
   #passMeter: SliceMeter = { busyMs: 0 }
@@ -514,6 +519,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         // wall time for a fraction of it in CPU, and rested as long).
         this.#pacing.passed(id, tasks, meter.busyMs)
       }
+      // (A commit during the pass failed: it arranged what comes next, as a failed commit at the end does.)
+      if (plan.abandoned) continue
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()
         if (again) {
@@ -550,8 +557,11 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       if (op.kind === 'task') {
         const cur = tx.get('tasks', op.id)
-        if (!cur || cur.meta.version !== op.version) throw new Conflict()
-        tx.update('tasks', op.next(cur))
+        // A worker's progress since the pass read the task changes none of its decisions (such a change
+        // calls for no pass either): the change still applies.
+        if (!cur || (cur.meta.version !== op.version && !(op.base && progressOnly(op.base, cur))))
+          throw new Conflict()
+        op.written = tx.update('tasks', op.next(cur)).meta.version
         continue
       }
       const cur = tx.get('services', op.id)
@@ -560,16 +570,24 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     }
   }
 
-  /** Commits `plan`; false if it failed (and a retry is arranged). */
-  async #commit(serviceId: string, plan: Plan): Promise<boolean> {
+  /**
+   * Commits `chunks` (default: what is left of `plan`) and `bulk` creations; false if it failed (and a retry is
+   * arranged).
+   */
+  async #commit(
+    serviceId: string,
+    plan: Plan,
+    chunks = plan.chunks(),
+    bulk: readonly NewTask[] = plan.bulk,
+  ): Promise<boolean> {
     try {
       // Transactions of independent steps in order; a conflict in one leaves the ones before committed.
-      for (const chunk of plan.chunks()) {
+      for (const chunk of chunks) {
         if (chunk.ops.length) await this.#writer.update((tx) => this.#apply(tx, chunk.ops))
         for (const f of chunk.after) f()
       }
-      for (let i = 0; i < plan.bulk.length; i += this.#commitSize) {
-        const chunk = plan.bulk.slice(i, i + this.#commitSize)
+      for (let i = 0; i < bulk.length; i += this.#commitSize) {
+        const chunk = bulk.slice(i, i + this.#commitSize)
         await this.#writer.update((tx) => {
           for (const t of chunk) tx.create('tasks', t)
         })

@@ -4,7 +4,18 @@ export type NewTask = Omit<Task, 'meta'>
 
 export type Op =
   | { kind: 'create'; task: NewTask }
-  | { kind: 'task'; id: string; version: number; next: (cur: Task) => Task }
+  | {
+      kind: 'task'
+      id: string
+      version: number
+      next: (cur: Task) => Task
+      /** The task as the pass read it (what its decision rests on); none for a change after a taken op. */
+      base?: Task
+      /** Taken for a commit during the pass (see {@link Plan.take}): later changes to the task are new ops. */
+      sealed?: boolean
+      /** The task's version once this op was committed (set by whoever commits it). */
+      written?: number
+    }
   | { kind: 'delete'; id: string; version: number }
   | { kind: 'service'; id: string; version: number; next: (cur: Service) => Service }
 
@@ -33,10 +44,14 @@ export class Plan {
   readonly after: (() => void)[] = []
   /** Work was left for the next pass. */
   more = false
+  /** A commit during the pass failed: what is left is not to be committed (the next pass looks again). */
+  abandoned = false
   readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
   /** Where the plan may be split between transactions: [ops.length, after.length] after a finished step. */
   readonly #cuts: [number, number][] = []
   #lastCut = 0
+  /** What {@link take} handed out so far: [ops, after] (the rest is what {@link chunks} gives). */
+  #taken: [number, number] = [0, 0]
 
   /**
    * @param maxOps - changes in the atomic part
@@ -76,11 +91,45 @@ export class Plan {
     this.#cuts.push([this.ops.length, this.after.length])
   }
 
-  /** The atomic part as transactions of at most `maxTxOps` changes where cuts allow, in order. */
+  /**
+   * The atomic part not taken yet as transactions of at most `maxTxOps` changes where cuts allow, in order
+   * (with the `after` callbacks of the changes, even when there are none).
+   */
   chunks(): PlanChunk[] {
+    const out = this.#chunksTo([this.ops.length, this.after.length])
+    if (out.length === 0) out.push({ ops: [], after: this.after.slice(this.#taken[1]) })
+    this.#taken = [this.ops.length, this.after.length]
+    return out
+  }
+
+  /** Changes up to the last cut that {@link take} has not handed out yet. */
+  get takeable(): number {
+    return this.#lastCut - this.#taken[0]
+  }
+
+  /**
+   * The complete steps so far (up to the last cut) not taken yet, as {@link chunks} would split them, marked
+   * taken: a long pass commits them as it goes, instead of all its changes at its end. A task changed again
+   * later in the pass gets a new op, from the version its taken op wrote.
+   */
+  take(): PlanChunk[] {
+    const last = this.#cuts[this.#cuts.length - 1]
+    if (!last || last[0] <= this.#taken[0]) return []
+    const out = this.#chunksTo(last)
+    for (let i = this.#taken[0]; i < last[0]; i++) {
+      const op = this.ops[i] as Op
+      if (op.kind === 'task') op.sealed = true
+    }
+    this.#taken = [last[0], last[1]]
+    return out
+  }
+
+  /** The transactions from what was taken up to `to`, cut where allowed. */
+  #chunksTo(to: [number, number]): PlanChunk[] {
     const out: PlanChunk[] = []
-    const bounds = [...this.#cuts, [this.ops.length, this.after.length] as [number, number]]
-    let from: [number, number] = [0, 0]
+    const bounds = this.#cuts.filter((b) => b[0] > this.#taken[0] && b[0] < to[0])
+    bounds.push(to)
+    let from = this.#taken
     let end: [number, number] | undefined
     for (const b of bounds) {
       if (end && b[0] - from[0] > this.maxTxOps) {
@@ -89,7 +138,7 @@ export class Plan {
       }
       end = b
     }
-    if (end && (end[0] > from[0] || end[1] > from[1] || out.length === 0))
+    if (end && (end[0] > from[0] || end[1] > from[1]))
       out.push({ ops: this.ops.slice(from[0], end[0]), after: this.after.slice(from[1], end[1]) })
     return out
   }
@@ -97,12 +146,14 @@ export class Plan {
   /** Changes a task; several changes to one task in a pass are composed into one write. */
   change(t: Task, next: (cur: Task) => Task): void {
     const prev = this.#taskOps.get(t.id)
-    if (prev) {
+    if (prev && !prev.sealed) {
       const first = prev.next
       prev.next = (cur) => next(first(cur))
       return
     }
-    const op: Extract<Op, { kind: 'task' }> = { kind: 'task', id: t.id, version: t.meta.version, next }
+    const op: Extract<Op, { kind: 'task' }> = prev
+      ? { kind: 'task', id: t.id, version: prev.written ?? prev.version, next }
+      : { kind: 'task', id: t.id, version: t.meta.version, next, base: t }
     this.#taskOps.set(t.id, op)
     this.ops.push(op)
   }

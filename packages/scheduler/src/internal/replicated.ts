@@ -23,6 +23,11 @@ export interface ReplicatedHost {
   /** Finished tasks kept per slot (negative: never reaped). */
   keep(svc: Service): number
   readonly updates: RollingUpdates
+  /**
+   * Commits the plan's complete steps so far ({@link Plan.take}) in the middle of a full pass; false if that
+   * failed, and the pass ends there (what it planned after is not committed; the next pass looks again).
+   */
+  commitSoFar?(serviceId: string, plan: Plan): Promise<boolean>
 }
 
 /** A task no longer holding its slot: finished, or never placed. */
@@ -77,6 +82,10 @@ export async function reconcileReplicated(
     if (slice.due()) await slice.yield()
     // Each slot's restarts, promotions and reaping stand alone: a transaction may end between two slots.
     plan.cut()
+    // A full pass over a large service (a new leader's first) commits as it goes: its first changes reach
+    // the workers a transaction after it began, not after the whole walk (seconds at 150,000 slots).
+    if (full && host.commitSoFar && plan.takeable >= plan.maxTxOps && !(await host.commitSoFar(svc.id, plan)))
+      return true
     const tasks = state.slots.get(slot) ?? EMPTY
     let skipped = false
     let created = false
