@@ -3,7 +3,7 @@
 // (issue #18: the first task assigned after a leader kill reached a worker 4.4 s after the kill). The walk
 // now commits its complete steps as it goes, and a worker's progress on a task since the pass read it no
 // longer fails the pass's commit.
-import type { Service, Task } from '@swarmkit/store'
+import type { Service } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createOrchestrator, type SchedulerStore } from '../src/index.js'
 import { Plan } from '../src/internal/plan.js'
