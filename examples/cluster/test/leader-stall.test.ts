@@ -5,11 +5,12 @@
 // made them ready again: their tasks were moved for nothing. Swarm's dispatcher gives every node a fresh
 // grace period when leadership changes; here the grace is also counted on a clock that stands still while
 // the leader's loop is stalled (stall-clock.ts).
-import { ClusterStore, type Node } from '@swarmkit/store'
+import { ClusterStore } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Dispatcher } from '../src/index.js'
 import { stallClock } from '../src/stall-clock.js'
 import { waitFor } from './helpers.js'
+import { readyWorker } from './node-fixtures.js'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -30,15 +31,6 @@ function markedDown(store: ClusterStore): string[] {
   return downs
 }
 
-function worker(id: string): Omit<Node, 'meta'> {
-  return {
-    id,
-    spec: { labels: {}, role: 'worker', availability: 'active' },
-    role: 'worker',
-    status: { state: 'ready', addr: '127.0.0.1' },
-  }
-}
-
 /** Blocks the event loop for `ms` (a leader's synchronous rebuild). */
 function block(ms: number): void {
   const end = performance.now() + ms
@@ -51,7 +43,7 @@ describe('a new leader that stalls', () => {
     const store = new ClusterStore()
     const ids = Array.from({ length: 50 }, (_, i) => `n${i}`)
     await store.update((tx) => {
-      for (const id of [...ids, 'silent']) tx.create('nodes', worker(id))
+      for (const id of [...ids, 'silent']) tx.create('nodes', readyWorker(id))
     })
     // Every node marked down, as it commits.
     const downs = markedDown(store)
@@ -113,8 +105,8 @@ describe('a leader marking nodes down', () => {
       },
     })
     await store.update((tx) => {
-      tx.create('nodes', worker('late'))
-      tx.create('nodes', worker('other'))
+      tx.create('nodes', readyWorker('late'))
+      tx.create('nodes', readyWorker('other'))
     })
     const downs = markedDown(store)
     let asked = 0

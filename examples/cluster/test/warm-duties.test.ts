@@ -3,24 +3,16 @@
 // and elected again at once, it leads again without reading every task (at 300,000 tasks a fresh pair made
 // its first passes 10-17 s after that election, issue #18).
 import { createService } from '@swarmkit/scheduler'
-import { ClusterStore, type Node, type ServiceSpec } from '@swarmkit/store'
+import { ClusterStore, type ServiceSpec } from '@swarmkit/store'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WarmDuties } from '../src/manager/warm-duties.js'
 import { waitFor } from './helpers.js'
+import { readyWorker } from './node-fixtures.js'
 
 const closers: (() => Promise<void>)[] = []
 afterEach(async () => {
   for (const c of closers.splice(0)) await c()
 })
-
-function worker(id: string): Omit<Node, 'meta'> {
-  return {
-    id,
-    spec: { labels: {}, role: 'worker', availability: 'active' },
-    role: 'worker',
-    status: { state: 'ready', addr: '127.0.0.1' },
-  }
-}
 
 const web = (replicas: number): ServiceSpec => ({
   name: 'web',
@@ -33,8 +25,8 @@ const web = (replicas: number): ServiceSpec => ({
 async function setup() {
   const store = new ClusterStore()
   await store.update((tx) => {
-    tx.create('nodes', worker('w1'))
-    tx.create('nodes', worker('w2'))
+    tx.create('nodes', readyWorker('w1'))
+    tx.create('nodes', readyWorker('w2'))
   })
   let views = 0
   const counted = new Proxy(store, {

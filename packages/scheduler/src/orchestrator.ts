@@ -166,8 +166,6 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   /** Where passes write: the store, or what `activate()` was given. */
   #writer: Pick<SchedulerStore, 'update'>
   #standby: boolean
-  /** deactivate() waits for the pass in progress. */
-  #deactivating = false
   #stopped = false
   readonly #clock: Clock
   readonly #log: Logger
@@ -277,7 +275,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
     checkActivate(
       'orchestrator',
-      { standby: this.standby, stopped: this.#stopped, deactivating: this.#deactivating },
+      { standby: this.standby, stopped: this.#stopped, deactivating: this.#loop.deactivating },
       writer,
     )
     this.#standby = false
@@ -290,12 +288,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async deactivate(): Promise<void> {
     checkDeactivate('orchestrator', { standby: this.standby, stopped: this.#stopped })
     this.#standby = true
-    this.#deactivating = true
-    try {
-      await this.#loop.deactivate()
-    } finally {
-      this.#deactivating = false
-    }
+    await this.#loop.deactivate()
     this.#forgetDecisions()
   }
 

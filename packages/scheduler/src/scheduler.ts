@@ -104,8 +104,6 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   /** Where passes write: the store, or what `activate()` was given. */
   #writer: Pick<SchedulerStore, 'update'>
   #standby: boolean
-  /** deactivate() waits for the pass in progress. */
-  #deactivating = false
 
   constructor(
     store: SchedulerStore,
@@ -148,7 +146,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   activate(writer?: Pick<SchedulerStore, 'update'>): void {
     checkActivate(
       'scheduler',
-      { standby: this.standby, stopped: this.#stopped, deactivating: this.#deactivating },
+      { standby: this.standby, stopped: this.#stopped, deactivating: this.#loop.deactivating },
       writer,
     )
     this.#standby = false
@@ -159,12 +157,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   async deactivate(): Promise<void> {
     checkDeactivate('scheduler', { standby: this.standby, stopped: this.#stopped })
     this.#standby = true
-    this.#deactivating = true
-    try {
-      await this.#loop.deactivate()
-    } finally {
-      this.#deactivating = false
-    }
+    await this.#loop.deactivate()
     this.#retry?.()
     this.#retry = undefined
     // As a fresh standby would load them: every pending task is fresh for the next activation's first pass.

@@ -30,6 +30,7 @@ export class WatchLoop {
   #standby = false
   /** The `idle()` call in progress, if any. */
   #idling: Promise<void> | undefined
+  #deactivating = false
 
   constructor(
     private readonly store: SchedulerStore,
@@ -75,9 +76,19 @@ export class WatchLoop {
    * Back to standby: no `idle()` starts from now on, and this resolves once the one in progress (if any) has
    * ended, so that the caller may clear what the passes decided. The state the events keep stays warm.
    */
-  deactivate(): Promise<void> {
+  async deactivate(): Promise<void> {
     this.#standby = true
-    return this.#idling ?? Promise.resolve()
+    this.#deactivating = true
+    try {
+      await this.#idling
+    } finally {
+      this.#deactivating = false
+    }
+  }
+
+  /** {@link deactivate} waits for the `idle()` in progress: activating now could let it act for the new term. */
+  get deactivating(): boolean {
+    return this.#deactivating
   }
 
   /** Asks for an `idle()` pass even without new events (e.g. a timer fired). */
