@@ -223,8 +223,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     keep: (svc) => this.#keep(svc),
     updates: this.#updates,
     commitSoFar: async (serviceId, plan) => {
-      const ok = await this.#commit(serviceId, plan, plan.take(), [])
-      if (!ok) plan.abandoned = true
+      const chunks = plan.take()
+      const ok = await this.#commit(serviceId, plan, chunks, [])
+      if (ok) for (const c of chunks) plan.committed += c.ops.length
+      else plan.abandoned = true
       return ok
     },
   }
@@ -513,7 +515,10 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#pacing.passed(id, tasks, meter.busyMs)
       }
       // (A commit during the pass failed: it arranged what comes next, as a failed commit at the end does.)
-      if (plan.abandoned) continue
+      if (plan.abandoned) {
+        changes += plan.committed
+        continue
+      }
       if (plan.ops.length === 0 && plan.bulk.length === 0) {
         for (const f of plan.after) f()
         if (again) {
@@ -523,7 +528,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         continue
       }
       const committed = await this.#commit(id, plan)
-      if (committed) changes += plan.ops.length + plan.bulk.length
+      changes += committed ? plan.ops.length + plan.bulk.length : plan.committed
       if (committed && (plan.more || again)) {
         // The plan was bounded: this service has more to do, in the next pass (after the events of this one).
         // (Not after a failed commit: that one is retried a second later, never in a loop.)

@@ -46,6 +46,8 @@ export class Plan {
   more = false
   /** A commit during the pass failed: what is left is not to be committed (the next pass looks again). */
   abandoned = false
+  /** Changes committed during the pass (what {@link take} handed out and its taker committed). */
+  committed = 0
   readonly #taskOps = new Map<string, Extract<Op, { kind: 'task' }>>()
   /** Where the plan may be split between transactions: [ops.length, after.length] after a finished step. */
   readonly #cuts: [number, number][] = []
