@@ -493,6 +493,14 @@ const mutants = [
     tests: ['test/file-storage-inline.test.ts'],
   },
   {
+    name: 'appends-wait-for-write',
+    what: "a leader's appends wait in the connections while the Ready's own work (log records, applies) runs",
+    edits: [
+      ['src/node.ts', "          await undefined\n          if (this.state !== 'running') return\n", ''],
+    ],
+    tests: ['test/node.append-order.test.ts'],
+  },
+  {
     name: 'leader-writes-inline',
     what: 'every member writes its log inline however many proposals wait (a leader stops taking them meanwhile)',
     edits: [

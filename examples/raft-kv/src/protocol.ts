@@ -57,6 +57,16 @@ export function encodeResponse(id: number, status: number, payload: Uint8Array):
   return out
 }
 
+/** A put's answer: `encodeResponse(id, STATUS_OK, encodeIndex(index))` in one buffer. */
+export function encodeIndexResponse(id: number, index: number): Buffer {
+  const out = Buffer.allocUnsafe(4 + 5 + 8)
+  out.writeUInt32LE(5 + 8, 0)
+  out.writeUInt32LE(id >>> 0, 4)
+  out[8] = STATUS_OK
+  out.writeDoubleLE(index, 9)
+  return out
+}
+
 export function encodeIndex(index: number): Buffer {
   const b = Buffer.allocUnsafe(8)
   b.writeDoubleLE(index, 0)

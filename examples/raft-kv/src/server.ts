@@ -1,11 +1,11 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { FileLogStorage, isRaftError, RaftNode } from '@swarmkit/raft'
 import { tcpTransport } from '@swarmkit/transport'
-import { encodePut, KvStateMachine } from './kv.js'
+import { checkPut, KvStateMachine } from './kv.js'
 import {
   decodeRequest,
   encodeError,
-  encodeIndex,
+  encodeIndexResponse,
   encodeResponse,
   FrameReader,
   OP_PUT,
@@ -125,31 +125,36 @@ export async function startKvServer(options: KvServerOptions): Promise<KvServer>
     socket.on('data', (chunk) => {
       try {
         reader.push(chunk, (body) => {
-          const req = decodeRequest(body)
-          if (req.op === OP_PUT) {
+          if (body.length >= 7 && body[4] === OP_PUT) {
+            // A put request from its op byte on (op, key length, key, value) is laid out as the kv command
+            // (PUT = OP_PUT): it is proposed as it arrived, a view of the request, once checked (no key
+            // decoded and encoded again, no copy).
+            if (7 + body.readUInt16LE(5) > body.length) throw new Error('malformed request')
+            const id = body.readUInt32LE(0)
             let command: Uint8Array
             try {
-              command = encodePut(req.key, req.value)
+              command = checkPut(body.subarray(4))
             } catch (e) {
-              return fail(req.id, e)
+              return fail(id, e)
             }
             node.propose(command).then(
-              ({ index }) => send(encodeResponse(req.id, STATUS_OK, encodeIndex(index))),
-              (e) => fail(req.id, e),
+              ({ index }) => send(encodeIndexResponse(id, index)),
+              (e) => fail(id, e),
             )
-          } else {
-            node.readIndex().then(
-              () => {
-                const v = state.get(req.key)
-                send(
-                  v
-                    ? encodeResponse(req.id, STATUS_OK, v)
-                    : encodeResponse(req.id, STATUS_NOT_FOUND, new Uint8Array(0)),
-                )
-              },
-              (e) => fail(req.id, e),
-            )
+            return
           }
+          const req = decodeRequest(body)
+          node.readIndex().then(
+            () => {
+              const v = state.get(req.key)
+              send(
+                v
+                  ? encodeResponse(req.id, STATUS_OK, v)
+                  : encodeResponse(req.id, STATUS_NOT_FOUND, new Uint8Array(0)),
+              )
+            },
+            (e) => fail(req.id, e),
+          )
         })
       } catch (e) {
         log(`client ${socket.remoteAddress}:${socket.remotePort}: ${(e as Error).message}; closing`)

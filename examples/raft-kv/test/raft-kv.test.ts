@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { encodePut, KvClient, type KvServer, KvStateMachine, startKvServer } from '../src/index.js'
+import { checkPut, MAX_KEY_BYTES } from '../src/kv.js'
 import { FrameReader } from '../src/protocol.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -44,6 +45,34 @@ describe('KvStateMachine', () => {
     expect(() => copy.restore(sm.snapshot().subarray(0, 7))).toThrow(/malformed/)
     expect(() => sm.apply(Uint8Array.of(9, 0, 0), 5)).toThrow(/unknown/)
     expect(() => encodePut('', enc('x'))).toThrow(RangeError)
+  })
+})
+
+describe('KvStateMachine.apply', () => {
+  it('keeps a copy of the value, not a view of the command', () => {
+    const sm = new KvStateMachine()
+    const command = encodePut('k', enc('abc'))
+    sm.apply(command, 1)
+    command.fill(0x7a)
+    expect(dec(sm.get('k'))).toBe('abc')
+  })
+})
+
+describe('checkPut', () => {
+  it('takes a put command as it is and refuses what encodePut would not make', () => {
+    const c = encodePut('clé', enc('v'))
+    expect(checkPut(c)).toBe(c)
+    const key = (k: number, ...rest: number[]) => Uint8Array.of(1, k & 0xff, k >>> 8, ...rest)
+    expect(() => checkPut(key(0))).toThrow(/key must be 1-/)
+    expect(() => checkPut(key(2, 0x61))).toThrow(/key must be 1-/)
+    expect(() => checkPut(key(1, 0xff))).toThrow(/utf-8/)
+    expect(() => checkPut(Uint8Array.of(2, 1, 0, 0x61))).toThrow(/not a put/)
+    expect(() => checkPut(Uint8Array.of(1, 1))).toThrow(/not a put/)
+    const long = new Uint8Array(3 + MAX_KEY_BYTES + 1).fill(0x61)
+    long.set(key(MAX_KEY_BYTES + 1).subarray(0, 3))
+    expect(() => checkPut(long)).toThrow(/key must be 1-/)
+    const longest = encodePut('a'.repeat(MAX_KEY_BYTES), new Uint8Array(0))
+    expect(checkPut(longest)).toBe(longest)
   })
 })
 

@@ -515,7 +515,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       while (this.state === 'running' && core.hasReady(applier.room())) {
         const rd: Ready = core.ready(applier.room())
         if (rd.entries.length > 0) this.addresses.learnEntries(rd.entries)
-        if (rd.messagesNow.length > 0) this.send(rd.messagesNow)
+        if (rd.messagesNow.length > 0) {
+          this.send(rd.messagesNow)
+          // The connections write what was just sent in a microtask each: let those run before this Ready's
+          // own work (encoding its log records, applying its committed entries), which would otherwise hold
+          // the leader's appends back from the followers for as long as that work takes.
+          await undefined
+          if (this.state !== 'running') return
+        }
         const hard = this.hardWrites.toSave(rd, this.clock.now())
         let saving: Promise<void> | null = null
         if (rd.snapshot !== null || hard !== null || rd.entries.length > 0) {
