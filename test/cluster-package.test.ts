@@ -7,8 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 // What `npx @swarmkit/cluster` gets once published: the packed tarball (with the swarmkit packages it depends
 // on packed beside it, as the registry would serve them) installed into a scratch project outside the
-// workspace, offline from npm's cache, and its command run from there. Needs `npm run build` first, as the
-// tarballs ship dist/.
+// workspace, its other dependencies from npm's cache where it has them, and its command run from there. Needs
+// `npm run build` first, as the tarballs ship dist/. Not `--offline`: after `npm ci` on a fresh machine the
+// cache holds the dependencies' tarballs but not the registry's metadata that `npm install` asks for
+// (ENOTCACHED for eventemitter3 on session 11's new machine).
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
@@ -58,7 +60,7 @@ describe('@swarmkit/cluster as published', () => {
       const dirs = [...deps.map((d) => join(root, 'packages', d.slice('@swarmkit/'.length))), clusterDir]
       const tarballs = (await Promise.all(dirs.map((dir) => pack(dir)))).map((p) => join(scratch, p.filename))
       writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true }))
-      await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--silent', ...tarballs], {
+      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--silent', ...tarballs], {
         cwd: scratch,
         timeout: STEP_MS,
       })
