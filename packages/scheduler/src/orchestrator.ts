@@ -290,8 +290,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   async deactivate(): Promise<void> {
     checkDeactivate('orchestrator', { standby: this.standby, stopped: this.#stopped })
     this.#standby = true
-    await this.#loop.deactivate()
-    this.#forgetDecisions()
+    await this.#loop.deactivate(() => this.#forgetDecisions())
   }
 
   /** Drops what passes decided, and marks every service and slot for a full pass (as a reset leaves them). */

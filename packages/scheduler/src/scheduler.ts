@@ -157,10 +157,13 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   async deactivate(): Promise<void> {
     checkDeactivate('scheduler', { standby: this.standby, stopped: this.#stopped })
     this.#standby = true
-    await this.#loop.deactivate()
+    await this.#loop.deactivate(() => this.#forgetDecisions())
+  }
+
+  /** What passes set aside goes back to fresh, as a fresh standby would load it; `settled()` waiters get `STANDBY`. */
+  #forgetDecisions(): void {
     this.#retry?.()
     this.#retry = undefined
-    // As a fresh standby would load them: every pending task is fresh for the next activation's first pass.
     for (const [id, t] of this.#waiting) this.#fresh.set(id, t)
     this.#waiting.clear()
     this.#changed = false

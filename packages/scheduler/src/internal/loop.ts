@@ -73,14 +73,15 @@ export class WatchLoop {
   }
 
   /**
-   * Back to standby: no `idle()` starts from now on, and this resolves once the one in progress (if any) has
-   * ended, so that the caller may clear what the passes decided. The state the events keep stays warm.
+   * Back to standby: no `idle()` starts from now on; once the one in progress (if any) has ended, `forget`
+   * clears what the passes decided, and this resolves. The state the events keep stays warm.
    */
-  async deactivate(): Promise<void> {
+  async deactivate(forget: () => void): Promise<void> {
     this.#standby = true
     this.#deactivating = true
     try {
       await this.#idling
+      forget()
     } finally {
       this.#deactivating = false
     }
