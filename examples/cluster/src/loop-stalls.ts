@@ -1,7 +1,11 @@
 // A manager's event-loop stalls, logged as etcd logs a leader's late heartbeats: while the loop is held, no
 // heartbeat goes out, and a stall longer than the election timeout (300-600 ms) lets the followers elect
 // another leader. Each line says how much of the stall was garbage collection (a new leader at 150,000 tasks
-// holds a heap of a GiB or more), so that an operator, or a benchmark's log, can tell the two apart.
+// holds a heap of a GiB or more) and, on Linux, where the loop's thread spent it (the kernel's accounting in
+// /proc/thread-self/schedstat): on a CPU (the manager's own work), waiting for one (an oversubscribed host), or
+// neither (blocked in a system call, e.g. a write to a stalling disk). An operator, or a benchmark's log, can
+// tell these apart; elsewhere the line gives the process's CPU time in the stall.
+import { readFileSync } from 'node:fs'
 import { PerformanceObserver } from 'node:perf_hooks'
 
 export interface LoopStallWatch {
@@ -20,6 +24,47 @@ export interface LoopStallOptions {
   readonly quietMs?: number
 }
 
+/** Where a thread's time went, in ms since some start: on a CPU, and runnable but waiting for one. */
+interface ThreadTimes {
+  readonly runMs: number
+  readonly waitMs: number
+}
+
+/** The loop thread's times from the kernel's scheduler statistics, or undefined where there are none. */
+export function loopThreadTimes(): ThreadTimes | undefined {
+  try {
+    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')
+    const runMs = Number(run) / 1e6
+    const waitMs = Number(wait) / 1e6
+    return Number.isFinite(runMs) && Number.isFinite(waitMs) ? { runMs, waitMs } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU time of the process (every thread: the collector's helpers count too), in milliseconds. */
+function processCpuMs(): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/**
+ * What the loop's thread did during a stall of `ms`, as the end of a log line. The times cover the whole gap
+ * between two ticks (a tick's own wait included), so the blocked time is a lower bound.
+ */
+function whereItWent(
+  ms: number,
+  from: ThreadTimes | undefined,
+  to: ThreadTimes | undefined,
+  cpuMs: number,
+): string {
+  if (!from || !to) return `, ${Math.round(cpuMs)} ms of the process's CPU in it`
+  const run = to.runMs - from.runMs
+  const wait = to.waitMs - from.waitMs
+  const blocked = Math.max(0, ms - run - wait)
+  return `; the loop's thread ran ${Math.round(run)} ms, waited ${Math.round(wait)} ms for a CPU and was blocked ${Math.round(blocked)} ms`
+}
+
 export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
   const thresholdMs = options.thresholdMs ?? 250
   const tickMs = options.tickMs ?? 50
@@ -36,10 +81,20 @@ export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
   let unlogged = 0
   let lastLine = Number.NEGATIVE_INFINITY
   let last = performance.now()
+  let lastCpu = processCpuMs()
+  // Read only where it exists (checked once): a failed read each tick would cost an exception.
+  const threadTimes = loopThreadTimes() ? loopThreadTimes : () => undefined
+  let lastTimes = threadTimes()
   const timer = setInterval(() => {
     const now = performance.now()
     const gap = now - last
     last = now
+    const cpu = processCpuMs()
+    const cpuInGap = cpu - lastCpu
+    lastCpu = cpu
+    const times = threadTimes()
+    const timesBefore = lastTimes
+    lastTimes = times
     if (gcs.length > 64) gcs = gcs.filter(([, end]) => end > now - 10_000)
     if (gap <= thresholdMs) return
     stalls++
@@ -51,7 +106,8 @@ export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
     for (const [start, end] of gcs) gcMs += Math.max(0, Math.min(end, now) - Math.max(start, now - gap))
     const more = unlogged > 0 ? ` (and ${unlogged} shorter or earlier stalls since the last report)` : ''
     options.log(
-      `event loop stalled for ${Math.round(gap - tickMs)} ms, ${Math.round(gcMs)} ms of it in garbage collection${more}`,
+      `event loop stalled for ${Math.round(gap - tickMs)} ms, ${Math.round(gcMs)} ms of it in garbage collection` +
+        `${whereItWent(gap - tickMs, timesBefore, times, cpuInGap)}${more}`,
     )
     unlogged = 0
     lastLine = now
