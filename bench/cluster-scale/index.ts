@@ -18,7 +18,8 @@
 // create has converged), SCALE_PROFILE (a directory: CPU profiles and event-loop stalls of the managers;
 // `node bench/cluster-scale/stalls.mjs DIR` names the code inside each stall), SCALE_STALL_MS (the loop gap
 // a profiled manager records as a stall, default 200 ms), SCALE_LOG_DIR (a directory: the managers' logs are
-// copied there at the end; the leader kill's timeline is in them). SCALE_MEM_LOG=FILE: each manager's RSS, V8
+// copied there at the end; the leader kill's timeline is in them), SCALE_WORKER_NICE (the worker hosts' nice
+// value, default 0), SCALE_WORKER_NODE_ARGS (node options of the worker hosts). SCALE_MEM_LOG=FILE: each manager's RSS, V8
 // heap and external memory every second (the samples into FILE, the peak per phase printed at the end); with
 // SCALE_HEAP_DIR, a heap snapshot of the new leader too once it has made progress after the leader kill.
 // SCALE_V8_FLAGS: V8 flags for the managers (withV8Flags below).
@@ -33,7 +34,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus, loadavg, tmpdir } from 'node:os'
+import { cpus, loadavg, setPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ChaosCluster, type ManagerProcess, until } from '../../examples/cluster/test/chaos/managers.js'
@@ -58,6 +59,14 @@ const CONCURRENCY = Number(process.env['SCALE_JOIN_CONCURRENCY'] ?? 32)
 const STEP_TIMEOUT = Number(process.env['SCALE_STEP_TIMEOUT_S'] ?? 600) * 1000
 /** `join`: stop after the join and idle heartbeats; `create`: after the first convergence (profiling runs). */
 const STOP_AFTER = process.env['SCALE_STOP_AFTER']
+/** SCALE_WORKER_NODE_ARGS: node options of the worker host processes (e.g. `--max-semi-space-size=32`). */
+const WORKER_EXEC_ARGV = (process.env['SCALE_WORKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
+/**
+ * SCALE_WORKER_NICE: the worker hosts' nice value (default 0). They stand in for 5,000 machines of their own;
+ * on one box they take the managers' cores, and a positive value gives the managers the CPU first, as
+ * separate machines would (to see how much of a figure is that contention).
+ */
+const WORKER_NICE = Number(process.env['SCALE_WORKER_NICE'] ?? 0)
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
 /**
@@ -168,10 +177,10 @@ class Child {
   readonly proc: ChildProcess
   #id = 0
   readonly #waiting = new Map<number | string, (m: any) => void>()
-  constructor(role: string, args: string[] = [], heapMb = 4096) {
+  constructor(role: string, args: string[] = [], heapMb = 4096, execArgv: string[] = []) {
     this.proc = fork(process.argv[1]!, args, {
       env: { ...process.env, SCALE_ROLE: role },
-      execArgv: [`--max-old-space-size=${heapMb}`],
+      execArgv: [`--max-old-space-size=${heapMb}`, ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     this.proc.on('message', (m: any) => {
@@ -414,7 +423,8 @@ async function main(): Promise<void> {
     const joinStart = Date.now()
     const per = Math.ceil(N / HOSTS)
     for (let h = 0; h < HOSTS; h++) {
-      const c = new Child('workers', [], 6144)
+      const c = new Child('workers', [], 6144, WORKER_EXEC_ARGV)
+      if (WORKER_NICE !== 0 && c.proc.pid !== undefined) setPriority(c.proc.pid, WORKER_NICE)
       hosts.push(c)
       await c.next('ready')
     }
