@@ -10,14 +10,18 @@
 // slow keeps the connection open and gives neither signal before its heartbeat bound.
 //
 // Like swarmkit's agent (a session ends on any error and the agent picks a manager again, the failed one
-// observed down; a backoff only when sessions keep failing): the first turn waits a random part of
-// `firstDelayMs` (the nodes of a dead manager, thousands at scale, do not hand their handshakes to the
-// survivors in one instant, during the election), and turns that did not end in a registration wait longer
-// each time, doubling up to `maxDelayMs`. A turn goes to a manager chosen at random among those not seen
-// gone lately, so that a dead manager's nodes spread over the survivors. One turn at a time: a failed
-// heartbeat while the last turn's registration is in flight does not turn again (the calls of a new session
-// fail until it connects; switching on each of them made 223,000 switches for 5,000 nodes). A failed dial
-// to the new manager does: it is a manager gone, not a session still starting.
+// observed down; a backoff only when sessions keep failing), with one difference: the first turn waits half
+// to all of `firstDelayMs` (2 s), not a moment. The nodes of a dead manager, a third of all, each bring the
+// survivors a handshake, a registration, a complete set of assignments and the reports they held back;
+// arriving during the election and the new leader's first commits, they delayed them (bench/cluster-scale's
+// leader kill at 1,000 nodes: the first progress came at 1.5 and 3.0 s with turns within 0.5 s of the
+// kill, 0.55 and 0.76 s with the heartbeat's turns 5-10 s after it). Turns that did not end in a
+// registration wait longer each time, doubling up to `maxDelayMs`. A turn goes to a manager chosen at
+// random among those not seen gone lately, so that a dead manager's nodes spread over the survivors (they
+// all went to the first other manager of the list). One turn at a time: a failed heartbeat while the last
+// turn's registration is in flight does not turn again (the calls of a new session fail until it
+// connects; switching on each of them made 223,000 switches for 5,000 nodes). A failed dial to the new
+// manager does: it is a manager gone, not a session still starting.
 
 import type { RpcClient } from '@swarmkit/transport'
 import type { HeartbeatAnswer } from './dispatcher.js'
@@ -46,7 +50,7 @@ export interface WorkerFailoverOptions {
   readonly onManagers?: (managers: readonly KnownManager[]) => void
   /** How long a closed session may take to come back before its manager counts as gone. Default 2,000 ms. */
   readonly reconnectBoundMs?: number
-  /** The first turn after a success waits a random part of this. Default 500 ms. */
+  /** The first turn after a success waits half to all of this, each later one twice as long. Default 2,000 ms. */
   readonly firstDelayMs?: number
   /** The longest wait before a turn, after turns that kept failing. Default 8,000 ms. */
   readonly maxDelayMs?: number
@@ -99,7 +103,7 @@ export class WorkerFailover {
     this.#log = options.log ?? (() => {})
     this.#random = options.random ?? Math.random
     this.#reconnectBoundMs = positive(options.reconnectBoundMs, 2000, 'reconnectBoundMs')
-    this.#firstDelayMs = positive(options.firstDelayMs, 500, 'firstDelayMs')
+    this.#firstDelayMs = positive(options.firstDelayMs, 2000, 'firstDelayMs')
     this.#maxDelayMs = positive(options.maxDelayMs, 8000, 'maxDelayMs')
     this.#downForMs = positive(options.downForMs, 30_000, 'downForMs')
     this.#managers = options.managers ?? []
@@ -190,12 +194,9 @@ export class WorkerFailover {
   #gone(why: string): void {
     if (this.#closed || this.#turnTimer !== undefined) return
     this.#down.set(this.#controlAddr, Date.now())
-    // The first turn after a success within a random part of firstDelayMs, then doubling with jitter.
-    const n = this.#failedTurns
-    const delay =
-      n === 0
-        ? this.#firstDelayMs * this.#random()
-        : Math.min(this.#maxDelayMs, this.#firstDelayMs * 2 ** n) * (0.5 + 0.5 * this.#random())
+    // Half to all of firstDelayMs for the first turn after a success, doubling for each turn after it.
+    const base = Math.min(this.#maxDelayMs, this.#firstDelayMs * 2 ** this.#failedTurns)
+    const delay = base * (0.5 + 0.5 * this.#random())
     this.#turnTimer = setTimeout(() => {
       this.#turnTimer = undefined
       this.#turn(why)

@@ -100,6 +100,7 @@ describe('WorkerFailover', () => {
       onSwitch: () => turns.push(performance.now()),
     })
     expect(await f.client.call('ping')).toBe('pong')
+    const closedAt = performance.now()
     await Promise.all([a!.server.close(), b!.server.close(), c!.server.close()])
     // Failed heartbeats on top, as often as a loaded host could report them: they add no turns.
     const storm = setInterval(() => f.heartbeat(undefined), 5)
@@ -108,7 +109,9 @@ describe('WorkerFailover', () => {
     } finally {
       clearInterval(storm)
     }
-    // After the first: 100-200 ms, then 200-400 ms (the maximum, with jitter) each.
+    // The first after 50-100 ms (half to all of firstDelayMs), then 100-200 ms, then 200-400 ms (the
+    // maximum, with jitter) each.
+    expect(turns[0]! - closedAt).toBeGreaterThanOrEqual(45)
     expect(turns[1]! - turns[0]!).toBeGreaterThanOrEqual(95)
     expect(turns[2]! - turns[1]!).toBeGreaterThanOrEqual(195)
     expect(turns[3]! - turns[2]!).toBeGreaterThanOrEqual(195)
