@@ -411,6 +411,8 @@ export class Daemon {
   async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
+    // (Before the connection: `connect` takes the credentials of the worker record of the moment.)
+    this.#worker = saved
     this.#failover = new WorkerFailover({
       controlAddr: saved.controlAddr,
       managers: saved.managers,
@@ -432,7 +434,6 @@ export class Daemon {
     })
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
     await saveNode(this.options.stateDir, saved)
-    this.#worker = saved
     this.nodeId = nodeId
     this.clusterId = clusterId
     this.role = 'worker'
