@@ -580,6 +580,14 @@ function applyRegistration(tx: Tx, nodeId: string, info: NodeInfo, addr: string)
     },
     status: { state: 'ready', addr },
   }
+  // A node that registers again as it was (a worker turned to another manager when its own died) changes
+  // nothing: no write, so the survivors' raft log does not carry a third of the nodes during an election.
+  if (
+    n.status.state === 'ready' &&
+    n.status.addr === addr &&
+    JSON.stringify(n.description) === JSON.stringify(next.description)
+  )
+    return
   tx.update('nodes', next)
 }
 

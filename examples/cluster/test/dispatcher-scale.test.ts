@@ -136,6 +136,27 @@ describe('Dispatcher registrations and heartbeats', () => {
     expect(hosts.filter((x) => x?.startsWith('host'))).toHaveLength(50)
   })
 
+  it('writes nothing for a node that registers again as it was (a worker turned to another manager)', async () => {
+    const h = setup(3, 0)
+    await h.populate()
+    await Promise.all([0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)))
+    const before = h.commits()
+    await Promise.all([0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)))
+    expect(h.commits()).toBe(before)
+    // What differs is written: another address, another description, a node marked down.
+    await h.dispatcher.register('n0', info('host0'), '127.0.0.9')
+    await h.dispatcher.register('n1', { ...info('host1'), engineVersion: 'y' }, '127.0.0.2')
+    await h.store.update((tx) => {
+      const n = tx.get('nodes', 'n2')!
+      tx.update('nodes', { ...n, status: { ...n.status, state: 'down' } })
+    })
+    await h.dispatcher.register('n2', info('host2'), '127.0.0.3')
+    const nodes = h.store.view((tx) => tx.find('nodes'))
+    expect(nodes.find((n) => n.id === 'n0')?.status.addr).toBe('127.0.0.9')
+    expect(nodes.find((n) => n.id === 'n1')?.description?.engine.engineVersion).toBe('y')
+    expect(nodes.find((n) => n.id === 'n2')?.status.state).toBe('ready')
+  })
+
   it('makes the nodes whose heartbeats come back after they were marked down ready in one transaction', async () => {
     const h = setup(50, 0)
     await h.populate()
