@@ -139,9 +139,13 @@ describe('Dispatcher registrations and heartbeats', () => {
   it('writes nothing for a node that registers again as it was (a worker turned to another manager)', async () => {
     const h = setup(3, 0)
     await h.populate()
-    await Promise.all([0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)))
+    await Promise.all(
+      [0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)),
+    )
     const before = h.commits()
-    await Promise.all([0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)))
+    await Promise.all(
+      [0, 1, 2].map((n) => h.dispatcher.register(`n${n}`, info(`host${n}`), `127.0.0.${n + 1}`)),
+    )
     expect(h.commits()).toBe(before)
     // What differs is written: another address, another description, a node marked down.
     await h.dispatcher.register('n0', info('host0'), '127.0.0.9')
