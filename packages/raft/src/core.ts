@@ -8,6 +8,7 @@ import { ConfLog } from './internal/conf-log.js'
 import { ForwardAnswers } from './internal/forward-answers.js'
 import { RaftLog } from './internal/log.js'
 import { Progress, ProgressState } from './internal/progress.js'
+import { dataBytes } from './internal/wire-entry.js'
 import {
   type ConfState,
   type Entry,
@@ -1055,7 +1056,7 @@ export class RaftCore {
       const last = ents[ents.length - 1]!.index
       if (pr.state === ProgressState.Replicate) {
         let bytes = 0
-        for (let i = 0; i < ents.length; i++) bytes += ents[i]!.data.length
+        for (let i = 0; i < ents.length; i++) bytes += dataBytes(ents[i]!)
         pr.next = last + 1
         pr.inflights.add(last, bytes)
       } else {
@@ -1141,7 +1142,7 @@ export class RaftCore {
     if (q <= log.committed || log.term(q) !== this.term) return false
     const hadCommittedInTerm = log.term(log.committed) === this.term
     for (let i = Math.max(log.committed + 1, this.termStart + 1); i <= q; i++) {
-      this.uncommittedBytes -= log.entries[i - log.snapIndex - 1]!.data.length
+      this.uncommittedBytes -= dataBytes(log.entries[i - log.snapIndex - 1]!)
     }
     if (this.uncommittedBytes < 0) this.uncommittedBytes = 0
     log.commitTo(q)

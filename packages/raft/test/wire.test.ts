@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { decodeBatch, decodeHello, encodeBatch, encodeHello, WireError } from '../src/internal/wire.js'
+import { dataBytes } from '../src/internal/wire-entry.js'
 import { ent, msg, rng, T } from './helpers/cores.js'
 
 describe('wire', () => {
@@ -24,6 +25,22 @@ describe('wire', () => {
       entries: m.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: [...e.data] })),
     })
     expect(back.map(plain)).toEqual(ms.map(plain))
+  })
+
+  it('gives the data length of decoded and plain entries alike (dataBytes)', () => {
+    const ents = [ent(8, 3, 'xyz'), ent(9, 3, ''), ent(10, 3, 'hello')]
+    const frame = encodeBatch([msg({ type: T.Append, from: 'a', to: 'b', term: 3, entries: ents })], 0, 1)
+    const back = decodeBatch(frame, 'a', 'b', 100)[0]!.entries
+    expect(back.map(dataBytes)).toEqual([3, 0, 5])
+    expect(ents.map(dataBytes)).toEqual([3, 0, 5])
+    // A former follower leads: its log's decoded entries are encoded again, unchanged.
+    const again = decodeBatch(
+      encodeBatch([msg({ type: T.Append, from: 'b', to: 'c', term: 3, entries: back })], 0, 1),
+      'b',
+      'c',
+      100,
+    )[0]!.entries
+    expect(again.map((e) => [...e.data])).toEqual(ents.map((e) => [...e.data]))
   })
 
   it('refuses garbage, truncated and oversized frames with a WireError, never anything else', () => {

@@ -4,6 +4,7 @@
 // duties, as with hashicorp/raft's FSM goroutine and etcd's apply after Ready. The queue is bounded: the driver
 // takes no more committed entries from the core while it is full (`room`), so memory stays bounded.
 import type { Entry, Snapshot } from '../storage.js'
+import { dataBytes } from './wire-entry.js'
 
 export type ApplyTask =
   | { readonly kind: 'entries'; readonly entries: readonly Entry[] }
@@ -111,6 +112,6 @@ export class ApplyQueue {
 
 function bytesOf(entries: readonly Entry[]): number {
   let n = 0
-  for (let i = 0; i < entries.length; i++) n += entries[i]!.data.length
+  for (let i = 0; i < entries.length; i++) n += dataBytes(entries[i]!)
   return n
 }

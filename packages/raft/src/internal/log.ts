@@ -1,4 +1,5 @@
 import type { Entry } from '../storage.js'
+import { dataBytes } from './wire-entry.js'
 
 /**
  * The whole log a core knows, in memory: entries after the snapshot point (snapIndex, snapTerm). LogStorage
@@ -53,10 +54,10 @@ export class RaftLog {
     const ents = this.entries
     if (start >= ents.length) return []
     let end = start + 1
-    let bytes = ents[start]!.data.length
+    let bytes = dataBytes(ents[start]!)
     const limit = Math.min(ents.length, start + maxCount)
     while (end < limit) {
-      bytes += ents[end]!.data.length
+      bytes += dataBytes(ents[end]!)
       if (bytes > maxBytes) break
       end++
     }

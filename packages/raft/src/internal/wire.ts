@@ -1,5 +1,6 @@
 import type { Entry } from '../storage.js'
 import { type Message, MessageType } from '../types.js'
+import { dataBytes, WireEntry } from './wire-entry.js'
 
 /**
  * The wire format between RaftNodes: a small fixed binary layout (little endian), cheaper than a generic
@@ -24,24 +25,6 @@ const ENTRY_HEAD = 8 + 8 + 1 + 4
 const EMPTY: readonly Entry[] = []
 const utf8 = new TextEncoder()
 const utf8d = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * An entry decoded from a frame. Its data is a view into the frame made on access, so a follower's log holds
- * one small object per entry (not an object plus a typed-array view) until something reads the data.
- */
-class WireEntry implements Entry {
-  constructor(
-    readonly index: number,
-    readonly term: number,
-    readonly type: 0 | 1,
-    private readonly frame: Uint8Array,
-    private readonly offset: number,
-    private readonly length: number,
-  ) {}
-  get data(): Uint8Array {
-    return this.frame.subarray(this.offset, this.offset + this.length)
-  }
-}
 
 export class WireError extends Error {
   override readonly name = 'WireError'
@@ -83,7 +66,7 @@ export function encodeBatch(msgs: readonly Message[], from: number, to: number):
   for (let i = from; i < to; i++) {
     const ents = msgs[i]!.entries
     size += MSG_HEAD + ents.length * ENTRY_HEAD
-    for (let k = 0; k < ents.length; k++) size += ents[k]!.data.length
+    for (let k = 0; k < ents.length; k++) size += dataBytes(ents[k]!)
   }
   const out = new Uint8Array(size)
   const dv = new DataView(out.buffer)
@@ -106,13 +89,14 @@ export function encodeBatch(msgs: readonly Message[], from: number, to: number):
     o += MSG_HEAD
     for (let k = 0; k < ents.length; k++) {
       const e = ents[k]!
+      const data = e.data
       dv.setFloat64(o, e.index, true)
       dv.setFloat64(o + 8, e.term, true)
       out[o + 16] = e.type
-      dv.setUint32(o + 17, e.data.length, true)
+      dv.setUint32(o + 17, data.length, true)
       o += ENTRY_HEAD
-      out.set(e.data, o)
-      o += e.data.length
+      out.set(data, o)
+      o += data.length
     }
   }
   return out

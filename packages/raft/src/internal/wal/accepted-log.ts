@@ -141,10 +141,12 @@ export class AcceptedLog extends LogShape {
         if (!Number.isInteger(e.type) || e.type < 0 || e.type > 255) {
           throw new RangeError(`update.entries[${k}].type must be an integer 0-255`)
         }
-        if (!(e.data instanceof Uint8Array))
+        // Read once: an entry from the wire makes a new view of its frame on each read.
+        const data = e.data
+        if (!(data instanceof Uint8Array))
           throw new TypeError(`update.entries[${k}].data must be a Uint8Array`)
-        if (e.data.length > this.o.maxEntry) {
-          throw new RaftError('TOO_LARGE', `entry ${e.index} holds ${e.data.length} bytes, over the limit`)
+        if (data.length > this.o.maxEntry) {
+          throw new RaftError('TOO_LARGE', `entry ${e.index} holds ${data.length} bytes, over the limit`)
         }
         if (k === 0) {
           if (e.index <= base || e.index > last + 1) {

@@ -2,6 +2,7 @@
 // state, snapshot references and segment headers.
 import { Buffer } from 'node:buffer'
 import type { Entry, HardState } from '../../storage.js'
+import { dataBytes } from '../wire-entry.js'
 import {
   ENTRIES_BODY,
   ENTRIES_ITEM,
@@ -56,14 +57,11 @@ export class EntryEncoder {
       let j = i + 1
       if (this.o.batchSeal) {
         // The longest run from i whose record stays within the body limit however much sealing adds.
-        let total = e.data.length
-        while (
-          j < entries.length &&
-          j - i < MAX_RUN &&
-          ENTRIES_BODY + (j - i + 1) * ENTRIES_ITEM + total + entries[j]!.data.length <=
-            ENTRY_BODY + this.o.maxEntry
-        ) {
-          total += entries[j]!.data.length
+        let total = dataBytes(e)
+        while (j < entries.length && j - i < MAX_RUN) {
+          const n = dataBytes(entries[j]!)
+          if (ENTRIES_BODY + (j - i + 1) * ENTRIES_ITEM + total + n > ENTRY_BODY + this.o.maxEntry) break
+          total += n
           j++
         }
       }
@@ -130,13 +128,15 @@ export class EntryEncoder {
       const e = entries[k]!
       put64(head, at, e.term)
       head[at + 8] = e.type
-      head.writeUInt32LE(e.data.length, at + 9)
-      total += e.data.length
+      const n = dataBytes(e)
+      head.writeUInt32LE(n, at + 9)
+      total += n
     }
     const plain = Buffer.allocUnsafe(total)
     for (let k = i, at = 0; k < j; k++) {
-      plain.set(entries[k]!.data, at)
-      at += entries[k]!.data.length
+      const data = entries[k]!.data
+      plain.set(data, at)
+      at += data.length
     }
     const data = this.o.seal!(plain, {
       kind: 'entries',
