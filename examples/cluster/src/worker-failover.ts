@@ -14,14 +14,11 @@
 //
 // Like swarmkit's agent (a session ends on any error and the agent picks a manager again, the failed one
 // observed down; a backoff only when sessions keep failing), with one difference: the first turn waits half
-// to all of a heartbeat period (at most `firstDelayMs`, 5 s), not a moment. The nodes of a dead manager, a
-// third of all, each bring the survivors a handshake, a registration and a complete set of assignments;
-// arriving together during the election and the new leader's first commits, they delayed them
-// (bench/cluster-scale's leader kill: at 1,000 nodes the first progress came at 1.5 and 3.0 s with turns
-// within 0.5 s of the kill, against 0.55 and 0.76 s with the heartbeat's turns 5-10 s after it; at 5,000 nodes,
-// turns 1-2 s after the kill put the new leader's first passes 9-15 s and 27-31 s after its election, against
-// 0.3-1.2 s and 2.2 s). Over half a period they come no faster than their heartbeats' failures brought them,
-// and sooner. Turns that did not end in a registration wait longer each time,
+// to all of `firstDelayMs` (2 s), not a moment. The nodes of a dead manager, a third of all, each bring the
+// survivors a handshake, a registration and a complete set of assignments; arriving during the election and
+// the new leader's first commits, they delayed them (bench/cluster-scale's leader kill at 1,000 nodes: the
+// first progress came at 1.5 and 3.0 s with turns within 0.5 s of the kill, 0.55 and 0.76 s with the
+// heartbeat's turns 5-10 s after it). Turns that did not end in a registration wait longer each time,
 // doubling up to `maxDelayMs`. A turn goes to a manager chosen at random among those not seen gone lately, so
 // that a dead manager's nodes spread over the survivors (they all went to the first other manager of the
 // list). One turn at a time: a failed heartbeat while the last turn's registration is in flight does not turn
@@ -54,10 +51,7 @@ export interface WorkerFailoverOptions {
   readonly onSwitch?: (to: KnownManager) => void
   /** Called when a heartbeat answer brings another managers list (a daemon saves it). */
   readonly onManagers?: (managers: readonly KnownManager[]) => void
-  /**
-   * The first turn after a success waits half to all of this or of the heartbeat period, the shorter; each
-   * later one twice as long. Default 5,000 ms.
-   */
+  /** The first turn after a success waits half to all of this, each later one twice as long. Default 2,000 ms. */
   readonly firstDelayMs?: number
   /** The longest wait before a turn, after turns that kept failing. Default 8,000 ms. */
   readonly maxDelayMs?: number
@@ -84,8 +78,6 @@ export class WorkerFailover {
   readonly #log: (line: string) => void
   readonly #random: () => number
   readonly #firstDelayMs: number
-  /** The heartbeat period the last answer gave (none yet: only `firstDelayMs` bounds the first turn). */
-  #periodMs = Number.POSITIVE_INFINITY
   readonly #maxDelayMs: number
   readonly #downForMs: number
   /** Dispatcher addresses seen gone, with when. */
@@ -108,7 +100,7 @@ export class WorkerFailover {
     this.#options = options
     this.#log = options.log ?? (() => {})
     this.#random = options.random ?? Math.random
-    this.#firstDelayMs = positive(options.firstDelayMs, 5000, 'firstDelayMs')
+    this.#firstDelayMs = positive(options.firstDelayMs, 2000, 'firstDelayMs')
     this.#maxDelayMs = positive(options.maxDelayMs, 8000, 'maxDelayMs')
     this.#downForMs = positive(options.downForMs, 30_000, 'downForMs')
     this.#managers = options.managers ?? []
@@ -144,7 +136,6 @@ export class WorkerFailover {
   heartbeat(answer: HeartbeatAnswer | undefined): void {
     if (this.#closed) return
     if (answer) {
-      if (Number.isFinite(answer.periodMs) && answer.periodMs > 0) this.#periodMs = answer.periodMs
       const managers = checkManagers(answer.managers)
       if (managers && managers.length > 0 && !sameManagers(managers, this.#managers)) {
         this.#managers = managers
@@ -180,9 +171,8 @@ export class WorkerFailover {
   #gone(why: string): void {
     if (this.#closed || this.#turnTimer !== undefined) return
     this.#down.set(this.#controlAddr, Date.now())
-    // Half to all of the first delay for the first turn after a success, doubling for each turn after it.
-    const first = Math.min(this.#firstDelayMs, this.#periodMs)
-    const base = Math.min(this.#maxDelayMs, first * 2 ** this.#failedTurns)
+    // Half to all of firstDelayMs for the first turn after a success, doubling for each turn after it.
+    const base = Math.min(this.#maxDelayMs, this.#firstDelayMs * 2 ** this.#failedTurns)
     const delay = base * (0.5 + 0.5 * this.#random())
     this.#turnTimer = setTimeout(() => {
       this.#turnTimer = undefined
