@@ -1,32 +1,29 @@
 // A worker's connection to the managers' dispatchers, and its turn to another manager when its own is gone:
 // one implementation for the daemon's worker (daemon.ts) and the simulated worker (simulated-worker.ts).
 //
-// Two signals say a manager is gone. The connection's: a dial to it was refused (nothing listens at its
-// address: the process died), which a killed manager shows within milliseconds of the break; its nodes used to
-// move only on their next failed heartbeat, up to a period (5 s) and the heartbeat's bound (the period) later,
+// Two signals say a manager is gone. The connection's: its session closed and the client could not make
+// another (the dial failed: connection refused, a failed handshake, the transport's dial timeout), or none
+// came back within `reconnectBoundMs`. A killed manager shows it within milliseconds; its nodes used to move
+// only on their next failed heartbeat, up to a period (5 s) and the heartbeat's bound (the period) later,
 // and the tasks the dead leader had assigned them waited that long. The heartbeat's: a heartbeat failed (a
-// manager that does not answer within the period, or cannot be reached at all). A dial that timed out or a
-// handshake that failed is not the first signal: a manager that is alive and busy takes its time to accept
-// (at 5,000 nodes, the survivors of a leader kill were each handed 1,667 handshakes at once; taking every
-// timed-out dial for a dead manager sent nodes back and forth between them, each time with a registration
-// and a complete set of assignments, and the new leader's first passes came 15 and 31 s after its election).
-// Such a manager is the heartbeat's to judge.
+// manager that holds the connection open but does not answer within the period). A manager that is only
+// slow keeps the connection open and gives neither signal before its heartbeat bound.
 //
 // Like swarmkit's agent (a session ends on any error and the agent picks a manager again, the failed one
 // observed down; a backoff only when sessions keep failing), with one difference: the first turn waits half
 // to all of `firstDelayMs` (2 s), not a moment. The nodes of a dead manager, a third of all, each bring the
-// survivors a handshake, a registration and a complete set of assignments; arriving during the election and
-// the new leader's first commits, they delayed them (bench/cluster-scale's leader kill at 1,000 nodes: the
-// first progress came at 1.5 and 3.0 s with turns within 0.5 s of the kill, 0.55 and 0.76 s with the
-// heartbeat's turns 5-10 s after it). Turns that did not end in a registration wait longer each time,
-// doubling up to `maxDelayMs`. A turn goes to a manager chosen at random among those not seen gone lately, so
-// that a dead manager's nodes spread over the survivors (they all went to the first other manager of the
-// list). One turn at a time: a failed heartbeat while the last turn's registration is in flight does not turn
-// again (the calls of a new session fail until it connects; switching on each of them made 223,000 switches
-// for 5,000 nodes). A refused dial to the new manager does: it is a manager gone, not a session still
-// starting.
+// survivors a handshake, a registration, a complete set of assignments and the reports they held back;
+// arriving during the election and the new leader's first commits, they delayed them (bench/cluster-scale's
+// leader kill at 1,000 nodes: the first progress came at 1.5 and 3.0 s with turns within 0.5 s of the
+// kill, 0.55 and 0.76 s with the heartbeat's turns 5-10 s after it). Turns that did not end in a
+// registration wait longer each time, doubling up to `maxDelayMs`. A turn goes to a manager chosen at
+// random among those not seen gone lately, so that a dead manager's nodes spread over the survivors (they
+// all went to the first other manager of the list). One turn at a time: a failed heartbeat while the last
+// turn's registration is in flight does not turn again (the calls of a new session fail until it
+// connects; switching on each of them made 223,000 switches for 5,000 nodes). A failed dial to the new
+// manager does: it is a manager gone, not a session still starting.
 
-import { type RpcClient, TransportError } from '@swarmkit/transport'
+import type { RpcClient } from '@swarmkit/transport'
 import type { HeartbeatAnswer } from './dispatcher.js'
 import { checkManagers } from './remote-dispatcher.js'
 
@@ -51,6 +48,8 @@ export interface WorkerFailoverOptions {
   readonly onSwitch?: (to: KnownManager) => void
   /** Called when a heartbeat answer brings another managers list (a daemon saves it). */
   readonly onManagers?: (managers: readonly KnownManager[]) => void
+  /** How long a closed session may take to come back before its manager counts as gone. Default 2,000 ms. */
+  readonly reconnectBoundMs?: number
   /** The first turn after a success waits half to all of this, each later one twice as long. Default 2,000 ms. */
   readonly firstDelayMs?: number
   /** The longest wait before a turn, after turns that kept failing. Default 8,000 ms. */
@@ -77,6 +76,7 @@ export class WorkerFailover {
   readonly #options: WorkerFailoverOptions
   readonly #log: (line: string) => void
   readonly #random: () => number
+  readonly #reconnectBoundMs: number
   readonly #firstDelayMs: number
   readonly #maxDelayMs: number
   readonly #downForMs: number
@@ -86,6 +86,8 @@ export class WorkerFailover {
   #failedTurns = 0
   /** A turn is scheduled. */
   #turnTimer: ReturnType<typeof setTimeout> | undefined
+  /** The session closed and has not come back yet. */
+  #boundTimer: ReturnType<typeof setTimeout> | undefined
   /** The last turn's registration is in flight. */
   #registering = false
   #turns = 0
@@ -100,6 +102,7 @@ export class WorkerFailover {
     this.#options = options
     this.#log = options.log ?? (() => {})
     this.#random = options.random ?? Math.random
+    this.#reconnectBoundMs = positive(options.reconnectBoundMs, 2000, 'reconnectBoundMs')
     this.#firstDelayMs = positive(options.firstDelayMs, 2000, 'firstDelayMs')
     this.#maxDelayMs = positive(options.maxDelayMs, 8000, 'maxDelayMs')
     this.#downForMs = positive(options.downForMs, 30_000, 'downForMs')
@@ -153,18 +156,38 @@ export class WorkerFailover {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#turnTimer)
+    clearTimeout(this.#boundTimer)
     this.#unlisten()
     await this.#client.close()
   }
 
-  /** The connection's signal: a dial refused (a dial that timed out is a busy manager's, see above). */
+  /** The connection's signals: a closed session, and the dials that fail after it. */
   #watch(client: RpcClient): void {
-    const onDialFail = (error: unknown) => {
-      if (error instanceof TransportError && error.code === 'DIAL_FAILED')
-        this.#gone(`refused a connection (${error.message})`)
+    const onClose = () => {
+      if (this.#closed || this.#boundTimer !== undefined) return
+      this.#boundTimer = setTimeout(() => {
+        this.#boundTimer = undefined
+        if (!client.connected) this.#gone(`gave no connection within ${this.#reconnectBoundMs} ms`)
+      }, this.#reconnectBoundMs)
+      this.#boundTimer.unref?.()
     }
+    const onOpen = () => {
+      clearTimeout(this.#boundTimer)
+      this.#boundTimer = undefined
+    }
+    const onDialFail = (error: unknown) => {
+      this.#gone(`refused a connection (${(error as Error)?.message ?? error})`)
+    }
+    client.on('session:close', onClose)
+    client.on('session:open', onOpen)
     client.on('dial:fail', onDialFail)
-    this.#unlisten = () => client.off('dial:fail', onDialFail)
+    this.#unlisten = () => {
+      client.off('session:close', onClose)
+      client.off('session:open', onOpen)
+      client.off('dial:fail', onDialFail)
+      clearTimeout(this.#boundTimer)
+      this.#boundTimer = undefined
+    }
   }
 
   /** The manager of the moment is gone: a turn to another, after the backoff, unless one is coming. */
