@@ -40,13 +40,15 @@ import {
 } from './node-file.js'
 import { NodeTls } from './node-tls.js'
 import { leaveRefusal } from './quorum.js'
-import { remoteDispatcher } from './remote-dispatcher.js'
+import { checkManagers, remoteDispatcher } from './remote-dispatcher.js'
 import { MeshFollower } from './routing.js'
 import { checkUnlockKeyRequest, joinRequest, swarmAddresses } from './swarm-requests.js'
 import { nodeTlsInfo } from './tls-info.js'
-import { WorkerFailover } from './worker-failover.js'
 
 export type { DaemonOptions, LocalNodeState }
+
+/** Failed heartbeats in a row after which a worker turns to another manager. */
+const FAILOVER_AFTER = 1
 
 export class Daemon {
   readonly options: DaemonOptions
@@ -61,11 +63,7 @@ export class Daemon {
   mesh: MeshFollower | undefined
   /** The manager this worker talks to. */
   remoteManager = ''
-  /** A worker's connection to the manager of the moment (worker-failover.ts). */
-  #failover: WorkerFailover | undefined
-  get #client(): RpcClient | undefined {
-    return this.#failover?.client
-  }
+  #client: RpcClient | undefined
   #busy = false
   /** A manager whose key file is locked (autolock) waits here for `docker swarm unlock`. */
   #locked: SavedNode | undefined
@@ -411,29 +409,10 @@ export class Daemon {
   async #runWorker(saved: SavedNode, waitForAgent = true): Promise<void> {
     if (!saved.controlAddr) throw new Error('a worker needs the address of its manager')
     const { nodeId, clusterId } = saved
-    // (Before the connection: `connect` takes the credentials of the worker record of the moment.)
-    this.#worker = saved
-    this.#failover = new WorkerFailover({
-      controlAddr: saved.controlAddr,
-      managers: saved.managers,
-      connect: (address) => this.#connect(this.#worker ?? saved, address),
-      // The new manager keeps this worker's session (for its logs) from the registration.
-      register: () =>
-        this.#client!.call('dispatcher.register', {
-          info: this.info(),
-          addr: (this.#worker ?? saved).advertiseHost,
-        }),
-      canSwitch: () => this.role === 'worker' && !this.#busy,
-      onSwitch: (to) => this.#switchedTo(to),
-      onManagers: (managers) => {
-        if (!this.#worker) return
-        this.#worker = { ...this.#worker, managers: [...managers] }
-        this.#saveWorker()
-      },
-      log: this.#log,
-    })
+    this.#client = this.#connect(saved, saved.controlAddr)
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 })
     await saveNode(this.options.stateDir, saved)
+    this.#worker = saved
     this.nodeId = nodeId
     this.clusterId = clusterId
     this.role = 'worker'
@@ -465,7 +444,7 @@ export class Daemon {
     })
   }
 
-  // ---- a worker fails over to another manager when its own is gone (worker-failover.ts).
+  // ---- a worker fails over to another manager when its own stops answering (or was demoted).
 
   /** The managers this worker knows of (join and dispatcher addresses), from its heartbeats. */
   get knownManagers(): readonly { addr: string; control: string }[] {
@@ -473,6 +452,8 @@ export class Daemon {
   }
 
   #worker: SavedNode | undefined
+  #failures = 0
+  #nextManager = 0
 
   #onHeartbeat(answer: HeartbeatAnswer | undefined): void {
     try {
@@ -480,23 +461,37 @@ export class Daemon {
     } catch (err) {
       this.#log(`the cluster's TLS state is unreadable: ${(err as Error).message}`)
     }
-    if (this.role !== 'worker' || !this.#worker || this.#busy) return
-    this.#failover?.heartbeat(answer)
-  }
-
-  /** The worker turned to another manager: it is this node's manager now, in its node file too. */
-  #switchedTo(to: { addr: string; control: string }): void {
-    if (!this.#worker) return
-    this.#worker = { ...this.#worker, controlAddr: to.control, remoteManager: to.addr || to.control }
+    const saved = this.#worker
+    if (this.role !== 'worker' || !saved || this.#busy) return
+    if (answer) {
+      this.#failures = 0
+      const managers = checkManagers(answer.managers)
+      if (managers && managers.length > 0 && JSON.stringify(managers) !== JSON.stringify(saved.managers)) {
+        this.#worker = { ...saved, managers }
+        void saveNode(this.options.stateDir, this.#worker).catch((err) =>
+          this.#log(`${NODE_FILE} not saved: ${err.message}`),
+        )
+      }
+      return
+    }
+    if (++this.#failures < FAILOVER_AFTER) return
+    this.#failures = 0
+    const others = (saved.managers ?? []).filter((m) => m.control !== saved.controlAddr)
+    if (others.length === 0) return
+    const next = others[this.#nextManager++ % others.length]!
+    this.#log(`manager ${saved.controlAddr} does not answer: switching to ${next.control}`)
+    const old = this.#client
+    this.#worker = { ...saved, controlAddr: next.control, remoteManager: next.addr || next.control }
+    this.#client = this.#connect(this.#worker, next.control)
     this.remoteManager = this.#worker.remoteManager!
-    this.#saveWorker()
-  }
-
-  #saveWorker(): void {
-    if (!this.#worker) return
+    void old?.close()
     void saveNode(this.options.stateDir, this.#worker).catch((err) =>
       this.#log(`${NODE_FILE} not saved: ${err.message}`),
     )
+    // The new manager keeps this worker's session (for its logs) from the registration.
+    void this.#client
+      .call('dispatcher.register', { info: this.info(), addr: saved.advertiseHost })
+      .catch((err: Error) => this.#log(`registration with ${next.control} failed: ${err.message}`))
   }
 
   /** Registers again, so that the managers see this node's TLS as it is now. */
@@ -612,14 +607,14 @@ export class Daemon {
     this.#busy = true
     try {
       await this.close()
-      this.#failover = undefined
+      this.#client = undefined
       try {
         await next()
       } catch (err) {
         if (!fallback) throw err
         this.#log(`${(err as Error).message}; falling back`)
         await this.close()
-        this.#failover = undefined
+        this.#client = undefined
         await fallback()
         throw err
       }
@@ -661,7 +656,7 @@ export class Daemon {
       await this.#removeTasks(this.nodeId)
       await rm(join(this.options.stateDir, NODE_FILE), { force: true })
       await dropManagerState(this.options.stateDir)
-      this.#failover = undefined
+      this.#client = undefined
       this.#worker = undefined
       this.state = 'inactive'
       this.role = undefined
@@ -690,7 +685,7 @@ export class Daemon {
     await this.mesh?.close()
     this.mesh = undefined
     await this.agent?.stop()
-    await this.#failover?.close()
+    await this.#client?.close()
     await this.manager?.close()
     this.agent = undefined
     this.manager = undefined
