@@ -67,6 +67,10 @@ const WORKER_EXEC_ARGV = (process.env['SCALE_WORKER_NODE_ARGS'] ?? '').split(' '
  * separate machines would (to see how much of a figure is that contention).
  */
 const WORKER_NICE = Number(process.env['SCALE_WORKER_NICE'] ?? 0)
+if (!Number.isInteger(WORKER_NICE) || WORKER_NICE < -20 || WORKER_NICE > 19) {
+  console.error('SCALE_WORKER_NICE must be an integer from -20 to 19')
+  process.exit(2)
+}
 /** Steps left out (profiling one step at a time). */
 const SKIP = new Set((process.env['SCALE_SKIP'] ?? '').split(',').filter(Boolean))
 /**

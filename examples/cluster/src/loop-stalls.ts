@@ -5,7 +5,7 @@
 // /proc/thread-self/schedstat): on a CPU (the manager's own work), waiting for one (an oversubscribed host), or
 // neither (blocked in a system call, e.g. a write to a stalling disk). An operator, or a benchmark's log, can
 // tell these apart; elsewhere the line gives the process's CPU time in the stall.
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { PerformanceObserver } from 'node:perf_hooks'
 
 export interface LoopStallWatch {
@@ -24,16 +24,20 @@ export interface LoopStallOptions {
   readonly quietMs?: number
 }
 
-/** Where a thread's time went, in ms since some start: on a CPU, and runnable but waiting for one. */
+/** Where the loop's thread's time went, in ms since some start: on a CPU, and runnable but waiting for one. */
 interface ThreadTimes {
   readonly runMs: number
+  /** NaN where the kernel's accounting is missing (then `runMs` is the whole process's CPU time). */
   readonly waitMs: number
 }
 
-/** The loop thread's times from the kernel's scheduler statistics, or undefined where there are none. */
-export function loopThreadTimes(): ThreadTimes | undefined {
+const SCHEDSTAT = '/proc/thread-self/schedstat'
+
+/** The calling thread's times from the kernel's scheduler statistics, or undefined where there are none. */
+export function loopThreadTimes(fd?: number): ThreadTimes | undefined {
   try {
-    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')
+    const text = fd === undefined ? readFileSync(SCHEDSTAT, 'latin1') : readAt(fd)
+    const [run, wait] = text.split(' ')
     const runMs = Number(run) / 1e6
     const waitMs = Number(wait) / 1e6
     return Number.isFinite(runMs) && Number.isFinite(waitMs) ? { runMs, waitMs } : undefined
@@ -42,24 +46,19 @@ export function loopThreadTimes(): ThreadTimes | undefined {
   }
 }
 
-/** CPU time of the process (every thread: the collector's helpers count too), in milliseconds. */
-function processCpuMs(): number {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1000
+const schedBuf = Buffer.alloc(128)
+function readAt(fd: number): string {
+  const n = readSync(fd, schedBuf, 0, schedBuf.length, 0)
+  return schedBuf.toString('latin1', 0, n)
 }
 
 /**
  * What the loop's thread did during a stall of `ms`, as the end of a log line. The times cover the whole gap
  * between two ticks (a tick's own wait included), so the blocked time is a lower bound.
  */
-function whereItWent(
-  ms: number,
-  from: ThreadTimes | undefined,
-  to: ThreadTimes | undefined,
-  cpuMs: number,
-): string {
-  if (!from || !to) return `, ${Math.round(cpuMs)} ms of the process's CPU in it`
+function whereItWent(ms: number, from: ThreadTimes, to: ThreadTimes): string {
   const run = to.runMs - from.runMs
+  if (Number.isNaN(to.waitMs)) return `, ${Math.round(run)} ms of the process's CPU in it`
   const wait = to.waitMs - from.waitMs
   const blocked = Math.max(0, ms - run - wait)
   return `; the loop's thread ran ${Math.round(run)} ms, waited ${Math.round(wait)} ms for a CPU and was blocked ${Math.round(blocked)} ms`
@@ -81,18 +80,30 @@ export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
   let unlogged = 0
   let lastLine = Number.NEGATIVE_INFINITY
   let last = performance.now()
-  let lastCpu = processCpuMs()
-  // Read only where it exists (checked once): a failed read each tick would cost an exception.
-  const threadTimes = loopThreadTimes() ? loopThreadTimes : () => undefined
-  let lastTimes = threadTimes()
+  // The thread's own file, opened once on the loop's thread (one read a tick); elsewhere the process's CPU.
+  let fd: number | undefined
+  try {
+    fd = openSync(SCHEDSTAT, 'r')
+    if (!loopThreadTimes(fd)) throw new Error('unreadable')
+  } catch {
+    if (fd !== undefined) closeSync(fd)
+    fd = undefined
+  }
+  const sample = (): ThreadTimes => {
+    const t = fd === undefined ? undefined : loopThreadTimes(fd)
+    if (t) return t
+    // (Unreadable now: the process's CPU from here on, not a mix of the two.)
+    if (fd !== undefined) closeSync(fd)
+    fd = undefined
+    const u = process.cpuUsage()
+    return { runMs: (u.user + u.system) / 1000, waitMs: Number.NaN }
+  }
+  let lastTimes = sample()
   const timer = setInterval(() => {
     const now = performance.now()
     const gap = now - last
     last = now
-    const cpu = processCpuMs()
-    const cpuInGap = cpu - lastCpu
-    lastCpu = cpu
-    const times = threadTimes()
+    const times = sample()
     const timesBefore = lastTimes
     lastTimes = times
     if (gcs.length > 64) gcs = gcs.filter(([, end]) => end > now - 10_000)
@@ -107,7 +118,7 @@ export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
     const more = unlogged > 0 ? ` (and ${unlogged} shorter or earlier stalls since the last report)` : ''
     options.log(
       `event loop stalled for ${Math.round(gap - tickMs)} ms, ${Math.round(gcMs)} ms of it in garbage collection` +
-        `${whereItWent(gap - tickMs, timesBefore, times, cpuInGap)}${more}`,
+        `${whereItWent(gap - tickMs, timesBefore, times)}${more}`,
     )
     unlogged = 0
     lastLine = now
@@ -120,6 +131,8 @@ export function watchLoopStalls(options: LoopStallOptions): LoopStallWatch {
     close() {
       clearInterval(timer)
       observer.disconnect()
+      if (fd !== undefined) closeSync(fd)
+      fd = undefined
     },
   }
 }
