@@ -372,9 +372,24 @@ async function main(): Promise<void> {
           `heartbeats ${rec.heartbeats}, status updates ${rec.statusUpdates}; elections ${rec.elections}; ` +
           JSON.stringify(rec.extra),
       )
+      console.log(`   ${cpuFloor(rec)}`)
       probe!.send({ op: 'phase', phase: 'idle' })
       phaseName = `after ${name}`
       return rec
+    }
+    // The limit a phase's own work sets on this machine: the cluster's processes cannot have needed less
+    // wall time than their CPU time spread over every core, whatever the code's schedule.
+    const cpuFloor = (rec: PhaseRecord) => {
+      const cores = cpus().length
+      const managersCpu = rec.cpu.reduce((a, b) => a + b, 0)
+      const workersCpu = Number(rec.extra['workers_cpu_s'])
+      const busy = Number(rec.extra['machine_busy_cpu_s'])
+      const floor = (managersCpu + workersCpu) / cores
+      return (
+        `CPU floor: managers ${managersCpu.toFixed(1)} + worker hosts ${workersCpu.toFixed(1)} CPU-s on ${cores} cores ` +
+        `cannot take less than ${floor.toFixed(1)} s (took ${rec.seconds.toFixed(1)} s; the machine's cores were ` +
+        `busy ${busy.toFixed(1)} of ${(rec.seconds * cores).toFixed(1)} CPU-s)`
+      )
     }
     let agentLog: Record<string, number> = {}
     const running = async () => {
@@ -521,6 +536,13 @@ async function main(): Promise<void> {
     summary.create_converge_s = (created - t0) / 1000
     summary.create_elections = createRec.elections
     summary.create_manager_cpu_s = Number(createRec.cpu.reduce((x, y) => x + y, 0).toFixed(1))
+    summary.create_workers_cpu_s = createRec.extra['workers_cpu_s'] as number
+    summary.create_cpu_floor_s = Number(
+      (
+        (createRec.cpu.reduce((x, y) => x + y, 0) + (createRec.extra['workers_cpu_s'] as number)) /
+        cpus().length
+      ).toFixed(1),
+    )
     summary.create_peak_rss_mib = Math.round(Math.max(...managers.map((m) => peakRssMiB(m.proc?.pid))))
     summary.sched_delay_p50_ms = quantile(d1.seen, 0.5)
     summary.sched_delay_p99_ms = quantile(d1.seen, 0.99)
