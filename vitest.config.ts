@@ -6,7 +6,8 @@ const packages = ['transport', 'raft', 'store', 'pki', 'scheduler', 'overlay']
 
 // Most files wait on I/O (dockerd, the kernel, child processes, timeouts): two at a time even on 2 cores
 // (vitest's default is one fewer than the cores, 1 on CI's 2-core machine, which ran every file in turn).
-const PARALLEL = Math.max(2, availableParallelism())
+// SWARMKIT_TEST_WORKERS=N sets it (1: one file at a time, as before).
+const PARALLEL = Number(process.env.SWARMKIT_TEST_WORKERS) || Math.max(2, availableParallelism())
 
 // Files that run by themselves, one after the other, after the parallel files and before the chaos suite
 // (sequence.groupOrder 1, maxWorkers 1), by project. Two kinds:
