@@ -155,7 +155,11 @@ export async function fullLeaderDisk(): Promise<void> {
   await c.join()
   await c.waitConverged('three managers', 60_000)
   expect((await c.waitLeader())?.name).toBe(first.name)
-  const l = new Load(c, { writers: 4, seed, configBytes: 256, updateShare: 0.2, timeoutMs: 15_000 })
+  // 2 s per request, not 15: once another manager leads, the first one (disk full) holds most writes sent
+  // through it until the client gives up (it waits to apply the write itself, and cannot), and each such
+  // write holds its writer for the whole timeout; at 15 s the 50 writes below took 100 s of session 12's run. Writes through the others
+  // take tens of milliseconds (at most 0.3 s here on a loaded machine); a slower one only counts as unknown.
+  const l = new Load(c, { writers: 4, seed, configBytes: 256, updateShare: 0.2, timeoutMs: 2_000 })
   load = l
   await l.start()
   await l.acknowledged(50)
