@@ -738,7 +738,17 @@ function applyEdits(m) {
 function runTests(files) {
   const out = path.join(scratch, 'vitest-result.json')
   fs.rmSync(out, { force: true })
-  const argv = ['vitest', 'run', '--project', 'raft', '--reporter=json', `--outputFile=${out}`]
+  // raft-alone: the raft files vitest.config.ts runs by themselves (timing-sensitive).
+  const argv = [
+    'vitest',
+    'run',
+    '--project',
+    'raft',
+    '--project',
+    'raft-alone',
+    '--reporter=json',
+    `--outputFile=${out}`,
+  ]
   argv.push(...files.map((f) => `packages/raft/${f}`))
   return new Promise((resolve) => {
     const started = Date.now()
