@@ -12,6 +12,7 @@ import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUp
 import type { Executor, LogLine } from './executor.js'
 import { simulatedExecutor } from './simulated-executor.js'
 import { TaskRunner } from './task-runner.js'
+import { PASSING_STATES } from './task-status.js'
 
 export type { LogLine } from './executor.js'
 
@@ -46,12 +47,11 @@ export interface AgentOptions {
 
 const MAX_BATCH = 1000
 /**
- * A task's states on its way to running: a report of one of them may wait `reportHoldMs` for the next. A
- * task that starts in 100 ms was reported in two or three calls (accepted and preparing, starting, running),
- * each a message and its answer on both sides and a store write on every manager; now in one, and the
- * dispatcher's transaction keeps only the task's last state. Running, and every end, still leave at once.
+ * A report of a state a task passes through on its way to running (PASSING_STATES) may wait this long for
+ * the next. A task that starts in 100 ms was reported in two or three calls (accepted and preparing,
+ * starting, running), each a message and its answer on both sides and a store write on every manager; now
+ * in one, and the dispatcher writes only the task's last state. Running, and every end, still leave at once.
  */
-const PASSING: ReadonlySet<TaskState> = new Set<TaskState>(['accepted', 'preparing', 'starting'])
 const REPORT_HOLD_MS = 250
 /** Sweeps for leftovers after a failed removal (the engine away): from this, doubling, up to the maximum. */
 const SWEEP_FIRST_MS = 500
@@ -338,7 +338,7 @@ export class Agent {
 
   #queue(u: TaskStatusUpdate): void {
     this.#pending.push(u)
-    if (this.#reportHoldMs === 0 || !PASSING.has(u.state)) this.#urgent = true
+    if (this.#reportHoldMs === 0 || !PASSING_STATES.has(u.state)) this.#urgent = true
     else this.#heldSince ??= Date.now()
     this.#scheduleFlush(0)
   }
@@ -389,7 +389,7 @@ export class Agent {
         this.#reporting = undefined
         if (this.#pending.length === 0) return
         // What waits now: reports queued while the call was out (already marked), or a failed batch.
-        if (!this.#urgent) this.#urgent = this.#pending.some((u) => !PASSING.has(u.state))
+        if (!this.#urgent) this.#urgent = this.#pending.some((u) => !PASSING_STATES.has(u.state))
         this.#heldSince ??= Date.now()
         this.#scheduleFlush(delay)
       })
