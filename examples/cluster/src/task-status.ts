@@ -4,7 +4,7 @@
 
 import { isIP } from 'node:net'
 import type { PortConfig, TaskState, Tx } from '@swarmkit/store'
-import { taskStateRank } from '@swarmkit/store'
+import { TASK_STATES, taskStateRank } from '@swarmkit/store'
 import type { TaskStatusUpdate } from './dispatcher.js'
 import { ENDPOINT_LABEL, ENDPOINTS_LABEL } from './labels.js'
 
@@ -67,9 +67,13 @@ export function applyStatuses(
   }
 }
 
+const KNOWN_STATES: ReadonlySet<unknown> = new Set(TASK_STATES)
+
+/** Each task's highest state in a report (a state that is none is left to the checks above, as before). */
 function highestRanks(updates: readonly TaskStatusUpdate[]): Map<string, number> {
   const out = new Map<string, number>()
   for (const u of updates) {
+    if (!KNOWN_STATES.has(u?.state)) continue
     const r = taskStateRank(u.state)
     if (r > (out.get(u.taskId) ?? -1)) out.set(u.taskId, r)
   }

@@ -129,6 +129,12 @@ describe('Dispatcher status reports', () => {
     expect(seen('t0-1').labels?.[ENDPOINT_LABEL]).toBe('127.0.0.1:8080')
     expect(seen('t0-2').status.state).toBe('failed')
     expect(seen('t0-3').status.state).toBe('starting')
+    // A state that is none, for a task that is not the node's, is passed over as it was before.
+    await h.dispatcher.updateStatus('n0', [
+      { taskId: 'nope', state: 'bogus' as TaskState, message: '' },
+      report('t0-0', 'complete'),
+    ])
+    expect(seen('t0-0').status.state).toBe('complete')
   })
 
   it('still refuses a report of more than 1,000 updates', async () => {
