@@ -12,6 +12,7 @@ import type { Assignment, DispatcherApi, HeartbeatAnswer, NodeInfo, TaskStatusUp
 import type { Executor, LogLine } from './executor.js'
 import { simulatedExecutor } from './simulated-executor.js'
 import { TaskRunner } from './task-runner.js'
+import { PASSING_STATES } from './task-status.js'
 
 export type { LogLine } from './executor.js'
 
@@ -35,10 +36,23 @@ export interface AgentOptions {
    * same grain leave together. Default 50 ms; 1 gives each heartbeat its own time, as separate machines have.
    */
   readonly heartbeatGrainMs?: number
+  /**
+   * How long the report of a state a task only passes through on its way to running (`accepted`,
+   * `preparing`, `starting`) may wait for the task's next state, so that one call carries them together.
+   * Reports of every other state leave at once, with all that waits. Default 250 ms; 0 sends each at once.
+   */
+  readonly reportHoldMs?: number
   readonly log?: (line: string) => void
 }
 
 const MAX_BATCH = 1000
+/**
+ * A report of a state a task passes through on its way to running (PASSING_STATES) may wait this long for
+ * the next. A task that starts in 100 ms was reported in two or three calls (accepted and preparing,
+ * starting, running), each a message and its answer on both sides and a store write on every manager; now
+ * in one, and the dispatcher writes only the task's last state. Running, and every end, still leave at once.
+ */
+const REPORT_HOLD_MS = 250
 /** Sweeps for leftovers after a failed removal (the engine away): from this, doubling, up to the maximum. */
 const SWEEP_FIRST_MS = 500
 const SWEEP_MAX_MS = 10_000
@@ -59,7 +73,14 @@ export class Agent {
   #loop: Promise<void> = Promise.resolve()
   /** Reports not yet sent, in order (every state of every task is reported). */
   #pending: TaskStatusUpdate[] = []
-  #flushTimer: ReturnType<typeof setTimeout> | undefined
+  /** Whether a pending report must leave at once (a state other than those a task passes through). */
+  #urgent = false
+  /** When the oldest pending report that may wait was queued (Date.now()). */
+  #heldSince: number | undefined
+  readonly #reportHoldMs: number
+  #flushTimer: { cancel(): void } | undefined
+  /** When the flush timer runs (Date.now()). */
+  #flushAt = 0
   #reporting: Promise<void> | undefined
   #orphansChecked = false
   #sweepTimer: ReturnType<typeof setTimeout> | undefined
@@ -76,6 +97,9 @@ export class Agent {
     if (!Number.isFinite(grain) || grain < 1)
       throw new RangeError('options.heartbeatGrainMs must be at least 1')
     this.#heartbeatGrainMs = grain
+    const hold = options.reportHoldMs ?? REPORT_HOLD_MS
+    if (!Number.isFinite(hold) || hold < 0) throw new RangeError('options.reportHoldMs must be at least 0')
+    this.#reportHoldMs = hold
     this.#ownsExecutor = !options.executor
     this.executor =
       options.executor ??
@@ -143,7 +167,7 @@ export class Agent {
     await Promise.all([...this.#runners.values()].map((r) => r.close()))
     this.#runners.clear()
     await Promise.all([...this.#removals])
-    clearTimeout(this.#flushTimer)
+    this.#flushTimer?.cancel()
     await this.#reporting?.catch(() => {})
     if (this.#ownsExecutor) await this.executor.close()
   }
@@ -314,21 +338,42 @@ export class Agent {
 
   #queue(u: TaskStatusUpdate): void {
     this.#pending.push(u)
+    if (this.#reportHoldMs === 0 || !PASSING_STATES.has(u.state)) this.#urgent = true
+    else this.#heldSince ??= Date.now()
     this.#scheduleFlush(0)
   }
 
-  #scheduleFlush(delayMs: number): void {
-    if (this.#flushTimer !== undefined || this.#reporting || this.#stop.signal.aborted) return
-    this.#flushTimer = setTimeout(() => {
+  /**
+   * Sends what is pending once no call is in flight: at once if a report must leave now, else when the
+   * oldest report has waited `reportHoldMs` (on the coarse grid: the held reports of a process's agents
+   * leave in one turn of the loop), never sooner than `minDelayMs`.
+   */
+  #scheduleFlush(minDelayMs: number): void {
+    if (this.#reporting || this.#pending.length === 0 || this.#stop.signal.aborted) return
+    const now = Date.now()
+    const held = this.#urgent ? 0 : (this.#heldSince ?? now) + this.#reportHoldMs - now
+    const delay = Math.max(minDelayMs, held, 0)
+    if (this.#flushTimer) {
+      if (this.#flushAt <= now + delay) return
+      this.#flushTimer.cancel()
+    }
+    this.#flushAt = now + delay
+    const run = () => {
       this.#flushTimer = undefined
       this.#flush()
-    }, delayMs)
+    }
+    if (delay === 0) {
+      const t = setTimeout(run, 0)
+      this.#flushTimer = { cancel: () => clearTimeout(t) }
+    } else this.#flushTimer = coarseTimeout(run, delay)
   }
 
   /** Sends the pending reports in one call; on failure they are sent again, before newer ones. */
   #flush(): void {
     if (this.#pending.length === 0 || this.#reporting) return
     const batch = this.#pending.splice(0, MAX_BATCH)
+    this.#urgent = false
+    this.#heldSince = undefined
     this.#reporting = this.#dispatcher
       .updateStatus(this.nodeId, batch)
       .then(
@@ -342,7 +387,11 @@ export class Agent {
       )
       .then((delay) => {
         this.#reporting = undefined
-        if (this.#pending.length > 0) this.#scheduleFlush(delay)
+        if (this.#pending.length === 0) return
+        // What waits now: reports queued while the call was out (already marked), or a failed batch.
+        if (!this.#urgent) this.#urgent = this.#pending.some((u) => !PASSING_STATES.has(u.state))
+        this.#heldSince ??= Date.now()
+        this.#scheduleFlush(delay)
       })
   }
 }

@@ -3,10 +3,20 @@
 // the routing mesh never forwards traffic elsewhere on a worker's word). The dispatcher commits them in batches.
 
 import { isIP } from 'node:net'
-import type { PortConfig, Tx } from '@swarmkit/store'
-import { taskStateRank } from '@swarmkit/store'
+import type { PortConfig, TaskState, Tx } from '@swarmkit/store'
+import { TASK_STATES, taskStateRank } from '@swarmkit/store'
 import type { TaskStatusUpdate } from './dispatcher.js'
 import { ENDPOINT_LABEL, ENDPOINTS_LABEL } from './labels.js'
+
+/**
+ * The states a task only passes through on its way to running: an agent may hold their reports for the next
+ * state (agent.ts), and a report that carries a later state of the same task makes them moot here.
+ */
+export const PASSING_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
+  'accepted',
+  'preparing',
+  'starting',
+])
 
 /** A node's status reports applied in `tx`: only its own tasks, and only forward in the task state machine. */
 export function applyStatuses(
@@ -16,7 +26,11 @@ export function applyStatuses(
   now: number,
 ): void {
   const nodeAddr = tx.get('nodes', nodeId)?.status.addr
+  // A task's highest state in this report: a state it passed through on the way there is not written first
+  // (the transaction would keep only the last write anyway; this saves building and checking the others).
+  const highest = updates.length > 1 ? highestRanks(updates) : undefined
   for (const u of updates) {
+    if (highest && PASSING_STATES.has(u.state) && highest.get(u.taskId)! > taskStateRank(u.state)) continue
     const t = tx.get('tasks', u.taskId)
     if (!t || t.nodeId !== nodeId) continue
     // A node may only name endpoints on its own address (the mesh forwards traffic there).
@@ -51,6 +65,19 @@ export function applyStatuses(
       },
     })
   }
+}
+
+const KNOWN_STATES: ReadonlySet<unknown> = new Set(TASK_STATES)
+
+/** Each task's highest state in a report (a state that is none is left to the checks above, as before). */
+function highestRanks(updates: readonly TaskStatusUpdate[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const u of updates) {
+    if (!KNOWN_STATES.has(u?.state)) continue
+    const r = taskStateRank(u.state)
+    if (r > (out.get(u.taskId) ?? -1)) out.set(u.taskId, r)
+  }
+  return out
 }
 
 function validEndpoint(e: unknown): e is { address: string; port: number } {

@@ -10,6 +10,7 @@ import {
   assignmentsMessages,
   Dispatcher,
   type DispatcherApi,
+  ENDPOINT_LABEL,
   simulatedExecutor,
   type TaskStatusUpdate,
 } from '../src/index.js'
@@ -98,6 +99,42 @@ describe('Dispatcher status reports', () => {
     const state = (id: string) => h.store.view((tx) => tx.get('tasks', id)?.status.state)
     expect(state('t0-0')).toBe('running')
     expect(state('t1-0')).toBe('running')
+  })
+
+  it('ends a task where its reports one at a time would, when one report carries several of its states', async () => {
+    const h = setup(1, 8)
+    await h.populate()
+    const endpoint = { address: '127.0.0.1', port: 8080 }
+    const lists: TaskStatusUpdate[][] = [
+      ['accepted', 'preparing', 'starting', 'running'].map((s) => report('', s as TaskState)),
+      [report('', 'accepted'), report('', 'preparing'), { ...report('', 'running'), endpoint }],
+      [{ ...report('', 'running'), endpoint }, report('', 'failed')],
+      [report('', 'starting'), report('', 'accepted')],
+    ]
+    // Tasks t0-0..3 get each list in one report, t0-4..7 the same updates one report each.
+    for (const [i, list] of lists.entries()) {
+      await h.dispatcher.updateStatus(
+        'n0',
+        list.map((u) => ({ ...u, taskId: `t0-${i}` })),
+      )
+      for (const u of list) await h.dispatcher.updateStatus('n0', [{ ...u, taskId: `t0-${i + 4}` }])
+    }
+    const seen = (id: string) =>
+      h.store.view((tx) => {
+        const t = tx.get('tasks', id)!
+        const { timestamp: _, ...status } = t.status
+        return { status, labels: t.labels }
+      })
+    for (let i = 0; i < 4; i++) expect(seen(`t0-${i}`)).toEqual(seen(`t0-${i + 4}`))
+    expect(seen('t0-1').labels?.[ENDPOINT_LABEL]).toBe('127.0.0.1:8080')
+    expect(seen('t0-2').status.state).toBe('failed')
+    expect(seen('t0-3').status.state).toBe('starting')
+    // A state that is none, for a task that is not the node's, is passed over as it was before.
+    await h.dispatcher.updateStatus('n0', [
+      { taskId: 'nope', state: 'bogus' as TaskState, message: '' },
+      report('t0-0', 'complete'),
+    ])
+    expect(seen('t0-0').status.state).toBe('complete')
   })
 
   it('still refuses a report of more than 1,000 updates', async () => {
