@@ -165,11 +165,35 @@ const mutants = [
     edits: [
       [
         'src/core.ts',
-        '        this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)',
-        "        if (this.role !== 'leader') this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)",
+        '        this.becomeFollower(\n          m.term,\n          m.type === MessageType.TimeoutNow',
+        "        if (this.role !== 'leader') this.becomeFollower(\n          m.term,\n          m.type === MessageType.TimeoutNow",
       ],
     ],
     tests: CORE,
+  },
+  {
+    name: 'check-quorum-window-ignored',
+    what: "CheckQuorum runs on the election timeout whatever checkQuorumTick says (a voter's stall deposes the leader)",
+    edits: [
+      [
+        'src/core.ts',
+        'this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)',
+        'this.checkQuorumTick = opts.electionTick',
+      ],
+    ],
+    tests: [...CORE, 'test/core.check-quorum.test.ts'],
+  },
+  {
+    name: 'check-quorum-window-unbounded',
+    what: 'a CheckQuorum window below the election timeout is taken as given (a leader deposed sooner than its lease)',
+    edits: [
+      [
+        'src/core.ts',
+        'this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)',
+        'this.checkQuorumTick = opts.checkQuorumTick ?? opts.electionTick',
+      ],
+    ],
+    tests: [...CORE, 'test/core.check-quorum.test.ts'],
   },
   {
     name: 'snapshot-keeps-log',

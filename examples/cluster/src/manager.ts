@@ -8,7 +8,7 @@
 
 import type { Server as TlsServer } from 'node:tls'
 import * as pki from '@swarmkit/pki'
-import type { RaftNode } from '@swarmkit/raft'
+import type { RaftNode, StepDownInfo } from '@swarmkit/raft'
 import {
   type Cluster,
   type ClusterStore,
@@ -141,7 +141,7 @@ export class Manager {
     const keys = options.keys
     const m = new Manager(options, store, raft, keys)
     m.#tlsTransports.add(raftTransport)
-    raft.on('leader:change', (leader, term) => m.#onLeader(leader, term))
+    raft.on('leader:change', (leader, term, stepDown) => m.#onLeader(leader, term, stepDown))
     m.#stalls = watchLoopStalls({ log: m.#log })
     raft.on('error', (err) => m.#log(`raft failed: ${err.message}`))
     raft.on('storage:full', (err) => m.#log(`raft: writes refused until space returns: ${err.message}`))
@@ -242,12 +242,14 @@ export class Manager {
     this.#keys = undefined
   }
 
-  #onLeader(leader: string | null, term: number): void {
+  #onLeader(leader: string | null, term: number, stepDown?: StepDownInfo): void {
     if (this.#closed) return
     const leading = leader === this.raftId
     if (leading === this.#leading) return
     this.#leading = leading
-    this.#log(leading ? 'became the leader' : `leader is ${leader ?? 'unknown'}`)
+    // A lost leadership says why (raft's CheckQuorum, a higher term, a transfer, a removal).
+    const why = stepDown ? ` (stepped down from term ${stepDown.term}: ${stepDown.text})` : ''
+    this.#log(leading ? 'became the leader' : `leader is ${leader ?? 'unknown'}${why}`)
     if (leading) void this.#startLeading(term)
     else {
       this.dispatcher.stopTracking()

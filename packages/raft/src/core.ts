@@ -42,6 +42,11 @@ export interface CoreOptions {
   readonly preVote?: boolean
   /** Default true. */
   readonly checkQuorum?: boolean
+  /**
+   * CheckQuorum's window: a leader steps down when a quorum of voters did not answer within one such window
+   * (so after between one and two windows of silence). At least `electionTick`; default `electionTick`.
+   */
+  readonly checkQuorumTick?: number
   /** Serve reads from the leader's lease without a heartbeat round; needs checkQuorum. Default false. */
   readonly leaseRead?: boolean
   /** Upper bound of entry bytes in one append (one larger entry still goes alone). Default 1 MiB. */
@@ -99,6 +104,34 @@ interface ReadRound {
   readonly requests: ReadRequest[]
 }
 
+/** A voter a leader had not heard from within its CheckQuorum window. */
+export interface UnheardVoter {
+  readonly id: string
+  /** Ticks since it last answered this leader (null: not once in this leadership). */
+  readonly sinceTicks: number | null
+}
+
+/**
+ * Why a leader stopped leading (`RaftCore.takeStepDown()`): it lost touch with a quorum (CheckQuorum, with
+ * the voters it had not heard from), saw a higher term (from whom, in which message), handed its leadership
+ * over (a transfer: the target's vote request at the next term), or was removed from the configuration.
+ */
+export type StepDown =
+  | {
+      readonly reason: 'check-quorum'
+      readonly term: number
+      readonly windowTicks: number
+      readonly unheard: readonly UnheardVoter[]
+    }
+  | {
+      readonly reason: 'higher-term' | 'transfer'
+      readonly term: number
+      readonly from: string
+      readonly newTerm: number
+      readonly message: MessageType
+    }
+  | { readonly reason: 'removed'; readonly term: number }
+
 /** Reasons carried in a rejected ProposeResp / ReadIndexResp `hint`. */
 export const Reject = { NotLeader: 1, Dropped: 2 } as const
 
@@ -133,6 +166,7 @@ export class RaftCore {
   private readonly heartbeatTick: number
   private readonly preVote: boolean
   private readonly checkQuorum: boolean
+  private readonly checkQuorumTick: number
   private readonly leaseRead: boolean
   private readonly maxMsgBytes: number
   private readonly maxMsgEntries: number
@@ -147,6 +181,8 @@ export class RaftCore {
   /** The tick this node last became leader at. */
   private leaderSince = 0
   private electionElapsed = 0
+  /** Leader: ticks since the last CheckQuorum round. */
+  private quorumElapsed = 0
   private heartbeatElapsed = 0
   private randomizedTimeout = 0
   /**
@@ -156,6 +192,9 @@ export class RaftCore {
    */
   private restartQuiet = 0
   private votes = new Map<string, boolean>()
+
+  /** Why this node last stopped leading, until the driver takes it. */
+  private stepDown: StepDown | null = null
 
   // Leader state.
   private transferee: string | null = null
@@ -182,6 +221,7 @@ export class RaftCore {
     this.heartbeatTick = opts.heartbeatTick
     this.preVote = opts.preVote ?? true
     this.checkQuorum = opts.checkQuorum ?? true
+    this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)
     this.leaseRead = (opts.leaseRead ?? false) && this.checkQuorum
     this.maxMsgBytes = opts.maxMsgBytes ?? 1 << 20
     this.maxMsgEntries = opts.maxMsgEntries ?? 4096
@@ -230,12 +270,31 @@ export class RaftCore {
     if (this.restartQuiet > 0) this.restartQuiet--
     if (this.role === 'leader') {
       this.heartbeatElapsed++
+      this.quorumElapsed++
+      // CheckQuorum runs on a window of its own (checkQuorumTick, at least the election timeout). Its length
+      // decides only how long a leader cut off from a quorum goes on believing it leads; nothing that makes
+      // Raft safe rests on it: a new leader is elected on the followers' own timers (and granted votes once
+      // their lease from this leader, electionMin ticks, ran out), this leader commits nothing without a
+      // quorum and so cannot act on a term that has passed, two leaders in one term stay impossible (votes
+      // are unchanged), and lease reads count acknowledgements within electionMin ticks (leaseValid), not
+      // within this window.
+      if (this.quorumElapsed >= this.checkQuorumTick) {
+        this.quorumElapsed = 0
+        if (this.checkQuorum) {
+          const unheard = this.quorumLost()
+          if (unheard !== null) {
+            this.becomeFollower(this.term, null, {
+              reason: 'check-quorum',
+              term: this.term,
+              windowTicks: this.checkQuorumTick,
+              unheard,
+            })
+            return
+          }
+        }
+      }
       if (this.electionElapsed >= this.electionMin) {
         this.electionElapsed = 0
-        if (this.checkQuorum && !this.quorumActive()) {
-          this.becomeFollower(this.term, null)
-          return
-        }
         if (this.transferee !== null) this.transferee = null
       }
       if (this.heartbeatElapsed >= this.heartbeatTick) {
@@ -304,6 +363,7 @@ export class RaftCore {
     if (this.transferee === target) return target
     this.transferee = target
     this.electionElapsed = 0
+    this.quorumElapsed = 0
     const pr = this.progress.get(target)!
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(target)
     else this.sendAppend(target, pr, true)
@@ -334,7 +394,11 @@ export class RaftCore {
           m.type === MessageType.TimeoutNow
             ? m.from
             : null
-        this.becomeFollower(m.term, m.type === MessageType.TimeoutNow ? null : lead)
+        this.becomeFollower(
+          m.term,
+          m.type === MessageType.TimeoutNow ? null : lead,
+          this.role === 'leader' ? this.higherTerm(m) : undefined,
+        )
       }
     } else if (m.term < this.term) {
       if (
@@ -518,7 +582,8 @@ export class RaftCore {
     for (const id of [...this.progress.keys()]) {
       if (id !== this.id && !this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id)
     }
-    if (this.role === 'leader' && !this.voters.includes(this.id)) this.becomeFollower(this.term, null)
+    if (this.role === 'leader' && !this.voters.includes(this.id))
+      this.becomeFollower(this.term, null, { reason: 'removed', term: this.term })
   }
 
   /** Leader only: voters heard from within the last two election timeouts (this node included). */
@@ -590,6 +655,13 @@ export class RaftCore {
     return this.transferee
   }
 
+  /** Why this node last stopped leading, once (null when it has not since the last call). */
+  takeStepDown(): StepDown | null {
+    const s = this.stepDown
+    this.stepDown = null
+    return s
+  }
+
   /** Has this leader committed an entry of its own term (the precondition for serving reads)? */
   committedInTerm(): boolean {
     return this.log.term(this.log.committed) === this.term
@@ -608,8 +680,9 @@ export class RaftCore {
     this.randomizedTimeout = this.electionMin + Math.floor(this.random() * span)
   }
 
-  private becomeFollower(term: number, leader: string | null): void {
+  private becomeFollower(term: number, leader: string | null, why?: StepDown): void {
     const wasLeader = this.role === 'leader'
+    if (wasLeader && why !== undefined) this.stepDown = why
     if (term !== this.term) {
       this.term = term
       this.vote = null
@@ -645,6 +718,7 @@ export class RaftCore {
     this.leader = this.id
     this.leaderSince = this.ticks
     this.resetTimers()
+    this.quorumElapsed = 0
     this.transferee = null
     this.leaseBroken = false
     this.uncommittedBytes = 0
@@ -1154,14 +1228,32 @@ export class RaftCore {
     return true
   }
 
-  private quorumActive(): boolean {
+  /**
+   * CheckQuorum's round: null when a quorum of voters answered since the last round, else the voters that
+   * did not (with how long ago each last answered). Starts the next round.
+   */
+  private quorumLost(): UnheardVoter[] | null {
     let active = 0
+    const unheard: UnheardVoter[] = []
     for (const v of this.voters) {
-      if (v === this.id) active++
-      else if (this.progress.get(v)?.recentActive) active++
+      const pr = this.progress.get(v)
+      if (v === this.id || pr?.recentActive) active++
+      else {
+        const heard = pr !== undefined && pr.lastHeard >= this.leaderSince ? pr.lastHeard : -1
+        unheard.push({ id: v, sinceTicks: heard < 0 ? null : this.ticks - heard })
+      }
     }
     for (const pr of this.progress.values()) if (pr.id !== this.id) pr.recentActive = false
-    return active >= (this.voters.length >> 1) + 1
+    return active >= (this.voters.length >> 1) + 1 ? null : unheard
+  }
+
+  /** A leader's step-down on a message of a higher term: a transfer it started, or another member's term. */
+  private higherTerm(m: Message): StepDown {
+    const transfer =
+      this.transferee === m.from && m.type === MessageType.Vote && m.context === 1
+        ? 'transfer'
+        : 'higher-term'
+    return { reason: transfer, term: this.term, from: m.from, newTerm: m.term, message: m.type }
   }
 
   private sendTimeoutNow(to: string): void {

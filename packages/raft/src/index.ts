@@ -5,7 +5,13 @@
  * `MemoryLogStorage` and the durable `FileLogStorage`. Linearizability checking and other test tools live in `@swarmkit/raft/testing`.
  */
 
-export { type CoreOptions, RaftCore, type ReadyOptions } from './core.js'
+export {
+  type CoreOptions,
+  RaftCore,
+  type ReadyOptions,
+  type StepDown,
+  type UnheardVoter,
+} from './core.js'
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js'
 export {
   type AsyncSealHook,
@@ -33,6 +39,8 @@ export {
   type RaftNodeEvents,
   type RaftNodeOptions,
   type StateMachine,
+  type StepDownInfo,
+  type UnheardMember,
 } from './node.js'
 export type {
   ConfState,

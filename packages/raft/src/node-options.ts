@@ -46,6 +46,13 @@ export interface RaftNodeOptions {
   readonly preVote?: boolean
   /** Default true. */
   readonly checkQuorum?: boolean
+  /**
+   * CheckQuorum's window in ms: a leader that did not hear from a quorum of voters within one window steps
+   * down (after between one and two windows of silence). Default and minimum: the election timeout's lower
+   * bound. Longer keeps one voter's stall (a long GC, a wait for a CPU) from deposing the leader; it delays
+   * only the step-down of a leader cut off from the others, never the election of a new one.
+   */
+  readonly checkQuorumMs?: number
   /** Serve readIndex from the leader's lease without a heartbeat round (needs checkQuorum). Default false. */
   readonly leaseReads?: boolean
   /** Largest command accepted by `propose`; larger ones reject with TOO_LARGE. Default 1 MiB. */
@@ -89,10 +96,40 @@ export interface RaftNodeOptions {
   readonly logger?: RaftLogger
 }
 
+/** A voter a leader had not heard from within its CheckQuorum window. */
+export interface UnheardMember {
+  readonly id: string
+  /** Milliseconds since it last answered this leader (null: not once in this leadership). */
+  readonly ms: number | null
+}
+
+/** Why this node stopped leading: the third argument of `leader:change` when it did. */
+export interface StepDownInfo {
+  /**
+   * `check-quorum`: a quorum of voters had not answered within the window (`unheard`, `windowMs`);
+   * `higher-term`: a message of a higher term (`from`, `newTerm`, `message`); `transfer`: the target of a
+   * leadership transfer campaigned; `removed`: this member was removed from the configuration.
+   */
+  readonly reason: 'check-quorum' | 'higher-term' | 'transfer' | 'removed'
+  /** The term it led. */
+  readonly term: number
+  readonly unheard?: readonly UnheardMember[]
+  readonly windowMs?: number
+  readonly from?: string
+  readonly newTerm?: number
+  /** The kind of message that carried the higher term (e.g. `Vote`, `AppendResp`). */
+  readonly message?: string
+  /** The same in one sentence, for logs. */
+  readonly text: string
+}
+
 /** The events a {@link RaftNode} emits (eventemitter3, typed). */
 export interface RaftNodeEvents {
-  /** The known leader changed (null while there is none). */
-  'leader:change': (leaderId: string | null, term: number) => void
+  /**
+   * The known leader changed (null while there is none). `stepDown` says why, when this node was the leader
+   * and no longer is.
+   */
+  'leader:change': (leaderId: string | null, term: number, stepDown?: StepDownInfo) => void
   'role:change': (role: Role) => void
   /** A fatal failure (storage); the node stops. The failing operations reject as well. */
   error: (err: Error) => void

@@ -16,6 +16,7 @@ import { type NodeSettings, nodeSettings } from './internal/node-settings.js'
 import { Proposals } from './internal/proposals.js'
 import { ReadWaiters } from './internal/read-waiters.js'
 import { SnapshotTransfers } from './internal/snapshot-transfer.js'
+import { stepDownInfo } from './internal/step-down.js'
 import type {
   ProposeResult,
   RaftLogger,
@@ -33,6 +34,8 @@ export type {
   RaftNodeEvents,
   RaftNodeOptions,
   StateMachine,
+  StepDownInfo,
+  UnheardMember,
 } from './node-options.js'
 
 function stoppedError(): RaftError {
@@ -264,6 +267,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       heartbeatTick: s.heartbeatTick,
       preVote: o.preVote ?? true,
       checkQuorum: o.checkQuorum ?? true,
+      checkQuorumTick: s.checkQuorumTick,
       leaseRead: o.leaseReads ?? false,
       maxMsgBytes: s.maxAppendBytes,
       maxInflightMsgs: o.maxInflightAppends ?? 256,
@@ -637,9 +641,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.emittedRole = core.role
       this.emit('role:change', core.role)
     }
+    const stepDown = core.takeStepDown()
     if (leader !== this.emittedLeader) {
       this.emittedLeader = leader
-      this.emit('leader:change', leader, term)
+      if (stepDown !== null) {
+        const info = stepDownInfo(stepDown, this.settings.tickMs)
+        this.log.warn?.(`stepped down as leader: ${info.text}`, { id: this.id, term: info.term })
+        this.emit('leader:change', leader, term, info)
+      } else this.emit('leader:change', leader, term)
     }
     if (leader !== null && leader !== this.id) this.transfers.leaderElected(leader)
   }

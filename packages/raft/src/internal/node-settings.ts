@@ -11,6 +11,7 @@ export interface NodeSettings {
   readonly heartbeatTick: number
   readonly electionTick: number
   readonly electionTickMax: number
+  readonly checkQuorumTick: number
   readonly electionMaxMs: number
   readonly leaderWaitMs: number
   readonly maxProposalBytes: number
@@ -89,6 +90,9 @@ export function nodeSettings(options: RaftNodeOptions): NodeSettings {
   const heartbeatTick = Math.max(1, Math.round(hb / tickMs))
   const electionTick = Math.max(heartbeatTick + 1, Math.round(eMin / tickMs))
   const electionTickMax = Math.max(electionTick, Math.round(eMax / tickMs))
+  const cq = positive('options.checkQuorumMs', options.checkQuorumMs, eMin)
+  if (cq < eMin) throw new RangeError('options.checkQuorumMs must be at least the election timeout')
+  const checkQuorumTick = Math.max(electionTick, Math.round(cq / tickMs))
   const leaderWaitMs = positive('options.leaderWaitMs', options.leaderWaitMs, 5 * eMax)
   const maxProposalBytes = positive('options.maxProposalBytes', options.maxProposalBytes, 1 << 20)
   const maxAppendBytes = positive('options.maxAppendBytes', options.maxAppendBytes, 1 << 20)
@@ -121,6 +125,7 @@ export function nodeSettings(options: RaftNodeOptions): NodeSettings {
     heartbeatTick,
     electionTick,
     electionTickMax,
+    checkQuorumTick,
     electionMaxMs: eMax,
     leaderWaitMs,
     maxProposalBytes,
