@@ -20,7 +20,7 @@ import type {
   TLSInfo,
   Tx,
 } from '@swarmkit/store'
-import { taskStateRank } from '@swarmkit/store'
+import { isStoreError, taskStateRank } from '@swarmkit/store'
 import type { RpcSession } from '@swarmkit/transport'
 import { AssignmentFanout } from './assignment-fanout.js'
 import { assignmentStream } from './assignment-stream.js'
@@ -206,9 +206,10 @@ export class Dispatcher implements DispatcherApi {
     this.#store = options.store
     this.#fanout = new AssignmentFanout(options.store)
     this.#meshFeed = new MeshFeed(options.store, () => this.#meshList().key)
-    this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch) })
+    this.#statuses = statusBatcher({ commit: (batch) => this.#commitStatuses(batch), reportsFault })
     this.#registrations = statusBatcher({
       maxUpdates: MAX_NODES_PER_TX,
+      reportsFault,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId, updates } of batch)
@@ -217,6 +218,7 @@ export class Dispatcher implements DispatcherApi {
     })
     this.#ready = statusBatcher({
       maxUpdates: MAX_NODES_PER_TX,
+      reportsFault,
       commit: (batch) =>
         this.#store.update((tx) => {
           for (const { nodeId } of batch) {
@@ -661,4 +663,16 @@ function checkInfo(info: NodeInfo): void {
       tls.certIssuerPublicKey.length > 4096)
   )
     throw new TypeError('info.tls: expected { trustRoot, certIssuerSubject, certIssuerPublicKey }')
+}
+
+/**
+ * Whether a batched commit's failure may come from one node's report (then each is tried alone): not when
+ * raft did not commit it for reasons of its own (no leader, the leadership changed under it and it was fenced
+ * off, the leader dropped it) or its outcome is open. A command too large for raft is the batch's doing.
+ */
+function reportsFault(err: unknown): boolean {
+  if (!isStoreError(err)) return true
+  if (err.code === 'OUTCOME_UNKNOWN') return false
+  if (err.code !== 'PROPOSAL_FAILED') return true
+  return (err.cause as { code?: unknown } | undefined)?.code === 'TOO_LARGE'
 }

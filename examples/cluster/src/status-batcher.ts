@@ -16,6 +16,12 @@ export interface StatusBatcherOptions<U> {
   /** Most updates in one transaction (a node's report is never split): a raft entry stays well under the
    * transport's 4 MiB frame. Default 2,000. */
   readonly maxUpdates?: number
+  /**
+   * Whether a failed commit may be one report's fault (then each report is tried alone). Default: always.
+   * A failure that is no report's fault (the leadership changed under the commit, no quorum) is tried again
+   * once with the whole batch together, and then fails every report of it.
+   */
+  readonly reportsFault?: (err: unknown) => boolean
 }
 
 export interface StatusBatcher<U> {
@@ -27,6 +33,7 @@ export interface StatusBatcher<U> {
 
 export function statusBatcher<U>(options: StatusBatcherOptions<U>): StatusBatcher<U> {
   const max = options.maxUpdates ?? 2000
+  const reportsFault = options.reportsFault ?? (() => true)
   let queue: Pending<U>[] = []
   let running = false
   let commits = 0
@@ -51,7 +58,20 @@ export function statusBatcher<U>(options: StatusBatcherOptions<U>): StatusBatche
         await options.commit(batch)
         for (const p of batch) p.resolve()
       } catch (err) {
-        if (batch.length === 1) batch[0]!.reject(err)
+        if (!reportsFault(err)) {
+          // Tried one by one, a batch of a few hundred nodes' reports that a leader change failed was a few
+          // hundred sequential raft round trips after the election, with every report behind them waiting
+          // (status calls timed out after 30 s in a leader kill at 5,000 nodes, issue #18).
+          commits++
+          await options.commit(batch).then(
+            () => {
+              for (const p of batch) p.resolve()
+            },
+            (again: unknown) => {
+              for (const p of batch) p.reject(again)
+            },
+          )
+        } else if (batch.length === 1) batch[0]!.reject(err)
         // One node's bad report must not fail the others': each is tried alone.
         else
           for (const p of batch) {

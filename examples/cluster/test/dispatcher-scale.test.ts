@@ -137,6 +137,44 @@ describe('Dispatcher status reports', () => {
     expect(seen('t0-0').status.state).toBe('complete')
   })
 
+  it('tries a batch that a leader change failed again as a whole, not one node at a time', async () => {
+    // A store replicated through a proposer whose first proposal fails as raft does when the leader changed
+    // under it: the outcome is open, and the store's fence (the second proposal) settles it as not committed.
+    let index = 0
+    let failNext = false
+    let proposals = 0
+    const store: ClusterStore = new ClusterStore({
+      proposer: async (cmd) => {
+        await new Promise((r) => setImmediate(r))
+        proposals++
+        if (failNext) {
+          failNext = false
+          throw Object.assign(new Error('raft: leadership changed'), { name: 'RaftError', code: 'STOPPED' })
+        }
+        store.apply(cmd, ++index)
+        return { index }
+      },
+    })
+    const dispatcher = new Dispatcher({ store })
+    cleanups.push(() => dispatcher.close())
+    await store.update((tx) => {
+      for (let n = 0; n < 3; n++) {
+        tx.create('nodes', node(`n${n}`))
+        tx.create('tasks', task(`t${n}`, `n${n}`, n + 1))
+      }
+    })
+    proposals = 0
+    failNext = true
+    await Promise.all([0, 1, 2].map((n) => dispatcher.updateStatus(`n${n}`, [report(`t${n}`, 'running')])))
+    // The failed proposal, its fence, and the three reports again in one transaction (not three).
+    expect(proposals).toBe(3)
+    expect(store.view((tx) => tx.find('tasks').map((t) => t.status.state))).toEqual([
+      'running',
+      'running',
+      'running',
+    ])
+  })
+
   it('still refuses a report of more than 1,000 updates', async () => {
     const h = setup(1, 1)
     await h.populate()
@@ -227,6 +265,25 @@ describe('statusBatcher', () => {
     ])
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect(committed.sort()).toEqual(['a1', 'c1'])
+  })
+
+  it("tries a batch again as a whole when the failure is no report's fault, then fails all of it", async () => {
+    let calls = 0
+    const b = statusBatcher<string>({
+      reportsFault: (err) => (err as Error).message !== 'no leader',
+      async commit() {
+        calls++
+        throw new Error('no leader')
+      },
+    })
+    const results = await Promise.allSettled([
+      b.submit('a', ['a1']),
+      b.submit('b', ['b1']),
+      b.submit('c', ['c1']),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected'])
+    expect(calls).toBe(2)
+    expect(b.commits).toBe(2)
   })
 
   it('keeps a transaction under maxUpdates without splitting a node', async () => {
