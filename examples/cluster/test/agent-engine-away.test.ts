@@ -10,7 +10,7 @@ import {
   type SimulatedExecutor,
   simulatedExecutor,
 } from '../src/index.js'
-import { fakeDispatcher, task } from './agent-fakes.js'
+import { fakeDispatcher, task, testNodeInfo } from './agent-fakes.js'
 import { waitFor } from './helpers.js'
 
 const GONE = 'Cannot connect to the Docker daemon at unix:///test/docker.sock. Is the docker daemon running?'
@@ -83,12 +83,7 @@ describe('Agent with an engine that goes away', () => {
     agent = new Agent({
       nodeId: 'node1',
       dispatcher: d.api,
-      info: {
-        hostname: 'n1',
-        platform: { os: 'linux', architecture: 'x86_64' },
-        resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
-        engineVersion: 'x',
-      },
+      info: testNodeInfo('n1'),
       addr: '127.0.0.1',
       executor: engine.executor,
     })

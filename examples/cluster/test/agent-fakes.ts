@@ -1,6 +1,22 @@
 // Fakes for testing an Agent without managers: a dispatcher in memory and assignments.
 import type { TaskSpec, TaskState } from '@swarmkit/store'
-import type { Assignment, AssignmentsMessage, DispatcherApi, TaskStatusUpdate } from '../src/index.js'
+import type {
+  Assignment,
+  AssignmentsMessage,
+  DispatcherApi,
+  NodeInfo,
+  TaskStatusUpdate,
+} from '../src/index.js'
+
+/** What a test agent says of its node (one small Linux machine). */
+export function testNodeInfo(hostname: string): NodeInfo {
+  return {
+    hostname,
+    platform: { os: 'linux', architecture: 'x86_64' },
+    resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
+    engineVersion: 'x',
+  }
+}
 
 /** A complete set of assignments as the dispatcher sends it (in one message). */
 export function complete(list: Assignment[]): AssignmentsMessage {

@@ -9,7 +9,7 @@ import {
   simulatedExecutor,
   type TaskStatusUpdate,
 } from '../src/index.js'
-import { fakeDispatcher, task } from './agent-fakes.js'
+import { fakeDispatcher, task, testNodeInfo } from './agent-fakes.js'
 import { waitFor } from './helpers.js'
 
 describe('Agent status reports', () => {
@@ -35,12 +35,7 @@ describe('Agent status reports', () => {
     agent = new Agent({
       nodeId: 'node1',
       dispatcher: d.api,
-      info: {
-        hostname: 'n1',
-        platform: { os: 'linux', architecture: 'x86_64' },
-        resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
-        engineVersion: 'x',
-      },
+      info: testNodeInfo('n1'),
       addr: '127.0.0.1',
       executor,
       ...(reportHoldMs !== undefined ? { reportHoldMs } : {}),
@@ -104,12 +99,7 @@ describe('Agent status reports', () => {
         new Agent({
           nodeId: 'n',
           dispatcher: d.api,
-          info: {
-            hostname: 'n1',
-            platform: { os: 'linux', architecture: 'x86_64' },
-            resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
-            engineVersion: 'x',
-          },
+          info: testNodeInfo('n1'),
           addr: '127.0.0.1',
           reportHoldMs: -1,
         }),

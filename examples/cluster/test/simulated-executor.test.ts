@@ -7,7 +7,7 @@ import {
   type SimulatedExecutor,
   simulatedExecutor,
 } from '../src/index.js'
-import { fakeDispatcher, task } from './agent-fakes.js'
+import { fakeDispatcher, task, testNodeInfo } from './agent-fakes.js'
 import { node, ok, stateDir, waitFor } from './helpers.js'
 
 describe('Agent on the simulated executor', () => {
@@ -25,12 +25,7 @@ describe('Agent on the simulated executor', () => {
     agent = new Agent({
       nodeId: 'node1',
       dispatcher: d.api,
-      info: {
-        hostname: 'n1',
-        platform: { os: 'linux', architecture: 'x86_64' },
-        resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
-        engineVersion: 'x',
-      },
+      info: testNodeInfo('n1'),
       addr: '127.0.0.1',
       executor,
     })
@@ -123,12 +118,7 @@ describe('Agent on the simulated executor', () => {
     agent = new Agent({
       nodeId: 'node1',
       dispatcher: d.api,
-      info: {
-        hostname: 'n1',
-        platform: { os: 'linux', architecture: 'x86_64' },
-        resources: { nanoCPUs: 1e9, memoryBytes: 1e9 },
-        engineVersion: 'x',
-      },
+      info: testNodeInfo('n1'),
       addr: '127.0.0.1',
       executor,
     })
