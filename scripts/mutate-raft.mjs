@@ -177,7 +177,7 @@ const mutants = [
     edits: [
       [
         'src/core.ts',
-        'this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)',
+        'this.checkQuorumTick = Math.max(cq ?? opts.electionTick, opts.electionTick)',
         'this.checkQuorumTick = opts.electionTick',
       ],
     ],
@@ -189,8 +189,8 @@ const mutants = [
     edits: [
       [
         'src/core.ts',
-        'this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)',
-        'this.checkQuorumTick = opts.checkQuorumTick ?? opts.electionTick',
+        'this.checkQuorumTick = Math.max(cq ?? opts.electionTick, opts.electionTick)',
+        'this.checkQuorumTick = cq ?? opts.electionTick',
       ],
     ],
     tests: [...CORE, 'test/core.check-quorum.test.ts'],

@@ -221,7 +221,11 @@ export class RaftCore {
     this.heartbeatTick = opts.heartbeatTick
     this.preVote = opts.preVote ?? true
     this.checkQuorum = opts.checkQuorum ?? true
-    this.checkQuorumTick = Math.max(opts.checkQuorumTick ?? opts.electionTick, opts.electionTick)
+    const cq = opts.checkQuorumTick
+    // NaN or Infinity would keep a leader cut off from a quorum leading for ever.
+    if (cq !== undefined && !(Number.isSafeInteger(cq) && cq > 0))
+      throw new RangeError('checkQuorumTick must be a whole number of ticks above 0')
+    this.checkQuorumTick = Math.max(cq ?? opts.electionTick, opts.electionTick)
     this.leaseRead = (opts.leaseRead ?? false) && this.checkQuorum
     this.maxMsgBytes = opts.maxMsgBytes ?? 1 << 20
     this.maxMsgEntries = opts.maxMsgEntries ?? 4096

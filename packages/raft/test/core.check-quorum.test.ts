@@ -1,6 +1,6 @@
 // CheckQuorum's window (checkQuorumTick) and the reasons a leader reports when it stops leading.
 import { describe, expect, it } from 'vitest'
-import { Cluster, msg, T } from './helpers/cores.js'
+import { Cluster, msg, newCore, T } from './helpers/cores.js'
 
 /** a leads b and c (election timeout 10 ticks); c is gone (since before a's election). */
 function twoLeft(checkQuorumTick?: number) {
@@ -50,6 +50,11 @@ describe('CheckQuorum window', () => {
     expect(a.role).toBe('follower')
     expect(ticks).toBeGreaterThanOrEqual(30)
     expect(ticks).toBeLessThanOrEqual(60)
+  })
+
+  it('refuses a window that is not a whole number of ticks above 0', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => newCore('a', ['a', 'b', 'c'], { checkQuorumTick: bad })).toThrow(RangeError)
   })
 
   it('a window shorter than the election timeout is taken as the election timeout', () => {
