@@ -48,6 +48,19 @@ export function statusBatcher<U>(options: StatusBatcherOptions<U>): StatusBatche
     return batch
   }
 
+  /** Commits `ps` as one transaction; each is resolved or rejected with its outcome. */
+  const settle = (ps: Pending<U>[]) => {
+    commits++
+    return options.commit(ps).then(
+      () => {
+        for (const p of ps) p.resolve()
+      },
+      (err: unknown) => {
+        for (const p of ps) p.reject(err)
+      },
+    )
+  }
+
   const drain = async () => {
     // One turn of the event loop first: reports that arrive together go together.
     await new Promise((r) => setImmediate(r))
@@ -58,26 +71,13 @@ export function statusBatcher<U>(options: StatusBatcherOptions<U>): StatusBatche
         await options.commit(batch)
         for (const p of batch) p.resolve()
       } catch (err) {
-        if (!reportsFault(err)) {
-          // Tried one by one, a batch of a few hundred nodes' reports that a leader change failed was a few
-          // hundred sequential raft round trips after the election, with every report behind them waiting
-          // (status calls timed out after 30 s in a leader kill at 5,000 nodes, issue #18).
-          commits++
-          await options.commit(batch).then(
-            () => {
-              for (const p of batch) p.resolve()
-            },
-            (again: unknown) => {
-              for (const p of batch) p.reject(again)
-            },
-          )
-        } else if (batch.length === 1) batch[0]!.reject(err)
+        // Tried one by one, a batch of a few hundred nodes' reports that a leader change failed was a few
+        // hundred sequential raft round trips after the election, with every report behind them waiting
+        // (status calls timed out after 30 s in a leader kill at 5,000 nodes, issue #18): it goes again whole.
+        if (!reportsFault(err)) await settle(batch)
+        else if (batch.length === 1) batch[0]!.reject(err)
         // One node's bad report must not fail the others': each is tried alone.
-        else
-          for (const p of batch) {
-            commits++
-            await options.commit([p]).then(p.resolve, p.reject)
-          }
+        else for (const p of batch) await settle([p])
       }
     }
     running = false
