@@ -445,6 +445,12 @@ export class Dispatcher implements DispatcherApi {
     if (!Array.isArray(updates) || updates.length > MAX_UPDATES)
       throw new TypeError('updates: expected a list')
     if (updates.length === 0) return
+    // Checked here, not inside the batch's transaction: a malformed update fails only its own report, by name.
+    for (let i = 0; i < updates.length; i++) {
+      const u = updates[i] as Partial<TaskStatusUpdate> | null
+      if (typeof u !== 'object' || u === null || typeof u.taskId !== 'string' || typeof u.state !== 'string')
+        throw new TypeError(`updates[${i}]: expected { taskId, state } with both strings`)
+    }
     this.#observer?.statusUpdates?.(nodeId, updates.length)
     await this.#statuses.submit(nodeId, updates)
   }

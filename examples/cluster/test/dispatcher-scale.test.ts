@@ -101,6 +101,27 @@ describe('Dispatcher status reports', () => {
     expect(state('t1-0')).toBe('running')
   })
 
+  it('refuses a report with a malformed update by name, commits nothing of it, and goes on with the others', async () => {
+    const h = setup(2, 1)
+    await h.populate()
+    const bad = [null, 7, { state: 'running', message: '' }, { taskId: 't0-0', state: 3, message: '' }]
+    for (const u of bad) {
+      const sent = h.dispatcher.updateStatus('n0', [report('t0-0', 'running'), u as never])
+      await expect(sent).rejects.toThrow(TypeError)
+      await expect(sent).rejects.toThrow(/^updates\[1\]: expected \{ taskId, state \}/)
+    }
+    // Sent together with another node's report: that one commits.
+    const [first, second] = await Promise.allSettled([
+      h.dispatcher.updateStatus('n0', [null as never]),
+      h.dispatcher.updateStatus('n1', [report('t1-0', 'running')]),
+    ])
+    expect(first.status).toBe('rejected')
+    expect(second.status).toBe('fulfilled')
+    const state = (id: string) => h.store.view((tx) => tx.get('tasks', id)?.status.state)
+    expect(state('t0-0')).toBe('assigned')
+    expect(state('t1-0')).toBe('running')
+  })
+
   it('ends a task where its reports one at a time would, when one report carries several of its states', async () => {
     const h = setup(1, 8)
     await h.populate()
