@@ -28,7 +28,7 @@ export type RaftErrorCode =
    * The disk is full (ENOSPC) or over quota (EDQUOT). From `FileLogStorage.save`: nothing of the save was kept,
    * the storage stays usable and the same save may be retried once space returns. From `RaftNode.propose`: the
    * node's log cannot grow for now; a proposal in flight when it happened may or may not commit (as with
-   * LOST_LEADERSHIP), one refused afterwards was never proposed. Retry later.
+   * LOST_LEADERSHIP), one refused afterwards was never proposed (`neverProposed` tells them apart). Retry later.
    */
   | 'NO_SPACE'
 
@@ -36,9 +36,15 @@ export type RaftErrorCode =
 export class RaftError extends Error {
   override readonly name = 'RaftError'
   readonly code: RaftErrorCode
-  constructor(code: RaftErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * True when a proposal was refused before it reached any log (e.g. NO_SPACE at `propose`): it cannot commit,
+   * so the caller need not settle its outcome. False when the code alone says what happened, or it is open.
+   */
+  readonly neverProposed: boolean
+  constructor(code: RaftErrorCode, message: string, options?: { cause?: unknown; neverProposed?: boolean }) {
     super(message, options)
     this.code = code
+    this.neverProposed = options?.neverProposed === true
   }
 }
 

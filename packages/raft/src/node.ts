@@ -177,7 +177,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           id: this.id,
           err,
         })
-        this.proposals.refuseUncommitted(this.core?.committed ?? 0, () => this.disk.refusal()!)
+        this.proposals.refuseUncommitted(this.core?.committed ?? 0, (never) => this.disk.refusal(never)!)
         // Reads would wait for the write that waits for space.
         this.reads.failAll(this.disk.refusal()!)
         this.emit('storage:full', err)
@@ -345,7 +345,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     const signal = options?.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
-    const full = this.disk.refusal()
+    const full = this.disk.refusal(true)
     if (full) return Promise.reject(full)
     const result = this.proposals.add(command, signal)
     this.schedule()

@@ -96,9 +96,15 @@ describe('RaftNode on a full disk', () => {
     const first = await propose(clock, node, 'b')
     expect(isNoSpace(first), String(first)).toBe(true)
     expect((first as Error).message).toMatch(/ENOSPC/)
+    // 'b' is in the log being written: it may still commit. The later ones never reach a log, and say so.
+    expect((first as RaftError).neverProposed).toBe(false)
     // Later ones are refused at once, while the node keeps its role and stays up; so are reads (they would
     // wait for the write that waits for space).
-    for (const v of ['c', 'd']) expect(isNoSpace(await propose(clock, node, v))).toBe(true)
+    for (const v of ['c', 'd']) {
+      const refused = await propose(clock, node, v)
+      expect(isNoSpace(refused)).toBe(true)
+      expect((refused as RaftError).neverProposed).toBe(true)
+    }
     expect(isNoSpace(await settled(clock, node.readIndex(), 'a read'))).toBe(true)
     await clock.advanceAsync(5 * MAX_RETRY_MS)
     expect(node.role).toBe('leader')
@@ -130,7 +136,9 @@ describe('RaftNode on a full disk', () => {
     await clock.advanceAsync(3000)
     expect(follower.node.role).toBe('follower')
     expect(follower.node.leaderId).toBe(leader.node.id)
-    expect(isNoSpace(await propose(clock, follower.node, 'x'))).toBe(true)
+    const refused = await propose(clock, follower.node, 'x')
+    expect(isNoSpace(refused)).toBe(true)
+    expect((refused as RaftError).neverProposed).toBe(true)
     expect(follower.errors).toEqual([])
     follower.files.room = Number.POSITIVE_INFINITY
     for (let k = 0; k < 100 && follower.applied.length < 4; k++) await clock.advanceAsync(50)

@@ -56,6 +56,23 @@ function simulatedCluster(members: number, choices: () => number) {
 }
 
 describe('replicated ClusterStore', () => {
+  it('fails a transaction at once, as not committed, when raft refused it before it reached a log', async () => {
+    // A full disk: raft refuses the command up front (NO_SPACE, never proposed). No fence is needed to
+    // settle it, and the caller hears it did not commit, with raft's reason.
+    let calls = 0
+    const proposer: Proposer = async () => {
+      calls++
+      throw Object.assign(raftError('NO_SPACE'), { neverProposed: true })
+    }
+    const store = new ClusterStore({ proposer })
+    const failed = store.update((tx) => tx.create('secrets', secret('a', 'one')))
+    await expect(failed).rejects.toMatchObject({
+      code: 'PROPOSAL_FAILED',
+      message: /not committed: raft: NO_SPACE/,
+    })
+    expect(calls).toBe(1)
+  })
+
   it('reports each committed transaction to onCommit with its latency and size', async () => {
     const seen: { ms: number; changes: number }[] = []
     let index = 0

@@ -37,10 +37,19 @@ export class FullDisk {
     return this.refused !== null
   }
 
-  /** The error a proposal gets while the disk is full, or null. */
-  refusal(): RaftError | null {
+  /**
+   * The error a proposal gets while the disk is full, or null. `neverProposed`: the proposal is refused before
+   * it reached a log (not one in flight, which may still commit).
+   */
+  refusal(neverProposed = false): RaftError | null {
     const r = this.refused
-    return r && new RaftError('NO_SPACE', `this node's log cannot grow for now: ${r.message}`, { cause: r })
+    return (
+      r &&
+      new RaftError('NO_SPACE', `this node's log cannot grow for now: ${r.message}`, {
+        cause: r,
+        neverProposed,
+      })
+    )
   }
 
   /**

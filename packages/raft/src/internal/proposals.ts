@@ -165,17 +165,18 @@ export class Proposals {
    * The log cannot grow (a full disk): what is not committed settles with `err()`, its outcome unknown for
    * what reached the core, and what waited to be handed to it is refused.
    */
-  refuseUncommitted(commit: number, err: () => RaftError): void {
+  refuseUncommitted(commit: number, err: (neverProposed: boolean) => RaftError): void {
+    // Appended here or handed to the leader: they may still commit. Queued ones never left this node.
     for (const [index, p] of this.byIndex) {
       if (index > commit) {
         this.byIndex.delete(index)
-        settle(p, err())
+        settle(p, err(false))
       }
     }
-    for (const f of this.forwarded.values()) for (const p of f.items) settle(p, err())
+    for (const f of this.forwarded.values()) for (const p of f.items) settle(p, err(false))
     this.forwarded.clear()
-    for (const p of this.queued) settle(p, err())
-    for (const p of this.waitingLeader) settle(p, err())
+    for (const p of this.queued) settle(p, err(true))
+    for (const p of this.waitingLeader) settle(p, err(true))
     this.queued = []
     this.waitingLeader = []
   }

@@ -141,6 +141,7 @@ function definitelyNotCommitted(err: unknown): boolean {
   if (typeof err !== 'object' || err === null || (err as { name?: unknown }).name !== 'RaftError')
     return false
   const code = (err as { code?: unknown }).code
+  if ((err as { neverProposed?: unknown }).neverProposed === true) return true
   return code === 'PROPOSAL_DROPPED' || code === 'TOO_LARGE' || code === 'NO_LEADER'
 }
 
