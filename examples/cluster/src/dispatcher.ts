@@ -172,6 +172,13 @@ export class Dispatcher implements DispatcherApi {
   /** When each tracked node was last heard, on `#clock`. */
   readonly #seen = new Map<string, number>()
   /**
+   * On the leader: the manager whose relay (`heardElsewhere`) brought each node's last heartbeat, for the
+   * nodes last heard through another manager; and when each such manager's last relay arrived, on `#clock`.
+   * A node is judged by what its relayer has told, not by a silence that may be the relayer's own.
+   */
+  readonly #relayedBy = new Map<string, string>()
+  readonly #relayArrived = new Map<string, number>()
+  /**
    * Silence is counted on a clock that stands still while this manager's loop is stalled: a new leader
    * rebuilding its duties, or any long synchronous stretch, must not mark down the nodes whose heartbeats
    * wait in its sockets meanwhile (leader-stall.test.ts).
@@ -258,6 +265,7 @@ export class Dispatcher implements DispatcherApi {
       throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
     await this.#registrations.submit(nodeId, [{ info, addr }])
     this.#seen.set(nodeId, this.#clock.now())
+    this.#relayedBy.delete(nodeId)
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
 
@@ -280,6 +288,7 @@ export class Dispatcher implements DispatcherApi {
       return this.#answer(nodeId)
     }
     this.#seen.set(nodeId, this.#clock.now())
+    this.#relayedBy.delete(nodeId)
     // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
     // manager's reachability is raft's to say (see manager-health.ts).
     const down = this.#store.view((tx) => {
@@ -293,12 +302,18 @@ export class Dispatcher implements DispatcherApi {
 
   /**
    * On the leader: heartbeats a follower heard and handed on together (heartbeat-relay.ts), tracked as if
-   * heard here. Answers at once: nodes ready again are committed in the background.
+   * heard here. Answers at once: nodes ready again are committed in the background. `relayer` (the manager
+   * that called) is remembered for each node: while that manager's own relays are late (it is starved, or
+   * between two calls that failed), its nodes' silence is its, not theirs (see `#waitsForRelayer`).
    */
-  heardElsewhere(nodeIds: readonly string[]): void {
+  heardElsewhere(nodeIds: readonly string[], relayer?: string): void {
     if (!this.#isLeader()) throw new Error('not the leader')
     const now = this.#clock.now()
     for (const id of nodeIds) this.#seen.set(id, now)
+    if (relayer !== undefined) {
+      this.#relayArrived.set(relayer, now)
+      for (const id of nodeIds) this.#relayedBy.set(id, relayer)
+    } else for (const id of nodeIds) this.#relayedBy.delete(id)
     const down = this.#store.view((tx) =>
       nodeIds.filter((id) => {
         const state = tx.get('nodes', id)?.status.state
@@ -369,6 +384,8 @@ export class Dispatcher implements DispatcherApi {
     })
     const now = this.#clock.now()
     this.#seen.clear()
+    this.#relayedBy.clear()
+    this.#relayArrived.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
       if (n.status.state === 'ready') this.#seen.set(n.id, now)
   }
@@ -488,6 +505,32 @@ export class Dispatcher implements DispatcherApi {
     )
   }
 
+  /**
+   * Whether late node `nodeId` (last heard at `at`) is not judged yet because the manager that relays its
+   * heartbeats has not told this leader about the whole grace period. A relay carries every node its manager
+   * heard since its last call, about once a second; so a relayer that called after `at + grace` without the
+   * node has seen it silent for the whole grace, and the node is judged. Before that the node waits while the
+   * relayer itself is fresh: its last relay arrived within one grace, or raft hears its manager now (its
+   * loop runs, so its workers' heartbeats are answered and they stay with it), for at most two graces.
+   *
+   * Bounds, with P the heartbeat period and checks every P: a dead node behind a relayer that goes on relaying
+   * is marked down by `at + 4P` plus one relay interval (1 s), as before plus that interval; behind a relayer
+   * that is gone (no relay and raft does not hear it) by its last relay + 4P, and its last relay came at most
+   * one relay interval after `at`; behind a relayer raft hears but whose relays do not arrive, by its last
+   * relay + 7P. A live node of a dead relayer moves to another manager within P + 2 s (the agent's failover)
+   * and is then heard through that one.
+   */
+  #waitsForRelayer(nodeId: string, at: number, now: number, graceMs: number): boolean {
+    const relayer = this.#relayedBy.get(nodeId)
+    if (relayer === undefined) return false
+    const arrived = this.#relayArrived.get(relayer) ?? Number.NEGATIVE_INFINITY
+    // The relayer spoke after the node's whole grace without it: the node's own silence.
+    if (arrived - at > graceMs) return false
+    const relayerSilentMs = now - arrived
+    if (relayerSilentMs <= graceMs) return true
+    return relayerSilentMs <= 2 * graceMs && this.#raftHears(relayer)
+  }
+
   /** One task's assignment if the node is to hold it now (as in `#list`), else undefined. */
   #one(nodeId: string, taskId: string): Assignment | undefined {
     return this.#store.view((tx) => {
@@ -521,13 +564,19 @@ export class Dispatcher implements DispatcherApi {
     const now = this.#clock.now()
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
-    const deadline = now - 3 * this.periodMs
-    const late = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
+    const graceMs = 3 * this.periodMs
+    const deadline = now - graceMs
+    const late = [...this.#seen]
+      .filter(([id, at]) => at < deadline && !this.#waitsForRelayer(id, at, now, graceMs))
+      .map(([id]) => id)
     // A manager raft hears is alive: a new grace period from now, counted once raft stops hearing it.
     for (const id of late) if (this.#raftHears(id)) this.#seen.set(id, now)
     const down = late.filter((id) => this.#seen.get(id) !== now)
     if (down.length === 0) return
-    for (const id of down) this.#seen.delete(id)
+    for (const id of down) {
+      this.#seen.delete(id)
+      this.#relayedBy.delete(id)
+    }
     try {
       // In transactions that fit a raft entry: 5,000 nodes at once were refused as too large, every time.
       const markDown = async () => {

@@ -115,11 +115,13 @@ describe('heartbeats heard by a follower, on the leader (in-process managers)', 
     const d = leader.dispatcher as unknown as Record<string, (...a: unknown[]) => unknown>
     let calls = 0
     const heard = new Set<string>()
+    const relayers = new Set<unknown>()
     for (const name of ['heartbeat', 'heardElsewhere']) {
       const real = d[name]
       if (typeof real !== 'function') continue
       d[name] = (arg: unknown, ...rest: unknown[]) => {
         calls++
+        if (name === 'heardElsewhere') relayers.add(rest[0])
         for (const id of Array.isArray(arg) ? arg : [arg])
           if (ids.includes(id as string)) heard.add(id as string)
         return real.call(leader.dispatcher, arg, ...rest)
@@ -137,5 +139,8 @@ describe('heartbeats heard by a follower, on the leader (in-process managers)', 
     expect(calls).toBeLessThan(40)
     const down = leader.store.view((tx) => ids.filter((id) => tx.get('nodes', id)?.status.state !== 'ready'))
     expect(down).toEqual([])
+    // The leader knows which manager relayed them (the caller's certificate): it judges them by its calls.
+    expect(relayers.has(follower.nodeId)).toBe(true)
+    expect(relayers.has(undefined)).toBe(false)
   })
 })
