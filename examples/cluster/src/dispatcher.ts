@@ -411,12 +411,43 @@ export class Dispatcher implements DispatcherApi {
    * The node's complete set of tasks, then only the tasks that changed or left it, each message with the
    * changes to the node's network view (assignment-stream.ts).
    */
+  /**
+   * Logs the first task in state `assigned` this manager's streams send after `label` (a leader change), with
+   * how long after it: a failover's timeline, from the election to the first new work a worker is given.
+   */
+  traceFirstAssignment(label: string): void {
+    this.#traceFirst = { label, at: performance.now() }
+  }
+
+  #traceFirst: { label: string; at: number } | undefined
+
+  #traced(nodeId: string, a: Assignment | undefined): Assignment | undefined {
+    const trace = this.#traceFirst
+    if (trace && a?.state === 'assigned') {
+      this.#traceFirst = undefined
+      this.#log(
+        `first new assignment sent after ${trace.label}: ${Math.round(performance.now() - trace.at)} ms, to node ${nodeId} (${this.whereIs(nodeId)})`,
+      )
+    }
+    return a
+  }
+
+  /**
+   * Where this manager hears `nodeId` from: `session here` (its agent is connected here), `relayed by M`
+   * (on the leader: its last heartbeat came through manager M in this leadership), else `not heard`.
+   */
+  whereIs(nodeId: string): string {
+    if (this.sessions.has(nodeId)) return 'session here'
+    const relayer = this.#relayedBy.get(nodeId)
+    return relayer === undefined ? 'not heard' : `relayed by ${relayer}`
+  }
+
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<AssignmentsMessage> {
     return assignmentStream(
       {
         fanout: this.#fanout,
         all: (id) => this.#list(id),
-        one: (id, taskId) => this.#one(id, taskId),
+        one: (id, taskId) => this.#traced(id, this.#one(id, taskId)),
         view: (id) => nodeView(this.#networkIndex(), id),
       },
       nodeId,
