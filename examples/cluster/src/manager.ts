@@ -105,7 +105,9 @@ export class Manager {
     this.raft = raft
     this.#keys = keys
     this.events = new ClusterEvents(store, { log: this.#log })
-    this.#duties = new WarmDuties(store, this.#log)
+    // The dead leader's nodes reach no one until they fail over (5-10 s at the default period): a new
+    // leader's scheduler places on them last, so that its first passes' work leaves at once.
+    this.#duties = new WarmDuties(store, this.#log, (nodeId) => this.dispatcher.unheard(nodeId))
     this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
@@ -297,7 +299,7 @@ export class Manager {
     )
     orchestrator.once('pass:done', (p) =>
       this.#log(
-        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election`,
+        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election (its own time ${Math.round(p.busyMs)} ms)`,
       ),
     )
     scheduler.once('pass:done', (p) =>

@@ -142,3 +142,27 @@ describe('a new leader', () => {
     expect(state('gone')).toBe('down')
   })
 })
+
+describe('the nodes a new leader has not heard from', () => {
+  it('are those without a heartbeat, relay or agent session here since tracking started', async () => {
+    const store = new ClusterStore()
+    await store.update((tx) => {
+      for (const id of ['direct', 'relayed', 'connected', 'silent']) tx.create('nodes', readyWorker(id))
+    })
+    const dispatcher = new Dispatcher({ store, heartbeatPeriodMs: P })
+    cleanups.push(() => dispatcher.close())
+    // Not leading yet: nothing to say.
+    expect(dispatcher.unheard('silent')).toBe(false)
+    void dispatcher.heartbeat('direct')
+    dispatcher.startTracking(2)
+    expect(dispatcher.unheard('direct')).toBe(true) // heard before this leadership: not since
+    void dispatcher.heartbeat('direct')
+    dispatcher.heardElsewhere(['relayed'], 'm2')
+    dispatcher.sessions.set('connected', {} as never)
+    expect(['direct', 'relayed', 'connected', 'silent'].filter((id) => dispatcher.unheard(id))).toEqual([
+      'silent',
+    ])
+    dispatcher.stopTracking()
+    expect(dispatcher.unheard('silent')).toBe(false)
+  })
+})
