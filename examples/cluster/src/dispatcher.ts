@@ -371,13 +371,7 @@ export class Dispatcher implements DispatcherApi {
     return whole
   }
 
-  /**
-   * A new leader gives every ready node two grace periods before it can be marked down (as swarmkit's
-   * dispatcher gives a node it has not heard from yet: `gracePeriodMultiplierUnknown`, twice the normal
-   * one): the dead leader's nodes first fail over (their next heartbeat times out, 2 s) and register again
-   * through a survivor that is busy with all of them at once; at 5,000 nodes one grace period marked
-   * 646-2,791 live nodes down in session 13's leader kills.
-   */
+  /** A new leader gives every ready node a full grace period before it can be marked down. */
   startTracking(term?: number): void {
     this.#term = term
     // Task addresses on overlay networks are a leader duty too (see task-addresses.ts).
@@ -399,10 +393,8 @@ export class Dispatcher implements DispatcherApi {
     this.#relayedBy.clear()
     this.#relayArrived.clear()
     this.#heardNow = new Set()
-    // Counted as heard one grace period from now: judged after two.
-    const unknownUntil = now + 3 * this.periodMs
     for (const n of this.#store.view((tx) => tx.find('nodes')))
-      if (n.status.state === 'ready') this.#seen.set(n.id, unknownUntil)
+      if (n.status.state === 'ready') this.#seen.set(n.id, now)
   }
 
   /**

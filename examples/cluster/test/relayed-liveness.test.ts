@@ -121,28 +121,6 @@ describe('nodes whose heartbeats another manager relays', () => {
   })
 })
 
-describe('a new leader', () => {
-  it('gives the nodes it has not heard yet two grace periods, as swarmkit does', async () => {
-    const store = new ClusterStore()
-    await store.update((tx) => {
-      for (const id of ['moving', 'gone']) tx.create('nodes', readyWorker(id))
-    })
-    const dispatcher = new Dispatcher({ store, heartbeatPeriodMs: P })
-    cleanups.push(() => dispatcher.close())
-    const start = performance.now()
-    dispatcher.startTracking(2)
-    // A dead leader's node: it fails over and registers again through a busy survivor, 4 periods later.
-    await until(start, 4.5 * P)
-    void dispatcher.heartbeat('moving')
-    const state = (id: string) => store.view((tx) => tx.get('nodes', id)?.status.state)
-    expect(state('moving')).toBe('ready')
-    expect(state('gone')).toBe('ready')
-    await until(start, 7.5 * P)
-    expect(state('moving')).toBe('ready')
-    expect(state('gone')).toBe('down')
-  })
-})
-
 describe('the nodes a new leader has not heard from', () => {
   it('are those without a heartbeat, relay or agent session here since tracking started', async () => {
     const store = new ClusterStore()
