@@ -178,8 +178,11 @@ export class Dispatcher implements DispatcherApi {
    */
   readonly #relayedBy = new Map<string, string>()
   readonly #relayArrived = new Map<string, number>()
-  /** On the leader: the nodes heard (heartbeat, relay, registration) since tracking started, while it runs. */
-  #heardNow: Set<string> | undefined
+  /**
+   * On the leader: the nodes that were ready when tracking started and have not been heard since (heartbeat,
+   * relay or registration): the dead leader's, until they fail over. A node that joins later is not in it.
+   */
+  readonly #notHeardYet = new Set<string>()
   /**
    * Silence is counted on a clock that stands still while this manager's loop is stalled: a new leader
    * rebuilding its duties, or any long synchronous stretch, must not mark down the nodes whose heartbeats
@@ -268,7 +271,7 @@ export class Dispatcher implements DispatcherApi {
     await this.#registrations.submit(nodeId, [{ info, addr }])
     this.#seen.set(nodeId, this.#clock.now())
     this.#relayedBy.delete(nodeId)
-    this.#heardNow?.add(nodeId)
+    this.#notHeardYet.delete(nodeId)
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
 
@@ -292,7 +295,7 @@ export class Dispatcher implements DispatcherApi {
     }
     this.#seen.set(nodeId, this.#clock.now())
     this.#relayedBy.delete(nodeId)
-    this.#heardNow?.add(nodeId)
+    this.#notHeardYet.delete(nodeId)
     // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
     // manager's reachability is raft's to say (see manager-health.ts).
     const down = this.#store.view((tx) => {
@@ -314,8 +317,7 @@ export class Dispatcher implements DispatcherApi {
     if (!this.#isLeader()) throw new Error('not the leader')
     const now = this.#clock.now()
     for (const id of nodeIds) this.#seen.set(id, now)
-    const heardNow = this.#heardNow
-    if (heardNow) for (const id of nodeIds) heardNow.add(id)
+    for (const id of nodeIds) this.#notHeardYet.delete(id)
     if (relayer !== undefined) {
       this.#relayArrived.set(relayer, now)
       for (const id of nodeIds) this.#relayedBy.set(id, relayer)
@@ -392,24 +394,26 @@ export class Dispatcher implements DispatcherApi {
     this.#seen.clear()
     this.#relayedBy.clear()
     this.#relayArrived.clear()
-    this.#heardNow = new Set()
+    this.#notHeardYet.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
-      if (n.status.state === 'ready') this.#seen.set(n.id, now)
+      if (n.status.state === 'ready') {
+        this.#seen.set(n.id, now)
+        this.#notHeardYet.add(n.id)
+      }
   }
 
   /**
-   * On the leader: whether `nodeId` has given no sign of life since this leadership began (no heartbeat,
-   * relay or registration, and no agent connected here). A dead manager's nodes stay so until they fail over
-   * to another manager; the scheduler places on them last, as their assignments could not leave meanwhile.
-   * False when not tracking.
+   * On the leader: whether `nodeId` was ready when this leadership began and has given no sign of life since
+   * (no heartbeat, relay or registration, and no agent connected here). A dead manager's nodes stay so until
+   * they fail over to another manager; the scheduler places on them last, as their assignments could not
+   * leave meanwhile. False when not tracking, and for a node that joined since.
    */
   unheard(nodeId: string): boolean {
-    const heardNow = this.#heardNow
-    return heardNow !== undefined && !heardNow.has(nodeId) && !this.sessions.has(nodeId)
+    return this.#notHeardYet.has(nodeId) && !this.sessions.has(nodeId)
   }
 
   stopTracking(): void {
-    this.#heardNow = undefined
+    this.#notHeardYet.clear()
     this.#addresses?.stop()
     this.#addresses = undefined
     this.#keys?.stop()

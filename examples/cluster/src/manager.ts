@@ -249,8 +249,12 @@ export class Manager {
   #onLeader(leader: string | null, term: number, stepDown?: StepDownInfo): void {
     if (this.#closed) return
     // Every manager's streams: when the first new work leaves after a change of leader (the failover's timeline).
-    if (leader && leader !== this.#lastLeader)
+    if (leader && leader !== this.#lastLeader) {
       this.dispatcher.traceFirstAssignment(`the leader change to ${leader} (term ${term})`)
+      // A new leader hears at once which nodes this manager serves (it judges them by this manager's relays,
+      // and places last on the nodes nobody has told it of: see Dispatcher.unheard).
+      if (leader !== this.raftId) this.#relay.handOnRecent(3 * this.dispatcher.periodMs)
+    }
     this.#lastLeader = leader ?? this.#lastLeader
     const leading = leader === this.raftId
     if (leading === this.#leading) return

@@ -63,6 +63,38 @@ describe('the heartbeat relay', () => {
   })
 })
 
+describe('the heartbeat relay on a change of leader', () => {
+  it('hands on again every node heard within the window, and forgets the older ones', async () => {
+    const calls: string[][] = []
+    let t = 0
+    const relay = heartbeatRelay({
+      send: async (ids) => {
+        calls.push([...ids].sort())
+      },
+      periodMs: () => 1000,
+      intervalMs: () => 5,
+      now: () => t,
+    })
+    relay.seen('old')
+    t = 2000
+    relay.seen('a')
+    relay.seen('b')
+    await waitFor(() => calls.length === 1 && relay.pending === 0, 'the first call')
+    // A new leader: it has heard none of them.
+    t = 3000
+    relay.handOnRecent(1500)
+    await waitFor(() => calls.length === 2 && relay.pending === 0, 'the second call')
+    expect(calls).toEqual([
+      ['a', 'b', 'old'],
+      ['a', 'b'],
+    ])
+    relay.handOnRecent(10_000)
+    await waitFor(() => calls.length === 3, 'the third call')
+    expect(calls[2]).toEqual(['a', 'b'])
+    relay.close()
+  })
+})
+
 describe("a worker's heartbeat bound", () => {
   it('follows the heartbeat period its manager gives, never under 2 s', async () => {
     const bounds: number[] = []

@@ -122,7 +122,7 @@ describe('nodes whose heartbeats another manager relays', () => {
 })
 
 describe('the nodes a new leader has not heard from', () => {
-  it('are those without a heartbeat, relay or agent session here since tracking started', async () => {
+  it('are those ready at its start without a heartbeat, relay or agent session here since', async () => {
     const store = new ClusterStore()
     await store.update((tx) => {
       for (const id of ['direct', 'relayed', 'connected', 'silent']) tx.create('nodes', readyWorker(id))
@@ -140,6 +140,9 @@ describe('the nodes a new leader has not heard from', () => {
     expect(['direct', 'relayed', 'connected', 'silent'].filter((id) => dispatcher.unheard(id))).toEqual([
       'silent',
     ])
+    // A node that joins during the leadership is not one the dead leader held.
+    await store.update((tx) => tx.create('nodes', readyWorker('joined')))
+    expect(dispatcher.unheard('joined')).toBe(false)
     dispatcher.stopTracking()
     expect(dispatcher.unheard('silent')).toBe(false)
   })
