@@ -623,8 +623,6 @@ async function main(): Promise<void> {
 
     // ---- a rolling update with the leader killed half way
     await beginPhase('leader kill')
-    const leader = await cluster.waitLeader(60_000)
-    const leaderRss = peakRssMiB(leader.proc?.pid)
     const killExpected = await slotsOf(SKIP.has('update') ? '1' : '2')
     const k0 = Date.now()
     await update((s) => ({
@@ -633,6 +631,10 @@ async function main(): Promise<void> {
     }))
     await until('half the tasks updated', async () => ((await running())['3'] ?? 0) >= R / 2, STEP_TIMEOUT)
     const atKill = (await running())['3'] ?? 0
+    // The leader of the moment: a stall on a loaded machine may have moved the leadership since the update
+    // began, and killing a follower measures nothing (session 14's f-2 did).
+    const leader = await cluster.waitLeader(60_000)
+    const leaderRss = peakRssMiB(leader.proc?.pid)
     const killedAt = Date.now()
     lastCpu[managers.indexOf(leader)] = cpuSeconds(leader.proc?.pid)
     await leader.kill()

@@ -172,6 +172,18 @@ export class Dispatcher implements DispatcherApi {
   /** When each tracked node was last heard, on `#clock`. */
   readonly #seen = new Map<string, number>()
   /**
+   * On the leader: the manager whose relay (`heardElsewhere`) brought each node's last heartbeat, for the
+   * nodes last heard through another manager; and when each such manager's last relay arrived, on `#clock`.
+   * A node is judged by what its relayer has told, not by a silence that may be the relayer's own.
+   */
+  readonly #relayedBy = new Map<string, string>()
+  readonly #relayArrived = new Map<string, number>()
+  /**
+   * On the leader: the nodes that were ready when tracking started and have not been heard since (heartbeat,
+   * relay or registration): the dead leader's, until they fail over. A node that joins later is not in it.
+   */
+  readonly #notHeardYet = new Set<string>()
+  /**
    * Silence is counted on a clock that stands still while this manager's loop is stalled: a new leader
    * rebuilding its duties, or any long synchronous stretch, must not mark down the nodes whose heartbeats
    * wait in its sockets meanwhile (leader-stall.test.ts).
@@ -258,6 +270,8 @@ export class Dispatcher implements DispatcherApi {
       throw new Error(`node ${nodeId} not found: it was removed from the swarm`)
     await this.#registrations.submit(nodeId, [{ info, addr }])
     this.#seen.set(nodeId, this.#clock.now())
+    this.#relayedBy.delete(nodeId)
+    this.#notHeardYet.delete(nodeId)
     this.#log(`node ${nodeId} (${info.hostname}) registered`)
   }
 
@@ -280,6 +294,8 @@ export class Dispatcher implements DispatcherApi {
       return this.#answer(nodeId)
     }
     this.#seen.set(nodeId, this.#clock.now())
+    this.#relayedBy.delete(nodeId)
+    this.#notHeardYet.delete(nodeId)
     // A node marked down (no heartbeat, or a manager raft lost) is ready again with its next heartbeat; a
     // manager's reachability is raft's to say (see manager-health.ts).
     const down = this.#store.view((tx) => {
@@ -293,12 +309,19 @@ export class Dispatcher implements DispatcherApi {
 
   /**
    * On the leader: heartbeats a follower heard and handed on together (heartbeat-relay.ts), tracked as if
-   * heard here. Answers at once: nodes ready again are committed in the background.
+   * heard here. Answers at once: nodes ready again are committed in the background. `relayer` (the manager
+   * that called) is remembered for each node: while that manager's own relays are late (it is starved, or
+   * between two calls that failed), its nodes' silence is its, not theirs (see `#waitsForRelayer`).
    */
-  heardElsewhere(nodeIds: readonly string[]): void {
+  heardElsewhere(nodeIds: readonly string[], relayer?: string): void {
     if (!this.#isLeader()) throw new Error('not the leader')
     const now = this.#clock.now()
     for (const id of nodeIds) this.#seen.set(id, now)
+    for (const id of nodeIds) this.#notHeardYet.delete(id)
+    if (relayer !== undefined) {
+      this.#relayArrived.set(relayer, now)
+      for (const id of nodeIds) this.#relayedBy.set(id, relayer)
+    } else for (const id of nodeIds) this.#relayedBy.delete(id)
     const down = this.#store.view((tx) =>
       nodeIds.filter((id) => {
         const state = tx.get('nodes', id)?.status.state
@@ -369,11 +392,28 @@ export class Dispatcher implements DispatcherApi {
     })
     const now = this.#clock.now()
     this.#seen.clear()
+    this.#relayedBy.clear()
+    this.#relayArrived.clear()
+    this.#notHeardYet.clear()
     for (const n of this.#store.view((tx) => tx.find('nodes')))
-      if (n.status.state === 'ready') this.#seen.set(n.id, now)
+      if (n.status.state === 'ready') {
+        this.#seen.set(n.id, now)
+        this.#notHeardYet.add(n.id)
+      }
+  }
+
+  /**
+   * On the leader: whether `nodeId` was ready when this leadership began and has given no sign of life since
+   * (no heartbeat, relay or registration, and no agent connected here). A dead manager's nodes stay so until
+   * they fail over to another manager; the scheduler places on them last, as their assignments could not
+   * leave meanwhile. False when not tracking, and for a node that joined since.
+   */
+  unheard(nodeId: string): boolean {
+    return this.#notHeardYet.has(nodeId) && !this.sessions.has(nodeId)
   }
 
   stopTracking(): void {
+    this.#notHeardYet.clear()
     this.#addresses?.stop()
     this.#addresses = undefined
     this.#keys?.stop()
@@ -386,12 +426,43 @@ export class Dispatcher implements DispatcherApi {
    * The node's complete set of tasks, then only the tasks that changed or left it, each message with the
    * changes to the node's network view (assignment-stream.ts).
    */
+  /**
+   * Logs the first task in state `assigned` this manager's streams send after `label` (a leader change), with
+   * how long after it: a failover's timeline, from the election to the first new work a worker is given.
+   */
+  traceFirstAssignment(label: string): void {
+    this.#traceFirst = { label, at: performance.now() }
+  }
+
+  #traceFirst: { label: string; at: number } | undefined
+
+  #traced(nodeId: string, a: Assignment | undefined): Assignment | undefined {
+    const trace = this.#traceFirst
+    if (trace && a?.state === 'assigned') {
+      this.#traceFirst = undefined
+      this.#log(
+        `first new assignment sent after ${trace.label}: ${Math.round(performance.now() - trace.at)} ms, to node ${nodeId} (${this.whereIs(nodeId)})`,
+      )
+    }
+    return a
+  }
+
+  /**
+   * Where this manager hears `nodeId` from: `session here` (its agent is connected here), `relayed by M`
+   * (on the leader: its last heartbeat came through manager M in this leadership), else `not heard`.
+   */
+  whereIs(nodeId: string): string {
+    if (this.sessions.has(nodeId)) return 'session here'
+    const relayer = this.#relayedBy.get(nodeId)
+    return relayer === undefined ? 'not heard' : `relayed by ${relayer}`
+  }
+
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<AssignmentsMessage> {
     return assignmentStream(
       {
         fanout: this.#fanout,
         all: (id) => this.#list(id),
-        one: (id, taskId) => this.#one(id, taskId),
+        one: (id, taskId) => this.#traced(id, this.#one(id, taskId)),
         view: (id) => nodeView(this.#networkIndex(), id),
       },
       nodeId,
@@ -494,6 +565,32 @@ export class Dispatcher implements DispatcherApi {
     )
   }
 
+  /**
+   * Whether late node `nodeId` (last heard at `at`) is not judged yet because the manager that relays its
+   * heartbeats has not told this leader about the whole grace period. A relay carries every node its manager
+   * heard since its last call, about once a second; so a relayer that called after `at + grace` without the
+   * node has seen it silent for the whole grace, and the node is judged. Before that the node waits while the
+   * relayer itself is fresh: its last relay arrived within one grace, or raft hears its manager now (its
+   * loop runs, so its workers' heartbeats are answered and they stay with it), for at most two graces.
+   *
+   * Bounds, with P the heartbeat period and checks every P: a dead node behind a relayer that goes on relaying
+   * is marked down by `at + 4P` plus one relay interval (1 s), as before plus that interval; behind a relayer
+   * that is gone (no relay and raft does not hear it) by its last relay + 4P, and its last relay came at most
+   * one relay interval after `at`; behind a relayer raft hears but whose relays do not arrive, by its last
+   * relay + 7P. A live node of a dead relayer moves to another manager within P + 2 s (the agent's failover)
+   * and is then heard through that one.
+   */
+  #waitsForRelayer(nodeId: string, at: number, now: number, graceMs: number): boolean {
+    const relayer = this.#relayedBy.get(nodeId)
+    if (relayer === undefined) return false
+    const arrived = this.#relayArrived.get(relayer) ?? Number.NEGATIVE_INFINITY
+    // The relayer spoke after the node's whole grace without it: the node's own silence.
+    if (arrived - at > graceMs) return false
+    const relayerSilentMs = now - arrived
+    if (relayerSilentMs <= graceMs) return true
+    return relayerSilentMs <= 2 * graceMs && this.#raftHears(relayer)
+  }
+
   /** One task's assignment if the node is to hold it now (as in `#list`), else undefined. */
   #one(nodeId: string, taskId: string): Assignment | undefined {
     return this.#store.view((tx) => {
@@ -527,13 +624,19 @@ export class Dispatcher implements DispatcherApi {
     const now = this.#clock.now()
     for (const n of this.#store.view((tx) => tx.find('nodes', undefined, (x) => x.status.state === 'ready')))
       if (!this.#seen.has(n.id)) this.#seen.set(n.id, now)
-    const deadline = now - 3 * this.periodMs
-    const late = [...this.#seen].filter(([, at]) => at < deadline).map(([id]) => id)
+    const graceMs = 3 * this.periodMs
+    const deadline = now - graceMs
+    const late = [...this.#seen]
+      .filter(([id, at]) => at < deadline && !this.#waitsForRelayer(id, at, now, graceMs))
+      .map(([id]) => id)
     // A manager raft hears is alive: a new grace period from now, counted once raft stops hearing it.
     for (const id of late) if (this.#raftHears(id)) this.#seen.set(id, now)
     const down = late.filter((id) => this.#seen.get(id) !== now)
     if (down.length === 0) return
-    for (const id of down) this.#seen.delete(id)
+    for (const id of down) {
+      this.#seen.delete(id)
+      this.#relayedBy.delete(id)
+    }
     try {
       // In transactions that fit a raft entry: 5,000 nodes at once were refused as too large, every time.
       const markDown = async () => {

@@ -13,11 +13,18 @@ export interface HeartbeatRelayOptions {
   /** Shortest time between two sends. Default: a fifth of the period, at most 1 s. */
   readonly intervalMs?: () => number
   readonly log?: (line: string) => void
+  /** The clock of `handOnRecent`. Default `performance.now`. */
+  readonly now?: () => number
 }
 
 export interface HeartbeatRelay {
   /** Notes a heartbeat of `nodeId`, to go to the leader with the next send. */
   seen(nodeId: string): void
+  /**
+   * Hands on again every node heard within the last `withinMs` (a new leader knows nothing of them: without
+   * this it learns of this manager's nodes one heartbeat period after the election, as each beats again).
+   */
+  handOnRecent(withinMs: number): void
   /** Calls made so far (for tests and metrics). */
   readonly sends: number
   /** Nodes heard and not yet handed on. */
@@ -32,6 +39,9 @@ export function heartbeatRelay(options: HeartbeatRelayOptions): HeartbeatRelay {
   const log = options.log ?? (() => {})
   const intervalMs = options.intervalMs ?? (() => Math.min(1000, options.periodMs() / 5))
   let pending = new Set<string>()
+  /** When each node was last heard here (the clock of `now`). */
+  let recent = new Map<string, number>()
+  const now = options.now ?? (() => performance.now())
   let timer: ReturnType<typeof setTimeout> | undefined
   let inFlight = false
   let closed = false
@@ -73,6 +83,16 @@ export function heartbeatRelay(options: HeartbeatRelayOptions): HeartbeatRelay {
     seen(nodeId) {
       if (closed) return
       pending.add(nodeId)
+      recent.set(nodeId, now())
+      schedule()
+    },
+    handOnRecent(withinMs) {
+      if (closed) return
+      const since = now() - withinMs
+      for (const [id, at] of recent) {
+        if (at >= since) pending.add(id)
+        else recent.delete(id)
+      }
       schedule()
     },
     get sends() {
@@ -86,6 +106,7 @@ export function heartbeatRelay(options: HeartbeatRelayOptions): HeartbeatRelay {
       clearTimeout(timer)
       timer = undefined
       pending = new Set()
+      recent = new Map()
     },
   }
 }

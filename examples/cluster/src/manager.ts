@@ -85,6 +85,8 @@ export class Manager {
   /** On a follower: its workers' heartbeats, handed on to the leader together (heartbeat-relay.ts). */
   readonly #relay: HeartbeatRelay
   #leading = false
+  /** The last leader raft named (for the failover trace). */
+  #lastLeader: string | undefined
   #leaderClient: { address: string; client: RpcClient; transport: TlsTransport } | undefined
   #closed = false
   /** On the leader: managers' reachability (and a lost manager's readiness) from raft's view. */
@@ -103,7 +105,9 @@ export class Manager {
     this.raft = raft
     this.#keys = keys
     this.events = new ClusterEvents(store, { log: this.#log })
-    this.#duties = new WarmDuties(store, this.#log)
+    // The dead leader's nodes reach no one until they fail over (5-10 s at the default period): a new
+    // leader's scheduler places on them last, so that its first passes' work leaves at once.
+    this.#duties = new WarmDuties(store, this.#log, (nodeId) => this.dispatcher.unheard(nodeId))
     this.#health = new ManagerHealth({ store, raft, log: this.#log })
     this.dispatcher = new Dispatcher({
       store,
@@ -244,6 +248,14 @@ export class Manager {
 
   #onLeader(leader: string | null, term: number, stepDown?: StepDownInfo): void {
     if (this.#closed) return
+    // Every manager's streams: when the first new work leaves after a change of leader (the failover's timeline).
+    if (leader && leader !== this.#lastLeader) {
+      this.dispatcher.traceFirstAssignment(`the leader change to ${leader} (term ${term})`)
+      // A new leader hears at once which nodes this manager serves (it judges them by this manager's relays,
+      // and places last on the nodes nobody has told it of: see Dispatcher.unheard).
+      if (leader !== this.raftId) this.#relay.handOnRecent(3 * this.dispatcher.periodMs)
+    }
+    this.#lastLeader = leader ?? this.#lastLeader
     const leading = leader === this.raftId
     if (leading === this.#leading) return
     this.#leading = leading
@@ -291,7 +303,7 @@ export class Manager {
     )
     orchestrator.once('pass:done', (p) =>
       this.#log(
-        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election`,
+        `orchestrator's first pass of term ${term}: ${p.changes} changes, ${since(elected)} ms after the election (its own time ${Math.round(p.busyMs)} ms)`,
       ),
     )
     scheduler.once('pass:done', (p) =>
@@ -299,6 +311,41 @@ export class Manager {
         `scheduler's first pass of term ${term}: ${p.assigned} assigned, ${since(elected)} ms after the election`,
       ),
     )
+    this.#traceTakeover(term, elected, scheduler)
+  }
+
+  /**
+   * For the first 10 s of a leadership: where each scheduler pass placed its tasks (nodes whose agent is
+   * connected here, nodes relayed by another manager, nodes not heard since the election, such as the dead
+   * leader's before they move), so that a failover's wait for its first new assignment can be read.
+   */
+  #traceTakeover(term: number, elected: number, scheduler: Duties['scheduler']): void {
+    const placed = new Map<string, number>()
+    const watch = this.store.watch({
+      table: 'tasks',
+      filter: (e) => {
+        if (e.action === 'update' && !e.oldObject.nodeId && e.object.nodeId) {
+          const where = this.dispatcher.whereIs(e.object.nodeId).replace(/^relayed by .*/, 'relayed')
+          placed.set(where, (placed.get(where) ?? 0) + 1)
+        }
+        return false
+      },
+    })
+    const onPass = (p: { assigned: number }) => {
+      const ms = Math.round(performance.now() - elected)
+      if (p.assigned > 0) {
+        const parts = [...placed].map(([where, n]) => `${n} ${where}`).join(', ')
+        this.#log(
+          `scheduler pass of term ${term}, ${ms} ms after the election: ${p.assigned} assigned (${parts})`,
+        )
+      }
+      placed.clear()
+      if (ms > 10_000 || !this.#leading) {
+        scheduler.off('pass:done', onPass)
+        watch.close()
+      }
+    }
+    scheduler.on('pass:done', onPass)
   }
 
   #startDuties(term: number): Duties {

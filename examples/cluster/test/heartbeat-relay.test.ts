@@ -63,6 +63,38 @@ describe('the heartbeat relay', () => {
   })
 })
 
+describe('the heartbeat relay on a change of leader', () => {
+  it('hands on again every node heard within the window, and forgets the older ones', async () => {
+    const calls: string[][] = []
+    let t = 0
+    const relay = heartbeatRelay({
+      send: async (ids) => {
+        calls.push([...ids].sort())
+      },
+      periodMs: () => 1000,
+      intervalMs: () => 5,
+      now: () => t,
+    })
+    relay.seen('old')
+    t = 2000
+    relay.seen('a')
+    relay.seen('b')
+    await waitFor(() => calls.length === 1 && relay.pending === 0, 'the first call')
+    // A new leader: it has heard none of them.
+    t = 3000
+    relay.handOnRecent(1500)
+    await waitFor(() => calls.length === 2 && relay.pending === 0, 'the second call')
+    expect(calls).toEqual([
+      ['a', 'b', 'old'],
+      ['a', 'b'],
+    ])
+    relay.handOnRecent(10_000)
+    await waitFor(() => calls.length === 3, 'the third call')
+    expect(calls[2]).toEqual(['a', 'b'])
+    relay.close()
+  })
+})
+
 describe("a worker's heartbeat bound", () => {
   it('follows the heartbeat period its manager gives, never under 2 s', async () => {
     const bounds: number[] = []
@@ -115,11 +147,13 @@ describe('heartbeats heard by a follower, on the leader (in-process managers)', 
     const d = leader.dispatcher as unknown as Record<string, (...a: unknown[]) => unknown>
     let calls = 0
     const heard = new Set<string>()
+    const relayers = new Set<unknown>()
     for (const name of ['heartbeat', 'heardElsewhere']) {
       const real = d[name]
       if (typeof real !== 'function') continue
       d[name] = (arg: unknown, ...rest: unknown[]) => {
         calls++
+        if (name === 'heardElsewhere') relayers.add(rest[0])
         for (const id of Array.isArray(arg) ? arg : [arg])
           if (ids.includes(id as string)) heard.add(id as string)
         return real.call(leader.dispatcher, arg, ...rest)
@@ -137,5 +171,8 @@ describe('heartbeats heard by a follower, on the leader (in-process managers)', 
     expect(calls).toBeLessThan(40)
     const down = leader.store.view((tx) => ids.filter((id) => tx.get('nodes', id)?.status.state !== 'ready'))
     expect(down).toEqual([])
+    // The leader knows which manager relayed them (the caller's certificate): it judges them by its calls.
+    expect(relayers.has(follower.nodeId)).toBe(true)
+    expect(relayers.has(undefined)).toBe(false)
   })
 })

@@ -79,8 +79,11 @@ export interface OrchestratorEvents {
   'update:state': (serviceId: string, status: UpdateStatus) => void
   /** A background failure (a failed commit); the orchestrator goes on and retries. */
   error: (err: Error) => void
-  /** A pass over the services marked changed ended, having written `changes` (task and service writes). */
-  'pass:done': (stats: { services: number; changes: number }) => void
+  /**
+   * A pass over the services marked changed ended, having written `changes` (task and service writes);
+   * `busyMs` is its own time in slices, without what ran between them.
+   */
+  'pass:done': (stats: { services: number; changes: number; busyMs: number }) => void
 }
 
 /**
@@ -146,6 +149,12 @@ interface Delay {
 }
 
 const RETRY_MS = 1000
+/**
+ * The slices of the first pass after activation: five times the usual 10 ms, still far under a raft election
+ * timeout (300 ms) and near its heartbeat interval (60 ms), so that the loop's I/O between slices (a failover's
+ * registrations and heartbeats) takes a smaller share of it while every service waits for this pass.
+ */
+const FIRST_PASS_SLICE_MS = 50
 /**
  * Bulk creations, and changes made in independent steps (see Plan.cut), per pass, in transactions of
  * `commitSize`: a scale-up or an update is paced, a pass stays bounded.
@@ -232,6 +241,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   }
   /** What the current service's pass cost in slices (its rest, if paced, is as long). */
   #passMeter: SliceMeter = { busyMs: 0 }
+  /** The next pass is the first since activation (see `FIRST_PASS_SLICE_MS`). */
+  #firstPass = false
   readonly #pacing = new PassPacing((id) => {
     this.#dirty.add(id)
     this.#loop.kick()
@@ -281,6 +292,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       writer,
     )
     this.#standby = false
+    this.#firstPass = true
     this.#writer = writer ?? this.#store
     // Its first pass is a start's: the reset (or deactivate) marked every service and slot, and no pass has
     // run since to clear them.
@@ -491,6 +503,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#dirty.clear()
     this.#overcommit.clear()
     let changes = 0
+    let busyMs = 0
+    // The first pass after activation (a new leader's) in longer slices: nothing a service needs happens
+    // until it has walked every slot, and in 10 ms slices on a leader busy with a failover (the dead
+    // manager's nodes registering again) it took 4-5 s at 150,000 tasks.
+    const budgetMs = this.#firstPass ? FIRST_PASS_SLICE_MS : undefined
+    this.#firstPass = false
     for (const id of dirty) {
       if (this.#pacing.resting(id)) {
         this.#dirty.add(id)
@@ -499,7 +517,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       const tasks = this.#bySvc.get(id)?.size ?? 0
       const chunks = Math.max(BULK_CHUNKS, Math.ceil(tasks / TASKS_PER_CHANGE / this.#commitSize))
       const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
-      const meter: SliceMeter = { busyMs: 0 }
+      const meter: SliceMeter = budgetMs ? { busyMs: 0, budgetMs } : { busyMs: 0 }
       this.#passMeter = meter
       let again = false
       try {
@@ -512,6 +530,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         // The pass's own time, not what ran between its slices (a busy new leader's passes took seconds of
         // wall time for a fraction of it in CPU, and rested as long).
         this.#pacing.passed(id, tasks, meter.busyMs)
+        busyMs += meter.busyMs
       }
       // (A commit during the pass failed: it arranged what comes next, as a failed commit at the end does.)
       if (plan.abandoned) {
@@ -535,7 +554,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         this.#loop.kick()
       }
     }
-    if (dirty.length > 0) this.emit('pass:done', { services: dirty.length, changes })
+    if (dirty.length > 0) this.emit('pass:done', { services: dirty.length, changes, busyMs })
   }
 
   /** Writes `ops` in `tx`; a task or service changed since the pass read it is a {@link Conflict}. */

@@ -102,10 +102,26 @@ export interface Placer {
   readonly nodeCount: number
 }
 
-/** Creates an empty {@link Placer}. */
-export function createPlacer(): Placer {
-  return new PlacerImpl()
+/** What `createPlacer` takes. */
+export interface PlacerOptions {
+  /**
+   * Nodes to place on only after every other eligible node: ranked after the others (before nodes put last
+   * for their failures), still eligible when nothing else is. A new leader passes the nodes it has not heard
+   * from since its election (a dead manager's nodes, whose assignments wait until they reconnect elsewhere).
+   * Asked once per eligible node per batch of one service. Default: none.
+   */
+  placeLast?: (nodeId: string) => boolean
 }
+
+/** Creates an empty {@link Placer}. */
+export function createPlacer(options: PlacerOptions = {}): Placer {
+  if (options.placeLast !== undefined && typeof options.placeLast !== 'function')
+    throw typeError('options.placeLast', 'be a function')
+  return new PlacerImpl(options.placeLast)
+}
+
+/** The rank key of a node placed last (failures put a node last with a key of at least `MAX_FAILURES`). */
+const LAST = 0.5
 
 interface Request {
   serviceId: string
@@ -167,6 +183,11 @@ class PlacerImpl implements Placer {
   readonly #tasks = new Map<string, TaskAccount>()
   readonly #constraintCache = new Map<string, ConstraintSet | null>()
   #nextIndex = 0
+  readonly #placeLast: ((nodeId: string) => boolean) | undefined
+
+  constructor(placeLast?: (nodeId: string) => boolean) {
+    this.#placeLast = placeLast
+  }
 
   get nodeCount(): number {
     return this.#byId.size
@@ -486,7 +507,7 @@ class PlacerImpl implements Placer {
         const slot = info.scratch
         slotOf[i] = slot
         const failures = info.failures ? info.recentFailures(q.failureKey, now) : 0
-        heap.k0[i] = failures >= MAX_FAILURES ? failures : 0
+        heap.k0[i] = failures >= MAX_FAILURES ? failures : this.#placeLast?.(info.node.id) ? LAST : 0
         heap.k1[i] = info.byService.get(q.serviceId) ?? 0
         heap.k2[i] = info.total
         heap.pushUnordered(i)

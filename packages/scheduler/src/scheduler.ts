@@ -6,7 +6,7 @@ import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
 import { checkActivate, checkDeactivate } from './internal/standby.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
-import { type Assignment, createPlacer, type Placer } from './placement.js'
+import { type Assignment, createPlacer, type Placer, type PlacerOptions } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
 /** What `createScheduler` takes: the store, and optional clock, logger and batching limits. */
@@ -19,6 +19,8 @@ export interface SchedulerOptions {
   commitSize?: number
   /** Queue bound of the scheduler's watch; past it the scheduler resynchronizes from a view (default 1,000,000). */
   queueSize?: number
+  /** Nodes placed on only after every other eligible node (see {@link PlacerOptions.placeLast}). */
+  placeLast?: (nodeId: string) => boolean
   /**
    * Follow the store without acting: the placer and the pending tasks are kept in step with every commit,
    * but nothing is placed or written until {@link Scheduler.activate}. A manager that is not the leader keeps
@@ -80,6 +82,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     throw rangeError('options.queueSize', 'be an integer >= 1')
   if (options.standby !== undefined && typeof options.standby !== 'boolean')
     throw typeError('options.standby', 'be a boolean')
+  if (options.placeLast !== undefined && typeof options.placeLast !== 'function')
+    throw typeError('options.placeLast', 'be a function')
   return new SchedulerImpl(
     options.store,
     options.clock ?? systemClock,
@@ -87,11 +91,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     commitSize,
     queueSize,
     options.standby ?? false,
+    options.placeLast ? { placeLast: options.placeLast } : {},
   )
 }
 
 class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
-  readonly placer: Placer = createPlacer()
+  readonly placer: Placer
   /** Pending tasks not yet tried since they appeared. */
   #fresh = new Map<string, Task>()
   /** Pending tasks that could not be placed; retried when the cluster changes. */
@@ -112,8 +117,10 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     private readonly commitSize: number,
     queueSize: number,
     standby: boolean,
+    private readonly placerOptions: PlacerOptions,
   ) {
     super()
+    this.placer = createPlacer(placerOptions)
     this.#store = store
     this.#writer = store
     this.#standby = standby
@@ -199,7 +206,7 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
 
   /** Nodes at once; the tasks, read from the view now, are added in slices (the loop runs them). */
   #reset(tx: ReadTx): Iterator<unknown> {
-    const placer = createPlacer()
+    const placer = createPlacer(this.placerOptions)
     ;(this as { placer: Placer }).placer = placer
     this.#fresh.clear()
     this.#waiting.clear()

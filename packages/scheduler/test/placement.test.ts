@@ -192,6 +192,35 @@ describe('spread', () => {
     expect(later.assigned.map((a) => a.nodeId)).toEqual(['a', 'a'])
   })
 
+  it('places on the nodes of placeLast only after the others, and still when they are all there is', () => {
+    const last = new Set(['a'])
+    const p = createPlacer({ placeLast: (id) => last.has(id) })
+    for (const id of ['a', 'b', 'c']) p.setNode(node(id))
+    // Node a is the emptiest, and still gets nothing while b and c are eligible.
+    p.place(tasks(4, 'other').map((t) => ({ ...t, nodeId: '' })))
+    expect(spread(p, ['a', 'b', 'c'])).toEqual([0, 2, 2])
+    // Before a node that failed the service five times, though; and when nothing else is eligible.
+    for (const id of ['b', 'c']) {
+      const failed = task(`f-${id}`, 's', { nodeId: id })
+      for (let i = 0; i < 5; i++) p.recordFailure(failed, 1000 + i)
+    }
+    expect(p.place(tasks(2, 's'), 2000).assigned.map((x) => x.nodeId)).toEqual(['a', 'a'])
+    p.setNode(node('b', { state: 'down' }))
+    p.setNode(node('c', { state: 'down' }))
+    expect(p.place(tasks(1, 't')).assigned.map((x) => x.nodeId)).toEqual(['a'])
+    for (const id of ['b', 'c']) p.setNode(node(id))
+    // Heard again: ranked as any other (the emptiest first).
+    last.clear()
+    expect(spread(p, ['a', 'b', 'c'])).toEqual([3, 2, 2])
+    expect(
+      p
+        .place(tasks(3, 'u'))
+        .assigned.map((x) => x.nodeId)
+        .sort(),
+    ).toEqual(['a', 'b', 'c'])
+    expect(() => createPlacer({ placeLast: 1 as never })).toThrow(/options.placeLast/)
+  })
+
   it('splits evenly over label values first, hierarchically', () => {
     const p = createPlacer()
     // zone east has 1 node, zone west 3 nodes

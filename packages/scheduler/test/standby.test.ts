@@ -85,10 +85,15 @@ describe('standby', () => {
 
     expect(pair.errors).toEqual([])
     writer.open = true
+    const passes: { changes: number; busyMs: number }[] = []
+    pair.orchestrator.on('pass:done', (p) => passes.push(p))
     pair.orchestrator.activate()
     pair.scheduler.activate()
     expect(pair.orchestrator.standby).toBe(false)
     await h.settle()
+    // Each pass says what it wrote and its own time (the first one created the four tasks).
+    expect(passes[0]?.changes).toBe(4)
+    expect(passes.every((p) => p.busyMs >= 0 && Number.isFinite(p.busyMs))).toBe(true)
     expect(
       h
         .running(s.id)

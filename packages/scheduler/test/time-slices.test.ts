@@ -41,6 +41,13 @@ describe('TimeSlice', () => {
 })
 
 describe('SliceMeter', () => {
+  it("takes its budget from the job's meter when the meter has one", () => {
+    // (The orchestrator's first pass after activation runs in longer slices than the rest.)
+    expect(new TimeSlice(10, { busyMs: 0, budgetMs: 50 }).budgetMs).toBe(50)
+    expect(new TimeSlice(10, { busyMs: 0 }).budgetMs).toBe(10)
+    expect(new TimeSlice().budgetMs).toBe(10)
+  })
+
   it('adds the time a sliced job ran, not the time others ran between its slices', async () => {
     const meter = { busyMs: 0 }
     const slice = new TimeSlice(10, meter)

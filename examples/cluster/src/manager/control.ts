@@ -79,7 +79,7 @@ export function controlMethods(manager: ControlContext): Methods {
     'dispatcher.heard': {
       kind: 'call',
       roles: ['swarm-manager'],
-      handler: async (p: { nodeIds?: unknown }) => {
+      handler: async (p: { nodeIds?: unknown }, ctx) => {
         const ids = p?.nodeIds
         if (
           !Array.isArray(ids) ||
@@ -87,7 +87,8 @@ export function controlMethods(manager: ControlContext): Methods {
           !ids.every((id) => typeof id === 'string' && id.length <= 128)
         )
           throw new TypeError(`nodeIds: expected at most ${MAX_RELAYED} node IDs`)
-        d.heardElsewhere(ids)
+        // The calling manager relays these nodes: their liveness is judged by its relays (dispatcher.ts).
+        d.heardElsewhere(ids, nodeOf(ctx.identity))
       },
     },
     'manager.logs': {

@@ -87,6 +87,16 @@ export async function openReplication(options: ManagerOptions): Promise<Replicat
     maxProposalBytes: DEFAULT_MAX_COMMAND_BYTES + 64,
     electionTimeoutMs: [300, 600],
     heartbeatIntervalMs: 60,
+    // A leader steps down only after a quorum was silent for a whole CheckQuorum window of 3 s (so between 3
+    // and 6 s). With the election timeout's 300 ms a follower's stall of a few hundred ms (mostly a wait for
+    // one of two shared cores while a dead manager's nodes register) deposed the leader of a two-manager
+    // quorum, and a leader kill ran 2 to 7 elections (issue #18); on a loaded machine such stalls reach 1-2.3 s.
+    // The window decides nothing else: a dead leader is still replaced after the followers' election timeout
+    // (300-600 ms), and a stalled leader is not (it ignores their votes while it leads); lease reads still
+    // count acknowledgements within 300 ms; a leader cut off from the others commits nothing meanwhile, and
+    // its duties' writes are scoped to its term. (swarmkit's CheckQuorum waits ElectionTick 10 x 1 s; etcd's
+    // one to two election timeouts.)
+    checkQuorumMs: 3000,
     ...(options.snapshotInterval ? { snapshotThreshold: options.snapshotInterval } : {}),
     ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
   })

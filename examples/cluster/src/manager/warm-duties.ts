@@ -23,6 +23,8 @@ export class WarmDuties {
   constructor(
     private readonly store: ClusterStore,
     private readonly log: (line: string) => void,
+    /** The scheduler's nodes to place on last (the leader's nodes not heard since its election). */
+    private readonly placeLast?: (nodeId: string) => boolean,
   ) {}
 
   /** The pair acting for the leader now, if any. */
@@ -38,7 +40,11 @@ export class WarmDuties {
     const follower = dutyStore(this.store, () =>
       Promise.reject(new Error('a standby scheduler or orchestrator tried to write')),
     )
-    const scheduler = createScheduler({ store: follower, standby: true })
+    const scheduler = createScheduler({
+      store: follower,
+      standby: true,
+      ...(this.placeLast ? { placeLast: this.placeLast } : {}),
+    })
     const orchestrator = createOrchestrator({ store: follower, standby: true })
     scheduler.on('error', (err: unknown) => this.log(`scheduler: ${(err as Error).message}`))
     orchestrator.on('error', (err: unknown) => this.log(`orchestrator: ${(err as Error).message}`))

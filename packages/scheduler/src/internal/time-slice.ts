@@ -1,6 +1,8 @@
 /** Where a TimeSlice adds the time it ran before each yield (what a sliced job cost, without what ran between). */
 export interface SliceMeter {
   busyMs: number
+  /** The slices' length for the job this meter measures, when not the slice's own default. */
+  readonly budgetMs?: number
 }
 
 /**
@@ -13,10 +15,14 @@ export class TimeSlice {
   #start = performance.now()
   #calls = 0
 
+  readonly budgetMs: number
+
   constructor(
-    readonly budgetMs = 10,
+    budgetMs = 10,
     private readonly meter?: SliceMeter,
-  ) {}
+  ) {
+    this.budgetMs = meter?.budgetMs ?? budgetMs
+  }
 
   due(): boolean {
     if (++this.#calls < 32) return false
