@@ -525,6 +525,18 @@ const mutants = [
     tests: ['test/node.append-order.test.ts'],
   },
   {
+    name: 'apply-before-background-write',
+    what: "a Ready's committed entries are applied before its write in the background has started",
+    edits: [
+      [
+        'src/node.ts',
+        "          if (!inline && rd.committed.length > 0) {\n            await Promise.resolve()\n            if (this.state !== 'running') return\n          }\n",
+        '',
+      ],
+    ],
+    tests: ['test/node.append-order.test.ts'],
+  },
+  {
     name: 'leader-writes-inline',
     what: 'every member writes its log inline however many proposals wait (a leader stops taking them meanwhile)',
     edits: [

@@ -541,6 +541,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           saving = this.disk.save(update, inline)
           // Awaited below; this only keeps a failure from being reported as unhandled meanwhile.
           saving.catch(() => {})
+          // A write in the background starts in a microtask (FileLogStorage batches the saves of a turn): let it
+          // start before this Ready's committed entries are applied below, which runs the state machine on this
+          // thread and would hold the write back for as long as that takes (on a follower, the apply of the
+          // previous batch delayed the write of the next, and so its acknowledgement, by 0.1-0.4 ms).
+          if (!inline && rd.committed.length > 0) {
+            await Promise.resolve()
+            if (this.state !== 'running') return
+          }
         }
         // A snapshot from the leader is restored once durable, in order with the applies around it.
         if (rd.snapshot) applier.pushSnapshot(rd.snapshot, saving!)
