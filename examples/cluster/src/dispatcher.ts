@@ -423,10 +423,6 @@ export class Dispatcher implements DispatcherApi {
   }
 
   /**
-   * The node's complete set of tasks, then only the tasks that changed or left it, each message with the
-   * changes to the node's network view (assignment-stream.ts).
-   */
-  /**
    * Logs the first task in state `assigned` this manager's streams send after `label` (a leader change), with
    * how long after it: a failover's timeline, from the election to the first new work a worker is given.
    */
@@ -457,6 +453,10 @@ export class Dispatcher implements DispatcherApi {
     return relayer === undefined ? 'not heard' : `relayed by ${relayer}`
   }
 
+  /**
+   * The node's complete set of tasks, then only the tasks that changed or left it, each message with the
+   * changes to the node's network view (assignment-stream.ts).
+   */
   assignments(nodeId: string, signal: AbortSignal): AsyncIterable<AssignmentsMessage> {
     return assignmentStream(
       {
