@@ -367,7 +367,19 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       return
     }
     const now = this.clock.now()
-    const result = this.placer.place(batch, now)
+    // Placed `commitSize` at a time, the event loop free between (a pass of 20,000 tasks over 5,000 nodes
+    // held it for 100-250 ms at once); each slice sees what the ones before it placed, so the decisions are
+    // those of one placement. Events wait on the watch until the pass ends, as during its commits.
+    const result = this.placer.place(
+      batch.length > this.commitSize ? batch.slice(0, this.commitSize) : batch,
+      now,
+    )
+    for (let from = this.commitSize; from < batch.length; from += this.commitSize) {
+      await new Promise((r) => setImmediate(r))
+      const more = this.placer.place(batch.slice(from, from + this.commitSize), now)
+      for (const a of more.assigned) result.assigned.push(a)
+      for (const u of more.unplaced) result.unplaced.push(u)
+    }
     let assigned = 0
     const reasons = new Map<string, string>()
     for (const u of result.unplaced) {

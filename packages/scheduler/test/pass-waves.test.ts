@@ -75,7 +75,16 @@ describe('scheduler passes that give a node several tasks at once', () => {
     await h.addNodes(10)
     await h.addTasks(50)
     h.scheduler.start()
+    // Placed in slices of commitSize (the event loop free between them).
+    const placer = h.scheduler.placer
+    const slices: number[] = []
+    const place = placer.place.bind(placer)
+    placer.place = (tasks, now) => {
+      slices.push(tasks.length)
+      return place(tasks, now)
+    }
     await until(() => h.assigned())
+    expect(slices).toEqual([10, 10, 10, 10, 10])
     // One pass of 50 (5 per node on 10 nodes), written as 5 transactions of 10: each holds 2 nodes' 5 tasks.
     expect(h.passes).toEqual([50])
     expect(h.commits.size).toBe(5)
