@@ -57,6 +57,14 @@ export interface OrchestratorOptions {
   initialState?: 'pending' | 'new'
   /** Task creations per store transaction when scaling up (default 200, swarm's batch size). */
   commitSize?: number
+  /**
+   * Task creations per pass when scaling up (default 5 x `commitSize`), committed in transactions of
+   * `createCommitSize` (default `commitSize`). More per pass lets the scheduler place more at once, a node's
+   * share together (see the scheduler's `passPerNode`).
+   */
+  createsPerPass?: number
+  /** See `createsPerPass`. */
+  createCommitSize?: number
   /** Queue bound of the orchestrator's watch; past it the orchestrator resynchronizes (default 1,000,000). */
   queueSize?: number
   /**
@@ -110,6 +118,8 @@ export interface Orchestrator extends EventEmitter<OrchestratorEvents> {
   deactivate(): Promise<void>
   /** Whether it follows the store without acting (started with `standby` or deactivated, not activated since). */
   readonly standby: boolean
+  /** A pass is committing task creations (a scale-up) now: more pending tasks are on their way. */
+  readonly creating: boolean
 }
 
 /** Creates an {@link Orchestrator} for `options.store`. */
@@ -132,6 +142,11 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const queueSize = options.queueSize ?? 1_000_000
   if (!Number.isSafeInteger(queueSize) || queueSize < 1)
     throw new RangeError('options.queueSize: expected an integer >= 1')
+  for (const k of ['createsPerPass', 'createCommitSize'] as const) {
+    const v = options[k]
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1))
+      throw new RangeError(`options.${k}: expected an integer >= 1`)
+  }
   if (options.reconcile !== undefined && options.reconcile !== 'incremental' && options.reconcile !== 'full')
     throw new TypeError("options.reconcile: expected 'incremental' or 'full'")
   if (options.standby !== undefined && typeof options.standby !== 'boolean')
@@ -182,6 +197,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
   readonly #taskHistory: number | undefined
   readonly #initialState: 'pending' | 'new'
   readonly #commitSize: number
+  readonly #createsPerPass: number
+  readonly #createCommitSize: number
   readonly #loop: WatchLoop
 
   #services = new Map<string, Service>()
@@ -261,6 +278,8 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
     this.#taskHistory = options.taskHistory
     this.#initialState = options.initialState ?? 'pending'
     this.#commitSize = commitSize
+    this.#createsPerPass = options.createsPerPass ?? commitSize * BULK_CHUNKS
+    this.#createCommitSize = options.createCommitSize ?? commitSize
     this.#fullPasses = options.reconcile === 'full'
     this.#limits = (options.store as { limits?: Readonly<SpecLimits> }).limits ?? DEFAULT_SPEC_LIMITS
     this.#loop = new WatchLoop(
@@ -279,6 +298,12 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
 
   get standby(): boolean {
     return this.#standby
+  }
+
+  #creating = 0
+
+  get creating(): boolean {
+    return this.#creating > 0
   }
 
   start(): void {
@@ -516,7 +541,7 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
       }
       const tasks = this.#bySvc.get(id)?.size ?? 0
       const chunks = Math.max(BULK_CHUNKS, Math.ceil(tasks / TASKS_PER_CHANGE / this.#commitSize))
-      const plan = new Plan(this.#commitSize * chunks, this.#commitSize * BULK_CHUNKS, this.#commitSize)
+      const plan = new Plan(this.#commitSize * chunks, this.#createsPerPass, this.#commitSize)
       const meter: SliceMeter = budgetMs ? { busyMs: 0, budgetMs } : { busyMs: 0 }
       this.#passMeter = meter
       let again = false
@@ -602,11 +627,16 @@ class OrchestratorImpl extends EventEmitter<OrchestratorEvents> implements Orche
         if (chunk.ops.length) await this.#writer.update((tx) => this.#apply(tx, chunk.ops))
         for (const f of chunk.after) f()
       }
-      for (let i = 0; i < bulk.length; i += this.#commitSize) {
-        const chunk = bulk.slice(i, i + this.#commitSize)
-        await this.#writer.update((tx) => {
-          for (const t of chunk) tx.create('tasks', t)
-        })
+      if (bulk.length > 0) this.#creating++
+      try {
+        for (let i = 0; i < bulk.length; i += this.#createCommitSize) {
+          const chunk = bulk.slice(i, i + this.#createCommitSize)
+          await this.#writer.update((tx) => {
+            for (const t of chunk) tx.create('tasks', t)
+          })
+        }
+      } finally {
+        if (bulk.length > 0) this.#creating--
       }
       return true
     } catch (err) {

@@ -17,6 +17,28 @@ export interface SchedulerOptions {
   logger?: Logger
   /** Task updates per store transaction when writing decisions (default 1000). */
   commitSize?: number
+  /**
+   * Tasks placed per pass, per node in the cluster (default 0: a pass places `commitSize`). A pass places
+   * at most `max(commitSize, passPerNode x nodes)` tasks, and writes them grouped by node: a node's tasks of
+   * one pass are committed in one transaction (but where a group is larger than a transaction), so that
+   * its dispatcher sends them in one assignments message. At 5,000 nodes, 1,000 tasks per pass put at most
+   * one task on a node per commit: every task its own message, and its own status report.
+   */
+  passPerNode?: number
+  /**
+   * While pending tasks keep coming (another came less than this many milliseconds ago) and a pass would
+   * place fewer than it may, the pass waits for them, at most `passWaitMaxMs` after the first of them came
+   * (swarm's scheduler debounces commits the same way: 50 ms, at most 1 s). Default 0: no wait.
+   */
+  passWaitGapMs?: number
+  /** See `passWaitGapMs` (default 1000). */
+  passWaitMaxMs?: number
+  /**
+   * Whether more pending tasks are on their way now (e.g. the orchestrator is committing a scale-up): a
+   * pass that would place fewer than it may then waits for them too, at most `passWaitMaxMs` after the
+   * first pending task came, looking again at every commit and every 50 ms.
+   */
+  passWaitWhile?: () => boolean
   /** Queue bound of the scheduler's watch; past it the scheduler resynchronizes from a view (default 1,000,000). */
   queueSize?: number
   /** Nodes placed on only after every other eligible node (see {@link PlacerOptions.placeLast}). */
@@ -69,6 +91,8 @@ export interface Scheduler extends EventEmitter<SchedulerEvents> {
 }
 
 const ASSIGNED_MESSAGE = 'scheduler assigned task to node'
+/** How often a pass waiting on `passWaitWhile` looks again (besides at every commit). */
+const HOLD_POLL_MS = 50
 
 /** Creates a {@link Scheduler} for `options.store`. */
 export function createScheduler(options: SchedulerOptions): Scheduler {
@@ -84,6 +108,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     throw typeError('options.standby', 'be a boolean')
   if (options.placeLast !== undefined && typeof options.placeLast !== 'function')
     throw typeError('options.placeLast', 'be a function')
+  const passPerNode = options.passPerNode ?? 0
+  if (!Number.isFinite(passPerNode) || passPerNode < 0) throw rangeError('options.passPerNode', 'be >= 0')
+  const gap = options.passWaitGapMs ?? 0
+  const max = options.passWaitMaxMs ?? 1000
+  if (!Number.isFinite(gap) || gap < 0) throw rangeError('options.passWaitGapMs', 'be >= 0')
+  if (!Number.isFinite(max) || max < 0) throw rangeError('options.passWaitMaxMs', 'be >= 0')
+  const hold = options.passWaitWhile
+  if (hold !== undefined && typeof hold !== 'function')
+    throw typeError('options.passWaitWhile', 'be a function')
   return new SchedulerImpl(
     options.store,
     options.clock ?? systemClock,
@@ -92,6 +125,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     queueSize,
     options.standby ?? false,
     options.placeLast ? { placeLast: options.placeLast } : {},
+    { perNode: passPerNode, gapMs: gap, maxMs: max, hold },
   )
 }
 
@@ -109,6 +143,10 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   /** Where passes write: the store, or what `activate()` was given. */
   #writer: Pick<SchedulerStore, 'update'>
   #standby: boolean
+  /** When the oldest and the newest fresh task came (the clock's time), while a pass waits for more. */
+  #freshSince: number | undefined
+  #freshLast = 0
+  #waitTimer: (() => void) | undefined
 
   constructor(
     store: SchedulerStore,
@@ -118,6 +156,12 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     queueSize: number,
     standby: boolean,
     private readonly placerOptions: PlacerOptions,
+    private readonly passing: {
+      perNode: number
+      gapMs: number
+      maxMs: number
+      hold: (() => boolean) | undefined
+    },
   ) {
     super()
     this.placer = createPlacer(placerOptions)
@@ -171,6 +215,8 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
   #forgetDecisions(): void {
     this.#retry?.()
     this.#retry = undefined
+    this.#waitTimer?.()
+    this.#waitTimer = undefined
     for (const [id, t] of this.#waiting) this.#fresh.set(id, t)
     this.#waiting.clear()
     this.#changed = false
@@ -184,6 +230,8 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     this.#stopped = true
     this.#retry?.()
     this.#retry = undefined
+    this.#waitTimer?.()
+    this.#waitTimer = undefined
     await this.#loop.stop()
     for (const w of this.#waiters.splice(0)) w.resolve()
   }
@@ -249,42 +297,98 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     // (The size checks skip a lookup in the common case: the echo of a pass's assignments, maps empty.)
     if (isPending(t)) {
       if (this.#waiting.size > 0 && this.#waiting.has(t.id)) this.#waiting.set(t.id, t)
-      else this.#fresh.set(t.id, t)
+      else {
+        if ((this.passing.gapMs > 0 || this.passing.hold) && !this.#fresh.has(t.id)) {
+          this.#freshLast = this.clock.now()
+          this.#freshSince ??= this.#freshLast
+        }
+        this.#fresh.set(t.id, t)
+      }
     } else {
       if (this.#fresh.size > 0) this.#fresh.delete(t.id)
       if (this.#waiting.size > 0) this.#waiting.delete(t.id)
     }
   }
 
+  /** Tasks a pass may place: `commitSize`, or more in a large cluster (`passPerNode`). */
+  #passSize(): number {
+    return Math.max(this.commitSize, Math.floor(this.passing.perNode * this.placer.nodeCount))
+  }
+
+  /**
+   * Whether the pass should wait for more pending tasks (they keep coming, and there are fewer than a pass
+   * places); if so, a timer brings the loop back when the wait is over.
+   */
+  #holdFresh(size: number): boolean {
+    const { gapMs, maxMs, hold } = this.passing
+    if (this.#freshSince === undefined) return false
+    if (this.#changed || this.#fresh.size >= size || this.#waiters.length > 0) return false
+    const now = this.clock.now()
+    const end = this.#freshSince + maxMs
+    if (end <= now) return false
+    let until: number
+    if (hold?.()) until = Math.min(end, now + HOLD_POLL_MS)
+    else if (gapMs > 0 && this.#freshLast + gapMs > now) until = Math.min(this.#freshLast + gapMs, end)
+    else return false
+    this.#waitTimer?.()
+    this.#waitTimer = this.clock.setTimer(until - now, () => {
+      this.#waitTimer = undefined
+      this.#loop.kick()
+    })
+    return true
+  }
+
   async #pass(): Promise<void> {
+    const size = this.#passSize()
+    if (this.#holdFresh(size)) return
+    this.#waitTimer?.()
+    this.#waitTimer = undefined
+    this.#freshSince = undefined
     const batch: Task[] = []
     if (this.#changed) {
       for (const t of this.#waiting.values()) batch.push(t)
       this.#waiting.clear()
       this.#changed = false
     }
-    // New tasks at most `commitSize` per pass (a pass is one synchronous placement: a create of 50,000 tasks
+    // New tasks at most `size` per pass (a pass is one synchronous placement: a create of 50,000 tasks
     // placed at once held the event loop for seconds); the loop comes back at once for the rest.
     for (const t of this.#fresh.values()) {
-      if (batch.length >= this.commitSize) break
+      if (batch.length >= size) break
       batch.push(t)
     }
     for (const t of batch) this.#fresh.delete(t.id)
-    if (this.#fresh.size > 0) this.#loop.kick()
+    if (this.#fresh.size > 0) {
+      // What is left came before this pass: the next one takes it without waiting.
+      this.#freshSince = undefined
+      this.#loop.kick()
+    }
     if (batch.length === 0) {
       for (const w of this.#waiters.splice(0)) w.resolve()
       return
     }
     const now = this.clock.now()
-    const result = this.placer.place(batch, now)
+    // Placed `commitSize` at a time, the event loop free between (a pass of 20,000 tasks over 5,000 nodes
+    // held it for 100-250 ms at once); each slice sees what the ones before it placed, so the decisions are
+    // those of one placement. Events wait on the watch until the pass ends, as during its commits.
+    const result = this.placer.place(
+      batch.length > this.commitSize ? batch.slice(0, this.commitSize) : batch,
+      now,
+    )
+    for (let from = this.commitSize; from < batch.length; from += this.commitSize) {
+      await new Promise((r) => setImmediate(r))
+      const more = this.placer.place(batch.slice(from, from + this.commitSize), now)
+      for (const a of more.assigned) result.assigned.push(a)
+      for (const u of more.unplaced) result.unplaced.push(u)
+    }
     let assigned = 0
     const reasons = new Map<string, string>()
     for (const u of result.unplaced) {
       reasons.set(u.task.id, u.reason)
       this.#waiting.set(u.task.id, u.task)
     }
-    // The writes: every assignment, then every unplaced task whose reason changed, `commitSize` per transaction.
-    const assignments = result.assigned
+    // The writes: every assignment, a node's together, then every unplaced task whose reason changed,
+    // `commitSize` per transaction.
+    const assignments = byNode(result.assigned)
     const notes: { id: string; reason: string }[] = []
     for (const [id, reason] of reasons) {
       const t = this.#waiting.get(id)
@@ -339,4 +443,21 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
     this.emit('pass:done', { assigned, unplaced: result.unplaced.length })
     if (this.#fresh.size === 0 && !this.#changed) for (const w of this.#waiters.splice(0)) w.resolve()
   }
+}
+
+/**
+ * The assignments with each node's together, nodes in the order they first come (the order within a node
+ * kept): a node's tasks of one pass then commit in one transaction, and reach it in one message.
+ */
+function byNode(assigned: readonly Assignment[]): readonly Assignment[] {
+  const groups = new Map<string, Assignment[]>()
+  for (const a of assigned) {
+    const g = groups.get(a.nodeId)
+    if (g) g.push(a)
+    else groups.set(a.nodeId, [a])
+  }
+  if (groups.size === assigned.length) return assigned
+  const out: Assignment[] = []
+  for (const g of groups.values()) for (const a of g) out.push(a)
+  return out
 }

@@ -9,6 +9,16 @@ import { createOrchestrator, createScheduler, type Orchestrator, type Scheduler 
 import type { ClusterStore } from '@swarmkit/store'
 import { dutyStore, scopedStore } from '../leader-scope.js'
 
+/**
+ * A large create goes out in waves that give each node several tasks at once: the orchestrator creates up
+ * to 20,000 tasks per pass (in transactions of 1,000), the scheduler waits while it commits them (at most
+ * 3 s) and places up to 4 per node in a pass, a node's together in one transaction. Each node's
+ * dispatcher then sends them in one message, and its agent reports them in one call: at 5,000 nodes, 1,000
+ * tasks per pass put one task on a node per commit, and every task cost a message and a report of its own.
+ */
+const SCHEDULER_PASSES = { passPerNode: 4, passWaitMaxMs: 3000 } as const
+const SCALE_UP = { createsPerPass: 20_000, createCommitSize: 1000 } as const
+
 export interface Duties {
   readonly scheduler: Scheduler
   readonly orchestrator: Orchestrator
@@ -40,12 +50,14 @@ export class WarmDuties {
     const follower = dutyStore(this.store, () =>
       Promise.reject(new Error('a standby scheduler or orchestrator tried to write')),
     )
+    const orchestrator = createOrchestrator({ store: follower, standby: true, ...SCALE_UP })
     const scheduler = createScheduler({
       store: follower,
       standby: true,
       ...(this.placeLast ? { placeLast: this.placeLast } : {}),
+      ...SCHEDULER_PASSES,
+      passWaitWhile: () => orchestrator.creating,
     })
-    const orchestrator = createOrchestrator({ store: follower, standby: true })
     scheduler.on('error', (err: unknown) => this.log(`scheduler: ${(err as Error).message}`))
     orchestrator.on('error', (err: unknown) => this.log(`orchestrator: ${(err as Error).message}`))
     scheduler.start()

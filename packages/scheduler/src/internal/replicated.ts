@@ -149,6 +149,8 @@ export async function reconcileReplicated(
       if (plan.bulkFull) break
       while (state.live.has(++slot));
       plan.bulk.push(host.newTask(svc, slot, '', now, 'running'))
+      // (A pass may create tens of thousands: in slices too.)
+      if (slice.due()) await slice.yield()
     }
     // The slots just created become live when their tasks' events come, before the next pass.
     state.freeFrom = slot + 1
