@@ -340,11 +340,16 @@ export class Manager {
         )
       }
       placed.clear()
-      if (ms > 10_000 || !this.#leading) {
-        scheduler.off('pass:done', onPass)
-        watch.close()
-      }
+      if (!this.#leading) end()
     }
+    // Ended by time, not by a pass: a deposed leader's scheduler makes none, and its watch would stay.
+    const end = () => {
+      clearTimeout(timer)
+      scheduler.off('pass:done', onPass)
+      watch.close()
+    }
+    const timer = setTimeout(end, 10_000)
+    timer.unref()
     scheduler.on('pass:done', onPass)
   }
 

@@ -6,6 +6,7 @@ import { rangeError, typeError } from './internal/check.js'
 import { WatchLoop } from './internal/loop.js'
 import { checkActivate, checkDeactivate } from './internal/standby.js'
 import { holdsNode, isFailure, isPending } from './internal/task-state.js'
+import { TimeSlice } from './internal/time-slice.js'
 import { type Assignment, createPlacer, type Placer, type PlacerOptions } from './placement.js'
 import { checkStore, type Logger, type SchedulerStore, silentLogger } from './store.js'
 
@@ -374,8 +375,9 @@ class SchedulerImpl extends EventEmitter<SchedulerEvents> implements Scheduler {
       batch.length > this.commitSize ? batch.slice(0, this.commitSize) : batch,
       now,
     )
+    const slice = new TimeSlice()
     for (let from = this.commitSize; from < batch.length; from += this.commitSize) {
-      await new Promise((r) => setImmediate(r))
+      await slice.yield()
       const more = this.placer.place(batch.slice(from, from + this.commitSize), now)
       for (const a of more.assigned) result.assigned.push(a)
       for (const u of more.unplaced) result.unplaced.push(u)
